@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages waitroom's tests and demo need on a fresh Debian / Raspberry Pi OS machine.
+# Runs apt-get when we are root (or have sudo); otherwise names the packages in one clear message.
+set -euo pipefail
+
+PACKAGES=(
+  mosquitto mosquitto-clients      # the production broker; tests run a real one
+  espeak-ng libespeak-ng1          # offline speech for announcements (pyttsx3 driver)
+  fonts-dejavu-core                # display and ticket fonts with umlauts
+  chromium                         # headless browser for end-to-end tests (driven by Playwright)
+  debootstrap                      # throwaway bookworm root for the Ansible test
+  openssl                          # office CA and certificates
+  sox                              # measuring synthesized audio in tests
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else
+  echo "waitroom: these Debian packages are missing and I cannot install them without root:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The Debian package starts a system mosquitto on :1883; waitroom's tests and demo run their own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+fi

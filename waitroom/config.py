@@ -1,0 +1,280 @@
+"""Office configuration: one YAML file per office, validated at load.
+
+Validation runs in two stages, as in mqtt-io: the schema (types, unknown keys, formats) and then the
+cross-references (a counter names a service that does not exist, a node names a counter that does not exist).
+All errors are collected and reported by path; ``waitroom check-config FILE`` prints them and exits 1.
+Every key has a description in its ``Field``; docs/configuration.md is generated from these models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from waitroom.contract import ID_RE, Role
+from waitroom.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Id = Annotated[str, Field(pattern=ID_RE.pattern, description="id of [a-z0-9_-], 1-32 characters")]
+HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="time of day HH:MM")]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Texts(Strict):
+    """A user-facing text in German (required) and English (optional, falls back to German)."""
+
+    de: str = Field(min_length=1, description="German text", examples=["Personalausweis / Reisepass"])
+    en: str | None = Field(None, description="English text", examples=["ID card / passport"])
+
+    def get(self, lang: str) -> str:
+        return (self.en if lang == "en" else None) or self.de
+
+
+class OfficeInfo(Strict):
+    id: Id = Field(description="office id, used in every MQTT topic", examples=["mitte"])
+    name: str = Field(min_length=1, description="office name shown on tickets and displays",
+                      examples=["Bürgerbüro Mitte"])
+    timezone: str = Field("Europe/Berlin", description="IANA time zone of the office")
+    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[HHMM, HHMM]] = Field(
+        default_factory=lambda: {d: ("08:00", "18:00") for d in WEEKDAYS[:5]},
+        description="opening hours per weekday [open, close]; a missing day is closed",
+        examples=[{"mon": ["08:00", "16:00"], "thu": ["10:00", "18:00"]}])
+    ticket_start: int = Field(1, ge=0, le=899, description="first ticket number of each day and service")
+    public_url: str = Field("http://127.0.0.1:8080", description="base URL of the web app, used in QR codes",
+                            examples=["https://warten.example-stadt.de"])
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def today(self, now: float) -> str:
+        return dt.datetime.fromtimestamp(now, self.tz).date().isoformat()
+
+    def opening(self, now: float) -> tuple[float, float] | None:
+        """(open, close) epoch seconds of the day containing ``now``, or None when closed that day."""
+        local = dt.datetime.fromtimestamp(now, self.tz)
+        span = self.hours.get(WEEKDAYS[local.weekday()])
+        if not span:
+            return None
+        def at(hhmm: str) -> float:
+            h, m = map(int, hhmm.split(":"))
+            return local.replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
+        return at(span[0]), at(span[1])
+
+
+class Service(Strict):
+    id: Id = Field(description="service id", examples=["pass"])
+    prefix: str = Field(pattern=r"^[A-Z]$", description="ticket letter; numbers count per prefix",
+                        examples=["A"])
+    name: Texts = Field(description="service name on buttons, tickets, displays")
+    mean_service_min: float = Field(8.0, gt=0, le=240,
+                                    description="expected minutes per citizen until the office has learned it")
+    walk_in: bool = Field(True, description="whether the dispensers offer this service to walk-ins")
+
+
+class Counter(Strict):
+    id: Id = Field(description="counter id", examples=["c1"])
+    name: Texts = Field(description="counter name on displays", examples=[{"de": "Schalter 1"}])
+    spoken: Texts | None = Field(None, description="how announcements say the counter; default: name",
+                                 examples=[{"de": "Schalter eins", "en": "counter one"}])
+    services: list[Id] = Field(min_length=1, description="services this counter serves (skills)")
+    zone: Id = Field("main", description="display zone (e.g. a floor); displays can show one zone only")
+    initially: Literal["open", "closed"] = Field("closed", description="state when the day starts")
+
+
+class Node(Strict):
+    id: Id = Field(description="node id = MQTT user name", examples=["disp-1"])
+    role: Literal["dispenser", "display", "counter", "assist", "web"] = Field(description="what the node is")
+    counter: Id | None = Field(None, description="counter node: the counter it operates")
+    services: list[Id] | None = Field(None, description="dispenser: services on its buttons, in order")
+    zone: Id | None = Field(None, description="display: show only calls of counters in this zone")
+    name: Texts | None = Field(None, description="assist terminal: name shown to staff")
+    pins: dict[str, int | str] = Field(default_factory=dict,
+                                       description="GPIO pin map (BCM numbers or names); default from the role's "
+                                                   "pin map in firmware_config/")
+    options: dict[str, Any] = Field(default_factory=dict, description="role-specific settings")
+
+
+class Tls(Strict):
+    ca: str = Field(description="CA certificate file")
+    cert: str | None = Field(None, description="client certificate file (optional)")
+    key: str | None = Field(None, description="client key file (optional)")
+
+
+class Broker(Strict):
+    host: str = Field("127.0.0.1", description="MQTT broker host")
+    port: int = Field(1883, ge=1, le=65535, description="MQTT broker port (8883 with TLS)")
+    tls: Tls | None = Field(None, description="TLS settings; omit for a plain local listener")
+    username: str | None = Field(None, description="MQTT user; default: the node id")
+    password_file: str | None = Field(None, description="file holding this node's MQTT password "
+                                                        "(or set WAITROOM_MQTT_PASSWORD)")
+    keepalive: int = Field(30, ge=5, le=600, description="MQTT keepalive seconds")
+
+
+class ControllerSettings(Strict):
+    database: str = Field("waitroom.db", description="SQLite event log (WAL); a relative path is inside the data directory (--data-dir, $WAITROOM_DATA_DIR, default ./var)")
+    recent_calls: int = Field(10, ge=1, le=50, description="calls kept in the state snapshot")
+    assist_escalate_s: list[int] = Field([120, 300], description="seconds unacknowledged until escalation "
+                                                               "level 1 (all counters), 2 (manager)")
+
+
+class Config(Strict):
+    office: OfficeInfo
+    services: list[Service] = Field(min_length=1)
+    counters: list[Counter] = Field(min_length=1)
+    nodes: list[Node] = Field(default_factory=list)
+    broker: Broker = Field(default_factory=Broker)
+    controller: ControllerSettings = Field(default_factory=ControllerSettings)
+    steering: dict[str, Any] = Field(default_factory=dict, description="steering rules (see docs)")
+    display: dict[str, Any] = Field(default_factory=dict, description="display and announcement settings")
+    printer: dict[str, Any] = Field(default_factory=dict, description="ticket printer settings")
+    web: dict[str, Any] = Field(default_factory=dict, description="web app settings")
+
+    # -- look-ups
+    def service(self, sid: str) -> Service:
+        return next(s for s in self.services if s.id == sid)
+
+    def counter(self, cid: str) -> Counter:
+        return next(c for c in self.counters if c.id == cid)
+
+    def node(self, nid: str) -> Node:
+        return next(n for n in self.nodes if n.id == nid)
+
+    @property
+    def service_ids(self) -> set[str]:
+        return {s.id for s in self.services}
+
+    @property
+    def counter_ids(self) -> set[str]:
+        return {c.id for c in self.counters}
+
+    def role_of(self, node_id: str) -> Role | None:
+        if node_id == "controller":
+            return Role.CONTROLLER
+        for n in self.nodes:
+            if n.id == node_id:
+                return Role(n.role)
+        return None
+
+
+def _cross_check(cfg: Config) -> list[str]:
+    errors: list[str] = []
+
+    def dupes(items: list[Any], key: str, path: str) -> None:
+        seen: set[Any] = set()
+        for i, item in enumerate(items):
+            v = getattr(item, key)
+            if v in seen:
+                errors.append(f"{path}[{i}].{key}: duplicate {key} {v!r}")
+            seen.add(v)
+
+    dupes(cfg.services, "id", "services")
+    dupes(cfg.services, "prefix", "services")
+    dupes(cfg.counters, "id", "counters")
+    dupes(cfg.nodes, "id", "nodes")
+    sids, cids = cfg.service_ids, cfg.counter_ids
+    for i, c in enumerate(cfg.counters):
+        for j, s in enumerate(c.services):
+            if s not in sids:
+                errors.append(f"counters[{i}].services[{j}]: unknown service {s!r} (known: {', '.join(sorted(sids))})")
+    for i, n in enumerate(cfg.nodes):
+        p = f"nodes[{i}]"
+        if n.id == "controller":
+            errors.append(f"{p}.id: 'controller' is reserved for the controller")
+        if n.role == "counter":
+            if n.counter is None:
+                errors.append(f"{p}.counter: a counter node must name its counter")
+            elif n.counter not in cids:
+                errors.append(f"{p}.counter: unknown counter {n.counter!r} (known: {', '.join(sorted(cids))})")
+        elif n.counter is not None:
+            errors.append(f"{p}.counter: only counter nodes operate a counter")
+        if n.role == "dispenser":
+            for j, s in enumerate(n.services or []):
+                if s not in sids:
+                    errors.append(f"{p}.services[{j}]: unknown service {s!r}")
+        elif n.services is not None:
+            errors.append(f"{p}.services: only dispensers have service buttons")
+        if n.zone is not None and n.role != "display":
+            errors.append(f"{p}.zone: only displays have a zone")
+        if n.role == "display" and n.zone and n.zone not in {c.zone for c in cfg.counters}:
+            errors.append(f"{p}.zone: no counter is in zone {n.zone!r}")
+    o = cfg.office
+    for day, (a, b) in o.hours.items():
+        if a >= b:
+            errors.append(f"office.hours.{day}: opening {a} is not before closing {b}")
+    return errors
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse(data: Any, source: str = "<config>") -> Config:
+    """Validate a decoded YAML document; raise ConfigError listing every problem by path."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): the file must be a YAML mapping"])
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        errs = []
+        for e in exc.errors():
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see docs/configuration.md)"
+            errs.append(f"{_fmt_loc(e['loc'])}: {msg}")
+        raise ConfigError(source, errs) from None
+    errors = _cross_check(cfg)
+    if errors:
+        raise ConfigError(source, errors)
+    return cfg
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Load and validate an office configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), [f"(file): cannot read: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(p), [f"(yaml): {exc}"]) from None
+    cfg = parse(data, str(p))
+    log.debug("loaded configuration %s for office %s", p, cfg.office.id)
+    return cfg
+
+
+def resolve_path(config_file: str | os.PathLike[str] | None, value: str) -> Path:
+    """A path from the configuration, relative to the configuration file's folder."""
+    p = Path(value)
+    if p.is_absolute() or config_file is None:
+        return p
+    return Path(config_file).resolve().parent / p
+
+
+EXAMPLE_CONFIG = Path(__file__).with_name("examples") / "office.yaml"

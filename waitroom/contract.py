@@ -1,0 +1,400 @@
+"""The MQTT contract: every topic, payload shape, QoS/retain rule, operation and error code.
+
+This module is the only place that builds or parses topic strings. Nodes, the controller, the web app,
+the broker ACL generator and the documentation (docs/mqtt-contract.md) all take their names from here.
+
+Topic tree (plain MQTT 3.1.1, JSON payloads, UTF-8)::
+
+    waitroom/v1/<office>/state                       retained office snapshot     controller -> all
+    waitroom/v1/<office>/public                      retained public waits        controller -> all, bridged
+    waitroom/v1/<office>/event/<kind>                call / assist / intake       controller -> all
+    waitroom/v1/<office>/node/<node>/status          retained online/offline      node (will) -> all
+    waitroom/v1/<office>/node/<node>/health          retained health + heartbeat  node -> all
+    waitroom/v1/<office>/node/<node>/cmd             commands                     node -> controller
+    waitroom/v1/<office>/node/<node>/reply           one reply per command        controller -> node
+    waitroom/v1/<office>/node/<node>/sim             simulated button presses     demo web -> node (demo only)
+
+A node publishes only below ``node/<its own id>/``, so a broker ACL ``pattern write .../node/%u/#``
+confines its credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+CONTRACT_VERSION = 1
+ROOT = f"waitroom/v{CONTRACT_VERSION}"
+MAX_PAYLOAD_BYTES = 16 * 1024
+ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+CONTROLLER_NODE_ID = "controller"
+
+
+class Role(StrEnum):
+    """What a node is; decides which operations it may send and which topics it may use."""
+
+    CONTROLLER = "controller"
+    DISPENSER = "dispenser"
+    DISPLAY = "display"
+    COUNTER = "counter"
+    ASSIST = "assist"
+    WEB = "web"
+
+
+class EventKind(StrEnum):
+    CALL = "call"
+    ASSIST = "assist"
+    INTAKE = "intake"
+    TICKET = "ticket"
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes carried in error replies. Never renamed; new ones are only added."""
+
+    BAD_JSON = "bad_json"
+    BAD_REQUEST = "bad_request"
+    TOO_LARGE = "too_large"
+    UNKNOWN_OP = "unknown_op"
+    FORBIDDEN = "forbidden"
+    UNKNOWN_NODE = "unknown_node"
+    UNKNOWN_SERVICE = "unknown_service"
+    UNKNOWN_COUNTER = "unknown_counter"
+    UNKNOWN_TICKET = "unknown_ticket"
+    UNKNOWN_REQUEST = "unknown_assistance"
+    UNKNOWN_APPOINTMENT = "unknown_appointment"
+    APPOINTMENT_EXPIRED = "appointment_expired"
+    NOBODY_WAITING = "nobody_waiting"
+    NOT_SERVING = "not_serving"
+    COUNTER_CLOSED = "counter_closed"
+    INVALID_STATE = "invalid_state"
+    INTAKE_STOPPED = "intake_stopped"
+    OFFICE_CLOSED = "office_closed"
+    DUPLICATE = "duplicate"
+    INTERNAL = "internal"
+
+
+ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
+    ErrorCode.BAD_JSON: "the payload is not a JSON object in UTF-8",
+    ErrorCode.BAD_REQUEST: "a field is missing, has the wrong type or an invalid value",
+    ErrorCode.TOO_LARGE: f"the payload is larger than {MAX_PAYLOAD_BYTES} bytes",
+    ErrorCode.UNKNOWN_OP: "the operation name is not part of this contract version",
+    ErrorCode.FORBIDDEN: "this node's role may not use the operation, or not for that counter/terminal",
+    ErrorCode.UNKNOWN_NODE: "the node id in the topic is not in the office configuration",
+    ErrorCode.UNKNOWN_SERVICE: "no service with that id",
+    ErrorCode.UNKNOWN_COUNTER: "no counter with that id",
+    ErrorCode.UNKNOWN_TICKET: "no ticket with that number or id today in a state the operation accepts",
+    ErrorCode.UNKNOWN_REQUEST: "no open assistance request with that id",
+    ErrorCode.UNKNOWN_APPOINTMENT: "no appointment with that booking code",
+    ErrorCode.APPOINTMENT_EXPIRED: "the appointment was on another day, or its check-in window has passed",
+    ErrorCode.NOBODY_WAITING: "no ticket is waiting for the services of this counter",
+    ErrorCode.NOT_SERVING: "the counter has no called ticket to recall / finish",
+    ErrorCode.COUNTER_CLOSED: "the counter is closed or paused; open it first",
+    ErrorCode.INVALID_STATE: "the operation does not fit the current state (e.g. already acknowledged)",
+    ErrorCode.INTAKE_STOPPED: "the service takes no more walk-in tickets today (Annahmeschluss)",
+    ErrorCode.OFFICE_CLOSED: "the office is closed",
+    ErrorCode.DUPLICATE: "the same request id was used with different content",
+    ErrorCode.INTERNAL: "the controller failed; the command had no effect and may be retried",
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One command operation: its name, the roles that may send it and its arguments."""
+
+    name: str
+    roles: frozenset[Role]
+    args: dict[str, str]  # argument name -> short description (type in brackets)
+    required: tuple[str, ...]
+    summary: str
+    example_args: dict[str, Any] = field(default_factory=dict)
+    example_result: dict[str, Any] = field(default_factory=dict)
+
+
+_STAFF = frozenset({Role.COUNTER, Role.WEB})
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in [
+        Op("ticket.issue", frozenset({Role.DISPENSER, Role.WEB}),
+           {"service": "[id] service id", "priority": "[bool] priority ticket (counted)",
+            "lang": "[de|en] ticket language"},
+           ("service",), "Issue a walk-in ticket for a service.",
+           {"service": "pass"},
+           {"ticket": {"id": "7f3a9c2e1b", "number": "A012", "service": "pass", "ahead": 3,
+                       "eta_min": 14, "issued_at": 1764000000.0}}),
+        Op("ticket.cancel", frozenset({Role.DISPENSER, Role.WEB}),
+           {"ticket": "[str] ticket number or id", "reason": "[str] e.g. print_failed"},
+           ("ticket",), "Withdraw a waiting ticket (a dispenser: only its own, e.g. when printing failed).",
+           {"ticket": "A012", "reason": "print_failed"}, {"ticket": {"number": "A012", "state": "cancelled"}}),
+        Op("ticket.lease", frozenset({Role.DISPENSER}),
+           {"service": "[id] service id", "count": "[int 1..200] how many numbers"},
+           ("service",), "Reserve a block of numbers for offline issuing.",
+           {"service": "pass", "count": 20}, {"lease": {"service": "pass", "prefix": "A", "first": 900,
+                                                          "count": 20, "day": "2026-11-24"}}),
+        Op("ticket.report_offline", frozenset({Role.DISPENSER}),
+           {"service": "[id]", "number": "[int] number from a lease", "issued_at": "[float] epoch seconds",
+            "priority": "[bool]"},
+           ("service", "number", "issued_at"), "Report a ticket issued offline from a leased block.",
+           {"service": "pass", "number": 901, "issued_at": 1764000000.0},
+           {"ticket": {"number": "A901", "service": "pass"}}),
+        Op("appointment.book", frozenset({Role.WEB}),
+           {"code": "[str] booking code", "service": "[id]", "slot": "[float] epoch seconds of the slot"},
+           ("code", "service", "slot"), "Enter an appointment into today's book (no personal data).",
+           {"code": "K7P2Q", "service": "pass", "slot": 1764003600.0}, {"appointment": {"code": "K7P2Q"}}),
+        Op("appointment.checkin", frozenset({Role.DISPENSER, Role.WEB}),
+           {"code": "[str] booking code typed or scanned"},
+           ("code",), "Check in an appointment holder; issues their ticket.",
+           {"code": "K7P2Q"}, {"ticket": {"number": "T003", "service": "pass", "appointment": 1764003600.0}}),
+        Op("counter.call_next", _STAFF, {"counter": "[id]"}, ("counter",),
+           "Call the next ticket chosen by the steering rules; finishes the current one as served.",
+           {"counter": "c3"}, {"call": {"ticket": "A012", "counter": "c3", "reason": "longest waiting"}}),
+        Op("counter.recall", _STAFF, {"counter": "[id]"}, ("counter",),
+           "Call the current ticket again (shown and announced again).",
+           {"counter": "c3"}, {"call": {"ticket": "A012", "counter": "c3", "recall": True}}),
+        Op("counter.served", _STAFF, {"counter": "[id]"}, ("counter",), "Mark the current ticket as served.",
+           {"counter": "c3"}, {"ticket": {"number": "A012", "state": "served"}}),
+        Op("counter.no_show", _STAFF, {"counter": "[id]"}, ("counter",),
+           "Mark the current ticket as not appeared.", {"counter": "c3"},
+           {"ticket": {"number": "A012", "state": "no_show"}}),
+        Op("counter.transfer", _STAFF,
+           {"counter": "[id]", "service": "[id] target service", "to_counter": "[id] target counter"},
+           ("counter",), "Send the current ticket on to another service or counter, keeping its arrival time.",
+           {"counter": "c3", "service": "dl"}, {"ticket": {"number": "A012", "state": "waiting"}}),
+        Op("counter.park", _STAFF, {"counter": "[id]"}, ("counter",),
+           "Park the current ticket (e.g. the citizen fetches a document).", {"counter": "c3"},
+           {"ticket": {"number": "A012", "state": "parked"}}),
+        Op("counter.call_ticket", _STAFF, {"counter": "[id]", "ticket": "[str] number or id"},
+           ("counter", "ticket"), "Call a specific waiting or parked ticket.",
+           {"counter": "c3", "ticket": "A012"}, {"call": {"ticket": "A012", "counter": "c3"}}),
+        Op("counter.open", _STAFF, {"counter": "[id]"}, ("counter",), "Open the counter.",
+           {"counter": "c3"}, {"counter": {"id": "c3", "state": "open"}}),
+        Op("counter.pause", _STAFF, {"counter": "[id]", "reason": "[str] e.g. break"}, ("counter",),
+           "Pause the counter with a reason.", {"counter": "c3", "reason": "break"},
+           {"counter": {"id": "c3", "state": "paused"}}),
+        Op("counter.close", _STAFF, {"counter": "[id]"}, ("counter",), "Close the counter.",
+           {"counter": "c3"}, {"counter": {"id": "c3", "state": "closed"}}),
+        Op("assist.request", frozenset({Role.ASSIST, Role.WEB}), {"terminal": "[id] the terminal node"},
+           ("terminal",), "Ask for help at a self-service terminal.", {"terminal": "sb1"},
+           {"assist": {"id": "h7", "terminal": "sb1", "state": "pending"}}),
+        Op("assist.cancel", frozenset({Role.ASSIST, Role.WEB}), {"terminal": "[id]", "request": "[str]"},
+           ("terminal",), "Withdraw the open request of a terminal.", {"terminal": "sb1"},
+           {"assist": {"id": "h7", "state": "cancelled"}}),
+        Op("assist.acknowledge", _STAFF, {"request": "[str] request id", "counter": "[id] who comes"},
+           ("request",), "A staff member is on the way.", {"request": "h7", "counter": "c3"},
+           {"assist": {"id": "h7", "state": "acknowledged"}}),
+        Op("assist.resolve", _STAFF, {"request": "[str] request id", "counter": "[id]"}, ("request",),
+           "The citizen has been helped.", {"request": "h7"}, {"assist": {"id": "h7", "state": "resolved"}}),
+        Op("intake.set", frozenset({Role.WEB}),
+           {"service": "[id]", "open": "[bool]", "reason": "[str]", "auto": "[bool] back to automatic"},
+           ("service",), "Manually stop or reopen walk-in intake for a service, or return it to automatic.",
+           {"service": "dl", "open": False, "reason": "Annahmeschluss"},
+           {"intake": {"service": "dl", "open": False}}),
+    ]
+}
+
+# The operations each role may send (derived, for docs and ACL comments).
+ROLE_OPS: dict[Role, list[str]] = {r: sorted(n for n, op in OPS.items() if r in op.roles) for r in Role}
+
+# QoS and retain per message type.
+QOS = {"state": 1, "public": 1, "event": 1, "status": 1, "health": 0, "cmd": 1, "reply": 1, "sim": 0}
+RETAIN = {"state": True, "public": True, "event": False, "status": True, "health": True, "cmd": False,
+          "reply": False, "sim": False}
+
+
+class ContractError(ValueError):
+    """A topic or payload does not follow the MQTT contract."""
+
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_id(value: object, what: str = "id") -> str:
+    """Return ``value`` if it is a valid id (``[a-z0-9_-]``, 1-32 characters), else raise ContractError."""
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise ContractError(ErrorCode.BAD_REQUEST, f"{what} {value!r} is not a valid id: use 1-32 of [a-z0-9_-]")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- topics
+@dataclass(frozen=True)
+class Topics:
+    """Topic builders for one office."""
+
+    office: str
+
+    def __post_init__(self) -> None:
+        check_id(self.office, "office")
+
+    @property
+    def base(self) -> str:
+        return f"{ROOT}/{self.office}"
+
+    def state(self) -> str:
+        return f"{self.base}/state"
+
+    def public(self) -> str:
+        return f"{self.base}/public"
+
+    def event(self, kind: EventKind | str) -> str:
+        return f"{self.base}/event/{EventKind(kind).value}"
+
+    def events(self) -> str:
+        """Subscription filter for every event kind."""
+        return f"{self.base}/event/+"
+
+    def node(self, node_id: str, kind: str) -> str:
+        check_id(node_id, "node")
+        if kind not in ("status", "health", "cmd", "reply", "sim"):
+            raise ValueError(f"unknown node topic kind {kind!r}")
+        return f"{self.base}/node/{node_id}/{kind}"
+
+    def status(self, node_id: str) -> str:
+        return self.node(node_id, "status")
+
+    def health(self, node_id: str) -> str:
+        return self.node(node_id, "health")
+
+    def cmd(self, node_id: str) -> str:
+        return self.node(node_id, "cmd")
+
+    def reply(self, node_id: str) -> str:
+        return self.node(node_id, "reply")
+
+    def sim(self, node_id: str) -> str:
+        return self.node(node_id, "sim")
+
+    def all_nodes(self, kind: str) -> str:
+        """Subscription filter, e.g. every node's cmd topic."""
+        return f"{self.base}/node/+/{kind}"
+
+    def parse_node_topic(self, topic: str) -> tuple[str, str]:
+        """Split ``.../node/<id>/<kind>`` into (node id, kind); raise ContractError otherwise."""
+        prefix = f"{self.base}/node/"
+        if not topic.startswith(prefix):
+            raise ContractError(ErrorCode.BAD_REQUEST, f"topic {topic!r} is not a node topic of {self.office}")
+        parts = topic[len(prefix):].split("/")
+        if len(parts) != 2 or not ID_RE.match(parts[0]):
+            raise ContractError(ErrorCode.BAD_REQUEST, f"topic {topic!r} is not <node>/<kind>")
+        return parts[0], parts[1]
+
+
+def validate_publish_topic(topic: str) -> str:
+    """Publish topics carry no wildcards and stay under the versioned root."""
+    if "+" in topic or "#" in topic or not topic.startswith(ROOT + "/"):
+        raise ValueError(f"not a publishable waitroom topic: {topic!r}")
+    return topic
+
+
+def validate_subscribe_filter(topic: str) -> str:
+    """Subscription filters may use + and # as whole levels only (# last)."""
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if ("+" in level and level != "+") or ("#" in level and (level != "#" or i != len(levels) - 1)):
+            raise ValueError(f"invalid subscription filter: {topic!r}")
+    return topic
+
+
+# --------------------------------------------------------------------------------------------- payloads
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    """Decode a JSON object payload or raise ContractError(bad_json / too_large)."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise ContractError(ErrorCode.TOO_LARGE, f"payload has {len(raw)} bytes, limit {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(ErrorCode.BAD_JSON, f"payload is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ContractError(ErrorCode.BAD_JSON, "payload must be a JSON object")
+    return data
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def command(op: str, args: dict[str, Any] | None = None, request_id: str | None = None) -> dict[str, Any]:
+    """Build a command payload."""
+    if op not in OPS:
+        raise ValueError(f"unknown operation {op!r}")
+    return {"id": request_id or new_request_id(), "op": op, "args": args or {}}
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    op: Op
+    args: dict[str, Any]
+
+
+def parse_command(data: dict[str, Any], role: Role) -> Command:
+    """Validate a decoded command for a node of ``role``; raise ContractError with a stable code."""
+    rid = data.get("id")
+    if not isinstance(rid, str) or not REQUEST_ID_RE.match(rid):
+        raise ContractError(ErrorCode.BAD_REQUEST, "field 'id' must be a request id of 1-64 [A-Za-z0-9_.:-]")
+    name = data.get("op")
+    if not isinstance(name, str) or name not in OPS:
+        raise ContractError(ErrorCode.UNKNOWN_OP, f"unknown operation {name!r}; known: {', '.join(sorted(OPS))}")
+    op = OPS[name]
+    if role not in op.roles:
+        raise ContractError(ErrorCode.FORBIDDEN, f"a {role.value} node may not use {name}")
+    args = data.get("args", {})
+    if not isinstance(args, dict):
+        raise ContractError(ErrorCode.BAD_REQUEST, "field 'args' must be an object")
+    unknown = sorted(set(args) - set(op.args))
+    if unknown:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"{name}: unknown argument(s) {', '.join(unknown)}")
+    missing = [a for a in op.required if a not in args]
+    if missing:
+        raise ContractError(ErrorCode.BAD_REQUEST, f"{name}: missing argument(s) {', '.join(missing)}")
+    return Command(rid, op, args)
+
+
+def ok_reply(request_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {"id": request_id, "ok": True, "result": result}
+
+
+def error_reply(request_id: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
+    return {"id": request_id, "ok": False, "error": {"code": code.value, "message": message}}
+
+
+def status_payload(node_id: str, role: Role | str, online: bool, version: str = "") -> dict[str, Any]:
+    return {"node": node_id, "role": str(role), "status": "online" if online else "offline",
+            "version": version, "ts": round(time.time(), 3)}
+
+
+# ------------------------------------------------------------------------------------------------- ACL
+def acl_rules(office: str) -> list[tuple[Role, str, str]]:
+    """Broker ACL as (role, access, topic pattern); ``%u`` is the node's MQTT user name = its node id.
+
+    Every role reads the public office state and events; each writes only below its own node id.
+    """
+    t = Topics(office)
+    own = f"{t.base}/node/%u"
+    common_read = [("read", t.state()), ("read", t.public()), ("read", t.events()),
+                   ("read", f"{own}/reply"), ("read", f"{own}/sim")]
+    node_write = [("write", f"{own}/status"), ("write", f"{own}/health")]
+    rules: list[tuple[Role, str, str]] = []
+    for role in Role:
+        if role is Role.CONTROLLER:
+            rules += [(role, "readwrite", f"{t.base}/#")]
+            continue
+        entries = list(common_read) + list(node_write)
+        if ROLE_OPS[role]:
+            entries.append(("write", f"{own}/cmd"))
+        if role is Role.WEB:
+            # The web app shows node health and drives the demo's virtual buttons.
+            entries += [("read", t.all_nodes("status")), ("read", t.all_nodes("health")),
+                        ("write", t.all_nodes("sim"))]
+        rules += [(role, access, topic) for access, topic in entries]
+    return rules

@@ -1,0 +1,105 @@
+"""The controller's durable event log: SQLite in WAL mode, one row per event, plus the reply of every command.
+
+A command's events and its reply are written in one transaction, committed (synchronous=FULL) before the reply
+or any event is published. Replaying ``events`` rebuilds the state; ``replies`` makes commands idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq   INTEGER PRIMARY KEY,
+    ts    REAL NOT NULL,
+    type  TEXT NOT NULL,
+    data  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_type ON events(type);
+CREATE TABLE IF NOT EXISTS replies (
+    node   TEXT NOT NULL,
+    rid    TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    reply  TEXT NOT NULL,
+    ts     REAL NOT NULL,
+    PRIMARY KEY (node, rid)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+SCHEMA_VERSION = "1"
+
+
+class EventStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def last_seq(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+
+    def commit(self, events: list[dict[str, Any]], reply: tuple[str, str, str, dict[str, Any]] | None) -> None:
+        """Append events (which carry their ``seq``) and a command's reply in one transaction."""
+        with self._tx():
+            self.db.executemany(
+                "INSERT INTO events (seq, ts, type, data) VALUES (?, ?, ?, ?)",
+                [(e["seq"], e["ts"], e["type"], json.dumps(e, ensure_ascii=False)) for e in events])
+            if reply is not None:
+                node, rid, digest, body = reply
+                self.db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)",
+                                (node, rid, digest, json.dumps(body, ensure_ascii=False), time.time()))
+
+    def reply_for(self, node: str, rid: str) -> tuple[str, dict[str, Any]] | None:
+        row = self.db.execute("SELECT digest, reply FROM replies WHERE node=? AND rid=?", (node, rid)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def prune_replies(self, older_than: float) -> int:
+        with self._tx():
+            return self.db.execute("DELETE FROM replies WHERE ts < ?", (older_than,)).rowcount
+
+    def events_since_day_start(self) -> Iterator[dict[str, Any]]:
+        """Events from the last ``day_started`` on: enough to rebuild today's state."""
+        row = self.db.execute("SELECT MAX(seq) FROM events WHERE type='day_started'").fetchone()
+        start = row[0] or 0
+        for (data,) in self.db.execute("SELECT data FROM events WHERE seq >= ? ORDER BY seq", (start,)):
+            yield json.loads(data)
+
+    def events(self, since_ts: float = 0.0, until_ts: float = float("inf"),
+               types: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
+        q = "SELECT data FROM events WHERE ts >= ? AND ts < ?"
+        args: list[Any] = [since_ts, until_ts if until_ts != float("inf") else 1e18]
+        if types:
+            q += f" AND type IN ({','.join('?' * len(types))})"
+            args += list(types)
+        for (data,) in self.db.execute(q + " ORDER BY seq", args):
+            yield json.loads(data)
+
+    def _tx(self) -> _Tx:
+        return _Tx(self.db)
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
