@@ -1,0 +1,232 @@
+"""Thin hardware adapters for the edge nodes: the only module here that imports gpiozero.
+
+- ``pin_factory(name)``: gpiozero's pin factory from configuration (``mock`` on a laptop, in the demo and in
+  tests; ``lgpio`` on a Pi 5 / bookworm; ``None`` = gpiozero's default, $GPIOZERO_PIN_FACTORY).
+- ``PressButton``: a button with our own debounce (gpiozero's MockPin does not simulate contact bounce, and
+  the kernel's edge timing differs per Pi model), short press and long press (hold) callbacks.
+- ``Lamp``: an LED with the patterns the nodes use (off, on, slow/fast blink, pulse count).
+- ``SimInput``: the demo's virtual buttons. A JSON message on the node's ``sim`` topic drives the mock pin,
+  so a press from the web page runs exactly the code path of a real press.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gpiozero import LED, Button, Device
+from gpiozero.pins.mock import MockFactory, MockPin
+
+from waitroom import contract
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+def pin_factory(name: str | None) -> Any:
+    """Return a gpiozero pin factory for ``name`` ('mock', 'lgpio', 'rpigpio', 'native') or None for default."""
+    if name in (None, "", "default"):
+        return None
+    if name == "mock":
+        return MockFactory()
+    from gpiozero.pins import lgpio, native  # noqa: F401 - availability differs per platform
+
+    factories = {"lgpio": "gpiozero.pins.lgpio:LGPIOFactory", "rpigpio": "gpiozero.pins.rpigpio:RPiGPIOFactory",
+                 "native": "gpiozero.pins.native:NativeFactory"}
+    if name not in factories:
+        raise ValueError(f"unknown pin factory {name!r}; use mock, lgpio, rpigpio or native")
+    module, cls = factories[name].split(":")
+    import importlib
+
+    return getattr(importlib.import_module(module), cls)()
+
+
+class PressButton:
+    """A push button (to ground, internal pull-up) with software debounce and short/long press detection.
+
+    ``on_press`` fires on release after a press shorter than ``long_press_s``; ``on_long_press`` fires once
+    while the button is still held ``long_press_s``. Edges closer than ``debounce_s`` to the last accepted
+    edge are ignored (contact bounce).
+    """
+
+    def __init__(self, pin: int | str, *, factory: Any = None, debounce_s: float = 0.03,
+                 long_press_s: float | None = None, clock: Clock = time.monotonic, name: str = ""):
+        self.name = name or str(pin)
+        self.debounce_s = debounce_s
+        self.long_press_s = long_press_s
+        self.clock = clock
+        self.on_press: Callable[[], None] | None = None
+        self.on_long_press: Callable[[], None] | None = None
+        self._down_at: float | None = None
+        self._last_edge = -1e9
+        self._long_fired = False
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self.button = Button(pin, pull_up=True, bounce_time=None, pin_factory=factory)
+        self.button.when_pressed = self._pressed
+        self.button.when_released = self._released
+        self.presses = 0  # accepted presses (for health and tests)
+        self.bounces = 0  # ignored edges
+
+    @property
+    def pin(self) -> Any:
+        return self.button.pin
+
+    @property
+    def is_pressed(self) -> bool:
+        return self._down_at is not None
+
+    def _accept_edge(self) -> bool:
+        now = self.clock()
+        if now - self._last_edge < self.debounce_s:
+            self.bounces += 1
+            return False
+        self._last_edge = now
+        return True
+
+    def _pressed(self) -> None:
+        with self._lock:
+            if self._down_at is not None or not self._accept_edge():
+                return
+            self._down_at = self.clock()
+            self._long_fired = False
+            if self.long_press_s and self.on_long_press:
+                self._timer = threading.Timer(self.long_press_s, self._held)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _held(self) -> None:
+        with self._lock:
+            if self._down_at is None or self._long_fired:
+                return
+            self._long_fired = True
+        log.debug("button %s: long press", self.name)
+        self._fire(self.on_long_press)
+
+    def _released(self) -> None:
+        with self._lock:
+            if self._down_at is None or not self._accept_edge():
+                return
+            held = self.clock() - self._down_at
+            self._down_at = None
+            if self._timer:
+                self._timer.cancel()
+                self._timer = None
+            long_press = self.long_press_s is not None and held >= self.long_press_s
+            if long_press and not self._long_fired and self.on_long_press:
+                self._long_fired = True
+                callback = self.on_long_press
+            elif self._long_fired:
+                return
+            else:
+                callback = self.on_press
+            self.presses += 1
+        log.debug("button %s: %s press (%.0f ms)", self.name, "long" if long_press else "short", held * 1000)
+        self._fire(callback)
+
+    def _fire(self, callback: Callable[[], None] | None) -> None:
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception:
+            log.exception("button %s handler failed", self.name)
+
+    def close(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        self.button.close()
+
+
+class Lamp:
+    """An LED with named patterns: 'off', 'on', 'blink' (1 Hz), 'fast' (4 Hz), 'flash' (n short flashes)."""
+
+    PATTERNS = {"blink": (0.5, 0.5), "fast": (0.125, 0.125)}
+
+    def __init__(self, pin: int | str, *, factory: Any = None, name: str = ""):
+        self.name = name or str(pin)
+        self.led = LED(pin, pin_factory=factory)
+        self.pattern = "off"
+
+    @property
+    def pin(self) -> Any:
+        return self.led.pin
+
+    @property
+    def is_lit(self) -> bool:
+        return bool(self.led.is_lit)
+
+    def set(self, pattern: str, n: int | None = None) -> None:
+        if pattern == self.pattern and pattern != "flash":
+            return
+        self.pattern = pattern
+        if pattern == "off":
+            self.led.off()
+        elif pattern == "on":
+            self.led.on()
+        elif pattern in self.PATTERNS:
+            on, off = self.PATTERNS[pattern]
+            self.led.blink(on_time=on, off_time=off, background=True)
+        elif pattern == "flash":
+            self.led.blink(on_time=0.1, off_time=0.1, n=n or 3, background=True)
+        else:
+            raise ValueError(f"unknown LED pattern {pattern!r}")
+
+    def close(self) -> None:
+        self.led.close()
+
+
+class SimInput:
+    """Drive mock pins from the node's ``sim`` topic (the demo's virtual buttons).
+
+    Payload: ``{"button": "<name>", "action": "press" | "hold" | "down" | "up", "ms": 120}``. ``press`` is
+    a short press, ``hold`` a long press (default 2 s). Only works with the mock pin factory.
+    """
+
+    def __init__(self, runtime: Any, buttons: dict[str, PressButton]):
+        self.runtime = runtime
+        self.buttons = buttons
+        runtime.subscribe(runtime.topics.sim(runtime.node_id), self._on_sim)
+
+    def _on_sim(self, topic: str, payload: bytes) -> None:
+        try:
+            data = contract.decode(payload)
+        except contract.ContractError as exc:
+            log.warning("ignored sim message: %s", exc)
+            return
+        name, action = data.get("button"), data.get("action", "press")
+        button = self.buttons.get(str(name))
+        if button is None or not isinstance(button.pin, MockPin):
+            log.warning("sim: no simulated button %r on %s", name, self.runtime.node_id)
+            return
+        default_ms = 2500 if action == "hold" else 120
+        ms = data.get("ms", default_ms)
+        ms = ms if isinstance(ms, int | float) and 0 < ms <= 10000 else default_ms
+        threading.Thread(target=self.drive, args=(button, str(action), ms / 1000), daemon=True).start()
+
+    @staticmethod
+    def drive(button: PressButton, action: str, seconds: float) -> None:
+        pin = button.pin
+        if action in ("press", "hold"):
+            pin.drive_low()
+            time.sleep(seconds)
+            pin.drive_high()
+        elif action == "down":
+            pin.drive_low()
+        elif action == "up":
+            pin.drive_high()
+
+
+def close_all(devices: list[Any]) -> None:
+    for d in devices:
+        try:
+            d.close()
+        except Exception:
+            log.debug("closing %r", d, exc_info=True)
+
+
+__all__ = ["Device", "Lamp", "PressButton", "SimInput", "close_all", "pin_factory"]

@@ -1,0 +1,127 @@
+"""Shared fixtures: a real mosquitto on a free loopback port, the example office bound to it, a running
+controller, node runtimes, and gpiozero's mock pin factory.
+
+System tools (mosquitto, espeak-ng, chromium, debootstrap) are required through ``require_tool``: a missing
+tool skips the test with the install hint on a developer machine, and fails it in CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from waitroom import config
+from waitroom.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+
+def require_tool(name: str, package: str, *candidates: str) -> str:
+    """Path of a system tool; skip (developer machine) or fail (CI) when it is missing."""
+    for c in (name, *candidates):
+        found = shutil.which(c) or (c if os.path.isabs(c) and os.path.exists(c) else None)
+        if found:
+            return found
+    message = f"{name} is missing: apt-get install {package} (or: make sysdeps)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def mosquitto_bin() -> str:
+    return require_tool("mosquitto", "mosquitto", "/usr/sbin/mosquitto")
+
+
+@pytest.fixture(scope="session")
+def broker(mosquitto_bin: str) -> Iterator[object]:
+    """A real mosquitto with the project's local configuration, for the whole session."""
+    from mqtt_broker.local import Mosquitto
+
+    with Mosquitto() as m:
+        yield m
+
+
+@pytest.fixture
+def fresh_broker(mosquitto_bin: str) -> Iterator[object]:
+    """A mosquitto of its own for tests that stop or restart the broker."""
+    from mqtt_broker.local import Mosquitto
+
+    with Mosquitto() as m:
+        yield m
+
+
+def office_config(port: int, office_id: str = "mitte", **updates: object) -> Config:
+    """The bundled example office, bound to a broker port (and a unique office id to isolate tests)."""
+    cfg = config.load(config.EXAMPLE_CONFIG)
+    office = cfg.office.model_copy(update={"id": office_id})
+    return cfg.model_copy(update={"office": office, "broker": cfg.broker.model_copy(update={"port": port}),
+                                  **updates})
+
+
+_office_counter = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def cfg(broker: object) -> Config:
+    """The example office on the session broker, with an office id of its own for each test."""
+    return office_config(broker.port, office_id=f"t{next(_office_counter)}")
+
+
+@pytest.fixture
+def controller(cfg: Config, tmp_path: Path) -> Iterator[object]:
+    from waitroom.service import ControllerService
+
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert svc.start(wait=10)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def node(cfg: Config) -> Iterator[Callable[[str], object]]:
+    """Factory for started node runtimes of the test's office: node('disp-1')."""
+    from waitroom.node import NodeRuntime
+
+    started: list[NodeRuntime] = []
+
+    def make(node_id: str) -> NodeRuntime:
+        rt = NodeRuntime(cfg, node_id)
+        assert rt.start(wait=10)
+        started.append(rt)
+        return rt
+
+    yield make
+    for rt in started:
+        rt.stop()
+
+
+@pytest.fixture
+def mock_pins() -> Iterator[object]:
+    """gpiozero's mock pin factory, installed for the test and restored afterwards."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    old = Device.pin_factory
+    Device.pin_factory = factory = MockFactory()
+    try:
+        yield factory
+    finally:
+        factory.reset()
+        Device.pin_factory = old

@@ -1,0 +1,179 @@
+"""The ``waitroom`` command: one entry point with subcommands for every process of an office."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from waitroom import __version__, config
+from waitroom.errors import ConfigError
+
+log = logging.getLogger("waitroom")
+
+# Node roles -> "module:factory". A factory takes (runtime, cfg, node, *, pins, simulate) and returns an object
+# with start() and stop(); the same code runs on a Pi and, with pins="mock", on a laptop or in the demo.
+NODE_ROLES: dict[str, str] = {
+    "dispenser": "edge.dispenser:create",
+    "counter": "edge.counter:create",
+    "assist": "edge.assist:create",
+    "display": "displays.node:create",
+}
+# Modules that add their own subcommands with register(subparsers).
+COMMAND_MODULES = ["waitroom.web.cli", "waitroom.sim.cli", "mqtt_broker.cli", "waitroom.demo"]
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Log to stderr; under systemd (JOURNAL_STREAM set) without our own timestamp, journald adds one."""
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr,
+                        force=True)
+    for noisy in ("transitions", "amqtt", "werkzeug", "waitroom.paho"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def load_config(path: str) -> config.Config:
+    try:
+        return config.load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def data_dir(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "data_dir", None) or os.environ.get("WAITROOM_DATA_DIR") or "var")
+
+
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", default=os.environ.get("WAITROOM_CONFIG", str(config.EXAMPLE_CONFIG)),
+                   help="office configuration file (default: $WAITROOM_CONFIG or the bundled example office)")
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = config.load(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK - office {cfg.office.id} ({cfg.office.name}): {len(cfg.services)} services, "
+          f"{len(cfg.counters)} counters, {len(cfg.nodes)} nodes")
+    return 0
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    from waitroom.service import ControllerService
+
+    cfg = load_config(args.config)
+    db = Path(cfg.controller.database)
+    if not db.is_absolute():
+        db = data_dir(args) / db
+    svc = ControllerService(cfg, str(db))
+    if not svc.start(wait=args.wait):
+        log.warning("broker %s:%d not reachable yet; retrying in the background", cfg.broker.host, cfg.broker.port)
+    log.info("controller for office %s running (event log %s)", cfg.office.id, db)
+    wait_for_signal()
+    svc.stop()
+    log.info("controller stopped")
+    return 0
+
+
+def resolve_factory(role: str) -> Callable[..., Any]:
+    module, func = NODE_ROLES[role].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from edge.hardware import pin_factory
+    from waitroom.node import NodeRuntime
+
+    cfg = load_config(args.config)
+    try:
+        node = cfg.node(args.node)
+    except StopIteration:
+        print(f"{args.config}: no node {args.node!r} (nodes: {', '.join(n.id for n in cfg.nodes)})",
+              file=sys.stderr)
+        return 1
+    if node.role != args.role:
+        print(f"node {node.id} is a {node.role}, not a {args.role}", file=sys.stderr)
+        return 1
+    runtime = NodeRuntime(cfg, node.id)
+    pins = pin_factory(args.pins or os.environ.get("GPIOZERO_PIN_FACTORY"))
+    instance = resolve_factory(args.role)(runtime, cfg, node, pins=pins, simulate=args.simulate)
+    runtime.start(wait=args.wait)
+    instance.start()
+    log.info("%s node %s running", args.role, node.id)
+    wait_for_signal()
+    instance.stop()
+    runtime.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="waitroom", description="Queue management for citizen-service offices.")
+    parser.add_argument("--version", action="version", version=f"waitroom {__version__}")
+    parser.add_argument("--log-level", default=os.environ.get("WAITROOM_LOG_LEVEL", "INFO"),
+                        help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check-config", help="validate an office configuration file and exit (1 on errors)")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("controller", help="run the office controller (owns the queue)")
+    add_config_arg(p)
+    p.add_argument("--data-dir", help="folder of the event log (default $WAITROOM_DATA_DIR or ./var)")
+    p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the broker at start")
+    p.set_defaults(func=cmd_controller)
+
+    p = sub.add_parser("node", help="run one node (dispenser, display, counter, assist)")
+    p.add_argument("role", choices=sorted(NODE_ROLES))
+    add_config_arg(p)
+    p.add_argument("--node", "-n", required=True, help="node id from the configuration")
+    p.add_argument("--pins", help="gpiozero pin factory: mock, lgpio, rpigpio, native (default: gpiozero's)")
+    p.add_argument("--simulate", action="store_true",
+                   help="accept virtual button presses on the node's sim topic (demo; needs --pins mock)")
+    p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the broker at start")
+    p.set_defaults(func=cmd_node)
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
