@@ -56,6 +56,7 @@ class Mosquitto:
                                     "(or run: make sysdeps)")
         self.port = port or free_port()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="waitroom-mosquitto-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
         self.config = config or render_local_config(self.port, self.workdir / "mosquitto.conf")
         self.proc: subprocess.Popen[bytes] | None = None

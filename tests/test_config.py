@@ -1,0 +1,108 @@
+"""Configuration: the schema, the cross-references, and `waitroom check-config`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from waitroom import config
+from waitroom.errors import ConfigError
+
+
+def example() -> dict:
+    return yaml.safe_load(config.EXAMPLE_CONFIG.read_text())
+
+
+def errors_of(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        config.parse(data)
+    return exc.value.errors
+
+
+def test_example_office_is_valid():
+    cfg = config.load(config.EXAMPLE_CONFIG)
+    assert cfg.office.id == "mitte" and len(cfg.services) == 4 and len(cfg.counters) == 5
+    assert cfg.role_of("counter-1").value == "counter" and cfg.role_of("nobody") is None
+
+
+def test_unknown_keys_are_errors_with_their_path():
+    data = example()
+    data["services"][1]["colour"] = "red"
+    data["office"]["opening"] = {}
+    errs = errors_of(data)
+    assert any(e.startswith("services[1].colour: unknown key") for e in errs)
+    assert any(e.startswith("office.opening: unknown key") for e in errs)
+
+
+def test_broken_references_are_all_listed():
+    data = example()
+    data["counters"][0]["services"].append("passport")
+    data["nodes"].append({"id": "counter-9", "role": "counter", "counter": "c9"})
+    data["nodes"].append({"id": "disp-2", "role": "dispenser", "services": ["mars"]})
+    data["nodes"].append({"id": "disp-1", "role": "display"})
+    errs = errors_of(data)
+    assert "counters[0].services[2]: unknown service 'passport' (known: fuehrerschein, melde, pass, sonstiges)" in errs
+    assert any(e.startswith("nodes[8].counter: unknown counter 'c9'") for e in errs)
+    assert "nodes[9].services[0]: unknown service 'mars'" in errs
+    assert "nodes[10].id: duplicate id 'disp-1'" in errs
+    assert len(errs) == 4
+
+
+@pytest.mark.parametrize("path,value,needle", [
+    (("office", "id"), "Mitte!", "office.id"),
+    (("office", "timezone"), "Mars/Olympus", "office.timezone"),
+    (("office", "hours"), {"mon": ["18:00", "08:00"]}, "office.hours.mon"),
+    (("office", "hours"), {"mon": ["8", "18:00"]}, "office.hours.mon"),
+    (("services",), [], "services"),
+    (("broker", "port"), 70000, "broker.port"),
+])
+def test_bad_values_name_the_key(path, value, needle):
+    data = example()
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert any(e.startswith(needle) for e in errors_of(data)), errors_of(data)
+
+
+def test_duplicate_prefix_is_an_error():
+    data = example()
+    data["services"][1]["prefix"] = "A"
+    assert "services[1].prefix: duplicate prefix 'A'" in errors_of(data)
+
+
+def test_check_config_command(tmp_path):
+    good = subprocess.run([sys.executable, "-m", "waitroom.cli", "check-config", str(config.EXAMPLE_CONFIG)],
+                          capture_output=True, text=True)
+    assert good.returncode == 0 and "OK" in good.stdout
+    data = example()
+    data["counters"][2]["services"] = ["nix"]
+    bad_file = tmp_path / "office.yaml"
+    bad_file.write_text(yaml.safe_dump(data))
+    bad = subprocess.run([sys.executable, "-m", "waitroom.cli", "check-config", str(bad_file)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "counters[2].services[0]: unknown service 'nix'" in bad.stderr
+    missing = subprocess.run([sys.executable, "-m", "waitroom.cli", "check-config", str(tmp_path / "none.yaml")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("office: [unclosed")
+    out = subprocess.run([sys.executable, "-m", "waitroom.cli", "check-config", str(broken)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "(yaml)" in out.stderr
+
+
+def test_opening_hours(tmp_path):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    o = config.load(config.EXAMPLE_CONFIG).office
+    wed = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    opened, closed = o.opening(wed.timestamp())
+    assert dt.datetime.fromtimestamp(closed, ZoneInfo("Europe/Berlin")).hour == 13
+    assert o.opening((wed + dt.timedelta(days=4)).timestamp()) is None  # Sunday
+    assert o.today(wed.timestamp()) == "2026-11-25"

@@ -1,0 +1,273 @@
+"""The controller's operations on a real SQLite event log, without a broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from waitroom import config, contract
+from waitroom.controller import Office
+from waitroom.store import EventStore
+
+TZ = ZoneInfo("Europe/Berlin")
+MONDAY_9 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=TZ).timestamp()
+
+
+class Clock:
+    def __init__(self, t: float = MONDAY_9):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def cfg():
+    return config.load(config.EXAMPLE_CONFIG)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def office(cfg, tmp_path, clock):
+    store = EventStore(tmp_path / "events.db")
+    yield Office(cfg, store, clock=clock)
+    store.close()
+
+
+def cmd(office: Office, node: str, op: str, rid: str | None = None, **args):
+    payload = contract.encode(contract.command(op, args, rid))
+    return office.handle(node, payload)
+
+
+def ok(office: Office, node: str, op: str, **args):
+    out = cmd(office, node, op, **args)
+    assert out.reply["ok"], out.reply
+    return out.reply["result"]
+
+
+def err(office: Office, node: str, op: str, **args) -> str:
+    out = cmd(office, node, op, **args)
+    assert out.reply["ok"] is False, out.reply
+    assert out.reply["error"]["message"]
+    return out.reply["error"]["code"]
+
+
+def test_numbers_per_prefix_and_day(office, clock):
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A001"
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A002"
+    assert ok(office, "disp-1", "ticket.issue", service="melde")["ticket"]["number"] == "B001"
+    clock.t += 86400  # next day: numbering restarts, yesterday's waiting tickets expire
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A001"
+    assert len(office.state.waiting()) == 1
+
+
+def test_ticket_start_is_configurable(cfg, tmp_path, clock):
+    cfg = cfg.model_copy(update={"office": cfg.office.model_copy(update={"ticket_start": 100})})
+    office = Office(cfg, EventStore(tmp_path / "e.db"), clock=clock)
+    assert ok(office, "disp-1", "ticket.issue", service="sonstiges")["ticket"]["number"] == "D100"
+
+
+def test_counter_calls_only_its_services_priority_first_then_longest_waiting(office, clock):
+    ok(office, "disp-1", "ticket.issue", service="fuehrerschein")  # C001: c1 does not serve it
+    clock.t += 10
+    ok(office, "disp-1", "ticket.issue", service="melde")  # B001
+    clock.t += 10
+    ok(office, "disp-1", "ticket.issue", service="pass")  # A001
+    clock.t += 10
+    ok(office, "web", "ticket.issue", service="pass", priority=True)  # A002 priority
+    calls = [ok(office, "counter-1", "counter.call_next", counter="c1")["call"]["ticket"] for _ in range(3)]
+    assert calls == ["A002", "B001", "A001"]
+    assert err(office, "counter-1", "counter.call_next", counter="c1") == "nobody_waiting"
+    # the last call was finished as served by the refused call_next: its effect is kept
+    assert office.state.ticket("A001").state == "served"
+    assert ok(office, "counter-4", "counter.call_next", counter="c4")["call"]["ticket"] == "C001"
+
+
+def test_recall_served_no_show_and_call_events(office):
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    out = cmd(office, "counter-1", "counter.call_next", counter="c1")
+    (kind, call), *_ = [m for m in office.event_messages(out.events) if m[0] == "call"]
+    assert call["ticket"] == "A001" and call["counter"] == "c1" and call["spoken"]["de"] == "Schalter eins"
+    out = cmd(office, "counter-1", "counter.recall", counter="c1")
+    assert [p["recall"] for k, p in office.event_messages(out.events) if k == "call"] == [True]
+    assert ok(office, "counter-1", "counter.no_show", counter="c1")["ticket"]["state"] == "no_show"
+    assert err(office, "counter-1", "counter.served", counter="c1") == "not_serving"
+    ok(office, "counter-1", "counter.call_next", counter="c1")
+    assert ok(office, "counter-1", "counter.served", counter="c1")["ticket"] == {"number": "A002", "state": "served"}
+
+
+def test_transfer_keeps_arrival_time(office, clock):
+    a = ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]
+    clock.t += 600
+    ok(office, "disp-1", "ticket.issue", service="fuehrerschein")  # C001, arrived later
+    ok(office, "counter-1", "counter.call_next", counter="c1")
+    ok(office, "counter-1", "counter.transfer", counter="c1", service="fuehrerschein")
+    t = office.state.ticket("A001")
+    assert t.state == "waiting" and t.service == "fuehrerschein" and t.issued_at == a["issued_at"]
+    # at the driving-licence counter, the transferred ticket is first: it arrived earlier
+    assert ok(office, "counter-4", "counter.call_next", counter="c4")["call"]["ticket"] == "A001"
+    # transfer to a named counter: only that counter may call it
+    ok(office, "counter-4", "counter.transfer", counter="c4", to_counter="c2")
+    assert err(office, "counter-1", "counter.call_next", counter="c1") == "nobody_waiting"
+    assert office.state.ticket("A001").state == "waiting"
+    assert ok(office, "counter-2", "counter.call_next", counter="c2")["call"]["ticket"] == "A001"
+
+
+def test_park_and_call_back(office):
+    ok(office, "disp-1", "ticket.issue", service="melde")
+    ok(office, "counter-3", "counter.call_next", counter="c3")
+    ok(office, "counter-3", "counter.park", counter="c3")
+    assert office.state.ticket("B001").state == "parked"
+    assert err(office, "counter-3", "counter.call_next", counter="c3") == "nobody_waiting"
+    call = ok(office, "counter-3", "counter.call_ticket", counter="c3", ticket="b1")["call"]
+    assert call["ticket"] == "B001" and "parked" in call["reason"]
+
+
+def test_counter_open_pause_close(office):
+    assert ok(office, "counter-1", "counter.pause", counter="c1", reason="Mittag")["counter"] == {
+        "id": "c1", "state": "paused", "reason": "Mittag"}
+    assert office.snapshot()["counters"][0]["state"] == "paused"
+    ok(office, "counter-1", "counter.close", counter="c1")
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    # pressing next on a closed counter opens it again
+    assert ok(office, "counter-1", "counter.call_next", counter="c1")["call"]["ticket"] == "A001"
+    assert office.state.counters["c1"].state == "open"
+
+
+def test_assistance_lifecycle_and_escalation(office, clock):
+    a = ok(office, "sb-1", "assist.request", terminal="sb-1")["assist"]
+    assert a["state"] == "pending"
+    # pressing again while pending: the same request
+    assert ok(office, "sb-1", "assist.request", terminal="sb-1")["assist"]["id"] == a["id"]
+    clock.t += 130
+    out = office.tick()
+    assert [e["type"] for e in out.events] == ["assist_escalated"] and office.state.assists[a["id"]].level == 1
+    clock.t += 200
+    assert office.tick().events[0]["level"] == 2
+    assert office.tick().events == []
+    ok(office, "counter-2", "assist.acknowledge", request=a["id"])
+    assert err(office, "web", "assist.acknowledge", request=a["id"]) == "invalid_state"
+    assert office.state.assists[a["id"]].counter == "c2"
+    ok(office, "web", "assist.resolve", request=a["id"])
+    assert office.snapshot()["assistance"] == []
+    b = ok(office, "sb-1", "assist.request", terminal="sb-1")["assist"]
+    assert ok(office, "sb-1", "assist.cancel", terminal="sb-1")["assist"]["state"] == "cancelled"
+    assert b["id"] != a["id"]
+
+
+def test_appointment_checkin(office, clock):
+    ok(office, "web", "appointment.book", code="k7p2q", service="pass", slot=clock.t + 1800)
+    assert err(office, "disp-1", "appointment.checkin", code="NOPE1") == "unknown_appointment"
+    t = ok(office, "disp-1", "appointment.checkin", code=" K7P2Q ")["ticket"]
+    assert t["appointment"] == clock.t + 1800
+    # checking in twice gives the same ticket, not a second one
+    assert ok(office, "disp-1", "appointment.checkin", code="K7P2Q")["ticket"]["number"] == t["number"]
+    ok(office, "web", "appointment.book", code="LATE1", service="pass", slot=clock.t - 3600)
+    assert err(office, "disp-1", "appointment.checkin", code="LATE1") == "appointment_expired"
+
+
+def test_offline_lease_and_report(office, clock):
+    lease = ok(office, "disp-1", "ticket.lease", service="pass", count=5)["lease"]
+    assert (lease["prefix"], lease["first"], lease["count"]) == ("A", 1, 5)
+    # online numbering continues after the leased block: no number twice
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A006"
+    issued = clock.t - 120
+    t = ok(office, "disp-1", "ticket.report_offline", service="pass", number=2, issued_at=issued)["ticket"]
+    assert t["number"] == "A002" and office.state.ticket("A002").issued_at == issued
+    again = ok(office, "disp-1", "ticket.report_offline", service="pass", number=2, issued_at=issued)["ticket"]
+    assert again["id"] == t["id"]
+    assert err(office, "disp-1", "ticket.report_offline", service="pass", number=9, issued_at=issued) == "forbidden"
+
+
+def test_intake_manual_override(office):
+    ok(office, "web", "intake.set", service="fuehrerschein", open=False, reason="Annahmeschluss")
+    assert err(office, "disp-1", "ticket.issue", service="fuehrerschein") == "intake_stopped"
+    snap = office.snapshot()
+    svc = next(s for s in snap["services"] if s["id"] == "fuehrerschein")
+    assert svc["intake_open"] is False and svc["intake_reason"] == "Annahmeschluss"
+    ok(office, "web", "intake.set", service="fuehrerschein", auto=True)
+    ok(office, "disp-1", "ticket.issue", service="fuehrerschein")
+
+
+@pytest.mark.parametrize("node,payload,code", [
+    ("disp-1", b"not json", "bad_json"),
+    ("disp-1", b"[1,2]", "bad_json"),
+    ("disp-1", b"\xff\xfe", "bad_json"),
+    ("disp-1", b'{"id": "x", "op": "ticket.issue", "args": {"service": "pass"}, "pad": "' + b"x" * 20000 + b'"}',
+     "too_large"),
+    ("disp-1", b'{"op": "ticket.issue", "args": {"service": "pass"}}', "bad_request"),
+    ("disp-1", b'{"id": "a b", "op": "ticket.issue"}', "bad_request"),
+    ("disp-1", b'{"id": "r1", "op": "ticket.print_money"}', "unknown_op"),
+    ("disp-1", b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c1"}}', "forbidden"),
+    ("display-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass"}}', "forbidden"),
+    ("nobody", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass"}}', "unknown_node"),
+    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "mars"}}', "unknown_service"),
+    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": 7}}', "unknown_service"),
+    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass", "priority": "yes"}}',
+     "bad_request"),
+    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass", "color": "red"}}', "bad_request"),
+    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": []}', "bad_request"),
+    ("counter-1", b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c2"}}', "forbidden"),
+    ("counter-1", b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c99"}}', "unknown_counter"),
+    ("sb-1", b'{"id": "r1", "op": "assist.request", "args": {"terminal": "sb-2"}}', "unknown_node"),
+    ("web", b'{"id": "r1", "op": "ticket.lease", "args": {"service": "pass"}}', "forbidden"),
+    ("disp-1", b'{"id": "r1", "op": "ticket.lease", "args": {"service": "pass", "count": 100000}}', "bad_request"),
+    ("web", b'{"id": "r1", "op": "counter.call_ticket", "args": {"counter": "c1", "ticket": "Z999"}}',
+     "unknown_ticket"),
+])
+def test_bad_input_gets_an_error_reply_and_changes_nothing(office, node, payload, code):
+    before = office.store.last_seq()
+    out = office.handle(node, payload)
+    assert out.reply["ok"] is False and out.reply["error"]["code"] == code, out.reply
+    assert out.events == [] or [e["type"] for e in out.events] == ["day_started"]
+    assert office.store.last_seq() <= before + 1
+    assert not office.state.tickets
+
+
+def test_same_request_id_has_its_effect_once(office):
+    first = cmd(office, "disp-1", "ticket.issue", rid="req-1", service="pass").reply
+    again = cmd(office, "disp-1", "ticket.issue", rid="req-1", service="pass").reply
+    assert first == again and len(office.state.tickets) == 1
+    other = cmd(office, "disp-1", "ticket.issue", rid="req-1", service="melde").reply
+    assert other["error"]["code"] == "duplicate" and len(office.state.tickets) == 1
+    # the same id from another node is another request
+    assert cmd(office, "web", "ticket.issue", rid="req-1", service="pass").reply["ok"]
+
+
+def test_state_is_rebuilt_exactly_from_the_log(cfg, tmp_path, clock):
+    path = tmp_path / "events.db"
+    office = Office(cfg, EventStore(path), clock=clock)
+    for svc in ["pass", "melde", "pass", "fuehrerschein", "sonstiges"]:
+        ok(office, "disp-1", "ticket.issue", service=svc)
+        clock.t += 30
+    ok(office, "counter-1", "counter.call_next", counter="c1")
+    ok(office, "counter-1", "counter.park", counter="c1")
+    ok(office, "counter-3", "counter.call_next", counter="c3")
+    ok(office, "counter-4", "counter.pause", counter="c4", reason="Pause")
+    ok(office, "sb-1", "assist.request", terminal="sb-1")
+    ok(office, "web", "intake.set", service="melde", open=False, reason="voll")
+    before = json.dumps(office.snapshot(), sort_keys=True)
+    office.store.close()
+    rebuilt = Office(cfg, EventStore(path), clock=clock)
+    assert json.dumps(rebuilt.snapshot(), sort_keys=True) == before
+    assert ok(rebuilt, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A003"
+
+
+def test_snapshot_and_public_payloads(office):
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    snap = office.snapshot()
+    assert snap["office"] == "mitte" and snap["seq"] == office.state.seq
+    assert [s["id"] for s in snap["services"]] == ["pass", "melde", "fuehrerschein", "sonstiges"]
+    assert snap["waiting"][0]["ticket"] == "A001"
+    pub = office.public(snap)
+    assert set(pub) == {"v", "office", "name", "ts", "services"}
+    assert "waiting" not in pub and "calls" not in pub  # no ticket list in the public part
+    assert pub["services"][0]["waiting"] == 1

@@ -1,0 +1,106 @@
+"""The node runtime against a real mosquitto: request/reply, retries reusing the id, reconnect, health."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tests.conftest import office_config
+from waitroom.errors import CommandFailed, RequestTimeout
+from waitroom.node import NodeRuntime
+from waitroom.service import ControllerService
+
+
+def wait_until(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_error_reply_raises_with_code(controller, node):
+    disp = node("disp-1")
+    with pytest.raises(CommandFailed) as exc:
+        disp.request("ticket.issue", {"service": "mars"})
+    assert exc.value.code == "unknown_service" and "mars" in exc.value.message
+
+
+def test_timeout_when_no_controller(cfg, node):
+    disp = node("disp-1")
+    t0 = time.monotonic()
+    with pytest.raises(RequestTimeout):
+        disp.request("ticket.issue", {"service": "pass"}, timeout=0.2, retries=2)
+    assert time.monotonic() - t0 >= 0.6
+
+
+def test_retry_reaches_a_controller_that_starts_late_and_counts_once(cfg, node, tmp_path):
+    disp = node("disp-1")
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.update(
+        disp.request("ticket.issue", {"service": "pass"}, timeout=0.3, retries=30, request_id="late-1")))
+    t.start()
+    time.sleep(0.8)  # several attempts go unanswered
+    svc = ControllerService(cfg, str(tmp_path / "e.db"))
+    svc.start()
+    try:
+        t.join(15)
+        assert result["ticket"]["number"] == "A001"
+        again = disp.request("ticket.issue", {"service": "pass"}, request_id="late-1")
+        assert again == result
+        assert len(svc.office.state.tickets) == 1
+    finally:
+        svc.stop()
+
+
+def test_reconnect_after_broker_restart_rebuilds_from_retained_state(fresh_broker, tmp_path):
+    from mqtt_broker.local import Mosquitto
+
+    cfg = office_config(fresh_broker.port, office_id="reconn")
+    svc = ControllerService(cfg, str(tmp_path / "e.db"))
+    svc.start()
+    disp = NodeRuntime(cfg, "disp-1")
+    disp.start()
+    seen_offline = threading.Event()
+    disp.link.on_disconnect_hooks.append(seen_offline.set)
+    try:
+        disp.request("ticket.issue", {"service": "pass"})
+        fresh_broker.stop()
+        assert seen_offline.wait(10) and not disp.online
+        # the broker comes back on the same port (persistence off: the retained state is gone too)
+        m2 = Mosquitto(port=fresh_broker.port, workdir=tmp_path / "m2").start()
+        try:
+            assert wait_until(lambda: disp.online and svc.link.connected.is_set(), 40)
+            ticket = disp.request("ticket.issue", {"service": "pass"}, timeout=2, retries=5)["ticket"]
+            assert ticket["number"] == "A002"  # the controller kept its state
+            # a node that starts now rebuilds from the retained snapshot the controller re-published
+            late = NodeRuntime(cfg, "display-1")
+            late.start()
+            try:
+                assert wait_until(lambda: late.state is not None and len(late.state["waiting"]) == 2)
+            finally:
+                late.stop()
+        finally:
+            m2.stop()
+    finally:
+        disp.stop()
+        svc.stop()
+
+
+def test_health_is_published_retained(cfg, broker, node):
+    disp = node("disp-1")
+    disp.set_health(printer="paper_low")
+    seen: list[dict] = []
+    watcher = node("web")
+    watcher.subscribe(disp.topics.health("disp-1"), lambda t, p: seen.append(json.loads(p)))
+    assert wait_until(lambda: any(h.get("printer") == "paper_low" for h in seen))
+    assert seen[-1]["node"] == "disp-1" and seen[-1]["role"] == "dispenser" and "uptime_s" in seen[-1]
+
+
+def test_unknown_node_is_refused_at_construction(cfg):
+    with pytest.raises(ValueError, match="not in the configuration"):
+        NodeRuntime(cfg, "ghost")
