@@ -21,7 +21,7 @@ sysdeps:
 	@bash scripts/install-system-deps.sh
 
 demo: $(STAMP)
-	@bash scripts/install-system-deps.sh --demo || true
+	@bash scripts/install-system-deps.sh --demo
 	$(BIN)/waitroom demo
 
 lint: $(STAMP)

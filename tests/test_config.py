@@ -106,3 +106,10 @@ def test_opening_hours(tmp_path):
     assert dt.datetime.fromtimestamp(closed, ZoneInfo("Europe/Berlin")).hour == 13
     assert o.opening((wed + dt.timedelta(days=4)).timestamp()) is None  # Sunday
     assert o.today(wed.timestamp()) == "2026-11-25"
+
+
+def test_configuration_reference_is_generated_from_the_schema():
+    from waitroom import config_doc
+
+    assert config_doc.DOC.read_text(encoding="utf-8") == config_doc.generate(), (
+        "docs/configuration.md is stale: run python -m waitroom.config_doc")

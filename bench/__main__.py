@@ -1,0 +1,31 @@
+"""Run every benchmark: ``python -m bench`` (or ``make bench``); ``python -m bench sim`` runs bench_sim.py only.
+
+Each ``bench/bench_*.py`` is a script that prints its figures; they run one after another so they do not
+compete for the CPU.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def main(argv: list[str]) -> int:
+    scripts = sorted(HERE.glob("bench_*.py"))
+    if argv:
+        scripts = [s for s in scripts if any(a in s.stem for a in argv)]
+    print(f"# waitroom benchmarks on {platform.machine()}, {platform.processor() or '?'}, "
+          f"Python {platform.python_version()}", flush=True)
+    failed = 0
+    for script in scripts:
+        print(f"\n## {script.stem}", flush=True)
+        failed += subprocess.call([sys.executable, str(script)]) != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
