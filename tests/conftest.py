@@ -19,6 +19,7 @@ from waitroom.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
+ALL_DAY = {day: ("00:00", "23:59") for day in config.WEEKDAYS}
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -70,7 +71,8 @@ def fresh_broker(mosquitto_bin: str) -> Iterator[object]:
 def office_config(port: int, office_id: str = "mitte", **updates: object) -> Config:
     """The bundled example office, bound to a broker port (and a unique office id to isolate tests)."""
     cfg = config.load(config.EXAMPLE_CONFIG)
-    office = cfg.office.model_copy(update={"id": office_id})
+    # open all day, every day: these tests run on the wall clock at any hour
+    office = cfg.office.model_copy(update={"id": office_id, "hours": ALL_DAY})
     return cfg.model_copy(update={"office": office, "broker": cfg.broker.model_copy(update={"port": port}),
                                   **updates})
 

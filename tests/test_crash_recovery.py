@@ -29,6 +29,9 @@ SERVICES = ["pass", "melde", "fuehrerschein", "sonstiges"]
 def write_config(tmp_path: Path, port: int) -> Path:
     data = yaml.safe_load(config.EXAMPLE_CONFIG.read_text())
     data["office"]["id"] = "crash"
+    data["office"]["hours"] = {day: ["00:00", "23:59"] for day in config.WEEKDAYS}
+    data["steering"] = {"intake_stop": {"enabled": False}}  # 160 tickets in a burst would reach closing time
+    data["steering"] = {"intake_stop": {"enabled": False}}  # a burst of 160 tickets would pass closing time
     data["broker"]["port"] = port
     data["nodes"] += [{"id": "disp-2", "role": "dispenser"}, {"id": "disp-3", "role": "dispenser"}]
     path = tmp_path / "office.yaml"
