@@ -43,6 +43,8 @@ class Texts(Strict):
 
 
 class OfficeInfo(Strict):
+    """The office: identity, opening hours and ticket numbering."""
+
     id: Id = Field(description="office id, used in every MQTT topic", examples=["mitte"])
     name: str = Field(min_length=1, description="office name shown on tickets and displays",
                       examples=["Bürgerbüro Mitte"])
@@ -84,6 +86,8 @@ class OfficeInfo(Strict):
 
 
 class Service(Strict):
+    """A service citizens choose at the dispenser (Dienstleistung)."""
+
     id: Id = Field(description="service id", examples=["pass"])
     prefix: str = Field(pattern=r"^[A-Z]$", description="ticket letter; numbers count per prefix",
                         examples=["A"])
@@ -94,6 +98,8 @@ class Service(Strict):
 
 
 class Counter(Strict):
+    """A counter (Schalter) and the services it serves."""
+
     id: Id = Field(description="counter id", examples=["c1"])
     name: Texts = Field(description="counter name on displays", examples=[{"de": "Schalter 1"}])
     spoken: Texts | None = Field(None, description="how announcements say the counter; default: name",
@@ -104,6 +110,8 @@ class Counter(Strict):
 
 
 class Node(Strict):
+    """A device of the office: its MQTT user name, role and wiring."""
+
     id: Id = Field(description="node id = MQTT user name", examples=["disp-1"])
     role: Literal["dispenser", "display", "counter", "assist", "web"] = Field(description="what the node is")
     counter: Id | None = Field(None, description="counter node: the counter it operates")
@@ -117,12 +125,16 @@ class Node(Strict):
 
 
 class Tls(Strict):
+    """TLS for the MQTT connection."""
+
     ca: str = Field(description="CA certificate file")
     cert: str | None = Field(None, description="client certificate file (optional)")
     key: str | None = Field(None, description="client key file (optional)")
 
 
 class Broker(Strict):
+    """How this process reaches the office's MQTT broker."""
+
     host: str = Field("127.0.0.1", description="MQTT broker host")
     port: int = Field(1883, ge=1, le=65535, description="MQTT broker port (8883 with TLS)")
     tls: Tls | None = Field(None, description="TLS settings; omit for a plain local listener")
@@ -133,10 +145,115 @@ class Broker(Strict):
 
 
 class ControllerSettings(Strict):
+    """The controller's event log and timing."""
+
     database: str = Field("waitroom.db", description="SQLite event log (WAL); a relative path is inside the data directory (--data-dir, $WAITROOM_DATA_DIR, default ./var)")
     recent_calls: int = Field(10, ge=1, le=50, description="calls kept in the state snapshot")
     assist_escalate_s: list[int] = Field([120, 300], description="seconds unacknowledged until escalation "
                                                                "level 1 (all counters), 2 (manager)")
+
+
+# -- steering rules (issue 6; docs/steering.md). Checked against services and counters in _check_steering.
+class ServiceLevel(Strict):
+    percent: float = Field(80.0, gt=0, le=100, description="share of citizens to be called within the target")
+    within_min: float = Field(20.0, gt=0, le=480, description="target waiting time in minutes")
+
+
+class PriorityRules(Strict):
+    normal_per_priority: int = Field(
+        2, ge=0, le=20,
+        description="when priority and normal tickets both wait, a counter calls at least this many normal "
+                    "tickets between two priority tickets; 0 = priority tickets always first")
+    max_wait_behind_priority_min: float | None = Field(
+        30.0, gt=0, le=480,
+        description="a normal ticket waiting this long is called before priority tickets; null = no cap")
+
+
+class AppointmentRules(Strict):
+    early_min: float = Field(
+        10.0, ge=0, le=240, description="minutes before the slot from which an appointment may be called")
+    late_min: float = Field(
+        15.0, ge=0, le=240, description="minutes after the slot until which a check-in keeps the appointment")
+    late_arrival: Literal["walk_in", "refuse"] = Field(
+        "refuse", description="a later check-in is refused (refuse) or gets a walk-in ticket (walk_in)")
+
+
+class SteeringCondition(Strict):
+    service: Id = Field(description="service the condition watches", examples=["fuehrerschein"])
+    longest_wait_over_min: float = Field(
+        gt=0, le=480, description="fires when the longest wait of the service exceeds this many minutes")
+    counters: Literal["secondary", "all"] | list[Id] = Field(
+        "secondary",
+        description="counters that then call this service first: those with it as a secondary skill (weight "
+                    "below their highest), all counters serving it, or a list of counter ids")
+
+
+class IntakeStopRules(Strict):
+    enabled: bool = Field(True, description="stop walk-in intake automatically (Annahmeschluss)")
+    margin_min: float = Field(
+        0.0, ge=0, le=240,
+        description="stop when a new ticket's predicted completion passes closing time minus this")
+    reopen_min: float = Field(
+        10.0, ge=0, le=240,
+        description="reopen only when the predicted completion is this much before the stop line")
+
+
+class Steering(Strict):
+    weights: dict[Id, dict[Id, float]] = Field(
+        default_factory=dict,
+        description="skill weights per counter and service in (0, 1]: a counter compares waiting times "
+                    "times its weight: 1 = primary, below 1 = secondary skill; unlisted services weigh 1",
+        examples=[{"c4": {"fuehrerschein": 1.0, "pass": 0.5}}])
+    service_levels: dict[Id, ServiceLevel] = Field(
+        default_factory=dict, description="service-level target per service (default: default_service_level)",
+        examples=[{"pass": {"percent": 80, "within_min": 20}}])
+    default_service_level: ServiceLevel = Field(
+        default_factory=lambda: ServiceLevel(), description="target of services without their own")
+    ageing_from: float = Field(
+        0.75, gt=0, le=10,
+        description="a ticket that has waited this fraction of its target is called before all others")
+    priority: PriorityRules = Field(default_factory=lambda: PriorityRules(), description="priority fairness")
+    appointments: AppointmentRules = Field(
+        default_factory=lambda: AppointmentRules(), description="appointment windows")
+    conditions: list[SteeringCondition] = Field(default_factory=list, description="conditional rules")
+    intake_stop: IntakeStopRules = Field(
+        default_factory=lambda: IntakeStopRules(), description="automatic intake stop before closing time")
+
+    def weight(self, counter: str, service: str) -> float:
+        return self.weights.get(counter, {}).get(service, 1.0)
+
+    def target_s(self, service: str) -> float:
+        return self.service_levels.get(service, self.default_service_level).within_min * 60.0
+
+
+def _check_steering(cfg: Config) -> list[str]:
+    errors: list[str] = []
+    st, sids, cids = cfg.steering, cfg.service_ids, cfg.counter_ids
+    for cid, ws in st.weights.items():
+        if cid not in cids:
+            errors.append(f"steering.weights.{cid}: unknown counter {cid!r}")
+            continue
+        served = set(cfg.counter(cid).services)
+        for sid, w in ws.items():
+            if sid not in served:
+                errors.append(f"steering.weights.{cid}.{sid}: counter {cid} does not serve {sid!r} "
+                              f"(it serves {', '.join(sorted(served))})")
+            elif not 0 < w <= 1:
+                errors.append(f"steering.weights.{cid}.{sid}: weight {w} must be above 0 and at most 1")
+    for sid in st.service_levels:
+        if sid not in sids:
+            errors.append(f"steering.service_levels.{sid}: unknown service {sid!r}")
+    for i, c in enumerate(st.conditions):
+        if c.service not in sids:
+            errors.append(f"steering.conditions[{i}].service: unknown service {c.service!r}")
+        if isinstance(c.counters, list):
+            for j, cid in enumerate(c.counters):
+                if cid not in cids:
+                    errors.append(f"steering.conditions[{i}].counters[{j}]: unknown counter {cid!r}")
+                elif c.service in sids and c.service not in cfg.counter(cid).services:
+                    errors.append(f"steering.conditions[{i}].counters[{j}]: counter {cid} does not serve "
+                                  f"{c.service!r}")
+    return errors
 
 
 class Config(Strict):
@@ -146,7 +263,8 @@ class Config(Strict):
     nodes: list[Node] = Field(default_factory=list)
     broker: Broker = Field(default_factory=Broker)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
-    steering: dict[str, Any] = Field(default_factory=dict, description="steering rules (see docs)")
+    steering: Steering = Field(default_factory=lambda: Steering(),
+                               description="steering rules (docs/steering.md)")
     display: dict[str, Any] = Field(default_factory=dict, description="display and announcement settings")
     printer: dict[str, Any] = Field(default_factory=dict, description="ticket printer settings")
     web: dict[str, Any] = Field(default_factory=dict, description="web app settings")
@@ -219,6 +337,10 @@ def _cross_check(cfg: Config) -> list[str]:
             errors.append(f"{p}.zone: only displays have a zone")
         if n.role == "display" and n.zone and n.zone not in {c.zone for c in cfg.counters}:
             errors.append(f"{p}.zone: no counter is in zone {n.zone!r}")
+    errors += _check_steering(cfg)
+    from firmware_config.pins import check_nodes as check_pins  # pin maps live with the firmware settings
+
+    errors += check_pins(cfg)
     o = cfg.office
     for day, (a, b) in o.hours.items():
         if a >= b:

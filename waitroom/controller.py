@@ -20,8 +20,8 @@ from waitroom import contract
 from waitroom.config import Config
 from waitroom.contract import Command, ContractError, ErrorCode, EventKind, Role
 from waitroom.model import OfficeState, Ticket, apply, format_number
-from waitroom.predict import Forecast, QueueLengthPredictor
-from waitroom.steering import PriorityThenFifo, Selector
+from waitroom.predict import Forecast, Predictor, WaitPredictor, intake_decision
+from waitroom.steering import RuleSelector, Selector
 from waitroom.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,13 @@ class Outcome:
 
 class Office:
     def __init__(self, cfg: Config, store: EventStore, *, clock: Callable[[], float] = time.time,
-                 selector: Selector | None = None, predictor: QueueLengthPredictor | None = None,
+                 selector: Selector | None = None, predictor: Predictor | None = None,
                  new_id: Callable[[], str] = lambda: secrets.token_hex(5)):
         self.cfg = cfg
         self.store = store
         self.clock = clock
-        self.selector: Selector = selector or PriorityThenFifo()
-        self.predictor = predictor or QueueLengthPredictor()
+        self.selector: Selector = selector or RuleSelector()
+        self.predictor = predictor or WaitPredictor.learned(store, cfg, clock())
         self.new_id = new_id
         self.state = OfficeState()
         self._pending: list[dict[str, Any]] = []
@@ -162,6 +162,7 @@ class Office:
             self.rebuild()
         if events:
             self._forecast = None
+            getattr(self.predictor, "observe", lambda _: None)(events)  # learn service times
         return Outcome(reply, events)
 
     def tick(self) -> Outcome:
@@ -179,6 +180,7 @@ class Office:
                     log.warning("assistance %s at %s unacknowledged for %.0f s: escalation level %d",
                                 a.id, a.terminal, now - a.requested_at, due)
                     self._emit("assist_escalated", id=a.id, terminal=a.terminal, level=due)
+            self._auto_intake(now)
             events, self._pending = self._pending, []
             if events:
                 self.store.commit(events, None)
@@ -233,6 +235,16 @@ class Office:
                 "priority": t.priority, "appointment": t.appointment, "ahead": ahead,
                 "eta_min": None if eta is None or eta == float("inf") else round(eta / 60),
                 "counter": t.counter}
+
+    def _auto_intake(self, now: float) -> None:
+        """Annahmeschluss: stop or reopen walk-in intake when the predicted completion crosses closing time."""
+        fc = self.predictor.forecast(self.state, self.cfg, self.selector, now)
+        for svc in self.cfg.services:
+            change = intake_decision(self.cfg, fc, svc.id, now, self.state.intake.get(svc.id)) \
+                if svc.walk_in else None
+            if change is not None:
+                log.info("intake for %s automatically %s", svc.id, "reopened" if change[0] else "stopped")
+                self._emit("intake_set", service=svc.id, open=change[0], reason=change[1], manual=False)
 
     def intake_open(self, sid: str) -> tuple[bool, str]:
         i = self.state.intake.get(sid)
@@ -320,9 +332,15 @@ class Office:
         if a.ticket is not None:
             return {"ticket": self.ticket_info(self.state.tickets[a.ticket])}
         now = self.clock()
-        window = self.cfg.steering.get("appointment_late_min", 15) * 60
-        if self.cfg.office.today(a.slot) != self.state.day or now > a.slot + window:
-            raise OpError(ErrorCode.APPOINTMENT_EXPIRED, "the appointment is not today or its time has passed")
+        rules = self.cfg.steering.appointments
+        if self.cfg.office.today(a.slot) != self.state.day:
+            raise OpError(ErrorCode.APPOINTMENT_EXPIRED, "the appointment is not today")
+        if now > a.slot + rules.late_min * 60:
+            if rules.late_arrival == "refuse" or not self.intake_open(a.service)[0]:
+                raise OpError(ErrorCode.APPOINTMENT_EXPIRED, "the appointment time has passed")
+            # steering rule: a late arrival becomes a walk-in (queued from now, without the appointment)
+            t = self._issue(node_id, a.service, code=a.code)
+            return {"ticket": self.ticket_info(t)}
         t = self._issue(node_id, a.service, appointment=a.slot, code=a.code)
         return {"ticket": self.ticket_info(t)}
 

@@ -49,6 +49,7 @@ class CounterState:
     served: int = 0
     since: float = 0.0  # time of the last state change
     calls_since_priority: int = 0  # normal calls since the last priority call (fairness rules)
+    priority_calls: int = 0  # priority tickets called today (fairness rules: the first may come at once)
 
 
 @dataclass
@@ -203,6 +204,7 @@ def _ticket_called(s: OfficeState, e: dict[str, Any]) -> None:
     if c.state != "open":
         c.state, c.pause_reason, c.since = "open", "", e["ts"]
     c.calls_since_priority = 0 if t.priority else c.calls_since_priority + 1
+    c.priority_calls += 1 if t.priority else 0
     s.calls.appendleft(Call(t.number, t.id, t.service, c.id, e["ts"]))
 
 

@@ -1,0 +1,176 @@
+"""Figures of simulated days: waiting times, service levels, utilisation, turned-away citizens, appointment
+punctuality and the error of every waiting-time predictor (RASE).
+
+RASE (relative average squared error) = sqrt(mean((predicted - actual)²)) / mean(actual), over the citizens
+who were called (abandoned ones have no actual wait). ``rase_delayed`` counts only citizens who found no free
+counter on arrival -- the classical definition, for which QL on an M/M/s FCFS queue gives sqrt(1 - ρ).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from waitroom.config import Config
+from waitroom.sim.engine import PREDICTORS, DayResult, Record
+
+HIST_BIN_MIN = 5
+HIST_BINS = 36  # 0-180 minutes, the last bin holds everything longer
+
+
+def percentile(xs: Sequence[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    k = (len(s) - 1) * q / 100.0
+    lo = math.floor(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def rase(pairs: Iterable[tuple[float, float]]) -> tuple[float, int]:
+    """(RASE, n) of (predicted, actual) pairs; infinite predictions are left out."""
+    se = total = 0.0
+    n = 0
+    for pred, actual in pairs:
+        if math.isinf(pred):
+            continue
+        se += (pred - actual) ** 2
+        total += actual
+        n += 1
+    if n == 0 or total <= 0:
+        return float("nan"), n
+    return math.sqrt(se / n) / (total / n), n
+
+
+def _round(x: float, nd: int = 2) -> float | None:
+    return None if x is None or math.isnan(x) or math.isinf(x) else round(x, nd)
+
+
+def wait_stats(records: list[Record], target_s: float | None) -> dict[str, Any]:
+    called = [r.wait / 60.0 for r in records if r.wait is not None]
+    abandoned = [r for r in records if r.outcome == "abandoned"]
+    out: dict[str, Any] = {
+        "arrived": len(records),
+        "served": sum(1 for r in records if r.outcome == "served"),
+        "no_show": sum(1 for r in records if r.outcome == "no_show"),
+        "abandoned": len(abandoned),
+        "turned_away": sum(1 for r in records if r.outcome == "turned_away"),
+        "unserved": sum(1 for r in records if r.outcome == "unserved"),
+        "mean_wait_min": _round(statistics.fmean(called)) if called else None,
+        "median_wait_min": _round(percentile(called, 50)),
+        "p90_wait_min": _round(percentile(called, 90)),
+        "p95_wait_min": _round(percentile(called, 95)),
+        "max_wait_min": _round(max(called)) if called else None,
+    }
+    if target_s is not None:
+        within = sum(1 for w in called if w * 60.0 <= target_s)
+        late_abandoned = sum(1 for r in abandoned if r.ticket is not None)
+        denom = len(called) + late_abandoned
+        out["service_level"] = _round(within / denom, 4) if denom else None
+        out["target_min"] = _round(target_s / 60.0)
+    hist = [0] * HIST_BINS
+    for w in called:
+        hist[min(int(w // HIST_BIN_MIN), HIST_BINS - 1)] += 1
+    out["histogram"] = hist
+    return out
+
+
+def predictor_errors(records: list[Record], warmup_until: float | None = None) -> dict[str, Any]:
+    usable = [
+        r
+        for r in records
+        if r.wait is not None
+        and r.predictions
+        and (warmup_until is None or r.arrival >= warmup_until)
+        and not any(math.isinf(v) for v in r.predictions.values())
+    ]  # the same citizens for every predictor
+    out: dict[str, Any] = {}
+    for name in PREDICTORS:
+        all_r, n_all = rase((r.predictions[name], r.wait) for r in usable if name in r.predictions)
+        del_r, n_del = rase(
+            (r.predictions[name], r.wait) for r in usable if r.delayed and name in r.predictions
+        )
+        errs = [
+            abs(r.predictions[name] - r.wait) / 60.0
+            for r in usable
+            if name in r.predictions and not math.isinf(r.predictions[name])
+        ]
+        out[name] = {
+            "rase": _round(all_r, 4),
+            "rase_delayed": _round(del_r, 4),
+            "n": n_all,
+            "n_delayed": n_del,
+            "mean_abs_error_min": _round(statistics.fmean(errs)) if errs else None,
+        }
+    return out
+
+
+def summarize(days: list[DayResult], cfg: Config, *, warmup_s: float = 0.0) -> dict[str, Any]:
+    """The JSON-able summary of simulated days of one rule set."""
+    records = [r for d in days for r in d.records]
+    warm = [r for d in days for r in d.records if r.arrival >= d.open + warmup_s]
+    per_service = {
+        s.id: wait_stats([r for r in warm if r.service == s.id], cfg.steering.target_s(s.id))
+        for s in cfg.services
+    }
+    overall = wait_stats(warm, None)
+    slv = [
+        v["service_level"] * (v["served"] + v["no_show"] + v["abandoned"])
+        for v in per_service.values()
+        if v.get("service_level") is not None
+    ]
+    weight = sum(
+        v["served"] + v["no_show"] + v["abandoned"]
+        for v in per_service.values()
+        if v.get("service_level") is not None
+    )
+    overall["service_level"] = _round(sum(slv) / weight, 4) if weight else None
+    day_means = [
+        statistics.fmean(ws)
+        for d in days
+        if (ws := [r.wait / 60.0 for r in d.records if r.wait is not None and r.arrival >= d.open + warmup_s])
+    ]
+    if len(day_means) > 1:
+        half = 1.96 * statistics.stdev(day_means) / math.sqrt(len(day_means))
+        overall["mean_wait_ci95_min"] = [
+            _round(statistics.fmean(day_means) - half),
+            _round(statistics.fmean(day_means) + half),
+        ]
+    busy = {c.id: sum(d.busy[c.id] for d in days) for c in cfg.counters}
+    staffed = {c.id: sum(d.staffed[c.id] for d in days) for c in cfg.counters}
+    utilisation = {cid: _round(busy[cid] / staffed[cid], 4) if staffed[cid] > 0 else None for cid in busy}
+    total_staffed = sum(staffed.values())
+    appts = [r for r in records if r.slot is not None]
+    on_time = [r for r in appts if r.kind == "appointment" and r.called is not None]
+    lateness = [max(0.0, r.called - r.slot) / 60.0 for r in on_time]  # type: ignore[operator]
+    appointments = {
+        "arrived": len(appts),
+        "called": len(on_time),
+        "late_walk_in": sum(1 for r in appts if r.kind == "late_walk_in"),
+        "mean_delay_after_slot_min": _round(statistics.fmean(lateness)) if lateness else None,
+        "p90_delay_after_slot_min": _round(percentile(lateness, 90)),
+        "within_10_min": _round(sum(1 for x in lateness if x <= 10) / len(lateness), 4) if lateness else None,
+    }
+    reasons: dict[str, int] = {}
+    for r in records:
+        if r.reason:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    return {
+        "days": len(days),
+        "overall": overall,
+        "per_service": per_service,
+        "utilisation": utilisation,
+        "utilisation_overall": _round(sum(busy.values()) / total_staffed, 4) if total_staffed else None,
+        "overtime_min_per_day": _round(statistics.fmean(max(0.0, d.end - d.close) / 60.0 for d in days)),
+        "appointments": appointments,
+        "predictors": predictor_errors(records, None)
+        if warmup_s == 0
+        else predictor_errors([r for d in days for r in d.records if r.arrival >= d.open + warmup_s]),
+        "decisions": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        "intake_stops_per_day": _round(
+            statistics.fmean(sum(1 for _, _, op in d.intake_changes if not op) for d in days)
+        ),
+    }

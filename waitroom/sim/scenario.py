@@ -1,0 +1,284 @@
+"""What-if scenarios: the office day to simulate, as YAML (``scenarios/*.yaml``), validated like the config.
+
+A scenario names an office configuration and describes the day: arrival rates per service and hour, service
+time distributions, staffing per counter, an appointment book, no-show and abandonment behaviour, and rule
+sets to compare. ``plan_day`` draws one random day (a ``DayPlan``) from it; every rule set is run on the same
+drawn days (common random numbers), so differences between rule sets are not noise between draws.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from waitroom import config as office_config
+from waitroom.config import HHMM, WEEKDAYS, Config, Id, Steering
+from waitroom.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# A fixed reference week for simulated days (Monday 2025-01-06); only the weekday and the time of day matter.
+REFERENCE_MONDAY = dt.date(2025, 1, 6)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Distribution(_Strict):
+    dist: Literal["exponential", "lognormal", "gamma", "deterministic"] = Field(
+        "lognormal", description="family of the service-time distribution"
+    )
+    mean_min: float = Field(gt=0, le=240, description="mean service time in minutes")
+    cv: float = Field(0.7, ge=0, le=5, description="coefficient of variation (ignored by exponential: 1)")
+
+    def sample(self, rng: random.Random) -> float:
+        m = self.mean_min * 60.0
+        if self.dist == "exponential":
+            return rng.expovariate(1.0 / m)
+        if self.dist == "deterministic" or self.cv == 0:
+            return m
+        if self.dist == "lognormal":
+            s2 = math.log(1.0 + self.cv * self.cv)
+            return rng.lognormvariate(math.log(m) - s2 / 2.0, math.sqrt(s2))
+        k = 1.0 / (self.cv * self.cv)
+        return rng.gammavariate(k, m / k)
+
+
+class AppointmentBook(_Strict):
+    service: Id = Field(description="service booked")
+    start: HHMM = Field("08:00", alias="from", description="first slot")
+    until: HHMM = Field("15:00", alias="to", description="no slot at or after this time")
+    every_min: float = Field(30, gt=0, le=480, description="minutes between two slots")
+
+
+class Behaviour(_Strict):
+    no_show: float = Field(0.03, ge=0, le=1, description="share of walk-ins gone when called")
+    no_show_min: float = Field(1.5, ge=0, le=30, description="minutes a counter loses on a no-show")
+    patience_min: float | None = Field(
+        90, gt=0, description="mean patience of a waiting citizen (exponential); null = nobody leaves"
+    )
+    priority_share: float = Field(0.03, ge=0, le=1, description="share of walk-ins with a priority ticket")
+    appointment_no_show: float = Field(
+        0.1, ge=0, le=1, description="share of booked citizens who do not come"
+    )
+    arrival_offset_min: float = Field(
+        -5, ge=-120, le=120, description="mean arrival of appointment holders relative to the slot"
+    )
+    arrival_sd_min: float = Field(6, ge=0, le=120, description="standard deviation of that arrival")
+
+
+class RuleSet(_Strict):
+    steering: dict[str, Any] | None = Field(None, description="steering rules replacing the office's")
+    skills: dict[Id, list[Id]] | None = Field(
+        None, description="counter -> services, replacing those counters' skills"
+    )
+
+
+class Scenario(_Strict):
+    name: str = Field(description="what the scenario shows")
+    config: str | None = Field(
+        None,
+        description="office configuration file, relative to the scenario; "
+        "default: the bundled example office",
+    )
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(
+        "mon", description="day simulated"
+    )
+    arrivals: dict[Id, dict[str, float]] = Field(
+        description='per service: walk-ins per hour, keyed by the hour it starts ("08": 30)'
+    )
+    service_times: dict[Id, Distribution] = Field(
+        default_factory=dict, description="per service; default lognormal, cv 0.7, the configured mean"
+    )
+    staffing: dict[Id, list[tuple[HHMM, HHMM]]] | None = Field(
+        None, description="per counter its shifts; default: counters that are initially open, all day"
+    )
+    appointments: list[AppointmentBook] = Field(default_factory=list, description="the appointment book")
+    behaviour: Behaviour = Field(default_factory=lambda: Behaviour(), description="citizens' behaviour")
+    rule_sets: dict[str, RuleSet] = Field(
+        default_factory=dict,
+        description="named alternatives to compare; the office's own rules are 'current'",
+    )
+    replications: int = Field(20, ge=1, le=10000, description="simulated days per rule set")
+    seed: int = Field(1, description="random seed of the first day")
+
+
+def load(path: str | Path) -> tuple[Scenario, Config]:
+    """Load a scenario file and the office configuration it names; ConfigError lists problems by path."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(p), [f"(file): cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(p), [f"(yaml): {exc}"]) from None
+    sc = parse(data, str(p))
+    cfg = office_config.load(
+        office_config.resolve_path(p, sc.config) if sc.config else office_config.EXAMPLE_CONFIG
+    )
+    check(sc, cfg, str(p))
+    return sc, cfg
+
+
+def parse(data: Any, source: str = "<scenario>") -> Scenario:
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): a scenario must be a YAML mapping"])
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            source,
+            [f"{'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()],
+        ) from None
+
+
+def check(sc: Scenario, cfg: Config, source: str = "<scenario>") -> None:
+    """Cross-check a scenario against its office: services and counters must exist."""
+    errors: list[str] = []
+    sids, cids = cfg.service_ids, cfg.counter_ids
+    for key in ("arrivals", "service_times"):
+        for sid in getattr(sc, key):
+            if sid not in sids:
+                errors.append(f"{key}.{sid}: unknown service {sid!r} (known: {', '.join(sorted(sids))})")
+    for sid, rates in sc.arrivals.items():
+        for hour, rate in rates.items():
+            if not (hour.isdigit() and 0 <= int(hour) <= 23) or rate < 0:
+                errors.append(f"arrivals.{sid}.{hour}: give hours 00-23 and rates of at least 0")
+    for cid in sc.staffing or {}:
+        if cid not in cids:
+            errors.append(f"staffing.{cid}: unknown counter {cid!r} (known: {', '.join(sorted(cids))})")
+    for i, b in enumerate(sc.appointments):
+        if b.service not in sids:
+            errors.append(f"appointments[{i}].service: unknown service {b.service!r}")
+    for name, rs in sc.rule_sets.items():
+        try:
+            apply_rule_set(cfg, rs)
+        except ConfigError as exc:
+            errors += [f"rule_sets.{name}: {e}" for e in exc.errors]
+    if errors:
+        raise ConfigError(source, errors)
+
+
+def apply_rule_set(cfg: Config, rs: RuleSet | dict[str, Any] | Steering | None) -> Config:
+    """The office configuration with a rule set's steering rules and skills (validated like the config)."""
+    if rs is None:
+        return cfg
+    if isinstance(rs, Steering):
+        rs = RuleSet(steering=rs.model_dump())
+    elif isinstance(rs, dict):
+        rs = RuleSet(**rs) if set(rs) <= {"steering", "skills"} and rs else RuleSet(steering=rs)
+    data = cfg.model_dump(mode="json")
+    if rs.steering is not None:
+        data["steering"] = rs.steering
+    for c in data["counters"]:
+        if rs.skills and c["id"] in rs.skills:
+            c["services"] = rs.skills[c["id"]]
+    if rs.skills:
+        unknown = set(rs.skills) - cfg.counter_ids
+        if unknown:
+            raise ConfigError("<rule set>", [f"skills.{c}: unknown counter {c!r}" for c in sorted(unknown)])
+    return office_config.parse(data, "<rule set>")
+
+
+# ------------------------------------------------------------------------------------------------ day plans
+@dataclass
+class Arrival:
+    t: float  # epoch seconds
+    service: str
+    duration: float  # service time drawn in advance (common random numbers across rule sets)
+    priority: bool = False
+    slot: float | None = None  # appointment holders: their slot
+    code: str | None = None
+    patience: float | None = None  # seconds until they give up waiting; None = never
+    no_show: bool = False  # gone when called
+
+
+@dataclass
+class DayPlan:
+    start: float  # simulation start (epoch)
+    open: float
+    close: float
+    arrivals: list[Arrival]
+    shifts: dict[str, list[tuple[float, float]]]  # counter -> [(from, to)]
+    appointments: list[tuple[str, str, float]] = field(default_factory=list)  # (code, service, slot)
+    no_show_s: float = 90.0
+
+
+def day_epoch(cfg: Config, weekday: str, hhmm: str, date: dt.date | None = None) -> float:
+    d = date or REFERENCE_MONDAY + dt.timedelta(days=WEEKDAYS.index(weekday))
+    h, m = map(int, hhmm.split(":"))
+    return dt.datetime(d.year, d.month, d.day, h, m, tzinfo=cfg.office.tz).timestamp()
+
+
+def plan_day(sc: Scenario, cfg: Config, seed: int) -> DayPlan:
+    """Draw one day of the scenario."""
+    rng = random.Random(seed)
+    hours = cfg.office.hours.get(sc.weekday)
+    if not hours:
+        raise ConfigError("<scenario>", [f"weekday: the office is closed on {sc.weekday}"])
+    t_open, t_close = (day_epoch(cfg, sc.weekday, h) for h in hours)
+    b = sc.behaviour
+    dists = {
+        s.id: sc.service_times.get(s.id) or Distribution(mean_min=s.mean_service_min) for s in cfg.services
+    }
+    arrivals: list[Arrival] = []
+
+    def patience() -> float | None:
+        return rng.expovariate(1.0 / (b.patience_min * 60.0)) if b.patience_min else None
+
+    for sid, rates in sc.arrivals.items():
+        for hour, rate in sorted(rates.items()):
+            lo = max(day_epoch(cfg, sc.weekday, f"{int(hour):02d}:00"), t_open)
+            hi = min(lo + 3600.0, t_close) if lo >= t_open else lo
+            t = lo
+            while rate > 0:
+                t += rng.expovariate(rate / 3600.0)
+                if t >= hi:
+                    break
+                arrivals.append(
+                    Arrival(
+                        t,
+                        sid,
+                        dists[sid].sample(rng),
+                        priority=rng.random() < b.priority_share,
+                        patience=patience(),
+                        no_show=rng.random() < b.no_show,
+                    )
+                )
+    appointments: list[tuple[str, str, float]] = []
+    for i, book in enumerate(sc.appointments):
+        slot, end = day_epoch(cfg, sc.weekday, book.start), day_epoch(cfg, sc.weekday, book.until)
+        while slot < end:
+            code = f"S{i}X{len(appointments):04d}"
+            appointments.append((code, book.service, slot))
+            if rng.random() >= b.appointment_no_show:
+                t = slot + rng.gauss(b.arrival_offset_min * 60.0, b.arrival_sd_min * 60.0)
+                arrivals.append(
+                    Arrival(
+                        max(t, t_open),
+                        book.service,
+                        dists[book.service].sample(rng),
+                        slot=slot,
+                        code=code,
+                        patience=patience(),
+                    )
+                )
+            slot += book.every_min * 60.0
+    arrivals.sort(key=lambda a: a.t)
+    if sc.staffing is not None:
+        shifts = {
+            cid: [(day_epoch(cfg, sc.weekday, a), day_epoch(cfg, sc.weekday, z)) for a, z in spans]
+            for cid, spans in sc.staffing.items()
+        }
+    else:
+        shifts = {c.id: [(t_open, t_close)] for c in cfg.counters if c.initially == "open"}
+    return DayPlan(t_open - 60.0, t_open, t_close, arrivals, shifts, appointments, b.no_show_min * 60.0)
