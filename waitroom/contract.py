@@ -306,10 +306,14 @@ def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
-def decode(raw: bytes) -> dict[str, Any]:
-    """Decode a JSON object payload or raise ContractError(bad_json / too_large)."""
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise ContractError(ErrorCode.TOO_LARGE, f"payload has {len(raw)} bytes, limit {MAX_PAYLOAD_BYTES}")
+def decode(raw: bytes, limit: int | None = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    """Decode a JSON object payload or raise ContractError(bad_json / too_large).
+
+    The size limit guards the controller against oversized commands; the controller's own state snapshot can
+    be larger (a long queue), so receivers of state and events pass ``limit=None``.
+    """
+    if limit is not None and len(raw) > limit:
+        raise ContractError(ErrorCode.TOO_LARGE, f"payload has {len(raw)} bytes, limit {limit}")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -382,7 +386,8 @@ def acl_rules(office: str) -> list[tuple[Role, str, str]]:
     t = Topics(office)
     own = f"{t.base}/node/%u"
     common_read = [("read", t.state()), ("read", t.public()), ("read", t.events()),
-                   ("read", f"{own}/reply"), ("read", f"{own}/sim")]
+                   ("read", f"{own}/reply"), ("read", f"{own}/sim"),
+                   ("read", t.status(CONTROLLER_NODE_ID))]  # displays show an offline sign when it is gone
     node_write = [("write", f"{own}/status"), ("write", f"{own}/health")]
     rules: list[tuple[Role, str, str]] = []
     for role in Role:

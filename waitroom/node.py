@@ -83,7 +83,7 @@ class NodeRuntime:
 
     def _on_state(self, topic: str, payload: bytes) -> None:
         try:
-            state = contract.decode(payload)
+            state = contract.decode(payload, limit=None)
         except contract.ContractError as exc:
             log.warning("ignored bad state message: %s", exc)
             return
@@ -97,7 +97,7 @@ class NodeRuntime:
     def _on_event(self, topic: str, payload: bytes) -> None:
         try:
             kind = EventKind(topic.rsplit("/", 1)[1])
-            event = contract.decode(payload)
+            event = contract.decode(payload, limit=None)
         except (ValueError, contract.ContractError) as exc:
             log.warning("ignored bad event on %s: %s", topic, exc)
             return
@@ -106,7 +106,7 @@ class NodeRuntime:
 
     def _on_reply(self, topic: str, payload: bytes) -> None:
         try:
-            reply = contract.decode(payload)
+            reply = contract.decode(payload, limit=None)
         except contract.ContractError as exc:
             log.warning("ignored bad reply: %s", exc)
             return

@@ -1,0 +1,266 @@
+"""The dispenser node through a real mosquitto and the real controller, with gpiozero's mock pins."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge.dispenser import (
+    DEFAULT_PINS,
+    EVENT,
+    CodeReader,
+    Dispenser,
+    RateLimiter,
+    load_options,
+    parse_code,
+    resolve_pins,
+)
+from ticket_printer.preview import latest
+from waitroom.config import Config
+from waitroom.contract import Topics, decode
+from waitroom.errors import ConfigError
+
+
+def wait_until(cond: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def with_dispenser(cfg: Config, printer: dict, **options: object) -> Config:
+    nodes = [
+        n.model_copy(update={"options": {**n.options, **options}}) if n.id == "disp-1" else n
+        for n in cfg.nodes
+    ]
+    return cfg.model_copy(update={"printer": printer, "nodes": nodes})
+
+
+@pytest.fixture
+def make(node, mock_pins, tmp_path, monkeypatch):
+    monkeypatch.setenv("WAITROOM_DATA_DIR", str(tmp_path / "var"))
+    made: list[Dispenser] = []
+
+    def factory(cfg: Config, *, wait_leases: bool = True) -> Dispenser:
+        from waitroom.node import NodeRuntime
+
+        rt = NodeRuntime(cfg, "disp-1")
+        assert rt.start(wait=10)
+        d = Dispenser(rt, cfg, cfg.node("disp-1"), pins=mock_pins)
+        d.start()
+        made.append(d)
+        if wait_leases:
+            wait_until(lambda: all(d.store.remaining(d.today(), s) > 0 for s in d.services), 10)
+        return d
+
+    yield factory
+    for d in made:
+        d.stop()
+        d.runtime.stop()
+
+
+def press(d: Dispenser, name: str, hold: float = 0.06) -> None:
+    pin = d.buttons[name].pin
+    pin.drive_low()
+    time.sleep(hold)
+    pin.drive_high()
+
+
+def files(folder: Path, suffix: str = ".bin") -> list[Path]:
+    return sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
+
+
+def test_press_prints_ticket_and_publishes_health(cfg, controller, node, make, tmp_path):
+    folder = tmp_path / "tickets"
+    web = node("web")
+    health: list[dict] = []
+    web.subscribe(Topics(cfg.office.id).health("disp-1"), lambda t, p: health.append(decode(p)))
+    d = make(with_dispenser(cfg, {"preview": {"folder": str(folder), "keep": 5}}))
+    assert d.leds["pass"].is_lit and d.status_led is not None and not d.status_led.is_lit
+    press(d, "pass")
+    wait_until(lambda: latest(folder, 1))
+    png = latest(folder, 1)[0]
+    assert png.name.endswith("-A011.png")  # A001..A010 are this dispenser's offline reserve
+    wait_until(lambda: any(h.get("last_ticket_png") == png.name for h in health))
+    h = [h for h in health if h.get("last_ticket_png") == png.name][-1]
+    assert h["printer"] == "ok" and h["last_ticket"] == "A011" and h["controller"] == "online"
+    waiting = controller.office.state.waiting("pass")
+    assert [t.number for t in waiting] == ["A011"]
+
+
+def test_bouncing_contacts_give_one_ticket(cfg, controller, make, tmp_path):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}))
+    pin = d.buttons["melde"].pin
+    for _ in range(6):  # contact bounce: edges a millisecond apart
+        pin.drive_low()
+        pin.drive_high()
+    pin.drive_low()
+    time.sleep(0.08)
+    for _ in range(4):
+        pin.drive_high()
+        pin.drive_low()
+    pin.drive_high()
+    wait_until(lambda: files(folder))
+    time.sleep(0.3)
+    assert len(files(folder)) == 1
+    assert b"B011" in files(folder)[0].read_bytes()
+    assert d.buttons["melde"].bounces > 0
+
+
+def test_rate_limiter_unit():
+    now = [0.0]
+    rl = RateLimiter(interval_s=3, burst=4, per_minute=6, clock=lambda: now[0])
+    assert rl.allow("a") and not rl.allow("a")  # the same button at once again
+    now[0] = 3.5
+    assert rl.allow("a") and rl.allow("b") and rl.allow("c")  # burst of 4 used up
+    assert not rl.allow("d")
+    now[0] = 13.6  # 6 per minute: one token every 10 s
+    assert rl.allow("d") and not rl.allow("e")
+
+
+def test_hammering_a_button_prints_one_ticket(cfg, controller, make, tmp_path):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}))
+    for _ in range(8):
+        press(d, "pass", hold=0.04)
+        time.sleep(0.04)
+    wait_until(lambda: files(folder))
+    time.sleep(0.3)
+    assert len(files(folder)) == 1
+    assert d.health()["refused"]["rate_limited"] == 7
+    assert d.last_refusal["text"]["de"].startswith("Bitte einen Moment warten")
+
+
+def test_print_failure_cancels_the_ticket(cfg, controller, make):
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # nothing listens there any more
+    printer = {
+        "backend": "network",
+        "network": {"host": "127.0.0.1", "port": port, "timeout_s": 0.5},
+        "status_query": False,
+    }
+    d = make(with_dispenser(cfg, printer, print_retries=1))
+    out = d.issue("pass")
+    assert out.kind == "refused" and out.reason == "print_failed" and out.number == "A011"
+    wait_until(lambda: controller.office.state.ticket("A011").state == "cancelled")
+    assert controller.office.state.waiting("pass") == []
+    h = d.health()
+    assert h["printer"] == "offline" and "not reachable" in h["printer_error"] and h["status"] == "error"
+    assert h["last_refusal"]["reason"] == "print_failed"
+    # The next press is refused before a number is taken; the status LED blinks fast.
+    assert d.issue("pass").reason == "printer"
+    wait_until(lambda: d.status_led.pattern == "fast")  # after the three refusal flashes
+    assert len(controller.office.state.tickets) == 1
+
+
+def test_intake_stop(cfg, controller, node, make, tmp_path):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}))
+    node("web").request("intake.set", {"service": "melde", "open": False, "reason": "Annahmeschluss"})
+    wait_until(lambda: d.intake.get("melde", (True, ""))[0] is False)
+    wait_until(lambda: not d.leds["melde"].is_lit)
+    assert d.leds["pass"].is_lit
+    assert d.leds["melde"].pin.state == 0
+    press(d, "melde")
+    wait_until(lambda: d.last_refusal is not None)
+    time.sleep(0.2)
+    assert files(folder) == []
+    r = d.health()
+    assert r["intake_stopped"] == {"melde": "Annahmeschluss"}
+    assert r["last_refusal"]["reason"] == "intake_stopped"
+    assert "Meldeangelegenheiten" in r["last_refusal"]["text"]["de"]
+
+
+@pytest.mark.slow
+def test_offline_block_survives_restart_and_is_reported(cfg, make, tmp_path):
+    from waitroom.service import ControllerService
+
+    db = str(tmp_path / "events.db")
+    svc = ControllerService(cfg, db)
+    assert svc.start(wait=10)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    dcfg = with_dispenser(
+        cfg, {"backend": "file", "file": {"path": str(folder)}}, request_timeout_s=0.5, request_retries=0
+    )
+    d = make(dcfg)
+    assert d.issue("pass").number == "A011"
+    svc.stop()
+    wait_until(lambda: not d.controller_reachable)
+    first = [d.issue("pass"), d.issue("pass")]
+    assert [(o.kind, o.number) for o in first] == [("offline", "A001"), ("offline", "A002")]
+    raw = files(folder)[-1].read_bytes()
+    assert b"Wartezeit wird ermittelt" in raw and b"A002" in raw
+    assert b"(k" not in raw  # no status page yet: the ticket id comes with the report
+    d.stop()
+    d.runtime.stop()
+    d2 = make(dcfg, wait_leases=False)  # restarted while the controller is still down
+    assert d2.issue("pass").number == "A003"
+    assert d2.health()["offline_unreported"] == 3
+    svc2 = ControllerService(cfg, db)
+    assert svc2.start(wait=10)
+    try:
+        wait_until(lambda: d2.health()["offline_unreported"] == 0, 10)
+        tickets = {t.number: t for t in svc2.office.state.tickets.values()}
+        assert {"A001", "A002", "A003", "A011"} <= set(tickets)
+        assert tickets["A001"].offline and tickets["A001"].origin == "disp-1"
+        assert tickets["A001"].issued_at < tickets["A003"].issued_at
+        d2.sync()  # reporting again changes nothing (idempotent)
+        assert len([t for t in svc2.office.state.tickets.values() if t.offline]) == 3
+    finally:
+        svc2.stop()
+
+
+def test_appointment_checkin(cfg, controller, node, make, tmp_path):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, press_interval_s=0))
+    node("web").request("appointment.book", {"code": "K7P2Q", "service": "pass", "slot": time.time() + 600})
+    out = d._checkin("https://warten.example/a/k7p2q")
+    assert out.kind == "printed"
+    raw = files(folder)[-1].read_bytes()
+    assert b"Termin: " in raw and out.number.encode() in raw
+    unknown = d._checkin("ZZZZZ")
+    assert unknown.kind == "notice" and unknown.reason == "unknown_appointment"
+    assert "Buchungscode unbekannt".encode("cp858") in files(folder)[-1].read_bytes()
+
+
+def test_scanner_reads_key_events(tmp_path):
+    codes: list[str] = []
+    reader = CodeReader(str(tmp_path / "events"), "de", codes.append)
+    keys = [37, 8, 25, 3, 16, 28, 21, 2, 4, 96]  # K 7 P 2 Q Enter, Z(de) 1 3 Enter(keypad)
+    raw = b"".join(EVENT.pack(0, 0, 1, k, 1) + EVENT.pack(0, 0, 1, k, 0) for k in keys)
+    raw += EVENT.pack(0, 0, 0, 0, 0)  # a SYN event is ignored
+    path = tmp_path / "events"
+    path.write_bytes(raw)
+    with open(path, "rb") as f:
+        reader.read_events(f)
+    assert codes == ["K7P2Q", "Z13"]
+    assert parse_code("https://x/a/k7p2q/") == "K7P2Q" and parse_code("ab") is None
+    assert struct.calcsize("llHHi") == EVENT.size
+
+
+def test_pin_map_and_options(cfg):
+    from firmware_config.pins import load_file
+
+    pinmap = load_file(Path(__file__).parent.parent / "firmware_config/pinmaps/dispenser.yaml")
+    assert pinmap.revision("v1").all_pins() == DEFAULT_PINS
+    node = cfg.node("disp-1")
+    assert resolve_pins(cfg, node)["button1"] == 5
+    bad = cfg.model_copy(update={"nodes": [node.model_copy(update={"pins": {"buton1": 7}})]})
+    with pytest.raises(ConfigError, match=r"nodes\[0\]\.pins\.buton1: unknown pin name"):
+        resolve_pins(bad, bad.nodes[0])
+    opt = node.model_copy(update={"options": {"lease_sise": 3}})
+    with pytest.raises(ConfigError, match=r"nodes\[0\]\.options\.lease_sise: unknown option"):
+        load_options(cfg.model_copy(update={"nodes": [opt]}), opt)

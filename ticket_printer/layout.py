@@ -1,0 +1,300 @@
+"""The ticket layout: what a ticket says, as a list of blocks that both renderers (ESC/POS and PNG) draw.
+
+Line wrapping and the code-page clean-up happen here, once, so the PNG preview shows exactly the lines the
+printer prints. Text the printer's code page cannot hold is replaced visibly (a known transliteration such as
+``„`` -> ``"`` or ``ł`` -> ``l``, else ``?``) and logged; it is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import textwrap
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from waitroom.i18n import t
+
+log = logging.getLogger(__name__)
+
+Align = Literal["left", "center", "right"]
+Font = Literal["a", "b"]
+FONT_DOTS = {"a": (12, 24), "b": (9, 17)}  # character cell width, height in dots (Epson fonts A and B)
+
+# Visible replacements for common characters outside the Western code pages.
+REPLACEMENTS = {
+    "„": '"',
+    "“": '"',
+    "”": '"',
+    "‚": "'",
+    "‘": "'",
+    "’": "'",
+    "–": "-",
+    "—": "-",
+    "…": "...",
+    "ł": "l",
+    "Ł": "L",
+    "đ": "d",
+    "Đ": "D",
+    "ø": "o",
+    "Ø": "O",
+    "œ": "oe",
+    "Œ": "OE",
+    "ẞ": "SS",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "•": "*",
+}
+UNKNOWN = "?"
+
+
+# --------------------------------------------------------------------------------------------- blocks
+@dataclass(frozen=True)
+class Text:
+    lines: tuple[str, ...]
+    width: int = 1  # character width multiplier 1..8
+    height: int = 1  # character height multiplier 1..8
+    bold: bool = False
+    align: Align = "center"
+    font: Font = "a"
+    invert: bool = False
+
+
+@dataclass(frozen=True)
+class Qr:
+    content: str
+    size: int = 6  # module size in dots
+
+
+@dataclass(frozen=True)
+class Image:
+    path: str
+
+
+@dataclass(frozen=True)
+class Feed:
+    lines: int = 1
+
+
+@dataclass(frozen=True)
+class Cut:
+    mode: Literal["full", "partial", "none"] = "partial"
+
+
+Block = Text | Qr | Image | Feed | Cut
+
+
+# ------------------------------------------------------------------------------------------ ticket data
+@dataclass(frozen=True)
+class TicketData:
+    """Everything printed on one ticket (no personal data: the number and the status page id only)."""
+
+    office_name: str
+    number: str
+    service: dict[str, str]  # {"de": ..., "en": ...}
+    issued_at: float
+    timezone: str = "Europe/Berlin"
+    ahead: int | None = None
+    eta_min: int | None = None
+    offline: bool = False  # issued from a leased block: waiting time unknown
+    url: str | None = None  # live status page
+    appointment: float | None = None  # slot time (epoch) for appointment holders
+    priority: bool = False
+    lang: str = "de"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A short slip for the citizen when no ticket can be given (e.g. an unknown booking code)."""
+
+    office_name: str
+    key: str  # i18n key of the message
+    issued_at: float
+    timezone: str = "Europe/Berlin"
+    lang: str = "de"
+    values: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------- code pages
+@cache
+def _encoder(profile: str) -> object:
+    from escpos.capabilities import get_profile
+    from escpos.magicencode import Encoder
+
+    return Encoder(get_profile(profile).get_code_pages())
+
+
+@cache
+def _can_encode(profile: str, codepage: str, char: str) -> bool:
+    if char == "\n":
+        return True
+    try:
+        return bool(_encoder(profile).can_encode(codepage, char))
+    except Exception:  # unknown code page in the profile data
+        return False
+
+
+def sanitize(text: str, profile: str, codepage: str) -> tuple[str, list[str]]:
+    """Return (text the code page can print, characters that had to be replaced)."""
+    out: list[str] = []
+    replaced: list[str] = []
+    for ch in text:
+        if _can_encode(profile, codepage, ch):
+            out.append(ch)
+            continue
+        replaced.append(ch)
+        sub = REPLACEMENTS.get(ch)
+        if sub is None:
+            base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+            sub = (
+                base
+                if base and base != ch and all(_can_encode(profile, codepage, c) for c in base)
+                else UNKNOWN
+            )
+        out.append(sub)
+    return "".join(out), replaced
+
+
+# -------------------------------------------------------------------------------------------- builder
+class LayoutBuilder:
+    """Builds blocks for one paper width and code page; wraps lines to the columns of each font and size."""
+
+    def __init__(
+        self,
+        *,
+        width_dots: int,
+        profile: str,
+        codepage: str,
+        qr_size: int = 6,
+        cut: Literal["full", "partial", "none"] = "partial",
+        logo: str | None = None,
+    ):
+        self.width_dots = width_dots
+        self.profile = profile
+        self.codepage = codepage
+        self.qr_size = qr_size
+        self.cut = cut
+        self.logo = logo
+        self.replaced: list[str] = []
+
+    def columns(self, font: Font = "a", width: int = 1) -> int:
+        return max(1, self.width_dots // (FONT_DOTS[font][0] * width))
+
+    def text(
+        self,
+        text: str,
+        *,
+        width: int = 1,
+        height: int = 1,
+        bold: bool = False,
+        align: Align = "center",
+        font: Font = "a",
+        invert: bool = False,
+    ) -> Text:
+        clean, replaced = sanitize(text, self.profile, self.codepage)
+        self.replaced += replaced
+        cols = self.columns(font, width)
+        lines: list[str] = []
+        for para in clean.split("\n"):
+            lines += textwrap.wrap(para, cols, break_long_words=True) or [""]
+        return Text(tuple(lines), width, height, bold, align, font, invert)
+
+    def rule(self) -> Text:
+        return Text(("-" * self.columns("a"),), align="left")
+
+    def bilingual(self, key: str, lang: str, *, bold: bool = False, **values: object) -> list[Block]:
+        """The text in the citizen's language, then the other language smaller (font B)."""
+        other = "en" if lang == "de" else "de"
+        first = self.text(t(key, lang, **values), bold=bold)
+        second_text = t(key, other, **values)
+        if second_text == first.lines[0] and len(first.lines) == 1:
+            return [first]
+        return [first, self.text(second_text, font="b")]
+
+    def _finish(self, blocks: list[Block]) -> list[Block]:
+        if self.replaced:
+            log.warning(
+                "ticket text: replaced %d character(s) the code page %s cannot print: %s",
+                len(self.replaced),
+                self.codepage,
+                " ".join(sorted(set(self.replaced))),
+            )
+        blocks.append(Cut(self.cut))
+        return blocks
+
+    def _header(self, office_name: str) -> list[Block]:
+        blocks: list[Block] = []
+        if self.logo:
+            blocks.append(Image(self.logo))
+        blocks.append(self.text(office_name, bold=True, height=2))
+        blocks.append(self.rule())
+        return blocks
+
+    def ticket(self, d: TicketData) -> list[Block]:
+        self.replaced = []
+        tz = ZoneInfo(d.timezone)
+        issued = dt.datetime.fromtimestamp(d.issued_at, tz)
+        lang = d.lang if d.lang in ("de", "en") else "de"
+        blocks = self._header(d.office_name)
+        blocks += self.bilingual("ticket.your_number", lang)
+        # The number as large as the paper allows: 4-5 characters fill about half the width.
+        size = max(2, min(6, self.width_dots // (12 * max(len(d.number), 4) * 2)))
+        blocks.append(self.text(d.number, width=size, height=size, bold=True))
+        if d.priority:
+            blocks.append(
+                self.text(
+                    f" {t('ticket.priority', 'de')} / {t('ticket.priority', 'en')} ", bold=True, invert=True
+                )
+            )
+        blocks.append(Feed(1))
+        blocks.append(
+            self.text(d.service.get("de") or next(iter(d.service.values()), ""), bold=True, height=2)
+        )
+        en = d.service.get("en")
+        if en and en != d.service.get("de"):
+            blocks.append(self.text(en))
+        blocks.append(self.rule())
+        if d.appointment is not None:
+            slot = dt.datetime.fromtimestamp(d.appointment, tz).strftime("%H:%M")
+            blocks += self.bilingual("ticket.appointment", lang, bold=True, time=slot)
+        elif d.offline or d.eta_min is None:
+            blocks += self.bilingual("ticket.wait_unknown", lang, bold=True)
+        else:
+            if d.ahead is not None:
+                blocks += (
+                    self.bilingual("ticket.ahead", lang, count=d.ahead)
+                    if d.ahead > 0
+                    else self.bilingual("ticket.ahead_none", lang)
+                )
+            blocks += self.bilingual("ticket.wait", lang, bold=True, minutes=d.eta_min)
+        blocks.append(Feed(1))
+        blocks += self.bilingual("ticket.note", lang, bold=True)
+        if d.url:
+            blocks.append(Feed(1))
+            blocks += self.bilingual("ticket.status_qr", lang)
+            blocks.append(Qr(d.url, self.qr_size))
+        blocks.append(
+            self.text(
+                t("ticket.issued", lang, date=issued.strftime("%d.%m.%Y"), time=issued.strftime("%H:%M")),
+                font="b",
+            )
+        )
+        return self._finish(blocks)
+
+    def notice(self, n: Notice) -> list[Block]:
+        self.replaced = []
+        issued = dt.datetime.fromtimestamp(n.issued_at, ZoneInfo(n.timezone))
+        blocks = self._header(n.office_name)
+        blocks += self.bilingual("ticket.notice", n.lang, bold=True)
+        blocks.append(Feed(1))
+        blocks += self.bilingual(n.key, n.lang, **n.values)
+        blocks.append(
+            self.text(
+                t("ticket.issued", n.lang, date=issued.strftime("%d.%m.%Y"), time=issued.strftime("%H:%M")),
+                font="b",
+            )
+        )
+        return self._finish(blocks)
