@@ -1,0 +1,437 @@
+"""Announcements: a gong, then the spoken call, synthesized offline with espeak-ng and played by pygame.
+
+Two worker threads form a pipeline, so the screen never waits for sound and a burst of calls plays without
+gaps: the *synthesis* worker turns each queued call into WAV files while the *player* worker plays the
+previous one. Both keep the order in which calls arrived; nothing is ever cut off.
+
+Speech synthesis (``Synthesizer``):
+
+- ``Pyttsx3Synth``: pyttsx3's espeak driver (libespeak-ng through ctypes) with ``engine.save_to_file``.
+  pyttsx3 keeps one engine per process and its ``runAndWait`` loop misbehaves when called from several
+  threads, so one dedicated thread owns the engine and everything else hands it jobs through a queue.
+  pyttsx3's own playback shells out to ``aplay`` and blocks; we only let it write WAV files.
+- ``EspeakCliSynth``: the ``espeak-ng -w FILE`` program, one subprocess per phrase.
+- ``AutoSynth`` (default): pyttsx3, and the program from the first failure or hang on (a stuck pyttsx3 loop
+  cannot be cancelled; its thread is abandoned and logged).
+
+Playback goes through an ``AudioSink`` (hardware is passed in): ``PygameSink`` plays through pygame.mixer;
+with ``SDL_AUDIODRIVER=dummy`` it plays in real time into nothing, which the tests and the demo use.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import wave
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from displays.settings import GONG_WAV, DisplaySettings
+from waitroom import i18n
+from waitroom.errors import HardwareError
+
+log = logging.getLogger(__name__)
+
+SYNTH_TIMEOUT_S = 15.0
+
+
+class AudioError(HardwareError):
+    """Sound output or speech synthesis failed."""
+
+
+def wav_seconds(path: str | Path) -> float:
+    """Duration of a PCM WAV file in seconds."""
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+# ------------------------------------------------------------------------------------------ synthesis
+class Synthesizer(Protocol):
+    name: str
+
+    def synthesize(self, text: str, lang: str, path: Path) -> Path: ...
+
+    def close(self) -> None: ...
+
+
+class EspeakCliSynth:
+    """Speech through the ``espeak-ng`` program (``-w`` writes a WAV file)."""
+
+    name = "espeak-ng"
+
+    def __init__(self, rate: int = 150, volume: float = 1.0, binary: str | None = None):
+        self.binary = binary or shutil.which("espeak-ng") or shutil.which("espeak")
+        if self.binary is None:
+            raise AudioError("espeak-ng is not installed: apt-get install espeak-ng (or: make sysdeps)")
+        self.rate = rate
+        self.amplitude = max(0, min(200, round(volume * 100)))
+
+    def synthesize(self, text: str, lang: str, path: Path) -> Path:
+        cmd = [
+            self.binary,
+            "-v",
+            lang,
+            "-s",
+            str(self.rate),
+            "-a",
+            str(self.amplitude),
+            "-w",
+            str(path),
+            "--",
+            text,
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=SYNTH_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            raise AudioError(f"espeak-ng took longer than {SYNTH_TIMEOUT_S:.0f} s for {text!r}") from None
+        if proc.returncode != 0 or not path.exists():
+            raise AudioError(
+                f"espeak-ng failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:200]}"
+            )
+        return path
+
+    def close(self) -> None:
+        pass
+
+
+class Pyttsx3Synth:
+    """pyttsx3 + espeak-ng on one dedicated thread that owns the engine."""
+
+    name = "pyttsx3"
+
+    def __init__(self, rate: int = 150, timeout: float = SYNTH_TIMEOUT_S):
+        self.rate = rate
+        self.timeout = timeout
+        self._jobs: queue.Queue[tuple[str, str, Path, Future[Path]] | None] = queue.Queue()
+        self._ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, name="tts-pyttsx3", daemon=True)
+        self._thread.start()
+        try:
+            self._ready.result(timeout=timeout)
+        except TimeoutError:
+            raise AudioError("pyttsx3 did not initialise in time") from None
+        except Exception as exc:
+            raise AudioError(f"pyttsx3 with espeak-ng is not available: {exc}") from exc
+
+    def _run(self) -> None:
+        try:
+            import pyttsx3
+
+            engine = pyttsx3.init("espeak")
+            engine.setProperty("rate", self.rate)
+            engine.setProperty("volume", 1.0)
+        except Exception as exc:  # library missing, libespeak-ng missing
+            self._ready.set_exception(exc)
+            return
+        self._ready.set_result(None)
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            text, lang, path, fut = job
+            try:
+                engine.setProperty("voice", lang)
+                engine.save_to_file(text, str(path))
+                engine.runAndWait()
+                if not path.exists() or path.stat().st_size <= 44:
+                    raise AudioError(f"pyttsx3 wrote no audio for {text!r}")
+                fut.set_result(path)
+            except Exception as exc:
+                fut.set_exception(exc)
+
+    def synthesize(self, text: str, lang: str, path: Path) -> Path:
+        if not self._thread.is_alive():
+            raise AudioError("the pyttsx3 thread has stopped")
+        fut: Future[Path] = Future()
+        self._jobs.put((text, lang, path, fut))
+        try:
+            return fut.result(timeout=self.timeout)
+        except TimeoutError:
+            raise AudioError(f"pyttsx3 hung for {self.timeout:.0f} s on {text!r}") from None
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+
+class AutoSynth:
+    """pyttsx3 while it works, the espeak-ng program from its first failure on."""
+
+    def __init__(self, rate: int = 150):
+        self.rate = rate
+        self._primary: Synthesizer | None = None
+        self._fallback: Synthesizer | None = None
+        try:
+            self._primary = Pyttsx3Synth(rate)
+        except AudioError as exc:
+            log.warning("%s; using the espeak-ng program", exc)
+
+    @property
+    def name(self) -> str:
+        return self._primary.name if self._primary else "espeak-ng"
+
+    def synthesize(self, text: str, lang: str, path: Path) -> Path:
+        if self._primary is not None:
+            try:
+                return self._primary.synthesize(text, lang, path)
+            except AudioError as exc:
+                log.error("pyttsx3 failed (%s); switching to the espeak-ng program for good", exc)
+                self._primary.close()
+                self._primary = None
+        if self._fallback is None:
+            self._fallback = EspeakCliSynth(self.rate)
+        return self._fallback.synthesize(text, lang, path)
+
+    def close(self) -> None:
+        for s in (self._primary, self._fallback):
+            if s is not None:
+                s.close()
+
+
+def make_synth(kind: str, rate: int) -> Synthesizer:
+    if kind == "pyttsx3":
+        return Pyttsx3Synth(rate)
+    if kind == "espeak-ng":
+        return EspeakCliSynth(rate)
+    return AutoSynth(rate)
+
+
+# ------------------------------------------------------------------------------------------- playback
+class AudioSink(Protocol):
+    def play(self, path: Path, volume: float) -> float:
+        """Play a WAV file to the end (blocking); return the seconds it lasted."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class PygameSink:
+    """pygame.mixer at 22.05 kHz mono (espeak-ng's own format, so speech needs no resampling)."""
+
+    def __init__(self, poll_s: float = 0.005):
+        import pygame
+
+        self._pygame = pygame
+        self.poll_s = poll_s
+        try:
+            if not pygame.mixer.get_init():
+                pygame.mixer.init(frequency=22050, size=-16, channels=1, buffer=512)
+        except pygame.error as exc:
+            raise AudioError(
+                f"no sound output ({exc}); without a sound card set SDL_AUDIODRIVER=dummy"
+            ) from None
+        self._channel = pygame.mixer.Channel(0)
+
+    def play(self, path: Path, volume: float) -> float:
+        sound = self._pygame.mixer.Sound(str(path))
+        sound.set_volume(volume)
+        length = sound.get_length()
+        self._channel.play(sound)
+        # get_busy() turns false when the mixer has taken the last sample.
+        deadline = time.monotonic() + length + 2.0
+        while self._channel.get_busy() and time.monotonic() < deadline:
+            time.sleep(self.poll_s)
+        return length
+
+    def close(self) -> None:
+        self._channel.stop()
+
+
+# ------------------------------------------------------------------------------------------- announcer
+@dataclass(frozen=True)
+class Announcement:
+    """One call to announce: the ticket number and the counter's spoken names."""
+
+    ticket: str
+    counter: dict[str, str]
+    recall: bool = False
+    seq: int | None = None
+
+    def phrases(self, languages: tuple[str, ...]) -> list[tuple[str, str]]:
+        return [
+            (lang, i18n.announcement(self.ticket, self.counter, lang, recall=self.recall))
+            for lang in languages
+        ]
+
+
+@dataclass
+class Played:
+    """A record of one sound that was played (for health, tests and the benchmark)."""
+
+    seq: int | None
+    ticket: str
+    kind: str  # "gong" or "speech"
+    lang: str
+    text: str
+    queued: float  # time.monotonic() of announce()
+    start: float
+    end: float
+    seconds: float  # length of the sound
+
+
+@dataclass
+class _Job:
+    item: Announcement
+    queued: float
+    files: list[tuple[str, str, Path]] = field(default_factory=list)  # (lang, text, wav)
+
+
+class Announcer:
+    """Announces calls in order: gong, then the phrase in the first and, optionally, the second language."""
+
+    def __init__(
+        self,
+        settings: DisplaySettings,
+        *,
+        sink: AudioSink | None = None,
+        synth: Synthesizer | None = None,
+        gong: Path = GONG_WAV,
+        clock: Callable[[], float] = time.monotonic,
+        keep: int = 200,
+    ):
+        self.settings = settings
+        self.languages = tuple(
+            dict.fromkeys(
+                (settings.languages[0], *([settings.second_language] if settings.second_language else []))
+            )
+        )
+        self.gong = gong
+        self.clock = clock
+        self._sink = sink
+        self._synth = synth
+        self.played: deque[Played] = deque(maxlen=keep)
+        self.errors: deque[str] = deque(maxlen=20)
+        self._to_synth: queue.Queue[_Job | None] = queue.Queue()
+        self._to_play: queue.Queue[_Job | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._tmp = Path(tempfile.mkdtemp(prefix="waitroom-tts-"))
+        self._count = 0
+        self._idle = threading.Condition()
+        self._pending = 0
+        self.on_played: list[Callable[[Played], None]] = []
+
+    @property
+    def enabled(self) -> bool:
+        return not self.settings.quiet
+
+    def start(self) -> None:
+        if not self.enabled:
+            log.info("quiet mode: calls are shown, not announced")
+            return
+        if not self.gong.exists():
+            raise AudioError(f"gong sound {self.gong} is missing; run: python -m displays.make_gong")
+        if self._sink is None:
+            self._sink = PygameSink()
+        if self._synth is None and self.settings.speech:
+            self._synth = make_synth(self.settings.tts, self.settings.speech_rate)
+        for name, target in (("announce-synth", self._synth_loop), ("announce-play", self._play_loop)):
+            th = threading.Thread(target=target, name=name, daemon=True)
+            th.start()
+            self._threads.append(th)
+        log.info(
+            "announcements on: languages %s, speech %s, volume %.2f",
+            "+".join(self.languages),
+            self._synth.name if self._synth else "off (gong only)",
+            self.settings.volume,
+        )
+
+    def stop(self) -> None:
+        self._to_synth.put(None)
+        for th in self._threads:
+            th.join(timeout=5)
+        self._threads.clear()
+        if self._synth is not None:
+            self._synth.close()
+        if self._sink is not None:
+            self._sink.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def announce(self, item: Announcement) -> bool:
+        """Queue a call; returns False in quiet mode or when stopped."""
+        if not self.enabled or not self._threads:
+            return False
+        with self._idle:
+            self._pending += 1
+        self._to_synth.put(_Job(item, self.clock()))
+        return True
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every queued announcement has been played."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    # -- workers
+    def _synth_loop(self) -> None:
+        while True:
+            job = self._to_synth.get()
+            if job is None:
+                self._to_play.put(None)
+                return
+            if self._synth is not None and self.settings.speech:
+                for lang, text in job.item.phrases(self.languages):
+                    self._count += 1
+                    path = self._tmp / f"{self._count:06d}-{lang}.wav"
+                    try:
+                        self._synth.synthesize(text, lang, path)
+                        job.files.append((lang, text, path))
+                    except Exception as exc:  # the gong still plays
+                        log.error("speech synthesis failed for %s: %s", job.item.ticket, exc)
+                        self.errors.append(f"tts: {exc}")
+            self._to_play.put(job)
+
+    def _play_loop(self) -> None:
+        assert self._sink is not None
+        while True:
+            job = self._to_play.get()
+            if job is None:
+                return
+            try:
+                sounds = [("gong", "", "", self.gong)] + [
+                    ("speech", lang, text, p) for lang, text, p in job.files
+                ]
+                for kind, lang, text, path in sounds:
+                    start = self.clock()
+                    try:
+                        seconds = self._sink.play(path, self.settings.volume)
+                    except Exception as exc:
+                        log.error("playing %s failed: %s", path.name, exc)
+                        self.errors.append(f"play: {exc}")
+                        continue
+                    rec = Played(
+                        job.item.seq,
+                        job.item.ticket,
+                        kind,
+                        lang,
+                        text,
+                        job.queued,
+                        start,
+                        self.clock(),
+                        seconds,
+                    )
+                    self.played.append(rec)
+                    for cb in self.on_played:
+                        cb(rec)
+            finally:
+                for _, _, p in job.files:
+                    p.unlink(missing_ok=True)
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "audio": "quiet" if not self.enabled else ("error" if self.errors else "ok"),
+            "announce_queue": self._pending,
+        }

@@ -1,0 +1,215 @@
+"""What the call display shows, as plain data: built from the retained office state and the call events.
+
+``Board`` is the display's state machine without pygame or MQTT. The node feeds it snapshots, call events and
+connection changes (from MQTT threads); the renderer reads an immutable ``Screen`` whose ``version`` changes
+only when something visible changed, so text is rendered once per change and not every frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallView:
+    ticket: str
+    counter: str
+    name: dict[str, str]  # counter display name {de, en}
+    spoken: dict[str, str]  # counter spoken name {de, en}
+    ts: float
+    recall: bool = False
+    seq: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, float]:
+        return (self.ticket, self.counter, round(self.ts, 3))
+
+
+@dataclass(frozen=True)
+class WaitView:
+    service: str
+    name: dict[str, str]
+    prefix: str
+    waiting: int
+    eta_min: int | None
+    intake_open: bool = True
+
+
+@dataclass(frozen=True)
+class Screen:
+    version: int = 0
+    office: str = ""
+    calls: tuple[CallView, ...] = ()  # newest first, already filtered by zone and cut to N + 1
+    waits: tuple[WaitView, ...] = ()
+    offline: bool = True
+    offline_reason: str = "starting"
+    has_state: bool = False
+
+
+@dataclass
+class Board:
+    """Thread-safe display state. ``zone``: only counters of this zone; ``recent``: calls listed below."""
+
+    zone: str | None = None
+    recent: int = 6
+    blink_s: float = 10.0
+    office_name: str = ""
+    stale_after_s: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _screen: Screen = field(default_factory=Screen)
+    _snap_calls: list[CallView] = field(default_factory=list)
+    _live: list[CallView] = field(default_factory=list)  # call events not yet in a snapshot
+    _counters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _seen_seq: set[int] = field(default_factory=set)
+    _snap_seq: int = -1
+    _day: str = ""
+    _link: bool = False
+    _controller: bool | None = None  # None: not heard yet
+    _state_at: float | None = None
+    _blink_key: tuple[str, str, float] | None = None
+    _blink_until: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._screen = Screen(office=self.office_name)
+
+    # -- inputs
+    def apply_state(self, snap: dict[str, Any]) -> None:
+        with self._lock:
+            self._state_at = self.clock()
+            self._counters = {c["id"]: c for c in snap.get("counters", []) if isinstance(c, dict)}
+            day, seq = str(snap.get("day", "")), int(snap.get("seq", 0))
+            if day != self._day:
+                self._live.clear()
+                self._seen_seq.clear()
+            self._day, self._snap_seq = day, seq
+            calls = []
+            for c in snap.get("calls", []):
+                counter = self._counters.get(c.get("counter"), {})
+                if not self._in_zone(counter):
+                    continue
+                calls.append(
+                    CallView(
+                        ticket=str(c["ticket"]),
+                        counter=str(c["counter"]),
+                        name=counter.get("name") or {"de": str(c["counter"])},
+                        spoken=counter.get("spoken") or counter.get("name") or {},
+                        ts=float(c.get("ts", 0)),
+                        recall=bool(c.get("recall")),
+                    )
+                )
+            self._snap_calls = calls
+            self._live = [c for c in self._live if c.seq is not None and c.seq > seq]
+            waits = tuple(
+                WaitView(
+                    service=s["id"],
+                    name=s.get("name") or {"de": s["id"]},
+                    prefix=s.get("prefix", ""),
+                    waiting=int(s.get("waiting", 0)),
+                    eta_min=s.get("eta_min"),
+                    intake_open=bool(s.get("intake_open", True)),
+                )
+                for s in snap.get("services", [])
+                if self._serves_zone(s["id"])
+            )
+            self._publish(office=str(snap.get("name") or self.office_name), waits=waits, has_state=True)
+
+    def apply_call(self, event: dict[str, Any]) -> CallView | None:
+        """A live call event; returns the call when it is new and for this display's zone (announce it)."""
+        with self._lock:
+            seq = event.get("seq")
+            if isinstance(seq, int):
+                if seq in self._seen_seq:
+                    return None  # QoS 1 may deliver twice
+                self._seen_seq.add(seq)
+            zone = event.get("zone")
+            if self.zone is not None and zone != self.zone:
+                return None
+            call = CallView(
+                ticket=str(event["ticket"]),
+                counter=str(event["counter"]),
+                name=event.get("counter_name") or {"de": str(event["counter"])},
+                spoken=event.get("spoken") or event.get("counter_name") or {},
+                ts=float(event.get("ts", 0)),
+                recall=bool(event.get("recall")),
+                seq=seq if isinstance(seq, int) else None,
+            )
+            if any(c.key == call.key for c in self._snap_calls):
+                return None  # already in the snapshot (a late duplicate)
+            self._live.append(call)
+            self._blink_key, self._blink_until = call.key, self.clock() + self.blink_s
+            self._publish()
+            return call
+
+    def set_link(self, online: bool) -> None:
+        with self._lock:
+            if online != self._link:
+                self._link = online
+                self._publish()
+
+    def set_controller(self, online: bool) -> None:
+        with self._lock:
+            if online != self._controller:
+                self._controller = online
+                self._publish()
+
+    def check_stale(self) -> None:
+        """Called by the frame loop once a second: a state older than ``stale_after_s`` counts as offline."""
+        with self._lock:
+            reason = self._offline_reason()
+            if reason != self._screen.offline_reason:
+                self._publish()
+
+    # -- outputs
+    def screen(self) -> Screen:
+        return self._screen
+
+    def blinking(self) -> bool:
+        s = self._screen
+        return bool(s.calls) and s.calls[0].key == self._blink_key and self.clock() < self._blink_until
+
+    # -- internals (under the lock)
+    def _in_zone(self, counter: dict[str, Any]) -> bool:
+        return self.zone is None or counter.get("zone") == self.zone
+
+    def _serves_zone(self, service: str) -> bool:
+        if self.zone is None or not self._counters:
+            return True
+        return any(service in c.get("services", []) for c in self._counters.values() if self._in_zone(c))
+
+    def _offline_reason(self) -> str:
+        if not self._link:
+            return "broker"
+        if self._controller is False:
+            return "controller"
+        if self._state_at is None:
+            return "no_state"
+        if (
+            self.stale_after_s
+            and self._state_at is not None
+            and self.clock() - self._state_at > self.stale_after_s
+        ):
+            return "stale"
+        return ""
+
+    def _publish(self, **changes: Any) -> None:
+        merged: dict[tuple[str, str, float], CallView] = {}
+        for c in [*self._live, *self._snap_calls]:
+            merged.setdefault(c.key, c)
+        calls = tuple(sorted(merged.values(), key=lambda c: c.ts, reverse=True)[: self.recent + 1])
+        reason = self._offline_reason()
+        self._screen = replace(
+            self._screen,
+            **changes,
+            calls=calls,
+            offline=bool(reason),
+            offline_reason=reason,
+            version=self._screen.version + 1,
+        )

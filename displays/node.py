@@ -1,0 +1,245 @@
+"""The call display node: ``waitroom node display --node display-1``.
+
+Wiring only: MQTT (through ``NodeRuntime``) feeds the ``Board``; one frame thread owns pygame's display and
+draws with the ``Renderer``; the ``Announcer`` speaks calls on its own workers. The frame thread sleeps on an
+event, so a call wakes it at once; otherwise it draws at ``fps`` while something moves (blinking, ticker) and
+once a second when idle (the clock), and flips the screen only when the frame changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from displays import settings as display_settings
+from displays.announce import Announcement, Announcer, AudioError
+from displays.board import Board, CallView, Screen
+from displays.settings import DisplaySettings
+from waitroom import contract
+from waitroom.config import Config, Node
+from waitroom.contract import CONTROLLER_NODE_ID, EventKind
+
+log = logging.getLogger(__name__)
+
+
+def headless() -> bool:
+    """True when SDL draws into nothing (no screen: tests, the demo on a server)."""
+    return os.environ.get("SDL_VIDEODRIVER", "") in ("dummy", "offscreen")
+
+
+class Output(Protocol):
+    def show(self, frame: Any) -> None: ...
+
+    def pump(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PygameOutput:
+    """pygame's display: full screen on the Pi, a window on a desktop, nothing with SDL_VIDEODRIVER=dummy."""
+
+    def __init__(self, s: DisplaySettings):
+        import pygame
+
+        self._pg = pygame
+        pygame.display.init()
+        flags = pygame.FULLSCREEN if s.fullscreen and not headless() else 0
+        self.rotate = s.rotate
+        self.surface = pygame.display.set_mode(s.resolution, flags)
+        pygame.display.set_caption("waitroom")
+        if flags:
+            pygame.mouse.set_visible(False)
+
+    def show(self, frame: Any) -> None:
+        if self.rotate:
+            frame = self._pg.transform.rotate(frame, -self.rotate)
+        self.surface.blit(frame, (0, 0))
+        self._pg.display.flip()
+
+    def pump(self) -> None:
+        for event in self._pg.event.get():
+            if event.type == self._pg.QUIT:
+                log.info("window closed; the display keeps running until the node stops")
+
+    def close(self) -> None:
+        self._pg.display.quit()
+
+
+class DisplayNode:
+    def __init__(
+        self,
+        runtime: Any,
+        cfg: Config,
+        node: Node,
+        *,
+        settings: DisplaySettings | None = None,
+        output: Callable[[DisplaySettings], Output] | None = None,
+        announcer: Announcer | None = None,
+    ):
+        self.runtime = runtime
+        self.cfg = cfg
+        self.node = node
+        self.settings = settings or display_settings.for_node(cfg, node)
+        self.board = Board(
+            zone=node.zone,
+            recent=self.settings.recent_calls,
+            blink_s=self.settings.blink_s,
+            office_name=cfg.office.name,
+            stale_after_s=self.settings.stale_after_s,
+        )
+        self.announcer = announcer or Announcer(self.settings)
+        self._output_factory = output or PygameOutput
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.frames = 0
+        self.draw_s: deque[float] = deque(maxlen=300)  # time per changed frame (benchmark)
+        self.shown: dict[tuple[str, str, float], float] = {}  # call key -> monotonic time of its first frame
+        self.received: dict[tuple[str, str, float], float] = {}  # call key -> monotonic time of its event
+        self.on_frame: list[Callable[[Screen, Any], None]] = []
+        self.screenshot_dir = self.settings.screenshot_path()
+        self.screenshot_every = self.settings.screenshot_interval(headless())
+        self.renderer: Any = None
+
+    # -- lifecycle
+    def start(self) -> None:
+        rt = self.runtime
+        rt.on_state(self._on_state)
+        rt.on_event(self._on_event)
+        rt.subscribe(rt.topics.status(CONTROLLER_NODE_ID), self._on_controller)
+        rt.link.on_connect_hooks.append(self._on_link)
+        rt.link.on_disconnect_hooks.append(self._on_link)
+        self.board.set_link(rt.online)
+        try:
+            self.announcer.start()
+        except AudioError as exc:
+            log.error("announcements unavailable: %s", exc)
+            self.announcer.errors.append(str(exc))
+        self._thread = threading.Thread(target=self._frame_loop, name=f"{self.node.id}-frames", daemon=True)
+        self._thread.start()
+        self._ready.wait(15)
+        if self._error is not None:
+            raise self._error
+        rt.set_health(display="ok", zone=self.node.zone or "all", **self.announcer.health())
+        log.info(
+            "display %s: %dx%d %s, zone %s, screenshots %s",
+            self.node.id,
+            *self.settings.resolution,
+            "portrait" if self.settings.portrait else "landscape",
+            self.node.zone or "all",
+            f"every {self.screenshot_every:g} s to {self.screenshot_dir}" if self.screenshot_every else "off",
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.announcer.stop()
+
+    # -- MQTT inputs (network thread)
+    def _on_state(self, snap: dict[str, Any]) -> None:
+        self.board.apply_state(snap)
+        self._wake.set()
+
+    def _on_event(self, kind: EventKind, event: dict[str, Any]) -> None:
+        if kind is not EventKind.CALL:
+            return
+        try:
+            call = self.board.apply_call(event)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("ignored bad call event: %s", exc)
+            return
+        if call is None:
+            return
+        self.received[call.key] = time.monotonic()
+        self._wake.set()
+        self._announce(call)
+
+    def _announce(self, call: CallView) -> None:
+        self.announcer.announce(Announcement(call.ticket, dict(call.spoken), call.recall, call.seq))
+
+    def _on_controller(self, topic: str, payload: bytes) -> None:
+        try:
+            status = contract.decode(payload).get("status")
+        except contract.ContractError as exc:
+            log.warning("ignored bad controller status: %s", exc)
+            return
+        self.board.set_controller(status == "online")
+        self._wake.set()
+
+    def _on_link(self) -> None:
+        self.board.set_link(self.runtime.online)
+        self._wake.set()
+
+    # -- frames (own thread: pygame's display belongs to it)
+    def _frame_loop(self) -> None:
+        from displays.render import Renderer
+
+        try:
+            out = self._output_factory(self.settings)
+            self.renderer = Renderer(self.settings, tz=self.cfg.office.tz, office_name=self.cfg.office.name)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        r = self.renderer
+        last_shot, shot_version = 0.0, None
+        try:
+            while not self._stop.is_set():
+                mono, now = time.monotonic(), time.time()
+                self.board.set_link(self.runtime.online)
+                self.board.check_stale()
+                screen = self.board.screen()
+                blinking = self.board.blinking()
+                highlight = not blinking or int(mono * 2) % 2 == 0
+                t0 = time.perf_counter()
+                if r.draw(screen, highlight=highlight, now=now, mono=mono):
+                    out.show(r.frame)
+                    self.draw_s.append(time.perf_counter() - t0)
+                    self.frames += 1
+                    if screen.calls and screen.calls[0].key not in self.shown:
+                        self.shown[screen.calls[0].key] = time.monotonic()
+                    for cb in self.on_frame:
+                        cb(screen, r.frame)
+                if (
+                    self.screenshot_every
+                    and mono - last_shot >= self.screenshot_every
+                    and r._last_key != shot_version
+                ):
+                    self.screenshot()
+                    last_shot, shot_version = mono, r._last_key
+                out.pump()
+                wait = 1.0 / self.settings.fps if r.animating(blinking) else 1.0 - (time.time() % 1.0) + 0.005
+                self._wake.wait(wait)
+                self._wake.clear()
+        except Exception:
+            log.exception("display frame loop failed")
+            self.runtime.set_health(display="error")
+        finally:
+            out.close()
+
+    def screenshot(self, path: Path | None = None) -> Path:
+        """Write the current frame as a PNG (atomically: readers never see half a file)."""
+        import pygame
+
+        path = path or self.screenshot_dir / f"{self.node.id}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        pygame.image.save(self.renderer.frame, str(tmp))
+        os.replace(tmp, path)
+        return path
+
+
+def create(runtime: Any, cfg: Config, node: Node, *, pins: Any = None, simulate: bool = False) -> DisplayNode:
+    """Node factory for ``waitroom node display`` (no pins: ``pins`` and ``simulate`` are unused)."""
+    return DisplayNode(runtime, cfg, node)

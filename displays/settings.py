@@ -1,0 +1,252 @@
+"""Settings of the call display and its announcements: the office's ``display:`` section.
+
+A display node's ``options`` override the office-wide section key by key (e.g. one portrait TV), and the
+node's ``zone`` limits the display to the calls of the counters of that zone. Unknown keys are errors, and
+every error names its key (``display.blink_s: ...``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from waitroom.config import Config, Node
+from waitroom.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+FONT_DIRS = (
+    Path("/usr/share/fonts/truetype/dejavu"),
+    Path("/usr/share/fonts/TTF"),
+    Path("/usr/share/fonts/dejavu"),
+)
+ASSETS = Path(__file__).with_name("assets")
+GONG_WAV = ASSETS / "gong.wav"
+
+Rgb = tuple[int, int, int]
+
+
+class Theme(BaseModel):
+    """Colours of the screen (RGB 0-255). The default is high contrast: white and yellow on black."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    background: Rgb = Field((0, 0, 0), description="screen background")
+    text: Rgb = Field((255, 255, 255), description="normal text")
+    muted: Rgb = Field((190, 190, 190), description="English second line, labels")
+    accent: Rgb = Field((255, 214, 0), description="ticket numbers, the header bar")
+    accent_text: Rgb = Field((0, 0, 0), description="text on the accent colour")
+    highlight: Rgb = Field((255, 214, 0), description="background of the newest call while it blinks")
+    highlight_text: Rgb = Field((0, 0, 0), description="text of the newest call while it blinks")
+    panel: Rgb = Field((28, 28, 28), description="background of the lists")
+    offline: Rgb = Field((200, 0, 0), description="background of the offline banner")
+    offline_text: Rgb = Field((255, 255, 255), description="text of the offline banner")
+
+    @field_validator("*")
+    @classmethod
+    def _rgb(cls, v: Rgb) -> Rgb:
+        if any(not 0 <= c <= 255 for c in v):
+            raise ValueError(f"colour components must be 0..255, got {list(v)}")
+        return v
+
+
+THEMES: dict[str, Theme] = {
+    "contrast": Theme(),
+    "dark": Theme(
+        background=(16, 24, 40),
+        panel=(30, 42, 64),
+        accent=(120, 200, 255),
+        highlight=(120, 200, 255),
+        muted=(170, 185, 205),
+    ),
+    "light": Theme(
+        background=(255, 255, 255),
+        text=(0, 0, 0),
+        muted=(70, 70, 70),
+        accent=(0, 70, 140),
+        accent_text=(255, 255, 255),
+        highlight=(0, 70, 140),
+        highlight_text=(255, 255, 255),
+        panel=(232, 236, 240),
+    ),
+}
+
+
+class Fonts(BaseModel):
+    """Font files. pygame's match_font picks condensed faces, so the display uses explicit files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    regular: str = Field(
+        "DejaVuSans.ttf",
+        description="TrueType file for labels (a name is looked up in the system font folders)",
+    )
+    bold: str = Field("DejaVuSans-Bold.ttf", description="TrueType file for numbers and names")
+
+    def path(self, which: Literal["regular", "bold"]) -> Path:
+        """The font file; a bare name is looked up in the DejaVu folders."""
+        value = getattr(self, which)
+        p = Path(value)
+        if p.is_absolute() or p.parent != Path("."):
+            return p
+        for d in FONT_DIRS:
+            if (d / value).exists():
+                return d / value
+        return p
+
+
+class DisplaySettings(BaseModel):
+    """The ``display:`` section of the office configuration (and a display node's ``options``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolution: tuple[int, int] = Field(
+        (1920, 1080),
+        description="screen size [width, height] in pixels as "
+        "the TV is mounted (a portrait TV: [1080, 1920])",
+    )
+    orientation: Literal["auto", "landscape", "portrait"] = Field(
+        "auto", description="layout; auto picks portrait when the height is larger than the width"
+    )
+    rotate: Literal[0, 90, 180, 270] = Field(
+        0, description="rotate the picture for a TV turned on its side whose HDMI output cannot be rotated"
+    )
+    fullscreen: bool = Field(True, description="full screen on the Pi (ignored without a real screen)")
+    recent_calls: int = Field(6, ge=0, le=12, description="earlier calls listed below the newest one")
+    blink_s: float = Field(10.0, ge=0, le=120, description="seconds the newest call blinks")
+    show_waits: bool = Field(True, description="show the waiting count and time per service")
+    ticker: dict[str, str] | str | None = Field(
+        None,
+        description="information ticker at the bottom: a text or {de, en}",
+        examples=[{"de": "Bitte Ausweis bereithalten", "en": "Please have your ID ready"}],
+    )
+    ticker_speed: int = Field(120, ge=0, le=600, description="ticker pixels per second; 0 = no scrolling")
+    theme: Literal["contrast", "dark", "light"] = Field("contrast", description="colour theme")
+    colors: dict[str, Rgb] = Field(
+        default_factory=dict, description="override single theme colours, e.g. {accent: [0, 200, 0]}"
+    )
+    fonts: Fonts = Field(default_factory=Fonts, description="font files")
+    fps: int = Field(
+        20,
+        ge=2,
+        le=60,
+        description="frames per second while something moves; otherwise the "
+        "screen is redrawn once per second",
+    )
+    languages: tuple[str, ...] = Field(
+        ("de", "en"),
+        min_length=1,
+        max_length=2,
+        description="screen languages: the first large, the second below",
+    )
+    volume: float = Field(0.8, ge=0, le=1, description="announcement volume 0..1")
+    quiet: bool = Field(False, description="quiet mode: no gong and no speech (the screen still shows calls)")
+    speech: bool = Field(True, description="speak the call after the gong (false: gong only)")
+    second_language: Literal["en"] | None = Field(None, description="speak the call again in this language")
+    speech_rate: int = Field(150, ge=80, le=260, description="words per minute of the speech")
+    tts: Literal["auto", "pyttsx3", "espeak-ng"] = Field(
+        "auto",
+        description="speech synthesis: pyttsx3 (espeak-ng library) with a fall-back to the espeak-ng "
+        "program, or one of the two",
+    )
+    stale_after_s: float = Field(
+        0,
+        ge=0,
+        description="show the offline sign when no state arrived for this "
+        "long (0: only on a lost connection or controller)",
+    )
+    screenshot_every_s: float | None = Field(
+        None,
+        ge=0,
+        description="write the current frame as PNG this "
+        "often; null: every 5 s when there is no real screen, else never",
+    )
+    screenshot_dir: str = Field(
+        "display",
+        description="folder of the screenshots; a relative path is inside "
+        "the data directory ($WAITROOM_DATA_DIR, default ./var)",
+    )
+
+    @field_validator("resolution")
+    @classmethod
+    def _res(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not (320 <= v[0] <= 7680 and 240 <= v[1] <= 7680):
+            raise ValueError(f"resolution {v[0]}x{v[1]} is out of range 320x240 .. 7680x7680")
+        return v
+
+    @field_validator("colors")
+    @classmethod
+    def _colors(cls, v: dict[str, Rgb]) -> dict[str, Rgb]:
+        unknown = sorted(set(v) - set(Theme.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown colour(s) {', '.join(unknown)}; known: {', '.join(Theme.model_fields)}"
+            )
+        Theme(**v)
+        return v
+
+    @property
+    def portrait(self) -> bool:
+        if self.orientation == "auto":
+            return self.size[1] > self.size[0]
+        return self.orientation == "portrait"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The size of the picture as drawn (before rotation)."""
+        w, h = self.resolution
+        return (h, w) if self.rotate in (90, 270) else (w, h)
+
+    @property
+    def colours(self) -> Theme:
+        return THEMES[self.theme].model_copy(update=dict(self.colors))
+
+    def ticker_text(self, lang: str) -> str:
+        if self.ticker is None:
+            return ""
+        if isinstance(self.ticker, str):
+            return self.ticker
+        return self.ticker.get(lang) or self.ticker.get("de") or ""
+
+    def screenshot_interval(self, headless: bool) -> float:
+        if self.screenshot_every_s is None:
+            return 5.0 if headless else 0.0
+        return self.screenshot_every_s
+
+    def screenshot_path(self) -> Path:
+        p = Path(self.screenshot_dir)
+        if p.is_absolute():
+            return p
+        return Path(os.environ.get("WAITROOM_DATA_DIR") or "var") / p
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+
+
+def parse(data: dict[str, Any] | None, source: str = "display") -> DisplaySettings:
+    """Validate a ``display:`` mapping; raise ConfigError naming every bad key."""
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(source, [f"{source}: must be a mapping"])
+    try:
+        return DisplaySettings.model_validate(data or {})
+    except ValidationError as exc:
+        errors = []
+        for e in exc.errors():
+            msg = "unknown key (check the spelling)" if e["type"] == "extra_forbidden" else e["msg"]
+            errors.append(f"{source}{_loc(e['loc'])}: {msg}")
+        raise ConfigError(source, errors) from None
+
+
+def for_node(cfg: Config, node: Node | None = None) -> DisplaySettings:
+    """One display node's settings: the office's ``display:`` section, overridden by the node's options."""
+    merged = dict(cfg.display)
+    source = "display"
+    if node is not None and node.options:
+        merged.update(node.options)
+        source = f"display (with nodes[{node.id}].options)"
+    return parse(merged, source)

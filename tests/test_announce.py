@@ -1,0 +1,215 @@
+"""Announcements: spoken texts, real espeak-ng WAVs (through pyttsx3 and the program), the gong, and the
+ordered, gap-free queue played through pygame.mixer (SDL dummy audio plays in real time into nothing)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import wave
+from array import array
+from pathlib import Path
+
+import pytest
+
+from displays import make_gong
+from displays import settings as ds
+from displays.announce import Announcement, Announcer, AudioError, EspeakCliSynth, Pyttsx3Synth, wav_seconds
+from displays.settings import GONG_WAV
+from tests.conftest import require_tool
+from waitroom import i18n
+
+PHRASES = [
+    ("A012", {"de": "Schalter drei", "en": "counter three"}, False),
+    ("D105", {"de": "Schalter fünf", "en": "counter five"}, True),
+]
+
+
+def samples(path: Path) -> array:
+    with wave.open(str(path), "rb") as w:
+        assert w.getsampwidth() == 2
+        return array("h", w.readframes(w.getnframes()))
+
+
+def rms(values: array) -> float:
+    return math.sqrt(sum(v * v for v in values) / max(1, len(values)))
+
+
+@pytest.fixture(scope="module")
+def espeak() -> str:
+    return require_tool("espeak-ng", "espeak-ng")
+
+
+# ------------------------------------------------------------------------------------------- texts
+def test_ticket_spoken_as_letter_then_number():
+    assert i18n.spoken_ticket("A012", "de") == "A 12"
+    assert i18n.spoken_ticket("a012", "de") == "A 12"
+    assert i18n.spoken_ticket("D105", "en") == "D-105"
+    assert i18n.spoken_ticket("C000", "de") == "C 0"
+    assert i18n.spoken_ticket("XYZ", "de") == "XYZ"  # not a ticket form: unchanged
+
+
+def test_phrase_templates_per_language():
+    counter = {"de": "Schalter drei", "en": "counter three"}
+    assert i18n.announcement("A012", counter, "de") == "Nummer A 12, bitte zu Schalter drei."
+    assert i18n.announcement("A012", counter, "en") == "Number A-12, please go to counter three."
+    assert i18n.announcement("A012", counter, "de", recall=True).startswith("Noch einmal: Nummer A 12")
+    assert i18n.announcement("B007", {"de": "Schalter 1"}, "en").endswith("go to Schalter 1.")  # falls back
+    assert i18n.announcement("B007", None, "de", fallback_counter="c1") == "Nummer B 7, bitte zu c1."
+
+
+# ------------------------------------------------------------------------------------------- gong
+def test_gong_is_generated_deterministically(tmp_path):
+    out = make_gong.write(tmp_path / "gong.wav")
+    assert out.read_bytes() == GONG_WAV.read_bytes()  # the committed file is the script's output
+    assert 1.2 < wav_seconds(out) < 2.5
+    with wave.open(str(out), "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 22050)
+    values = samples(out)
+    assert max(abs(v) for v in values) < 32767 * 0.75  # headroom, no clipping
+    assert rms(values[:2205]) > 1000  # the first note sounds at once
+
+
+# ------------------------------------------------------------------------------------------- synthesis
+@pytest.mark.parametrize("backend", ["pyttsx3", "espeak-ng"])
+def test_tts_wav_has_plausible_length(espeak, backend, tmp_path):
+    synth = Pyttsx3Synth(rate=150) if backend == "pyttsx3" else EspeakCliSynth(rate=150)
+    try:
+        lengths = {}
+        for ticket, counter, recall in PHRASES:
+            for lang in ("de", "en"):
+                text = i18n.announcement(ticket, counter, lang, recall=recall)
+                path = synth.synthesize(text, lang, tmp_path / f"{ticket}-{lang}.wav")
+                seconds = wav_seconds(path)
+                words = len(text.split())
+                # 150 words per minute = 0.4 s a word; allow for pauses at commas and number words
+                assert 0.2 * words < seconds < 0.9 * words + 1.0, (text, seconds)
+                assert rms(samples(path)) > 300, f"{text!r} is silent"
+                lengths[(ticket, lang)] = seconds
+        assert lengths[("D105", "de")] > lengths[("A012", "de")]  # the recall phrase is longer
+    finally:
+        synth.close()
+
+
+def test_tts_languages_sound_different(espeak, tmp_path):
+    synth = Pyttsx3Synth(rate=150)
+    try:
+        de = synth.synthesize("Nummer A 12", "de", tmp_path / "de.wav").read_bytes()
+        en = synth.synthesize("Nummer A 12", "en", tmp_path / "en.wav").read_bytes()
+    finally:
+        synth.close()
+    assert de[44:] != en[44:]  # another voice, not the same samples
+
+
+def test_espeak_program_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(AudioError, match="espeak-ng is not installed: apt-get install espeak-ng"):
+        EspeakCliSynth()
+
+
+# ------------------------------------------------------------------------------------------- queue
+def short_gong(tmp_path: Path) -> Path:
+    """A 0.15 s beep instead of the 1.7 s gong: the queue tests play in real time."""
+    path = tmp_path / "beep.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(22050)
+        w.writeframes(
+            array("h", (round(8000 * math.sin(2 * math.pi * 880 * i / 22050)) for i in range(3300))).tobytes()
+        )
+    return path
+
+
+def test_burst_is_announced_in_order(espeak, tmp_path):
+    a = Announcer(ds.parse({"speech_rate": 260}), gong=short_gong(tmp_path))
+    a.start()
+    try:
+        for n in (1, 2, 3):
+            assert a.announce(Announcement(f"B{n:03d}", {"de": f"Schalter {n}"}, seq=n))
+        assert a.pending >= 2  # queued, not played at once
+        assert a.wait_idle(timeout=30)
+    finally:
+        a.stop()
+    played = list(a.played)
+    assert [(p.seq, p.kind) for p in played] == [(n, k) for n in (1, 2, 3) for k in ("gong", "speech")]
+    assert [p.text for p in played if p.kind == "speech"] == [
+        f"Nummer B {n}, bitte zu Schalter {n}." for n in (1, 2, 3)
+    ]
+    for prev, nxt in itertools.pairwise(played):
+        assert nxt.start >= prev.end  # nothing is cut off or overlaps
+
+
+@pytest.mark.slow
+def test_burst_in_two_languages_with_recall_keeps_order(espeak):
+    settings = ds.parse({"second_language": "en", "speech_rate": 220})
+    a = Announcer(settings)
+    a.start()
+    try:
+        calls = [
+            Announcement(f"A{n:03d}", {"de": f"Schalter {n}", "en": f"counter {n}"}, seq=n) for n in (1, 2, 3)
+        ]
+        calls.append(Announcement("A002", {"de": "Schalter 2", "en": "counter 2"}, recall=True, seq=4))
+        for c in calls:
+            assert a.announce(c)
+        assert a.wait_idle(timeout=60)
+    finally:
+        a.stop()
+    played = list(a.played)
+    # gong, German, English for each call, in the order of the calls; the recall is announced again
+    assert [(p.seq, p.kind, p.lang) for p in played] == [
+        (seq, kind, lang)
+        for seq in (1, 2, 3, 4)
+        for kind, lang in (("gong", ""), ("speech", "de"), ("speech", "en"))
+    ]
+    assert played[-2].text.startswith("Noch einmal: Nummer A 2")
+    for prev, nxt in itertools.pairwise(played):
+        assert nxt.start >= prev.end  # nothing is cut off or overlaps
+    for p in played:
+        assert p.end - p.start >= p.seconds * 0.9  # each sound played to its end
+
+
+def test_quiet_mode_and_gong_only(espeak):
+    quiet = Announcer(ds.parse({"quiet": True}))
+    quiet.start()
+    assert not quiet.announce(Announcement("A001", {"de": "Schalter 1"}))
+    quiet.stop()
+
+    gong_only = Announcer(ds.parse({"speech": False, "volume": 0.3}))
+    gong_only.start()
+    try:
+        gong_only.announce(Announcement("A001", {"de": "Schalter 1"}, seq=1))
+        assert gong_only.wait_idle(timeout=10)
+    finally:
+        gong_only.stop()
+    assert [p.kind for p in gong_only.played] == ["gong"]
+    assert abs(gong_only.played[0].seconds - wav_seconds(GONG_WAV)) < 0.05
+
+
+@pytest.mark.slow
+def test_display_node_announces_a_live_call(controller, node, cfg):
+    from displays.node import DisplayNode
+
+    dn = DisplayNode(
+        node("display-1"),
+        cfg,
+        cfg.node("display-1"),
+        settings=ds.parse({"screenshot_every_s": 0, "speech_rate": 220}),
+    )
+    dn.start()
+    try:
+        disp, c1 = node("disp-1"), node("counter-1")
+        disp.request("ticket.issue", {"service": "pass"})
+        t0 = time.monotonic()
+        c1.request("counter.call_next", {"counter": "c1"})
+        c1.request("counter.recall", {"counter": "c1"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(dn.announcer.played) < 4:
+            time.sleep(0.05)
+    finally:
+        dn.stop()
+    played = list(dn.announcer.played)
+    assert [(p.ticket, p.kind) for p in played] == [("A001", "gong"), ("A001", "speech")] * 2
+    assert played[1].text == "Nummer A 1, bitte zu Schalter eins."
+    assert played[3].text == "Noch einmal: Nummer A 1, bitte zu Schalter eins."
+    assert played[0].start > t0
