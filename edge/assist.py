@@ -1,0 +1,144 @@
+"""The assistance node: one big illuminated button at a self-service terminal.
+
+Press: ask for help (``assist.request`` for this terminal). The light blinks while the request is pending,
+is steady once a staff member has acknowledged it ("help is on the way") and goes off when it is resolved or
+cancelled. A long press cancels the open request. Escalation (to all counters, then to the manager's page) is
+decided by the controller (``controller.assist_escalate_s``); this node only shows the request's state.
+
+If the controller cannot be reached, the light flickers fast for a few seconds so the citizen sees the press
+was not taken (and the press is not silently lost: request/reply with retries under the same request id).
+
+Pins (firmware_config/pinmaps/assist.yaml): ``help`` (button), ``light`` (the button's lamp).
+Node options: ``long_press_s`` (2.0), ``request_timeout_s`` (2.0), ``retries`` (2).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from edge.counter import _option, node_pins
+from edge.hardware import Lamp, PressButton, SimInput, close_all
+from waitroom.config import Config, Node
+from waitroom.errors import CommandFailed, RequestTimeout
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PINS = {"help": 17, "light": 18}
+REFUSED_S = 3.0  # fast flicker after a press the controller did not take
+
+
+class AssistNode:
+    def __init__(self, runtime: Any, cfg: Config, node: Node, *, pins: Any = None, simulate: bool = False):
+        self.runtime = runtime
+        self.cfg = cfg
+        self.node = node
+        self.terminal = node.id
+        self.long_press_s = _option(node, "long_press_s", 2.0, 0.2, 10)
+        self.timeout_s = _option(node, "request_timeout_s", 2.0, 0.1, 30)
+        self.retries = int(_option(node, "retries", 2, 0, 10))
+        pinmap = {**DEFAULT_PINS, **node_pins(node)}
+        self.button = PressButton(
+            pinmap["help"], factory=pins, name=f"{node.id}.help", long_press_s=self.long_press_s
+        )
+        self.light = Lamp(pinmap["light"], factory=pins, name=f"{node.id}.light")
+        self.button.on_press = lambda: self.submit("assist.request")
+        self.button.on_long_press = lambda: self.submit("assist.cancel")
+        self.buttons = {"help": self.button}
+        self.sim = SimInput(runtime, self.buttons) if simulate else None
+        self.request_state = "none"  # none | pending | acknowledged
+        self._refused = False
+        self._timer: threading.Timer | None = None
+        self._lock = threading.RLock()
+        self._closed = False
+        self._jobs: queue.Queue[str | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name=f"{node.id}-presses", daemon=True)
+
+    def start(self) -> None:
+        self._worker.start()
+        self.runtime.on_state(self._on_state)
+        self.show()
+        log.info("assistance node %s ready", self.node.id)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._jobs.put(None)
+        if self._timer:
+            self._timer.cancel()
+        self.light.set("off")
+        close_all([self.button, self.light])
+
+    def submit(self, op: str) -> None:
+        if not self.runtime.online:
+            log.warning("%s: %s refused, no connection to the broker", self.node.id, op)
+            self.refused()
+            return
+        self._jobs.put(op)
+
+    def _work(self) -> None:
+        while True:
+            op = self._jobs.get()
+            if op is None:
+                return
+            try:
+                result = self.runtime.request(
+                    op, {"terminal": self.terminal}, timeout=self.timeout_s, retries=self.retries
+                )
+            except CommandFailed as exc:
+                # Cancelling when nothing is open is harmless; anything else is shown as refused.
+                log.info("%s: %s refused: %s", self.node.id, op, exc)
+                if exc.code != "unknown_assistance":
+                    self.refused()
+            except RequestTimeout:
+                log.warning("%s: %s got no reply from the controller", self.node.id, op)
+                self.refused()
+            else:
+                a = result.get("assist") or {}
+                log.info("%s: %s -> request %s %s", self.node.id, op, a.get("id"), a.get("state"))
+                with self._lock:  # show at once; the state snapshot confirms it
+                    self.request_state = {"pending": "pending", "acknowledged": "acknowledged"}.get(
+                        a.get("state", ""), "none"
+                    )
+                self.show()
+            self.runtime.set_health(assist=self.request_state, presses=self.button.presses)
+
+    def refused(self) -> None:
+        with self._lock:
+            self._refused = True
+            if self._timer:
+                self._timer.cancel()
+            self._timer = threading.Timer(REFUSED_S, self._end_refused)
+            self._timer.daemon = True
+            self._timer.start()
+        self.show()
+
+    def _end_refused(self) -> None:
+        with self._lock:
+            self._refused = False
+        self.show()
+
+    def _on_state(self, state: dict[str, Any]) -> None:
+        mine = next((a for a in state.get("assistance", []) if a["terminal"] == self.terminal), None)
+        with self._lock:
+            self.request_state = (
+                mine["state"] if mine and mine["state"] in ("pending", "acknowledged") else "none"
+            )
+        self.show()
+
+    def show(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._refused:
+                pattern = "fast"
+            else:
+                pattern = {"pending": "blink", "acknowledged": "on"}.get(self.request_state, "off")
+            self.light.set(pattern)
+
+
+def create(runtime: Any, cfg: Config, node: Node, *, pins: Any = None, simulate: bool = False) -> AssistNode:
+    """Node factory (waitroom/cli.py NODE_ROLES['assist'])."""
+    return AssistNode(runtime, cfg, node, pins=pins, simulate=simulate)

@@ -1,0 +1,340 @@
+"""The counter node: staff buttons and a status light at one counter (Schalter).
+
+Buttons (names from firmware_config/pinmaps/counter.yaml, overridable per node with ``pins:``):
+
+=========  ==========================  ==========================================
+button     short press                 long press
+=========  ==========================  ==========================================
+next       call the next ticket        recall the current ticket
+recall     recall the current ticket   acknowledge the oldest open assistance request
+served     current ticket served       --
+no_show    current ticket no-show      --
+pause      pause / reopen the counter  close the counter
+=========  ==========================  ==========================================
+
+Status light (an RGB LED ``status_red/green/blue``; with only ``status_green`` the patterns fall back to it):
+
+- serving a ticket: green steady; open and idle: green heartbeat; paused: yellow (red+green) steady;
+  closed: off; broker or controller unreachable: red fast blink;
+- feedback: three amber flashes when nobody is waiting, three red flashes when an action was refused;
+- assistance: blue blinks while a request at or above this counter's escalation level waits, blue steady while
+  the request this counter acknowledged is open; the ``buzzer`` beeps twice for each new or escalated request.
+
+Presses are never lost silently: each is sent with request/reply and retried with the same request id; when
+the controller stays silent the light blinks red fast (refused visibly), and a press while the broker is
+unreachable is refused at once the same way.
+
+Node options: ``long_press_s`` (1.0), ``assist_from_level`` (1: signal requests from escalation level 1 on,
+i.e. "all counters"; 0 for the counters that answer first), ``request_timeout_s`` (2.0), ``retries`` (2).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from edge.hardware import Lamp, PressButton, SimInput, close_all
+from waitroom.config import Config, Node
+from waitroom.contract import EventKind
+from waitroom.errors import CommandFailed, RequestTimeout
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PINS: dict[str, int] = {
+    "next": 17,
+    "recall": 27,
+    "served": 22,
+    "no_show": 23,
+    "pause": 24,
+    "status_red": 5,
+    "status_green": 6,
+    "status_blue": 13,
+    "buzzer": 26,
+}
+BUTTONS = ("next", "recall", "served", "no_show", "pause")
+FEEDBACK_S = 1.0  # how long a feedback flash pattern shows before the state pattern returns
+
+
+class StatusLamp(Lamp):
+    """A Lamp with a heartbeat pattern (short blip every two seconds) for "open, nobody called"."""
+
+    PATTERNS = {**Lamp.PATTERNS, "heartbeat": (0.1, 1.9)}
+
+
+def node_pins(node: Node) -> dict[str, Any]:
+    """Effective pins: the role's pin map revision (firmware_config) with the node's overrides."""
+    try:
+        from firmware_config.pins import resolve
+    except ImportError:  # pragma: no cover - firmware_config ships with waitroom
+        return {**DEFAULT_PINS, **node.pins}
+    return resolve(node)
+
+
+def _option(node: Node, name: str, default: float, lo: float, hi: float) -> float:
+    value = node.options.get(name, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ValueError(f"node {node.id}: options.{name} must be a number {lo}..{hi}, not {value!r}")
+    return float(value)
+
+
+class CounterNode:
+    def __init__(self, runtime: Any, cfg: Config, node: Node, *, pins: Any = None, simulate: bool = False):
+        if node.counter is None:
+            raise ValueError(f"node {node.id}: a counter node must name its counter")
+        self.runtime = runtime
+        self.cfg = cfg
+        self.node = node
+        self.counter = node.counter
+        self.long_press_s = _option(node, "long_press_s", 1.0, 0.2, 10)
+        self.assist_from_level = int(_option(node, "assist_from_level", 1, 0, 2))
+        self.timeout_s = _option(node, "request_timeout_s", 2.0, 0.1, 30)
+        self.retries = int(_option(node, "retries", 2, 0, 10))
+        pinmap = node_pins(node)
+        self.buttons: dict[str, PressButton] = {}
+        for name in BUTTONS:
+            if pinmap.get(name) is None:
+                continue
+            b = PressButton(
+                pinmap[name],
+                factory=pins,
+                name=f"{node.id}.{name}",
+                long_press_s=self.long_press_s if name in ("next", "recall", "pause") else None,
+            )
+            self.buttons[name] = b
+        if "next" not in self.buttons:
+            raise ValueError(f"node {node.id}: the counter node needs at least the 'next' button")
+        self.lamps: dict[str, Lamp] = {}
+        for colour in ("red", "green", "blue"):
+            pin = pinmap.get(f"status_{colour}")
+            if pin is not None:
+                self.lamps[colour] = StatusLamp(pin, factory=pins, name=f"{node.id}.{colour}")
+        if not self.lamps:
+            raise ValueError(f"node {node.id}: the counter node needs a status LED (status_green)")
+        self.buzzer = (
+            Lamp(pinmap["buzzer"], factory=pins, name=f"{node.id}.buzzer")
+            if pinmap.get("buzzer") is not None
+            else None
+        )
+        self._wire()
+        self.sim = SimInput(runtime, self.buttons) if simulate else None
+        self._jobs: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name=f"{node.id}-presses", daemon=True)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._feedback_timer: threading.Timer | None = None
+        self._feedback_until = False
+        self.offline = not runtime.online
+        self.counter_state: dict[str, Any] | None = None
+        self.assist_signal = "off"  # off | pending | mine
+        self._assist_seen: dict[str, int] = {}
+        self.last_error: str = ""
+        self.mode = "unknown"
+
+    # -- wiring
+    def _wire(self) -> None:
+        c = self.counter
+        b = self.buttons
+        b["next"].on_press = lambda: self.submit("counter.call_next", {"counter": c})
+        b["next"].on_long_press = lambda: self.submit("counter.recall", {"counter": c})
+        if "recall" in b:
+            b["recall"].on_press = lambda: self.submit("counter.recall", {"counter": c})
+            b["recall"].on_long_press = self.acknowledge_assist
+        if "served" in b:
+            b["served"].on_press = lambda: self.submit("counter.served", {"counter": c})
+        if "no_show" in b:
+            b["no_show"].on_press = lambda: self.submit("counter.no_show", {"counter": c})
+        if "pause" in b:
+            b["pause"].on_press = self.toggle_pause
+            b["pause"].on_long_press = lambda: self.submit("counter.close", {"counter": c})
+
+    def start(self) -> None:
+        self._worker.start()
+        self.runtime.link.on_connect_hooks.append(self._connected)
+        self.runtime.link.on_disconnect_hooks.append(self._disconnected)
+        self.runtime.on_state(self._on_state)
+        self.runtime.on_event(self._on_event)
+        self.offline = not self.runtime.online
+        self.show()
+        log.info(
+            "counter node %s for %s: buttons %s, status LED %s",
+            self.node.id,
+            self.counter,
+            ", ".join(self.buttons),
+            "/".join(self.lamps),
+        )
+
+    def stop(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._jobs.put(None)
+        if self._feedback_timer:
+            self._feedback_timer.cancel()
+        for lamp in [*self.lamps.values(), *([self.buzzer] if self.buzzer else [])]:
+            lamp.set("off")
+        close_all([*self.buttons.values(), *self.lamps.values(), *([self.buzzer] if self.buzzer else [])])
+
+    # -- actions
+    def toggle_pause(self) -> None:
+        state = (self.counter_state or {}).get("state")
+        if state == "paused" or state == "closed":
+            self.submit("counter.open", {"counter": self.counter})
+        else:
+            self.submit("counter.pause", {"counter": self.counter, "reason": "Pause"})
+
+    def acknowledge_assist(self) -> None:
+        pending = [a for a in (self.runtime.state or {}).get("assistance", []) if a["state"] == "pending"]
+        if not pending:
+            self.feedback("error")
+            return
+        oldest = min(pending, key=lambda a: a.get("requested_at", 0))
+        self.submit("assist.acknowledge", {"request": oldest["id"], "counter": self.counter})
+
+    def submit(self, op: str, args: dict[str, Any]) -> None:
+        """Queue a press for the controller; refused at once (red blink) while the broker is unreachable."""
+        if not self.runtime.online:
+            log.warning("%s: %s refused, no connection to the broker", self.node.id, op)
+            self.last_error = "offline"
+            self.offline = True
+            self.show()
+            return
+        self._jobs.put((op, args))
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            op, args = job
+            try:
+                self.runtime.request(op, args, timeout=self.timeout_s, retries=self.retries)
+            except CommandFailed as exc:
+                self.last_error = exc.code
+                log.info("%s: %s refused: %s", self.node.id, op, exc)
+                self.feedback("nobody" if exc.code == "nobody_waiting" else "error")
+            except RequestTimeout:
+                self.last_error = "timeout"
+                log.warning("%s: %s got no reply from the controller", self.node.id, op)
+                self.offline = True
+                self.show()
+            else:
+                self.last_error = ""
+                if self.offline:
+                    self.offline = False
+                    self.show()
+            self.runtime.set_health(
+                counter=self.counter,
+                mode=self.mode,
+                last_error=self.last_error,
+                presses=sum(b.presses for b in self.buttons.values()),
+            )
+
+    # -- state from the controller
+    def _connected(self) -> None:
+        pass  # stays "offline" until the controller's state arrives (broker up does not mean controller up)
+
+    def _disconnected(self) -> None:
+        self.offline = True
+        self.show()
+
+    def _on_state(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self.offline = False
+            self.counter_state = next((c for c in state.get("counters", []) if c["id"] == self.counter), None)
+            self._update_assist(state.get("assistance", []))
+        self.show()
+
+    def _update_assist(self, assists: list[dict[str, Any]]) -> None:
+        signalled = {
+            a["id"]: a["level"]
+            for a in assists
+            if a["state"] == "pending" and a["level"] >= self.assist_from_level
+        }
+        mine = any(a["state"] == "acknowledged" and a.get("counter") == self.counter for a in assists)
+        new = [aid for aid, lvl in signalled.items() if self._assist_seen.get(aid, -1) < lvl]
+        self._assist_seen = {**{k: v for k, v in self._assist_seen.items() if k in signalled}, **signalled}
+        self.assist_signal = "pending" if signalled else "mine" if mine else "off"
+        if new and self.buzzer is not None and not self._closed:
+            self.buzzer.set("flash", n=2)
+
+    def _on_event(self, kind: EventKind, event: dict[str, Any]) -> None:
+        if kind is EventKind.ASSIST:
+            log.info(
+                "%s: assistance %s at %s: %s (level %s)",
+                self.node.id,
+                event.get("id"),
+                event.get("terminal"),
+                event.get("event"),
+                event.get("level"),
+            )
+
+    # -- the light
+    def feedback(self, kind: str) -> None:
+        """Three flashes (amber = nobody waiting, red = refused), then the state pattern again."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._feedback_timer:
+                self._feedback_timer.cancel()
+            self._feedback_until = True
+            colours = ("red", "green") if kind == "nobody" else ("red",)
+            lit = [c for c in colours if c in self.lamps] or list(self.lamps)[:1]
+            for name, lamp in self.lamps.items():
+                if name in lit:
+                    lamp.set("flash", n=3)
+                elif name != "blue":
+                    lamp.set("off")
+            self._feedback_timer = threading.Timer(FEEDBACK_S, self._end_feedback)
+            self._feedback_timer.daemon = True
+            self._feedback_timer.start()
+
+    def _end_feedback(self) -> None:
+        with self._lock:
+            self._feedback_until = False
+        self.show()
+
+    def _patterns(self) -> tuple[str, dict[str, str]]:
+        cs = self.counter_state
+        if self.offline:
+            return "offline", {"red": "fast"}
+        if cs is None:
+            return "unknown", {"red": "blink"}
+        if cs["state"] == "closed":
+            return "closed", {}
+        if cs["state"] == "paused":
+            return "paused", {"red": "on", "green": "on"}
+        if cs.get("serving"):
+            return "serving", {"green": "on"}
+        return "idle", {"green": "heartbeat"}
+
+    def show(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            mode, want = self._patterns()
+            self.mode = mode
+            if len(self.lamps) == 1:  # a single LED: fold the colours onto it
+                only = next(iter(self.lamps.values()))
+                single = {
+                    "offline": "fast",
+                    "unknown": "blink",
+                    "closed": "off",
+                    "paused": "blink",
+                    "serving": "on",
+                    "idle": "heartbeat",
+                }[mode]
+                if not self._feedback_until:
+                    only.set(single)
+                return
+            if not self._feedback_until:
+                for colour in ("red", "green"):
+                    if colour in self.lamps:
+                        self.lamps[colour].set(want.get(colour, "off"))
+            if "blue" in self.lamps:
+                self.lamps["blue"].set({"pending": "blink", "mine": "on"}.get(self.assist_signal, "off"))
+
+
+def create(runtime: Any, cfg: Config, node: Node, *, pins: Any = None, simulate: bool = False) -> CounterNode:
+    """Node factory (waitroom/cli.py NODE_ROLES['counter'])."""
+    return CounterNode(runtime, cfg, node, pins=pins, simulate=simulate)

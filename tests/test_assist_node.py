@@ -1,0 +1,79 @@
+"""The assistance node on gpiozero's mock pins with a real mosquitto and controller: press = request (light
+blinks), acknowledged = steady, resolved = off, long press cancels, unreachable controller = fast flicker."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_counter_node import press, toggles
+from tests.web_helpers import wait_for
+
+
+@pytest.fixture
+def assist_node(cfg, controller, node, mock_pins):
+    from edge import assist
+
+    made = []
+
+    def make(**options):
+        n = cfg.node("sb-1").model_copy(update={"options": {"long_press_s": 0.3, **options}})
+        a = assist.create(node("sb-1"), cfg, n, pins=mock_pins, simulate=True)
+        a.start()
+        made.append(a)
+        return a
+
+    yield make
+    for a in made:
+        a.stop()
+
+
+def test_press_blinks_ack_steady_resolve_off(assist_node, controller, node):
+    a = assist_node()
+    light = a.light.pin
+    assert toggles(light, 0.2) == {False}
+    press(a.button)
+    wait_for(lambda: a.request_state == "pending")
+    aid = next(iter(controller.office.state.assists))
+    assert controller.office.state.assists[aid].state == "pending"
+    assert toggles(light, 1.2) == {True, False}  # blinking while pending
+    staff = node("counter-3")
+    staff.request("assist.acknowledge", {"request": aid, "counter": "c3"})
+    wait_for(lambda: a.request_state == "acknowledged")
+    assert toggles(light, 0.6) == {True}  # steady: help is on the way
+    staff.request("assist.resolve", {"request": aid, "counter": "c3"})
+    wait_for(lambda: a.request_state == "none")
+    assert toggles(light, 0.3) == {False}
+    assert controller.office.state.assists[aid].state == "resolved"
+
+
+def test_second_press_does_not_open_a_second_request(assist_node, controller):
+    a = assist_node()
+    press(a.button)
+    wait_for(lambda: a.request_state == "pending")
+    press(a.button)
+    wait_for(lambda: a.button.presses == 2)
+    assert len(controller.office.state.assists) == 1
+
+
+def test_long_press_cancels(assist_node, controller):
+    a = assist_node()
+    press(a.button)
+    wait_for(lambda: a.request_state == "pending")
+    press(a.button, hold=0.45)
+    wait_for(lambda: a.request_state == "none")
+    assert next(iter(controller.office.state.assists.values())).state == "cancelled"
+    assert toggles(a.light.pin, 0.3) == {False}
+
+
+def test_unreachable_controller_flickers(assist_node, controller):
+    a = assist_node(request_timeout_s=0.2, retries=1)
+    controller.stop()
+    press(a.button)
+    wait_for(lambda: a._refused, timeout=3)
+    assert toggles(a.light.pin, 0.5) == {True, False}
+
+
+def test_sim_press_from_the_demo(assist_node, controller, node):
+    a = assist_node()
+    node("web").link.publish(a.runtime.topics.sim("sb-1"), {"button": "help", "action": "press"}, "sim")
+    wait_for(lambda: a.request_state == "pending")

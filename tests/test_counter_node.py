@@ -1,0 +1,196 @@
+"""The counter node on gpiozero's mock pins, against a real mosquitto and the real controller: presses,
+long presses, and the status/assistance LED patterns asserted on the pins."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.web_helpers import wait_for
+
+PRESS_GAP = 0.06  # longer than the 30 ms debounce
+
+
+def press(button, hold: float = 0.0) -> None:
+    pin = button.pin
+    pin.drive_low()
+    time.sleep(hold or PRESS_GAP)
+    pin.drive_high()
+    time.sleep(PRESS_GAP)
+
+
+def toggles(pin, seconds: float) -> set[bool]:
+    """The LED pin values seen over ``seconds``."""
+    seen = set()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        seen.add(bool(pin.state))
+        time.sleep(0.01)
+    return seen
+
+
+@pytest.fixture
+def counter_node(cfg, controller, node, mock_pins):
+    from edge import counter
+
+    made = []
+
+    def make(node_id="counter-1", factory=None, **options):
+        rt = node(node_id)
+        base = cfg.node(node_id)
+        n = base.model_copy(update={"options": {"long_press_s": 0.3, **options}})
+        c = counter.create(rt, cfg, n, pins=factory or mock_pins, simulate=True)
+        c.start()
+        made.append(c)
+        wait_for(lambda: c.mode in ("idle", "serving") or "wait" in options)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+def led(c, colour):
+    return c.lamps[colour].pin
+
+
+def test_next_calls_and_green_is_steady(counter_node, node, controller):
+    c = counter_node()
+    assert toggles(led(c, "green"), 2.1) == {True, False}  # heartbeat
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    press(c.buttons["next"])
+    wait_for(lambda: c.mode == "serving")
+    assert controller.office.state.counters["c1"].current is not None
+    assert toggles(led(c, "green"), 0.3) == {True} and toggles(led(c, "red"), 0.1) == {False}
+    press(c.buttons["served"])
+    wait_for(lambda: c.mode == "idle")
+    assert controller.office.state.counters["c1"].served == 1
+
+
+def test_long_press_next_recalls(counter_node, node, controller):
+    c = counter_node()
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    press(c.buttons["next"])
+    wait_for(lambda: c.mode == "serving")
+    press(c.buttons["next"], hold=0.45)
+    wait_for(lambda: controller.office.state.calls and controller.office.state.calls[0].recall)
+    assert controller.office.state.tickets[controller.office.state.counters["c1"].current].recalls == 1
+
+
+def test_nobody_waiting_flashes_amber(counter_node):
+    c = counter_node()
+    press(c.buttons["next"])
+    wait_for(lambda: c.last_error == "nobody_waiting")
+    # both red and green blink together (amber) during the feedback, then the heartbeat returns
+    assert toggles(led(c, "red"), 0.5) == {True, False}
+    time.sleep(1.0)
+    assert c.mode == "idle" and toggles(led(c, "red"), 0.3) == {False}
+
+
+def test_pause_toggles_and_long_press_closes(counter_node, controller):
+    c = counter_node()
+    press(c.buttons["pause"])
+    wait_for(lambda: c.mode == "paused")
+    assert controller.office.state.counters["c1"].state == "paused"
+    assert toggles(led(c, "red"), 0.2) == {True} and toggles(led(c, "green"), 0.2) == {True}  # yellow
+    press(c.buttons["pause"])
+    wait_for(lambda: c.mode == "idle")
+    press(c.buttons["pause"], hold=0.45)
+    wait_for(lambda: c.mode == "closed")
+    assert toggles(led(c, "green"), 0.2) == {False} and toggles(led(c, "red"), 0.2) == {False}
+
+
+def test_assistance_signal_and_acknowledge(counter_node, node, controller):
+    c = counter_node(assist_from_level=0)
+    from gpiozero.pins.mock import MockFactory
+
+    other = counter_node("counter-2", factory=MockFactory())  # signals from escalation level 1 on (default)
+    aid = node("sb-1").request("assist.request", {"terminal": "sb-1"})["assist"]["id"]
+    wait_for(lambda: c.assist_signal == "pending")
+    assert toggles(led(c, "blue"), 1.2) == {True, False}  # blinking
+    assert c.buzzer.pin.states and any(s.state for s in c.buzzer.pin.states)  # beeped
+    assert other.assist_signal == "off" and toggles(led(other, "blue"), 0.3) == {False}
+    press(c.buttons["recall"], hold=0.45)  # long press on recall acknowledges
+    wait_for(lambda: controller.office.state.assists[aid].state == "acknowledged")
+    assert controller.office.state.assists[aid].counter == "c1"
+    wait_for(lambda: c.assist_signal == "mine")
+    assert toggles(led(c, "blue"), 0.3) == {True}
+    node("web").request("assist.resolve", {"request": aid})
+    wait_for(lambda: c.assist_signal == "off")
+    assert toggles(led(c, "blue"), 0.3) == {False}
+
+
+def test_escalation_reaches_all_counters(cfg, tmp_path, node, mock_pins, broker):
+    """With a 1 s escalation, a counter signalling from level 1 on starts blinking after about a second."""
+    from edge import counter
+    from tests.conftest import office_config
+    from waitroom.service import ControllerService
+
+    fast = office_config(broker.port, office_id=cfg.office.id + "e")
+    fast = fast.model_copy(
+        update={"controller": fast.controller.model_copy(update={"assist_escalate_s": [1, 60]})}
+    )
+    svc = ControllerService(fast, str(tmp_path / "esc.db"))
+    assert svc.start(wait=10)
+    from waitroom.node import NodeRuntime
+
+    rts = [NodeRuntime(fast, "counter-2"), NodeRuntime(fast, "sb-1")]
+    try:
+        for rt in rts:
+            assert rt.start(wait=10)
+        c = counter.create(rts[0], fast, fast.node("counter-2"), pins=mock_pins)
+        c.start()
+        rts[1].request("assist.request", {"terminal": "sb-1"})
+        wait_for(lambda: rts[0].state and rts[0].state["assistance"])
+        assert c.assist_signal == "off"
+        wait_for(lambda: c.assist_signal == "pending", timeout=5)
+        assert rts[0].state["assistance"][0]["level"] == 1
+        c.stop()
+    finally:
+        for rt in rts:
+            rt.stop()
+        svc.stop()
+
+
+def test_controller_unreachable_is_refused_visibly(counter_node, node, controller):
+    c = counter_node(request_timeout_s=0.3, retries=1)
+    seen = []
+    spy = node("web")
+    spy.subscribe(spy.topics.cmd("counter-1"), lambda t, p: seen.append(p))
+    controller.stop()
+    press(c.buttons["next"])
+    wait_for(lambda: c.mode == "offline", timeout=3)
+    assert toggles(led(c, "red"), 0.5) == {True, False} and toggles(led(c, "green"), 0.2) == {False}
+    assert len(seen) == 2 and seen[0] == seen[1]  # retried with the same request id
+
+
+def test_sim_topic_drives_the_mock_pin(counter_node, node, controller):
+    c = counter_node()
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    node("web").link.publish(c.runtime.topics.sim("counter-1"), {"button": "next", "action": "press"}, "sim")
+    wait_for(lambda: c.mode == "serving")
+    assert c.buttons["next"].presses == 1
+
+
+def test_bad_options_are_errors(cfg, node, mock_pins):
+    from edge import counter
+
+    n = cfg.node("counter-1").model_copy(update={"options": {"long_press_s": "long"}})
+    with pytest.raises(ValueError, match=r"options\.long_press_s"):
+        counter.create(node("counter-1"), cfg, n, pins=mock_pins)
+
+
+def test_mini_revision_single_led(cfg, controller, node, mock_pins):
+    from edge import counter
+
+    n = cfg.node("counter-1").model_copy(update={"options": {"hardware": "mini", "long_press_s": 0.3}})
+    c = counter.create(node("counter-1"), cfg, n, pins=mock_pins)
+    c.start()
+    try:
+        assert set(c.buttons) == {"next"} and set(c.lamps) == {"green"}
+        wait_for(lambda: c.mode == "idle")
+        press(c.buttons["next"], hold=0.45)  # recall with nothing called: refused, flashes
+        wait_for(lambda: c.last_error == "not_serving")
+    finally:
+        c.stop()

@@ -1,0 +1,164 @@
+"""End to end in a real headless chromium (Debian package, driven by Playwright): `waitroom web --demo` under
+gunicorn, the real controller and broker, an assistance node on mock pins.
+
+A staff member logs in and calls the next ticket: the browser call display and the citizen's ticket status
+page update live. An assistance request goes from a (virtual) press to acknowledge to resolve, with the
+terminal's light checked on its pin. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import require_tool
+from tests.web_helpers import PASSWORD, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def web_server(cfg, controller, tmp_path):
+    from mqtt_broker.local import free_port, wait_for_port
+    from waitroom.web.users import UserStore
+
+    conf = tmp_path / "office.yaml"
+    conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), allow_unicode=True))
+    store = UserStore(tmp_path / "web-users.db")
+    store.add("anna", PASSWORD, "staff")
+    store.close()
+    port = free_port()
+    env = {**os.environ, "WAITROOM_SECRET_KEY": "e2e-secret-key-0123456789abcdef"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "waitroom.cli",
+            "web",
+            "--config",
+            str(conf),
+            "--data-dir",
+            str(tmp_path),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--threads",
+            "16",
+            "--demo",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=20)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+        (Path(__file__).resolve().parent.parent / "test-artifacts").mkdir(exist_ok=True)
+        (Path(__file__).resolve().parent.parent / "test-artifacts" / "e2e-web-server.log").write_bytes(out)
+
+
+@pytest.fixture
+def browser():
+    chromium = require_tool("chromium", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_staff_calls_next_display_and_ticket_page_update_live(web_server, browser, node, artifacts):
+    ticket = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+
+    citizen = browser.new_page(viewport={"width": 390, "height": 740}, locale="de-DE")  # a phone
+    citizen.goto(f"{web_server}/t/{ticket['id']}")
+    citizen.wait_for_selector("#ticket-number")
+    assert citizen.inner_text("#ticket-number") == "A001"
+    assert "Position 1" in citizen.inner_text("#ticket")
+
+    display = browser.new_page(viewport={"width": 1280, "height": 720}, locale="de-DE")
+    display.goto(f"{web_server}/display/?sound=0")
+
+    staff = browser.new_page(locale="de-DE")
+    staff.goto(f"{web_server}/staff/c1")
+    staff.fill("#username", "anna")
+    staff.fill("#password", PASSWORD)
+    staff.click("button[type=submit].primary")
+    staff.wait_for_url("**/staff/c1")
+    staff.screenshot(path=str(artifacts / "e2e-staff-login.png"), full_page=True)
+    staff.wait_for_selector("text=Keine Nummer aufgerufen")
+    citizen.wait_for_timeout(300)  # let the streams settle
+    staff.keyboard.press("n")  # keyboard shortcut: next
+    staff.wait_for_selector("#serving-number:has-text('A001')")
+
+    citizen.wait_for_selector("[data-state=called]", timeout=5000)
+    assert "Schalter 1" in citizen.inner_text("#ticket")
+    display.wait_for_function("document.body.innerText.includes('A001')", timeout=5000)
+    staff.screenshot(path=str(artifacts / "e2e-staff.png"), full_page=True)
+    citizen.screenshot(path=str(artifacts / "e2e-ticket-phone.png"), full_page=True)
+    display.screenshot(path=str(artifacts / "e2e-display.png"))
+
+    en = browser.new_page()
+    en.goto(f"{web_server}/waiting?lang=en")
+    assert "ID card / passport" in en.inner_text("main")
+    en.screenshot(path=str(artifacts / "e2e-public-waits.png"), full_page=True)
+
+
+def test_assistance_press_acknowledge_resolve(
+    web_server, browser, cfg, node, mock_pins, artifacts, controller
+):
+    from edge import assist
+
+    sb = assist.create(node("sb-1"), cfg, cfg.node("sb-1"), pins=mock_pins, simulate=True)
+    sb.start()
+    try:
+        demo = browser.new_page(viewport={"width": 1280, "height": 900}, locale="de-DE")
+        demo.goto(f"{web_server}/demo/")
+        staff = browser.new_page(locale="de-DE")
+        staff.goto(f"{web_server}/login?next=/staff/c3")
+        staff.fill("#username", "anna")
+        staff.fill("#password", PASSWORD)
+        staff.click("button[type=submit].primary")
+        staff.wait_for_url("**/staff/c3")
+        staff.wait_for_selector("text=Keine offenen Hilfeanfragen.")
+
+        demo.click("button.sim[data-node='sb-1'][data-button='help'][data-action='press']")
+        wait_for(lambda: sb.request_state == "pending", timeout=5)
+        staff.wait_for_selector("li.assist-pending", timeout=5000)
+        demo.wait_for_selector("#demo-assist:has-text('wartet auf Hilfe')", timeout=5000)
+        demo.screenshot(path=str(artifacts / "e2e-demo-assist.png"), full_page=True)
+        staff.screenshot(path=str(artifacts / "e2e-staff-assist.png"), full_page=True)
+
+        staff.click("li.assist-pending button:has-text('Ich komme')")
+        staff.wait_for_selector("text=Hilfe ist unterwegs.")
+        wait_for(lambda: sb.request_state == "acknowledged", timeout=5)
+        wait_for(lambda: sb.light.pin.state, timeout=2)
+        staff.click("li.assist-acknowledged button:has-text('Erledigt')")
+        staff.wait_for_selector("text=Hilfeanfrage erledigt.")
+        wait_for(lambda: sb.request_state == "none", timeout=5)
+        assert not sb.light.pin.state
+        aid = next(iter(controller.office.state.assists))
+        assert controller.office.state.assists[aid].state == "resolved"
+        assert controller.office.state.assists[aid].counter == "c3"
+    finally:
+        sb.stop()

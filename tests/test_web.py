@@ -1,0 +1,432 @@
+"""The web app with Flask's test client against a real mosquitto and the real controller: every route and
+every permission (anonymous, staff, admin, wrong counter), CSRF, errors from the controller, rate limits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.web_helpers import PASSWORD, csrf_token, login, wait_for
+
+
+@pytest.fixture
+def app(cfg, controller, tmp_path):
+    from waitroom.web import create_app
+
+    app = create_app(
+        cfg,
+        data_dir=tmp_path,
+        test_config={
+            "SECRET_KEY": "test-secret-key-0123456789",
+            "TESTING": True,
+            "WAITROOM_STATS_DB": tmp_path / "events.db",
+        },
+    )
+    users = app.extensions["waitroom_users"]
+    users.add("admin", PASSWORD, "admin")
+    users.add("anna", PASSWORD, "staff")
+    users.add("bernd", PASSWORD, "staff", ["c3"])
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state() is not None)
+    yield app
+    live.close()
+
+
+@pytest.fixture
+def anon(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def staff(app):
+    c = app.test_client()
+    assert login(c, "anna").status_code == 302
+    return c
+
+
+@pytest.fixture
+def admin(app):
+    c = app.test_client()
+    assert login(c, "admin").status_code == 302
+    return c
+
+
+def post(client, path, data=None, **kw):
+    token = csrf_token(client)
+    return client.post(path, data={"csrf_token": token, **(data or {})}, **kw)
+
+
+def test_login_wrong_password_and_logout(anon):
+    assert login(anon, "anna", "wrong-password").status_code == 401
+    r = login(anon, "anna")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/staff/")
+    r = post(anon, "/logout")
+    assert r.status_code == 302
+    assert anon.get("/staff/c1").status_code == 302  # logged out: back to the login
+
+
+def test_login_redirect_stays_local(anon):
+    token = csrf_token(anon, "/login")
+    r = anon.post(
+        "/login?next=https://evil.example/x",
+        data={"username": "anna", "password": PASSWORD, "csrf_token": token},
+    )
+    assert r.headers["Location"] == "/staff/"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/staff/",
+        "/staff/c1",
+        "/staff/c1/panel",
+        "/admin/",
+        "/admin/stats",
+        "/admin/config",
+        "/admin/stats.csv",
+        "/admin/nodes",
+    ],
+)
+def test_anonymous_is_sent_to_login(anon, path):
+    r = anon.get(path)
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def test_anonymous_api_is_401(anon):
+    token = csrf_token(anon)
+    r = anon.post("/api/counter/c1/next", json={}, headers={"X-CSRFToken": token})
+    assert r.status_code == 401 and r.json["error"]["code"] == "login_required"
+    assert anon.get("/api/nodes").status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/stats", "/admin/config", "/admin/stats.csv"])
+def test_staff_may_not_see_admin(staff, path):
+    assert staff.get(path).status_code == 403
+
+
+def test_staff_calls_next_and_finishes(app, staff, node):
+    disp = node("disp-1")
+    disp.request("ticket.issue", {"service": "pass"})
+    r = post(staff, "/staff/c1/next", follow_redirects=True)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and "A001 aufgerufen" in html
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state()["counters"][0]["serving"])
+    page = staff.get("/staff/c1/panel").get_data(as_text=True)
+    assert 'id="serving-number">A001<' in page
+    r = post(staff, "/staff/c1/recall", follow_redirects=True)
+    assert "A001 aufgerufen" in r.get_data(as_text=True)
+    r = post(staff, "/staff/c1/served", follow_redirects=True)
+    assert "A001 erledigt" in r.get_data(as_text=True)
+
+
+def test_nobody_waiting_is_a_clear_error(staff):
+    r = post(staff, "/staff/c2/next", follow_redirects=True)
+    assert "Niemand wartet." in r.get_data(as_text=True)
+    token = csrf_token(staff)
+    r = staff.post("/api/counter/c2/next", json={}, headers={"X-CSRFToken": token})
+    assert r.status_code == 409 and r.json["error"]["code"] == "nobody_waiting"
+    r = staff.post("/api/counter/c2/served", json={}, headers={"X-CSRFToken": token})
+    assert r.status_code == 409 and r.json["error"]["code"] == "not_serving"
+
+
+def test_api_actions_transfer_park_call_pause(app, staff, node):
+    disp = node("disp-1")
+    for _ in range(2):
+        disp.request("ticket.issue", {"service": "melde"})
+    h = {"X-CSRFToken": csrf_token(staff)}
+    assert staff.post("/api/counter/c1/next", json={}, headers=h).json["result"]["call"]["ticket"] == "B001"
+    r = staff.post("/api/counter/c1/transfer", json={"target": "service:sonstiges"}, headers=h)
+    assert r.status_code == 200 and r.json["result"]["ticket"]["service"] == "sonstiges"
+    assert staff.post("/api/counter/c1/next", json={}, headers=h).json["result"]["call"]["ticket"] == "B002"
+    assert (
+        staff.post("/api/counter/c1/park", json={}, headers=h).json["result"]["ticket"]["state"] == "parked"
+    )
+    r = staff.post("/api/counter/c1/call", json={"ticket": "b2"}, headers=h)
+    assert r.json["result"]["call"]["ticket"] == "B002"
+    r = staff.post("/api/counter/c1/call", json={"ticket": "Z999"}, headers=h)
+    assert r.status_code == 404 and r.json["error"]["code"] == "unknown_ticket"
+    r = staff.post("/api/counter/c1/call", json={}, headers=h)
+    assert r.status_code == 400 and "ticket" in r.json["error"]["message"]
+    r = staff.post("/api/counter/c1/transfer", json={"target": "nowhere"}, headers=h)
+    assert r.status_code == 400
+    r = staff.post("/api/counter/c1/pause", json={"reason": "Besprechung"}, headers=h)
+    assert r.json["result"]["counter"] == {"id": "c1", "state": "paused", "reason": "Besprechung"}
+    r = staff.post("/api/counter/c1/bogus", json={}, headers=h)
+    assert r.status_code == 404
+    assert (
+        staff.post("/api/counter/c1/close", json={}, headers=h).json["result"]["counter"]["state"] == "closed"
+    )
+    assert staff.post("/api/counter/c1/open", json={}, headers=h).json["result"]["counter"]["state"] == "open"
+
+
+def test_wrong_counter_is_forbidden(app):
+    c = app.test_client()
+    login(c, "bernd")  # may operate c3 only
+    assert c.get("/staff/c1").status_code == 403
+    assert post(c, "/staff/c1/next").status_code == 403
+    r = c.post("/api/counter/c1/next", json={}, headers={"X-CSRFToken": csrf_token(c)})
+    assert r.status_code == 403 and r.json["error"]["code"] == "forbidden"
+    assert c.get("/staff/c3").status_code == 200
+    assert c.get("/staff/c9").status_code == 404
+    page = c.get("/staff/?pick=1").get_data(as_text=True)
+    assert "/staff/c3" in page and "/staff/c1" not in page
+
+
+def test_csrf_is_required(staff):
+    assert staff.post("/staff/c1/next").status_code == 400
+    r = staff.post("/api/counter/c1/next", json={})
+    assert r.status_code == 400 and r.json["error"]["code"] == "csrf"
+
+
+def test_assistance_acknowledge_and_resolve(app, staff, node):
+    sb = node("sb-1")
+    aid = sb.request("assist.request", {"terminal": "sb-1"})["assist"]["id"]
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state()["assistance"])
+    page = staff.get("/staff/c1/panel").get_data(as_text=True)
+    assert "Selbstbedienung 1" in page and "wartet auf Hilfe" in page
+    r = post(staff, "/staff/c1/assist_ack", {"request": aid}, follow_redirects=True)
+    assert "Hilfe ist unterwegs." in r.get_data(as_text=True)
+    r = post(staff, "/staff/c1/assist_ack", {"request": aid}, follow_redirects=True)
+    assert "Das passt nicht zum aktuellen Stand." in r.get_data(as_text=True)  # already acknowledged
+    r = post(staff, "/staff/c1/assist_resolve", {"request": aid}, follow_redirects=True)
+    assert "Hilfeanfrage erledigt." in r.get_data(as_text=True)
+    wait_for(lambda: not live.state()["assistance"])
+
+
+def test_admin_pages(app, admin, node):
+    disp = node("disp-1")
+    disp.set_health(printer="paper_low")
+    disp.request("ticket.issue", {"service": "pass"})
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.nodes.get("disp-1", {}).get("health", {}).get("printer") == "paper_low")
+    wait_for(lambda: live.state()["waiting"])
+    html = admin.get("/admin/").get_data(as_text=True)
+    assert "disp-1" in html and "printer=paper_low" in html and "A001" in html
+    nodes = admin.get("/api/nodes").json["nodes"]
+    row = next(n for n in nodes if n["id"] == "disp-1")
+    assert row["online"] and row["version"] and row["health"]["printer"] == "paper_low"
+    assert next(n for n in nodes if n["id"] == "display-1")["online"] is False
+    cfg_page = admin.get("/admin/config").get_data(as_text=True)
+    assert "Bürgerbüro Mitte" in cfg_page
+    r = post(admin, "/admin/intake/pass", {"mode": "stop", "reason": "Annahmeschluss"}, follow_redirects=True)
+    assert "Annahme geändert." in r.get_data(as_text=True)
+    wait_for(lambda: not live.state()["services"][0]["intake_open"])
+    assert post(admin, "/admin/intake/nope", {"mode": "stop"}).status_code == 404
+    # an admin may operate every counter
+    assert admin.get("/staff/c5").status_code == 200
+
+
+def test_admin_statistics_and_csv(app, admin, node):
+    disp, counter = node("disp-1"), node("counter-1")
+    for svc in ("pass", "pass", "melde"):
+        disp.request("ticket.issue", {"service": svc})
+    counter.request("counter.call_next", {"counter": "c1"})
+    counter.request("counter.served", {"counter": "c1"})
+    counter.request("counter.call_next", {"counter": "c1"})
+    counter.request("counter.no_show", {"counter": "c1"})
+    html = admin.get("/admin/stats").get_data(as_text=True)
+    assert "<svg" in html and "(3)" in html
+    r = admin.get("/admin/stats.csv")
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    rows = [line.split(",") for line in r.get_data(as_text=True).splitlines()]
+    totals = {row[2]: row for row in rows if row[1] == "total"}
+    assert totals["pass"][3:6] == ["2", "1", "1"]  # issued, served, no-show
+    assert totals["melde"][3] == "1"
+    assert admin.get("/admin/stats?day=not-a-day").status_code == 400
+
+
+def test_statistics_unavailable_elsewhere(cfg, controller, tmp_path):
+    from waitroom.web import create_app
+
+    app = create_app(cfg, data_dir=tmp_path / "elsewhere", test_config={"SECRET_KEY": "k" * 32})
+    try:
+        app.extensions["waitroom_users"].add("admin", PASSWORD, "admin")
+        c = app.test_client()
+        login(c, "admin")
+        html = c.get("/admin/stats").get_data(as_text=True)
+        assert "nicht auf diesem Rechner" in html
+        assert c.get("/admin/stats.csv").status_code == 503
+    finally:
+        app.extensions["waitroom"].close()
+
+
+def test_public_waits_and_api(app, anon, node):
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state()["services"][0]["waiting"] == 1)
+    html = anon.get("/waiting").get_data(as_text=True)
+    assert "Personalausweis / Reisepass" in html and "ca. " in html
+    en = anon.get("/waiting?lang=en").get_data(as_text=True)
+    assert "ID card / passport" in en and 'lang="en"' in en
+    data = anon.get("/api/public").json
+    svc = data["offices"][0]["services"][0]
+    assert svc["id"] == "pass" and svc["waiting"] == 1 and isinstance(svc["eta_min"], int)
+    state = anon.get("/api/state").json
+    assert state["waiting"][0]["ticket"] == "A001" and "id" not in state["waiting"][0]
+    assert anon.get("/").headers["Location"].endswith("/waiting")
+
+
+def test_ticket_status_page(app, anon, node, staff):
+    disp = node("disp-1")
+    t1 = disp.request("ticket.issue", {"service": "pass"})["ticket"]
+    t2 = disp.request("ticket.issue", {"service": "pass"})["ticket"]
+    live = app.extensions["waitroom"]
+    wait_for(lambda: len(live.state()["waiting"]) == 2)
+    j = anon.get(f"/api/ticket/{t2['id']}").json
+    assert j["state"] == "waiting" and j["ticket"] == "A002" and j["position"] == 2
+    html = anon.get(f"/t/{t2['id']}").get_data(as_text=True)
+    assert "A002" in html and "Position 2" in html
+    post(staff, "/staff/c1/next")
+    wait_for(lambda: live.state()["counters"][0]["serving"])
+    j = anon.get(f"/api/ticket/{t1['id']}").json
+    assert j["state"] == "called" and j["counter"] == "c1"
+    assert "Counter 1" in anon.get(f"/t/{t1['id']}?lang=en").get_data(as_text=True)
+    assert anon.get("/api/ticket/0000000000").status_code == 404
+    assert anon.get("/t/..%2Fetc").status_code == 404
+
+
+def test_sse_stream_sends_state_and_calls(app, anon, node):
+    r = anon.get("/api/stream", buffered=False)
+    assert r.mimetype == "text/event-stream"
+    chunks = r.response
+    first = ""
+    while "event: state" not in first:
+        first += next(chunks).decode() if isinstance(first, str) else ""
+    assert '"waiting":[]' in first or '"waiting"' in first
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    node("counter-1").request("counter.call_next", {"counter": "c1"})
+    seen = ""
+    while "event: call" not in seen:
+        seen += next(chunks).decode()
+    assert '"ticket":"A001"' in seen and "ticket_id" not in seen
+    r.close()
+    wait_for(lambda: app.extensions["waitroom"].stream_count == 0)
+
+
+def test_public_rate_limit(cfg, controller, tmp_path):
+    from waitroom.web import create_app
+
+    app = create_app(cfg, data_dir=tmp_path, test_config={"SECRET_KEY": "k" * 32, "WAITROOM_PUBLIC_RATE": 5})
+    try:
+        c = app.test_client()
+        codes = [c.get("/api/public").status_code for _ in range(7)]
+        assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
+        r = c.get("/waiting")
+        assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+    finally:
+        app.extensions["waitroom"].close()
+
+
+def test_secret_key_required_in_production(cfg, monkeypatch):
+    from waitroom.errors import ConfigError
+    from waitroom.web import create_app
+
+    monkeypatch.delenv("WAITROOM_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"web\.secret_key"):
+        create_app(cfg, connect_wait=0)
+
+
+def test_bad_web_config_names_the_key(cfg):
+    from waitroom.errors import ConfigError
+    from waitroom.web.settings import web_settings
+
+    bad = cfg.model_copy(update={"web": {"session_hours": -1, "colour": "red"}})
+    with pytest.raises(ConfigError) as exc:
+        web_settings(bad)
+    assert "web.session_hours" in str(exc.value) and "web.colour: unknown key" in str(exc.value)
+
+
+def test_session_expires(app):
+    assert app.permanent_session_lifetime.total_seconds() == 10 * 3600
+    c = app.test_client()
+    r = login(c, "anna")
+    cookie = r.headers.get("Set-Cookie", "")
+    assert "Expires=" in cookie and "HttpOnly" in cookie
+
+
+def test_demo_page_publishes_sim_presses(cfg, controller, tmp_path, node):
+    from PIL import Image
+
+    from ticket_printer import preview
+    from waitroom.web import create_app
+
+    png = preview.save_png(Image.new("1", (10, 10), 1), tmp_path / "tickets", "A001", keep=5)
+    app = create_app(cfg, data_dir=tmp_path, demo=True)
+    try:
+        received = []
+        counter = node("counter-1")
+        counter.subscribe(counter.topics.sim("counter-1"), lambda t, p: received.append(p))
+        c = app.test_client()
+        assert c.get("/").headers["Location"].endswith("/demo/")
+        html = c.get("/demo/").get_data(as_text=True)
+        assert (
+            'data-node="counter-1" data-button="next"' in html
+            and 'data-node="sb-1" data-button="help"' in html
+        )
+        token = csrf_token(c, "/demo/")
+        for _ in range(20):  # the spy's SUBSCRIBE may still be on its way: press again until it hears one
+            r = c.post(
+                "/demo/press/counter-1",
+                json={"button": "next", "action": "hold"},
+                headers={"X-CSRFToken": token},
+            )
+            assert r.status_code == 202
+            time.sleep(0.25)
+            if received:
+                break
+        assert received
+        assert b'"action":"hold"' in received[0] and b'"button":"next"' in received[0]
+        r = c.post(
+            "/demo/press/counter-1",
+            json={"button": "fire", "action": "press"},
+            headers={"X-CSRFToken": token},
+        )
+        assert r.status_code == 400
+        r = c.post("/demo/press/nobody", json={"button": "next"}, headers={"X-CSRFToken": token})
+        assert r.status_code == 404
+        media = c.get("/demo/media").json
+        assert media["tickets"][0]["name"] == png.name
+        img = c.get(media["tickets"][0]["url"])
+        assert img.status_code == 200 and img.data[:4] == b"\x89PNG"
+        assert c.get("/demo/ticket/..%2Fsecret.png").status_code == 404
+    finally:
+        app.extensions["waitroom"].close()
+
+
+def test_demo_is_off_in_production(anon):
+    assert anon.get("/demo/").status_code == 404
+
+
+def test_users_store_rules(tmp_path: Path):
+    from waitroom.web.users import UserError, UserStore
+
+    store = UserStore(tmp_path / "u.db")
+    store.add("chef", "a-long-password", "admin")
+    with pytest.raises(UserError, match="exists"):
+        store.add("chef", "a-long-password")
+    with pytest.raises(UserError, match="at least"):
+        store.add("kurz", "short")
+    with pytest.raises(UserError, match="not valid"):
+        store.add("Bad Name", "a-long-password")
+    assert store.verify("chef", "a-long-password").is_admin
+    assert store.verify("chef", "wrong") is None
+    raw = (tmp_path / "u.db").read_bytes()
+    assert b"a-long-password" not in raw
+
+
+def test_cli_create_admin(tmp_path, monkeypatch, capsys):
+    from waitroom.cli import main
+
+    monkeypatch.setenv("WAITROOM_USER_PASSWORD", "admin-password-1")
+    assert main(["web", "create-admin", "--data-dir", str(tmp_path), "--username", "chefin"]) == 0
+    assert "chefin (admin)" in capsys.readouterr().out
+    from waitroom.web.users import UserStore
+
+    assert UserStore(tmp_path / "web-users.db").verify("chefin", "admin-password-1").is_admin
+    assert (
+        main(["web", "add-user", "--data-dir", str(tmp_path), "--username", "x1", "--counters", "c99"]) == 1
+    )

@@ -1,0 +1,179 @@
+"""The web app: staff workstation, admin pages, public waiting times and ticket status, and the demo page.
+
+``create_app(cfg, ...)`` is a Flask app factory with one blueprint per area (auth, staff, admin, public, api,
+demo, display). The app is itself an MQTT node with role ``web``: see ``waitroom.web.live.LiveOffice`` in
+``app.extensions["waitroom"]``. ``waitroom web`` (waitroom/web/cli.py) serves it with gunicorn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from waitroom import __version__, config
+from waitroom.config import Config
+from waitroom.web import common
+from waitroom.web.live import LiveOffice
+from waitroom.web.settings import in_data_dir, secret_key, web_settings
+from waitroom.web.users import UserStore
+
+log = logging.getLogger(__name__)
+
+csrf = CSRFProtect()
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("WAITROOM_DATA_DIR") or "var")
+
+
+def stats_database(cfg: Config, data_dir: Path) -> Path:
+    """The controller's event log, resolved like ``waitroom controller`` does (relative = in the data dir)."""
+    settings = web_settings(cfg)
+    return in_data_dir(data_dir, settings.stats_database or cfg.controller.database)
+
+
+def _ticket_previews(cfg: Config, data_dir: Path, default: str) -> Path:
+    """The dispenser's PNG preview folder: printer.preview.folder if configured, else web.ticket_previews."""
+    folder = (cfg.printer.get("preview") or {}).get("folder") if isinstance(cfg.printer, dict) else None
+    return Path(folder) if isinstance(folder, str) and folder else in_data_dir(data_dir, default)
+
+
+def create_app(
+    cfg: Config | None = None,
+    *,
+    test_config: dict[str, Any] | None = None,
+    demo: bool = False,
+    node_id: str = "web",
+    data_dir: str | Path | None = None,
+    live: LiveOffice | None = None,
+    connect_wait: float | None = 10.0,
+) -> Flask:
+    """Build the web app for one office and connect its ``web`` node to the broker."""
+    if cfg is None:
+        cfg = config.load(os.environ.get("WAITROOM_CONFIG") or config.EXAMPLE_CONFIG)
+    settings = web_settings(cfg)
+    ddir = Path(data_dir) if data_dir is not None else default_data_dir()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=(test_config or {}).get("SECRET_KEY") or secret_key(settings, demo=demo),
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=settings.session_hours),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=cfg.office.public_url.startswith("https://"),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which expires
+        MAX_CONTENT_LENGTH=64 * 1024,
+        WAITROOM_DEMO=demo,
+        WAITROOM_DATA_DIR=ddir,
+        WAITROOM_STATS_DB=stats_database(cfg, ddir),
+        WAITROOM_TICKET_PREVIEWS=_ticket_previews(cfg, ddir, settings.ticket_previews),
+        WAITROOM_DISPLAY_SCREENSHOTS=in_data_dir(ddir, settings.display_screenshots),
+        WAITROOM_PUBLIC_RATE=settings.public_rate_per_min,
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    if live is None:
+        from waitroom.node import NodeRuntime
+
+        if cfg.role_of(node_id) is None or cfg.node(node_id).role != "web":
+            from waitroom.errors import ConfigError
+
+            raise ConfigError(
+                "<config>",
+                [f"nodes: no node {node_id!r} with role web (add {{id: {node_id}, role: web}} to nodes)"],
+            )
+        live = LiveOffice(cfg, NodeRuntime(cfg, node_id))
+        if not live.start(wait=connect_wait):
+            log.warning(
+                "broker %s:%d not reachable yet; the web node keeps trying", cfg.broker.host, cfg.broker.port
+            )
+    app.extensions["waitroom"] = live
+    app.extensions["waitroom_config"] = cfg
+    app.extensions["waitroom_users"] = UserStore(
+        app.config.get("WAITROOM_USERS_DB") or in_data_dir(ddir, settings.users_db)
+    )
+    csrf.init_app(app)
+
+    from waitroom.web import admin, api, auth, public, staff
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(api.bp)
+    if demo:
+        from waitroom.web import demo as demo_bp
+
+        app.register_blueprint(demo_bp.bp)
+    try:
+        display = importlib.import_module("waitroom.web.display")
+    except ModuleNotFoundError as exc:  # the display blueprint ships separately; the rest works without it
+        if exc.name != "waitroom.web.display":
+            raise
+        log.warning("waitroom.web.display is not installed; /display is not served")
+    else:
+        app.register_blueprint(display.bp, url_prefix="/display")
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        return {
+            "t": common.tr,
+            "lang": common.lang(),
+            "user": common.current_user(),
+            "office": cfg.office,
+            "demo": app.config["WAITROOM_DEMO"],
+            "text": common.text,
+            "version": __version__,
+            "other_lang": "en" if common.lang() == "de" else "de",
+        }
+
+    @app.before_request
+    def _session_expiry() -> None:
+        from flask import session
+
+        session.permanent = True  # PERMANENT_SESSION_LIFETIME applies
+        g.setdefault("lang_checked", common.lang())
+
+    @app.after_request
+    def _headers(resp: Any) -> Any:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        return resp
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> Any:
+        if common.wants_json() or request.is_json:
+            return common.json_error(400, "csrf", common.tr("web.err.csrf"))
+        return render_template("error.html", code=400, message=common.tr("web.err.csrf")), 400
+
+    for code in (403, 404, 405, 429):
+
+        @app.errorhandler(code)
+        def _err(exc: Any, code: int = code) -> Any:
+            key = {403: "web.forbidden", 404: "web.not_found", 405: "web.not_allowed", 429: "web.too_many"}[
+                code
+            ]
+            if common.wants_json():
+                resp = common.json_error(
+                    code,
+                    {403: "forbidden", 404: "not_found", 405: "not_allowed", 429: "rate_limited"}[code],
+                    common.tr(key),
+                )
+            else:
+                resp = app.make_response(
+                    (render_template("error.html", code=code, message=common.tr(key)), code)
+                )
+            if code == 429:
+                resp.headers["Retry-After"] = "60"
+            return resp
+
+    log.info("web app for office %s ready (demo=%s, data dir %s)", cfg.office.id, demo, ddir)
+    return app

@@ -1,0 +1,133 @@
+"""Admin pages: nodes and their health, the live queue, intake control, the configuration in force, and the
+statistics with charts and CSV export. Admin role required.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+import yaml
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+
+from waitroom.web import stats
+from waitroom.web.common import cfg, lang, live, login_required, run_command, tr, users
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+SECRET_KEYS = ("secret_key", "password_file", "password", "key")
+
+
+def _redact(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: ("***" if k in SECRET_KEYS and v else _redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+@bp.get("/")
+@login_required("admin")
+def index() -> str:
+    lv = live()
+    return render_template(
+        "admin.html",
+        nodes=lv.node_table(),
+        state=lv.public_state(),
+        now=time.time(),
+        online=lv.online,
+        users=users().all(),
+        service_names={s.id: s.name.model_dump() for s in cfg().services},
+    )
+
+
+@bp.get("/nodes")
+@login_required("admin")
+def nodes_fragment() -> str:
+    return render_template("admin_nodes.html", nodes=live().node_table())
+
+
+@bp.get("/config")
+@login_required("admin")
+def config_view() -> str:
+    data = _redact(cfg().model_dump(mode="json"))
+    return render_template(
+        "admin_config.html", config_yaml=yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    )
+
+
+@bp.post("/intake/<service>")
+@login_required("admin")
+def intake(service: str) -> Response:
+    if service not in cfg().service_ids:
+        abort(404)
+    mode = request.form.get("mode", "")
+    if mode == "auto":
+        args = {"service": service, "auto": True}
+    elif mode in ("open", "stop"):
+        args = {"service": service, "open": mode == "open", "reason": request.form.get("reason", "")[:120]}
+    else:
+        abort(400)
+    res = run_command("intake.set", args)
+    flash(tr("web.ok.intake") if res.ok else res.message, "ok" if res.ok else "error")
+    return redirect(url_for("admin.index"))
+
+
+def _day_arg() -> str:
+    day = request.args.get("day") or cfg().office.today(time.time())
+    try:
+        dt.date.fromisoformat(day)
+    except ValueError:
+        abort(400)
+    return day
+
+
+@bp.get("/stats")
+@login_required("admin")
+def stats_page() -> str | tuple[str, int]:
+    day = _day_arg()
+    path = current_app.config["WAITROOM_STATS_DB"]
+    labels = {s.id: s.name.get(lang()) for s in cfg().services}
+    try:
+        result = stats.compute(path, cfg(), day)
+        days = stats.available_days(path, cfg())
+    except stats.StatsUnavailable as exc:
+        log.info("statistics unavailable: %s", exc)
+        return render_template("admin_stats.html", day=day, unavailable=str(exc), data=None, days=[]), 200
+    data = stats.as_dict(result)
+    charts = {
+        "hours": stats.hours_chart(result, labels, tr("web.stats.per_hour")),
+        "wait": stats.bars_chart(
+            {k: v["wait"]["mean_min"] for k, v in data["services"].items()},
+            labels,
+            tr("web.stats.mean_wait"),
+            "min",
+        ),
+        "service": stats.bars_chart(
+            {k: v["service_time"]["mean_min"] for k, v in data["services"].items()},
+            labels,
+            tr("web.stats.mean_service"),
+            "min",
+        ),
+    }
+    return render_template(
+        "admin_stats.html", day=day, data=data, charts=charts, labels=labels, days=days, unavailable=None
+    )
+
+
+@bp.get("/stats.csv")
+@login_required("admin")
+def stats_csv() -> Response:
+    day = _day_arg()
+    try:
+        result = stats.compute(current_app.config["WAITROOM_STATS_DB"], cfg(), day)
+    except stats.StatsUnavailable as exc:
+        return Response(f"{exc}\n", status=503, mimetype="text/plain")
+    return Response(
+        stats.to_csv(result),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="waitroom-{cfg().office.id}-{day}.csv"'},
+    )

@@ -1,0 +1,174 @@
+"""``waitroom web``: serve the web app with gunicorn, and manage its user accounts.
+
+    waitroom web [--config FILE] [--node web] [--bind 127.0.0.1:8080] [--threads 64] [--demo]
+    waitroom web create-admin --username NAME     (password from a prompt or $WAITROOM_USER_PASSWORD)
+    waitroom web add-user --username NAME [--role staff|admin] [--counters c1,c2]
+
+The app holds one MQTT connection and the live streams in memory, so gunicorn runs exactly one worker; the
+gthread worker gives each open SSE stream its own thread (--threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "WAITROOM_USER_PASSWORD"
+
+
+def serve(
+    app_factory: Any,
+    bind: str = "127.0.0.1:8080",
+    threads: int = 64,
+    *,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> None:
+    """Run ``app_factory()`` under gunicorn (one gthread worker) until SIGINT/SIGTERM."""
+    from gunicorn.app.base import BaseApplication
+
+    class _App(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options = {
+                "bind": bind,
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": threads,
+                "timeout": 60,
+                "graceful_timeout": 5,
+                "keepalive": 5,
+                "loglevel": log_level,
+                "accesslog": "-" if access_log else None,
+                "proc_name": "waitroom-web",
+            }
+            for key, value in options.items():
+                if value is not None:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app_factory()  # in the worker, after the fork: the MQTT thread lives there
+
+    _App().run()
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir or os.environ.get("WAITROOM_DATA_DIR") or "var")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from waitroom.cli import load_config
+    from waitroom.errors import ConfigError
+    from waitroom.web.settings import secret_key, web_settings
+
+    cfg = load_config(args.config)
+    try:  # fail before forking: a missing production secret or a bad web: section stops here
+        secret_key(web_settings(cfg, args.config), demo=args.demo)
+        if cfg.role_of(args.node) is None:
+            raise ConfigError(
+                args.config, [f"nodes: no node {args.node!r}; add {{id: {args.node}, role: web}}"]
+            )
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    ddir = _data_dir(args)
+
+    def factory() -> Any:
+        from waitroom.web import create_app
+
+        return create_app(cfg, demo=args.demo, node_id=args.node, data_dir=ddir)
+
+    log.info("serving the web app of office %s on http://%s", cfg.office.id, args.bind)
+    serve(factory, args.bind, args.threads)
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise SystemExit("the passwords differ")
+    return first
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from waitroom.cli import load_config
+    from waitroom.web.settings import in_data_dir, web_settings
+    from waitroom.web.users import UserStore
+
+    cfg = load_config(args.config)
+    return UserStore(in_data_dir(_data_dir(args), web_settings(cfg, args.config).users_db)), cfg
+
+
+def cmd_add_user(args: argparse.Namespace, role: str | None = None) -> int:
+    from waitroom.web.users import UserError
+
+    store, cfg = _store(args)
+    counters = [c for c in (args.counters or "").split(",") if c] if hasattr(args, "counters") else []
+    unknown = [c for c in counters if c not in cfg.counter_ids]
+    if unknown:
+        print(
+            f"unknown counter(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.counter_ids))}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        user = store.add(args.username, _password(args), role or args.role, counters, replace=args.replace)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"user {user.name} ({user.role}) saved in {store.path}")
+    return 0
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    return cmd_add_user(args, role="admin")
+
+
+def register(subparsers: Any) -> None:
+    from waitroom.cli import add_config_arg
+
+    p = subparsers.add_parser(
+        "web", help="serve the web app (staff, admin, public pages) with gunicorn; manage its users"
+    )
+    add_config_arg(p)
+    p.add_argument(
+        "--data-dir",
+        help="folder of the user database and the event log (default $WAITROOM_DATA_DIR or ./var)",
+    )
+    p.add_argument("--node", "-n", default="web", help="node id of the web app (role web; default web)")
+    p.add_argument("--bind", "-b", default="127.0.0.1:8080", help="address:port (default 127.0.0.1:8080)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=64,
+        help="gunicorn threads = concurrent requests and live streams (default 64)",
+    )
+    p.add_argument("--demo", action="store_true", help="demo mode: /demo page, generated secret key")
+    p.set_defaults(func=cmd_run)
+    sub = p.add_subparsers(dest="web_command", metavar="ACTION")
+
+    for name, func, helptext in (
+        ("create-admin", cmd_create_admin, "create the first (or another) admin"),
+        ("add-user", cmd_add_user, "add a staff or admin account"),
+    ):
+        q = sub.add_parser(name, help=helptext)
+        add_config_arg(q)
+        q.add_argument("--data-dir", help="folder of the user database (default $WAITROOM_DATA_DIR or ./var)")
+        q.add_argument("--username", "-u", required=True)
+        q.add_argument("--replace", action="store_true", help="overwrite an existing account (new password)")
+        if name == "add-user":
+            q.add_argument("--role", choices=("staff", "admin"), default="staff")
+            q.add_argument("--counters", help="comma-separated counters this user may operate (default: all)")
+        q.set_defaults(func=func)

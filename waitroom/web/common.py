@@ -1,0 +1,184 @@
+"""Helpers shared by the blueprints: language, the logged-in user, permissions, commands and their errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import abort, current_app, g, jsonify, redirect, request, session, url_for
+from werkzeug.wrappers import Response
+
+from waitroom.config import Config
+from waitroom.errors import CommandFailed, RequestTimeout
+from waitroom.i18n import LANGUAGES, t
+from waitroom.web.live import LiveOffice
+from waitroom.web.users import User, UserStore
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Controller error codes -> HTTP status for the JSON API.
+HTTP_STATUS = {
+    "bad_json": 400,
+    "bad_request": 400,
+    "too_large": 413,
+    "unknown_op": 400,
+    "forbidden": 403,
+    "unknown_node": 404,
+    "unknown_service": 404,
+    "unknown_counter": 404,
+    "unknown_ticket": 404,
+    "unknown_assistance": 404,
+    "unknown_appointment": 404,
+    "appointment_expired": 409,
+    "nobody_waiting": 409,
+    "not_serving": 409,
+    "counter_closed": 409,
+    "invalid_state": 409,
+    "intake_stopped": 409,
+    "office_closed": 409,
+    "duplicate": 409,
+    "internal": 502,
+}
+
+
+def live() -> LiveOffice:
+    return cast(LiveOffice, current_app.extensions["waitroom"])
+
+
+def cfg() -> Config:
+    return cast(Config, current_app.extensions["waitroom_config"])
+
+
+def users() -> UserStore:
+    return cast(UserStore, current_app.extensions["waitroom_users"])
+
+
+def lang() -> str:
+    """?lang=en switches (and is remembered in the session); else the session, the browser, German."""
+    if "lang" in g:
+        return cast(str, g.lang)
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGES:
+        session["lang"] = chosen
+    value = session.get("lang") or request.accept_languages.best_match(LANGUAGES) or "de"
+    g.lang = value if value in LANGUAGES else "de"
+    return cast(str, g.lang)
+
+
+def tr(key: str, **values: Any) -> str:
+    return t(key, lang(), **values)
+
+
+def text(obj: dict[str, str] | None, fallback: str = "") -> str:
+    """A {de, en} text from the snapshot in the current language."""
+    if not obj:
+        return fallback
+    return obj.get(lang()) or obj.get("de") or fallback
+
+
+def current_user() -> User | None:
+    if "user" not in g:
+        name = session.get("user")
+        g.user = users().get(name) if name else None
+        if name and g.user is None:  # account removed meanwhile
+            session.clear()
+    return cast(User | None, g.user)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def login_required(role: str = "staff") -> Callable[[F], F]:
+    """Staff pages need a login; admin pages need the admin role (403 otherwise)."""
+
+    def deco(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if user is None:
+                if wants_json():
+                    return json_error(401, "login_required", tr("web.login_required"))
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if role == "admin" and not user.is_admin:
+                if wants_json():
+                    return json_error(403, "forbidden", tr("web.forbidden"))
+                abort(403)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapped)
+
+    return deco
+
+
+def check_counter(counter: str) -> None:
+    """404 for an unknown counter, 403 when the user may not operate it."""
+    if counter not in cfg().counter_ids:
+        if wants_json():
+            abort(json_error(404, "unknown_counter", tr("web.unknown_counter", counter=counter)))
+        abort(404)
+    user = current_user()
+    if user is None or not user.may_operate(counter):
+        if wants_json():
+            abort(json_error(403, "forbidden", tr("web.wrong_counter", counter=counter)))
+        abort(403)
+
+
+def json_error(status: int, code: str, message: str) -> Response:
+    resp = jsonify({"ok": False, "error": {"code": code, "message": message}})
+    resp.status_code = status
+    return resp
+
+
+class CommandResult:
+    """The outcome of one staff action: ok + result, or an error code, message and HTTP status."""
+
+    def __init__(
+        self,
+        ok: bool,
+        result: dict[str, Any] | None = None,
+        code: str = "",
+        message: str = "",
+        status: int = 200,
+    ):
+        self.ok, self.result, self.code, self.message, self.status = ok, result or {}, code, message, status
+
+    def response(self) -> Response:
+        if self.ok:
+            return jsonify({"ok": True, "result": self.result})
+        return json_error(self.status, self.code, self.message)
+
+
+def run_command(op: str, args: dict[str, Any]) -> CommandResult:
+    """Send ``op`` as the web node; controller errors and timeouts become a CommandResult."""
+    lv = live()
+    user = current_user()
+    if not lv.online:
+        return CommandResult(False, code="unavailable", message=tr("web.err.offline"), status=503)
+    try:
+        result = lv.request(op, args)
+    except CommandFailed as exc:
+        key = f"web.err.{exc.code}"
+        message = tr(key) if key in _known_keys() else exc.message
+        log.info("%s by %s refused: %s %s", op, user.name if user else "-", exc.code, exc.message)
+        return CommandResult(
+            False,
+            code=exc.code,
+            message=f"{message} ({exc.message})" if message != exc.message else message,
+            status=HTTP_STATUS.get(exc.code, 400),
+        )
+    except RequestTimeout:
+        log.warning("%s by %s: controller did not answer", op, user.name if user else "-")
+        return CommandResult(False, code="timeout", message=tr("web.err.timeout"), status=503)
+    log.info("%s %s by %s", op, args, user.name if user else "-")
+    return CommandResult(True, result)
+
+
+def _known_keys() -> set[str]:
+    from waitroom.i18n import TEXTS
+
+    return set(TEXTS)

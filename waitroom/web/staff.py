@@ -1,0 +1,176 @@
+"""The staff workstation: pick a counter, call and finish tickets, pause, transfer, answer assistance.
+
+Every button is a plain HTML form (works without JavaScript, CSRF-protected); the page refreshes its panel
+live from the SSE stream and has keyboard shortcuts. The same actions exist as JSON under /api/counter/.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
+from flask import request as flask_request
+from werkzeug.wrappers import Response
+
+from waitroom.web.common import (
+    CommandResult,
+    cfg,
+    check_counter,
+    current_user,
+    live,
+    login_required,
+    run_command,
+)
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+
+class ActionError(ValueError):
+    """A form field of a staff action is missing or invalid."""
+
+
+def _field(data: Mapping[str, Any], name: str, max_len: int = 40) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ActionError(name)
+    value = value.strip()
+    if len(value) > max_len:
+        raise ActionError(name)
+    return value
+
+
+def _transfer(data: Mapping[str, Any], counter: str) -> dict[str, Any]:
+    target = _field(data, "target", 80)  # "service:<id>" or "counter:<id>"
+    kind, _, ident = target.partition(":")
+    if kind == "service" and ident:
+        return {"counter": counter, "service": ident}
+    if kind == "counter" and ident:
+        return {"counter": counter, "to_counter": ident}
+    raise ActionError("target")
+
+
+# action name -> (operation, build the arguments from the form/JSON data and the counter)
+ACTIONS: dict[str, tuple[str, Callable[[Mapping[str, Any], str], dict[str, Any]]]] = {
+    "next": ("counter.call_next", lambda d, c: {"counter": c}),
+    "recall": ("counter.recall", lambda d, c: {"counter": c}),
+    "served": ("counter.served", lambda d, c: {"counter": c}),
+    "no_show": ("counter.no_show", lambda d, c: {"counter": c}),
+    "park": ("counter.park", lambda d, c: {"counter": c}),
+    "call": ("counter.call_ticket", lambda d, c: {"counter": c, "ticket": _field(d, "ticket", 12)}),
+    "transfer": ("counter.transfer", _transfer),
+    "open": ("counter.open", lambda d, c: {"counter": c}),
+    "pause": (
+        "counter.pause",
+        lambda d, c: {"counter": c, "reason": (str(d.get("reason") or "").strip()[:80])},
+    ),
+    "close": ("counter.close", lambda d, c: {"counter": c}),
+    "assist_ack": ("assist.acknowledge", lambda d, c: {"request": _field(d, "request"), "counter": c}),
+    "assist_resolve": ("assist.resolve", lambda d, c: {"request": _field(d, "request"), "counter": c}),
+}
+
+
+def perform(counter: str, action: str, data: Mapping[str, Any]) -> CommandResult:
+    """Run one staff action for ``counter`` (the caller has checked the permission)."""
+    from waitroom.web.common import tr
+
+    if action not in ACTIONS:
+        return CommandResult(
+            False, code="unknown_action", message=tr("web.err.unknown_action", action=action), status=404
+        )
+    op, build = ACTIONS[action]
+    try:
+        args = build(data, counter)
+    except ActionError as exc:
+        return CommandResult(
+            False, code="bad_request", message=tr("web.err.field", field=str(exc)), status=400
+        )
+    return run_command(op, args)
+
+
+def counter_view(counter: str) -> dict[str, Any]:
+    """Everything the workstation shows for one counter, from the live snapshot (numbers only)."""
+    c = cfg().counter(counter)
+    state = live().public_state()
+    mine = set(c.services)
+    view: dict[str, Any] = {
+        "counter": c,
+        "state": state,
+        "cs": None,
+        "waiting": [],
+        "parked": [],
+        "assistance": [],
+        "services": cfg().services,
+        "counters": cfg().counters,
+        "service_names": {s.id: s.name.model_dump() for s in cfg().services},
+        "terminals": {
+            n.id: (n.name.model_dump() if n.name else {"de": n.id}) for n in cfg().nodes if n.role == "assist"
+        },
+    }
+    if state is None:
+        return view
+    view["cs"] = next((x for x in state.get("counters", []) if x["id"] == counter), None)
+    view["waiting"] = [
+        w
+        for w in state.get("waiting", [])
+        if (w["service"] in mine and not w.get("to_counter")) or w.get("to_counter") == counter
+    ]
+    view["parked"] = [p for p in state.get("parked", []) if p["service"] in mine]
+    view["assistance"] = list(state.get("assistance", []))
+    return view
+
+
+@bp.get("/")
+@login_required("staff")
+def index() -> str | Response:
+    user = current_user()
+    assert user is not None
+    allowed = [c for c in cfg().counters if user.may_operate(c.id)]
+    last = session.get("counter")
+    if last and user.may_operate(last) and last in cfg().counter_ids and not flask_request.args.get("pick"):
+        return redirect(url_for("staff.workstation", counter=last))
+    return render_template("staff_pick.html", counters=allowed)
+
+
+@bp.get("/<counter>")
+@login_required("staff")
+def workstation(counter: str) -> str:
+    check_counter(counter)
+    session["counter"] = counter
+    return render_template("staff.html", **counter_view(counter))
+
+
+@bp.get("/<counter>/panel")
+@login_required("staff")
+def panel(counter: str) -> str:
+    check_counter(counter)
+    return render_template("staff_panel.html", **counter_view(counter))
+
+
+@bp.post("/<counter>/<action>")
+@login_required("staff")
+def act(counter: str, action: str) -> Response:
+    check_counter(counter)
+    if action not in ACTIONS:
+        abort(404)
+    res = perform(counter, action, flask_request.form)
+    if res.ok:
+        flash(_success_text(action, res.result), "ok")
+    else:
+        flash(res.message, "error")
+    return redirect(url_for("staff.workstation", counter=counter))
+
+
+def _success_text(action: str, result: dict[str, Any]) -> str:
+    from waitroom.web.common import tr
+
+    call = result.get("call") or {}
+    ticket = result.get("ticket") or {}
+    if call:
+        return tr("web.ok.called", ticket=call.get("ticket", ""))
+    if ticket:
+        return tr(f"web.ok.{action}", ticket=ticket.get("number", ""))
+    return tr(f"web.ok.{action}", ticket="")

@@ -1,0 +1,330 @@
+"""Statistics from the controller's SQLite event log, opened read-only.
+
+Per day (office time zone): tickets per hour and service, waiting times (issue -> first call), service times
+(call -> served), no-shows, cancellations, assistance requests with response times and escalations. The web
+app reads the log the controller writes (WAL allows a reader beside the writer); when the web runs on another
+machine than the controller, the log is not there and the page says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import sqlite3
+import statistics
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from waitroom.config import Config
+
+log = logging.getLogger(__name__)
+
+STAT_TYPES = (
+    "ticket_issued",
+    "ticket_called",
+    "ticket_served",
+    "ticket_no_show",
+    "ticket_cancelled",
+    "ticket_transferred",
+    "assist_requested",
+    "assist_acknowledged",
+    "assist_escalated",
+    "assist_resolved",
+    "assist_cancelled",
+)
+
+
+class StatsUnavailable(Exception):
+    """The event log is not readable from this machine."""
+
+
+@dataclass
+class ServiceStats:
+    service: str
+    issued: int = 0
+    served: int = 0
+    no_show: int = 0
+    cancelled: int = 0
+    waits: list[float] = field(default_factory=list)  # seconds
+    service_times: list[float] = field(default_factory=list)
+
+
+@dataclass
+class DayStats:
+    day: str
+    hours: dict[int, dict[str, int]]  # local hour -> service -> tickets issued
+    services: dict[str, ServiceStats]
+    assist_requests: int = 0
+    assist_acknowledged: int = 0
+    assist_cancelled: int = 0
+    assist_response: list[float] = field(default_factory=list)  # seconds until acknowledged
+    escalations: dict[int, int] = field(default_factory=dict)  # level -> requests that reached it
+
+    @property
+    def total_issued(self) -> int:
+        return sum(s.issued for s in self.services.values())
+
+
+def _summary(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"n": 0, "mean_min": None, "median_min": None, "p90_min": None, "max_min": None}
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+    return {
+        "n": len(values),
+        "mean_min": round(statistics.fmean(values) / 60, 1),
+        "median_min": round(statistics.median(values) / 60, 1),
+        "p90_min": round(p90 / 60, 1),
+        "max_min": round(ordered[-1] / 60, 1),
+    }
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        raise StatsUnavailable(f"the event log {path} is not on this machine")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        db.execute("SELECT 1 FROM events LIMIT 1")
+    except sqlite3.Error as exc:
+        raise StatsUnavailable(f"the event log {path} cannot be read: {exc}") from None
+    return db
+
+
+def day_bounds(cfg: Config, day: str) -> tuple[float, float]:
+    d = dt.date.fromisoformat(day)
+    start = dt.datetime.combine(d, dt.time(0), cfg.office.tz)
+    return start.timestamp(), (start + dt.timedelta(days=1)).timestamp()
+
+
+def available_days(path: Path, cfg: Config, limit: int = 60) -> list[str]:
+    db = open_readonly(path)
+    try:
+        rows = db.execute(
+            "SELECT data FROM events WHERE type='day_started' ORDER BY seq DESC LIMIT ?", (limit,)
+        ).fetchall()
+    finally:
+        db.close()
+    return [json.loads(r[0])["day"] for r in rows]
+
+
+def compute(path: Path, cfg: Config, day: str) -> DayStats:
+    """Statistics of one office day from the event log at ``path``."""
+    start, end = day_bounds(cfg, day)
+    db = open_readonly(path)
+    try:
+        rows = db.execute(
+            f"SELECT data FROM events WHERE ts >= ? AND ts < ? AND type IN "
+            f"({','.join('?' * len(STAT_TYPES))}) ORDER BY seq",
+            (start, end, *STAT_TYPES),
+        ).fetchall()
+    finally:
+        db.close()
+    tz = cfg.office.tz
+    services = {s.id: ServiceStats(s.id) for s in cfg.services}
+    out = DayStats(day, {}, services)
+    tickets: dict[str, dict[str, Any]] = {}
+    assists: dict[str, dict[str, Any]] = {}
+    for (raw,) in rows:
+        e = json.loads(raw)
+        kind = e["type"]
+        if kind == "ticket_issued":
+            arrival = e.get("arrival", e["ts"])
+            tickets[e["id"]] = {"service": e["service"], "arrival": arrival, "called": None}
+            svc = services.setdefault(e["service"], ServiceStats(e["service"]))
+            svc.issued += 1
+            hour = dt.datetime.fromtimestamp(arrival, tz).hour
+            out.hours.setdefault(hour, {}).setdefault(e["service"], 0)
+            out.hours[hour][e["service"]] += 1
+            continue
+        if kind.startswith("ticket_"):
+            t = tickets.get(e.get("ticket", ""))
+            if t is None:
+                continue
+            svc = services.setdefault(t["service"], ServiceStats(t["service"]))
+            if kind == "ticket_called":
+                if t["called"] is None:
+                    svc.waits.append(max(0.0, e["ts"] - t["arrival"]))
+                t["called"] = e["ts"]
+            elif kind == "ticket_served":
+                svc.served += 1
+                if t["called"] is not None:
+                    svc.service_times.append(max(0.0, e["ts"] - t["called"]))
+            elif kind == "ticket_no_show":
+                svc.no_show += 1
+            elif kind == "ticket_cancelled":
+                svc.cancelled += 1
+            elif kind == "ticket_transferred" and e.get("service"):
+                t["service"] = e["service"]
+            continue
+        a = assists.setdefault(e["id"], {})
+        if kind == "assist_requested":
+            out.assist_requests += 1
+            a["requested"] = e["ts"]
+        elif kind == "assist_acknowledged":
+            out.assist_acknowledged += 1
+            if "requested" in a:
+                out.assist_response.append(max(0.0, e["ts"] - a["requested"]))
+        elif kind == "assist_escalated":
+            out.escalations[e["level"]] = out.escalations.get(e["level"], 0) + 1
+        elif kind == "assist_cancelled":
+            out.assist_cancelled += 1
+    return out
+
+
+def as_dict(s: DayStats) -> dict[str, Any]:
+    return {
+        "day": s.day,
+        "issued": s.total_issued,
+        "hours": {str(h): s.hours[h] for h in sorted(s.hours)},
+        "services": {
+            sid: {
+                "issued": v.issued,
+                "served": v.served,
+                "no_show": v.no_show,
+                "cancelled": v.cancelled,
+                "wait": _summary(v.waits),
+                "service_time": _summary(v.service_times),
+            }
+            for sid, v in s.services.items()
+        },
+        "assistance": {
+            "requests": s.assist_requests,
+            "acknowledged": s.assist_acknowledged,
+            "cancelled": s.assist_cancelled,
+            "response": _summary(s.assist_response),
+            "escalations": {str(k): v for k, v in sorted(s.escalations.items())},
+        },
+    }
+
+
+def to_csv(s: DayStats) -> str:
+    """One row per hour and service (tickets issued), then one row per service (totals and times)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            "day",
+            "hour",
+            "service",
+            "issued",
+            "served",
+            "no_show",
+            "cancelled",
+            "wait_mean_min",
+            "wait_p90_min",
+            "service_mean_min",
+        ]
+    )
+    for hour in sorted(s.hours):
+        for sid, n in sorted(s.hours[hour].items()):
+            w.writerow([s.day, f"{hour:02d}", sid, n, "", "", "", "", "", ""])
+    for sid, v in s.services.items():
+        wait, serv = _summary(v.waits), _summary(v.service_times)
+        w.writerow(
+            [
+                s.day,
+                "total",
+                sid,
+                v.issued,
+                v.served,
+                v.no_show,
+                v.cancelled,
+                _csv(wait["mean_min"]),
+                _csv(wait["p90_min"]),
+                _csv(serv["mean_min"]),
+            ]
+        )
+    resp = _summary(s.assist_response)
+    w.writerow(
+        [
+            s.day,
+            "total",
+            "assistance",
+            s.assist_requests,
+            s.assist_acknowledged,
+            "",
+            s.assist_cancelled,
+            _csv(resp["mean_min"]),
+            _csv(resp["p90_min"]),
+            "",
+        ]
+    )
+    return buf.getvalue()
+
+
+def _csv(v: float | None) -> str:
+    return "" if v is None else f"{v:.1f}"
+
+
+# ------------------------------------------------------------------------------------------------ charts
+PALETTE = ("#1f5fa8", "#c2410c", "#15803d", "#7e22ce", "#a16207", "#0e7490", "#be123c", "#4d7c0f")
+
+
+def hours_chart(s: DayStats, labels: dict[str, str], title: str) -> str:
+    """A stacked bar chart (inline SVG, no scripts) of tickets per hour and service."""
+    hours = list(range(min(s.hours, default=8), max(s.hours, default=17) + 1))
+    sids = list(s.services)
+    top = max((sum(s.hours.get(h, {}).values()) for h in hours), default=0) or 1
+    width, height, left, bottom = 640, 240, 36, 28
+    bw = (width - left - 10) / max(len(hours), 1)
+    parts = [
+        f'<svg viewBox="0 0 {width} {height + 40}" role="img" aria-label="{escape(title)}" '
+        f'class="chart" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    ]
+    parts.append(
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - 5}" y2="{height - bottom}" stroke="#333"/>'
+    )
+    scale = (height - bottom - 10) / top
+    parts.append(f'<text x="4" y="16" font-size="11">{top}</text>')
+    for i, h in enumerate(hours):
+        x, y = left + i * bw + 2, height - bottom
+        for j, sid in enumerate(sids):
+            n = s.hours.get(h, {}).get(sid, 0)
+            if n:
+                hgt = n * scale
+                y -= hgt
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw - 4:.1f}" height="{hgt:.1f}" '
+                    f'fill="{PALETTE[j % len(PALETTE)]}"><title>{h:02d}:00 {escape(labels.get(sid, sid))}'
+                    f": {n}</title></rect>"
+                )
+        parts.append(
+            f'<text x="{x + (bw - 4) / 2:.1f}" y="{height - bottom + 14}" font-size="11" '
+            f'text-anchor="middle">{h:02d}</text>'
+        )
+    for j, sid in enumerate(sids):
+        lx = left + j * 150
+        parts.append(
+            f'<rect x="{lx}" y="{height + 8}" width="12" height="12" fill="{PALETTE[j % len(PALETTE)]}"/>'
+            f'<text x="{lx + 16}" y="{height + 18}" font-size="11">{escape(labels.get(sid, sid)[:20])}'
+            "</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bars_chart(values: dict[str, float | None], labels: dict[str, str], title: str, unit: str) -> str:
+    """Horizontal bars, e.g. mean waiting minutes per service."""
+    width, row = 640, 26
+    items = [(k, v or 0.0) for k, v in values.items()]
+    top = max((v for _, v in items), default=0) or 1
+    height = row * len(items) + 10
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" class="chart" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    ]
+    for i, (k, v) in enumerate(items):
+        y = 5 + i * row
+        w = (width - 260) * v / top
+        parts.append(
+            f'<text x="0" y="{y + 16}" font-size="12">{escape(labels.get(k, k)[:28])}</text>'
+            f'<rect x="200" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{PALETTE[i % 8]}"/>'
+            f'<text x="{205 + w:.1f}" y="{y + 16}" font-size="12">{v:.1f} {escape(unit)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,111 @@
+"""Staff and admin accounts in a small SQLite file of the web app (hashed passwords, never plain text).
+
+A user has a role (``staff`` or ``admin``) and optionally the counters they may operate (empty = all).
+No personal data: a user name is a login such as ``schalter3`` or an employee short code.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from waitroom.errors import WaitroomError
+
+log = logging.getLogger(__name__)
+
+ROLES = ("staff", "admin")
+NAME_RE = re.compile(r"^[a-z0-9_.-]{2,32}$")
+MIN_PASSWORD = 10
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name     TEXT PRIMARY KEY,
+    hash     TEXT NOT NULL,
+    role     TEXT NOT NULL CHECK (role IN ('staff', 'admin')),
+    counters TEXT NOT NULL DEFAULT '',
+    created  REAL NOT NULL
+);
+"""
+
+
+class UserError(WaitroomError, ValueError):
+    """A user account could not be created or changed (name, password, role)."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    counters: tuple[str, ...] = ()  # empty: every counter
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_operate(self, counter: str) -> bool:
+        return self.is_admin or not self.counters or counter in self.counters
+
+
+class UserStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add(
+        self,
+        name: str,
+        password: str,
+        role: str = "staff",
+        counters: list[str] | tuple[str, ...] = (),
+        *,
+        replace: bool = False,
+    ) -> User:
+        if not NAME_RE.match(name or ""):
+            raise UserError(f"user name {name!r} is not valid: use 2-32 of a-z 0-9 _ . -")
+        if role not in ROLES:
+            raise UserError(f"role {role!r} is not valid: use staff or admin")
+        if len(password or "") < MIN_PASSWORD:
+            raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+        row = (name, generate_password_hash(password), role, ",".join(counters), time.time())
+        with self._lock:
+            if self.get(name) is not None and not replace:
+                raise UserError(f"user {name!r} exists already")
+            self.db.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", row)
+        log.info("user %s saved with role %s", name, role)
+        return User(name, role, tuple(counters))
+
+    def get(self, name: str) -> User | None:
+        r = self.db.execute("SELECT name, role, counters FROM users WHERE name=?", (name,)).fetchone()
+        return User(r[0], r[1], tuple(c for c in r[2].split(",") if c)) if r else None
+
+    def verify(self, name: str, password: str) -> User | None:
+        r = self.db.execute("SELECT hash FROM users WHERE name=?", (name,)).fetchone()
+        if r is None:
+            check_password_hash(generate_password_hash("x"), password)  # same time for unknown names
+            return None
+        return self.get(name) if check_password_hash(r[0], password) else None
+
+    def all(self) -> list[User]:
+        rows = self.db.execute("SELECT name, role, counters FROM users ORDER BY name").fetchall()
+        return [User(r[0], r[1], tuple(c for c in r[2].split(",") if c)) for r in rows]
+
+    def remove(self, name: str) -> bool:
+        with self._lock:
+            return self.db.execute("DELETE FROM users WHERE name=?", (name,)).rowcount > 0
+
+    def count_admins(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM users WHERE role='admin'").fetchone()[0]
