@@ -170,8 +170,18 @@ def test_appointment_checkin(office, clock):
     assert t["appointment"] == clock.t + 1800
     # checking in twice gives the same ticket, not a second one
     assert ok(office, "disp-1", "appointment.checkin", code="K7P2Q")["ticket"]["number"] == t["number"]
+    # a late arrival becomes a walk-in by the default rule, queued from now without the appointment
     ok(office, "web", "appointment.book", code="LATE1", service="pass", slot=clock.t - 3600)
-    assert err(office, "disp-1", "appointment.checkin", code="LATE1") == "appointment_expired"
+    late = ok(office, "disp-1", "appointment.checkin", code="LATE1")["ticket"]
+    assert late["appointment"] is None and late["issued_at"] == clock.t
+    # ... or is refused, where the office says so
+    office.cfg = office.cfg.model_copy(update={"steering": office.cfg.steering.model_copy(update={
+        "appointments": office.cfg.steering.appointments.model_copy(update={"late_arrival": "refuse"})})})
+    ok(office, "web", "appointment.book", code="LATE2", service="pass", slot=clock.t - 3600)
+    assert err(office, "disp-1", "appointment.checkin", code="LATE2") == "appointment_expired"
+    # an appointment of another day is not valid today
+    ok(office, "web", "appointment.book", code="TOMORROW", service="pass", slot=clock.t + 86400)
+    assert err(office, "disp-1", "appointment.checkin", code="TOMORROW") == "appointment_expired"
 
 
 def test_offline_lease_and_report(office, clock):

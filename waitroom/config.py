@@ -175,7 +175,8 @@ class AppointmentRules(Strict):
     late_min: float = Field(
         15.0, ge=0, le=240, description="minutes after the slot until which a check-in keeps the appointment")
     late_arrival: Literal["walk_in", "refuse"] = Field(
-        "refuse", description="a later check-in is refused (refuse) or gets a walk-in ticket (walk_in)")
+        "walk_in", description="a later check-in gets a walk-in ticket (walk_in, the default) or is refused "
+                               "(refuse)")
 
 
 class SteeringCondition(Strict):

@@ -65,6 +65,7 @@ class Office:
         self.state = OfficeState()
         self._pending: list[dict[str, Any]] = []
         self._forecast: Forecast | None = None
+        self._forecast_key: tuple[int, int, int] | None = None
         self.rebuild()
 
     # ------------------------------------------------------------------------------------ state
@@ -95,9 +96,15 @@ class Office:
                        appointments=[{"code": a.code, "service": a.service, "slot": a.slot}
                                      for a in self.state.appointments.values() if a.slot >= now])
 
+    FORECAST_REFRESH_S = 30.0
+
     def forecast(self) -> Forecast:
-        if self._forecast is None:
-            self._forecast = self.predictor.forecast(self.state, self.cfg, self.selector, self.clock())
+        """The waiting-time forecast, computed once per state change (and refreshed every 30 s of waiting)."""
+        now = self.clock()
+        key = (self.state.seq, len(self._pending), int(now // self.FORECAST_REFRESH_S))
+        if self._forecast is None or self._forecast_key != key:
+            self._forecast = self.predictor.forecast(self.state, self.cfg, self.selector, now)
+            self._forecast_key = key
         return self._forecast
 
     # ------------------------------------------------------------------------------------ commands
@@ -161,7 +168,6 @@ class Office:
         if dropped:
             self.rebuild()
         if events:
-            self._forecast = None
             getattr(self.predictor, "observe", lambda _: None)(events)  # learn service times
         return Outcome(reply, events)
 
@@ -184,7 +190,6 @@ class Office:
             events, self._pending = self._pending, []
             if events:
                 self.store.commit(events, None)
-                self._forecast = None
             return Outcome(None, events)
         except Exception:
             log.exception("tick failed")
@@ -261,7 +266,6 @@ class Office:
         number = format_number(prefix, n)
         e = self._emit("ticket_issued", id=self.new_id(), number=number, service=service, priority=priority,
                        appointment=appointment, node=node_id, **({"appointment_code": code} if code else {}))
-        self._forecast = None
         return self.state.tickets[e["id"]]
 
     # -- operations: tickets
