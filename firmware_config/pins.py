@@ -13,10 +13,11 @@ A pin map is ``firmware_config/pinmaps/<role>.yaml``::
 
 or, for a role with one wiring, a flat mapping ``name: gpio`` (e.g. pinmaps/dispenser.yaml).
 
-A node's effective pins are the role map's revision (``options: {hardware: <revision>}`` in the node's entry of
-the office configuration, else the map's default) overridden by the node's own ``pins:``. ``check_nodes(cfg)``
-is part of ``waitroom check-config``: unknown revisions, pin names the map does not know, pins that are not
-GPIOs of the 40-pin header, and two names on one GPIO are errors, each named by its configuration path.
+A node's effective pins are the role map's revision (``options: {hardware: <revision>}`` in the node's
+entry of the office configuration, else the map's default) overridden by the node's own ``pins:``.
+``check_nodes(cfg)`` is part of ``waitroom check-config``: unknown revisions, pin names the map does not
+know, pins that are not GPIOs of the 40-pin header, and two names on one GPIO are errors, each named by its
+configuration path.
 A node switches an optional part off with ``none`` (e.g. ``pins: {buzzer: none}``).
 A role without a map file (e.g. a display) takes its pins from the configuration alone.
 """
@@ -42,9 +43,36 @@ log = logging.getLogger(__name__)
 PINMAP_DIR = Path(__file__).parent / "pinmaps"
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 # The 40-pin header: physical pin -> BCM GPIO number (pins not listed are power or ground).
-HEADER_TO_BCM = {3: 2, 5: 3, 7: 4, 8: 14, 10: 15, 11: 17, 12: 18, 13: 27, 15: 22, 16: 23, 18: 24, 19: 10,
-                 21: 9, 22: 25, 23: 11, 24: 8, 26: 7, 27: 0, 28: 1, 29: 5, 31: 6, 32: 12, 33: 13, 35: 19,
-                 36: 16, 37: 26, 38: 20, 40: 21}
+HEADER_TO_BCM = {
+    3: 2,
+    5: 3,
+    7: 4,
+    8: 14,
+    10: 15,
+    11: 17,
+    12: 18,
+    13: 27,
+    15: 22,
+    16: 23,
+    18: 24,
+    19: 10,
+    21: 9,
+    22: 25,
+    23: 11,
+    24: 8,
+    26: 7,
+    27: 0,
+    28: 1,
+    29: 5,
+    31: 6,
+    32: 12,
+    33: 13,
+    35: 19,
+    36: 16,
+    37: 26,
+    38: 20,
+    40: 21,
+}
 BCM_MAX = 27
 DISABLED = "none"  # a node's pins value that switches an optional part off
 FLAT_REVISION = "default"
@@ -112,8 +140,9 @@ class PinMap(BaseModel):
     @model_validator(mode="after")
     def _default_exists(self) -> PinMap:
         if self.default not in self.revisions:
-            raise ValueError(f"default revision {self.default!r} is not in revisions "
-                             f"({', '.join(self.revisions)})")
+            raise ValueError(
+                f"default revision {self.default!r} is not in revisions ({', '.join(self.revisions)})"
+            )
         return self
 
     def revision(self, name: str | None = None) -> Revision:
@@ -175,18 +204,24 @@ def check_nodes(cfg: Config, directory: Path = PINMAP_DIR) -> list[str]:
         hardware: Any = node.options.get("hardware")
         if hardware is not None:
             if pinmap is None:
-                errors.append(f"{p}.options.hardware: role {node.role} has no pin map "
-                              f"(firmware_config/pinmaps/{node.role}.yaml)")
+                errors.append(
+                    f"{p}.options.hardware: role {node.role} has no pin map "
+                    f"(firmware_config/pinmaps/{node.role}.yaml)"
+                )
                 continue
             if hardware not in pinmap.revisions:
-                errors.append(f"{p}.options.hardware: unknown revision {hardware!r} "
-                              f"(known: {', '.join(pinmap.revisions)})")
+                errors.append(
+                    f"{p}.options.hardware: unknown revision {hardware!r} "
+                    f"(known: {', '.join(pinmap.revisions)})"
+                )
                 continue
         known = pinmap.revision(hardware).all_pins() if pinmap else {}
         for name, pin in node.pins.items():
             if pinmap is not None and name not in known:
-                errors.append(f"{p}.pins.{name}: no such pin in the {node.role} pin map "
-                              f"(known: {', '.join(sorted(known))})")
+                errors.append(
+                    f"{p}.pins.{name}: no such pin in the {node.role} pin map "
+                    f"(known: {', '.join(sorted(known))})"
+                )
             if pin == DISABLED:
                 continue
             try:

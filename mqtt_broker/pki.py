@@ -1,0 +1,204 @@
+"""A small certificate helper for one office: an office CA, the broker's server certificate and (optional)
+client certificates per node, made with the ``openssl`` command line tool (Debian package openssl).
+
+Keys are ECDSA P-256. Files in the output folder::
+
+    ca.key ca.crt                 the office CA (keep ca.key on the admin machine, never on the fleet)
+    broker.key broker.crt         the broker's certificate; its names (SAN) are the hosts nodes connect to
+    nodes/<node>.key .crt         client certificates (CN = node id) for brokers that require them
+
+Existing files are kept (the CA is made once; a certificate is renewed when it is missing, expires within
+``renew_days`` or no longer carries the requested names), so running the command again changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from waitroom.contract import check_id
+from waitroom.errors import WaitroomError
+
+log = logging.getLogger(__name__)
+
+
+class CertificateError(WaitroomError, RuntimeError):
+    """openssl is missing or failed to make a certificate."""
+
+
+def openssl() -> str:
+    path = shutil.which("openssl")
+    if not path:
+        raise CertificateError("openssl is not installed: apt-get install openssl")
+    return path
+
+
+def _run(*args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run([openssl(), *args], input=stdin, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise CertificateError(f"openssl {args[0]} failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def _new_key(path: Path) -> None:
+    _run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path))
+    path.chmod(0o600)
+
+
+def san_entries(names: list[str]) -> list[str]:
+    """``DNS:name`` or ``IP:address`` for each name."""
+    out = []
+    for name in names:
+        try:
+            out.append(f"IP:{ipaddress.ip_address(name)}")
+        except ValueError:
+            out.append(f"DNS:{name}")
+    return out
+
+
+def not_after(cert: Path) -> dt.datetime:
+    text = _run("x509", "-in", str(cert), "-noout", "-enddate").strip()
+    stamp = text.split("=", 1)[1]
+    return dt.datetime.strptime(stamp, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
+
+
+def cert_names(cert: Path) -> set[str]:
+    """The subject alternative names of a certificate, as ``DNS:x`` / ``IP:y``."""
+    text = _run("x509", "-in", str(cert), "-noout", "-ext", "subjectAltName")
+    names: set[str] = set()
+    for line in text.splitlines()[1:]:
+        for part in line.split(","):
+            part = part.strip().replace("IP Address:", "IP:")
+            if part:
+                names.add(part)
+    return names
+
+
+@dataclass
+class OfficePki:
+    """The certificate folder of one office."""
+
+    folder: Path
+    office: str
+    days: int = 825  # leaf certificates; browsers' and clients' upper bound for server certificates
+    ca_days: int = 3650
+    renew_days: int = 30
+
+    def __post_init__(self) -> None:
+        check_id(self.office, "office")
+        self.folder = Path(self.folder)
+
+    @property
+    def ca_key(self) -> Path:
+        return self.folder / "ca.key"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.folder / "ca.crt"
+
+    def ensure_ca(self) -> bool:
+        """Create the office CA unless it exists. Returns whether it was created."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.ca_key.exists() and self.ca_cert.exists():
+            return False
+        _new_key(self.ca_key)
+        _run(
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            str(self.ca_key),
+            "-sha256",
+            "-days",
+            str(self.ca_days),
+            "-subj",
+            f"/O=waitroom/OU={self.office}/CN=waitroom office CA {self.office}",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE,pathlen:0",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            str(self.ca_cert),
+        )
+        self.ca_cert.chmod(0o644)
+        log.info("created office CA %s", self.ca_cert)
+        return True
+
+    def _needs(self, cert: Path, key: Path, names: list[str]) -> bool:
+        if not cert.exists() or not key.exists():
+            return True
+        if not_after(cert) - dt.datetime.now(dt.UTC) < dt.timedelta(days=self.renew_days):
+            return True
+        return bool(names) and cert_names(cert) != set(san_entries(names))
+
+    def issue(self, name: str, common_name: str, names: list[str], usage: str) -> bool:
+        """Issue ``<name>.crt/.key`` signed by the CA unless a valid one exists; True if it was made."""
+        self.ensure_ca()
+        cert, key = self.folder / f"{name}.crt", self.folder / f"{name}.key"
+        if not self._needs(cert, key, names):
+            return False
+        cert.parent.mkdir(parents=True, exist_ok=True)
+        _new_key(key)
+        ext = [
+            "basicConstraints=critical,CA:FALSE",
+            "keyUsage=critical,digitalSignature,keyAgreement",
+            f"extendedKeyUsage={usage}",
+        ]
+        if names:
+            ext.append("subjectAltName=" + ",".join(san_entries(names)))
+        with tempfile.TemporaryDirectory() as tmp:
+            csr, extfile = Path(tmp) / "req.csr", Path(tmp) / "ext.cnf"
+            extfile.write_text("\n".join(ext) + "\n")
+            _run(
+                "req",
+                "-new",
+                "-key",
+                str(key),
+                "-subj",
+                f"/O=waitroom/OU={self.office}/CN={common_name}",
+                "-out",
+                str(csr),
+            )
+            _run(
+                "x509",
+                "-req",
+                "-in",
+                str(csr),
+                "-CA",
+                str(self.ca_cert),
+                "-CAkey",
+                str(self.ca_key),
+                "-CAcreateserial",
+                "-sha256",
+                "-days",
+                str(self.days),
+                "-extfile",
+                str(extfile),
+                "-out",
+                str(cert),
+            )
+        cert.chmod(0o644)
+        log.info("issued %s for %s", cert, common_name)
+        return True
+
+    def broker(self, hosts: list[str]) -> bool:
+        """The broker's server certificate for the host names and addresses nodes connect to."""
+        if not hosts:
+            raise CertificateError("the broker certificate needs at least one host name (--broker-host)")
+        return self.issue("broker", hosts[0], hosts, "serverAuth")
+
+    def node(self, node_id: str) -> bool:
+        """A client certificate for one node (CN = node id = MQTT user name)."""
+        check_id(node_id, "node")
+        return self.issue(f"nodes/{node_id}", node_id, [], "clientAuth")
+
+
+def verify(ca_cert: Path, cert: Path) -> None:
+    """Raise CertificateError unless ``cert`` chains to ``ca_cert``."""
+    _run("verify", "-CAfile", str(ca_cert), str(cert))

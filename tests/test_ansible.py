@@ -1,0 +1,394 @@
+"""The Ansible deployment: ansible-lint (offline) and --syntax-check, and a real run of site.yml against a
+throwaway Debian bookworm root made with debootstrap, through community.general's chroot connection.
+
+The chroot run installs the real waitroom wheel into the venv from a local wheelhouse (built once from PyPI
+and cached in /var/cache/waitroom-test/ with the debootstrap root, because CI time is limited), then checks
+files, users, units and the firmware settings, and that a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mqtt_broker import office as gen
+from tests.conftest import IN_CI, ROOT, require_tool
+from waitroom import config
+
+ANSIBLE = ROOT / "ansible"
+BIN = Path(sys.executable).parent
+CACHE = Path(os.environ.get("WAITROOM_TEST_CACHE", "/var/cache/waitroom-test"))
+MIRROR = os.environ.get("WAITROOM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+# Everything the roles install with apt is already in the cached root, so apt has nothing to download.
+ROOT_PACKAGES = [
+    "python3",
+    "python3-venv",
+    "python3-apt",
+    "python3-packaging",
+    "systemd",
+    "systemd-sysv",
+    "systemd-timesyncd",
+    "unattended-upgrades",
+    "nftables",
+    "ca-certificates",
+    "mosquitto",
+    "espeak-ng",
+    "libespeak-ng1",
+    "fonts-dejavu-core",
+    "alsa-utils",
+    "libusb-1.0-0",
+    "udev",
+]
+
+
+def ansible_env() -> dict[str, str]:
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=f"{BIN}:{os.environ['PATH']}",
+        ANSIBLE_LOCAL_TEMP="/tmp/ansible-local",
+        ANSIBLE_HOME=str(CACHE / "ansible-home") if CACHE.exists() else "/tmp/ansible-home",
+    )
+    return env
+
+
+@pytest.mark.slow
+def test_ansible_lint_offline_is_clean() -> None:
+    proc = subprocess.run(
+        [str(BIN / "ansible-lint"), "--offline", "--nocolor"],
+        cwd=ANSIBLE,
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_playbook_syntax_check() -> None:
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), "--syntax-check", "site.yml"],
+        cwd=ANSIBLE,
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_example_inventory_office_config_is_valid() -> None:
+    cfg = config.load(ANSIBLE / "inventory" / "example" / "office.yaml")
+    inv = yaml.safe_load((ANSIBLE / "inventory" / "example" / "hosts.yml").read_text())
+    node_ids = {
+        h.get("waitroom_node_id")
+        for g in inv["all"]["children"].values()
+        for h in (g or {}).get("hosts", {}).values()
+        if h
+    }
+    assert node_ids - {None} <= {n.id for n in cfg.nodes}
+    vault = yaml.safe_load((ANSIBLE / "inventory/example/group_vars/all/vault.yml.example").read_text())
+    assert set(vault["vault_waitroom_mqtt_passwords"]) == {a.user for a in gen.accounts(cfg)}
+
+
+# -------------------------------------------------------------------------------------- the chroot run
+def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+def base_root_tarball() -> Path:
+    """A bookworm root with the roles' packages, built once by debootstrap and cached as a tarball."""
+    debootstrap = require_tool("debootstrap", "debootstrap", "/usr/sbin/debootstrap")
+    key = hashlib.sha256(" ".join(ROOT_PACKAGES).encode()).hexdigest()[:12]
+    tarball = CACHE / f"bookworm-{key}.tar"
+    if tarball.exists():
+        return tarball
+    CACHE.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix="bookworm-", dir=CACHE))
+    try:
+        run(
+            [
+                debootstrap,
+                "--variant=minbase",
+                "--include=" + ",".join(ROOT_PACKAGES),
+                "bookworm",
+                str(build),
+                MIRROR,
+            ],
+            timeout=1200,
+        )
+        run(["tar", "-C", str(build), "-cf", str(tarball) + ".part", "."], timeout=600)
+        os.replace(str(tarball) + ".part", tarball)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return tarball
+
+
+def wheelhouse(wheel: Path) -> Path:
+    """Wheels of waitroom's dependencies for the root's Python 3.11 (downloaded once from PyPI, cached)."""
+    meta = (ROOT / "pyproject.toml").read_bytes()
+    folder = CACHE / f"wheels-{hashlib.sha256(meta).hexdigest()[:12]}"
+    if not (folder / ".complete").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "linux_x86_64",
+                "-d",
+                str(folder),
+                f"{wheel}",
+            ],
+            timeout=900,
+        )
+        (folder / ".complete").touch()
+    for old in folder.glob("waitroom-*.whl"):
+        old.unlink()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chroot_root() -> Iterator[Path]:
+    if os.geteuid() != 0:
+        message = "the chroot run needs root (debootstrap, chroot, bind mounts)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    tarball = base_root_tarball()
+    root = Path(tempfile.mkdtemp(prefix="waitroom-chroot-", dir="/var/tmp"))
+    mounts: list[Path] = []
+    try:
+        run(["tar", "-C", str(root), "-xf", str(tarball)], timeout=300)
+        for src, fstype in (("/proc", "proc"), ("/dev", None), ("/dev/pts", None)):
+            target = root / src.lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            args = (
+                ["mount", "-t", fstype, fstype, str(target)]
+                if fstype
+                else ["mount", "--bind", src, str(target)]
+            )
+            run(args)
+            mounts.append(target)
+        shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
+        # A Raspberry Pi OS boot partition, as the firmware tasks expect it.
+        boot = root / "boot/firmware"
+        boot.mkdir(parents=True, exist_ok=True)
+        (boot / "config.txt").write_text("# Raspberry Pi OS default\n[pi4]\narm_boost=1\n[all]\n")
+        (boot / "cmdline.txt").write_text(
+            "console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootwait\n"
+        )
+        yield root
+    finally:
+        for m in reversed(mounts):
+            subprocess.run(["umount", "-l", str(m)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def write_inventory(root: Path, work: Path) -> dict[str, object]:
+    """Inventory with one chroot host in every group, certificates and secrets made by `waitroom broker`."""
+    cfg_data = yaml.safe_load((ANSIBLE / "inventory/example/office.yaml").read_text())
+    (work / "office.yaml").write_text(yaml.safe_dump(cfg_data, allow_unicode=True, sort_keys=False))
+    cfg = config.load(work / "office.yaml")
+    run(
+        [
+            str(BIN / "waitroom"),
+            "broker",
+            "certs",
+            "--config",
+            str(work / "office.yaml"),
+            "--out",
+            str(work / "pki"),
+            "--broker-host",
+            "wr-mitte-server",
+        ]
+    )
+    passwords = gen.generate_passwords(cfg)
+    dist = work / "dist"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
+        timeout=300,
+    )
+    wheel = next(dist.glob("waitroom-*.whl"))
+    host_vars = {
+        "ansible_connection": "community.general.chroot",
+        "ansible_host": str(root),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "waitroom_live_system": False,
+        "waitroom_wheel": str(wheel),
+        "waitroom_wheelhouse": str(wheelhouse(wheel)),
+        "waitroom_office_config": str(work / "office.yaml"),
+        "waitroom_tls_dir": str(work / "pki"),
+        "waitroom_mqtt_passwords": passwords,
+        "waitroom_web_secret_key": "k" * 48,
+        "waitroom_node_id": "display-1",
+        "waitroom_dispenser_node_id": "disp-1",
+        "waitroom_counter_node_id": "counter-1",
+        "waitroom_assist_node_id": "sb-1",
+        "waitroom_admin_networks": ["10.20.0.0/24"],
+        "waitroom_hostname": "wr-test",
+    }
+    groups = [
+        "brokers",
+        "controllers",
+        "webservers",
+        "dispensers",
+        "displays",
+        "counters",
+        "assist_terminals",
+    ]
+    inventory = {
+        "all": {"hosts": {"pi": host_vars}, "children": {g: {"hosts": {"pi": None}} for g in groups}}
+    }
+    (work / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    return {"cfg": cfg, "passwords": passwords}
+
+
+def play(work: Path) -> tuple[str, dict[str, int]]:
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(work / "hosts.yml"), "site.yml"],
+        cwd=ANSIBLE,
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=900,
+    )
+    log = proc.stdout + proc.stderr
+    (work / f"play-{len(list(work.glob('play-*.log')))}.log").write_text(log)
+    assert proc.returncode == 0, log[-6000:]
+    m = re.search(r"^pi\s*:\s*(.*)$", log, re.M)
+    assert m, log[-3000:]
+    recap = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+    return log, recap
+
+
+@pytest.mark.slow
+@pytest.mark.ansible
+def test_site_yml_deploys_a_bookworm_root_idempotently(chroot_root: Path, artifacts: Path) -> None:
+    root = chroot_root
+    work = Path(tempfile.mkdtemp(prefix="waitroom-ansible-"))
+    try:
+        facts = write_inventory(root, work)
+        _, first = play(work)
+        assert first["failed"] == 0 and first["changed"] > 10
+        log2, second = play(work)
+        shutil.copy(work / "play-1.log", artifacts / "ansible-second-run.log")
+        changed_tasks = re.findall(r"^changed: \[pi\].*$|^TASK \[.*\]", log2, re.M)
+        assert second["changed"] == 0, "second run changed:\n" + "\n".join(changed_tasks)[-3000:]
+        check_deployed_root(root, facts)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
+    cfg = facts["cfg"]
+    passwords: dict[str, str] = facts["passwords"]  # type: ignore[assignment]
+    etc = root / "etc"
+    # the service user, system account without a login shell
+    user = next(
+        line.split(":") for line in (etc / "passwd").read_text().splitlines() if line.startswith("waitroom:")
+    )
+    assert user[6] == "/usr/sbin/nologin" and int(user[2]) < 1000
+    groups = {
+        line.split(":")[0]: line.split(":")[3].split(",") for line in (etc / "group").read_text().splitlines()
+    }
+    assert "waitroom" in groups["audio"] and "waitroom" in groups["video"]
+    # waitroom installed in its venv and the office configuration valid there
+    out = run(
+        ["chroot", str(root), "/opt/waitroom/venv/bin/waitroom", "check-config", "/etc/waitroom/office.yaml"]
+    )
+    assert "OK - office mitte" in out.stdout
+    # units: installed, enabled, with the right command lines
+    wants = etc / "systemd/system/multi-user.target.wants"
+    for unit, args in [
+        ("waitroom-controller", "controller --config /etc/waitroom/office.yaml --data-dir"),
+        ("waitroom-web", "web --config /etc/waitroom/office.yaml --node web --bind 0.0.0.0:8080"),
+        ("waitroom-display", "node display --config /etc/waitroom/office.yaml --node display-1"),
+        ("waitroom-counter", "node counter --config /etc/waitroom/office.yaml --node counter-1"),
+        ("waitroom-assist", "node assist --config /etc/waitroom/office.yaml --node sb-1"),
+        ("waitroom-dispenser", "node dispenser --config /etc/waitroom/office.yaml --node disp-1"),
+    ]:
+        text = (etc / f"systemd/system/{unit}.service").read_text()
+        assert f"ExecStart=/opt/waitroom/venv/bin/waitroom {args}" in text, unit
+        assert "Restart=always" in text and "User=waitroom" in text
+        assert (wants / f"{unit}.service").is_symlink(), f"{unit} not enabled"
+        env = etc / f"waitroom/{unit}.env"
+        assert oct(env.stat().st_mode & 0o777) == "0o640"
+    assert (
+        "WAITROOM_MQTT_PASSWORD=" + passwords["controller"]
+        in (etc / "waitroom/waitroom-controller.env").read_text()
+    )
+    assert "WAITROOM_SECRET_KEY=" in (etc / "waitroom/waitroom-web.env").read_text()
+    assert "TTYPath=/dev/tty1" in (etc / "systemd/system/waitroom-display.service").read_text()
+    assert os.readlink(etc / "systemd/system/getty@tty1.service") == "/dev/null"
+    # the broker: generated configuration, ACL from the contract, passwords that verify
+    conf = (etc / "mosquitto/mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "listener 8883" in conf
+    assert (etc / "mosquitto/waitroom/acl").read_text() == gen.acl_text(cfg)
+    stored = gen.parse_password_file((etc / "mosquitto/waitroom/passwd").read_text())
+    assert set(stored) == set(passwords)
+    assert all(gen.verify_password(stored[u], p) for u, p in passwords.items())
+    assert (wants / "mosquitto.service").exists()
+    assert "Restart=always" in (etc / "systemd/system/mosquitto.service.d/waitroom.conf").read_text()
+    # base system
+    assert (etc / "hostname").read_text() == "wr-test\n"
+    assert "SystemMaxUse=200M" in (etc / "systemd/journald.conf.d/waitroom.conf").read_text()
+    assert (
+        'Unattended-Upgrade::Automatic-Reboot "true"'
+        in (etc / "apt/apt.conf.d/52waitroom-unattended-upgrades").read_text()
+    )
+    nft = (etc / "nftables.conf").read_text()
+    assert (
+        "policy drop" in nft
+        and "tcp dport 8883 accept" in nft
+        and "ip saddr { 10.20.0.0/24 } tcp dport 22" in nft
+    )
+    assert "RuntimeWatchdogSec=15" in (etc / "systemd/system.conf.d/waitroom-watchdog.conf").read_text()
+    # firmware: watchdog for every node, the display's HDMI settings, kernel parameters once each
+    boot = (root / "boot/firmware/config.txt").read_text()
+    assert "dtparam=watchdog=on" in boot and "disable_overscan=1" in boot and boot.startswith("# Raspberry")
+    cmdline = (root / "boot/firmware/cmdline.txt").read_text()
+    assert cmdline.count("\n") == 1 and cmdline.split().count("consoleblank=0") == 1
+    assert "rootwait" in cmdline
+    udev = (etc / "udev/rules.d/99-waitroom-printer.rules").read_text()
+    assert 'GROUP="waitroom"' in udev
+    json.dumps(sorted(stored))  # the facts are plain data (for the artifact)
