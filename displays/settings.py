@@ -8,13 +8,12 @@ every error names its key (``display.blink_s: ...``).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from waitroom.config import Config, Node
+from waitroom.config import Config, Node, in_data_dir
 from waitroom.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -218,10 +217,7 @@ class DisplaySettings(BaseModel):
         return self.screenshot_every_s
 
     def screenshot_path(self) -> Path:
-        p = Path(self.screenshot_dir)
-        if p.is_absolute():
-            return p
-        return Path(os.environ.get("WAITROOM_DATA_DIR") or "var") / p
+        return in_data_dir(self.screenshot_dir)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import queue
 import re
 import sqlite3
@@ -60,6 +59,7 @@ from ticket_printer.printer import TicketPrinter
 from ticket_printer.settings import load_settings
 from waitroom import contract
 from waitroom.config import Config, Node
+from waitroom.config import data_dir as config_data_dir
 from waitroom.contract import CONTROLLER_NODE_ID, ErrorCode
 from waitroom.errors import CommandFailed, ConfigError, PrinterError, RequestTimeout
 from waitroom.i18n import both
@@ -178,7 +178,7 @@ def resolve_pins(cfg: Config, node: Node) -> dict[str, int | str | None]:
 
 
 def data_dir(options: DispenserOptions) -> Path:
-    return Path(options.data_dir or os.environ.get("WAITROOM_DATA_DIR") or "var")
+    return config_data_dir(options.data_dir)
 
 
 # ------------------------------------------------------------------------------------------ rate limit

@@ -186,15 +186,17 @@ def test_appointment_checkin(office, clock):
 
 def test_offline_lease_and_report(office, clock):
     lease = ok(office, "disp-1", "ticket.lease", service="pass", count=5)["lease"]
-    assert (lease["prefix"], lease["first"], lease["count"]) == ("A", 1, 5)
-    # online numbering continues after the leased block: no number twice
-    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A006"
+    assert (lease["prefix"], lease["first"], lease["count"]) == ("A", 900, 5)
+    assert ok(office, "disp-1", "ticket.lease", service="pass", count=5)["lease"]["first"] == 905
+    # walk-in numbering is untouched by leases: no number twice, and citizens still get A001
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A001"
     issued = clock.t - 120
-    t = ok(office, "disp-1", "ticket.report_offline", service="pass", number=2, issued_at=issued)["ticket"]
-    assert t["number"] == "A002" and office.state.ticket("A002").issued_at == issued
-    again = ok(office, "disp-1", "ticket.report_offline", service="pass", number=2, issued_at=issued)["ticket"]
+    t = ok(office, "disp-1", "ticket.report_offline", service="pass", number=902, issued_at=issued)["ticket"]
+    assert t["number"] == "A902" and office.state.ticket("A902").issued_at == issued
+    again = ok(office, "disp-1", "ticket.report_offline", service="pass", number=902, issued_at=issued)["ticket"]
     assert again["id"] == t["id"]
-    assert err(office, "disp-1", "ticket.report_offline", service="pass", number=9, issued_at=issued) == "forbidden"
+    assert err(office, "disp-1", "ticket.report_offline", service="pass", number=2, issued_at=issued) == "forbidden"
+    assert err(office, "disp-1", "ticket.lease", service="pass", count=95) == "invalid_state"  # 910..1004
 
 
 def test_intake_manual_override(office):

@@ -87,12 +87,12 @@ def test_press_prints_ticket_and_publishes_health(cfg, controller, node, make, t
     press(d, "pass")
     wait_until(lambda: latest(folder, 1))
     png = latest(folder, 1)[0]
-    assert png.name.endswith("-A011.png")  # A001..A010 are this dispenser's offline reserve
+    assert png.name.endswith("-A001.png")  # the offline reserve comes from A900 up, not from the walk-in range
     wait_until(lambda: any(h.get("last_ticket_png") == png.name for h in health))
     h = [h for h in health if h.get("last_ticket_png") == png.name][-1]
-    assert h["printer"] == "ok" and h["last_ticket"] == "A011" and h["controller"] == "online"
+    assert h["printer"] == "ok" and h["last_ticket"] == "A001" and h["controller"] == "online"
     waiting = controller.office.state.waiting("pass")
-    assert [t.number for t in waiting] == ["A011"]
+    assert [t.number for t in waiting] == ["A001"]
 
 
 def test_bouncing_contacts_give_one_ticket(cfg, controller, make, tmp_path):
@@ -112,7 +112,7 @@ def test_bouncing_contacts_give_one_ticket(cfg, controller, make, tmp_path):
     wait_until(lambda: files(folder))
     time.sleep(0.3)
     assert len(files(folder)) == 1
-    assert b"B011" in files(folder)[0].read_bytes()
+    assert b"B001" in files(folder)[0].read_bytes()
     assert d.buttons["melde"].bounces > 0
 
 
@@ -151,8 +151,8 @@ def test_print_failure_cancels_the_ticket(cfg, controller, make):
     }
     d = make(with_dispenser(cfg, printer, print_retries=1))
     out = d.issue("pass")
-    assert out.kind == "refused" and out.reason == "print_failed" and out.number == "A011"
-    wait_until(lambda: controller.office.state.ticket("A011").state == "cancelled")
+    assert out.kind == "refused" and out.reason == "print_failed" and out.number == "A001"
+    wait_until(lambda: controller.office.state.ticket("A001").state == "cancelled")
     assert controller.office.state.waiting("pass") == []
     h = d.health()
     assert h["printer"] == "offline" and "not reachable" in h["printer_error"] and h["status"] == "error"
@@ -195,27 +195,27 @@ def test_offline_block_survives_restart_and_is_reported(cfg, make, tmp_path):
         cfg, {"backend": "file", "file": {"path": str(folder)}}, request_timeout_s=0.5, request_retries=0
     )
     d = make(dcfg)
-    assert d.issue("pass").number == "A011"
+    assert d.issue("pass").number == "A001"
     svc.stop()
     wait_until(lambda: not d.controller_reachable)
     first = [d.issue("pass"), d.issue("pass")]
-    assert [(o.kind, o.number) for o in first] == [("offline", "A001"), ("offline", "A002")]
+    assert [(o.kind, o.number) for o in first] == [("offline", "A900"), ("offline", "A901")]
     raw = files(folder)[-1].read_bytes()
-    assert b"Wartezeit wird ermittelt" in raw and b"A002" in raw
+    assert b"Wartezeit wird ermittelt" in raw and b"A901" in raw
     assert b"(k" not in raw  # no status page yet: the ticket id comes with the report
     d.stop()
     d.runtime.stop()
     d2 = make(dcfg, wait_leases=False)  # restarted while the controller is still down
-    assert d2.issue("pass").number == "A003"
+    assert d2.issue("pass").number == "A902"
     assert d2.health()["offline_unreported"] == 3
     svc2 = ControllerService(cfg, db)
     assert svc2.start(wait=10)
     try:
         wait_until(lambda: d2.health()["offline_unreported"] == 0, 10)
         tickets = {t.number: t for t in svc2.office.state.tickets.values()}
-        assert {"A001", "A002", "A003", "A011"} <= set(tickets)
-        assert tickets["A001"].offline and tickets["A001"].origin == "disp-1"
-        assert tickets["A001"].issued_at < tickets["A003"].issued_at
+        assert {"A900", "A901", "A902", "A001"} <= set(tickets)
+        assert tickets["A900"].offline and tickets["A900"].origin == "disp-1"
+        assert tickets["A900"].issued_at < tickets["A902"].issued_at
         d2.sync()  # reporting again changes nothing (idempotent)
         assert len([t for t in svc2.office.state.tickets.values() if t.offline]) == 3
     finally:

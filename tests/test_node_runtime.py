@@ -104,3 +104,14 @@ def test_health_is_published_retained(cfg, broker, node):
 def test_unknown_node_is_refused_at_construction(cfg):
     with pytest.raises(ValueError, match="not in the configuration"):
         NodeRuntime(cfg, "ghost")
+
+
+def test_two_handlers_on_one_topic_both_receive(cfg, broker, node):
+    rt = node("disp-1")
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+    rt.subscribe(rt.topics.sim("disp-1"), lambda t, p: got["a"].append(p))
+    rt.subscribe(rt.topics.sim("disp-1"), lambda t, p: got["b"].append(p))
+    web = node("web")
+    web.link.publish(web.topics.sim("disp-1"), {"button": "pass", "action": "press"}, "sim")
+    assert wait_until(lambda: got["a"] and got["b"])
+    assert len(got["a"]) == len(got["b"]) == 1

@@ -28,6 +28,7 @@ from ticket_printer.settings import (
     SerialSettings,
     UsbSettings,
 )
+from waitroom.config import in_data_dir
 from waitroom.errors import PrinterError
 
 log = logging.getLogger(__name__)
@@ -386,4 +387,4 @@ def open_backend(s: PrinterSettings, *, preview_folder: str | Path | None = None
         return UsbBackend(s.usb, s.profile)
     if s.backend == "file" and s.file:
         return FileBackend(s.file)
-    return PreviewBackend(preview_folder or s.preview.folder, s.preview.keep)
+    return PreviewBackend(preview_folder or in_data_dir(s.preview.folder), s.preview.keep)

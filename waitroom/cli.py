@@ -50,7 +50,7 @@ def load_config(path: str) -> config.Config:
 
 
 def data_dir(args: argparse.Namespace) -> Path:
-    return Path(getattr(args, "data_dir", None) or os.environ.get("WAITROOM_DATA_DIR") or "var")
+    return config.data_dir(getattr(args, "data_dir", None))
 
 
 def wait_for_signal() -> None:
@@ -83,9 +83,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     from waitroom.service import ControllerService
 
     cfg = load_config(args.config)
-    db = Path(cfg.controller.database)
-    if not db.is_absolute():
-        db = data_dir(args) / db
+    db = config.in_data_dir(cfg.controller.database, getattr(args, "data_dir", None))
     svc = ControllerService(cfg, str(db))
     if not svc.start(wait=args.wait):
         log.warning("broker %s:%d not reachable yet; retrying in the background", cfg.broker.host, cfg.broker.port)

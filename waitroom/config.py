@@ -54,6 +54,10 @@ class OfficeInfo(Strict):
         description="opening hours per weekday [open, close]; a missing day is closed",
         examples=[{"mon": ["08:00", "16:00"], "thu": ["10:00", "18:00"]}])
     ticket_start: int = Field(1, ge=0, le=899, description="first ticket number of each day and service")
+    offline_numbers_from: int = Field(
+        900, ge=100, le=999,
+        description="numbers from here to 999 are kept for dispensers to print offline (leased in blocks); "
+                    "walk-in numbers count from ticket_start up to below it")
     public_url: str = Field("http://127.0.0.1:8080", description="base URL of the web app, used in QR codes",
                             examples=["https://warten.example-stadt.de"])
 
@@ -390,6 +394,18 @@ def load(path: str | os.PathLike[str]) -> Config:
     cfg = parse(data, str(p))
     log.debug("loaded configuration %s for office %s", p, cfg.office.id)
     return cfg
+
+
+def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of a process's data (event log, offline numbers, previews, screenshots, users):
+    ``--data-dir`` if given, else $WAITROOM_DATA_DIR, else ./var."""
+    return Path(override or os.environ.get("WAITROOM_DATA_DIR") or "var")
+
+
+def in_data_dir(value: str | os.PathLike[str], override: str | os.PathLike[str] | None = None) -> Path:
+    """A path from the configuration: absolute as it is, relative inside the data directory."""
+    p = Path(value)
+    return p if p.is_absolute() else data_dir(override) / p
 
 
 def resolve_path(config_file: str | os.PathLike[str] | None, value: str) -> Path:

@@ -261,7 +261,7 @@ class Office:
                code: str | None = None) -> Ticket:
         prefix = self.cfg.service(service).prefix
         n = self.state.next_number.get(prefix, self.cfg.office.ticket_start)
-        if n > 999:
+        if n >= self.cfg.office.offline_numbers_from:
             raise OpError(ErrorCode.INVALID_STATE, f"ticket numbers for {prefix} are used up today")
         number = format_number(prefix, n)
         e = self._emit("ticket_issued", id=self.new_id(), number=number, service=service, priority=priority,
@@ -292,7 +292,8 @@ class Office:
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_LEASE:
             raise OpError(ErrorCode.BAD_REQUEST, f"count must be an integer 1..{MAX_LEASE}")
         prefix = self.cfg.service(sid).prefix
-        first = self.state.next_number.get(prefix, self.cfg.office.ticket_start)
+        # leases come from the top of the range, so walk-in numbers still count from ticket_start
+        first = self.state.lease_next.get(prefix, self.cfg.office.offline_numbers_from)
         if first + count - 1 > 999:
             raise OpError(ErrorCode.INVALID_STATE, f"not enough numbers left for {prefix} today")
         self._emit("lease_granted", node=node_id, service=sid, prefix=prefix, first=first, count=count)

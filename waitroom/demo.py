@@ -70,6 +70,7 @@ def port_free(port: int) -> bool:
     import socket
 
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like the servers: TIME_WAIT is no conflict
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -103,6 +103,7 @@ class OfficeState:
     calls: deque[Call] = field(default_factory=lambda: deque(maxlen=50))
     intake: dict[str, Intake] = field(default_factory=dict)
     leases: list[dict[str, Any]] = field(default_factory=list)
+    lease_next: dict[str, int] = field(default_factory=dict)  # per prefix: first number of the next lease
 
     # -- queries used by steering, prediction and the snapshot
     def waiting(self, service: str | None = None) -> list[Ticket]:
@@ -175,6 +176,7 @@ def _day_started(s: OfficeState, e: dict[str, Any]) -> None:
     s.calls.clear()
     s.intake.clear()
     s.leases.clear()
+    s.lease_next.clear()
 
 
 def _ticket_issued(s: OfficeState, e: dict[str, Any]) -> None:
@@ -271,7 +273,7 @@ def _assist_changed(s: OfficeState, e: dict[str, Any]) -> None:
 
 def _lease_granted(s: OfficeState, e: dict[str, Any]) -> None:
     s.leases.append({k: e[k] for k in ("node", "service", "prefix", "first", "count")})
-    s.next_number[e["prefix"]] = max(s.next_number.get(e["prefix"], 1), e["first"] + e["count"])
+    s.lease_next[e["prefix"]] = e["first"] + e["count"]
 
 
 def _appointment_booked(s: OfficeState, e: dict[str, Any]) -> None:

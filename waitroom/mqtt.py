@@ -44,7 +44,7 @@ class MqttLink:
         self.topics = Topics(office)
         self.node_id = node_id
         self.role = role
-        self._subs: dict[str, tuple[int, Handler]] = {}
+        self._subs: dict[str, tuple[int, list[Handler]]] = {}  # filter -> (qos, handlers)
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self._stopping = False
@@ -105,8 +105,10 @@ class MqttLink:
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         contract.validate_subscribe_filter(topic_filter)
         with self._lock:
-            self._subs[topic_filter] = (qos, handler)
-        if self.connected.is_set():
+            known = topic_filter in self._subs
+            old_qos, handlers = self._subs.get(topic_filter, (qos, []))
+            self._subs[topic_filter] = (max(qos, old_qos), [*handlers, handler])
+        if self.connected.is_set() and not known:
             self.client.subscribe(topic_filter, qos)
 
     # -- paho callbacks (network thread)
@@ -140,7 +142,7 @@ class MqttLink:
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         with self._lock:
-            handlers = [h for f, (_, h) in self._subs.items() if paho.topic_matches_sub(f, msg.topic)]
+            handlers = [h for f, (_, hs) in self._subs.items() if paho.topic_matches_sub(f, msg.topic) for h in hs]
         for handler in handlers:
             try:
                 handler(msg.topic, msg.payload)

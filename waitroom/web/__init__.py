@@ -19,6 +19,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from waitroom import __version__, config
 from waitroom.config import Config
+from waitroom.config import data_dir as config_data_dir
 from waitroom.web import common
 from waitroom.web.live import LiveOffice
 from waitroom.web.settings import in_data_dir, secret_key, web_settings
@@ -30,7 +31,7 @@ csrf = CSRFProtect()
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("WAITROOM_DATA_DIR") or "var")
+    return config_data_dir()
 
 
 def stats_database(cfg: Config, data_dir: Path) -> Path:
@@ -59,7 +60,8 @@ def create_app(
     if cfg is None:
         cfg = config.load(os.environ.get("WAITROOM_CONFIG") or config.EXAMPLE_CONFIG)
     settings = web_settings(cfg)
-    ddir = Path(data_dir) if data_dir is not None else default_data_dir()
+    # absolute: Flask resolves relative file paths against the package, not the working directory
+    ddir = (Path(data_dir) if data_dir is not None else default_data_dir()).resolve()
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=(test_config or {}).get("SECRET_KEY") or secret_key(settings, demo=demo),
@@ -101,13 +103,14 @@ def create_app(
     )
     csrf.init_app(app)
 
-    from waitroom.web import admin, api, auth, public, staff
+    from waitroom.web import admin, api, auth, public, staff, whatif
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(whatif.bp)
     if demo:
         from waitroom.web import demo as demo_bp
 

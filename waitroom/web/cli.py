@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from waitroom.config import data_dir
+
 log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "WAITROOM_USER_PASSWORD"
@@ -59,7 +61,7 @@ def serve(
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    return Path(args.data_dir or os.environ.get("WAITROOM_DATA_DIR") or "var")
+    return data_dir(args.data_dir)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

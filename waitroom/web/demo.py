@@ -74,21 +74,21 @@ def press(node_id: str) -> Response:
     return resp
 
 
-def _newest(folder: Path, n: int) -> list[Path]:
-    try:
-        from ticket_printer import preview
+def _newest_tickets(folder: Path, n: int) -> list[Path]:
+    from ticket_printer import preview
 
-        return [Path(p) for p in preview.latest(folder, n)]
-    except (ImportError, AttributeError):
-        pass
+    return preview.latest(folder, n)
+
+
+def _newest_screens(folder: Path, n: int) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)[:n]
 
 
-def _listing(folder: Path, endpoint: str, n: int) -> list[dict[str, Any]]:
+def _listing(files: list[Path], endpoint: str) -> list[dict[str, Any]]:
     out = []
-    for p in _newest(folder, n):
+    for p in files:
         try:
             mtime = p.stat().st_mtime
         except OSError:
@@ -101,8 +101,8 @@ def _listing(folder: Path, endpoint: str, n: int) -> list[dict[str, Any]]:
 def media() -> Response:
     """Newest ticket previews and display screenshots (the page polls this)."""
     conf = current_app.config
-    screens = _listing(conf["WAITROOM_DISPLAY_SCREENSHOTS"], "demo.screen", 4)
-    tickets = _listing(conf["WAITROOM_TICKET_PREVIEWS"], "demo.ticket", 3)
+    screens = _listing(_newest_screens(conf["WAITROOM_DISPLAY_SCREENSHOTS"], 4), "demo.screen")
+    tickets = _listing(_newest_tickets(conf["WAITROOM_TICKET_PREVIEWS"], 3), "demo.ticket")
     return jsonify({"tickets": tickets, "screens": screens})
 
 
