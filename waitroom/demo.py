@@ -119,6 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     for child in children:
         child.start(log_dir)
+        time.sleep(0.15)  # staggered: amqtt mishandles many clients connecting in the same instant
     try:
         wait_for_port(args.port, timeout=60)
         print(f"\n  waitroom demo is running: http://127.0.0.1:{args.port}/  (started in "
