@@ -262,6 +262,117 @@ TEXTS: dict[str, dict[str, str]] = {
     "web.demo.unknown_node": {"de": "Kein Gerät {node} mit Tasten.", "en": "No node {node} with buttons."},
     "web.demo.bad_button": {"de": "Unbekannte Taste oder Aktion für {node}.",
                             "en": "Unknown button or action for {node}."},
+    # web admin: what-if page (waitroom/web/whatif.py)
+    "web.whatif.title": {"de": "Was wäre, wenn …?", "en": "What if …?"},
+    "web.whatif.intro": {"de": "Vergleicht andere Regeln mit den geltenden an simulierten Tagen: dieselben "
+                               "Ankünfte und Bearbeitungszeiten, nur die Regeln unterscheiden sich.",
+                         "en": "Compares other rules with those in force on simulated days: the same "
+                               "arrivals and service times, only the rules differ."},
+    "web.whatif.scenario": {"de": "Szenario", "en": "Scenario"},
+    "web.whatif.unusable": {"de": "passt nicht zu diesem Amt", "en": "does not fit this office"},
+    "web.whatif.no_scenarios": {"de": "Kein Szenario gefunden. Szenario-Dateien (*.yaml) in {folder} ablegen "
+                                      "oder unten einfügen.",
+                                "en": "No scenario found. Put scenario files (*.yaml) into {folder} or paste "
+                                      "one below."},
+    "web.whatif.own_scenario": {"de": "Eigenes Szenario (YAML)", "en": "Own scenario (YAML)"},
+    "web.whatif.own_help": {"de": "Eingefügtes YAML ersetzt die Auswahl oben (Aufbau wie "
+                                  "scenarios/mitte-monday.yaml). Dauerhaft: Datei in {folder} ablegen.",
+                            "en": "Pasted YAML replaces the choice above (laid out like "
+                                  "scenarios/mitte-monday.yaml). To keep it: put the file into {folder}."},
+    "web.whatif.replications": {"de": "Simulierte Tage je Regelwerk", "en": "Simulated days per rule set"},
+    "web.whatif.seed": {"de": "Startwert (Zufall)", "en": "Random seed"},
+    "web.whatif.seed_default": {"de": "wie Szenario", "en": "as scenario"},
+    "web.whatif.variants_help": {"de": "Bis zu drei Varianten, vorbelegt mit den geltenden Regeln. Ändern "
+                                       "Sie, was Sie ausprobieren möchten.",
+                                 "en": "Up to three variants, prefilled with the rules in force. Change what "
+                                       "you want to try."},
+    "web.whatif.variant": {"de": "Variante {n}", "en": "Variant {n}"},
+    "web.whatif.use": {"de": "vergleichen", "en": "compare"},
+    "web.whatif.name": {"de": "Name", "en": "Name"},
+    "web.whatif.skills": {"de": "Welcher Schalter nimmt welche Anliegen",
+                          "en": "Which counter takes which services"},
+    "web.whatif.target": {"de": "Zielwartezeit", "en": "Target wait"},
+    "web.whatif.normal_per_priority": {"de": "Normale Nummern zwischen zwei Vorrangnummern",
+                                       "en": "Normal tickets between two priority tickets"},
+    "web.whatif.ageing_from": {"de": "Vorziehen ab Anteil der Zielwartezeit",
+                               "en": "Call first from this share of the target"},
+    "web.whatif.run": {"de": "Vergleichen", "en": "Compare"},
+    "web.whatif.duration": {"de": "Die Simulation dauert einige Sekunden.",
+                            "en": "The simulation takes a few seconds."},
+    "web.whatif.configured": {"de": "Wie konfiguriert", "en": "As configured"},
+    "web.whatif.all_services": {"de": "Alle Anliegen", "en": "All services"},
+    "web.whatif.result": {"de": "Ergebnis", "en": "Result"},
+    "web.whatif.summary": {"de": "{scenario}: {days} simulierte Tage je Regelwerk (Startwert {seed}), "
+                                 "{citizens} Bürger:innen in {seconds} s.",
+                           "en": "{scenario}: {days} simulated days per rule set (seed {seed}), {citizens} "
+                                 "citizens in {seconds} s."},
+    "web.whatif.reduced": {"de": "Wegen des Zeitlimits auf {days} Tage je Regelwerk verkürzt (gewünscht: "
+                                 "{wanted}).",
+                           "en": "Cut to {days} days per rule set by the time limit (asked: {wanted})."},
+    "web.whatif.no_counter": {"de": "{name}: Kein Schalter nimmt „{service}“ – diese Bürger:innen warten, "
+                                    "bis sie gehen.",
+                              "en": "{name}: no counter takes '{service}' – these citizens wait until they "
+                                    "leave."},
+    "web.whatif.rule_set": {"de": "Regelwerk", "en": "Rule set"},
+    "web.whatif.mean": {"de": "Mittel", "en": "Mean"},
+    "web.whatif.median": {"de": "Median", "en": "Median"},
+    "web.whatif.max": {"de": "Max.", "en": "Max"},
+    "web.whatif.service_level": {"de": "Ziel erreicht", "en": "Target met"},
+    "web.whatif.utilisation": {"de": "Auslastung", "en": "Utilisation"},
+    "web.whatif.arrived": {"de": "Ankünfte/Tag", "en": "Arrivals/day"},
+    "web.whatif.abandoned": {"de": "Gegangen/Tag", "en": "Left/day"},
+    "web.whatif.turned_away": {"de": "Abgewiesen/Tag", "en": "Turned away/day"},
+    "web.whatif.units": {"de": "Wartezeiten in Minuten bis zum Aufruf; Δ = Mittel gegenüber „Wie "
+                               "konfiguriert“; „Ziel erreicht“ = Anteil innerhalb der Zielwartezeit.",
+                         "en": "Waiting times in minutes until the call; Δ = mean against 'As configured'; "
+                               "'Target met' = share within the target wait."},
+    "web.whatif.ci": {"de": "95-%-Vertrauensbereich des Mittels wie konfiguriert: {lo}–{hi} Min.",
+                      "en": "95 % confidence interval of the mean as configured: {lo}–{hi} min."},
+    "web.whatif.per_service": {"de": "Nach Anliegen", "en": "By service"},
+    "web.whatif.per_counter": {"de": "Auslastung je Schalter", "en": "Utilisation per counter"},
+    "web.whatif.chart_waits": {"de": "Mittlere Wartezeit (Balken) und 90-%-Wert (Strich) in Minuten",
+                               "en": "Mean wait (bar) and 90th percentile (tick) in minutes"},
+    "web.whatif.chart_cdf": {"de": "Anteil aufgerufen innerhalb von … Minuten",
+                             "en": "Share called within … minutes"},
+    "web.whatif.method": {"de": "Simuliert mit den echten Aufrufregeln und der echten Wartezeitprognose "
+                                "(Annahmeschluss inklusive); alle Regelwerke sehen dieselben Tage.",
+                          "en": "Simulated with the real calling rules and the real waiting-time forecast "
+                                "(intake stop included); every rule set sees the same days."},
+    "web.whatif.err.int_range": {"de": "{field}: bitte eine ganze Zahl von {lo} bis {hi}.",
+                                 "en": "{field}: please a whole number from {lo} to {hi}."},
+    "web.whatif.err.num_range": {"de": "{field}: bitte eine Zahl von {lo} bis {hi}.",
+                                 "en": "{field}: please a number from {lo} to {hi}."},
+    "web.whatif.err.name": {"de": "Name „{name}“: bitte 1 bis {max} Zeichen, jeder Name nur einmal.",
+                            "en": "Name '{name}': please 1 to {max} characters, each name only once."},
+    "web.whatif.err.counter": {"de": "Unbekannter Schalter {counter}.", "en": "Unknown counter {counter}."},
+    "web.whatif.err.service": {"de": "Unbekanntes Anliegen {service}.", "en": "Unknown service {service}."},
+    "web.whatif.err.skills_list": {"de": "{counter}: Anliegen als Liste angeben.",
+                                   "en": "{counter}: give the services as a list."},
+    "web.whatif.err.no_skills": {"de": "{name}: {counter} muss mindestens ein Anliegen nehmen.",
+                                 "en": "{name}: {counter} must take at least one service."},
+    "web.whatif.err.no_variant": {"de": "Bitte mindestens eine Variante zum Vergleichen auswählen.",
+                                  "en": "Please choose at least one variant to compare."},
+    "web.whatif.err.too_many": {"de": "Höchstens {n} Varianten.", "en": "At most {n} variants."},
+    "web.whatif.err.scenario": {"de": "Unbekanntes Szenario „{name}“.", "en": "Unknown scenario '{name}'."},
+    "web.whatif.err.scenario_invalid": {"de": "Das Szenario ist ungültig oder passt nicht zu diesem Amt: "
+                                              "{details}",
+                                        "en": "The scenario is invalid or does not fit this office: "
+                                              "{details}"},
+    "web.whatif.err.too_big": {"de": "Das Szenario ist zu groß: etwa {n} Bürger:innen am Tag (höchstens "
+                                     "{max}).",
+                               "en": "The scenario is too large: about {n} citizens a day (at most {max})."},
+    "web.whatif.err.rules": {"de": "{name}: Die Regeln sind ungültig: {details}",
+                             "en": "{name}: the rules are invalid: {details}"},
+    "web.whatif.err.json": {"de": "Ungültige Anfrage (JSON-Objekt erwartet).",
+                            "en": "Invalid request (JSON object expected)."},
+    "web.whatif.err.key": {"de": "Unbekannter Schlüssel {name}.", "en": "Unknown key {name}."},
+    "web.whatif.err.busy": {"de": "Es läuft bereits eine Simulation. Bitte in einigen Sekunden erneut "
+                                  "versuchen.",
+                            "en": "A simulation is already running. Please try again in a few seconds."},
+    "web.whatif.err.too_slow": {"de": "Die Simulation würde zu lange dauern. Bitte weniger Tage wählen "
+                                      "(etwa {n}).",
+                                "en": "The simulation would take too long. Please choose fewer days (about "
+                                      "{n})."},
     # -- counter and assistance nodes
     # -- steering explanations and intake stop (waitroom/steering.py, waitroom/predict.py)
     "steering.transferred": {"de": "an diesen Schalter weitergeleitet", "en": "transferred to this counter"},
