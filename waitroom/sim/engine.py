@@ -77,6 +77,7 @@ class DaySim:
         self.heap: list[tuple[float, int, str, Any]] = []
         self._n = 0
         self.events = 0
+        self.last_done = plan.start  # when the last citizen left a counter (the day's real end)
         self.records: list[Record] = []
         self.by_ticket: dict[str, Record] = {}
         self.busy = {c.id: 0.0 for c in cfg.counters}
@@ -127,7 +128,9 @@ class DaySim:
             if r.outcome == "waiting":
                 r.outcome = "unserved"
         return DayResult(
-            self.records, self.busy, self.staffed, self.events, self.now, self.intake_changes, p.open, p.close
+            # end: the last service, not the last timer (a pending patience timer is no overtime)
+            self.records, self.busy, self.staffed, self.events, self.last_done, self.intake_changes, p.open,
+            p.close,
         )
 
     def on_shift_start(self, data: tuple[str, float]) -> None:
@@ -275,5 +278,6 @@ class DaySim:
         tid, start, no_show = self.serving[cid]  # type: ignore[misc]
         self.serving[cid] = None
         self.busy[cid] += self.now - start
+        self.last_done = max(self.last_done, self.now)
         self.emit("ticket_no_show" if no_show else "ticket_served", ticket=tid, counter=cid)
         self.call(cid)
