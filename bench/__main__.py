@@ -1,4 +1,4 @@
-"""Run every benchmark: ``python -m bench`` (or ``make bench``); ``python -m bench sim`` runs bench_sim.py only.
+"""Run every benchmark: ``python -m bench`` (``make bench``); ``python -m bench sim`` runs bench_sim.py only.
 
 Each ``bench/bench_*.py`` is a script that prints its figures; they run one after another so they do not
 compete for the CPU.
@@ -18,8 +18,11 @@ def main(argv: list[str]) -> int:
     scripts = sorted(HERE.glob("bench_*.py"))
     if argv:
         scripts = [s for s in scripts if any(a in s.stem for a in argv)]
-    print(f"# waitroom benchmarks on {platform.machine()}, {platform.processor() or '?'}, "
-          f"Python {platform.python_version()}", flush=True)
+    print(
+        f"# waitroom benchmarks on {platform.machine()}, {platform.processor() or '?'}, "
+        f"Python {platform.python_version()}",
+        flush=True,
+    )
     failed = 0
     for script in scripts:
         print(f"\n## {script.stem}", flush=True)

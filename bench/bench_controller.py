@@ -15,12 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mqtt_broker.local import Mosquitto  # noqa: E402
-from waitroom import config, contract  # noqa: E402
-from waitroom.controller import Office  # noqa: E402
-from waitroom.node import NodeRuntime  # noqa: E402
-from waitroom.service import ControllerService  # noqa: E402
-from waitroom.store import EventStore  # noqa: E402
+from mqtt_broker.local import Mosquitto
+from waitroom import config, contract
+from waitroom.controller import Office
+from waitroom.node import NodeRuntime
+from waitroom.service import ControllerService
+from waitroom.store import EventStore
 
 ALL_DAY = {d: ("00:00", "23:59") for d in config.WEEKDAYS}
 
@@ -38,7 +38,7 @@ def bench_cfg(port: int) -> config.Config:
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def main() -> None:
@@ -59,8 +59,11 @@ def main() -> None:
             if i % 10 != 9:  # the queue grows slowly, to about 30 waiting
                 caller.request("counter.call_next", {"counter": "c3"})
         caller.stop()
-        print(f"ticket.issue round trip (1 client, 300 commands, 0-30 waiting): p50 {statistics.median(lat):.1f} ms,"
-              f" p99 {pct(lat, 99):.1f} ms")
+        print(
+            "ticket.issue round trip (1 client, 300 commands, 0-30 waiting): "
+            f"p50 {statistics.median(lat):.1f} ms,"
+            f" p99 {pct(lat, 99):.1f} ms"
+        )
 
         # a busy office: 4 dispensers issue while 4 counters call, so the queue stays at a realistic length
         counters = [NodeRuntime(cfg, f"counter-{i}") for i in (1, 2, 3, 4)]
@@ -88,9 +91,11 @@ def main() -> None:
         for t in threads:
             t.join()
         dt = time.perf_counter() - t0
-        print(f"sustained: {2 * len(nodes) * per_client / dt:.0f} commands/s from {2 * len(nodes)} clients "
-              f"(issue + call next; each committed to SQLite with synchronous=FULL before its reply; "
-              f"{len(svc.office.state.waiting())} still waiting at the end)")
+        print(
+            f"sustained: {2 * len(nodes) * per_client / dt:.0f} commands/s from {2 * len(nodes)} clients "
+            f"(issue + call next; each committed to SQLite with synchronous=FULL before its reply; "
+            f"{len(svc.office.state.waiting())} still waiting at the end)"
+        )
         for n in nodes + counters:
             n.stop()
         svc.stop()
@@ -104,7 +109,9 @@ def main() -> None:
             clock[0] += 1
             if i % 2:
                 for c, node in (("c1", "counter-1"), ("c2", "counter-2")):
-                    office.handle(node, contract.encode(contract.command("counter.call_next", {"counter": c})))
+                    office.handle(
+                        node, contract.encode(contract.command("counter.call_next", {"counter": c}))
+                    )
         n_events = store.last_seq()
         t0 = time.perf_counter()
         Office(cfg, EventStore(Path(tmp) / "day.db"), clock=lambda: clock[0])

@@ -28,15 +28,18 @@ Clock = Callable[[], float]
 
 
 def pin_factory(name: str | None) -> Any:
-    """Return a gpiozero pin factory for ``name`` ('mock', 'lgpio', 'rpigpio', 'native') or None for default."""
+    """A gpiozero pin factory for ``name`` ('mock', 'lgpio', 'rpigpio', 'native'), or None for the default."""
     if name in (None, "", "default"):
         return None
     if name == "mock":
         return MockFactory()
     from gpiozero.pins import lgpio, native  # noqa: F401 - availability differs per platform
 
-    factories = {"lgpio": "gpiozero.pins.lgpio:LGPIOFactory", "rpigpio": "gpiozero.pins.rpigpio:RPiGPIOFactory",
-                 "native": "gpiozero.pins.native:NativeFactory"}
+    factories = {
+        "lgpio": "gpiozero.pins.lgpio:LGPIOFactory",
+        "rpigpio": "gpiozero.pins.rpigpio:RPiGPIOFactory",
+        "native": "gpiozero.pins.native:NativeFactory",
+    }
     if name not in factories:
         raise ValueError(f"unknown pin factory {name!r}; use mock, lgpio, rpigpio or native")
     module, cls = factories[name].split(":")
@@ -53,8 +56,16 @@ class PressButton:
     edge are ignored (contact bounce).
     """
 
-    def __init__(self, pin: int | str, *, factory: Any = None, debounce_s: float = 0.03,
-                 long_press_s: float | None = None, clock: Clock = time.monotonic, name: str = ""):
+    def __init__(
+        self,
+        pin: int | str,
+        *,
+        factory: Any = None,
+        debounce_s: float = 0.03,
+        long_press_s: float | None = None,
+        clock: Clock = time.monotonic,
+        name: str = "",
+    ):
         self.name = name or str(pin)
         self.debounce_s = debounce_s
         self.long_press_s = long_press_s

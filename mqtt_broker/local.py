@@ -49,11 +49,13 @@ class Mosquitto:
     """A real mosquitto process on a free loopback port, with a given or the project's local configuration."""
 
     def __init__(self, port: int | None = None, config: Path | None = None, workdir: Path | None = None):
-        self.binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists()
-                                                    else None)
+        self.binary = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
         if self.binary is None:
-            raise FileNotFoundError("mosquitto is not installed: apt-get install mosquitto "
-                                    "(or run: make sysdeps)")
+            raise FileNotFoundError(
+                "mosquitto is not installed: apt-get install mosquitto (or run: make sysdeps)"
+            )
         self.port = port or free_port()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="waitroom-mosquitto-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -64,8 +66,9 @@ class Mosquitto:
 
     def start(self) -> Mosquitto:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.config)], stdout=self._log, stderr=subprocess.STDOUT
+        )
         try:
             wait_for_port(self.port)
         except TimeoutError:
@@ -119,7 +122,9 @@ class EmbeddedBroker:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 200}},
+            "listeners": {
+                "default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 200}
+            },
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
         try:

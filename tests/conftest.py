@@ -73,8 +73,9 @@ def office_config(port: int, office_id: str = "mitte", **updates: object) -> Con
     cfg = config.load(config.EXAMPLE_CONFIG)
     # open all day, every day: these tests run on the wall clock at any hour
     office = cfg.office.model_copy(update={"id": office_id, "hours": ALL_DAY})
-    return cfg.model_copy(update={"office": office, "broker": cfg.broker.model_copy(update={"port": port}),
-                                  **updates})
+    return cfg.model_copy(
+        update={"office": office, "broker": cfg.broker.model_copy(update={"port": port}), **updates}
+    )
 
 
 _office_counter = iter(range(1, 10**6))

@@ -44,21 +44,27 @@ def test_broken_references_are_all_listed():
     data["nodes"].append({"id": "disp-2", "role": "dispenser", "services": ["mars"]})
     data["nodes"].append({"id": "disp-1", "role": "display"})
     errs = errors_of(data)
-    assert "counters[0].services[2]: unknown service 'passport' (known: fuehrerschein, melde, pass, sonstiges)" in errs
+    assert (
+        "counters[0].services[2]: unknown service 'passport' (known: fuehrerschein, melde, pass, sonstiges)"
+        in errs
+    )
     assert any(e.startswith("nodes[8].counter: unknown counter 'c9'") for e in errs)
     assert "nodes[9].services[0]: unknown service 'mars'" in errs
     assert "nodes[10].id: duplicate id 'disp-1'" in errs
     assert len(errs) == 4
 
 
-@pytest.mark.parametrize("path,value,needle", [
-    (("office", "id"), "Mitte!", "office.id"),
-    (("office", "timezone"), "Mars/Olympus", "office.timezone"),
-    (("office", "hours"), {"mon": ["18:00", "08:00"]}, "office.hours.mon"),
-    (("office", "hours"), {"mon": ["8", "18:00"]}, "office.hours.mon"),
-    (("services",), [], "services"),
-    (("broker", "port"), 70000, "broker.port"),
-])
+@pytest.mark.parametrize(
+    "path,value,needle",
+    [
+        (("office", "id"), "Mitte!", "office.id"),
+        (("office", "timezone"), "Mars/Olympus", "office.timezone"),
+        (("office", "hours"), {"mon": ["18:00", "08:00"]}, "office.hours.mon"),
+        (("office", "hours"), {"mon": ["8", "18:00"]}, "office.hours.mon"),
+        (("services",), [], "services"),
+        (("broker", "port"), 70000, "broker.port"),
+    ],
+)
 def test_bad_values_name_the_key(path, value, needle):
     data = example()
     target = data
@@ -75,24 +81,32 @@ def test_duplicate_prefix_is_an_error():
 
 
 def test_check_config_command(tmp_path):
-    good = subprocess.run([sys.executable, "-m", "waitroom.cli", "check-config", str(config.EXAMPLE_CONFIG)],
-                          capture_output=True, text=True)
+    good = subprocess.run(
+        [sys.executable, "-m", "waitroom.cli", "check-config", str(config.EXAMPLE_CONFIG)],
+        capture_output=True,
+        text=True,
+    )
     assert good.returncode == 0 and "OK" in good.stdout
     data = example()
     data["counters"][2]["services"] = ["nix"]
     bad_file = tmp_path / "office.yaml"
     bad_file.write_text(yaml.safe_dump(data))
-    bad = subprocess.run([sys.executable, "-m", "waitroom.cli", "check-config", str(bad_file)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "waitroom.cli", "check-config", str(bad_file)], capture_output=True, text=True
+    )
     assert bad.returncode == 1
     assert "counters[2].services[0]: unknown service 'nix'" in bad.stderr
-    missing = subprocess.run([sys.executable, "-m", "waitroom.cli", "check-config", str(tmp_path / "none.yaml")],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "waitroom.cli", "check-config", str(tmp_path / "none.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 1 and "cannot read" in missing.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("office: [unclosed")
-    out = subprocess.run([sys.executable, "-m", "waitroom.cli", "check-config", str(broken)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "waitroom.cli", "check-config", str(broken)], capture_output=True, text=True
+    )
     assert out.returncode == 1 and "(yaml)" in out.stderr
 
 
@@ -102,7 +116,7 @@ def test_opening_hours(tmp_path):
 
     o = config.load(config.EXAMPLE_CONFIG).office
     wed = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
-    opened, closed = o.opening(wed.timestamp())
+    _opened, closed = o.opening(wed.timestamp())
     assert dt.datetime.fromtimestamp(closed, ZoneInfo("Europe/Berlin")).hour == 13
     assert o.opening((wed + dt.timedelta(days=4)).timestamp()) is None  # Sunday
     assert o.today(wed.timestamp()) == "2026-11-25"
@@ -112,4 +126,5 @@ def test_configuration_reference_is_generated_from_the_schema():
     from waitroom import config_doc
 
     assert config_doc.DOC.read_text(encoding="utf-8") == config_doc.generate(), (
-        "docs/configuration.md is stale: run python -m waitroom.config_doc")
+        "docs/configuration.md is stale: run python -m waitroom.config_doc"
+    )

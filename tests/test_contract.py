@@ -33,20 +33,32 @@ class DocClient:
         self.base = f"waitroom/v1/{office}"
         self.node = node
         self.inbox: queue.Queue[tuple[str, dict]] = queue.Queue()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"waitroom-{office}-{node}",
-                             protocol=mqtt.MQTTv311)
-        self.c.will_set(f"{self.base}/node/{node}/status", json.dumps({"node": node, "status": "offline"}),
-                        qos=1, retain=True)
+        self.c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"waitroom-{office}-{node}", protocol=mqtt.MQTTv311
+        )
+        self.c.will_set(
+            f"{self.base}/node/{node}/status",
+            json.dumps({"node": node, "status": "offline"}),
+            qos=1,
+            retain=True,
+        )
         self.c.on_message = lambda c, u, m: self.inbox.put((m.topic, json.loads(m.payload)))
         self.c.connect("127.0.0.1", port)
-        self.c.subscribe([(f"{self.base}/node/{node}/reply", 1), (f"{self.base}/state", 1),
-                          (f"{self.base}/event/+", 1)])
+        self.c.subscribe(
+            [(f"{self.base}/node/{node}/reply", 1), (f"{self.base}/state", 1), (f"{self.base}/event/+", 1)]
+        )
         self.c.loop_start()
-        self.c.publish(f"{self.base}/node/{node}/status", json.dumps({"node": node, "status": "online"}),
-                       qos=1, retain=True)
+        self.c.publish(
+            f"{self.base}/node/{node}/status",
+            json.dumps({"node": node, "status": "online"}),
+            qos=1,
+            retain=True,
+        )
 
     def send(self, rid: str, op: str, **args) -> dict:
-        self.c.publish(f"{self.base}/node/{self.node}/cmd", json.dumps({"id": rid, "op": op, "args": args}), qos=1)
+        self.c.publish(
+            f"{self.base}/node/{self.node}/cmd", json.dumps({"id": rid, "op": op, "args": args}), qos=1
+        )
         return self.wait(f"{self.base}/node/{self.node}/reply", lambda p: p.get("id") == rid)
 
     def wait(self, topic: str, match=lambda p: True, timeout: float = 5.0) -> dict:
@@ -119,13 +131,19 @@ def test_status_birth_and_will_are_retained(cfg, broker, controller):
         status = watcher.wait(f"{base}/node/controller/status")
         assert status["status"] == "online" and status["role"] == "controller"
         # a node that dies without a clean disconnect: the broker publishes its will
-        code = ("import paho.mqtt.client as m, json, os;"
-                f"c = m.Client(m.CallbackAPIVersion.VERSION2, client_id='waitroom-{cfg.office.id}-sb-1');"
-                f"c.will_set('{base}/node/sb-1/status', json.dumps({{'node': 'sb-1', 'status': 'offline'}}), 1, True);"
-                f"c.connect('127.0.0.1', {broker.port}); c.loop_start();"
-                f"c.publish('{base}/node/sb-1/status', json.dumps({{'node': 'sb-1', 'status': 'online'}}), 1, True)"
-                ".wait_for_publish(); os._exit(9)")
-        proc = subprocess.run([sys.executable, "-c", code], check=False, timeout=20, capture_output=True, text=True)
+        code = (
+            "import paho.mqtt.client as m, json, os;"
+            f"c = m.Client(m.CallbackAPIVersion.VERSION2, client_id='waitroom-{cfg.office.id}-sb-1');"
+            f"c.will_set('{base}/node/sb-1/status',"
+            " json.dumps({'node': 'sb-1', 'status': 'offline'}), 1, True);"
+            f"c.connect('127.0.0.1', {broker.port}); c.loop_start();"
+            f"c.publish('{base}/node/sb-1/status',"
+            " json.dumps({'node': 'sb-1', 'status': 'online'}), 1, True)"
+            ".wait_for_publish(); os._exit(9)"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], check=False, timeout=20, capture_output=True, text=True
+        )
         assert proc.returncode == 9, proc.stderr
         assert watcher.wait(f"{base}/node/sb-1/status", lambda p: p["status"] == "offline", timeout=10)
     finally:
@@ -138,8 +156,9 @@ def test_publish_topics_are_validated(topic):
         contract.validate_publish_topic(topic)
 
 
-@pytest.mark.parametrize("topic,ok", [("waitroom/v1/mitte/node/+/cmd", True), ("a/#", True), ("a/#/b", False),
-                                      ("a/b+", False)])
+@pytest.mark.parametrize(
+    "topic,ok", [("waitroom/v1/mitte/node/+/cmd", True), ("a/#", True), ("a/#/b", False), ("a/b+", False)]
+)
 def test_subscribe_filters_are_validated(topic, ok):
     if ok:
         assert contract.validate_subscribe_filter(topic) == topic

@@ -94,14 +94,17 @@ def test_recall_served_no_show_and_call_events(office):
     ok(office, "disp-1", "ticket.issue", service="pass")
     ok(office, "disp-1", "ticket.issue", service="pass")
     out = cmd(office, "counter-1", "counter.call_next", counter="c1")
-    (kind, call), *_ = [m for m in office.event_messages(out.events) if m[0] == "call"]
+    (_kind, call), *_ = [m for m in office.event_messages(out.events) if m[0] == "call"]
     assert call["ticket"] == "A001" and call["counter"] == "c1" and call["spoken"]["de"] == "Schalter eins"
     out = cmd(office, "counter-1", "counter.recall", counter="c1")
     assert [p["recall"] for k, p in office.event_messages(out.events) if k == "call"] == [True]
     assert ok(office, "counter-1", "counter.no_show", counter="c1")["ticket"]["state"] == "no_show"
     assert err(office, "counter-1", "counter.served", counter="c1") == "not_serving"
     ok(office, "counter-1", "counter.call_next", counter="c1")
-    assert ok(office, "counter-1", "counter.served", counter="c1")["ticket"] == {"number": "A002", "state": "served"}
+    assert ok(office, "counter-1", "counter.served", counter="c1")["ticket"] == {
+        "number": "A002",
+        "state": "served",
+    }
 
 
 def test_transfer_keeps_arrival_time(office, clock):
@@ -133,7 +136,10 @@ def test_park_and_call_back(office):
 
 def test_counter_open_pause_close(office):
     assert ok(office, "counter-1", "counter.pause", counter="c1", reason="Mittag")["counter"] == {
-        "id": "c1", "state": "paused", "reason": "Mittag"}
+        "id": "c1",
+        "state": "paused",
+        "reason": "Mittag",
+    }
     assert office.snapshot()["counters"][0]["state"] == "paused"
     ok(office, "counter-1", "counter.close", counter="c1")
     ok(office, "disp-1", "ticket.issue", service="pass")
@@ -149,7 +155,9 @@ def test_assistance_lifecycle_and_escalation(office, clock):
     assert ok(office, "sb-1", "assist.request", terminal="sb-1")["assist"]["id"] == a["id"]
     clock.t += 130
     out = office.tick()
-    assert [e["type"] for e in out.events] == ["assist_escalated"] and office.state.assists[a["id"]].level == 1
+    assert [e["type"] for e in out.events] == ["assist_escalated"] and office.state.assists[
+        a["id"]
+    ].level == 1
     clock.t += 200
     assert office.tick().events[0]["level"] == 2
     assert office.tick().events == []
@@ -175,8 +183,17 @@ def test_appointment_checkin(office, clock):
     late = ok(office, "disp-1", "appointment.checkin", code="LATE1")["ticket"]
     assert late["appointment"] is None and late["issued_at"] == clock.t
     # ... or is refused, where the office says so
-    office.cfg = office.cfg.model_copy(update={"steering": office.cfg.steering.model_copy(update={
-        "appointments": office.cfg.steering.appointments.model_copy(update={"late_arrival": "refuse"})})})
+    office.cfg = office.cfg.model_copy(
+        update={
+            "steering": office.cfg.steering.model_copy(
+                update={
+                    "appointments": office.cfg.steering.appointments.model_copy(
+                        update={"late_arrival": "refuse"}
+                    )
+                }
+            )
+        }
+    )
     ok(office, "web", "appointment.book", code="LATE2", service="pass", slot=clock.t - 3600)
     assert err(office, "disp-1", "appointment.checkin", code="LATE2") == "appointment_expired"
     # an appointment of another day is not valid today
@@ -193,9 +210,14 @@ def test_offline_lease_and_report(office, clock):
     issued = clock.t - 120
     t = ok(office, "disp-1", "ticket.report_offline", service="pass", number=902, issued_at=issued)["ticket"]
     assert t["number"] == "A902" and office.state.ticket("A902").issued_at == issued
-    again = ok(office, "disp-1", "ticket.report_offline", service="pass", number=902, issued_at=issued)["ticket"]
+    again = ok(office, "disp-1", "ticket.report_offline", service="pass", number=902, issued_at=issued)[
+        "ticket"
+    ]
     assert again["id"] == t["id"]
-    assert err(office, "disp-1", "ticket.report_offline", service="pass", number=2, issued_at=issued) == "forbidden"
+    assert (
+        err(office, "disp-1", "ticket.report_offline", service="pass", number=2, issued_at=issued)
+        == "forbidden"
+    )
     assert err(office, "disp-1", "ticket.lease", service="pass", count=95) == "invalid_state"  # 910..1004
 
 
@@ -209,32 +231,56 @@ def test_intake_manual_override(office):
     ok(office, "disp-1", "ticket.issue", service="fuehrerschein")
 
 
-@pytest.mark.parametrize("node,payload,code", [
-    ("disp-1", b"not json", "bad_json"),
-    ("disp-1", b"[1,2]", "bad_json"),
-    ("disp-1", b"\xff\xfe", "bad_json"),
-    ("disp-1", b'{"id": "x", "op": "ticket.issue", "args": {"service": "pass"}, "pad": "' + b"x" * 20000 + b'"}',
-     "too_large"),
-    ("disp-1", b'{"op": "ticket.issue", "args": {"service": "pass"}}', "bad_request"),
-    ("disp-1", b'{"id": "a b", "op": "ticket.issue"}', "bad_request"),
-    ("disp-1", b'{"id": "r1", "op": "ticket.print_money"}', "unknown_op"),
-    ("disp-1", b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c1"}}', "forbidden"),
-    ("display-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass"}}', "forbidden"),
-    ("nobody", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass"}}', "unknown_node"),
-    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "mars"}}', "unknown_service"),
-    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": 7}}', "unknown_service"),
-    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass", "priority": "yes"}}',
-     "bad_request"),
-    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass", "color": "red"}}', "bad_request"),
-    ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": []}', "bad_request"),
-    ("counter-1", b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c2"}}', "forbidden"),
-    ("counter-1", b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c99"}}', "unknown_counter"),
-    ("sb-1", b'{"id": "r1", "op": "assist.request", "args": {"terminal": "sb-2"}}', "unknown_node"),
-    ("web", b'{"id": "r1", "op": "ticket.lease", "args": {"service": "pass"}}', "forbidden"),
-    ("disp-1", b'{"id": "r1", "op": "ticket.lease", "args": {"service": "pass", "count": 100000}}', "bad_request"),
-    ("web", b'{"id": "r1", "op": "counter.call_ticket", "args": {"counter": "c1", "ticket": "Z999"}}',
-     "unknown_ticket"),
-])
+@pytest.mark.parametrize(
+    "node,payload,code",
+    [
+        ("disp-1", b"not json", "bad_json"),
+        ("disp-1", b"[1,2]", "bad_json"),
+        ("disp-1", b"\xff\xfe", "bad_json"),
+        (
+            "disp-1",
+            b'{"id": "x", "op": "ticket.issue", "args": {"service": "pass"}, "pad": "' + b"x" * 20000 + b'"}',
+            "too_large",
+        ),
+        ("disp-1", b'{"op": "ticket.issue", "args": {"service": "pass"}}', "bad_request"),
+        ("disp-1", b'{"id": "a b", "op": "ticket.issue"}', "bad_request"),
+        ("disp-1", b'{"id": "r1", "op": "ticket.print_money"}', "unknown_op"),
+        ("disp-1", b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c1"}}', "forbidden"),
+        ("display-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass"}}', "forbidden"),
+        ("nobody", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass"}}', "unknown_node"),
+        ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "mars"}}', "unknown_service"),
+        ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": 7}}', "unknown_service"),
+        (
+            "disp-1",
+            b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass", "priority": "yes"}}',
+            "bad_request",
+        ),
+        (
+            "disp-1",
+            b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass", "color": "red"}}',
+            "bad_request",
+        ),
+        ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": []}', "bad_request"),
+        ("counter-1", b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c2"}}', "forbidden"),
+        (
+            "counter-1",
+            b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c99"}}',
+            "unknown_counter",
+        ),
+        ("sb-1", b'{"id": "r1", "op": "assist.request", "args": {"terminal": "sb-2"}}', "unknown_node"),
+        ("web", b'{"id": "r1", "op": "ticket.lease", "args": {"service": "pass"}}', "forbidden"),
+        (
+            "disp-1",
+            b'{"id": "r1", "op": "ticket.lease", "args": {"service": "pass", "count": 100000}}',
+            "bad_request",
+        ),
+        (
+            "web",
+            b'{"id": "r1", "op": "counter.call_ticket", "args": {"counter": "c1", "ticket": "Z999"}}',
+            "unknown_ticket",
+        ),
+    ],
+)
 def test_bad_input_gets_an_error_reply_and_changes_nothing(office, node, payload, code):
     before = office.store.last_seq()
     out = office.handle(node, payload)

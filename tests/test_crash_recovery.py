@@ -1,5 +1,6 @@
-"""SIGKILL the controller in the middle of a burst of commands from several clients, restart it, and check that
-no ticket is lost or duplicated, numbering continues, and every command that got an ``ok`` is in the state."""
+"""SIGKILL the controller in the middle of a burst of commands from several clients, restart it, and check
+that no ticket is lost or duplicated, numbering continues, and every command that got an ``ok`` is in the
+state."""
 
 from __future__ import annotations
 
@@ -40,8 +41,19 @@ def write_config(tmp_path: Path, port: int) -> Path:
 
 
 def start_controller(cfg_path: Path, data_dir: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "waitroom.cli", "controller", "--config", str(cfg_path),
-                             "--data-dir", str(data_dir)], stderr=open(data_dir / "controller.log", "ab"))
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "waitroom.cli",
+            "controller",
+            "--config",
+            str(cfg_path),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stderr=open(data_dir / "controller.log", "ab"),
+    )
 
 
 def test_sigkill_mid_burst_loses_nothing(broker, tmp_path):
@@ -58,7 +70,7 @@ def test_sigkill_mid_burst_loses_nothing(broker, tmp_path):
 
     def burst(rt: NodeRuntime) -> None:
         for i in range(PER_CLIENT):
-            # retries reuse the request id: a command that reached the controller before the kill is not redone
+            # retries reuse the request id: what reached the controller before the kill is not done twice
             reply = rt.request_reply("ticket.issue", {"service": SERVICES[i % 4]}, timeout=0.5, retries=60)
             replies[rt.node_id].append(reply)
             progress.release()
@@ -94,8 +106,12 @@ def test_sigkill_mid_burst_loses_nothing(broker, tmp_path):
     assert len(set(numbers)) == len(numbers), "a number was given to two requests"
 
     db = sqlite3.connect(data_dir / "mitte.db")
-    issued = [row[0] for row in db.execute(
-        "SELECT json_extract(data, '$.number') FROM events WHERE type='ticket_issued' ORDER BY seq")]
+    issued = [
+        row[0]
+        for row in db.execute(
+            "SELECT json_extract(data, '$.number') FROM events WHERE type='ticket_issued' ORDER BY seq"
+        )
+    ]
     counts = Counter(issued)
     assert not [n for n, k in counts.items() if k > 1], "a ticket was issued twice"
     # every ok reply is in the log, and the log holds nothing that no request asked for

@@ -87,7 +87,9 @@ def test_press_prints_ticket_and_publishes_health(cfg, controller, node, make, t
     press(d, "pass")
     wait_until(lambda: latest(folder, 1))
     png = latest(folder, 1)[0]
-    assert png.name.endswith("-A001.png")  # the offline reserve comes from A900 up, not from the walk-in range
+    assert png.name.endswith(
+        "-A001.png"
+    )  # the offline reserve comes from A900 up, not from the walk-in range
     wait_until(lambda: any(h.get("last_ticket_png") == png.name for h in health))
     h = [h for h in health if h.get("last_ticket_png") == png.name][-1]
     assert h["printer"] == "ok" and h["last_ticket"] == "A001" and h["controller"] == "online"

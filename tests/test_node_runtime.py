@@ -41,8 +41,11 @@ def test_timeout_when_no_controller(cfg, node):
 def test_retry_reaches_a_controller_that_starts_late_and_counts_once(cfg, node, tmp_path):
     disp = node("disp-1")
     result: dict = {}
-    t = threading.Thread(target=lambda: result.update(
-        disp.request("ticket.issue", {"service": "pass"}, timeout=0.3, retries=30, request_id="late-1")))
+    t = threading.Thread(
+        target=lambda: result.update(
+            disp.request("ticket.issue", {"service": "pass"}, timeout=0.3, retries=30, request_id="late-1")
+        )
+    )
     t.start()
     time.sleep(0.8)  # several attempts go unanswered
     svc = ControllerService(cfg, str(tmp_path / "e.db"))

@@ -78,8 +78,9 @@ class FileSettings(_Strict):
 
 class PreviewSettings(_Strict):
     folder: str = Field(
-        "tickets", description="folder for the PNG previews (relative: in the data directory, "
-        "$WAITROOM_DATA_DIR or ./var)"
+        "tickets",
+        description="folder for the PNG previews (relative: in the data directory, "
+        "$WAITROOM_DATA_DIR or ./var)",
     )
     keep: int = Field(20, ge=1, le=1000, description="how many of the newest PNGs are kept")
 

@@ -18,7 +18,7 @@ from waitroom.errors import ConfigError
 
 log = logging.getLogger("waitroom")
 
-# Node roles -> "module:factory". A factory takes (runtime, cfg, node, *, pins, simulate) and returns an object
+# Node roles -> "module:factory". A factory takes (runtime, cfg, node, *, pins, simulate) and returns an obj.
 # with start() and stop(); the same code runs on a Pi and, with pins="mock", on a laptop or in the demo.
 NODE_ROLES: dict[str, str] = {
     "dispenser": "edge.dispenser:create",
@@ -35,8 +35,9 @@ def setup_logging(level: str = "INFO") -> None:
     fmt = "%(levelname)s %(name)s: %(message)s"
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr,
-                        force=True)
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr, force=True
+    )
     for noisy in ("transitions", "amqtt", "werkzeug", "waitroom.paho"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -63,8 +64,12 @@ def wait_for_signal() -> None:
 
 
 def add_config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default=os.environ.get("WAITROOM_CONFIG", str(config.EXAMPLE_CONFIG)),
-                   help="office configuration file (default: $WAITROOM_CONFIG or the bundled example office)")
+    p.add_argument(
+        "--config",
+        "-c",
+        default=os.environ.get("WAITROOM_CONFIG", str(config.EXAMPLE_CONFIG)),
+        help="office configuration file (default: $WAITROOM_CONFIG or the bundled example office)",
+    )
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -74,8 +79,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"{args.file}: OK - office {cfg.office.id} ({cfg.office.name}): {len(cfg.services)} services, "
-          f"{len(cfg.counters)} counters, {len(cfg.nodes)} nodes")
+    print(
+        f"{args.file}: OK - office {cfg.office.id} ({cfg.office.name}): {len(cfg.services)} services, "
+        f"{len(cfg.counters)} counters, {len(cfg.nodes)} nodes"
+    )
     return 0
 
 
@@ -86,7 +93,9 @@ def cmd_controller(args: argparse.Namespace) -> int:
     db = config.in_data_dir(cfg.controller.database, getattr(args, "data_dir", None))
     svc = ControllerService(cfg, str(db))
     if not svc.start(wait=args.wait):
-        log.warning("broker %s:%d not reachable yet; retrying in the background", cfg.broker.host, cfg.broker.port)
+        log.warning(
+            "broker %s:%d not reachable yet; retrying in the background", cfg.broker.host, cfg.broker.port
+        )
     log.info("controller for office %s running (event log %s)", cfg.office.id, db)
     wait_for_signal()
     svc.stop()
@@ -107,8 +116,10 @@ def cmd_node(args: argparse.Namespace) -> int:
     try:
         node = cfg.node(args.node)
     except StopIteration:
-        print(f"{args.config}: no node {args.node!r} (nodes: {', '.join(n.id for n in cfg.nodes)})",
-              file=sys.stderr)
+        print(
+            f"{args.config}: no node {args.node!r} (nodes: {', '.join(n.id for n in cfg.nodes)})",
+            file=sys.stderr,
+        )
         return 1
     if node.role != args.role:
         print(f"node {node.id} is a {node.role}, not a {args.role}", file=sys.stderr)
@@ -126,10 +137,15 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="waitroom", description="Queue management for citizen-service offices.")
+    parser = argparse.ArgumentParser(
+        prog="waitroom", description="Queue management for citizen-service offices."
+    )
     parser.add_argument("--version", action="version", version=f"waitroom {__version__}")
-    parser.add_argument("--log-level", default=os.environ.get("WAITROOM_LOG_LEVEL", "INFO"),
-                        help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("WAITROOM_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (default INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check-config", help="validate an office configuration file and exit (1 on errors)")
@@ -147,8 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arg(p)
     p.add_argument("--node", "-n", required=True, help="node id from the configuration")
     p.add_argument("--pins", help="gpiozero pin factory: mock, lgpio, rpigpio, native (default: gpiozero's)")
-    p.add_argument("--simulate", action="store_true",
-                   help="accept virtual button presses on the node's sim topic (demo; needs --pins mock)")
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="accept virtual button presses on the node's sim topic (demo; needs --pins mock)",
+    )
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the broker at start")
     p.set_defaults(func=cmd_node)
 

@@ -46,20 +46,28 @@ class OfficeInfo(Strict):
     """The office: identity, opening hours and ticket numbering."""
 
     id: Id = Field(description="office id, used in every MQTT topic", examples=["mitte"])
-    name: str = Field(min_length=1, description="office name shown on tickets and displays",
-                      examples=["Bürgerbüro Mitte"])
+    name: str = Field(
+        min_length=1, description="office name shown on tickets and displays", examples=["Bürgerbüro Mitte"]
+    )
     timezone: str = Field("Europe/Berlin", description="IANA time zone of the office")
     hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[HHMM, HHMM]] = Field(
         default_factory=lambda: {d: ("08:00", "18:00") for d in WEEKDAYS[:5]},
         description="opening hours per weekday [open, close]; a missing day is closed",
-        examples=[{"mon": ["08:00", "16:00"], "thu": ["10:00", "18:00"]}])
+        examples=[{"mon": ["08:00", "16:00"], "thu": ["10:00", "18:00"]}],
+    )
     ticket_start: int = Field(1, ge=0, le=899, description="first ticket number of each day and service")
     offline_numbers_from: int = Field(
-        900, ge=100, le=999,
+        900,
+        ge=100,
+        le=999,
         description="numbers from here to 999 are kept for dispensers to print offline (leased in blocks); "
-                    "walk-in numbers count from ticket_start up to below it")
-    public_url: str = Field("http://127.0.0.1:8080", description="base URL of the web app, used in QR codes",
-                            examples=["https://warten.example-stadt.de"])
+        "walk-in numbers count from ticket_start up to below it",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="base URL of the web app, used in QR codes",
+        examples=["https://warten.example-stadt.de"],
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -83,9 +91,11 @@ class OfficeInfo(Strict):
         span = self.hours.get(WEEKDAYS[local.weekday()])
         if not span:
             return None
+
         def at(hhmm: str) -> float:
             h, m = map(int, hhmm.split(":"))
             return local.replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
+
         return at(span[0]), at(span[1])
 
 
@@ -93,11 +103,13 @@ class Service(Strict):
     """A service citizens choose at the dispenser (Dienstleistung)."""
 
     id: Id = Field(description="service id", examples=["pass"])
-    prefix: str = Field(pattern=r"^[A-Z]$", description="ticket letter; numbers count per prefix",
-                        examples=["A"])
+    prefix: str = Field(
+        pattern=r"^[A-Z]$", description="ticket letter; numbers count per prefix", examples=["A"]
+    )
     name: Texts = Field(description="service name on buttons, tickets, displays")
-    mean_service_min: float = Field(8.0, gt=0, le=240,
-                                    description="expected minutes per citizen until the office has learned it")
+    mean_service_min: float = Field(
+        8.0, gt=0, le=240, description="expected minutes per citizen until the office has learned it"
+    )
     walk_in: bool = Field(True, description="whether the dispensers offer this service to walk-ins")
 
 
@@ -106,8 +118,11 @@ class Counter(Strict):
 
     id: Id = Field(description="counter id", examples=["c1"])
     name: Texts = Field(description="counter name on displays", examples=[{"de": "Schalter 1"}])
-    spoken: Texts | None = Field(None, description="how announcements say the counter; default: name",
-                                 examples=[{"de": "Schalter eins", "en": "counter one"}])
+    spoken: Texts | None = Field(
+        None,
+        description="how announcements say the counter; default: name",
+        examples=[{"de": "Schalter eins", "en": "counter one"}],
+    )
     services: list[Id] = Field(min_length=1, description="services this counter serves (skills)")
     zone: Id = Field("main", description="display zone (e.g. a floor); displays can show one zone only")
     initially: Literal["open", "closed"] = Field("closed", description="state when the day starts")
@@ -122,9 +137,11 @@ class Node(Strict):
     services: list[Id] | None = Field(None, description="dispenser: services on its buttons, in order")
     zone: Id | None = Field(None, description="display: show only calls of counters in this zone")
     name: Texts | None = Field(None, description="assist terminal: name shown to staff")
-    pins: dict[str, int | str] = Field(default_factory=dict,
-                                       description="GPIO pin map (BCM numbers or names); default from the role's "
-                                                   "pin map in firmware_config/")
+    pins: dict[str, int | str] = Field(
+        default_factory=dict,
+        description="GPIO pin map (BCM numbers or names); default from the role's "
+        "pin map in firmware_config/",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="role-specific settings")
 
 
@@ -143,18 +160,24 @@ class Broker(Strict):
     port: int = Field(1883, ge=1, le=65535, description="MQTT broker port (8883 with TLS)")
     tls: Tls | None = Field(None, description="TLS settings; omit for a plain local listener")
     username: str | None = Field(None, description="MQTT user; default: the node id")
-    password_file: str | None = Field(None, description="file holding this node's MQTT password "
-                                                        "(or set WAITROOM_MQTT_PASSWORD)")
+    password_file: str | None = Field(
+        None, description="file holding this node's MQTT password (or set WAITROOM_MQTT_PASSWORD)"
+    )
     keepalive: int = Field(30, ge=5, le=600, description="MQTT keepalive seconds")
 
 
 class ControllerSettings(Strict):
     """The controller's event log and timing."""
 
-    database: str = Field("waitroom.db", description="SQLite event log (WAL); a relative path is inside the data directory (--data-dir, $WAITROOM_DATA_DIR, default ./var)")
+    database: str = Field(
+        "waitroom.db",
+        description="SQLite event log (WAL); a relative path is inside the data directory "
+        "(--data-dir, $WAITROOM_DATA_DIR, default ./var)",
+    )
     recent_calls: int = Field(10, ge=1, le=50, description="calls kept in the state snapshot")
-    assist_escalate_s: list[int] = Field([120, 300], description="seconds unacknowledged until escalation "
-                                                               "level 1 (all counters), 2 (manager)")
+    assist_escalate_s: list[int] = Field(
+        [120, 300], description="seconds unacknowledged until escalation level 1 (all counters), 2 (manager)"
+    )
 
 
 # -- steering rules (issue 6; docs/steering.md). Checked against services and counters in _check_steering.
@@ -165,64 +188,90 @@ class ServiceLevel(Strict):
 
 class PriorityRules(Strict):
     normal_per_priority: int = Field(
-        2, ge=0, le=20,
+        2,
+        ge=0,
+        le=20,
         description="when priority and normal tickets both wait, a counter calls at least this many normal "
-                    "tickets between two priority tickets; 0 = priority tickets always first")
+        "tickets between two priority tickets; 0 = priority tickets always first",
+    )
     max_wait_behind_priority_min: float | None = Field(
-        30.0, gt=0, le=480,
-        description="a normal ticket waiting this long is called before priority tickets; null = no cap")
+        30.0,
+        gt=0,
+        le=480,
+        description="a normal ticket waiting this long is called before priority tickets; null = no cap",
+    )
 
 
 class AppointmentRules(Strict):
     early_min: float = Field(
-        10.0, ge=0, le=240, description="minutes before the slot from which an appointment may be called")
+        10.0, ge=0, le=240, description="minutes before the slot from which an appointment may be called"
+    )
     late_min: float = Field(
-        15.0, ge=0, le=240, description="minutes after the slot until which a check-in keeps the appointment")
+        15.0, ge=0, le=240, description="minutes after the slot until which a check-in keeps the appointment"
+    )
     late_arrival: Literal["walk_in", "refuse"] = Field(
-        "walk_in", description="a later check-in gets a walk-in ticket (walk_in, the default) or is refused "
-                               "(refuse)")
+        "walk_in",
+        description="a later check-in gets a walk-in ticket (walk_in, the default) or is refused (refuse)",
+    )
 
 
 class SteeringCondition(Strict):
     service: Id = Field(description="service the condition watches", examples=["fuehrerschein"])
     longest_wait_over_min: float = Field(
-        gt=0, le=480, description="fires when the longest wait of the service exceeds this many minutes")
+        gt=0, le=480, description="fires when the longest wait of the service exceeds this many minutes"
+    )
     counters: Literal["secondary", "all"] | list[Id] = Field(
         "secondary",
         description="counters that then call this service first: those with it as a secondary skill (weight "
-                    "below their highest), all counters serving it, or a list of counter ids")
+        "below their highest), all counters serving it, or a list of counter ids",
+    )
 
 
 class IntakeStopRules(Strict):
     enabled: bool = Field(True, description="stop walk-in intake automatically (Annahmeschluss)")
     margin_min: float = Field(
-        0.0, ge=0, le=240,
-        description="stop when a new ticket's predicted completion passes closing time minus this")
+        0.0,
+        ge=0,
+        le=240,
+        description="stop when a new ticket's predicted completion passes closing time minus this",
+    )
     reopen_min: float = Field(
-        10.0, ge=0, le=240,
-        description="reopen only when the predicted completion is this much before the stop line")
+        10.0,
+        ge=0,
+        le=240,
+        description="reopen only when the predicted completion is this much before the stop line",
+    )
 
 
 class Steering(Strict):
     weights: dict[Id, dict[Id, float]] = Field(
         default_factory=dict,
         description="skill weights per counter and service in (0, 1]: a counter compares waiting times "
-                    "times its weight: 1 = primary, below 1 = secondary skill; unlisted services weigh 1",
-        examples=[{"c4": {"fuehrerschein": 1.0, "pass": 0.5}}])
+        "times its weight: 1 = primary, below 1 = secondary skill; unlisted services weigh 1",
+        examples=[{"c4": {"fuehrerschein": 1.0, "pass": 0.5}}],
+    )
     service_levels: dict[Id, ServiceLevel] = Field(
-        default_factory=dict, description="service-level target per service (default: default_service_level)",
-        examples=[{"pass": {"percent": 80, "within_min": 20}}])
+        default_factory=dict,
+        description="service-level target per service (default: default_service_level)",
+        examples=[{"pass": {"percent": 80, "within_min": 20}}],
+    )
     default_service_level: ServiceLevel = Field(
-        default_factory=lambda: ServiceLevel(), description="target of services without their own")
+        default_factory=lambda: ServiceLevel(), description="target of services without their own"
+    )
     ageing_from: float = Field(
-        0.75, gt=0, le=10,
-        description="a ticket that has waited this fraction of its target is called before all others")
+        0.75,
+        gt=0,
+        le=10,
+        description="a ticket that has waited this fraction of its target is called before all others",
+    )
     priority: PriorityRules = Field(default_factory=lambda: PriorityRules(), description="priority fairness")
     appointments: AppointmentRules = Field(
-        default_factory=lambda: AppointmentRules(), description="appointment windows")
+        default_factory=lambda: AppointmentRules(), description="appointment windows"
+    )
     conditions: list[SteeringCondition] = Field(default_factory=list, description="conditional rules")
     intake_stop: IntakeStopRules = Field(
-        default_factory=lambda: IntakeStopRules(), description="automatic intake stop before closing time")
+        default_factory=lambda: IntakeStopRules(), description="automatic intake stop before closing time"
+    )
 
     def weight(self, counter: str, service: str) -> float:
         return self.weights.get(counter, {}).get(service, 1.0)
@@ -241,8 +290,10 @@ def _check_steering(cfg: Config) -> list[str]:
         served = set(cfg.counter(cid).services)
         for sid, w in ws.items():
             if sid not in served:
-                errors.append(f"steering.weights.{cid}.{sid}: counter {cid} does not serve {sid!r} "
-                              f"(it serves {', '.join(sorted(served))})")
+                errors.append(
+                    f"steering.weights.{cid}.{sid}: counter {cid} does not serve {sid!r} "
+                    f"(it serves {', '.join(sorted(served))})"
+                )
             elif not 0 < w <= 1:
                 errors.append(f"steering.weights.{cid}.{sid}: weight {w} must be above 0 and at most 1")
     for sid in st.service_levels:
@@ -256,8 +307,9 @@ def _check_steering(cfg: Config) -> list[str]:
                 if cid not in cids:
                     errors.append(f"steering.conditions[{i}].counters[{j}]: unknown counter {cid!r}")
                 elif c.service in sids and c.service not in cfg.counter(cid).services:
-                    errors.append(f"steering.conditions[{i}].counters[{j}]: counter {cid} does not serve "
-                                  f"{c.service!r}")
+                    errors.append(
+                        f"steering.conditions[{i}].counters[{j}]: counter {cid} does not serve {c.service!r}"
+                    )
     return errors
 
 
@@ -268,8 +320,9 @@ class Config(Strict):
     nodes: list[Node] = Field(default_factory=list)
     broker: Broker = Field(default_factory=Broker)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
-    steering: Steering = Field(default_factory=lambda: Steering(),
-                               description="steering rules (docs/steering.md)")
+    steering: Steering = Field(
+        default_factory=lambda: Steering(), description="steering rules (docs/steering.md)"
+    )
     display: dict[str, Any] = Field(default_factory=dict, description="display and announcement settings")
     printer: dict[str, Any] = Field(default_factory=dict, description="ticket printer settings")
     web: dict[str, Any] = Field(default_factory=dict, description="web app settings")
@@ -320,7 +373,9 @@ def _cross_check(cfg: Config) -> list[str]:
     for i, c in enumerate(cfg.counters):
         for j, s in enumerate(c.services):
             if s not in sids:
-                errors.append(f"counters[{i}].services[{j}]: unknown service {s!r} (known: {', '.join(sorted(sids))})")
+                errors.append(
+                    f"counters[{i}].services[{j}]: unknown service {s!r} (known: {', '.join(sorted(sids))})"
+                )
     for i, n in enumerate(cfg.nodes):
         p = f"nodes[{i}]"
         if n.id == "controller":
@@ -329,7 +384,9 @@ def _cross_check(cfg: Config) -> list[str]:
             if n.counter is None:
                 errors.append(f"{p}.counter: a counter node must name its counter")
             elif n.counter not in cids:
-                errors.append(f"{p}.counter: unknown counter {n.counter!r} (known: {', '.join(sorted(cids))})")
+                errors.append(
+                    f"{p}.counter: unknown counter {n.counter!r} (known: {', '.join(sorted(cids))})"
+                )
         elif n.counter is not None:
             errors.append(f"{p}.counter: only counter nodes operate a counter")
         if n.role == "dispenser":

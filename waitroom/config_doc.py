@@ -58,8 +58,14 @@ def _models_in(tp: object) -> list[type[BaseModel]]:
 
 
 def _section(model: type[BaseModel], path: str, out: list[str], seen: set[str]) -> None:
-    out += [f"## `{path}`", "", (model.__doc__ or "").strip().split("\n")[0], "",
-            "| key | type | default | description |", "|---|---|---|---|"]
+    out += [
+        f"## `{path}`",
+        "",
+        (model.__doc__ or "").strip().split("\n")[0],
+        "",
+        "| key | type | default | description |",
+        "|---|---|---|---|",
+    ]
     children: list[tuple[str, type[BaseModel]]] = []
     for name, f in model.model_fields.items():
         if f.is_required():
@@ -92,11 +98,17 @@ def generate() -> str:
     for name, f in config.Config.model_fields.items():
         models = _models_in(f.annotation)
         if models:
-            _section(models[0], name if typing.get_origin(f.annotation) is not list else f"{name}[]", out, seen)
+            _section(
+                models[0], name if typing.get_origin(f.annotation) is not list else f"{name}[]", out, seen
+            )
         else:
             out += [f"## `{name}`", "", f.description or "", ""]
-    out += ["## Texts", "", "A user-facing text: `{de: \"...\", en: \"...\"}`; German is required, English falls "
-            "back to German.", ""]
+    out += [
+        "## Texts",
+        "",
+        'A user-facing text: `{de: "...", en: "..."}`; German is required, English falls back to German.',
+        "",
+    ]
     return "\n".join(out)
 
 

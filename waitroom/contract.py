@@ -120,80 +120,213 @@ _STAFF = frozenset({Role.COUNTER, Role.WEB})
 OPS: dict[str, Op] = {
     op.name: op
     for op in [
-        Op("ticket.issue", frozenset({Role.DISPENSER, Role.WEB}),
-           {"service": "[id] service id", "priority": "[bool] priority ticket (counted)",
-            "lang": "[de|en] ticket language"},
-           ("service",), "Issue a walk-in ticket for a service.",
-           {"service": "pass"},
-           {"ticket": {"id": "7f3a9c2e1b", "number": "A012", "service": "pass", "ahead": 3,
-                       "eta_min": 14, "issued_at": 1764000000.0}}),
-        Op("ticket.cancel", frozenset({Role.DISPENSER, Role.WEB}),
-           {"ticket": "[str] ticket number or id", "reason": "[str] e.g. print_failed"},
-           ("ticket",), "Withdraw a waiting ticket (a dispenser: only its own, e.g. when printing failed).",
-           {"ticket": "A012", "reason": "print_failed"}, {"ticket": {"number": "A012", "state": "cancelled"}}),
-        Op("ticket.lease", frozenset({Role.DISPENSER}),
-           {"service": "[id] service id", "count": "[int 1..200] how many numbers"},
-           ("service",), "Reserve a block of numbers for offline issuing.",
-           {"service": "pass", "count": 20}, {"lease": {"service": "pass", "prefix": "A", "first": 900,
-                                                          "count": 20, "day": "2026-11-24"}}),
-        Op("ticket.report_offline", frozenset({Role.DISPENSER}),
-           {"service": "[id]", "number": "[int] number from a lease", "issued_at": "[float] epoch seconds",
-            "priority": "[bool]"},
-           ("service", "number", "issued_at"), "Report a ticket issued offline from a leased block.",
-           {"service": "pass", "number": 901, "issued_at": 1764000000.0},
-           {"ticket": {"number": "A901", "service": "pass"}}),
-        Op("appointment.book", frozenset({Role.WEB}),
-           {"code": "[str] booking code", "service": "[id]", "slot": "[float] epoch seconds of the slot"},
-           ("code", "service", "slot"), "Enter an appointment into today's book (no personal data).",
-           {"code": "K7P2Q", "service": "pass", "slot": 1764003600.0}, {"appointment": {"code": "K7P2Q"}}),
-        Op("appointment.checkin", frozenset({Role.DISPENSER, Role.WEB}),
-           {"code": "[str] booking code typed or scanned"},
-           ("code",), "Check in an appointment holder; issues their ticket.",
-           {"code": "K7P2Q"}, {"ticket": {"number": "T003", "service": "pass", "appointment": 1764003600.0}}),
-        Op("counter.call_next", _STAFF, {"counter": "[id]"}, ("counter",),
-           "Call the next ticket chosen by the steering rules; finishes the current one as served.",
-           {"counter": "c3"}, {"call": {"ticket": "A012", "counter": "c3", "reason": "longest waiting"}}),
-        Op("counter.recall", _STAFF, {"counter": "[id]"}, ("counter",),
-           "Call the current ticket again (shown and announced again).",
-           {"counter": "c3"}, {"call": {"ticket": "A012", "counter": "c3", "recall": True}}),
-        Op("counter.served", _STAFF, {"counter": "[id]"}, ("counter",), "Mark the current ticket as served.",
-           {"counter": "c3"}, {"ticket": {"number": "A012", "state": "served"}}),
-        Op("counter.no_show", _STAFF, {"counter": "[id]"}, ("counter",),
-           "Mark the current ticket as not appeared.", {"counter": "c3"},
-           {"ticket": {"number": "A012", "state": "no_show"}}),
-        Op("counter.transfer", _STAFF,
-           {"counter": "[id]", "service": "[id] target service", "to_counter": "[id] target counter"},
-           ("counter",), "Send the current ticket on to another service or counter, keeping its arrival time.",
-           {"counter": "c3", "service": "dl"}, {"ticket": {"number": "A012", "state": "waiting"}}),
-        Op("counter.park", _STAFF, {"counter": "[id]"}, ("counter",),
-           "Park the current ticket (e.g. the citizen fetches a document).", {"counter": "c3"},
-           {"ticket": {"number": "A012", "state": "parked"}}),
-        Op("counter.call_ticket", _STAFF, {"counter": "[id]", "ticket": "[str] number or id"},
-           ("counter", "ticket"), "Call a specific waiting or parked ticket.",
-           {"counter": "c3", "ticket": "A012"}, {"call": {"ticket": "A012", "counter": "c3"}}),
-        Op("counter.open", _STAFF, {"counter": "[id]"}, ("counter",), "Open the counter.",
-           {"counter": "c3"}, {"counter": {"id": "c3", "state": "open"}}),
-        Op("counter.pause", _STAFF, {"counter": "[id]", "reason": "[str] e.g. break"}, ("counter",),
-           "Pause the counter with a reason.", {"counter": "c3", "reason": "break"},
-           {"counter": {"id": "c3", "state": "paused"}}),
-        Op("counter.close", _STAFF, {"counter": "[id]"}, ("counter",), "Close the counter.",
-           {"counter": "c3"}, {"counter": {"id": "c3", "state": "closed"}}),
-        Op("assist.request", frozenset({Role.ASSIST, Role.WEB}), {"terminal": "[id] the terminal node"},
-           ("terminal",), "Ask for help at a self-service terminal.", {"terminal": "sb1"},
-           {"assist": {"id": "h7", "terminal": "sb1", "state": "pending"}}),
-        Op("assist.cancel", frozenset({Role.ASSIST, Role.WEB}), {"terminal": "[id]", "request": "[str]"},
-           ("terminal",), "Withdraw the open request of a terminal.", {"terminal": "sb1"},
-           {"assist": {"id": "h7", "state": "cancelled"}}),
-        Op("assist.acknowledge", _STAFF, {"request": "[str] request id", "counter": "[id] who comes"},
-           ("request",), "A staff member is on the way.", {"request": "h7", "counter": "c3"},
-           {"assist": {"id": "h7", "state": "acknowledged"}}),
-        Op("assist.resolve", _STAFF, {"request": "[str] request id", "counter": "[id]"}, ("request",),
-           "The citizen has been helped.", {"request": "h7"}, {"assist": {"id": "h7", "state": "resolved"}}),
-        Op("intake.set", frozenset({Role.WEB}),
-           {"service": "[id]", "open": "[bool]", "reason": "[str]", "auto": "[bool] back to automatic"},
-           ("service",), "Manually stop or reopen walk-in intake for a service, or return it to automatic.",
-           {"service": "dl", "open": False, "reason": "Annahmeschluss"},
-           {"intake": {"service": "dl", "open": False}}),
+        Op(
+            "ticket.issue",
+            frozenset({Role.DISPENSER, Role.WEB}),
+            {
+                "service": "[id] service id",
+                "priority": "[bool] priority ticket (counted)",
+                "lang": "[de|en] ticket language",
+            },
+            ("service",),
+            "Issue a walk-in ticket for a service.",
+            {"service": "pass"},
+            {
+                "ticket": {
+                    "id": "7f3a9c2e1b",
+                    "number": "A012",
+                    "service": "pass",
+                    "ahead": 3,
+                    "eta_min": 14,
+                    "issued_at": 1764000000.0,
+                }
+            },
+        ),
+        Op(
+            "ticket.cancel",
+            frozenset({Role.DISPENSER, Role.WEB}),
+            {"ticket": "[str] ticket number or id", "reason": "[str] e.g. print_failed"},
+            ("ticket",),
+            "Withdraw a waiting ticket (a dispenser: only its own, e.g. when printing failed).",
+            {"ticket": "A012", "reason": "print_failed"},
+            {"ticket": {"number": "A012", "state": "cancelled"}},
+        ),
+        Op(
+            "ticket.lease",
+            frozenset({Role.DISPENSER}),
+            {"service": "[id] service id", "count": "[int 1..200] how many numbers"},
+            ("service",),
+            "Reserve a block of numbers for offline issuing.",
+            {"service": "pass", "count": 20},
+            {"lease": {"service": "pass", "prefix": "A", "first": 900, "count": 20, "day": "2026-11-24"}},
+        ),
+        Op(
+            "ticket.report_offline",
+            frozenset({Role.DISPENSER}),
+            {
+                "service": "[id]",
+                "number": "[int] number from a lease",
+                "issued_at": "[float] epoch seconds",
+                "priority": "[bool]",
+            },
+            ("service", "number", "issued_at"),
+            "Report a ticket issued offline from a leased block.",
+            {"service": "pass", "number": 901, "issued_at": 1764000000.0},
+            {"ticket": {"number": "A901", "service": "pass"}},
+        ),
+        Op(
+            "appointment.book",
+            frozenset({Role.WEB}),
+            {"code": "[str] booking code", "service": "[id]", "slot": "[float] epoch seconds of the slot"},
+            ("code", "service", "slot"),
+            "Enter an appointment into today's book (no personal data).",
+            {"code": "K7P2Q", "service": "pass", "slot": 1764003600.0},
+            {"appointment": {"code": "K7P2Q"}},
+        ),
+        Op(
+            "appointment.checkin",
+            frozenset({Role.DISPENSER, Role.WEB}),
+            {"code": "[str] booking code typed or scanned"},
+            ("code",),
+            "Check in an appointment holder; issues their ticket.",
+            {"code": "K7P2Q"},
+            {"ticket": {"number": "T003", "service": "pass", "appointment": 1764003600.0}},
+        ),
+        Op(
+            "counter.call_next",
+            _STAFF,
+            {"counter": "[id]"},
+            ("counter",),
+            "Call the next ticket chosen by the steering rules; finishes the current one as served.",
+            {"counter": "c3"},
+            {"call": {"ticket": "A012", "counter": "c3", "reason": "longest waiting"}},
+        ),
+        Op(
+            "counter.recall",
+            _STAFF,
+            {"counter": "[id]"},
+            ("counter",),
+            "Call the current ticket again (shown and announced again).",
+            {"counter": "c3"},
+            {"call": {"ticket": "A012", "counter": "c3", "recall": True}},
+        ),
+        Op(
+            "counter.served",
+            _STAFF,
+            {"counter": "[id]"},
+            ("counter",),
+            "Mark the current ticket as served.",
+            {"counter": "c3"},
+            {"ticket": {"number": "A012", "state": "served"}},
+        ),
+        Op(
+            "counter.no_show",
+            _STAFF,
+            {"counter": "[id]"},
+            ("counter",),
+            "Mark the current ticket as not appeared.",
+            {"counter": "c3"},
+            {"ticket": {"number": "A012", "state": "no_show"}},
+        ),
+        Op(
+            "counter.transfer",
+            _STAFF,
+            {"counter": "[id]", "service": "[id] target service", "to_counter": "[id] target counter"},
+            ("counter",),
+            "Send the current ticket on to another service or counter, keeping its arrival time.",
+            {"counter": "c3", "service": "dl"},
+            {"ticket": {"number": "A012", "state": "waiting"}},
+        ),
+        Op(
+            "counter.park",
+            _STAFF,
+            {"counter": "[id]"},
+            ("counter",),
+            "Park the current ticket (e.g. the citizen fetches a document).",
+            {"counter": "c3"},
+            {"ticket": {"number": "A012", "state": "parked"}},
+        ),
+        Op(
+            "counter.call_ticket",
+            _STAFF,
+            {"counter": "[id]", "ticket": "[str] number or id"},
+            ("counter", "ticket"),
+            "Call a specific waiting or parked ticket.",
+            {"counter": "c3", "ticket": "A012"},
+            {"call": {"ticket": "A012", "counter": "c3"}},
+        ),
+        Op(
+            "counter.open",
+            _STAFF,
+            {"counter": "[id]"},
+            ("counter",),
+            "Open the counter.",
+            {"counter": "c3"},
+            {"counter": {"id": "c3", "state": "open"}},
+        ),
+        Op(
+            "counter.pause",
+            _STAFF,
+            {"counter": "[id]", "reason": "[str] e.g. break"},
+            ("counter",),
+            "Pause the counter with a reason.",
+            {"counter": "c3", "reason": "break"},
+            {"counter": {"id": "c3", "state": "paused"}},
+        ),
+        Op(
+            "counter.close",
+            _STAFF,
+            {"counter": "[id]"},
+            ("counter",),
+            "Close the counter.",
+            {"counter": "c3"},
+            {"counter": {"id": "c3", "state": "closed"}},
+        ),
+        Op(
+            "assist.request",
+            frozenset({Role.ASSIST, Role.WEB}),
+            {"terminal": "[id] the terminal node"},
+            ("terminal",),
+            "Ask for help at a self-service terminal.",
+            {"terminal": "sb1"},
+            {"assist": {"id": "h7", "terminal": "sb1", "state": "pending"}},
+        ),
+        Op(
+            "assist.cancel",
+            frozenset({Role.ASSIST, Role.WEB}),
+            {"terminal": "[id]", "request": "[str]"},
+            ("terminal",),
+            "Withdraw the open request of a terminal.",
+            {"terminal": "sb1"},
+            {"assist": {"id": "h7", "state": "cancelled"}},
+        ),
+        Op(
+            "assist.acknowledge",
+            _STAFF,
+            {"request": "[str] request id", "counter": "[id] who comes"},
+            ("request",),
+            "A staff member is on the way.",
+            {"request": "h7", "counter": "c3"},
+            {"assist": {"id": "h7", "state": "acknowledged"}},
+        ),
+        Op(
+            "assist.resolve",
+            _STAFF,
+            {"request": "[str] request id", "counter": "[id]"},
+            ("request",),
+            "The citizen has been helped.",
+            {"request": "h7"},
+            {"assist": {"id": "h7", "state": "resolved"}},
+        ),
+        Op(
+            "intake.set",
+            frozenset({Role.WEB}),
+            {"service": "[id]", "open": "[bool]", "reason": "[str]", "auto": "[bool] back to automatic"},
+            ("service",),
+            "Manually stop or reopen walk-in intake for a service, or return it to automatic.",
+            {"service": "dl", "open": False, "reason": "Annahmeschluss"},
+            {"intake": {"service": "dl", "open": False}},
+        ),
     ]
 }
 
@@ -202,8 +335,16 @@ ROLE_OPS: dict[Role, list[str]] = {r: sorted(n for n, op in OPS.items() if r in 
 
 # QoS and retain per message type.
 QOS = {"state": 1, "public": 1, "event": 1, "status": 1, "health": 0, "cmd": 1, "reply": 1, "sim": 0}
-RETAIN = {"state": True, "public": True, "event": False, "status": True, "health": True, "cmd": False,
-          "reply": False, "sim": False}
+RETAIN = {
+    "state": True,
+    "public": True,
+    "event": False,
+    "status": True,
+    "health": True,
+    "cmd": False,
+    "reply": False,
+    "sim": False,
+}
 
 
 class ContractError(ValueError):
@@ -218,7 +359,9 @@ class ContractError(ValueError):
 def check_id(value: object, what: str = "id") -> str:
     """Return ``value`` if it is a valid id (``[a-z0-9_-]``, 1-32 characters), else raise ContractError."""
     if not isinstance(value, str) or not ID_RE.match(value):
-        raise ContractError(ErrorCode.BAD_REQUEST, f"{what} {value!r} is not a valid id: use 1-32 of [a-z0-9_-]")
+        raise ContractError(
+            ErrorCode.BAD_REQUEST, f"{what} {value!r} is not a valid id: use 1-32 of [a-z0-9_-]"
+        )
     return value
 
 
@@ -278,8 +421,10 @@ class Topics:
         """Split ``.../node/<id>/<kind>`` into (node id, kind); raise ContractError otherwise."""
         prefix = f"{self.base}/node/"
         if not topic.startswith(prefix):
-            raise ContractError(ErrorCode.BAD_REQUEST, f"topic {topic!r} is not a node topic of {self.office}")
-        parts = topic[len(prefix):].split("/")
+            raise ContractError(
+                ErrorCode.BAD_REQUEST, f"topic {topic!r} is not a node topic of {self.office}"
+            )
+        parts = topic[len(prefix) :].split("/")
         if len(parts) != 2 or not ID_RE.match(parts[0]):
             raise ContractError(ErrorCode.BAD_REQUEST, f"topic {topic!r} is not <node>/<kind>")
         return parts[0], parts[1]
@@ -348,7 +493,9 @@ def parse_command(data: dict[str, Any], role: Role) -> Command:
         raise ContractError(ErrorCode.BAD_REQUEST, "field 'id' must be a request id of 1-64 [A-Za-z0-9_.:-]")
     name = data.get("op")
     if not isinstance(name, str) or name not in OPS:
-        raise ContractError(ErrorCode.UNKNOWN_OP, f"unknown operation {name!r}; known: {', '.join(sorted(OPS))}")
+        raise ContractError(
+            ErrorCode.UNKNOWN_OP, f"unknown operation {name!r}; known: {', '.join(sorted(OPS))}"
+        )
     op = OPS[name]
     if role not in op.roles:
         raise ContractError(ErrorCode.FORBIDDEN, f"a {role.value} node may not use {name}")
@@ -373,8 +520,13 @@ def error_reply(request_id: str | None, code: ErrorCode, message: str) -> dict[s
 
 
 def status_payload(node_id: str, role: Role | str, online: bool, version: str = "") -> dict[str, Any]:
-    return {"node": node_id, "role": str(role), "status": "online" if online else "offline",
-            "version": version, "ts": round(time.time(), 3)}
+    return {
+        "node": node_id,
+        "role": str(role),
+        "status": "online" if online else "offline",
+        "version": version,
+        "ts": round(time.time(), 3),
+    }
 
 
 # ------------------------------------------------------------------------------------------------- ACL
@@ -385,9 +537,14 @@ def acl_rules(office: str) -> list[tuple[Role, str, str]]:
     """
     t = Topics(office)
     own = f"{t.base}/node/%u"
-    common_read = [("read", t.state()), ("read", t.public()), ("read", t.events()),
-                   ("read", f"{own}/reply"), ("read", f"{own}/sim"),
-                   ("read", t.status(CONTROLLER_NODE_ID))]  # displays show an offline sign when it is gone
+    common_read = [
+        ("read", t.state()),
+        ("read", t.public()),
+        ("read", t.events()),
+        ("read", f"{own}/reply"),
+        ("read", f"{own}/sim"),
+        ("read", t.status(CONTROLLER_NODE_ID)),
+    ]  # displays show an offline sign when it is gone
     node_write = [("write", f"{own}/status"), ("write", f"{own}/health")]
     rules: list[tuple[Role, str, str]] = []
     for role in Role:
@@ -399,7 +556,10 @@ def acl_rules(office: str) -> list[tuple[Role, str, str]]:
             entries.append(("write", f"{own}/cmd"))
         if role is Role.WEB:
             # The web app shows node health and drives the demo's virtual buttons.
-            entries += [("read", t.all_nodes("status")), ("read", t.all_nodes("health")),
-                        ("write", t.all_nodes("sim"))]
+            entries += [
+                ("read", t.all_nodes("status")),
+                ("read", t.all_nodes("health")),
+                ("write", t.all_nodes("sim")),
+            ]
         rules += [(role, access, topic) for access, topic in entries]
     return rules

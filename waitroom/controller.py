@@ -53,9 +53,16 @@ class Outcome:
 
 
 class Office:
-    def __init__(self, cfg: Config, store: EventStore, *, clock: Callable[[], float] = time.time,
-                 selector: Selector | None = None, predictor: Predictor | None = None,
-                 new_id: Callable[[], str] = lambda: secrets.token_hex(5)):
+    def __init__(
+        self,
+        cfg: Config,
+        store: EventStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        selector: Selector | None = None,
+        predictor: Predictor | None = None,
+        new_id: Callable[[], str] = lambda: secrets.token_hex(5),
+    ):
         self.cfg = cfg
         self.store = store
         self.clock = clock
@@ -77,8 +84,13 @@ class Office:
             apply(self.state, event)
             n += 1
         self._forecast = None
-        log.info("state rebuilt from %d events (seq %d, day %s, %d tickets)", n, self.state.seq,
-                 self.state.day or "-", len(self.state.tickets))
+        log.info(
+            "state rebuilt from %d events (seq %d, day %s, %d tickets)",
+            n,
+            self.state.seq,
+            self.state.day or "-",
+            len(self.state.tickets),
+        )
 
     def _emit(self, type_: str, **data: Any) -> dict[str, Any]:
         event = {"type": type_, "ts": round(self.clock(), 3), "seq": self.state.seq + 1, **data}
@@ -90,11 +102,17 @@ class Office:
         today = self.cfg.office.today(self.clock())
         if self.state.day != today:
             now = self.clock()
-            self._emit("day_started", day=today,
-                       numbers={s.prefix: self.cfg.office.ticket_start for s in self.cfg.services},
-                       counters={c.id: c.initially for c in self.cfg.counters},
-                       appointments=[{"code": a.code, "service": a.service, "slot": a.slot}
-                                     for a in self.state.appointments.values() if a.slot >= now])
+            self._emit(
+                "day_started",
+                day=today,
+                numbers={s.prefix: self.cfg.office.ticket_start for s in self.cfg.services},
+                counters={c.id: c.initially for c in self.cfg.counters},
+                appointments=[
+                    {"code": a.code, "service": a.service, "slot": a.slot}
+                    for a in self.state.appointments.values()
+                    if a.slot >= now
+                ],
+            )
 
     FORECAST_REFRESH_S = 30.0
 
@@ -116,7 +134,9 @@ class Office:
             data = contract.decode(raw)
             rid = data.get("id") if isinstance(data.get("id"), str) else None
             if role is None:
-                raise ContractError(ErrorCode.UNKNOWN_NODE, f"node {node_id!r} is not in the office configuration")
+                raise ContractError(
+                    ErrorCode.UNKNOWN_NODE, f"node {node_id!r} is not in the office configuration"
+                )
             cmd = contract.parse_command(data, role)
         except ContractError as exc:
             log.warning("rejected command from %s: %s %s", node_id, exc.code.value, exc.message)
@@ -129,8 +149,9 @@ class Office:
         if seen is not None:
             old_digest, reply = seen
             if old_digest != digest:
-                reply = contract.error_reply(cmd.id, ErrorCode.DUPLICATE,
-                                             f"request id {cmd.id} was already used for another command")
+                reply = contract.error_reply(
+                    cmd.id, ErrorCode.DUPLICATE, f"request id {cmd.id} was already used for another command"
+                )
             log.info("repeated request %s from %s: same reply again", cmd.id, node_id)
             return Outcome(reply)
         self._pending = []
@@ -152,7 +173,9 @@ class Office:
             log.exception("internal error in %s from %s", cmd.op.name, node_id)
             self._pending = []
             self.rebuild()
-            return Outcome(contract.error_reply(cmd.id, ErrorCode.INTERNAL, "internal error; nothing changed"))
+            return Outcome(
+                contract.error_reply(cmd.id, ErrorCode.INTERNAL, "internal error; nothing changed")
+            )
         events, self._pending = self._pending, []
         dropped = False
         if not keep and events:
@@ -183,8 +206,13 @@ class Office:
                     continue
                 due = sum(1 for s in levels if now - a.requested_at >= s)
                 if due > a.level:
-                    log.warning("assistance %s at %s unacknowledged for %.0f s: escalation level %d",
-                                a.id, a.terminal, now - a.requested_at, due)
+                    log.warning(
+                        "assistance %s at %s unacknowledged for %.0f s: escalation level %d",
+                        a.id,
+                        a.terminal,
+                        now - a.requested_at,
+                        due,
+                    )
                     self._emit("assist_escalated", id=a.id, terminal=a.terminal, level=due)
             self._auto_intake(now)
             events, self._pending = self._pending, []
@@ -200,16 +228,20 @@ class Office:
     # -- helpers
     def _service(self, sid: Any) -> str:
         if not isinstance(sid, str) or sid not in self.cfg.service_ids:
-            raise OpError(ErrorCode.UNKNOWN_SERVICE, f"unknown service {sid!r}; known: "
-                          f"{', '.join(sorted(self.cfg.service_ids))}")
+            raise OpError(
+                ErrorCode.UNKNOWN_SERVICE,
+                f"unknown service {sid!r}; known: {', '.join(sorted(self.cfg.service_ids))}",
+            )
         return sid
 
     def _counter(self, node_id: str, role: Role, cid: Any) -> str:
         if not isinstance(cid, str) or cid not in self.cfg.counter_ids:
             raise OpError(ErrorCode.UNKNOWN_COUNTER, f"unknown counter {cid!r}")
         if role is Role.COUNTER and self.cfg.node(node_id).counter != cid:
-            raise OpError(ErrorCode.FORBIDDEN, f"node {node_id} operates counter "
-                          f"{self.cfg.node(node_id).counter}, not {cid}")
+            raise OpError(
+                ErrorCode.FORBIDDEN,
+                f"node {node_id} operates counter {self.cfg.node(node_id).counter}, not {cid}",
+            )
         return cid
 
     def _ticket(self, ref: Any, states: tuple[str, ...]) -> Ticket:
@@ -233,20 +265,39 @@ class Office:
     def ticket_info(self, t: Ticket) -> dict[str, Any]:
         fc = self.forecast()
         eta = fc.per_ticket.get(t.id)
-        ahead = sum(1 for o in self.selector.order(self.state, self.cfg, self.clock()) if o.id != t.id and
-                    o.service == t.service and (o.priority, -o.issued_at) >= (t.priority, -t.issued_at)) \
-            if t.state == "waiting" else 0
-        return {"id": t.id, "number": t.number, "service": t.service, "state": t.state, "issued_at": t.issued_at,
-                "priority": t.priority, "appointment": t.appointment, "ahead": ahead,
-                "eta_min": None if eta is None or eta == float("inf") else round(eta / 60),
-                "counter": t.counter}
+        ahead = (
+            sum(
+                1
+                for o in self.selector.order(self.state, self.cfg, self.clock())
+                if o.id != t.id
+                and o.service == t.service
+                and (o.priority, -o.issued_at) >= (t.priority, -t.issued_at)
+            )
+            if t.state == "waiting"
+            else 0
+        )
+        return {
+            "id": t.id,
+            "number": t.number,
+            "service": t.service,
+            "state": t.state,
+            "issued_at": t.issued_at,
+            "priority": t.priority,
+            "appointment": t.appointment,
+            "ahead": ahead,
+            "eta_min": None if eta is None or eta == float("inf") else round(eta / 60),
+            "counter": t.counter,
+        }
 
     def _auto_intake(self, now: float) -> None:
-        """Annahmeschluss: stop or reopen walk-in intake when the predicted completion crosses closing time."""
+        """Annahmeschluss: stop or reopen walk-in intake when the predicted completion crosses closing."""
         fc = self.predictor.forecast(self.state, self.cfg, self.selector, now)
         for svc in self.cfg.services:
-            change = intake_decision(self.cfg, fc, svc.id, now, self.state.intake.get(svc.id)) \
-                if svc.walk_in else None
+            change = (
+                intake_decision(self.cfg, fc, svc.id, now, self.state.intake.get(svc.id))
+                if svc.walk_in
+                else None
+            )
             if change is not None:
                 log.info("intake for %s automatically %s", svc.id, "reopened" if change[0] else "stopped")
                 self._emit("intake_set", service=svc.id, open=change[0], reason=change[1], manual=False)
@@ -257,20 +308,36 @@ class Office:
             return i.open, i.reason
         return True, ""
 
-    def _issue(self, node_id: str, service: str, *, priority: bool = False, appointment: float | None = None,
-               code: str | None = None) -> Ticket:
+    def _issue(
+        self,
+        node_id: str,
+        service: str,
+        *,
+        priority: bool = False,
+        appointment: float | None = None,
+        code: str | None = None,
+    ) -> Ticket:
         prefix = self.cfg.service(service).prefix
         n = self.state.next_number.get(prefix, self.cfg.office.ticket_start)
         if n >= self.cfg.office.offline_numbers_from:
             raise OpError(ErrorCode.INVALID_STATE, f"ticket numbers for {prefix} are used up today")
         number = format_number(prefix, n)
-        e = self._emit("ticket_issued", id=self.new_id(), number=number, service=service, priority=priority,
-                       appointment=appointment, node=node_id, **({"appointment_code": code} if code else {}))
+        e = self._emit(
+            "ticket_issued",
+            id=self.new_id(),
+            number=number,
+            service=service,
+            priority=priority,
+            appointment=appointment,
+            node=node_id,
+            **({"appointment_code": code} if code else {}),
+        )
         return self.state.tickets[e["id"]]
 
     # -- operations: tickets
-    def op_ticket_issue(self, node_id: str, role: Role, service: Any, priority: Any = False,
-                        lang: Any = "de") -> dict[str, Any]:
+    def op_ticket_issue(
+        self, node_id: str, role: Role, service: Any, priority: Any = False, lang: Any = "de"
+    ) -> dict[str, Any]:
         sid = self._service(service)
         if lang not in ("de", "en"):
             raise OpError(ErrorCode.BAD_REQUEST, "lang must be 'de' or 'en'")
@@ -297,29 +364,51 @@ class Office:
         if first + count - 1 > 999:
             raise OpError(ErrorCode.INVALID_STATE, f"not enough numbers left for {prefix} today")
         self._emit("lease_granted", node=node_id, service=sid, prefix=prefix, first=first, count=count)
-        return {"lease": {"service": sid, "prefix": prefix, "first": first, "count": count, "day": self.state.day}}
+        return {
+            "lease": {"service": sid, "prefix": prefix, "first": first, "count": count, "day": self.state.day}
+        }
 
-    def op_ticket_report_offline(self, node_id: str, role: Role, service: Any, number: Any, issued_at: Any,
-                                 priority: Any = False) -> dict[str, Any]:
+    def op_ticket_report_offline(
+        self, node_id: str, role: Role, service: Any, number: Any, issued_at: Any, priority: Any = False
+    ) -> dict[str, Any]:
         sid = self._service(service)
         prefix = self.cfg.service(sid).prefix
         if not isinstance(number, int) or not isinstance(issued_at, int | float):
             raise OpError(ErrorCode.BAD_REQUEST, "number must be an integer and issued_at epoch seconds")
-        lease = next((le for le in self.state.leases if le["node"] == node_id and le["prefix"] == prefix
-                      and le["first"] <= number < le["first"] + le["count"]), None)
+        lease = next(
+            (
+                le
+                for le in self.state.leases
+                if le["node"] == node_id
+                and le["prefix"] == prefix
+                and le["first"] <= number < le["first"] + le["count"]
+            ),
+            None,
+        )
         if lease is None:
-            raise OpError(ErrorCode.FORBIDDEN, f"{format_number(prefix, number)} is not in a lease of {node_id}")
+            raise OpError(
+                ErrorCode.FORBIDDEN, f"{format_number(prefix, number)} is not in a lease of {node_id}"
+            )
         label = format_number(prefix, number)
         existing = self.state.ticket(label)
         if existing is not None:  # reported before (e.g. after a lost reply): same answer
             return {"ticket": self.ticket_info(existing)}
-        e = self._emit("ticket_issued", id=self.new_id(), number=label, service=sid,
-                       priority=self._bool(priority, "priority"), node=node_id, offline=True,
-                       arrival=min(float(issued_at), round(self.clock(), 3)))  # keep the real arrival time
+        e = self._emit(
+            "ticket_issued",
+            id=self.new_id(),
+            number=label,
+            service=sid,
+            priority=self._bool(priority, "priority"),
+            node=node_id,
+            offline=True,
+            arrival=min(float(issued_at), round(self.clock(), 3)),
+        )  # keep the real arrival time
         t = self.state.tickets[e["id"]]
         return {"ticket": self.ticket_info(t)}
 
-    def op_appointment_book(self, node_id: str, role: Role, code: Any, service: Any, slot: Any) -> dict[str, Any]:
+    def op_appointment_book(
+        self, node_id: str, role: Role, code: Any, service: Any, slot: Any
+    ) -> dict[str, Any]:
         sid = self._service(service)
         if not isinstance(code, str) or not 3 <= len(code) <= 32 or not code.isalnum():
             raise OpError(ErrorCode.BAD_REQUEST, "code must be 3-32 letters or digits")
@@ -352,8 +441,15 @@ class Office:
     # -- operations: counters
     def _call(self, cid: str, t: Ticket, reason: str) -> dict[str, Any]:
         self._emit("ticket_called", ticket=t.id, counter=cid, reason=reason, number=t.number)
-        return {"call": {"ticket": t.number, "ticket_id": t.id, "service": t.service, "counter": cid,
-                         "reason": reason}}
+        return {
+            "call": {
+                "ticket": t.number,
+                "ticket_id": t.id,
+                "service": t.service,
+                "counter": cid,
+                "reason": reason,
+            }
+        }
 
     def op_counter_call_next(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
@@ -387,8 +483,9 @@ class Office:
     def op_counter_no_show(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
         return self._finish(node_id, role, counter, "ticket_no_show")
 
-    def op_counter_transfer(self, node_id: str, role: Role, counter: Any, service: Any = None,
-                            to_counter: Any = None) -> dict[str, Any]:
+    def op_counter_transfer(
+        self, node_id: str, role: Role, counter: Any, service: Any = None, to_counter: Any = None
+    ) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
         if (service is None) == (to_counter is None):
             raise OpError(ErrorCode.BAD_REQUEST, "give exactly one of service or to_counter")
@@ -399,8 +496,14 @@ class Office:
             if not isinstance(to_counter, str) or to_counter not in self.cfg.counter_ids:
                 raise OpError(ErrorCode.UNKNOWN_COUNTER, f"unknown counter {to_counter!r}")
             self._emit("ticket_transferred", ticket=t.id, counter=cid, to_counter=to_counter)
-        return {"ticket": {"number": t.number, "state": t.state, "service": t.service,
-                           "to_counter": t.target_counter}}
+        return {
+            "ticket": {
+                "number": t.number,
+                "state": t.state,
+                "service": t.service,
+                "to_counter": t.target_counter,
+            }
+        }
 
     def op_counter_park(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
@@ -413,7 +516,9 @@ class Office:
         t = self._ticket(ticket, ("waiting", "parked"))
         return self._call(cid, t, "called by staff" if t.state == "waiting" else "called back from parked")
 
-    def _counter_state(self, node_id: str, role: Role, counter: Any, kind: str, reason: str = "") -> dict[str, Any]:
+    def _counter_state(
+        self, node_id: str, role: Role, counter: Any, kind: str, reason: str = ""
+    ) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
         target = {"counter_opened": "open", "counter_paused": "paused", "counter_closed": "closed"}[kind]
         c = self.state.counters[cid]
@@ -442,8 +547,14 @@ class Office:
 
     def _assist_info(self, aid: str) -> dict[str, Any]:
         a = self.state.assists[aid]
-        return {"id": a.id, "terminal": a.terminal, "state": a.state, "level": a.level, "counter": a.counter,
-                "requested_at": a.requested_at}
+        return {
+            "id": a.id,
+            "terminal": a.terminal,
+            "state": a.state,
+            "level": a.level,
+            "counter": a.counter,
+            "requested_at": a.requested_at,
+        }
 
     def op_assist_request(self, node_id: str, role: Role, terminal: Any) -> dict[str, Any]:
         term = self._terminal(node_id, role, terminal)
@@ -454,7 +565,9 @@ class Office:
         self._emit("assist_requested", id=aid, terminal=term)
         return {"assist": self._assist_info(aid)}
 
-    def op_assist_cancel(self, node_id: str, role: Role, terminal: Any, request: Any = None) -> dict[str, Any]:
+    def op_assist_cancel(
+        self, node_id: str, role: Role, terminal: Any, request: Any = None
+    ) -> dict[str, Any]:
         term = self._terminal(node_id, role, terminal)
         a = self.state.open_assist(term)
         if a is None or (request is not None and a.id != request):
@@ -463,8 +576,11 @@ class Office:
         return {"assist": self._assist_info(a.id)}
 
     def _assist(self, request: Any) -> str:
-        if not isinstance(request, str) or request not in self.state.assists or \
-                self.state.assists[request].state not in ("pending", "acknowledged"):
+        if (
+            not isinstance(request, str)
+            or request not in self.state.assists
+            or self.state.assists[request].state not in ("pending", "acknowledged")
+        ):
             raise OpError(ErrorCode.UNKNOWN_REQUEST, f"no open assistance request {request!r}")
         return request
 
@@ -475,31 +591,49 @@ class Office:
             return None
         return self._counter(node_id, role, counter)
 
-    def op_assist_acknowledge(self, node_id: str, role: Role, request: Any, counter: Any = None) -> dict[str, Any]:
+    def op_assist_acknowledge(
+        self, node_id: str, role: Role, request: Any, counter: Any = None
+    ) -> dict[str, Any]:
         aid = self._assist(request)
         a = self.state.assists[aid]
         if a.state == "acknowledged":
             raise OpError(ErrorCode.INVALID_STATE, f"request {aid} is already acknowledged by {a.counter}")
-        self._emit("assist_acknowledged", id=aid, terminal=a.terminal,
-                   counter=self._staff_counter(node_id, role, counter))
+        self._emit(
+            "assist_acknowledged",
+            id=aid,
+            terminal=a.terminal,
+            counter=self._staff_counter(node_id, role, counter),
+        )
         return {"assist": self._assist_info(aid)}
 
-    def op_assist_resolve(self, node_id: str, role: Role, request: Any, counter: Any = None) -> dict[str, Any]:
+    def op_assist_resolve(
+        self, node_id: str, role: Role, request: Any, counter: Any = None
+    ) -> dict[str, Any]:
         aid = self._assist(request)
         a = self.state.assists[aid]
-        self._emit("assist_resolved", id=aid, terminal=a.terminal,
-                   counter=self._staff_counter(node_id, role, counter))
+        self._emit(
+            "assist_resolved",
+            id=aid,
+            terminal=a.terminal,
+            counter=self._staff_counter(node_id, role, counter),
+        )
         return {"assist": self._assist_info(aid)}
 
     # -- operations: intake
-    def op_intake_set(self, node_id: str, role: Role, service: Any, open: Any = None, reason: Any = "",
-                      auto: Any = False) -> dict[str, Any]:
+    def op_intake_set(
+        self, node_id: str, role: Role, service: Any, open: Any = None, reason: Any = "", auto: Any = False
+    ) -> dict[str, Any]:
         sid = self._service(service)
         if self._bool(auto, "auto"):
             self._emit("intake_set", service=sid, auto=True)
         else:
-            self._emit("intake_set", service=sid, open=self._bool(open, "open"), reason=str(reason)[:120],
-                       manual=True)
+            self._emit(
+                "intake_set",
+                service=sid,
+                open=self._bool(open, "open"),
+                reason=str(reason)[:120],
+                manual=True,
+            )
         is_open, why = self.intake_open(sid)
         return {"intake": {"service": sid, "open": is_open, "reason": why}}
 
@@ -516,40 +650,96 @@ class Office:
         services = []
         for svc in cfg.services:
             is_open, reason = self.intake_open(svc.id)
-            services.append({"id": svc.id, "prefix": svc.prefix, "name": svc.name.model_dump(),
-                             "waiting": sum(1 for t in order if t.service == svc.id),
-                             "eta_min": minutes(fc.per_service.get(svc.id)),
-                             "intake_open": is_open, "intake_reason": reason})
+            services.append(
+                {
+                    "id": svc.id,
+                    "prefix": svc.prefix,
+                    "name": svc.name.model_dump(),
+                    "waiting": sum(1 for t in order if t.service == svc.id),
+                    "eta_min": minutes(fc.per_service.get(svc.id)),
+                    "intake_open": is_open,
+                    "intake_reason": reason,
+                }
+            )
         counters = []
         for c in cfg.counters:
             cs = s.counters.get(c.id)
             cur = s.tickets.get(cs.current) if cs and cs.current else None
-            counters.append({"id": c.id, "name": c.name.model_dump(),
-                             "spoken": (c.spoken or c.name).model_dump(), "zone": c.zone,
-                             "services": list(c.services), "state": cs.state if cs else "closed",
-                             "reason": cs.pause_reason if cs else "",
-                             "serving": {"ticket": cur.number, "ticket_id": cur.id, "service": cur.service,
-                                         "called_at": cur.called_at, "recalls": cur.recalls,
-                                         "reason": cur.reason} if cur else None,
-                             "served": cs.served if cs else 0})
-        calls = [{"ticket": c.ticket, "service": c.service, "counter": c.counter, "ts": c.ts, "recall": c.recall}
-                 for c in list(s.calls)[: cfg.controller.recent_calls]]
-        waiting = [{"ticket": t.number, "id": t.id, "service": t.service, "since": t.issued_at,
-                    "priority": t.priority, "appointment": t.appointment, "to_counter": t.target_counter,
-                    "eta_min": minutes(fc.per_ticket.get(t.id))} for t in order]
-        parked = [{"ticket": t.number, "id": t.id, "service": t.service, "since": t.issued_at}
-                  for t in s.tickets.values() if t.state == "parked"]
-        assists = [self._assist_info(a.id) for a in s.assists.values() if a.state in ("pending", "acknowledged")]
-        return {"v": contract.CONTRACT_VERSION, "office": cfg.office.id, "name": cfg.office.name,
-                "seq": s.seq, "ts": round(now, 3), "day": s.day, "services": services, "counters": counters,
-                "calls": calls, "waiting": waiting, "parked": parked, "assistance": assists}
+            counters.append(
+                {
+                    "id": c.id,
+                    "name": c.name.model_dump(),
+                    "spoken": (c.spoken or c.name).model_dump(),
+                    "zone": c.zone,
+                    "services": list(c.services),
+                    "state": cs.state if cs else "closed",
+                    "reason": cs.pause_reason if cs else "",
+                    "serving": {
+                        "ticket": cur.number,
+                        "ticket_id": cur.id,
+                        "service": cur.service,
+                        "called_at": cur.called_at,
+                        "recalls": cur.recalls,
+                        "reason": cur.reason,
+                    }
+                    if cur
+                    else None,
+                    "served": cs.served if cs else 0,
+                }
+            )
+        calls = [
+            {"ticket": c.ticket, "service": c.service, "counter": c.counter, "ts": c.ts, "recall": c.recall}
+            for c in list(s.calls)[: cfg.controller.recent_calls]
+        ]
+        waiting = [
+            {
+                "ticket": t.number,
+                "id": t.id,
+                "service": t.service,
+                "since": t.issued_at,
+                "priority": t.priority,
+                "appointment": t.appointment,
+                "to_counter": t.target_counter,
+                "eta_min": minutes(fc.per_ticket.get(t.id)),
+            }
+            for t in order
+        ]
+        parked = [
+            {"ticket": t.number, "id": t.id, "service": t.service, "since": t.issued_at}
+            for t in s.tickets.values()
+            if t.state == "parked"
+        ]
+        assists = [
+            self._assist_info(a.id) for a in s.assists.values() if a.state in ("pending", "acknowledged")
+        ]
+        return {
+            "v": contract.CONTRACT_VERSION,
+            "office": cfg.office.id,
+            "name": cfg.office.name,
+            "seq": s.seq,
+            "ts": round(now, 3),
+            "day": s.day,
+            "services": services,
+            "counters": counters,
+            "calls": calls,
+            "waiting": waiting,
+            "parked": parked,
+            "assistance": assists,
+        }
 
     def public(self, snap: dict[str, Any] | None = None) -> dict[str, Any]:
         """The public part (waiting counts and times): bridged to the city broker."""
         snap = snap or self.snapshot()
-        return {"v": snap["v"], "office": snap["office"], "name": snap["name"], "ts": snap["ts"],
-                "services": [{k: svc[k] for k in ("id", "name", "waiting", "eta_min", "intake_open")}
-                             for svc in snap["services"]]}
+        return {
+            "v": snap["v"],
+            "office": snap["office"],
+            "name": snap["name"],
+            "ts": snap["ts"],
+            "services": [
+                {k: svc[k] for k in ("id", "name", "waiting", "eta_min", "intake_open")}
+                for svc in snap["services"]
+            ],
+        }
 
     def event_messages(self, events: list[dict[str, Any]]) -> list[tuple[EventKind, dict[str, Any]]]:
         """Translate log events into the contract's call / assist / intake / ticket events."""
@@ -559,27 +749,72 @@ class Office:
             if kind in ("ticket_called", "ticket_recalled"):
                 t = self.state.tickets[e["ticket"]]
                 c = self.cfg.counter(e["counter"])
-                out.append((EventKind.CALL, {
-                    "seq": e["seq"], "ticket": t.number, "ticket_id": t.id, "service": t.service,
-                    "counter": c.id, "counter_name": c.name.model_dump(),
-                    "spoken": (c.spoken or c.name).model_dump(), "zone": c.zone,
-                    "recall": kind == "ticket_recalled", "ts": e["ts"]}))
+                out.append(
+                    (
+                        EventKind.CALL,
+                        {
+                            "seq": e["seq"],
+                            "ticket": t.number,
+                            "ticket_id": t.id,
+                            "service": t.service,
+                            "counter": c.id,
+                            "counter_name": c.name.model_dump(),
+                            "spoken": (c.spoken or c.name).model_dump(),
+                            "zone": c.zone,
+                            "recall": kind == "ticket_recalled",
+                            "ts": e["ts"],
+                        },
+                    )
+                )
             elif kind.startswith("assist_"):
                 a = self.state.assists[e["id"]]
                 node = next((n for n in self.cfg.nodes if n.id == a.terminal), None)
-                out.append((EventKind.ASSIST, {
-                    "seq": e["seq"], "id": a.id, "terminal": a.terminal,
-                    "terminal_name": node.name.model_dump() if node and node.name else {"de": a.terminal},
-                    "state": a.state, "level": a.level, "counter": a.counter, "ts": e["ts"],
-                    "event": kind.removeprefix("assist_")}))
+                out.append(
+                    (
+                        EventKind.ASSIST,
+                        {
+                            "seq": e["seq"],
+                            "id": a.id,
+                            "terminal": a.terminal,
+                            "terminal_name": node.name.model_dump()
+                            if node and node.name
+                            else {"de": a.terminal},
+                            "state": a.state,
+                            "level": a.level,
+                            "counter": a.counter,
+                            "ts": e["ts"],
+                            "event": kind.removeprefix("assist_"),
+                        },
+                    )
+                )
             elif kind == "intake_set":
                 is_open, reason = self.intake_open(e["service"])
-                out.append((EventKind.INTAKE, {"seq": e["seq"], "service": e["service"], "open": is_open,
-                                               "reason": reason, "ts": e["ts"]}))
+                out.append(
+                    (
+                        EventKind.INTAKE,
+                        {
+                            "seq": e["seq"],
+                            "service": e["service"],
+                            "open": is_open,
+                            "reason": reason,
+                            "ts": e["ts"],
+                        },
+                    )
+                )
             elif kind.startswith("ticket_"):
                 t = self.state.tickets.get(e.get("ticket") or e.get("id", ""))
                 if t is not None:
-                    out.append((EventKind.TICKET, {"seq": e["seq"], "ticket": t.number, "ticket_id": t.id,
-                                                   "service": t.service, "state": t.state, "ts": e["ts"]}))
+                    out.append(
+                        (
+                            EventKind.TICKET,
+                            {
+                                "seq": e["seq"],
+                                "ticket": t.number,
+                                "ticket_id": t.id,
+                                "service": t.service,
+                                "state": t.state,
+                                "ts": e["ts"],
+                            },
+                        )
+                    )
         return out
-

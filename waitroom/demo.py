@@ -40,8 +40,9 @@ class Child:
 
     def start(self, log_dir: Path) -> None:
         out = open(log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         out.close()
         self.started = time.monotonic()
 
@@ -95,8 +96,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg_path = demo_config(Path(args.config), mqtt_port, data_dir / "office.yaml", args.port)
     cfg = config.load(cfg_path)
 
-    env = dict(os.environ, WAITROOM_DATA_DIR=str(data_dir.resolve()), PYTHONUNBUFFERED="1",
-               GPIOZERO_PIN_FACTORY="mock", PYGAME_HIDE_SUPPORT_PROMPT="1")
+    env = dict(
+        os.environ,
+        WAITROOM_DATA_DIR=str(data_dir.resolve()),
+        PYTHONUNBUFFERED="1",
+        GPIOZERO_PIN_FACTORY="mock",
+        PYGAME_HIDE_SUPPORT_PROMPT="1",
+    )
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         env.setdefault("SDL_VIDEODRIVER", "dummy")
     env.setdefault("SDL_AUDIODRIVER", os.environ.get("SDL_AUDIODRIVER", "dummy" if args.quiet else ""))
@@ -108,11 +114,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for node in cfg.nodes:
         if node.role == "web":
             continue
-        children.append(Child(node.id, [*exe, "node", node.role, *common, "--node", node.id, "--pins", "mock",
-                                        "--simulate"], env))
+        children.append(
+            Child(
+                node.id,
+                [*exe, "node", node.role, *common, "--node", node.id, "--pins", "mock", "--simulate"],
+                env,
+            )
+        )
     web_node = next((n.id for n in cfg.nodes if n.role == "web"), "web")
-    children.append(Child("web", [*exe, "web", *common, "--node", web_node, "--bind", f"127.0.0.1:{args.port}",
-                                  "--demo", "--data-dir", str(data_dir)], env))
+    children.append(
+        Child(
+            "web",
+            [
+                *exe,
+                "web",
+                *common,
+                "--node",
+                web_node,
+                "--bind",
+                f"127.0.0.1:{args.port}",
+                "--demo",
+                "--data-dir",
+                str(data_dir),
+            ],
+            env,
+        )
+    )
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,9 +149,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         time.sleep(0.15)  # staggered: amqtt mishandles many clients connecting in the same instant
     try:
         wait_for_port(args.port, timeout=60)
-        print(f"\n  waitroom demo is running: http://127.0.0.1:{args.port}/  (started in "
-              f"{time.monotonic() - t0:.1f} s)\n  MQTT broker ({args.broker}) on 127.0.0.1:{mqtt_port}; "
-              f"logs in {log_dir}/\n  Ctrl-C stops everything.\n", file=sys.stderr, flush=True)
+        print(
+            f"\n  waitroom demo is running: http://127.0.0.1:{args.port}/  (started in "
+            f"{time.monotonic() - t0:.1f} s)\n  MQTT broker ({args.broker}) on 127.0.0.1:{mqtt_port}; "
+            f"logs in {log_dir}/\n  Ctrl-C stops everything.\n",
+            file=sys.stderr,
+            flush=True,
+        )
     except TimeoutError:
         log.error("the web app did not come up; see %s/web.log", log_dir)
     while not stop.wait(1.0):
@@ -132,12 +163,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if child.proc and child.proc.poll() is not None:
                 code = child.proc.returncode
                 if child.restarts >= 5:
-                    log.error("%s exited (%s) too often; see %s/%s.log", child.name, code, log_dir, child.name)
+                    log.error(
+                        "%s exited (%s) too often; see %s/%s.log", child.name, code, log_dir, child.name
+                    )
                     child.proc = None
                     continue
-                log.warning("%s exited with %s; restarting (see %s/%s.log)", child.name, code, log_dir, child.name)
+                log.warning(
+                    "%s exited with %s; restarting (see %s/%s.log)", child.name, code, log_dir, child.name
+                )
                 child.restarts += 1
-                time.sleep(min(2 ** child.restarts, 10) / 10)
+                time.sleep(min(2**child.restarts, 10) / 10)
                 child.start(log_dir)
     log.info("stopping the demo")
     for child in reversed(children):
@@ -159,10 +194,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", "-c", default=str(config.EXAMPLE_CONFIG), help="office configuration to demo")
     p.add_argument("--port", type=int, default=8080, help="web port (default 8080)")
     p.add_argument("--mqtt-port", type=int, default=1883, help="broker port (a free one if taken)")
-    p.add_argument("--broker", choices=["embedded", "mosquitto"], default="embedded",
-                   help="embedded amqtt (no set-up) or a real mosquitto (must be installed)")
-    p.add_argument("--data-dir", default=os.environ.get("WAITROOM_DATA_DIR", "var/demo"),
-                   help="event log, ticket previews, screenshots and logs (default var/demo)")
+    p.add_argument(
+        "--broker",
+        choices=["embedded", "mosquitto"],
+        default="embedded",
+        help="embedded amqtt (no set-up) or a real mosquitto (must be installed)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("WAITROOM_DATA_DIR", "var/demo"),
+        help="event log, ticket previews, screenshots and logs (default var/demo)",
+    )
     p.add_argument("--fresh", action="store_true", help="start with an empty office (delete the data dir)")
     p.add_argument("--quiet", action="store_true", help="no sound (announcements are still synthesized)")
     p.set_defaults(func=cmd_demo)

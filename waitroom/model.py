@@ -107,8 +107,11 @@ class OfficeState:
 
     # -- queries used by steering, prediction and the snapshot
     def waiting(self, service: str | None = None) -> list[Ticket]:
-        return [t for t in self.tickets.values()
-                if t.state == "waiting" and (service is None or t.service == service)]
+        return [
+            t
+            for t in self.tickets.values()
+            if t.state == "waiting" and (service is None or t.service == service)
+        ]
 
     def ticket(self, ref: str) -> Ticket | None:
         """Find today's ticket by id or by number (case-insensitive, 'A12' == 'A012')."""
@@ -122,8 +125,14 @@ class OfficeState:
         return None
 
     def open_assist(self, terminal: str) -> Assist | None:
-        return next((a for a in self.assists.values()
-                     if a.terminal == terminal and a.state in ("pending", "acknowledged")), None)
+        return next(
+            (
+                a
+                for a in self.assists.values()
+                if a.terminal == terminal and a.state in ("pending", "acknowledged")
+            ),
+            None,
+        )
 
 
 def format_number(prefix: str, n: int) -> str:
@@ -172,7 +181,9 @@ def _day_started(s: OfficeState, e: dict[str, Any]) -> None:
     s.next_number = dict(e["numbers"])
     s.counters = {cid: CounterState(cid, state=st, since=e["ts"]) for cid, st in e["counters"].items()}
     s.assists.clear()
-    s.appointments = {a["code"]: Appointment(a["code"], a["service"], a["slot"]) for a in e.get("appointments", [])}
+    s.appointments = {
+        a["code"]: Appointment(a["code"], a["service"], a["slot"]) for a in e.get("appointments", [])
+    }
     s.calls.clear()
     s.intake.clear()
     s.leases.clear()
@@ -180,9 +191,16 @@ def _day_started(s: OfficeState, e: dict[str, Any]) -> None:
 
 
 def _ticket_issued(s: OfficeState, e: dict[str, Any]) -> None:
-    t = Ticket(id=e["id"], number=e["number"], service=e["service"], issued_at=e.get("arrival", e["ts"]),
-               priority=e.get("priority", False), appointment=e.get("appointment"), origin=e.get("node", ""),
-               offline=e.get("offline", False))
+    t = Ticket(
+        id=e["id"],
+        number=e["number"],
+        service=e["service"],
+        issued_at=e.get("arrival", e["ts"]),
+        priority=e.get("priority", False),
+        appointment=e.get("appointment"),
+        origin=e.get("node", ""),
+        offline=e.get("offline", False),
+    )
     if t.number in s.by_number:
         raise EventError(f"ticket number {t.number} issued twice")
     s.tickets[t.id] = t

@@ -40,8 +40,7 @@ def broker_password(broker: Broker) -> str | None:
 class MqttLink:
     """One MQTT connection of one node (or the controller) of an office."""
 
-    def __init__(self, broker: Broker, office: str, node_id: str, role: Role, *,
-                 password: str | None = None):
+    def __init__(self, broker: Broker, office: str, node_id: str, role: Role, *, password: str | None = None):
         self.broker = broker
         self.topics = Topics(office)
         self.node_id = node_id
@@ -53,8 +52,12 @@ class MqttLink:
         self.on_connect_hooks: list[Callable[[], None]] = []
         self.on_disconnect_hooks: list[Callable[[], None]] = []
         # Client ids must be unique on the broker; the node id is, per office.
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"waitroom-{office}-{node_id}",
-                                  protocol=paho.MQTTv311, clean_session=True)
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"waitroom-{office}-{node_id}",
+            protocol=paho.MQTTv311,
+            clean_session=True,
+        )
         self.client.enable_logger(logging.getLogger("waitroom.paho"))
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(1000)
@@ -63,11 +66,18 @@ class MqttLink:
         if pw is not None:
             self.client.username_pw_set(user, pw)
         if broker.tls is not None:
-            self.client.tls_set(ca_certs=broker.tls.ca, certfile=broker.tls.cert, keyfile=broker.tls.key,
-                                tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        self.client.will_set(self.topics.status(node_id),
-                             contract.encode(contract.status_payload(node_id, role, False, __version__)),
-                             qos=contract.QOS["status"], retain=True)
+            self.client.tls_set(
+                ca_certs=broker.tls.ca,
+                certfile=broker.tls.cert,
+                keyfile=broker.tls.key,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        self.client.will_set(
+            self.topics.status(node_id),
+            contract.encode(contract.status_payload(node_id, role, False, __version__)),
+            qos=contract.QOS["status"],
+            retain=True,
+        )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -85,14 +95,14 @@ class MqttLink:
         """Publish ``offline`` ourselves, then disconnect cleanly."""
         self._stopping = True
         if self.connected.is_set():
-            info = self.client.publish(self.topics.status(self.node_id),
-                                       contract.encode(contract.status_payload(self.node_id, self.role, False,
-                                                                               __version__)),
-                                       qos=1, retain=True)
-            try:
+            info = self.client.publish(
+                self.topics.status(self.node_id),
+                contract.encode(contract.status_payload(self.node_id, self.role, False, __version__)),
+                qos=1,
+                retain=True,
+            )
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                pass
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
@@ -127,8 +137,11 @@ class MqttLink:
             subs = list(self._subs.items())
         for topic_filter, (qos, _) in subs:
             client.subscribe(topic_filter, qos)
-        self.publish(self.topics.status(self.node_id),
-                     contract.status_payload(self.node_id, self.role, True, __version__), "status")
+        self.publish(
+            self.topics.status(self.node_id),
+            contract.status_payload(self.node_id, self.role, True, __version__),
+            "status",
+        )
         self.connected.set()
         for hook in self.on_connect_hooks:
             try:
@@ -148,7 +161,9 @@ class MqttLink:
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         with self._lock:
-            handlers = [h for f, (_, hs) in self._subs.items() if paho.topic_matches_sub(f, msg.topic) for h in hs]
+            handlers = [
+                h for f, (_, hs) in self._subs.items() if paho.topic_matches_sub(f, msg.topic) for h in hs
+            ]
         for handler in handlers:
             try:
                 handler(msg.topic, msg.payload)

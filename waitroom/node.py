@@ -30,8 +30,9 @@ EventHandler = Callable[[EventKind, dict[str, Any]], None]
 class NodeRuntime:
     HEARTBEAT_S = 15.0
 
-    def __init__(self, cfg: Config, node_id: str, *, password: str | None = None,
-                 link: MqttLink | None = None):
+    def __init__(
+        self, cfg: Config, node_id: str, *, password: str | None = None, link: MqttLink | None = None
+    ):
         role = cfg.role_of(node_id)
         if role is None:
             raise ValueError(f"node {node_id!r} is not in the configuration of office {cfg.office.id}")
@@ -87,8 +88,11 @@ class NodeRuntime:
         except contract.ContractError as exc:
             log.warning("ignored bad state message: %s", exc)
             return
-        if self.state is not None and state.get("seq", 0) < self.state.get("seq", 0) and \
-                state.get("day") == self.state.get("day"):
+        if (
+            self.state is not None
+            and state.get("seq", 0) < self.state.get("seq", 0)
+            and state.get("day") == self.state.get("day")
+        ):
             return  # an older snapshot delivered late
         self.state = state
         for h in self._state_handlers:
@@ -116,8 +120,15 @@ class NodeRuntime:
             fut.set_result(reply)
 
     # -- commands
-    def request(self, op: str, args: dict[str, Any] | None = None, *, timeout: float = 2.0, retries: int = 2,
-                request_id: str | None = None) -> dict[str, Any]:
+    def request(
+        self,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float = 2.0,
+        retries: int = 2,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
         """Send a command and wait for its reply's result; raise CommandFailed / RequestTimeout.
 
         Each retry republishes the same request id, so a command that did reach the controller is not
@@ -129,8 +140,15 @@ class NodeRuntime:
             raise CommandFailed(str(err.get("code", "internal")), str(err.get("message", "")))
         return reply.get("result") or {}
 
-    def request_reply(self, op: str, args: dict[str, Any] | None = None, *, timeout: float = 2.0,
-                      retries: int = 2, request_id: str | None = None) -> dict[str, Any]:
+    def request_reply(
+        self,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float = 2.0,
+        retries: int = 2,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
         payload = contract.command(op, args, request_id)
         rid = payload["id"]
         for attempt in range(retries + 1):
@@ -142,8 +160,14 @@ class NodeRuntime:
             try:
                 return fut.result(timeout=timeout)
             except TimeoutError:
-                log.warning("%s %s: no reply within %.1f s (attempt %d of %d)", op, rid, timeout, attempt + 1,
-                            retries + 1)
+                log.warning(
+                    "%s %s: no reply within %.1f s (attempt %d of %d)",
+                    op,
+                    rid,
+                    timeout,
+                    attempt + 1,
+                    retries + 1,
+                )
             finally:
                 with self._lock:
                     self._pending.pop(rid, None)
@@ -158,8 +182,14 @@ class NodeRuntime:
     def publish_health(self) -> None:
         if not self.online and not self.link.connected.is_set():
             return
-        body = {"node": self.node_id, "role": self.role.value, "version": __version__, "ts": round(time.time(), 3),
-                "uptime_s": round(time.time() - self._started), **self.health}
+        body = {
+            "node": self.node_id,
+            "role": self.role.value,
+            "version": __version__,
+            "ts": round(time.time(), 3),
+            "uptime_s": round(time.time() - self._started),
+            **self.health,
+        }
         self.link.publish(self.topics.health(self.node_id), body, "health")
 
     def _heartbeat(self) -> None:

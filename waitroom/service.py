@@ -22,13 +22,21 @@ log = logging.getLogger(__name__)
 
 
 class ControllerService:
-    def __init__(self, cfg: Config, db_path: str, *, clock: Callable[[], float] = time.time,
-                 password: str | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        db_path: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        password: str | None = None,
+    ):
         self.cfg = cfg
         self.store = EventStore(db_path)
         self.office = Office(cfg, self.store, clock=clock)
         self.topics = Topics(cfg.office.id)
-        self.link = MqttLink(cfg.broker, cfg.office.id, CONTROLLER_NODE_ID, Role.CONTROLLER, password=password)
+        self.link = MqttLink(
+            cfg.broker, cfg.office.id, CONTROLLER_NODE_ID, Role.CONTROLLER, password=password
+        )
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None

@@ -54,19 +54,26 @@ class EventStore:
     def last_seq(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
 
-    def commit(self, events: list[dict[str, Any]], reply: tuple[str, str, str, dict[str, Any]] | None) -> None:
+    def commit(
+        self, events: list[dict[str, Any]], reply: tuple[str, str, str, dict[str, Any]] | None
+    ) -> None:
         """Append events (which carry their ``seq``) and a command's reply in one transaction."""
         with self._tx():
             self.db.executemany(
                 "INSERT INTO events (seq, ts, type, data) VALUES (?, ?, ?, ?)",
-                [(e["seq"], e["ts"], e["type"], json.dumps(e, ensure_ascii=False)) for e in events])
+                [(e["seq"], e["ts"], e["type"], json.dumps(e, ensure_ascii=False)) for e in events],
+            )
             if reply is not None:
                 node, rid, digest, body = reply
-                self.db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)",
-                                (node, rid, digest, json.dumps(body, ensure_ascii=False), time.time()))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)",
+                    (node, rid, digest, json.dumps(body, ensure_ascii=False), time.time()),
+                )
 
     def reply_for(self, node: str, rid: str) -> tuple[str, dict[str, Any]] | None:
-        row = self.db.execute("SELECT digest, reply FROM replies WHERE node=? AND rid=?", (node, rid)).fetchone()
+        row = self.db.execute(
+            "SELECT digest, reply FROM replies WHERE node=? AND rid=?", (node, rid)
+        ).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
     def prune_replies(self, older_than: float) -> int:
@@ -80,8 +87,9 @@ class EventStore:
         for (data,) in self.db.execute("SELECT data FROM events WHERE seq >= ? ORDER BY seq", (start,)):
             yield json.loads(data)
 
-    def events(self, since_ts: float = 0.0, until_ts: float = float("inf"),
-               types: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
+    def events(
+        self, since_ts: float = 0.0, until_ts: float = float("inf"), types: tuple[str, ...] | None = None
+    ) -> Iterator[dict[str, Any]]:
         q = "SELECT data FROM events WHERE ts >= ? AND ts < ?"
         args: list[Any] = [since_ts, until_ts if until_ts != float("inf") else 1e18]
         if types:

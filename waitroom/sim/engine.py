@@ -129,7 +129,13 @@ class DaySim:
                 r.outcome = "unserved"
         return DayResult(
             # end: the last service, not the last timer (a pending patience timer is no overtime)
-            self.records, self.busy, self.staffed, self.events, self.last_done, self.intake_changes, p.open,
+            self.records,
+            self.busy,
+            self.staffed,
+            self.events,
+            self.last_done,
+            self.intake_changes,
+            p.open,
             p.close,
         )
 
