@@ -208,7 +208,7 @@ def whatif_office_hours() -> None:
     from waitroom.sim import whatif
 
     office = config.load(config.EXAMPLE_CONFIG)
-    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "mitte-monday.yaml"
+    scenario = Path(__file__).resolve().parents[1] / "waitroom/examples/scenarios/mitte-monday.yaml"
     sets = {
         "current": None,
         "c3-fs": {"skills": {"c3": ["melde", "sonstiges", "fuehrerschein"]}},

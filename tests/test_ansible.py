@@ -350,6 +350,10 @@ def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
         text = (etc / f"systemd/system/{unit}.service").read_text()
         assert f"ExecStart=/opt/waitroom/venv/bin/waitroom {args}" in text, unit
         assert "Restart=always" in text and "User=waitroom" in text
+        if unit == "waitroom-web":
+            assert "Type=simple" in text  # gunicorn does not pet a watchdog
+        else:  # READY=1 and a liveness-checked watchdog (waitroom/systemd.py, tests/test_systemd.py)
+            assert "Type=notify" in text and "WatchdogSec=60" in text
         assert (wants / f"{unit}.service").is_symlink(), f"{unit} not enabled"
         env = etc / f"waitroom/{unit}.env"
         assert oct(env.stat().st_mode & 0o777) == "0o640"

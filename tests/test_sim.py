@@ -19,7 +19,7 @@ from waitroom.sim.evaluate import summarize
 from waitroom.sim.reference import ciw_waits, erlang_c, mmc_office, mmc_plans
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIO = ROOT / "scenarios" / "mitte-monday.yaml"
+SCENARIO = ROOT / "waitroom" / "examples" / "scenarios" / "mitte-monday.yaml"
 BANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "anonymous-bank-1999-02.tsv"
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.web_helpers import PASSWORD, csrf_token, login, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ROOT / "scenarios"
+SCENARIOS = ROOT / "waitroom" / "examples" / "scenarios"
 C3_WITH_FS = ["melde", "sonstiges", "fuehrerschein"]  # c3 also takes driving licences
 
 

@@ -54,13 +54,18 @@ def data_dir(args: argparse.Namespace) -> Path:
     return config.data_dir(getattr(args, "data_dir", None))
 
 
-def wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
+def wait_for_signal(alive: Callable[[], bool] | None = None) -> None:
+    """Tell systemd we are ready, pet its watchdog while ``alive()`` holds, return on SIGINT or SIGTERM."""
+    from waitroom.systemd import Watchdog
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    dog = Watchdog(alive)
+    dog.ready()
     while not stop.wait(0.5):
-        pass
+        dog.poll()
+    dog.stopping()
 
 
 def add_config_arg(p: argparse.ArgumentParser) -> None:
@@ -97,7 +102,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
             "broker %s:%d not reachable yet; retrying in the background", cfg.broker.host, cfg.broker.port
         )
     log.info("controller for office %s running (event log %s)", cfg.office.id, db)
-    wait_for_signal()
+    wait_for_signal(svc.alive)
     svc.stop()
     log.info("controller stopped")
     return 0
@@ -130,7 +135,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     runtime.start(wait=args.wait)
     instance.start()
     log.info("%s node %s running", args.role, node.id)
-    wait_for_signal()
+    wait_for_signal(runtime.alive)
     instance.stop()
     runtime.stop()
     return 0

@@ -350,9 +350,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "web.whatif.own_scenario": {"de": "Eigenes Szenario (YAML)", "en": "Own scenario (YAML)"},
     "web.whatif.own_help": {
         "de": "Eingefügtes YAML ersetzt die Auswahl oben (Aufbau wie "
-        "scenarios/mitte-monday.yaml). Dauerhaft: Datei in {folder} ablegen.",
+        "waitroom/examples/scenarios/mitte-monday.yaml). Dauerhaft: Datei in {folder} ablegen.",
         "en": "Pasted YAML replaces the choice above (laid out like "
-        "scenarios/mitte-monday.yaml). To keep it: put the file into {folder}.",
+        "waitroom/examples/scenarios/mitte-monday.yaml). To keep it: put the file into {folder}.",
     },
     "web.whatif.replications": {"de": "Simulierte Tage je Regelwerk", "en": "Simulated days per rule set"},
     "web.whatif.seed": {"de": "Startwert (Zufall)", "en": "Random seed"},

@@ -107,6 +107,11 @@ class MqttLink:
         self.client.loop_stop()
         self.connected.clear()
 
+    def client_thread_alive(self) -> bool:
+        """The paho network thread runs (it reconnects by itself; if it died, nothing would)."""
+        thread = getattr(self.client, "_thread", None)
+        return thread is not None and thread.is_alive()
+
     # -- messaging
     def publish(self, topic: str, payload: dict[str, Any] | bytes, kind: str) -> None:
         """Publish with the contract's QoS and retain flag for this message kind."""

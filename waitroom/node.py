@@ -66,6 +66,10 @@ class NodeRuntime:
         self._stop.set()
         self.link.stop()
 
+    def alive(self) -> bool:
+        """Liveness for the systemd watchdog: the MQTT network thread and the heartbeat thread run."""
+        return self.link.client_thread_alive() and self._hb is not None and self._hb.is_alive()
+
     @property
     def online(self) -> bool:
         return self.link.connected.is_set()

@@ -40,6 +40,7 @@ class ControllerService:
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.last_tick = time.monotonic()
         self.link.on_connect_hooks.append(self._republish)
 
     def start(self, wait: float = 10.0) -> bool:
@@ -66,8 +67,13 @@ class ControllerService:
             outcome = self.office.handle(node_id, payload)
             self._publish(node_id, outcome)
 
+    def alive(self) -> bool:
+        """Liveness for the systemd watchdog: the tick loop (which takes the command lock) ran recently."""
+        return time.monotonic() - self.last_tick < 30 and self.link.client_thread_alive()
+
     def _tick_loop(self) -> None:
         while not self._stop.wait(1.0):
+            self.last_tick = time.monotonic()
             with self.lock:
                 outcome = self.office.tick()
                 if outcome.changed:

@@ -9,20 +9,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from waitroom.config import EXAMPLE_CONFIG
 from waitroom.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+BUNDLED = EXAMPLE_CONFIG.parent / "scenarios"
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "simulate",
         help="what-if: simulate office days with the real steering rules and predictor",
-        description="Simulate a scenario (YAML, see scenarios/) under the office's rules and the scenario's "
-        "rule sets, or replay a recorded anonymous-bank log (.tsv); print the figures and write a report "
-        "(report.json, PNG charts, index.html).",
+        description="Simulate a scenario (YAML, see waitroom/examples/scenarios/) under the office's rules "
+        "and the scenario's rule sets, or replay a recorded anonymous-bank log (.tsv); print the figures and "
+        "write a report (report.json, PNG charts, index.html).",
     )
-    p.add_argument("scenario", help="scenario YAML file, or an anonymous-bank .tsv log to replay")
+    p.add_argument(
+        "scenario",
+        help="scenario YAML file or the name of a bundled one (mitte-monday), or an anonymous-bank .tsv log",
+    )
     p.add_argument(
         "--replications", "-r", type=int, help="simulated days per rule set (default: the scenario's)"
     )
@@ -107,6 +113,14 @@ def _print(report: dict[str, Any]) -> None:
         )
 
 
+def bundled(name: str) -> str:
+    """A scenario file, or the name of a bundled one (``mitte-monday`` -> waitroom/examples/scenarios/...)."""
+    if Path(name).exists():
+        return name
+    candidate = BUNDLED / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return str(candidate) if candidate.exists() else name
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from waitroom.sim import whatif
     from waitroom.sim.report import write
@@ -116,7 +130,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.scenario.endswith(".tsv"):
             report = _replay(args.scenario, args)
         else:
-            sc, cfg = load(args.scenario)
+            sc, cfg = load(bundled(args.scenario))
             sets: dict[str, Any] | None = None
             if args.rule_sets:
                 known = {"current": None, **sc.rule_sets}

@@ -34,7 +34,7 @@ import yaml
 from flask import Blueprint, current_app, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
-from waitroom.config import Config
+from waitroom.config import EXAMPLE_CONFIG, Config
 from waitroom.errors import ConfigError, WaitroomError
 from waitroom.web.common import cfg, current_user, json_error, lang, login_required, tr
 from waitroom.web.stats import PALETTE
@@ -51,7 +51,7 @@ MAX_SEED = 2**31 - 1
 MAX_CITIZENS_PER_DAY = 3000  # a large Bürgerbüro sees ~1,000; beyond this a pasted scenario is a mistake
 MAX_NAME = 40
 DEFAULT_BUDGET_S = 8.0  # simulation time per request; WAITROOM_WHATIF_SECONDS overrides
-BUNDLED_SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"  # a source checkout
+BUNDLED_SCENARIOS = EXAMPLE_CONFIG.parent / "scenarios"  # installed with the package
 
 SCENARIO_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 # one simulation at a time: it is CPU-bound and shares the worker process with the live streams
