@@ -329,3 +329,12 @@ def test_snapshot_and_public_payloads(office):
     assert set(pub) == {"v", "office", "name", "ts", "services"}
     assert "waiting" not in pub and "calls" not in pub  # no ticket list in the public part
     assert pub["services"][0]["waiting"] == 1
+
+
+def test_stored_replies_are_pruned_after_two_days(office, clock):
+    cmd(office, "disp-1", "ticket.issue", rid="old-1", service="pass")
+    assert office.store.reply_for("disp-1", "old-1") is not None
+    clock.t += 3 * 86400
+    office.tick()
+    assert office.store.reply_for("disp-1", "old-1") is None
+    assert office.store.last_seq() >= 2  # the events stay

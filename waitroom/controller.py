@@ -73,6 +73,7 @@ class Office:
         self._pending: list[dict[str, Any]] = []
         self._forecast: Forecast | None = None
         self._forecast_key: tuple[int, int, int] | None = None
+        self._pruned_at = 0.0
         self.rebuild()
 
     # ------------------------------------------------------------------------------------ state
@@ -183,7 +184,7 @@ class Office:
             kept = [e for e in events if e["type"] == "day_started"]
             dropped, events = len(kept) < len(events), kept
         try:
-            self.store.commit(events, (node_id, cmd.id, digest, reply))
+            self.store.commit(events, (node_id, cmd.id, digest, reply), now=self.clock())
         except Exception:
             log.exception("could not write the event log; %s from %s not done", cmd.op.name, node_id)
             self.rebuild()
@@ -194,11 +195,20 @@ class Office:
             getattr(self.predictor, "observe", lambda _: None)(events)  # learn service times
         return Outcome(reply, events)
 
+    def prune(self) -> None:
+        """Forget replies older than two days (a retry comes within seconds; the log keeps every event)."""
+        if self.clock() - self._pruned_at >= 3600:
+            self._pruned_at = self.clock()
+            n = self.store.prune_replies(self.clock() - REPLY_KEEP_S)
+            if n:
+                log.info("pruned %d stored replies older than %d days", n, REPLY_KEEP_S // 86400)
+
     def tick(self) -> Outcome:
         """Time-driven changes: a new day, assistance escalation. Call about once a second."""
         self._pending = []
         now = self.clock()
         try:
+            self.prune()
             self._ensure_day()
             levels = self.cfg.controller.assist_escalate_s
             for a in list(self.state.assists.values()):

@@ -55,9 +55,13 @@ class EventStore:
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
 
     def commit(
-        self, events: list[dict[str, Any]], reply: tuple[str, str, str, dict[str, Any]] | None
+        self,
+        events: list[dict[str, Any]],
+        reply: tuple[str, str, str, dict[str, Any]] | None,
+        now: float | None = None,
     ) -> None:
-        """Append events (which carry their ``seq``) and a command's reply in one transaction."""
+        """Append events (which carry their ``seq``) and a command's reply (stored at ``now``) in one
+        transaction."""
         with self._tx():
             self.db.executemany(
                 "INSERT INTO events (seq, ts, type, data) VALUES (?, ?, ?, ?)",
@@ -67,7 +71,7 @@ class EventStore:
                 node, rid, digest, body = reply
                 self.db.execute(
                     "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)",
-                    (node, rid, digest, json.dumps(body, ensure_ascii=False), time.time()),
+                    (node, rid, digest, json.dumps(body, ensure_ascii=False), now or time.time()),
                 )
 
     def reply_for(self, node: str, rid: str) -> tuple[str, dict[str, Any]] | None:
