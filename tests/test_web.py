@@ -116,6 +116,9 @@ def test_staff_calls_next_and_finishes(app, staff, node):
     wait_for(lambda: live.state()["counters"][0]["serving"])
     page = staff.get("/staff/c1/panel").get_data(as_text=True)
     assert 'id="serving-number">A001<' in page
+    # the steering decision is explained to staff
+    reason = live.state()["counters"][0]["serving"]["reason"]
+    assert reason and f'id="serving-why">Aufgerufen, weil: {reason}<' in page
     r = post(staff, "/staff/c1/recall", follow_redirects=True)
     assert "A001 aufgerufen" in r.get_data(as_text=True)
     r = post(staff, "/staff/c1/served", follow_redirects=True)

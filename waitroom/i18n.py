@@ -190,6 +190,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "web.staff.change": {"de": "wechseln", "en": "change"},
     "web.staff.now": {"de": "Aktuell", "en": "Now"},
     "web.staff.serving": {"de": "Aufgerufen", "en": "Serving"},
+    "web.staff.why": {"de": "Aufgerufen, weil", "en": "Called because"},
     "web.staff.nobody": {"de": "Keine Nummer aufgerufen", "en": "No number called"},
     "web.staff.waiting": {"de": "Warteschlange", "en": "Queue"},
     "web.staff.none_waiting": {"de": "Niemand wartet.", "en": "Nobody is waiting."},
