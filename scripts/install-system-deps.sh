@@ -30,7 +30,10 @@ if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null && sudo -
   echo "waitroom: these Debian packages are missing and I cannot install them without root:" >&2
   echo "  sudo apt-get install -y ${missing[*]}" >&2
   [ "$DEMO" -eq 1 ] && { echo "(the demo runs without them, but the display stays silent)" >&2; exit 0; }
-  exit 1
+  # In CI a missing package is an error; on a developer machine the tests that need it skip with this hint.
+  [ "${CI:-}" = "true" ] && exit 1
+  echo "(tests that need them will be skipped with the same hint)" >&2
+  exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
