@@ -301,7 +301,7 @@ class Office:
 
     def _auto_intake(self, now: float) -> None:
         """Annahmeschluss: stop or reopen walk-in intake when the predicted completion crosses closing."""
-        fc = self.predictor.forecast(self.state, self.cfg, self.selector, now)
+        fc = self.forecast()  # cached per state change and 30 s, so the 1 s tick stays cheap
         for svc in self.cfg.services:
             change = (
                 intake_decision(self.cfg, fc, svc.id, now, self.state.intake.get(svc.id))
