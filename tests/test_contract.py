@@ -96,7 +96,7 @@ def test_a_client_from_the_docs_pulls_a_ticket_and_a_counter_calls_it(cfg, doc_c
     number = reply["result"]["ticket"]["number"]
 
     reply = counter.send("esp32-2", "counter.call_next", counter="c1")
-    assert reply == {"id": "esp32-2", "ok": True, "result": reply["result"]}
+    assert reply == {"id": "esp32-2", "ok": True, "result": reply["result"], "seq": reply["seq"]}
     assert reply["result"]["call"]["ticket"] == number
     call = counter.wait(f"{base}/event/call")
     assert call["ticket"] == number and call["counter_name"]["de"] == "Schalter 1"

@@ -312,6 +312,7 @@ def test_state_is_rebuilt_exactly_from_the_log(cfg, tmp_path, clock):
     ok(office, "counter-4", "counter.pause", counter="c4", reason="Pause")
     ok(office, "sb-1", "assist.request", terminal="sb-1")
     ok(office, "web", "intake.set", service="melde", open=False, reason="voll")
+    office.refresh_forecast()  # the summary shows the last full forecast, refreshed off the command path
     before = json.dumps(office.snapshot(), sort_keys=True)
     office.store.close()
     rebuilt = Office(cfg, EventStore(path), clock=clock)
@@ -324,7 +325,9 @@ def test_snapshot_and_public_payloads(office):
     snap = office.snapshot()
     assert snap["office"] == "mitte" and snap["seq"] == office.state.seq
     assert [s["id"] for s in snap["services"]] == ["pass", "melde", "fuehrerschein", "sonstiges"]
-    assert snap["waiting"][0]["ticket"] == "A001"
+    assert "waiting" not in snap and snap["services"][0]["waiting"] == 1  # counts, never the ticket list
+    page = office.queue_page("pass")
+    assert page["total"] == 1 and page["tickets"][0]["ticket"] == "A001" and page["seq"] == snap["seq"]
     pub = office.public(snap)
     assert set(pub) == {"v", "office", "name", "ts", "services"}
     assert "waiting" not in pub and "calls" not in pub  # no ticket list in the public part

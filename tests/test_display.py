@@ -17,6 +17,7 @@ from displays.board import Board
 from displays.node import DisplayNode
 from displays.render import Renderer
 from waitroom.errors import ConfigError
+from waitroom.view import with_static
 
 pygame.font.init()
 
@@ -49,7 +50,7 @@ def save(surf: pygame.Surface, artifacts: Path, name: str) -> Path:
 
 def office_state(controller) -> dict:
     with controller.lock:
-        return controller.office.snapshot()
+        return with_static(controller.office.snapshot(), controller.cfg)
 
 
 def make_node(cfg, runtime, **display):

@@ -84,7 +84,9 @@ def test_reconnect_after_broker_restart_rebuilds_from_retained_state(fresh_broke
             late = NodeRuntime(cfg, "display-1")
             late.start()
             try:
-                assert wait_until(lambda: late.state is not None and len(late.state["waiting"]) == 2)
+                assert wait_until(
+                    lambda: late.state is not None and late.state["services"][0]["waiting"] == 2
+                )
             finally:
                 late.stop()
         finally:

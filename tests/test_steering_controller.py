@@ -26,7 +26,7 @@ def test_controller_explains_calls_and_stops_intake_by_prediction():
         run(o, "disp-1", "ticket.issue", service="fuehrerschein")
     call = run(o, "counter-4", "counter.call_next", counter="c4")["call"]
     assert call["reason"].startswith("am längsten wartend")
-    assert o.snapshot()["counters"][3]["serving"]["reason"] == call["reason"]
+    assert o.counter_detail("c4")["serving"]["reason"] == call["reason"]
     for _ in range(3):  # c4 and c5 (closed) serve Führerschein: 12 minutes each, one counter
         run(o, "disp-1", "ticket.issue", service="fuehrerschein")
     out = o.tick()

@@ -268,6 +268,7 @@ def test_public_waits_and_api(app, anon, node):
     data = anon.get("/api/public").json
     svc = data["offices"][0]["services"][0]
     assert svc["id"] == "pass" and svc["waiting"] == 1 and isinstance(svc["eta_min"], int)
+    wait_for(lambda: live.state()["waiting"])  # the queue page follows the summary within a second
     state = anon.get("/api/state").json
     assert state["waiting"][0]["ticket"] == "A001" and "id" not in state["waiting"][0]
     assert anon.get("/").headers["Location"].endswith("/waiting")

@@ -120,7 +120,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     try:
         node = cfg.node(args.node)
-    except StopIteration:
+    except KeyError:
         print(
             f"{args.config}: no node {args.node!r} (nodes: {', '.join(n.id for n in cfg.nodes)})",
             file=sys.stderr,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -327,31 +328,51 @@ class Config(Strict):
     printer: dict[str, Any] = Field(default_factory=dict, description="ticket printer settings")
     web: dict[str, Any] = Field(default_factory=dict, description="web app settings")
 
-    # -- look-ups
+    # -- look-ups (indexed once: the controller asks on every command)
+    @property
+    def _index(self) -> _Index:
+        key = (id(self.services), id(self.counters), id(self.nodes))
+        idx = self.__dict__.get("_lookup")
+        if idx is None or idx.key != key:  # first use, or a model_copy with other lists
+            idx = _Index(
+                key=key,
+                services={s.id: s for s in self.services},
+                counters={c.id: c for c in self.counters},
+                nodes={n.id: n for n in self.nodes},
+            )
+            self.__dict__["_lookup"] = idx
+        return idx
+
     def service(self, sid: str) -> Service:
-        return next(s for s in self.services if s.id == sid)
+        return self._index.services[sid]
 
     def counter(self, cid: str) -> Counter:
-        return next(c for c in self.counters if c.id == cid)
+        return self._index.counters[cid]
 
     def node(self, nid: str) -> Node:
-        return next(n for n in self.nodes if n.id == nid)
+        return self._index.nodes[nid]
 
     @property
-    def service_ids(self) -> set[str]:
-        return {s.id for s in self.services}
+    def service_ids(self) -> frozenset[str]:
+        return self._index.services.keys()  # type: ignore[return-value]
 
     @property
-    def counter_ids(self) -> set[str]:
-        return {c.id for c in self.counters}
+    def counter_ids(self) -> frozenset[str]:
+        return self._index.counters.keys()  # type: ignore[return-value]
 
     def role_of(self, node_id: str) -> Role | None:
         if node_id == "controller":
             return Role.CONTROLLER
-        for n in self.nodes:
-            if n.id == node_id:
-                return Role(n.role)
-        return None
+        n = self._index.nodes.get(node_id)
+        return None if n is None else Role(n.role)
+
+
+@dataclass(frozen=True)
+class _Index:
+    key: tuple[int, int, int]
+    services: dict[str, Service]
+    counters: dict[str, Counter]
+    nodes: dict[str, Node]
 
 
 def _cross_check(cfg: Config) -> list[str]:

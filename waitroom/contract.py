@@ -5,7 +5,9 @@ the broker ACL generator and the documentation (docs/mqtt-contract.md) all take 
 
 Topic tree (plain MQTT 3.1.1, JSON payloads, UTF-8)::
 
-    waitroom/v1/<office>/state                       retained office snapshot     controller -> all
+    waitroom/v1/<office>/state                       retained office summary      controller -> all
+    waitroom/v1/<office>/queue/<service>             retained ticket list page    controller -> web
+    waitroom/v1/<office>/counter/<counter>           retained counter detail      controller -> web
     waitroom/v1/<office>/public                      retained public waits        controller -> all, bridged
     waitroom/v1/<office>/event/<kind>                call / assist / intake       controller -> all
     waitroom/v1/<office>/node/<node>/status          retained online/offline      node (will) -> all
@@ -31,6 +33,15 @@ from typing import Any
 CONTRACT_VERSION = 1
 ROOT = f"waitroom/v{CONTRACT_VERSION}"
 MAX_PAYLOAD_BYTES = 16 * 1024
+# Size bounds of what the controller publishes (docs/mqtt-contract.md, "Message sizes"); none depends on the
+# length of the queue. The summary holds at most SUMMARY_CALLS calls and SUMMARY_ASSISTS open requests; a
+# queue page the first QUEUE_PAGE tickets of a service in call order and the last QUEUE_PARKED parked ones.
+SUMMARY_CALLS = 10
+SUMMARY_ASSISTS = 10
+QUEUE_PAGE = 100
+QUEUE_PARKED = 20
+STATE_BOUND_BYTES = 8 * 1024  # for up to 20 services and 40 counters with ids of up to 8 characters
+QUEUE_BOUND_BYTES = 16 * 1024
 ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 CONTROLLER_NODE_ID = "controller"
@@ -126,7 +137,7 @@ OPS: dict[str, Op] = {
             {
                 "service": "[id] service id",
                 "priority": "[bool] priority ticket (counted)",
-                "lang": "[de|en] ticket language",
+                "lang": "[str] the citizen's language (a code of waitroom.i18n.LANGUAGES, default de)",
             },
             ("service",),
             "Issue a walk-in ticket for a service.",
@@ -334,9 +345,22 @@ OPS: dict[str, Op] = {
 ROLE_OPS: dict[Role, list[str]] = {r: sorted(n for n, op in OPS.items() if r in op.roles) for r in Role}
 
 # QoS and retain per message type.
-QOS = {"state": 1, "public": 1, "event": 1, "status": 1, "health": 0, "cmd": 1, "reply": 1, "sim": 0}
+QOS = {
+    "state": 1,
+    "queue": 1,
+    "counter": 1,
+    "public": 1,
+    "event": 1,
+    "status": 1,
+    "health": 0,
+    "cmd": 1,
+    "reply": 1,
+    "sim": 0,
+}
 RETAIN = {
     "state": True,
+    "queue": True,
+    "counter": True,
     "public": True,
     "event": False,
     "status": True,
@@ -381,6 +405,14 @@ class Topics:
 
     def state(self) -> str:
         return f"{self.base}/state"
+
+    def queue(self, service: str) -> str:
+        """A service's ticket list page; ``queue("+")`` subscribes to all of them."""
+        return f"{self.base}/queue/{service if service == '+' else check_id(service, 'service id')}"
+
+    def counter(self, counter: str) -> str:
+        """A counter's detail; ``counter("+")`` subscribes to all of them."""
+        return f"{self.base}/counter/{counter if counter == '+' else check_id(counter, 'counter id')}"
 
     def public(self) -> str:
         return f"{self.base}/public"
@@ -448,6 +480,11 @@ def validate_subscribe_filter(topic: str) -> str:
 
 # --------------------------------------------------------------------------------------------- payloads
 def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def canonical(payload: dict[str, Any]) -> bytes:
+    """The same JSON with sorted keys: equal content gives equal bytes (request digests)."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -557,6 +594,8 @@ def acl_rules(office: str) -> list[tuple[Role, str, str]]:
         if role is Role.WEB:
             # The web app shows node health and drives the demo's virtual buttons.
             entries += [
+                ("read", t.queue("+")),
+                ("read", t.counter("+")),
                 ("read", t.all_nodes("status")),
                 ("read", t.all_nodes("health")),
                 ("write", t.all_nodes("sim")),

@@ -36,6 +36,8 @@ def generate() -> str:
     ]
     rows = [
         (t.state(), "state", "controller"),
+        (t.queue("pass"), "queue", "controller"),
+        (t.counter("c1"), "counter", "controller"),
         (t.public(), "public", "controller"),
         (t.event("call"), "event", "controller"),
         (t.event("assist"), "event", "controller"),
@@ -53,6 +55,14 @@ def generate() -> str:
         "",
         f"Payload limit: {contract.MAX_PAYLOAD_BYTES} bytes. Ids: `{contract.ID_RE.pattern}`. "
         f"Request ids: `{contract.REQUEST_ID_RE.pattern}`.",
+        "",
+        "Size bounds of what the controller publishes (none depends on the length of the queue): "
+        f"`state` <= {contract.STATE_BOUND_BYTES} bytes for up to 20 services and 40 counters with ids of up "
+        f"to 8 characters (at most {contract.SUMMARY_CALLS} calls, {contract.SUMMARY_ASSISTS} open "
+        f"assistance requests, reasons cut to 40 characters); `queue/<service>` <= "
+        f"{contract.QUEUE_BOUND_BYTES} bytes (the first {contract.QUEUE_PAGE} tickets in call order, the "
+        f"last {contract.QUEUE_PARKED} parked); `counter/<id>` <= 1024 bytes; events and replies <= 1024 "
+        "bytes.",
         "",
         "### Operations",
         "",

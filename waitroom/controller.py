@@ -19,6 +19,7 @@ from typing import Any
 from waitroom import contract
 from waitroom.config import Config
 from waitroom.contract import Command, ContractError, ErrorCode, EventKind, Role
+from waitroom.i18n import LANGUAGES
 from waitroom.model import OfficeState, Ticket, apply, format_number
 from waitroom.predict import Forecast, Predictor, WaitPredictor, intake_decision
 from waitroom.steering import RuleSelector, Selector
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 
 MAX_LEASE = 200
 REPLY_KEEP_S = 2 * 86400
+SUMMARY_TEXT = 40  # characters of a pause or intake reason in the summary (the detail topics carry all)
+
+
+def _minutes(sec: float | None) -> int | None:
+    return None if sec is None or sec == float("inf") else round(sec / 60)
 
 
 class OpError(Exception):
@@ -52,6 +58,16 @@ class Outcome:
         return bool(self.events)
 
 
+@dataclass
+class _Batch:
+    """Commands decided but not yet committed (group commit)."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    pending: list[Outcome] = field(default_factory=list)  # decided since the last flush
+    events: list[dict[str, Any]] = field(default_factory=list)
+    replies: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+
+
 class Office:
     def __init__(
         self,
@@ -72,8 +88,17 @@ class Office:
         self.state = OfficeState()
         self._pending: list[dict[str, Any]] = []
         self._forecast: Forecast | None = None
-        self._forecast_key: tuple[int, int, int] | None = None
+        self._forecast_at = 0.0  # monotonic time of the last full forecast
+        self._forecast_seq = -1  # state seq it was computed for
+        self._fresh: dict[str, int] = {}  # ticket id -> how many of its service were issued before it,
+        self._fresh_n: dict[str, int] = {}  # since the last full forecast (service -> count)
+        self.forecast_cost = 0.0  # seconds the last full forecast took
+        self.dirty_services: set[str] = set()  # services whose queue page changed since it was published
+        self.eta_dirty = False  # the expected waits on the queue pages moved (a new forecast)
+        self.dirty_counters: set[str] = set()  # counters whose detail changed since it was published
+        self._batch: _Batch | None = None
         self._pruned_at = 0.0
+        self._reply_keys = store.reply_keys()  # no SQLite look-up for a request id never seen
         self.rebuild()
 
     # ------------------------------------------------------------------------------------ state
@@ -85,6 +110,10 @@ class Office:
             apply(self.state, event)
             n += 1
         self._forecast = None
+        self._fresh.clear()
+        self._fresh_n.clear()
+        self.dirty_services.update(self.cfg.service_ids)
+        self.dirty_counters.update(self.cfg.counter_ids)
         log.info(
             "state rebuilt from %d events (seq %d, day %s, %d tickets)",
             n,
@@ -97,7 +126,26 @@ class Office:
         event = {"type": type_, "ts": round(self.clock(), 3), "seq": self.state.seq + 1, **data}
         apply(self.state, event)
         self._pending.append(event)
+        self._touch(event)
         return event
+
+    def _touch(self, event: dict[str, Any]) -> None:
+        """Note which queue pages an event changes (they are published coalesced)."""
+        if "counter" in event:
+            self.dirty_counters.add(event["counter"])
+        tid = event.get("ticket") or (event.get("id") if event["type"] == "ticket_issued" else None)
+        t = self.state.tickets.get(tid) if tid else None
+        if t is not None:
+            self.dirty_services.add(t.service)
+            if event["type"] == "ticket_issued":
+                n = self._fresh_n.get(t.service, 0)
+                self._fresh[t.id] = n
+                self._fresh_n[t.service] = n + 1
+            elif event["type"] == "ticket_transferred":
+                self.dirty_services.update(self.cfg.service_ids)
+        elif event["type"] == "day_started":
+            self.dirty_services.update(self.cfg.service_ids)
+            self.dirty_counters.update(self.cfg.counter_ids)
 
     def _ensure_day(self) -> None:
         today = self.cfg.office.today(self.clock())
@@ -115,20 +163,80 @@ class Office:
                 ],
             )
 
-    FORECAST_REFRESH_S = 30.0
+    FORECAST_MIN_S = 0.25  # a full forecast at most this often (coalesced over commands)
+    FORECAST_REFRESH_S = 30.0  # and at least this often while the queue waits (times move on)
 
     def forecast(self) -> Forecast:
-        """The waiting-time forecast, computed once per state change (and refreshed every 30 s of waiting)."""
-        now = self.clock()
-        key = (self.state.seq, len(self._pending), int(now // self.FORECAST_REFRESH_S))
-        if self._forecast is None or self._forecast_key != key:
-            self._forecast = self.predictor.forecast(self.state, self.cfg, self.selector, now)
-            self._forecast_key = key
+        """The last full waiting-time forecast. Never computed on a command's path once one exists: the
+        service refreshes it coalesced (``forecast_due``/``refresh_forecast``)."""
+        if self._forecast is None:
+            self.refresh_forecast()
+        assert self._forecast is not None
         return self._forecast
+
+    def forecast_due(self, mono: float | None = None) -> float:
+        """Seconds until the forecast should be refreshed (0: now)."""
+        mono = time.monotonic() if mono is None else mono
+        age = mono - self._forecast_at
+        if self._forecast is None:
+            return 0.0
+        if self._forecast_seq != self.state.seq:
+            # at least FORECAST_MIN_S apart, and never more than ~5 % of the time
+            return max(max(self.FORECAST_MIN_S, 20 * self.forecast_cost) - age, 0.0)
+        return max(self.FORECAST_REFRESH_S - age, 0.0)
+
+    def refresh_forecast(self) -> Forecast:
+        t0 = time.monotonic()
+        self._forecast = self.predictor.forecast(self.state, self.cfg, self.selector, self.clock())
+        self.forecast_cost = time.monotonic() - t0
+        self._forecast_at, self._forecast_seq = t0, self.state.seq
+        self._fresh.clear()
+        self._fresh_n.clear()
+        self.eta_dirty = True  # the expected waits on the pages moved
+        return self._forecast
+
+    def eta_s(self, t: Ticket) -> float:
+        """Expected seconds until ``t`` is called, from the last forecast; O(log n)."""
+        fc = self.forecast()
+        if t.id in self._fresh:  # issued after the forecast: behind everybody it knew
+            base = fc.new_ticket_eta(t.service, self._fresh[t.id])
+        else:
+            base = fc.eta(self.state, t)
+        if base == float("inf"):
+            return base
+        return max(base - (self.clock() - fc.now), 0.0)
 
     # ------------------------------------------------------------------------------------ commands
     def handle(self, node_id: str, raw: bytes) -> Outcome:
-        """Validate and execute one command from ``node_id``. Never raises for bad input."""
+        """Validate, execute and commit one command from ``node_id``. Never raises for bad input."""
+        return self.handle_batch([(node_id, raw)])[0]
+
+    def handle_batch(self, items: list[tuple[str, bytes]]) -> list[Outcome]:
+        """Decide every command in order, then commit all of them in one transaction (group commit).
+
+        Nothing of the batch may be published before this returns: the replies and events are durable then.
+        A command that needs the state rebuilt (an internal error) first commits the commands before it.
+        """
+        self._batch = _Batch()
+        try:
+            for node_id, raw in items:
+                self._batch.outcomes.append(self._decide(node_id, raw))
+            self._flush()
+            return self._batch.outcomes
+        finally:
+            self._batch = None
+
+    def execute(self, node_id: str, role: Role, cmd: Command) -> Outcome:
+        """Execute and commit one parsed command (tests, tools)."""
+        self._batch = _Batch()
+        try:
+            self._batch.outcomes.append(self._run(node_id, role, cmd))
+            self._flush()
+            return self._batch.outcomes[0]
+        finally:
+            self._batch = None
+
+    def _decide(self, node_id: str, raw: bytes) -> Outcome:
         rid: str | None = None
         try:
             role = self.cfg.role_of(node_id)
@@ -142,11 +250,16 @@ class Office:
         except ContractError as exc:
             log.warning("rejected command from %s: %s %s", node_id, exc.code.value, exc.message)
             return Outcome(contract.error_reply(rid, exc.code, exc.message))
-        return self.execute(node_id, role, cmd)
+        return self._run(node_id, role, cmd)
 
-    def execute(self, node_id: str, role: Role, cmd: Command) -> Outcome:
-        digest = hashlib.sha256(contract.encode({"op": cmd.op.name, "args": cmd.args})).hexdigest()[:32]
-        seen = self.store.reply_for(node_id, cmd.id)
+    def _run(self, node_id: str, role: Role, cmd: Command) -> Outcome:
+        batch = self._batch
+        assert batch is not None
+        digest = hashlib.sha256(contract.canonical({"op": cmd.op.name, "args": cmd.args})).hexdigest()[:32]
+        key = (node_id, cmd.id)
+        seen = batch.replies.get(key) or (
+            self.store.reply_for(node_id, cmd.id) if key in self._reply_keys else None
+        )
         if seen is not None:
             old_digest, reply = seen
             if old_digest != digest:
@@ -157,6 +270,7 @@ class Office:
             return Outcome(reply)
         self._pending = []
         keep = True
+        rebuild = False
         try:
             self._ensure_day()
             handler = getattr(self, "op_" + cmd.op.name.replace(".", "_"))
@@ -168,32 +282,55 @@ class Office:
             log.info("%s %s from %s refused: %s", cmd.op.name, cmd.id, node_id, exc.message)
         except (TypeError, ValueError, KeyError) as exc:
             reply = contract.error_reply(cmd.id, ErrorCode.BAD_REQUEST, f"{cmd.op.name}: {exc}")
-            self._pending = []
-            self.rebuild()
+            keep, rebuild = False, True
         except Exception:
             log.exception("internal error in %s from %s", cmd.op.name, node_id)
             self._pending = []
-            self.rebuild()
+            self._flush(rebuild=True)
             return Outcome(
                 contract.error_reply(cmd.id, ErrorCode.INTERNAL, "internal error; nothing changed")
             )
         events, self._pending = self._pending, []
-        dropped = False
         if not keep and events:
             # A refused operation may have started the day; keep that event but nothing else.
             kept = [e for e in events if e["type"] == "day_started"]
-            dropped, events = len(kept) < len(events), kept
-        try:
-            self.store.commit(events, (node_id, cmd.id, digest, reply), now=self.clock())
-        except Exception:
-            log.exception("could not write the event log; %s from %s not done", cmd.op.name, node_id)
+            if len(kept) < len(events):
+                rebuild = True
+            events = kept
+        if rebuild:
+            self._flush(rebuild=True)  # commit the commands before this one, then undo this one's effects
+            for e in events:
+                apply(self.state, e)
+        reply["seq"] = self.state.seq
+        outcome = Outcome(reply, events)
+        batch.events += events
+        batch.replies[(node_id, cmd.id)] = (digest, reply)
+        batch.pending.append(outcome)
+        return outcome
+
+    def _flush(self, rebuild: bool = False) -> None:
+        """Commit what the batch decided so far; on failure every such command is answered ``internal``."""
+        batch = self._batch
+        assert batch is not None
+        if batch.events or batch.replies:
+            records = [(node, rid, d, r) for (node, rid), (d, r) in batch.replies.items()]
+            try:
+                self.store.commit_batch(batch.events, records, now=self.clock())
+            except Exception:
+                log.exception("could not write the event log; %d command(s) not done", len(batch.pending))
+                for o in batch.pending:
+                    o.reply = contract.error_reply(
+                        o.reply["id"] if o.reply else None, ErrorCode.INTERNAL, "event log not writable"
+                    )
+                    o.events = []
+                rebuild = True
+            else:
+                self._reply_keys.update(batch.replies)
+                if batch.events:
+                    getattr(self.predictor, "observe", lambda _: None)(batch.events)  # learn service times
+            batch.events, batch.replies, batch.pending = [], {}, []
+        if rebuild:
             self.rebuild()
-            return Outcome(contract.error_reply(cmd.id, ErrorCode.INTERNAL, "event log not writable"))
-        if dropped:
-            self.rebuild()
-        if events:
-            getattr(self.predictor, "observe", lambda _: None)(events)  # learn service times
-        return Outcome(reply, events)
 
     def prune(self) -> None:
         """Forget replies older than two days (a retry comes within seconds; the log keeps every event)."""
@@ -201,6 +338,7 @@ class Office:
             self._pruned_at = self.clock()
             n = self.store.prune_replies(self.clock() - REPLY_KEEP_S)
             if n:
+                self._reply_keys = self.store.reply_keys()
                 log.info("pruned %d stored replies older than %d days", n, REPLY_KEEP_S // 86400)
 
     def tick(self) -> Outcome:
@@ -211,7 +349,8 @@ class Office:
             self.prune()
             self._ensure_day()
             levels = self.cfg.controller.assist_escalate_s
-            for a in list(self.state.assists.values()):
+            for aid in list(self.state.open_assists.values()):
+                a = self.state.assists[aid]
                 if a.state != "pending":
                     continue
                 due = sum(1 for s in levels if now - a.requested_at >= s)
@@ -228,6 +367,7 @@ class Office:
             events, self._pending = self._pending, []
             if events:
                 self.store.commit(events, None)
+                getattr(self.predictor, "observe", lambda _: None)(events)
             return Outcome(None, events)
         except Exception:
             log.exception("tick failed")
@@ -272,20 +412,20 @@ class Office:
             raise OpError(ErrorCode.BAD_REQUEST, f"{name} must be true or false")
         return v
 
+    def ahead_of(self, t: Ticket) -> int:
+        """Waiting tickets of the same service called before ``t`` by the rules (FIFO per kind, priority
+        first); O(log n) from the index."""
+        if t.state != "waiting":
+            return 0
+        pool = self.state.pool
+        n = pool.position(t)
+        if t.target_counter is None and t.appointment is None and not t.priority:
+            lst = pool.priority.get(t.service)
+            n += len(lst) if lst else 0
+        return n
+
     def ticket_info(self, t: Ticket) -> dict[str, Any]:
-        fc = self.forecast()
-        eta = fc.per_ticket.get(t.id)
-        ahead = (
-            sum(
-                1
-                for o in self.selector.order(self.state, self.cfg, self.clock())
-                if o.id != t.id
-                and o.service == t.service
-                and (o.priority, -o.issued_at) >= (t.priority, -t.issued_at)
-            )
-            if t.state == "waiting"
-            else 0
-        )
+        eta = self.eta_s(t) if t.state == "waiting" else None
         return {
             "id": t.id,
             "number": t.number,
@@ -294,14 +434,16 @@ class Office:
             "issued_at": t.issued_at,
             "priority": t.priority,
             "appointment": t.appointment,
-            "ahead": ahead,
+            "ahead": self.ahead_of(t),
             "eta_min": None if eta is None or eta == float("inf") else round(eta / 60),
             "counter": t.counter,
+            "lang": t.lang,
         }
 
     def _auto_intake(self, now: float) -> None:
         """Annahmeschluss: stop or reopen walk-in intake when the predicted completion crosses closing."""
-        fc = self.forecast()  # cached per state change and 30 s, so the 1 s tick stays cheap
+        # the tick is off the command path: decide on a forecast of the current state
+        fc = self.refresh_forecast() if self._forecast_seq != self.state.seq else self.forecast()
         for svc in self.cfg.services:
             change = (
                 intake_decision(self.cfg, fc, svc.id, now, self.state.intake.get(svc.id))
@@ -326,6 +468,7 @@ class Office:
         priority: bool = False,
         appointment: float | None = None,
         code: str | None = None,
+        lang: str = "de",
     ) -> Ticket:
         prefix = self.cfg.service(service).prefix
         n = self.state.next_number.get(prefix, self.cfg.office.ticket_start)
@@ -341,6 +484,7 @@ class Office:
             appointment=appointment,
             node=node_id,
             **({"appointment_code": code} if code else {}),
+            **({"lang": lang} if lang != "de" else {}),
         )
         return self.state.tickets[e["id"]]
 
@@ -349,12 +493,12 @@ class Office:
         self, node_id: str, role: Role, service: Any, priority: Any = False, lang: Any = "de"
     ) -> dict[str, Any]:
         sid = self._service(service)
-        if lang not in ("de", "en"):
-            raise OpError(ErrorCode.BAD_REQUEST, "lang must be 'de' or 'en'")
+        if lang not in LANGUAGES:
+            raise OpError(ErrorCode.BAD_REQUEST, f"lang must be one of {', '.join(LANGUAGES)}")
         is_open, reason = self.intake_open(sid)
         if not is_open:
             raise OpError(ErrorCode.INTAKE_STOPPED, reason or f"{sid} takes no more walk-ins today")
-        t = self._issue(node_id, sid, priority=self._bool(priority, "priority"))
+        t = self._issue(node_id, sid, priority=self._bool(priority, "priority"), lang=lang)
         return {"ticket": self.ticket_info(t)}
 
     def op_ticket_cancel(self, node_id: str, role: Role, ticket: Any, reason: Any = "") -> dict[str, Any]:
@@ -649,14 +793,14 @@ class Office:
 
     # ------------------------------------------------------------------------------------ publishing
     def snapshot(self) -> dict[str, Any]:
-        """The retained office state from which every display and UI rebuilds."""
+        """The retained office summary (topic ``state``) from which displays, counters and dispensers rebuild.
+
+        Its size does not depend on the queue: counts and expected waits per service, the state of each
+        counter, the recent calls and the open assistance requests (see docs/mqtt-contract.md for the bound).
+        Names, zones and spoken names come from the office configuration every node has.
+        """
         s, cfg, now = self.state, self.cfg, self.clock()
         fc = self.forecast()
-        order = self.selector.order(s, cfg, now)
-
-        def minutes(sec: float | None) -> int | None:
-            return None if sec is None or sec == float("inf") else round(sec / 60)
-
         services = []
         for svc in cfg.services:
             is_open, reason = self.intake_open(svc.id)
@@ -664,89 +808,134 @@ class Office:
                 {
                     "id": svc.id,
                     "prefix": svc.prefix,
-                    "name": svc.name.model_dump(),
-                    "waiting": sum(1 for t in order if t.service == svc.id),
-                    "eta_min": minutes(fc.per_service.get(svc.id)),
+                    "waiting": s.n_waiting(svc.id),
+                    "eta_min": _minutes(self._new_eta(fc, svc.id)),
                     "intake_open": is_open,
-                    "intake_reason": reason,
+                    "intake_reason": reason[:SUMMARY_TEXT],
                 }
             )
         counters = []
         for c in cfg.counters:
             cs = s.counters.get(c.id)
             cur = s.tickets.get(cs.current) if cs and cs.current else None
-            counters.append(
-                {
-                    "id": c.id,
-                    "name": c.name.model_dump(),
-                    "spoken": (c.spoken or c.name).model_dump(),
-                    "zone": c.zone,
-                    "services": list(c.services),
-                    "state": cs.state if cs else "closed",
-                    "reason": cs.pause_reason if cs else "",
-                    "serving": {
-                        "ticket": cur.number,
-                        "ticket_id": cur.id,
-                        "service": cur.service,
-                        "called_at": cur.called_at,
-                        "recalls": cur.recalls,
-                        "reason": cur.reason,
-                    }
-                    if cur
-                    else None,
-                    "served": cs.served if cs else 0,
-                }
-            )
+            entry = {
+                "id": c.id,
+                "state": cs.state if cs else "closed",
+                "serving": {"ticket": cur.number, "service": cur.service} if cur else None,
+                "served": cs.served if cs else 0,
+            }
+            if cs and cs.pause_reason:  # only a paused counter has one
+                entry["reason"] = cs.pause_reason[:SUMMARY_TEXT]
+            counters.append(entry)
         calls = [
             {"ticket": c.ticket, "service": c.service, "counter": c.counter, "ts": c.ts, "recall": c.recall}
-            for c in list(s.calls)[: cfg.controller.recent_calls]
+            for c in list(s.calls)[: min(cfg.controller.recent_calls, contract.SUMMARY_CALLS)]
         ]
-        waiting = [
-            {
-                "ticket": t.number,
-                "id": t.id,
-                "service": t.service,
-                "since": t.issued_at,
-                "priority": t.priority,
-                "appointment": t.appointment,
-                "to_counter": t.target_counter,
-                "eta_min": minutes(fc.per_ticket.get(t.id)),
-            }
-            for t in order
-        ]
-        parked = [
-            {"ticket": t.number, "id": t.id, "service": t.service, "since": t.issued_at}
-            for t in s.tickets.values()
-            if t.state == "parked"
-        ]
-        assists = [
-            self._assist_info(a.id) for a in s.assists.values() if a.state in ("pending", "acknowledged")
-        ]
+        open_ids = list(s.open_assists.values())
+        open_ids.sort(key=lambda aid: s.assists[aid].requested_at)
+        assists = [self._assist_info(aid) for aid in open_ids[: contract.SUMMARY_ASSISTS]]
         return {
             "v": contract.CONTRACT_VERSION,
             "office": cfg.office.id,
-            "name": cfg.office.name,
             "seq": s.seq,
             "ts": round(now, 3),
             "day": s.day,
             "services": services,
             "counters": counters,
             "calls": calls,
-            "waiting": waiting,
-            "parked": parked,
             "assistance": assists,
+            "assistance_open": len(open_ids),
+        }
+
+    def _new_eta(self, fc: Forecast, sid: str) -> float:
+        base = fc.new_ticket_eta(sid, self._fresh_n.get(sid, 0))
+        return base if base == float("inf") else max(base - (self.clock() - fc.now), 0.0)
+
+    def counter_detail(self, cid: str) -> dict[str, Any]:
+        """The retained detail of one counter (topic ``counter/<id>``): what its staff page shows."""
+        s = self.state
+        cs = s.counters.get(cid)
+        cur = s.tickets.get(cs.current) if cs and cs.current else None
+        return {
+            "v": contract.CONTRACT_VERSION,
+            "office": self.cfg.office.id,
+            "counter": cid,
+            "seq": s.seq,
+            "ts": round(self.clock(), 3),
+            "state": cs.state if cs else "closed",
+            "reason": cs.pause_reason if cs else "",
+            "since": cs.since if cs else 0.0,
+            "served": cs.served if cs else 0,
+            "serving": {
+                "ticket": cur.number,
+                "ticket_id": cur.id,
+                "service": cur.service,
+                "called_at": cur.called_at,
+                "recalls": cur.recalls,
+                "reason": cur.reason,
+                "lang": cur.lang,
+                "priority": cur.priority,
+                "appointment": cur.appointment,
+            }
+            if cur
+            else None,
+        }
+
+    def queue_page(self, sid: str) -> dict[str, Any]:
+        """The retained ticket list of one service (topic ``queue/<service>``) for staff UIs: the first
+        ``QUEUE_PAGE`` tickets in the expected call order, the total, and the parked tickets."""
+        s = self.state
+        fc = self.forecast()
+        pool = s.pool
+        limit = contract.QUEUE_PAGE
+        lists = [pool.appointment.get(sid), pool.priority.get(sid), pool.normal.get(sid)]
+        heads: list[Ticket] = [t for lst in lists if lst for t in lst.islice(0, limit)]
+        heads += [t for lst in pool.targeted.values() for t in lst if t.service == sid][:limit]
+        etas = {t.id: self.eta_s(t) for t in heads}
+        heads.sort(key=lambda t: (etas[t.id], t.issued_at, t.number))
+        parked = [t for t in s.parked.values() if t.service == sid]
+        del fc
+        return {
+            "v": contract.CONTRACT_VERSION,
+            "office": self.cfg.office.id,
+            "service": sid,
+            "seq": s.seq,
+            "ts": round(self.clock(), 3),
+            "total": s.n_waiting(sid),
+            "tickets": [
+                {
+                    "ticket": t.number,
+                    "id": t.id,
+                    "since": t.issued_at,
+                    "priority": t.priority,
+                    "appointment": t.appointment,
+                    "to_counter": t.target_counter,
+                    "eta_min": _minutes(etas[t.id]),
+                }
+                for t in heads[:limit]
+            ],
+            "parked": [
+                {"ticket": t.number, "id": t.id, "since": t.issued_at}
+                for t in parked[-contract.QUEUE_PARKED :]
+            ],
+            "parked_total": len(parked),
         }
 
     def public(self, snap: dict[str, Any] | None = None) -> dict[str, Any]:
         """The public part (waiting counts and times): bridged to the city broker."""
         snap = snap or self.snapshot()
+        names = {svc.id: svc.name.model_dump() for svc in self.cfg.services}
         return {
             "v": snap["v"],
             "office": snap["office"],
-            "name": snap["name"],
+            "name": self.cfg.office.name,
             "ts": snap["ts"],
             "services": [
-                {k: svc[k] for k in ("id", "name", "waiting", "eta_min", "intake_open")}
+                {
+                    "id": svc["id"],
+                    "name": names[svc["id"]],
+                    **{k: svc[k] for k in ("waiting", "eta_min", "intake_open")},
+                }
                 for svc in snap["services"]
             ],
         }
@@ -772,6 +961,7 @@ class Office:
                             "spoken": (c.spoken or c.name).model_dump(),
                             "zone": c.zone,
                             "recall": kind == "ticket_recalled",
+                            "lang": t.lang,
                             "ts": e["ts"],
                         },
                     )

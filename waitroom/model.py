@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from sortedcontainers import SortedKeyList
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +23,7 @@ AssistStateName = Literal["pending", "acknowledged", "resolved", "cancelled"]
 OPEN_TICKET_STATES = ("waiting", "called", "parked")
 
 
-@dataclass
+@dataclass(eq=False)  # a ticket is an entity: equal only to itself (and fast to find in the index)
 class Ticket:
     id: str  # opaque id for the citizen's status page (no personal data)
     number: str  # e.g. "A012"
@@ -38,6 +41,7 @@ class Ticket:
     offline: bool = False  # issued offline from a leased block
     transfers: int = 0
     reason: str = ""  # why it was called (steering explanation)
+    lang: str = "de"  # the citizen's language (ticket, status page, announcement)
 
 
 @dataclass
@@ -89,6 +93,74 @@ class Intake:
     manual: bool = False
 
 
+def walk_key(t: Ticket) -> tuple[float, str]:
+    """Order of walk-in and priority tickets within a service: longest waiting first."""
+    return (t.issued_at, t.number)
+
+
+def slot_key(t: Ticket) -> tuple[float, float, str]:
+    """Order of appointment holders within a service: earliest slot first."""
+    return (t.appointment or 0.0, t.issued_at, t.number)
+
+
+class Pool:
+    """The waiting tickets, indexed for steering: per service the walk-ins and the priority tickets
+    (longest waiting first) and the appointment holders (earliest slot first); per counter the tickets
+    transferred to it.
+
+    ``OfficeState`` keeps one up to date in ``apply``, so choosing the next ticket looks only at the heads of
+    the lists of a counter's services: O(services x log n), whatever the length of the queue.
+    """
+
+    __slots__ = ("appointment", "normal", "priority", "targeted")
+
+    def __init__(self) -> None:
+        self.normal: dict[str, SortedKeyList] = {}
+        self.priority: dict[str, SortedKeyList] = {}
+        self.appointment: dict[str, SortedKeyList] = {}
+        self.targeted: dict[str, SortedKeyList] = {}
+
+    def _bucket(self, t: Ticket) -> tuple[dict[str, SortedKeyList], str]:
+        if t.target_counter is not None:
+            return self.targeted, t.target_counter
+        if t.appointment is not None:
+            return self.appointment, t.service
+        return (self.priority if t.priority else self.normal), t.service
+
+    def add(self, t: Ticket) -> None:
+        d, key = self._bucket(t)
+        lst = d.get(key)
+        if lst is None:
+            lst = d[key] = SortedKeyList(key=slot_key if d is self.appointment else walk_key)
+        lst.add(t)
+
+    def discard(self, t: Ticket) -> None:
+        d, key = self._bucket(t)
+        lst = d.get(key)
+        if lst:
+            if lst[0] is t:  # the usual case: the head is called
+                del lst[0]
+            else:
+                lst.discard(t)
+
+    def position(self, t: Ticket) -> int:
+        """Tickets before ``t`` in its own list (0 for the head)."""
+        d, key = self._bucket(t)
+        return d[key].index(t)
+
+    def lists(self) -> Iterator[tuple[dict[str, SortedKeyList], str, SortedKeyList]]:
+        for d in (self.targeted, self.appointment, self.priority, self.normal):
+            for key, lst in d.items():
+                yield d, key, lst
+
+    def __iter__(self) -> Iterator[Ticket]:
+        for _, _, lst in self.lists():
+            yield from lst
+
+    def __len__(self) -> int:
+        return sum(len(lst) for _, _, lst in self.lists())
+
+
 @dataclass
 class OfficeState:
     day: str = ""
@@ -104,14 +176,26 @@ class OfficeState:
     intake: dict[str, Intake] = field(default_factory=dict)
     leases: list[dict[str, Any]] = field(default_factory=list)
     lease_next: dict[str, int] = field(default_factory=dict)  # per prefix: first number of the next lease
+    # -- indexes kept by apply (never scan the day's tickets on a command)
+    pool: Pool = field(default_factory=Pool)  # the waiting tickets, ordered for steering
+    waiting_count: dict[str, int] = field(default_factory=dict)  # service -> waiting tickets
+    parked: dict[str, Ticket] = field(default_factory=dict)  # ticket id -> parked ticket, in parking order
+    open_assists: dict[str, str] = field(default_factory=dict)  # terminal -> open assistance request id
 
     # -- queries used by steering, prediction and the snapshot
     def waiting(self, service: str | None = None) -> list[Ticket]:
-        return [
-            t
-            for t in self.tickets.values()
-            if t.state == "waiting" and (service is None or t.service == service)
-        ]
+        """Waiting tickets (of one service), from the index; O(result)."""
+        if service is None:
+            return list(self.pool)
+        p = self.pool
+        out = [t for d in (p.appointment, p.priority, p.normal) for t in d.get(service, ())]
+        out += [t for lst in p.targeted.values() for t in lst if t.service == service]
+        return out
+
+    def n_waiting(self, service: str | None = None) -> int:
+        if service is None:
+            return sum(self.waiting_count.values())
+        return self.waiting_count.get(service, 0)
 
     def ticket(self, ref: str) -> Ticket | None:
         """Find today's ticket by id or by number (case-insensitive, 'A12' == 'A012')."""
@@ -125,14 +209,25 @@ class OfficeState:
         return None
 
     def open_assist(self, terminal: str) -> Assist | None:
-        return next(
-            (
-                a
-                for a in self.assists.values()
-                if a.terminal == terminal and a.state in ("pending", "acknowledged")
-            ),
-            None,
-        )
+        aid = self.open_assists.get(terminal)
+        return None if aid is None else self.assists[aid]
+
+    # -- the one place a ticket changes state, so the indexes stay exact
+    def set_state(self, t: Ticket, new: TicketState) -> None:
+        old = t.state
+        if old == new:
+            return
+        if old == "waiting":
+            self.pool.discard(t)
+            self.waiting_count[t.service] -= 1
+        elif old == "parked":
+            self.parked.pop(t.id, None)
+        t.state = new
+        if new == "waiting":
+            self.pool.add(t)
+            self.waiting_count[t.service] = self.waiting_count.get(t.service, 0) + 1
+        elif new == "parked":
+            self.parked[t.id] = t
 
 
 def format_number(prefix: str, n: int) -> str:
@@ -164,7 +259,7 @@ def _finish_current(state: OfficeState, counter: str, ts: float, final: TicketSt
     if c.current is not None:
         t = _t(state, c.current)
         if t.state == "called":
-            t.state = final
+            state.set_state(t, final)
             t.finished_at = ts
             if final == "served":
                 c.served += 1
@@ -172,9 +267,13 @@ def _finish_current(state: OfficeState, counter: str, ts: float, final: TicketSt
 
 
 def _day_started(s: OfficeState, e: dict[str, Any]) -> None:
-    for t in s.tickets.values():
+    for t in s.tickets.values():  # once a day
         if t.state in OPEN_TICKET_STATES:
             t.state = "expired"
+    s.pool = Pool()
+    s.waiting_count = {}
+    s.parked = {}
+    s.open_assists = {}
     s.day = e["day"]
     s.tickets.clear()
     s.by_number.clear()
@@ -200,11 +299,16 @@ def _ticket_issued(s: OfficeState, e: dict[str, Any]) -> None:
         appointment=e.get("appointment"),
         origin=e.get("node", ""),
         offline=e.get("offline", False),
+        lang=e.get("lang", "de"),
+        state="new",  # type: ignore[arg-type]  # becomes waiting below, through the index
     )
     if t.number in s.by_number:
         raise EventError(f"ticket number {t.number} issued twice")
+    if t.id in s.tickets:
+        raise EventError(f"ticket id {t.id} issued twice")
     s.tickets[t.id] = t
     s.by_number[t.number] = t.id
+    s.set_state(t, "waiting")
     prefix, n = t.number[0], int(t.number[1:])
     if not t.offline:
         s.next_number[prefix] = max(s.next_number.get(prefix, 1), n + 1)
@@ -218,7 +322,8 @@ def _ticket_called(s: OfficeState, e: dict[str, Any]) -> None:
     t = _t(s, e["ticket"])
     if t.state not in ("waiting", "parked"):
         raise EventError(f"ticket {t.number} called in state {t.state}")
-    t.state, t.counter, t.called_at, t.reason = "called", c.id, e["ts"], e.get("reason", "")
+    s.set_state(t, "called")
+    t.counter, t.called_at, t.reason = c.id, e["ts"], e.get("reason", "")
     t.target_counter = None
     c.current = t.id
     if c.state != "open":
@@ -246,21 +351,25 @@ def _ticket_transferred(s: OfficeState, e: dict[str, Any]) -> None:
     t = _t(s, e["ticket"])
     if t.counter and s.counters[t.counter].current == t.id:
         s.counters[t.counter].current = None
-    t.state, t.counter, t.called_at = "waiting", None, None
+    if t.state == "waiting":  # leave the index under the old service / counter first
+        s.set_state(t, "called")
+    t.counter, t.called_at = None, None
     t.service = e.get("service") or t.service
     t.target_counter = e.get("to_counter")
     t.transfers += 1
+    s.set_state(t, "waiting")
 
 
 def _ticket_parked(s: OfficeState, e: dict[str, Any]) -> None:
     t = _t(s, e["ticket"])
     s.counters[e["counter"]].current = None
-    t.state = "parked"
+    s.set_state(t, "parked")
 
 
 def _ticket_cancelled(s: OfficeState, e: dict[str, Any]) -> None:
     t = _t(s, e["ticket"])
-    t.state, t.finished_at = "cancelled", e["ts"]
+    s.set_state(t, "cancelled")
+    t.finished_at = e["ts"]
 
 
 def _counter_state(s: OfficeState, e: dict[str, Any]) -> None:
@@ -274,6 +383,7 @@ def _counter_state(s: OfficeState, e: dict[str, Any]) -> None:
 def _assist_requested(s: OfficeState, e: dict[str, Any]) -> None:
     s.assist_count += 1
     s.assists[e["id"]] = Assist(e["id"], e["terminal"], e["ts"])
+    s.open_assists[e["terminal"]] = e["id"]
 
 
 def _assist_changed(s: OfficeState, e: dict[str, Any]) -> None:
@@ -287,6 +397,8 @@ def _assist_changed(s: OfficeState, e: dict[str, Any]) -> None:
         a.state = "resolved" if kind == "assist_resolved" else "cancelled"
         a.finished_at = e["ts"]
         a.counter = e.get("counter") or a.counter
+        if s.open_assists.get(a.terminal) == a.id:
+            del s.open_assists[a.terminal]
 
 
 def _lease_granted(s: OfficeState, e: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from waitroom.config import Config
 from waitroom.contract import EventKind, Role, Topics
 from waitroom.errors import CommandFailed, RequestTimeout
 from waitroom.mqtt import MqttLink
+from waitroom.view import with_static
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class NodeRuntime:
             and state.get("day") == self.state.get("day")
         ):
             return  # an older snapshot delivered late
+        state = with_static(state, self.cfg)  # names, zones, spoken names from the office configuration
         self.state = state
         for h in self._state_handlers:
             h(state)

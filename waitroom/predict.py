@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from waitroom.config import Config
 from waitroom.i18n import t as tr
 from waitroom.model import Intake, OfficeState, Ticket
-from waitroom.steering import Pool, RuleSelector, Selector
+from waitroom.steering import PoolView, RuleSelector, Selector
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,45 @@ INF = float("inf")
 PROBE = "~"  # id prefix of the probe tickets standing for "a ticket issued now"
 
 
+HORIZON_DEPTH = 200  # tickets per steering list that the forward simulation looks at
+HORIZON_STEPS = 600  # calls the forward simulation plays at most; beyond, the rest is extrapolated
+
+
 @dataclass(frozen=True)
 class Forecast:
+    """Expected waits at ``now``. ``per_ticket`` holds the tickets the forward simulation reached; a ticket
+    beyond its horizon gets ``eta()`` by extrapolation (the remaining work shared by the counters)."""
+
     per_ticket: dict[str, float]  # ticket id -> expected seconds until called
     per_service: dict[str, float]  # service id -> expected seconds for a ticket issued now
     ahead: dict[str, int]  # service id -> tickets ahead of a new one
     completion: dict[str, float] = field(
         default_factory=dict
     )  # service -> epoch a new ticket is expected done
+    now: float = 0.0
+    horizon: float = INF  # seconds from now where the simulation stopped (INF: it reached every ticket)
+    tail: dict[str, float] = field(default_factory=dict)  # service -> seconds to work off what is beyond
+    remaining: dict[str, int] = field(default_factory=dict)  # service -> tickets beyond the horizon
+    marginal: dict[str, float] = field(default_factory=dict)  # service -> seconds one more ticket adds
+
+    def eta(self, state: OfficeState, t: Ticket) -> float:
+        """Expected seconds from ``self.now`` until ``t`` is called (INF: no counter serves it)."""
+        v = self.per_ticket.get(t.id)
+        if v is not None:
+            return v
+        if self.horizon == INF or t.state != "waiting":
+            return INF
+        tail = self.tail.get(t.service, INF)
+        if tail == INF:
+            return INF
+        r = self.remaining.get(t.service, 0)
+        k = min(max(state.pool.position(t) - HORIZON_DEPTH, 0), r)
+        return self.horizon + (k + 1) / (r + 1) * tail
+
+    def new_ticket_eta(self, service: str, added_since: int = 0) -> float:
+        """Expected wait of a ticket issued now, ``added_since`` tickets of its service after the forecast."""
+        w = self.per_service.get(service, INF)
+        return w + added_since * self.marginal.get(service, 0.0) if w != INF else INF
 
 
 class Predictor(Protocol):
@@ -235,7 +266,7 @@ class WaitPredictor:
         means = {s.id: times.mean(s.id, hour=hour) for s in cfg.services}
         spread = {s.id: min(times.cv(s.id) ** 2, 1.0) for s in cfg.services}
         probe_services = [s.id for s in cfg.services if s.walk_in] if probes is None else list(probes)
-        pool = Pool.of(state.waiting())
+        pool = PoolView(state.pool, HORIZON_DEPTH)
         probe_of: dict[str, str] = {}
         for sid in probe_services:
             p = Ticket(id=PROBE + sid, number="~", service=sid, issued_at=now)
@@ -244,12 +275,13 @@ class WaitPredictor:
         # when each open counter becomes free, relative to now
         heap: list[tuple[float, int, str, int, int]] = []
         busy: list[tuple[float, float, str, int, int]] = []
-        serves: set[str] = set()
+        servers: dict[str, int] = {}
         for i, c in enumerate(cfg.counters):
             cs = state.counters.get(c.id)
             if cs is None or cs.state != "open":
                 continue
-            serves.update(c.services)
+            for sid in c.services:
+                servers[sid] = servers.get(sid, 0) + 1
             cur = state.tickets.get(cs.current) if cs.current else None
             if cur is not None and cur.state == "called" and cur.called_at is not None:
                 m = means.get(cur.service, 480.0)
@@ -265,8 +297,15 @@ class WaitPredictor:
         heapq.heapify(heap)
         per_ticket: dict[str, float] = {}
         probed: dict[str, float] = {}
+        called: dict[str, int] = {}  # service -> simulated calls
         pending = len(probe_of)
+        steps = 0
+        t = 0.0
+        cut = False
         while heap and len(pool):
+            if pool.exhausted or steps >= HORIZON_STEPS:
+                cut = True
+                break
             t, i, cid, since, pcalls = heapq.heappop(heap)
             choice = selector.choose(cfg, cid, now + t, pool, since, pcalls)
             if choice is None:
@@ -283,23 +322,61 @@ class WaitPredictor:
                     break
                 heapq.heappush(heap, (t, i, cid, since, pcalls))
                 continue
+            steps += 1
             per_ticket[tk.id] = t
+            called[tk.service] = called.get(tk.service, 0) + 1
             since, pcalls = (0, pcalls + 1) if tk.priority else (since + 1, pcalls)
             heapq.heappush(heap, (t + means.get(tk.service, 480.0), i, cid, since, pcalls))
+        # beyond the horizon: the remaining work of the services sharing counters, shared by those counters
+        remaining = {s.id: max(state.n_waiting(s.id) - called.get(s.id, 0), 0) for s in cfg.services}
+        tail: dict[str, float] = {}
+        marginal: dict[str, float] = {}
+        share = self._sharing(cfg) if cut else {}
+        open_counters = [c for c in cfg.counters if _open(state, c.id)] if cut else []
+        for s in cfg.services:
+            if not servers.get(s.id):
+                tail[s.id], marginal[s.id] = INF, 0.0
+                continue
+            marginal[s.id] = means.get(s.id, 480.0) / servers[s.id]
+            tail[s.id] = 0.0
+            if cut:
+                group = share[s.id]
+                n = sum(1 for c in open_counters if not group.isdisjoint(c.services))
+                work = sum(remaining[g] * means.get(g, 480.0) for g in group)
+                tail[s.id] = work / max(n, 1)
         per_service: dict[str, float] = {}
         completion: dict[str, float] = {}
-        ahead: dict[str, int] = {}
+        horizon = t if cut else INF
         for s in cfg.services:
-            w = probed.get(s.id, INF) if s.id in serves else INF
+            if not servers.get(s.id):
+                w = INF
+            elif s.id in probed:
+                w = probed[s.id]
+            elif cut:
+                w = horizon + tail[s.id] + marginal[s.id]
+            else:
+                w = INF  # the probe was never called (e.g. stopped early for another probe)
             per_service[s.id] = w
             completion[s.id] = now + w + means[s.id] if w != INF else INF
-            ahead[s.id] = sum(1 for tk in state.waiting(s.id) if per_ticket.get(tk.id, INF) <= w)
-        for tk in state.waiting():
-            per_ticket.setdefault(tk.id, INF)
-        return Forecast(per_ticket, per_service, ahead, completion)
+        later: dict[str, int] = {}  # simulated tickets called after a new one of their own service
+        for tid, v in per_ticket.items():
+            sid = state.tickets[tid].service
+            if v > per_service[sid]:
+                later[sid] = later.get(sid, 0) + 1
+        ahead = {s.id: max(state.n_waiting(s.id) - later.get(s.id, 0), 0) for s in cfg.services}
+        return Forecast(per_ticket, per_service, ahead, completion, now, horizon, tail, remaining, marginal)
 
     @staticmethod
-    def _next_due(cfg: Config, selector: RuleSelector, cid: str, pool: Pool, now: float) -> float | None:
+    def _sharing(cfg: Config) -> dict[str, set[str]]:
+        """Per service the services that share a counter with it (itself included)."""
+        out: dict[str, set[str]] = {s.id: {s.id} for s in cfg.services}
+        for c in cfg.counters:
+            for a in c.services:
+                out[a].update(c.services)
+        return out
+
+    @staticmethod
+    def _next_due(cfg: Config, selector: RuleSelector, cid: str, pool: PoolView, now: float) -> float | None:
         """When an appointment this counter may call becomes due (the counter waits for it), or None."""
         services = selector.rules(cfg).counters[cid].services
         early = selector.rules(cfg).early_s
@@ -310,6 +387,11 @@ class WaitPredictor:
         ]
         due = min(slots, default=None)
         return due if due is not None and due > now else None
+
+
+def _open(state: OfficeState, cid: str) -> bool:
+    cs = state.counters.get(cid)
+    return cs is not None and cs.state == "open"
 
 
 # ------------------------------------------------------------------------------------------------ intake stop

@@ -1,13 +1,18 @@
-"""The controller process: ``Office`` on MQTT.
+"""The controller process: ``Office`` on MQTT, with group commit and coalesced publication.
 
-Commands arrive on ``node/+/cmd`` and are handled one at a time (paho's network thread, under a lock shared
-with the one-second tick). For each command: decide, commit to the event log, then publish the reply, the
-events, the retained state snapshot and the retained public waits -- in that order.
+paho's network thread only queues incoming commands. One engine thread takes everything that has arrived,
+decides the commands in order, commits them in one transaction (``Office.handle_batch``), and only then
+publishes their replies and events -- call events at once. The retained summary (``state``), the counter
+details are published coalesced, at most every ``STATE_MIN_S``; the queue page of a service whose tickets or
+expected waits changed at most every ``QUEUE_MIN_S``. The full
+waiting-time forecast is refreshed off the command path (``Office.forecast_due``). The one-second tick
+(new day, escalations, intake stop) runs on the same thread.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +24,11 @@ from waitroom.mqtt import MqttLink
 from waitroom.store import EventStore
 
 log = logging.getLogger(__name__)
+
+MAX_BATCH = 256  # commands decided and committed together at most
+STATE_MIN_S = 0.1  # the summary and counter details at most this often
+QUEUE_MIN_S = 1.0  # a service's queue page at most this often (new tickets, calls, new expected waits)
+TICK_S = 1.0
 
 
 class ControllerService:
@@ -37,61 +47,168 @@ class ControllerService:
         self.link = MqttLink(
             cfg.broker, cfg.office.id, CONTROLLER_NODE_ID, Role.CONTROLLER, password=password
         )
+        self.link.client.max_inflight_messages_set(1000)  # many replies in flight on a busy morning
         self.lock = threading.Lock()
+        self.inbox: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
+        self._engine: threading.Thread | None = None
         self.last_tick = time.monotonic()
+        self._next_tick = time.monotonic() + TICK_S
+        self._state_at = 0.0
+        self._queue_at = 0.0
+        self._published_seq = -1
+        self._published_fc = -1.0
+        self.batches = 0  # statistics for benchmarks and the admin page
+        self.commands = 0
         self.link.on_connect_hooks.append(self._republish)
 
     def start(self, wait: float = 10.0) -> bool:
         self.link.subscribe(self.topics.all_nodes("cmd"), self._on_cmd, qos=1)
-        ok = self.link.start(wait=wait)
-        self._ticker = threading.Thread(target=self._tick_loop, name="controller-tick", daemon=True)
-        self._ticker.start()
+        ok = self.link.start(wait=wait)  # publishing before the CONNECT is out would break the session
+        self._engine = threading.Thread(target=self._engine_loop, name="controller-engine", daemon=True)
+        self._engine.start()
         return ok
 
     def stop(self) -> None:
         self._stop.set()
-        if self._ticker:
-            self._ticker.join(timeout=3)
+        self.inbox.put(None)
+        if self._engine:
+            self._engine.join(timeout=5)
         self.link.stop()
         self.store.close()
 
     def _on_cmd(self, topic: str, payload: bytes) -> None:
-        try:
-            node_id, _ = self.topics.parse_node_topic(topic)
-        except ValueError:
-            log.warning("ignored message on %s", topic)
-            return
-        with self.lock:
-            outcome = self.office.handle(node_id, payload)
-            self._publish(node_id, outcome)
+        """paho's network thread: queue the command for the engine, nothing else."""
+        self.inbox.put((topic, payload))
 
     def alive(self) -> bool:
-        """Liveness for the systemd watchdog: the tick loop (which takes the command lock) ran recently."""
-        return time.monotonic() - self.last_tick < 30 and self.link.client_thread_alive()
+        """Liveness for the systemd watchdog: the engine loop ran recently and paho's thread lives."""
+        return (
+            time.monotonic() - self.last_tick < 30
+            and self.link.client_thread_alive()
+            and self._engine is not None
+            and self._engine.is_alive()
+        )
 
-    def _tick_loop(self) -> None:
-        while not self._stop.wait(1.0):
-            self.last_tick = time.monotonic()
-            with self.lock:
+    # -- the engine thread
+    def _engine_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._engine_step()
+            except Exception:  # never let the engine die: log, rebuild, go on
+                log.exception("controller engine step failed; rebuilding the state from the log")
+                with self.lock:
+                    self.office.rebuild()
+                time.sleep(0.05)
+
+    def _wait_s(self) -> float:
+        mono = time.monotonic()
+        waits = [self._next_tick - mono, self.office.forecast_due(mono)]
+        if self._publish_pending():
+            waits.append(self._state_at + STATE_MIN_S - mono)
+        if self.office.dirty_services or self.office.eta_dirty:
+            waits.append(self._queue_at + QUEUE_MIN_S - mono)
+        return min(max(min(waits), 0.0), TICK_S)
+
+    def _engine_step(self) -> None:
+        items: list[tuple[str, bytes]] = []
+        try:
+            first = self.inbox.get(timeout=self._wait_s())
+        except queue.Empty:
+            first = None
+        if first is not None:
+            items.append(first)
+            while len(items) < MAX_BATCH:
+                try:
+                    nxt = self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    break
+                items.append(nxt)
+        with self.lock:
+            if items:
+                self._run_batch(items)
+            mono = time.monotonic()
+            if mono >= self._next_tick:
+                self._next_tick = mono + TICK_S
+                self.last_tick = mono
                 outcome = self.office.tick()
                 if outcome.changed:
-                    self._publish(None, outcome)
+                    self._publish_events(outcome)
+            if self.office.forecast_due(time.monotonic()) <= 0:
+                self.office.refresh_forecast()
+            self._publish_coalesced(time.monotonic())
 
-    def _publish(self, node_id: str | None, outcome: Outcome) -> None:
-        if outcome.reply is not None and node_id is not None:
-            self.link.publish(self.topics.reply(node_id), outcome.reply, "reply")
-        if outcome.changed:
-            for kind, payload in self.office.event_messages(outcome.events):
-                self.link.publish(self.topics.event(kind), payload, "event")
-            self.publish_state()
+    def _run_batch(self, items: list[tuple[str, bytes]]) -> None:
+        cmds: list[tuple[str, bytes]] = []
+        for topic, payload in items:
+            try:
+                node_id, _ = self.topics.parse_node_topic(topic)
+            except ValueError:
+                log.warning("ignored a command on the invalid topic %r", topic[:200])
+                continue
+            cmds.append((node_id, payload))
+        if not cmds:
+            return
+        outcomes = self.office.handle_batch(cmds)  # committed when it returns
+        self.batches += 1
+        self.commands += len(cmds)
+        for (node_id, _), outcome in zip(cmds, outcomes, strict=True):
+            if outcome.reply is not None:
+                self.link.publish(self.topics.reply(node_id), outcome.reply, "reply")
+            if outcome.changed:
+                self._publish_events(outcome)
+
+    def _publish_events(self, outcome: Outcome) -> None:
+        for kind, payload in self.office.event_messages(outcome.events):
+            self.link.publish(self.topics.event(kind), payload, "event")
+
+    def _publish_pending(self) -> bool:
+        o = self.office
+        return o.state.seq != self._published_seq or o._forecast_at != self._published_fc
+
+    def _publish_coalesced(self, mono: float) -> None:
+        if not self.link.connected.is_set():
+            return  # everything retained is published again on (re)connect
+        if self._publish_pending() and mono - self._state_at >= STATE_MIN_S:
+            self._state_at = mono
+            self._publish_summary()
+        o = self.office
+        if (o.dirty_services or o.eta_dirty) and mono - self._queue_at >= QUEUE_MIN_S:
+            self._queue_at = mono
+            if o.eta_dirty:  # new expected waits: every page
+                o.eta_dirty = False
+                o.dirty_services.update(self.cfg.service_ids)
+            self._publish_queues()
+
+    def _publish_summary(self) -> None:
+        o = self.office
+        self._published_seq, self._published_fc = o.state.seq, o._forecast_at
+        snap = o.snapshot()
+        self.link.publish(self.topics.state(), snap, "state")
+        self.link.publish(self.topics.public(), o.public(snap), "public")
+        for cid in sorted(o.dirty_counters):
+            if cid in self.cfg.counter_ids:
+                self.link.publish(self.topics.counter(cid), o.counter_detail(cid), "counter")
+        o.dirty_counters.clear()
+
+    def _publish_queues(self) -> None:
+        o = self.office
+        for sid in sorted(o.dirty_services):
+            if sid in self.cfg.service_ids:
+                self.link.publish(self.topics.queue(sid), o.queue_page(sid), "queue")
+        o.dirty_services.clear()
 
     def _republish(self) -> None:
+        """After (re)connecting: every retained message again."""
         with self.lock:
+            self.office.dirty_services.update(self.cfg.service_ids)
+            self.office.dirty_counters.update(self.cfg.counter_ids)
             self.publish_state()
 
     def publish_state(self) -> None:
-        snap = self.office.snapshot()
-        self.link.publish(self.topics.state(), snap, "state")
-        self.link.publish(self.topics.public(), self.office.public(snap), "public")
+        """Publish the summary, the counter details and the queue pages now (start-up, reconnect, tests)."""
+        self._state_at = self._queue_at = time.monotonic()
+        self._publish_summary()
+        self._publish_queues()

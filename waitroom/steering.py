@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from typing import Protocol
 
 from waitroom.config import Config
 from waitroom.i18n import t as tr
-from waitroom.model import OfficeState, Ticket
+from waitroom.model import OfficeState, Pool, Ticket, slot_key, walk_key
 
 log = logging.getLogger(__name__)
 
@@ -88,66 +88,73 @@ class PriorityThenFifo:
 
 
 # ------------------------------------------------------------------------------------------------ the pool
-def _walk_key(t: Ticket) -> tuple[float, str]:
-    return (t.issued_at, t.number)
+_walk_key = walk_key
+_slot_key = slot_key
 
 
-def _slot_key(t: Ticket) -> tuple[float, float, str]:
-    return (t.appointment or 0.0, t.issued_at, t.number)
+class PoolView:
+    """A private, bounded copy of the heads of a ``Pool`` for looking ahead (prediction, the call order):
+    at most ``depth`` tickets of each list, as deques (head first). Removing takes a head, as selection does.
 
-
-@dataclass
-class Pool:
-    """Waiting tickets grouped for selection: per service walk-ins and priority tickets (oldest first) and
-    appointments (earliest slot first); per counter the tickets transferred to it.
-
-    Built from the state for one selection, or kept and updated by the predictor's forward simulation.
+    ``exhausted`` turns true when a list whose copy was cut runs empty: from then on the view no longer
+    knows which ticket comes next, so a forward simulation stops there and extrapolates.
     """
 
-    normal: dict[str, list[Ticket]] = field(default_factory=dict)
-    priority: dict[str, list[Ticket]] = field(default_factory=dict)
-    appointment: dict[str, list[Ticket]] = field(default_factory=dict)
-    targeted: dict[str, list[Ticket]] = field(default_factory=dict)
+    __slots__ = ("_cut", "_n", "appointment", "exhausted", "normal", "priority", "targeted")
 
-    @classmethod
-    def of(cls, tickets: Iterable[Ticket]) -> Pool:
-        pool = cls()
-        for t in tickets:
-            pool._bucket(t).append(t)
-        for lists, key in (
-            (pool.normal, _walk_key),
-            (pool.priority, _walk_key),
-            (pool.targeted, _walk_key),
-            (pool.appointment, _slot_key),
-        ):
-            for lst in lists.values():
-                lst.sort(key=key)
-        return pool
+    def __init__(self, pool: Pool, depth: int = 1 << 30):
+        self._cut: set[int] = set()
+        self.exhausted = False
+        n = 0
+        out: list[dict[str, deque[Ticket]]] = []
+        for src in (pool.normal, pool.priority, pool.appointment, pool.targeted):
+            d: dict[str, deque[Ticket]] = {}
+            for key, lst in src.items():
+                if not lst:
+                    continue
+                if len(lst) > depth:
+                    copy = deque(lst.islice(0, depth))
+                    self._cut.add(id(copy))
+                else:
+                    copy = deque(lst)
+                d[key] = copy
+                n += len(copy)
+            out.append(d)
+        self.normal, self.priority, self.appointment, self.targeted = out
+        self._n = n
 
-    def _bucket(self, t: Ticket) -> list[Ticket]:
+    def _bucket(self, t: Ticket) -> tuple[dict[str, deque[Ticket]], str]:
         if t.target_counter is not None:
-            return self.targeted.setdefault(t.target_counter, [])
+            return self.targeted, t.target_counter
         if t.appointment is not None:
-            return self.appointment.setdefault(t.service, [])
-        return (self.priority if t.priority else self.normal).setdefault(t.service, [])
+            return self.appointment, t.service
+        return (self.priority if t.priority else self.normal), t.service
 
     def add_newest(self, t: Ticket) -> None:
         """Add a ticket issued after every ticket in the pool (e.g. the predictor's probe ticket)."""
-        self._bucket(t).append(t)
+        d, key = self._bucket(t)
+        lst = d.get(key)
+        if lst is None:
+            d[key] = deque((t,))
+        elif id(lst) not in self._cut:
+            lst.append(t)
+        else:
+            return  # beyond the horizon of a cut list; the caller extrapolates
+        self._n += 1
 
     def remove(self, t: Ticket) -> None:
-        lst = self._bucket(t)
-        if lst and lst[0] is t:
-            del lst[0]
+        d, key = self._bucket(t)
+        lst = d[key]
+        if lst[0] is t:
+            lst.popleft()
         else:
             lst.remove(t)
+        self._n -= 1
+        if not lst and id(lst) in self._cut:
+            self.exhausted = True
 
     def __len__(self) -> int:
-        return sum(
-            len(lst)
-            for d in (self.normal, self.priority, self.appointment, self.targeted)
-            for lst in d.values()
-        )
+        return self._n
 
 
 # ------------------------------------------------------------------------------------------------ rules
@@ -229,7 +236,7 @@ class RuleSelector:
     # -- the controller's interface
     def select(self, state: OfficeState, counter: str, cfg: Config, now: float) -> Decision | None:
         cs = state.counters.get(counter)
-        pool = Pool.of(state.waiting())
+        pool = state.pool  # the incremental index: only list heads are read
         choice = self.choose(
             cfg, counter, now, pool, cs.calls_since_priority if cs else 0, cs.priority_calls if cs else 0
         )
@@ -238,8 +245,9 @@ class RuleSelector:
         return Decision(choice.ticket.id, self.explain(cfg, choice), choice.rule)
 
     def order(self, state: OfficeState, cfg: Config, now: float) -> list[Ticket]:
-        """Waiting tickets in the order an office-wide counter serving everything would call them now."""
-        pool = Pool.of(state.waiting())
+        """Waiting tickets in the order an office-wide counter serving everything would call them now.
+        O(n x services): for tests and the simple reference predictor, never on the command path."""
+        pool = PoolView(state.pool)
         out = [t for lst in pool.targeted.values() for t in lst]
         pool.targeted.clear()
         while True:
@@ -258,7 +266,13 @@ class RuleSelector:
 
     # -- the core, shared with the predictor's forward simulation
     def choose(
-        self, cfg: Config, counter: str, now: float, pool: Pool, since_priority: int, priority_calls: int
+        self,
+        cfg: Config,
+        counter: str,
+        now: float,
+        pool: Pool | PoolView,
+        since_priority: int,
+        priority_calls: int,
     ) -> Choice | None:
         r = self.rules(cfg)
         cr = r.counters[counter]

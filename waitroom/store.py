@@ -1,7 +1,8 @@
 """The controller's durable event log: SQLite in WAL mode, one row per event, plus the reply of every command.
 
-A command's events and its reply are written in one transaction, committed (synchronous=FULL) before the reply
-or any event is published. Replaying ``events`` rebuilds the state; ``replies`` makes commands idempotent.
+The events and replies of a batch of commands are written in one transaction (group commit), committed
+(synchronous=FULL) before any reply or event of the batch is published. Replaying ``events`` rebuilds the
+state; ``replies`` makes commands idempotent.
 """
 
 from __future__ import annotations
@@ -62,16 +63,29 @@ class EventStore:
     ) -> None:
         """Append events (which carry their ``seq``) and a command's reply (stored at ``now``) in one
         transaction."""
+        self.commit_batch(events, [reply] if reply is not None else [], now)
+
+    def commit_batch(
+        self,
+        events: list[dict[str, Any]],
+        replies: list[tuple[str, str, str, dict[str, Any]]],
+        now: float | None = None,
+    ) -> None:
+        """Group commit: the events and replies of many commands in one transaction (one fsync)."""
+        ts = time.time() if now is None else now
         with self._tx():
-            self.db.executemany(
-                "INSERT INTO events (seq, ts, type, data) VALUES (?, ?, ?, ?)",
-                [(e["seq"], e["ts"], e["type"], json.dumps(e, ensure_ascii=False)) for e in events],
-            )
-            if reply is not None:
-                node, rid, digest, body = reply
-                self.db.execute(
+            if events:
+                self.db.executemany(
+                    "INSERT INTO events (seq, ts, type, data) VALUES (?, ?, ?, ?)",
+                    [(e["seq"], e["ts"], e["type"], json.dumps(e, ensure_ascii=False)) for e in events],
+                )
+            if replies:
+                self.db.executemany(
                     "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)",
-                    (node, rid, digest, json.dumps(body, ensure_ascii=False), now or time.time()),
+                    [
+                        (node, rid, digest, json.dumps(body, ensure_ascii=False), ts)
+                        for node, rid, digest, body in replies
+                    ],
                 )
 
     def reply_for(self, node: str, rid: str) -> tuple[str, dict[str, Any]] | None:
@@ -79,6 +93,10 @@ class EventStore:
             "SELECT digest, reply FROM replies WHERE node=? AND rid=?", (node, rid)
         ).fetchone()
         return (row[0], json.loads(row[1])) if row else None
+
+    def reply_keys(self) -> set[tuple[str, str]]:
+        """Every stored (node, request id): the controller looks a request up only when it is one of them."""
+        return {(node, rid) for node, rid in self.db.execute("SELECT node, rid FROM replies")}
 
     def prune_replies(self, older_than: float) -> int:
         with self._tx():

@@ -89,6 +89,11 @@ class DaySim:
             str, float
         ] = {}  # service -> wait of the last citizen who entered service (LES)
         self.intake_changes: list[tuple[float, str, bool]] = []
+        # service times are learned when something uses them: the predictors or the intake stop
+        self.learn = predict or cfg.steering.intake_stop.enabled
+        self._intake = cfg.steering.intake_stop.enabled
+        self._appt = cfg.steering.appointments
+        self._prefix = {sv.id: sv.prefix for sv in cfg.services}
         self.durations: dict[str, tuple[float, bool]] = {}  # ticket -> (service time, no-show)
         self._seq_ticket = 0
 
@@ -100,7 +105,8 @@ class DaySim:
     def emit(self, type_: str, **data: Any) -> None:
         event = {"type": type_, "ts": self.now, "seq": self.state.seq + 1, **data}
         apply(self.state, event)
-        self.times.observe((event,))
+        if self.learn:
+            self.times.observe((event,))
         self.events += 1
 
     # -- the day
@@ -155,8 +161,9 @@ class DaySim:
 
     def _overtime(self, cid: str) -> bool:
         """At closing time the staff serve everybody who holds a ticket."""
-        return self.now >= self.plan.close and any(
-            t.service in self.serves[cid] or t.target_counter == cid for t in self.state.waiting()
+        s = self.state
+        return self.now >= self.plan.close and (
+            any(s.waiting_count.get(sid) for sid in self.serves[cid]) or bool(s.pool.targeted.get(cid))
         )
 
     def _close(self, cid: str) -> None:
@@ -169,7 +176,7 @@ class DaySim:
         kind = "walk_in"
         slot = a.slot
         if a.slot is not None:
-            rules = cfg.steering.appointments
+            rules = self._appt
             if self.now > a.slot + rules.late_min * 60:
                 kind, slot = "late_walk_in", None
         r = Record(
@@ -180,7 +187,7 @@ class DaySim:
             a.slot,
         )
         self.records.append(r)
-        if kind == "late_walk_in" and cfg.steering.appointments.late_arrival == "refuse":
+        if kind == "late_walk_in" and self._appt.late_arrival == "refuse":
             r.outcome = "turned_away"
             return
         if slot is None and self.now > self.plan.close:
@@ -193,7 +200,7 @@ class DaySim:
         ]
         r.delayed = not free
         fc = None
-        if self.predict or (slot is None and cfg.steering.intake_stop.enabled):
+        if self.predict or (slot is None and self._intake):
             fc = self.predictor.forecast(
                 s, cfg, self.selector, self.now, probes=[a.service], stop_when_probed=True
             )
@@ -210,7 +217,7 @@ class DaySim:
             self._classical(r, fc.per_service.get(a.service, INF))
         self._seq_ticket += 1
         tid = f"t{self._seq_ticket}"
-        prefix = cfg.service(a.service).prefix
+        prefix = self._prefix[a.service]
         number = format_number(prefix, s.next_number.get(prefix, 1))
         extra = {"appointment": slot, "appointment_code": a.code} if slot is not None else {}
         self.emit(
@@ -227,7 +234,8 @@ class DaySim:
         if a.patience is not None:
             self.push(self.now + a.patience, "abandon", tid)
         for cid in free:
-            self.call(cid)
+            if self.call(cid):
+                break  # the newcomer is called; the other free counters had nobody before either
 
     def _classical(self, r: Record, ours: float) -> None:
         """Predictions of the classical estimators for the arriving citizen (same service, same counters)."""
@@ -235,13 +243,13 @@ class DaySim:
         servers = [
             cid for cid, end in self.on_shift.items() if end is not None and r.service in self.serves[cid]
         ]
-        waiting = s.waiting(r.service)
         m = self.times.mean(r.service, hour=self.times.hour(self.now))
         if not r.delayed:
             base = dict.fromkeys(PREDICTORS, 0.0)
         else:
-            n = len(waiting)
-            hol = max((self.now - t.issued_at for t in waiting), default=0.0)
+            n = s.n_waiting(r.service)
+            heads = [lst[0] for d in (s.pool.normal, s.pool.priority) if (lst := d.get(r.service))]
+            hol = max((self.now - t.issued_at for t in heads), default=0.0)
             base = {
                 "QL": ql(n, len(servers), m),
                 "ZMS": zms(n, len(servers), m),
@@ -257,28 +265,35 @@ class DaySim:
             self.emit("ticket_cancelled", ticket=tid, reason="abandoned")
             self.by_ticket[tid].outcome = "abandoned"
 
-    def call(self, cid: str) -> None:
+    def call(self, cid: str) -> bool:
+        """A free counter calls the next ticket by the office's rules; True when it called one."""
         end = self.on_shift[cid]
         if end is None or self.serving[cid] is not None:
-            return
+            return False
         if self.now >= end and not self._overtime(cid):
             self._close(cid)
-            return
-        d = self.selector.select(self.state, cid, self.cfg, self.now)
-        if d is None:
+            return False
+        cs = self.state.counters[cid]
+        # the controller's own selection (RuleSelector.select without the German explanation text)
+        choice = self.selector.choose(
+            self.cfg, cid, self.now, self.state.pool, cs.calls_since_priority, cs.priority_calls
+        )
+        if choice is None:
             if self.now >= end:
                 self._close(cid)
-            return
-        self.emit("ticket_called", ticket=d.ticket, counter=cid, reason=d.reason)
-        r = self.by_ticket[d.ticket]
-        r.called, r.counter, r.reason = self.now, cid, d.rule
+            return False
+        tid = choice.ticket.id
+        self.emit("ticket_called", ticket=tid, counter=cid, reason=choice.rule)
+        r = self.by_ticket[tid]
+        r.called, r.counter, r.reason = self.now, cid, choice.rule
         self.last_start[r.service] = self.now - r.arrival
-        duration, no_show = self.durations[d.ticket]
+        duration, no_show = self.durations[tid]
         if no_show:
             duration = self.plan.no_show_s
         r.outcome = "no_show" if no_show else "served"
-        self.serving[cid] = (d.ticket, self.now, no_show)
+        self.serving[cid] = (tid, self.now, no_show)
         self.push(self.now + duration, "done", cid)
+        return True
 
     def on_done(self, cid: str) -> None:
         tid, start, no_show = self.serving[cid]  # type: ignore[misc]

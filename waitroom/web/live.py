@@ -113,11 +113,15 @@ class LiveOffice:
         self.tickets_seen: dict[str, str] = {}  # ticket id -> number, today (status page after the call)
         self.bridged: dict[str, dict[str, Any]] = {}  # office id -> its public waits (city broker bridge)
         self._day = ""
+        self.queues: dict[str, dict[str, Any]] = {}  # service -> its latest queue page
+        self.counter_details: dict[str, dict[str, Any]] = {}  # counter -> its latest detail
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
         self.closed = False
         runtime.on_state(self._on_state)
         runtime.on_event(self._on_event)
+        runtime.subscribe(self.topics.queue("+"), self._on_queue)
+        runtime.subscribe(self.topics.counter("+"), self._on_counter)
         runtime.subscribe(self.topics.all_nodes("status"), self._on_node_msg)
         runtime.subscribe(self.topics.all_nodes("health"), self._on_node_msg)
 
@@ -131,11 +135,40 @@ class LiveOffice:
 
     # -- data
     def state(self) -> dict[str, Any] | None:
-        """The latest office snapshot from the controller (with ticket ids), or None."""
-        return self.runtime.state
+        """The latest office view (with ticket ids), or None: the controller's summary joined with the
+        configuration's names, the ticket lists of the queue pages (``waiting``, ``parked``) and the counter
+        details (``serving``)."""
+        summary = self.runtime.state
+        if summary is None:
+            return None
+        out = dict(summary)
+        waiting: list[dict[str, Any]] = []
+        parked: list[dict[str, Any]] = []
+        # a page published before the summary may still list a ticket that a counter has called since
+        serving = {c["serving"]["ticket"] for c in summary.get("counters", []) if c.get("serving")}
+        for sid, page in list(self.queues.items()):
+            if page.get("day", summary.get("day")) != summary.get("day"):
+                continue
+            waiting += [{**t, "service": sid} for t in page.get("tickets", []) if t["ticket"] not in serving]
+            parked += [{**t, "service": sid} for t in page.get("parked", [])]
+        big = 1 << 30
+        waiting.sort(key=lambda t: (t["eta_min"] if t.get("eta_min") is not None else big, t["since"]))
+        out["waiting"], out["parked"] = waiting, parked
+        counters = []
+        for c in summary.get("counters", []):
+            detail = self.counter_details.get(c.get("id", ""))
+            if (
+                c.get("serving")
+                and detail
+                and (detail.get("serving") or {}).get("ticket") == c["serving"].get("ticket")
+            ):
+                c = {**c, "serving": {**c["serving"], **detail["serving"]}}
+            counters.append(c)
+        out["counters"] = counters
+        return out
 
     def public_state(self) -> dict[str, Any] | None:
-        return public_state(self.runtime.state)
+        return public_state(self.state())
 
     @property
     def online(self) -> bool:
@@ -252,12 +285,37 @@ class LiveOffice:
         if state.get("day") != self._day:
             self._day = state.get("day", "")
             self.tickets_seen.clear()
-        for entry in (*state.get("waiting", []), *state.get("parked", [])):
+        self.broadcast("state", self.public_state())
+
+    def _on_queue(self, topic: str, raw: bytes) -> None:
+        try:
+            page = contract.decode(raw, limit=None)
+        except contract.ContractError as exc:
+            log.debug("ignored queue page on %s: %s", topic, exc)
+            return
+        sid = str(page.get("service", ""))
+        old = self.queues.get(sid)
+        if old is not None and page.get("seq", 0) < old.get("seq", 0):
+            return  # an older page delivered late
+        self.queues[sid] = page
+        for entry in (*page.get("tickets", []), *page.get("parked", [])):
             self.tickets_seen[entry["id"]] = entry["ticket"]
-        for c in state.get("counters", []):
-            if c.get("serving"):
-                self.tickets_seen[c["serving"]["ticket_id"]] = c["serving"]["ticket"]
-        self.broadcast("state", public_state(state))
+        self.broadcast("state", self.public_state())
+
+    def _on_counter(self, topic: str, raw: bytes) -> None:
+        try:
+            detail = contract.decode(raw, limit=None)
+        except contract.ContractError as exc:
+            log.debug("ignored counter detail on %s: %s", topic, exc)
+            return
+        cid = str(detail.get("counter", ""))
+        old = self.counter_details.get(cid)
+        if old is not None and detail.get("seq", 0) < old.get("seq", 0):
+            return
+        self.counter_details[cid] = detail
+        serving = detail.get("serving")
+        if serving:
+            self.tickets_seen[serving["ticket_id"]] = serving["ticket"]
 
     def _on_event(self, kind: EventKind, event: dict[str, Any]) -> None:
         if kind.value in STREAM_EVENTS:
