@@ -21,6 +21,7 @@ import time
 from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, abort, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -81,6 +82,7 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
     app = Flask(__name__, template_folder=str(Path(__file__).with_name("templates")))
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     limiter = RateLimiter(cfg.web.rate_per_min)
+    city_tz = ZoneInfo(cfg.city.timezone)
 
     def lang() -> str:
         value = request.args.get("lang", "de")
@@ -158,7 +160,7 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
             "selected": sid,
             "ranking": view.ranking(sid, now) if sid else None,
             "doc": None if sid else view.document(now),
-            "clock": lambda ts: dt.datetime.fromtimestamp(ts, cfg.tz(cfg.offices[0])).strftime("%H:%M"),
+            "clock": lambda ts: dt.datetime.fromtimestamp(ts, city_tz).strftime("%H:%M"),
             "now": now,
             "city": cfg.city.name,
         }
