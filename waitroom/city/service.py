@@ -25,6 +25,15 @@ COALESCE_S = 0.1
 SETTLE_S = 1.0  # after (re)connecting, let the retained messages arrive before the first pass
 
 
+def _same_advice(old: object, new: tuple[str, int] | None) -> bool:
+    """Whether a published advice still holds: the same office, its wait within 2 min or 10 % ("ca. N Min."),
+    so a busy city does not republish on every minute of change."""
+    if old is None or new is None:
+        return old is new
+    assert isinstance(old, tuple)
+    return old[0] == new[0] and abs(old[1] - new[1]) < max(2, 0.1 * new[1])
+
+
 class CityService:
     def __init__(
         self, cfg: CityConfig, *, password: str | None = None, clock: Callable[[], float] = time.time
@@ -97,7 +106,11 @@ class CityService:
         for (office, service), alt in self.view.recommendations(now).items():
             key = (alt["office"], alt["eta_min"]) if alt else None
             prev = self._published.get((office, service))
-            if prev is not None and prev[0] == key and (key is None or now - prev[1] < renew_after):
+            if (
+                prev is not None
+                and _same_advice(prev[0], key)
+                and (key is None or now - prev[1] < renew_after)
+            ):
                 continue
             payload = self.view.recommendation_payload(office, service, alt, now)
             self.link.publish(Topics(office).recommend(service), payload, "recommend")

@@ -111,6 +111,7 @@ class CityView:
         self.updates = 0
         self.lock = threading.RLock()
         self._active: set[tuple[str, str]] = set()  # (office, service) with an active recommendation
+        self._rec_cache: tuple[tuple[int, int], dict[tuple[str, str], Any]] | None = None
         self.listeners: list[Callable[[str, str], None]] = []  # (office, kind) after each applied message
 
     # ------------------------------------------------------------------------------------------ input
@@ -408,43 +409,37 @@ class CityView:
             }
 
     # ----------------------------------------------------------------------------------- recommendations
-    def _candidate_ok(self, office: CityOffice, service: str, now: float) -> dict[str, Any] | None:
-        live = self.offices[office.id]
-        if not office.recommend or self.status(live, now)[0] != "live":
-            return None
-        s = (live.services or {}).get(service)
-        if (
-            s is None
-            or not s["intake_open"]
-            or s["eta_min"] is None
-            or self.offers(office, live, service) is False
-        ):
-            return None
-        span = self.opening(office, live, now)
-        reach = self.cfg.steering.reach_min * 60
-        if not span or not span[0] <= now + reach < span[1]:
-            return None
-        return s
-
     def recommendations(self, now: float | None = None, *, update: bool = True) -> dict[tuple[str, str], Any]:
         """(office, service) -> {office, name, eta_min, waiting} of the better office, or None, for every
         service of every live office. With ``update`` the hysteresis state advances (the publisher does)."""
         now = self.clock() if now is None else now
         rules = self.cfg.steering
+        reach = rules.reach_min * 60
         out: dict[tuple[str, str], Any] = {}
         with self.lock:
+            if not update and self._rec_cache is not None and self._rec_cache[0] == (self.version, int(now)):
+                return self._rec_cache[1]
+            live_ids = {o.id for o in self.cfg.offices if self.status(self.offices[o.id], now)[0] == "live"}
+            # per service: the offices a citizen could be sent to, best first
             candidates: dict[str, list[tuple[int, int, str, CityOffice]]] = {}
             for office in self.cfg.offices:
-                for sid in self.offices[office.id].services or {}:
-                    s = self._candidate_ok(office, sid, now)
-                    if s is not None:
+                live = self.offices[office.id]
+                if not office.recommend or office.id not in live_ids:
+                    continue
+                span = self.opening(office, live, now)
+                if not span or not span[0] <= now + reach < span[1]:
+                    continue
+                for sid, s in (live.services or {}).items():
+                    if s["intake_open"] and s["eta_min"] is not None and self.offers(office, live, sid):
                         candidates.setdefault(sid, []).append(
                             (s["eta_min"], s["waiting"], office.name, office)
                         )
+            for pool in candidates.values():
+                pool.sort(key=lambda c: (c[0], c[1], c[2]))
             active = set(self._active)
             for office in self.cfg.offices:
                 live = self.offices[office.id]
-                if self.status(live, now)[0] != "live":
+                if office.id not in live_ids:
                     active -= {k for k in active if k[0] == office.id}
                     continue
                 for sid, s in (live.services or {}).items():
@@ -454,23 +449,24 @@ class CityView:
                     on = rules.enabled and eta is not None and eta >= limit
                     best = None
                     if on:
-                        pool = [c for c in candidates.get(sid, []) if c[3].id != office.id]
-                        pool = [c for c in pool if eta - c[0] >= rules.min_gain_min]
-                        if pool:
-                            c_eta, c_waiting, c_name, c_office = min(pool, key=lambda c: (c[0], c[1], c[2]))
-                            best = {
-                                "office": c_office.id,
-                                "name": c_name,
-                                "eta_min": c_eta,
-                                "waiting": c_waiting,
-                            }
-                    if on:
                         active.add(key)
+                        for c_eta, c_waiting, c_name, c_office in candidates.get(sid, []):
+                            if eta - c_eta < rules.min_gain_min:
+                                break  # sorted: no later one gains enough either
+                            if c_office.id != office.id:
+                                best = {
+                                    "office": c_office.id,
+                                    "name": c_name,
+                                    "eta_min": c_eta,
+                                    "waiting": c_waiting,
+                                }
+                                break
                     else:
                         active.discard(key)
                     out[key] = best
             if update:
                 self._active = active
+            self._rec_cache = ((self.version, int(now)), out)
         return out
 
     def recommendation_payload(self, office: str, service: str, alt: Any, now: float) -> dict[str, Any]:
