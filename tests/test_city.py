@@ -351,3 +351,25 @@ def test_example_city_file_is_valid(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["city", "check-config", str(bad)])
     assert exc.value.code == 1
+
+
+def test_every_route_and_schema_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "city-api.md").read_text(encoding="utf-8")
+    app = create_app(make_cfg(), CityView(make_cfg()))
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        assert f"GET {rule.rule}" in doc, f"{rule.rule} is not in docs/city-api.md"
+    for name in ("offices", "service", "open-data", "recommendation"):
+        assert f"`{name}`" in doc or f"{name}.json" in doc
+    for key in city_config.CityConfig.model_fields:
+        assert f"`{key}" in doc, f"city configuration key {key} is not documented"
+
+
+def test_advice_is_republished_only_when_it_changes_noticeably() -> None:
+    from waitroom.city.service import _same_advice
+
+    assert _same_advice(None, None) and not _same_advice(None, ("o1", 10))
+    assert not _same_advice(("o1", 10), None) and not _same_advice(("o1", 10), ("o2", 10))
+    assert _same_advice(("o1", 10), ("o1", 11)) and not _same_advice(("o1", 10), ("o1", 12))
+    assert _same_advice(("o1", 60), ("o1", 65)) and not _same_advice(("o1", 60), ("o1", 54))
