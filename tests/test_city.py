@@ -94,6 +94,11 @@ def test_cut_link_controller_offline_and_old_data_make_an_office_stale() -> None
     # data older than stale_after_min (30) is stale too, since as_of + 30 min
     later = NOW - 60 + 31 * 60
     assert view.status(view.offices["o0"], later) == ("stale", NOW - 60 + 30 * 60)
+    # ... unless the link is up and the controller online: then old data is unchanged data (an idle office)
+    view.on_message(
+        Topics("o0").status("controller"), encode({"node": "controller", "status": "online"}), NOW
+    )
+    assert view.status(view.offices["o0"], later) == ("live", None)
     # the link comes back with fresh data: live again
     view.on_message(Topics("o1").bridge(), b"1", NOW)
     feed(view, "o1", NOW, **{"pass": 7})

@@ -131,8 +131,8 @@ class CityConfig(Strict):
         60.0,
         gt=0,
         le=1440,
-        description="an office whose last update is older than this counts as stale (null: only the link and "
-        "controller state decide)",
+        description="when the bridge's link state or the controller's status is not known, an office whose "
+        "last update is older than this counts as stale (null: never by age)",
     )
     steering: SteeringRules = Field(default_factory=lambda: SteeringRules())
     web: CityWeb = Field(default_factory=lambda: CityWeb())

@@ -6,8 +6,9 @@ Thread-safe (one lock); nothing here talks to the network, so it is tested and b
 
 Per office it keeps the last public waits, when they were current (``as_of``), the bridge's link state (the
 retained ``1``/``0`` notification, whose ``0`` is the bridge's last will) and the controller's online status.
-An office is *live* when it has data, neither the link nor the controller is known to be down and the data is
-not older than ``stale_after_min``; *stale* (with ``stale_since``) otherwise; *unknown* before its first data.
+An office is *live* when it has data, neither the link nor the controller is known to be down and (unless both
+are known to be up) the data is not older than ``stale_after_min``; *stale* (with ``stale_since``) otherwise;
+*unknown* before its first data.
 """
 
 from __future__ import annotations
@@ -207,8 +208,12 @@ class CityView:
             since.append(live.link_since)
         if live.controller == "offline" and live.controller_since is not None:
             since.append(live.controller_since)
-        if self.cfg.stale_after_min is not None and now - live.as_of > self.cfg.stale_after_min * 60:
-            since.append(live.as_of + self.cfg.stale_after_min * 60)
+        # The controller publishes its waits on every change, so while the bridge reports its link up and the
+        # controller is online, old data is simply unchanged data. Age decides only without those signals.
+        confirmed = live.link == "up" and live.controller == "online"
+        limit = self.cfg.stale_after_min
+        if not confirmed and limit is not None and now - live.as_of > limit * 60:
+            since.append(live.as_of + limit * 60)
         if since:
             return "stale", min(since)
         return "live", None
