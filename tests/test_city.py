@@ -344,7 +344,10 @@ def test_page_is_german_first_and_ordered(client_view) -> None:
     assert '<html lang="en">' in en and "approx. 10 min" in en
     overview = client.get("/").get_data(as_text=True)
     assert "Bürgerbüro 0" in overview and "Empfehlung: Bürgerbüro 1 (ca. 10 Min.)" in overview
-    assert client.get("/?service=nosuch").status_code == 404
+    r = client.get("/?service=nosuch")
+    assert r.status_code == 404 and r.mimetype == "text/html"
+    assert "Keine Dienstleistung „nosuch“ bekannt." in r.get_data(as_text=True)
+    assert client.post("/api/v1/offices").get_json()["error"]["code"] == "method_not_allowed"
 
 
 def test_example_city_file_is_valid(tmp_path: Path) -> None:

@@ -311,6 +311,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Advice: {office} ({minutes} min)",
     },
     "city.api": {"de": "Schnittstelle (JSON): {url}", "en": "API (JSON): {url}"},
+    "city.unknown_service": {
+        "de": "Keine Dienstleistung „{service}“ bekannt.",
+        "en": "No service “{service}” is known.",
+    },
     "web.ticket.title": {"de": "Ihre Wartenummer", "en": "Your ticket"},
     "web.ticket.waiting": {"de": "Sie warten.", "en": "You are waiting."},
     "web.ticket.position": {

@@ -101,7 +101,19 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(exc.code or 500, "error")
-        return _error(exc.code or 500, code, exc.description or code)
+        status = exc.code or 500
+        if request.path.startswith(("/api/", "/open-data/", "/healthz")):
+            return _error(status, code, exc.description or code)
+        lg = lang()
+        html = render_template(
+            "city_error.html",
+            lang=lg,
+            status=status,
+            title=t("city.title", lg),
+            message=exc.description or code,
+            back=t("city.all_services", lg),
+        )
+        return Response(html, status=status, mimetype="text/html")
 
     @app.get("/api/v1/offices")
     def api_offices() -> Response:
@@ -150,7 +162,7 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
         sid = request.args.get("service") or ""
         names = view.service_names()
         if sid and sid not in names:
-            abort(404, description=f"unknown service {sid!r}")
+            abort(404, description=t("city.unknown_service", lg, service=sid))
         now = view.clock()
         ctx = {
             "lang": lg,
