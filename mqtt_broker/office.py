@@ -7,8 +7,9 @@
   id); the rest are written per user, because mosquitto applies ``pattern`` lines to every user.
 - ``password_file``: mosquitto_passwd format (``$7$`` = PBKDF2-SHA512), keeping an existing hash as long as it
   still matches the password, so a second run writes the same bytes (idempotent deployment).
-- ``bridge_conf`` / ``city_acl_text``: a bridge to the city broker that carries only the public waiting times
-  upwards (``Topics(office).public()``), and the city broker's ACL that lets each office write only its own.
+- ``bridge_conf`` / ``city_acl_text``: a bridge to the city broker that carries only the public waiting times,
+  the controller's status and the link state upwards and the city's recommendations down (docs/city-api.md),
+  and the city broker's ACL that lets each office write only its own and the city service read them all.
 """
 
 from __future__ import annotations
