@@ -153,6 +153,14 @@ def test_opening_hours_order_closed_offices_last() -> None:
         ("none", False, None),
     ]
     assert rows[2]["status"] == "unknown"
+    # closed now: when it opens next (next Thursday 07:00 for "early", a week on; never for "none")
+    assert rows[1]["next_open"] == NOW + 7 * 86400 - 4 * 3600 and rows[2]["next_open"] is None
+    html = create_app(cfg, view).test_client().get("/?service=pass").get_data(as_text=True)
+    assert (
+        "öffnet Do 07:00 Uhr" in html
+        and "<li>Do: 07:00–10:00</li>" in html
+        and "<li>Mo: geschlossen</li>" in html
+    )
 
 
 def test_recommendation_threshold_gain_hysteresis_and_reach() -> None:

@@ -163,6 +163,23 @@ def opening_today(hours: dict[str, Any] | None, tz: ZoneInfo, now: float) -> tup
     return at(span[0]), at(span[1])
 
 
+def next_opening(hours: dict[str, Any] | None, tz: ZoneInfo, now: float) -> float | None:
+    """Epoch seconds of the next opening after ``now`` within a week (None: never open)."""
+    if not hours:
+        return None
+    local = dt.datetime.fromtimestamp(now, tz)
+    for days in range(8):
+        day = (local + dt.timedelta(days=days)).date()
+        span = hours.get(WEEKDAYS[day.weekday()])
+        if not span:
+            continue
+        h, m = map(int, span[0].split(":"))
+        at = dt.datetime(day.year, day.month, day.day, h, m, tzinfo=tz).timestamp()
+        if at > now:
+            return at
+    return None
+
+
 def _cross_check(cfg: CityConfig) -> list[str]:
     errors: list[str] = []
     seen: set[str] = set()

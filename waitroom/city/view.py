@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from waitroom.city.config import CityConfig, CityOffice, opening_today
+from waitroom.city.config import CityConfig, CityOffice, next_opening, opening_today
 from waitroom.contract import ID_RE, ContractError, decode, parse_city_topic
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,12 @@ class CityView:
         except (ValueError, TypeError, AttributeError):  # malformed hours in a payload
             return None
 
+    def next_open(self, office: CityOffice, live: OfficeLive, now: float) -> float | None:
+        try:
+            return next_opening(self.hours(office, live), self.cfg.tz(office), now)
+        except (ValueError, TypeError, AttributeError):
+            return None
+
     def offers(self, office: CityOffice, live: OfficeLive, service: str) -> bool | None:
         """Whether the office offers the service; None when not known yet."""
         if office.services is not None:
@@ -291,6 +297,7 @@ class CityView:
             "controller": live.controller,
             "open_now": bool(span and span[0] <= now < span[1]),
             "hours_today": [local_hhmm(span[0], tz), local_hhmm(span[1], tz)] if span else None,
+            "next_open": self.next_open(office, live, now),
             "hours": self.hours(office, live),
             "timezone": office.timezone or self.cfg.city.timezone,
             "services": services,
@@ -344,6 +351,8 @@ class CityView:
             "as_of": live.as_of,
             "open_now": open_now,
             "hours_today": [local_hhmm(span[0], tz), local_hhmm(span[1], tz)] if span else None,
+            "next_open": self.next_open(office, live, now),
+            "hours": self.hours(office, live),
             "available": group == GROUP_AVAILABLE,
             "waiting": s["waiting"] if s else None,
             "eta_min": s["eta_min"] if s else None,

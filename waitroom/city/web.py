@@ -28,6 +28,7 @@ from werkzeug.exceptions import HTTPException
 
 from waitroom.city.config import CityConfig
 from waitroom.city.view import CityView
+from waitroom.config import WEEKDAYS
 from waitroom.i18n import LANGUAGES, t
 
 SCHEMAS = Path(__file__).with_name("schemas")
@@ -173,6 +174,10 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
             "ranking": view.ranking(sid, now) if sid else None,
             "doc": None if sid else view.document(now),
             "clock": lambda ts: dt.datetime.fromtimestamp(ts, city_tz).strftime("%H:%M"),
+            "weekday": lambda ts: t(
+                f"city.day.{WEEKDAYS[dt.datetime.fromtimestamp(ts, city_tz).weekday()]}", lg
+            ),
+            "weekdays": WEEKDAYS,
             "now": now,
             "city": cfg.city.name,
         }
