@@ -27,6 +27,7 @@ from waitroom import __version__
 from waitroom.config import Config
 from waitroom.contract import (
     CITY_ID,
+    CITY_NODE_ID,
     CITY_SERVICE_NODE_ID,
     CONTROLLER_NODE_ID,
     MAX_PAYLOAD_BYTES,
@@ -262,6 +263,7 @@ class BridgeOptions:
     password: str = ""
     username: str | None = None  # default office-<office id>
     restart_timeout: tuple[int, int] = (5, 120)  # reconnect back-off: first retry and cap, seconds
+    remote_tickets: bool = False  # also carry the city service's commands (node "city") in, replies out
 
 
 def bridge_user(office: str) -> str:
@@ -305,6 +307,12 @@ def bridge_conf(cfg: Config, b: BridgeOptions) -> str:
         f"topic {t.status(CONTROLLER_NODE_ID)} out 1",
         f"topic {t.recommendations().removesuffix('+')}# in 1",
     ]
+    if b.remote_tickets:
+        lines += [
+            "# Remote tickets: the city service's commands as node 'city' in, its replies out.",
+            f"topic {t.cmd(CITY_NODE_ID)} in 1",
+            f"topic {t.reply(CITY_NODE_ID)} out 1",
+        ]
     if b.cafile:
         lines += [f"bridge_cafile {b.cafile}", "bridge_tls_version tlsv1.2", "bridge_insecure false"]
     return "\n".join(lines) + "\n"
@@ -313,7 +321,7 @@ def bridge_conf(cfg: Config, b: BridgeOptions) -> str:
 CITY_SERVICE_USER = "city-service"
 
 
-def city_acl_text(offices: list[str]) -> str:
+def city_acl_text(offices: list[str], remote_tickets: list[str] | None = None) -> str:
     """ACL for the city broker: each office's bridge writes only its own public topic, link state and
     controller status, and reads only its own recommendations; the city service reads every office and writes
     the recommendations; the city page account reads the public waits."""
@@ -332,6 +340,8 @@ def city_acl_text(offices: list[str]) -> str:
             f"topic write {t.status(CONTROLLER_NODE_ID)}",
             f"topic read {t.recommendations().removesuffix('+')}#",
         ]
+        if office in (remote_tickets or []):
+            lines += [f"topic read {t.cmd(CITY_NODE_ID)}", f"topic write {t.reply(CITY_NODE_ID)}"]
     # The city service (waitroom city): reads every office, writes the recommendations and its own status.
     lines += [
         "",
@@ -346,6 +356,8 @@ def city_acl_text(offices: list[str]) -> str:
             f"topic read {t.status(CONTROLLER_NODE_ID)}",
             f"topic readwrite {t.recommendations().removesuffix('+')}#",
         ]
+        if office in (remote_tickets or []):
+            lines += [f"topic write {t.cmd(CITY_NODE_ID)}", f"topic read {t.reply(CITY_NODE_ID)}"]
     # One read-only account for the city-wide page.
     lines += ["", "user city-page"]
     lines += [f"topic read {Topics(office).public()}" for office in offices]

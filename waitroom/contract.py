@@ -41,6 +41,9 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 CONTROLLER_NODE_ID = "controller"
 CITY_ID = "city"  # reserved office id: the city service's own topics live under waitroom/v1/city/
 CITY_SERVICE_NODE_ID = "service"
+# The node id an office gives the city service in its configuration, for commands that come over the bridge
+# (remote tickets, docs/city-api.md); off unless the office's bridge is generated with remote tickets.
+CITY_NODE_ID = "city"
 
 
 class Role(StrEnum):
@@ -466,6 +469,7 @@ CITY_FILTERS = {
     "public": f"{ROOT}/+/public",
     "bridge": f"{ROOT}/+/bridge",
     "controller": f"{ROOT}/+/node/{CONTROLLER_NODE_ID}/status",
+    "reply": f"{ROOT}/+/node/{CITY_NODE_ID}/reply",
 }
 
 
@@ -481,6 +485,8 @@ def parse_city_topic(topic: str) -> tuple[str, str]:
             return parts[2], "bridge"
         if rest == ["node", CONTROLLER_NODE_ID, "status"]:
             return parts[2], "controller"
+        if rest == ["node", CITY_NODE_ID, "reply"]:
+            return parts[2], "reply"
         if len(rest) == 3 and rest[:2] == ["city", "recommend"] and ID_RE.match(rest[2]):
             return parts[2], f"recommend:{rest[2]}"
     raise ContractError(ErrorCode.BAD_REQUEST, f"topic {topic!r} is not a city topic")

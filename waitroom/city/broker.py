@@ -75,6 +75,6 @@ def write_city_broker(
         lines.append(f"{user}:{stored}")
     paths = [folder / "mosquitto.conf", folder / "acl", folder / "passwd"]
     gen.write_file(paths[0], city_mosquitto_conf(cfg, folder, port=port, tls=tls))
-    gen.write_file(paths[1], gen.city_acl_text([o.id for o in cfg.offices]))
+    gen.write_file(paths[1], gen.city_acl_text([o.id for o in cfg.offices], cfg.remote_offices()))
     gen.write_file(paths[2], "\n".join(lines) + "\n", 0o640, group="mosquitto")
     return paths

@@ -122,6 +122,22 @@ class CityWeb(Strict):
     )
 
 
+class RemoteTickets(Strict):
+    """Tickets taken by a 115 agent or the city website for a citizen not there yet (docs/city-api.md).
+
+    Needs the controller operation ``ticket.reserve`` (not in contract v1 yet: until then the API answers
+    501 not_supported), node ``city`` in each office file and bridges generated with remote tickets."""
+
+    enabled: bool = Field(False, description="accept reservations on POST /api/v1/offices/<id>/reservations")
+    token_file: str | None = Field(
+        None,
+        description="file with one API token per line for the 115 and website back ends (Authorization: "
+        "Bearer <token>); required when enabled",
+    )
+    timeout_s: float = Field(5.0, gt=0, le=60, description="seconds to wait for the office's answer")
+    offices: list[Id] | None = Field(None, description="offices that take remote tickets (default: all)")
+
+
 class CityConfig(Strict):
     city: CityInfo
     broker: Broker = Field(default_factory=lambda: Broker(username="city-service"))
@@ -136,6 +152,13 @@ class CityConfig(Strict):
     )
     steering: SteeringRules = Field(default_factory=lambda: SteeringRules())
     web: CityWeb = Field(default_factory=lambda: CityWeb())
+    remote_tickets: RemoteTickets = Field(default_factory=lambda: RemoteTickets())
+
+    def remote_offices(self) -> list[str]:
+        if not self.remote_tickets.enabled:
+            return []
+        wanted = self.remote_tickets.offices
+        return [o.id for o in self.offices if wanted is None or o.id in wanted]
 
     def office(self, oid: str) -> CityOffice | None:
         return next((o for o in self.offices if o.id == oid), None)
@@ -206,6 +229,12 @@ def _cross_check(cfg: CityConfig) -> list[str]:
         for s in cfg.steering.thresholds:
             if s not in sids:
                 errors.append(f"steering.thresholds.{s}: unknown service {s!r}")
+    rt = cfg.remote_tickets
+    if rt.enabled and not rt.token_file:
+        errors.append("remote_tickets.token_file: required when remote tickets are enabled")
+    for i, oid in enumerate(rt.offices or []):
+        if cfg.office(oid) is None:
+            errors.append(f"remote_tickets.offices[{i}]: unknown office {oid!r}")
     for s, v in cfg.steering.thresholds.items():
         if not 0 < v <= 600:
             errors.append(f"steering.thresholds.{s}: {v} must be above 0 and at most 600 minutes")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from waitroom.city.config import CityConfig
+from waitroom.city.remote import OfficeCommands
 from waitroom.city.view import CityView
 from waitroom.contract import CITY_FILTERS, CITY_ID, CITY_SERVICE_NODE_ID, Role, Topics
 from waitroom.mqtt import MqttLink
@@ -45,8 +46,11 @@ class CityService:
             cfg.broker if cfg.broker.username else cfg.broker.model_copy(update={"username": "city-service"})
         )
         self.link = MqttLink(broker, CITY_ID, CITY_SERVICE_NODE_ID, Role.WEB, password=password)
-        for topic_filter in CITY_FILTERS.values():
-            self.link.subscribe(topic_filter, self._on_message, qos=1)
+        for kind, topic_filter in CITY_FILTERS.items():
+            if kind != "reply":
+                self.link.subscribe(topic_filter, self._on_message, qos=1)
+        # Remote tickets: commands to the offices' controllers over their bridges (waitroom/city/remote.py).
+        self.commands = OfficeCommands(self.link) if cfg.remote_tickets.enabled else None
         self._published: dict[tuple[str, str], tuple[object, float]] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()

@@ -27,6 +27,7 @@ from flask import Flask, Response, abort, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from waitroom.city.config import CityConfig
+from waitroom.city.remote import authorized, load_tokens, reserve
 from waitroom.city.view import CityView
 from waitroom.config import WEEKDAYS
 from waitroom.i18n import LANGUAGES, t
@@ -127,6 +128,22 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
             known = ", ".join(view.service_ids()) or "none yet"
             return _error(404, "unknown_service", f"no office offers a service {service!r} (known: {known})")
         return _etag_response(ranking, "no-cache")
+
+    tokens = load_tokens(cfg) if cfg.remote_tickets.enabled else []
+
+    @app.post("/api/v1/offices/<office>/reservations")
+    def api_reserve(office: str) -> Response:
+        if cfg.remote_tickets.enabled and not authorized(request.headers.get("Authorization"), tokens):
+            resp = _error(
+                401, "unauthorized", "send Authorization: Bearer <token> (remote_tickets.token_file)"
+            )
+            resp.headers["WWW-Authenticate"] = "Bearer"
+            return resp
+        body = request.get_json(silent=True)
+        status, data = reserve(cfg, view, getattr(service, "commands", None), office, body)
+        resp = _json(data, status)
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     @app.get("/api/v1/schema/<name>.json")
     def api_schema(name: str) -> Response:
