@@ -9,6 +9,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mqtt_broker import office as gen
@@ -29,6 +30,8 @@ PASSWORDS = {
     "city-service": "svc-pw",
     "city-page": "pg",
 }
+
+pytestmark = [pytest.mark.slow]
 
 
 def wait_until(predicate, timeout: float = 10.0) -> bool:

@@ -31,7 +31,7 @@ from waitroom.city.web import SCHEMAS
 from waitroom.node import NodeRuntime
 from waitroom.service import ControllerService
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 NAMES = {"nord": "Bürgerbüro Nord", "sued": "Bürgerbüro Süd", "ost": "Bürgerbüro Ost"}
 TICKETS = {"nord": 12, "sued": 0, "ost": 3}  # pass tickets drawn before the check

@@ -26,6 +26,8 @@ from waitroom.service import ControllerService
 TOKEN = "t0ken-for-the-115-backend-0123456789"
 PASSWORDS = {"office-rem": "b-pw", "office-far": "f-pw", "city-service": "s-pw", "city-page": "p-pw"}
 
+pytestmark = [pytest.mark.slow]
+
 
 def wait_until(predicate, timeout: float = 15.0):
     deadline = time.monotonic() + timeout

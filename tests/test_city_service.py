@@ -16,6 +16,8 @@ from waitroom.contract import Topics, decode, encode
 
 ALL_DAY = {d: ("00:00", "23:59") for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
+pytestmark = [pytest.mark.slow]
+
 
 def wait_until(predicate, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
