@@ -342,6 +342,15 @@ def test_rate_limit_answers_429_with_retry_after(client_view) -> None:
     assert client.get("/healthz").status_code == 200  # monitoring is not limited
 
 
+def test_behind_a_reverse_proxy_each_client_has_its_own_limit() -> None:
+    cfg = make_cfg()
+    web = cfg.web.model_copy(update={"rate_per_min": 2, "proxies": 1})
+    client = create_app(cfg.model_copy(update={"web": web}), CityView(cfg)).test_client()
+    a, b = {"X-Forwarded-For": "192.0.2.10"}, {"X-Forwarded-For": "192.0.2.11"}
+    assert [client.get("/api/v1/offices", headers=a).status_code for _ in range(3)] == [200, 200, 429]
+    assert client.get("/api/v1/offices", headers=b).status_code == 200
+
+
 def test_page_is_german_first_and_ordered(client_view) -> None:
     client, _ = client_view
     html = client.get("/?service=pass").get_data(as_text=True)

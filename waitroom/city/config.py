@@ -117,6 +117,13 @@ class CityWeb(Strict):
     open_data_max_age_s: int = Field(
         30, ge=0, le=3600, description="Cache-Control max-age of the open-data feed"
     )
+    proxies: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="reverse proxies in front of the service whose X-Forwarded-For is trusted (the rate limit "
+        "then counts the real client address)",
+    )
     open_data_license: str = Field(
         "dl-de/by-2-0", description="licence named in the open-data feed", examples=["dl-de/zero-2-0"]
     )

@@ -83,6 +83,10 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
     """The Flask app over a live ``CityView`` (``service``: the running CityService, for /healthz)."""
     app = Flask(__name__, template_folder=str(Path(__file__).with_name("templates")))
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    if cfg.web.proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.web.proxies)  # type: ignore[method-assign]
     limiter = RateLimiter(cfg.web.rate_per_min)
     city_tz = ZoneInfo(cfg.city.timezone)
 
