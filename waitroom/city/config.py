@@ -121,8 +121,8 @@ class CityWeb(Strict):
         0,
         ge=0,
         le=5,
-        description="reverse proxies in front of the service whose X-Forwarded-For is trusted (the rate limit "
-        "then counts the real client address)",
+        description="reverse proxies in front of the service whose X-Forwarded-For is trusted (the rate "
+        "limit then counts the real client address)",
     )
     open_data_license: str = Field(
         "dl-de/by-2-0", description="licence named in the open-data feed", examples=["dl-de/zero-2-0"]
