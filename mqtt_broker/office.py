@@ -264,6 +264,7 @@ class BridgeOptions:
     username: str | None = None  # default office-<office id>
     restart_timeout: tuple[int, int] = (5, 120)  # reconnect back-off: first retry and cap, seconds
     remote_tickets: bool = False  # also carry the city service's commands (node "city") in, replies out
+    try_private: bool = True  # False for a city broker that is not mosquitto (docs/city-api.md, Scaling)
 
 
 def bridge_user(office: str) -> str:
@@ -294,7 +295,7 @@ def bridge_conf(cfg: Config, b: BridgeOptions) -> str:
         "cleansession true",
         "# The city broker is mosquitto: as a known bridge it keeps the retain flag of the recommendations",
         "# it forwards down, so a node that subscribes later (a restarted dispenser) still gets them.",
-        "try_private true",
+        f"try_private {'true' if b.try_private else 'false'}",
         "# The link state goes to the city as retained 1/0; the 0 is the bridge's will, so the city sees",
         "# a cut link at once and marks the office's waits as stale.",
         "notifications true",
