@@ -89,7 +89,12 @@ class City:
         for office in NAMES:
             port = free_port()
             cfg = office_config(port, office_id=office)
-            cfg = cfg.model_copy(update={"office": cfg.office.model_copy(update={"name": NAMES[office]})})
+            # no automatic Annahmeschluss: the test runs at any hour, also shortly before the office's 23:59
+            steering = cfg.steering.model_copy(
+                update={"intake_stop": cfg.steering.intake_stop.model_copy(update={"enabled": False})}
+            )
+            office_info = cfg.office.model_copy(update={"name": NAMES[office]})
+            cfg = cfg.model_copy(update={"office": office_info, "steering": steering})
             folder = self.root / office
             folder.mkdir()
             folder.chmod(0o755)
