@@ -399,3 +399,25 @@ def test_advice_is_republished_only_when_it_changes_noticeably() -> None:
     assert not _same_advice(("o1", 10), None) and not _same_advice(("o1", 10), ("o2", 10))
     assert _same_advice(("o1", 10), ("o1", 11)) and not _same_advice(("o1", 10), ("o1", 12))
     assert _same_advice(("o1", 60), ("o1", 65)) and not _same_advice(("o1", 60), ("o1", 54))
+
+
+def test_hours_and_time_zone_can_come_from_the_public_waits() -> None:
+    cfg = city_config.parse(
+        {"city": {"name": "X", "timezone": "UTC"}, "offices": [{"id": "o0", "name": "A"}]}
+    )
+    view = CityView(cfg, clock=lambda: NOW)
+    payload = json.loads(public("o0", NOW, **{"pass": 5}))
+    payload |= {"hours": {"thu": ["10:30", "12:00"]}, "timezone": "Europe/Berlin"}  # 11:00 in Berlin: open
+    view.on_message(Topics("o0").public(), encode(payload), NOW)
+    entry = view.document(NOW)["offices"][0]
+    assert (entry["open_now"], entry["hours_today"], entry["timezone"]) == (
+        True,
+        ["10:30", "12:00"],
+        "Europe/Berlin",
+    )
+    payload |= {"hours": {"thu": ["25:00", "x"]}, "timezone": "Nowhere/Else"}  # malformed: closed, city zone
+    view.on_message(Topics("o0").public(), encode(payload), NOW)
+    entry = view.document(NOW)["offices"][0]
+    assert (entry["open_now"], entry["hours_today"], entry["timezone"]) == (False, None, "UTC")
+    assert entry["hours"] is None
+    jsonschema.validate(view.document(NOW), schema("offices"))

@@ -17,13 +17,16 @@ import datetime as dt
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from waitroom.city.config import CityConfig, CityOffice, next_opening, opening_today
+from waitroom.config import WEEKDAYS
 from waitroom.contract import ID_RE, ContractError, decode, parse_city_topic
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,21 @@ def parse_public(office: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]
         }
         out[s["id"]] = entry
     return out
+
+
+HHMM_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _valid_hours(hours: Any) -> bool:
+    """Opening hours as an office may publish them: {weekday: [HH:MM, HH:MM]} with open before close."""
+    if not isinstance(hours, dict):
+        return False
+    for day, span in hours.items():
+        if day not in WEEKDAYS or not isinstance(span, list) or len(span) != 2:
+            return False
+        if not all(isinstance(v, str) and HHMM_RE.match(v) for v in span) or span[0] >= span[1]:
+            return False
+    return True
 
 
 def local_hhmm(ts: float | None, tz: Any) -> str | None:
@@ -218,21 +236,30 @@ class CityView:
             return "stale", min(since)
         return "live", None
 
+    def tz(self, office: CityOffice, live: OfficeLive) -> ZoneInfo:
+        """The office's time zone: the city file's, else the one its public waits name, else the city's."""
+        if office.timezone is None and live.public and isinstance(live.public.get("timezone"), str):
+            try:
+                return ZoneInfo(live.public["timezone"])
+            except (ZoneInfoNotFoundError, ValueError):
+                pass
+        return self.cfg.tz(office)
+
     def hours(self, office: CityOffice, live: OfficeLive) -> dict[str, Any] | None:
         if office.hours is not None:
             return {k: list(v) for k, v in office.hours.items()}
         published = (live.public or {}).get("hours")
-        return published if isinstance(published, dict) else None
+        return published if _valid_hours(published) else None
 
     def opening(self, office: CityOffice, live: OfficeLive, now: float) -> tuple[float, float] | None:
         try:
-            return opening_today(self.hours(office, live), self.cfg.tz(office), now)
+            return opening_today(self.hours(office, live), self.tz(office, live), now)
         except (ValueError, TypeError, AttributeError):  # malformed hours in a payload
             return None
 
     def next_open(self, office: CityOffice, live: OfficeLive, now: float) -> float | None:
         try:
-            return next_opening(self.hours(office, live), self.cfg.tz(office), now)
+            return next_opening(self.hours(office, live), self.tz(office, live), now)
         except (ValueError, TypeError, AttributeError):
             return None
 
@@ -272,7 +299,7 @@ class CityView:
         live = self.offices[office.id]
         status, stale_since = self.status(live, now)
         span = self.opening(office, live, now)
-        tz = self.cfg.tz(office)
+        tz = self.tz(office, live)
         services = []
         for sid, s in (live.services or {}).items():
             if office.services is not None and sid not in office.services:
@@ -299,7 +326,7 @@ class CityView:
             "hours_today": [local_hhmm(span[0], tz), local_hhmm(span[1], tz)] if span else None,
             "next_open": self.next_open(office, live, now),
             "hours": self.hours(office, live),
-            "timezone": office.timezone or self.cfg.city.timezone,
+            "timezone": str(self.tz(office, live)),
             "services": services,
         }
 
@@ -342,7 +369,7 @@ class CityView:
             group = GROUP_NO_ETA
         else:
             group = GROUP_AVAILABLE
-        tz = self.cfg.tz(office)
+        tz = self.tz(office, live)
         return {
             "office": office.id,
             "name": office.name,
@@ -390,7 +417,7 @@ class CityView:
                 live = self.offices[office.id]
                 status, _ = self.status(live, now)
                 span = self.opening(office, live, now)
-                tz = self.cfg.tz(office)
+                tz = self.tz(office, live)
                 services = [
                     {
                         "id": sid,
