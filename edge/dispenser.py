@@ -58,6 +58,7 @@ from ticket_printer.layout import Notice, TicketData
 from ticket_printer.printer import TicketPrinter
 from ticket_printer.settings import load_settings
 from waitroom import contract
+from waitroom.city.advice import Advice
 from waitroom.config import Config, Node
 from waitroom.config import data_dir as config_data_dir
 from waitroom.contract import CONTROLLER_NODE_ID, ErrorCode
@@ -569,6 +570,7 @@ class Dispenser:
         self._health_lock = threading.Lock()
         self._busy: dict[str, float] = {}  # lamp name -> monotonic time its feedback flash ends
         self.stuck: set[str] = set()
+        self.advice = Advice(cfg.office.id, clock=clock)  # the city's advice: a shorter wait elsewhere
 
     # ----------------------------------------------------------------------------- lifecycle
     def _device_pins(self) -> None:
@@ -614,6 +616,7 @@ class Dispenser:
             self.runtime.subscribe(self.runtime.topics.sim(self.runtime.node_id), self._on_sim_code)
         self.runtime.subscribe(self.runtime.topics.status(CONTROLLER_NODE_ID), self._on_controller_status)
         self.runtime.on_state(self._on_state)
+        self.runtime.subscribe(self.runtime.topics.recommendations(), self._on_advice)
         if self.options.scanner:
             self.reader = CodeReader(self.options.scanner, self.options.scanner_layout, self.checkin)
             self.reader.start()
@@ -736,6 +739,14 @@ class Dispenser:
         if changed:
             self._changed()
 
+    def _on_advice(self, topic: str, payload: bytes) -> None:
+        self.advice.on_message(topic, payload)
+        self._changed()
+
+    def advice_text(self, service: str, lang: str = "de") -> str | None:
+        """What a screen at the dispenser shows before a ticket is taken: 'Kürzer warten: ...' or None."""
+        return self.advice.text(service, lang)
+
     @property
     def controller_reachable(self) -> bool:
         return self.runtime.online and self.controller_status != "offline"
@@ -804,6 +815,7 @@ class Dispenser:
             appointment=ticket.get("appointment"),
             priority=bool(ticket.get("priority")),
             lang=lang,
+            alternative=None if offline else self.advice.alternative(service),
         )
 
     def _print(self, data: TicketData | Notice) -> Path | None:
@@ -1112,6 +1124,7 @@ class Dispenser:
             },
             "last_refusal": self.last_refusal,
             "buttons_stuck": stuck,
+            "advice": {sid: text for sid in self.services if (text := self.advice.text(sid))},
         }
 
     def _changed(self) -> None:

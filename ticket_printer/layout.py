@@ -13,7 +13,7 @@ import textwrap
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from waitroom.i18n import t
@@ -104,6 +104,7 @@ class TicketData:
     appointment: float | None = None  # slot time (epoch) for appointment holders
     priority: bool = False
     lang: str = "de"
+    alternative: dict[str, Any] | None = None  # the city's advice: {"name": office, "eta_min": minutes}
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,10 @@ class LayoutBuilder:
                     else self.bilingual("ticket.ahead_none", lang)
                 )
             blocks += self.bilingual("ticket.wait", lang, bold=True, minutes=d.eta_min)
+            if d.alternative:  # cross-office steering (waitroom/city/advice.py)
+                blocks += self.bilingual(
+                    "city.alternative", lang, office=d.alternative["name"], minutes=d.alternative["eta_min"]
+                )
         blocks.append(Feed(1))
         blocks += self.bilingual("ticket.note", lang, bold=True)
         if d.url:

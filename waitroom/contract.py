@@ -15,6 +15,11 @@ Topic tree (plain MQTT 3.1.1, JSON payloads, UTF-8)::
     waitroom/v1/<office>/node/<node>/cmd             commands                     node -> controller
     waitroom/v1/<office>/node/<node>/reply           one reply per command        controller -> node
     waitroom/v1/<office>/node/<node>/sim             simulated button presses     demo web -> node (demo only)
+    waitroom/v1/<office>/bridge                      retained "1"/"0" city link   office bridge (will) -> city
+    waitroom/v1/<office>/city/recommend/<service>    retained advice              city service -> office
+    waitroom/v1/city/node/service/status             retained online/offline      city service (will) -> city
+
+The office id ``city`` is reserved for the city service's own topics (see waitroom/city/).
 
 A node publishes only below ``node/<its own id>/``, so a broker ACL ``pattern write .../node/%u/#``
 confines its credentials.
@@ -45,6 +50,11 @@ QUEUE_BOUND_BYTES = 16 * 1024
 ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 CONTROLLER_NODE_ID = "controller"
+CITY_ID = "city"  # reserved office id: the city service's own topics live under waitroom/v1/city/
+CITY_SERVICE_NODE_ID = "service"
+# The node id an office gives the city service in its configuration, for commands that come over the bridge
+# (remote tickets, docs/city-api.md); off unless the office's bridge is generated with remote tickets.
+CITY_NODE_ID = "city"
 
 
 class Role(StrEnum):
@@ -356,12 +366,14 @@ QOS = {
     "cmd": 1,
     "reply": 1,
     "sim": 0,
+    "recommend": 1,
 }
 RETAIN = {
     "state": True,
     "queue": True,
     "counter": True,
     "public": True,
+    "recommend": True,
     "event": False,
     "status": True,
     "health": True,
@@ -417,6 +429,19 @@ class Topics:
     def public(self) -> str:
         return f"{self.base}/public"
 
+    def bridge(self) -> str:
+        """The office bridge's link state on the city broker: mosquitto's notification ("1" up, "0" down;
+        the "0" is the bridge's last will, so a cut link shows at once)."""
+        return f"{self.base}/bridge"
+
+    def recommend(self, service: str) -> str:
+        """Retained advice from the city service: the office with the shortest wait for ``service``."""
+        return f"{self.base}/city/recommend/{check_id(service, 'service')}"
+
+    def recommendations(self) -> str:
+        """Subscription filter for every service's recommendation of this office."""
+        return f"{self.base}/city/recommend/+"
+
     def event(self, kind: EventKind | str) -> str:
         return f"{self.base}/event/{EventKind(kind).value}"
 
@@ -460,6 +485,34 @@ class Topics:
         if len(parts) != 2 or not ID_RE.match(parts[0]):
             raise ContractError(ErrorCode.BAD_REQUEST, f"topic {topic!r} is not <node>/<kind>")
         return parts[0], parts[1]
+
+
+# City-wide subscription filters (the city broker carries every office's bridged topics).
+CITY_FILTERS = {
+    "public": f"{ROOT}/+/public",
+    "bridge": f"{ROOT}/+/bridge",
+    "controller": f"{ROOT}/+/node/{CONTROLLER_NODE_ID}/status",
+    "reply": f"{ROOT}/+/node/{CITY_NODE_ID}/reply",
+}
+
+
+def parse_city_topic(topic: str) -> tuple[str, str]:
+    """Split a city broker topic into (office id, kind) with kind one of CITY_FILTERS or ``recommend:<svc>``;
+    raise ContractError for anything else."""
+    parts = topic.split("/")
+    if len(parts) >= 3 and "/".join(parts[:2]) == ROOT and ID_RE.match(parts[2]):
+        rest = parts[3:]
+        if rest == ["public"]:
+            return parts[2], "public"
+        if rest == ["bridge"]:
+            return parts[2], "bridge"
+        if rest == ["node", CONTROLLER_NODE_ID, "status"]:
+            return parts[2], "controller"
+        if rest == ["node", CITY_NODE_ID, "reply"]:
+            return parts[2], "reply"
+        if len(rest) == 3 and rest[:2] == ["city", "recommend"] and ID_RE.match(rest[2]):
+            return parts[2], f"recommend:{rest[2]}"
+    raise ContractError(ErrorCode.BAD_REQUEST, f"topic {topic!r} is not a city topic")
 
 
 def validate_publish_topic(topic: str) -> str:
@@ -580,8 +633,9 @@ def acl_rules(office: str) -> list[tuple[Role, str, str]]:
         ("read", t.events()),
         ("read", f"{own}/reply"),
         ("read", f"{own}/sim"),
-        ("read", t.status(CONTROLLER_NODE_ID)),
-    ]  # displays show an offline sign when it is gone
+        ("read", t.status(CONTROLLER_NODE_ID)),  # displays show an offline sign when it is gone
+        ("read", t.recommendations()),  # the city's advice: another office with a shorter wait
+    ]
     node_write = [("write", f"{own}/status"), ("write", f"{own}/health")]
     rules: list[tuple[Role, str, str]] = []
     for role in Role:

@@ -27,6 +27,7 @@ from typing import Any
 from flask import Response, stream_with_context
 
 from waitroom import contract
+from waitroom.city.advice import Advice
 from waitroom.config import Config
 from waitroom.contract import EventKind
 from waitroom.node import NodeRuntime
@@ -124,6 +125,9 @@ class LiveOffice:
         runtime.subscribe(self.topics.counter("+"), self._on_counter)
         runtime.subscribe(self.topics.all_nodes("status"), self._on_node_msg)
         runtime.subscribe(self.topics.all_nodes("health"), self._on_node_msg)
+        # The city's advice (another office with a shorter wait), bridged down from the city broker.
+        self.advice = Advice(cfg.office.id)
+        runtime.subscribe(self.topics.recommendations(), self.advice.on_message)
 
     # -- lifecycle
     def start(self, wait: float | None = 10.0) -> bool:

@@ -89,12 +89,15 @@ def public_payload() -> dict[str, Any]:
     state = lv.state()
     offices = []
     if state is not None:
+        services = service_waits(state)
+        for s in services:  # the city's advice for this office (waitroom/city/advice.py)
+            s["alternative"] = lv.advice.alternative(s["id"])
         offices.append(
             {
                 "office": state["office"],
-                "name": state["name"],
+                "name": state.get("name", lv.cfg.office.name),
                 "ts": state["ts"],
-                "services": service_waits(state),
+                "services": services,
             }
         )
     for office, pub in sorted(lv.bridged.items()):

@@ -1,0 +1,423 @@
+"""The city view without a broker: the live picture, staleness, rankings, recommendations (with hysteresis),
+the city configuration's errors, the office side's advice, and the HTTP API (schemas, ETag/304, 429)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from waitroom.city import config as city_config
+from waitroom.city.advice import Advice
+from waitroom.city.view import CityView
+from waitroom.city.web import SCHEMAS, create_app
+from waitroom.contract import Topics, encode
+from waitroom.errors import ConfigError
+
+ALL_DAY = {d: ("00:00", "23:59") for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+NOW = 1764237600.0  # Thursday 2025-11-27 11:00 Europe/Berlin
+
+
+def schema(name: str) -> dict:
+    return json.loads((SCHEMAS / f"{name}.json").read_text())
+
+
+def make_cfg(n: int = 3, **steering: object) -> city_config.CityConfig:
+    offices = [{"id": f"o{i}", "name": f"Bürgerbüro {i}", "hours": ALL_DAY} for i in range(n)]
+    return city_config.parse(
+        {
+            "city": {"name": "Teststadt"},
+            "offices": offices,
+            "services": [
+                {"id": "pass", "name": {"de": "Pass", "en": "Passport"}},
+                {"id": "melde", "name": {"de": "Melde"}},
+            ],
+            "stale_after_min": 30,
+            "steering": {"threshold_min": 30, "min_gain_min": 10, "hysteresis_min": 5, **steering},
+        }
+    )
+
+
+def public(office: str, ts: float, **etas: int | None) -> bytes:
+    return encode(
+        {
+            "v": 1,
+            "office": office,
+            "ts": ts,
+            "services": [
+                {"id": sid, "waiting": (eta or 0) // 3, "eta_min": eta, "intake_open": True}
+                for sid, eta in etas.items()
+            ],
+        }
+    )
+
+
+def feed(view: CityView, office: str, now: float = NOW, **etas: int | None) -> None:
+    assert view.on_message(Topics(office).public(), public(office, now, **etas), now)
+
+
+def test_live_picture_and_ranking_by_expected_wait() -> None:
+    view = CityView(make_cfg(), clock=lambda: NOW)
+    feed(view, "o0", **{"pass": 45, "melde": 5})
+    feed(view, "o1", **{"pass": 10})
+    feed(view, "o2", **{"pass": 20, "melde": 2})
+    ranking = view.ranking("pass", NOW)
+    jsonschema.validate(ranking, schema("service"))
+    assert [r["office"] for r in ranking["offices"]] == ["o1", "o2", "o0"]
+    assert [r["eta_min"] for r in ranking["offices"]] == [10, 20, 45]
+    assert all(r["available"] and r["status"] == "live" for r in ranking["offices"])
+    # o1 does not list melde: it is not ranked for it
+    assert [r["office"] for r in view.ranking("melde", NOW)["offices"]] == ["o2", "o0"]
+    assert view.ranking("nosuch", NOW) is None
+    doc = view.document(NOW)
+    jsonschema.validate(doc, schema("offices"))
+    assert [s["id"] for s in doc["services"]] == ["pass", "melde"]
+
+
+def test_cut_link_controller_offline_and_old_data_make_an_office_stale() -> None:
+    view = CityView(make_cfg(), clock=lambda: NOW)
+    for o in ("o0", "o1", "o2"):
+        feed(view, o, NOW - 60, **{"pass": 5})
+        view.on_message(Topics(o).bridge(), b"1", NOW - 60)
+    assert view.on_message(Topics("o1").bridge(), b"0", NOW - 30)  # the bridge's will: link cut
+    view.on_message(
+        Topics("o2").status("controller"), encode({"node": "controller", "status": "offline"}), NOW - 20
+    )
+    doc = {o["id"]: o for o in view.document(NOW)["offices"]}
+    assert doc["o0"]["status"] == "live" and doc["o0"]["link"] == "up"
+    assert (doc["o1"]["status"], doc["o1"]["stale_since"], doc["o1"]["link"]) == ("stale", NOW - 30, "down")
+    assert (doc["o2"]["status"], doc["o2"]["stale_since"]) == ("stale", NOW - 20)
+    ranking = view.ranking("pass", NOW)["offices"]
+    assert [r["office"] for r in ranking] == ["o0", "o1", "o2"]  # stale ones after the live one
+    # data older than stale_after_min (30) is stale too, since as_of + 30 min
+    later = NOW - 60 + 31 * 60
+    assert view.status(view.offices["o0"], later) == ("stale", NOW - 60 + 30 * 60)
+    # ... unless the link is up and the controller online: then old data is unchanged data (an idle office)
+    view.on_message(
+        Topics("o0").status("controller"), encode({"node": "controller", "status": "online"}), NOW
+    )
+    assert view.status(view.offices["o0"], later) == ("live", None)
+    # the link comes back with fresh data: live again
+    view.on_message(Topics("o1").bridge(), b"1", NOW)
+    feed(view, "o1", NOW, **{"pass": 7})
+    assert view.status(view.offices["o1"], NOW) == ("live", None)
+
+
+def test_bad_input_is_counted_and_the_last_good_data_kept() -> None:
+    view = CityView(make_cfg(), clock=lambda: NOW)
+    feed(view, "o0", **{"pass": 12})
+    t = Topics("o0")
+    bad = [
+        b"not json",
+        b"[1,2]",
+        encode({"office": "o1", "services": []}),  # names another office
+        encode({"services": [{"id": "Pass!", "waiting": 1}]}),
+        encode({"services": [{"id": "pass", "waiting": -1}]}),
+        encode({"services": [{"id": "pass", "waiting": 1, "eta_min": "soon"}]}),
+        encode({"services": [{"id": "pass", "waiting": 1, "intake_open": "yes"}]}),
+    ]
+    for raw in bad:
+        assert view.on_message(t.public(), raw, NOW) is False
+    assert view.on_message(t.bridge(), b"maybe", NOW) is False
+    assert view.on_message(t.status("controller"), b"{}", NOW) is False
+    assert view.offices["o0"].rejected == len(bad) + 2
+    assert view.ranking("pass", NOW)["offices"][0]["eta_min"] == 12
+    # unknown offices and foreign topics are ignored
+    assert (
+        view.on_message(Topics("elsewhere").public(), public("elsewhere", NOW, **{"pass": 1}), NOW) is False
+    )
+    assert view.on_message("waitroom/v1/o0/state", b"{}", NOW) is False
+    assert "elsewhere" not in {o["id"] for o in view.document(NOW)["offices"]}
+
+
+def test_opening_hours_order_closed_offices_last() -> None:
+    cfg = city_config.parse(
+        {
+            "city": {"name": "Teststadt", "timezone": "Europe/Berlin"},
+            "offices": [
+                {"id": "early", "name": "Früh", "hours": {"thu": ["07:00", "10:00"]}},
+                {"id": "day", "name": "Tag", "hours": {"thu": ["08:00", "16:00"]}},
+                {"id": "none", "name": "Nie"},
+            ],
+        }
+    )
+    view = CityView(cfg, clock=lambda: NOW)
+    feed(view, "early", **{"pass": 1})
+    feed(view, "day", **{"pass": 40})
+    rows = view.ranking("pass", NOW)["offices"]
+    assert [(r["office"], r["open_now"], r["hours_today"]) for r in rows] == [
+        ("day", True, ["08:00", "16:00"]),
+        ("early", False, ["07:00", "10:00"]),
+        ("none", False, None),
+    ]
+    assert rows[2]["status"] == "unknown"
+    # closed now: when it opens next (next Thursday 07:00 for "early", a week on; never for "none")
+    assert rows[1]["next_open"] == NOW + 7 * 86400 - 4 * 3600 and rows[2]["next_open"] is None
+    html = create_app(cfg, view).test_client().get("/?service=pass").get_data(as_text=True)
+    assert (
+        "öffnet Do 07:00 Uhr" in html
+        and "<li>Do: 07:00–10:00</li>" in html
+        and "<li>Mo: geschlossen</li>" in html
+    )
+
+
+def test_recommendation_threshold_gain_hysteresis_and_reach() -> None:
+    view = CityView(make_cfg(), clock=lambda: NOW)
+    feed(view, "o0", **{"pass": 29})
+    feed(view, "o1", **{"pass": 12})
+    feed(view, "o2", **{"pass": 15})
+    assert view.recommendations(NOW)[("o0", "pass")] is None  # below the threshold of 30
+    feed(view, "o0", **{"pass": 35})
+    rec = view.recommendations(NOW)
+    assert rec[("o0", "pass")] == {"office": "o1", "name": "Bürgerbüro 1", "eta_min": 12, "waiting": 4}
+    assert rec[("o1", "pass")] is None and rec[("o2", "pass")] is None
+    # 27 min: under the threshold but within the hysteresis of 5 min: the advice stays
+    feed(view, "o0", **{"pass": 27})
+    assert view.recommendations(NOW)[("o0", "pass")]["office"] == "o1"
+    feed(view, "o0", **{"pass": 24})
+    assert view.recommendations(NOW)[("o0", "pass")] is None
+    # a gain below min_gain_min (10) is no reason to travel
+    feed(view, "o0", **{"pass": 31})
+    feed(view, "o1", **{"pass": 22})
+    feed(view, "o2", **{"pass": 25})
+    assert view.recommendations(NOW)[("o0", "pass")] is None
+    # a stale office is never recommended; an office with intake stopped neither
+    feed(view, "o1", **{"pass": 5})
+    view.on_message(Topics("o1").bridge(), b"0", NOW)
+    assert view.recommendations(NOW)[("o0", "pass")] is None
+    feed(view, "o2", **{"pass": 5})
+    rec = view.recommendations(NOW)[("o0", "pass")]
+    assert rec["office"] == "o2"
+    payload = view.recommendation_payload("o0", "pass", rec, NOW)
+    jsonschema.validate(payload, schema("recommendation"))
+
+
+def test_no_recommendation_to_an_office_that_closes_before_the_citizen_gets_there() -> None:
+    cfg = city_config.parse(
+        {
+            "city": {"name": "Teststadt"},
+            "offices": [
+                {"id": "busy", "name": "Voll", "hours": {"thu": ["08:00", "16:00"]}},
+                {"id": "closing", "name": "Schließt", "hours": {"thu": ["08:00", "11:10"]}},
+                {"id": "late", "name": "Spät", "hours": {"thu": ["08:00", "18:00"]}},
+            ],
+            "steering": {"threshold_min": 30, "min_gain_min": 10, "reach_min": 20},
+        }
+    )
+    view = CityView(cfg, clock=lambda: NOW)
+    feed(view, "busy", **{"pass": 60})
+    feed(view, "closing", **{"pass": 1})
+    feed(view, "late", **{"pass": 20})
+    assert view.recommendations(NOW)[("busy", "pass")]["office"] == "late"
+
+
+def test_city_config_errors_are_collected_by_path() -> None:
+    with pytest.raises(ConfigError) as err:
+        city_config.parse(
+            {
+                "city": {"name": "X", "timezone": "Mars/Olympus"},
+                "offices": [
+                    {"id": "city", "name": "A"},
+                    {"id": "a", "name": "A", "hours": {"mon": ["10:00", "09:00"]}, "services": ["nope"]},
+                    {"id": "a", "name": "B"},
+                ],
+                "services": [{"id": "pass", "name": {"de": "Pass"}}],
+                "steering": {"thresholds": {"melde": 10}},
+            }
+        )
+    assert "city.timezone" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        city_config.parse(
+            {
+                "city": {"name": "X"},
+                "offices": [
+                    {"id": "city", "name": "A"},
+                    {"id": "a", "name": "A", "hours": {"mon": ["10:00", "09:00"]}, "services": ["nope"]},
+                    {"id": "a", "name": "B"},
+                ],
+                "services": [{"id": "pass", "name": {"de": "Pass"}}],
+                "steering": {"thresholds": {"melde": 10}},
+                "colour": "blue",
+            }
+        )
+    text = str(err.value)
+    assert "colour: unknown key" in text
+    with pytest.raises(ConfigError) as err:
+        city_config.parse(
+            {
+                "city": {"name": "X"},
+                "offices": [
+                    {"id": "city", "name": "A"},
+                    {"id": "a", "name": "A", "hours": {"mon": ["10:00", "09:00"]}, "services": ["nope"]},
+                    {"id": "a", "name": "B"},
+                ],
+                "services": [{"id": "pass", "name": {"de": "Pass"}}],
+                "steering": {"thresholds": {"melde": 10}},
+            }
+        )
+    errors = err.value.errors
+    assert "offices[0].id: 'city' is reserved for the city service's own topics" in errors
+    assert "offices[2].id: duplicate id 'a'" in errors
+    assert "offices[1].hours.mon: opening 10:00 is not before closing 09:00" in errors
+    assert "offices[1].services[0]: unknown service 'nope' (known: pass)" in errors
+    assert "steering.thresholds.melde: unknown service 'melde'" in errors
+    assert city_config.load(city_config.EXAMPLE_CITY).offices[1].name == "Bürgerbüro Süd"
+
+
+def test_office_side_advice_lapses_and_checks_its_topic() -> None:
+    clock = [NOW]
+    advice = Advice("o0", clock=lambda: clock[0])
+    view = CityView(make_cfg(), clock=lambda: NOW)
+    feed(view, "o0", **{"pass": 50})
+    feed(view, "o1", **{"pass": 10})
+    rec = view.recommendations(NOW)[("o0", "pass")]
+    payload = encode(view.recommendation_payload("o0", "pass", rec, NOW))
+    advice.on_message(Topics("o0").recommend("pass"), payload)
+    assert advice.text("pass") == "Kürzer warten: Bürgerbüro 1: ca. 10 Min."
+    assert advice.text("pass", "en") == "Shorter wait: Bürgerbüro 1: approx. 10 min"
+    assert advice.text("melde") is None
+    clock[0] = NOW + 301  # valid_s = 300: a dead city service leaves no old advice
+    assert advice.alternative("pass") is None
+    clock[0] = NOW
+    advice.on_message(Topics("o0").recommend("pass"), b"")  # cleared
+    assert advice.alternative("pass") is None
+    advice.on_message(Topics("o1").recommend("pass"), payload)  # another office's topic
+    advice.on_message(Topics("o0").recommend("melde"), payload)  # payload names pass
+    advice.on_message(Topics("o0").recommend("pass"), b"{broken")
+    assert advice.alternative("pass") is None and advice.alternative("melde") is None
+
+
+# ----------------------------------------------------------------------------------------------- HTTP
+@pytest.fixture
+def client_view() -> tuple[object, CityView]:
+    cfg = make_cfg()
+    view = CityView(cfg, clock=lambda: NOW)
+    feed(view, "o0", **{"pass": 45, "melde": 3})
+    feed(view, "o1", **{"pass": 10})
+    app = create_app(cfg.model_copy(update={"web": cfg.web.model_copy(update={"rate_per_min": 30})}), view)
+    return app.test_client(), view
+
+
+def test_api_documents_follow_their_schemas_and_errors_are_json(client_view) -> None:
+    client, _ = client_view
+    r = client.get("/api/v1/offices")
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-cache" and r.headers["ETag"]
+    jsonschema.validate(r.get_json(), schema("offices"))
+    r = client.get("/api/v1/services/pass")
+    jsonschema.validate(r.get_json(), schema("service"))
+    assert r.get_json()["offices"][0]["office"] == "o1"
+    r = client.get("/api/v1/services/nosuch")
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "unknown_service"
+    assert client.get("/api/v1/nothing").get_json()["error"]["code"] == "not_found"
+    assert client.get("/api/v1/schema/offices.json").get_json()["title"].startswith("waitroom city API v1")
+    assert client.get("/api/v1/schema/x.json").get_json()["error"]["code"] == "unknown_schema"
+
+
+def test_open_data_is_cacheable_and_changes_only_with_the_data(client_view) -> None:
+    client, view = client_view
+    r = client.get("/open-data/v1/waits.json")
+    assert r.status_code == 200
+    assert r.headers["Cache-Control"] == "public, max-age=30"
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    data = r.get_json()
+    jsonschema.validate(data, schema("open-data"))
+    assert data["license"] == "dl-de/by-2-0"
+    tag = r.headers["ETag"]
+    again = client.get("/open-data/v1/waits.json", headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == tag
+    feed(view, "o1", **{"pass": 11})
+    changed = client.get("/open-data/v1/waits.json", headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag
+
+
+def test_rate_limit_answers_429_with_retry_after(client_view) -> None:
+    client, _ = client_view
+    codes = [client.get("/open-data/v1/waits.json").status_code for _ in range(31)]
+    assert codes[:30] == [200] * 30 and codes[30] == 429
+    r = client.get("/api/v1/offices")
+    assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+    assert r.get_json()["error"]["code"] == "rate_limited"
+    assert client.get("/healthz").status_code == 200  # monitoring is not limited
+
+
+def test_behind_a_reverse_proxy_each_client_has_its_own_limit() -> None:
+    cfg = make_cfg()
+    web = cfg.web.model_copy(update={"rate_per_min": 2, "proxies": 1})
+    client = create_app(cfg.model_copy(update={"web": web}), CityView(cfg)).test_client()
+    a, b = {"X-Forwarded-For": "192.0.2.10"}, {"X-Forwarded-For": "192.0.2.11"}
+    assert [client.get("/api/v1/offices", headers=a).status_code for _ in range(3)] == [200, 200, 429]
+    assert client.get("/api/v1/offices", headers=b).status_code == 200
+
+
+def test_page_is_german_first_and_ordered(client_view) -> None:
+    client, _ = client_view
+    html = client.get("/?service=pass").get_data(as_text=True)
+    assert '<html lang="de">' in html and 'label for="service"' in html
+    assert html.index('data-office="o1"') < html.index('data-office="o0"')
+    assert "ca. 10 Min." in html and "Wartezeiten der Bürgerbüros" in html
+    en = client.get("/?service=pass&lang=en").get_data(as_text=True)
+    assert '<html lang="en">' in en and "approx. 10 min" in en
+    overview = client.get("/").get_data(as_text=True)
+    assert "Bürgerbüro 0" in overview and "Empfehlung: Bürgerbüro 1 (ca. 10 Min.)" in overview
+    r = client.get("/?service=nosuch")
+    assert r.status_code == 404 and r.mimetype == "text/html"
+    assert "Keine Dienstleistung „nosuch“ bekannt." in r.get_data(as_text=True)
+    assert client.post("/api/v1/offices").get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_example_city_file_is_valid(tmp_path: Path) -> None:
+    from waitroom.cli import main
+
+    assert main(["city", "check-config", str(city_config.EXAMPLE_CITY)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("city: {name: X}\noffices: []\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["city", "check-config", str(bad)])
+    assert exc.value.code == 1
+
+
+def test_every_route_and_schema_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "city-api.md").read_text(encoding="utf-8")
+    app = create_app(make_cfg(), CityView(make_cfg()))
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        method = "POST" if "POST" in rule.methods else "GET"
+        assert f"{method} {rule.rule}" in doc, f"{rule.rule} is not in docs/city-api.md"
+    for name in ("offices", "service", "open-data", "recommendation"):
+        assert f"`{name}`" in doc or f"{name}.json" in doc
+    for key in city_config.CityConfig.model_fields:
+        assert f"`{key}" in doc, f"city configuration key {key} is not documented"
+
+
+def test_advice_is_republished_only_when_it_changes_noticeably() -> None:
+    from waitroom.city.service import _same_advice
+
+    assert _same_advice(None, None) and not _same_advice(None, ("o1", 10))
+    assert not _same_advice(("o1", 10), None) and not _same_advice(("o1", 10), ("o2", 10))
+    assert _same_advice(("o1", 10), ("o1", 11)) and not _same_advice(("o1", 10), ("o1", 12))
+    assert _same_advice(("o1", 60), ("o1", 65)) and not _same_advice(("o1", 60), ("o1", 54))
+
+
+def test_hours_and_time_zone_can_come_from_the_public_waits() -> None:
+    cfg = city_config.parse(
+        {"city": {"name": "X", "timezone": "UTC"}, "offices": [{"id": "o0", "name": "A"}]}
+    )
+    view = CityView(cfg, clock=lambda: NOW)
+    payload = json.loads(public("o0", NOW, **{"pass": 5}))
+    payload |= {"hours": {"thu": ["10:30", "12:00"]}, "timezone": "Europe/Berlin"}  # 11:00 in Berlin: open
+    view.on_message(Topics("o0").public(), encode(payload), NOW)
+    entry = view.document(NOW)["offices"][0]
+    assert (entry["open_now"], entry["hours_today"], entry["timezone"]) == (
+        True,
+        ["10:30", "12:00"],
+        "Europe/Berlin",
+    )
+    payload |= {"hours": {"thu": ["25:00", "x"]}, "timezone": "Nowhere/Else"}  # malformed: closed, city zone
+    view.on_message(Topics("o0").public(), encode(payload), NOW)
+    entry = view.document(NOW)["offices"][0]
+    assert (entry["open_now"], entry["hours_today"], entry["timezone"]) == (False, None, "UTC")
+    assert entry["hours"] is None
+    jsonschema.validate(view.document(NOW), schema("offices"))

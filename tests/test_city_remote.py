@@ -1,0 +1,148 @@
+"""Remote tickets, the city side, against the real controller over real bridged brokers (generated bridge with
+remote tickets, generated city ACL): the request reaches the office's controller as node `city` and its answer
+comes back. Until the controller has `ticket.reserve` the answer is `unknown_op`, which the API passes on as
+501 not_supported; every other case gets its own clear answer."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from mqtt_broker import office as gen
+from mqtt_broker.local import Mosquitto, free_port, render_local_config
+from tests.conftest import ALL_DAY, office_config
+from tests.test_broker_acl import give_to_mosquitto, readable_tmpdir
+from waitroom.city import config as city_config
+from waitroom.city.broker import write_city_broker
+from waitroom.city.service import CityService
+from waitroom.city.web import create_app
+from waitroom.config import Node
+from waitroom.service import ControllerService
+
+TOKEN = "t0ken-for-the-115-backend-0123456789"
+PASSWORDS = {"office-rem": "b-pw", "office-far": "f-pw", "city-service": "s-pw", "city-page": "p-pw"}
+
+pytestmark = [pytest.mark.slow]
+
+
+def wait_until(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def setup(mosquitto_bin, tmp_path: Path):
+    root = readable_tmpdir("waitroom-city-remote-")
+    started: list = []
+    try:
+        city_port = free_port()
+        tokens = tmp_path / "tokens"
+        tokens.write_text(f"# 115 back end\n{TOKEN}\n")
+        ccfg = city_config.parse(
+            {
+                "city": {"name": "Teststadt"},
+                "broker": {"host": "127.0.0.1", "port": city_port, "username": "city-service"},
+                "offices": [
+                    {"id": "rem", "name": "Büro R", "hours": ALL_DAY},
+                    {"id": "far", "name": "Büro F"},
+                ],
+                "remote_tickets": {
+                    "enabled": True,
+                    "token_file": str(tokens),
+                    "offices": ["rem"],
+                    "timeout_s": 3,
+                },
+            }
+        )
+        write_city_broker(ccfg, root / "city", PASSWORDS, port=city_port, tls=False)
+        give_to_mosquitto(root / "city" / "data")
+        started.append(
+            Mosquitto(port=city_port, config=root / "city" / "mosquitto.conf", workdir=root / "city").start()
+        )
+        port = free_port()
+        cfg = office_config(port, office_id="rem")
+        cfg = cfg.model_copy(update={"nodes": [*cfg.nodes, Node(id="city", role="web")]})
+        bridge = gen.bridge_conf(
+            cfg,
+            gen.BridgeOptions(
+                host="127.0.0.1",
+                port=city_port,
+                cafile=None,
+                password=PASSWORDS["office-rem"],
+                restart_timeout=(1, 2),
+                remote_tickets=True,
+            ),
+        )
+        assert "topic waitroom/v1/rem/node/city/cmd in 1" in bridge
+        (root / "rem").mkdir()
+        (root / "rem").chmod(0o755)
+        conf = render_local_config(port, root / "rem" / "mosquitto.conf", "\n" + bridge)
+        office_broker = Mosquitto(port=port, config=conf, workdir=root / "rem").start()
+        started.append(office_broker)
+        ctl = ControllerService(cfg, str(tmp_path / "events.db"))
+        assert ctl.start(wait=10)
+        started.append(ctl)
+        svc = CityService(ccfg, password=PASSWORDS["city-service"])
+        assert svc.start(wait=10)
+        started.append(svc)
+        wait_until(lambda: svc.view.status(svc.view.offices["rem"], time.time())[0] == "live")
+        yield create_app(ccfg, svc.view, service=svc).test_client(), ctl
+    finally:
+        for part in reversed(started):
+            with contextlib.suppress(Exception):  # the test may have stopped the controller already
+                part.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_reservation_reaches_the_controller_and_every_case_has_one_answer(setup) -> None:
+    client, ctl = setup
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    url = "/api/v1/offices/rem/reservations"
+
+    r = client.post(url, json={"service": "pass"})
+    assert r.status_code == 401 and r.get_json()["error"]["code"] == "unauthorized"
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+    assert (
+        client.post(url, json={"service": "pass"}, headers={"Authorization": "Bearer nope"}).status_code
+        == 401
+    )
+
+    for body, code in [
+        (None, "bad_request"),
+        ({"service": "Pass!"}, "bad_request"),
+        ({"service": "pass", "name": "x"}, "bad_request"),  # no personal data fields
+        ({"service": "pass", "lang": "xx"}, "bad_request"),
+    ]:
+        r = client.post(url, json=body, headers=auth)
+        assert (r.status_code, r.get_json()["error"]["code"]) == (400, code), body
+    assert (
+        client.post(url, json={"service": "nosuch"}, headers=auth).get_json()["error"]["code"]
+        == "unknown_service"
+    )
+    r = client.post("/api/v1/offices/far/reservations", json={"service": "pass"}, headers=auth)
+    assert (r.status_code, r.get_json()["error"]["code"]) == (501, "not_supported")
+    r = client.post("/api/v1/offices/nowhere/reservations", json={"service": "pass"}, headers=auth)
+    assert (r.status_code, r.get_json()["error"]["code"]) == (404, "unknown_office")
+
+    # The real controller answers over the bridge: it does not know ticket.reserve yet.
+    r = client.post(url, json={"service": "pass", "lang": "en"}, headers=auth)
+    assert r.status_code == 501 and r.headers["Cache-Control"] == "no-store"
+    err = r.get_json()["error"]
+    assert err["code"] == "not_supported" and "unknown operation 'ticket.reserve'" in err["message"]
+
+    # The controller stops (it says offline; a crash would send its will): the city marks the office stale
+    # and the API answers at once instead of waiting for a reply that cannot come.
+    ctl.stop()
+    wait_until(lambda: client.get("/api/v1/offices").get_json()["offices"][0]["controller"] == "offline")
+    r = client.post(url, json={"service": "pass"}, headers=auth)
+    assert (r.status_code, r.get_json()["error"]["code"]) == (503, "office_unreachable")
+    assert "office rem is stale" in r.get_json()["error"]["message"]  # not sent: no wait for a timeout

@@ -1,0 +1,149 @@
+"""Remote tickets, the city side: a 115 agent or the city website reserves a place for a citizen who is not
+there yet; the office's controller answers over the bridge.
+
+The controller operation is ``ticket.reserve`` (proposed, docs/city-api.md "Remote tickets"; not in contract
+v1 yet). The city service sends it as the office's node ``city`` on ``Topics(office).cmd("city")``; the
+office's bridge (generated with ``remote_tickets``) carries it in and the reply on ``.reply("city")`` out.
+Until the controller knows the operation it answers ``unknown_op``, which the API passes on as
+``501 not_supported``: the path city -> bridge -> controller -> bridge -> city is the same either way.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import uuid
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from waitroom.city.config import CityConfig
+from waitroom.city.view import CityView
+from waitroom.contract import (
+    CITY_FILTERS,
+    CITY_NODE_ID,
+    ID_RE,
+    ContractError,
+    Topics,
+    decode,
+    parse_city_topic,
+)
+from waitroom.errors import RequestTimeout
+from waitroom.i18n import LANGUAGES
+
+log = logging.getLogger(__name__)
+
+RESERVE_OP = "ticket.reserve"
+# Controller error codes -> HTTP status of the city API.
+STATUS_FOR = {
+    "bad_request": 400,
+    "unknown_service": 404,
+    "intake_stopped": 409,
+    "office_closed": 409,
+    "unknown_op": 501,
+    "forbidden": 502,
+    "unknown_node": 502,
+}
+
+
+class OfficeCommands:
+    """Request/reply with office controllers over their bridges, as each office's node ``city``."""
+
+    def __init__(self, link: Any):
+        self.link = link
+        self._pending: dict[str, Future[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        link.subscribe(CITY_FILTERS["reply"], self._on_reply, qos=1)
+
+    def _on_reply(self, topic: str, payload: bytes) -> None:
+        try:
+            parse_city_topic(topic)
+            reply = decode(payload)
+        except ContractError as exc:
+            log.warning("ignored reply on %s: %s", topic, exc.message)
+            return
+        with self._lock:
+            fut = self._pending.pop(str(reply.get("id")), None)
+        if fut is not None and not fut.done():
+            fut.set_result(reply)
+
+    def request(self, office: str, op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one command and return the controller's reply; raise RequestTimeout."""
+        rid = "city-" + uuid.uuid4().hex[:16]
+        fut: Future[dict[str, Any]] = Future()
+        with self._lock:
+            self._pending[rid] = fut
+        try:
+            self.link.publish(Topics(office).cmd(CITY_NODE_ID), {"id": rid, "op": op, "args": args}, "cmd")
+            return fut.result(timeout=timeout)
+        except TimeoutError:
+            raise RequestTimeout(f"{op}: office {office} did not answer within {timeout} s") from None
+        finally:
+            with self._lock:
+                self._pending.pop(rid, None)
+
+
+def load_tokens(cfg: CityConfig) -> list[bytes]:
+    path = cfg.remote_tickets.token_file
+    if not path:
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [ln.strip().encode() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def authorized(header: str | None, tokens: list[bytes]) -> bool:
+    if not header or not header.startswith("Bearer ") or not tokens:
+        return False
+    given = header[len("Bearer ") :].strip().encode()
+    return any(hmac.compare_digest(given, t) for t in tokens)
+
+
+def reserve(
+    cfg: CityConfig, view: CityView, commands: OfficeCommands | None, office: str, body: Any
+) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON) for POST /api/v1/offices/<office>/reservations."""
+
+    def err(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+        return status, {"error": {"code": code, "message": message}}
+
+    if commands is None or office not in cfg.remote_offices():
+        if cfg.office(office) is None:
+            return err(404, "unknown_office", f"no office {office!r} in this city")
+        return err(501, "not_supported", f"office {office} takes no remote tickets (remote_tickets)")
+    if not isinstance(body, dict):
+        return err(400, "bad_request", "the body must be a JSON object {service, lang}")
+    unknown = sorted(set(body) - {"service", "lang"})
+    if unknown:
+        return err(400, "bad_request", f"unknown field(s): {', '.join(unknown)}")
+    service, lang = body.get("service"), body.get("lang", "de")
+    if not isinstance(service, str) or not ID_RE.match(service):
+        return err(400, "bad_request", "field 'service' must be a service id")
+    if lang not in LANGUAGES:
+        return err(400, "bad_request", f"field 'lang' must be one of {', '.join(LANGUAGES)}")
+    now = view.clock()
+    with view.lock:
+        office_cfg = cfg.office(office)
+        assert office_cfg is not None
+        live = view.offices[office]
+        status = view.status(live, now)[0]
+        if status != "live":
+            return err(503, "office_unreachable", f"office {office} is {status}; try another office")
+        if view.offers(office_cfg, live, service) is False:
+            return err(404, "unknown_service", f"office {office} does not offer {service!r}")
+    try:
+        reply = commands.request(
+            office, RESERVE_OP, {"service": service, "lang": lang}, cfg.remote_tickets.timeout_s
+        )
+    except RequestTimeout as exc:
+        return err(503, "office_unreachable", str(exc))
+    if reply.get("ok"):
+        return 201, {"v": 1, "office": office, **(reply.get("result") or {})}
+    e = reply.get("error") or {}
+    code = str(e.get("code", "internal"))
+    message = str(e.get("message", ""))
+    if code == "unknown_op":
+        return err(
+            501, "not_supported", f"the controller of {office} does not support {RESERVE_OP} yet: {message}"
+        )
+    return err(STATUS_FOR.get(code, 502), code, message)
