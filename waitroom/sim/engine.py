@@ -200,7 +200,8 @@ class DaySim:
         ]
         r.delayed = not free
         fc = None
-        if self.predict or (slot is None and self._intake):
+        if not free and self.predict or (slot is None and self._intake):
+            # with a free counter for the service the newcomer is called at once: every predictor says 0
             fc = self.predictor.forecast(
                 s, cfg, self.selector, self.now, probes=[a.service], stop_when_probed=True
             )
@@ -213,8 +214,8 @@ class DaySim:
             if i is not None and not i.open:
                 r.outcome = "turned_away"
                 return
-        if self.predict and fc is not None:
-            self._classical(r, fc.per_service.get(a.service, INF))
+        if self.predict:
+            self._classical(r, fc.per_service.get(a.service, INF) if fc is not None else 0.0)
         self._seq_ticket += 1
         tid = f"t{self._seq_ticket}"
         prefix = self._prefix[a.service]
