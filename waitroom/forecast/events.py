@@ -1,0 +1,177 @@
+"""The event stream the forecast learns from, and the replay that turns it into training rows.
+
+Both sources -- a recorded call-centre log (``waitroom.forecast.bank``) and the controller's own event log
+(``rows_from_store_events`` below) -- become the same ``Event`` sequence, so a model is trained on exactly the
+features the live ``QueueState`` computes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from waitroom.forecast.features import QueueState
+
+log = logging.getLogger(__name__)
+
+# Order of events within one second: service ends first (the reference counts a server busy until then
+# anyway), then arrivals, then calls, then abandonment (a ticket that leaves at t still waited at t).
+ORDER = {"end": 0, "direct": 1, "arrival": 2, "start": 3, "abandon": 4, "server_off": 5}
+
+
+@dataclass(frozen=True)
+class Event:
+    day: str  # the office day (any sortable string: yymmdd, ISO date)
+    weekday: int  # 0 = Monday
+    t: float  # seconds since the day's local midnight
+    kind: str  # arrival | start | end | abandon | direct | server_off
+    ticket: str = ""
+    service: str = ""
+    priority: int = 0
+    server: str | None = None
+
+
+@dataclass
+class Row:
+    """One ticket at the instant it was issued: what was known then, and what happened afterwards."""
+
+    day: str
+    t: float
+    ticket: str
+    service: str
+    priority: int
+    features: list[float]
+    wait: float | None = None  # seconds until called; None if it left unserved
+
+
+def sort_key(e: Event) -> tuple[str, float, int]:
+    return (e.day, e.t, ORDER[e.kind])
+
+
+def replay(events: Iterable[Event], services: tuple[str, ...]) -> Iterator[Row]:
+    """Feed the events (sorted with ``sort_key``) to a ``QueueState`` and yield a ``Row`` per arrival, with
+    the features computed before the arrival joined the queue. Arrivals of the same second are described
+    together, before any of them joins (none of them knew of the others). The wait is filled in when the
+    ticket is called, so a row's label is only complete once the stream has passed its call."""
+    state = QueueState(services)
+    day = None
+    pending: list[Event] = []
+    open_rows: dict[str, Row] = {}
+
+    def flush() -> Iterator[Row]:
+        rows = [
+            Row(e.day, e.t, e.ticket, e.service, e.priority, state.features(e.t, e.service, e.priority))
+            for e in pending
+        ]
+        for e, r in zip(pending, rows, strict=True):
+            state.arrival(e.t, e.ticket, e.service, e.priority)
+            open_rows[e.ticket] = r
+        pending.clear()
+        yield from rows
+
+    for e in events:
+        if e.day != day:
+            yield from flush()
+            open_rows.clear()
+            state.new_day(e.weekday)
+            day = e.day
+        if pending and (e.kind != "arrival" or e.t != pending[0].t):
+            yield from flush()
+        if e.kind == "arrival":
+            pending.append(e)
+        elif e.kind == "start":
+            state.start(e.t, e.ticket, e.server)
+            r = open_rows.pop(e.ticket, None)
+            if r is not None:
+                r.wait = e.t - r.t
+        elif e.kind == "end":
+            state.end(e.t, e.ticket, e.server)
+        elif e.kind == "abandon":
+            state.abandon(e.t, e.ticket)
+            open_rows.pop(e.ticket, None)
+        elif e.kind == "direct":
+            state.direct(e.t, e.ticket, e.service, e.server)
+        elif e.kind == "server_off":
+            state.server_off(e.t, e.server or "")
+    yield from flush()
+
+
+# ------------------------------------------------------------------------------------------------ controller
+TICKET_EVENTS = (
+    "ticket_issued",
+    "ticket_called",
+    "ticket_served",
+    "ticket_no_show",
+    "ticket_cancelled",
+    "ticket_transferred",
+    "ticket_parked",
+    "counter_opened",
+    "counter_paused",
+    "counter_closed",
+)
+
+
+def events_from_store(
+    store_events: Iterable[dict[str, Any]], tz: str | dt.tzinfo = "Europe/Berlin"
+) -> list[Event]:
+    """The controller's events (``waitroom.store.EventStore.events()``: dicts with ``type`` and ``ts``, epoch
+    seconds) as forecast events, in the office's local time. ``ticket_called`` ends the counter's previous
+    ticket and starts this one; ``ticket_served`` and ``ticket_no_show`` end it; ``ticket_cancelled`` of a
+    waiting ticket is an abandonment; a transfer puts the ticket back into the queue of its new service (a new
+    arrival: its first wait was already counted); paused and closed counters stop working. Other events
+    (appointments, assistance, leases) do not move the queue and are skipped."""
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    out: list[Event] = []
+    services: dict[str, tuple[str, int]] = {}
+    transfers: dict[str, int] = {}
+    for e in store_events:
+        kind = e.get("type")
+        if kind not in TICKET_EVENTS:
+            continue
+        ts = e.get("arrival", e["ts"]) if kind == "ticket_issued" else e["ts"]
+        local = dt.datetime.fromtimestamp(float(ts), zone)
+        day, wd = local.date().isoformat(), local.weekday()
+        t = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+        if kind == "ticket_issued":
+            prio = 2 if e.get("priority") else 1
+            services[e["id"]] = (e["service"], prio)
+            out.append(Event(day, wd, t, "arrival", e["id"], e["service"], prio))
+            continue
+        if kind.startswith("counter_"):
+            if kind != "counter_opened":
+                out.append(Event(day, wd, t, "server_off", server=e["counter"]))
+            continue
+        tid = e["ticket"]
+        if tid not in services:
+            continue  # issued on an earlier day or before the log was kept
+        service, prio = services[tid]
+        key = f"{tid}#{transfers[tid]}" if tid in transfers else tid
+        if kind == "ticket_called":
+            out.append(Event(day, wd, t, "start", key, service, prio, e["counter"]))
+        elif kind in ("ticket_served", "ticket_no_show", "ticket_parked"):
+            out.append(Event(day, wd, t, "end", key, service, prio, e.get("counter")))
+        elif kind == "ticket_cancelled":
+            out.append(Event(day, wd, t, "abandon", key, service, prio))
+        elif kind == "ticket_transferred":
+            out.append(Event(day, wd, t, "end", key, service, prio, e.get("counter")))
+            transfers[tid] = transfers.get(tid, 0) + 1
+            service = e.get("service") or service
+            services[tid] = (service, prio)
+            out.append(Event(day, wd, t, "arrival", f"{tid}#{transfers[tid]}", service, prio))
+    out.sort(key=sort_key)
+    return out
+
+
+def rows_from_store_events(
+    store_events: Iterable[dict[str, Any]],
+    services: tuple[str, ...],
+    tz: str | dt.tzinfo = "Europe/Berlin",
+) -> list[Row]:
+    """Training rows from the controller's event log: one per issued ticket (transferred tickets are rows of
+    their first service only), labelled with the seconds until it was called (None if it was cancelled or
+    never called)."""
+    return [r for r in replay(events_from_store(store_events, tz), services) if "#" not in r.ticket]
