@@ -2,8 +2,8 @@
 are described in ``shared/data/README.md``) into forecast events.
 
 The rules are those of the reference evaluation (``shared/eval/classical_predictors.py``): PHANTOM calls are
-ignored; a call with ``q_start`` 0:00:00 and ``q_time`` 0 never queued (an agent took it at once: it keeps that
-agent busy, which the forecast counts); a queued call joins at ``q_start`` and leaves the queue after
+ignored; a call with ``q_start`` 0:00:00 and ``q_time`` 0 never queued (an agent took it at once: it keeps
+that agent busy, which the forecast counts); a queued call joins at ``q_start`` and leaves the queue after
 ``q_time`` seconds, served (AGENT) or abandoned (HANG). Service ends at ``ser_exit``. ``NO_SERVER`` is not an
 agent.
 """

@@ -83,21 +83,31 @@ def replay(events: Iterable[Event], services: tuple[str, ...]) -> Iterator[Row]:
             yield from flush()
         if e.kind == "arrival":
             pending.append(e)
-        elif e.kind == "start":
-            state.start(e.t, e.ticket, e.server)
+            continue
+        apply(state, e)
+        if e.kind == "start":
             r = open_rows.pop(e.ticket, None)
             if r is not None:
                 r.wait = e.t - r.t
-        elif e.kind == "end":
-            state.end(e.t, e.ticket, e.server)
         elif e.kind == "abandon":
-            state.abandon(e.t, e.ticket)
             open_rows.pop(e.ticket, None)
-        elif e.kind == "direct":
-            state.direct(e.t, e.ticket, e.service, e.server)
-        elif e.kind == "server_off":
-            state.server_off(e.t, e.server or "")
     yield from flush()
+
+
+def apply(state: QueueState, e: Event) -> None:
+    """One event into the state (the caller calls ``state.new_day`` when ``e.day`` changes)."""
+    if e.kind == "arrival":
+        state.arrival(e.t, e.ticket, e.service, e.priority)
+    elif e.kind == "start":
+        state.start(e.t, e.ticket, e.server)
+    elif e.kind == "end":
+        state.end(e.t, e.ticket, e.server)
+    elif e.kind == "abandon":
+        state.abandon(e.t, e.ticket)
+    elif e.kind == "direct":
+        state.direct(e.t, e.ticket, e.service, e.server)
+    elif e.kind == "server_off":
+        state.server_off(e.t, e.server or "")
 
 
 # ------------------------------------------------------------------------------------------------ controller
@@ -115,53 +125,70 @@ TICKET_EVENTS = (
 )
 
 
+class StoreEventAdapter:
+    """Turns the controller's events (``waitroom.store.EventStore`` rows: dicts with ``type`` and ``ts``,
+    epoch seconds) one by one into forecast events, in the office's local time. ``ticket_called`` starts
+    the ticket (and ends the counter's previous one, as the controller does); ``ticket_served``,
+    ``ticket_no_show`` and
+    ``ticket_parked`` end it; ``ticket_cancelled`` of a waiting ticket is an abandonment; a transfer ends the
+    service and puts the ticket into the queue of its new service again (as ``<id>#<n>``: its first wait was
+    counted already); paused and closed counters stop working. Other events do not move the queue."""
+
+    def __init__(self, tz: str | dt.tzinfo = "Europe/Berlin"):
+        self.zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+        self.tickets: dict[str, tuple[str, int]] = {}  # ticket id -> (service, priority) of the current key
+        self.keys: dict[str, str] = {}  # ticket id -> key of its current queue visit
+        self.day: str | None = None
+
+    def local(self, ts: float) -> tuple[str, int, float]:
+        local = dt.datetime.fromtimestamp(float(ts), self.zone)
+        t = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+        return local.date().isoformat(), local.weekday(), t
+
+    def convert(self, e: dict[str, Any]) -> list[Event]:
+        kind = e.get("type")
+        if kind not in TICKET_EVENTS:
+            return []
+        ts = e.get("arrival", e["ts"]) if kind == "ticket_issued" else e["ts"]
+        day, wd, t = self.local(ts)
+        if day != self.day:
+            self.day = day
+            self.tickets.clear()  # tickets are per day
+            self.keys.clear()
+        if kind == "ticket_issued":
+            prio = 2 if e.get("priority") else 1
+            self.tickets[e["id"]] = (e["service"], prio)
+            self.keys[e["id"]] = e["id"]
+            return [Event(day, wd, t, "arrival", e["id"], e["service"], prio)]
+        if kind.startswith("counter_"):
+            return [] if kind == "counter_opened" else [Event(day, wd, t, "server_off", server=e["counter"])]
+        tid = e.get("ticket")
+        if tid not in self.tickets:
+            return []  # issued on an earlier day or before the log was kept
+        service, prio = self.tickets[tid]
+        key = self.keys[tid]
+        if kind == "ticket_called":
+            return [Event(day, wd, t, "start", key, service, prio, e.get("counter"))]
+        if kind in ("ticket_served", "ticket_no_show", "ticket_parked"):
+            return [Event(day, wd, t, "end", key, service, prio, e.get("counter"))]
+        if kind == "ticket_cancelled":
+            return [Event(day, wd, t, "abandon", key, service, prio)]
+        # ticket_transferred
+        n = int(key.partition("#")[2] or 0) + 1
+        new_key, new_service = f"{tid}#{n}", e.get("service") or service
+        self.tickets[tid], self.keys[tid] = (new_service, prio), new_key
+        return [
+            Event(day, wd, t, "end", key, service, prio, e.get("counter")),
+            Event(day, wd, t, "arrival", new_key, new_service, prio),
+        ]
+
+
 def events_from_store(
     store_events: Iterable[dict[str, Any]], tz: str | dt.tzinfo = "Europe/Berlin"
 ) -> list[Event]:
-    """The controller's events (``waitroom.store.EventStore.events()``: dicts with ``type`` and ``ts``, epoch
-    seconds) as forecast events, in the office's local time. ``ticket_called`` ends the counter's previous
-    ticket and starts this one; ``ticket_served`` and ``ticket_no_show`` end it; ``ticket_cancelled`` of a
-    waiting ticket is an abandonment; a transfer puts the ticket back into the queue of its new service (a new
-    arrival: its first wait was already counted); paused and closed counters stop working. Other events
-    (appointments, assistance, leases) do not move the queue and are skipped."""
-    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
-    out: list[Event] = []
-    services: dict[str, tuple[str, int]] = {}
-    transfers: dict[str, int] = {}
-    for e in store_events:
-        kind = e.get("type")
-        if kind not in TICKET_EVENTS:
-            continue
-        ts = e.get("arrival", e["ts"]) if kind == "ticket_issued" else e["ts"]
-        local = dt.datetime.fromtimestamp(float(ts), zone)
-        day, wd = local.date().isoformat(), local.weekday()
-        t = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
-        if kind == "ticket_issued":
-            prio = 2 if e.get("priority") else 1
-            services[e["id"]] = (e["service"], prio)
-            out.append(Event(day, wd, t, "arrival", e["id"], e["service"], prio))
-            continue
-        if kind.startswith("counter_"):
-            if kind != "counter_opened":
-                out.append(Event(day, wd, t, "server_off", server=e["counter"]))
-            continue
-        tid = e["ticket"]
-        if tid not in services:
-            continue  # issued on an earlier day or before the log was kept
-        service, prio = services[tid]
-        key = f"{tid}#{transfers[tid]}" if tid in transfers else tid
-        if kind == "ticket_called":
-            out.append(Event(day, wd, t, "start", key, service, prio, e["counter"]))
-        elif kind in ("ticket_served", "ticket_no_show", "ticket_parked"):
-            out.append(Event(day, wd, t, "end", key, service, prio, e.get("counter")))
-        elif kind == "ticket_cancelled":
-            out.append(Event(day, wd, t, "abandon", key, service, prio))
-        elif kind == "ticket_transferred":
-            out.append(Event(day, wd, t, "end", key, service, prio, e.get("counter")))
-            transfers[tid] = transfers.get(tid, 0) + 1
-            service = e.get("service") or service
-            services[tid] = (service, prio)
-            out.append(Event(day, wd, t, "arrival", f"{tid}#{transfers[tid]}", service, prio))
+    """All forecast events of a sequence of controller events (see ``StoreEventAdapter``), sorted."""
+    adapter = StoreEventAdapter(tz)
+    out = [ev for e in store_events for ev in adapter.convert(e)]
     out.sort(key=sort_key)
     return out
 

@@ -324,8 +324,11 @@ class QueueState:
         n, total = self._lt_st
         return total / n if n else DEFAULT_SERVICE_S
 
-    def features(self, now: float, service: str, priority: int = 0) -> list[float]:
-        """The feature vector (see ``BASE_FEATURES``) of a ticket for ``service`` issued at ``now``."""
+    def features(
+        self, now: float, service: str, priority: int = 0, services: tuple[str, ...] | None = None
+    ) -> list[float]:
+        """The feature vector (see ``feature_names``) of a ticket for ``service`` issued at ``now``; the
+        service indicators follow ``services`` (a model's list) or else the state's own."""
         self._advance(now)
         t = self.now
         p = int(priority)
@@ -389,5 +392,5 @@ class QueueState:
             float(me.arrivals.count(t)),
             since,
         ]
-        vec.extend(1.0 if service == s else 0.0 for s in self.services)
+        vec.extend(1.0 if service == s else 0.0 for s in (self.services if services is None else services))
         return vec
