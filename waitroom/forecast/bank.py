@@ -127,15 +127,18 @@ def load(path: str | Path) -> BankLog:
                 if q0 == 0 and qt == 0:  # never queued
                     if served:
                         events.append(Event(day, wd, s0, "direct", tid, kind, prio, agent))
-                        events.append(Event(day, wd, max(s0, s1), "end", tid, kind, prio, agent))
+                        end = max(s0, s1) if s0 or s1 else s0 + 0.001
+                        events.append(Event(day, wd, end, "end", tid, kind, prio, agent))
                     continue
                 types.add(kind)
                 calls.append(Call(day, tid, kind, prio, q0, qt, served))
                 events.append(Event(day, wd, q0, "arrival", tid, kind, prio))
                 if served:
                     start = q0 + qt
+                    # served without service times (ser_start 0:00:00): the service is unknown, end it at once
+                    end = max(start, s1) if s0 or s1 else start + 0.001
                     events.append(Event(day, wd, start, "start", tid, kind, prio, agent))
-                    events.append(Event(day, wd, max(start, s1), "end", tid, kind, prio, agent))
+                    events.append(Event(day, wd, end, "end", tid, kind, prio, agent))
                 else:
                     events.append(Event(day, wd, q0 + qt, "abandon", tid, kind, prio))
     except UnicodeDecodeError as exc:

@@ -80,11 +80,12 @@ def reference_figures(ref: ModuleType, log_path: str) -> dict[str, Any]:
 
 
 def classical_from_features(x: np.ndarray) -> dict[str, np.ndarray]:
-    """The classical predictors of the reference, from the forecast's features (all but ZMS)."""
-    servers, mst = x[:, _I["servers"]], x[:, _I["mean_st"]]
+    """The classical predictors of the reference, from the forecast's features."""
+    servers, mst = x[:, _I["servers_q"]], x[:, _I["mean_st_q"]]
     return {
-        "QL/all": x[:, _I["ql_all"]],
+        "QL/all": (x[:, _I["n_all"]] + 1) * mst / servers,
         "QL/type": (x[:, _I["n_type"]] + 1) * mst / servers,
+        "ZMS/all": (x[:, _I["n_all"]] + 1) * x[:, _I["mean_st_q_days"]] / servers,
         "LES/all": x[:, _I["les_all"]],
         "LES/type": x[:, _I["les_type"]],
         "HOL/all": x[:, _I["hol_all"]],

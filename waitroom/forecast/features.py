@@ -69,6 +69,10 @@ BASE_FEATURES = (
     "arrivals_15",  # tickets issued in the last 15 min
     "arrivals_15_type",  # ... of this service
     "since_start",  # seconds since the last ticket was called (capped at one hour)
+    # the reference's view, which only knows tickets that queued (not services that skipped the queue):
+    "servers_q",  # distinct servers that started a queued ticket in the last 30 min or serve one now
+    "mean_st_q",  # mean service time of queued tickets finished in the last hour (else the days before)
+    "mean_st_q_days",  # mean service time of queued tickets on the days before today (ZMS)
 )
 
 
@@ -134,6 +138,7 @@ class _Ticket:
     arrival: float
     server: str | None = None
     started: float | None = None
+    queued: bool = True
 
 
 @dataclass
@@ -157,11 +162,19 @@ class QueueState:
         self.services: tuple[str, ...] = tuple(services)
         self.names = feature_names(self.services)
         self._lt_st = [0, 0.0]  # long-run service time: count, sum (kept across days)
+        self._lt_q = [0, 0.0]  # service time of queued tickets on the days before today
+        self._today_q = [0, 0.0]
         self.new_day(0)
 
     # -- events
     def new_day(self, weekday: int) -> None:
         self.weekday = weekday
+        self._lt_q[0] += self._today_q[0]
+        self._lt_q[1] += self._today_q[1]
+        self._today_q = [0, 0.0]
+        self.service_times_q = Window(SERVICE_WINDOW_S)
+        self.active_q = Window(ACTIVE_WINDOW_S)
+        self.active_q_count: Counter[str] = Counter()
         self.now = 0.0
         self.tickets: dict[str, _Ticket] = {}
         self.svc: dict[str, _Service] = {}
@@ -242,7 +255,7 @@ class QueueState:
         self._advance(t)
         if ticket in self.tickets:
             return
-        tk = self.tickets[ticket] = _Ticket(service, 0, self.now)
+        tk = self.tickets[ticket] = _Ticket(service, 0, self.now, queued=False)
         self._occupy(tk, ticket, server)
 
     def _occupy(self, tk: _Ticket, ticket: str, server: str | None) -> None:
@@ -258,6 +271,9 @@ class QueueState:
         s.server_count[server] += 1
         self.active.push(self.now, self._sidx(server))
         self.active_count[server] += 1
+        if tk.queued:
+            self.active_q.push(self.now, self._sidx(server))
+            self.active_q_count[server] += 1
         self.in_service[server] = ticket
 
     def _sidx(self, server: str) -> float:
@@ -286,6 +302,10 @@ class QueueState:
             self.service_times.push(self.now, duration)
             self._lt_st[0] += 1
             self._lt_st[1] += duration
+            if tk.queued:
+                self.service_times_q.push(self.now, duration)
+                self._today_q[0] += 1
+                self._today_q[1] += duration
 
     def abandon(self, t: float, ticket: str) -> None:
         """The ticket left the queue unserved (hung up, cancelled)."""
@@ -303,6 +323,7 @@ class QueueState:
         if ticket is not None:
             self.end(self.now, ticket, server)
         self.active_count.pop(server, None)
+        self.active_q_count.pop(server, None)
         for s in self.svc.values():
             s.server_count.pop(server, None)
 
@@ -357,6 +378,15 @@ class QueueState:
         mu_s = servers / mean_st
         theta = self.aband.at(t) / self.exposure.at(t) if self.exposure.at(t) > 60.0 else 0.0
         ql_iw = sum(1.0 / (mu_s + i * theta) for i in range(min(n_ahead_all, MAX_AHEAD_TERMS) + 1))
+        distinct_q = self._distinct(self.active_q, self.active_q_count, t)
+        extra_q = sum(
+            1
+            for srv, tid in self.in_service.items()
+            if srv not in self.active_q_count and tid in self.tickets and self.tickets[tid].queued
+        )
+        n_q, sum_q = self._lt_q
+        st_days = sum_q / n_q if n_q else DEFAULT_SERVICE_S
+        mean_st_q = self.service_times_q.mean(t, st_days)
         since = min(t - self.last_start, 3600.0) if self.last_start is not None else 3600.0
         vec = [
             t / 3600.0,
@@ -391,6 +421,9 @@ class QueueState:
             float(self.arrivals.count(t)),
             float(me.arrivals.count(t)),
             since,
+            float(max(1, distinct_q + extra_q)),
+            mean_st_q,
+            st_days if n_q else mean_st_q,  # the reference's ZMS falls back to the recent mean on day one
         ]
         vec.extend(1.0 if service == s else 0.0 for s in (self.services if services is None else services))
         return vec
