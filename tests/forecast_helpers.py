@@ -21,7 +21,7 @@ def hms(s: float) -> str:
 def simulate_day(rng: random.Random, servers: int = 4, rate_per_h: float = 70.0) -> list[dict]:
     """One day 8:00-16:00: Poisson arrivals (busier at 10-12), exponential service (PS 180 s, NE 300 s),
     patience exponential 240 s (priority callers 600 s); priority callers first, then FIFO; server 0 only
-    serves NE, the others both; a quarter of the calls go to an agent without queueing when one is free."""
+    serves NE, the others both; a call that finds a free agent never queues."""
     t, calls = 8 * 3600.0, []
     while True:
         lam = rate_per_h * (1.4 if 10 * 3600 <= t < 12 * 3600 else 1.0) / 3600
@@ -37,7 +37,6 @@ def simulate_day(rng: random.Random, servers: int = 4, rate_per_h: float = 70.0)
                 "prio": prio,
                 "service": rng.expovariate(1 / (300 if kind == "NE" else 180)) + 5,
                 "patience": rng.expovariate(1 / (600 if prio == 2 else 240)),
-                "direct": rng.random() < 0.25,
             }
         )
     free_at = [8 * 3600.0] * servers
@@ -68,7 +67,7 @@ def simulate_day(rng: random.Random, servers: int = 4, rate_per_h: float = 70.0)
         if kind == 1:  # arrival
             c = calls[ci]
             idle = [s for s in range(servers) if free_at[s] <= now and can(s, c)]
-            if c["direct"] and idle:
+            if idle:  # a free agent takes the call at once: it never queues
                 c.update(start=now, server=idle[0], outcome="AGENT", queued=False)
                 free_at[idle[0]] = now + c["service"]
                 heapq.heappush(events, (free_at[idle[0]], 0, -1))
