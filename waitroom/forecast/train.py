@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MIN_ROWS = 200  # fewer called tickets than this: keep the fallback
 MAX_DAYS = 120  # train on the most recent days only (bounded time on a Pi, follows changes in the office)
 CALIBRATION_DAYS = 28
+TRAIN_THREADS = 1
 CALIBRATION_MAX = 20000
 PARAMS: dict[str, Any] = {
     "max_iter": 200,
@@ -45,9 +46,13 @@ PARAMS: dict[str, Any] = {
 
 def fit_trees(x: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None) -> Trees:
     from sklearn.ensemble import HistGradientBoostingRegressor  # only the trainer needs scikit-learn
+    from threadpoolctl import threadpool_limits
 
     est = HistGradientBoostingRegressor(loss="squared_error", **{**PARAMS, **(params or {})})
-    est.fit(x, y)
+    # one thread: training runs beside the controller and must not take its cores (and OpenMP threads that
+    # spin on a loaded machine make it many times slower, not faster)
+    with threadpool_limits(limits=TRAIN_THREADS):
+        est.fit(x, y)
     return Trees.from_sklearn(est)
 
 
