@@ -175,3 +175,22 @@ def test_adapter_ignores_what_does_not_move_the_queue():
         == []
     )
     assert len(list(replay([], SERVICES))) == 0
+
+
+@pytest.mark.slow
+def test_forecast_train_command_trains_from_the_offices_event_log(tmp_path, capsys):
+    from waitroom.cli import main
+
+    assert main(["forecast-train", "--data-dir", str(tmp_path)]) == 1
+    assert "no event log at" in capsys.readouterr().err
+    store = EventStore(tmp_path / "mitte.db")  # the example office's database name
+    store.commit(synthetic_store_events(days=1)[:100], None)
+    assert main(["forecast-train", "--data-dir", str(tmp_path)]) == 0
+    assert "too little history" in capsys.readouterr().out
+    assert ModelStore(tmp_path / "forecast").current() is None
+    store.commit([{**e, "seq": e["seq"] + 100} for e in synthetic_store_events(days=3, seed=9)], None)
+    store.close()
+    assert main(["forecast-train", "--data-dir", str(tmp_path)]) == 0
+    assert "model trained on" in capsys.readouterr().out
+    model = ModelStore(tmp_path / "forecast").current()
+    assert model.services == ("pass", "melde", "fuehrerschein", "sonstiges") and model.meta["rows"] > 200

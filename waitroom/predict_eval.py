@@ -33,6 +33,19 @@ def register(subparsers: Any) -> None:
     )
     p.set_defaults(func=cmd_predict_eval)
 
+    from waitroom.cli import add_config_arg
+
+    q = subparsers.add_parser(
+        "forecast-train",
+        help="train the waiting-time forecast from the controller's event log (the nightly job)",
+        description="Read the office's event log, train the forecast on every day in it and save a new "
+        "model version in <data dir>/forecast/ (the controller picks up the newest at its next start, or at "
+        "once when it runs the trainer itself). Fewer than 200 called tickets: no model, the fallback stays.",
+    )
+    add_config_arg(q)
+    q.add_argument("--data-dir", help="folder of the event log (default $WAITROOM_DATA_DIR or ./var)")
+    q.set_defaults(func=cmd_forecast_train)
+
 
 def _bar(done: int, total: int) -> None:
     if sys.stderr.isatty():
@@ -96,4 +109,40 @@ def cmd_predict_eval(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"waitroom predict-eval: cannot write {args.json}: {exc.strerror}", file=sys.stderr)
             return 1
+    return 0
+
+
+def cmd_forecast_train(args: argparse.Namespace) -> int:
+    from waitroom import config
+    from waitroom.cli import load_config
+    from waitroom.forecast.events import rows_from_store_events
+    from waitroom.forecast.train import ModelStore, Trainer
+    from waitroom.store import EventStore
+
+    cfg = load_config(args.config)
+    db = config.in_data_dir(cfg.controller.database, args.data_dir)
+    if not db.is_file():
+        print(f"waitroom forecast-train: no event log at {db}", file=sys.stderr)
+        return 1
+    services = tuple(s.id for s in cfg.services)
+    store = EventStore(db)
+    try:
+        models = ModelStore(config.data_dir(args.data_dir) / "forecast")
+        trainer = Trainer(
+            lambda: rows_from_store_events(store.events(), services, cfg.office.tz),
+            services,
+            models,
+            lambda m: None,
+        )
+        model = trainer.train_now()
+    except ForecastError as exc:
+        print(f"waitroom forecast-train: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if model is None:
+        print("too little history for a model yet; the forecast keeps the fallback")
+        return 0
+    m = model.meta
+    print(f"model trained on {m['rows']} called tickets of {len(m['days'])} days, saved in {models.dir}")
     return 0
