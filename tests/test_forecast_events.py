@@ -194,3 +194,12 @@ def test_forecast_train_command_trains_from_the_offices_event_log(tmp_path, caps
     assert "model trained on" in capsys.readouterr().out
     model = ModelStore(tmp_path / "forecast").current()
     assert model.services == ("pass", "melde", "fuehrerschein", "sonstiges") and model.meta["rows"] > 200
+
+
+def test_minutes_range_for_the_ticket():
+    from waitroom.forecast.live import minutes_range
+
+    assert minutes_range(11 * 60, 19 * 60 + 1) == (10, 20)
+    assert minutes_range(0, 30) == (0, 5)
+    assert minutes_range(600, 600) == (10, 15)  # never an empty range
+    assert minutes_range(-5, 0) == (0, 5)

@@ -11,6 +11,7 @@ sees half of it. Without a model the ``Fallback`` answers.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from waitroom.forecast.events import StoreEventAdapter, apply
@@ -57,3 +58,11 @@ class LiveForecast:
     def predict(self, service: str, priority: bool = False, *, now: float) -> tuple[float, float, float]:
         """(expected seconds until called, 10 % and 90 % bounds) for a ``service`` ticket issued ``now``."""
         return self.model.predict(self.features(service, priority, now))
+
+
+def minutes_range(lo_s: float, hi_s: float, step: int = 5) -> tuple[int, int]:
+    """An interval in whole minutes for a ticket or a page ("ca. 10–20 Min."): the lower bound rounded down,
+    the upper up, to ``step`` minutes, at least ``step`` apart."""
+    lo = int(max(0.0, lo_s) // 60) // step * step
+    hi = -(-math.ceil(max(0.0, hi_s) / 60) // step) * step
+    return lo, max(hi, lo + step)
