@@ -134,3 +134,25 @@ def test_a_missing_reference_module_is_named(tmp_path, capsys):
     assert main(["predict-eval", str(log), "--reference", str(tmp_path / "nope.py")]) == 1
     err = capsys.readouterr().err
     assert "classical_predictors.py not found" in err and "--reference" in err
+
+
+def test_served_calls_without_service_times_do_not_keep_the_agent_busy(tmp_path):
+    from waitroom.forecast import bank
+    from waitroom.forecast.events import replay
+    from waitroom.forecast.features import BASE_FEATURES
+
+    blank = GOOD_ROW.replace("8:09:27\t8:12:00\t153", "0:00:00\t0:00:00\t0")  # served, times not recorded
+    later = GOOD_ROW.replace(
+        "8:09:16\t8:09:22\t6\t8:09:22\t8:09:27\t5", "8:20:00\t8:20:06\t6\t8:20:06\t8:20:10\t4"
+    )
+    p = tmp_path / "log.tsv"
+    p.write_text(f"{GOOD_HEADER}\n{blank}\n{later}\n")
+    rows = list(replay(bank.load(p).events, ("PS",)))
+    busy = BASE_FEATURES.index("busy")
+    assert [r.features[busy] for r in rows] == [0, 0] and [r.wait for r in rows] == [5, 4]
+
+
+def test_an_unwritable_json_report_is_one_message(tmp_path, capsys):
+    log = write_log(tmp_path / "synthetic.tsv", days=1)
+    assert main(["predict-eval", str(log), "--json", str(tmp_path / "no" / "dir" / "r.json")]) == 1
+    assert "cannot write" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from typing import Any
 
@@ -105,7 +106,7 @@ def cmd_predict_eval(args: argparse.Namespace) -> int:
     if args.json:
         try:
             with open(args.json, "w", encoding="utf-8") as fh:
-                json.dump(report, fh, indent=1)
+                json.dump(_finite(report), fh, indent=1)
         except OSError as exc:
             print(f"waitroom predict-eval: cannot write {args.json}: {exc.strerror}", file=sys.stderr)
             return 1
@@ -146,3 +147,14 @@ def cmd_forecast_train(args: argparse.Namespace) -> int:
     m = model.meta
     print(f"model trained on {m['rows']} called tickets of {len(m['days'])} days, saved in {models.dir}")
     return 0
+
+
+def _finite(v: Any) -> Any:
+    """NaN (a figure of an empty group) as null: the report stays standard JSON."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    return v

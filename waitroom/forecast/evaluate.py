@@ -48,6 +48,10 @@ class ReferenceNotFound(ForecastError, FileNotFoundError):
     """The reference module of the classical predictors is not where it was looked for."""
 
 
+class ReferenceFailed(ForecastError, RuntimeError):
+    """The reference module could not evaluate the log."""
+
+
 def find_reference(path: str | os.PathLike[str] | None = None) -> Path:
     if path is not None:
         cands: tuple[Path, ...] = (Path(path),)
@@ -75,7 +79,10 @@ def load_reference(path: Path) -> ModuleType:
 
 
 def reference_figures(ref: ModuleType, log_path: str) -> dict[str, Any]:
-    n, mean_w, rase = ref.evaluate(ref.load(log_path))
+    try:
+        n, mean_w, rase = ref.evaluate(ref.load(log_path))
+    except Exception as exc:  # the reference is not ours: whatever it raises, one message
+        raise ReferenceFailed(f"{log_path}: the reference classical_predictors.py failed: {exc!r}") from None
     return {"n": n, "mean_wait_s": mean_w, "rase": dict(sorted(rase.items(), key=lambda kv: kv[1]))}
 
 
