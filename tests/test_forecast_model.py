@@ -135,3 +135,17 @@ def test_trainer_trains_in_the_background_and_hands_over_the_model(tmp_path):
     broken.train_in_background().join(timeout=30)
     assert len(got) == 1 and ModelStore(tmp_path).current() is not None
     time.sleep(0)
+
+
+def test_nightly_trainer_trains_once_a_day(tmp_path):
+    got = []
+    trainer = Trainer(
+        lambda: synthetic_rows(600, days=2), SERVICES, ModelStore(tmp_path), got.append, {"max_iter": 10}
+    )
+    trainer.run_nightly(hour=0, poll_s=0.01)
+    deadline = time.monotonic() + 60
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # further polls the same day do not train again
+    trainer.stop()
+    assert len(got) == 1
