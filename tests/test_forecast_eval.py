@@ -153,6 +153,7 @@ def test_served_calls_without_service_times_do_not_keep_the_agent_busy(tmp_path)
     assert [r.features[busy] for r in rows] == [0, 0] and [r.wait for r in rows] == [5, 4]
 
 
+@needs_reference
 def test_an_unwritable_json_report_is_one_message(tmp_path, capsys):
     log = write_log(tmp_path / "synthetic.tsv", days=1)
     assert main(["predict-eval", str(log), "--json", str(tmp_path / "no" / "dir" / "r.json")]) == 1
