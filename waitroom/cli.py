@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "mqtt_broker.cli",
     "waitroom.demo",
     "waitroom.city.cli",
+    "waitroom.predict_eval",
 ]
 
 

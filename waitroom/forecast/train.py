@@ -1,0 +1,229 @@
+"""Training, off the command path: from rows (``waitroom.forecast.events``) to a ``Model``, the versioned
+model files of an office's data directory, and a background trainer.
+
+``train(rows, services, previous=...)`` fits gradient-boosted trees (scikit-learn's
+HistGradientBoostingRegressor, squared loss) on every labelled row, i.e. on the tickets that were called, with
+their real waits. The interval needs forecasts the model did not learn from: the out-of-sample pairs (point,
+actual) of the previous model on the days it had not seen are carried forward from training to training (a
+rolling split-conformal calibration over the last ``CALIBRATION_DAYS`` days); the first training, with no
+previous model, holds out its last days (or, with one day only, the last 30 % of it) for that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from waitroom.forecast.errors import ModelFileError
+from waitroom.forecast.events import Row
+from waitroom.forecast.features import feature_names
+from waitroom.forecast.model import Interval, Model, Trees
+
+log = logging.getLogger(__name__)
+
+MIN_ROWS = 200  # fewer called tickets than this: keep the fallback
+MAX_DAYS = 120  # train on the most recent days only (bounded time on a Pi, follows changes in the office)
+CALIBRATION_DAYS = 28
+TRAIN_THREADS = 1
+CALIBRATION_MAX = 20000
+PARAMS: dict[str, Any] = {
+    "max_iter": 200,
+    "learning_rate": 0.05,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 40,
+    "l2_regularization": 1.0,
+    "early_stopping": False,
+    "random_state": 0,
+}
+
+
+def fit_trees(x: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None) -> Trees:
+    from sklearn.ensemble import HistGradientBoostingRegressor  # only the trainer needs scikit-learn
+    from threadpoolctl import threadpool_limits
+
+    est = HistGradientBoostingRegressor(loss="squared_error", **{**PARAMS, **(params or {})})
+    # one thread: training runs beside the controller and must not take its cores (and OpenMP threads that
+    # spin on a loaded machine make it many times slower, not faster)
+    with threadpool_limits(limits=TRAIN_THREADS):
+        est.fit(x, y)
+    return Trees.from_sklearn(est)
+
+
+def _matrix(rows: Sequence[Row], n: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.array([r.features for r in rows], dtype=np.float64).reshape(len(rows), n)
+    y = np.array([r.wait for r in rows], dtype=np.float64)
+    return x, y
+
+
+def train(
+    rows: Sequence[Row],
+    services: tuple[str, ...],
+    previous: Model | None = None,
+    params: dict[str, Any] | None = None,
+    min_rows: int = MIN_ROWS,
+) -> Model | None:
+    """A model from the labelled rows (those with a wait), or None if there are fewer than ``min_rows``.
+    Rows must come from ``replay`` with the same ``services`` (their feature vectors end with one indicator
+    per service)."""
+    names = feature_names(services)
+    days = sorted({r.day for r in rows})[-MAX_DAYS:]
+    keep = set(days)
+    lab = [r for r in rows if r.wait is not None and r.day in keep]
+    if len(lab) < min_rows:
+        log.info("forecast: %d called tickets, fewer than %d: no model yet", len(lab), min_rows)
+        return None
+    if len(lab[0].features) != len(names):
+        raise ValueError(f"rows have {len(lab[0].features)} features, services give {len(names)}")
+    x, y = _matrix(lab, len(names))
+    calib = _calibration(lab, x, y, days, services, previous, params)
+    trees = fit_trees(x, y, params)
+    pairs = np.array([(p, a) for p, a, _ in calib]).reshape(-1, 2)
+    interval = Interval.calibrate(pairs[:, 0], pairs[:, 1])
+    meta = {
+        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "days": days,
+        "rows": len(lab),
+        "mean_wait_s": float(y.mean()),
+        "params": {**PARAMS, **(params or {})},
+        "calibration_pairs": len(calib),
+    }
+    return Model(names, services, trees, interval, meta, calib)
+
+
+def _calibration(
+    lab: list[Row],
+    x: np.ndarray,
+    y: np.ndarray,
+    days: list[str],
+    services: tuple[str, ...],
+    previous: Model | None,
+    params: dict[str, Any] | None,
+) -> list[tuple[float, float, str]]:
+    day = np.array([r.day for r in lab])
+    if previous is not None and previous.services == services:
+        seen = set(previous.meta.get("days", ())) | {d for _, _, d in previous.calibration}
+        new = ~np.isin(day, sorted(seen))
+        pairs = list(previous.calibration)
+        if new.any():
+            pts = np.maximum(0.0, previous.trees.predict_many(x[new]))
+            pairs += [(float(p), float(a), str(d)) for p, a, d in zip(pts, y[new], day[new], strict=True)]
+        recent = set(sorted({d for _, _, d in pairs})[-CALIBRATION_DAYS:])
+        pairs = [c for c in pairs if c[2] in recent][-CALIBRATION_MAX:]
+        if len(pairs) >= 50:
+            return pairs
+    # first training: hold out the last days (a fifth, at least one), or the last 30 % of a single day
+    if len(days) >= 2:
+        k = max(1, round(0.2 * len(days)))
+        held = np.isin(day, days[-k:])
+    else:
+        order = np.argsort([r.t for r in lab], kind="stable")
+        held = np.zeros(len(lab), bool)
+        held[order[int(0.7 * len(lab)) :]] = True
+    if held.all() or not held.any() or (~held).sum() < 50:  # too little to hold out: in-sample (optimistic)
+        held = np.ones(len(lab), bool)
+        trees = fit_trees(x, y, params)
+    else:
+        trees = fit_trees(x[~held], y[~held], params)
+    pts = np.maximum(0.0, trees.predict_many(x[held]))
+    return [(float(p), float(a), str(d)) for p, a, d in zip(pts, y[held], day[held], strict=True)]
+
+
+# ------------------------------------------------------------------------------------------------ model files
+class ModelStore:
+    """Versioned model files in ``<data dir>/forecast/``: ``model-<UTC time>.json`` and ``current`` naming
+    the one in use; the newest ``keep`` files are kept."""
+
+    def __init__(self, directory: str | Path, keep: int = 10):
+        self.dir = Path(directory)
+        self.keep = keep
+
+    def save(self, model: Model) -> Path:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = model.save(self.dir / f"model-{stamp}.json")
+        tmp = self.dir / ".current.tmp"
+        tmp.write_text(path.name + "\n", encoding="utf-8")
+        tmp.replace(self.dir / "current")
+        for old in sorted(self.dir.glob("model-*.json"))[: -self.keep]:
+            old.unlink(missing_ok=True)
+        log.info("forecast: model %s saved (%d rows)", path.name, model.meta.get("rows", 0))
+        return path
+
+    def current(self) -> Model | None:
+        """The model in use, or None (no model yet, or a damaged file: logged, the fallback takes over)."""
+        pointer = self.dir / "current"
+        if not pointer.is_file():
+            return None
+        try:
+            return Model.load(self.dir / pointer.read_text(encoding="utf-8").strip())
+        except ModelFileError as exc:
+            log.warning("forecast: %s; using the fallback until the next training", exc)
+            return None
+
+
+class Trainer:
+    """Trains in a background thread: ``rows()`` gives the training rows (e.g. ``rows_from_store_events`` over
+    the event log), the new model is saved in ``store`` and handed to ``on_model`` (e.g.
+    ``LiveForecast.set_model``). ``run_nightly(hour)`` retrains once a day after ``hour`` (local time)."""
+
+    def __init__(
+        self,
+        rows: Callable[[], Sequence[Row]],
+        services: tuple[str, ...],
+        store: ModelStore,
+        on_model: Callable[[Model], None],
+        params: dict[str, Any] | None = None,
+    ):
+        self.rows, self.services, self.store, self.on_model = rows, services, store, on_model
+        self.params = params
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def train_now(self) -> Model | None:
+        """Train in the calling thread (the nightly job, a CLI); returns the new model or None."""
+        with self._lock:
+            t0 = time.monotonic()
+            model = train(self.rows(), self.services, previous=self.store.current(), params=self.params)
+            if model is None:
+                return None
+            self.store.save(model)
+            log.info("forecast: trained in %.1f s", time.monotonic() - t0)
+        self.on_model(model)
+        return model
+
+    def train_in_background(self) -> threading.Thread:
+        th = threading.Thread(target=self._safe_train, name="forecast-train", daemon=True)
+        th.start()
+        return th
+
+    def _safe_train(self) -> None:
+        try:
+            self.train_now()
+        except Exception:  # a failed training keeps the old model; the office goes on
+            log.exception("forecast: training failed; keeping the current model")
+
+    def run_nightly(self, hour: int = 2, tz: dt.tzinfo | None = None, poll_s: float = 60.0) -> None:
+        """Start a thread that trains once per day at ``hour`` o'clock; ``stop()`` ends it."""
+
+        def loop() -> None:
+            last = None
+            while not self._stop.wait(poll_s):
+                now = dt.datetime.now(tz)
+                if now.hour >= hour and now.date() != last:
+                    last = now.date()
+                    self._safe_train()
+
+        self._thread = threading.Thread(target=loop, name="forecast-nightly", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
