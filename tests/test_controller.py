@@ -143,7 +143,10 @@ def test_counter_open_pause_close(office):
     assert office.snapshot()["counters"][0]["state"] == "paused"
     ok(office, "counter-1", "counter.close", counter="c1")
     ok(office, "disp-1", "ticket.issue", service="pass")
-    # pressing next on a closed counter opens it again
+    # a closed counter calls nobody: the staff open it first (nothing changes meanwhile)
+    assert err(office, "counter-1", "counter.call_next", counter="c1") == "counter_closed"
+    assert office.state.counters["c1"].state == "closed" and office.state.n_waiting("pass") == 1
+    ok(office, "counter-1", "counter.open", counter="c1")
     assert ok(office, "counter-1", "counter.call_next", counter="c1")["call"]["ticket"] == "A001"
     assert office.state.counters["c1"].state == "open"
 
@@ -218,7 +221,7 @@ def test_offline_lease_and_report(office, clock):
         err(office, "disp-1", "ticket.report_offline", service="pass", number=2, issued_at=issued)
         == "forbidden"
     )
-    assert err(office, "disp-1", "ticket.lease", service="pass", count=95) == "invalid_state"  # 910..1004
+    assert err(office, "disp-1", "ticket.lease", service="pass", count=95) == "numbers_used_up"  # 910..1004
 
 
 def test_intake_manual_override(office):
@@ -257,9 +260,11 @@ def test_intake_manual_override(office):
         ),
         (
             "disp-1",
-            b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass", "color": "red"}}',
-            "bad_request",
+            b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass", "slot": NaN}}',
+            "bad_json",
         ),
+        ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": {"service": "pass\\udc80"}}', "bad_json"),
+        ("disp-1", b'{"id": "r1", "op": "x", "args": ' + b"[" * 1000 + b"]" * 1000 + b"}", "bad_json"),
         ("disp-1", b'{"id": "r1", "op": "ticket.issue", "args": []}', "bad_request"),
         ("counter-1", b'{"id": "r1", "op": "counter.call_next", "args": {"counter": "c2"}}', "forbidden"),
         (
@@ -285,6 +290,8 @@ def test_bad_input_gets_an_error_reply_and_changes_nothing(office, node, payload
     before = office.store.last_seq()
     out = office.handle(node, payload)
     assert out.reply["ok"] is False and out.reply["error"]["code"] == code, out.reply
+    if b'"id": "r1"' in payload:
+        assert out.reply["id"] == "r1"  # even a broken command is answered with its request id
     assert out.events == [] or [e["type"] for e in out.events] == ["day_started"]
     assert office.store.last_seq() <= before + 1
     assert not office.state.tickets
@@ -341,3 +348,91 @@ def test_stored_replies_are_pruned_after_two_days(office, clock):
     office.tick()
     assert office.store.reply_for("disp-1", "old-1") is None
     assert office.store.last_seq() >= 2  # the events stay
+
+
+# ------------------------------------------------------------------------- contract correctness (issue 12)
+def test_unknown_arguments_of_a_newer_node_are_ignored(office):
+    t = ok(office, "disp-1", "ticket.issue", service="pass", colour="red", v2_field={"a": 1})["ticket"]
+    assert t["number"] == "A001"
+
+
+def test_office_hours_are_enforced(office, clock):
+    clock.t = dt.datetime(2026, 11, 24, 7, 30, tzinfo=TZ).timestamp()  # Tuesday before opening: leases only
+    assert err(office, "disp-1", "ticket.issue", service="pass") == "office_closed"
+    assert ok(office, "disp-1", "ticket.lease", service="pass", count=5)["lease"]["first"] == 900
+    clock.t = dt.datetime(2026, 11, 24, 20, 10, tzinfo=TZ).timestamp()  # Tuesday 20:10, open 08:00-16:00
+    assert err(office, "disp-1", "ticket.issue", service="pass") == "office_closed"
+    assert err(office, "disp-1", "ticket.lease", service="pass", count=5) == "office_closed"
+    clock.t = dt.datetime(2026, 11, 28, 10, 0, tzinfo=TZ).timestamp()  # Saturday: closed all day
+    assert err(office, "disp-1", "ticket.issue", service="pass") == "office_closed"
+    assert not office.state.tickets
+
+
+def test_the_clock_behind_the_log_refuses_instead_of_numbering_again(office, clock):
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A001"
+    clock.t += 30
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    good = clock.t
+    clock.t -= 86400  # a Pi without a real-time clock boots with yesterday's time
+    assert err(office, "disp-1", "ticket.issue", service="pass") == "clock_behind"
+    assert "clock" in office.alarms and office.snapshot()["alarms"]["clock"]
+    assert office.tick().events == []  # nothing time-driven either
+    clock.t = good + 5  # the time sync corrects it: the same day goes on, no number twice
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A003"
+    assert not office.alarms
+    clock.t -= 20  # a small NTP step back is tolerated
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A004"
+
+
+def test_a_small_step_back_across_midnight_does_not_start_the_day_again(cfg, tmp_path):
+    hours = {d: ["00:00", "23:59"] for d in config.WEEKDAYS}
+    cfg = cfg.model_copy(update={"office": cfg.office.model_copy(update={"hours": hours})})
+    midnight = dt.datetime(2026, 11, 24, 0, 0, tzinfo=TZ).timestamp()
+    clock = Clock(midnight + 5)
+    office = Office(cfg, EventStore(tmp_path / "e.db"), clock=clock)
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A001"
+    clock.t = midnight - 15  # NTP steps back 20 s, across midnight
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A002"
+    assert office.state.day == "2026-11-24"
+    clock.t = midnight + 10
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A003"
+
+
+def test_offline_tickets_carry_times_checked_against_the_lease(office, clock):
+    lease = ok(office, "disp-1", "ticket.lease", service="pass", count=5)["lease"]
+    for bad in (0, -1e308, clock.t + 3600, clock.t - 7200):
+        code = err(
+            office, "disp-1", "ticket.report_offline", service="pass", number=lease["first"], issued_at=bad
+        )
+        assert code == "bad_request", bad
+    clock.t += 600
+    t = ok(office, "disp-1", "ticket.report_offline", service="pass", number=900, issued_at=clock.t - 300)
+    assert t["ticket"]["issued_at"] == clock.t - 300
+
+
+@pytest.mark.parametrize("slot", [float("inf"), 1e308, 10**400, -5, True, "morgen"])
+def test_appointment_slots_must_be_real_times(office, slot):
+    payload = contract.encode(
+        contract.command("appointment.book", {"code": "K7P2Q", "service": "pass", "slot": 0})
+    )
+    payload = payload.replace(b'"slot":0', b'"slot":' + json.dumps(slot).encode())
+    out = office.handle("web", payload)
+    assert out.reply["ok"] is False and out.reply["error"]["code"] in ("bad_request", "bad_json"), out.reply
+    assert json.loads(contract.encode(out.reply)) == out.reply  # the reply itself is plain JSON
+
+
+def test_a_service_whose_numbers_are_used_up_says_so(office):
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    office.state.next_number["A"] = 899
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A899"
+    assert err(office, "disp-1", "ticket.issue", service="pass") == "numbers_used_up"
+
+
+def test_a_flooding_node_is_rate_limited_and_the_others_are_not(office):
+    office.rate_limits = True
+    codes = [
+        cmd(office, "counter-1", "counter.recall", counter="c1").reply.get("error", {}).get("code")
+        for _ in range(200)
+    ]
+    assert "rate_limited" in codes
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A001"

@@ -95,7 +95,8 @@ class OfficeInfo(Strict):
 
         def at(hhmm: str) -> float:
             h, m = map(int, hhmm.split(":"))
-            return local.replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
+            t = local.replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
+            return t + 59.999 if hhmm == "23:59" else t  # "23:59" closes at midnight
 
         return at(span[0]), at(span[1])
 

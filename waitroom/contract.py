@@ -28,12 +28,15 @@ confines its credentials.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 CONTRACT_VERSION = 1
 ROOT = f"waitroom/v{CONTRACT_VERSION}"
@@ -98,6 +101,9 @@ class ErrorCode(StrEnum):
     OFFICE_CLOSED = "office_closed"
     DUPLICATE = "duplicate"
     INTERNAL = "internal"
+    NUMBERS_USED_UP = "numbers_used_up"
+    RATE_LIMITED = "rate_limited"
+    CLOCK_BEHIND = "clock_behind"
 
 
 ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -121,6 +127,9 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.OFFICE_CLOSED: "the office is closed",
     ErrorCode.DUPLICATE: "the same request id was used with different content",
     ErrorCode.INTERNAL: "the controller failed; the command had no effect and may be retried",
+    ErrorCode.NUMBERS_USED_UP: "the service has given out every ticket number of its prefix today",
+    ErrorCode.RATE_LIMITED: "the node sent more commands than the controller takes from one node; retry",
+    ErrorCode.CLOCK_BEHIND: "the controller's clock is behind its event log (no time sync yet); nothing done",
 }
 
 
@@ -541,20 +550,58 @@ def canonical(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
-def decode(raw: bytes, limit: int | None = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+MAX_DEPTH = 16  # nesting of a command payload (the contract's deepest is 3)
+_ID_IN_RAW = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9_.:-]{1,64})"')
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number in JSON")
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > limit:
+            return d
+        deepest = max(deepest, d)
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+def request_id_of(raw: bytes) -> str | None:
+    """The request id of a payload that could not be decoded, when one can be read off it."""
+    m = _ID_IN_RAW.search(raw[:4096])
+    return m.group(1).decode() if m else None
+
+
+def decode(raw: bytes, limit: int | None = MAX_PAYLOAD_BYTES, max_depth: int | None = None) -> dict[str, Any]:
     """Decode a JSON object payload or raise ContractError(bad_json / too_large).
 
-    The size limit guards the controller against oversized commands; the controller's own state snapshot can
-    be larger (a long queue), so receivers of state and events pass ``limit=None``.
+    The size limit guards the controller against oversized commands; receivers of the controller's own
+    messages pass ``limit=None``. NaN and Infinity are not JSON and are refused; so is text with a lone
+    surrogate (it cannot be encoded again) and, with ``max_depth``, deeper nesting.
     """
     if limit is not None and len(raw) > limit:
         raise ContractError(ErrorCode.TOO_LARGE, f"payload has {len(raw)} bytes, limit {limit}")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise ContractError(ErrorCode.BAD_JSON, "payload is nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ContractError(ErrorCode.BAD_JSON, f"payload is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ContractError(ErrorCode.BAD_JSON, "payload must be a JSON object")
+    if max_depth is not None and _depth(data, max_depth) > max_depth:
+        raise ContractError(ErrorCode.BAD_JSON, f"payload is nested deeper than {max_depth} levels")
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise ContractError(ErrorCode.BAD_JSON, "payload has a lone surrogate (not UTF-8 text)") from None
     return data
 
 
@@ -593,8 +640,9 @@ def parse_command(data: dict[str, Any], role: Role) -> Command:
     if not isinstance(args, dict):
         raise ContractError(ErrorCode.BAD_REQUEST, "field 'args' must be an object")
     unknown = sorted(set(args) - set(op.args))
-    if unknown:
-        raise ContractError(ErrorCode.BAD_REQUEST, f"{name}: unknown argument(s) {', '.join(unknown)}")
+    if unknown:  # a newer node talking to an older controller: ignored (see "Versions" in the contract doc)
+        log.warning("%s: ignored unknown argument(s) %s", name, ", ".join(k[:40] for k in unknown[:10]))
+        args = {k: v for k, v in args.items() if k in op.args}
     missing = [a for a in op.required if a not in args]
     if missing:
         raise ContractError(ErrorCode.BAD_REQUEST, f"{name}: missing argument(s) {', '.join(missing)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -29,7 +30,24 @@ log = logging.getLogger(__name__)
 
 MAX_LEASE = 200
 REPLY_KEEP_S = 2 * 86400
+CLOCK_TOLERANCE_S = 120.0  # how far the clock may be behind the last event (an NTP step) before refusing
+OFFLINE_SKEW_S = 120.0
+MAX_BOOKING_AHEAD_S = 400 * 86400  # how far a dispenser's offline time may be ahead of the controller's clock
+# commands per second and burst a node may send; the web app speaks for every staff member at once
+RATE_LIMITS: dict[Role | None, tuple[float, float]] = {Role.WEB: (200.0, 400.0), None: (20.0, 60.0)}
 SUMMARY_TEXT = 40  # characters of a pause or intake reason in the summary (the detail topics carry all)
+
+
+def _local(cfg: Config, ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, cfg.office.tz).strftime("%H:%M")
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _minutes(sec: float | None) -> int | None:
@@ -99,15 +117,54 @@ class Office:
         self._batch: _Batch | None = None
         self._pruned_at = 0.0
         self._reply_keys = store.reply_keys()  # no SQLite look-up for a request id never seen
+        self.learned = self._learned_forecast()  # the model trained on this office's log (waitroom.forecast)
+        self._learned_fresh = True
+        self._learned_now: dict[tuple[str, bool], tuple[float, float, float]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # node -> (tokens, monotonic time)
+        self.rate_limits = False  # the MQTT service turns the per-node limits on
+        self.alarms: dict[str, str] = {}  # what the admin must know (e.g. the clock), shown in the summary
         self.rebuild()
 
     # ------------------------------------------------------------------------------------ state
+    def _learned_forecast(self) -> Any:
+        """The learned forecast with the newest model in ``<data dir>/forecast`` (None: in-memory log)."""
+        if str(self.store.path) == ":memory:":
+            return None
+        from waitroom.forecast.live import LiveForecast
+        from waitroom.forecast.train import ModelStore
+
+        try:
+            models = ModelStore(self.store.path.parent / "forecast")
+            return LiveForecast(tuple(s.id for s in self.cfg.services), self.cfg.office.tz, store=models)
+        except Exception:  # a damaged model file must not stop the controller: the simulation forecast stays
+            log.exception("could not load the learned forecast; using the simulation forecast only")
+            return None
+
+    def _observe_learned(self, event: dict[str, Any]) -> None:
+        try:
+            self.learned.observe(event)  # type: ignore[union-attr]
+        except Exception:
+            log.exception("the learned forecast failed on an event; switched off until restart")
+            self.learned = None
+
+    def _observe(self, events: list[dict[str, Any]]) -> None:
+        getattr(self.predictor, "observe", lambda _: None)(events)  # learn service times
+        for e in events:
+            if self.learned is None:
+                break
+            self._observe_learned(e)
+
     def rebuild(self) -> None:
         """Rebuild the state exactly from the event log (start-up, or after a failed transaction)."""
         self.state = OfficeState()
         n = 0
+        if getattr(self, "learned", None) is not None and not self._learned_fresh:
+            self.learned = self._learned_forecast()  # a fresh picture of the day for it too
+        self._learned_fresh = False
         for event in self.store.events_since_day_start():
             apply(self.state, event)
+            if getattr(self, "learned", None) is not None:
+                self._observe_learned(event)
             n += 1
         self._forecast = None
         self._fresh.clear()
@@ -147,8 +204,31 @@ class Office:
             self.dirty_services.update(self.cfg.service_ids)
             self.dirty_counters.update(self.cfg.counter_ids)
 
+    def _check_clock(self) -> None:
+        """Refuse to act while the clock is behind the log (a Pi without a real-time clock before its time
+        sync): numbering a day again would hand out numbers twice."""
+        now = self.clock()
+        last = self._last_ts()
+        behind = last - now
+        if behind > CLOCK_TOLERANCE_S:
+            msg = (
+                f"the clock ({_iso(now)}) is {behind:.0f} s behind the event log ({_iso(last)}); "
+                "waiting for the time sync"
+            )
+            if "clock" not in self.alarms:
+                log.error("%s; commands are refused until then", msg)
+            self.alarms["clock"] = msg
+            raise OpError(ErrorCode.CLOCK_BEHIND, msg)
+        if self.alarms.pop("clock", None):
+            log.warning("the clock is in step with the event log again")
+
+    def _last_ts(self) -> float:
+        return self.state.last_ts
+
     def _ensure_day(self) -> None:
         today = self.cfg.office.today(self.clock())
+        if self.state.day and today < self.state.day:
+            return  # never start a day earlier than the last one in the log
         if self.state.day != today:
             now = self.clock()
             self._emit(
@@ -188,12 +268,40 @@ class Office:
     def refresh_forecast(self) -> Forecast:
         t0 = time.monotonic()
         self._forecast = self.predictor.forecast(self.state, self.cfg, self.selector, self.clock())
+        self._refresh_learned()
         self.forecast_cost = time.monotonic() - t0
         self._forecast_at, self._forecast_seq = t0, self.state.seq
         self._fresh.clear()
         self._fresh_n.clear()
         self.eta_dirty = True  # the expected waits on the pages moved
         return self._forecast
+
+    def _refresh_learned(self) -> None:
+        """The learned forecast of a new ticket per walk-in service (with the forecast: off the command
+        path)."""
+        learned = self.learned
+        self._learned_now = {}
+        if learned is None or not learned.trained:
+            return
+        now = self.clock()
+        try:
+            for svc in self.cfg.services:
+                if svc.walk_in:
+                    for prio in (False, True):
+                        self._learned_now[(svc.id, prio)] = learned.predict(svc.id, prio, now=now)
+        except Exception:
+            log.exception("the learned forecast failed; using the simulation forecast only")
+            self._learned_now = {}
+
+    def learned_eta(self, t: Ticket) -> tuple[float, float, float] | None:
+        """(expected, 10 %, 90 %) seconds for a ticket issued since the last forecast, from the model trained
+        on this office's log; None without a trained model."""
+        pred = self._learned_now.get((t.service, t.priority))
+        if pred is None or t.id not in self._fresh:
+            return None
+        fc = self.forecast()
+        extra = self._fresh[t.id] * fc.marginal.get(t.service, 0.0) - (self.clock() - fc.now)
+        return tuple(max(v + extra, 0.0) for v in pred)  # type: ignore[return-value]
 
     def eta_s(self, t: Ticket) -> float:
         """Expected seconds until ``t`` is called, from the last forecast; O(log n)."""
@@ -240,17 +348,33 @@ class Office:
         rid: str | None = None
         try:
             role = self.cfg.role_of(node_id)
-            data = contract.decode(raw)
+            rid = contract.request_id_of(raw)  # so that even a broken command is answered with its id
+            data = contract.decode(raw, max_depth=contract.MAX_DEPTH)
             rid = data.get("id") if isinstance(data.get("id"), str) else None
             if role is None:
                 raise ContractError(
                     ErrorCode.UNKNOWN_NODE, f"node {node_id!r} is not in the office configuration"
                 )
             cmd = contract.parse_command(data, role)
+            if self.rate_limits:
+                self._rate_limit(node_id, role)
         except ContractError as exc:
-            log.warning("rejected command from %s: %s %s", node_id, exc.code.value, exc.message)
+            log.warning("rejected command from %s: %s %s", node_id, exc.code.value, exc.message[:200])
             return Outcome(contract.error_reply(rid, exc.code, exc.message))
         return self._run(node_id, role, cmd)
+
+    def _rate_limit(self, node_id: str, role: Role) -> None:
+        """A token bucket per node: one node flooding its command topic cannot starve the others."""
+        rate, burst = RATE_LIMITS.get(role, RATE_LIMITS[None])
+        now = time.monotonic()
+        tokens, last = self._buckets.get(node_id, (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
+        if tokens < 1:
+            self._buckets[node_id] = (tokens, now)
+            raise ContractError(
+                ErrorCode.RATE_LIMITED, f"node {node_id} sends more than {rate:g} commands a second"
+            )
+        self._buckets[node_id] = (tokens - 1, now)
 
     def _run(self, node_id: str, role: Role, cmd: Command) -> Outcome:
         batch = self._batch
@@ -272,6 +396,7 @@ class Office:
         keep = True
         rebuild = False
         try:
+            self._check_clock()
             self._ensure_day()
             handler = getattr(self, "op_" + cmd.op.name.replace(".", "_"))
             result = handler(node_id, role, **cmd.args)
@@ -327,7 +452,7 @@ class Office:
             else:
                 self._reply_keys.update(batch.replies)
                 if batch.events:
-                    getattr(self.predictor, "observe", lambda _: None)(batch.events)  # learn service times
+                    self._observe(batch.events)
             batch.events, batch.replies, batch.pending = [], {}, []
         if rebuild:
             self.rebuild()
@@ -345,6 +470,10 @@ class Office:
         """Time-driven changes: a new day, assistance escalation. Call about once a second."""
         self._pending = []
         now = self.clock()
+        try:
+            self._check_clock()
+        except OpError:
+            return Outcome()  # nothing time-driven while the clock is behind (the alarm says why)
         try:
             self.prune()
             self._ensure_day()
@@ -367,7 +496,7 @@ class Office:
             events, self._pending = self._pending, []
             if events:
                 self.store.commit(events, None)
-                getattr(self.predictor, "observe", lambda _: None)(events)
+                self._observe(events)
             return Outcome(None, events)
         except Exception:
             log.exception("tick failed")
@@ -400,6 +529,14 @@ class Office:
             raise OpError(ErrorCode.UNKNOWN_TICKET, f"no {'/'.join(states)} ticket {ref!r} today")
         return t
 
+    def _counter_open(self, cid: str) -> None:
+        c = self.state.counters[cid]
+        if c.state != "open":
+            raise OpError(
+                ErrorCode.COUNTER_CLOSED,
+                f"counter {cid} is {c.state}; open it (counter.open) before calling",
+            )
+
     def _current(self, cid: str) -> Ticket:
         c = self.state.counters[cid]
         if c.current is None:
@@ -426,6 +563,12 @@ class Office:
 
     def ticket_info(self, t: Ticket) -> dict[str, Any]:
         eta = self.eta_s(t) if t.state == "waiting" else None
+        rng: list[int] | None = None
+        learned = self.learned_eta(t) if t.state == "waiting" else None
+        if learned is not None:  # a model trained on this office's own log: its wait and 80 % interval
+            from waitroom.forecast.live import minutes_range
+
+            eta, rng = learned[0], list(minutes_range(learned[1], learned[2]))
         return {
             "id": t.id,
             "number": t.number,
@@ -436,6 +579,7 @@ class Office:
             "appointment": t.appointment,
             "ahead": self.ahead_of(t),
             "eta_min": None if eta is None or eta == float("inf") else round(eta / 60),
+            "eta_range_min": rng,  # [low, high] minutes ("ca. 10-20 Min.") when a trained model exists
             "counter": t.counter,
             "lang": t.lang,
         }
@@ -453,6 +597,19 @@ class Office:
             if change is not None:
                 log.info("intake for %s automatically %s", svc.id, "reopened" if change[0] else "stopped")
                 self._emit("intake_set", service=svc.id, open=change[0], reason=change[1], manual=False)
+
+    def _office_open(self, *, before_opening: bool = False) -> None:
+        """Refuse with ``office_closed`` outside today's opening hours (``before_opening``: from midnight on,
+        e.g. a dispenser leasing its offline numbers when it starts in the morning)."""
+        now = self.clock()
+        hours = self.cfg.office.opening(now)
+        if hours is None:
+            raise OpError(ErrorCode.OFFICE_CLOSED, "the office is closed today")
+        if now > hours[1] or (now < hours[0] and not before_opening):
+            raise OpError(
+                ErrorCode.OFFICE_CLOSED,
+                f"the office is open {_local(self.cfg, hours[0])}-{_local(self.cfg, hours[1])} today",
+            )
 
     def intake_open(self, sid: str) -> tuple[bool, str]:
         i = self.state.intake.get(sid)
@@ -473,7 +630,7 @@ class Office:
         prefix = self.cfg.service(service).prefix
         n = self.state.next_number.get(prefix, self.cfg.office.ticket_start)
         if n >= self.cfg.office.offline_numbers_from:
-            raise OpError(ErrorCode.INVALID_STATE, f"ticket numbers for {prefix} are used up today")
+            raise OpError(ErrorCode.NUMBERS_USED_UP, f"ticket numbers for {prefix} are used up today")
         number = format_number(prefix, n)
         e = self._emit(
             "ticket_issued",
@@ -495,6 +652,7 @@ class Office:
         sid = self._service(service)
         if lang not in LANGUAGES:
             raise OpError(ErrorCode.BAD_REQUEST, f"lang must be one of {', '.join(LANGUAGES)}")
+        self._office_open()
         is_open, reason = self.intake_open(sid)
         if not is_open:
             raise OpError(ErrorCode.INTAKE_STOPPED, reason or f"{sid} takes no more walk-ins today")
@@ -512,11 +670,12 @@ class Office:
         sid = self._service(service)
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_LEASE:
             raise OpError(ErrorCode.BAD_REQUEST, f"count must be an integer 1..{MAX_LEASE}")
+        self._office_open(before_opening=True)
         prefix = self.cfg.service(sid).prefix
         # leases come from the top of the range, so walk-in numbers still count from ticket_start
         first = self.state.lease_next.get(prefix, self.cfg.office.offline_numbers_from)
         if first + count - 1 > 999:
-            raise OpError(ErrorCode.INVALID_STATE, f"not enough numbers left for {prefix} today")
+            raise OpError(ErrorCode.NUMBERS_USED_UP, f"not enough numbers left for {prefix} today")
         self._emit("lease_granted", node=node_id, service=sid, prefix=prefix, first=first, count=count)
         return {
             "lease": {"service": sid, "prefix": prefix, "first": first, "count": count, "day": self.state.day}
@@ -527,7 +686,13 @@ class Office:
     ) -> dict[str, Any]:
         sid = self._service(service)
         prefix = self.cfg.service(sid).prefix
-        if not isinstance(number, int) or not isinstance(issued_at, int | float):
+        if (
+            not isinstance(number, int)
+            or isinstance(number, bool)
+            or not isinstance(issued_at, int | float)
+            or isinstance(issued_at, bool)
+            or not math.isfinite(float(issued_at))
+        ):
             raise OpError(ErrorCode.BAD_REQUEST, "number must be an integer and issued_at epoch seconds")
         lease = next(
             (
@@ -547,6 +712,12 @@ class Office:
         existing = self.state.ticket(label)
         if existing is not None:  # reported before (e.g. after a lost reply): same answer
             return {"ticket": self.ticket_info(existing)}
+        now = self.clock()
+        if not lease.get("ts", 0.0) - OFFLINE_SKEW_S <= issued_at <= now + OFFLINE_SKEW_S:
+            raise OpError(
+                ErrorCode.BAD_REQUEST,
+                f"issued_at {issued_at!r} is not between the lease ({_iso(lease.get('ts', 0.0))}) and now",
+            )
         e = self._emit(
             "ticket_issued",
             id=self.new_id(),
@@ -566,8 +737,15 @@ class Office:
         sid = self._service(service)
         if not isinstance(code, str) or not 3 <= len(code) <= 32 or not code.isalnum():
             raise OpError(ErrorCode.BAD_REQUEST, "code must be 3-32 letters or digits")
-        if not isinstance(slot, int | float):
-            raise OpError(ErrorCode.BAD_REQUEST, "slot must be epoch seconds")
+        now = self.clock()
+        if (
+            not isinstance(slot, int | float)
+            or isinstance(slot, bool)
+            or not now - 86400 <= slot <= now + MAX_BOOKING_AHEAD_S
+        ):
+            raise OpError(
+                ErrorCode.BAD_REQUEST, "slot must be epoch seconds from yesterday to a year and a bit ahead"
+            )
         self._emit("appointment_booked", code=code.upper(), service=sid, slot=float(slot))
         return {"appointment": {"code": code.upper(), "service": sid, "slot": float(slot)}}
 
@@ -577,6 +755,7 @@ class Office:
         a = self.state.appointments.get(code.strip().upper())
         if a is None:
             raise OpError(ErrorCode.UNKNOWN_APPOINTMENT, "unknown booking code")
+        self._office_open()
         if a.ticket is not None:
             return {"ticket": self.ticket_info(self.state.tickets[a.ticket])}
         now = self.clock()
@@ -607,6 +786,7 @@ class Office:
 
     def op_counter_call_next(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
+        self._counter_open(cid)
         now = self.clock()
         decision = self.selector.select(self.state, cid, self.cfg, now)
         if decision is None:
@@ -614,8 +794,6 @@ class Office:
             if c.current is not None:  # finish the current ticket even when nobody else waits
                 t = self.state.tickets[c.current]
                 self._emit("ticket_served", ticket=t.id, counter=cid)
-            if c.state != "open":
-                self._emit("counter_opened", counter=cid)
             raise OpError(ErrorCode.NOBODY_WAITING, f"nobody is waiting for counter {cid}", keep_effects=True)
         return self._call(cid, self.state.tickets[decision.ticket], decision.reason)
 
@@ -667,6 +845,7 @@ class Office:
 
     def op_counter_call_ticket(self, node_id: str, role: Role, counter: Any, ticket: Any) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
+        self._counter_open(cid)
         t = self._ticket(ticket, ("waiting", "parked"))
         return self._call(cid, t, "called by staff" if t.state == "waiting" else "called back from parked")
 
@@ -845,6 +1024,7 @@ class Office:
             "calls": calls,
             "assistance": assists,
             "assistance_open": len(open_ids),
+            **({"alarms": {k: v[:200] for k, v in self.alarms.items()}} if self.alarms else {}),
         }
 
     def _new_eta(self, fc: Forecast, sid: str) -> float:

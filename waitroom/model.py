@@ -165,6 +165,7 @@ class Pool:
 class OfficeState:
     day: str = ""
     seq: int = 0  # number of the last applied event
+    last_ts: float = 0.0  # the latest event time (the clock must not fall behind it)
     tickets: dict[str, Ticket] = field(default_factory=dict)
     by_number: dict[str, str] = field(default_factory=dict)
     next_number: dict[str, int] = field(default_factory=dict)  # per prefix
@@ -245,6 +246,9 @@ def apply(state: OfficeState, event: dict[str, Any]) -> None:
         raise EventError(f"unknown event type {event['type']!r}")
     handler(state, event)
     state.seq = event.get("seq", state.seq + 1)
+    ts = event.get("ts")
+    if ts is not None and ts > state.last_ts:
+        state.last_ts = ts
 
 
 def _t(state: OfficeState, tid: str) -> Ticket:
@@ -402,7 +406,7 @@ def _assist_changed(s: OfficeState, e: dict[str, Any]) -> None:
 
 
 def _lease_granted(s: OfficeState, e: dict[str, Any]) -> None:
-    s.leases.append({k: e[k] for k in ("node", "service", "prefix", "first", "count")})
+    s.leases.append({k: e[k] for k in ("node", "service", "prefix", "first", "count", "ts")})
     s.lease_next[e["prefix"]] = e["first"] + e["count"]
 
 

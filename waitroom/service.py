@@ -43,6 +43,7 @@ class ControllerService:
         self.cfg = cfg
         self.store = EventStore(db_path)
         self.office = Office(cfg, self.store, clock=clock)
+        self.office.rate_limits = True  # one node flooding its command topic cannot starve the others
         self.topics = Topics(cfg.office.id)
         self.link = MqttLink(
             cfg.broker, cfg.office.id, CONTROLLER_NODE_ID, Role.CONTROLLER, password=password
@@ -67,10 +68,35 @@ class ControllerService:
         ok = self.link.start(wait=wait)  # publishing before the CONNECT is out would break the session
         self._engine = threading.Thread(target=self._engine_loop, name="controller-engine", daemon=True)
         self._engine.start()
+        self._start_training()
         return ok
+
+    def _start_training(self) -> None:
+        """Retrain the learned forecast from the office's own log every night at 02:00 (no load then)."""
+        learned = self.office.learned
+        if learned is None:
+            return
+        from waitroom.forecast.events import rows_from_store_events
+        from waitroom.forecast.train import ModelStore, Trainer
+
+        services = tuple(s.id for s in self.cfg.services)
+        tz = self.cfg.office.tz
+        db_path = self.store.path
+
+        def rows() -> list:
+            store = EventStore(db_path)  # its own connection: the engine thread keeps writing
+            try:
+                return list(rows_from_store_events(store.events(), services, tz))
+            finally:
+                store.close()
+
+        self.trainer = Trainer(rows, services, ModelStore(db_path.parent / "forecast"), learned.set_model)
+        self.trainer.run_nightly(hour=2, tz=tz)
 
     def stop(self) -> None:
         self._stop.set()
+        if getattr(self, "trainer", None) is not None:
+            self.trainer.stop()
         self.inbox.put(None)
         if self._engine:
             self._engine.join(timeout=5)

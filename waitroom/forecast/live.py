@@ -32,6 +32,11 @@ class LiveForecast:
         if store is not None:
             self.set_model(store.current())
 
+    @property
+    def trained(self) -> bool:
+        """True with a model trained on the office's own log (not the fallback)."""
+        return isinstance(self.model, Model)
+
     def set_model(self, model: Model | None) -> None:
         self.model = model if model is not None else Fallback()
         log.info("forecast: using the %s", "trained model" if model is not None else "fallback")

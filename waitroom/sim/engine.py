@@ -200,7 +200,7 @@ class DaySim:
         ]
         r.delayed = not free
         fc = None
-        if not free and self.predict or (slot is None and self._intake):
+        if (not free and self.predict) or (slot is None and self._intake):
             # with a free counter for the service the newcomer is called at once: every predictor says 0
             fc = self.predictor.forecast(
                 s, cfg, self.selector, self.now, probes=[a.service], stop_when_probed=True
