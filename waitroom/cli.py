@@ -27,7 +27,13 @@ NODE_ROLES: dict[str, str] = {
     "display": "displays.node:create",
 }
 # Modules that add their own subcommands with register(subparsers).
-COMMAND_MODULES = ["waitroom.web.cli", "waitroom.sim.cli", "mqtt_broker.cli", "waitroom.demo"]
+COMMAND_MODULES = [
+    "waitroom.web.cli",
+    "waitroom.sim.cli",
+    "mqtt_broker.cli",
+    "waitroom.demo",
+    "waitroom.db_cli",
+]
 
 
 def setup_logging(level: str = "INFO") -> None:
