@@ -554,13 +554,14 @@ def _fsync_dir(path: Path) -> None:
 
 
 def backup_name(db_path: Path, tag: str, when: dt.datetime | None = None) -> str:
-    stamp = (when or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{db_path.stem}-{stamp}-{tag}.db"
+    """``<stem>-<UTC time to the millisecond>-<tag>.db``: names sort by time."""
+    t = when or dt.datetime.now(dt.UTC)
+    return f"{db_path.stem}-{t.strftime('%Y%m%dT%H%M%S')}{t.microsecond // 1000:03d}Z-{tag}.db"
 
 
 def list_backups(dest: Path, db_path: Path, tag: str | None = None) -> list[Path]:
     """Backups of ``db_path`` in ``dest``, oldest first (the names sort by time)."""
-    pattern = re.compile(rf"^{re.escape(db_path.stem)}-\d{{8}}T\d{{6}}Z-(?P<tag>[a-z0-9-]+)\.db$")
+    pattern = re.compile(rf"^{re.escape(db_path.stem)}-\d{{8}}T\d{{9}}Z-(?P<tag>[a-z0-9-]+)\.db$")
     found = []
     for p in dest.glob(f"{db_path.stem}-*.db") if dest.is_dir() else []:
         m = pattern.match(p.name)
