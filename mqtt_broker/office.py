@@ -223,8 +223,8 @@ def mosquitto_conf(cfg: Config, opts: BrokerOptions | None = None) -> str:
         "persistence true",
         f"persistence_location {data_dir}",
         "autosave_interval 60",
-        "# Limits: a contract payload is at most "
-        f"{MAX_PAYLOAD_BYTES} bytes; a misbehaving client cannot fill the memory.",
+        f"# Limits: a command is at most {MAX_PAYLOAD_BYTES} bytes, the largest controller message (a queue",
+        "# page) 16 KiB; a larger packet would cost its sender the connection (docs/deployment.md).",
         f"max_packet_size {MAX_PACKET_BYTES}",
         "# Per client (the same numbers for every client): QoS 1 messages in flight and queued beyond them.",
         f"max_inflight_messages {o.max_inflight_messages}",
