@@ -45,7 +45,8 @@ def test_after_a_five_minute_outage_a_node_is_back_within_the_cap() -> None:
     assert max(gaps) - min(gaps) > 3.0
 
 
-def test_link_comes_back_within_seconds_of_a_restarted_broker(fresh_broker) -> None:
+def test_link_comes_back_within_seconds_of_a_restarted_broker(fresh_broker, caplog) -> None:
+    caplog.set_level("INFO")
     cfg = office_config(fresh_broker.port, office_id="relink")
     link = MqttLink(cfg.broker, cfg.office.id, "disp-1", Role.DISPENSER)
     reconnected = threading.Event()
@@ -58,6 +59,9 @@ def test_link_comes_back_within_seconds_of_a_restarted_broker(fresh_broker) -> N
         # Long enough for the back-off to reach its cap (0.5 * 2**4 > 5 s), short enough for a test.
         time.sleep(9)
         assert drops and not link.connected.is_set()
+        retries = [r for r in caplog.records if r.name == "waitroom.paho" and r.levelno >= 40]
+        assert retries == [], "failed retries are not logged as errors every few seconds"
+        assert sum("connection lost" in r.getMessage() for r in caplog.records) == 1
         fresh_broker.start()
         back = time.monotonic()
         assert reconnected.wait(mqtt.RECONNECT_CAP + 3), "reconnected within the back-off cap"

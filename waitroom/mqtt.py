@@ -55,6 +55,21 @@ MAX_PACKET_BYTES = 256 * 1024
 INBOX_PER_TOPIC = 256
 
 
+class _QuietRetries(logging.Filter):
+    """paho logs an ERROR for every failed reconnect attempt (every few seconds while the broker is away);
+    the link says once that the connection is lost, so those become DEBUG lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith("Client is not connected"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+PAHO_LOG = logging.getLogger("waitroom.paho")
+PAHO_LOG.addFilter(_QuietRetries())
+
+
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     """Seconds to wait before reconnect attempt ``attempt`` (0-based): full jitter, capped."""
     upper = min(RECONNECT_CAP, RECONNECT_BASE * 2 ** min(attempt, 16))
@@ -194,7 +209,7 @@ class MqttLink:
             protocol=paho.MQTTv311,
             clean_session=True,
         )
-        self.client.enable_logger(logging.getLogger("waitroom.paho"))
+        self.client.enable_logger(PAHO_LOG)
         self._attempt = 0
         self._rng = random.Random()
         self._next_delay()
