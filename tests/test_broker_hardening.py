@@ -155,8 +155,14 @@ def test_a_flooding_node_does_not_cost_other_nodes_their_replies(
     done = threading.Event()
 
     def flood() -> None:
+        # Real state changes (each one a durable commit), so the flood outruns the controller anywhere.
         for i in range(flood_total):
-            cmd = contract.command("counter.open", {"counter": "c2"}, request_id=f"flood-{i}")
+            op, args = (
+                ("counter.pause", {"counter": "c2", "reason": "x"})
+                if i % 2
+                else ("counter.open", {"counter": "c2"})
+            )
+            cmd = contract.command(op, args, request_id=f"flood-{i}")
             flooder.publish(t.cmd("counter-2"), contract.encode(cmd), qos=1)
         done.set()
 
