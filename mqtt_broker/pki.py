@@ -7,6 +7,11 @@ Keys are ECDSA P-256. Files in the output folder::
     broker.key broker.crt         the broker's certificate; its names (SAN) are the hosts nodes connect to
     nodes/<node>.key .crt         client certificates (CN = node id) for brokers that require them
 
+Modes: every key is 0600 (owner only), except ``broker.key``: mosquitto drops root and reads it as user
+mosquitto, so it is 0640 with group ``mosquitto`` when that group exists (on the broker host; Debian's
+mosquitto package creates it). Without the group (an admin machine) it stays 0600 and Ansible installs it as
+0640 root:mosquitto. Existing keys get these modes again on every run.
+
 Existing files are kept (the CA is made once; a certificate is renewed when it is missing, expires within
 ``renew_days`` or no longer carries the requested names), so running the command again changes nothing.
 """
@@ -46,9 +51,32 @@ def _run(*args: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
+BROKER_GROUP = "mosquitto"
+
+
 def _new_key(path: Path) -> None:
     _run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path))
     path.chmod(0o600)
+
+
+def share_with_group(path: Path, group: str = BROKER_GROUP) -> bool:
+    """Make a key 0640 and owned by ``group`` if that group exists; else keep it 0600. True if shared."""
+    import grp
+    import os
+
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        path.chmod(0o600)
+        return False
+    try:
+        os.chown(path, -1, gid)
+    except PermissionError:
+        log.warning("cannot give %s to group %s: the broker will not be able to read it", path, group)
+        path.chmod(0o600)
+        return False
+    path.chmod(0o640)
+    return True
 
 
 def san_entries(names: list[str]) -> list[str]:
@@ -191,7 +219,9 @@ class OfficePki:
         """The broker's server certificate for the host names and addresses nodes connect to."""
         if not hosts:
             raise CertificateError("the broker certificate needs at least one host name (--broker-host)")
-        return self.issue("broker", hosts[0], hosts, "serverAuth")
+        made = self.issue("broker", hosts[0], hosts, "serverAuth")
+        share_with_group(self.folder / "broker.key")
+        return made
 
     def node(self, node_id: str) -> bool:
         """A client certificate for one node (CN = node id = MQTT user name)."""

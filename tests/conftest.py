@@ -73,8 +73,16 @@ def office_config(port: int, office_id: str = "mitte", **updates: object) -> Con
     cfg = config.load(config.EXAMPLE_CONFIG)
     # open all day, every day: these tests run on the wall clock at any hour
     office = cfg.office.model_copy(update={"id": office_id, "hours": ALL_DAY})
+    # nor does the automatic intake stop refuse tickets late in the evening (its own tests set it up)
+    rules = cfg.steering.intake_stop.model_copy(update={"enabled": False})
+    steering = cfg.steering.model_copy(update={"intake_stop": rules})
     return cfg.model_copy(
-        update={"office": office, "broker": cfg.broker.model_copy(update={"port": port}), **updates}
+        update={
+            "office": office,
+            "broker": cfg.broker.model_copy(update={"port": port}),
+            "steering": steering,
+            **updates,
+        }
     )
 
 

@@ -303,6 +303,9 @@ def play(work: Path) -> tuple[str, dict[str, int]]:
 
 @pytest.mark.slow
 @pytest.mark.ansible
+# Two playbook runs (each may take up to 900 s, see play()) plus a debootstrap build on a cold cache: the
+# suite's 300 s default is too short (two runs took 311 s on a 2-core machine shared with other jobs).
+@pytest.mark.timeout(2400)
 def test_site_yml_deploys_a_bookworm_root_idempotently(chroot_root: Path, artifacts: Path) -> None:
     root = chroot_root
     work = Path(tempfile.mkdtemp(prefix="waitroom-ansible-"))
@@ -362,6 +365,23 @@ def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
         in (etc / "waitroom/waitroom-controller.env").read_text()
     )
     assert "WAITROOM_SECRET_KEY=" in (etc / "waitroom/waitroom-web.env").read_text()
+    # the controller waits for a real clock synchronisation and does not loop on a damaged event log
+    ctl = (etc / "systemd/system/waitroom-controller.service").read_text()
+    assert re.search(r"^Wants=.*\btime-sync\.target\b", ctl, re.M), ctl
+    assert re.search(r"^After=.*\btime-sync\.target\b", ctl, re.M)
+    assert "RestartPreventExitStatus=65 73" in ctl
+    sysinit = etc / "systemd/system/sysinit.target.wants/systemd-time-wait-sync.service"
+    assert sysinit.is_symlink(), "systemd-time-wait-sync enabled"
+    assert (
+        "TimeoutStartSec=10min"
+        in (etc / "systemd/system/systemd-time-wait-sync.service.d/waitroom.conf").read_text()
+    )
+    # the nightly backup of the event log, as the service user
+    backup = (etc / "systemd/system/waitroom-db-backup.service").read_text()
+    assert "User=waitroom" in backup and "db backup" in backup and "--tag nightly --keep 14" in backup
+    assert "Persistent=true" in (etc / "systemd/system/waitroom-db-backup.timer").read_text()
+    assert (etc / "systemd/system/timers.target.wants/waitroom-db-backup.timer").is_symlink()
+    assert (root / "var/lib/waitroom/backups").is_dir()
     assert "TTYPath=/dev/tty1" in (etc / "systemd/system/waitroom-display.service").read_text()
     assert os.readlink(etc / "systemd/system/getty@tty1.service") == "/dev/null"
     # the broker: generated configuration, ACL from the contract, passwords that verify

@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "waitroom.demo",
     "waitroom.city.cli",
     "waitroom.predict_eval",
+    "waitroom.db_cli",
 ]
 
 
@@ -99,10 +100,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
+    from waitroom import dbsafe
     from waitroom.service import ControllerService
 
     cfg = load_config(args.config)
     db = config.in_data_dir(cfg.controller.database, getattr(args, "data_dir", None))
+    try:
+        if getattr(args, "recover", False):
+            report = dbsafe.recover(db, data_dir=db.parent)
+            log.warning("event log recovered: %s", report)
+        db = dbsafe.open_checked(db.parent, db.name)  # the lock, then the integrity check
+    except dbsafe.DataDirLocked as exc:
+        log.critical("%s", exc.message)
+        return dbsafe.EXIT_LOCKED  # systemd does not restart on this (RestartPreventExitStatus)
+    except dbsafe.DatabaseDamaged as exc:
+        log.critical("%s", exc.message)
+        return dbsafe.EXIT_DAMAGED
     svc = ControllerService(cfg, str(db))
     if not svc.start(wait=args.wait):
         log.warning(
@@ -168,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arg(p)
     p.add_argument("--data-dir", help="folder of the event log (default $WAITROOM_DATA_DIR or ./var)")
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the broker at start")
+    p.add_argument(
+        "--recover",
+        action="store_true",
+        help="salvage the readable events of a damaged event log into a new one (the old file is kept)",
+    )
     p.set_defaults(func=cmd_controller)
 
     p = sub.add_parser("node", help="run one node (dispenser, display, counter, assist)")

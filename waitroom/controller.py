@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,30 @@ def _iso(ts: float) -> str:
 
 def _minutes(sec: float | None) -> int | None:
     return None if sec is None or sec == float("inf") else round(sec / 60)
+
+
+class NodeRateLimit:
+    """A token bucket per node: one node flooding its command topic cannot starve the others. The service
+    asks before a command reaches the engine, so a flood costs a look-up per message, no decoding."""
+
+    def __init__(self, cfg: Config, limits: dict[Role | None, tuple[float, float]] | None = None):
+        self.cfg = cfg
+        self.limits = limits or RATE_LIMITS
+        self._buckets: dict[str, tuple[float, float]] = {}  # node -> (tokens, monotonic time)
+        self._lock = threading.Lock()
+
+    def allow(self, node_id: str, now: float | None = None) -> bool:
+        rate, burst = self.limits.get(self.cfg.role_of(node_id), self.limits[None])
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(node_id, (burst, now))
+            tokens = min(burst, tokens + (now - last) * rate)
+            ok = tokens >= 1
+            self._buckets[node_id] = (tokens - 1 if ok else tokens, now)
+        return ok
+
+    def rate(self, node_id: str) -> float:
+        return self.limits.get(self.cfg.role_of(node_id), self.limits[None])[0]
 
 
 class OpError(Exception):
@@ -120,8 +145,6 @@ class Office:
         self.learned = self._learned_forecast()  # the model trained on this office's log (waitroom.forecast)
         self._learned_fresh = True
         self._learned_now: dict[tuple[str, bool], tuple[float, float, float]] = {}
-        self._buckets: dict[str, tuple[float, float]] = {}  # node -> (tokens, monotonic time)
-        self.rate_limits = False  # the MQTT service turns the per-node limits on
         self.alarms: dict[str, str] = {}  # what the admin must know (e.g. the clock), shown in the summary
         self.rebuild()
 
@@ -356,25 +379,10 @@ class Office:
                     ErrorCode.UNKNOWN_NODE, f"node {node_id!r} is not in the office configuration"
                 )
             cmd = contract.parse_command(data, role)
-            if self.rate_limits:
-                self._rate_limit(node_id, role)
         except ContractError as exc:
             log.warning("rejected command from %s: %s %s", node_id, exc.code.value, exc.message[:200])
             return Outcome(contract.error_reply(rid, exc.code, exc.message))
         return self._run(node_id, role, cmd)
-
-    def _rate_limit(self, node_id: str, role: Role) -> None:
-        """A token bucket per node: one node flooding its command topic cannot starve the others."""
-        rate, burst = RATE_LIMITS.get(role, RATE_LIMITS[None])
-        now = time.monotonic()
-        tokens, last = self._buckets.get(node_id, (burst, now))
-        tokens = min(burst, tokens + (now - last) * rate)
-        if tokens < 1:
-            self._buckets[node_id] = (tokens, now)
-            raise ContractError(
-                ErrorCode.RATE_LIMITED, f"node {node_id} sends more than {rate:g} commands a second"
-            )
-        self._buckets[node_id] = (tokens - 1, now)
 
     def _run(self, node_id: str, role: Role, cmd: Command) -> Outcome:
         batch = self._batch

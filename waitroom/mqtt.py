@@ -1,8 +1,21 @@
 """Thin adapter over paho-mqtt 2.x: the only module that imports paho.
 
 ``MqttLink`` connects with a last will (retained ``offline`` status), publishes the retained ``online`` birth
-status on every (re)connect, re-subscribes, reconnects with exponential back-off, and publishes ``offline``
-itself before a clean disconnect (a graceful disconnect suppresses the will).
+status on every (re)connect, re-subscribes, reconnects with exponential back-off and full jitter, and
+publishes ``offline`` itself before a clean disconnect (a graceful disconnect suppresses the will).
+
+Reconnect: before attempt n (n = 0 after a lost connection) the link waits a uniformly random time between
+``RECONNECT_MIN`` and ``min(RECONNECT_CAP, RECONNECT_BASE * 2**n)`` ("full jitter"). However long the broker
+was away, a node retries at least every ``RECONNECT_CAP`` seconds, so it is back at most that long after the
+broker, and a fleet of nodes spreads its reconnects over the whole window instead of arriving in one burst.
+
+Inbox: the controller receives every node's commands over one connection. If it handled them in paho's
+network thread, one node flooding its command topic would stop the controller reading its socket, the
+broker's queue for the controller would fill and the broker would drop other nodes' commands. So a
+``fair`` link (the controller's) only sorts incoming messages into a bounded queue per topic (= per node)
+in the network thread and hands them to the handlers in a worker thread, round robin over the topics: the
+socket is drained at network speed, a flooding node waits behind itself only, and what exceeds its queue
+goes to ``on_overflow`` (the controller answers it, e.g. ``rate_limited``) instead of pushing others out.
 """
 
 from __future__ import annotations
@@ -10,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import socket
 import ssl
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +44,142 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
 
+# Reconnect back-off (seconds): full jitter between RECONNECT_MIN and min(RECONNECT_CAP, BASE * 2**attempt).
+RECONNECT_MIN = 0.25
+RECONNECT_BASE = 0.5
+RECONNECT_CAP = 5.0
+# Largest MQTT packet the office broker accepts (mqtt_broker.office writes it as max_packet_size). Larger
+# publishes are refused here with a log line: mosquitto would otherwise drop the whole connection.
+MAX_PACKET_BYTES = 256 * 1024
+# Fair inbox: messages waiting per topic (= per node for commands) before new ones go to on_overflow.
+INBOX_PER_TOPIC = 256
+
+
+class _QuietRetries(logging.Filter):
+    """paho logs an ERROR for every failed reconnect attempt (every few seconds while the broker is away);
+    the link says once that the connection is lost, so those become DEBUG lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith("Client is not connected"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+PAHO_LOG = logging.getLogger("waitroom.paho")
+PAHO_LOG.addFilter(_QuietRetries())
+
+
+def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before reconnect attempt ``attempt`` (0-based): full jitter, capped."""
+    upper = min(RECONNECT_CAP, RECONNECT_BASE * 2 ** min(attempt, 16))
+    return (rng or random).uniform(RECONNECT_MIN, max(RECONNECT_MIN, upper))
+
+
+def packet_size(topic: str, payload: bytes) -> int:
+    """Size of an MQTT 3.1.1 PUBLISH packet with QoS > 0: header, topic, packet id and payload."""
+    remaining = 2 + len(topic.encode("utf-8")) + 2 + len(payload)
+    length_bytes = 1 if remaining < 128 else 2 if remaining < 16384 else 3 if remaining < 2097152 else 4
+    return 1 + length_bytes + remaining
+
+
+class FairInbox:
+    """Incoming messages queued per topic and handed to a handler in one worker thread, round robin."""
+
+    def __init__(
+        self,
+        deliver: Callable[[str, bytes], None],
+        *,
+        per_topic: int = INBOX_PER_TOPIC,
+        name: str = "mqtt-inbox",
+    ):
+        self.deliver = deliver
+        self.per_topic = per_topic
+        self.on_overflow: list[Callable[[str, bytes], None]] = []
+        # admit(topic) -> False refuses a message in the network thread before it is queued (a node over its
+        # rate); refused ones go to on_overflow too, and the worker is not even woken for them
+        self.admit: Callable[[str], bool] | None = None
+        self.dropped = 0
+        self._queues: dict[str, deque[bytes]] = {}
+        self._ready: deque[str] = deque()  # topics with waiting messages, in turn order
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._last_warning: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, topic: str, payload: bytes) -> bool:
+        """Queue a message (network thread); False when its topic's queue is full (see ``on_overflow``)."""
+        if self.admit is not None and not self.admit(topic):
+            self.dropped += 1
+            for hook in self.on_overflow:
+                try:
+                    hook(topic, payload)
+                except Exception:
+                    log.exception("overflow hook failed")
+            return False
+        with self._cond:
+            q = self._queues.get(topic)
+            if q is None:
+                q = self._queues[topic] = deque()
+            if len(q) < self.per_topic:
+                if not q:
+                    self._ready.append(topic)
+                q.append(payload)
+                self._cond.notify()
+                return True
+            self.dropped += 1
+        self._overflow(topic, payload)
+        return False
+
+    def _overflow(self, topic: str, payload: bytes) -> None:
+        now = time.monotonic()
+        if now - self._last_warning.get(topic, -60.0) >= 10.0:
+            self._last_warning[topic] = now
+            log.warning(
+                "%s sends faster than it is served: more than %d messages waiting; extra ones are refused",
+                topic,
+                self.per_topic,
+            )
+        for hook in self.on_overflow:
+            try:
+                hook(topic, payload)
+            except Exception:
+                log.exception("overflow hook failed")
+
+    def pending(self) -> int:
+        with self._cond:
+            return sum(len(q) for q in self._queues.values())
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._ready and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                topic = self._ready.popleft()
+                q = self._queues[topic]
+                payload = q.popleft()
+                if q:
+                    self._ready.append(topic)  # back of the line: every other topic goes first
+                else:
+                    del self._queues[topic]
+            try:
+                self.deliver(topic, payload)
+            except Exception:
+                log.exception("handling a message on %s failed", topic)
+
 
 def broker_password(broker: Broker) -> str | None:
     if os.environ.get("WAITROOM_MQTT_PASSWORD"):
@@ -40,7 +192,16 @@ def broker_password(broker: Broker) -> str | None:
 class MqttLink:
     """One MQTT connection of one node (or the controller) of an office."""
 
-    def __init__(self, broker: Broker, office: str, node_id: str, role: Role, *, password: str | None = None):
+    def __init__(
+        self,
+        broker: Broker,
+        office: str,
+        node_id: str,
+        role: Role,
+        *,
+        password: str | None = None,
+        fair: bool | None = None,
+    ):
         self.broker = broker
         self.topics = Topics(office)
         self.node_id = node_id
@@ -51,17 +212,26 @@ class MqttLink:
         self._stopping = False
         self.on_connect_hooks: list[Callable[[], None]] = []
         self.on_disconnect_hooks: list[Callable[[], None]] = []
-        # Client ids must be unique on the broker; the node id is, per office.
+        # Client ids must be unique on the broker; the node id is, per office. The office broker replaces
+        # the id by the user name (use_username_as_clientid), which is the node id too.
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"waitroom-{office}-{node_id}",
             protocol=paho.MQTTv311,
             clean_session=True,
         )
-        self.client.enable_logger(logging.getLogger("waitroom.paho"))
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.enable_logger(PAHO_LOG)
+        self._attempt = 0
+        self._rng = random.Random()
+        self._next_delay()
         self.client.max_queued_messages_set(1000)
         user = broker.username or node_id
+        if user != node_id:
+            log.warning(
+                "MQTT user %r is not the node id %r: the office broker's ACL and client ids need the node id",
+                user,
+                node_id,
+            )
         pw = password if password is not None else broker_password(broker)
         if pw is not None:
             self.client.username_pw_set(user, pw)
@@ -79,8 +249,25 @@ class MqttLink:
             retain=True,
         )
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        # The controller's messages go through the fair inbox (see the module docstring); nodes handle theirs
+        # in the network thread, in arrival order.
+        use_inbox = role is Role.CONTROLLER if fair is None else fair
+        self.inbox = FairInbox(self._dispatch, name=f"mqtt-inbox-{node_id}") if use_inbox else None
+
+    @property
+    def on_overflow(self) -> list[Callable[[str, bytes], None]]:
+        """Hooks called (network thread) with each message refused because its topic's inbox is full."""
+        return self.inbox.on_overflow if self.inbox is not None else []
+
+    def _next_delay(self) -> float:
+        """Arm paho's next reconnect wait with a fresh jittered delay (paho waits min_delay first)."""
+        delay = backoff_delay(self._attempt, self._rng)
+        self._attempt += 1
+        self.client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+        return delay
 
     # -- lifecycle
     def start(self, wait: float | None = 10.0) -> bool:
@@ -106,17 +293,31 @@ class MqttLink:
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
+        if self.inbox is not None:
+            self.inbox.stop()
 
     def client_thread_alive(self) -> bool:
-        """The paho network thread runs (it reconnects by itself; if it died, nothing would)."""
+        """The paho network thread (and the inbox worker) run; if one died, nothing would revive it."""
         thread = getattr(self.client, "_thread", None)
-        return thread is not None and thread.is_alive()
+        inbox_ok = self.inbox is None or self.inbox.alive()
+        return thread is not None and thread.is_alive() and inbox_ok
 
     # -- messaging
     def publish(self, topic: str, payload: dict[str, Any] | bytes, kind: str) -> None:
         """Publish with the contract's QoS and retain flag for this message kind."""
         contract.validate_publish_topic(topic)
         data = payload if isinstance(payload, bytes) else contract.encode(payload)
+        size = packet_size(topic, data)
+        if size > MAX_PACKET_BYTES:
+            # The broker would close the connection (and a retained one would do so on every reconnect).
+            log.error(
+                "not sent: %s message on %s has %d bytes, the broker accepts at most %d",
+                kind,
+                topic,
+                size,
+                MAX_PACKET_BYTES,
+            )
+            return
         self.client.publish(topic, data, qos=contract.QOS[kind], retain=contract.RETAIN[kind])
 
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
@@ -134,6 +335,8 @@ class MqttLink:
             log.error("MQTT connection to %s:%s refused: %s", self.broker.host, self.broker.port, reason)
             return
         log.info("connected to MQTT broker %s:%s as %s", self.broker.host, self.broker.port, self.node_id)
+        self._attempt = 0
+        self._next_delay()
         sock = client.socket()
         with contextlib.suppress(OSError, AttributeError):
             # Small messages both ways: without this, Nagle's algorithm and delayed ACKs add ~40 ms per reply.
@@ -154,9 +357,15 @@ class MqttLink:
             except Exception:
                 log.exception("on-connect hook failed")
 
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        delay = self._next_delay()
+        log.debug("MQTT broker %s:%s unreachable; retry in %.2f s", self.broker.host, self.broker.port, delay)
+
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if self.connected.is_set() and not self._stopping:
             log.warning("MQTT connection lost (%s); reconnecting", reason)
+        if not self._stopping:
+            self._next_delay()
         self.connected.clear()
         for hook in self.on_disconnect_hooks:
             try:
@@ -165,12 +374,18 @@ class MqttLink:
                 log.exception("on-disconnect hook failed")
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        if self.inbox is not None:
+            self.inbox.put(msg.topic, msg.payload)
+        else:
+            self._dispatch(msg.topic, msg.payload)
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
         with self._lock:
             handlers = [
-                h for f, (_, hs) in self._subs.items() if paho.topic_matches_sub(f, msg.topic) for h in hs
+                h for f, (_, hs) in self._subs.items() if paho.topic_matches_sub(f, topic) for h in hs
             ]
         for handler in handlers:
             try:
-                handler(msg.topic, msg.payload)
+                handler(topic, payload)
             except Exception:
-                log.exception("handler for %s failed", msg.topic)
+                log.exception("handler for %s failed", topic)

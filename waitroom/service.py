@@ -1,25 +1,27 @@
 """The controller process: ``Office`` on MQTT, with group commit and coalesced publication.
 
-paho's network thread only queues incoming commands. One engine thread takes everything that has arrived,
-decides the commands in order, commits them in one transaction (``Office.handle_batch``), and only then
-publishes their replies and events -- call events at once. The retained summary (``state``), the counter
-details are published coalesced, at most every ``STATE_MIN_S``; the queue page of a service whose tickets or
-expected waits changed at most every ``QUEUE_MIN_S``. The full
-waiting-time forecast is refreshed off the command path (``Office.forecast_due``). The one-second tick
-(new day, escalations, intake stop) runs on the same thread.
+paho's network thread only sorts incoming commands into the link's fair inbox (a queue per node, served in
+turn). One engine thread takes everything that has arrived, decides the commands in order, commits them in
+one transaction (``Office.handle_batch``), and only then publishes their replies and events -- call events at
+once. The retained summary (``state``) and the counter details are published coalesced, at most every
+``STATE_MIN_S``; the queue page of a service whose tickets or expected waits changed at most every
+``QUEUE_MIN_S``. The full waiting-time forecast is refreshed off the command path (``Office.forecast_due``).
+The one-second tick (new day, escalations, intake stop) runs on the same thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 
+from waitroom import contract
 from waitroom.config import Config
-from waitroom.contract import CONTROLLER_NODE_ID, Role, Topics
-from waitroom.controller import Office, Outcome
+from waitroom.contract import CONTROLLER_NODE_ID, ErrorCode, Role, Topics
+from waitroom.controller import NodeRateLimit, Office, Outcome
 from waitroom.mqtt import MqttLink
 from waitroom.store import EventStore
 
@@ -43,14 +45,15 @@ class ControllerService:
         self.cfg = cfg
         self.store = EventStore(db_path)
         self.office = Office(cfg, self.store, clock=clock)
-        self.office.rate_limits = True  # one node flooding its command topic cannot starve the others
+        self.limits = NodeRateLimit(cfg)  # one node flooding its command topic cannot starve the others
         self.topics = Topics(cfg.office.id)
         self.link = MqttLink(
             cfg.broker, cfg.office.id, CONTROLLER_NODE_ID, Role.CONTROLLER, password=password
         )
         self.link.client.max_inflight_messages_set(1000)  # many replies in flight on a busy morning
         self.lock = threading.Lock()
-        self.inbox: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        # bounded: when the engine is behind, the link's fair inbox holds back (per node), not this queue
+        self.inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=2 * MAX_BATCH)
         self._stop = threading.Event()
         self._engine: threading.Thread | None = None
         self.last_tick = time.monotonic()
@@ -62,9 +65,15 @@ class ControllerService:
         self.batches = 0  # statistics for benchmarks and the admin page
         self.commands = 0
         self.link.on_connect_hooks.append(self._republish)
+        self.link.on_overflow.append(self._on_overflow)
+        self._overflow_budget: dict[str, tuple[float, float]] = {}
+        self._budget_lock = threading.Lock()
+        self.flood_dropped = 0  # commands of a flooding node left without an answer
 
     def start(self, wait: float = 10.0) -> bool:
         self.link.subscribe(self.topics.all_nodes("cmd"), self._on_cmd, qos=1)
+        if self.link.inbox is not None:
+            self.link.inbox.admit = self._admit
         ok = self.link.start(wait=wait)  # publishing before the CONNECT is out would break the session
         self._engine = threading.Thread(target=self._engine_loop, name="controller-engine", daemon=True)
         self._engine.start()
@@ -97,15 +106,61 @@ class ControllerService:
         self._stop.set()
         if getattr(self, "trainer", None) is not None:
             self.trainer.stop()
-        self.inbox.put(None)
+        with contextlib.suppress(queue.Full):
+            self.inbox.put(None, timeout=1)
         if self._engine:
             self._engine.join(timeout=5)
         self.link.stop()
         self.store.close()
 
     def _on_cmd(self, topic: str, payload: bytes) -> None:
-        """paho's network thread: queue the command for the engine, nothing else."""
-        self.inbox.put((topic, payload))
+        """The link's inbox thread: hand the command to the engine (waits while the engine is behind).
+        A node over its rate never gets here: ``_admit`` refuses it in the network thread."""
+        while not self._stop.is_set():
+            try:
+                self.inbox.put((topic, payload), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _admit(self, topic: str) -> bool:
+        """Network thread, before a command is queued: within its node's rate? (no decoding)"""
+        parts = topic.rsplit("/", 2)
+        return len(parts) < 3 or self.limits.allow(parts[-2])
+
+    def _on_overflow(self, topic: str, payload: bytes) -> None:
+        """A node sent more than its share (the link's fair inbox is full for it): one clear answer."""
+        try:
+            node_id, _ = self.topics.parse_node_topic(topic)
+        except ValueError:
+            return
+        self._refuse_flood(node_id, payload)
+
+    def _refuse_flood(self, node_id: str, payload: bytes) -> None:
+        try:
+            contract.check_id(node_id)
+        except contract.ContractError:
+            return
+        if not self._answer_flood(node_id):
+            return
+        reply = contract.error_reply(
+            contract.request_id_of(payload),
+            ErrorCode.RATE_LIMITED,
+            f"node {node_id} sends more than {self.limits.rate(node_id):g} commands a second; retry later",
+        )
+        self.link.publish(self.topics.reply(node_id), reply, "reply")
+
+    def _answer_flood(self, node_id: str) -> bool:
+        """Answering every message of a flood would only feed it: at most 5 such answers a second a node."""
+        with self._budget_lock:
+            now = time.monotonic()
+            tokens, last = self._overflow_budget.get(node_id, (10.0, now))
+            tokens = min(10.0, tokens + (now - last) * 5.0)
+            ok = tokens >= 1
+            self._overflow_budget[node_id] = (tokens - 1 if ok else tokens, now)
+        if not ok:
+            self.flood_dropped += 1
+        return ok
 
     def alive(self) -> bool:
         """Liveness for the systemd watchdog: the engine loop ran recently and paho's thread lives."""

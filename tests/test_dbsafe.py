@@ -1,0 +1,281 @@
+"""The event log's safety net on real SQLite files: integrity check, data-directory lock, salvage of
+truncated and page-corrupted logs, online backup while the log is written, restore, and ``waitroom db``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from waitroom import dbsafe
+from waitroom.cli import main
+from waitroom.store import EventStore
+
+PAGE = 4096
+T0 = 1_764_576_000.0  # 2025-12-01 08:00 UTC
+
+
+_templates: dict[tuple[int, int], bytes] = {}
+
+
+def make_log(path: Path, events: int = 3000, replies: int = 800) -> Path:
+    """A real event log as the controller writes it (one transaction per command, WAL, checkpointed);
+    built once per size and copied, since 3000 durable commits take a while."""
+    if (events, replies) not in _templates:
+        tmp = path.with_name(".template.db")
+        _build_log(tmp, events, replies)
+        _templates[(events, replies)] = tmp.read_bytes()
+        tmp.unlink()
+    path.write_bytes(_templates[(events, replies)])
+    return path
+
+
+def _build_log(path: Path, events: int, replies: int) -> None:
+    store = EventStore(path)
+    store.db.execute("PRAGMA synchronous=OFF")  # the file's layout is the same; only the build is faster
+    for i in range(1, events + 1):
+        ev = {
+            "seq": i,
+            "ts": T0 + i,
+            "type": "ticket_issued",
+            "ticket": f"A{i % 899 + 1:03d}",
+            "service": "pass",
+        }
+        reply = None
+        if i <= replies:
+            body = {"id": f"r{i}", "ok": True, "result": {"ticket": ev["ticket"]}}
+            reply = ("disp-1", f"r{i}", f"{i:016x}", body)
+        store.commit([ev], reply, now=T0 + i)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+
+
+@pytest.fixture(autouse=True)
+def _release_locks(tmp_path: Path):
+    yield
+    for d in list(dbsafe._held):
+        dbsafe.release_data_dir(d)
+
+
+def corrupt_page(path: Path, page_no: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(PAGE * page_no)
+        f.write(bytes((i * 37 + 11) % 256 for i in range(PAGE)))
+
+
+def seqs(path: Path) -> list[int]:
+    store = EventStore(path)
+    try:
+        return [r[0] for r in store.db.execute("SELECT seq FROM events ORDER BY seq")]
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------------------------------------------------ check
+def test_a_healthy_log_passes_and_open_checked_writes_the_status(tmp_path: Path) -> None:
+    make_log(tmp_path / "events.db", events=50, replies=10)
+    res = dbsafe.quick_check(tmp_path / "events.db")
+    assert res.ok and res.events == 50 and res.last_seq == 50 and res.replies == 10
+    assert dbsafe.open_checked(tmp_path) == tmp_path / "events.db"
+    status = dbsafe.read_status(tmp_path)
+    assert status["status"] == "ok" and status["events"] == 50
+
+
+def test_first_start_without_a_log_is_fine(tmp_path: Path) -> None:
+    assert dbsafe.open_checked(tmp_path / "new") == tmp_path / "new" / "events.db"
+    assert dbsafe.read_status(tmp_path / "new")["new"] is True
+
+
+@pytest.mark.parametrize("damage", ["truncated", "middle page", "last page", "not a database"])
+def test_damage_is_found_and_open_checked_refuses_with_an_operator_message(
+    tmp_path: Path, damage: str
+) -> None:
+    db = make_log(tmp_path / "events.db")
+    size = db.stat().st_size
+    if damage == "truncated":
+        os.truncate(db, size - PAGE // 2)  # half a page missing at the end, as after a torn write
+    elif damage == "middle page":
+        corrupt_page(db, size // PAGE // 2)
+    elif damage == "last page":
+        corrupt_page(db, size // PAGE - 1)
+    else:
+        db.write_bytes(b"this is not an SQLite file " * 200)
+    res = dbsafe.quick_check(db)
+    assert not res.ok and res.problems
+    with pytest.raises(dbsafe.DatabaseDamaged) as err:
+        dbsafe.open_checked(tmp_path)
+    assert "waitroom db recover" in err.value.message and str(db) in err.value.message
+    status = json.loads((tmp_path / dbsafe.STATUS_NAME).read_text())
+    assert status["status"] == "damaged" and status["code"] == "database_damaged"
+    assert status["exit_code"] == dbsafe.EXIT_DAMAGED == 65 and status["problems"]
+
+
+# ------------------------------------------------------------------------------------------------- lock
+def test_a_second_controller_on_the_same_data_is_refused(tmp_path: Path) -> None:
+    make_log(tmp_path / "events.db", events=5, replies=0)
+    dbsafe.open_checked(tmp_path)
+    with pytest.raises(dbsafe.DataDirLocked) as err:
+        dbsafe.DataDirLock(tmp_path).acquire()
+    assert f"pid {os.getpid()}" in err.value.message
+    # in another process too, with the lock's own exit code
+    proc = subprocess.run(
+        [sys.executable, "-m", "waitroom.cli", "db", "recover", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert proc.returncode == dbsafe.EXIT_LOCKED == 73, proc.stderr
+    assert "another controller" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_the_lock_goes_with_a_killed_holder(tmp_path: Path) -> None:
+    code = (
+        "import sys, time; from waitroom import dbsafe; dbsafe.lock_data_dir(sys.argv[1]); "
+        "print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(dbsafe.DataDirLocked):
+            dbsafe.DataDirLock(tmp_path).acquire()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(5)
+        with dbsafe.DataDirLock(tmp_path) as lock:
+            assert lock.held
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
+# ---------------------------------------------------------------------------------------------- recover
+@pytest.mark.parametrize("method", [None, False])
+def test_recover_a_truncated_log_keeps_every_readable_event(tmp_path: Path, method: bool | None) -> None:
+    db = make_log(tmp_path / "events.db")
+    os.truncate(db, db.stat().st_size - PAGE // 2)
+    report = dbsafe.recover(db, use_cli=method)
+    broken = Path(report.broken)
+    assert broken.exists() and broken.parent == tmp_path and ".broken-" in broken.name
+    assert dbsafe.quick_check(db).ok
+    got = seqs(db)
+    assert report.events == len(got) and report.missing_seqs == [] and got == list(range(1, len(got) + 1))
+    assert len(got) >= 2990, "at most the rows of the torn page are gone"
+    store = EventStore(db)
+    try:
+        assert store.reply_for("disp-1", "r5")[1]["id"] == "r5", "stored replies survive: still idempotent"
+    finally:
+        store.close()
+    assert dbsafe.read_status(tmp_path)["status"] == "recovered"
+
+
+@pytest.mark.parametrize("method", [None, False])
+def test_recover_a_page_corrupted_log_reports_exactly_what_was_lost(
+    tmp_path: Path, method: bool | None
+) -> None:
+    db = make_log(tmp_path / "events.db")
+    corrupt_page(db, db.stat().st_size // PAGE // 2)
+    report = dbsafe.recover(db, use_cli=method)
+    got = seqs(db)
+    lost = sorted(set(range(1, 3001)) - set(got))
+    assert lost, "a page of events is gone"
+    assert len(lost) < 60, "one 4 KiB page holds a few dozen events, no more is lost"
+    assert report.missing_events == len(lost)
+    assert [s for a, b in report.missing_seqs for s in range(a, b + 1)] == lost
+    assert report.events == 3000 - len(lost) and report.last_seq == 3000
+    assert "missing events" in report.summary()
+    assert dbsafe.quick_check(db).ok and dbsafe.quick_check(report.broken).ok is False
+
+
+def test_recover_refuses_a_missing_file_clearly(tmp_path: Path) -> None:
+    with pytest.raises(dbsafe.DatabaseError, match="no such event log"):
+        dbsafe.recover(tmp_path / "events.db")
+
+
+# ----------------------------------------------------------------------------------------------- backup
+def test_online_backup_while_the_controller_writes(tmp_path: Path) -> None:
+    db = make_log(tmp_path / "events.db", events=500, replies=100)
+    store = EventStore(db)
+    stop = threading.Event()
+    written = [500]
+
+    def writer() -> None:
+        while not stop.is_set():
+            n = written[0] + 1
+            store.commit([{"seq": n, "ts": T0 + n, "type": "ticket_issued", "ticket": "A001"}], None)
+            written[0] = n
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.05)
+        path = dbsafe.backup(db, tmp_path / "backups", tag="nightly")
+    finally:
+        stop.set()
+        t.join(5)
+        store.close()
+    assert path.parent == tmp_path / "backups" and path.name.endswith("-nightly.db")
+    res = dbsafe.quick_check(path)
+    assert res.ok
+    got = seqs(path)
+    assert got == list(range(1, len(got) + 1)), "a consistent snapshot: a gap-free prefix of the log"
+    assert 500 <= len(got) <= written[0]
+    assert not Path(str(path) + "-wal").exists(), "a backup is one self-contained file"
+
+
+def test_backup_retention_per_tag(tmp_path: Path) -> None:
+    db = make_log(tmp_path / "events.db", events=20, replies=0)
+    made = [dbsafe.backup(db, tmp_path / "b", tag="nightly", keep=3) for _ in range(5)]
+    upgrade = dbsafe.backup(db, tmp_path / "b", tag="pre-upgrade", keep=3)
+    left = dbsafe.list_backups(tmp_path / "b", db)
+    assert sorted(left) == sorted([*made[-3:], upgrade])
+    with pytest.raises(dbsafe.DatabaseError, match="tag"):
+        dbsafe.backup(db, tmp_path / "b", tag="../x")
+
+
+def test_restore_puts_the_backup_in_place_and_keeps_the_current_log(tmp_path: Path) -> None:
+    db = make_log(tmp_path / "events.db", events=100, replies=0)
+    path = dbsafe.backup(db, tmp_path / "backups")
+    store = EventStore(db)
+    store.commit([{"seq": 101, "ts": T0 + 101, "type": "ticket_issued"}], None)
+    store.close()
+    kept = dbsafe.restore(path, db, data_dir=tmp_path)
+    assert seqs(db) == list(range(1, 101)) and seqs(kept)[-1] == 101
+    assert dbsafe.read_status(tmp_path)["status"] == "restored"
+    # a damaged backup is refused and nothing is touched
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"x" * 8192)
+    with pytest.raises(dbsafe.DatabaseError, match="not a usable backup"):
+        dbsafe.restore(bad, db, data_dir=tmp_path)
+    assert seqs(db) == list(range(1, 101))
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def test_waitroom_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_log(tmp_path / "events.db", events=40, replies=5)
+    d = ["--data-dir", str(tmp_path)]
+    assert main(["db", "check", *d]) == 0
+    assert "ok (40 events" in capsys.readouterr().out
+    assert main(["db", "backup", *d, "--tag", "pre-upgrade", "--keep", "2"]) == 0
+    backup = Path(capsys.readouterr().out.split(":")[0])
+    assert backup.exists()
+    corrupt_page(tmp_path / "events.db", 2)
+    assert main(["db", "check", *d]) == dbsafe.EXIT_DAMAGED
+    assert main(["db", "restore", *d, str(backup)]) == 0
+    assert main(["db", "check", *d, "--full"]) == 0
+    capsys.readouterr()
+    assert main(["db", "restore", *d, str(tmp_path / "nope.db")]) == 1
+    assert "nope.db" in capsys.readouterr().err
+    assert main(["db", "check", "--data-dir", str(tmp_path / "empty")]) == 1

@@ -1,0 +1,152 @@
+"""MqttLink against a real mosquitto: reconnect back-off with full jitter, the packet-size guard and the fair
+inbox of the controller's link.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.conftest import office_config
+from waitroom import contract, mqtt
+from waitroom.contract import Role, Topics
+from waitroom.mqtt import FairInbox, MqttLink, backoff_delay
+
+
+def test_backoff_is_capped_jittered_and_grows() -> None:
+    rng = random.Random(12)
+    first = [backoff_delay(0, rng) for _ in range(500)]
+    late = [backoff_delay(40, rng) for _ in range(2000)]
+    assert all(mqtt.RECONNECT_MIN <= d <= mqtt.RECONNECT_BASE for d in first)
+    assert all(mqtt.RECONNECT_MIN <= d <= mqtt.RECONNECT_CAP for d in late)
+    # Full jitter: the waits spread over the whole window, so a fleet does not reconnect in one burst.
+    assert min(late) < 1.0 and max(late) > mqtt.RECONNECT_CAP - 0.5
+    buckets = [sum(1 for d in late if lo <= d < lo + 1) for lo in range(1, 5)]
+    assert min(buckets) > 300, buckets
+
+
+def test_after_a_five_minute_outage_a_node_is_back_within_the_cap() -> None:
+    """The wait sequence paho follows (one jittered delay per attempt) over a 300 s outage, for 200 nodes."""
+    rng = random.Random(7)
+    outage = 300.0
+    gaps = []
+    for _ in range(200):
+        t, attempt = 0.0, 0
+        while t < outage:
+            t += backoff_delay(attempt, rng) + 0.01  # + a refused TCP connect
+            attempt += 1
+        gaps.append(t - outage)
+    assert max(gaps) <= mqtt.RECONNECT_CAP + 0.02
+    # and the 200 nodes do not all come back at the same instant
+    assert max(gaps) - min(gaps) > 3.0
+
+
+def test_link_comes_back_within_seconds_of_a_restarted_broker(fresh_broker, caplog) -> None:
+    caplog.set_level("INFO")
+    cfg = office_config(fresh_broker.port, office_id="relink")
+    link = MqttLink(cfg.broker, cfg.office.id, "disp-1", Role.DISPENSER)
+    reconnected = threading.Event()
+    drops: list[float] = []
+    link.on_disconnect_hooks.append(lambda: drops.append(time.monotonic()))
+    assert link.start(wait=10)
+    try:
+        link.on_connect_hooks.append(reconnected.set)
+        fresh_broker.stop()
+        # Long enough for the back-off to reach its cap (0.5 * 2**4 > 5 s), short enough for a test.
+        time.sleep(9)
+        assert drops and not link.connected.is_set()
+        retries = [r for r in caplog.records if r.name == "waitroom.paho" and r.levelno >= 40]
+        assert retries == [], "failed retries are not logged as errors every few seconds"
+        assert sum("connection lost" in r.getMessage() for r in caplog.records) == 1
+        fresh_broker.start()
+        back = time.monotonic()
+        assert reconnected.wait(mqtt.RECONNECT_CAP + 3), "reconnected within the back-off cap"
+        assert time.monotonic() - back <= mqtt.RECONNECT_CAP + 3
+        # and it works: the retained online status is there again
+        got = threading.Event()
+        probe = paho.Client(CallbackAPIVersion.VERSION2, client_id="probe-relink")
+        probe.on_message = lambda c, u, m: got.set() if b'"online"' in m.payload else None
+        probe.on_connect = lambda c, *a: c.subscribe(Topics("relink").status("disp-1"), 1)
+        probe.connect("127.0.0.1", fresh_broker.port)
+        probe.loop_start()
+        assert got.wait(5)
+        probe.disconnect()
+        probe.loop_stop()
+    finally:
+        link.stop()
+
+
+def test_oversized_publish_is_refused_with_a_log_line_and_the_link_stays_up(broker, caplog) -> None:
+    cfg = office_config(broker.port, office_id="bigpub")
+    link = MqttLink(cfg.broker, cfg.office.id, "controller", Role.CONTROLLER)
+    assert link.start(wait=10)
+    try:
+        big = {"blob": "x" * mqtt.MAX_PACKET_BYTES}
+        with caplog.at_level("ERROR", logger="waitroom.mqtt"):
+            link.publish(Topics("bigpub").state(), big, "state")
+        assert any("not sent" in r.getMessage() for r in caplog.records)
+        link.publish(Topics("bigpub").state(), {"v": 1}, "state")
+        time.sleep(0.3)
+        assert link.connected.is_set()
+    finally:
+        link.stop()
+
+
+def test_fair_inbox_serves_every_topic_in_turn_and_bounds_a_flooder() -> None:
+    served: list[str] = []
+    gate = threading.Event()
+
+    def deliver(topic: str, payload: bytes) -> None:
+        gate.wait(5)
+        served.append(topic)
+
+    inbox = FairInbox(deliver, per_topic=10)
+    refused: list[bytes] = []
+    inbox.on_overflow.append(lambda topic, payload: refused.append(payload))
+    try:
+        for i in range(50):
+            inbox.put("flood", str(i).encode())
+        for name in ("a", "b"):
+            for i in range(3):
+                inbox.put(name, str(i).encode())
+        gate.set()
+        deadline = time.monotonic() + 5
+        while len(served) < 16 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        inbox.stop()
+    assert len(refused) == 40 and inbox.dropped == 40
+    assert served.count("flood") == 10 and served.count("a") == 3 and served.count("b") == 3
+    # a and b are done long before the flooder's backlog: round robin, one message per topic per turn
+    last_ab = max(i for i, t in enumerate(served) if t in ("a", "b"))
+    assert last_ab <= 9, served
+
+
+def test_controller_link_delivers_commands_outside_the_network_thread(broker) -> None:
+    cfg = office_config(broker.port, office_id="inboxed")
+    link = MqttLink(cfg.broker, cfg.office.id, "controller", Role.CONTROLLER)
+    threads: list[str] = []
+    got = threading.Event()
+    t = Topics("inboxed")
+
+    def handler(topic: str, payload: bytes) -> None:
+        threads.append(threading.current_thread().name)
+        got.set()
+
+    link.subscribe(t.all_nodes("cmd"), handler)
+    assert link.start(wait=10)
+    node = MqttLink(cfg.broker, cfg.office.id, "disp-1", Role.DISPENSER)
+    assert node.start(wait=10)
+    try:
+        node.publish(t.cmd("disp-1"), contract.command("ticket.issue", {"service": "pass"}), "cmd")
+        assert got.wait(5)
+        assert threads == ["mqtt-inbox-controller"]
+        assert node.inbox is None, "nodes handle messages in arrival order in the network thread"
+        assert link.client_thread_alive()
+    finally:
+        node.stop()
+        link.stop()

@@ -1,0 +1,667 @@
+"""Safety of the controller's event log: integrity check at start, one controller per data directory,
+salvage of a damaged log, online backups and restore.
+
+At start the controller calls ``open_checked(data_dir, database)``: it takes an exclusive lock on the data
+directory (a second controller on the same data refuses to start), runs ``PRAGMA quick_check`` on the log and
+writes the result to ``<data_dir>/database-status.json`` for the admin page. A damaged log raises
+``DatabaseDamaged`` with an operator message; the controller then exits with ``EXIT_DAMAGED``, which the
+systemd unit lists in ``RestartPreventExitStatus=`` so it does not restart in a loop. The operator runs
+``waitroom db recover`` (or restores a backup) and starts the controller again.
+
+``recover`` copies every readable event and stored reply into a new log (SQLite's ``.recover`` through the
+``sqlite3`` command line tool when it is installed, else row by row with Python's sqlite3 module), keeps the
+damaged file beside it and reports what could not be read (gaps in the event numbers).
+
+``backup`` makes an online copy through SQLite's backup API (consistent while the controller writes),
+checks it and keeps the newest ``keep`` copies per tag (``nightly``, ``pre-upgrade``, ``manual``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import itertools
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from waitroom.errors import WaitroomError
+
+log = logging.getLogger(__name__)
+
+# Exit codes of a controller that must not be restarted by systemd (RestartPreventExitStatus=65 73).
+EXIT_DAMAGED = 65  # EX_DATAERR: the event log failed its integrity check
+EXIT_LOCKED = 73  # EX_CANTCREAT: another controller holds the data directory
+LOCK_NAME = "controller.lock"
+STATUS_NAME = "database-status.json"
+BACKUP_DIR = "backups"
+TAG_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+MAX_PROBLEMS = 20  # integrity problems kept in the status file
+
+
+class DatabaseError(WaitroomError, RuntimeError):
+    """The controller's event log cannot be used as it is."""
+
+
+class DatabaseDamaged(DatabaseError):
+    """The event log failed its integrity check; ``message`` tells the operator what to do."""
+
+    def __init__(self, path: Path, problems: list[str], data_dir: Path | None = None):
+        self.path = Path(path)
+        self.problems = problems
+        where = f" --data-dir {data_dir}" if data_dir is not None else ""
+        self.message = (
+            f"The event log {self.path} is damaged ({problems[0] if problems else 'unreadable'}). "
+            f"The controller does not start on it. Salvage it with `waitroom db recover{where}` "
+            f"(the damaged file is kept) or restore a backup with `waitroom db restore{where} FILE`, "
+            "then start the controller again."
+        )
+        super().__init__(self.message)
+
+
+class DataDirLocked(DatabaseError):
+    """Another controller uses the same data directory."""
+
+    def __init__(self, data_dir: Path, holder: str):
+        self.data_dir = Path(data_dir)
+        self.holder = holder
+        self.message = (
+            f"another controller ({holder}) already uses the data directory {self.data_dir}; "
+            "stop it first (systemctl stop waitroom-controller) -- two controllers would number tickets twice"
+        )
+        super().__init__(self.message)
+
+
+# ------------------------------------------------------------------------------------------------ check
+@dataclass
+class CheckResult:
+    """The outcome of an integrity check of one SQLite file."""
+
+    path: str
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    events: int | None = None
+    replies: int | None = None
+    last_seq: int | None = None
+    full: bool = False
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.path}: ok ({self.events} events up to seq {self.last_seq}, {self.replies} replies)"
+        return f"{self.path}: DAMAGED: " + "; ".join(self.problems[:5])
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    return sqlite3.connect(str(path), isolation_level=None)
+
+
+def quick_check(path: str | os.PathLike[str], *, full: bool = False) -> CheckResult:
+    """``PRAGMA quick_check`` (``integrity_check`` with ``full``) plus a read of the event log's tables.
+
+    Never raises for a damaged file: every SQLite error becomes a problem in the result.
+    """
+    p = Path(path)
+    start = time.perf_counter()
+    res = CheckResult(str(p), ok=False, full=full)
+    if not p.is_file():
+        res.problems.append("the file does not exist")
+        return res
+    size = p.stat().st_size
+    try:
+        db = _connect(p)
+    except sqlite3.Error as exc:
+        res.problems.append(f"cannot open: {exc}")
+        return res
+    try:
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+        rows = db.execute("PRAGMA integrity_check" if full else "PRAGMA quick_check").fetchall()
+        problems = [
+            line.strip()
+            for r in rows
+            if r[0] != "ok"
+            for line in str(r[0]).splitlines()
+            if line.strip() and not line.startswith("*** in database")
+        ]
+        if size % page:
+            problems.append(f"the file is {size} bytes, not a whole number of {page}-byte pages (truncated)")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table in ("events", "replies"):
+            if table not in tables:
+                problems.append(f"table {table} is missing")
+        if not problems:
+            res.events, res.last_seq = db.execute(
+                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events"
+            ).fetchone()
+            res.replies = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+            # Every row must be readable to the end (quick_check does not read every value).
+            for table, col in (("events", "data"), ("replies", "reply")):
+                db.execute(f"SELECT SUM(LENGTH({col})) FROM {table}").fetchone()
+        res.problems = problems[:MAX_PROBLEMS]
+        res.ok = not problems
+    except sqlite3.Error as exc:
+        res.problems.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        db.close()
+    res.seconds = round(time.perf_counter() - start, 4)
+    return res
+
+
+# ------------------------------------------------------------------------------------------------- lock
+class DataDirLock:
+    """An exclusive ``flock`` on ``<data_dir>/controller.lock``, held while the controller runs.
+
+    The kernel drops the lock when the process ends, however it ends (no stale lock after a SIGKILL).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str]):
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> DataDirLock:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
+            os.close(fd)
+            raise DataDirLocked(self.data_dir, holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DataDirLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+_held: dict[Path, DataDirLock] = {}
+
+
+def lock_data_dir(data_dir: str | os.PathLike[str]) -> DataDirLock:
+    """Take the data directory's lock for the rest of the process (idempotent); raise DataDirLocked."""
+    key = Path(data_dir).resolve()
+    lock = _held.get(key)
+    if lock is None or not lock.held:
+        lock = _held[key] = DataDirLock(key).acquire()
+    return lock
+
+
+def release_data_dir(data_dir: str | os.PathLike[str]) -> None:
+    lock = _held.pop(Path(data_dir).resolve(), None)
+    if lock is not None:
+        lock.release()
+
+
+# ----------------------------------------------------------------------------------------------- status
+def write_status(data_dir: str | os.PathLike[str], status: str, **fields: Any) -> Path:
+    """The admin page's view of the event log: ``<data_dir>/database-status.json`` (atomic replace)."""
+    d = Path(data_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    body = {"v": 1, "status": status, "ts": round(time.time(), 3), **fields}
+    path = d / STATUS_NAME
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, ensure_ascii=False, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The last status written (None if there is none or it is unreadable)."""
+    try:
+        data = json.loads((Path(data_dir) / STATUS_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[str] = "events.db") -> Path:
+    """Lock the data directory and check the event log before the controller opens it.
+
+    Returns the log's path (which need not exist yet: a first start). Raises DataDirLocked when another
+    controller runs on the same data (the status file is left to that one), DatabaseDamaged when the log
+    fails its check (status ``damaged`` with the problems and the operator message).
+    """
+    d = Path(data_dir)
+    path = Path(database) if Path(database).is_absolute() else d / database
+    lock_data_dir(d)
+    if not path.exists():
+        write_status(d, "ok", path=str(path), new=True, events=0)
+        return path
+    res = quick_check(path)
+    if not res.ok:
+        exc = DatabaseDamaged(path, res.problems, d)
+        write_status(
+            d,
+            "damaged",
+            code="database_damaged",
+            path=str(path),
+            problems=res.problems,
+            message=exc.message,
+            exit_code=EXIT_DAMAGED,
+        )
+        log.critical("%s", exc.message)
+        raise exc
+    write_status(
+        d,
+        "ok",
+        path=str(path),
+        events=res.events,
+        last_seq=res.last_seq,
+        replies=res.replies,
+        check_seconds=res.seconds,
+    )
+    log.info("event log %s checked in %.3f s: %d events", path, res.seconds, res.events or 0)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- recover
+@dataclass
+class RecoveryReport:
+    """What ``recover`` salvaged from a damaged event log, and what was lost."""
+
+    path: str  # the new, checked event log (at the original place)
+    broken: str  # the damaged file, renamed beside it
+    method: str  # "sqlite3 .recover" or "row by row"
+    events: int = 0
+    replies: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    missing_seqs: list[tuple[int, int]] = field(default_factory=list)  # inclusive ranges
+    unreadable_rows: int = 0  # rows found but not valid (e.g. a broken JSON value)
+
+    @property
+    def missing_events(self) -> int:
+        return sum(b - a + 1 for a, b in self.missing_seqs)
+
+    def summary(self) -> str:
+        gaps = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in self.missing_seqs[:10]) or "none"
+        return (
+            f"salvaged {self.events} events (seq {self.first_seq}..{self.last_seq}) and {self.replies} "
+            f"stored replies into {self.path} ({self.method}); missing events: {self.missing_events} "
+            f"({gaps}); unreadable rows: {self.unreadable_rows}; the damaged file is kept as {self.broken}. "
+            f"Events after seq {self.last_seq} that were never readable cannot be counted."
+        )
+
+
+def _rows_python(src: Path, table: str, cols: str) -> tuple[list[tuple[Any, ...]], int]:
+    """Every readable row of ``table`` by rowid: forwards and backwards until an error, then probes."""
+    db = _connect(src)  # a scratch copy: opened read-write so its WAL is read without a -shm file
+    rows: dict[int, tuple[Any, ...]] = {}
+    errors = 0
+    try:
+        for order in ("ASC", "DESC"):
+            try:
+                for row in db.execute(f"SELECT rowid, {cols} FROM {table} ORDER BY rowid {order}"):
+                    rows[row[0]] = row[1:]
+            except sqlite3.DatabaseError:
+                errors += 1
+        if errors and rows:
+            # Probe the rowids between what the two scans reached (the rows on and around the bad pages).
+            known = sorted(rows)
+            gaps = [(a, b) for a, b in itertools.pairwise(known) if b - a > 1]
+            budget = 2_000_000
+            for a, b in gaps:
+                for rowid in range(a + 1, min(b, a + 1 + budget)):
+                    try:
+                        row = db.execute(
+                            f"SELECT rowid, {cols} FROM {table} WHERE rowid = ?",
+                            (rowid,),
+                        ).fetchone()
+                    except sqlite3.DatabaseError:
+                        continue
+                    if row:
+                        rows[row[0]] = row[1:]
+                budget -= b - a
+    except sqlite3.DatabaseError:
+        log.warning("table %s of %s cannot be read at all", table, src)
+    finally:
+        db.close()
+    return [(k, *rows[k]) for k in sorted(rows)], errors
+
+
+def _rows_cli(sqlite_bin: str, src: Path, work: Path) -> Path:
+    """Run ``sqlite3 src .recover`` into a scratch database; return it."""
+    out = work / "recovered.db"
+    dump = subprocess.run([sqlite_bin, str(src), ".recover"], capture_output=True, check=False, timeout=3600)
+    if dump.returncode != 0:
+        raise DatabaseError(f"sqlite3 .recover failed: {dump.stderr.decode('utf-8', 'replace')[-300:]}")
+    load = subprocess.run(
+        [sqlite_bin, str(out)], input=dump.stdout, capture_output=True, check=False, timeout=3600
+    )
+    if load.returncode != 0 or not out.exists():
+        raise DatabaseError(
+            f"loading the recovered rows failed: {load.stderr.decode('utf-8', 'replace')[-300:]}"
+        )
+    return out
+
+
+def _table_rows(db_path: Path, table: str, cols: str) -> list[tuple[Any, ...]]:
+    db = _connect(db_path)
+    try:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if table not in names:
+            return []
+        return db.execute(f"SELECT rowid, {cols} FROM {table} ORDER BY rowid").fetchall()
+    finally:
+        db.close()
+
+
+def _lost_and_found(db_path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows ``.recover`` found on pages no table claims, shaped like events (4 fields) or replies (5)."""
+    db = _connect(db_path)
+    try:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "lost_and_found" not in names:
+            return [], []
+        cols = {r[1] for r in db.execute("PRAGMA table_info(lost_and_found)")}
+        events: list[tuple[Any, ...]] = []
+        replies: list[tuple[Any, ...]] = []
+        if {"c1", "c2", "c3"} <= cols:
+            for rid, ts, typ, data in db.execute(
+                "SELECT id, c1, c2, c3 FROM lost_and_found WHERE nfield = 4 AND c0 IS NULL"
+            ):
+                events.append((rid, rid, ts, typ, data))
+        if {"c0", "c1", "c2", "c3", "c4"} <= cols:
+            for row in db.execute("SELECT id, c0, c1, c2, c3, c4 FROM lost_and_found WHERE nfield = 5"):
+                replies.append(row)
+        return events, replies
+    finally:
+        db.close()
+
+
+def _valid_event(seq: Any, ts: Any, typ: Any, data: Any) -> bool:
+    if not isinstance(seq, int) or not isinstance(ts, int | float) or not isinstance(typ, str):
+        return False
+    try:
+        body = json.loads(data)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(body, dict) and body.get("seq", seq) == seq
+
+
+def _valid_reply(node: Any, rid: Any, digest: Any, reply: Any, ts: Any) -> bool:
+    if not all(isinstance(x, str) for x in (node, rid, digest)) or not isinstance(ts, int | float):
+        return False
+    try:
+        return isinstance(json.loads(reply), dict)
+    except (TypeError, ValueError):
+        return False
+
+
+def _side_files(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+def _stamp() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def recover(
+    path: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    use_cli: bool | None = None,
+) -> RecoveryReport:
+    """Salvage a damaged event log in place: readable events and replies go into a new log at ``path``;
+    the damaged file (with its -wal/-shm) is renamed to ``<name>.broken-<UTC time>`` beside it.
+
+    Takes the data directory's lock (``data_dir``, default the log's folder): the controller must be stopped.
+    ``use_cli``: True = sqlite3's ``.recover`` (error if missing), False = row by row, None = CLI if found.
+    """
+    from waitroom.store import SCHEMA, SCHEMA_VERSION  # the log's own schema, not a copy
+
+    src = Path(path)
+    if not src.is_file():
+        raise DatabaseError(f"{src}: no such event log")
+    d = Path(data_dir) if data_dir is not None else src.parent
+    lock_data_dir(d)
+    sqlite_bin = shutil.which("sqlite3")
+    if use_cli and not sqlite_bin:
+        raise DatabaseError("the sqlite3 command line tool is missing: apt-get install sqlite3")
+    cli = bool(sqlite_bin) if use_cli is None else use_cli
+    stamp = _stamp()
+    broken = src.with_name(f"{src.name}.broken-{stamp}")
+    with tempfile.TemporaryDirectory(dir=src.parent, prefix=".recover-") as tmp:
+        work = Path(tmp)
+        # Work on a copy: the damaged original and its WAL stay exactly as they were.
+        copy = work / src.name
+        shutil.copy2(src, copy)
+        for side in _side_files(src)[:1]:
+            if side.exists():
+                shutil.copy2(side, work / side.name)
+        # Row by row always (it reads what the b-trees still lead to); sqlite3's .recover in addition when it
+        # is there and works (it also finds rows on pages no b-tree leads to any more). The union counts.
+        events, _ = _rows_python(copy, "events", "seq, ts, type, data")
+        replies, _ = _rows_python(copy, "replies", "node, rid, digest, reply, ts")
+        meta, _ = _rows_python(copy, "meta", "key, value")
+        method = "row by row"
+        if cli:
+            try:
+                scratch = _rows_cli(str(sqlite_bin), copy, work)
+            except (DatabaseError, OSError, subprocess.TimeoutExpired) as exc:
+                if use_cli:
+                    raise
+                log.warning("sqlite3 .recover is not usable here (%s); row by row only", exc)
+            else:
+                lost_events, lost_replies = _lost_and_found(scratch)
+                events = _table_rows(scratch, "events", "seq, ts, type, data") + lost_events + events
+                replies = (
+                    _table_rows(scratch, "replies", "node, rid, digest, reply, ts") + lost_replies + replies
+                )
+                meta = _table_rows(scratch, "meta", "key, value") + meta
+                method = "sqlite3 .recover + row by row"
+        good_events = [r[1:] for r in events if _valid_event(*r[1:])]
+        good_replies = [r[1:] for r in replies if _valid_reply(*r[1:])]
+        unreadable = len({r[0] for r in events if not _valid_event(*r[1:])}) + len(
+            {r[0] for r in replies if not _valid_reply(*r[1:])}
+        )
+        new = work / "new.db"
+        db = sqlite3.connect(str(new), isolation_level=None)
+        try:
+            db.executescript(SCHEMA)
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT OR IGNORE INTO events (seq, ts, type, data) VALUES (?, ?, ?, ?)", good_events
+            )
+            db.executemany("INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?)", good_replies)
+            db.executemany(
+                "INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                [r[1:] for r in meta if isinstance(r[1], str) and isinstance(r[2], str)],
+            )
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('recovered_from', ?)", (broken.name,))
+            db.execute("COMMIT")
+            db.execute("PRAGMA journal_mode=WAL")
+            seqs = [r[0] for r in db.execute("SELECT seq FROM events ORDER BY seq")]
+            n_replies = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+        finally:
+            db.close()
+        check = quick_check(new)
+        if not check.ok:
+            raise DatabaseError(f"the salvaged log failed its own check: {check.summary()}")
+        # Swap: the damaged file and its side files move aside, the new log takes the original name.
+        os.replace(src, broken)
+        for side in _side_files(src):
+            if side.exists():
+                os.replace(side, side.with_name(broken.name + side.name[len(src.name) :]))
+        _fsync_file(new)
+        os.replace(new, src)
+        _fsync_dir(src.parent)
+    missing: list[tuple[int, int]] = []
+    expected = 1
+    for s in seqs:
+        if s > expected:
+            missing.append((expected, s - 1))
+        expected = s + 1
+    report = RecoveryReport(
+        path=str(src),
+        broken=str(broken),
+        method=method,
+        events=len(seqs),
+        replies=n_replies,
+        first_seq=seqs[0] if seqs else 0,
+        last_seq=seqs[-1] if seqs else 0,
+        missing_seqs=missing,
+        unreadable_rows=unreadable,
+    )
+    write_status(d, "recovered", code="database_recovered", path=str(src), report=asdict(report))
+    log.warning("%s", report.summary())
+    return report
+
+
+# ----------------------------------------------------------------------------------------------- backup
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backup_name(db_path: Path, tag: str, when: dt.datetime | None = None) -> str:
+    """``<stem>-<UTC time to the millisecond>-<tag>.db``: names sort by time."""
+    t = when or dt.datetime.now(dt.UTC)
+    return f"{db_path.stem}-{t.strftime('%Y%m%dT%H%M%S')}{t.microsecond // 1000:03d}Z-{tag}.db"
+
+
+def list_backups(dest: Path, db_path: Path, tag: str | None = None) -> list[Path]:
+    """Backups of ``db_path`` in ``dest``, oldest first (the names sort by time)."""
+    pattern = re.compile(rf"^{re.escape(db_path.stem)}-\d{{8}}T\d{{9}}Z-(?P<tag>[a-z0-9-]+)\.db$")
+    found = []
+    for p in dest.glob(f"{db_path.stem}-*.db") if dest.is_dir() else []:
+        m = pattern.match(p.name)
+        if m and (tag is None or m["tag"] == tag):
+            found.append(p)
+    return sorted(found, key=lambda p: p.name)
+
+
+def backup(
+    db_path: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    tag: str = "manual",
+    keep: int = 14,
+) -> Path:
+    """An online, checked copy of the event log in ``dest``; keeps the newest ``keep`` copies of ``tag``.
+
+    SQLite's backup API copies a consistent snapshot in one read transaction; in WAL mode the controller
+    goes on writing meanwhile. The copy is written under a temporary name, checked, synced and renamed.
+    """
+    src_path, dest_dir = Path(db_path), Path(dest)
+    if not TAG_RE.match(tag):
+        raise DatabaseError(f"backup tag {tag!r}: use 1-32 of [a-z0-9-]")
+    if keep < 1:
+        raise DatabaseError(f"keep={keep}: keep at least one backup")
+    if not src_path.is_file():
+        raise DatabaseError(f"{src_path}: no such event log")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    final = dest_dir / backup_name(src_path, tag)
+    tmp = final.with_name("." + final.name + ".tmp")
+    # Read-write like the controller, so a WAL is read whatever the state of its -shm file. Run this as the
+    # controller's user: a -shm file created by root would lock the controller out.
+    src = _connect(src_path)
+    try:
+        dst = sqlite3.connect(str(tmp))
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")  # a backup is one self-contained file
+        finally:
+            dst.close()
+    except sqlite3.Error as exc:
+        tmp.unlink(missing_ok=True)
+        raise DatabaseError(f"backup of {src_path} failed: {exc}") from None
+    finally:
+        src.close()
+    check = quick_check(tmp)
+    if not check.ok:
+        tmp.unlink(missing_ok=True)
+        raise DatabaseError(f"the backup of {src_path} failed its check: {check.summary()}")
+    _fsync_file(tmp)
+    os.replace(tmp, final)
+    _fsync_dir(dest_dir)
+    for old in list_backups(dest_dir, src_path, tag)[:-keep]:
+        old.unlink(missing_ok=True)
+        log.info("removed old backup %s", old)
+    log.info("backup %s: %d events up to seq %s", final, check.events or 0, check.last_seq)
+    return final
+
+
+def restore(
+    backup_file: str | os.PathLike[str],
+    db_path: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Put a checked backup in place of the event log; the current log is kept as ``.before-restore-*``.
+
+    Takes the data directory's lock: the controller must be stopped. Returns the kept previous log (or the
+    restored path if there was none).
+    """
+    src, target = Path(backup_file), Path(db_path)
+    d = Path(data_dir) if data_dir is not None else target.parent
+    lock_data_dir(d)
+    check = quick_check(src)
+    if not check.ok:
+        raise DatabaseError(f"{src} is not a usable backup: {check.summary()}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name("." + target.name + ".restore.tmp")
+    shutil.copyfile(src, tmp)
+    _fsync_file(tmp)
+    kept = target
+    if target.exists():
+        kept = target.with_name(f"{target.name}.before-restore-{_stamp()}")
+        os.replace(target, kept)
+        for side in _side_files(target):
+            if side.exists():
+                os.replace(side, side.with_name(kept.name + side.name[len(target.name) :]))
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+    write_status(
+        d,
+        "restored",
+        code="database_restored",
+        path=str(target),
+        backup=str(src),
+        events=check.events,
+        last_seq=check.last_seq,
+        previous=str(kept) if kept != target else None,
+    )
+    log.warning(
+        "restored %s from %s (%d events up to seq %s)", target, src, check.events or 0, check.last_seq
+    )
+    return kept
