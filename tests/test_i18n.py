@@ -1,5 +1,6 @@
-"""The gettext catalogs: complete for every language they promise, placeholders match, .mo files fresh, every key
-the code uses is in the German catalog and extraction sees every key (so `pybabel update` never drops one)."""
+"""The gettext catalogs: complete for every language they promise, placeholders match, .mo files fresh,
+every key the code uses is in the German catalog and extraction sees every key (so `pybabel update` never
+drops one)."""
 
 from __future__ import annotations
 

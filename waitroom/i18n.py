@@ -1,8 +1,8 @@
 """Every user-facing text, from gettext catalogs (tickets, displays, announcements, web, dispenser notices).
 
-The catalogs live in ``waitroom/translations/<locale>/LC_MESSAGES/messages.po`` (compiled ``messages.mo`` next to
-them) and are managed with Babel: ``make translations`` extracts the keys used in the code and templates
-(``babel.cfg``), updates every catalog and compiles it. Message ids are stable keys such as
+The catalogs live in ``waitroom/translations/<locale>/LC_MESSAGES/messages.po`` (compiled
+``messages.mo`` next to them) and are managed with Babel: ``make translations`` extracts the keys used in the
+code and templates (``babel.cfg``), updates every catalog and compiles it. Message ids are stable keys such as
 ``ticket.your_number``; the German catalog holds the source texts, every other language falls back to German
 key by key. Placeholders use str.format names: ``t("announce.call", "de", ticket="A 12", counter="...")``.
 
@@ -11,8 +11,9 @@ Languages: German first; English; Turkish, Arabic (right to left), Ukrainian, Ru
 Staff and admin pages are German and English (:data:`STAFF_LANGUAGES`).
 
 The code ``de-LS`` for Leichte Sprache: BCP 47 has no subtag for it; ``de-LS`` keeps the primary subtag ``de``
-(screen readers, espeak-ng and hyphenation treat it as German) and is the code German offices' tooling commonly
-uses. Strictly, ``LS`` is the region Lesotho; the private-use form ``de-x-ls`` is accepted as an alias.
+(screen readers, espeak-ng and hyphenation treat it as German) and is the code
+the project brief asked for. Strictly, ``LS`` is the region Lesotho; the private-use form ``de-x-ls`` is
+accepted as an alias.
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ def N_(key: str) -> str:
     return key
 
 
-# Keys the code builds at run time (f"web.err.{code}", f"steering.{rule}", dict/tuple literals): listed here so
-# that `pybabel extract` sees them and `pybabel update` never drops them as obsolete.
+# Keys the code builds at run time (f"web.err.{code}", f"steering.{rule}", dict/tuple literals): listed
+# here so that `pybabel extract` sees them and `pybabel update` never drops them as obsolete.
 KEYS_BUILT_AT_RUN_TIME = (
     N_("display.now_calling"),
     N_("display.recall"),
@@ -303,7 +304,7 @@ def both(key: str, **values: Any) -> dict[str, str]:
 
 
 class _Texts(Mapping[str, dict[str, str]]):
-    """``TEXTS[key][lang]``: the catalogs as the table they replace (read-only; for JSON and the web display)."""
+    """``TEXTS[key][lang]``: the catalogs as the table they replace (read-only; JSON, web display)."""
 
     def __getitem__(self, key: str) -> dict[str, str]:
         if key not in catalog("de"):
