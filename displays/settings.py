@@ -142,8 +142,8 @@ class DisplaySettings(BaseModel):
         ("de", "en"),
         min_length=1,
         max_length=2,
-        description="screen languages: the first large, the second below (codes: de, en, tr, ar, uk, ru, de-LS); "
-        "the call itself is also shown in the ticket's language",
+        description="screen languages: the first large, the second below (codes: de, en, tr, ar, uk, ru, "
+        "de-LS); the call itself is also shown in the ticket's language",
         examples=[["de", "en"], ["de", "tr"]],
     )
     volume: float = Field(0.8, ge=0, le=1, description="announcement volume 0..1")

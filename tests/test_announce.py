@@ -253,7 +253,8 @@ def test_display_language_settings_are_validated():
 
 
 def test_ticket_language_follows_german_with_pauses(espeak, tmp_path):
-    """German first, then the ticket's language; >= gong_pause_s after the gong, >= call_gap_s between calls."""
+    """German first, then the ticket's language; >= gong_pause_s after the gong, >= call_gap_s between
+    calls."""
     settings = ds.parse({"speech_rate": 260, "languages": ["de"]})
     assert (settings.gong_pause_s, settings.call_gap_s) == (0.8, 1.5)
     a = Announcer(settings, gong=short_gong(tmp_path))
