@@ -16,10 +16,11 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from waitroom.contract import ID_RE, Role
 from waitroom.errors import ConfigError
+from waitroom.i18n import LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,32 @@ class Strict(BaseModel):
 
 
 class Texts(Strict):
-    """A user-facing text in German (required) and English (optional, falls back to German)."""
+    """A user-facing text in German (required) and other languages (optional, each falls back to German).
+
+    Keys are the codes of waitroom.i18n.LANGUAGES: de, en, tr, ar, uk, ru and de-LS (Leichte Sprache).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     de: str = Field(min_length=1, description="German text", examples=["Personalausweis / Reisepass"])
     en: str | None = Field(None, description="English text", examples=["ID card / passport"])
+    tr: str | None = Field(None, description="Turkish text", examples=["Kimlik kartı / pasaport"])
+    ar: str | None = Field(None, description="Arabic text", examples=["بطاقة الهوية / جواز السفر"])
+    uk: str | None = Field(None, description="Ukrainian text", examples=["ID-картка / паспорт"])
+    ru: str | None = Field(None, description="Russian text", examples=["Удостоверение личности / паспорт"])
+    de_LS: str | None = Field(
+        None, alias="de-LS", description="Leichte Sprache (key de-LS)", examples=["Ausweis oder Reise·pass"]
+    )
 
     def get(self, lang: str) -> str:
-        return (self.en if lang == "en" else None) or self.de
+        """The text in ``lang`` (an i18n code such as "de-LS"), else German."""
+        value = getattr(self, lang.replace("-", "_"), None) if lang in LANGUAGES and lang != "de" else None
+        return value or self.de
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, str]:
+        """{code: text} for the languages given, e.g. {"de": ..., "tr": ...} (JSON, MQTT, templates)."""
+        return {code: text for code in LANGUAGES if (text := getattr(self, code.replace("-", "_"), None))}
 
 
 class OfficeInfo(Strict):
