@@ -38,7 +38,7 @@ I18N := waitroom/translations
 translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k t -k tr -k both -k N_ --no-default-keywords --no-location \
 	  --sort-by-file --project waitroom --copyright-holder "waitroom developers" -w 110 -o $(I18N)/messages.pot .
-	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-pot-creation-date -w 110
+	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -w 110
 	$(BIN)/pybabel compile -d $(I18N) --statistics
 
 bench: $(STAMP)
