@@ -11,6 +11,7 @@ PACKAGES=(
   debootstrap                      # throwaway bookworm root for the Ansible test
   openssl                          # office CA and certificates
   sox                              # measuring synthesized audio in tests
+  nodejs npm                       # axe-core for the accessibility tests (scripts/install-axe.sh)
 )
 
 # `--demo`: only what `make demo` needs (the demo's broker is embedded), and never fail the demo over it.
