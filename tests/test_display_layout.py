@@ -67,7 +67,8 @@ def snapshot(long: bool = True, call_lang: str | None = "ar") -> dict:
         {"id": "c3", "name": {"de": "Schalter 3"}, "zone": "main", "services": ["pass"]},
     ]
     calls = [
-        {"ticket": f"A{n:03d}", "counter": ("c1", "c2", "c3")[(n - 1) % 3], "ts": 100.0 - n} for n in range(1, 7)
+        {"ticket": f"A{n:03d}", "counter": ("c1", "c2", "c3")[(n - 1) % 3], "ts": 100.0 - n}
+        for n in range(1, 7)
     ]
     calls[0]["lang"] = call_lang
     return {

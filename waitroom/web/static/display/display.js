@@ -67,12 +67,14 @@
       if (own && own !== L1 && own !== L2 && L[label] && L[label][own]) {
         hero.append(el("div", "own clamp", t("display.please_go", own) + " " + pick(newest.counter_name, own), own));
       }
+      if (hero.children.length > 5) hero.classList.add("more");  // a second name or the citizen's language
       hero.dataset.ticket = newest.ticket;
     } else {
       hero.append(...both("wait", (x) => t("display.no_calls", x)));
       delete hero.dataset.ticket;
     }
     const ol = document.getElementById("recent-list");
+    ol.style.setProperty("--rows", String(Math.max(1, boot.recent)));
     ol.replaceChildren(...list.slice(1).map((c) => {
       const li = el("li");
       const name = el("div", "counter");
@@ -89,7 +91,7 @@
     waits.replaceChildren(...shown.map((s) => {
       const d = el("div", "service");
       const info = el("div", "info", undefined, L1);
-      if (s.intake_open === false) info.append(el("span", "", t("display.intake_closed", L1)));
+      if (s.intake_open === false) info.append(el("span", "closed", t("display.intake_closed", L1)));
       else {
         info.append(el("span", "", t("display.waiting_count", L1, { count: s.waiting })));
         if (s.waiting && s.eta_min != null) info.append(el("span", "", t("wait.minutes", L1, { minutes: s.eta_min })));
