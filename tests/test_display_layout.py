@@ -12,7 +12,7 @@ import pytest
 
 from displays import settings as ds
 from displays.board import Board
-from displays.render import LINE, Renderer
+from displays.render import Renderer
 
 pygame.font.init()
 

@@ -217,7 +217,8 @@ LAYOUT_CHECK = """() => {
     const box = region.getBoundingClientRect();
     if (!within(box, view)) bad.push(['region outside the screen', region.id || region.tagName]);
     for (const e of region.querySelectorAll('*')) {
-      if (!e.childNodes.length || ![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+      const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+      if (!own) continue;
       const cs = getComputedStyle(e);
       if (cs.display === 'none' || e.closest('[hidden]')) continue;
       const r = e.getBoundingClientRect();
@@ -235,7 +236,8 @@ LAYOUT_CHECK = """() => {
   const cols = [...document.querySelectorAll('#waits-list > .service')].map(e => e.getBoundingClientRect());
   for (let i = 0; i < cols.length; i++) for (let j = i + 1; j < cols.length; j++) {
     const a = cols[i], b = cols[j];
-    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) bad.push(['columns overlap', i, j]);
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
+      bad.push(['columns overlap', i, j]);
   }
   for (const s of document.querySelectorAll('.waits .info span:not(.closed)'))
     if (s.getBoundingClientRect().height > parseFloat(getComputedStyle(s).fontSize) * 1.6)
