@@ -936,7 +936,11 @@ class Dispenser:
     def _notice(self, key: str, reason: str) -> Outcome:
         self._refuse(reason, "", signal="beep", text_key=key)
         try:
-            path = self._print(Notice(self.cfg.office.name, key, self.clock(), self.cfg.office.timezone))
+            path = self._print(
+                Notice(
+                    self.cfg.office.name, key, self.clock(), self.cfg.office.timezone, lang=self.chosen_lang()
+                )
+            )
         except PrinterError:
             return Outcome("refused", reason=reason)
         return Outcome("notice", reason=reason, path=path)
