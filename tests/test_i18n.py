@@ -126,3 +126,42 @@ def test_announcement_in_every_language_names_ticket_and_counter() -> None:
         text = i18n.announcement("A012", {"de": "Schalter drei", "tr": "üç numaralı gişe"}, lang)
         assert "12" in text, (lang, text)
         assert ("üç numaralı gişe" if lang == "tr" else "Schalter drei") in text, (lang, text)
+
+
+def test_office_config_rejects_unknown_language_codes_naming_the_key(tmp_path):
+    import yaml
+
+    from waitroom import config
+    from waitroom.errors import ConfigError
+
+    data = yaml.safe_load(config.EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    data["display"] = {**data.get("display", {}), "languages": ["de", "tr"], "second_language": "ar"}
+    disp = next(n for n in data["nodes"] if n["role"] == "dispenser")
+    disp["options"] = {**disp.get("options", {}), "languages": ["de", "tr", "ar", "uk", "ru", "de-LS", "en"]}
+    data["services"][0]["name"] = {
+        "de": "Reisepass",
+        "tr": "Pasaport",
+        "ar": "جواز السفر",
+        "de-LS": "Reise·pass",
+    }
+    good = config.parse(data)
+    assert good.services[0].name.get("ar") == "جواز السفر" and good.services[0].name.get("uk") == "Reisepass"
+    data["display"]["languages"] = ["de", "fr"]
+    data["display"]["second_language"] = "klingon"
+    disp["options"]["languages"] = ["de", "xx"]
+    data["services"][0]["name"]["fr"] = "Passeport"
+    with pytest.raises(ConfigError) as exc:
+        config.parse(data)
+    text = str(exc.value)
+    assert "services[0].name.fr: unknown key" in text  # schema stage stops first
+    del data["services"][0]["name"]["fr"]
+    with pytest.raises(ConfigError) as exc:
+        config.parse(data)
+    text = str(exc.value)
+    i = data["nodes"].index(disp)
+    for key in (
+        "display.languages[1]: unknown language 'fr'",
+        "display.second_language: unknown language",
+        f"nodes[{i}].options.languages[1]: unknown language 'xx'",
+    ):
+        assert key in text, text
