@@ -147,13 +147,19 @@
     return m ? t("announce.ticket", lang, { letter: m[1], number: m[2] }) : number;
   }
 
+  // the same pauses as the Pi display (display.gong_pause_s, phrase_pause_s, call_gap_s defaults)
+  const pause = Object.assign({ gong: 800, phrase: 400, call: 1500 }, boot.pause || {});
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
   async function announce(c) {
     await play(me.dataset.gong);
     if (boot.sound !== "1") return;
+    await sleep(pause.gong);
     // German (the first of ?speak=), then the ticket's language, then the other languages of ?speak=
     const spoken = [boot.speak[0], c.lang && c.lang !== "de-LS" ? c.lang : null, ...boot.speak.slice(1)]
       .filter((x, i, a) => x && a.indexOf(x) === i);
-    for (const lang of spoken) {
+    for (const [i, lang] of spoken.entries()) {
+      if (i) await sleep(pause.phrase);
       const url = me.dataset.speech + "?" + new URLSearchParams({ ticket: c.ticket, counter: c.counter, lang,
         recall: c.recall ? "1" : "0" });
       try { await play(url); } catch (err) {
@@ -168,7 +174,7 @@
     if (playing) return;
     playing = true;
     while (queue.length) {
-      try { await announce(queue[0]); queue.shift(); } catch (err) {
+      try { await announce(queue[0]); queue.shift(); if (queue.length) await sleep(pause.call); } catch (err) {
         if (err && err.name === "NotAllowedError") { soundButton.hidden = false; break; }  // needs a click
         queue.shift();
       }
