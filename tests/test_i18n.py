@@ -105,6 +105,22 @@ def test_extraction_sees_exactly_the_german_keys() -> None:
     assert sorted(set(GERMAN) - found) == [], "keys extraction cannot see: add them to KEYS_BUILT_AT_RUN_TIME"
 
 
+def test_every_language_has_cldr_formats_for_flask_babel() -> None:
+    import datetime as dt
+
+    from babel import Locale
+    from babel.dates import format_datetime
+
+    when = dt.datetime(2026, 1, 5, 7, 0, tzinfo=dt.UTC)
+    for lang in i18n.LANGUAGES:
+        loc = Locale.parse(i18n.babel_locale(lang))
+        assert (loc.text_direction == "rtl") == i18n.is_rtl(lang)
+        assert format_datetime(when, "short", tzinfo="Europe/Berlin", locale=loc)
+    assert (
+        format_datetime(when, "dd.MM.yyyy HH:mm", tzinfo="Europe/Berlin", locale="de") == "05.01.2026 08:00"
+    )
+
+
 def test_t_fills_in_and_falls_back_to_german(caplog: pytest.LogCaptureFixture) -> None:
     assert i18n.t("wait.minutes", "de", minutes=7) == "ca. 7 Min."
     assert i18n.t("wait.minutes", "de-LS", minutes=7) == "ungefähr 7 Minuten"

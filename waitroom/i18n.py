@@ -240,6 +240,11 @@ def locale_dir(lang: str) -> str:
     return lang.replace("-", "_")
 
 
+def babel_locale(lang: str) -> str:
+    """The CLDR locale for dates and numbers (Flask-Babel): Leichte Sprache formats like German."""
+    return "de" if lang == "de-LS" else lang
+
+
 def is_citizen_key(key: str) -> bool:
     return key in CITIZEN_KEYS or key.startswith(CITIZEN_PREFIXES)
 

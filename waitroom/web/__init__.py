@@ -109,7 +109,7 @@ def create_app(
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", cfg.office.timezone)
     Babel(
         app,
-        locale_selector=lambda: i18n.locale_dir(common.lang()),
+        locale_selector=lambda: i18n.babel_locale(common.lang()),
         timezone_selector=lambda: cfg.office.timezone,
     )
 
