@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench sysdeps venv clean
+.PHONY: demo test lint bench sysdeps venv clean translations
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "waitroom needs Python >= 3.11" >&2; exit 1; }
@@ -19,6 +19,7 @@ venv: $(STAMP)
 
 sysdeps:
 	@bash scripts/install-system-deps.sh
+	@bash scripts/install-axe.sh
 
 demo: $(STAMP)
 	@bash scripts/install-system-deps.sh --demo
@@ -30,6 +31,16 @@ lint: $(STAMP)
 
 test: $(STAMP) sysdeps lint
 	$(BIN)/python -m pytest
+
+# Translations (Babel/gettext): extract the keys used in code and templates, add new keys to every catalog
+# (empty: write the German text in translations/de first, then the others), compile the .mo files (committed,
+# so that nodes need no build step; tests/test_i18n.py fails when a .mo is stale or a citizen text is missing).
+I18N := waitroom/translations
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k t -k tr -k both -k N_ --no-default-keywords --no-location \
+	  --sort-by-file --project waitroom --copyright-holder "waitroom developers" -w 110 -o $(I18N)/messages.pot .
+	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -w 110
+	$(BIN)/pybabel compile -d $(I18N) --statistics
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,7 +1,11 @@
-"""Simulator speed: a full office day (about 600 citizens, 8 counters), and customers per second against Ciw
-on the same M/M/c scenario, in one run. Prints figures; no assertions.
+"""Simulator speed against Ciw on the same queue, in one run (issue 10).
 
-    .venv/bin/python bench/bench_sim.py
+1. M/M/8 at rho 0.9, 10-hour days: waitroom's simulator (the controller's own model, rules and predictor)
+   with the predictors off (Ciw has none) and on, against Ciw's customers per second; repeated, min / median.
+2. Time per citizen as the day grows: 300 and 20,000 citizens a day at rho 0.9 (the counters scale with the
+   arrivals), predictors off and on.
+
+    .venv/bin/python bench/bench_sim.py          (python -m bench sim)
 """
 
 from __future__ import annotations
@@ -10,33 +14,58 @@ import statistics
 import time
 
 from waitroom.sim import run_days
-from waitroom.sim.reference import ciw_waits, erlang_c, mmc_office, mmc_plans
+from waitroom.sim.reference import ciw_waits, mmc_office, mmc_plans
+
+REPEAT = 3
+MEAN_MIN = 5.5
+RHO = 0.9
+
+
+def ours(servers: int, lam: float, hours: float, days: int, predict: bool) -> tuple[float, int]:
+    cfg = mmc_office(servers, MEAN_MIN)
+    plans = mmc_plans(cfg, lam, MEAN_MIN, hours=hours, days=days, seed=1)
+    t0 = time.perf_counter()
+    result = run_days(cfg, plans, predict=predict)
+    el = time.perf_counter() - t0
+    n = sum(len(d.records) for d in result)
+    return n / el, n
+
+
+def ciw(servers: int, lam: float, hours: float) -> float:
+    t0 = time.perf_counter()
+    waits = ciw_waits(servers, lam, MEAN_MIN, hours, seed=1)
+    return len(waits) / (time.perf_counter() - t0)
+
+
+def mm(values: list[float]) -> str:
+    return f"min {min(values):,.0f} / median {statistics.median(values):,.0f}"
 
 
 def main() -> None:
-    servers, mean = 8, 5.5
-    lam = 600 / (8 * 60)  # 600 citizens in an 8-hour day: rho = 0.86
-    cfg = mmc_office(servers, mean)
-    plans = mmc_plans(cfg, lam, mean, hours=8, days=10, seed=1)
-    for predict in (True, False):
-        t0 = time.perf_counter()
-        days = run_days(cfg, plans, predict=predict)
-        el = time.perf_counter() - t0
-        n = sum(len(d.records) for d in days)
-        print(
-            f"office day, 8 counters, {n / len(days):.0f} citizens/day, "
-            f"predictors {'on ' if predict else 'off'}: "
-            f"{el / len(days) * 1000:.0f} ms per day, {n / el:,.0f} citizens/s"
-        )
-    hours = 8 * 10
-    t0 = time.perf_counter()
-    waits = ciw_waits(servers, lam, mean, hours, seed=1)
-    el = time.perf_counter() - t0
-    print(
-        f"Ciw, same M/M/{servers} ({len(waits)} customers): {len(waits) / el:,.0f} customers/s, "
-        f"mean wait {statistics.fmean(waits):.2f} min "
-        f"(Erlang C steady state {erlang_c(servers, lam, 1 / mean)[1]:.2f})"
-    )
+    servers = 8
+    lam = servers * RHO / MEAN_MIN
+    off, on, ref = [], [], []
+    for _ in range(REPEAT):
+        ref.append(ciw(servers, lam, 10 * 5))
+        off.append(ours(servers, lam, 10, 5, False)[0])
+        on.append(ours(servers, lam, 10, 5, True)[0])
+    r_off = [a / b for a, b in zip(off, ref, strict=True)]
+    r_on = [a / b for a, b in zip(on, ref, strict=True)]
+    print(f"M/M/{servers}, rho {RHO}, 10-hour days, customers/s: Ciw {mm(ref)}")
+    print(f"  waitroom, predictors off: {mm(off)}  ({min(r_off):.2f}x / {statistics.median(r_off):.2f}x Ciw)")
+    print(f"  waitroom, predictors on:  {mm(on)}  ({min(r_on):.2f}x / {statistics.median(r_on):.2f}x Ciw)")
+    for predict in (False, True):
+        per = {}
+        for per_day in (300, 20000):
+            lam = per_day / 600.0  # per minute over 10 hours
+            c = max(1, round(lam * MEAN_MIN / RHO))
+            rates = [ours(c, lam, 10, 1, predict)[0] for _ in range(REPEAT)]
+            per[per_day] = 1e6 / statistics.median(rates)
+            print(
+                f"  {per_day:>6,} citizens/day ({c} counters), predictors {'on ' if predict else 'off'}: "
+                f"{per[per_day]:,.0f} us per citizen"
+            )
+        print(f"  time per citizen at 20,000 / at 300: {per[20000] / per[300]:.2f}x")
 
 
 if __name__ == "__main__":

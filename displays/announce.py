@@ -248,12 +248,13 @@ class PygameSink:
 # ------------------------------------------------------------------------------------------- announcer
 @dataclass(frozen=True)
 class Announcement:
-    """One call to announce: the ticket number and the counter's spoken names."""
+    """One call to announce: the ticket number, the counter's spoken names and the citizen's language."""
 
     ticket: str
     counter: dict[str, str]
     recall: bool = False
     seq: int | None = None
+    lang: str | None = None  # the ticket's language (the call event's "lang"); None: German only
 
     def phrases(self, languages: tuple[str, ...]) -> list[tuple[str, str]]:
         return [
@@ -285,7 +286,9 @@ class _Job:
 
 
 class Announcer:
-    """Announces calls in order: gong, then the phrase in the first and, optionally, the second language."""
+    """Announces calls in order: gong, a pause (``gong_pause_s``), the phrase in German (the first screen
+    language), then in the ticket's language with its espeak-ng voice and in ``second_language``, separated by
+    ``phrase_pause_s``; ``call_gap_s`` of silence before the next call's gong."""
 
     def __init__(
         self,
@@ -298,11 +301,7 @@ class Announcer:
         keep: int = 200,
     ):
         self.settings = settings
-        self.languages = tuple(
-            dict.fromkeys(
-                (settings.languages[0], *([settings.second_language] if settings.second_language else []))
-            )
-        )
+        self.languages = settings.spoken_languages(None)  # without a ticket language
         self.gong = gong
         self.clock = clock
         self._sink = sink
@@ -316,6 +315,8 @@ class Announcer:
         self._count = 0
         self._idle = threading.Condition()
         self._pending = 0
+        self._last_end: float | None = None
+        self._stopping = threading.Event()
         self.on_played: list[Callable[[Played], None]] = []
 
     @property
@@ -344,6 +345,7 @@ class Announcer:
         )
 
     def stop(self) -> None:
+        self._stopping.set()
         self._to_synth.put(None)
         for th in self._threads:
             th.join(timeout=5)
@@ -380,11 +382,12 @@ class Announcer:
                 self._to_play.put(None)
                 return
             if self._synth is not None and self.settings.speech:
-                for lang, text in job.item.phrases(self.languages):
+                langs = self.settings.spoken_languages(i18n.normalize(job.item.lang))
+                for lang, text in job.item.phrases(langs):
                     self._count += 1
                     path = self._tmp / f"{self._count:06d}-{lang}.wav"
                     try:
-                        self._synth.synthesize(text, lang, path)
+                        self._synth.synthesize(text, self.settings.voice(lang), path)
                         job.files.append((lang, text, path))
                     except Exception as exc:  # the gong still plays
                         log.error("speech synthesis failed for %s: %s", job.item.ticket, exc)
@@ -401,7 +404,8 @@ class Announcer:
                 sounds = [("gong", "", "", self.gong)] + [
                     ("speech", lang, text, p) for lang, text, p in job.files
                 ]
-                for kind, lang, text, path in sounds:
+                for i, (kind, lang, text, path) in enumerate(sounds):
+                    self._pause_before(i)
                     start = self.clock()
                     try:
                         seconds = self._sink.play(path, self.settings.volume)
@@ -420,6 +424,7 @@ class Announcer:
                         self.clock(),
                         seconds,
                     )
+                    self._last_end = rec.end
                     self.played.append(rec)
                     for cb in self.on_played:
                         cb(rec)
@@ -429,6 +434,18 @@ class Announcer:
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()
+
+    def _pause_before(self, index: int) -> None:
+        """Silence before sound ``index`` of a call: the gap after the previous call, the gong's tail, ..."""
+        s = self.settings
+        if index == 0:
+            if self._last_end is None:
+                return
+            wait = self._last_end + s.call_gap_s - self.clock()
+        else:
+            wait = s.gong_pause_s if index == 1 else s.phrase_pause_s
+        if wait > 0:
+            self._stopping.wait(wait)
 
     def health(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from waitroom import i18n
+
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +28,7 @@ class CallView:
     ts: float
     recall: bool = False
     seq: int | None = None
+    lang: str | None = None  # the ticket's language (None: not given, i.e. German)
 
     @property
     def key(self) -> tuple[str, str, float]:
@@ -103,6 +106,7 @@ class Board:
                         spoken=counter.get("spoken") or counter.get("name") or {},
                         ts=float(c.get("ts", 0)),
                         recall=bool(c.get("recall")),
+                        lang=i18n.normalize(c.get("lang")),
                     )
                 )
             self._snap_calls = calls
@@ -140,6 +144,7 @@ class Board:
                 ts=float(event.get("ts", 0)),
                 recall=bool(event.get("recall")),
                 seq=seq if isinstance(seq, int) else None,
+                lang=i18n.normalize(event.get("lang")),
             )
             if any(c.key == call.key for c in self._snap_calls):
                 return None  # already in the snapshot (a late duplicate)

@@ -165,7 +165,9 @@ class DisplayNode:
         self._announce(call)
 
     def _announce(self, call: CallView) -> None:
-        self.announcer.announce(Announcement(call.ticket, dict(call.spoken), call.recall, call.seq))
+        self.announcer.announce(
+            Announcement(call.ticket, dict(call.spoken), call.recall, call.seq, lang=call.lang)
+        )
 
     def _on_controller(self, topic: str, payload: bytes) -> None:
         try:

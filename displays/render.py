@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +30,32 @@ from waitroom.errors import HardwareError
 log = logging.getLogger(__name__)
 
 LINE = 1.17  # DejaVu line height per point size
+MIN_TEXT = 0.03  # no label smaller than 3 % of the screen's short side (its height on a landscape TV)
+ELLIPSIS = "…"
+
+
+def needs_shaping(s: str) -> bool:
+    """Right-to-left scripts (Arabic): drawn through Pillow + libraqm, which shapes and orders the letters."""
+    return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in s)
+
+
+@cache
+def _pil_font(path: str, pt: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.truetype(path, pt, layout_engine=ImageFont.Layout.RAQM)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One label as drawn (kept for the layout tests and the benchmark)."""
+
+    text: str
+    lines: tuple[str, ...]
+    pt: int
+    rect: Rect  # the box it was given
+    box: Rect  # the ink box it used, inside ``rect``
+    ellipsis: bool
 
 
 class Renderer:
@@ -65,6 +95,9 @@ class Renderer:
         self._offline: pygame.Surface | None = None
         self._last_key: Any = None
         self.static_builds = 0  # counts re-renders of the static layer (tests, benchmark)
+        self.min_pt = max(6, math.ceil(min(self.size) * MIN_TEXT))
+        self.drawn: list[Drawn] = []  # the labels of the last static layer and hero
+        self._recording = True
 
     # ------------------------------------------------------------------------------ text helpers
     def font(self, bold: bool, size: int) -> pygame.font.Font:
@@ -80,8 +113,36 @@ class Renderer:
         if surf is None:
             if len(self._texts) > 600:
                 self._texts.clear()
-            surf = self._texts[key] = self.font(bold, size).render(s, True, color)
+            if needs_shaping(s):
+                surf = self._shaped(s, bold, size, color)
+            else:
+                surf = self.font(bold, size).render(s, True, color)
+            self._texts[key] = surf
         return surf
+
+    def _shaped(self, s: str, bold: bool, size: int, color: tuple[int, int, int]) -> pygame.Surface:
+        from PIL import Image, ImageDraw
+
+        f = _pil_font(str(self._font_files[bold]), max(6, size))
+        width = max(1, math.ceil(f.getlength(s, direction="rtl")))
+        height = self.font(bold, size).get_linesize()
+        img = Image.new("RGBA", (width, height), (*color, 0))
+        ImageDraw.Draw(img).text(
+            (0, self.font(bold, size).get_ascent()),
+            s,
+            font=f,
+            fill=(*color, 255),
+            anchor="ls",
+            direction="rtl",
+        )
+        return pygame.image.frombytes(img.tobytes(), img.size, "RGBA")
+
+    def width(self, s: str, bold: bool, size: int) -> int:
+        if needs_shaping(s):
+            return math.ceil(
+                _pil_font(str(self._font_files[bold]), max(6, size)).getlength(s, direction="rtl")
+            )
+        return self.font(bold, size).size(s)[0]
 
     def fit(self, s: str, bold: bool, max_w: int, max_h: int) -> int:
         """The largest point size at which ``s`` fits into max_w x max_h."""
@@ -89,10 +150,10 @@ class Renderer:
         size = self._fits.get(key)
         if size is None:
             size = max(6, int(max_h / LINE))
-            width = self.font(bold, size).size(s)[0]
+            width = self.width(s, bold, size)
             while width > max_w and size > 6:
                 size = max(6, min(size - 1, int(size * max_w / width)))
-                width = self.font(bold, size).size(s)[0]
+                width = self.width(s, bold, size)
             self._fits[key] = size
         return size
 
@@ -117,6 +178,100 @@ class Renderer:
         target.blit(surf, (x + dx, y + (h - surf.get_height()) // 2))
         return pt
 
+    def label(
+        self,
+        target: pygame.Surface,
+        s: str,
+        rect: Rect,
+        color: tuple[int, int, int],
+        *,
+        bold: bool = False,
+        align: str = "left",
+        size: int | None = None,
+        shrink: float = 0.8,
+        lines: int = 2,
+        origin: tuple[int, int] = (0, 0),
+    ) -> int:
+        """Draw ``s`` into ``rect`` without ever going below the minimum size or outside the box.
+
+        One line at the size the box's height gives (``size`` caps it), shrunk to at most ``shrink`` of it to
+        fit the width; else wrapped to two lines at the largest size that fits; else, at the minimum
+        readable size, as many lines as fit, the last ending with an ellipsis. Returns the point size."""
+        _x, _y, w, h = rect
+        if not s or w <= 0 or h <= 0:
+            return 0
+        floor = max(6, min(self.min_pt, int(h / LINE)))  # a box lower than the minimum is a layout limit
+        base = max(floor, min(size or 10_000, int(h / LINE)))  # ``size`` caps, but never below the minimum
+        one = min(base, self.fit(s, bold, w, h))
+        if one >= max(floor, round(base * shrink)):
+            return self._blit_lines(target, s, (s,), one, rect, color, bold, align, False, origin)
+        if lines >= 2:
+            pt = min(base, int(h / (2 * LINE)))
+            while pt >= floor:
+                wrapped = self._wrap(s, bold, pt, w)
+                if len(wrapped) <= 2 and all(self.width(line, bold, pt) <= w for line in wrapped):
+                    return self._blit_lines(
+                        target, s, tuple(wrapped), pt, rect, color, bold, align, False, origin
+                    )
+                pt -= 1
+        pt = floor
+        room = max(1, min(lines, int(h / (pt * LINE))))
+        wrapped = self._wrap(s, bold, pt, w)
+        shown = wrapped[:room]
+        cut = len(wrapped) > room or any(self.width(line, bold, pt) > w for line in shown)
+        if cut:
+            last = shown[-1] if len(wrapped) <= room else shown[-1] + " " + wrapped[room]
+            while last and self.width(last + ELLIPSIS, bold, pt) > w:
+                last = last[:-1]
+            shown[-1] = last.rstrip(" ,;·-–") + ELLIPSIS
+        return self._blit_lines(target, s, tuple(shown), pt, rect, color, bold, align, cut, origin)
+
+    def _wrap(self, s: str, bold: bool, pt: int, w: int) -> list[str]:
+        out: list[str] = []
+        line = ""
+        for word in s.split():
+            candidate = f"{line} {word}" if line else word
+            if not line or self.width(candidate, bold, pt) <= w:
+                line = candidate
+            else:
+                out.append(line)
+                line = word
+        out.append(line)
+        return out
+
+    def _blit_lines(
+        self,
+        target: pygame.Surface,
+        s: str,
+        lines: tuple[str, ...],
+        pt: int,
+        rect: Rect,
+        color: tuple[int, int, int],
+        bold: bool,
+        align: str,
+        cut: bool,
+        origin: tuple[int, int],
+    ) -> int:
+        x, y, w, h = rect
+        surfs = [self.text(line, bold, pt, color) for line in lines]
+        step = min(h // len(surfs), round(pt * LINE)) if len(surfs) > 1 else 0
+        total = step * (len(surfs) - 1) + surfs[-1].get_height()
+        top = y + max(0, (h - total) // 2)
+        if needs_shaping(s) and align == "left":
+            align = "right"  # a right-to-left text starts on the right
+        left, right = x + w, x
+        for i, surf in enumerate(surfs):
+            sw = min(surf.get_width(), w)
+            dx = {"left": 0, "center": (w - sw) // 2, "right": w - sw}[align]
+            area = pygame.Rect(0, 0, sw, min(surf.get_height(), y + h - (top + i * step)))
+            target.blit(surf, (x + dx, top + i * step), area)
+            left, right = min(left, x + dx), max(right, x + dx + sw)
+        ox, oy = origin
+        box = (left + ox, top + oy, right - left, min(total, h))
+        if self._recording:
+            self.drawn.append(Drawn(s, lines, pt, (x + ox, y + oy, w, h), box, cut))
+        return pt
+
     def two_lang(self, key: str, **values: Any) -> tuple[str, str]:
         first = i18n.t(key, self.lang, **values)
         second = i18n.t(key, self.lang2, **values) if self.lang2 else ""
@@ -130,6 +285,7 @@ class Renderer:
     # ------------------------------------------------------------------------------ static layer
     def _build_static(self, screen: Screen) -> None:
         t = self.theme
+        self.drawn = []
         surf = pygame.Surface(self.size)
         surf.fill(t.background)
         self._draw_header(surf, screen)
@@ -138,6 +294,7 @@ class Renderer:
             self._draw_waits(surf, screen.waits)
         newest = screen.calls[0] if screen.calls else None
         self._hero = {on: self._draw_hero(newest, on) for on in (True, False)}
+        self._recording = True
         self._static = surf
         self._static_version = screen.version
         self.static_builds += 1
@@ -147,17 +304,20 @@ class Renderer:
         x, y, w, h = self.rects["header"]
         pygame.draw.rect(surf, t.accent, (x, y, w, h))
         pad = round(h * 0.15)
-        self.put(
+        self.label(
             surf,
             screen.office or self.office_name,
-            (x + pad, y + pad, round(w * 0.62), h - 2 * pad),
+            (x + pad, y + pad // 2, round(w * 0.62), h - pad),
             t.accent_text,
             bold=True,
+            size=round((h - 2 * pad) / LINE),
         )
 
     def _draw_hero(self, call: CallView | None, highlight: bool) -> pygame.Surface:
         t = self.theme
-        _, _, w, h = self.rects["hero"]
+        hx, hy, w, h = self.rects["hero"]
+        origin = (hx, hy)
+        self._recording = highlight  # both versions have the same labels: record them once
         surf = pygame.Surface((w, h))
         bg, fg, num, muted = (
             (t.highlight, t.highlight_text, t.highlight_text, t.highlight_text)
@@ -167,41 +327,42 @@ class Renderer:
         surf.fill(bg)
         pad = round(min(w, h) * 0.05)
         iw = w - 2 * pad
+
+        def box(top: float, height: float) -> Rect:
+            return (pad, round(h * top), iw, round(h * height))
+
         if call is None:
             de, en = self.two_lang("display.no_calls")
-            self.put(surf, de, (pad, round(h * 0.30), iw, round(h * 0.16)), fg, bold=True, align="center")
-            self.put(surf, en, (pad, round(h * 0.50), iw, round(h * 0.11)), muted, align="center")
+            pt = self.label(surf, de, box(0.22, 0.26), fg, bold=True, align="center", origin=origin)
+            # the second language never larger than the first
+            self.label(surf, en, box(0.52, 0.2), muted, align="center", size=pt, origin=origin)
             return surf
-        label = self.two_lang("display.recall" if call.recall else "display.now_calling")
-        self.put(
-            surf,
-            "  ·  ".join(x for x in label if x),
-            (pad, round(h * 0.03), iw, round(h * 0.10)),
-            muted,
-            align="center",
-        )
-        self.put(
-            surf, call.ticket, (pad, round(h * 0.13), iw, round(h * 0.42)), num, bold=True, align="center"
-        )
-        go = self.two_lang("display.please_go")
-        self.put(
-            surf,
-            "  ·  ".join(x for x in go if x),
-            (pad, round(h * 0.56), iw, round(h * 0.08)),
-            muted,
-            align="center",
-        )
-        self.put(
-            surf,
-            self.name(call.name, self.lang),
-            (pad, round(h * 0.65), iw, round(h * 0.20)),
-            fg,
-            bold=True,
-            align="center",
-        )
+        own = call.lang if call.lang and call.lang not in (self.lang, self.lang2) else None
+        first = self.name(call.name, self.lang)
         second = self.name(call.name, self.lang2)
-        if second and second != self.name(call.name, self.lang):
-            self.put(surf, second, (pad, round(h * 0.86), iw, round(h * 0.11)), muted, align="center")
+        show_second = bool(second and second != first)
+        extra = 0.11 * show_second + 0.15 * bool(own)  # room for the second name and the citizen's language
+        label = self.two_lang("display.recall" if call.recall else "display.now_calling")
+        self.label(
+            surf, "  ·  ".join(x for x in label if x), box(0.02, 0.09), muted, align="center", origin=origin
+        )
+        number_h = 0.42 - extra * 0.45
+        self.put(surf, call.ticket, box(0.12, number_h), num, bold=True, align="center")
+        top = 0.12 + number_h + 0.01
+        go = self.two_lang("display.please_go")
+        self.label(
+            surf, "  ·  ".join(x for x in go if x), box(top, 0.08), muted, align="center", origin=origin
+        )
+        top += 0.09
+        name_h = 0.97 - top - extra
+        pt = self.label(surf, first, box(top, name_h), fg, bold=True, align="center", origin=origin)
+        top += name_h + 0.005
+        if show_second:
+            self.label(surf, second, box(top, 0.105), muted, align="center", size=pt, origin=origin)
+            top += 0.11
+        if own:  # the call in the citizen's own language, when the screen does not show it anyway
+            text = f"{i18n.t('display.please_go', own)} {self.name(call.name, own)}"
+            self.label(surf, text, box(top, 0.145), fg, align="center", size=pt, origin=origin)
         return surf
 
     def _draw_recent(self, surf: pygame.Surface, calls: tuple[CallView, ...]) -> None:
@@ -209,17 +370,19 @@ class Renderer:
         x, y, w, h = self.rects["recent"]
         pygame.draw.rect(surf, t.panel, (x, y, w, h))
         n = max(1, self.s.recent_calls)
-        title_h = round(h / (n + 1.6) * 0.9)
         pad = round(min(w, h) * 0.03)
+        line = math.ceil(self.min_pt * LINE) + 1  # one line of the smallest readable text
+        title_h = max(round(h / (n + 1.6) * 0.9), 2 * line + pad // 2)
         de, en = self.two_lang("display.recent")
-        self.put(
-            surf,
-            de,
-            (x + pad, y + round(title_h * 0.05), w - 2 * pad, round(title_h * 0.55)),
-            t.text,
-            bold=True,
-        )
-        self.put(surf, en, (x + pad, y + round(title_h * 0.6), w - 2 * pad, round(title_h * 0.35)), t.muted)
+        if en:
+            pt = self.label(
+                surf, de, (x + pad, y + 2, w - 2 * pad, title_h - line - 3), t.text, bold=True, lines=1
+            )
+            self.label(
+                surf, en, (x + pad, y + title_h - line - 1, w - 2 * pad, line), t.muted, size=pt, lines=1
+            )
+        else:
+            self.label(surf, de, (x + pad, y, w - 2 * pad, title_h), t.text, bold=True, lines=1)
         row_h = (h - title_h - pad) // n
         for i, c in enumerate(calls):
             ry = y + title_h + i * row_h
@@ -228,20 +391,23 @@ class Renderer:
             self.put(
                 surf,
                 c.ticket,
-                (x + pad, ry + round(row_h * 0.1), round(w * 0.38), round(row_h * 0.8)),
+                (x + pad, ry + round(row_h * 0.1), round(w * 0.36), round(row_h * 0.8)),
                 t.accent,
                 bold=True,
             )
-            nx, nw = x + round(w * 0.42), w - round(w * 0.42) - pad
+            nx, nw = x + round(w * 0.40), w - round(w * 0.40) - pad
             first, second = self.name(c.name, self.lang), self.name(c.name, self.lang2)
-            if second and second != first:
-                self.put(
-                    surf, first, (nx, ry + round(row_h * 0.08), nw, round(row_h * 0.5)), t.text, bold=True
+            second_h = max(line, round(row_h * 0.42))
+            if second and second != first and row_h - second_h - 2 >= line:
+                pt = self.label(
+                    surf, first, (nx, ry + 1, nw, row_h - second_h - 2), t.text, bold=True, lines=1
                 )
-                self.put(surf, second, (nx, ry + round(row_h * 0.58), nw, round(row_h * 0.34)), t.muted)
+                self.label(
+                    surf, second, (nx, ry + row_h - second_h - 1, nw, second_h), t.muted, size=pt, lines=1
+                )
             else:
-                self.put(
-                    surf, first, (nx, ry + round(row_h * 0.15), nw, round(row_h * 0.7)), t.text, bold=True
+                self.label(
+                    surf, first, (nx, ry + round(row_h * 0.04), nw, round(row_h * 0.92)), t.text, bold=True
                 )
 
     def _draw_waits(self, surf: pygame.Surface, waits: tuple[WaitView, ...]) -> None:
@@ -251,54 +417,59 @@ class Renderer:
         pad = round(min(w, h) * 0.05)
         title_h = round(h * (0.13 if self.portrait else 0.2))
         de, en = self.two_lang("display.waits")
-        self.put(
+        self.label(
             surf,
             "  ·  ".join(s for s in (de, en) if s),
             (x + pad, y + pad // 2, w - 2 * pad, title_h),
             t.muted,
             bold=True,
+            lines=1,
         )
         if not waits:
             return
-        cols = len(waits) if not self.portrait else min(2, len(waits))
+        per_row = 3 if w / max(1, h) < 4 else 5  # 720p and narrower screens: fewer, wider columns
+        cols = min(2, len(waits)) if self.portrait else min(per_row, len(waits))
         rows = -(-len(waits) // cols)
         cw = (w - pad) // cols
         ch = (h - title_h - pad) // rows
-        inner = cw - pad
-        lines = []
-        for wv in waits:
+        inner = cw - pad  # the gap between two columns is ``pad``: texts never touch
+        # one size per line type from the box heights (not from the longest text): a long name wraps or ends
+        # with an ellipsis, it never shrinks the other services' names
+        line = math.ceil(self.min_pt * LINE)  # one line of the smallest readable text
+        base = max(self.min_pt, round(ch * 0.34 / LINE))
+        for i, wv in enumerate(waits):
+            cx, cy = x + pad + (i % cols) * cw, y + title_h + pad // 2 + (i // cols) * ch
             first = self.name(wv.name, self.lang)
+            name = f"{wv.prefix}  {first}" if wv.prefix else first
+            second = self.name(wv.name, self.lang2) if self.lang2 else ""
             if not wv.intake_open:
                 info = i18n.t("display.intake_closed", self.lang)
             else:
                 info = i18n.t("display.waiting_count", self.lang, count=wv.waiting)
                 if wv.eta_min is not None and wv.waiting:
                     info += "  ·  " + i18n.t("wait.minutes", self.lang, minutes=wv.eta_min)
-            lines.append(
-                (f"{wv.prefix}  {first}" if wv.prefix else first, self.name(wv.name, self.lang2), info)
-            )
-        # one point size per line type, so the columns look alike
-        sizes = [
-            min(self.fit(line[k], k != 1, inner, round(ch * hh)) for line in lines if line[k])
-            if any(line[k] for line in lines)
-            else 0
-            for k, hh in enumerate((0.34, 0.24, 0.34))
-        ]
-        sizes[1] = min(sizes[1], sizes[0])  # the second language never outgrows the first
-        for i, (name, name2, info) in enumerate(lines):
-            cx, cy = x + pad + (i % cols) * cw, y + title_h + pad // 2 + (i // cols) * ch
-            self.put(surf, name, (cx, cy, inner, round(ch * 0.34)), t.text, bold=True, size=sizes[0])
-            if self.lang2 and name2:
-                self.put(
-                    surf, name2, (cx, cy + round(ch * 0.34), inner, round(ch * 0.24)), t.muted, size=sizes[1]
+            # the waiting information comes first: it gets two lines when it needs them, and then the
+            # second-language name gives up its line (the name keeps at least one)
+            info_lines = 1 if self.width(info, True, self.min_pt) <= inner else 2
+            info_h = min(max(info_lines * line, round(ch * 0.36)), ch - line - 4)
+            info_lines = max(1, min(info_lines, info_h // line))
+            show_second = bool(second and second != first) and ch - info_h - 2 * line >= line
+            second_h = max(line, round(ch * 0.23)) if show_second else 0
+            name_h = ch - info_h - second_h - 4
+            pt = self.label(surf, name, (cx, cy, inner, name_h), t.text, bold=True, shrink=0.85, size=base)
+            if show_second:
+                self.label(
+                    surf, second, (cx, cy + name_h, inner, second_h), t.muted, size=pt, shrink=1.0, lines=1
                 )
-            self.put(
+            self.label(
                 surf,
                 info,
-                (cx, cy + round(ch * 0.60), inner, round(ch * 0.34)),
+                (cx, cy + ch - info_h, inner, info_h),
                 t.accent,
                 bold=True,
-                size=sizes[2],
+                size=base,
+                shrink=0.85,
+                lines=info_lines,
             )
 
     # ------------------------------------------------------------------------------ dynamic parts
@@ -362,20 +533,23 @@ class Renderer:
             surf.fill(self.theme.offline)
             de, en = self.two_lang("display.offline")
             pad = round(h * 0.1)
-            self.put(
+            pt = self.label(
                 surf,
                 de,
                 (pad, pad, w - 2 * pad, round(h * 0.5)),
                 self.theme.offline_text,
                 bold=True,
                 align="center",
+                lines=1,
             )
-            self.put(
+            self.label(
                 surf,
                 en,
                 (pad, round(h * 0.62), w - 2 * pad, round(h * 0.3)),
                 self.theme.offline_text,
                 align="center",
+                size=pt,
+                lines=1,
             )
             self._offline = surf
         self.frame.blit(self._offline, (x, y))

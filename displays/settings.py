@@ -8,11 +8,13 @@ every error names its key (``display.blink_s: ...``).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from waitroom import i18n
 from waitroom.config import Config, Node, in_data_dir
 from waitroom.errors import ConfigError
 
@@ -140,12 +142,27 @@ class DisplaySettings(BaseModel):
         ("de", "en"),
         min_length=1,
         max_length=2,
-        description="screen languages: the first large, the second below",
+        description="screen languages: the first large, the second below (codes: de, en, tr, ar, uk, ru, "
+        "de-LS); the call itself is also shown in the ticket's language",
+        examples=[["de", "en"], ["de", "tr"]],
     )
     volume: float = Field(0.8, ge=0, le=1, description="announcement volume 0..1")
     quiet: bool = Field(False, description="quiet mode: no gong and no speech (the screen still shows calls)")
     speech: bool = Field(True, description="speak the call after the gong (false: gong only)")
-    second_language: Literal["en"] | None = Field(None, description="speak the call again in this language")
+    second_language: str | None = Field(
+        None, description="always speak the call again in this language too (e.g. en)", examples=["en"]
+    )
+    speak_ticket_language: bool = Field(
+        True, description="after German, speak the call in the language the citizen chose for the ticket"
+    )
+    voices: dict[str, str] = Field(
+        default_factory=dict,
+        description="espeak-ng voice per language, overriding the default (the language code itself)",
+        examples=[{"de": "de+f3", "ar": "ar", "tr": "tr+m2"}],
+    )
+    gong_pause_s: float = Field(0.8, ge=0, le=5, description="silence between the gong's tail and the speech")
+    call_gap_s: float = Field(1.5, ge=0, le=10, description="silence between two announced calls")
+    phrase_pause_s: float = Field(0.4, ge=0, le=5, description="silence between the call's languages")
     speech_rate: int = Field(150, ge=80, le=260, description="words per minute of the speech")
     tts: Literal["auto", "pyttsx3", "espeak-ng"] = Field(
         "auto",
@@ -169,6 +186,33 @@ class DisplaySettings(BaseModel):
         description="folder of the screenshots; a relative path is inside "
         "the data directory ($WAITROOM_DATA_DIR, default ./var)",
     )
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        codes = tuple(_language(x) for x in v)
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"languages {list(v)} name a language twice")
+        return codes
+
+    @field_validator("second_language")
+    @classmethod
+    def _second(cls, v: str | None) -> str | None:
+        return None if v is None else _language(v)
+
+    @field_validator("voices")
+    @classmethod
+    def _voices(cls, v: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for lang, voice in v.items():
+            if not isinstance(voice, str) or not re.fullmatch(r"[A-Za-z0-9_+.-]{1,40}", voice):
+                raise ValueError(f"voice for {lang}: {voice!r} is not an espeak-ng voice name (e.g. de+f3)")
+            out[_language(lang)] = voice
+        return out
+
+    def voice(self, lang: str) -> str:
+        """The espeak-ng voice that speaks ``lang``."""
+        return self.voices.get(lang) or i18n.ESPEAK_VOICES.get(lang, "de")
 
     @field_validator("resolution")
     @classmethod
@@ -211,6 +255,16 @@ class DisplaySettings(BaseModel):
             return self.ticker
         return self.ticker.get(lang) or self.ticker.get("de") or ""
 
+    def spoken_languages(self, ticket_lang: str | None) -> tuple[str, ...]:
+        """The languages of one announcement: the first screen language, the ticket's, the second_language."""
+        langs = [self.languages[0]]
+        if self.speak_ticket_language and ticket_lang:
+            langs.append(ticket_lang)
+        if self.second_language:
+            langs.append(self.second_language)
+        # Leichte Sprache is German: the call is not repeated for it
+        return tuple(dict.fromkeys("de" if x == "de-LS" and "de" in langs else x for x in langs))
+
     def screenshot_interval(self, headless: bool) -> float:
         if self.screenshot_every_s is None:
             return 5.0 if headless else 0.0
@@ -218,6 +272,13 @@ class DisplaySettings(BaseModel):
 
     def screenshot_path(self) -> Path:
         return in_data_dir(self.screenshot_dir)
+
+
+def _language(code: str) -> str:
+    canonical = i18n.normalize(code) if isinstance(code, str) else None
+    if canonical is None:
+        raise ValueError(f"unknown language {code!r}; known: {', '.join(i18n.LANGUAGES)}")
+    return canonical
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge.hardware import Lamp, PressButton, SimInput, close_all, pin_factory
 from ticket_printer.layout import Notice, TicketData
@@ -63,7 +63,7 @@ from waitroom.config import Config, Node
 from waitroom.config import data_dir as config_data_dir
 from waitroom.contract import CONTROLLER_NODE_ID, ErrorCode
 from waitroom.errors import CommandFailed, ConfigError, PrinterError, RequestTimeout
-from waitroom.i18n import both
+from waitroom.i18n import LANGUAGES, both, normalize
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,14 @@ class DispenserOptions(BaseModel):
     per_minute: float = Field(10.0, gt=0, le=600, description="sustained tickets per minute (all buttons)")
     priority_window_s: float = Field(10.0, gt=0, le=120, description="priority button arms the next ticket")
     lang_window_s: float = Field(30.0, gt=0, le=600, description="language choice holds this long")
+    languages: tuple[str, ...] = Field(
+        ("de", "en"),
+        min_length=1,
+        max_length=len(LANGUAGES),
+        description="languages the language button steps through, the first is the default "
+        f"(codes: {', '.join(LANGUAGES)})",
+        examples=[["de", "en", "tr", "ar", "uk", "ru", "de-LS"]],
+    )
     debounce_ms: float = Field(30.0, ge=0, le=500, description="contact bounce filter")
     stuck_s: float = Field(10.0, ge=1, le=600, description="a button held this long counts as stuck")
     print_retries: int = Field(1, ge=0, le=5, description="print attempts after a failure before cancelling")
@@ -120,6 +128,19 @@ class DispenserOptions(BaseModel):
     data_dir: str | None = Field(
         None, description="folder of the offline-number store (default: $WAITROOM_DATA_DIR or ./var)"
     )
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        codes = []
+        for code in v:
+            canonical = normalize(code)
+            if canonical is None:
+                raise ValueError(f"unknown language {code!r}; known: {', '.join(LANGUAGES)}")
+            codes.append(canonical)
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"languages {list(v)} name a language twice")
+        return tuple(codes)
 
 
 def node_index(cfg: Config, node: Node) -> int:
@@ -553,7 +574,7 @@ class Dispenser:
         self.day = ""
         self.controller_status = "unknown"
         self.priority_until = 0.0
-        self.lang = "de"
+        self.lang = self.options.languages[0]
         self.lang_until = 0.0
         self.tally: Tally[str] = Tally()
         self.last_refusal: dict[str, Any] | None = None
@@ -668,7 +689,7 @@ class Dispenser:
             return False
         now = self.monotonic()
         priority = now < self.priority_until
-        lang = self.lang if now < self.lang_until else "de"
+        lang = self.chosen_lang(now)
         self.priority_until = 0.0
         self._set_lamp(self.priority_led, "off")
         try:
@@ -683,11 +704,19 @@ class Dispenser:
         self._set_lamp(self.priority_led, "blink")
         self._later(self.options.priority_window_s + 0.05, self._refresh_leds)
 
+    def chosen_lang(self, now: float | None = None) -> str:
+        """The language chosen with the language button within ``lang_window_s``, else the default."""
+        now = self.monotonic() if now is None else now
+        return self.lang if now < self.lang_until else self.options.languages[0]
+
     def press_lang(self) -> None:
+        """Each press steps to the next configured language (after the last: back to the first)."""
         now = self.monotonic()
-        self.lang = "en" if not (now < self.lang_until and self.lang == "en") else "de"
+        langs = self.options.languages
+        current = self.chosen_lang(now)
+        self.lang = langs[(langs.index(current) + 1) % len(langs)] if current in langs else langs[0]
         self.lang_until = now + self.options.lang_window_s
-        self._set_lamp(self.lang_led, "on" if self.lang == "en" else "off")
+        self._set_lamp(self.lang_led, "on" if self.lang != langs[0] else "off")
         self._later(self.options.lang_window_s + 0.05, self._refresh_leds)
 
     def checkin(self, text: str) -> None:
@@ -914,12 +943,16 @@ class Dispenser:
             )
             return self._notice(key, exc.code)
         ticket = result["ticket"]
-        return self._print_online(ticket, str(ticket["service"]), self.lang, appointment=True)
+        return self._print_online(ticket, str(ticket["service"]), self.chosen_lang(), appointment=True)
 
     def _notice(self, key: str, reason: str) -> Outcome:
         self._refuse(reason, "", signal="beep", text_key=key)
         try:
-            path = self._print(Notice(self.cfg.office.name, key, self.clock(), self.cfg.office.timezone))
+            path = self._print(
+                Notice(
+                    self.cfg.office.name, key, self.clock(), self.cfg.office.timezone, lang=self.chosen_lang()
+                )
+            )
         except PrinterError:
             return Outcome("refused", reason=reason)
         return Outcome("notice", reason=reason, path=path)

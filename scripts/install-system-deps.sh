@@ -11,6 +11,8 @@ PACKAGES=(
   debootstrap                      # throwaway bookworm root for the Ansible test
   openssl                          # office CA and certificates
   sox                              # measuring synthesized audio in tests
+  nodejs npm                       # axe-core for the accessibility tests (scripts/install-axe.sh)
+  libfribidi0                      # right-to-left text (Pillow + libraqm) on tickets and the board
 )
 
 # `--demo`: only what `make demo` needs (the demo's broker is embedded), and never fail the demo over it.

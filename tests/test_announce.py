@@ -213,3 +213,77 @@ def test_display_node_announces_a_live_call(controller, node, cfg):
     assert played[1].text == "Nummer A 1, bitte zu Schalter eins."
     assert played[3].text == "Noch einmal: Nummer A 1, bitte zu Schalter eins."
     assert played[0].start > t0
+
+
+# ------------------------------------------------------------------------------------------- languages
+def test_announcement_wav_per_language_has_plausible_length(espeak, tmp_path):
+    """Every citizen language is spoken with its own espeak-ng voice; the WAV's length fits the words."""
+    settings = ds.parse({})
+    synth = EspeakCliSynth(rate=150)
+    german = None
+    for lang in i18n.LANGUAGES:
+        text = i18n.announcement("A012", {"de": "Schalter drei", "en": "counter three"}, lang)
+        path = synth.synthesize(text, settings.voice(lang), tmp_path / f"{lang}.wav")
+        seconds, words = wav_seconds(path), len(text.split())
+        assert 0.2 * words < seconds < 1.0 * words + 1.5, (lang, text, seconds)
+        assert rms(samples(path)) > 300, f"{lang}: {text!r} is silent"
+        data = path.read_bytes()[44:]
+        if lang == "de":
+            german = data
+        elif lang != "de-LS":
+            assert data != german, f"{lang} sounds like German"
+
+
+def test_display_language_settings_are_validated():
+    s = ds.parse({"languages": ["de", "tr"], "second_language": "en", "voices": {"ar": "ar+m3"}})
+    assert s.languages == ("de", "tr") and s.voice("ar") == "ar+m3" and s.voice("uk") == "uk"
+    assert s.spoken_languages("ar") == ("de", "ar", "en")
+    assert s.spoken_languages("de-LS") == ("de", "en")  # Leichte Sprache is spoken as German once
+    assert ds.parse({"languages": ["de-x-ls"]}).languages == ("de-LS",)
+    for bad, key in (
+        ({"languages": ["de", "fr"]}, "display.languages"),
+        ({"second_language": "klingon"}, "display.second_language"),
+        ({"voices": {"xx": "de"}}, "display.voices"),
+        ({"voices": {"de": "de; rm -rf /"}}, "display.voices"),
+        ({"languages": ["de", "de"]}, "display.languages"),
+    ):
+        with pytest.raises(ds.ConfigError) as exc:
+            ds.parse(bad)
+        assert key in str(exc.value), (bad, str(exc.value))
+
+
+def test_ticket_language_follows_german_with_pauses(espeak, tmp_path):
+    """German first, then the ticket's language; >= gong_pause_s after the gong, >= call_gap_s between
+    calls."""
+    settings = ds.parse({"speech_rate": 260, "languages": ["de"]})
+    assert (settings.gong_pause_s, settings.call_gap_s) == (0.8, 1.5)
+    a = Announcer(settings, gong=short_gong(tmp_path))
+    a.start()
+    try:
+        a.announce(Announcement("A012", {"de": "Schalter 3"}, seq=1, lang="tr"))
+        a.announce(Announcement("B004", {"de": "Schalter 4"}, seq=2, lang="ar"))
+        a.announce(Announcement("C001", {"de": "Schalter 5"}, seq=3))  # no language: German only
+        assert a.wait_idle(timeout=60)
+    finally:
+        a.stop()
+    played = list(a.played)
+    assert [(p.seq, p.kind, p.lang) for p in played] == [
+        (1, "gong", ""),
+        (1, "speech", "de"),
+        (1, "speech", "tr"),
+        (2, "gong", ""),
+        (2, "speech", "de"),
+        (2, "speech", "ar"),
+        (3, "gong", ""),
+        (3, "speech", "de"),
+    ]
+    assert played[2].text == "Numara A 12. Gideceğiniz yer: Schalter 3."
+    assert played[5].text.startswith("الرقم B 4")
+    for prev, nxt in itertools.pairwise(played):
+        gap = nxt.start - prev.end
+        if nxt.kind == "gong":
+            assert gap >= 1.5 - 0.01, gap
+        elif prev.kind == "gong":
+            assert gap >= 0.8 - 0.01, gap
+        else:
+            assert gap >= 0.4 - 0.01, gap

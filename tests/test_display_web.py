@@ -192,3 +192,105 @@ def test_browser_shows_a_call_live(live, node, artifacts):
             browser.close()
     finally:
         server.shutdown()
+
+
+class FixedLive:
+    """A live object with one fixed state (the layout test needs no controller)."""
+
+    def __init__(self, state: dict):
+        self._state = state
+
+    def state(self) -> dict:
+        return self._state
+
+    def subscribe(self) -> queue.Queue:
+        return queue.Queue()
+
+
+LAYOUT_CHECK = """() => {
+  const minPx = 0.03 * Math.min(innerWidth, innerHeight) - 0.5;
+  const bad = [];
+  const view = {left: 0, top: 0, right: innerWidth, bottom: innerHeight};
+  const within = (r, o) => r.left >= o.left - 1 && r.top >= o.top - 1 && r.right <= o.right + 1
+    && r.bottom <= o.bottom + 1;
+  for (const region of document.querySelectorAll('header, #hero, #recent, #waits')) {
+    const box = region.getBoundingClientRect();
+    if (!within(box, view)) bad.push(['region outside the screen', region.id || region.tagName]);
+    for (const e of region.querySelectorAll('*')) {
+      const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+      if (!own) continue;
+      const cs = getComputedStyle(e);
+      if (cs.display === 'none' || e.closest('[hidden]')) continue;
+      const r = e.getBoundingClientRect();
+      const size = parseFloat(cs.fontSize);
+      if (size < minPx) bad.push(['too small', e.textContent.slice(0, 30), size]);
+      if (!within(r, box)) bad.push(['outside its region', e.textContent.slice(0, 30)]);
+      if (e.classList.contains('clamp')) {
+        const lines = Math.round(r.height / parseFloat(cs.lineHeight || size * 1.2));
+        if (lines > 2) bad.push(['more than two lines', e.textContent.slice(0, 30), lines]);
+      }
+      if (e.scrollWidth > e.clientWidth + 1 && cs.overflow !== 'hidden' && !e.classList.contains('clamp'))
+        bad.push(['overflows sideways', e.textContent.slice(0, 30)]);
+    }
+  }
+  const cols = [...document.querySelectorAll('#waits-list > .service')].map(e => e.getBoundingClientRect());
+  for (let i = 0; i < cols.length; i++) for (let j = i + 1; j < cols.length; j++) {
+    const a = cols[i], b = cols[j];
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
+      bad.push(['columns overlap', i, j]);
+  }
+  for (const s of document.querySelectorAll('.waits .info span:not(.closed)'))
+    if (s.getBoundingClientRect().height > parseFloat(getComputedStyle(s).fontSize) * 1.6)
+      bad.push(['wait time wrapped inside', s.textContent]);
+  return bad;
+}"""
+
+
+@pytest.mark.parametrize("langs", ["de,en", "de,tr", "ar,de"])
+def test_browser_display_layouts_with_long_names(langs, artifacts):
+    """1080p, 720p and portrait with the longest real names: no label below 3 % of the screen, none outside
+    its region, at most two lines, columns never overlap; office time zone and German date format."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    from tests.test_display_layout import snapshot
+
+    snap = snapshot(call_lang="tr" if langs == "de,en" else "ar")
+    snap["ts"] = 1767600000.0
+    server = make_server("127.0.0.1", 0, tiny_app(FixedLive(snap)), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs={langs}"
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            for name, (w, h) in {
+                "1080p": (1920, 1080),
+                "720p": (1280, 720),
+                "portrait": (1080, 1920),
+            }.items():
+                # the TV's own clock runs in another zone: the page must still show the office's time
+                ctx = browser.new_context(viewport={"width": w, "height": h}, timezone_id="America/New_York")
+                page = ctx.new_page()
+                page.goto(base)
+                page.wait_for_function("document.getElementById('hero').dataset.ticket === 'A001'")
+                bad = page.evaluate(LAYOUT_CHECK)
+                page.screenshot(path=str(artifacts / f"display-browser-{name}-{langs.replace(',', '-')}.png"))
+                assert bad == [], (name, langs, bad)
+                assert page.evaluate("document.documentElement.lang") == langs.split(",")[0]
+                date = page.inner_text("#date")
+                assert re.fullmatch(r"\d\d\.\d\d\.\d{4}", date), date
+                want = page.evaluate(
+                    "new Intl.DateTimeFormat('de-DE', {hour: '2-digit', minute: '2-digit', "
+                    "timeZone: 'Europe/Berlin'}).format(new Date())"
+                )
+                assert page.inner_text("#time") == want
+                own = "gideceğiniz yer:" if langs == "de,en" else None
+                if own:
+                    assert own in page.inner_text("#hero")  # the call in the ticket's language too
+                ctx.close()
+            browser.close()
+    finally:
+        server.shutdown()

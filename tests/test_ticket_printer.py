@@ -62,7 +62,9 @@ def test_58mm_profile_wraps_and_rasterises_qr(tmp_path):
     blocks, data, _ = printer.render(ticket(service={"de": "Personalausweis / Reisepass / Kinderreisepass"}))
     assert b"(k" not in data  # this profile has no native QR: a raster image (GS v 0) instead
     assert GS + b"v0" in data
-    assert GS + b"V" not in data  # no cutter on this model
+    # the profile data lists no cutter, but 58 mm models with an auto-cutter need GS V (others ignore it)
+    assert data.endswith(ESC + b"d\x06" + GS + b"V\x01")
+    assert data.startswith(ESC + b"@" + ESC + b"t\x13")  # CP858 under Epson's number 19, not 53
     from ticket_printer.layout import Text
 
     texts = [b for b in blocks if isinstance(b, Text)]
@@ -75,10 +77,10 @@ def test_58mm_profile_wraps_and_rasterises_qr(tmp_path):
 def test_unprintable_text_is_replaced_visibly(tmp_path, caplog):
     printer = TicketPrinter(load_settings({"backend": "file", "file": {"path": str(tmp_path / "x.bin")}}))
     with caplog.at_level(logging.WARNING, "ticket_printer.layout"):
-        _, data, replaced = printer.render(ticket(office_name="Łódź „Amt“ 区"))
-    assert b'L\xa2dz "Amt" ?' in data  # ó is in CP858; Ł, ź, „ “ transliterated; 区 visibly '?'
-    assert set(replaced) == {"Ł", "ź", "„", "“", "区"}
-    assert "replaced 5 character(s)" in caplog.text
+        _, data, replaced = printer.render(ticket(office_name="Amt „Mitte“ – 区"))
+    assert b'Amt "Mitte" - ?' in data  # „ “ – transliterated; 区 (no font here has it) visibly '?'
+    assert set(replaced) == {"„", "“", "–", "区"}
+    assert "replaced 4 character(s)" in caplog.text
 
 
 def test_offline_and_appointment_texts():
@@ -249,3 +251,187 @@ def test_file_backend_folder(tmp_path):
     path = printer.print_ticket(ticket()).path
     assert path.parent == tmp_path and path.suffix == ".bin"
     assert path.read_bytes() == printer.render(ticket())[1]
+
+
+# ------------------------------------------------------------------------------ languages and scripts
+# An ESC/POS interpreter written for these tests (not python-escpos): it walks the byte stream, decodes text
+# with the selected Epson code page and turns GS v 0 raster images back into bitmaps.
+EPSON_CODEPAGES = {0: "cp437", 2: "cp850", 16: "cp1252", 17: "cp866", 19: "cp858"}
+FIXED = {  # command -> number of parameter bytes
+    b"\x1b@": 0,
+    b"\x1bt": 1,
+    b"\x1b!": 1,
+    b"\x1bE": 1,
+    b"\x1bM": 1,
+    b"\x1ba": 1,
+    b"\x1b-": 1,
+    b"\x1bG": 1,
+    b"\x1bd": 1,
+    b"\x1b2": 0,
+    b"\x1b3": 1,
+    b"\x1d!": 1,
+    b"\x1dB": 1,
+    b"\x1db": 1,
+    b"\x1dV": 1,
+    b"\x1dL": 2,
+    b"\x1d\x7c": 1,
+}
+
+
+def interpret(data: bytes) -> dict[str, object]:
+    """Printed lines (text, GS ! size) in order, raster images, code page numbers and cut commands."""
+    from PIL import Image
+
+    out: dict[str, object] = {"lines": [], "images": [], "codepages": [], "cuts": 0, "qr": []}
+    page, size, buf, i = "cp437", 0, bytearray(), 0
+
+    def flush() -> None:
+        out["lines"].append((buf.decode(page), size))  # type: ignore[union-attr]
+        buf.clear()
+
+    while i < len(data):
+        b = data[i : i + 1]
+        if b == b"\n":
+            flush()
+            i += 1
+        elif b in (b"\x1b", b"\x1d"):
+            cmd = data[i : i + 2]
+            if cmd == b"\x1dv":  # GS v 0 m xL xH yL yH
+                assert data[i + 2 : i + 3] == b"0", "raster command"
+                xb = int.from_bytes(data[i + 4 : i + 6], "little")
+                h = int.from_bytes(data[i + 6 : i + 8], "little")
+                bits = data[i + 8 : i + 8 + xb * h]
+                img = Image.frombytes("1", (xb * 8, h), bytes(bits)).point(lambda v: 255 - v)
+                out["images"].append(img)  # type: ignore[union-attr]
+                i += 8 + xb * h
+            elif cmd == b"\x1d(":  # GS ( k pL pH ...
+                n = int.from_bytes(data[i + 3 : i + 5], "little")
+                out["qr"].append(data[i + 5 : i + 5 + n])  # type: ignore[union-attr]
+                i += 5 + n
+            elif cmd in FIXED:
+                params = data[i + 2 : i + 2 + FIXED[cmd]]
+                if cmd == b"\x1bt":
+                    out["codepages"].append(params[0])  # type: ignore[union-attr]
+                    page = EPSON_CODEPAGES[params[0]]
+                elif cmd == b"\x1d!":
+                    size = params[0]
+                elif cmd == b"\x1dV":
+                    out["cuts"] += 1  # type: ignore[operator]
+                i += 2 + FIXED[cmd]
+            else:
+                raise AssertionError(f"unknown command {cmd!r} at {i}")
+        else:
+            buf += b
+            i += 1
+    return out
+
+
+def ink_rows(img) -> list[int]:  # type: ignore[no-untyped-def]
+    px = img.convert("L").load()
+    return [y for y in range(img.height) if any(px[x, y] < 128 for x in range(img.width))]
+
+
+@pytest.mark.parametrize("profile", ["TM-T20II", "POS-5890"])
+@pytest.mark.parametrize("lang", ["de", "en", "tr", "ar", "uk", "ru", "de-LS"])
+def test_ticket_in_each_language_bytes_and_preview_agree(profile, lang, tmp_path):
+    from ticket_printer import raster
+    from ticket_printer.layout import Raster, Text
+    from ticket_printer.preview import render_png
+    from waitroom import i18n
+
+    s = load_settings({"profile": profile})
+    printer = TicketPrinter(s)
+    data = ticket(lang=lang, service={"de": "Personalausweis", "en": "ID card", "tr": "Kimlik kartı"})
+    blocks, raw, replaced = printer.render(data)
+    assert replaced == ()
+    emu = interpret(raw)
+    assert emu["codepages"] == [19]  # CP858 under Epson's number on both profiles
+    assert emu["cuts"] == 1 and raw.rstrip(b"\x00\x01").endswith(b"\x1dV")
+    lines = [text for text, _ in emu["lines"]]
+    printed = " ".join(lines)
+    # the number: printer text, scaled at least 2x2
+    sizes = [sz for text, sz in emu["lines"] if text == "A012"]
+    assert sizes and sizes[0] >> 4 >= 1 and sizes[0] & 0x0F >= 1
+    # German texts as printer text in CP858 (umlauts and € intact)
+    assert "Bitte achten Sie auf die Anzeige" in printed
+    expected = i18n.t("ticket.note", lang)
+    rasters = [b for b in blocks if isinstance(b, Raster)]
+    if lang in ("de", "en", "de-LS"):
+        assert expected in printed and not any(expected in " ".join(r.lines) for r in rasters)
+    else:  # ğ ş ı, Cyrillic, Arabic: a raster image of exactly those words
+        hit = [r for r in rasters if " ".join(r.lines) == expected]
+        assert hit, (lang, [r.lines for r in rasters])
+        assert hit[0].rtl == (lang == "ar")
+        assert expected not in printed
+        # every raster block reached the printer as the same bitmap
+        got = emu["images"]
+        want = [r.image() for r in rasters]
+        for w in want:
+            w_l = w.convert("L")
+            assert any(
+                g.size[1] == w.size[1] and g.convert("L").crop((0, 0, *w.size)).tobytes() == w_l.tobytes()
+                for g in got
+            ), lang
+    if lang == "tr":
+        assert any(" ".join(r.lines) == "Kimlik kartı" and r.px > raster.PX["a"] for r in rasters)  # large
+        assert "Personalausweis" in printed  # German below
+    # the preview pastes the same bitmaps: its height grows with every raster block
+    png = render_png(blocks, s.width_dots)
+    assert png.width == s.width_dots + 16
+    assert any(isinstance(b, Text) and b.lines == ("A012",) for b in blocks)
+
+
+def test_arabic_is_shaped_and_right_to_left():
+    """Compared with a reference: the contextual forms drawn in visual order without any shaping engine."""
+    from PIL import Image, ImageChops, ImageDraw, ImageFont
+
+    from ticket_printer import raster
+
+    word = "رقم"  # reh (does not join left), qaf, meem
+    reference = "\ufee2\ufed7\ufead"  # meem final, qaf initial, reh isolated: left to right on paper
+    shaped = raster.render_lines((word,), 40, False, "left", 300, True)
+    basic = ImageFont.truetype(str(raster.font_path(False)), 40, layout_engine=ImageFont.Layout.BASIC)
+
+    def drawn(text: str) -> Image.Image:
+        img = Image.new("L", (300, shaped.height), 255)
+        w = basic.getlength(text)
+        ImageDraw.Draw(img).text((300 - w, round(40 * 0.95)), text, font=basic, fill=0, anchor="ls")
+        return img.point(lambda v: 0 if v < 128 else 255, mode="1")
+
+    def differing(a: Image.Image, b: Image.Image) -> int:
+        return ImageChops.logical_xor(a, b).convert("L").tobytes().count(255)
+
+    ink = shaped.convert("L").tobytes().count(0)
+    assert ink > 200
+    assert differing(shaped, drawn(reference)) <= ink * 0.02  # the same dots as the shaped reference
+    assert differing(shaped, drawn(word)) > ink * 0.3  # isolated letters in logical order look different
+
+
+def test_character_without_any_glyph_is_replaced_visibly(tmp_path, caplog):
+    printer = TicketPrinter(load_settings({}))
+    with caplog.at_level(logging.WARNING, "ticket_printer.layout"):
+        blocks, _, replaced = printer.render(ticket(office_name="Łódź Amt 区"))
+    from ticket_printer.layout import Raster
+
+    assert replaced == ("区",)
+    assert any(isinstance(b, Raster) and b.lines == ("Łódź Amt ?",) for b in blocks)
+
+
+def test_artifacts_ticket_previews_in_arabic_and_turkish():
+    """Kept under test-artifacts/ for review: the preview PNG and the raw ESC/POS bytes."""
+    from pathlib import Path
+
+    from ticket_printer.preview import render_png
+
+    out = Path(__file__).resolve().parents[1] / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    for lang, service in (
+        ("ar", {"de": "Aufenthaltstitel", "ar": "تصريح الإقامة"}),
+        ("tr", {"de": "Aufenthaltstitel", "tr": "Oturma izni"}),
+    ):
+        s = load_settings({})
+        blocks, raw, _ = TicketPrinter(s).render(ticket(lang=lang, service=service))
+        png = render_png(blocks, s.width_dots)
+        png.save(out / f"ticket-{lang}.png")
+        (out / f"ticket-{lang}.bin").write_bytes(raw)
+        assert len(ink_rows(png)) > 300

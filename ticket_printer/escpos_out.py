@@ -1,9 +1,13 @@
 """Render layout blocks to ESC/POS bytes with python-escpos (its ``Dummy`` printer collects the bytes).
 
 The code page is selected once, explicitly, right after ``ESC @`` (python-escpos' automatic choice would
-switch code pages in the middle of a line for ``€``). The ticket number uses ``GS !`` character scaling, the
-QR code the printer's own ``GS ( k`` command when the profile supports it (else a raster image), and the
-ticket ends with ``GS V`` (cut) where the printer has a cutter.
+switch code pages in the middle of a line for ``€``). Where a profile lists one code page under several
+``ESC t`` numbers (the POS-5890 data has CP858 at 19 and 53), the number of Epson's standard table is used:
+Epson-compatible 58 mm printers print umlauts and € as "?" under 53. The ticket number uses ``GS !``
+character scaling, text outside the code page is a raster image (``GS v 0``) drawn by
+ticket_printer/raster.py, the QR code the printer's own ``GS ( k`` command when the profile supports it
+(else a raster image), and the ticket ends with ``GS V`` (cut) unless ``printer.cut`` is ``none``; a printer
+without cutter ignores it.
 """
 
 from __future__ import annotations
@@ -13,11 +17,30 @@ from functools import cache
 
 from escpos.printer import Dummy
 
-from ticket_printer.layout import Block, Cut, Feed, Image, Qr, Text
+from ticket_printer.layout import Block, Cut, Feed, Image, Qr, Raster, Text
 
 log = logging.getLogger(__name__)
 
 INIT = b"\x1b@"
+GS_V = {"partial": b"\x1dV\x01", "full": b"\x1dV\x00"}
+REFERENCE_PROFILE = "TM-T20II"  # Epson's standard ESC t table
+
+
+@cache
+def codepage_slot(profile: str, codepage: str) -> int:
+    """The ``ESC t`` number of ``codepage`` on ``profile``; Epson's number when the page is listed twice."""
+    from escpos.capabilities import get_profile
+
+    def slots(name: str) -> list[int]:
+        return sorted(
+            int(k) for k, v in get_profile(name).codePages.items() if str(v).upper() == codepage.upper()
+        )
+
+    mine = slots(profile)
+    if not mine:
+        raise ValueError(f"code page {codepage} is not in profile {profile}")
+    epson = [n for n in slots(REFERENCE_PROFILE) if n in mine]
+    return epson[0] if epson else mine[0]
 
 
 @cache
@@ -38,10 +61,12 @@ class EscposRenderer:
         probe = Dummy(profile=profile)
         self.native_qr = probe.profile.supports("qrCode")
         self.can_cut = probe.profile.supports("paperFullCut") or probe.profile.supports("paperPartCut")
+        self.slot = codepage_slot(profile, codepage)
 
     def render(self, blocks: list[Block]) -> bytes:
         p = Dummy(profile=self.profile)
         p._raw(INIT)
+        p.magic.encoder.codepages[self.codepage.upper()] = self.slot
         p.charcode(self.codepage)  # emits ESC t n now and fixes the code page for the whole ticket
         for b in blocks:
             if isinstance(b, Text):
@@ -52,6 +77,9 @@ class EscposRenderer:
                     p.textln(line)
                 if b.invert:
                     p.set(invert=False)
+            elif isinstance(b, Raster):
+                p.set(custom_size=True, width=1, height=1, align="left", bold=False)
+                p.image(b.image(), impl="bitImageRaster", center=False)
             elif isinstance(b, Qr):
                 p.set(custom_size=True, width=1, height=1, align="center")
                 if self.native_qr:
@@ -66,8 +94,11 @@ class EscposRenderer:
                 p.ln(b.lines)
             elif isinstance(b, Cut):
                 p.set(custom_size=True, width=1, height=1, align="left", bold=False)
-                if b.mode == "none" or not self.can_cut:
+                if b.mode == "none":
                     p.ln(4)  # feed the ticket past the tear-off edge
-                else:
+                elif self.can_cut:
                     p.cut(mode="PART" if b.mode == "partial" else "FULL")
+                else:  # the profile data lists no cutter; models with an auto-cutter still take GS V
+                    p.print_and_feed(6)
+                    p._raw(GS_V[b.mode])
         return bytes(p.output)

@@ -1,8 +1,11 @@
 """The ticket layout: what a ticket says, as a list of blocks that both renderers (ESC/POS and PNG) draw.
 
 Line wrapping and the code-page clean-up happen here, once, so the PNG preview shows exactly the lines the
-printer prints. Text the printer's code page cannot hold is replaced visibly (a known transliteration such as
-``„`` -> ``"`` or ``ł`` -> ``l``, else ``?``) and logged; it is never dropped silently.
+printer prints. A text with letters the printer's code page cannot hold (Arabic, Cyrillic, Turkish ğ ş ı,
+Polish ł ź, ...) becomes a ``Raster`` block: drawn from a font that has the glyphs, shaped and in its
+direction (ticket_printer/raster.py), sent as an image. Punctuation the code page lacks is transliterated
+(``„`` -> ``"``); a character no font here can draw is replaced visibly by ``?`` and logged; nothing is
+dropped silently. The ticket number is always printer text in the large printer font.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from functools import cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from waitroom.i18n import t
+from ticket_printer import raster
+from waitroom.i18n import normalize, t
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,25 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Raster:
+    """Text printed as an image (shaped, in its writing direction), wrapped to the paper width."""
+
+    lines: tuple[str, ...]
+    px: int  # font size in dots
+    bold: bool = False
+    align: Align = "center"
+    rtl: bool = False
+    invert: bool = False
+    width_dots: int = 576
+
+    def image(self) -> object:
+        """The 1-bit bitmap both the printer and the preview get."""
+        return raster.render_lines(
+            self.lines, self.px, self.bold, self.align, self.width_dots, self.rtl, self.invert
+        )
+
+
+@dataclass(frozen=True)
 class Qr:
     content: str
     size: int = 6  # module size in dots
@@ -84,7 +107,7 @@ class Cut:
     mode: Literal["full", "partial", "none"] = "partial"
 
 
-Block = Text | Qr | Image | Feed | Cut
+Block = Text | Raster | Qr | Image | Feed | Cut
 
 
 # ------------------------------------------------------------------------------------------ ticket data
@@ -136,6 +159,27 @@ def _can_encode(profile: str, codepage: str, char: str) -> bool:
         return bool(_encoder(profile).can_encode(codepage, char))
     except Exception:  # unknown code page in the profile data
         return False
+
+
+def is_rtl_text(text: str) -> bool:
+    """Whether the first strongly directed character is right to left (Arabic, Hebrew)."""
+    for ch in text:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return True
+        if kind == "L":
+            return False
+    return False
+
+
+def needs_raster(text: str, profile: str, codepage: str) -> bool:
+    """True when ``text`` has a letter the code page cannot hold but the raster font can draw."""
+    return any(
+        unicodedata.category(ch)[0] in "LM"
+        and not _can_encode(profile, codepage, ch)
+        and raster.has_glyph(ch)
+        for ch in text
+    )
 
 
 def sanitize(text: str, profile: str, codepage: str) -> tuple[str, list[str]]:
@@ -194,7 +238,11 @@ class LayoutBuilder:
         align: Align = "center",
         font: Font = "a",
         invert: bool = False,
-    ) -> Text:
+    ) -> Text | Raster:
+        if needs_raster(text, self.profile, self.codepage):
+            return self.raster_text(
+                text, height=max(width, height), bold=bold, align=align, font=font, invert=invert
+            )
         clean, replaced = sanitize(text, self.profile, self.codepage)
         self.replaced += replaced
         cols = self.columns(font, width)
@@ -203,11 +251,30 @@ class LayoutBuilder:
             lines += textwrap.wrap(para, cols, break_long_words=True) or [""]
         return Text(tuple(lines), width, height, bold, align, font, invert)
 
+    def raster_text(
+        self,
+        text: str,
+        *,
+        height: int = 1,
+        bold: bool = False,
+        align: Align = "center",
+        font: Font = "a",
+        invert: bool = False,
+    ) -> Raster:
+        missing = [ch for ch in text if not raster.has_glyph(ch, bold)]
+        if missing:
+            self.replaced += missing
+            text = "".join(UNKNOWN if ch in missing else ch for ch in text)
+        px = round(raster.PX[font] * (1 + (height - 1) * 0.6))
+        rtl = is_rtl_text(text)
+        lines = raster.wrap(text, bold, px, self.width_dots, rtl)
+        return Raster(tuple(lines), px, bold, align, rtl, invert, self.width_dots)
+
     def rule(self) -> Text:
         return Text(("-" * self.columns("a"),), align="left")
 
     def bilingual(self, key: str, lang: str, *, bold: bool = False, **values: object) -> list[Block]:
-        """The text in the citizen's language, then the other language smaller (font B)."""
+        """The text in the citizen's language, then German (English on a German ticket) smaller (font B)."""
         other = "en" if lang == "de" else "de"
         first = self.text(t(key, lang, **values), bold=bold)
         second_text = t(key, other, **values)
@@ -238,7 +305,8 @@ class LayoutBuilder:
         self.replaced = []
         tz = ZoneInfo(d.timezone)
         issued = dt.datetime.fromtimestamp(d.issued_at, tz)
-        lang = d.lang if d.lang in ("de", "en") else "de"
+        lang = normalize(d.lang) or "de"
+        other = "en" if lang == "de" else "de"
         blocks = self._header(d.office_name)
         blocks += self.bilingual("ticket.your_number", lang)
         # The number as large as the paper allows: 4-5 characters fill about half the width.
@@ -247,16 +315,17 @@ class LayoutBuilder:
         if d.priority:
             blocks.append(
                 self.text(
-                    f" {t('ticket.priority', 'de')} / {t('ticket.priority', 'en')} ", bold=True, invert=True
+                    f" {t('ticket.priority', lang)} / {t('ticket.priority', other)} ", bold=True, invert=True
                 )
             )
         blocks.append(Feed(1))
-        blocks.append(
-            self.text(d.service.get("de") or next(iter(d.service.values()), ""), bold=True, height=2)
-        )
-        en = d.service.get("en")
-        if en and en != d.service.get("de"):
-            blocks.append(self.text(en))
+        # the service in the citizen's language large, then German (English on a German ticket)
+        german = d.service.get("de") or next(iter(d.service.values()), "")
+        first = d.service.get(lang) or (d.service.get("de") if lang == "de-LS" else None) or german
+        blocks.append(self.text(first, bold=True, height=2))
+        second = d.service.get(other) or (german if other == "de" else "")
+        if second and second != first:
+            blocks.append(self.text(second))
         blocks.append(self.rule())
         if d.appointment is not None:
             slot = dt.datetime.fromtimestamp(d.appointment, tz).strftime("%H:%M")
@@ -293,12 +362,13 @@ class LayoutBuilder:
         self.replaced = []
         issued = dt.datetime.fromtimestamp(n.issued_at, ZoneInfo(n.timezone))
         blocks = self._header(n.office_name)
-        blocks += self.bilingual("ticket.notice", n.lang, bold=True)
+        lang = normalize(n.lang) or "de"
+        blocks += self.bilingual("ticket.notice", lang, bold=True)
         blocks.append(Feed(1))
-        blocks += self.bilingual(n.key, n.lang, **n.values)
+        blocks += self.bilingual(n.key, lang, **n.values)
         blocks.append(
             self.text(
-                t("ticket.issued", n.lang, date=issued.strftime("%d.%m.%Y"), time=issued.strftime("%H:%M")),
+                t("ticket.issued", lang, date=issued.strftime("%d.%m.%Y"), time=issued.strftime("%H:%M")),
                 font="b",
             )
         )

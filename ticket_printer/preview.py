@@ -18,7 +18,7 @@ import qrcode
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
-from ticket_printer.layout import FONT_DOTS, Block, Cut, Feed, Image, Qr, Text
+from ticket_printer.layout import FONT_DOTS, Block, Cut, Feed, Image, Qr, Raster, Text
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ def render_png(blocks: list[Block], width_dots: int) -> PILImage.Image:
     for b in blocks:
         if isinstance(b, Text):
             parts.append(_text_image(b, width_dots))
+        elif isinstance(b, Raster):
+            parts.append(b.image().convert("L"))  # the very bitmap the printer gets
         elif isinstance(b, Qr):
             q = qrcode.QRCode(box_size=b.size, border=2, error_correction=qrcode.constants.ERROR_CORRECT_L)
             q.add_data(b.content)

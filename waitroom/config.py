@@ -17,10 +17,12 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from waitroom.contract import ID_RE, Role
 from waitroom.errors import ConfigError
+from waitroom.i18n import LANGUAGES
+from waitroom.i18n import normalize as normalize_language
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +36,32 @@ class Strict(BaseModel):
 
 
 class Texts(Strict):
-    """A user-facing text in German (required) and English (optional, falls back to German)."""
+    """A user-facing text in German (required) and other languages (optional, each falls back to German).
+
+    Keys are the codes of waitroom.i18n.LANGUAGES: de, en, tr, ar, uk, ru and de-LS (Leichte Sprache).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     de: str = Field(min_length=1, description="German text", examples=["Personalausweis / Reisepass"])
     en: str | None = Field(None, description="English text", examples=["ID card / passport"])
+    tr: str | None = Field(None, description="Turkish text", examples=["Kimlik kartı / pasaport"])
+    ar: str | None = Field(None, description="Arabic text", examples=["بطاقة الهوية / جواز السفر"])
+    uk: str | None = Field(None, description="Ukrainian text", examples=["ID-картка / паспорт"])
+    ru: str | None = Field(None, description="Russian text", examples=["Удостоверение личности / паспорт"])
+    de_LS: str | None = Field(
+        None, alias="de-LS", description="Leichte Sprache (key de-LS)", examples=["Ausweis oder Reise·pass"]
+    )
 
     def get(self, lang: str) -> str:
-        return (self.en if lang == "en" else None) or self.de
+        """The text in ``lang`` (an i18n code such as "de-LS"), else German."""
+        value = getattr(self, lang.replace("-", "_"), None) if lang in LANGUAGES and lang != "de" else None
+        return value or self.de
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, str]:
+        """{code: text} for the languages given, e.g. {"de": ..., "tr": ...} (JSON, MQTT, templates)."""
+        return {code: text for code in LANGUAGES if (text := getattr(self, code.replace("-", "_"), None))}
 
 
 class OfficeInfo(Strict):
@@ -422,6 +443,7 @@ def _cross_check(cfg: Config) -> list[str]:
         if n.role == "display" and n.zone and n.zone not in {c.zone for c in cfg.counters}:
             errors.append(f"{p}.zone: no counter is in zone {n.zone!r}")
     errors += _check_steering(cfg)
+    errors += _check_languages(cfg)
     from firmware_config.pins import check_nodes as check_pins  # pin maps live with the firmware settings
 
     errors += check_pins(cfg)
@@ -429,6 +451,37 @@ def _cross_check(cfg: Config) -> list[str]:
     for day, (a, b) in o.hours.items():
         if a >= b:
             errors.append(f"office.hours.{day}: opening {a} is not before closing {b}")
+    return errors
+
+
+def _check_languages(cfg: Config) -> list[str]:
+    """Language codes in the display section and in display/dispenser node options (early, for check-config;
+    the nodes validate their whole settings again when they start)."""
+    errors: list[str] = []
+
+    def codes(value: Any, path: str, *, many: bool) -> None:
+        items = value if many and isinstance(value, list | tuple) else [value]
+        if many and not isinstance(value, list | tuple):
+            errors.append(f"{path}: a list of language codes, e.g. [de, tr]")
+            return
+        for j, code in enumerate(items):
+            if not isinstance(code, str) or normalize_language(code) is None:
+                where = f"{path}[{j}]" if many else path
+                errors.append(f"{where}: unknown language {code!r} (known: {', '.join(LANGUAGES)})")
+
+    def section(d: dict[str, Any], path: str) -> None:
+        if "languages" in d:
+            codes(d["languages"], f"{path}.languages", many=True)
+        if d.get("second_language") is not None:
+            codes(d["second_language"], f"{path}.second_language", many=False)
+        if isinstance(d.get("voices"), dict):
+            for code in d["voices"]:
+                codes(code, f"{path}.voices", many=False)
+
+    section(cfg.display, "display")
+    for i, n in enumerate(cfg.nodes):
+        if n.role in ("display", "dispenser") and n.options:
+            section(n.options, f"nodes[{i}].options")
     return errors
 
 

@@ -106,7 +106,9 @@ def generate() -> str:
     out += [
         "## Texts",
         "",
-        'A user-facing text: `{de: "...", en: "..."}`; German is required, English falls back to German.',
+        'A user-facing text: `{de: "...", en: "...", tr: "...", ar: "...", uk: "...", ru: "...", '
+        'de-LS: "..."}`; '
+        "German is required, every other language falls back to German (de-LS: Leichte Sprache).",
         "",
     ]
     return "\n".join(out)

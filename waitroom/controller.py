@@ -21,7 +21,7 @@ from typing import Any
 from waitroom import contract
 from waitroom.config import Config
 from waitroom.contract import Command, ContractError, ErrorCode, EventKind, Role
-from waitroom.i18n import LANGUAGES
+from waitroom.i18n import LANGUAGES, normalize
 from waitroom.model import OfficeState, Ticket, apply, format_number
 from waitroom.predict import Forecast, Predictor, WaitPredictor, intake_decision
 from waitroom.steering import RuleSelector, Selector
@@ -658,8 +658,10 @@ class Office:
         self, node_id: str, role: Role, service: Any, priority: Any = False, lang: Any = "de"
     ) -> dict[str, Any]:
         sid = self._service(service)
-        if lang not in LANGUAGES:
+        code = normalize(lang) if isinstance(lang, str) else None
+        if code is None:
             raise OpError(ErrorCode.BAD_REQUEST, f"lang must be one of {', '.join(LANGUAGES)}")
+        lang = code
         self._office_open()
         is_open, reason = self.intake_open(sid)
         if not is_open:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, render_template, request
+from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from waitroom import __version__, config
+from waitroom import __version__, config, i18n
 from waitroom.config import Config
 from waitroom.config import data_dir as config_data_dir
 from waitroom.web import common
@@ -102,6 +103,15 @@ def create_app(
         app.config.get("WAITROOM_USERS_DB") or in_data_dir(ddir, settings.users_db)
     )
     csrf.init_app(app)
+    # Flask-Babel: the locale and the office time zone for dates and numbers (format_datetime, ...); the
+    # page texts come from the same gettext catalogs through waitroom.i18n.t (German key by key as fallback).
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(i18n.CATALOG_DIR))
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", cfg.office.timezone)
+    Babel(
+        app,
+        locale_selector=lambda: i18n.babel_locale(common.lang()),
+        timezone_selector=lambda: cfg.office.timezone,
+    )
 
     from waitroom.web import admin, api, auth, public, staff, whatif
 
@@ -135,6 +145,10 @@ def create_app(
             "text": common.text,
             "version": __version__,
             "other_lang": "en" if common.lang() == "de" else "de",
+            "dir": i18n.text_dir(common.lang()),
+            "languages": common.languages(),
+            "language_names": i18n.LANGUAGE_NAMES,
+            "text_dir": i18n.text_dir,
         }
 
     @app.before_request

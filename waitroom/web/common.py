@@ -10,9 +10,10 @@ from typing import Any, TypeVar, cast
 from flask import abort, current_app, g, jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
+from waitroom import i18n
 from waitroom.config import Config
 from waitroom.errors import CommandFailed, RequestTimeout
-from waitroom.i18n import LANGUAGES, t
+from waitroom.i18n import t
 from waitroom.web.live import LiveOffice
 from waitroom.web.users import User, UserStore
 
@@ -57,15 +58,26 @@ def users() -> UserStore:
     return cast(UserStore, current_app.extensions["waitroom_users"])
 
 
+STAFF_BLUEPRINTS = frozenset({"staff", "admin", "whatif", "demo"})
+
+
+def languages() -> tuple[str, ...]:
+    """The languages this page offers: every citizen language, German and English on staff pages."""
+    return i18n.STAFF_LANGUAGES if request.blueprint in STAFF_BLUEPRINTS else i18n.LANGUAGES
+
+
 def lang() -> str:
-    """?lang=en switches (and is remembered in the session); else the session, the browser, German."""
+    """?lang=tr switches (and is remembered in the session); else the session, the browser, German.
+
+    Staff pages are German or English: a citizen language chosen elsewhere shows them in German."""
     if "lang" in g:
         return cast(str, g.lang)
-    chosen = request.args.get("lang")
-    if chosen in LANGUAGES:
+    offered = languages()
+    chosen = i18n.normalize(request.args.get("lang"))
+    if chosen is not None:
         session["lang"] = chosen
-    value = session.get("lang") or request.accept_languages.best_match(LANGUAGES) or "de"
-    g.lang = value if value in LANGUAGES else "de"
+    value = i18n.normalize(session.get("lang")) or request.accept_languages.best_match(offered) or "de"
+    g.lang = value if value in offered else "de"
     return cast(str, g.lang)
 
 
@@ -74,7 +86,7 @@ def tr(key: str, **values: Any) -> str:
 
 
 def text(obj: dict[str, str] | None, fallback: str = "") -> str:
-    """A {de, en} text from the snapshot in the current language."""
+    """A {de, en, ...} text from the snapshot or the configuration in the current language."""
     if not obj:
         return fallback
     return obj.get(lang()) or obj.get("de") or fallback

@@ -49,6 +49,11 @@ def _error(status: int, code: str, message: str) -> Response:
     return resp
 
 
+def _office() -> Any:
+    cfg = current_app.extensions.get("waitroom_config")
+    return cfg.office if cfg is not None else None
+
+
 def _live() -> Any:
     return current_app.extensions.get("waitroom")
 
@@ -102,7 +107,15 @@ def page() -> Any:
         return _error(
             400, "bad_request", f"speak must list languages of {', '.join(i18n.LANGUAGES)}, e.g. de,en"
         )
+    langs = _screen_languages()
+    if langs is None:
+        return _error(
+            400, "bad_request", f"langs must list one or two of {', '.join(i18n.LANGUAGES)}, e.g. de,tr"
+        )
     boot = {
+        "langs": langs,
+        "tz": _office().timezone if _office() else "Europe/Berlin",
+        "rtl": sorted(i18n.RTL_LANGUAGES),
         "state": state,
         "zone": zone,
         "recent": recent,
@@ -111,8 +124,24 @@ def page() -> Any:
         "lang2": request.args.get("lang2", "1") != "0",
         "labels": _labels(),
     }
-    name = (state or {}).get("name", "")
-    return render_template("display/index.html", boot=boot, office_name=name)
+    name = (state or {}).get("name", "") or (_office().name if _office() else "")
+    return render_template(
+        "display/index.html", boot=boot, office_name=name, lang=langs[0], dir=i18n.text_dir(langs[0])
+    )
+
+
+def _screen_languages() -> list[str] | None:
+    """``?langs=de,tr`` (one or two screen languages; default de,en); ``?lang=ar`` puts Arabic first."""
+    raw = request.args.get("langs")
+    if raw is None:
+        one = i18n.normalize(request.args.get("lang"))
+        if request.args.get("lang") and one is None:
+            return None
+        return [one, "de"] if one and one != "de" else ["de", "en"]
+    codes = [i18n.normalize(x) for x in raw.split(",")]
+    if not 1 <= len(codes) <= 2 or None in codes or len(set(codes)) != len(codes):
+        return None
+    return [c for c in codes if c]
 
 
 @bp.get("/gong.wav")
@@ -153,7 +182,9 @@ def speech() -> Any:
         text = i18n.announcement(ticket, spoken, lang, recall=recall, fallback_counter=counter)
         try:
             with tempfile.TemporaryDirectory(prefix="waitroom-speech-") as tmp:
-                path = EspeakCliSynth(rate=150).synthesize(text, lang, Path(tmp) / "speech.wav")
+                path = EspeakCliSynth(rate=150).synthesize(
+                    text, i18n.ESPEAK_VOICES.get(lang, lang), Path(tmp) / "speech.wav"
+                )
                 data = path.read_bytes()
         except AudioError as exc:
             log.error("speech for the browser display failed: %s", exc)

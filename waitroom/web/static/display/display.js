@@ -12,12 +12,23 @@
   let blinkKey = null, blinkUntil = 0, online = !!state;
   document.body.dataset.lang2 = boot.lang2 ? "1" : "0";
 
+  const langs = boot.langs && boot.langs.length ? boot.langs : ["de", "en"];
+  const L1 = langs[0], L2 = boot.lang2 && langs.length > 1 ? langs[1] : null;
+  const rtl = new Set(boot.rtl || ["ar"]);
   const fill = (tpl, values) => tpl.replace(/\{(\w+)\}/g, (_, k) => (k in values ? values[k] : ""));
   const t = (key, lang, values) => fill((L[key] && (L[key][lang] || L[key].de)) || key, values || {});
   const pick = (names, lang) => (names && (names[lang] || names.de)) || "";
   const key = (c) => c.ticket + "|" + c.counter + "|" + Number(c.ts).toFixed(3);
-  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text; return e; };
+  const el = (tag, cls, text, lang) => { const e = document.createElement(tag); if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    if (lang) { e.lang = lang; e.dir = rtl.has(lang) ? "rtl" : "ltr"; }
+    return e; };
+  // one text per screen language, each marked with its language; the second only when it says something else
+  const both = (cls, textOf) => {
+    const first = textOf(L1), out = [el("div", cls + " l1 clamp", first, L1)];
+    if (L2) { const second = textOf(L2); if (second && second !== first) out.push(el("div", cls + " l2 clamp", second, L2)); }
+    return out;
+  };
 
   function counters() {
     const out = {};
@@ -46,21 +57,28 @@
       (newest && key(newest) === blinkKey && Date.now() < blinkUntil ? " blink" : "");
     if (newest) {
       const label = newest.recall ? "display.recall" : "display.now_calling";
-      hero.append(el("div", "label", t(label, "de") + (boot.lang2 ? "  ·  " + t(label, "en") : "")),
+      const line = (k) => [L1, L2].filter(Boolean).map((x) => t(k, x)).filter((v, i, a) => a.indexOf(v) === i);
+      hero.append(el("div", "label clamp", line(label).join("  ·  ")),
         el("div", "ticket", newest.ticket),
-        el("div", "go", t("display.please_go", "de") + (boot.lang2 ? "  ·  " + t("display.please_go", "en") : "")),
-        el("div", "counter", pick(newest.counter_name, "de")),
-        el("div", "counter-en", pick(newest.counter_name, "en")));
+        el("div", "go clamp", line("display.please_go").join("  ·  ")),
+        ...both("counter", (x) => pick(newest.counter_name, x)));
+      // the citizen's own language, when the screen does not show it anyway
+      const own = newest.lang;
+      if (own && own !== L1 && own !== L2 && L[label] && L[label][own]) {
+        hero.append(el("div", "own clamp", t("display.please_go", own) + " " + pick(newest.counter_name, own), own));
+      }
+      if (hero.children.length > 5) hero.classList.add("more");  // a second name or the citizen's language
       hero.dataset.ticket = newest.ticket;
     } else {
-      hero.append(el("div", "wait", t("display.no_calls", "de")), el("div", "wait-en", t("display.no_calls", "en")));
+      hero.append(...both("wait", (x) => t("display.no_calls", x)));
       delete hero.dataset.ticket;
     }
     const ol = document.getElementById("recent-list");
+    ol.style.setProperty("--rows", String(Math.max(1, boot.recent)));
     ol.replaceChildren(...list.slice(1).map((c) => {
       const li = el("li");
-      const name = el("span", "counter", pick(c.counter_name, "de"));
-      name.append(el("span", "en", pick(c.counter_name, "en")));
+      const name = el("div", "counter");
+      name.append(...both("name", (x) => pick(c.counter_name, x)));
       li.append(el("span", "ticket", c.ticket), name);
       return li;
     }));
@@ -68,23 +86,33 @@
     const served = new Set();
     for (const c of Object.values(cs)) if (!zone || c.zone === zone) for (const s of c.services || []) served.add(s);
     const waits = document.getElementById("waits-list");
-    waits.replaceChildren(...((state && state.services) || []).filter((s) => !zone || served.has(s.id)).map((s) => {
-      const d = el("div");
-      let info = s.intake_open === false ? t("display.intake_closed", "de")
-        : t("display.waiting_count", "de", { count: s.waiting });
-      if (s.intake_open !== false && s.waiting && s.eta_min != null) info += "  ·  " + t("wait.minutes", "de", { minutes: s.eta_min });
-      d.append(el("div", "name", (s.prefix ? s.prefix + "  " : "") + pick(s.name, "de")),
-        el("div", "name-en", pick(s.name, "en")), el("div", "info", info));
+    const shown = ((state && state.services) || []).filter((s) => !zone || served.has(s.id));
+    waits.style.setProperty("--cols", String(Math.max(1, shown.length)));
+    waits.replaceChildren(...shown.map((s) => {
+      const d = el("div", "service");
+      const info = el("div", "info", undefined, L1);
+      if (s.intake_open === false) info.append(el("span", "closed", t("display.intake_closed", L1)));
+      else {
+        info.append(el("span", "", t("display.waiting_count", L1, { count: s.waiting })));
+        if (s.waiting && s.eta_min != null) info.append(el("span", "", t("wait.minutes", L1, { minutes: s.eta_min })));
+      }
+      const names = both("name", (x) => pick(s.name, x));
+      if (s.prefix) names[0].prepend(el("b", "prefix", s.prefix));
+      d.append(...names, info);
       return d;
     }));
     if (state && state.name) document.getElementById("office").textContent = state.name;
     document.getElementById("offline").hidden = online;
   }
 
+  // the office's time zone and the German date format, as on the Pi board (not the TV's own settings)
+  const timeFmt = new Intl.DateTimeFormat("de-DE", { hour: "2-digit", minute: "2-digit", timeZone: boot.tz });
+  const dateFmt = new Intl.DateTimeFormat("de-DE", { day: "2-digit", month: "2-digit", year: "numeric", timeZone: boot.tz });
+
   function tick() {
     const now = new Date();
-    document.getElementById("time").textContent = now.toLocaleTimeString("de-DE", { hour: "2-digit", minute: "2-digit" });
-    document.getElementById("date").textContent = now.toLocaleDateString("de-DE");
+    document.getElementById("time").textContent = timeFmt.format(now);
+    document.getElementById("date").textContent = dateFmt.format(now);
     const hero = document.getElementById("hero");
     if (hero.classList.contains("blink") && Date.now() >= blinkUntil) render();
   }
@@ -108,7 +136,7 @@
     return new Promise((resolve) => {
       if (!("speechSynthesis" in window)) return resolve();
       const u = new SpeechSynthesisUtterance(text);
-      u.lang = lang === "de" ? "de-DE" : "en-GB";
+      u.lang = { de: "de-DE", en: "en-GB", tr: "tr-TR", ar: "ar", uk: "uk-UA", ru: "ru-RU", "de-LS": "de-DE" }[lang] || lang;
       u.onend = u.onerror = () => resolve();
       window.speechSynthesis.speak(u);
     });
@@ -119,10 +147,19 @@
     return m ? t("announce.ticket", lang, { letter: m[1], number: m[2] }) : number;
   }
 
+  // the same pauses as the Pi display (display.gong_pause_s, phrase_pause_s, call_gap_s defaults)
+  const pause = Object.assign({ gong: 800, phrase: 400, call: 1500 }, boot.pause || {});
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
   async function announce(c) {
     await play(me.dataset.gong);
     if (boot.sound !== "1") return;
-    for (const lang of boot.speak) {
+    await sleep(pause.gong);
+    // German (the first of ?speak=), then the ticket's language, then the other languages of ?speak=
+    const spoken = [boot.speak[0], c.lang && c.lang !== "de-LS" ? c.lang : null, ...boot.speak.slice(1)]
+      .filter((x, i, a) => x && a.indexOf(x) === i);
+    for (const [i, lang] of spoken.entries()) {
+      if (i) await sleep(pause.phrase);
       const url = me.dataset.speech + "?" + new URLSearchParams({ ticket: c.ticket, counter: c.counter, lang,
         recall: c.recall ? "1" : "0" });
       try { await play(url); } catch (err) {
@@ -137,7 +174,7 @@
     if (playing) return;
     playing = true;
     while (queue.length) {
-      try { await announce(queue[0]); queue.shift(); } catch (err) {
+      try { await announce(queue[0]); queue.shift(); if (queue.length) await sleep(pause.call); } catch (err) {
         if (err && err.name === "NotAllowedError") { soundButton.hidden = false; break; }  // needs a click
         queue.shift();
       }

@@ -1,0 +1,239 @@
+"""Accessibility (WCAG 2.1 AA / BITV 2.0) in a real headless chromium: axe-core on every page in every
+language it offers (right to left included), keyboard operation, and no sideways scrolling on 320-390 px
+phones and at 200 % zoom. axe-core comes from the npm registry at the version pinned in tests/axe
+(scripts/install-axe.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import IN_CI, require_tool
+from tests.web_helpers import PASSWORD
+from waitroom import i18n
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+AXE = ROOT / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+# Real names from German offices, longer than any label is meant for.
+LONG_SERVICE = "Beglaubigungen, Führungszeugnisse & Gebührenerstattung für Fahrerlaubnisangelegenheiten"
+LONG_COUNTER = "Raum 2.14 (Bürgerservice Außenstelle Süd)"
+
+
+def axe_script() -> str:
+    if not AXE.is_file():
+        subprocess.run(["bash", str(ROOT / "scripts" / "install-axe.sh")], check=False)
+    if not AXE.is_file():
+        message = "axe-core is missing: bash scripts/install-axe.sh (needs npm: apt-get install npm)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return AXE.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def server(cfg, controller, tmp_path):
+    from mqtt_broker.local import free_port, wait_for_port
+    from waitroom.web.users import UserStore
+
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    data["services"][0]["name"] = {"de": LONG_SERVICE, "en": "Certifications, certificates of good conduct"}
+    data["counters"][0]["name"] = {"de": LONG_COUNTER}
+    conf = tmp_path / "office.yaml"
+    conf.write_text(yaml.safe_dump(data, allow_unicode=True))
+    store = UserStore(tmp_path / "web-users.db")
+    store.add("anna", PASSWORD, "admin")
+    store.close()
+    port = free_port()
+    env = {**os.environ, "WAITROOM_SECRET_KEY": "a11y-secret-key-0123456789abcdef"}
+    proc = subprocess.Popen(
+        [
+            *(
+                sys.executable,
+                "-m",
+                "waitroom.cli",
+                "web",
+                "--config",
+                str(conf),
+                "--data-dir",
+                str(tmp_path),
+            ),
+            *("--bind", f"127.0.0.1:{port}", "--threads", "32", "--demo"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=20)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+        (ROOT / "test-artifacts").mkdir(exist_ok=True)
+        (ROOT / "test-artifacts" / "a11y-web-server.log").write_bytes(out)
+
+
+@pytest.fixture
+def browser():
+    chromium = require_tool("chromium", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def run_axe(page, script: str) -> list[dict]:
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=script)
+    result = page.evaluate(
+        "async (tags) => await axe.run(document, "
+        "{runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+        AXE_TAGS,
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"]
+    ]
+
+
+def login(page, base: str) -> None:
+    page.goto(f"{base}/login?lang=de")
+    page.fill("#username", "anna")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_load_state()
+
+
+def citizen_pages(base: str, ticket_id: str) -> list[str]:
+    return [
+        f"{base}/waiting",
+        f"{base}/t/{ticket_id}",
+        f"{base}/t/unknown0000",
+        f"{base}/login",
+        f"{base}/no-such-page",
+        f"{base}/display/?sound=0",
+    ]
+
+
+STAFF_PAGES = ["/staff/", "/staff/c1", "/admin/", "/admin/config", "/admin/stats", "/admin/whatif", "/demo/"]
+
+
+def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, artifacts):
+    script = axe_script()
+    disp = node("disp-1")
+    first = disp.request("ticket.issue", {"service": "pass"})["ticket"]
+    disp.request("ticket.issue", {"service": "pass"})
+    node("counter-1").request("counter.call_next", {"counter": "c1"})
+    found: dict[str, list[dict]] = {}
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_content('<html><body><input type="text"><img src="a.png"></body></html>')
+    assert {"html-has-lang", "image-alt", "label"} <= {v["id"] for v in run_axe(page, script)}  # axe runs
+    for lang in i18n.LANGUAGES:
+        for url in citizen_pages(server, first["id"]):
+            sep = "&" if "?" in url else "?"
+            page.goto("about:blank")  # ends the previous page's live streams
+            page.goto(f"{url}{sep}lang={lang}")
+            page.wait_for_load_state("networkidle")
+            html_lang, html_dir = page.evaluate(
+                "[document.documentElement.lang, document.documentElement.dir]"
+            )
+            assert html_lang == lang, (url, html_lang)
+            assert html_dir == i18n.text_dir(lang), (url, html_dir)
+            violations = run_axe(page, script)
+            if violations:
+                found[f"{url} [{lang}]"] = violations
+        if lang in ("ar", "tr"):
+            page.goto(f"{server}/waiting?lang={lang}")
+            page.screenshot(path=str(artifacts / f"a11y-waiting-{lang}.png"), full_page=True)
+    login(page, server)
+    for lang in i18n.STAFF_LANGUAGES:
+        for path in STAFF_PAGES:
+            page.goto("about:blank")
+            page.goto(f"{server}{path}?lang={lang}")
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate("document.documentElement.lang") == lang, path
+            violations = run_axe(page, script)
+            if violations:
+                found[f"{path} [{lang}]"] = violations
+    # a citizen language chosen on a public page shows the staff pages in German, marked as German
+    page.goto(f"{server}/waiting?lang=ar")
+    page.goto(f"{server}/staff/c1")
+    assert page.evaluate("[document.documentElement.lang, document.documentElement.dir]") == ["de", "ltr"]
+    (artifacts / "a11y-axe.json").write_text(json.dumps(found, indent=1, ensure_ascii=False))
+    assert found == {}, json.dumps(found, indent=1, ensure_ascii=False)
+
+
+WIDEST = """() => [...document.querySelectorAll('body *')]
+  .filter(e => { const r = e.getBoundingClientRect(); return r.right > innerWidth + 1 || r.left < -1; })
+  .slice(0, 4)
+  .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '.' + [...e.classList].join('.'))"""
+
+
+@pytest.mark.parametrize("width", [320, 390, 640])  # 640 px = a 1280 px window at 200 % zoom
+def test_no_sideways_scrolling_on_phones_and_at_200_percent(server, browser, node, width):
+    ticket = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]
+    page = browser.new_page(viewport={"width": width, "height": 700})
+    wide = {}
+    for lang in i18n.LANGUAGES:
+        for url in citizen_pages(server, ticket["id"])[:5]:
+            page.goto("about:blank")
+            page.goto(f"{url}?lang={lang}")
+            page.wait_for_load_state("networkidle")
+            sw = page.evaluate("document.documentElement.scrollWidth")
+            if sw > width:
+                wide[f"{url} [{lang}]"] = (sw, page.evaluate(WIDEST))
+    login(page, server)
+    for path in STAFF_PAGES:
+        page.goto(f"{server}{path}?lang=de")
+        page.wait_for_load_state("networkidle")
+        sw = page.evaluate("document.documentElement.scrollWidth")
+        if sw > width:
+            wide[f"{path} [de]"] = (sw, page.evaluate(WIDEST))
+    assert wide == {}, f"pages wider than {width} px: {wide}"
+
+
+def test_keyboard_reaches_every_control_in_order(server, browser, node):
+    """Tab walks through every link, button and field of the page; the skip link comes first and works."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    login(page, server)
+    for path in ["/waiting?lang=ar", "/login?lang=tr", "/staff/c1?lang=de", "/admin/?lang=en"]:
+        page.goto(f"{server}{path}")
+        page.wait_for_load_state("networkidle")
+        controls = page.evaluate(
+            """() => {
+                 const all = [...document.querySelectorAll(
+                   'a[href], button, input:not([type=hidden]), select, textarea')]
+                   .filter(e => !e.disabled && e.offsetParent !== null && e.tabIndex >= 0);
+                 all.forEach((e, i) => { e.dataset.kbd = String(i); });
+                 return all.length; }"""
+        )
+        autofocus = page.evaluate("!!document.querySelector('[autofocus]')")  # the login form's user name
+        page.keyboard.press("Tab")
+        assert autofocus or page.evaluate("document.activeElement.classList.contains('skip')"), path
+        reached = set()
+        for _ in range(controls + 5):
+            reached.add(page.evaluate("document.activeElement.dataset.kbd"))
+            page.keyboard.press("Tab")
+        assert {str(i) for i in range(controls)} <= reached, (path, sorted(reached - {None}), controls)
+        page.keyboard.press("Shift+Tab")
+        if autofocus:
+            continue
+        page.goto(f"{server}{path}")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "main", path
