@@ -385,6 +385,12 @@ class Topics:
     def public(self) -> str:
         return f"{self.base}/public"
 
+    def queue(self, service: str) -> str:
+        """Retained waiting list of one service (``+`` subscribes to every service)."""
+        if service != "+":
+            check_id(service, "service")
+        return f"{self.base}/queue/{service}"
+
     def event(self, kind: EventKind | str) -> str:
         return f"{self.base}/event/{EventKind(kind).value}"
 

@@ -40,7 +40,16 @@ def broker_password(broker: Broker) -> str | None:
 class MqttLink:
     """One MQTT connection of one node (or the controller) of an office."""
 
-    def __init__(self, broker: Broker, office: str, node_id: str, role: Role, *, password: str | None = None):
+    def __init__(
+        self,
+        broker: Broker,
+        office: str,
+        node_id: str,
+        role: Role,
+        *,
+        password: str | None = None,
+        client_suffix: str = "",
+    ):
         self.broker = broker
         self.topics = Topics(office)
         self.node_id = node_id
@@ -51,10 +60,11 @@ class MqttLink:
         self._stopping = False
         self.on_connect_hooks: list[Callable[[], None]] = []
         self.on_disconnect_hooks: list[Callable[[], None]] = []
-        # Client ids must be unique on the broker; the node id is, per office.
+        # Client ids must be unique on the broker; the node id is, per office. A node served by several
+        # processes (the web app's gunicorn workers) adds a suffix per process.
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"waitroom-{office}-{node_id}",
+            client_id=f"waitroom-{office}-{node_id}{client_suffix}",
             protocol=paho.MQTTv311,
             clean_session=True,
         )
