@@ -106,6 +106,7 @@ def create_app(
                 "broker %s:%d not reachable yet; the web node keeps trying", cfg.broker.host, cfg.broker.port
             )
     app.extensions["waitroom"] = live
+    live.app = app
     app.extensions["waitroom_config"] = cfg
     users_db = app.config.get("WAITROOM_USERS_DB") or in_data_dir(ddir, settings.users_db)
     app.extensions["waitroom_users"] = UserStore(users_db)

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 STREAM_EVENTS = ("state", "call", "assist", "intake")
 COALESCE_S = 0.03  # changes within this window reach the streams in one flush
+FLUSH_BATCH = 100  # streams fed between two turns of the event loop
 
 
 def _without(entry: dict[str, Any], key: str) -> dict[str, Any]:
@@ -58,37 +59,58 @@ def sse_format(name: str | None, data: Any) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
+def _status_key(status: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in status.items() if k != "ts"}, sort_keys=True, default=str)
+
+
 def public_event(event: dict[str, Any]) -> dict[str, Any]:
     return _without(event, "ticket_id")
 
 
 class Subscription:
-    """One browser's live stream: a bounded queue of preformatted SSE messages (or ticket statuses)."""
+    """One browser's live stream: a bounded buffer of preformatted SSE messages.
+
+    A deque and an Event rather than queue.Queue: under gevent, queue.Queue's Condition costs several
+    times more per message, and the fan-out to thousands of streams is made of exactly these calls."""
 
     def __init__(
-        self, owner: LiveOffice, *, ticket: str | None = None, nodes: bool = False, maxsize: int = 64
+        self,
+        owner: LiveOffice,
+        *,
+        ticket: str | None = None,
+        nodes: bool = False,
+        lang: str = "de",
+        maxsize: int = 64,
     ):
         self.owner = owner
         self.ticket = ticket
         self.nodes = nodes
-        self.last: Any = None  # ticket streams: the status last sent
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self.lang = lang
+        self.last: str | None = None  # ticket streams: the key of the status last sent
+        self.buffer: deque[str] = deque()
+        self.maxsize = maxsize
+        self.ready = threading.Event()
         self.closed = False
 
-    def put(self, item: Any) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:  # a stalled client: drop it rather than hold memory for it
+    def put(self, item: str) -> None:
+        if len(self.buffer) >= self.maxsize:  # a stalled client: drop it rather than hold memory for it
             log.warning("SSE client too slow; closing its stream")
             self.closed = True
+            self.ready.set()
+            return
+        self.buffer.append(item)
+        self.ready.set()
 
-    def items(self, keepalive: float = 15.0) -> Iterator[Any]:
-        """Yield queued items; None after ``keepalive`` seconds without one."""
+    def items(self, keepalive: float = 15.0) -> Iterator[str | None]:
+        """Yield queued messages; None after ``keepalive`` seconds without one."""
         while not self.closed and not self.owner.closed:
-            try:
-                yield self.queue.get(timeout=keepalive)
-            except queue.Empty:
-                yield None
+            if not self.buffer:
+                self.ready.clear()
+                if not self.buffer and not self.ready.wait(keepalive):
+                    yield None
+                    continue
+            while self.buffer and not self.closed:
+                yield self.buffer.popleft()
 
     def close(self) -> None:
         self.closed = True
@@ -113,7 +135,7 @@ class LiveOffice:
         self.tickets_seen: dict[str, str] = {}  # ticket id -> number, today (status page after the call)
         self.bridged: dict[str, dict[str, Any]] = {}  # office id -> its public waits (city broker bridge)
         self.queues: dict[str, dict[str, Any]] = {}  # service -> its retained queue payload (today)
-        self.fragment_cache: dict[tuple[Any, ...], str] = {}  # rendered ticket fragments, per change
+        self.app: Any = None  # the Flask app (set by create_app): renders ticket fragments in a flush
         self._day = ""
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
@@ -333,8 +355,8 @@ class LiveOffice:
         self.runtime.link.publish(self.topics.sim(node_id), {"button": button, "action": action}, "sim")
 
     # -- live streams
-    def subscribe(self, *, ticket: str | None = None, nodes: bool = False) -> Subscription:
-        sub = Subscription(self, ticket=ticket, nodes=nodes)
+    def subscribe(self, *, ticket: str | None = None, nodes: bool = False, lang: str = "de") -> Subscription:
+        sub = Subscription(self, ticket=ticket, nodes=nodes, lang=lang)
         with self._lock:
             if len(self._subs) >= self.max_streams:
                 raise OverflowError("too many live streams")
@@ -381,20 +403,45 @@ class LiveOffice:
             self._flush_pending = False
             subs = list(self._subs)
             self.generation += 1
-            self.fragment_cache = {}
         pub = self.public_state()
         if pub is None:
             return
         msg = sse_format("state", pub)
-        for sub in subs:
+        keys: dict[str, tuple[str, dict[str, Any]]] = {}
+        messages: dict[tuple[str, str], str] = {}
+        for i, sub in enumerate(subs):
+            if i % FLUSH_BATCH == FLUSH_BATCH - 1:
+                # Let the event loop breathe between batches: the streams woken so far send, and a staff page
+                # that arrived meanwhile is served now instead of after the whole crowd (under gevent a real
+                # sleep is one loop iteration with an I/O poll; sleep(0) would only run callbacks).
+                time.sleep(0.001)
             if sub.ticket is None:
                 sub.put(msg)
                 continue
-            status = self.ticket_status(sub.ticket)
-            comparable = _without(status, "ts")
-            if comparable != sub.last:
-                sub.last = comparable
-                sub.put(status)
+            found = keys.get(sub.ticket)
+            if found is None:
+                status = self.ticket_status(sub.ticket)
+                found = keys[sub.ticket] = (_status_key(status), status)
+            if found[0] != sub.last:
+                sub.last = found[0]
+                mkey = (sub.ticket, sub.lang)
+                text = messages.get(mkey)
+                if text is None:
+                    text = messages[mkey] = self.ticket_message(sub.ticket, found[1], sub.lang)
+                sub.put(text)
+
+    def ticket_message(self, ticket: str, status: dict[str, Any], lang: str) -> str:
+        """The SSE message of a ticket stream: the status and its rendered fragment (one render per
+        ticket and language per change, shared by every stream that follows that ticket)."""
+        from flask import g, has_request_context, render_template
+
+        if has_request_context() or self.app is None:
+            html = render_template("ticket_fragment.html", ticket_id=ticket, status=status)
+        else:
+            with self.app.test_request_context("/"):
+                g.lang = lang
+                html = render_template("ticket_fragment.html", ticket_id=ticket, status=status)
+        return sse_format("state", {**status, "html": html})
 
     def sse_response(
         self, *, ticket: str | None = None, nodes: bool = False, keepalive: float = 15.0
@@ -405,38 +452,24 @@ class LiveOffice:
         rendered status fragment in ``html``; a general stream gets the public state and the call, assist
         and intake events (and node status/health with ``nodes=True``, for the admin page).
         """
-        sub = self.subscribe(ticket=ticket, nodes=nodes)
+        from waitroom.web.common import lang
+
+        sub = self.subscribe(ticket=ticket, nodes=nodes, lang=lang())
         if ticket is not None:
-            first: Any = self.ticket_status(ticket)
-            sub.last = _without(first, "ts")
+            status = self.ticket_status(ticket)
+            sub.last = _status_key(status)
+            first: str | None = self.ticket_message(ticket, status, sub.lang)
         else:
             pub = self.public_state()
             first = sse_format("state", pub) if pub is not None else None
-
-        def ticket_message(status: dict[str, Any]) -> str:
-            from flask import render_template
-
-            from waitroom.web.common import lang
-
-            key = (self.generation, ticket, lang(), json.dumps(status, sort_keys=True, default=str))
-            html = self.fragment_cache.get(key)
-            if html is None:
-                html = render_template("ticket_fragment.html", ticket_id=ticket, status=status)
-                self.fragment_cache[key] = html
-            return sse_format("state", {**status, "html": html})
 
         def generate() -> Iterator[str]:
             try:
                 yield "retry: 3000\n\n"
                 if first is not None:
-                    yield ticket_message(first) if ticket is not None else first
+                    yield first
                 for item in sub.items(keepalive):
-                    if item is None:
-                        yield sse_format(None, None)
-                    elif isinstance(item, dict):
-                        yield ticket_message(item)
-                    else:
-                        yield item
+                    yield sse_format(None, None) if item is None else item
             finally:
                 sub.close()
 

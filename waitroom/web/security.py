@@ -48,6 +48,35 @@ HSTS = "max-age=31536000; includeSubDomains"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+class _Locked:
+    """One SQLite connection per process, used under a lock. Not a connection per thread: under gevent a
+    "thread" is a greenlet, one per request, and a connection each would be opened (and leaked) per request.
+    Every statement here is one short autocommit statement."""
+
+    def __init__(self, path: Path, *, synchronous: str):
+        self.db = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.lock = threading.Lock()
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> _Result:
+        with self.lock:
+            cur = self.db.execute(sql, params)
+            return _Result(cur.fetchall(), cur.rowcount)
+
+    def executescript(self, sql: str) -> None:
+        with self.lock:
+            self.db.executescript(sql)
+
+
+class _Result:
+    def __init__(self, rows: list[Any], rowcount: int):
+        self.rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+
 class SQLiteStorage(Storage):
     """A `limits` storage in one SQLite file, shared by every process that opens the same path."""
 
@@ -60,7 +89,7 @@ class SQLiteStorage(Storage):
             raise ValueError("waitroom-sqlite:// needs a file path, e.g. waitroom-sqlite:///var/lib/x.db")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._conn = _Locked(self.path, synchronous="OFF")
         db = self._db()
         db.execute(
             "CREATE TABLE IF NOT EXISTS limits "
@@ -68,14 +97,8 @@ class SQLiteStorage(Storage):
         )
         self._last_prune = 0.0
 
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")
-            self._local.db = db
-        return db
+    def _db(self) -> _Locked:
+        return self._conn
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -155,16 +178,11 @@ class SessionStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._local = threading.local()
-        self._db().executescript(SESSION_SCHEMA)
+        self._conn = _Locked(self.path, synchronous="NORMAL")
+        self._conn.executescript(SESSION_SCHEMA)
 
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
+    def _db(self) -> _Locked:
+        return self._conn
 
     def create(self, user: str, lifetime_s: float) -> str:
         sid = secrets.token_urlsafe(32)
