@@ -97,8 +97,9 @@ def create_app(
             )
         from waitroom.mqtt import MqttLink
 
-        # every gunicorn worker is its own MQTT client of the same web node: a client id per process
-        suffix = f"-{os.getpid()}" if os.environ.get("WAITROOM_WEB_WORKERS", "1") != "1" else ""
+        # every gunicorn worker (and every web process of one node) is its own MQTT client of the same web
+        # node: a client id per process, else the broker would disconnect one for the other
+        suffix = f"-{os.getpid()}"
         link = MqttLink(cfg.broker, cfg.office.id, node_id, cfg.role_of(node_id), client_suffix=suffix)
         live = LiveOffice(cfg, NodeRuntime(cfg, node_id, link=link), max_streams=settings.max_streams)
         if not live.start(wait=connect_wait):

@@ -126,7 +126,7 @@ def gong() -> Any:
 
 
 @bp.get("/speech.wav")
-@limiter.limit(SPEECH_LIMIT)
+@limiter.limit(SPEECH_LIMIT, override_defaults=False)
 def speech() -> Any:
     """The spoken call as WAV: ``?ticket=A012&counter=c3&lang=de&recall=0``.
 
