@@ -53,7 +53,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -117,7 +117,8 @@ class Stream:
         self.writer = writer
         extra = f"Cookie: {self.cookie}\r\n" if self.cookie else ""
         writer.write(
-            f"GET {self.path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: text/event-stream\r\n{extra}\r\n".encode()
+            f"GET {self.path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+            f"Accept: text/event-stream\r\n{extra}\r\n".encode()
         )
         tail = b""
         while True:
@@ -179,9 +180,10 @@ async def probe(port: int, paths: list[tuple[str, str]], stop: asyncio.Event, ou
 async def wait_updates(streams: list[Stream], before: list[int], t0: float, timeout: float) -> list[float]:
     """Per stream, ms from t0 to its first event after ``before``; inf for those that got none."""
     deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline and any(len(s.events) <= b for s, b in zip(streams, before)):
+    pairs = list(zip(streams, before, strict=True))
+    while time.perf_counter() < deadline and any(len(s.events) <= b for s, b in pairs):
         await asyncio.sleep(0.005)
-    return [(s.events[b] - t0) * 1000 if len(s.events) > b else float("inf") for s, b in zip(streams, before)]
+    return [(s.events[b] - t0) * 1000 if len(s.events) > b else float("inf") for s, b in pairs]
 
 
 async def baseline(n: int) -> dict[str, float]:
@@ -275,8 +277,22 @@ async def crowd(n_streams: int, workers: int) -> None:
         ctl.start(wait=10)
         port = free_port()
         web = subprocess.Popen(
-            [sys.executable, "-m", "waitroom.cli", "web", "--config", str(conf), "--data-dir", tmp]
-            + ["--bind", f"{HOST}:{port}", "--workers", str(workers), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "waitroom.cli",
+                "web",
+                "--config",
+                str(conf),
+                "--data-dir",
+                tmp,
+                "--bind",
+                f"{HOST}:{port}",
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=open(Path(tmp) / "web.log", "wb"),  # noqa: SIM115
@@ -305,9 +321,9 @@ async def crowd(n_streams: int, workers: int) -> None:
             staff, _ = await open_streams(port, ["/api/stream"] * STAFF_STREAMS, cookie)
             everyone = streams + staff
             print(
-                f"web ({workers} gevent worker(s)): {n_streams} ticket streams + {STAFF_STREAMS} staff streams "
-                f"connected and got their first message in {connect_s:.2f} s; worker RSS idle {idle:.0f} MiB, "
-                f"with the streams {sum(rss_mib(p) for p in children(web.pid)):.0f} MiB",
+                f"web ({workers} gevent worker(s)): {n_streams} ticket streams + {STAFF_STREAMS} staff"
+                f" streams connected and got their first message in {connect_s:.2f} s; worker RSS idle"
+                f" {idle:.0f} MiB, with the streams {sum(rss_mib(p) for p in children(web.pid)):.0f} MiB",
                 flush=True,
             )
             stop = asyncio.Event()
@@ -319,7 +335,9 @@ async def crowd(n_streams: int, workers: int) -> None:
             reach, got = [], []
             for _ in range(ROUNDS):
                 done_before = set(called[:-1])  # tickets done before this round send nothing new
-                watch = [s for s, p in zip(streams, paths) if p.split("/")[3] not in done_before] + staff
+                watch = [
+                    s for s, p in zip(streams, paths, strict=True) if p.split("/")[3] not in done_before
+                ] + staff
                 before = [len(s.events) for s in watch]
                 t0 = time.perf_counter()
                 res = counter.request("counter.call_next", {"counter": "c1"}, timeout=5)
@@ -340,8 +358,8 @@ async def crowd(n_streams: int, workers: int) -> None:
             for path, values in lat.items():
                 finite = [v for v in values if v != float("inf")]
                 print(
-                    f"GET {path:<11} during the crowd ({len(values)} requests): p50 {statistics.median(finite):.1f}"
-                    f" ms, p99 {pct(values, 99):.1f} ms, max {max(values):.1f} ms, errors "
+                    f"GET {path:<11} during the crowd ({len(values)} requests): p50"
+                    f" {statistics.median(finite):.1f} ms, p99 {pct(values, 99):.1f} ms, max {max(values):.1f} ms, errors "
                     f"{len(values) - len(finite)} (target p99 250 ms); p99 / raw p99 "
                     f"{pct(values, 99) / base['req_p99']:.1f}x",
                     flush=True,
