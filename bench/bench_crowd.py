@@ -359,7 +359,8 @@ async def crowd(n_streams: int, workers: int) -> None:
                 finite = [v for v in values if v != float("inf")]
                 print(
                     f"GET {path:<11} during the crowd ({len(values)} requests): p50"
-                    f" {statistics.median(finite):.1f} ms, p99 {pct(values, 99):.1f} ms, max {max(values):.1f} ms, errors "
+                    f" {statistics.median(finite):.1f} ms, p99 {pct(values, 99):.1f} ms,"
+                    f" max {max(values):.1f} ms, errors "
                     f"{len(values) - len(finite)} (target p99 250 ms); p99 / raw p99 "
                     f"{pct(values, 99) / base['req_p99']:.1f}x",
                     flush=True,
