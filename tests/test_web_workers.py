@@ -80,6 +80,18 @@ class Browser:
 
 
 @pytest.fixture
+def cfg(broker):
+    """The test office without the automatic intake stop (late in the evening it would refuse tickets)."""
+    from tests.conftest import _office_counter, office_config
+
+    base = office_config(broker.port, office_id=f"w{next(_office_counter)}")
+    steering = base.steering.model_copy(
+        update={"intake_stop": base.steering.intake_stop.model_copy(update={"enabled": False})}
+    )
+    return base.model_copy(update={"steering": steering})
+
+
+@pytest.fixture
 def servers(cfg, controller, tmp_path):
     from waitroom.web.users import UserStore
 

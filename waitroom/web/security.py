@@ -157,7 +157,7 @@ def init_limiter(app: Flask, storage_path: Path) -> None:
 def public_limit() -> str:
     from flask import current_app
 
-    return f"{current_app.config['WAITROOM_PUBLIC_RATE']} per minute"
+    return f"{current_app.config.get('WAITROOM_PUBLIC_RATE', 120)} per minute"  # an app without create_app
 
 
 # ------------------------------------------------------------------------------------------- sessions
