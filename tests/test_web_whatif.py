@@ -6,6 +6,7 @@ one-at-a-time lock and the time budget."""
 from __future__ import annotations
 
 import re
+import time
 from html import unescape
 from pathlib import Path
 
@@ -66,6 +67,21 @@ def form(client, **overrides):
     data.update({"scenario": "mitte-monday", "replications": "4", "seed": "1", "scenario_yaml": ""})
     data.update(overrides)
     return data
+
+
+def submit(client, data):
+    """POST the form as a browser does: the job's progress page, followed until the result is there."""
+    r = client.post("/admin/whatif", data={"csrf_token": csrf_token(client), **data})
+    if r.status_code != 303:
+        return r
+    url = r.headers["Location"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        r = client.get(url)
+        if 'id="whatif-progress"' not in r.get_data(as_text=True):
+            return r
+        time.sleep(0.1)
+    raise AssertionError("the what-if job did not finish")
 
 
 def cell(html: str, service: str, rule_set: str, metric: str = "mean") -> float:
@@ -131,7 +147,7 @@ def test_compare_c3_also_takes_driving_licences(admin, cfg):
     from waitroom.sim import whatif
 
     data = form(admin, v1_name="c3 + Führerschein", v1_skill_c3=C3_WITH_FS)
-    r = admin.post("/admin/whatif", data={"csrf_token": csrf_token(admin), **data})
+    r = submit(admin, data)
     html = r.get_data(as_text=True)
     assert r.status_code == 200, html[:2000]
     name = "c3 + Führerschein"
@@ -168,7 +184,7 @@ def test_compare_c3_also_takes_driving_licences(admin, cfg):
 def test_unchanged_variant_gives_the_same_figures(admin):
     """Common random numbers: the prefilled variant is the office as configured, to the hundredth."""
     data = form(admin, replications="2")
-    r = admin.post("/admin/whatif", data={"csrf_token": csrf_token(admin), **data})
+    r = submit(admin, data)
     html = r.get_data(as_text=True)
     assert r.status_code == 200
     for sid in ("pass", "melde", "fuehrerschein", "sonstiges"):
@@ -238,12 +254,12 @@ def test_pasted_and_office_scenarios(app, admin, tmp_path):
     assert re.search(r'<option value="kaputt"[^>]*disabled>', html) and "unknown service 'visa'" in html
 
     data = form(admin, scenario="kleiner-mittwoch", replications="2")
-    r = admin.post("/admin/whatif", data={"csrf_token": csrf_token(admin), **data})
+    r = submit(admin, data)
     assert r.status_code == 200 and "Kleiner Mittwoch: 2 simulierte Tage" in r.get_data(as_text=True)
 
     pasted = small.replace("Kleiner Mittwoch", "Eingefügt").replace("config", "x")
     data = form(admin, scenario="kaputt", scenario_yaml=pasted, replications="2")
-    r = admin.post("/admin/whatif", data={"csrf_token": csrf_token(admin), **data})
+    r = submit(admin, data)
     assert r.status_code == 200 and "Eingefügt: 2 simulierte Tage" in r.get_data(as_text=True)
 
 
@@ -292,7 +308,7 @@ def test_pasted_and_office_scenarios(app, admin, tmp_path):
 )
 def test_bad_form_input_is_400_with_the_message(admin, overrides, message, field):
     data = form(admin, **overrides)
-    r = admin.post("/admin/whatif", data={"csrf_token": csrf_token(admin), **data})
+    r = submit(admin, data)
     html = unescape(r.get_data(as_text=True))
     assert r.status_code == 400
     assert message in html
@@ -384,33 +400,44 @@ def test_csrf_missing_is_400(admin):
     assert r.status_code == 400 and r.json["error"]["code"] == "csrf"
 
 
-def test_one_simulation_at_a_time(admin):
-    from waitroom.web import whatif
-
+def test_one_simulation_at_a_time(app, admin):
+    app.config["WAITROOM_WHATIF_MAX_DAYS"] = 50
+    h = {"X-CSRFToken": csrf_token(admin)}
+    body = {"scenario": "mitte-monday", "replications": 40, "seed": 1, "rule_sets": {"x": None}}
+    r = admin.post("/admin/whatif.json?async=1", json=body, headers=h)
+    assert r.status_code == 202, r.json
+    status_url = r.json["status_url"]
     data = form(admin, replications="1")
-    assert whatif._run_lock.acquire(blocking=False)
-    try:
-        r = admin.post("/admin/whatif", data={"csrf_token": csrf_token(admin), **data})
-        assert r.status_code == 503 and "Es läuft bereits eine Simulation" in r.get_data(as_text=True)
-        r = admin.post(
-            "/admin/whatif.json",
-            json={"scenario": "mitte-monday", "replications": 1, "rule_sets": {"x": None}},
-            headers={"X-CSRFToken": csrf_token(admin)},
-        )
-        assert r.status_code == 503 and r.json["error"]["code"] == "busy" and r.headers["Retry-After"] == "10"
-    finally:
-        whatif._run_lock.release()
     r = admin.post("/admin/whatif", data={"csrf_token": csrf_token(admin), **data})
-    assert r.status_code == 200
+    assert r.status_code == 503 and "Es läuft bereits eine Simulation" in r.get_data(as_text=True)
+    r = admin.post("/admin/whatif.json", json={**body, "replications": 1}, headers=h)
+    assert r.status_code == 503 and r.json["error"]["code"] == "busy" and r.headers["Retry-After"] == "10"
+    seen = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        st = admin.get(status_url).json
+        seen.append(st.get("done") or 0)
+        if st["state"] == "done":
+            break
+        assert st["state"] in ("queued", "running") and "Tagen" in st.get("text", "Tagen")
+        time.sleep(0.1)
+    assert st["state"] == "done" and st["report"]["replications"] == 40  # every requested day ran
+    assert seen == sorted(seen) and any(0 < d < 80 for d in seen)  # the progress moved in between
+    r = submit(admin, data)
+    assert r.status_code == 200 and "whatif-overall" in r.get_data(as_text=True)
 
 
-def test_time_budget_cuts_the_days(app, admin):
-    """50 days for 2 rule sets do not fit a 1 s budget: the page runs fewer and says so."""
-    app.config["WAITROOM_WHATIF_SECONDS"] = 1.0
-    data = form(admin, replications="50")
-    r = admin.post("/admin/whatif", data={"csrf_token": csrf_token(admin), **data})
-    html = r.get_data(as_text=True)
-    assert r.status_code == 200, html[:1000]
-    m = re.search(r"Wegen des Zeitlimits auf (\d+) Tage je Regelwerk verkürzt \(gewünscht: 50\)", html)
-    assert m and 1 <= int(m.group(1)) < 50
-    assert f"{m.group(1)} simulierte Tage je Regelwerk" in html
+def test_more_days_than_allowed_is_refused_naming_the_limit(app, admin):
+    """Never cut silently: over web.whatif_max_days is a 400 naming the key; up to it every day runs."""
+    app.config["WAITROOM_WHATIF_MAX_DAYS"] = 3
+    r = submit(admin, form(admin, replications="4"))
+    html = unescape(r.get_data(as_text=True))
+    assert r.status_code == 400 and "web.whatif_max_days" in html and "4" in html
+    r = admin.post(
+        "/admin/whatif.json",
+        json={"scenario": "mitte-monday", "replications": 4, "rule_sets": {"x": None}},
+        headers={"X-CSRFToken": csrf_token(admin)},
+    )
+    assert r.status_code == 400 and r.json["error"]["field"] == "replications"
+    r = submit(admin, form(admin, replications="3"))
+    assert r.status_code == 200 and "3 simulierte Tage je Regelwerk" in r.get_data(as_text=True)

@@ -64,6 +64,22 @@ class Texts(Strict):
         return {code: text for code in LANGUAGES if (text := getattr(self, code.replace("-", "_"), None))}
 
 
+class PauseReason(Strict):
+    """One reason staff may give for pausing a counter (the reason id is what the state shows)."""
+
+    id: Id = Field(description="reason id, sent to the controller and shown in the state", examples=["pause"])
+    name: Texts = Field(description="what the staff page shows", examples=[{"de": "Pause", "en": "Break"}])
+
+
+def _default_pause_reasons() -> list[PauseReason]:
+    return [
+        PauseReason(id="pause", name=Texts(de="Pause", en="Break")),
+        PauseReason(id="rueckfrage", name=Texts(de="Rückfrage", en="Consultation")),
+        PauseReason(id="besprechung", name=Texts(de="Besprechung", en="Meeting")),
+        PauseReason(id="technik", name=Texts(de="Technische Störung", en="Technical problem")),
+    ]
+
+
 class OfficeInfo(Strict):
     """The office: identity, opening hours and ticket numbering."""
 
@@ -89,6 +105,12 @@ class OfficeInfo(Strict):
         "http://127.0.0.1:8080",
         description="base URL of the web app, used in QR codes",
         examples=["https://warten.example-stadt.de"],
+    )
+    pause_reasons: list[PauseReason] = Field(
+        default_factory=_default_pause_reasons,
+        min_length=1,
+        description="the reasons staff may choose when they pause a counter (no free text)",
+        examples=[[{"id": "pause", "name": {"de": "Pause", "en": "Break"}}]],
     )
 
     @field_validator("timezone")

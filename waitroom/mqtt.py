@@ -201,6 +201,7 @@ class MqttLink:
         *,
         password: str | None = None,
         fair: bool | None = None,
+        client_suffix: str = "",
     ):
         self.broker = broker
         self.topics = Topics(office)
@@ -214,9 +215,10 @@ class MqttLink:
         self.on_disconnect_hooks: list[Callable[[], None]] = []
         # Client ids must be unique on the broker; the node id is, per office. The office broker replaces
         # the id by the user name (use_username_as_clientid), which is the node id too.
+        # A node served by several processes (the web app's gunicorn workers) adds a suffix per process.
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"waitroom-{office}-{node_id}",
+            client_id=f"waitroom-{office}-{node_id}{client_suffix}",
             protocol=paho.MQTTv311,
             clean_session=True,
         )

@@ -3,10 +3,11 @@
 paho's network thread only sorts incoming commands into the link's fair inbox (a queue per node, served in
 turn). One engine thread takes everything that has arrived, decides the commands in order, commits them in
 one transaction (``Office.handle_batch``), and only then publishes their replies and events -- call events at
-once. The retained summary (``state``) and the counter details are published coalesced, at most every
-``STATE_MIN_S``; the queue page of a service whose tickets or expected waits changed at most every
-``QUEUE_MIN_S``. The full waiting-time forecast is refreshed off the command path (``Office.forecast_due``).
-The one-second tick (new day, escalations, intake stop) runs on the same thread.
+once. The retained summary (``state``), the counter details and the queue pages of the services whose
+tickets changed are published together, coalesced, at most every ``STATE_MIN_S``; the pages again for new
+expected waits alone at most every ``QUEUE_MIN_S``. The full waiting-time forecast is refreshed off the
+command path (``Office.forecast_due``). The one-second tick (new day, escalations, intake stop) runs on the
+same thread.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256  # commands decided and committed together at most
 STATE_MIN_S = 0.1  # the summary and counter details at most this often
-QUEUE_MIN_S = 1.0  # a service's queue page at most this often (new tickets, calls, new expected waits)
+QUEUE_MIN_S = 1.0  # every queue page again for new expected waits alone at most this often
 TICK_S = 1.0
 
 
@@ -187,7 +188,7 @@ class ControllerService:
         waits = [self._next_tick - mono, self.office.forecast_due(mono)]
         if self._publish_pending():
             waits.append(self._state_at + STATE_MIN_S - mono)
-        if self.office.dirty_services or self.office.eta_dirty:
+        if self.office.eta_dirty:
             waits.append(self._queue_at + QUEUE_MIN_S - mono)
         return min(max(min(waits), 0.0), TICK_S)
 
@@ -252,15 +253,15 @@ class ControllerService:
     def _publish_coalesced(self, mono: float) -> None:
         if not self.link.connected.is_set():
             return  # everything retained is published again on (re)connect
+        o = self.office
         if self._publish_pending() and mono - self._state_at >= STATE_MIN_S:
             self._state_at = mono
             self._publish_summary()
-        o = self.office
-        if (o.dirty_services or o.eta_dirty) and mono - self._queue_at >= QUEUE_MIN_S:
+            self._publish_queues()  # the pages whose tickets changed, consistent with the summary
+        if o.eta_dirty and mono - self._queue_at >= QUEUE_MIN_S:
             self._queue_at = mono
-            if o.eta_dirty:  # new expected waits: every page
-                o.eta_dirty = False
-                o.dirty_services.update(self.cfg.service_ids)
+            o.eta_dirty = False  # new expected waits alone: every page, at most once a second
+            o.dirty_services.update(self.cfg.service_ids)
             self._publish_queues()
 
     def _publish_summary(self) -> None:

@@ -17,11 +17,13 @@ from typing import Any
 from flask import Flask, g, render_template, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from waitroom import __version__, config, i18n
 from waitroom.config import Config
 from waitroom.config import data_dir as config_data_dir
-from waitroom.web import common
+from waitroom.web import common, security
 from waitroom.web.live import LiveOffice
 from waitroom.web.settings import in_data_dir, secret_key, web_settings
 from waitroom.web.users import UserStore
@@ -78,6 +80,8 @@ def create_app(
         WAITROOM_TICKET_PREVIEWS=_ticket_previews(cfg, ddir, settings.ticket_previews),
         WAITROOM_DISPLAY_SCREENSHOTS=in_data_dir(ddir, settings.display_screenshots),
         WAITROOM_PUBLIC_RATE=settings.public_rate_per_min,
+        WAITROOM_SETTINGS=settings,
+        WAITROOM_WHATIF_MAX_DAYS=settings.whatif_max_days,
     )
     if test_config:
         app.config.update(test_config)
@@ -92,16 +96,23 @@ def create_app(
                 "<config>",
                 [f"nodes: no node {node_id!r} with role web (add {{id: {node_id}, role: web}} to nodes)"],
             )
-        live = LiveOffice(cfg, NodeRuntime(cfg, node_id))
+        from waitroom.mqtt import MqttLink
+
+        # every gunicorn worker (and every web process of one node) is its own MQTT client of the same web
+        # node: a client id per process, else the broker would disconnect one for the other
+        suffix = f"-{os.getpid()}"
+        link = MqttLink(cfg.broker, cfg.office.id, node_id, cfg.role_of(node_id), client_suffix=suffix)
+        live = LiveOffice(cfg, NodeRuntime(cfg, node_id, link=link), max_streams=settings.max_streams)
         if not live.start(wait=connect_wait):
             log.warning(
                 "broker %s:%d not reachable yet; the web node keeps trying", cfg.broker.host, cfg.broker.port
             )
     app.extensions["waitroom"] = live
+    live.app = app
     app.extensions["waitroom_config"] = cfg
-    app.extensions["waitroom_users"] = UserStore(
-        app.config.get("WAITROOM_USERS_DB") or in_data_dir(ddir, settings.users_db)
-    )
+    users_db = app.config.get("WAITROOM_USERS_DB") or in_data_dir(ddir, settings.users_db)
+    app.extensions["waitroom_users"] = UserStore(users_db)
+    app.extensions["waitroom_sessions"] = security.SessionStore(users_db)
     csrf.init_app(app)
     # Flask-Babel: the locale and the office time zone for dates and numbers (format_datetime, ...); the
     # page texts come from the same gettext catalogs through waitroom.i18n.t (German key by key as fallback).
@@ -112,6 +123,10 @@ def create_app(
         locale_selector=lambda: i18n.babel_locale(common.lang()),
         timezone_selector=lambda: cfg.office.timezone,
     )
+    security.init_limiter(app, app.config.get("WAITROOM_LIMITS_DB") or in_data_dir(ddir, settings.limits_db))
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
 
     from waitroom.web import admin, api, auth, public, staff, whatif
 
@@ -151,19 +166,36 @@ def create_app(
             "text_dir": i18n.text_dir,
         }
 
+    allowed_origins = tuple(settings.allowed_origins)
+
     @app.before_request
-    def _session_expiry() -> None:
+    def _session_expiry() -> Any:
         from flask import session
 
+        if security.origin_refused(allowed_origins):
+            return _error_response(403, "bad_origin", common.tr("web.err.origin"))
         session.permanent = True  # PERMANENT_SESSION_LIFETIME applies
         g.setdefault("lang_checked", common.lang())
+        return None
 
     @app.after_request
     def _headers(resp: Any) -> Any:
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
-        return resp
+        return security.security_headers(resp)
+
+    def _error_response(code: int, err: str, message: str) -> Any:
+        if common.wants_json() or request.is_json:
+            return common.json_error(code, err, message)
+        return app.make_response((render_template("error.html", code=code, message=message), code))
+
+    @app.errorhandler(BadRequest)
+    def _bad_request(exc: BadRequest) -> Any:
+        if isinstance(exc, CSRFError):
+            return _csrf(exc)
+        return _error_response(400, "bad_request", common.tr("web.err.bad_body"))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: Any) -> Any:
+        return _error_response(413, "too_large", common.tr("web.err.too_large"))
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
@@ -171,14 +203,20 @@ def create_app(
             return common.json_error(400, "csrf", common.tr("web.err.csrf"))
         return render_template("error.html", code=400, message=common.tr("web.err.csrf")), 400
 
-    for code in (403, 404, 405, 429):
+    for code in (403, 404, 405, 429):  # 429: Flask-Limiter's RateLimitExceeded is an HTTPException 429
 
         @app.errorhandler(code)
         def _err(exc: Any, code: int = code) -> Any:
             key = {403: "web.forbidden", 404: "web.not_found", 405: "web.not_allowed", 429: "web.too_many"}[
                 code
             ]
-            if common.wants_json():
+            if code == 429 and request.endpoint == "auth.login" and request.method == "POST":
+                from flask import flash
+
+                minutes = max(1, round(settings.login_lockout_min))
+                flash(common.tr("web.login_locked", minutes=minutes), "error")
+                resp = app.make_response((render_template("login.html", username=""), 429))
+            elif common.wants_json():
                 resp = common.json_error(
                     code,
                     {403: "forbidden", 404: "not_found", 405: "not_allowed", 429: "rate_limited"}[code],
@@ -189,7 +227,8 @@ def create_app(
                     (render_template("error.html", code=code, message=common.tr(key)), code)
                 )
             if code == 429:
-                resp.headers["Retry-After"] = "60"
+                retry = getattr(exc, "retry_after", None)
+                resp.headers.setdefault("Retry-After", str(int(retry)) if retry else "60")
             return resp
 
     log.info("web app for office %s ready (demo=%s, data dir %s)", cfg.office.id, demo, ddir)

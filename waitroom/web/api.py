@@ -16,8 +16,8 @@ import logging
 from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
-from waitroom.web.common import check_counter, json_error, live, login_required, tr
-from waitroom.web.public import rate_limited
+from waitroom.web.common import check_counter, current_user, json_error, live, login_required, tr
+from waitroom.web.security import limiter, public_limit
 from waitroom.web.staff import perform
 
 log = logging.getLogger(__name__)
@@ -26,21 +26,20 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.get("/stream")
+@limiter.shared_limit(public_limit, scope="public")
 def stream() -> Response:
-    limited = rate_limited(streams=True)
-    if limited is not None:
-        return limited
+    """``?nodes=1`` adds node status and health events (admins only)."""
+    user = current_user()
+    nodes = request.args.get("nodes") == "1" and user is not None and user.is_admin
     try:
-        return live().sse_response()
+        return live().sse_response(nodes=nodes)
     except OverflowError:
         return json_error(503, "busy", tr("web.too_many"))
 
 
 @bp.get("/state")
+@limiter.shared_limit(public_limit, scope="public")
 def state() -> Response:
-    limited = rate_limited()
-    if limited is not None:
-        return limited
     snap = live().public_state()
     if snap is None:
         return json_error(503, "no_state", tr("web.no_state"))
@@ -51,8 +50,11 @@ def state() -> Response:
 @login_required("staff")
 def counter_action(counter: str, action: str) -> Response:
     check_counter(counter)
-    data = request.get_json(silent=True)
-    if data is None:
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if data is None:
+            return json_error(400, "bad_request", tr("web.err.json"))
+    else:
         data = request.form.to_dict()
     if not isinstance(data, dict):
         return json_error(400, "bad_request", tr("web.err.json"))

@@ -1,11 +1,15 @@
 """``waitroom web``: serve the web app with gunicorn, and manage its user accounts.
 
-    waitroom web [--config FILE] [--node web] [--bind 127.0.0.1:8080] [--threads 64] [--demo]
+    waitroom web [--config FILE] [--node web] [--bind 127.0.0.1:8080] [--workers 1] [--demo]
     waitroom web create-admin --username NAME     (password from a prompt or $WAITROOM_USER_PASSWORD)
     waitroom web add-user --username NAME [--role staff|admin] [--counters c1,c2]
 
-The app holds one MQTT connection and the live streams in memory, so gunicorn runs exactly one worker; the
-gthread worker gives each open SSE stream its own thread (--threads).
+gunicorn runs the app with the **gevent** worker: every request and every open live stream (SSE) is a
+greenlet of a few kilobytes instead of a thread, so thousands of idle ticket-status streams cost little and
+never take the staff pages' place (see docs/architecture.md, "The web app under a crowd"). Each worker is
+its own MQTT client of the web node (client id with the process id) and keeps its own office copy; logins,
+sessions and rate-limit counters live in SQLite files of the data directory, shared by every worker.
+``--worker-class gthread`` keeps the old thread-per-request server (then ``--threads`` streams at most).
 """
 
 from __future__ import annotations
@@ -30,19 +34,26 @@ def serve(
     bind: str = "127.0.0.1:8080",
     threads: int = 64,
     *,
+    workers: int = 1,
+    worker_class: str = "gevent",
+    connections: int = 6000,
     log_level: str = "info",
     access_log: bool = False,
 ) -> None:
-    """Run ``app_factory()`` under gunicorn (one gthread worker) until SIGINT/SIGTERM."""
+    """Run ``app_factory()`` under gunicorn until SIGINT/SIGTERM (gevent workers by default)."""
     from gunicorn.app.base import BaseApplication
+
+    os.environ["WAITROOM_WEB_WORKERS"] = str(workers)  # the app gives each worker its own MQTT client id
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             options = {
                 "bind": bind,
-                "workers": 1,
-                "worker_class": "gthread",
-                "threads": threads,
+                "workers": workers,
+                "worker_class": worker_class,
+                "worker_connections": connections,
+                "threads": threads if worker_class == "gthread" else None,
+                "backlog": 4096,
                 "timeout": 60,
                 "graceful_timeout": 5,
                 "keepalive": 5,
@@ -87,7 +98,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return create_app(cfg, demo=args.demo, node_id=args.node, data_dir=ddir)
 
     log.info("serving the web app of office %s on http://%s", cfg.office.id, args.bind)
-    serve(factory, args.bind, args.threads)
+    serve(
+        factory,
+        args.bind,
+        args.threads,
+        workers=args.workers,
+        worker_class=args.worker_class,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
     return 0
 
 
@@ -125,6 +144,12 @@ def cmd_add_user(args: argparse.Namespace, role: str | None = None) -> int:
         return 1
     try:
         user = store.add(args.username, _password(args), role or args.role, counters, replace=args.replace)
+        if args.replace:  # a new password ends every login of that account, in every worker
+            from waitroom.web.security import SessionStore
+
+            ended = SessionStore(store.path).revoke_user(user.name)
+            if ended:
+                print(f"{ended} session(s) of {user.name} ended")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -151,12 +176,21 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--node", "-n", default="web", help="node id of the web app (role web; default web)")
     p.add_argument("--bind", "-b", default="127.0.0.1:8080", help="address:port (default 127.0.0.1:8080)")
+    p.add_argument("--workers", "-w", type=int, default=1, help="gunicorn worker processes (default 1)")
+    p.add_argument(
+        "--worker-class",
+        choices=("gevent", "gthread"),
+        default="gevent",
+        help="gevent (default): thousands of live streams per worker; gthread: a thread per request",
+    )
     p.add_argument(
         "--threads",
         type=int,
         default=64,
-        help="gunicorn threads = concurrent requests and live streams (default 64)",
+        help="gthread only: threads = concurrent requests and live streams (default 64)",
     )
+    p.add_argument("--log-level", default="info", help="gunicorn log level (default info)")
+    p.add_argument("--access-log", action="store_true", help="gunicorn access log on stderr")
     p.add_argument("--demo", action="store_true", help="demo mode: /demo page, generated secret key")
     p.set_defaults(func=cmd_run)
     sub = p.add_subparsers(dest="web_command", metavar="ACTION")

@@ -92,12 +92,22 @@ def text(obj: dict[str, str] | None, fallback: str = "") -> str:
     return obj.get(lang()) or obj.get("de") or fallback
 
 
+def sessions() -> Any:
+    return current_app.extensions["waitroom_sessions"]
+
+
 def current_user() -> User | None:
+    """The logged-in user: the cookie's session id must name a live row of the session table (logout and
+    password changes revoke rows, in every worker at once)."""
     if "user" not in g:
-        name = session.get("user")
+        sid = session.get("sid")
+        name = sessions().user_of(sid) if isinstance(sid, str) else None
         g.user = users().get(name) if name else None
-        if name and g.user is None:  # account removed meanwhile
+        if (sid or session.get("user")) and g.user is None:  # revoked, expired or account removed
+            keep = session.get("lang")
             session.clear()
+            if keep:
+                session["lang"] = keep
     return cast(User | None, g.user)
 
 
@@ -156,23 +166,31 @@ class CommandResult:
         code: str = "",
         message: str = "",
         status: int = 200,
+        seq: int | None = None,
+        counter: dict[str, Any] | None = None,
     ):
         self.ok, self.result, self.code, self.message, self.status = ok, result or {}, code, message, status
+        self.seq, self.counter = seq, counter
 
     def response(self) -> Response:
         if self.ok:
-            return jsonify({"ok": True, "result": self.result})
+            body: dict[str, Any] = {"ok": True, "result": self.result, "seq": self.seq}
+            if self.counter is not None:
+                body["counter"] = self.counter
+            return jsonify(body)
         return json_error(self.status, self.code, self.message)
 
 
 def run_command(op: str, args: dict[str, Any]) -> CommandResult:
-    """Send ``op`` as the web node; controller errors and timeouts become a CommandResult."""
+    """Send ``op`` as the web node and wait until the office copy includes its effect (the reply's seq);
+    controller errors and timeouts become a CommandResult. The result carries that seq and, for a counter
+    action, the counter's new state."""
     lv = live()
     user = current_user()
     if not lv.online:
         return CommandResult(False, code="unavailable", message=tr("web.err.offline"), status=503)
     try:
-        result = lv.request(op, args)
+        result, seq = lv.act(op, args)
     except CommandFailed as exc:
         key = f"web.err.{exc.code}"
         message = tr(key) if key in _known_keys() else exc.message
@@ -186,8 +204,9 @@ def run_command(op: str, args: dict[str, Any]) -> CommandResult:
     except RequestTimeout:
         log.warning("%s by %s: controller did not answer", op, user.name if user else "-")
         return CommandResult(False, code="timeout", message=tr("web.err.timeout"), status=503)
-    log.info("%s %s by %s", op, args, user.name if user else "-")
-    return CommandResult(True, result)
+    log.info("%s %s by %s (seq %d)", op, args, user.name if user else "-", seq)
+    counter = lv.counter_state(args["counter"]) if isinstance(args.get("counter"), str) else None
+    return CommandResult(True, result, seq=seq, counter=counter)
 
 
 def _known_keys() -> set[str]:

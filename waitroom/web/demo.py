@@ -58,7 +58,9 @@ def page() -> str:
 
 @bp.post("/press/<node_id>")
 def press(node_id: str) -> Response:
-    data = request.get_json(silent=True) or request.form.to_dict()
+    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    if not isinstance(data, dict):
+        return json_error(400, "bad_request", tr("web.err.json"))
     buttons = node_buttons(cfg())
     button, action = data.get("button"), data.get("action", "press")
     if node_id not in buttons:

@@ -25,6 +25,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from displays.settings import GONG_WAV
 from waitroom import i18n
+from waitroom.web.security import limiter, public_limit
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ TICKET_RE = re.compile(r"^[A-Z][0-9]{1,4}$")
 _speech_cache: OrderedDict[tuple[str, str, str, bool], bytes] = OrderedDict()
 _speech_lock = threading.Lock()
 SPEECH_CACHE_SIZE = 64
+SPEECH_LIMIT = "30 per minute"  # per address: espeak-ng runs per new number; a display needs a few a minute
+
+limiter.shared_limit(public_limit, scope="public")(bp)
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -151,6 +155,7 @@ def gong() -> Any:
 
 
 @bp.get("/speech.wav")
+@limiter.limit(SPEECH_LIMIT, override_defaults=False)
 def speech() -> Any:
     """The spoken call as WAV: ``?ticket=A012&counter=c3&lang=de&recall=0``.
 

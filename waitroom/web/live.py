@@ -1,27 +1,38 @@
-"""The web app's live link to the office: a ``web`` node on MQTT.
+"""The web app's live link to the office: a ``web`` node on MQTT, and the one place where the web reads the
+office state.
 
-``LiveOffice`` keeps the retained state snapshot (the web's live data), the status and health of every node
-(admin page), sends staff actions as commands and fans the office's events out to the browsers' SSE streams.
-It is stored in ``app.extensions["waitroom"]``; the display blueprint (waitroom/web/display.py) uses the same
-object:
+``LiveOffice`` keeps the web's copy of the office: the retained bounded ``state`` summary, the retained
+waiting list of every service (``queue/<service>``, with a fallback to the old ``state["waiting"]`` /
+``["parked"]`` lists while a controller still sends them), the names from the office configuration, and the
+status and health of every node (admin page). It sends staff actions as commands and fans the office's events
+out to the browsers' SSE streams. It is stored in ``app.extensions["waitroom"]``; the display blueprint uses
+the same object:
 
-- ``live.state()`` -> the latest snapshot (dict) or None before the controller has published one;
-- ``with live.subscribe() as sub: for name, data in sub.events(keepalive=15): ...`` -> live events
-  (``state``, ``call``, ``assist``, ``intake``; ``None, None`` as a keep-alive tick);
-- ``live.sse_response()`` -> a Flask streaming response in text/event-stream format.
+- ``live.state()`` -> the latest state summary (dict, with ticket ids) or None;
+- ``live.public_state()`` -> the same without ticket ids, with the names of services and counters from the
+  configuration and the merged ``waiting`` / ``parked`` lists (cached until the next change);
+- ``live.waiting()`` / ``live.parked()`` -> the waiting lists (with ids; staff and ticket status only);
+- ``live.ticket_status(ticket_id)`` -> where one ticket stands (an index rebuilt once per change);
+- ``live.wait_for_seq(seq)`` -> block until the copy includes the state with that seq (staff pages);
+- ``live.sse_response(ticket=None, nodes=False)`` -> a streaming text/event-stream response.
+
+Fan-out is built for a crowd of idle streams (the web app runs under gevent, see waitroom/web/cli.py): changes
+arriving in one burst (a state and several queues) are coalesced into one flush; the flush serializes the
+public state once for every general stream, and a ticket stream gets a message only when its own ticket's
+status changed. A stalled client whose queue fills up is dropped, never waited for.
 
 Ticket ids are the citizen's key to the ticket status page, so they are removed from everything this object
-hands to browsers (``public_state``); staff work with ticket numbers.
+hands to browsers; staff work with ticket numbers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, stream_with_context
@@ -35,55 +46,72 @@ from waitroom.node import NodeRuntime
 log = logging.getLogger(__name__)
 
 STREAM_EVENTS = ("state", "call", "assist", "intake")
+COALESCE_S = 0.03  # changes within this window reach the streams in one flush
+FLUSH_BATCH = 100  # streams fed between two turns of the event loop
 
 
-def public_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A copy of a snapshot without ticket ids (assistance request ids stay: staff acknowledge by them)."""
-    if state is None:
-        return None
-    out = dict(state)
-    out["waiting"] = [{k: v for k, v in w.items() if k != "id"} for w in state.get("waiting", [])]
-    out["parked"] = [{k: v for k, v in p.items() if k != "id"} for p in state.get("parked", [])]
-    counters = []
-    for c in state.get("counters", []):
-        c = dict(c)
-        if c.get("serving"):
-            c["serving"] = {k: v for k, v in c["serving"].items() if k != "ticket_id"}
-        counters.append(c)
-    out["counters"] = counters
-    return out
+def _without(entry: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != key}
+
+
+def sse_format(name: str | None, data: Any) -> str:
+    if name is None:
+        return ": keep-alive\n\n"
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def _status_key(status: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in status.items() if k != "ts"}, sort_keys=True, default=str)
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if k != "ticket_id"}
+    return _without(event, "ticket_id")
 
 
 class Subscription:
-    """One browser's live stream: a bounded queue fed by LiveOffice."""
+    """One browser's live stream: a bounded buffer of preformatted SSE messages.
 
-    def __init__(self, owner: LiveOffice, maxsize: int = 200):
+    A deque and an Event rather than queue.Queue: under gevent, queue.Queue's Condition costs several
+    times more per message, and the fan-out to thousands of streams is made of exactly these calls."""
+
+    def __init__(
+        self,
+        owner: LiveOffice,
+        *,
+        ticket: str | None = None,
+        nodes: bool = False,
+        lang: str = "de",
+        maxsize: int = 64,
+    ):
         self.owner = owner
-        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=maxsize)
+        self.ticket = ticket
+        self.nodes = nodes
+        self.lang = lang
+        self.last: str | None = None  # ticket streams: the key of the status last sent
+        self.buffer: deque[str] = deque()
+        self.maxsize = maxsize
+        self.ready = threading.Event()
         self.closed = False
 
-    def put(self, name: str, data: Any) -> None:
-        try:
-            self.queue.put_nowait((name, data))
-        except queue.Full:  # a stalled client: drop it rather than hold memory for it
+    def put(self, item: str) -> None:
+        if len(self.buffer) >= self.maxsize:  # a stalled client: drop it rather than hold memory for it
             log.warning("SSE client too slow; closing its stream")
             self.closed = True
+            self.ready.set()
+            return
+        self.buffer.append(item)
+        self.ready.set()
 
-    def get(self, timeout: float) -> tuple[str, Any] | None:
-        try:
-            return self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def events(self, keepalive: float = 15.0) -> Iterator[tuple[str | None, Any]]:
-        """Yield (name, data) pairs; (None, None) after ``keepalive`` seconds without one."""
+    def items(self, keepalive: float = 15.0) -> Iterator[str | None]:
+        """Yield queued messages; None after ``keepalive`` seconds without one."""
         while not self.closed and not self.owner.closed:
-            item = self.get(keepalive)
-            yield item if item is not None else (None, None)
+            if not self.buffer:
+                self.ready.clear()
+                if not self.buffer and not self.ready.wait(keepalive):
+                    yield None
+                    continue
+            while self.buffer and not self.closed:
+                yield self.buffer.popleft()
 
     def close(self) -> None:
         self.closed = True
@@ -96,16 +124,10 @@ class Subscription:
         self.close()
 
 
-def sse_format(name: str | None, data: Any) -> str:
-    if name is None:
-        return ": keep-alive\n\n"
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
-
-
 class LiveOffice:
-    """The web node: snapshot, node health, commands and live event fan-out."""
+    """The web node: the office copy, node health, commands and live event fan-out."""
 
-    def __init__(self, cfg: Config, runtime: NodeRuntime, *, max_streams: int = 400):
+    def __init__(self, cfg: Config, runtime: NodeRuntime, *, max_streams: int = 5000):
         self.cfg = cfg
         self.runtime = runtime
         self.topics = runtime.topics
@@ -113,12 +135,30 @@ class LiveOffice:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.tickets_seen: dict[str, str] = {}  # ticket id -> number, today (status page after the call)
         self.bridged: dict[str, dict[str, Any]] = {}  # office id -> its public waits (city broker bridge)
+        self.queues: dict[str, dict[str, Any]] = {}  # service -> its retained queue payload (today)
+        self.app: Any = None  # the Flask app (set by create_app): renders ticket fragments in a flush
         self._day = ""
-        self.queues: dict[str, dict[str, Any]] = {}  # service -> its latest queue page
         self.counter_details: dict[str, dict[str, Any]] = {}  # counter -> its latest detail
+        self._left_queue: dict[str, int] = {}  # ticket number -> seq at which it stopped waiting (today)
+        self._calls: dict[str, dict[str, Any]] = {}  # ticket id -> its latest call event (today)
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
+        self._seq_cond = threading.Condition()
+        self._public: dict[str, Any] | None = None
+        self._index: dict[str, dict[str, Any]] | None = None
+        self._flush_pending = False
+        self.generation = 0
         self.closed = False
+        self._service_names = {s.id: s.name.model_dump() for s in cfg.services}
+        self._counter_info = {
+            c.id: {
+                "name": c.name.model_dump(),
+                "spoken": (c.spoken or c.name).model_dump(),
+                "zone": c.zone,
+                "services": list(c.services),
+            }
+            for c in cfg.counters
+        }
         runtime.on_state(self._on_state)
         runtime.on_event(self._on_event)
         runtime.subscribe(self.topics.queue("+"), self._on_queue)
@@ -137,46 +177,155 @@ class LiveOffice:
         self.closed = True
         self.runtime.stop()
 
-    # -- data
-    def state(self) -> dict[str, Any] | None:
-        """The latest office view (with ticket ids), or None: the controller's summary joined with the
-        configuration's names, the ticket lists of the queue pages (``waiting``, ``parked``) and the counter
-        details (``serving``)."""
-        summary = self.runtime.state
-        if summary is None:
-            return None
-        out = dict(summary)
-        waiting: list[dict[str, Any]] = []
-        parked: list[dict[str, Any]] = []
-        # a page published before the summary may still list a ticket that a counter has called since
-        serving = {c["serving"]["ticket"] for c in summary.get("counters", []) if c.get("serving")}
-        for sid, page in list(self.queues.items()):
-            if page.get("day", summary.get("day")) != summary.get("day"):
-                continue
-            waiting += [{**t, "service": sid} for t in page.get("tickets", []) if t["ticket"] not in serving]
-            parked += [{**t, "service": sid} for t in page.get("parked", [])]
-        big = 1 << 30
-        waiting.sort(key=lambda t: (t["eta_min"] if t.get("eta_min") is not None else big, t["since"]))
-        out["waiting"], out["parked"] = waiting, parked
-        counters = []
-        for c in summary.get("counters", []):
-            detail = self.counter_details.get(c.get("id", ""))
-            if (
-                c.get("serving")
-                and detail
-                and (detail.get("serving") or {}).get("ticket") == c["serving"].get("ticket")
-            ):
-                c = {**c, "serving": {**c["serving"], **detail["serving"]}}
-            counters.append(c)
-        out["counters"] = counters
-        return out
-
-    def public_state(self) -> dict[str, Any] | None:
-        return public_state(self.state())
-
     @property
     def online(self) -> bool:
         return self.runtime.online
+
+    # -- the office copy (the only place the web reads the state)
+    def state(self) -> dict[str, Any] | None:
+        """The latest state summary from the controller (with ticket ids), or None; a counter's
+        ``serving`` carries the detail of its ``counter/<id>`` topic (ticket id, call time, recalls, and the
+        rule's reason)."""
+        st = self.runtime.state
+        if st is None or not self.counter_details:
+            return st
+        counters = []
+        for c in st.get("counters", []):
+            detail = (self.counter_details.get(c.get("id", "")) or {}).get("serving") or {}
+            if c.get("serving") and detail.get("ticket") == c["serving"].get("ticket"):
+                c = {**c, "serving": {**c["serving"], **detail}}
+            counters.append(c)
+        return {**st, "counters": counters}
+
+    @property
+    def seq(self) -> int:
+        st = self.runtime.state
+        return int(st.get("seq", 0)) if st else 0
+
+    def waiting(self) -> list[dict[str, Any]]:
+        """Every waiting ticket (with id and service), per service in expected call order.
+
+        From the ``queue/<service>`` topics (at most the first 100 per service); while the controller still
+        sends the lists inside the state, from there.
+        """
+        st = self.runtime.state or {}
+        if "waiting" in st and not self.queues:
+            return list(st.get("waiting") or [])
+        # a page is published at most once a second: a ticket called, parked or cancelled since then is
+        # known from the events (each carries the seq of its change), so the list never shows it as waiting
+        gone = self._left_queue
+        out = []
+        for svc in self.cfg.services:
+            q = self.queues.get(svc.id)
+            if q:
+                seq = q.get("seq", 0)
+                out.extend(
+                    {**t, "service": svc.id} for t in q.get("tickets", []) if gone.get(t["ticket"], -1) <= seq
+                )
+        return out
+
+    def parked(self) -> list[dict[str, Any]]:
+        st = self.runtime.state or {}
+        if "parked" in st and not self.queues:
+            return list(st.get("parked") or [])
+        out = []
+        for svc in self.cfg.services:
+            q = self.queues.get(svc.id)
+            if q:
+                out.extend({**t, "service": svc.id} for t in q.get("parked", []))
+        return out
+
+    def public_state(self) -> dict[str, Any] | None:
+        """The state for browsers: no ticket ids, names from the configuration, waiting lists merged in."""
+        cached = self._public
+        if cached is not None:
+            return cached
+        st = self.state()
+        if st is None:
+            return None
+        out = dict(st)
+        out.setdefault("name", self.cfg.office.name)
+        out["services"] = [
+            {"name": self._service_names.get(s.get("id"), {"de": s.get("id", "")}), **s}
+            for s in st.get("services", [])
+        ]
+        counters = []
+        for c in st.get("counters", []):
+            c = {**self._counter_info.get(c.get("id"), {}), **c}
+            if c.get("serving"):
+                c["serving"] = _without(c["serving"], "ticket_id")
+            counters.append(c)
+        out["counters"] = counters
+        out["waiting"] = [_without(w, "id") for w in self.waiting()]
+        out["parked"] = [_without(p, "id") for p in self.parked()]
+        self._public = out
+        return out
+
+    def counter_state(self, counter: str) -> dict[str, Any] | None:
+        pub = self.public_state() or {}
+        return next((c for c in pub.get("counters", []) if c.get("id") == counter), None)
+
+    def _ticket_index(self) -> dict[str, dict[str, Any]]:
+        index = self._index
+        if index is not None:
+            return index
+        index = {}
+        st = self.state() or {}
+        position: dict[str, int] = {}
+        for w in self.waiting():
+            n = position[w["service"]] = position.get(w["service"], 0) + 1
+            index[w["id"]] = {
+                "state": "waiting",
+                "ticket": w["ticket"],
+                "service": self._service_names.get(w["service"]),
+                "position": n,
+                "ahead": n - 1,
+                "eta_min": w.get("eta_min"),
+            }
+        for p in self.parked():
+            index[p["id"]] = {"state": "parked", "ticket": p["ticket"]}
+        summary_seq = st.get("seq", 0)
+        for tid, call in list(self._calls.items()):  # called after the summary: the event says so first
+            if call["seq"] > summary_seq and call["ticket"] in self._left_queue:
+                index[tid] = {
+                    "state": "called",
+                    "ticket": call["ticket"],
+                    "counter": call["counter"],
+                    "counter_name": self._counter_info.get(call["counter"], {}).get("name"),
+                }
+        for c in st.get("counters", []):
+            serving = c.get("serving")
+            if serving and serving.get("ticket_id"):
+                index[serving["ticket_id"]] = {
+                    "state": "called",
+                    "ticket": serving["ticket"],
+                    "counter": c["id"],
+                    "counter_name": self._counter_info.get(c["id"], {}).get("name"),
+                }
+        self._index = index
+        return index
+
+    def ticket_status(self, ticket_id: str) -> dict[str, Any]:
+        """Where a ticket stands: waiting (position, minutes), called (counter), parked, done or unknown."""
+        st = self.runtime.state
+        if st is None:
+            return {"state": "unknown"}
+        found = self._ticket_index().get(ticket_id)
+        if found is None:
+            number = self.tickets_seen.get(ticket_id)
+            found = {"state": "done" if number else "unknown", "ticket": number}
+        return {**found, "ts": st.get("ts")}
+
+    def wait_for_seq(self, seq: int, timeout: float = 2.0) -> bool:
+        """Block until the copy holds a state with ``seq`` or later; False after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._seq_cond:
+            while self.seq < seq:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._seq_cond.wait(left)
+        return True
 
     def node_table(self) -> list[dict[str, Any]]:
         """Every configured node (plus the controller) with status, last seen, version and health."""
@@ -209,13 +358,39 @@ class LiveOffice:
         """Send a command as the web node; raises CommandFailed / RequestTimeout (see waitroom.errors)."""
         return self.runtime.request(op, args, timeout=timeout, retries=retries)
 
+    def act(
+        self, op: str, args: dict[str, Any] | None = None, *, timeout: float = 2.0, retries: int = 1
+    ) -> tuple[dict[str, Any], int]:
+        """A staff action: send it, then wait until the office copy includes its effect.
+
+        Returns ``(result, seq)``. The reply's ``seq`` (top level or in the result) is the state that holds
+        the effect; a controller that does not send one yet is waited for until a newer state arrives
+        (at most 1 s: an action without effect publishes none).
+        """
+        from waitroom.errors import CommandFailed
+
+        before = self.seq
+        reply = self.runtime.request_reply(op, args, timeout=timeout, retries=retries)
+        if not reply.get("ok"):
+            err = reply.get("error") or {}
+            raise CommandFailed(str(err.get("code", "internal")), str(err.get("message", "")))
+        result = reply.get("result") or {}
+        seq = reply.get("seq", result.get("seq"))
+        if isinstance(seq, int):
+            if not self.wait_for_seq(seq, timeout=2.0):
+                log.warning("%s: state seq %d not seen within 2 s (have %d)", op, seq, self.seq)
+        else:
+            self.wait_for_seq(before + 1, timeout=1.0)
+            seq = self.seq
+        return result, seq
+
     def simulate(self, node_id: str, button: str, action: str) -> None:
         """Demo only: a virtual button press on a node's sim topic (the node drives its mock pin)."""
         self.runtime.link.publish(self.topics.sim(node_id), {"button": button, "action": action}, "sim")
 
     # -- live streams
-    def subscribe(self) -> Subscription:
-        sub = Subscription(self)
+    def subscribe(self, *, ticket: str | None = None, nodes: bool = False, lang: str = "de") -> Subscription:
+        sub = Subscription(self, ticket=ticket, nodes=nodes, lang=lang)
         with self._lock:
             if len(self._subs) >= self.max_streams:
                 raise OverflowError("too many live streams")
@@ -235,35 +410,100 @@ class LiveOffice:
         with self._lock:
             return len(self._subs)
 
-    def broadcast(self, name: str, data: Any) -> None:
+    def _general_subs(self, nodes_only: bool = False) -> list[Subscription]:
         with self._lock:
+            return [s for s in self._subs if s.ticket is None and (s.nodes or not nodes_only)]
+
+    def broadcast(self, name: str, data: Any, *, nodes_only: bool = False) -> None:
+        """One event to every general stream (formatted once)."""
+        msg = sse_format(name, data)
+        for sub in self._general_subs(nodes_only):
+            sub.put(msg)
+
+    def _changed(self) -> None:
+        """The copy changed: drop the caches and flush to the streams soon (once per burst)."""
+        with self._lock:
+            self._public = None
+            self._index = None
+            if self._flush_pending:
+                return
+            self._flush_pending = True
+        timer = threading.Timer(COALESCE_S, self._flush)
+        timer.daemon = True
+        timer.start()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._flush_pending = False
             subs = list(self._subs)
-        for sub in subs:
-            sub.put(name, data)
+            self.generation += 1
+        pub = self.public_state()
+        if pub is None:
+            return
+        msg = sse_format("state", pub)
+        keys: dict[str, tuple[str, dict[str, Any]]] = {}
+        messages: dict[tuple[str, str], str] = {}
+        for i, sub in enumerate(subs):
+            if i % FLUSH_BATCH == FLUSH_BATCH - 1:
+                # Let the event loop breathe between batches: the streams woken so far send, and a staff page
+                # that arrived meanwhile is served now instead of after the whole crowd (under gevent a real
+                # sleep is one loop iteration with an I/O poll; sleep(0) would only run callbacks).
+                time.sleep(0.001)
+            if sub.ticket is None:
+                sub.put(msg)
+                continue
+            found = keys.get(sub.ticket)
+            if found is None:
+                status = self.ticket_status(sub.ticket)
+                found = keys[sub.ticket] = (_status_key(status), status)
+            if found[0] != sub.last:
+                sub.last = found[0]
+                mkey = (sub.ticket, sub.lang)
+                text = messages.get(mkey)
+                if text is None:
+                    text = messages[mkey] = self.ticket_message(sub.ticket, found[1], sub.lang)
+                sub.put(text)
+
+    def ticket_message(self, ticket: str, status: dict[str, Any], lang: str) -> str:
+        """The SSE message of a ticket stream: the status and its rendered fragment (one render per
+        ticket and language per change, shared by every stream that follows that ticket)."""
+        from flask import g, has_request_context, render_template
+
+        if has_request_context() or self.app is None:
+            html = render_template("ticket_fragment.html", ticket_id=ticket, status=status)
+        else:
+            with self.app.test_request_context("/"):
+                g.lang = lang
+                html = render_template("ticket_fragment.html", ticket_id=ticket, status=status)
+        return sse_format("state", {**status, "html": html})
 
     def sse_response(
-        self, transform: Callable[[str, Any], Any] | None = None, keepalive: float = 15.0
+        self, *, ticket: str | None = None, nodes: bool = False, keepalive: float = 15.0
     ) -> Response:
-        """A text/event-stream response: the current state first, then every live event.
+        """A text/event-stream response: the current state (or ticket status) first, then every change.
 
-        ``transform(name, data)`` may rewrite or drop (return None) an event for this stream.
+        A ticket stream (``ticket=<id>``) gets ``state`` events whose data is that ticket's status with the
+        rendered status fragment in ``html``; a general stream gets the public state and the call, assist
+        and intake events (and node status/health with ``nodes=True``, for the admin page).
         """
-        sub = self.subscribe()
-        first = self.public_state()
+        from waitroom.web.common import lang
+
+        sub = self.subscribe(ticket=ticket, nodes=nodes, lang=lang())
+        if ticket is not None:
+            status = self.ticket_status(ticket)
+            sub.last = _status_key(status)
+            first: str | None = self.ticket_message(ticket, status, sub.lang)
+        else:
+            pub = self.public_state()
+            first = sse_format("state", pub) if pub is not None else None
 
         def generate() -> Iterator[str]:
             try:
                 yield "retry: 3000\n\n"
                 if first is not None:
-                    item = transform("state", first) if transform else first
-                    if item is not None:
-                        yield sse_format("state", item)
-                for name, data in sub.events(keepalive):
-                    if name is not None and transform is not None:
-                        data = transform(name, data)
-                        if data is None:
-                            continue
-                    yield sse_format(name, data)
+                    yield first
+                for item in sub.items(keepalive):
+                    yield sse_format(None, None) if item is None else item
             finally:
                 sub.close()
 
@@ -285,43 +525,78 @@ class LiveOffice:
         except contract.ContractError as exc:
             log.debug("ignored public waits of %s: %s", office, exc)
 
-    def _on_state(self, state: dict[str, Any]) -> None:
-        if state.get("day") != self._day:
-            self._day = state.get("day", "")
+    def _new_day(self, day: str) -> None:
+        if day and day != self._day:
+            self._day = day
             self.tickets_seen.clear()
-        self.broadcast("state", self.public_state())
+            self.queues = {k: v for k, v in self.queues.items() if v.get("day", day) == day}
+            self._left_queue.clear()
+            self._calls.clear()
+
+    def _remember(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            if entry.get("id"):
+                self.tickets_seen[entry["id"]] = entry["ticket"]
+
+    def _on_state(self, state: dict[str, Any]) -> None:
+        self._new_day(state.get("day", ""))
+        self._remember(list(state.get("waiting", [])) + list(state.get("parked", [])))
+        for c in state.get("counters", []):
+            if c.get("serving") and c["serving"].get("ticket_id"):
+                self.tickets_seen[c["serving"]["ticket_id"]] = c["serving"]["ticket"]
+        self._changed()
+        with self._seq_cond:
+            self._seq_cond.notify_all()
 
     def _on_queue(self, topic: str, raw: bytes) -> None:
         try:
-            page = contract.decode(raw, limit=None)
-        except contract.ContractError as exc:
-            log.debug("ignored queue page on %s: %s", topic, exc)
+            q = contract.decode(raw, limit=None)
+            service = q["service"]
+            tickets = q.get("tickets", [])
+            parked = q.get("parked", [])
+            if not isinstance(tickets, list) or not isinstance(parked, list) or not isinstance(service, str):
+                raise ValueError("tickets/parked must be lists")
+        except (contract.ContractError, KeyError, ValueError, TypeError) as exc:
+            log.warning("ignored bad queue message on %s: %s", topic, exc)
             return
-        sid = str(page.get("service", ""))
-        old = self.queues.get(sid)
-        if old is not None and page.get("seq", 0) < old.get("seq", 0):
-            return  # an older page delivered late
-        self.queues[sid] = page
-        for entry in (*page.get("tickets", []), *page.get("parked", [])):
-            self.tickets_seen[entry["id"]] = entry["ticket"]
-        self.broadcast("state", self.public_state())
+        if q.get("office", self.cfg.office.id) != self.cfg.office.id or service not in self._service_names:
+            log.debug("ignored queue of unknown service %r", service)
+            return
+        old = self.queues.get(service)
+        if old is not None and q.get("seq", 0) < old.get("seq", 0) and q.get("day") == old.get("day"):
+            return  # an older list delivered late
+        self.queues[service] = q
+        self._remember(tickets + parked)
+        self._changed()
 
     def _on_counter(self, topic: str, raw: bytes) -> None:
         try:
             detail = contract.decode(raw, limit=None)
-        except contract.ContractError as exc:
+            cid = str(detail["counter"])
+        except (contract.ContractError, KeyError) as exc:
             log.debug("ignored counter detail on %s: %s", topic, exc)
             return
-        cid = str(detail.get("counter", ""))
         old = self.counter_details.get(cid)
         if old is not None and detail.get("seq", 0) < old.get("seq", 0):
-            return
+            return  # an older detail delivered late
         self.counter_details[cid] = detail
         serving = detail.get("serving")
-        if serving:
+        if serving and serving.get("ticket_id"):
             self.tickets_seen[serving["ticket_id"]] = serving["ticket"]
+        self._changed()
 
     def _on_event(self, kind: EventKind, event: dict[str, Any]) -> None:
+        number, seq = event.get("ticket"), event.get("seq")
+        if isinstance(number, str) and isinstance(seq, int):
+            waiting = kind is EventKind.TICKET and event.get("state") == "waiting"
+            if kind is EventKind.CALL or (kind is EventKind.TICKET and not waiting):
+                self._left_queue[number] = seq  # no longer waiting since seq
+            if kind is EventKind.CALL and isinstance(event.get("ticket_id"), str):
+                self._calls[event["ticket_id"]] = {"seq": seq, "ticket": number, "counter": event["counter"]}
+                self.tickets_seen[event["ticket_id"]] = number
+            elif waiting:
+                self._left_queue.pop(number, None)
+            self._changed()
         if kind.value in STREAM_EVENTS:
             self.broadcast(kind.value, public_event(event))
 
@@ -335,4 +610,4 @@ class LiveOffice:
         with self._lock:
             self.nodes.setdefault(node_id, {})[kind] = data
         if kind == "status" or kind == "health":
-            self.broadcast("node", {"node": node_id, "kind": kind, "data": data})
+            self.broadcast("node", {"node": node_id, "kind": kind, "data": data}, nodes_only=True)

@@ -11,6 +11,14 @@ Every key is optional::
       ticket_previews: tickets   # demo: folder of the dispenser's ticket PNG previews (in the data dir)
       display_screenshots: display  # demo: folder of the display screenshots (in the data dir)
       bridged_offices: []        # other offices whose public waits reach this broker (city bridge)
+      trusted_proxies: 0         # reverse proxies in front (nginx: 1); their X-Forwarded-For/-Proto count
+      allowed_origins: []        # other origins allowed to POST (besides the app's own), e.g. a kiosk URL
+      limits_db: web-limits.db   # rate-limit counters shared by the gunicorn workers (SQLite)
+      login_failures_per_user: 5       # failed logins of one user name within login_lockout_min ...
+      login_failures_per_address: 20   # ... or from one address, then 429 until the window ends
+      login_lockout_min: 15
+      max_streams: 5000          # open live streams per worker (each is a greenlet, a few kB)
+      whatif_max_days: 20        # a what-if comparison of more days is refused with 400
 """
 
 from __future__ import annotations
@@ -48,6 +56,18 @@ class WebSettings(BaseModel):
     bridged_offices: list[str] = Field(
         default_factory=list, description="other office ids whose public waits are bridged to this broker"
     )
+    trusted_proxies: int = Field(
+        0, ge=0, le=5, description="number of reverse proxies in front whose X-Forwarded-* headers count"
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="further origins (scheme://host[:port]) allowed to send POSTs"
+    )
+    limits_db: str = Field("web-limits.db", description="SQLite file of the rate-limit counters")
+    login_failures_per_user: int = Field(5, ge=1, le=1000, description="failed logins per user name")
+    login_failures_per_address: int = Field(20, ge=1, le=10000, description="failed logins per address")
+    login_lockout_min: float = Field(15.0, gt=0, le=1440, description="window and lockout time in minutes")
+    max_streams: int = Field(5000, ge=1, le=100000, description="open live streams per worker")
+    whatif_max_days: int = Field(20, ge=1, le=365, description="most days one what-if comparison may run")
 
 
 def web_settings(cfg: Config, source: str = "<config>") -> WebSettings:

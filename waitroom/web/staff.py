@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, session, url_for
 from flask import request as flask_request
 from werkzeug.wrappers import Response
 
@@ -19,6 +19,7 @@ from waitroom.web.common import (
     cfg,
     check_counter,
     current_user,
+    lang,
     live,
     login_required,
     run_command,
@@ -53,6 +54,15 @@ def _transfer(data: Mapping[str, Any], counter: str) -> dict[str, Any]:
     raise ActionError("target")
 
 
+def _reason(data: Mapping[str, Any]) -> str:
+    """A pause reason id from office.pause_reasons (no free text reaches the public state)."""
+    value = data.get("reason")
+    allowed = {r.id for r in cfg().office.pause_reasons}
+    if not isinstance(value, str) or value not in allowed:
+        raise ActionError("reason")
+    return value
+
+
 # action name -> (operation, build the arguments from the form/JSON data and the counter)
 ACTIONS: dict[str, tuple[str, Callable[[Mapping[str, Any], str], dict[str, Any]]]] = {
     "next": ("counter.call_next", lambda d, c: {"counter": c}),
@@ -63,10 +73,7 @@ ACTIONS: dict[str, tuple[str, Callable[[Mapping[str, Any], str], dict[str, Any]]
     "call": ("counter.call_ticket", lambda d, c: {"counter": c, "ticket": _field(d, "ticket", 12)}),
     "transfer": ("counter.transfer", _transfer),
     "open": ("counter.open", lambda d, c: {"counter": c}),
-    "pause": (
-        "counter.pause",
-        lambda d, c: {"counter": c, "reason": (str(d.get("reason") or "").strip()[:80])},
-    ),
+    "pause": ("counter.pause", lambda d, c: {"counter": c, "reason": _reason(d)}),
     "close": ("counter.close", lambda d, c: {"counter": c}),
     "assist_ack": ("assist.acknowledge", lambda d, c: {"request": _field(d, "request"), "counter": c}),
     "assist_resolve": ("assist.resolve", lambda d, c: {"request": _field(d, "request"), "counter": c}),
@@ -94,7 +101,8 @@ def perform(counter: str, action: str, data: Mapping[str, Any]) -> CommandResult
 def counter_view(counter: str) -> dict[str, Any]:
     """Everything the workstation shows for one counter, from the live snapshot (numbers only)."""
     c = cfg().counter(counter)
-    state = live().public_state()
+    lv = live()
+    state = lv.public_state()
     mine = set(c.services)
     view: dict[str, Any] = {
         "counter": c,
@@ -106,6 +114,10 @@ def counter_view(counter: str) -> dict[str, Any]:
         "services": cfg().services,
         "counters": cfg().counters,
         "service_names": {s.id: s.name.model_dump() for s in cfg().services},
+        "service_text": {s.id: s.name.get(lang()) for s in cfg().services},
+        "pause_reasons": cfg().office.pause_reasons,
+        "reason_names": {r.id: r.name.model_dump() for r in cfg().office.pause_reasons},
+        "seq": lv.seq,
         "terminals": {
             n.id: (n.name.model_dump() if n.name else {"de": n.id}) for n in cfg().nodes if n.role == "assist"
         },
@@ -135,19 +147,36 @@ def index() -> str | Response:
     return render_template("staff_pick.html", counters=allowed)
 
 
+def _wait_for_action() -> None:
+    """After an action (possibly handled by another worker) show at least the state that includes it."""
+    seq = session.pop("seq", None)
+    if isinstance(seq, int) and not live().wait_for_seq(seq, timeout=2.0):
+        log.warning("state seq %d not here within 2 s (have %d)", seq, live().seq)
+
+
+def _with_seq(html: str, seq: int) -> Response:
+    resp = make_response(html)
+    resp.headers["X-Waitroom-Seq"] = str(seq)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 @bp.get("/<counter>")
 @login_required("staff")
-def workstation(counter: str) -> str:
+def workstation(counter: str) -> Response:
     check_counter(counter)
     session["counter"] = counter
-    return render_template("staff.html", **counter_view(counter))
+    _wait_for_action()
+    view = counter_view(counter)
+    return _with_seq(render_template("staff.html", **view), view["seq"])
 
 
 @bp.get("/<counter>/panel")
 @login_required("staff")
-def panel(counter: str) -> str:
+def panel(counter: str) -> Response:
     check_counter(counter)
-    return render_template("staff_panel.html", **counter_view(counter))
+    view = counter_view(counter)
+    return _with_seq(render_template("staff_panel.html", **view), view["seq"])
 
 
 @bp.post("/<counter>/<action>")
@@ -157,6 +186,8 @@ def act(counter: str, action: str) -> Response:
     if action not in ACTIONS:
         abort(404)
     res = perform(counter, action, flask_request.form)
+    if res.seq is not None:
+        session["seq"] = res.seq  # the page after the redirect shows a state at least this new
     if res.ok:
         flash(_success_text(action, res.result), "ok")
     else:

@@ -88,6 +88,18 @@ class UserStore:
         log.info("user %s saved with role %s", name, role)
         return User(name, role, tuple(counters))
 
+    def set_password(self, name: str, password: str) -> None:
+        """A new password for an existing account (the caller revokes the user's sessions)."""
+        if len(password or "") < MIN_PASSWORD:
+            raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+        with self._lock:
+            cur = self.db.execute(
+                "UPDATE users SET hash=? WHERE name=?", (generate_password_hash(password), name)
+            )
+        if cur.rowcount == 0:
+            raise UserError(f"no user {name!r}")
+        log.info("password of %s changed", name)
+
     def get(self, name: str) -> User | None:
         r = self.db.execute("SELECT name, role, counters FROM users WHERE name=?", (name,)).fetchone()
         return User(r[0], r[1], tuple(c for c in r[2].split(",") if c)) if r else None

@@ -24,14 +24,12 @@ import html
 import logging
 import math
 import re
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from waitroom.config import EXAMPLE_CONFIG, Config
@@ -50,12 +48,10 @@ DEFAULT_REPLICATIONS = 10
 MAX_SEED = 2**31 - 1
 MAX_CITIZENS_PER_DAY = 3000  # a large Bürgerbüro sees ~1,000; beyond this a pasted scenario is a mistake
 MAX_NAME = 40
-DEFAULT_BUDGET_S = 8.0  # simulation time per request; WAITROOM_WHATIF_SECONDS overrides
 BUNDLED_SCENARIOS = EXAMPLE_CONFIG.parent / "scenarios"  # installed with the package
 
 SCENARIO_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 # one simulation at a time: it is CPU-bound and shares the worker process with the live streams
-_run_lock = threading.Lock()
 
 
 class WhatIfInputError(WaitroomError, ValueError):
@@ -73,19 +69,6 @@ class WhatIfInputError(WaitroomError, ValueError):
 
 class WhatIfBusy(WaitroomError, RuntimeError):
     """Another what-if simulation is running."""
-
-
-class WhatIfTooSlow(WaitroomError, TimeoutError):
-    """The simulation would not finish within the time budget; ``suggest`` days per rule set would."""
-
-    def __init__(self, suggest: int):
-        self.suggest = suggest
-        super().__init__(f"simulation over the time budget; try {suggest} days per rule set")
-
-
-class _OverBudget(Exception):
-    def __init__(self, projected: float, elapsed: float):
-        self.projected, self.elapsed = projected, elapsed
 
 
 # ------------------------------------------------------------------------------------------------ input
@@ -430,56 +413,61 @@ def citizens_per_day(sc: Any) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ running
-def _attempt(
-    office: Config, sc: Any, sets: dict[str, Any], reps: int, seed: int | None, budget: float, hard: float
-) -> dict[str, Any]:
-    from waitroom.sim import whatif
+def jobs() -> Any:
+    from waitroom.web.whatif_jobs import JobStore
 
-    t0 = time.perf_counter()
-
-    def progress(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - t0
-        projected = elapsed / done * total
-        if (done >= 2 and projected > budget) or elapsed > hard:
-            raise _OverBudget(projected, elapsed)
-
-    return whatif(office, sc, sets, reps, seed, progress=progress, predict=False)
+    return current_app.extensions.setdefault(
+        "waitroom_whatif_jobs", JobStore(Path(current_app.config["WAITROOM_DATA_DIR"]) / "whatif-jobs")
+    )
 
 
-def run(office: Config, req: WhatIfRequest, budget: float) -> dict[str, Any]:
-    """Run the comparison within ``budget`` seconds: with fewer days (and a note) when the asked number would
-    not fit."""
+def max_days() -> int:
+    return int(current_app.config.get("WAITROOM_WHATIF_MAX_DAYS", 20))
+
+
+def start(office: Config, req: WhatIfRequest) -> str:
+    """Validate the request and start it as a background job (every requested day runs); returns its id.
+
+    Raises WhatIfInputError (400) for a request over ``web.whatif_max_days``, WhatIfBusy while a job runs."""
+    from waitroom.web.whatif_jobs import JobBusy
+
+    if req.replications > max_days():
+        raise WhatIfInputError(
+            "replications", "web.whatif.err.max_days", n=max_days(), wanted=req.replications
+        )
     sc, sets = check_request(office, req)
-    if not _run_lock.acquire(blocking=False):
-        raise WhatIfBusy("a what-if simulation is running")
+    extra = {
+        "scenario_file": req.scenario_label,
+        "notes": list(req.notes),
+        "inputs": {BASELINE: None, **{v.name: sets[v.name] for v in req.variants}},
+        "order": [BASELINE, *(v.name for v in req.variants)],  # JSON objects may lose their order
+    }
+    payload = {
+        "office": office,
+        "scenario": sc,
+        "sets": sets,
+        "days": req.replications,
+        "seed": req.seed,
+        "total": req.replications * len(sets),
+        "extra": extra,
+    }
     try:
-        start = time.perf_counter()
-        try:
-            report = _attempt(office, sc, sets, req.replications, req.seed, budget, budget)
-        except _OverBudget as over:
-            left = budget - (time.perf_counter() - start)
-            fit = int(req.replications * 0.85 * left / over.projected) if over.projected > 0 else 0
-            log.info(
-                "what-if: %d days per rule set would take %.1f s; running %d",
-                req.replications,
-                over.projected,
-                fit,
-            )
-            if fit < 1:
-                raise WhatIfTooSlow(1) from None
-            try:
-                report = _attempt(office, sc, sets, fit, req.seed, math.inf, left * 1.25)
-            except _OverBudget as again:
-                suggest = max(1, int(fit * 0.8 * left / max(again.projected, 1e-6)))
-                raise WhatIfTooSlow(suggest) from None
-            req.notes.insert(0, tr("web.whatif.reduced", days=fit, wanted=req.replications))
-    finally:
-        _run_lock.release()
-    report["scenario_file"] = req.scenario_label
-    report["notes"] = list(req.notes)
-    report["inputs"] = {BASELINE: None, **{v.name: sets[v.name] for v in req.variants}}
-    report["order"] = [BASELINE, *(v.name for v in req.variants)]  # JSON objects may lose their order
-    return report
+        return str(jobs().start(payload, payload["total"]))
+    except JobBusy:
+        raise WhatIfBusy("a what-if simulation is running") from None
+
+
+def run(office: Config, req: WhatIfRequest, timeout: float = 600.0) -> dict[str, Any]:
+    """Start the job and wait for its report (the JSON API's synchronous mode)."""
+    job_id = start(office, req)
+    st = jobs().wait(job_id, timeout)
+    if st is None or st["state"] != "done":
+        raise WhatIfFailed(str((st or {}).get("error") or "the simulation did not finish in time"))
+    return dict(st["report"])
+
+
+class WhatIfFailed(WaitroomError, RuntimeError):
+    """The simulation job failed or did not finish."""
 
 
 # ------------------------------------------------------------------------------------------------ charts
@@ -657,14 +645,10 @@ def _page(
         error=error,
         error_field=error_field,
         max_variants=MAX_VARIANTS,
-        max_replications=MAX_REPLICATIONS,
+        max_replications=min(MAX_REPLICATIONS, max_days()),
         own_folder=str(scenario_dirs()[0]) if scenario_dirs() else "",
         baseline=BASELINE,
     )
-
-
-def _budget() -> float:
-    return float(current_app.config.get("WAITROOM_WHATIF_SECONDS", DEFAULT_BUDGET_S))
 
 
 @bp.get("/whatif")
@@ -675,12 +659,12 @@ def page() -> str:
 
 @bp.post("/whatif")
 @login_required("admin")
-def compare() -> tuple[str, int] | str:
+def compare() -> tuple[str, int] | str | Response:
     office = cfg()
     values = _form_values(office, request.form)
     try:
         req = parse_form(office, request.form)
-        report = run(office, req, _budget())
+        job_id = start(office, req)
     except ConfigError as exc:  # the simulator refused what the checks above let through
         log.warning("what-if refused by the simulator: %s", exc)
         details = "; ".join(exc.errors)[:600]
@@ -690,22 +674,55 @@ def compare() -> tuple[str, int] | str:
         return _page(values, error=exc.message(), error_field=exc.field), 400
     except WhatIfBusy:
         return _page(values, error=tr("web.whatif.err.busy")), 503
-    except WhatIfTooSlow as exc:
-        return _page(values, error=tr("web.whatif.err.too_slow", n=exc.suggest)), 503
     user = current_user()
     log.info(
-        "what-if by %s: %s, %d rule sets x %d days in %.2f s",
+        "what-if job %s by %s: %s, %d days",
+        job_id,
         user.name if user else "-",
         req.scenario_label,
-        len(report["rule_sets"]),
-        report["replications"],
-        report["speed"]["seconds"],
+        req.replications,
     )
-    return _page(values, report=report)
+    session_forms = current_app.extensions.setdefault("waitroom_whatif_forms", {})
+    session_forms[job_id] = values  # the form as sent, shown again with the result (this worker)
+    return redirect(url_for("whatif.job_page", job_id=job_id), code=303)
+
+
+@bp.get("/whatif/job/<job_id>")
+@login_required("admin")
+def job_page(job_id: str) -> str | tuple[str, int]:
+    """The job's progress bar (the page polls the JSON below), then its result."""
+    st = jobs().status(job_id)
+    if st is None:
+        return _page(_form_defaults(cfg()), error=tr("web.whatif.unknown_job")), 404
+    values = current_app.extensions.get("waitroom_whatif_forms", {}).get(job_id) or _form_defaults(cfg())
+    if st["state"] == "done":
+        return _page(values, report=st["report"])
+    if st["state"] == "failed":
+        return _page(values, error=tr("web.whatif.failed", error=st.get("error", "?"))), 500
+    return render_template(
+        "admin_whatif_progress.html",
+        job_id=job_id,
+        status=st,
+        status_url=url_for("whatif.job_status", job_id=job_id),
+    )
+
+
+@bp.get("/whatif/job/<job_id>.json")
+@login_required("admin")
+def job_status(job_id: str) -> Response:
+    st = jobs().status(job_id)
+    if st is None:
+        return json_error(404, "unknown_job", tr("web.whatif.unknown_job"))
+    body = {"ok": True, "job": job_id, **st}
+    if st["state"] in ("queued", "running"):
+        body["text"] = tr("web.whatif.running", done=st.get("done") or 0, total=st.get("total") or 0)
+    return jsonify(body)
 
 
 @bp.post("/whatif.json")
 def compare_json() -> Response:
+    """Start a comparison. ``?async=1``: answer 202 with the job and its status URL at once; otherwise wait
+    for the report (the simulation runs in its own process either way)."""
     user = current_user()  # scripts get JSON errors, not the login page
     if user is None:
         return json_error(401, "login_required", tr("web.login_required"))
@@ -715,7 +732,14 @@ def compare_json() -> Response:
     body = request.get_json(silent=True)
     try:
         req = parse_json(office, body)
-        report = run(office, req, _budget())
+        if request.args.get("async") == "1":
+            job_id = start(office, req)
+            resp = jsonify(
+                {"ok": True, "job": job_id, "status_url": url_for("whatif.job_status", job_id=job_id)}
+            )
+            resp.status_code = 202
+            return resp
+        report = run(office, req)
     except ConfigError as exc:  # the simulator refused what the checks above let through
         log.warning("what-if refused by the simulator: %s", exc)
         details = "; ".join(exc.errors)[:600]
@@ -731,6 +755,6 @@ def compare_json() -> Response:
         resp = json_error(503, "busy", tr("web.whatif.err.busy"))
         resp.headers["Retry-After"] = "10"
         return resp
-    except WhatIfTooSlow as exc:
-        return json_error(503, "too_slow", tr("web.whatif.err.too_slow", n=exc.suggest))
+    except WhatIfFailed as exc:
+        return json_error(500, "failed", tr("web.whatif.failed", error=str(exc)))
     return jsonify({"ok": True, "report": report})

@@ -11,23 +11,53 @@
     }
   };
 
-  // Elements with data-live-fragment are re-rendered from that URL when a live event arrives
-  // (data-live-events, default "state"; data-live-src, default /api/stream). At most one fetch at a time.
+  // Elements with data-live-fragment are kept current from a live stream (data-live-src, default
+  // /api/stream; data-live-events, default "state"). An event whose data carries "html" (ticket streams) is
+  // swapped in directly; otherwise the fragment URL is fetched again, at most one fetch at a time. An element
+  // with data-seq (staff panel) skips state messages it already shows (seq not newer) - never the first
+  // message blindly: the state may have changed between the page render and the stream's start.
   var streams = {};
+  function swap(el, html) {
+    if (el.contains(document.activeElement) && document.activeElement !== document.body) {
+      el._pending = html;  // do not pull a field away from under the user's hands
+      setTimeout(function () { if (el._pending === html) { swap(el, html); } }, 1500);
+      return;
+    }
+    el._pending = null;
+    el.innerHTML = html;
+  }
   function refresh(el) {
     if (el._busy) { el._again = true; return; }
     el._busy = true;
     fetch(el.dataset.liveFragment, {credentials: "same-origin", headers: {"Accept": "text/html"}})
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        if (html !== null && !el.contains(document.activeElement)) { el.innerHTML = html; }
-        else if (html !== null) { el._again = true; setTimeout(function () { refresh(el); }, 1500); }
+      .then(function (r) {
+        if (!r.ok) { return null; }
+        var seq = r.headers.get("X-Waitroom-Seq");
+        return r.text().then(function (html) { return {html: html, seq: seq}; });
+      })
+      .then(function (res) {
+        if (res === null) { return; }
+        if (res.seq !== null && el.dataset.seq !== undefined && Number(res.seq) < Number(el.dataset.seq)) {
+          return;  // an older copy (another worker behind): keep what is shown, the next event refreshes
+        }
+        if (res.seq !== null) { el.dataset.seq = res.seq; }
+        swap(el, res.html);
       })
       .catch(function () {})
       .finally(function () {
         el._busy = false;
-        if (el._again) { el._again = false; setTimeout(function () { refresh(el); }, 300); }
+        if (el._again) { el._again = false; setTimeout(function () { refresh(el); }, 100); }
       });
+  }
+  function onEvent(el, name, ev) {
+    var data = null;
+    try { data = JSON.parse(ev.data); } catch (e) { data = null; }
+    if (data && typeof data.html === "string") { swap(el, data.html); return; }
+    if (name === "state" && data && typeof data.seq === "number" && el.dataset.seq !== undefined &&
+        data.seq <= Number(el.dataset.seq)) {
+      return;  // this element already shows that state
+    }
+    refresh(el);
   }
   document.querySelectorAll("[data-live-fragment]").forEach(function (el) {
     var src = el.dataset.liveSrc || "/api/stream";
@@ -37,12 +67,8 @@
       streams[src].onopen = function () { document.body.classList.remove("disconnected"); };
       streams[src].onerror = function () { document.body.classList.add("disconnected"); };
     }
-    var first = true;
     names.forEach(function (name) {
-      streams[src].addEventListener(name, function () {
-        if (first && name === "state") { first = false; return; }  // the page was rendered with this state
-        refresh(el);
-      });
+      streams[src].addEventListener(name, function (ev) { onEvent(el, name, ev); });
     });
   });
 

@@ -1,0 +1,277 @@
+"""Hardening of the web app with Flask's test client, a real mosquitto and the real controller: login
+throttling and lockout, server-side sessions revoked by logout and password change, security headers, the
+Origin check, trusted proxies, pause reasons from the configuration, rate limits on every public route,
+malformed bodies, no inline scripts - and the office copy read from the ``queue/<service>`` topics."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from tests.web_helpers import PASSWORD, csrf_token, login, wait_for
+
+
+def make_app(cfg, tmp_path, **web):
+    from waitroom.web import create_app
+
+    cfg = cfg.model_copy(update={"web": {**cfg.web, **web}})
+    app = create_app(
+        cfg,
+        data_dir=tmp_path,
+        demo=True,
+        test_config={"SECRET_KEY": "test-secret-key-0123456789", "TESTING": True},
+    )
+    users = app.extensions["waitroom_users"]
+    for name, role in (("anna", "staff"), ("bernd", "staff"), ("admin", "admin")):
+        users.add(name, PASSWORD, role)
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state() is not None)
+    return app
+
+
+@pytest.fixture
+def app(cfg, controller, tmp_path):
+    app = make_app(cfg, tmp_path, login_failures_per_user=3, login_failures_per_address=5)
+    yield app
+    app.extensions["waitroom"].close()
+
+
+def post(client, path, data=None, **kw):
+    return client.post(path, data={"csrf_token": csrf_token(client), **(data or {})}, **kw)
+
+
+def test_login_lockout_per_user_even_with_the_right_password(app):
+    c = app.test_client()
+    assert [login(c, "anna", "wrong-password").status_code for _ in range(3)] == [401] * 3
+    r = login(c, "anna")  # the right password, but the account is locked for the window
+    assert r.status_code == 429 and "Zu viele fehlgeschlagene Anmeldungen" in r.get_data(as_text=True)
+    assert r.headers["Retry-After"]
+    assert login(c, "bernd").status_code == 302  # another user from the same address still logs in
+
+
+def test_login_lockout_per_address(app):
+    c = app.test_client()
+    codes = [login(c, f"nobody{i}", "wrong-password").status_code for i in range(6)]
+    assert codes == [401] * 5 + [429]  # five names, one address
+    assert login(c, "anna").status_code == 429
+    other = app.test_client()  # another address (behind no proxy: the socket address) is not locked
+    r = other.post(
+        "/login",
+        data={"username": "anna", "password": PASSWORD, "csrf_token": csrf_token(other, "/login")},
+        environ_base={"REMOTE_ADDR": "10.0.0.7"},
+    )
+    assert r.status_code == 302
+
+
+def test_logout_revokes_the_session_cookie(app):
+    c = app.test_client()
+    assert login(c, "anna").status_code == 302
+    cookie = c.get_cookie("session").value
+    thief = app.test_client()
+    thief.set_cookie("session", cookie)
+    assert thief.get("/staff/c1").status_code == 200  # a copied cookie works while the session lives
+    assert post(c, "/logout").status_code == 302
+    r = thief.get("/staff/c1")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def test_password_change_ends_every_session(app):
+    a, b = app.test_client(), app.test_client()
+    assert login(a, "anna").status_code == 302 and login(b, "anna").status_code == 302
+    r = post(a, "/account/password", {"current": "wrong-password", "new": "another-horse-2"})
+    assert r.status_code == 401
+    r = post(a, "/account/password", {"current": PASSWORD, "new": "another-horse-2"})
+    assert r.status_code == 302
+    for c in (a, b):
+        assert c.get("/staff/c1").status_code == 302
+    assert login(app.test_client(), "anna").status_code == 401
+    assert login(app.test_client(), "anna", "another-horse-2").status_code == 302
+
+
+def test_security_headers_and_no_inline_scripts(app):
+    c = app.test_client()
+    assert login(c, "admin").status_code == 302
+    for path in ("/waiting", "/login", "/staff/c1", "/admin/", "/admin/whatif", "/display/", "/demo/"):
+        r = c.get(path)
+        assert r.status_code == 200, path
+        csp = r.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors" in csp
+        assert "camera=()" in r.headers["Permissions-Policy"]
+        assert "Strict-Transport-Security" not in r.headers  # plain http
+        html = r.get_data(as_text=True)
+        for tag in re.findall(r"<script[^>]*>", html):
+            assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
+        assert not re.search(r"\son[a-z]+\s*=", html), path  # no inline event handlers
+        assert "<style" not in html and ' style="' not in html, path
+
+
+def test_hsts_and_addresses_through_a_trusted_proxy(cfg, controller, tmp_path):
+    app = make_app(cfg, tmp_path, trusted_proxies=1, public_rate_per_min=3)
+    try:
+        c = app.test_client()
+        https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.1"}
+        r = c.get("/api/public", headers=https)
+        assert r.headers["Strict-Transport-Security"].startswith("max-age=")
+        # the rate limit counts the citizen's address from X-Forwarded-For, not the proxy's
+        codes = [c.get("/api/public", headers=https).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        assert c.get("/api/public", headers={"X-Forwarded-For": "198.51.100.2"}).status_code == 200
+    finally:
+        app.extensions["waitroom"].close()
+
+
+def test_forwarded_headers_are_ignored_without_trusted_proxies(cfg, controller, tmp_path):
+    app = make_app(cfg, tmp_path, public_rate_per_min=2)
+    try:
+        c = app.test_client()
+        r = c.get("/api/public", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.1"})
+        assert "Strict-Transport-Security" not in r.headers
+        assert c.get("/api/public", headers={"X-Forwarded-For": "198.51.100.2"}).status_code == 200
+        assert c.get("/api/public", headers={"X-Forwarded-For": "198.51.100.3"}).status_code == 429
+    finally:
+        app.extensions["waitroom"].close()
+
+
+def test_state_changing_requests_from_another_origin_are_refused(app, node):
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    c = app.test_client()
+    assert login(c, "anna").status_code == 302
+    token = csrf_token(c)
+    r = c.post("/staff/c1/next", data={"csrf_token": token}, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    r = c.post(
+        "/api/counter/c1/next", json={}, headers={"X-CSRFToken": token, "Sec-Fetch-Site": "cross-site"}
+    )
+    assert r.status_code == 403 and r.json["error"]["code"] == "bad_origin"
+    assert app.extensions["waitroom"].counter_state("c1")["serving"] is None  # nothing was called
+    r = c.post("/api/counter/c1/next", json={}, headers={"X-CSRFToken": token, "Origin": "http://localhost"})
+    assert r.status_code == 200 and r.json["counter"]["serving"]["ticket"] == "A001"
+
+
+def test_pause_reasons_come_from_the_configuration(app):
+    c = app.test_client()
+    assert login(c, "anna").status_code == 302
+    h = {"X-CSRFToken": csrf_token(c)}
+    r = c.post("/api/counter/c1/pause", json={"reason": "Kaffee mit Frau Müller"}, headers=h)
+    assert r.status_code == 400 and r.json["error"]["code"] == "bad_request"
+    r = c.post("/api/counter/c1/pause", json={"reason": "technik"}, headers=h)
+    assert r.status_code == 200 and r.json["counter"]["reason"] == "technik"
+    assert app.test_client().get("/api/state").json["counters"][0]["reason"] == "technik"
+    html = c.get("/staff/c1").get_data(as_text=True)
+    assert "Technische Störung" in html and '<option value="besprechung">Besprechung</option>' in html
+
+
+def test_every_public_route_is_rate_limited(cfg, controller, tmp_path):
+    app = make_app(cfg, tmp_path, public_rate_per_min=4)
+    try:
+        paths = ("/display/", "/login", "/waiting", "/api/stream", "/t/abcdef12", "/api/state")
+        for i, path in enumerate(paths):
+            c = app.test_client()
+            addr = {"REMOTE_ADDR": f"10.1.0.{i + 1}"}
+            codes = []
+            for _ in range(5):
+                r = c.get(path, environ_base=addr, buffered=False)
+                codes.append(r.status_code)
+                r.close()
+            assert codes[-1] == 429 and 429 not in codes[:4], (path, codes)
+        c = app.test_client()
+        codes = [
+            c.get(
+                "/display/speech.wav?ticket=Q1&counter=nope", environ_base={"REMOTE_ADDR": "10.2.0.1"}
+            ).status_code
+            for _ in range(5)
+        ]
+        assert codes[-1] == 429
+    finally:
+        app.extensions["waitroom"].close()
+
+
+def test_speech_has_its_own_tighter_limit(app):
+    from waitroom.web import display
+
+    assert display.SPEECH_LIMIT.startswith("30 per minute")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "ctype"),
+    [
+        ("/demo/press/counter-1", "[1, 2]", "application/json"),
+        ("/demo/press/counter-1", "{not json", "application/json"),
+        ("/api/counter/c1/next", "[]", "application/json"),
+        ("/api/counter/c1/next", "{broken", "application/json"),
+        ("/admin/whatif.json", "[1]", "application/json"),
+        ("/admin/whatif.json", '"text"', "application/json"),
+        ("/api/counter/c1/pause", '{"reason": ["x"]}', "application/json"),
+    ],
+)
+def test_malformed_bodies_are_400(app, path, body, ctype):
+    c = app.test_client()
+    assert login(c, "admin").status_code == 302
+    r = c.post(path, data=body, headers={"Content-Type": ctype, "X-CSRFToken": csrf_token(c)})
+    assert r.status_code == 400, (r.status_code, r.get_data(as_text=True)[:300])
+    assert r.is_json and r.json["ok"] is False
+
+
+def test_too_large_body_is_413(app):
+    c = app.test_client()
+    r = c.post("/login", data={"username": "x" * 100_000, "password": "y"})
+    assert r.status_code == 413
+
+
+def test_waiting_lists_from_the_queue_topics(app, node, controller):
+    """The state without lists (the new contract) plus retained queue/<service>: panel and ticket status."""
+    from waitroom import contract
+
+    live = app.extensions["waitroom"]
+    pub = node("disp-1")
+    state = dict(live.state())
+    state.pop("waiting", None)
+    state.pop("parked", None)
+    state["seq"] = state["seq"] + 1000
+    queue = {
+        "v": 1,
+        "office": state["office"],
+        "service": "pass",
+        "seq": state["seq"],
+        "ts": time.time(),
+        "total": 2,
+        "tickets": [
+            {
+                "ticket": "A107",
+                "id": "qq107abc",
+                "since": time.time() - 600,
+                "priority": False,
+                "appointment": None,
+                "to_counter": None,
+                "eta_min": 7,
+            },
+            {
+                "ticket": "A108",
+                "id": "qq108abc",
+                "since": time.time() - 60,
+                "priority": False,
+                "appointment": None,
+                "to_counter": None,
+                "eta_min": 12,
+            },
+        ],
+        "parked": [{"ticket": "A099", "id": "qq099abc", "since": time.time() - 900}],
+    }
+    topics = contract.Topics(state["office"])
+    pub.link.client.publish(topics.queue("pass"), json.dumps(queue), qos=1, retain=False)
+    pub.link.client.publish(topics.state(), json.dumps(state), qos=1, retain=False)
+    wait_for(lambda: live.seq == state["seq"] and len(live.waiting()) == 2)
+    assert live.ticket_status("qq108abc")["position"] == 2
+    assert live.ticket_status("qq099abc")["state"] == "parked"
+    c = app.test_client()
+    assert login(c, "anna").status_code == 302
+    html = c.get("/staff/c1/panel").get_data(as_text=True)
+    assert "A107" in html and "A108" in html and "A099" in html
+    pub_state = app.test_client().get("/api/state").json
+    assert [w["ticket"] for w in pub_state["waiting"]] == ["A107", "A108"]
+    assert "qq107abc" not in json.dumps(pub_state)  # ticket ids never reach the public state
+    r = app.test_client().get("/api/ticket/qq107abc")
+    assert r.json["state"] == "waiting" and r.json["ahead"] == 0

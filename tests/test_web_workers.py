@@ -1,0 +1,168 @@
+"""The web app in several processes (real gunicorn gevent workers, a real mosquitto and controller):
+sessions and rate limits live in SQLite files of the data directory, so a login made in one process,
+its revocation and every counted request are seen by the others.
+
+Two ``waitroom web`` servers on two ports share one data directory: requests go to the process the test
+chooses (inside one gunicorn the kernel picks the worker). A third server runs ``--workers 2`` and must
+answer every request with the office state (its workers' MQTT client ids do not collide)."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.web_helpers import PASSWORD
+
+pytestmark = [pytest.mark.slow]
+
+
+def start_web(conf: Path, data: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    from mqtt_broker.local import free_port, wait_for_port
+
+    port = free_port()
+    env = {**os.environ, "WAITROOM_SECRET_KEY": "workers-secret-key-0123456789abcdef"}
+    cmd = [sys.executable, "-m", "waitroom.cli", "web", "--config", str(conf), "--data-dir", str(data)]
+    proc = subprocess.Popen(
+        [*cmd, "--bind", f"127.0.0.1:{port}", "--log-level", "warning", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, timeout=30)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+class Browser:
+    def __init__(self) -> None:
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, url: str) -> tuple[int, str, str]:
+        try:
+            with self.opener.open(url, timeout=10) as r:
+                return r.status, r.geturl(), r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, url, e.read().decode()
+
+    def post(self, url: str, data: dict[str, str]) -> int:
+        req = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode())
+        try:
+            with self.opener.open(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def token(self, url: str) -> str:
+        m = re.search(r'name="csrf-token" content="([^"]+)"', self.get(url)[2])
+        assert m
+        return m.group(1)
+
+    def login(self, base: str, password: str = PASSWORD) -> int:
+        return self.post(
+            base + "/login",
+            {"username": "anna", "password": password, "csrf_token": self.token(base + "/login")},
+        )
+
+    def copy_cookies_to(self, other: Browser) -> None:
+        for c in self.jar:
+            other.jar.set_cookie(c)
+
+
+@pytest.fixture
+def cfg(broker):
+    """The test office without the automatic intake stop (late in the evening it would refuse tickets)."""
+    from tests.conftest import _office_counter, office_config
+
+    base = office_config(broker.port, office_id=f"w{next(_office_counter)}")
+    steering = base.steering.model_copy(
+        update={"intake_stop": base.steering.intake_stop.model_copy(update={"enabled": False})}
+    )
+    return base.model_copy(update={"steering": steering})
+
+
+@pytest.fixture
+def servers(cfg, controller, tmp_path):
+    from waitroom.web.users import UserStore
+
+    cfg = cfg.model_copy(
+        update={
+            "web": {"public_rate_per_min": 20, "login_failures_per_user": 3, "login_failures_per_address": 50}
+        }
+    )
+    conf = tmp_path / "office.yaml"
+    conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), allow_unicode=True))
+    store = UserStore(tmp_path / "web-users.db")
+    store.add("anna", PASSWORD, "staff")
+    store.close()
+    procs = []
+    try:
+        a, url_a = start_web(conf, tmp_path)
+        procs.append(a)
+        b, url_b = start_web(conf, tmp_path)
+        procs.append(b)
+        yield url_a, url_b, conf, tmp_path, procs
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_login_on_one_revocation_seen_by_the_other(servers):
+    url_a, url_b, *_ = servers
+    staff = Browser()
+    assert staff.login(url_a) == 200  # redirected to the workstation picker
+    thief = Browser()
+    staff.copy_cookies_to(thief)
+    status, final, _ = thief.get(url_b + "/staff/c1")
+    assert status == 200 and final.endswith("/staff/c1")  # the session is known in the other process
+    assert staff.post(url_a + "/logout", {"csrf_token": staff.token(url_a + "/staff/c1")}) == 200
+    status, final, _ = thief.get(url_b + "/staff/c1")
+    assert "/login" in final  # revoked in A, refused in B
+
+
+def test_limits_are_shared_between_processes(servers):
+    url_a, url_b, *_ = servers
+    wrong = Browser()
+    fails = [wrong.login(u, "wrong-password") for u in (url_a, url_b, url_a)]
+    assert fails == [401, 401, 401]
+    assert wrong.login(url_b) == 429  # locked in B by the failures counted in A and B
+    # 20 public requests per minute and address over both processes: each process alone has seen at most
+    # 4 + 7 of them, so a 429 from each shows the counts are shared
+    codes = [Browser().get(u + "/api/public")[0] for u in [url_a, url_b] * 7 + [url_a]]
+    assert codes[:8] == [200] * 8 and codes[-2:] == [429, 429], codes
+
+
+def test_two_gunicorn_workers_both_follow_the_office(servers, node):
+    _, _, conf, data, procs = servers
+    proc, url = start_web(conf, data / "w2", "--workers", "2")
+    procs.append(proc)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        if len(kids) == 2:
+            break
+        time.sleep(0.2)
+    assert len(kids) == 2
+    time.sleep(2.0)  # colliding MQTT client ids would now kick each other off the broker
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    time.sleep(0.5)
+    codes = []
+    for _ in range(8):  # fresh connections: the kernel spreads them over the workers
+        status, _, body = Browser().get(url + "/api/state")  # w2 has limits of its own
+        codes.append((status, '"A001"' in body))
+    assert all(code == (200, True) for code in codes), codes
