@@ -256,8 +256,8 @@ class ControllerService:
         o = self.office
         if self._publish_pending() and mono - self._state_at >= STATE_MIN_S:
             self._state_at = mono
+            self._publish_queues()  # the pages whose tickets changed, just before the summary they fit
             self._publish_summary()
-            self._publish_queues()  # the pages whose tickets changed, consistent with the summary
         if o.eta_dirty and mono - self._queue_at >= QUEUE_MIN_S:
             self._queue_at = mono
             o.eta_dirty = False  # new expected waits alone: every page, at most once a second

@@ -220,7 +220,7 @@ class LiveOffice:
             if q:
                 seq = q.get("seq", 0)
                 out.extend(
-                    {**t, "service": svc.id} for t in q.get("tickets", []) if gone.get(t["ticket"], -1) <= seq
+                    {**w, "service": svc.id} for w in q.get("tickets", []) if gone.get(w["ticket"], -1) <= seq
                 )
         return out
 
