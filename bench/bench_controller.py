@@ -77,7 +77,7 @@ def office_dict(port: int) -> dict:
         "counters": counters,
         "nodes": nodes,
         "broker": {"host": "127.0.0.1", "port": port},
-        "controller": {"database": "bench.db"},
+        "controller": {"database": "bench.db", "node_commands_per_s": 100000},  # each client is many nodes
         "steering": {"intake_stop": {"enabled": False}},
     }
 

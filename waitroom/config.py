@@ -220,6 +220,12 @@ class ControllerSettings(Strict):
         "(--data-dir, $WAITROOM_DATA_DIR, default ./var)",
     )
     recent_calls: int = Field(10, ge=1, le=50, description="calls kept in the state snapshot")
+    node_commands_per_s: float = Field(
+        20.0,
+        gt=0,
+        description="commands a second one node may send (a burst of three times as many); more get "
+        "rate_limited, so a flooding node cannot starve the others (the web app may send ten times as many)",
+    )
     assist_escalate_s: list[int] = Field(
         [120, 300], description="seconds unacknowledged until escalation level 1 (all counters), 2 (manager)"
     )

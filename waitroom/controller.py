@@ -34,8 +34,6 @@ REPLY_KEEP_S = 2 * 86400
 CLOCK_TOLERANCE_S = 120.0  # how far the clock may be behind the last event (an NTP step) before refusing
 OFFLINE_SKEW_S = 120.0
 MAX_BOOKING_AHEAD_S = 400 * 86400  # how far a dispenser's offline time may be ahead of the controller's clock
-# commands per second and burst a node may send; the web app speaks for every staff member at once
-RATE_LIMITS: dict[Role | None, tuple[float, float]] = {Role.WEB: (200.0, 400.0), None: (20.0, 60.0)}
 SUMMARY_TEXT = 40  # characters of a pause or intake reason in the summary (the detail topics carry all)
 
 
@@ -61,7 +59,8 @@ class NodeRateLimit:
 
     def __init__(self, cfg: Config, limits: dict[Role | None, tuple[float, float]] | None = None):
         self.cfg = cfg
-        self.limits = limits or RATE_LIMITS
+        rate = cfg.controller.node_commands_per_s
+        self.limits = limits or {Role.WEB: (10 * rate, 30 * rate), None: (rate, 3 * rate)}
         self._buckets: dict[str, tuple[float, float]] = {}  # node -> (tokens, monotonic time)
         self._lock = threading.Lock()
 
