@@ -197,8 +197,13 @@ def test_fifty_keyboard_actions_the_panel_never_lies(web_server, browser, node, 
     serving: str | None = None
     parked: list[str] = []
     for i, key in enumerate(plan):
-        with page.expect_navigation():
+        # the action's own POST (a live reload of the page on a busy machine is not the action's answer)
+        with (
+            page.expect_navigation(),
+            page.expect_response(lambda r: r.request.method == "POST", timeout=30000),
+        ):
             page.keyboard.press(key)
+        page.wait_for_load_state("load")
         # read the panel at once: no waiting for a live event to fix a stale render
         shown = page.inner_text("#serving-number").strip()
         flash = page.inner_text("main .flash") if page.query_selector("main .flash") else ""
