@@ -11,7 +11,6 @@ PACKAGES=(
   debootstrap                      # throwaway bookworm root for the Ansible test
   openssl                          # office CA and certificates
   sox                              # measuring synthesized audio in tests
-  nodejs npm                       # axe-core for the accessibility tests (scripts/install-axe.sh)
   libfribidi0                      # right-to-left text (Pillow + libraqm) on tickets and the board
 )
 
@@ -26,6 +25,12 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# axe-core for the accessibility tests (scripts/install-axe.sh) needs node and npm. Many machines carry a
+# Node.js of their own (NodeSource's nodejs bundles npm and conflicts with Debian's npm package): install
+# Debian's only when there is no npm at all.
+if [ "$DEMO" -eq 0 ] && ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else
