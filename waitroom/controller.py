@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import secrets
 import threading
 import time
@@ -21,32 +20,18 @@ from typing import Any
 from waitroom import contract
 from waitroom.config import Config
 from waitroom.contract import Command, ContractError, ErrorCode, EventKind, Role
-from waitroom.i18n import LANGUAGES, normalize
-from waitroom.model import OfficeState, Ticket, apply, format_number
-from waitroom.predict import Forecast, Predictor, WaitPredictor, intake_decision
+from waitroom.model import OfficeState, Ticket, apply
+from waitroom.ops import AppointmentOps, AssistOps, CounterOps, IntakeOps, OpError, TicketOps
+from waitroom.ops.base import iso
+from waitroom.predict import Forecast, Predictor, WaitPredictor
 from waitroom.steering import RuleSelector, Selector
 from waitroom.store import EventStore
 
 log = logging.getLogger(__name__)
 
-MAX_LEASE = 200
 REPLY_KEEP_S = 2 * 86400
 CLOCK_TOLERANCE_S = 120.0  # how far the clock may be behind the last event (an NTP step) before refusing
-OFFLINE_SKEW_S = 120.0
-MAX_BOOKING_AHEAD_S = 400 * 86400  # how far a dispenser's offline time may be ahead of the controller's clock
 SUMMARY_TEXT = 40  # characters of a pause or intake reason in the summary (the detail topics carry all)
-
-
-def _local(cfg: Config, ts: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, cfg.office.tz).strftime("%H:%M")
-
-
-def _iso(ts: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _minutes(sec: float | None) -> int | None:
@@ -78,16 +63,6 @@ class NodeRateLimit:
         return self.limits.get(self.cfg.role_of(node_id), self.limits[None])[0]
 
 
-class OpError(Exception):
-    """An operation was refused; becomes an error reply with a stable code."""
-
-    def __init__(self, code: ErrorCode, message: str, *, keep_effects: bool = False):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.keep_effects = keep_effects  # the events emitted before the refusal still count
-
-
 @dataclass
 class Outcome:
     """What one command or tick produced: the reply (if any) and the messages to publish."""
@@ -110,7 +85,11 @@ class _Batch:
     replies: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
-class Office:
+class Office(AppointmentOps, TicketOps, CounterOps, AssistOps, IntakeOps):
+    """One office's queue: the command path (``handle``/``handle_batch``: decide, group commit, reply), the
+    state rebuilt from the log, the forecast, and what is published. The operations themselves live in
+    ``waitroom.ops``, one module per area."""
+
     def __init__(
         self,
         cfg: Config,
@@ -234,7 +213,7 @@ class Office:
         behind = last - now
         if behind > CLOCK_TOLERANCE_S:
             msg = (
-                f"the clock ({_iso(now)}) is {behind:.0f} s behind the event log ({_iso(last)}); "
+                f"the clock ({iso(now)}) is {behind:.0f} s behind the event log ({iso(last)}); "
                 "waiting for the time sync"
             )
             if "clock" not in self.alarms:
@@ -510,474 +489,6 @@ class Office:
             self._pending = []
             self.rebuild()
             return Outcome()
-
-    # -- helpers
-    def _service(self, sid: Any) -> str:
-        if not isinstance(sid, str) or sid not in self.cfg.service_ids:
-            raise OpError(
-                ErrorCode.UNKNOWN_SERVICE,
-                f"unknown service {sid!r}; known: {', '.join(sorted(self.cfg.service_ids))}",
-            )
-        return sid
-
-    def _counter(self, node_id: str, role: Role, cid: Any) -> str:
-        if not isinstance(cid, str) or cid not in self.cfg.counter_ids:
-            raise OpError(ErrorCode.UNKNOWN_COUNTER, f"unknown counter {cid!r}")
-        if role is Role.COUNTER and self.cfg.node(node_id).counter != cid:
-            raise OpError(
-                ErrorCode.FORBIDDEN,
-                f"node {node_id} operates counter {self.cfg.node(node_id).counter}, not {cid}",
-            )
-        return cid
-
-    def _ticket(self, ref: Any, states: tuple[str, ...]) -> Ticket:
-        t = self.state.ticket(ref) if isinstance(ref, str) else None
-        if t is None or t.state not in states:
-            raise OpError(ErrorCode.UNKNOWN_TICKET, f"no {'/'.join(states)} ticket {ref!r} today")
-        return t
-
-    def _counter_open(self, cid: str) -> None:
-        c = self.state.counters[cid]
-        if c.state != "open":
-            raise OpError(
-                ErrorCode.COUNTER_CLOSED,
-                f"counter {cid} is {c.state}; open it (counter.open) before calling",
-            )
-
-    def _current(self, cid: str) -> Ticket:
-        c = self.state.counters[cid]
-        if c.current is None:
-            raise OpError(ErrorCode.NOT_SERVING, f"counter {cid} has no called ticket")
-        return self.state.tickets[c.current]
-
-    @staticmethod
-    def _bool(v: Any, name: str) -> bool:
-        if not isinstance(v, bool):
-            raise OpError(ErrorCode.BAD_REQUEST, f"{name} must be true or false")
-        return v
-
-    def ahead_of(self, t: Ticket) -> int:
-        """Waiting tickets of the same service called before ``t`` by the rules (FIFO per kind, priority
-        first); O(log n) from the index."""
-        if t.state != "waiting":
-            return 0
-        pool = self.state.pool
-        n = pool.position(t)
-        if t.target_counter is None and t.appointment is None and not t.priority:
-            lst = pool.priority.get(t.service)
-            n += len(lst) if lst else 0
-        return n
-
-    def ticket_info(self, t: Ticket) -> dict[str, Any]:
-        eta = self.eta_s(t) if t.state == "waiting" else None
-        rng: list[int] | None = None
-        learned = self.learned_eta(t) if t.state == "waiting" else None
-        if learned is not None:  # a model trained on this office's own log: its wait and 80 % interval
-            from waitroom.forecast.live import minutes_range
-
-            eta, rng = learned[0], list(minutes_range(learned[1], learned[2]))
-        return {
-            "id": t.id,
-            "number": t.number,
-            "service": t.service,
-            "state": t.state,
-            "issued_at": t.issued_at,
-            "priority": t.priority,
-            "appointment": t.appointment,
-            "ahead": self.ahead_of(t),
-            "eta_min": None if eta is None or eta == float("inf") else round(eta / 60),
-            "eta_range_min": rng,  # [low, high] minutes ("ca. 10-20 Min.") when a trained model exists
-            "counter": t.counter,
-            "lang": t.lang,
-        }
-
-    def _auto_intake(self, now: float) -> None:
-        """Annahmeschluss: stop or reopen walk-in intake when the predicted completion crosses closing."""
-        # the tick is off the command path: decide on a forecast of the current state
-        fc = self.refresh_forecast() if self._forecast_seq != self.state.seq else self.forecast()
-        for svc in self.cfg.services:
-            change = (
-                intake_decision(self.cfg, fc, svc.id, now, self.state.intake.get(svc.id))
-                if svc.walk_in
-                else None
-            )
-            if change is not None:
-                log.info("intake for %s automatically %s", svc.id, "reopened" if change[0] else "stopped")
-                self._emit("intake_set", service=svc.id, open=change[0], reason=change[1], manual=False)
-
-    def _office_open(self, *, before_opening: bool = False) -> None:
-        """Refuse with ``office_closed`` outside today's opening hours (``before_opening``: from midnight on,
-        e.g. a dispenser leasing its offline numbers when it starts in the morning)."""
-        now = self.clock()
-        hours = self.cfg.office.opening(now)
-        if hours is None:
-            raise OpError(ErrorCode.OFFICE_CLOSED, "the office is closed today")
-        if now > hours[1] or (now < hours[0] and not before_opening):
-            raise OpError(
-                ErrorCode.OFFICE_CLOSED,
-                f"the office is open {_local(self.cfg, hours[0])}-{_local(self.cfg, hours[1])} today",
-            )
-
-    def intake_open(self, sid: str) -> tuple[bool, str]:
-        i = self.state.intake.get(sid)
-        if i is not None:
-            return i.open, i.reason
-        return True, ""
-
-    def _issue(
-        self,
-        node_id: str,
-        service: str,
-        *,
-        priority: bool = False,
-        appointment: float | None = None,
-        code: str | None = None,
-        lang: str = "de",
-    ) -> Ticket:
-        prefix = self.cfg.service(service).prefix
-        n = self.state.next_number.get(prefix, self.cfg.office.ticket_start)
-        if n >= self.cfg.office.offline_numbers_from:
-            raise OpError(ErrorCode.NUMBERS_USED_UP, f"ticket numbers for {prefix} are used up today")
-        number = format_number(prefix, n)
-        e = self._emit(
-            "ticket_issued",
-            id=self.new_id(),
-            number=number,
-            service=service,
-            priority=priority,
-            appointment=appointment,
-            node=node_id,
-            **({"appointment_code": code} if code else {}),
-            **({"lang": lang} if lang != "de" else {}),
-        )
-        return self.state.tickets[e["id"]]
-
-    # -- operations: tickets
-    def op_ticket_issue(
-        self, node_id: str, role: Role, service: Any, priority: Any = False, lang: Any = "de"
-    ) -> dict[str, Any]:
-        sid = self._service(service)
-        code = normalize(lang) if isinstance(lang, str) else None
-        if code is None:
-            raise OpError(ErrorCode.BAD_REQUEST, f"lang must be one of {', '.join(LANGUAGES)}")
-        lang = code
-        self._office_open()
-        is_open, reason = self.intake_open(sid)
-        if not is_open:
-            raise OpError(ErrorCode.INTAKE_STOPPED, reason or f"{sid} takes no more walk-ins today")
-        t = self._issue(node_id, sid, priority=self._bool(priority, "priority"), lang=lang)
-        return {"ticket": self.ticket_info(t)}
-
-    def op_ticket_cancel(self, node_id: str, role: Role, ticket: Any, reason: Any = "") -> dict[str, Any]:
-        t = self._ticket(ticket, ("waiting", "parked"))
-        if role is Role.DISPENSER and t.origin != node_id:
-            raise OpError(ErrorCode.FORBIDDEN, f"ticket {t.number} was not issued by {node_id}")
-        self._emit("ticket_cancelled", ticket=t.id, reason=str(reason)[:100], node=node_id)
-        return {"ticket": {"number": t.number, "state": t.state}}
-
-    def op_ticket_lease(self, node_id: str, role: Role, service: Any, count: Any = 20) -> dict[str, Any]:
-        sid = self._service(service)
-        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_LEASE:
-            raise OpError(ErrorCode.BAD_REQUEST, f"count must be an integer 1..{MAX_LEASE}")
-        self._office_open(before_opening=True)
-        prefix = self.cfg.service(sid).prefix
-        # leases come from the top of the range, so walk-in numbers still count from ticket_start
-        first = self.state.lease_next.get(prefix, self.cfg.office.offline_numbers_from)
-        if first + count - 1 > 999:
-            raise OpError(ErrorCode.NUMBERS_USED_UP, f"not enough numbers left for {prefix} today")
-        self._emit("lease_granted", node=node_id, service=sid, prefix=prefix, first=first, count=count)
-        return {
-            "lease": {"service": sid, "prefix": prefix, "first": first, "count": count, "day": self.state.day}
-        }
-
-    def op_ticket_report_offline(
-        self, node_id: str, role: Role, service: Any, number: Any, issued_at: Any, priority: Any = False
-    ) -> dict[str, Any]:
-        sid = self._service(service)
-        prefix = self.cfg.service(sid).prefix
-        if (
-            not isinstance(number, int)
-            or isinstance(number, bool)
-            or not isinstance(issued_at, int | float)
-            or isinstance(issued_at, bool)
-            or not math.isfinite(float(issued_at))
-        ):
-            raise OpError(ErrorCode.BAD_REQUEST, "number must be an integer and issued_at epoch seconds")
-        lease = next(
-            (
-                le
-                for le in self.state.leases
-                if le["node"] == node_id
-                and le["prefix"] == prefix
-                and le["first"] <= number < le["first"] + le["count"]
-            ),
-            None,
-        )
-        if lease is None:
-            raise OpError(
-                ErrorCode.FORBIDDEN, f"{format_number(prefix, number)} is not in a lease of {node_id}"
-            )
-        label = format_number(prefix, number)
-        existing = self.state.ticket(label)
-        if existing is not None:  # reported before (e.g. after a lost reply): same answer
-            return {"ticket": self.ticket_info(existing)}
-        now = self.clock()
-        if not lease.get("ts", 0.0) - OFFLINE_SKEW_S <= issued_at <= now + OFFLINE_SKEW_S:
-            raise OpError(
-                ErrorCode.BAD_REQUEST,
-                f"issued_at {issued_at!r} is not between the lease ({_iso(lease.get('ts', 0.0))}) and now",
-            )
-        e = self._emit(
-            "ticket_issued",
-            id=self.new_id(),
-            number=label,
-            service=sid,
-            priority=self._bool(priority, "priority"),
-            node=node_id,
-            offline=True,
-            arrival=min(float(issued_at), round(self.clock(), 3)),
-        )  # keep the real arrival time
-        t = self.state.tickets[e["id"]]
-        return {"ticket": self.ticket_info(t)}
-
-    def op_appointment_book(
-        self, node_id: str, role: Role, code: Any, service: Any, slot: Any
-    ) -> dict[str, Any]:
-        sid = self._service(service)
-        if not isinstance(code, str) or not 3 <= len(code) <= 32 or not code.isalnum():
-            raise OpError(ErrorCode.BAD_REQUEST, "code must be 3-32 letters or digits")
-        now = self.clock()
-        if (
-            not isinstance(slot, int | float)
-            or isinstance(slot, bool)
-            or not now - 86400 <= slot <= now + MAX_BOOKING_AHEAD_S
-        ):
-            raise OpError(
-                ErrorCode.BAD_REQUEST, "slot must be epoch seconds from yesterday to a year and a bit ahead"
-            )
-        self._emit("appointment_booked", code=code.upper(), service=sid, slot=float(slot))
-        return {"appointment": {"code": code.upper(), "service": sid, "slot": float(slot)}}
-
-    def op_appointment_checkin(self, node_id: str, role: Role, code: Any) -> dict[str, Any]:
-        if not isinstance(code, str):
-            raise OpError(ErrorCode.BAD_REQUEST, "code must be a string")
-        a = self.state.appointments.get(code.strip().upper())
-        if a is None:
-            raise OpError(ErrorCode.UNKNOWN_APPOINTMENT, "unknown booking code")
-        self._office_open()
-        if a.ticket is not None:
-            return {"ticket": self.ticket_info(self.state.tickets[a.ticket])}
-        now = self.clock()
-        rules = self.cfg.steering.appointments
-        if self.cfg.office.today(a.slot) != self.state.day:
-            raise OpError(ErrorCode.APPOINTMENT_EXPIRED, "the appointment is not today")
-        if now > a.slot + rules.late_min * 60:
-            if rules.late_arrival == "refuse" or not self.intake_open(a.service)[0]:
-                raise OpError(ErrorCode.APPOINTMENT_EXPIRED, "the appointment time has passed")
-            # steering rule: a late arrival becomes a walk-in (queued from now, without the appointment)
-            t = self._issue(node_id, a.service, code=a.code)
-            return {"ticket": self.ticket_info(t)}
-        t = self._issue(node_id, a.service, appointment=a.slot, code=a.code)
-        return {"ticket": self.ticket_info(t)}
-
-    # -- operations: counters
-    def _call(self, cid: str, t: Ticket, reason: str) -> dict[str, Any]:
-        self._emit("ticket_called", ticket=t.id, counter=cid, reason=reason, number=t.number)
-        return {
-            "call": {
-                "ticket": t.number,
-                "ticket_id": t.id,
-                "service": t.service,
-                "counter": cid,
-                "reason": reason,
-            }
-        }
-
-    def op_counter_call_next(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        cid = self._counter(node_id, role, counter)
-        self._counter_open(cid)
-        now = self.clock()
-        decision = self.selector.select(self.state, cid, self.cfg, now)
-        if decision is None:
-            c = self.state.counters[cid]
-            if c.current is not None:  # finish the current ticket even when nobody else waits
-                t = self.state.tickets[c.current]
-                self._emit("ticket_served", ticket=t.id, counter=cid)
-            raise OpError(ErrorCode.NOBODY_WAITING, f"nobody is waiting for counter {cid}", keep_effects=True)
-        return self._call(cid, self.state.tickets[decision.ticket], decision.reason)
-
-    def op_counter_recall(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        cid = self._counter(node_id, role, counter)
-        t = self._current(cid)
-        self._emit("ticket_recalled", ticket=t.id, counter=cid)
-        return {"call": {"ticket": t.number, "ticket_id": t.id, "counter": cid, "recall": True}}
-
-    def _finish(self, node_id: str, role: Role, counter: Any, kind: str) -> dict[str, Any]:
-        cid = self._counter(node_id, role, counter)
-        t = self._current(cid)
-        self._emit(kind, ticket=t.id, counter=cid)
-        return {"ticket": {"number": t.number, "state": t.state}}
-
-    def op_counter_served(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        return self._finish(node_id, role, counter, "ticket_served")
-
-    def op_counter_no_show(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        return self._finish(node_id, role, counter, "ticket_no_show")
-
-    def op_counter_transfer(
-        self, node_id: str, role: Role, counter: Any, service: Any = None, to_counter: Any = None
-    ) -> dict[str, Any]:
-        cid = self._counter(node_id, role, counter)
-        if (service is None) == (to_counter is None):
-            raise OpError(ErrorCode.BAD_REQUEST, "give exactly one of service or to_counter")
-        t = self._current(cid)
-        if service is not None:
-            self._emit("ticket_transferred", ticket=t.id, counter=cid, service=self._service(service))
-        else:
-            if not isinstance(to_counter, str) or to_counter not in self.cfg.counter_ids:
-                raise OpError(ErrorCode.UNKNOWN_COUNTER, f"unknown counter {to_counter!r}")
-            self._emit("ticket_transferred", ticket=t.id, counter=cid, to_counter=to_counter)
-        return {
-            "ticket": {
-                "number": t.number,
-                "state": t.state,
-                "service": t.service,
-                "to_counter": t.target_counter,
-            }
-        }
-
-    def op_counter_park(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        cid = self._counter(node_id, role, counter)
-        t = self._current(cid)
-        self._emit("ticket_parked", ticket=t.id, counter=cid)
-        return {"ticket": {"number": t.number, "state": t.state}}
-
-    def op_counter_call_ticket(self, node_id: str, role: Role, counter: Any, ticket: Any) -> dict[str, Any]:
-        cid = self._counter(node_id, role, counter)
-        self._counter_open(cid)
-        t = self._ticket(ticket, ("waiting", "parked"))
-        return self._call(cid, t, "called by staff" if t.state == "waiting" else "called back from parked")
-
-    def _counter_state(
-        self, node_id: str, role: Role, counter: Any, kind: str, reason: str = ""
-    ) -> dict[str, Any]:
-        cid = self._counter(node_id, role, counter)
-        target = {"counter_opened": "open", "counter_paused": "paused", "counter_closed": "closed"}[kind]
-        c = self.state.counters[cid]
-        if c.state != target or (reason and reason != c.pause_reason):
-            self._emit(kind, counter=cid, **({"reason": reason} if reason else {}))
-        return {"counter": {"id": cid, "state": c.state, "reason": c.pause_reason}}
-
-    def op_counter_open(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        return self._counter_state(node_id, role, counter, "counter_opened")
-
-    def op_counter_pause(self, node_id: str, role: Role, counter: Any, reason: Any = "") -> dict[str, Any]:
-        if not isinstance(reason, str) or len(reason) > 80:
-            raise OpError(ErrorCode.BAD_REQUEST, "reason must be a text of at most 80 characters")
-        return self._counter_state(node_id, role, counter, "counter_paused", reason or "Pause")
-
-    def op_counter_close(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        return self._counter_state(node_id, role, counter, "counter_closed")
-
-    # -- operations: assistance
-    def _terminal(self, node_id: str, role: Role, terminal: Any) -> str:
-        if not isinstance(terminal, str) or self.cfg.role_of(terminal) is not Role.ASSIST:
-            raise OpError(ErrorCode.UNKNOWN_NODE, f"{terminal!r} is not an assistance terminal")
-        if role is Role.ASSIST and terminal != node_id:
-            raise OpError(ErrorCode.FORBIDDEN, f"node {node_id} may only ask for help for itself")
-        return terminal
-
-    def _assist_info(self, aid: str) -> dict[str, Any]:
-        a = self.state.assists[aid]
-        return {
-            "id": a.id,
-            "terminal": a.terminal,
-            "state": a.state,
-            "level": a.level,
-            "counter": a.counter,
-            "requested_at": a.requested_at,
-        }
-
-    def op_assist_request(self, node_id: str, role: Role, terminal: Any) -> dict[str, Any]:
-        term = self._terminal(node_id, role, terminal)
-        existing = self.state.open_assist(term)
-        if existing is not None:  # pressing again while pending changes nothing
-            return {"assist": self._assist_info(existing.id)}
-        aid = f"h{self.state.assist_count + 1}"
-        self._emit("assist_requested", id=aid, terminal=term)
-        return {"assist": self._assist_info(aid)}
-
-    def op_assist_cancel(
-        self, node_id: str, role: Role, terminal: Any, request: Any = None
-    ) -> dict[str, Any]:
-        term = self._terminal(node_id, role, terminal)
-        a = self.state.open_assist(term)
-        if a is None or (request is not None and a.id != request):
-            raise OpError(ErrorCode.UNKNOWN_REQUEST, f"no open assistance request at {term}")
-        self._emit("assist_cancelled", id=a.id, terminal=term)
-        return {"assist": self._assist_info(a.id)}
-
-    def _assist(self, request: Any) -> str:
-        if (
-            not isinstance(request, str)
-            or request not in self.state.assists
-            or self.state.assists[request].state not in ("pending", "acknowledged")
-        ):
-            raise OpError(ErrorCode.UNKNOWN_REQUEST, f"no open assistance request {request!r}")
-        return request
-
-    def _staff_counter(self, node_id: str, role: Role, counter: Any) -> str | None:
-        if role is Role.COUNTER:
-            return self.cfg.node(node_id).counter
-        if counter is None:
-            return None
-        return self._counter(node_id, role, counter)
-
-    def op_assist_acknowledge(
-        self, node_id: str, role: Role, request: Any, counter: Any = None
-    ) -> dict[str, Any]:
-        aid = self._assist(request)
-        a = self.state.assists[aid]
-        if a.state == "acknowledged":
-            raise OpError(ErrorCode.INVALID_STATE, f"request {aid} is already acknowledged by {a.counter}")
-        self._emit(
-            "assist_acknowledged",
-            id=aid,
-            terminal=a.terminal,
-            counter=self._staff_counter(node_id, role, counter),
-        )
-        return {"assist": self._assist_info(aid)}
-
-    def op_assist_resolve(
-        self, node_id: str, role: Role, request: Any, counter: Any = None
-    ) -> dict[str, Any]:
-        aid = self._assist(request)
-        a = self.state.assists[aid]
-        self._emit(
-            "assist_resolved",
-            id=aid,
-            terminal=a.terminal,
-            counter=self._staff_counter(node_id, role, counter),
-        )
-        return {"assist": self._assist_info(aid)}
-
-    # -- operations: intake
-    def op_intake_set(
-        self, node_id: str, role: Role, service: Any, open: Any = None, reason: Any = "", auto: Any = False
-    ) -> dict[str, Any]:
-        sid = self._service(service)
-        if self._bool(auto, "auto"):
-            self._emit("intake_set", service=sid, auto=True)
-        else:
-            self._emit(
-                "intake_set",
-                service=sid,
-                open=self._bool(open, "open"),
-                reason=str(reason)[:120],
-                manual=True,
-            )
-        is_open, why = self.intake_open(sid)
-        return {"intake": {"service": sid, "open": is_open, "reason": why}}
 
     # ------------------------------------------------------------------------------------ publishing
     def snapshot(self) -> dict[str, Any]:

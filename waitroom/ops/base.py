@@ -1,0 +1,97 @@
+"""What every group of operations shares: the refusal, the look-ups that refuse, and what the office gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from waitroom.config import Config
+from waitroom.contract import ErrorCode, Role
+from waitroom.model import OfficeState, Ticket
+
+if TYPE_CHECKING:
+    from waitroom.predict import Forecast
+    from waitroom.steering import Selector
+
+
+class OpError(Exception):
+    """An operation was refused; becomes an error reply with a stable code."""
+
+    def __init__(self, code: ErrorCode, message: str, *, keep_effects: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.keep_effects = keep_effects  # the events emitted before the refusal still count
+
+
+def local_time(cfg: Config, ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, cfg.office.tz).strftime("%H:%M")
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class OpsBase:
+    """The part of ``Office`` the operations use (``waitroom.controller.Office`` provides it)."""
+
+    cfg: Config
+    state: OfficeState
+    clock: Callable[[], float]
+    selector: Selector
+    new_id: Callable[[], str]
+    _forecast_seq: int
+
+    # provided by Office (annotations only, so that the real methods are found)
+    _emit: Callable[..., dict[str, Any]]
+    forecast: Callable[[], Forecast]
+    refresh_forecast: Callable[[], Forecast]
+    eta_s: Callable[[Ticket], float]
+    learned_eta: Callable[[Ticket], tuple[float, float, float] | None]
+    intake_open: Callable[[str], tuple[bool, str]]
+
+    # -- look-ups that refuse with a stable code
+    def _service(self, sid: Any) -> str:
+        if not isinstance(sid, str) or sid not in self.cfg.service_ids:
+            raise OpError(
+                ErrorCode.UNKNOWN_SERVICE,
+                f"unknown service {sid!r}; known: {', '.join(sorted(self.cfg.service_ids))}",
+            )
+        return sid
+
+    def _counter(self, node_id: str, role: Role, cid: Any) -> str:
+        if not isinstance(cid, str) or cid not in self.cfg.counter_ids:
+            raise OpError(ErrorCode.UNKNOWN_COUNTER, f"unknown counter {cid!r}")
+        if role is Role.COUNTER and self.cfg.node(node_id).counter != cid:
+            raise OpError(
+                ErrorCode.FORBIDDEN,
+                f"node {node_id} operates counter {self.cfg.node(node_id).counter}, not {cid}",
+            )
+        return cid
+
+    def _ticket(self, ref: Any, states: tuple[str, ...]) -> Ticket:
+        t = self.state.ticket(ref) if isinstance(ref, str) else None
+        if t is None or t.state not in states:
+            raise OpError(ErrorCode.UNKNOWN_TICKET, f"no {'/'.join(states)} ticket {ref!r} today")
+        return t
+
+    def _counter_open(self, cid: str) -> None:
+        c = self.state.counters[cid]
+        if c.state != "open":
+            raise OpError(
+                ErrorCode.COUNTER_CLOSED,
+                f"counter {cid} is {c.state}; open it (counter.open) before calling",
+            )
+
+    def _current(self, cid: str) -> Ticket:
+        c = self.state.counters[cid]
+        if c.current is None:
+            raise OpError(ErrorCode.NOT_SERVING, f"counter {cid} has no called ticket")
+        return self.state.tickets[c.current]
+
+    @staticmethod
+    def _bool(v: Any, name: str) -> bool:
+        if not isinstance(v, bool):
+            raise OpError(ErrorCode.BAD_REQUEST, f"{name} must be true or false")
+        return v

@@ -1,0 +1,109 @@
+"""Operations of a counter: call, recall, finish, transfer, park, open, pause, close."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waitroom.contract import ErrorCode, Role
+from waitroom.model import Ticket
+from waitroom.ops.base import OpError, OpsBase
+
+
+class CounterOps(OpsBase):
+    def _call(self, cid: str, t: Ticket, reason: str) -> dict[str, Any]:
+        self._emit("ticket_called", ticket=t.id, counter=cid, reason=reason, number=t.number)
+        return {
+            "call": {
+                "ticket": t.number,
+                "ticket_id": t.id,
+                "service": t.service,
+                "counter": cid,
+                "reason": reason,
+            }
+        }
+
+    def op_counter_call_next(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+        cid = self._counter(node_id, role, counter)
+        self._counter_open(cid)
+        now = self.clock()
+        decision = self.selector.select(self.state, cid, self.cfg, now)
+        if decision is None:
+            c = self.state.counters[cid]
+            if c.current is not None:  # finish the current ticket even when nobody else waits
+                t = self.state.tickets[c.current]
+                self._emit("ticket_served", ticket=t.id, counter=cid)
+            raise OpError(ErrorCode.NOBODY_WAITING, f"nobody is waiting for counter {cid}", keep_effects=True)
+        return self._call(cid, self.state.tickets[decision.ticket], decision.reason)
+
+    def op_counter_recall(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+        cid = self._counter(node_id, role, counter)
+        t = self._current(cid)
+        self._emit("ticket_recalled", ticket=t.id, counter=cid)
+        return {"call": {"ticket": t.number, "ticket_id": t.id, "counter": cid, "recall": True}}
+
+    def _finish(self, node_id: str, role: Role, counter: Any, kind: str) -> dict[str, Any]:
+        cid = self._counter(node_id, role, counter)
+        t = self._current(cid)
+        self._emit(kind, ticket=t.id, counter=cid)
+        return {"ticket": {"number": t.number, "state": t.state}}
+
+    def op_counter_served(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+        return self._finish(node_id, role, counter, "ticket_served")
+
+    def op_counter_no_show(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+        return self._finish(node_id, role, counter, "ticket_no_show")
+
+    def op_counter_transfer(
+        self, node_id: str, role: Role, counter: Any, service: Any = None, to_counter: Any = None
+    ) -> dict[str, Any]:
+        cid = self._counter(node_id, role, counter)
+        if (service is None) == (to_counter is None):
+            raise OpError(ErrorCode.BAD_REQUEST, "give exactly one of service or to_counter")
+        t = self._current(cid)
+        if service is not None:
+            self._emit("ticket_transferred", ticket=t.id, counter=cid, service=self._service(service))
+        else:
+            if not isinstance(to_counter, str) or to_counter not in self.cfg.counter_ids:
+                raise OpError(ErrorCode.UNKNOWN_COUNTER, f"unknown counter {to_counter!r}")
+            self._emit("ticket_transferred", ticket=t.id, counter=cid, to_counter=to_counter)
+        return {
+            "ticket": {
+                "number": t.number,
+                "state": t.state,
+                "service": t.service,
+                "to_counter": t.target_counter,
+            }
+        }
+
+    def op_counter_park(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+        cid = self._counter(node_id, role, counter)
+        t = self._current(cid)
+        self._emit("ticket_parked", ticket=t.id, counter=cid)
+        return {"ticket": {"number": t.number, "state": t.state}}
+
+    def op_counter_call_ticket(self, node_id: str, role: Role, counter: Any, ticket: Any) -> dict[str, Any]:
+        cid = self._counter(node_id, role, counter)
+        self._counter_open(cid)
+        t = self._ticket(ticket, ("waiting", "parked"))
+        return self._call(cid, t, "called by staff" if t.state == "waiting" else "called back from parked")
+
+    def _counter_state(
+        self, node_id: str, role: Role, counter: Any, kind: str, reason: str = ""
+    ) -> dict[str, Any]:
+        cid = self._counter(node_id, role, counter)
+        target = {"counter_opened": "open", "counter_paused": "paused", "counter_closed": "closed"}[kind]
+        c = self.state.counters[cid]
+        if c.state != target or (reason and reason != c.pause_reason):
+            self._emit(kind, counter=cid, **({"reason": reason} if reason else {}))
+        return {"counter": {"id": cid, "state": c.state, "reason": c.pause_reason}}
+
+    def op_counter_open(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+        return self._counter_state(node_id, role, counter, "counter_opened")
+
+    def op_counter_pause(self, node_id: str, role: Role, counter: Any, reason: Any = "") -> dict[str, Any]:
+        if not isinstance(reason, str) or len(reason) > 80:
+            raise OpError(ErrorCode.BAD_REQUEST, "reason must be a text of at most 80 characters")
+        return self._counter_state(node_id, role, counter, "counter_paused", reason or "Pause")
+
+    def op_counter_close(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+        return self._counter_state(node_id, role, counter, "counter_closed")
