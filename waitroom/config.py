@@ -205,6 +205,24 @@ class Node(Strict):
         "pin map in firmware_config/",
     )
     options: dict[str, Any] = Field(default_factory=dict, description="role-specific settings")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="web node: how many worker processes may serve it (`waitroom web --workers`); each logs "
+        "in to the broker with an account of its own: <id>, <id>.2, <id>.3, ...",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_only_for_web(cls, v: int, info: Any) -> int:
+        if v != 1 and info.data.get("role") != "web":
+            raise ValueError("only a web node has workers")
+        return v
+
+    def accounts(self) -> list[str]:
+        """The node's MQTT user names: its id, and for a web node with several workers one more each."""
+        return [self.id] + [f"{self.id}.{k}" for k in range(2, self.workers + 1)]
 
 
 class Tls(Strict):

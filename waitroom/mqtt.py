@@ -241,6 +241,7 @@ class MqttLink:
         fair: bool | None = None,
         pull: bool = False,
         client_suffix: str = "",
+        user: str | None = None,
     ):
         self.broker = broker
         self.topics = Topics(office)
@@ -266,8 +267,9 @@ class MqttLink:
         self._rng = random.Random()
         self._next_delay()
         self.client.max_queued_messages_set(1000)
-        user = broker.username or node_id
-        if user != node_id:
+        # ``user``: one of the node's own accounts (a web worker: "web.2", see Node.accounts)
+        user = user or broker.username or node_id
+        if user != node_id and not user.startswith(node_id + "."):
             log.warning(
                 "MQTT user %r is not the node id %r: the office broker's ACL and client ids need the node id",
                 user,
