@@ -116,7 +116,19 @@ def cmd_controller(args: argparse.Namespace) -> int:
     except dbsafe.DatabaseDamaged as exc:
         log.critical("%s", exc.message)
         return dbsafe.EXIT_DAMAGED
-    svc = ControllerService(cfg, str(db))
+    clock_file = getattr(args, "clock_file", None)
+    if clock_file:
+        from waitroom.service import FileClock
+
+        try:
+            clock = FileClock(clock_file)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        log.warning("test clock: the time comes from %s, not from the system clock", clock_file)
+        svc = ControllerService(cfg, str(db), clock=clock)
+    else:
+        svc = ControllerService(cfg, str(db))
     if not svc.start(wait=args.wait):
         log.warning(
             "broker %s:%d not reachable yet; retrying in the background", cfg.broker.host, cfg.broker.port
@@ -185,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--recover",
         action="store_true",
         help="salvage the readable events of a damaged event log into a new one (the old file is kept)",
+    )
+    p.add_argument(
+        "--clock-file",
+        default=os.environ.get("WAITROOM_CLOCK_FILE"),
+        help="tests only: take the time from the epoch seconds in this file (default $WAITROOM_CLOCK_FILE)",
     )
     p.set_defaults(func=cmd_controller)
 
