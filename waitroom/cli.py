@@ -173,7 +173,12 @@ def cmd_node(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands defined in this module: started alone, they do not import the modules above (Flask, the simulator,
+# ...), so a controller or a node restarted by systemd answers sooner.
+CORE_COMMANDS = ("check-config", "controller", "node")
+
+
+def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waitroom", description="Queue management for citizen-service offices."
     )
@@ -218,13 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the broker at start")
     p.set_defaults(func=cmd_node)
 
-    for name in COMMAND_MODULES:
+    for name in () if core_only else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--log-level")
+    pre.add_argument("command", nargs="?")
+    return pre.parse_known_args(argv)[0].command
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(core_only=_command_of(argv) in CORE_COMMANDS)
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
