@@ -120,6 +120,7 @@ class Stats:
     cpu_to_answer_s: list[float] = field(default_factory=list)  # the controller's own CPU time until then
     load: list[float] = field(default_factory=list)  # 1-minute load average, sampled after each fault
     offline_tickets: int = 0
+    after_kill: int = 0  # burst commands not yet answered when the controller was killed
     disk_full_internal: int = 0
     disk_full_ok: int = 0
     clock_refusals: int = 0
@@ -460,12 +461,14 @@ class Soak:
         while self.stats.commands < target and time.monotonic() < deadline:
             time.sleep(0.005)
         self.kill_controller()
+        done = self.stats.commands - before
         time.sleep(self.rng.uniform(0.0, 0.5))
         self.start_controller()
         self.stats.controller_restarts += 1
         self.timed_answer("a SIGKILL", self.stats.answer_after_restart_s, self.max_answer_s)
         for t in threads:
             t.join(120)
+        self.stats.after_kill += self.stats.commands - before - done  # answered only after the restart
 
     def fault_broker_restart(self) -> None:
         assert self.broker and self.broker.proc
@@ -663,6 +666,7 @@ def summary(stats: Stats, wall_s: float) -> dict[str, Any]:
         "max_cpu_to_answer_s": mx(stats.cpu_to_answer_s),
         "load_avg_1min": [round(min(stats.load), 1), round(max(stats.load), 1)] if stats.load else None,
         "offline_tickets": stats.offline_tickets,
+        "burst_commands_answered_after_a_kill": stats.after_kill,
         "clock_refusals": stats.clock_refusals,
         "disk_full_internal": stats.disk_full_internal,
         "disk_full_ok": stats.disk_full_ok,
@@ -718,6 +722,8 @@ def main(argv: list[str] | None = None) -> int:
             f"log {out['events']} events"
         )
         print(
+            f"  SIGKILLs met {out['burst_commands_answered_after_a_kill']} burst commands not yet answered "
+            "(retried with their request ids)\n"
             f"  restarts: controller {out['controller_restarts']}, broker {out['broker_restarts']}; "
             "max answer "
             f"after a controller restart {out['max_answer_after_restart_s']} s, after the broker "
