@@ -249,3 +249,47 @@ def test_the_clock_file_is_read_at_every_call(tmp_path: Path) -> None:
         FileClock(tmp_path / "empty")
     with pytest.raises(ValueError, match="no epoch seconds"):
         FileClock(tmp_path / "missing")
+
+
+# ------------------------------------------------------------------------------------------------ the alarm
+def test_the_clock_alarm_reaches_the_admin_page_at_once(cfg, tmp_path: Path) -> None:
+    """Through the real broker: the controller's clock falls a day behind its log (no command needed, the
+    tick notices), the summary carries the alarm, the admin page shows it; after the time sync it is gone."""
+    from tests.web_helpers import login, wait_for
+    from waitroom.node import NodeRuntime
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    clock = Clock(dt.datetime.now(TZ).timestamp())
+    svc = ControllerService(cfg, str(tmp_path / "events.db"), clock=clock)
+    assert svc.start(wait=10)
+    disp = NodeRuntime(cfg, "disp-1")
+    assert disp.start(wait=10)
+    app = create_app(
+        cfg,
+        data_dir=tmp_path,
+        test_config={"SECRET_KEY": "test-secret-key-0123456789", "TESTING": True},
+    )
+    app.extensions["waitroom_users"].add("admin", "correct-horse-1", "admin")
+    live = app.extensions["waitroom"]
+    try:
+        assert disp.request("ticket.issue", {"service": "pass"}, timeout=5)["ticket"]["number"] == "A001"
+        admin = app.test_client()
+        assert login(admin, "admin").status_code == 302
+        wait_for(lambda: live.state() is not None and live.state()["seq"] >= 2, timeout=10)
+        assert 'id="alarm-clock"' not in admin.get("/admin/").get_data(as_text=True)
+        good = clock.t
+        clock.t = good - 86400  # the Pi lost its time
+        wait_for(lambda: (live.state() or {}).get("alarms", {}).get("clock"), timeout=10)
+        html = admin.get("/admin/").get_data(as_text=True)
+        assert 'id="alarm-clock"' in html and "Zeitsynchronisation" in html and "behind the event log" in html
+        reply = disp.request_reply("ticket.issue", {"service": "pass"}, timeout=5)
+        assert reply["error"]["code"] == "clock_behind"
+        clock.t = good + 5  # the time sync
+        wait_for(lambda: "alarms" not in (live.state() or {"alarms": 1}), timeout=10)
+        assert 'id="alarm-clock"' not in admin.get("/admin/").get_data(as_text=True)
+        assert disp.request("ticket.issue", {"service": "pass"}, timeout=5)["ticket"]["number"] == "A002"
+    finally:
+        live.close()
+        disp.stop()
+        svc.stop()
