@@ -293,3 +293,20 @@ def test_the_clock_alarm_reaches_the_admin_page_at_once(cfg, tmp_path: Path) -> 
         live.close()
         disp.stop()
         svc.stop()
+
+
+def test_the_controller_refuses_a_clock_file_without_a_time(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "clock").write_text("not a time\n")
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "waitroom", "controller", "--data-dir", str(data)]
+    r = subprocess.run(
+        [*cmd, "--clock-file", str(tmp_path / "clock")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "no epoch seconds" in r.stderr, r.stderr
+    assert not data.exists() or not any(data.iterdir())  # refused before it touched the data

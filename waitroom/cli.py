@@ -104,6 +104,16 @@ def cmd_controller(args: argparse.Namespace) -> int:
     from waitroom.service import ControllerService
 
     cfg = load_config(args.config)
+    clock = None
+    if getattr(args, "clock_file", None):  # tests only (python -m bench soak): before the data is locked
+        from waitroom.service import FileClock
+
+        try:
+            clock = FileClock(args.clock_file)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        log.warning("test clock: the time comes from %s, not from the system clock", args.clock_file)
     db = config.in_data_dir(cfg.controller.database, getattr(args, "data_dir", None))
     try:
         if getattr(args, "recover", False):
@@ -116,19 +126,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     except dbsafe.DatabaseDamaged as exc:
         log.critical("%s", exc.message)
         return dbsafe.EXIT_DAMAGED
-    clock_file = getattr(args, "clock_file", None)
-    if clock_file:
-        from waitroom.service import FileClock
-
-        try:
-            clock = FileClock(clock_file)
-        except ValueError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        log.warning("test clock: the time comes from %s, not from the system clock", clock_file)
-        svc = ControllerService(cfg, str(db), clock=clock)
-    else:
-        svc = ControllerService(cfg, str(db))
+    svc = ControllerService(cfg, str(db), **({"clock": clock} if clock is not None else {}))
     if not svc.start(wait=args.wait):
         log.warning(
             "broker %s:%d not reachable yet; retrying in the background", cfg.broker.host, cfg.broker.port
