@@ -117,7 +117,7 @@ class ControllerService:
         if learned is None:
             return
         from waitroom.forecast.events import rows_from_store_events
-        from waitroom.forecast.train import ModelStore, Trainer
+        from waitroom.forecast.jobs import ModelStore, Trainer
 
         services = tuple(s.id for s in self.cfg.services)
         tz = self.cfg.office.tz
