@@ -187,6 +187,7 @@ class _Rules:
     fifo: bool = False
     grace_s: float = 120.0
     means: dict[str, float] | None = None  # service -> configured mean service seconds
+    servers: dict[str, tuple[str, ...]] | None = None  # service -> the counters serving it
 
 
 def compile_rules(cfg: Config) -> _Rules:
@@ -221,6 +222,7 @@ def compile_rules(cfg: Config) -> _Rules:
         fifo=st.policy == "fifo",
         grace_s=st.appointments.grace_min * 60.0,
         means={s.id: s.mean_service_min * 60.0 for s in cfg.services},
+        servers={s.id: tuple(c.id for c in cfg.counters if s.id in c.services) for s in cfg.services},
     )
 
 
@@ -235,6 +237,21 @@ class Choice:
 
 def _minutes(sec: float) -> int:
     return max(0, round(sec / 60))
+
+
+def _expected_free(state: OfficeState, r: _Rules, now: float) -> dict[str, float]:
+    """When each open counter is expected to be free: now when idle, else the mean service time after the call
+    (at least a minute from now when it runs over)."""
+    out: dict[str, float] = {}
+    for cid, cs in state.counters.items():
+        if cs.state != "open":
+            continue
+        cur = state.tickets.get(cs.current) if cs.current else None
+        if cur is None or cur.called_at is None:
+            out[cid] = now
+        else:
+            out[cid] = max(cur.called_at + r.means.get(cur.service, 480.0), now + 60.0)  # type: ignore[union-attr]
+    return out
 
 
 def _due(t: Ticket) -> float:
@@ -258,7 +275,13 @@ class RuleSelector:
         cs = state.counters.get(counter)
         pool = state.pool  # the incremental index: only list heads are read
         choice = self.choose(
-            cfg, counter, now, pool, cs.calls_since_priority if cs else 0, cs.priority_calls if cs else 0
+            cfg,
+            counter,
+            now,
+            pool,
+            cs.calls_since_priority if cs else 0,
+            cs.priority_calls if cs else 0,
+            state=state,
         )
         if choice is None:
             return None
@@ -293,7 +316,12 @@ class RuleSelector:
         pool: Pool | PoolView,
         since_priority: int,
         priority_calls: int,
+        *,
+        state: OfficeState | None = None,
     ) -> Choice | None:
+        """The next ticket for ``counter``. With ``state`` (the controller, the simulator) an appointment that
+        is not due yet may be left to another open counter expected to be free by then; without it (the
+        predictor's look-ahead) this counter calls it when a walk-in would make it late."""
         r = self.rules(cfg)
         cr = r.counters[counter]
         lst = pool.targeted.get(counter)
@@ -315,9 +343,55 @@ class RuleSelector:
                     appt, "appointment" if callable_ else "appointment_early", (("slot", appt.appointment),)
                 )
             assert r.means is not None
-            if callable_ and now + r.means[walk.ticket.service] > _due(appt) + r.grace_s:
+            if callable_ and _due(appt) <= now:
                 return Choice(appt, "appointment", (("slot", appt.appointment),))
+            back = now + r.means[walk.ticket.service] - r.grace_s  # this counter is back by then
+            if callable_ and _due(appt) < back:
+                late = self._uncovered(r, cr, counter, pool, now, back, state)
+                if late is not None:
+                    return Choice(late, "appointment", (("slot", late.appointment),))
         return walk
+
+    def _uncovered(
+        self,
+        r: _Rules,
+        cr: _CounterRules,
+        counter: str,
+        pool: Pool | PoolView,
+        now: float,
+        back: float,
+        state: OfficeState | None,
+    ) -> Ticket | None:
+        """The appointment this counter must take now: of those due before it would be back from a walk-in,
+        the earliest that no other open counter is expected to be free for (by its due time plus grace).
+        O(services x counters)."""
+        heads = sorted(
+            (
+                lst[0]
+                for s in cr.services
+                if (lst := pool.appointment.get(s))
+                and lst[0].appointment is not None
+                and _due(lst[0]) < back
+                and now >= lst[0].appointment - r.early_s
+            ),
+            key=_due,
+        )
+        if state is None:
+            return heads[0] if heads else None
+        free = _expected_free(state, r, now)
+        free[counter] = back  # this counter, after the walk-in
+        taken: set[str] = {counter}
+        for a in heads:
+            limit = _due(a) + r.grace_s
+            cover = [
+                (f, cid)
+                for cid in r.servers[a.service]  # type: ignore[index]
+                if cid not in taken and (f := free.get(cid)) is not None and f <= limit
+            ]
+            if not cover:
+                return a
+            taken.add(max(cover)[1])  # the counter free last (but in time) keeps the others for walk-ins
+        return None
 
     @staticmethod
     def _fifo(cr: _CounterRules, pool: Pool | PoolView, now: float) -> Choice | None:

@@ -288,14 +288,20 @@ class DaySim:
         cs = self.state.counters[cid]
         # the controller's own selection (RuleSelector.select without the German explanation text)
         choice = self.selector.choose(
-            self.cfg, cid, self.now, self.state.pool, cs.calls_since_priority, cs.priority_calls
+            self.cfg,
+            cid,
+            self.now,
+            self.state.pool,
+            cs.calls_since_priority,
+            cs.priority_calls,
+            state=self.state,
         )
         if choice is None:
             if self.now >= end:
                 self._close(cid)
             return False
         tid = choice.ticket.id
-        if choice.ticket.priority:
+        if choice.ticket.priority and choice.ticket.appointment is None and choice.rule != "transferred":
             self._overtaken(cid, choice.ticket)
         self.emit("ticket_called", ticket=tid, counter=cid, reason=choice.rule)
         r = self.by_ticket[tid]
