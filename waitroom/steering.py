@@ -331,22 +331,27 @@ class RuleSelector:
             return self._fifo(cr, pool, now)
         # the appointment holder due next at this counter (heads only: earliest slot of each service)
         appt: Ticket | None = None
+        due = 0.0
+        appointments = pool.appointment
         for s in cr.services:
-            lst = pool.appointment.get(s)
-            if lst and lst[0].appointment is not None and (appt is None or _due(lst[0]) < _due(appt)):
-                appt = lst[0]
+            lst = appointments.get(s)
+            if lst:
+                head = lst[0]
+                d = _due(head)
+                if appt is None or d < due:
+                    appt, due = head, d
+        callable_ = appt is not None and now >= appt.appointment - r.early_s  # type: ignore[operator]
+        if callable_ and due <= now:  # due: before the walk-ins
+            return Choice(appt, "appointment", (("slot", appt.appointment),))  # type: ignore[union-attr,arg-type]
         walk = self._walk_in(r, cr, pool, now, since_priority, priority_calls)
         if appt is not None:
-            callable_ = now >= appt.appointment - r.early_s  # type: ignore[operator]
             if walk is None:
                 return Choice(
                     appt, "appointment" if callable_ else "appointment_early", (("slot", appt.appointment),)
                 )
             assert r.means is not None
-            if callable_ and _due(appt) <= now:
-                return Choice(appt, "appointment", (("slot", appt.appointment),))
             back = now + r.means[walk.ticket.service] - r.grace_s  # this counter is back by then
-            if callable_ and _due(appt) < back:
+            if callable_ and due < back:
                 late = self._uncovered(r, cr, counter, pool, now, back, state)
                 if late is not None:
                     return Choice(late, "appointment", (("slot", late.appointment),))
@@ -433,9 +438,10 @@ class RuleSelector:
         best_score = -1.0
         oldest: Ticket | None = None  # the longest waiting normal ticket this counter may call
         prio_waiting = False
+        kinds = (pool.normal, pool.priority)
         for s in cr.services:
             target = r.targets[s]
-            for d in (pool.normal, pool.priority):
+            for d in kinds:
                 lst = d.get(s)
                 if not lst:
                     continue
