@@ -52,7 +52,8 @@ def register(subparsers: Any) -> None:
         "--arrival-scale",
         type=float,
         metavar="X",
-        help="multiply every walk-in rate by X (a lighter or busier day; default: the scenario's)",
+        help="multiply every walk-in rate and the density of the appointment book by X (a lighter or busier "
+        "day of the same kind; default: the scenario's)",
     )
     p.add_argument("--no-predict", action="store_true", help="skip the predictor evaluation (faster)")
     p.set_defaults(func=cmd_simulate)

@@ -164,7 +164,8 @@ class Scenario(_Strict):
         1.0,
         gt=0,
         le=10,
-        description="multiplies every walk-in rate (a lighter or busier day of the same kind)",
+        description="multiplies every walk-in rate and the density of the appointment book (a lighter or "
+        "busier day of the same kind)",
     )
     replications: int = Field(20, ge=1, le=10000, description="simulated days per rule set")
     seed: int = Field(1, description="random seed of the first day")
@@ -335,7 +336,7 @@ def plan_day(sc: Scenario, cfg: Config, seed: int) -> DayPlan:
                         patience=patience(),
                     )
                 )
-            slot += book.every_min * 60.0
+            slot += book.every_min * 60.0 / sc.arrival_scale
     arrivals.sort(key=lambda a: a.t)
     if sc.staffing is not None:
         shifts = {
