@@ -384,8 +384,7 @@ class RuleSelector:
         if state is None:
             return heads[0] if heads else None
         free = _expected_free(state, r, now)
-        free[counter] = back  # this counter, after the walk-in
-        taken: set[str] = {counter}
+        taken: set[str] = {counter}  # this counter takes the walk-in
         for a in heads:
             limit = _due(a) + r.grace_s
             cover = [
