@@ -13,9 +13,9 @@ import pytest
 from tests.forecast_helpers import simulate_day
 from waitroom.forecast.events import StoreEventAdapter, replay, rows_from_store_events
 from waitroom.forecast.features import BASE_FEATURES
+from waitroom.forecast.jobs import ModelStore, Trainer
 from waitroom.forecast.live import LiveForecast
 from waitroom.forecast.model import Fallback, Model
-from waitroom.forecast.train import ModelStore, Trainer
 from waitroom.store import EventStore
 
 TZ = ZoneInfo("Europe/Berlin")

@@ -15,8 +15,9 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from waitroom.forecast.errors import ModelFileError
 from waitroom.forecast.events import Row
 from waitroom.forecast.features import BASE_FEATURES, feature_names
+from waitroom.forecast.jobs import ModelStore, Trainer
 from waitroom.forecast.model import EXP_HI, EXP_LO, Fallback, Interval, Model, Trees
-from waitroom.forecast.train import ModelStore, Trainer, train
+from waitroom.forecast.train import train
 
 IDX = {n: i for i, n in enumerate(BASE_FEATURES)}
 SERVICES = ("a", "b")

@@ -117,7 +117,7 @@ def cmd_forecast_train(args: argparse.Namespace) -> int:
     from waitroom import config
     from waitroom.cli import load_config
     from waitroom.forecast.events import rows_from_store_events
-    from waitroom.forecast.train import ModelStore, Trainer
+    from waitroom.forecast.jobs import ModelStore, Trainer
     from waitroom.store import EventStore
 
     cfg = load_config(args.config)

@@ -129,10 +129,3 @@ def _calibration(
         trees = fit_trees(x[~held], y[~held], params)
     pts = np.maximum(0.0, trees.predict_many(x[held]))
     return [(float(p), float(a), str(d)) for p, a, d in zip(pts, y[held], day[held], strict=True)]
-
-
-# The model files and the nightly job live in waitroom.forecast.jobs (no numpy: the controller starts without
-# it); kept importable from here.
-from waitroom.forecast.jobs import ModelStore, Trainer  # noqa: E402
-
-__all__ = ["ModelStore", "Trainer", "fit_trees", "train"]
