@@ -115,6 +115,7 @@ class Office(AppointmentOps, TicketOps, CounterOps, AssistOps, IntakeOps):
         self._fresh_n: dict[str, int] = {}  # since the last full forecast (service -> count)
         self.forecast_cost = 0.0  # seconds the last full forecast took
         self.dirty_services: set[str] = set()  # services whose queue page changed since it was published
+        self.parked_changed: set[str] = set()  # ... and among them those whose parked list changed
         self.eta_dirty = False  # the expected waits on the queue pages moved (a new forecast)
         self.dirty_counters: set[str] = set()  # counters whose detail changed since it was published
         self._batch: _Batch | None = None
@@ -183,6 +184,11 @@ class Office(AppointmentOps, TicketOps, CounterOps, AssistOps, IntakeOps):
 
     def _emit(self, type_: str, **data: Any) -> dict[str, Any]:
         event = {"type": type_, "ts": round(self.clock(), 3), "seq": self.state.seq + 1, **data}
+        tid = data.get("ticket")
+        if type_ == "ticket_parked" or (tid is not None and tid in self.state.parked):
+            t = self.state.tickets.get(tid)
+            if t is not None:  # a page's parked list changed: the service publishes it without delay
+                self.parked_changed.add(t.service)
         apply(self.state, event)
         self._pending.append(event)
         self._touch(event)

@@ -297,12 +297,16 @@ class ControllerService:
 
     def _publish_queues(self, mono: float | None = None) -> None:
         """The pages of the services whose tickets changed; with ``mono``, only those not published in the
-        last ``PAGE_MIN_S`` (the others stay due: the web app hides a called ticket from the call event)."""
+        last ``PAGE_MIN_S`` or whose parked list changed (the others stay due: the web app hides a called or
+        cancelled ticket from its event at once)."""
         o = self.office
         for sid in sorted(o.dirty_services):
-            if mono is not None and mono - self._page_at.get(sid, -PAGE_MIN_S) < PAGE_MIN_S:
+            # a parked list is not corrected from the events as the waiting list is: no delay for it
+            due = mono is None or sid in o.parked_changed
+            if not due and mono - self._page_at.get(sid, -PAGE_MIN_S) < PAGE_MIN_S:
                 continue
             o.dirty_services.discard(sid)
+            o.parked_changed.discard(sid)
             if sid in self.cfg.service_ids:
                 self._page_at[sid] = time.monotonic()
                 self.link.publish(self.topics.queue(sid), o.queue_page(sid), "queue")
