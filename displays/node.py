@@ -242,6 +242,28 @@ class DisplayNode:
         return path
 
 
+def import_pygame_without_numpy() -> Any:
+    """Import pygame so that it does not load numpy (about 11 MB of a display's memory).
+
+    ``import pygame`` loads numpy for ``pygame.surfarray`` and ``pygame.sndarray`` when numpy is installed (it
+    is, for the controller's forecast); the display uses neither. numpy is hidden only while pygame is being
+    imported: those two modules become pygame's "missing module" stubs, and numpy stays importable."""
+    import sys
+
+    if "pygame" in sys.modules or "numpy" in sys.modules:
+        import pygame
+
+        return pygame
+    sys.modules["numpy"] = None  # type: ignore[assignment]  # ImportError for numpy while pygame loads
+    try:
+        import pygame
+    finally:
+        if sys.modules.get("numpy", 0) is None:
+            del sys.modules["numpy"]
+    return pygame
+
+
 def create(runtime: Any, cfg: Config, node: Node, *, pins: Any = None, simulate: bool = False) -> DisplayNode:
     """Node factory for ``waitroom node display`` (no pins: ``pins`` and ``simulate`` are unused)."""
+    import_pygame_without_numpy()  # first, before the renderer and the sound output import pygame
     return DisplayNode(runtime, cfg, node)
