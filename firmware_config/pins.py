@@ -27,15 +27,14 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from waitroom.errors import ConfigError
-
 
 
 class Node(Protocol):
@@ -57,6 +56,7 @@ class Config(Protocol):
 
     @property
     def nodes(self) -> Sequence[Node]: ...
+
 
 log = logging.getLogger(__name__)
 
