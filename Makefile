@@ -7,7 +7,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8080
 # One stamp per pyproject extra: `make demo` installs `demo` (the package and the embedded broker), `make test`
-# adds `dev` (pytest, Playwright, Ansible, ...). Each is redone when pyproject.toml changes.
+# adds `dev` (pytest, Playwright, Ansible, ...). Each is redone when pyproject.toml changes. --no-compile: pip
+# would byte-compile every module of every package (scipy, Ansible, ...) up front, three quarters of a cold
+# install's time; Python compiles what a process imports on first use instead.
 DEMO_STAMP := $(VENV)/.installed-demo
 DEV_STAMP  := $(VENV)/.installed-dev
 STAMP      := $(DEV_STAMP)
@@ -19,11 +21,11 @@ $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { echo "waitroom: python3 -m venv failed; install the Debian package python3-venv" >&2; exit 1; }
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[demo]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile -e '.[demo]'
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile -e '.[dev]'
 	@touch $@ $(DEMO_STAMP)
 
 venv: $(DEV_STAMP)
