@@ -42,10 +42,9 @@ NODES = {"counter": "counter-1", "assist": "sb-1", "dispenser": "disp-1", "displ
 RSS_TARGET_MB = {"counter": 35.0, "assist": 35.0, "dispenser": 35.0, "display": 80.0}
 START_TARGET_S = {"counter": 0.8}
 # Pi Zero 2 W (4x Cortex-A53 at 1 GHz) against this machine, for the estimate column: CPython runs about
-# 6x slower there (single-thread pyperformance-style figures of a Pi 3/Zero 2 W class core against a
-# current x86 core); resident memory of the same modules on arm64 is about the same as on x86-64.
-PI_TIME_FACTOR = 6.0
-PI_RSS_FACTOR = 1.0
+# 8x slower on one such core than on a current x86 core (a rough figure, not measured here), and a cold start
+# from the SD card adds more; resident memory of the same modules on arm64 is about what it is on x86-64.
+PI_TIME_FACTOR = 8.0
 
 
 def status_kb(pid: int, key: str) -> int | None:
@@ -139,20 +138,18 @@ def fmt(res: Result, target_mb: float | None, target_s: float | None) -> tuple[s
     t_min, t_med = res.stat("start_s")
     r_min, r_med = res.stat("rss_mb")
     _, h_med = res.stat("hwm_mb")
-    ok = (target_mb is None or r_med <= target_mb) and (target_s is None or t_med <= target_s)
-    goal = []
+    checks = []
     if target_s is not None:
-        goal.append(f"<= {target_s:.1f} s")
+        checks.append((f"start <= {target_s:.1f} s", t_med <= target_s))
     if target_mb is not None:
-        goal.append(f"<= {target_mb:.0f} MB")
+        checks.append((f"RSS <= {target_mb:.0f} MB", r_med <= target_mb))
     line = (
-        f"{res.name:<22} start {t_min:5.2f} / {t_med:5.2f} s   RSS {r_min:5.1f} / {r_med:5.1f} MB "
-        f"(peak {h_med:5.1f})   Pi Zero 2 W est. {t_med * PI_TIME_FACTOR:4.1f} s, "
-        f"{r_med * PI_RSS_FACTOR:4.0f} MB"
+        f"{res.name:<20} start {t_min:5.2f} / {t_med:5.2f} s   RSS {r_min:5.1f} / {r_med:5.1f} MB "
+        f"(peak {h_med:5.1f})   Pi Zero 2 W est. {t_med * PI_TIME_FACTOR:4.1f} s"
     )
-    if goal:
-        line += f"   target {', '.join(goal)}: {'ok' if ok else 'MISSED'}"
-    return line, ok
+    if checks:
+        line += "   " + ", ".join(f"{what} {'ok' if good else 'MISSED'}" for what, good in checks)
+    return line, all(good for _, good in checks)
 
 
 def main() -> int:
@@ -220,7 +217,7 @@ def main() -> int:
         ok &= good
         print(line)
     print(
-        f"(Pi Zero 2 W estimate: start x{PI_TIME_FACTOR:.0f}, RSS x{PI_RSS_FACTOR:.0f} of this machine; "
+        f"(Pi Zero 2 W estimate: start x{PI_TIME_FACTOR:.0f} of this machine, RSS about the same; "
         "an estimate, not a measurement)"
     )
     return 0 if ok else 1
