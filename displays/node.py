@@ -56,10 +56,16 @@ class PygameOutput:
         if flags:
             pygame.mouse.set_visible(False)
 
+    def canvas(self) -> Any:
+        """The window's surface for the renderer to draw into (no second full-screen buffer), or None when
+        frames must be rotated first."""
+        return None if self.rotate else self.surface
+
     def show(self, frame: Any) -> None:
-        if self.rotate:
-            frame = self._pg.transform.rotate(frame, -self.rotate)
-        self.surface.blit(frame, (0, 0))
+        if frame is not self.surface:
+            if self.rotate:
+                frame = self._pg.transform.rotate(frame, -self.rotate)
+            self.surface.blit(frame, (0, 0))
         self._pg.display.flip()
 
     def pump(self) -> None:
@@ -188,7 +194,10 @@ class DisplayNode:
 
         try:
             out = self._output_factory(self.settings)
-            self.renderer = Renderer(self.settings, tz=self.cfg.office.tz, office_name=self.cfg.office.name)
+            canvas = getattr(out, "canvas", lambda: None)()
+            self.renderer = Renderer(
+                self.settings, tz=self.cfg.office.tz, office_name=self.cfg.office.name, frame=canvas
+            )
         except BaseException as exc:
             self._error = exc
             self._ready.set()
