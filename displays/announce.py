@@ -220,6 +220,9 @@ def sound_card_present(dev_snd: Path = Path("/dev/snd")) -> bool:
     Without either, pygame's ALSA start would only print ALSA's own noise and fail."""
     if os.environ.get("PULSE_SERVER") or os.environ.get("PIPEWIRE_REMOTE"):
         return True
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and any((Path(runtime) / s).exists() for s in ("pulse/native", "pipewire-0")):
+        return True  # a desktop's sound server (it may play without /dev/snd in this process's view)
     try:
         return any(p.name.startswith("pcm") and p.name.endswith("p") for p in dev_snd.iterdir())
     except OSError:

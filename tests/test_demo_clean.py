@@ -52,6 +52,7 @@ def test_no_sound_card_means_silent_output_and_one_notice(
     monkeypatch.delenv("SDL_AUDIODRIVER", raising=False)
     monkeypatch.delenv("PULSE_SERVER", raising=False)
     monkeypatch.delenv("PIPEWIRE_REMOTE", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     snd = tmp_path / "snd"
     snd.mkdir()
     (snd / "controlC0").touch()  # a card without a playback device
@@ -67,11 +68,16 @@ def test_a_playback_device_is_a_sound_card(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("SDL_AUDIODRIVER", raising=False)
     monkeypatch.delenv("PULSE_SERVER", raising=False)
     monkeypatch.delenv("PIPEWIRE_REMOTE", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     (tmp_path / "pcmC0D0p").touch()
     assert announce.sound_card_present(tmp_path)
     assert announce.use_silent_output_without_card(tmp_path) is False
     assert "SDL_AUDIODRIVER" not in os.environ
     assert not announce.sound_card_present(tmp_path / "missing")
+    (tmp_path / "run" / "pulse").mkdir(parents=True)
+    (tmp_path / "run" / "pulse" / "native").touch()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    assert announce.sound_card_present(tmp_path / "missing")  # a sound server counts as a card
 
 
 def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
