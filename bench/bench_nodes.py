@@ -125,8 +125,10 @@ def run_until(
         reader.join(2)
 
 
-def office_config(port: int, folder: Path) -> Path:
-    data = yaml.safe_load(config.EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+def office_config(port: int, folder: Path, code: str | None = None) -> Path:
+    """The example office bound to the broker; with ``--code``, that checkout's example (its schema)."""
+    example = Path(code) / "waitroom" / "examples" / "office.yaml" if code else config.EXAMPLE_CONFIG
+    data = yaml.safe_load(example.read_text(encoding="utf-8"))
     data["office"]["hours"] = {day: ["00:00", "23:59"] for day in config.WEEKDAYS}
     data.setdefault("broker", {}).update(host="127.0.0.1", port=port)
     path = folder / "office.yaml"
@@ -176,7 +178,7 @@ def main() -> int:
     py = sys.executable
     results: list[tuple[Result, float | None, float | None]] = []
     with Mosquitto() as broker:
-        cfg = office_config(broker.port, work)
+        cfg = office_config(broker.port, work, args.code)
         ctl = subprocess.Popen(
             [py, "-m", "waitroom", "controller", "--config", str(cfg), "--data-dir", str(work / "ctl")],
             env=env,
