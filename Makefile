@@ -1,33 +1,47 @@
 # waitroom: two commands do everything on a fresh Debian / Raspberry Pi OS machine with python3.
-#   make demo   - environment + a whole office on this machine, web UI on http://127.0.0.1:8080
-#   make test   - environment + lint + the whole test suite
+#   make demo   - environment (the demo's packages only) + a whole office on this machine, web UI on
+#                 http://127.0.0.1:8080 (make demo PORT=8090 for another port)
+#   make test   - environment with the test tools + lint + import contracts + the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PORT   ?= 8080
+# One stamp per pyproject extra: `make demo` installs `demo` (the package and the embedded broker), `make test`
+# adds `dev` (pytest, Playwright, Ansible, ...). Each is redone when pyproject.toml changes. --no-compile: pip
+# would byte-compile every module of every package (scipy, Ansible, ...) up front, three quarters of a cold
+# install's time; Python compiles what a process imports on first use instead.
+DEMO_STAMP := $(VENV)/.installed-demo
+DEV_STAMP  := $(VENV)/.installed-dev
+STAMP      := $(DEV_STAMP)
 
 .PHONY: demo test lint bench sysdeps venv clean translations
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "waitroom needs Python >= 3.11" >&2; exit 1; }
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || { echo "waitroom: python3 -m venv failed; install the Debian package python3-venv" >&2; exit 1; }
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	@touch $(STAMP)
+	@$(PYTHON) -m venv $(VENV) || { echo "waitroom: python3 -m venv failed; install the Debian package python3-venv" >&2; exit 1; }
 
-venv: $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile -e '.[demo]'
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile -e '.[dev]'
+	@touch $@ $(DEMO_STAMP)
+
+venv: $(DEV_STAMP)
 
 sysdeps:
 	@bash scripts/install-system-deps.sh
 	@bash scripts/install-axe.sh
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	@bash scripts/install-system-deps.sh --demo
-	$(BIN)/waitroom demo
+	$(BIN)/waitroom demo --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: $(STAMP) sysdeps lint
 	$(BIN)/python -m pytest
@@ -46,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info test-artifacts
+	rm -rf $(VENV) .pytest_cache .import_linter_cache build *.egg-info test-artifacts

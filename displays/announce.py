@@ -21,6 +21,7 @@ with ``SDL_AUDIODRIVER=dummy`` it plays in real time into nothing, which the tes
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shutil
 import subprocess
@@ -213,10 +214,38 @@ class AudioSink(Protocol):
     def close(self) -> None: ...
 
 
+def sound_card_present(dev_snd: Path = Path("/dev/snd")) -> bool:
+    """True when ALSA has a playback device (``/dev/snd/pcm*p``) or the environment names a sound server.
+
+    Without either, pygame's ALSA start would only print ALSA's own noise and fail."""
+    if os.environ.get("PULSE_SERVER") or os.environ.get("PIPEWIRE_REMOTE"):
+        return True
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and any((Path(runtime) / s).exists() for s in ("pulse/native", "pipewire-0")):
+        return True  # a desktop's sound server (it may play without /dev/snd in this process's view)
+    try:
+        return any(p.name.startswith("pcm") and p.name.endswith("p") for p in dev_snd.iterdir())
+    except OSError:
+        return False
+
+
+def use_silent_output_without_card(dev_snd: Path = Path("/dev/snd")) -> bool:
+    """On a machine without a sound card (and no ``SDL_AUDIODRIVER`` chosen), play into SDL's dummy output.
+
+    One notice line instead of ALSA's error noise; the announcements still run in real time, so the display
+    behaves the same. Returns True when the dummy output was chosen."""
+    if os.environ.get("SDL_AUDIODRIVER") or sound_card_present(dev_snd):
+        return False
+    os.environ["SDL_AUDIODRIVER"] = "dummy"
+    log.warning("no sound card found (%s has no playback device): announcements play silently", dev_snd)
+    return True
+
+
 class PygameSink:
     """pygame.mixer at 22.05 kHz mono (espeak-ng's own format, so speech needs no resampling)."""
 
     def __init__(self, poll_s: float = 0.005):
+        use_silent_output_without_card()
         import pygame
 
         self._pygame = pygame

@@ -56,10 +56,16 @@ class PygameOutput:
         if flags:
             pygame.mouse.set_visible(False)
 
+    def canvas(self) -> Any:
+        """The window's surface for the renderer to draw into (no second full-screen buffer), or None when
+        frames must be rotated first."""
+        return None if self.rotate else self.surface
+
     def show(self, frame: Any) -> None:
-        if self.rotate:
-            frame = self._pg.transform.rotate(frame, -self.rotate)
-        self.surface.blit(frame, (0, 0))
+        if frame is not self.surface:
+            if self.rotate:
+                frame = self._pg.transform.rotate(frame, -self.rotate)
+            self.surface.blit(frame, (0, 0))
         self._pg.display.flip()
 
     def pump(self) -> None:
@@ -188,7 +194,10 @@ class DisplayNode:
 
         try:
             out = self._output_factory(self.settings)
-            self.renderer = Renderer(self.settings, tz=self.cfg.office.tz, office_name=self.cfg.office.name)
+            canvas = getattr(out, "canvas", lambda: None)()
+            self.renderer = Renderer(
+                self.settings, tz=self.cfg.office.tz, office_name=self.cfg.office.name, frame=canvas
+            )
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -242,6 +251,28 @@ class DisplayNode:
         return path
 
 
+def import_pygame_without_numpy() -> Any:
+    """Import pygame so that it does not load numpy (about 11 MB of a display's memory).
+
+    ``import pygame`` loads numpy for ``pygame.surfarray`` and ``pygame.sndarray`` when numpy is installed (it
+    is, for the controller's forecast); the display uses neither. numpy is hidden only while pygame is being
+    imported: those two modules become pygame's "missing module" stubs, and numpy stays importable."""
+    import sys
+
+    if "pygame" in sys.modules or "numpy" in sys.modules:
+        import pygame
+
+        return pygame
+    sys.modules["numpy"] = None  # type: ignore[assignment]  # ImportError for numpy while pygame loads
+    try:
+        import pygame
+    finally:
+        if sys.modules.get("numpy", 0) is None:
+            del sys.modules["numpy"]
+    return pygame
+
+
 def create(runtime: Any, cfg: Config, node: Node, *, pins: Any = None, simulate: bool = False) -> DisplayNode:
     """Node factory for ``waitroom node display`` (no pins: ``pins`` and ``simulate`` are unused)."""
+    import_pygame_without_numpy()  # first, before the renderer and the sound output import pygame
     return DisplayNode(runtime, cfg, node)

@@ -59,7 +59,16 @@ class Drawn:
 
 
 class Renderer:
-    def __init__(self, settings: DisplaySettings, *, tz: ZoneInfo | None = None, office_name: str = ""):
+    def __init__(
+        self,
+        settings: DisplaySettings,
+        *,
+        tz: ZoneInfo | None = None,
+        office_name: str = "",
+        frame: pygame.Surface | None = None,
+    ):
+        """``frame``: a surface of the screen's size to compose into (the window's own surface, which saves
+        a full-screen buffer: 8 MB at 1080p); by default the renderer keeps a surface of its own."""
         self.s = settings
         self.size = settings.size
         self.portrait = settings.portrait
@@ -86,7 +95,9 @@ class Renderer:
         self._fonts: dict[tuple[bool, int], pygame.font.Font] = {}
         self._texts: dict[tuple[str, bool, int, tuple[int, int, int]], pygame.Surface] = {}
         self._fits: dict[tuple[str, bool, int, int], int] = {}
-        self.frame = pygame.Surface(self.size)
+        self.frame = (
+            frame if frame is not None and frame.get_size() == self.size else pygame.Surface(self.size)
+        )
         self._static: pygame.Surface | None = None
         self._hero: dict[bool, pygame.Surface] = {}
         self._static_version = -1

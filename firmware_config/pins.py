@@ -27,16 +27,36 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from waitroom.errors import ConfigError
 
-if TYPE_CHECKING:
-    from waitroom.config import Config, Node
+
+class Node(Protocol):
+    """What the pin maps need of a node of the office configuration (``waitroom.config.Node``).
+
+    A protocol, not an import: the configuration calls ``check_nodes`` and must not be imported back
+    (no import circle between ``waitroom.config`` and ``firmware_config``)."""
+
+    @property
+    def role(self) -> str: ...
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+    @property
+    def pins(self) -> Mapping[str, int | str]: ...
+
+
+class Config(Protocol):
+    """What the pin maps need of the office configuration (``waitroom.config.Config``)."""
+
+    @property
+    def nodes(self) -> Sequence[Node]: ...
+
 
 log = logging.getLogger(__name__)
 

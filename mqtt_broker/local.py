@@ -94,6 +94,27 @@ class Mosquitto:
         self.stop()
 
 
+class _SnapshotDict(dict):  # type: ignore[type-arg]
+    """A dict that is iterated over a copy of its keys or items.
+
+    amqtt 0.12 loops over its subscriptions with awaits inside the loop (retained messages for a connecting
+    client, the broadcast of a message); a client subscribing meanwhile changes the dict, the loop raises
+    "dictionary changed size during iteration" and the connecting client is dropped -- on nearly every demo
+    start, when the nodes connect together. Iterating over a snapshot is what the loops mean."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(dict.keys(self)))
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        return list(dict.keys(self))
+
+    def values(self):  # type: ignore[no-untyped-def]
+        return list(dict.values(self))
+
+    def items(self):  # type: ignore[no-untyped-def]
+        return list(dict.items(self))
+
+
 class EmbeddedBroker:
     """amqtt (pure Python, MQTT 3.1.1) on 127.0.0.1 in a background thread: the demo's zero-set-up broker."""
 
@@ -129,6 +150,8 @@ class EmbeddedBroker:
         }
         try:
             self._broker = Broker(config, loop=self._loop)
+            if isinstance(getattr(self._broker, "_subscriptions", None), dict):
+                self._broker._subscriptions = _SnapshotDict(self._broker._subscriptions)
             self._loop.run_until_complete(self._broker.start())
         except BaseException as exc:
             self._error = exc

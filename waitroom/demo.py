@@ -27,6 +27,20 @@ from waitroom import config
 log = logging.getLogger(__name__)
 
 ALL_DAY = {day: ["00:00", "23:59"] for day in config.WEEKDAYS}
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-waitroom"  # created by the demo web app (waitroom/web/demo.py)
+
+
+class PortProbeFilter(logging.Filter):
+    """Drops amqtt's complaint about a client that connected and closed without sending a packet.
+
+    That is what a port probe does (the demo waits for the broker's port before it starts the nodes):
+    amqtt logs it as ``ERROR amqtt.broker: No data from ...: No data to decode MQTT packet fixed header``
+    and a warning after it, on every clean start. A client that sends a broken packet is still logged."""
+
+    PROBE = "No data to decode MQTT packet fixed header"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.PROBE not in record.getMessage()
 
 
 @dataclass
@@ -92,6 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     mqtt_port = args.mqtt_port if port_free(args.mqtt_port) else free_port()
     t0 = time.monotonic()
+    logging.getLogger("amqtt.broker").addFilter(PortProbeFilter())
     broker = start_broker(args.broker, mqtt_port)
     cfg_path = demo_config(Path(args.config), mqtt_port, data_dir / "office.yaml", args.port)
     cfg = config.load(cfg_path)
@@ -151,7 +166,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         wait_for_port(args.port, timeout=60)
         print(
             f"\n  waitroom demo is running: http://127.0.0.1:{args.port}/  (started in "
-            f"{time.monotonic() - t0:.1f} s)\n  MQTT broker ({args.broker}) on 127.0.0.1:{mqtt_port}; "
+            f"{time.monotonic() - t0:.1f} s)\n  staff and admin pages: log in as {DEMO_USER} / "
+            f"{DEMO_PASSWORD} (this account exists only in the demo)\n"
+            f"  MQTT broker ({args.broker}) on 127.0.0.1:{mqtt_port}; "
             f"logs in {log_dir}/\n  Ctrl-C stops everything.\n",
             file=sys.stderr,
             flush=True,

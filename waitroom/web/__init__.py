@@ -144,6 +144,7 @@ def create_app(
         from waitroom.web import demo as demo_bp
 
         app.register_blueprint(demo_bp.bp)
+        demo_bp.ensure_account(app.extensions["waitroom_users"])  # the documented demo login, demo only
     try:
         display = importlib.import_module("waitroom.web.display")
     except ModuleNotFoundError as exc:  # the display blueprint ships separately; the rest works without it

@@ -3,7 +3,11 @@
 A virtual press is published on the node's ``sim`` topic; the node process (run with ``--pins mock
 --simulate``) drives its mock pin through edge.hardware.SimInput, so the press takes the same code path as
 a real button on a Pi. The page also shows the newest ticket previews (PNG, written by the dispenser) and
-the display screenshots (var/display/).
+the display screenshots (var/display/), and links the staff and admin pages with the demo account.
+
+The demo account (``DEMO_USER`` / ``DEMO_PASSWORD``, an admin, documented in the README) is created by the
+demo app only (``create_app(demo=True)``, i.e. ``waitroom web --demo`` as ``waitroom demo`` starts it) in the
+demo's own data directory; ``waitroom web`` without ``--demo`` never creates it.
 """
 
 from __future__ import annotations
@@ -17,15 +21,30 @@ from werkzeug.wrappers import Response
 
 from waitroom.config import Config
 from waitroom.web.common import cfg, json_error, live, tr
+from waitroom.web.users import UserError, UserStore
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 
+DEMO_USER = "demo"
+DEMO_PASSWORD = "demo-waitroom"  # printed on the demo page: the account exists only in the demo
 COUNTER_BUTTONS = ("next", "recall", "served", "no_show", "pause")
 DISPENSER_EXTRA = ("priority", "lang")
 ASSIST_BUTTONS = ("help",)
 ACTIONS = ("press", "hold")
+
+
+def ensure_account(users: UserStore) -> None:
+    """Create the demo's admin account (once; its password is reset to the documented one at every start)."""
+    try:
+        if users.get(DEMO_USER) is None:
+            users.add(DEMO_USER, DEMO_PASSWORD, "admin", [])
+            log.info("demo account %s created (password on the demo page)", DEMO_USER)
+        elif users.verify(DEMO_USER, DEMO_PASSWORD) is None:
+            users.set_password(DEMO_USER, DEMO_PASSWORD)
+    except UserError:  # another worker of the demo app created it in the same moment
+        log.debug("demo account created by another worker", exc_info=True)
 
 
 def node_buttons(config: Config) -> dict[str, list[str]]:
@@ -53,6 +72,8 @@ def page() -> str:
         state=live().public_state(),
         service_names={s.id: s.name.model_dump() for s in c.services},
         counter_names={x.id: x.name.model_dump() for x in c.counters},
+        demo_user=DEMO_USER,
+        demo_password=DEMO_PASSWORD,
     )
 
 
