@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "waitroom.city.cli",
     "waitroom.predict_eval",
     "waitroom.db_cli",
+    "waitroom.appointments.cli",
 ]
 
 

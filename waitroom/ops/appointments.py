@@ -157,6 +157,8 @@ class AppointmentOps(TicketOps, CounterOps):
                 raise OpError(ErrorCode.INVALID_STATE, f"appointment {key} is checked in already")
             counter = self._plan_counter(sid, when, check, exclude=key)
             self._emit("appointment_moved", code=key, service=sid, slot=when, counter=counter, version=rev)
+            info = appointment_info(self.state.appointments[key])
+            return {"appointment": {**info, "changed": True, "updated": True}}
         else:
             counter = self._plan_counter(sid, when, check, exclude=None)
             extra: dict[str, Any] = {"counter": counter}
