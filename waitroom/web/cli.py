@@ -2,7 +2,7 @@
 
     waitroom web [--config FILE] [--node web] [--bind 127.0.0.1:8080] [--workers 1] [--demo]
     waitroom web create-admin --username NAME     (password from a prompt or $WAITROOM_USER_PASSWORD)
-    waitroom web add-user --username NAME [--role staff|admin] [--counters c1,c2]
+    waitroom web add-user --username NAME [--role staff|admin|booking] [--counters c1,c2]
 
 gunicorn runs the app with the **gevent** worker: every request and every open live stream (SSE) is a
 greenlet of a few kilobytes instead of a thread, so thousands of idle ticket-status streams cost little and
@@ -205,6 +205,6 @@ def register(subparsers: Any) -> None:
         q.add_argument("--username", "-u", required=True)
         q.add_argument("--replace", action="store_true", help="overwrite an existing account (new password)")
         if name == "add-user":
-            q.add_argument("--role", choices=("staff", "admin"), default="staff")
+            q.add_argument("--role", choices=("staff", "admin", "booking"), default="staff")
             q.add_argument("--counters", help="comma-separated counters this user may operate (default: all)")
         q.set_defaults(func=func)
