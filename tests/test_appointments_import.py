@@ -211,3 +211,25 @@ def test_cli_imports_over_mqtt(broker, tmp_path, capsys):
         assert main(["appointments", "import", str(tmp_path / "missing.ics"), "-c", str(conf)]) == 1
     finally:
         svc.stop()
+
+
+def test_feed_url_is_fetched_and_bad_sources_are_one_clear_error(cfg, store):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(DATA))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        office = Office(cfg, store, clock=Clock(MONDAY_9))
+        url = f"http://127.0.0.1:{srv.server_port}/appointments.ics"
+        rep = import_once(cfg, url, sender(office), now=MONDAY_9, since_seq=office.state.seq)
+        assert rep.booked == 5 and "ZMS1001" in office.state.appointments
+        with pytest.raises(FeedError, match="cannot fetch"):
+            import_once(cfg, url.replace("appointments.ics", "nope.ics"), sender(office), now=MONDAY_9)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    with pytest.raises(FeedError, match="only files and http"):
+        import_once(cfg, "ftp://example.org/x.ics", sender(office), now=MONDAY_9)

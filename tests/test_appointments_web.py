@@ -132,3 +132,27 @@ def test_statistics_show_appointment_outcomes(app, controller, node):
     assert {k: out["pass"][k] for k in expected} == expected
     html = client(app, "admin").get(f"/admin/stats?day={day}").get_data(as_text=True)
     assert 'id="appointment-stats"' in html and "nicht erschienen" in html
+
+
+def test_users_table_from_before_the_booking_role_is_migrated(tmp_path):
+    import sqlite3
+
+    from waitroom.web.users import UserStore
+
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.executescript(
+        "CREATE TABLE users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, "
+        "role TEXT NOT NULL CHECK (role IN ('staff', 'admin')), counters TEXT NOT NULL DEFAULT '', "
+        "created REAL NOT NULL);"
+    )
+    db.execute("INSERT INTO users VALUES ('anna', 'x', 'staff', 'c1', 0)")
+    db.commit()
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO users VALUES ('b', 'x', 'booking', '', 0)")
+    db.close()
+    store = UserStore(tmp_path / "old.db")
+    assert store.get("anna").counters == ("c1",)
+    agent = store.add("agent115", PASSWORD, "booking")
+    assert agent.is_booking_only and not agent.may_operate("c1")
+    store.close()
+    assert UserStore(tmp_path / "old.db").get("agent115").role == "booking"
