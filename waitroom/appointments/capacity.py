@@ -50,12 +50,14 @@ class DayPlan:
     busy: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # sorted, per counter
     placed: dict[str, str] = field(default_factory=dict)  # booking code -> counter
     overbooked: list[str] = field(default_factory=list)  # booking codes the staffing cannot serve
+    window_s: float = 3600.0
+    dur: dict[str, float] = field(default_factory=dict)  # service -> seconds of one appointment
+    skills: dict[str, frozenset[str]] = field(default_factory=dict)  # counter -> services
 
     def window_of(self, t: float) -> int | None:
-        for i, (a, b) in enumerate(self.windows):
-            if a <= t < b:
-                return i
-        return None
+        if not self.windows or not self.open <= t < self.close:
+            return None
+        return int((t - self.open) // self.window_s)
 
 
 def _at(day: dt.date, hhmm: str, cfg: Config) -> float:
@@ -98,6 +100,8 @@ def empty_plan(cfg: Config, day: dt.date) -> DayPlan:
     span = cfg.office.hours.get(WEEKDAYS[day.weekday()])
     if not span:
         return DayPlan(day, 0.0, 0.0, [], {}, [], {})
+    dur = {sv.id: sv.mean_service_min * 60.0 for sv in cfg.services}
+    skills = {cn.id: frozenset(cn.services) for cn in cfg.counters}
     o, c = _at(day, span[0], cfg), _at(day, span[1], cfg)
     pauses = [(_at(day, x, cfg), _at(day, y, cfg)) for x, y in a.pauses]
     staffed: dict[str, list[tuple[float, float]]] = {}
@@ -128,13 +132,14 @@ def empty_plan(cfg: Config, day: dt.date) -> DayPlan:
         for cid, spans in staffed.items()
         for i, (wa, wb) in enumerate(windows)
     }
-    return DayPlan(day, o, c, slots, staffed, windows, budget, {cid: [] for cid in staffed})
+    busy: dict[str, list[tuple[float, float]]] = {cid: [] for cid in staffed}
+    return DayPlan(day, o, c, slots, staffed, windows, budget, busy, window_s=step_w, dur=dur, skills=skills)
 
 
 def _fits_on(plan: DayPlan, cfg: Config, counter: str, service: str, slot: float) -> bool:
-    if counter not in plan.staffed or service not in cfg.counter(counter).services:
+    if counter not in plan.staffed or service not in plan.skills[counter]:
         return False
-    end = slot + duration_s(cfg, service)
+    end = slot + plan.dur[service]
     if not any(a <= slot + EPS and end <= b + EPS for a, b in plan.staffed[counter]):
         return False
     w = plan.window_of(slot)
@@ -162,7 +167,7 @@ def fit(plan: DayPlan, cfg: Config, service: str, slot: float) -> str | None:
 
 
 def place(plan: DayPlan, cfg: Config, code: str, service: str, slot: float, counter: str) -> None:
-    end = slot + duration_s(cfg, service)
+    end = slot + plan.dur[service]
     bisect.insort(plan.busy[counter], (slot, end))
     w = plan.window_of(slot)
     assert w is not None

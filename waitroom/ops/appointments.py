@@ -8,6 +8,7 @@ the event); ``check_slot`` refuses a slot the staffing, less the walk-in share, 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import secrets
 from typing import Any
@@ -90,12 +91,26 @@ class AppointmentOps(TicketOps, CounterOps):
     # -- capacity
     def day_bookings(self, day: dt.date, exclude: str | None = None) -> list[capacity.Booking]:
         """The day's booked (not cancelled) appointments, in booking order."""
+        return self.bookings_by_day([day], exclude)[day]
+
+    def bookings_by_day(
+        self, days: list[dt.date], exclude: str | None = None
+    ) -> dict[dt.date, list[capacity.Booking]]:
+        """The booked appointments of each of ``days`` (consecutive), in booking order, in one pass."""
         tz = self.cfg.office.tz
-        return [
-            capacity.Booking(a.code, a.service, a.slot, a.counter)
-            for a in self.state.appointments.values()
-            if not a.cancelled and a.code != exclude and dt.datetime.fromtimestamp(a.slot, tz).date() == day
+        out: dict[dt.date, list[capacity.Booking]] = {d: [] for d in days}
+        bounds = [
+            (dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp(), d)
+            for d in (*days, days[-1] + dt.timedelta(1))
         ]
+        lo, hi = bounds[0][0], bounds[-1][0]
+        starts = [b for b, _ in bounds]
+        for a in self.state.appointments.values():
+            if a.cancelled or a.code == exclude or not lo <= a.slot < hi:
+                continue
+            i = bisect.bisect_right(starts, a.slot) - 1
+            out[bounds[i][1]].append(capacity.Booking(a.code, a.service, a.slot, a.counter))
+        return out
 
     def day_plan(self, day: dt.date, exclude: str | None = None) -> capacity.DayPlan:
         return capacity.day_plan(self.cfg, day, self.day_bookings(day, exclude))
@@ -234,8 +249,10 @@ class AppointmentOps(TicketOps, CounterOps):
                     f"day must be YYYY-MM-DD from {days[0]} to {days[-1]}",
                 )
         free: list[tuple[float, int]] = []
+        book = self.bookings_by_day(days)
         for d in days if bookable else []:
-            slots = capacity.free_slots(self.day_plan(d), self.cfg, sid, not_before=not_before)
+            plan = capacity.day_plan(self.cfg, d, book[d])
+            slots = capacity.free_slots(plan, self.cfg, sid, not_before=not_before)
             if slots:
                 per_day.append([d.isoformat(), len(slots)])
             if d == chosen or (day is None and chosen is None and slots):
