@@ -88,7 +88,7 @@ def main() -> None:
     def fmt(xs: list[float]) -> str:
         return f"{min(xs) * 1000:.1f} / {statistics.median(xs) * 1000:.1f} ms"
 
-    print(f"book filled to capacity: {booked} appointments over 29 days ({per_day:.0f} a day), in {fill_s:.1f} s")
+    print(f"book filled to capacity: {booked} appointments in 29 days ({per_day:.0f} a day), {fill_s:.1f} s")
     print(f"appointment.slots, 29-day horizon, empty book (min / median): {fmt(empty)}")
     print(f"appointment.slots, 29-day horizon, full book (min / median):  {fmt(full)}")
     print(f"appointment.book with check_slot, full book (min / median):   {fmt(book_times)}")

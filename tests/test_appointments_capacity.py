@@ -172,3 +172,25 @@ def test_full_day_of_one_counter_is_exactly_its_share():
         n += 1
     assert n == 24
     assert plan.busy[c.id][0][0] == at(1, "08:00")
+
+
+@settings(max_examples=30, deadline=None)
+@given(cfg=plans())
+def test_a_fully_booked_day_is_served_and_leaves_nothing_free(cfg):
+    bookings = capacity.fill_day(cfg, DAY)
+    plan = capacity.day_plan(cfg, DAY, bookings)
+    assert not plan.overbooked and len(plan.placed) == len(bookings)
+    for sid in capacity.bookable_services(cfg):
+        assert capacity.free_slots(plan, cfg, sid) == []
+
+
+def test_what_if_books_the_slot_plan_into_the_scenario():
+    from waitroom.sim import scenario
+    from waitroom.web.whatif import slot_plan_blocks
+
+    blocks = slot_plan_blocks(BASE, "mon")
+    expected = capacity.fill_day(BASE, scenario.REFERENCE_MONDAY)
+    assert len(blocks) == len(expected) > 50
+    sc = scenario.parse({"name": "plan", "weekday": "mon", "arrivals": {}, "appointments": blocks})
+    day = scenario.plan_day(sc, BASE, seed=1)
+    assert sorted(s for _, _, s in day.appointments) == sorted(b.slot for b in expected)

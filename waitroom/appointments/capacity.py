@@ -234,3 +234,28 @@ def horizon(cfg: Config, now: float) -> list[dt.date]:
     """The days the booking page offers: today and ``appointments.horizon_days`` ahead."""
     d0 = local_day(cfg, now)
     return [d0 + dt.timedelta(days=i) for i in range(cfg.appointments.horizon_days + 1)]
+
+
+def fill_day(cfg: Config, day: dt.date) -> list[Booking]:
+    """The slot plan of a fully booked day: the bookable services take turns at their earliest free slot until
+    none fits anywhere (what the what-if simulator books to show the effect of the plan on walk-ins)."""
+    plan = empty_plan(cfg, day)
+    services = [s for s in bookable_services(cfg) if _candidates(plan, cfg, s)]
+    out: list[Booking] = []
+    start = dict.fromkeys(services, 0)  # per service: slots before this index are full for it
+    while services:
+        for sid in list(services):
+            slots = plan.slots
+            i = start[sid]
+            while i < len(slots) and fit(plan, cfg, sid, slots[i]) is None:
+                i += 1
+            start[sid] = i
+            if i == len(slots):
+                services.remove(sid)
+                continue
+            cid = fit(plan, cfg, sid, slots[i])
+            assert cid is not None
+            code = f"P{len(out):04d}"
+            place(plan, cfg, code, sid, slots[i], cid)
+            out.append(Booking(code, sid, slots[i], cid))
+    return out
