@@ -96,7 +96,8 @@ def test_checkin_on_the_status_page_and_at_the_counter(app, controller, node):
     tid = r.headers["Location"].rsplit("/", 1)[1]
     assert controller.office.state.tickets[tid].appointment == soon
     number1 = controller.office.state.tickets[tid].number
-    assert number1 in anon.get(r.headers["Location"]).get_data(as_text=True)
+    # the status page (live) shows it as soon as the web's copy of the queue has it
+    wait_for(lambda: number1 in anon.get(r.headers["Location"]).get_data(as_text=True), timeout=10)
     r = post(anon, "/checkin", {"code": "NOSUCH1"})
     assert r.status_code == 404 and "kennen wir nicht" in r.get_data(as_text=True)
     assert post(anon, "/checkin", {"code": ""}).status_code == 400
@@ -107,7 +108,7 @@ def test_checkin_on_the_status_page_and_at_the_counter(app, controller, node):
     number = next(t.number for t in controller.office.state.tickets.values() if t.service == "melde")
     assert controller.office.state.counters["c1"].current is not None
     assert controller.office.state.tickets[controller.office.state.counters["c1"].current].number == number
-    assert number in r.get_data(as_text=True)
+    assert f"{number} aufgerufen" in r.get_data(as_text=True)  # the flash of the call
 
 
 def test_statistics_show_appointment_outcomes(app, controller, node):
