@@ -198,7 +198,16 @@ def test_cli_imports_over_mqtt(broker, tmp_path, capsys):
             f"a3;QA3;nichts;{tomorrow}T10:30;booked;0\n",
             encoding="utf-8",
         )
-        args = ["appointments", "import", str(csv_file), "-c", str(conf), "--json"]
+        args = [
+            "appointments",
+            "import",
+            str(csv_file),
+            "-c",
+            str(conf),
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+        ]
         assert main(args) == 3  # one entry failed
         report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert report["booked"] == 1 and report["skipped"] == 1
@@ -208,7 +217,11 @@ def test_cli_imports_over_mqtt(broker, tmp_path, capsys):
         assert main(args) == 3
         report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert report["unchanged"] == 1 and report["booked"] == 0 and svc.office.state.seq == seq
-        assert main(["appointments", "import", str(tmp_path / "missing.ics"), "-c", str(conf)]) == 1
+        assert (
+            main(["appointments", "import", str(tmp_path / "missing.ics"), "-c", str(conf), "--no-memory"])
+            == 1
+        )
+        assert list((tmp_path / "appointments-import").glob("*.json"))  # the feed's bookings remembered
     finally:
         svc.stop()
 
@@ -233,3 +246,37 @@ def test_feed_url_is_fetched_and_bad_sources_are_one_clear_error(cfg, store):
         srv.server_close()
     with pytest.raises(FeedError, match="only files and http"):
         import_once(cfg, "ftp://example.org/x.ics", sender(office), now=MONDAY_9)
+
+
+def test_entries_gone_from_the_feed_are_cancelled(cfg, store, tmp_path):
+    office = Office(cfg, store, clock=Clock(MONDAY_9))
+    send, memory = sender(office), tmp_path / "memory"
+    feed = tmp_path / "feed.ics"
+    text = (DATA / "appointments.ics").read_bytes().decode("utf-8")  # CRLF kept
+    feed.write_bytes(text.encode("utf-8"))
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert rep.booked == 5
+    series_27 = next(
+        a.code
+        for a in office.state.appointments.values()
+        if a.service == "sonstiges" and a.slot == at(4, "08:30")
+    )
+    # the booking system adds an EXDATE for the 27th and drops termin-1004 altogether
+    text = text.replace(
+        "EXDATE;TZID=Europe/Berlin:20261125T083000",
+        "EXDATE;TZID=Europe/Berlin:20261125T083000,20261127T083000",
+    )
+    start = text.index("BEGIN:VEVENT\r\nUID:termin-1004")
+    text = text[:start] + text[text.index("END:VEVENT\r\n", start) + len("END:VEVENT\r\n") :]
+    feed.write_bytes(text.encode("utf-8"))
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    gone_1004 = codes.code_for_uid("termin-1004@buergerbuero.example")
+    assert rep.cancelled == 2 and rep.unchanged == 3, rep
+    assert office.state.appointments[series_27].cancelled and office.state.appointments[gone_1004].cancelled
+    seq = office.state.seq
+    again = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=seq, memory_dir=memory)
+    assert again.cancelled == 0 and office.state.seq == seq
+    # a feed that comes back empty is a broken export: nothing is cancelled
+    feed.write_text("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nEND:VCALENDAR\r\n", encoding="utf-8")
+    empty = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=seq, memory_dir=memory)
+    assert empty.cancelled == 0 and empty.errors and office.state.seq == seq

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from waitroom.appointments import csv_import, ics
-from waitroom.appointments.importer import FeedError, Parsed, Report, Send, apply_entries
+from waitroom.appointments.importer import FeedError, FeedMemory, Parsed, Report, Send, apply_entries
 from waitroom.config import Config
 from waitroom.errors import ConfigError, WaitroomError
 
@@ -73,11 +73,14 @@ def import_once(
     now: float | None = None,
     fmt: str | None = None,
     since_seq: int | None = None,
+    memory_dir: Path | None = None,
 ) -> Report:
-    """Read, parse and send one source; a source that cannot be read at all raises FeedError."""
+    """Read, parse and send one source; a source that cannot be read at all raises FeedError. With
+    ``memory_dir``, what the last import of this source booked and this one no longer lists is cancelled."""
     now = time.time() if now is None else now
     data = read_source(source)
-    return apply_entries(cfg, parse_source(cfg, source, data, now, fmt), send, now, since_seq)
+    memory = FeedMemory(memory_dir, source) if memory_dir is not None else None
+    return apply_entries(cfg, parse_source(cfg, source, data, now, fmt), send, now, since_seq, memory)
 
 
 def runtime_sender(runtime: Any, timeout: float = 5.0) -> Send:
@@ -89,6 +92,7 @@ def runtime_sender(runtime: Any, timeout: float = 5.0) -> Send:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from waitroom.cli import load_config
+    from waitroom.config import data_dir
     from waitroom.mqtt import MqttLink
     from waitroom.node import NodeRuntime
 
@@ -122,7 +126,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         while True:
             try:
                 seq = _state_seq(rt)
-                rep = import_once(cfg, source, runtime_sender(rt), fmt=args.format, since_seq=seq)
+                memory = None if args.no_memory else data_dir(args.data_dir) / "appointments-import"
+                rep = import_once(
+                    cfg, source, runtime_sender(rt), fmt=args.format, since_seq=seq, memory_dir=memory
+                )
             except FeedError as exc:
                 print(f"waitroom appointments import: {exc}", file=sys.stderr)
                 worst = 1
@@ -170,6 +177,15 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--format", choices=["ics", "csv"], help="default: from the content")
     sp.add_argument("--poll", action="store_true", help="repeat every booking_system.poll_min minutes")
     sp.add_argument("--json", action="store_true", help="print each report as JSON")
+    sp.add_argument(
+        "--data-dir",
+        help="where the import remembers each feed's bookings (default $WAITROOM_DATA_DIR or ./var)",
+    )
+    sp.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="do not cancel entries that disappeared since the last import",
+    )
     sp.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to reach the broker")
     sp.set_defaults(func=_guard(cmd_import))
 

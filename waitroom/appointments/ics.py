@@ -58,9 +58,13 @@ def parse(data: bytes | str, cfg: Config, now: float) -> Parsed:
         if c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID")
     }
     lo, hi = window(cfg, now)
+    out = Parsed()
+    # single entries moved beyond the window are still in the feed: not gone (waitroom.appointments.importer)
+    out.present = {
+        str(c.get("UID")) for c in cal.walk("VEVENT") if c.get("UID") and str(c.get("UID")) not in series
+    }
     start = dt.datetime.fromtimestamp(lo, tz)
     end = dt.datetime.fromtimestamp(hi, tz)
-    out = Parsed()
     try:
         events = recurring_ical_events.of(cal).between(start, end)
     except Exception as exc:  # a broken RRULE: the library raises its own errors

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from waitroom.config import Config
@@ -51,6 +54,7 @@ class EntryError:
 class Parsed:
     entries: list[Entry] = field(default_factory=list)
     errors: list[EntryError] = field(default_factory=list)
+    present: set[str] = field(default_factory=set)  # keys the feed lists outside the window too (not gone)
 
 
 @dataclass
@@ -112,7 +116,12 @@ Send = Callable[[str, dict[str, Any], str], dict[str, Any]]  # (op, args, reques
 
 
 def apply_entries(
-    cfg: Config, parsed: Parsed, send: Send, now: float, since_seq: int | None = None
+    cfg: Config,
+    parsed: Parsed,
+    send: Send,
+    now: float,
+    since_seq: int | None = None,
+    memory: FeedMemory | None = None,
 ) -> Report:
     """Send one command per entry of ``parsed`` (in the window) and count what changed.
 
@@ -140,8 +149,62 @@ def apply_entries(
         except Exception as exc:  # a timeout or a broken reply: this entry fails, the others go on
             log.warning("import of %s failed: %s", e.where, exc)
             rep.errors.append(EntryError(e.where, f"not sent: {exc}"))
+    if memory is not None:
+        _gone(cfg, parsed, memory, send, now, rep)
     log.info("import: %s", rep.summary())
     return rep
+
+
+class FeedMemory:
+    """What the last import of one source booked (``<data dir>/appointments-import/<source hash>.json``), so
+    that an entry that silently disappears from a feed (an EXDATE added to a series, a row deleted from a
+    CSV) is cancelled. A feed that comes back empty cancels nothing (a broken export, not a day off)."""
+
+    def __init__(self, folder: Path, source: str):
+        self.path = Path(folder) / (hashlib.sha256(source.encode()).hexdigest()[:20] + ".json")
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save(self, entries: dict[str, dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entries, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def _gone(cfg: Config, parsed: Parsed, memory: FeedMemory, send: Send, now: float, rep: Report) -> None:
+    """Cancel what the last import booked and this feed no longer lists; remember this feed's bookings."""
+    lo, hi = window(cfg, now)
+    before = memory.load()
+    listed = {e.key for e in parsed.entries} | parsed.present
+    keep = {
+        e.key: {"code": e.code, "slot": e.slot}
+        for e in _latest(parsed.entries)
+        if not e.cancelled and lo <= e.slot < hi
+    }
+    if not parsed.entries and before:
+        rep.errors.append(EntryError("(feed)", "the feed lists no entries at all; nothing was cancelled"))
+        return
+    for key, old in before.items():
+        if key in listed or not isinstance(old, dict) or not now <= float(old.get("slot", 0)) < hi:
+            continue
+        gone = Entry(key, str(old.get("code", "")), "", float(old["slot"]), None, True, where=f"{key} (gone)")
+        try:
+            reply = send("appointment.cancel", {"code": gone.code}, request_id(gone, "gone"))
+        except Exception as exc:
+            rep.errors.append(EntryError(gone.where, f"not sent: {exc}"))
+            keep[key] = old  # try again next time
+            continue
+        if reply.get("ok") and reply["result"]["appointment"].get("changed"):
+            rep.cancelled += 1
+        elif not reply.get("ok") and _code(reply) not in ("unknown_appointment", "invalid_state"):
+            rep.errors.append(EntryError(gone.where, _message(reply)))
+    memory.save(keep)
 
 
 def _latest(entries: Iterable[Entry]) -> list[Entry]:
