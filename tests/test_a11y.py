@@ -127,10 +127,12 @@ def citizen_pages(base: str, ticket_id: str) -> list[str]:
         f"{base}/login",
         f"{base}/no-such-page",
         f"{base}/display/?sound=0",
+        f"{base}/checkin",
     ]
 
 
 STAFF_PAGES = ["/staff/", "/staff/c1", "/admin/", "/admin/config", "/admin/stats", "/admin/whatif", "/demo/"]
+STAFF_PAGES += ["/booking/", "/booking/?service=pass"]  # and a booking's confirmation (added in the test)
 
 
 def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, artifacts):
@@ -139,6 +141,8 @@ def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, ar
     first = disp.request("ticket.issue", {"service": "pass"})["ticket"]
     disp.request("ticket.issue", {"service": "pass"})
     node("counter-1").request("counter.call_next", {"counter": "c1"})
+    booking = node("web").request("appointment.book", {"service": "pass", "slot": first["issued_at"] + 3600})
+    staff_pages = [*STAFF_PAGES, f"/booking/c/{booking['appointment']['code']}"]
     found: dict[str, list[dict]] = {}
     page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # axe is injected
     page.set_content('<html><body><input type="text"><img src="a.png"></body></html>')
@@ -162,9 +166,9 @@ def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, ar
             page.screenshot(path=str(artifacts / f"a11y-waiting-{lang}.png"), full_page=True)
     login(page, server)
     for lang in i18n.STAFF_LANGUAGES:
-        for path in STAFF_PAGES:
+        for path in staff_pages:
             page.goto("about:blank")
-            page.goto(f"{server}{path}?lang={lang}")
+            page.goto(f"{server}{path}{'&' if '?' in path else '?'}lang={lang}")
             page.wait_for_load_state("networkidle")
             assert page.evaluate("document.documentElement.lang") == lang, path
             violations = run_axe(page, script)
@@ -199,7 +203,7 @@ def test_no_sideways_scrolling_on_phones_and_at_200_percent(server, browser, nod
                 wide[f"{url} [{lang}]"] = (sw, page.evaluate(WIDEST))
     login(page, server)
     for path in STAFF_PAGES:
-        page.goto(f"{server}{path}?lang=de")
+        page.goto(f"{server}{path}{'&' if '?' in path else '?'}lang=de")
         page.wait_for_load_state("networkidle")
         sw = page.evaluate("document.documentElement.scrollWidth")
         if sw > width:

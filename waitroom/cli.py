@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "waitroom.city.cli",
     "waitroom.predict_eval",
     "waitroom.db_cli",
+    "waitroom.appointments.cli",
 ]
 
 
@@ -50,12 +51,7 @@ def setup_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def load_config(path: str) -> config.Config:
-    try:
-        return config.load(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(1) from None
+load_config = config.load_or_exit  # subcommand modules use config.load_or_exit (no import of this module)
 
 
 def data_dir(args: argparse.Namespace) -> Path:

@@ -412,6 +412,122 @@ def _check_steering(cfg: Config) -> list[str]:
     return errors
 
 
+# -- appointments (issue 15; docs/appointments.md). Cross-checked in _check_appointments.
+class CsvColumns(Strict):
+    """Which CSV column holds what (header names of the booking system's export)."""
+
+    code: str | None = Field("code", description="booking code column (null: derived from the uid)")
+    uid: str | None = Field("uid", description="stable id of the booking (null: the code is the id)")
+    service: str = Field("service", description="service name or id of the booking system")
+    start: str = Field("start", description="slot start: ISO 8601 (with or without offset) or start_format")
+    status: str | None = Field(
+        "status", description="booked / cancelled (also storniert, abgesagt, CANCELLED); empty = booked"
+    )
+    sequence: str | None = Field("sequence", description="revision number (higher wins), optional")
+    note: str | None = Field(None, description="note column (imported only when appointments.notes is on)")
+
+
+class CsvImport(Strict):
+    delimiter: str = Field(";", min_length=1, max_length=1, description="field separator")
+    encoding: str = Field("utf-8-sig", description="file encoding (utf-8-sig drops a BOM)")
+    start_format: str | None = Field(
+        None,
+        description="strptime format of the start column when it is not ISO 8601 (local office time)",
+        examples=["%d.%m.%Y %H:%M"],
+    )
+    columns: CsvColumns = Field(default_factory=lambda: CsvColumns(), description="column mapping")
+
+
+class AppointmentImport(Strict):
+    """Import of the booking system's appointments (``waitroom appointments import FILE|URL``)."""
+
+    service_map: dict[str, Id] = Field(
+        default_factory=dict,
+        description="booking system's service name or id -> service id (matched case-insensitively after "
+        "the service ids themselves); an entry that maps to nothing is reported and skipped",
+        examples=[{"Personalausweis beantragen": "pass", "10115": "melde"}],
+    )
+    ics_code_property: str = Field(
+        "X-BOOKING-CODE", description="iCalendar property with the booking code (else derived from the UID)"
+    )
+    ics_service_property: str = Field(
+        "CATEGORIES", description="iCalendar property with the service (CATEGORIES, SUMMARY or an X- name)"
+    )
+    feed_url: str | None = Field(
+        None, description="iCalendar or CSV feed polled by ``waitroom appointments import --poll``"
+    )
+    poll_min: float = Field(15.0, ge=1, le=1440, description="minutes between two polls of the feed")
+    days: int = Field(28, ge=1, le=400, description="import slots from today up to this many days ahead")
+    csv: CsvImport = Field(default_factory=lambda: CsvImport(), description="CSV format")
+
+
+class AppointmentSettings(Strict):
+    """Booking, capacity and import of appointments (Terminvergabe)."""
+
+    slot_min: int = Field(15, ge=5, le=120, description="slot grid in minutes from opening time")
+    window_min: int = Field(
+        60,
+        ge=5,
+        le=480,
+        description="capacity window in minutes: in each, a counter spends at most (1 - walk_in_share) of "
+        "its staffed time on appointments",
+    )
+    walk_in_share: float = Field(
+        0.4, ge=0, le=1, description="share of counter time kept free for walk-ins (0 = all bookable)"
+    )
+    horizon_days: int = Field(
+        28, ge=1, le=400, description="the booking page offers slots this many days ahead"
+    )
+    lead_min: float = Field(30.0, ge=0, le=1440, description="no slot offered sooner than this from now")
+    services: list[Id] | None = Field(
+        None, description="services the booking page offers (default: every service)", examples=[["pass"]]
+    )
+    staffing: dict[
+        Id, dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[tuple[HHMM, HHMM]]]
+    ] = Field(
+        default_factory=dict,
+        description="per counter and weekday the staffed times [from, to]; a counter not listed is staffed "
+        "during the opening hours; a listed counter without the weekday is not staffed that day",
+        examples=[{"c5": {"mon": [["08:00", "12:00"], ["12:30", "16:00"]]}}],
+    )
+    pauses: list[tuple[HHMM, HHMM]] = Field(
+        default_factory=list,
+        description="times no counter takes appointments (e.g. a team meeting), every day",
+        examples=[[["12:00", "12:30"]]],
+    )
+    notes: bool = Field(True, description="allow a short free-text note with a booking (no personal data)")
+    note_max: int = Field(80, ge=1, le=200, description="maximum characters of a note")
+    code_length: int = Field(
+        6, ge=4, le=12, description="characters of a generated booking code (incl. check)"
+    )
+    booking_system: AppointmentImport = Field(
+        default_factory=lambda: AppointmentImport(),
+        description="the booking system the appointments are imported from",
+    )
+
+
+def _check_appointments(cfg: Config) -> list[str]:
+    errors: list[str] = []
+    a, sids, cids = cfg.appointments, cfg.service_ids, cfg.counter_ids
+    for i, sid in enumerate(a.services or []):
+        if sid not in sids:
+            errors.append(f"appointments.services[{i}]: unknown service {sid!r}")
+    for cid, days in a.staffing.items():
+        if cid not in cids:
+            errors.append(f"appointments.staffing.{cid}: unknown counter {cid!r}")
+        for day, spans in days.items():
+            for j, (x, y) in enumerate(spans):
+                if x >= y:
+                    errors.append(f"appointments.staffing.{cid}.{day}[{j}]: {x} is not before {y}")
+    for j, (x, y) in enumerate(a.pauses):
+        if x >= y:
+            errors.append(f"appointments.pauses[{j}]: {x} is not before {y}")
+    for name, sid in a.booking_system.service_map.items():
+        if sid not in sids:
+            errors.append(f"appointments.booking_system.service_map.{name}: unknown service {sid!r}")
+    return errors
+
+
 class Config(Strict):
     office: OfficeInfo
     services: list[Service] = Field(min_length=1)
@@ -425,6 +541,10 @@ class Config(Strict):
     display: dict[str, Any] = Field(default_factory=dict, description="display and announcement settings")
     printer: dict[str, Any] = Field(default_factory=dict, description="ticket printer settings")
     web: dict[str, Any] = Field(default_factory=dict, description="web app settings")
+    appointments: AppointmentSettings = Field(
+        default_factory=lambda: AppointmentSettings(),
+        description="booking, capacity and import of appointments",
+    )
 
     # -- look-ups (indexed once: the controller asks on every command)
     @property
@@ -520,6 +640,7 @@ def _cross_check(cfg: Config) -> list[str]:
         if n.role == "display" and n.zone and n.zone not in {c.zone for c in cfg.counters}:
             errors.append(f"{p}.zone: no counter is in zone {n.zone!r}")
     errors += _check_steering(cfg)
+    errors += _check_appointments(cfg)
     errors += _check_languages(cfg)
     from firmware_config.pins import check_nodes as check_pins  # pin maps live with the firmware settings
 
@@ -603,6 +724,17 @@ def load(path: str | os.PathLike[str]) -> Config:
     cfg = parse(data, str(p))
     log.debug("loaded configuration %s for office %s", p, cfg.office.id)
     return cfg
+
+
+def load_or_exit(path: str | Path) -> Config:
+    """``load`` for a command: a configuration error is printed (it names the key) and the command exits 1."""
+    import sys
+
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def data_dir(override: str | os.PathLike[str] | None = None) -> Path:

@@ -104,6 +104,9 @@ class ErrorCode(StrEnum):
     NUMBERS_USED_UP = "numbers_used_up"
     RATE_LIMITED = "rate_limited"
     CLOCK_BEHIND = "clock_behind"
+    SLOT_UNAVAILABLE = "slot_unavailable"
+    APPOINTMENT_EXISTS = "appointment_exists"
+    APPOINTMENT_CANCELLED = "appointment_cancelled"
 
 
 ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -130,6 +133,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.NUMBERS_USED_UP: "the service has given out every ticket number of its prefix today",
     ErrorCode.RATE_LIMITED: "the node sent more commands than the controller takes from one node; retry",
     ErrorCode.CLOCK_BEHIND: "the controller's clock is behind its event log (no time sync yet); nothing done",
+    ErrorCode.SLOT_UNAVAILABLE: "the slot is not offered: not on the slot grid, in the past, or the staffing "
+    "(less the walk-in share) has no room left",
+    ErrorCode.APPOINTMENT_EXISTS: "the booking code is already booked for another service or slot",
+    ErrorCode.APPOINTMENT_CANCELLED: "the appointment was cancelled",
 }
 
 
@@ -207,16 +214,71 @@ OPS: dict[str, Op] = {
         Op(
             "appointment.book",
             frozenset({Role.WEB}),
-            {"code": "[str] booking code", "service": "[id]", "slot": "[float] epoch seconds of the slot"},
-            ("code", "service", "slot"),
-            "Enter an appointment into today's book (no personal data).",
-            {"code": "K7P2Q", "service": "pass", "slot": 1764003600.0},
-            {"appointment": {"code": "K7P2Q"}},
+            {
+                "code": "[str] booking code (3-32 letters/digits); omitted: the controller makes one",
+                "service": "[id]",
+                "slot": "[float] epoch seconds of the slot",
+                "check_slot": "[bool] refuse unless capacity offers the slot (the booking page); default "
+                "false: an entry of the booking system, taken as it is",
+                "note": "[str] short note (appointments.notes; no personal data)",
+                "version": "[int] revision of an imported entry (SEQUENCE); an older one changes nothing",
+            },
+            ("service", "slot"),
+            "Enter an appointment into the book (no personal data); the same code again with the same "
+            "service and slot changes nothing.",
+            {"service": "pass", "slot": 1764003600.0, "check_slot": True},
+            {"appointment": {"code": "K7P2QX", "service": "pass", "slot": 1764003600.0, "changed": True}},
+        ),
+        Op(
+            "appointment.move",
+            frozenset({Role.WEB}),
+            {
+                "code": "[str] booking code",
+                "slot": "[float] epoch seconds of the new slot",
+                "service": "[id] new service (default: the same)",
+                "check_slot": "[bool] refuse unless capacity offers the slot",
+                "version": "[int] revision of an imported entry",
+            },
+            ("code", "slot"),
+            "Move a booked appointment to another slot (not after its check-in).",
+            {"code": "K7P2QX", "slot": 1764005400.0, "check_slot": True},
+            {"appointment": {"code": "K7P2QX", "service": "pass", "slot": 1764005400.0, "changed": True}},
+        ),
+        Op(
+            "appointment.cancel",
+            frozenset({Role.WEB}),
+            {"code": "[str] booking code", "version": "[int] revision of an imported entry"},
+            ("code",),
+            "Cancel an appointment (not after its check-in); cancelling again changes nothing.",
+            {"code": "K7P2QX"},
+            {"appointment": {"code": "K7P2QX", "cancelled": True, "changed": True}},
+        ),
+        Op(
+            "appointment.slots",
+            frozenset({Role.WEB}),
+            {"service": "[id]", "day": "[str] YYYY-MM-DD in office time (default: the next day with a slot)"},
+            ("service",),
+            "The free slots of a service on one day, from the staffing plan less the walk-in share and the "
+            "book (no effect; the booking page asks).",
+            {"service": "pass", "day": "2026-11-24"},
+            {"slots": {"service": "pass", "day": "2026-11-24", "free": [[1764003600.0, 2]], "days": []}},
+        ),
+        Op(
+            "appointment.show",
+            frozenset({Role.WEB}),
+            {"code": "[str] booking code"},
+            ("code",),
+            "One appointment of the book (service, slot, state; no effect).",
+            {"code": "K7P2QX"},
+            {"appointment": {"code": "K7P2QX", "service": "pass", "slot": 1764003600.0, "state": "booked"}},
         ),
         Op(
             "appointment.checkin",
             frozenset({Role.DISPENSER, Role.WEB}),
-            {"code": "[str] booking code typed or scanned"},
+            {
+                "code": "[str] booking code typed or scanned",
+                "counter": "[id] web only: the citizen is at this counter, call them there at once",
+            },
             ("code",),
             "Check in an appointment holder; issues their ticket.",
             {"code": "K7P2Q"},

@@ -244,11 +244,7 @@ class Office(AppointmentOps, TicketOps, CounterOps, AssistOps, IntakeOps):
                 day=today,
                 numbers={s.prefix: self.cfg.office.ticket_start for s in self.cfg.services},
                 counters={c.id: c.initially for c in self.cfg.counters},
-                appointments=[
-                    {"code": a.code, "service": a.service, "slot": a.slot}
-                    for a in self.state.appointments.values()
-                    if a.slot >= now
-                ],
+                appointments=[a.carried() for a in self.state.appointments.values() if a.slot >= now],
             )
 
     FORECAST_MIN_S = 0.25  # a full forecast at most this often (coalesced over commands)

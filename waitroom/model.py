@@ -74,6 +74,22 @@ class Appointment:
     service: str
     slot: float
     ticket: str | None = None  # ticket id after check-in
+    counter: str | None = None  # the counter capacity planned it on (waitroom.appointments.capacity)
+    note: str = ""  # optional short note of the booking (appointments.notes; no personal data)
+    cancelled: bool = False  # kept in the book, so that a re-import of an older revision changes nothing
+    version: int | None = (
+        None  # revision from the booking system (iCalendar SEQUENCE): lower ones are ignored
+    )
+    checked_in_at: float | None = None  # when the citizen checked in (statistics: early, on time, late)
+
+    def carried(self) -> dict[str, Any]:
+        """The entry as the next day's ``day_started`` carries it (only what is set)."""
+        d: dict[str, Any] = {"code": self.code, "service": self.service, "slot": self.slot}
+        for k in ("counter", "note", "cancelled", "version"):
+            v = getattr(self, k)
+            if v:
+                d[k] = v
+        return d
 
 
 @dataclass
@@ -284,9 +300,7 @@ def _day_started(s: OfficeState, e: dict[str, Any]) -> None:
     s.next_number = dict(e["numbers"])
     s.counters = {cid: CounterState(cid, state=st, since=e["ts"]) for cid, st in e["counters"].items()}
     s.assists.clear()
-    s.appointments = {
-        a["code"]: Appointment(a["code"], a["service"], a["slot"]) for a in e.get("appointments", [])
-    }
+    s.appointments = {a["code"]: _appointment(a) for a in e.get("appointments", [])}
     s.calls.clear()
     s.intake.clear()
     s.leases.clear()
@@ -317,7 +331,8 @@ def _ticket_issued(s: OfficeState, e: dict[str, Any]) -> None:
     if not t.offline:
         s.next_number[prefix] = max(s.next_number.get(prefix, 1), n + 1)
     if e.get("appointment_code"):
-        s.appointments[e["appointment_code"]].ticket = t.id
+        a = s.appointments[e["appointment_code"]]
+        a.ticket, a.checked_in_at = t.id, e["ts"]
 
 
 def _ticket_called(s: OfficeState, e: dict[str, Any]) -> None:
@@ -410,8 +425,37 @@ def _lease_granted(s: OfficeState, e: dict[str, Any]) -> None:
     s.lease_next[e["prefix"]] = e["first"] + e["count"]
 
 
+def _appointment(e: dict[str, Any]) -> Appointment:
+    return Appointment(
+        e["code"],
+        e["service"],
+        e["slot"],
+        counter=e.get("counter"),
+        note=e.get("note", ""),
+        cancelled=e.get("cancelled", False),
+        version=e.get("version"),
+    )
+
+
 def _appointment_booked(s: OfficeState, e: dict[str, Any]) -> None:
-    s.appointments[e["code"]] = Appointment(e["code"], e["service"], e["slot"])
+    s.appointments[e["code"]] = _appointment(e)
+
+
+def _appointment_moved(s: OfficeState, e: dict[str, Any]) -> None:
+    a = s.appointments.get(e["code"])
+    if a is None:
+        raise EventError(f"event moves unknown appointment {e['code']}")
+    a.slot, a.service, a.counter = e["slot"], e.get("service", a.service), e.get("counter")
+    a.version = e.get("version", a.version)
+    a.cancelled = False
+
+
+def _appointment_cancelled(s: OfficeState, e: dict[str, Any]) -> None:
+    a = s.appointments.get(e["code"])
+    if a is None:
+        raise EventError(f"event cancels unknown appointment {e['code']}")
+    a.cancelled, a.counter = True, None
+    a.version = e.get("version", a.version)
 
 
 def _intake_set(s: OfficeState, e: dict[str, Any]) -> None:
@@ -441,6 +485,8 @@ _HANDLERS = {
     "assist_cancelled": _assist_changed,
     "lease_granted": _lease_granted,
     "appointment_booked": _appointment_booked,
+    "appointment_moved": _appointment_moved,
+    "appointment_cancelled": _appointment_cancelled,
     "intake_set": _intake_set,
 }
 EVENT_TYPES = tuple(_HANDLERS)

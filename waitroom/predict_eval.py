@@ -115,7 +115,7 @@ def cmd_predict_eval(args: argparse.Namespace) -> int:
 
 def cmd_forecast_train(args: argparse.Namespace) -> int:
     from waitroom import config
-    from waitroom.cli import load_config
+    from waitroom.config import load_or_exit as load_config
     from waitroom.forecast.events import rows_from_store_events
     from waitroom.forecast.jobs import ModelStore, Trainer
     from waitroom.store import EventStore

@@ -40,7 +40,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from waitroom.web.cli import serve
+    from waitroom.serving import serve
 
     cfg = _load(args.config)
 

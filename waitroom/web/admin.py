@@ -114,7 +114,14 @@ def stats_page() -> str | tuple[str, int]:
         ),
     }
     return render_template(
-        "admin_stats.html", day=day, data=data, charts=charts, labels=labels, days=days, unavailable=None
+        "admin_stats.html",
+        day=day,
+        data=data,
+        charts=charts,
+        labels=labels,
+        days=days,
+        unavailable=None,
+        appointment_rules=cfg().steering.appointments,
     )
 
 

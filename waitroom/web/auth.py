@@ -99,7 +99,7 @@ def logout() -> Response:
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
-@login_required("staff")
+@login_required("any")
 @limiter.limit(
     _per_user, key_func=lambda: "pw:" + (session.get("sid") or ""), methods=["POST"], deduct_when=_failed
 )

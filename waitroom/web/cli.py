@@ -2,7 +2,7 @@
 
     waitroom web [--config FILE] [--node web] [--bind 127.0.0.1:8080] [--workers 1] [--demo]
     waitroom web create-admin --username NAME     (password from a prompt or $WAITROOM_USER_PASSWORD)
-    waitroom web add-user --username NAME [--role staff|admin] [--counters c1,c2]
+    waitroom web add-user --username NAME [--role staff|admin|booking] [--counters c1,c2]
 
 gunicorn runs the app with the **gevent** worker: every request and every open live stream (SSE) is a
 greenlet of a few kilobytes instead of a thread, so thousands of idle ticket-status streams cost little and
@@ -27,48 +27,6 @@ from waitroom.config import data_dir
 log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "WAITROOM_USER_PASSWORD"
-
-
-def serve(
-    app_factory: Any,
-    bind: str = "127.0.0.1:8080",
-    threads: int = 64,
-    *,
-    workers: int = 1,
-    worker_class: str = "gevent",
-    connections: int = 6000,
-    log_level: str = "info",
-    access_log: bool = False,
-) -> None:
-    """Run ``app_factory()`` under gunicorn until SIGINT/SIGTERM (gevent workers by default)."""
-    from gunicorn.app.base import BaseApplication
-
-    os.environ["WAITROOM_WEB_WORKERS"] = str(workers)  # the app gives each worker its own MQTT client id
-
-    class _App(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            options = {
-                "bind": bind,
-                "workers": workers,
-                "worker_class": worker_class,
-                "worker_connections": connections,
-                "threads": threads if worker_class == "gthread" else None,
-                "backlog": 4096,
-                "timeout": 60,
-                "graceful_timeout": 5,
-                "keepalive": 5,
-                "loglevel": log_level,
-                "accesslog": "-" if access_log else None,
-                "proc_name": "waitroom-web",
-            }
-            for key, value in options.items():
-                if value is not None:
-                    self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return app_factory()  # in the worker, after the fork: the MQTT thread lives there
-
-    _App().run()
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -106,6 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from waitroom.web import create_app
 
         return create_app(cfg, demo=args.demo, node_id=args.node, data_dir=ddir)
+
+    from waitroom.serving import serve
 
     log.info("serving the web app of office %s on http://%s", cfg.office.id, args.bind)
     serve(
@@ -215,6 +175,6 @@ def register(subparsers: Any) -> None:
         q.add_argument("--username", "-u", required=True)
         q.add_argument("--replace", action="store_true", help="overwrite an existing account (new password)")
         if name == "add-user":
-            q.add_argument("--role", choices=("staff", "admin"), default="staff")
+            q.add_argument("--role", choices=("staff", "admin", "booking"), default="staff")
             q.add_argument("--counters", help="comma-separated counters this user may operate (default: all)")
         q.set_defaults(func=func)

@@ -43,6 +43,9 @@ HTTP_STATUS = {
     "office_closed": 409,
     "duplicate": 409,
     "internal": 502,
+    "slot_unavailable": 409,
+    "appointment_exists": 409,
+    "appointment_cancelled": 409,
 }
 
 
@@ -58,7 +61,7 @@ def users() -> UserStore:
     return cast(UserStore, current_app.extensions["waitroom_users"])
 
 
-STAFF_BLUEPRINTS = frozenset({"staff", "admin", "whatif", "demo"})
+STAFF_BLUEPRINTS = frozenset({"staff", "admin", "whatif", "demo", "booking"})
 
 
 def languages() -> tuple[str, ...]:
@@ -116,7 +119,8 @@ def wants_json() -> bool:
 
 
 def login_required(role: str = "staff") -> Callable[[F], F]:
-    """Staff pages need a login; admin pages need the admin role (403 otherwise)."""
+    """Staff pages need a login (not a booking-only account); admin pages need the admin role (403 otherwise);
+    ``booking`` and ``any``: every logged-in user."""
 
     def deco(view: F) -> F:
         @functools.wraps(view)
@@ -129,6 +133,12 @@ def login_required(role: str = "staff") -> Callable[[F], F]:
             if role == "admin" and not user.is_admin:
                 if wants_json():
                     return json_error(403, "forbidden", tr("web.forbidden"))
+                abort(403)
+            if role == "staff" and user.is_booking_only:  # a 115 agent: the booking page only
+                if wants_json():
+                    return json_error(403, "forbidden", tr("web.forbidden"))
+                if request.method == "GET" and request.blueprint == "staff":
+                    return redirect(url_for("booking.index"))
                 abort(403)
             return view(*args, **kwargs)
 

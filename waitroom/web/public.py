@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from waitroom.i18n import both
+from waitroom.i18n import N_, both
 from waitroom.web.common import cfg, json_error, live, tr
 from waitroom.web.security import limiter, public_limit
 
@@ -126,3 +126,34 @@ def ticket_stream(ticket_id: str) -> Response:
         return live().sse_response(ticket=ticket_id)
     except OverflowError:
         return json_error(503, "busy", tr("web.too_many"))
+
+
+@bp.get("/a/<code>")
+def checkin_code(code: str) -> str:
+    """What the QR code of a booking confirmation opens on a phone: the check-in form with the code filled
+    in (the dispenser's scanner reads the same URL and takes the code at its end)."""
+    return render_template("checkin.html", code=code[:40])
+
+
+@bp.route("/checkin", methods=["GET", "POST"])
+def checkin() -> str | Response | tuple[str, int]:
+    """Check in with the booking code on a phone or the status page (the dispenser does the same): the
+    appointment's ticket is issued and its status page opens."""
+    from waitroom.web.common import run_command
+
+    if request.method == "GET":
+        return render_template("checkin.html", code=request.args.get("code", "")[:40])
+    code = request.form.get("code")
+    if not isinstance(code, str) or not code.strip() or len(code) > 40:
+        flash(tr("web.ticket.checkin_code_missing"), "error")
+        return render_template("checkin.html", code=""), 400
+    res = run_command("appointment.checkin", {"code": code})
+    if not res.ok:
+        key = {
+            "unknown_appointment": N_("web.ticket.checkin_unknown"),
+            "appointment_expired": N_("web.ticket.checkin_expired"),
+            "appointment_cancelled": N_("web.ticket.checkin_cancelled"),
+        }.get(res.code)
+        flash(tr(key) if key else res.message, "error")
+        return render_template("checkin.html", code=code.strip()[:40]), res.status
+    return redirect(url_for("public.ticket_page", ticket_id=res.result["ticket"]["id"]))

@@ -77,6 +77,8 @@ ACTIONS: dict[str, tuple[str, Callable[[Mapping[str, Any], str], dict[str, Any]]
     "close": ("counter.close", lambda d, c: {"counter": c}),
     "assist_ack": ("assist.acknowledge", lambda d, c: {"request": _field(d, "request"), "counter": c}),
     "assist_resolve": ("assist.resolve", lambda d, c: {"request": _field(d, "request"), "counter": c}),
+    # a citizen with an appointment who comes straight to the counter: check in and call here
+    "checkin": ("appointment.checkin", lambda d, c: {"code": _field(d, "code", 40), "counter": c}),
 }
 
 

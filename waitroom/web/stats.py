@@ -64,6 +64,7 @@ class DayStats:
     assist_cancelled: int = 0
     assist_response: list[float] = field(default_factory=list)  # seconds until acknowledged
     escalations: dict[int, int] = field(default_factory=dict)  # level -> requests that reached it
+    appointments: dict[str, dict[str, int]] = field(default_factory=dict)  # service -> outcome -> count
 
     @property
     def total_issued(self) -> int:
@@ -173,7 +174,73 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
             out.escalations[e["level"]] = out.escalations.get(e["level"], 0) + 1
         elif kind == "assist_cancelled":
             out.assist_cancelled += 1
+    out.appointments = appointment_outcomes(path, cfg, day)
     return out
+
+
+APPOINTMENT_OUTCOMES = ("booked", "kept", "early", "late", "missed", "open", "cancelled")
+
+
+def appointment_outcomes(
+    path: Path, cfg: Config, day: str, now: float | None = None
+) -> dict[str, dict[str, int]]:
+    """Per service, the appointments whose slot lies on ``day``: booked (not cancelled), and of those kept
+    (checked in from ``early_min`` before the slot to ``late_min`` after it), early (before that), late (after
+    it), missed (no check-in and the window is over), open (still to come); and cancelled."""
+    import time as _time
+
+    now = _time.time() if now is None else now
+    start, end = day_bounds(cfg, day)
+    types = ("appointment_booked", "appointment_moved", "appointment_cancelled", "day_started")
+    db = open_readonly(path)
+    try:
+        rows = db.execute(
+            f"SELECT data FROM events WHERE ts < ? AND type IN ({','.join('?' * len(types))}) ORDER BY seq",
+            (end, *types),
+        ).fetchall()
+        issued = db.execute(
+            "SELECT data FROM events WHERE ts >= ? AND ts < ? AND type='ticket_issued' "
+            "AND json_extract(data, '$.appointment_code') IS NOT NULL",
+            (start - 86400, end + 86400),
+        ).fetchall()
+    finally:
+        db.close()
+    book: dict[str, dict[str, Any]] = {}
+    for (raw,) in rows:
+        e = json.loads(raw)
+        if e["type"] == "day_started":
+            for a in e.get("appointments", []):
+                book.setdefault(a["code"], {}).update(a)
+        elif e["type"] == "appointment_cancelled":
+            book.setdefault(e["code"], {})["cancelled"] = True
+        else:
+            entry = book.setdefault(e["code"], {})
+            entry.update({k: e[k] for k in ("service", "slot") if k in e})
+            entry["cancelled"] = False
+    checkins: dict[str, float] = {}
+    for (raw,) in issued:
+        e = json.loads(raw)
+        checkins.setdefault(e["appointment_code"], e["ts"])
+    rules = cfg.steering.appointments
+    out: dict[str, dict[str, int]] = {}
+    for code, a in book.items():
+        if "slot" not in a or not start <= a["slot"] < end:
+            continue
+        counts = out.setdefault(a["service"], dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
+        if a.get("cancelled"):
+            counts["cancelled"] += 1
+            continue
+        counts["booked"] += 1
+        ts = checkins.get(code)
+        if ts is None:
+            counts["missed" if now > a["slot"] + rules.late_min * 60 else "open"] += 1
+        elif ts < a["slot"] - rules.early_min * 60:
+            counts["early"] += 1
+        elif ts > a["slot"] + rules.late_min * 60:
+            counts["late"] += 1
+        else:
+            counts["kept"] += 1
+    return dict(sorted(out.items()))
 
 
 def as_dict(s: DayStats) -> dict[str, Any]:
@@ -192,6 +259,7 @@ def as_dict(s: DayStats) -> dict[str, Any]:
             }
             for sid, v in s.services.items()
         },
+        "appointments": s.appointments,
         "assistance": {
             "requests": s.assist_requests,
             "acknowledged": s.assist_acknowledged,

@@ -1,6 +1,7 @@
 """Staff and admin accounts in a small SQLite file of the web app (hashed passwords, never plain text).
 
-A user has a role (``staff`` or ``admin``) and optionally the counters they may operate (empty = all).
+A user has a role (``staff``, ``admin`` or ``booking``: the booking page only, for 115 agents) and optionally
+the counters they may operate (empty = all).
 No personal data: a user name is a login such as ``schalter3`` or an employee short code.
 """
 
@@ -20,7 +21,7 @@ from waitroom.errors import WaitroomError
 
 log = logging.getLogger(__name__)
 
-ROLES = ("staff", "admin")
+ROLES = ("staff", "admin", "booking")
 NAME_RE = re.compile(r"^[a-z0-9_.-]{2,32}$")
 MIN_PASSWORD = 10
 
@@ -28,7 +29,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     name     TEXT PRIMARY KEY,
     hash     TEXT NOT NULL,
-    role     TEXT NOT NULL CHECK (role IN ('staff', 'admin')),
+    role     TEXT NOT NULL CHECK (role IN ('staff', 'admin', 'booking')),
     counters TEXT NOT NULL DEFAULT '',
     created  REAL NOT NULL
 );
@@ -49,7 +50,14 @@ class User:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def is_booking_only(self) -> bool:
+        """A 115 agent: books appointments, operates no counter."""
+        return self.role == "booking"
+
     def may_operate(self, counter: str) -> bool:
+        if self.is_booking_only:
+            return False
         return self.is_admin or not self.counters or counter in self.counters
 
 
@@ -60,7 +68,26 @@ class UserStore:
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self._migrate_roles()
         self.db.executescript(SCHEMA)
+
+    def _migrate_roles(self) -> None:
+        """A users table from before the booking role: rebuilt with the wider CHECK (rows kept)."""
+        row = self.db.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='users'").fetchone()
+        if row is None or "'booking'" in row[0]:
+            return
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(SCHEMA.replace("IF NOT EXISTS users", "users_new"))
+                self.db.execute("INSERT INTO users_new SELECT name, hash, role, counters, created FROM users")
+                self.db.execute("DROP TABLE users")
+                self.db.execute("ALTER TABLE users_new RENAME TO users")
+                self.db.execute("COMMIT")
+            except Exception:
+                self.db.execute("ROLLBACK")
+                raise
+        log.info("users table of %s now allows the booking role", self.path)
 
     def close(self) -> None:
         self.db.close()
@@ -77,7 +104,7 @@ class UserStore:
         if not NAME_RE.match(name or ""):
             raise UserError(f"user name {name!r} is not valid: use 2-32 of a-z 0-9 _ . -")
         if role not in ROLES:
-            raise UserError(f"role {role!r} is not valid: use staff or admin")
+            raise UserError(f"role {role!r} is not valid: use staff, admin or booking")
         if len(password or "") < MIN_PASSWORD:
             raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
         row = (name, generate_password_hash(password), role, ",".join(counters), time.time())

@@ -239,6 +239,8 @@ def _common(office: Config, get: Any, scenario_yaml: str, scenario_id: str) -> t
         label = scenario_id
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k != "config"}  # always this office, never another file
+        if get("slot_plan", None):
+            data["appointments"] = slot_plan_blocks(office, data.get("weekday", "mon"))
     reps = _number(
         get("replications", DEFAULT_REPLICATIONS),
         "replications",
@@ -252,6 +254,30 @@ def _common(office: Config, get: Any, scenario_yaml: str, scenario_id: str) -> t
     if raw_seed not in (None, ""):
         seed = _number(raw_seed, "seed", tr("web.whatif.seed"), 0, MAX_SEED, integer=True)
     return data, label, int(reps), None if seed is None else int(seed)
+
+
+def slot_plan_blocks(office: Config, weekday: Any) -> list[dict[str, Any]]:
+    """The scenario's appointment book replaced by the office's slot plan of a fully booked day
+    (``waitroom.appointments.capacity.fill_day``): one single-slot block per appointment."""
+    import datetime as dt
+
+    from waitroom.appointments import capacity
+    from waitroom.sim.scenario import REFERENCE_MONDAY
+
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    day = REFERENCE_MONDAY + dt.timedelta(days=days.index(weekday) if weekday in days else 0)
+    blocks = []
+    for b in capacity.fill_day(office, day):
+        t = dt.datetime.fromtimestamp(b.slot, office.office.tz)
+        blocks.append(
+            {
+                "service": b.service,
+                "from": t.strftime("%H:%M"),
+                "to": (t + dt.timedelta(minutes=1)).strftime("%H:%M"),
+                "every_min": 1,
+            }
+        )
+    return blocks
 
 
 def parse_form(office: Config, form: Any) -> WhatIfRequest:
@@ -580,7 +606,12 @@ def cdf_chart(report: dict[str, Any], labels: dict[str, str], title: str, bin_mi
 # ------------------------------------------------------------------------------------------------ views
 def _form_defaults(office: Config) -> dict[str, Any]:
     """The form's values: variant 1 on, every variant prefilled with the office's rules."""
-    values: dict[str, Any] = {"replications": str(DEFAULT_REPLICATIONS), "seed": "", "scenario_yaml": ""}
+    values: dict[str, Any] = {
+        "replications": str(DEFAULT_REPLICATIONS),
+        "seed": "",
+        "scenario_yaml": "",
+        "slot_plan": False,
+    }
     for i in range(1, MAX_VARIANTS + 1):
         p = f"v{i}_"
         values[f"{p}on"] = i == 1
@@ -604,6 +635,7 @@ def _form_values(office: Config, form: Any) -> dict[str, Any]:
         elif key in form:
             values[key] = form.get(key, "")[:20000]
     values["scenario"] = form.get("scenario", "")
+    values["slot_plan"] = bool(form.get("slot_plan"))
     return values
 
 

@@ -1,0 +1,282 @@
+"""Import from the booking system: a real-format .ics (VTIMEZONE Europe/Berlin, an update with a higher
+SEQUENCE, cancellations, an RRULE with an EXDATE and a cancelled occurrence) and a CSV with a column mapping,
+into a real controller; re-import is idempotent, also across a restart; the CLI over a real broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_appointments import at
+from tests.test_controller import MONDAY_9, Clock
+from waitroom import appointments as codes
+from waitroom import config, contract
+from waitroom.appointments import csv_import, ics
+from waitroom.appointments.cli import import_once
+from waitroom.appointments.importer import FeedError
+from waitroom.controller import Office
+from waitroom.store import EventStore
+
+DATA = Path(__file__).parent / "data"
+SERVICE_MAP = {
+    "Personalausweis beantragen": "pass",
+    "10115": "melde",
+    "Anmeldung einer Wohnung": "melde",
+    "Führerschein umschreiben": "fuehrerschein",
+}
+
+
+def with_mapping(cfg: config.Config, **csv: object) -> config.Config:
+    bs = cfg.appointments.booking_system
+    spec = bs.csv
+    if csv:
+        spec = spec.model_copy(
+            update={
+                "start_format": "%d.%m.%Y %H:%M",
+                "columns": spec.columns.model_copy(update=csv),
+            }
+        )
+    bs = bs.model_copy(update={"service_map": SERVICE_MAP, "csv": spec})
+    return cfg.model_copy(update={"appointments": cfg.appointments.model_copy(update={"booking_system": bs})})
+
+
+@pytest.fixture
+def cfg():
+    return with_mapping(
+        config.load(config.EXAMPLE_CONFIG),
+        uid="Vorgang",
+        code="Nummer",
+        service="Dienstleistung",
+        start="Beginn",
+        status="Status",
+        sequence="Revision",
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = EventStore(tmp_path / "events.db")
+    yield s
+    s.close()
+
+
+def sender(office: Office):
+    def send(op, args, rid):
+        return office.handle("web", contract.encode(contract.command(op, args, rid))).reply
+
+    return send
+
+
+def book(office: Office) -> dict[str, tuple[str, float, bool]]:
+    return {a.code: (a.service, a.slot, a.cancelled) for a in office.state.appointments.values()}
+
+
+def test_ics_entries_time_zones_series_and_errors(cfg):
+    parsed = ics.parse((DATA / "appointments.ics").read_bytes(), cfg, MONDAY_9)
+    by_key = {e.key: e for e in parsed.entries}
+    e1 = by_key["termin-1001@buergerbuero.example"]
+    assert (e1.code, e1.service, e1.slot, e1.version) == ("ZMS1001", "pass", at(1, "09:15"), 0)
+    assert by_key["termin-1002@buergerbuero.example"].service == "melde"  # mapped by the booking system's id
+    assert by_key["termin-1003@buergerbuero.example"].cancelled
+    e4 = by_key["termin-1004@buergerbuero.example"]  # UTC time; no code of its own: derived from the UID
+    assert e4.slot == at(1, "14:00") and e4.code == codes.code_for_uid(e4.key) and codes.is_generated(e4.code)
+    series = sorted((e for e in parsed.entries if e.key.startswith("serie-77")), key=lambda e: e.slot)
+    days = [
+        (dt.datetime.fromtimestamp(e.slot, config.ZoneInfo("Europe/Berlin")).day, e.cancelled) for e in series
+    ]
+    assert sorted(days) == [(24, False), (26, True), (27, False)]  # the 25th is an EXDATE
+    assert len({e.code for e in series}) == 3
+    errors = {e.where: e.message for e in parsed.errors}
+    assert "all-day" in errors["UID termin-1005@buergerbuero.example"]
+    assert "Hundesteuer" in errors["UID termin-1006@buergerbuero.example"]
+    with pytest.raises(FeedError):
+        ics.parse(b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:garbage\r\n", cfg, MONDAY_9)
+
+
+def test_ics_import_update_cancel_and_idempotent_reimport(cfg, store, tmp_path):
+    office = Office(cfg, store, clock=Clock(MONDAY_9))
+    send = sender(office)
+    rep = import_once(cfg, str(DATA / "appointments.ics"), send, now=MONDAY_9, since_seq=office.state.seq)
+    assert (rep.booked, rep.cancelled, rep.moved, len(rep.errors)) == (5, 0, 0, 2)
+    assert rep.skipped == 2  # 1003 and the 26th of the series: cancelled before we ever saw them
+    b = book(office)
+    assert b["ZMS1001"] == ("pass", at(1, "09:15"), False) and "ZMS1003" not in b
+    seq = office.state.seq
+    again = import_once(cfg, str(DATA / "appointments.ics"), send, now=MONDAY_9, since_seq=office.state.seq)
+    assert again.unchanged == 5 and again.booked == 0 and office.state.seq == seq  # nothing changed
+    rev2 = import_once(
+        cfg, str(DATA / "appointments-rev2.ics"), send, now=MONDAY_9, since_seq=office.state.seq
+    )
+    assert (rev2.moved, rev2.cancelled, rev2.unchanged) == (1, 1, 3)
+    b = book(office)
+    assert b["ZMS1001"] == ("pass", at(1, "10:30"), False)  # moved by the higher SEQUENCE
+    assert b["ZMS1002"][2] is True  # cancelled
+    # the older file again changes nothing: its revisions are not newer than the book's
+    seq = office.state.seq
+    old = import_once(cfg, str(DATA / "appointments.ics"), send, now=MONDAY_9, since_seq=office.state.seq)
+    assert old.booked == old.moved == old.cancelled == 0 and office.state.seq == seq
+    # after a restart of the controller, the same import is still a no-op (stored replies and the book)
+    office2 = Office(cfg, store, clock=Clock(MONDAY_9))
+    again2 = import_once(
+        cfg, str(DATA / "appointments-rev2.ics"), sender(office2), now=MONDAY_9, since_seq=office2.state.seq
+    )
+    assert again2.booked == again2.moved == again2.cancelled == 0 and office2.state.seq == seq
+    # an imported appointment is checked in like any other (tomorrow, at the dispenser)
+    office2.clock = Clock(at(1, "10:20"))
+    out = office2.handle(
+        "disp-1", contract.encode(contract.command("appointment.checkin", {"code": "zms1001"}))
+    )
+    assert out.reply["ok"] and out.reply["result"]["ticket"]["appointment"] == at(1, "10:30")
+
+
+def test_csv_import_with_column_mapping(cfg, store):
+    office = Office(cfg, store, clock=Clock(MONDAY_9))
+    send = sender(office)
+    rep = import_once(cfg, str(DATA / "appointments.csv"), send, now=MONDAY_9, since_seq=office.state.seq)
+    assert (rep.booked, rep.skipped) == (3, 1)  # 88003 cancelled before it was booked
+    errors = {e.where: e.message for e in rep.errors}
+    assert set(errors) == {"line 5", "line 6"} and "Hundesteuer" in errors["line 5"]
+    assert "31.11.2026" in errors["line 6"]
+    b = book(office)
+    assert b["T88001"] == ("pass", at(1, "09:45"), False) and b["T88002"][0] == "melde"
+    derived = codes.code_for_uid("88006")
+    assert b[derived] == ("fuehrerschein", at(2, "08:15"), False)
+    seq = office.state.seq
+    assert (
+        import_once(
+            cfg, str(DATA / "appointments.csv"), send, now=MONDAY_9, since_seq=office.state.seq
+        ).unchanged
+        == 3
+    )
+    assert office.state.seq == seq
+    # a file without revisions: a changed time is a move, the file is the truth
+    plain = cfg.model_copy(deep=True)
+    plain = with_mapping(
+        plain,
+        sequence=None,
+        uid="Vorgang",
+        code="Nummer",
+        service="Dienstleistung",
+        start="Beginn",
+        status="Status",
+    )
+    text = (
+        (DATA / "appointments.csv")
+        .read_text(encoding="utf-8")
+        .replace("24.11.2026 09:45", "24.11.2026 13:00")
+    )
+    rep2 = csv_import.parse(text, plain, MONDAY_9)
+    from waitroom.appointments.importer import apply_entries
+
+    out = apply_entries(plain, rep2, send, MONDAY_9, office.state.seq)
+    assert out.moved == 1 and book(office)["T88001"][1] == at(1, "13:00")
+    with pytest.raises(FeedError):
+        csv_import.parse("a;b\n1;2\n", cfg, MONDAY_9)
+
+
+def test_cli_imports_over_mqtt(broker, tmp_path, capsys):
+    from tests.conftest import office_config
+    from waitroom.cli import main
+    from waitroom.service import ControllerService
+
+    cfg = with_mapping(office_config(broker.port, office_id="imp1"))
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert svc.start(wait=10)
+    try:
+        conf = tmp_path / "office.yaml"
+        conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), allow_unicode=True))
+        tomorrow = dt.datetime.now(cfg.office.tz).date() + dt.timedelta(days=1)
+        csv_file = tmp_path / "termine.csv"
+        csv_file.write_text(
+            "uid;code;service;start;status;sequence\n"
+            f"a1;QA1;Personalausweis beantragen;{tomorrow}T10:00;booked;0\n"
+            f"a2;QA2;melde;{tomorrow}T10:15;cancelled;0\n"
+            f"a3;QA3;nichts;{tomorrow}T10:30;booked;0\n",
+            encoding="utf-8",
+        )
+        args = [
+            "appointments",
+            "import",
+            str(csv_file),
+            "-c",
+            str(conf),
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+        ]
+        assert main(args) == 3  # one entry failed
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert report["booked"] == 1 and report["skipped"] == 1
+        assert report["errors"][0]["entry"] == "line 4"
+        assert "QA1" in svc.office.state.appointments
+        seq = svc.office.state.seq
+        assert main(args) == 3
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert report["unchanged"] == 1 and report["booked"] == 0 and svc.office.state.seq == seq
+        assert (
+            main(["appointments", "import", str(tmp_path / "missing.ics"), "-c", str(conf), "--no-memory"])
+            == 1
+        )
+        assert list((tmp_path / "appointments-import").glob("*.json"))  # the feed's bookings remembered
+    finally:
+        svc.stop()
+
+
+def test_feed_url_is_fetched_and_bad_sources_are_one_clear_error(cfg, store):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(DATA))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        office = Office(cfg, store, clock=Clock(MONDAY_9))
+        url = f"http://127.0.0.1:{srv.server_port}/appointments.ics"
+        rep = import_once(cfg, url, sender(office), now=MONDAY_9, since_seq=office.state.seq)
+        assert rep.booked == 5 and "ZMS1001" in office.state.appointments
+        with pytest.raises(FeedError, match="cannot fetch"):
+            import_once(cfg, url.replace("appointments.ics", "nope.ics"), sender(office), now=MONDAY_9)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    with pytest.raises(FeedError, match="only files and http"):
+        import_once(cfg, "ftp://example.org/x.ics", sender(office), now=MONDAY_9)
+
+
+def test_entries_gone_from_the_feed_are_cancelled(cfg, store, tmp_path):
+    office = Office(cfg, store, clock=Clock(MONDAY_9))
+    send, memory = sender(office), tmp_path / "memory"
+    feed = tmp_path / "feed.ics"
+    text = (DATA / "appointments.ics").read_bytes().decode("utf-8")  # CRLF kept
+    feed.write_bytes(text.encode("utf-8"))
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert rep.booked == 5
+    series_27 = next(
+        a.code
+        for a in office.state.appointments.values()
+        if a.service == "sonstiges" and a.slot == at(4, "08:30")
+    )
+    # the booking system adds an EXDATE for the 27th and drops termin-1004 altogether
+    text = text.replace(
+        "EXDATE;TZID=Europe/Berlin:20261125T083000",
+        "EXDATE;TZID=Europe/Berlin:20261125T083000,20261127T083000",
+    )
+    start = text.index("BEGIN:VEVENT\r\nUID:termin-1004")
+    text = text[:start] + text[text.index("END:VEVENT\r\n", start) + len("END:VEVENT\r\n") :]
+    feed.write_bytes(text.encode("utf-8"))
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    gone_1004 = codes.code_for_uid("termin-1004@buergerbuero.example")
+    assert rep.cancelled == 2 and rep.unchanged == 3, rep
+    assert office.state.appointments[series_27].cancelled and office.state.appointments[gone_1004].cancelled
+    seq = office.state.seq
+    again = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=seq, memory_dir=memory)
+    assert again.cancelled == 0 and office.state.seq == seq
+    # a feed that comes back empty is a broken export: nothing is cancelled
+    feed.write_text("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nEND:VCALENDAR\r\n", encoding="utf-8")
+    empty = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=seq, memory_dir=memory)
+    assert empty.cancelled == 0 and empty.errors and office.state.seq == seq

@@ -1,0 +1,159 @@
+"""The booking page, the check-in on the status page and at the workstation, and the appointment statistics,
+with Flask's test client against a real mosquitto and the real controller."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.test_web import post
+from tests.web_helpers import PASSWORD, login, wait_for
+from waitroom import appointments as codes
+
+SLOT_RE = re.compile(r'name="slot" value="([0-9.]+)"')
+
+
+@pytest.fixture
+def app(cfg, controller, tmp_path):
+    from waitroom.web import create_app
+
+    app = create_app(
+        cfg,
+        data_dir=tmp_path,
+        test_config={
+            "SECRET_KEY": "test-secret-key-0123456789",
+            "TESTING": True,
+            "WAITROOM_STATS_DB": tmp_path / "events.db",
+        },
+    )
+    users = app.extensions["waitroom_users"]
+    users.add("admin", PASSWORD, "admin")
+    users.add("anna", PASSWORD, "staff")
+    users.add("agent115", PASSWORD, "booking")
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state() is not None)
+    yield app
+    live.close()
+
+
+def client(app, name):
+    c = app.test_client()
+    assert login(c, name).status_code == 302
+    return c
+
+
+def test_booking_role_books_moves_and_cancels(app, controller):
+    agent = client(app, "agent115")
+    # a booking account operates no counter and sees no admin page
+    r = agent.get("/staff/")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/booking/")
+    assert agent.get("/staff/c1").status_code == 302
+    assert post(agent, "/staff/c1/next").status_code == 403
+    assert agent.get("/admin/").status_code == 403
+    assert app.test_client().get("/booking/").status_code == 302  # login first
+    page = agent.get("/booking/?service=pass").get_data(as_text=True)
+    slots = SLOT_RE.findall(page)
+    assert len(slots) >= 2, page
+    r = post(agent, "/booking/book", {"service": "pass", "slot": slots[0], "note": "Dolmetscher"})
+    assert r.status_code == 302 and "/booking/c/" in r.headers["Location"]
+    code = r.headers["Location"].rsplit("/", 1)[1]
+    assert codes.is_generated(code)
+    a = controller.office.state.appointments[code]
+    assert (a.service, a.slot, a.note) == ("pass", float(slots[0]), "Dolmetscher")
+    conf = agent.get(f"/booking/c/{code}").get_data(as_text=True)
+    assert codes.format_code(code) in conf and 'src="data:image/svg+xml;base64,' in conf
+    assert "gebucht" in conf and "Termin absagen" in conf
+    # an agent finds the booking by the code the citizen reads out (any case, with the dash)
+    r = agent.get(f"/booking/find?code={codes.format_code(code).lower()}")
+    assert r.headers["Location"].endswith(f"/booking/c/{code}")
+    moving = agent.get(f"/booking/?move={code}").get_data(as_text=True)
+    assert f'action="/booking/c/{code}/move"' in moving
+    r = post(agent, f"/booking/c/{code}/move", {"service": "pass", "slot": slots[1]})
+    assert r.status_code == 302 and controller.office.state.appointments[code].slot == float(slots[1])
+    # a slot that is not offered is refused with a clear message
+    r = post(
+        agent, "/booking/book", {"service": "pass", "slot": str(float(slots[0]) + 7)}, follow_redirects=True
+    )
+    assert "nicht frei" in r.get_data(as_text=True), re.findall(r"flash[^<]*", r.get_data(as_text=True))
+    r = post(agent, f"/booking/c/{code}/cancel", follow_redirects=True)
+    assert "abgesagt" in r.get_data(as_text=True) and controller.office.state.appointments[code].cancelled
+    assert agent.get("/booking/c/NOSUCH").status_code == 302
+
+
+def test_checkin_on_the_status_page_and_at_the_counter(app, controller, node):
+    web = node("web")
+    soon = time.time() + 600
+    c1 = web.request("appointment.book", {"service": "pass", "slot": soon})["appointment"]["code"]
+    c2 = web.request("appointment.book", {"service": "melde", "slot": soon})["appointment"]["code"]
+    anon = app.test_client()
+    assert 'href="/checkin"' in anon.get("/waiting").get_data(as_text=True)
+    form = anon.get(f"/a/{c1}").get_data(as_text=True)
+    assert f'value="{c1}"' in form
+    r = post(anon, "/checkin", {"code": codes.format_code(c1).lower()})
+    assert r.status_code == 302 and r.headers["Location"].startswith("/t/")
+    tid = r.headers["Location"].rsplit("/", 1)[1]
+    assert controller.office.state.tickets[tid].appointment == soon
+    number1 = controller.office.state.tickets[tid].number
+    # the status page (live) shows it as soon as the web's copy of the queue has it
+    wait_for(lambda: number1 in anon.get(r.headers["Location"]).get_data(as_text=True), timeout=10)
+    r = post(anon, "/checkin", {"code": "NOSUCH1"})
+    assert r.status_code == 404 and "kennen wir nicht" in r.get_data(as_text=True)
+    assert post(anon, "/checkin", {"code": ""}).status_code == 400
+    # at the workstation: the citizen stands at counter 1, checked in and called there at once
+    staff = client(app, "anna")
+    r = post(staff, "/staff/c1/checkin", {"code": c2}, follow_redirects=True)
+    assert r.status_code == 200
+    number = next(t.number for t in controller.office.state.tickets.values() if t.service == "melde")
+    assert controller.office.state.counters["c1"].current is not None
+    assert controller.office.state.tickets[controller.office.state.counters["c1"].current].number == number
+    assert f"{number} aufgerufen" in r.get_data(as_text=True)  # the flash of the call
+
+
+def test_statistics_show_appointment_outcomes(app, controller, node):
+    web = node("web")
+    now = time.time()
+    kept = web.request("appointment.book", {"service": "pass", "slot": now + 300})["appointment"]["code"]
+    web.request("appointment.book", {"service": "pass", "slot": now - 3600})  # never came: missed
+    early = web.request("appointment.book", {"service": "pass", "slot": now + 3 * 3600})["appointment"][
+        "code"
+    ]
+    gone = web.request("appointment.book", {"service": "pass", "slot": now + 4 * 3600})["appointment"]["code"]
+    web.request("appointment.cancel", {"code": gone})
+    disp = node("disp-1")
+    disp.request("appointment.checkin", {"code": kept})
+    disp.request("appointment.checkin", {"code": early})
+    from waitroom.web import stats
+
+    day = app.extensions["waitroom_config"].office.today(now)
+    out = stats.appointment_outcomes(app.config["WAITROOM_STATS_DB"], app.extensions["waitroom_config"], day)
+    late_day = app.extensions["waitroom_config"].office.today(now - 3600) != day
+    expected = {"booked": 3, "kept": 1, "early": 1, "late": 0, "missed": 0 if late_day else 1, "cancelled": 1}
+    assert {k: out["pass"][k] for k in expected} == expected
+    html = client(app, "admin").get(f"/admin/stats?day={day}").get_data(as_text=True)
+    assert 'id="appointment-stats"' in html and "nicht erschienen" in html
+
+
+def test_users_table_from_before_the_booking_role_is_migrated(tmp_path):
+    import sqlite3
+
+    from waitroom.web.users import UserStore
+
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.executescript(
+        "CREATE TABLE users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, "
+        "role TEXT NOT NULL CHECK (role IN ('staff', 'admin')), counters TEXT NOT NULL DEFAULT '', "
+        "created REAL NOT NULL);"
+    )
+    db.execute("INSERT INTO users VALUES ('anna', 'x', 'staff', 'c1', 0)")
+    db.commit()
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO users VALUES ('b', 'x', 'booking', '', 0)")
+    db.close()
+    store = UserStore(tmp_path / "old.db")
+    assert store.get("anna").counters == ("c1",)
+    agent = store.add("agent115", PASSWORD, "booking")
+    assert agent.is_booking_only and not agent.may_operate("c1")
+    store.close()
+    assert UserStore(tmp_path / "old.db").get("agent115").role == "booking"

@@ -1,0 +1,201 @@
+"""The booking page for staff and 115 agents (role ``booking``): pick a service and a free slot, get a booking
+code with a printable confirmation and QR code; look a code up, move or cancel it.
+
+Plain HTML forms (no JavaScript needed, CSRF-protected). The free slots come from the controller
+(``appointment.slots``: the staffing plan less the walk-in share and the book), and the booking itself is
+checked again there (``check_slot``), so two agents never get the same last slot. No personal data: the page
+asks for nothing but the service, the slot and (if the office allows) a short note.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import format_date
+from werkzeug.wrappers import Response
+
+from waitroom import appointments as codes
+from waitroom.appointments import capacity
+from waitroom.web.common import cfg, lang, live, login_required, run_command, text, tr
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("booking", __name__, url_prefix="/booking")
+
+
+def _local(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, cfg().office.tz)
+
+
+def _services() -> list[dict[str, Any]]:
+    ids = capacity.bookable_services(cfg())
+    return [{"id": s.id, "name": text(s.name.model_dump(), s.id)} for s in cfg().services if s.id in ids]
+
+
+def _service_arg() -> str | None:
+    sid = request.values.get("service")
+    return sid if isinstance(sid, str) and sid in capacity.bookable_services(cfg()) else None
+
+
+def _code_arg(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    code = codes.normalize(value)
+    return code if 3 <= len(code) <= 32 and code.isalnum() and code.isascii() else None
+
+
+def qr_data_uri(payload: str) -> str:
+    """An SVG QR code as a data: URI (a phone opens the check-in page; the dispenser's scanner takes the
+    code at the end of the URL)."""
+    import qrcode
+    import qrcode.image.svg
+
+    img = qrcode.make(payload, image_factory=qrcode.image.svg.SvgPathImage, box_size=12, border=2)
+    buf = io.BytesIO()
+    img.save(buf)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _day_label(day: str) -> str:
+    return format_date(dt.date.fromisoformat(day), "EEEE, d. MMMM y" if lang() == "de" else "EEEE, d MMMM y")
+
+
+@bp.get("/")
+@login_required("booking")
+def index() -> str:
+    service = _service_arg()
+    move = _code_arg(request.args.get("move"))
+    appointment = None
+    if move:
+        res = run_command("appointment.show", {"code": move})
+        if res.ok:
+            appointment = res.result["appointment"]
+            service = service or appointment["service"]
+        else:
+            flash(res.message, "error")
+            move = None
+    slots: dict[str, Any] | None = None
+    if service:
+        args: dict[str, Any] = {"service": service}
+        day = request.args.get("day")
+        if isinstance(day, str) and day:
+            args["day"] = day
+        res = run_command("appointment.slots", args)
+        if res.ok:
+            slots = res.result["slots"]
+        else:
+            flash(res.message, "error")
+    return render_template(
+        "booking.html",
+        services=_services(),
+        service=service,
+        slots=slots,
+        times=[(s, _local(s).strftime("%H:%M"), n) for s, n in (slots or {}).get("free", [])],
+        days=[(d, _day_label(d), n) for d, n in (slots or {}).get("days", [])],
+        day_label=_day_label(slots["day"]) if slots and slots.get("day") else "",
+        move=move,
+        appointment=appointment,
+        notes=cfg().appointments.notes,
+        note_max=cfg().appointments.note_max,
+        online=live().online,
+    )
+
+
+def _slot_field() -> float | None:
+    try:
+        return float(request.form.get("slot", ""))
+    except ValueError:
+        return None
+
+
+@bp.post("/book")
+@login_required("booking")
+def book() -> Response:
+    service, slot = _service_arg(), _slot_field()
+    if service is None or slot is None:
+        flash(tr("web.booking.pick_slot"), "error")
+        return redirect(url_for("booking.index", service=service or None))
+    args: dict[str, Any] = {"service": service, "slot": slot, "check_slot": True}
+    note = (request.form.get("note") or "").strip()
+    if note and cfg().appointments.notes:
+        args["note"] = note
+    res = run_command("appointment.book", args)
+    if not res.ok:
+        flash(res.message, "error")
+        return redirect(url_for("booking.index", service=service, day=_local(slot).date().isoformat()))
+    code = res.result["appointment"]["code"]
+    flash(tr("web.booking.booked", code=codes.format_code(code)), "ok")
+    return redirect(url_for("booking.confirmation", code=code))
+
+
+@bp.get("/find")
+@login_required("booking")
+def find() -> Response:
+    code = _code_arg(request.args.get("code"))
+    if code is None:
+        flash(tr("web.booking.bad_code"), "error")
+        return redirect(url_for("booking.index"))
+    return redirect(url_for("booking.confirmation", code=code))
+
+
+@bp.get("/c/<code>")
+@login_required("booking")
+def confirmation(code: str) -> str | Response:
+    norm = _code_arg(code)
+    if norm is None:
+        abort(404)
+    res = run_command("appointment.show", {"code": norm})
+    if not res.ok:
+        flash(res.message, "error")
+        return redirect(url_for("booking.index"))
+    a = res.result["appointment"]
+    when = _local(a["slot"])
+    base = cfg().office.public_url.rstrip("/")
+    return render_template(
+        "booking_confirmation.html",
+        a=a,
+        code=codes.format_code(a["code"]),
+        service_name=text(cfg().service(a["service"]).name.model_dump(), a["service"]),
+        day_label=_day_label(when.date().isoformat()),
+        time_label=when.strftime("%H:%M"),
+        qr=qr_data_uri(base + url_for("public.checkin_code", code=a["code"])),
+        checkin_url=base + url_for("public.checkin"),
+    )
+
+
+@bp.post("/c/<code>/move")
+@login_required("booking")
+def move(code: str) -> Response:
+    norm, slot = _code_arg(code), _slot_field()
+    service = _service_arg()
+    if norm is None or slot is None:
+        flash(tr("web.booking.pick_slot"), "error")
+        return redirect(url_for("booking.index", move=norm))
+    args: dict[str, Any] = {"code": norm, "slot": slot, "check_slot": True}
+    if service:
+        args["service"] = service
+    res = run_command("appointment.move", args)
+    if not res.ok:
+        flash(res.message, "error")
+        return redirect(url_for("booking.index", move=norm, service=service))
+    flash(tr("web.booking.moved", code=codes.format_code(norm)), "ok")
+    return redirect(url_for("booking.confirmation", code=norm))
+
+
+@bp.post("/c/<code>/cancel")
+@login_required("booking")
+def cancel(code: str) -> Response:
+    norm = _code_arg(code)
+    if norm is None:
+        abort(404)
+    res = run_command("appointment.cancel", {"code": norm})
+    if res.ok:
+        flash(tr("web.booking.cancelled", code=codes.format_code(norm)), "ok")
+    else:
+        flash(res.message, "error")
+    return redirect(url_for("booking.confirmation", code=norm))
