@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import test_e2e_web
 from tests.conftest import office_config
 from tests.test_controller import Clock, cmd, err, ok
 from waitroom import config
@@ -199,8 +200,9 @@ def wait_until(predicate, timeout: float = 15.0):
 
 @pytest.fixture
 def cfg(broker) -> config.Config:
-    """The example office on the session broker with the city node, open all day."""
-    return with_city(office_config(broker.port, office_id=f"rt{time.monotonic_ns() % 10**9}"))
+    """The example office on the session broker with the city node, open all day; the ticket page warns from
+    3 minutes (or second in line), so that three tickets before one at one counter (ca. 9 min) do not."""
+    return with_city(office_config(broker.port, office_id=f"rt{time.monotonic_ns() % 10**9}"), warn_min=3)
 
 
 def test_reserve_check_in_at_the_dispenser_and_called_at_a_counter(
@@ -251,3 +253,117 @@ def test_reserve_check_in_at_the_dispenser_and_called_at_a_counter(
         assert status["ticket_state"] == "called"
     finally:
         ctl.stop()
+
+
+# ------------------------------------------------------------------------------------- the ticket status page
+@pytest.fixture
+def web_app(cfg, controller, tmp_path):
+    from waitroom.web import create_app, public
+
+    app = create_app(cfg, data_dir=tmp_path, test_config={"SECRET_KEY": "k" * 32, "TESTING": True})
+    live = app.extensions["waitroom"]
+    wait_until(lambda: live.state() is not None)
+    public._reservations.clear()
+    yield app
+    live.close()
+
+
+def test_status_page_of_a_reservation_then_of_its_ticket(web_app, node) -> None:
+    anon = web_app.test_client()
+    res = node("city").request("ticket.reserve", {"service": "pass"})["reservation"]
+    html = anon.get(f"/t/{res['code']}").get_data(as_text=True)
+    assert "Ihr Platz ist reserviert." in html and res["code"] in html
+    assert f"Bitte seien Sie bis etwa {res['arrive_by_local']} Uhr da" in html
+    assert f"verfällt die Reservierung um {res['expires_local']} Uhr" in html
+    assert "Benachrichtigen, wenn ich bald dran bin" in html and "data-warn=" not in html  # 15 min > 10
+    assert 'data-poll="/t/' in html and "ticket.js" in html
+    j = anon.get(f"/api/ticket/{res['code'].lower()}").get_json()
+    assert j["state"] == "reserved" and j["arrive_by"] == res["arrive_by"] and j["ticket"] is None
+    assert anon.get("/api/ticket/ZZZZZZ").status_code == 404
+    assert "heute nicht (mehr) bekannt" in anon.get("/t/ZZZZZZ").get_data(as_text=True)
+
+    ticket = node("disp-1").request("appointment.checkin", {"code": res["code"]})["ticket"]
+
+    # within a few seconds (the page's cache) the code leads to the ticket's own live page
+    def redirected():
+        r = anon.get(f"/t/{res['code']}")
+        return r if r.status_code == 302 else None
+
+    location = wait_until(redirected, 15).headers["Location"]
+    assert location.endswith(f"/t/{ticket['id']}")
+    fragment = anon.get(f"/t/{res['code']}?fragment=1").get_data(as_text=True)
+    assert f'data-goto="/t/{ticket["id"]}"' in fragment
+
+    def ticket_page():
+        html = anon.get(location).get_data(as_text=True)
+        return html if ticket["number"] in html else None
+
+    page = wait_until(ticket_page, 10)
+    assert 'data-warn="Sie sind bald dran.' in page and 'role="alert">Sie sind bald dran.' in page
+
+
+browser = test_e2e_web.browser  # a real headless chromium
+web_server = test_e2e_web.web_server  # `waitroom web` under gunicorn, for this module's office
+
+RECORD = """
+window.__notes = []; window.__vibes = [];
+if (window.Notification) {
+  const Real = window.Notification;
+  const Rec = function (title, options) {
+    window.__notes.push([title, (options || {}).body]);
+    return new Real(title, options);
+  };
+  Object.defineProperty(Rec, "permission", {get: () => Real.permission});
+  Rec.requestPermission = (cb) => Real.requestPermission(cb);
+  window.Notification = Rec;
+}
+navigator.vibrate = (pattern) => { window.__vibes.push(pattern); return true; };
+"""
+
+
+@pytest.mark.browser
+def test_the_ticket_page_warns_when_the_turn_approaches(cfg, web_server, browser, node, artifacts) -> None:
+    """Real chromium: the reservation page, then after check-in the ticket's live page, which sends a
+    notification and vibrates when the ticket is second in line and when it is called; permission is asked
+    only on the button press."""
+    disp, counter = node("disp-1"), node("counter-1")
+    counter.request("counter.open", {"counter": "c1"})  # one counter for the queue: minutes, not zero
+    for _ in range(3):
+        disp.request("ticket.issue", {"service": "pass"})
+    res = node("city").request("ticket.reserve", {"service": "pass"})["reservation"]
+    ctx = browser.new_context(locale="de-DE")
+    try:
+        ctx.add_init_script(RECORD)
+        page = ctx.new_page()
+        page.goto(f"{web_server}/t/{res['code']}")
+        assert page.inner_text("#reservation-code") == res["code"]
+        assert page.evaluate("Notification.permission") == "default"  # not asked on load
+        ctx.grant_permissions(["notifications"], origin=web_server)
+        page.click("#notify")
+        wait_until(lambda: page.inner_text("#notify-state"))  # (polled here: the page's CSP forbids eval)
+        assert "eingeschaltet" in page.inner_text("#notify-state")
+        page.screenshot(path=str(artifacts / "remote-ticket-reserved.png"), full_page=True)
+
+        ticket = disp.request("appointment.checkin", {"code": res["code"]})["ticket"]
+        page.wait_for_url(f"**/t/{ticket['id']}", timeout=60_000)  # the page polls, then follows
+        page.wait_for_selector("#ticket-number")
+        assert page.inner_text("#ticket-number") == ticket["number"] == "A004"
+        assert page.evaluate("window.__notes") == []  # fourth in line: no warning yet
+
+        for _ in range(2):
+            counter.request("counter.call_next", {"counter": "c1"})
+        wait_until(lambda: page.evaluate("window.__notes.length") == 1, 20)
+        assert page.evaluate("window.__notes") == [
+            ["Ihre Wartenummer", "Sie sind bald dran. Bitte halten Sie sich bereit."]
+        ]
+        assert page.evaluate("window.__vibes") == [[300, 150, 300]]
+        assert "Sie sind bald dran." in page.inner_text("[role=alert]")
+        page.screenshot(path=str(artifacts / "remote-ticket-soon.png"), full_page=True)
+
+        for _ in range(2):
+            counter.request("counter.call_next", {"counter": "c1"})
+        wait_until(lambda: page.evaluate("window.__notes.length") == 2, 20)
+        assert page.evaluate("window.__notes[1][1]").startswith("Sie sind dran: bitte zu ")
+        assert len(page.evaluate("window.__vibes")) == 2
+    finally:
+        ctx.close()
