@@ -161,6 +161,28 @@ def test_closed_office_and_too_late_in_the_day(tmp_path) -> None:
     assert err(disabled, "city", "ticket.reserve", service="pass") == "forbidden"
 
 
+def test_reserved_checked_in_and_lapsed_are_counted_in_the_statistics(tmp_path, clock) -> None:
+    from waitroom.web import stats
+
+    office = make_office(tmp_path, clock)
+    came, missed = reserve(office), reserve(office)
+    reserve(office, service="melde")
+    clock.t += 60
+    ok(office, "disp-1", "appointment.checkin", code=came["code"])
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    clock.t = missed["expires_at"] + 1
+    office.tick()
+    day = stats.compute(tmp_path / "e.db", office.cfg, office.state.day)
+    doc = stats.as_dict(day)
+    assert doc["services"]["pass"]["remote"] == {"reserved": 2, "checked_in": 1, "lapsed": 1}
+    assert doc["services"]["melde"]["remote"] == {"reserved": 1, "checked_in": 0, "lapsed": 1}
+    assert doc["services"]["pass"]["issued"] == 2  # the checked-in remote ticket and the walk-in
+    rows = [line.split(",") for line in stats.to_csv(day).splitlines()]
+    assert rows[0][-3:] == ["remote_reserved", "remote_checked_in", "remote_lapsed"]
+    assert {len(r) for r in rows} == {13}
+    assert next(r for r in rows if r[1:3] == ["total", "pass"])[-3:] == ["2", "1", "1"]
+
+
 def test_reservations_survive_a_restart_and_a_new_day_clears_them(tmp_path, clock) -> None:
     office = make_office(tmp_path, clock)
     kept, lapsing = reserve(office), reserve(office, service="melde")
