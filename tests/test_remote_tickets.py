@@ -389,3 +389,23 @@ def test_the_ticket_page_warns_when_the_turn_approaches(cfg, web_server, browser
         assert len(page.evaluate("window.__vibes")) == 2
     finally:
         ctx.close()
+
+
+def test_the_bridge_carries_the_city_commands_only_for_an_office_with_a_city_node(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    plain = config.load(config.EXAMPLE_CONFIG)
+    out = {}
+    for name, cfg in (("plain", plain), ("remote", with_city(plain))):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), allow_unicode=True))
+        (tmp_path / "pw").write_text("bridge-pw\n")
+        cmd = [sys.executable, "-m", "waitroom.cli", "broker", "bridge", "--config", str(path)]
+        cmd += ["--city-host", "city.example", "--password-file", str(tmp_path / "pw")]
+        out[name] = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
+    assert "topic waitroom/v1/mitte/node/city/cmd in 1" in out["remote"]
+    assert "topic waitroom/v1/mitte/node/city/reply out 1" in out["remote"]
+    assert "node/city" not in out["plain"] and "topic waitroom/v1/mitte/public out 1" in out["plain"]
