@@ -24,6 +24,7 @@ from waitroom.config import Node, RemoteTicketRules
 from waitroom.service import ControllerService
 
 TOKEN = "t0ken-for-the-115-backend-0123456789"
+TOKEN2 = "t0ken-for-the-city-website-9876543210"
 PASSWORDS = {"office-rem": "b-pw", "office-far": "f-pw", "city-service": "s-pw", "city-page": "p-pw"}
 
 pytestmark = [pytest.mark.slow]
@@ -46,7 +47,7 @@ def setup(mosquitto_bin, tmp_path: Path):
     try:
         city_port = free_port()
         tokens = tmp_path / "tokens"
-        tokens.write_text(f"# 115 back end\n{TOKEN}\n")
+        tokens.write_text(f"# 115 back end\n{TOKEN}\n# city website\n{TOKEN2}\n")
         ccfg = city_config.parse(
             {
                 "city": {"name": "Teststadt"},
@@ -147,9 +148,23 @@ def test_a_reservation_reaches_the_controller_and_every_case_has_one_answer(setu
 
     # The real controller answers over the bridge with a reservation: a code, "be there by", the deadline.
     before = time.time()
-    r = client.post(url, json={"service": "pass", "lang": "en"}, headers=auth)
+    r = client.post(url, json={"service": "pass", "lang": "en", "request_id": "web-17"}, headers=auth)
     assert r.status_code == 201 and r.headers["Cache-Control"] == "no-store"
     doc = r.get_json()
+    # a retry with the same request id (a lost answer) gets the same reservation, not a second one
+    again = client.post(url, json={"service": "pass", "lang": "en", "request_id": "web-17"}, headers=auth)
+    assert again.status_code == 201 and again.get_json() == doc
+    other = client.post(url, json={"service": "melde", "request_id": "web-17"}, headers=auth)
+    assert (other.status_code, other.get_json()["error"]["code"]) == (409, "duplicate")
+    # another back end's request ids are its own
+    theirs = client.post(
+        url, json={"service": "pass", "request_id": "web-17"}, headers={"Authorization": f"Bearer {TOKEN2}"}
+    )
+    assert (
+        theirs.status_code == 201 and theirs.get_json()["reservation"]["code"] != doc["reservation"]["code"]
+    )
+    bad = client.post(url, json={"service": "pass", "request_id": "no spaces"}, headers=auth)
+    assert (bad.status_code, bad.get_json()["error"]["code"]) == (400, "bad_request")
     res = doc["reservation"]
     assert doc["v"] == 1 and doc["office"] == "rem"
     assert res["state"] == "reserved" and res["number"] is None and res["service"] == "pass"
@@ -167,8 +182,7 @@ def test_a_reservation_reaches_the_controller_and_every_case_has_one_answer(setu
         r = client.get(f"/api/v1/offices/rem/reservations/{code}", headers=auth)
         assert (r.status_code, r.get_json()["error"]["code"]) == (404, "unknown_reservation"), code
 
-    # The cap of open reservations per service (2 here) protects the walk-ins.
-    assert client.post(url, json={"service": "pass"}, headers=auth).status_code == 201
+    # The cap of open reservations per service (2 here, both taken) protects the walk-ins.
     r = client.post(url, json={"service": "pass"}, headers=auth)
     assert (r.status_code, r.get_json()["error"]["code"]) == (409, "reservations_full")
 

@@ -10,6 +10,7 @@ passes on as ``501 not_supported``.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 RESERVE_OP = "ticket.reserve"
 STATUS_OP = "ticket.reservation"
+CLIENT_REQUEST_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
 CODE_RE = re.compile(r"^[2-9A-Za-z-]{6,8}$")  # a reservation code as typed (waitroom.ops.remote.CODE_RE)
 # Controller error codes -> HTTP status of the city API.
 STATUS_FOR = {
@@ -48,6 +50,7 @@ STATUS_FOR = {
     "rate_limited": 429,
     "unknown_reservation": 404,
     "appointment_expired": 410,
+    "duplicate": 409,
     "unknown_op": 501,
     "forbidden": 502,
     "unknown_node": 502,
@@ -75,9 +78,12 @@ class OfficeCommands:
         if fut is not None and not fut.done():
             fut.set_result(reply)
 
-    def request(self, office: str, op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send one command and return the controller's reply; raise RequestTimeout."""
-        rid = "city-" + uuid.uuid4().hex[:16]
+    def request(
+        self, office: str, op: str, args: dict[str, Any], timeout: float, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send one command and return the controller's reply; raise RequestTimeout. The same
+        ``request_id`` again gets the controller's same reply (it keeps replies for two days)."""
+        rid = "city-" + (request_id or uuid.uuid4().hex[:16])
         fut: Future[dict[str, Any]] = Future()
         with self._lock:
             self._pending[rid] = fut
@@ -106,10 +112,22 @@ def authorized(header: str | None, tokens: list[bytes]) -> bool:
     return any(hmac.compare_digest(given, t) for t in tokens)
 
 
+def client_of(header: str | None) -> str:
+    """A short name for the back end behind a bearer token, so that two back ends' request ids never meet."""
+    given = (header or "")[len("Bearer ") :].strip().encode()
+    return hashlib.sha256(given).hexdigest()[:8]
+
+
 def reserve(
-    cfg: CityConfig, view: CityView, commands: OfficeCommands | None, office: str, body: Any
+    cfg: CityConfig,
+    view: CityView,
+    commands: OfficeCommands | None,
+    office: str,
+    body: Any,
+    client: str = "",
 ) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, JSON) for POST /api/v1/offices/<office>/reservations."""
+    """(HTTP status, JSON) for POST /api/v1/offices/<office>/reservations; ``client`` names the back end
+    (``client_of``), whose ``request_id`` values are its own."""
 
     def err(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
         return status, {"error": {"code": code, "message": message}}
@@ -120,7 +138,7 @@ def reserve(
         return err(501, "not_supported", f"office {office} takes no remote tickets (remote_tickets)")
     if not isinstance(body, dict):
         return err(400, "bad_request", "the body must be a JSON object {service, lang}")
-    unknown = sorted(set(body) - {"service", "lang", "priority"})
+    unknown = sorted(set(body) - {"service", "lang", "priority", "request_id"})
     if unknown:
         return err(400, "bad_request", f"unknown field(s): {', '.join(unknown)}")
     service, lang = body.get("service"), body.get("lang", "de")
@@ -131,6 +149,11 @@ def reserve(
     priority = body.get("priority", False)
     if not isinstance(priority, bool):
         return err(400, "bad_request", "field 'priority' must be true or false")
+    request_id = body.get("request_id")
+    if request_id is not None and (
+        not isinstance(request_id, str) or not CLIENT_REQUEST_RE.match(request_id)
+    ):
+        return err(400, "bad_request", "field 'request_id' must be 1-40 of [A-Za-z0-9_.:-]")
     bad = _reachable(cfg, view, office)
     if bad is not None:
         return bad
@@ -141,7 +164,8 @@ def reserve(
         if view.offers(office_cfg, live, service) is False:
             return err(404, "unknown_service", f"office {office} does not offer {service!r}")
     args: dict[str, Any] = {"service": service, "lang": lang, **({"priority": True} if priority else {})}
-    return _forward(cfg, commands, office, RESERVE_OP, args, 201)
+    rid = f"{client}-{request_id}" if request_id else None
+    return _forward(cfg, commands, office, RESERVE_OP, args, 201, rid)
 
 
 def _err(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
@@ -158,11 +182,17 @@ def _reachable(cfg: CityConfig, view: CityView, office: str) -> tuple[int, dict[
 
 
 def _forward(
-    cfg: CityConfig, commands: OfficeCommands, office: str, op: str, args: dict[str, Any], ok_status: int
+    cfg: CityConfig,
+    commands: OfficeCommands,
+    office: str,
+    op: str,
+    args: dict[str, Any],
+    ok_status: int,
+    request_id: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     err = _err
     try:
-        reply = commands.request(office, op, args, cfg.remote_tickets.timeout_s)
+        reply = commands.request(office, op, args, cfg.remote_tickets.timeout_s, request_id)
     except RequestTimeout as exc:
         return err(503, "office_unreachable", str(exc))
     if reply.get("ok"):

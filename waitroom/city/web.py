@@ -27,7 +27,7 @@ from flask import Flask, Response, abort, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from waitroom.city.config import CityConfig
-from waitroom.city.remote import authorized, load_tokens, reservation, reserve
+from waitroom.city.remote import authorized, client_of, load_tokens, reservation, reserve
 from waitroom.city.view import CityView
 from waitroom.config import WEEKDAYS
 from waitroom.i18n import LANGUAGES, t
@@ -150,7 +150,8 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
         if refused is not None:
             return refused
         body = request.get_json(silent=True)
-        status, data = reserve(cfg, view, getattr(service, "commands", None), office, body)
+        client = client_of(request.headers.get("Authorization"))
+        status, data = reserve(cfg, view, getattr(service, "commands", None), office, body, client)
         resp = _json(data, status)
         resp.headers["Cache-Control"] = "no-store"
         return resp
