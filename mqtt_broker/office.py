@@ -59,15 +59,25 @@ class BrokerSetupError(WaitroomError, ValueError):
 # ------------------------------------------------------------------------------------------- accounts
 @dataclass(frozen=True)
 class Account:
-    """One MQTT login of the office: the user name is the node id, the role decides the ACL."""
+    """One MQTT login of the office: the user name is the node id, the role decides the ACL. A web node
+    served by several worker processes has one more account per worker (``web.2``, ...) for the same node:
+    the broker binds client ids to user names, so each worker needs a name of its own."""
 
     user: str
     role: Role
+    node: str = ""  # the node the account acts as (empty: the user name itself)
+
+    @property
+    def node_id(self) -> str:
+        return self.node or self.user
 
 
 def accounts(cfg: Config) -> list[Account]:
     """Every MQTT login of an office: the controller and each configured node, in configuration order."""
-    return [Account(CONTROLLER_NODE_ID, Role.CONTROLLER)] + [Account(n.id, Role(n.role)) for n in cfg.nodes]
+    out = [Account(CONTROLLER_NODE_ID, Role.CONTROLLER)]
+    for n in cfg.nodes:
+        out += [Account(user, Role(n.role), "" if user == n.id else n.id) for user in n.accounts()]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ ACL
@@ -95,10 +105,12 @@ def acl_text(cfg: Config) -> str:
     ]
     lines += [f"pattern {access} {topic}" for access, topic in shared]
     for acc in accounts(cfg):
-        extra = [e for e in by_role[acc.role] if e not in shared]
+        # a worker account acts as its node: the shared patterns name its own user, so it gets every topic
+        extra = [e for e in by_role[acc.role] if e not in shared or acc.node]
         ops = ", ".join(ROLE_OPS[acc.role]) if acc.role is not Role.CONTROLLER else "answers every node"
-        lines += ["", f"# {acc.role.value} {acc.user}: {ops or 'no commands'}", f"user {acc.user}"]
-        lines += [f"topic {access} {topic.replace('%u', acc.user)}" for access, topic in extra]
+        what = f"{acc.role.value} {acc.user}" + (f" (a worker of node {acc.node})" if acc.node else "")
+        lines += ["", f"# {what}: {ops or 'no commands'}", f"user {acc.user}"]
+        lines += [f"topic {access} {topic.replace('%u', acc.node_id)}" for access, topic in extra]
     return "\n".join(lines) + "\n"
 
 
@@ -146,23 +158,30 @@ def parse_password_file(text: str) -> dict[str, str]:
 def generate_passwords(cfg: Config, existing: Mapping[str, str] | None = None) -> dict[str, str]:
     """A password for every account of the office; existing ones are kept, missing ones are random."""
     existing = dict(existing or {})
-    return {a.user: existing.get(a.user) or secrets.token_urlsafe(24) for a in accounts(cfg)}
+    out: dict[str, str] = {}
+    for a in accounts(cfg):  # a worker account logs in with its node's password (the same password file)
+        out[a.user] = out[a.node] if a.node else existing.get(a.user) or secrets.token_urlsafe(24)
+    return out
 
 
 def check_passwords(cfg: Config, passwords: Mapping[str, object]) -> dict[str, str]:
     """Validate node id -> password against the office; raise BrokerSetupError naming each problem."""
-    users = [a.user for a in accounts(cfg)]
+    accs = accounts(cfg)
+    users = [a.user for a in accs]
     problems = []
-    for user in users:
-        value = passwords.get(user)
+    out: dict[str, str] = {}
+    for a in accs:  # a web worker's account (web.2) takes its node's password unless it is given one
+        value = passwords.get(a.user) or (passwords.get(a.node) if a.node else None)
         if not isinstance(value, str) or not value:
-            problems.append(f"{user}: no password (every node of office {cfg.office.id} needs one)")
+            problems.append(f"{a.user}: no password (every node of office {cfg.office.id} needs one)")
+        else:
+            out[a.user] = value
     for user in passwords:
         if user not in users:
             problems.append(f"{user}: not a node of office {cfg.office.id} (nodes: {', '.join(users)})")
     if problems:
         raise BrokerSetupError("MQTT passwords: " + "; ".join(problems))
-    return {u: str(passwords[u]) for u in users}
+    return out
 
 
 def password_file(cfg: Config, passwords: Mapping[str, object], existing: str = "") -> str:

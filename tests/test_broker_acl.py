@@ -254,11 +254,23 @@ def test_acl_file_uses_only_contract_topics(office: Office) -> None:
     assert "pattern write waitroom/v1/acl/node/%u/status" in text
 
 
-@pytest.mark.parametrize("user", [CONTROLLER_NODE_ID, "disp-1", "display-1", "counter-1", "sb-1", "web"])
+def allowed_for(office: str, role: Role, user: str, topic: str, want: str) -> bool:
+    """``granted`` for an account: a web worker's account (``web.2``) acts as its node (``web``)."""
+    return granted(office, role, user.partition(".")[0], topic, want)
+
+
+def node_ids(office: Office) -> list[str]:
+    """The node ids behind the accounts (a worker account's own name is no node id: no topics of its own)."""
+    return [u for u in office.passwords if "." not in u]
+
+
+@pytest.mark.parametrize(
+    "user", [CONTROLLER_NODE_ID, "disp-1", "display-1", "counter-1", "sb-1", "web", "web.2"]
+)
 def test_every_role_may_publish_only_what_the_contract_grants(office: Office, user: str) -> None:
     cfg = office.cfg
-    role = cfg.role_of(user)
-    topics = concrete_topics(office.topics, list(office.passwords))
+    role = cfg.role_of(user.partition(".")[0])
+    topics = concrete_topics(office.topics, node_ids(office))
     client = Client(user, office.passwords[user], office.local_port)
     assert client.connect() == 0
     try:
@@ -267,20 +279,20 @@ def test_every_role_may_publish_only_what_the_contract_grants(office: Office, us
         client.close()
     wrong = []
     for topic, code in codes.items():
-        allowed = granted(cfg.office.id, role, user, topic, "write")
+        allowed = allowed_for(cfg.office.id, role, user, topic, "write")
         if (allowed and code >= 128) or (not allowed and code != NOT_AUTHORIZED):
             wrong.append(f"{topic}: PUBACK {code}, expected {'success' if allowed else NOT_AUTHORIZED}")
     assert not wrong, f"{user} ({role}):\n" + "\n".join(wrong)
     assert sum(1 for c in codes.values() if c == NOT_AUTHORIZED) > (3 if role is Role.CONTROLLER else 20)
 
 
-@pytest.mark.parametrize("user", ["disp-1", "display-1", "counter-1", "sb-1", "web"])
+@pytest.mark.parametrize("user", ["disp-1", "display-1", "counter-1", "sb-1", "web", "web.2"])
 def test_every_role_receives_only_what_the_contract_grants(office: Office, user: str) -> None:
     cfg = office.cfg
-    role = cfg.role_of(user)
+    role = cfg.role_of(user.partition(".")[0])
     t = office.topics
-    topics = [x for x in concrete_topics(t, list(office.passwords)) if x.startswith(t.base + "/")]
-    expected = {x for x in topics if granted(cfg.office.id, role, user, x, "read")}
+    topics = [x for x in concrete_topics(t, node_ids(office)) if x.startswith(t.base + "/")]
+    expected = {x for x in topics if allowed_for(cfg.office.id, role, user, x, "read")}
     assert expected, "every node reads something"
     # One login at a time: the broker binds the client id to the user, a second login replaces the first.
     for kind, filters, copies in (("exact", topics, 2), ("wildcard", [f"{t.base}/#", "#"], 1)):

@@ -93,6 +93,13 @@ def test_a_node_cannot_take_over_the_controllers_client_id(
     drops: list[object] = []
     controller.link.on_disconnect_hooks.append(lambda: drops.append(time.monotonic()))
     try:
+        # the retained status may still be the previous test's "offline" until this controller's "online"
+        # has passed the broker (a busy machine): start counting once "online" is there
+        deadline = time.monotonic() + 10
+        while "online" not in watcher.statuses and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "online" in watcher.statuses, watcher.statuses
+        watcher.statuses.clear()
         for _ in range(5):
             intruder = paho.Client(CallbackAPIVersion.VERSION2, client_id=foreign_id, protocol=paho.MQTTv311)
             intruder.username_pw_set("disp-1", office.passwords["disp-1"])
@@ -107,7 +114,7 @@ def test_a_node_cannot_take_over_the_controllers_client_id(
         time.sleep(0.5)
         assert drops == [], "the controller was never disconnected"
         assert controller.link.connected.is_set()
-        assert watcher.statuses and set(watcher.statuses) == {"online"}, watcher.statuses
+        assert "offline" not in watcher.statuses, watcher.statuses
         # The controller still answers.
         rt = NodeRuntime(office.cfg, "disp-1", password=office.passwords["disp-1"])
         assert rt.start(wait=10)

@@ -27,11 +27,13 @@ from tests.web_helpers import PASSWORD
 pytestmark = [pytest.mark.slow]
 
 
-def start_web(conf: Path, data: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_web(
+    conf: Path, data: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     from mqtt_broker.local import free_port, wait_for_port
 
     port = free_port()
-    env = {**os.environ, "WAITROOM_SECRET_KEY": "workers-secret-key-0123456789abcdef"}
+    env = {**os.environ, "WAITROOM_SECRET_KEY": "workers-secret-key-0123456789abcdef", **(env or {})}
     cmd = [sys.executable, "-m", "waitroom.cli", "web", "--config", str(conf), "--data-dir", str(data)]
     proc = subprocess.Popen(
         [*cmd, "--bind", f"127.0.0.1:{port}", "--log-level", "warning", *extra],
@@ -166,3 +168,80 @@ def test_two_gunicorn_workers_both_follow_the_office(servers, node):
         status, _, body = Browser().get(url + "/api/state")  # w2 has limits of its own
         codes.append((status, '"A001"' in body))
     assert all(code == (200, True) for code in codes), codes
+
+
+def wait_for_workers(proc: subprocess.Popen[bytes], n: int) -> None:
+    deadline = time.monotonic() + 30
+    kids: list[str] = []
+    while time.monotonic() < deadline:
+        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        if len(kids) == n:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"gunicorn has {len(kids)} workers, not {n}")
+
+
+def test_workers_under_the_generated_broker_config(tmp_path):
+    """The office broker binds client ids to user names (use_username_as_clientid) and checks passwords:
+    each worker logs in with an account of its own (web, web.2), so neither takes the other's session."""
+    import json
+
+    from tests.test_broker_acl import Client, readable_tmpdir, start_office_broker
+    from waitroom.contract import CONTROLLER_NODE_ID
+    from waitroom.service import ControllerService
+
+    folder = readable_tmpdir("waitroom-web-workers-")
+    office = start_office_broker(folder, office_id="ww")
+    ctl = ControllerService(
+        office.cfg, str(tmp_path / "events.db"), password=office.passwords[CONTROLLER_NODE_ID]
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    disp = None
+    try:
+        assert ctl.start(wait=10)
+        conf = tmp_path / "office.yaml"
+        conf.write_text(yaml.safe_dump(office.cfg.model_dump(mode="json", exclude_none=True)))
+        env = {"WAITROOM_MQTT_PASSWORD": office.passwords["web"]}
+        proc, url = start_web(conf, tmp_path / "web", "--workers", "2", env=env)
+        procs.append(proc)
+        wait_for_workers(proc, 2)
+        log = office.broker.log_path
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(
+            f"as web{s} " in log.read_text() or f"u'web{s}'" in log.read_text() for s in ("", ".2")
+        ):
+            time.sleep(0.2)
+        disp = Client("disp-1", office.passwords["disp-1"], office.local_port)
+        assert disp.connect() == 0
+        disp.subscribe([office.topics.reply("disp-1")])
+        cmd = {"id": "r1", "op": "ticket.issue", "args": {"service": "pass"}}
+        disp.c.publish(office.topics.cmd("disp-1"), json.dumps(cmd), qos=1)
+        time.sleep(3.0)  # colliding sessions would now have kicked each other off a few times
+        codes = []
+        for _ in range(8):  # fresh connections: the kernel spreads them over the workers
+            status, _, body = Browser().get(url + "/api/state")
+            codes.append((status, '"A001"' in body))
+        assert all(code == (200, True) for code in codes), codes
+        text = log.read_text()
+        assert "already connected, closing old connection" not in text, text[-3000:]
+        assert "not authorised" not in text.lower(), text[-3000:]
+    finally:
+        if disp is not None:
+            disp.close()
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        ctl.stop()
+        office.broker.stop()
+
+
+def test_more_workers_than_accounts_is_a_config_error(cfg, tmp_path):
+    conf = tmp_path / "office.yaml"
+    conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)))
+    env = {**os.environ, "WAITROOM_SECRET_KEY": "workers-secret-key-0123456789abcdef"}
+    cmd = [sys.executable, "-m", "waitroom.cli", "web", "--config", str(conf), "--workers", "3"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "nodes[web].workers: 2, but --workers 3" in out.stderr, out.stderr

@@ -127,11 +127,28 @@ class OfficeInfo(Strict):
         return ZoneInfo(self.timezone)
 
     def today(self, now: float) -> str:
-        return dt.datetime.fromtimestamp(now, self.tz).date().isoformat()
+        return self._day(now)[2]
 
     def opening(self, now: float) -> tuple[float, float] | None:
         """(open, close) epoch seconds of the day containing ``now``, or None when closed that day."""
+        return self._day(now)[3]
+
+    def _day(self, now: float) -> tuple[float, float, str, tuple[float, float] | None]:
+        """(start, end, ISO date, opening) of the local day containing ``now``; the last one is kept, so the
+        command path asks the time zone database once a day, not on every command (DST-safe: the day's
+        bounds are its local midnights)."""
+        key = (self.timezone, id(self.hours))  # a model_copy with other hours or zone has its own days
+        cached = self.__dict__.get("_day_cache")
+        if cached is not None and cached[0] == key and cached[1][0] <= now < cached[1][1]:
+            return cached[1]
         local = dt.datetime.fromtimestamp(now, self.tz)
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        following = start + dt.timedelta(days=1)  # aware arithmetic is wall time: the next local midnight
+        day = (start.timestamp(), following.timestamp(), local.date().isoformat(), self._opening(local))
+        self.__dict__["_day_cache"] = (key, day)
+        return day
+
+    def _opening(self, local: dt.datetime) -> tuple[float, float] | None:
         span = self.hours.get(WEEKDAYS[local.weekday()])
         if not span:
             return None
@@ -190,6 +207,24 @@ class Node(Strict):
         "pin map in firmware_config/",
     )
     options: dict[str, Any] = Field(default_factory=dict, description="role-specific settings")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="web node: how many worker processes may serve it (`waitroom web --workers`); each logs "
+        "in to the broker with an account of its own: <id>, <id>.2, <id>.3, ...",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_only_for_web(cls, v: int, info: Any) -> int:
+        if v != 1 and info.data.get("role") != "web":
+            raise ValueError("only a web node has workers")
+        return v
+
+    def accounts(self) -> list[str]:
+        """The node's MQTT user names: its id, and for a web node with several workers one more each."""
+        return [self.id] + [f"{self.id}.{k}" for k in range(2, self.workers + 1)]
 
 
 class Tls(Strict):
@@ -427,6 +462,7 @@ class Config(Strict):
                 services={s.id: s for s in self.services},
                 counters={c.id: c for c in self.counters},
                 nodes={n.id: n for n in self.nodes},
+                roles={n.id: Role(n.role) for n in self.nodes},
             )
             self.__dict__["_lookup"] = idx
         return idx
@@ -451,8 +487,7 @@ class Config(Strict):
     def role_of(self, node_id: str) -> Role | None:
         if node_id == "controller":
             return Role.CONTROLLER
-        n = self._index.nodes.get(node_id)
-        return None if n is None else Role(n.role)
+        return self._index.roles.get(node_id)
 
 
 @dataclass(frozen=True)
@@ -461,6 +496,7 @@ class _Index:
     services: dict[str, Service]
     counters: dict[str, Counter]
     nodes: dict[str, Node]
+    roles: dict[str, Role]
 
 
 def _cross_check(cfg: Config) -> list[str]:

@@ -636,13 +636,23 @@ def decode(raw: bytes, limit: int | None = MAX_PAYLOAD_BYTES, max_depth: int | N
         raise ContractError(ErrorCode.BAD_JSON, f"payload is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ContractError(ErrorCode.BAD_JSON, "payload must be a JSON object")
-    if max_depth is not None and _depth(data, max_depth) > max_depth:
+    # Both checks walk the payload; a command that cannot fail them (fewer brackets than levels, no escaped
+    # surrogate: valid UTF-8 carries none itself) is not walked at all.
+    if (
+        max_depth is not None
+        and raw.count(b"{") + raw.count(b"[") > max_depth
+        and _depth(data, max_depth) > max_depth
+    ):
         raise ContractError(ErrorCode.BAD_JSON, f"payload is nested deeper than {max_depth} levels")
-    try:
-        json.dumps(data, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        raise ContractError(ErrorCode.BAD_JSON, "payload has a lone surrogate (not UTF-8 text)") from None
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ContractError(ErrorCode.BAD_JSON, "payload has a lone surrogate (not UTF-8 text)") from None
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
 def new_request_id() -> str:

@@ -123,6 +123,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         self.learned = self._learned_forecast()  # the model trained on this office's log (waitroom.forecast)
         self._learned_fresh = True
         self._learned_now: dict[tuple[str, bool], tuple[float, float, float]] = {}
+        self._call_names: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         self.alarms: dict[str, str] = {}  # what the admin must know (e.g. the clock), shown in the summary
         self.rebuild()
 
@@ -649,6 +650,9 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             if kind in ("ticket_called", "ticket_recalled"):
                 t = self.state.tickets[e["ticket"]]
                 c = self.cfg.counter(e["counter"])
+                names = self._call_names.get(c.id)
+                if names is None:  # pydantic's model_dump is slow; the names never change
+                    names = self._call_names[c.id] = (c.name.model_dump(), (c.spoken or c.name).model_dump())
                 out.append(
                     (
                         EventKind.CALL,
@@ -658,8 +662,8 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                             "ticket_id": t.id,
                             "service": t.service,
                             "counter": c.id,
-                            "counter_name": c.name.model_dump(),
-                            "spoken": (c.spoken or c.name).model_dump(),
+                            "counter_name": dict(names[0]),
+                            "spoken": dict(names[1]),
                             "zone": c.zone,
                             "recall": kind == "ticket_recalled",
                             "lang": t.lang,

@@ -84,11 +84,13 @@ def packet_size(topic: str, payload: bytes) -> int:
 
 
 class FairInbox:
-    """Incoming messages queued per topic and handed to a handler in one worker thread, round robin."""
+    """Incoming messages queued per topic and handed out round robin: to ``deliver`` in a worker thread of
+    its own, or (``deliver=None``) to a consumer that pulls them in batches with ``take`` (the controller's
+    engine thread: one hand-off less per command)."""
 
     def __init__(
         self,
-        deliver: Callable[[str, bytes], None],
+        deliver: Callable[[str, bytes], None] | None,
         *,
         per_topic: int = INBOX_PER_TOPIC,
         name: str = "mqtt-inbox",
@@ -104,9 +106,12 @@ class FairInbox:
         self._ready: deque[str] = deque()  # topics with waiting messages, in turn order
         self._cond = threading.Condition()
         self._stopping = False
+        self._waiting = 0  # consumers blocked in wait (notify only then: it costs a wake-up)
         self._last_warning: dict[str, float] = {}
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if deliver is not None:
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+            self._thread.start()
 
     def put(self, topic: str, payload: bytes) -> bool:
         """Queue a message (network thread); False when its topic's queue is full (see ``on_overflow``)."""
@@ -126,7 +131,8 @@ class FairInbox:
                 if not q:
                     self._ready.append(topic)
                 q.append(payload)
-                self._cond.notify()
+                if self._waiting:
+                    self._cond.notify()
                 return True
             self.dropped += 1
         self._overflow(topic, payload)
@@ -152,20 +158,52 @@ class FairInbox:
             return sum(len(q) for q in self._queues.values())
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread is None or self._thread.is_alive()
+
+    def take(self, limit: int, timeout: float) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` messages, round robin over the topics (a flooding node gets one turn like every
+        other); waits up to ``timeout`` seconds for the first one. Empty after ``stop`` or ``wake``."""
+        out: list[tuple[str, bytes]] = []
+        with self._cond:
+            if not self._ready and not self._stopping and timeout > 0:
+                self._waiting += 1
+                try:
+                    self._cond.wait(timeout)
+                finally:
+                    self._waiting -= 1
+            ready, queues = self._ready, self._queues
+            while ready and len(out) < limit:
+                topic = ready.popleft()
+                q = queues[topic]
+                out.append((topic, q.popleft()))
+                if q:
+                    ready.append(topic)  # back of the line: every other topic goes first
+                else:
+                    del queues[topic]
+        return out
+
+    def wake(self) -> None:
+        """Let a consumer blocked in ``take`` return now (e.g. to stop)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def stop(self, timeout: float = 2.0) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if threading.current_thread() is not self._thread:
+        if self._thread is not None and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        assert self.deliver is not None
         while True:
             with self._cond:
                 while not self._ready and not self._stopping:
-                    self._cond.wait()
+                    self._waiting += 1
+                    try:
+                        self._cond.wait()
+                    finally:
+                        self._waiting -= 1
                 if self._stopping:
                     return
                 topic = self._ready.popleft()
@@ -201,7 +239,9 @@ class MqttLink:
         *,
         password: str | None = None,
         fair: bool | None = None,
+        pull: bool = False,
         client_suffix: str = "",
+        user: str | None = None,
     ):
         self.broker = broker
         self.topics = Topics(office)
@@ -227,8 +267,9 @@ class MqttLink:
         self._rng = random.Random()
         self._next_delay()
         self.client.max_queued_messages_set(1000)
-        user = broker.username or node_id
-        if user != node_id:
+        # ``user``: one of the node's own accounts (a web worker: "web.2", see Node.accounts)
+        user = user or broker.username or node_id
+        if user != node_id and not user.startswith(node_id + "."):
             log.warning(
                 "MQTT user %r is not the node id %r: the office broker's ACL and client ids need the node id",
                 user,
@@ -256,8 +297,10 @@ class MqttLink:
         self.client.on_message = self._on_message
         # The controller's messages go through the fair inbox (see the module docstring); nodes handle theirs
         # in the network thread, in arrival order.
-        use_inbox = role is Role.CONTROLLER if fair is None else fair
-        self.inbox = FairInbox(self._dispatch, name=f"mqtt-inbox-{node_id}") if use_inbox else None
+        # ``pull``: the owner takes the messages from the inbox (``inbox.take``); handlers are not called.
+        use_inbox = pull or (role is Role.CONTROLLER if fair is None else fair)
+        deliver = None if pull else self._dispatch
+        self.inbox = FairInbox(deliver, name=f"mqtt-inbox-{node_id}") if use_inbox else None
 
     @property
     def on_overflow(self) -> list[Callable[[str, bytes], None]]:

@@ -1,20 +1,19 @@
 """The controller process: ``Office`` on MQTT, with group commit and coalesced publication.
 
 paho's network thread only sorts incoming commands into the link's fair inbox (a queue per node, served in
-turn). One engine thread takes everything that has arrived, decides the commands in order, commits them in
-one transaction (``Office.handle_batch``), and only then publishes their replies and events -- call events at
-once. The retained summary (``state``), the counter details and the queue pages of the services whose
-tickets changed are published together, coalesced, at most every ``STATE_MIN_S``; the pages again for new
-expected waits alone at most every ``QUEUE_MIN_S``. The full waiting-time forecast is refreshed off the
-command path (``Office.forecast_due``). The one-second tick (new day, escalations, intake stop) runs on the
-same thread.
+turn). One engine thread takes everything that has arrived from the inbox itself (round robin over the
+nodes, no thread in between), decides the commands in order, commits them in one transaction
+(``Office.handle_batch``), and only then publishes their replies and events -- call events at once. The
+retained summary (``state``) and the counter details are published coalesced, at most every
+``STATE_MIN_S``; the queue page of a service whose tickets changed goes out just before the summary, at most
+every ``PAGE_MIN_S`` per service, and every page again for new expected waits alone at most every
+``QUEUE_MIN_S``. The full waiting-time forecast is refreshed off the command path (``Office.forecast_due``).
+The one-second tick (new day, escalations, intake stop) runs on the same thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256  # commands decided and committed together at most
 STATE_MIN_S = 0.1  # the summary and counter details at most this often
+PAGE_MIN_S = 0.5  # one service's queue page at most this often (its list changes with every command)
 QUEUE_MIN_S = 1.0  # every queue page again for new expected waits alone at most this often
 TICK_S = 1.0
 
@@ -49,18 +49,21 @@ class ControllerService:
         self.limits = NodeRateLimit(cfg)  # one node flooding its command topic cannot starve the others
         self.topics = Topics(cfg.office.id)
         self.link = MqttLink(
-            cfg.broker, cfg.office.id, CONTROLLER_NODE_ID, Role.CONTROLLER, password=password
+            cfg.broker, cfg.office.id, CONTROLLER_NODE_ID, Role.CONTROLLER, password=password, pull=True
         )
         self.link.client.max_inflight_messages_set(1000)  # many replies in flight on a busy morning
         self.lock = threading.Lock()
-        # bounded: when the engine is behind, the link's fair inbox holds back (per node), not this queue
-        self.inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=2 * MAX_BATCH)
+        # the engine pulls its commands from the link's fair inbox: when it is behind, the inbox holds back
+        # per node (and refuses a node whose queue is full, see _on_overflow)
+        assert self.link.inbox is not None
+        self.inbox = self.link.inbox
         self._stop = threading.Event()
         self._engine: threading.Thread | None = None
         self.last_tick = time.monotonic()
         self._next_tick = time.monotonic() + TICK_S
         self._state_at = 0.0
         self._queue_at = 0.0
+        self._page_at: dict[str, float] = {}  # service -> when its page was last published (monotonic)
         self._published_seq = -1
         self._published_fc = -1.0
         self.batches = 0  # statistics for benchmarks and the admin page
@@ -72,9 +75,8 @@ class ControllerService:
         self.flood_dropped = 0  # commands of a flooding node left without an answer
 
     def start(self, wait: float = 10.0) -> bool:
-        self.link.subscribe(self.topics.all_nodes("cmd"), self._on_cmd, qos=1)
-        if self.link.inbox is not None:
-            self.link.inbox.admit = self._admit
+        self.link.subscribe(self.topics.all_nodes("cmd"), self._no_handler, qos=1)
+        self.inbox.admit = self._admit
         ok = self.link.start(wait=wait)  # publishing before the CONNECT is out would break the session
         self._engine = threading.Thread(target=self._engine_loop, name="controller-engine", daemon=True)
         self._engine.start()
@@ -107,22 +109,15 @@ class ControllerService:
         self._stop.set()
         if getattr(self, "trainer", None) is not None:
             self.trainer.stop()
-        with contextlib.suppress(queue.Full):
-            self.inbox.put(None, timeout=1)
+        self.inbox.wake()
         if self._engine:
             self._engine.join(timeout=5)
         self.link.stop()
         self.store.close()
 
-    def _on_cmd(self, topic: str, payload: bytes) -> None:
-        """The link's inbox thread: hand the command to the engine (waits while the engine is behind).
-        A node over its rate never gets here: ``_admit`` refuses it in the network thread."""
-        while not self._stop.is_set():
-            try:
-                self.inbox.put((topic, payload), timeout=0.5)
-                return
-            except queue.Full:
-                continue
+    @staticmethod
+    def _no_handler(topic: str, payload: bytes) -> None:
+        """Commands are not handled per message: the engine takes them from the inbox in batches."""
 
     def _admit(self, topic: str) -> bool:
         """Network thread, before a command is queued: within its node's rate? (no decoding)"""
@@ -190,24 +185,14 @@ class ControllerService:
             waits.append(self._state_at + STATE_MIN_S - mono)
         if self.office.eta_dirty:
             waits.append(self._queue_at + QUEUE_MIN_S - mono)
+        if self.office.dirty_services:
+            waits.append(
+                min(self._page_at.get(s, -PAGE_MIN_S) for s in self.office.dirty_services) + PAGE_MIN_S - mono
+            )
         return min(max(min(waits), 0.0), TICK_S)
 
     def _engine_step(self) -> None:
-        items: list[tuple[str, bytes]] = []
-        try:
-            first = self.inbox.get(timeout=self._wait_s())
-        except queue.Empty:
-            first = None
-        if first is not None:
-            items.append(first)
-            while len(items) < MAX_BATCH:
-                try:
-                    nxt = self.inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    break
-                items.append(nxt)
+        items = self.inbox.take(MAX_BATCH, self._wait_s())
         with self.lock:
             if items:
                 self._run_batch(items)
@@ -256,13 +241,15 @@ class ControllerService:
         o = self.office
         if self._publish_pending() and mono - self._state_at >= STATE_MIN_S:
             self._state_at = mono
-            self._publish_queues()  # the pages whose tickets changed, just before the summary they fit
+            self._publish_queues(mono)  # the pages whose tickets changed, just before the summary they fit
             self._publish_summary()
+        elif o.dirty_services:
+            self._publish_queues(mono)  # pages held back by PAGE_MIN_S
         if o.eta_dirty and mono - self._queue_at >= QUEUE_MIN_S:
             self._queue_at = mono
             o.eta_dirty = False  # new expected waits alone: every page, at most once a second
             o.dirty_services.update(self.cfg.service_ids)
-            self._publish_queues()
+            self._publish_queues(mono)
 
     def _publish_summary(self) -> None:
         o = self.office
@@ -275,12 +262,17 @@ class ControllerService:
                 self.link.publish(self.topics.counter(cid), o.counter_detail(cid), "counter")
         o.dirty_counters.clear()
 
-    def _publish_queues(self) -> None:
+    def _publish_queues(self, mono: float | None = None) -> None:
+        """The pages of the services whose tickets changed; with ``mono``, only those not published in the
+        last ``PAGE_MIN_S`` (the others stay due: the web app hides a called ticket from the call event)."""
         o = self.office
         for sid in sorted(o.dirty_services):
+            if mono is not None and mono - self._page_at.get(sid, -PAGE_MIN_S) < PAGE_MIN_S:
+                continue
+            o.dirty_services.discard(sid)
             if sid in self.cfg.service_ids:
+                self._page_at[sid] = time.monotonic()
                 self.link.publish(self.topics.queue(sid), o.queue_page(sid), "queue")
-        o.dirty_services.clear()
 
     def _republish(self) -> None:
         """After (re)connecting: every retained message again."""

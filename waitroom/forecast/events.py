@@ -139,11 +139,25 @@ class StoreEventAdapter:
         self.tickets: dict[str, tuple[str, int]] = {}  # ticket id -> (service, priority) of the current key
         self.keys: dict[str, str] = {}  # ticket id -> key of its current queue visit
         self.day: str | None = None
+        self._bucket: int | None = None
+        self._bucket_local: tuple[str, int, int, float] = ("", 0, 0, 0.0)
 
     def local(self, ts: float) -> tuple[str, int, float]:
-        local = dt.datetime.fromtimestamp(float(ts), self.zone)
-        t = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
-        return local.date().isoformat(), local.weekday(), t
+        """(local date, weekday, seconds since local midnight on the wall clock) of ``ts``. The time zone
+        database is asked once per quarter hour of UTC: every UTC offset and every change of it falls on a
+        quarter hour, so within one the date and the offset are fixed."""
+        ts = float(ts)
+        bucket = int(ts // 900)
+        if bucket != self._bucket:
+            start = bucket * 900.0
+            local = dt.datetime.fromtimestamp(start, self.zone)
+            wall = local.hour * 3600 + local.minute * 60 + local.second
+            self._bucket, self._bucket_local = (
+                bucket,
+                (local.date().isoformat(), local.weekday(), wall, start),
+            )
+        day, wd, wall, start = self._bucket_local
+        return day, wd, wall + (ts - start)
 
     def convert(self, e: dict[str, Any]) -> list[Event]:
         kind = e.get("type")

@@ -99,9 +99,13 @@ def create_app(
         from waitroom.mqtt import MqttLink
 
         # every gunicorn worker (and every web process of one node) is its own MQTT client of the same web
-        # node: a client id per process, else the broker would disconnect one for the other
+        # node: a client id per process, and -- since the office broker binds client ids to user names --
+        # an account of its own (web, web.2, ...: nodes[].workers), else one would disconnect the other
         suffix = f"-{os.getpid()}"
-        link = MqttLink(cfg.broker, cfg.office.id, node_id, cfg.role_of(node_id), client_suffix=suffix)
+        user = _claim_account(cfg.node(node_id), ddir)
+        link = MqttLink(
+            cfg.broker, cfg.office.id, node_id, cfg.role_of(node_id), client_suffix=suffix, user=user
+        )
         live = LiveOffice(cfg, NodeRuntime(cfg, node_id, link=link), max_streams=settings.max_streams)
         if not live.start(wait=connect_wait):
             log.warning(
@@ -233,3 +237,37 @@ def create_app(
 
     log.info("web app for office %s ready (demo=%s, data dir %s)", cfg.office.id, demo, ddir)
     return app
+
+
+_claimed: list[Any] = []  # the open lock files of this process's accounts (a lock lives with its process)
+
+
+def _claim_account(node: config.Node, ddir: Path) -> str | None:
+    """The first of the web node's MQTT accounts that no other live process of this data directory holds
+    (``<data dir>/mqtt-accounts/<user>.lock``, locked while the process lives, so a restarted worker takes
+    the account its predecessor left). None: every account is taken (the node id then, with an error)."""
+    import fcntl
+
+    folder = ddir / "mqtt-accounts"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("cannot keep MQTT account locks in %s (%s); logging in as %s", folder, exc, node.id)
+        return None
+    for user in node.accounts():
+        f = (folder / f"{user}.lock").open("a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _claimed.append(f)
+        return user
+    log.error(
+        "all %d MQTT accounts of web node %s are in use by other processes; raise nodes[%s].workers in the "
+        "office configuration (and regenerate the broker's password file and ACL)",
+        node.workers,
+        node.id,
+        node.id,
+    )
+    return None

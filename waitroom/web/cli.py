@@ -87,6 +87,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 args.config, [f"nodes: no node {args.node!r}; add {{id: {args.node}, role: web}}"]
             )
+        accounts = cfg.node(args.node).workers
+        if args.workers > accounts:
+            raise ConfigError(
+                args.config,
+                [
+                    f"nodes[{args.node}].workers: {accounts}, but --workers {args.workers}: every worker "
+                    "needs an MQTT account of its own (set workers, then regenerate the broker's password "
+                    "file and ACL)"
+                ],
+            )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
