@@ -1,4 +1,6 @@
 """Run every benchmark: ``python -m bench`` (``make bench``); ``python -m bench sim`` runs bench_sim.py only.
+``python -m bench soak [--days N --faults N --seed N --json]`` runs the fault soak (bench/soak.py), which is
+not part of the full run.
 
 Each ``bench/bench_*.py`` is a script that prints its figures; they run one after another so they do not
 compete for the CPU.
@@ -15,6 +17,10 @@ HERE = Path(__file__).parent
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["soak"]:
+        from bench import soak
+
+        return soak.main(argv[1:])
     scripts = sorted(HERE.glob("bench_*.py"))
     if argv:
         scripts = [s for s in scripts if any(a in s.stem for a in argv)]

@@ -96,6 +96,29 @@ def test_oversized_publish_is_refused_with_a_log_line_and_the_link_stays_up(brok
         link.stop()
 
 
+def test_pulled_inbox_hands_out_batches_in_turn_and_bounds_a_flooder() -> None:
+    """The controller's mode: the engine takes batches itself (no worker), round robin over the topics."""
+    inbox = FairInbox(None, per_topic=10)
+    refused: list[bytes] = []
+    inbox.on_overflow.append(lambda topic, payload: refused.append(payload))
+    for i in range(50):
+        inbox.put("flood", str(i).encode())
+    for name in ("a", "b"):
+        for i in range(3):
+            inbox.put(name, str(i).encode())
+    assert len(refused) == 40 and inbox.dropped == 40 and inbox.pending() == 16
+    first = inbox.take(6, timeout=0)
+    assert [t for t, _ in first] == ["flood", "a", "b", "flood", "a", "b"]
+    rest = inbox.take(100, timeout=0)
+    assert [t for t, _ in rest] == ["flood", "a", "b"] + ["flood"] * 7
+    assert [p for t, p in first + rest if t == "flood"] == [str(i).encode() for i in range(10)]
+    assert inbox.take(10, timeout=0.05) == []  # nothing came within the timeout
+    threading.Timer(0.1, inbox.wake).start()
+    assert inbox.take(10, timeout=5) == []  # woken (to stop) without a message
+    inbox.stop()
+    assert inbox.alive()
+
+
 def test_fair_inbox_serves_every_topic_in_turn_and_bounds_a_flooder() -> None:
     served: list[str] = []
     gate = threading.Event()
@@ -119,8 +142,9 @@ def test_fair_inbox_serves_every_topic_in_turn_and_bounds_a_flooder() -> None:
             time.sleep(0.01)
     finally:
         inbox.stop()
-    assert len(refused) == 40 and inbox.dropped == 40
-    assert served.count("flood") == 10 and served.count("a") == 3 and served.count("b") == 3
+    # the worker may already hold the first message (waiting at the gate) when the others arrive
+    assert len(refused) == inbox.dropped and len(refused) in (39, 40), len(refused)
+    assert served.count("flood") == 50 - len(refused) and served.count("a") == 3 and served.count("b") == 3
     # a and b are done long before the flooder's backlog: round robin, one message per topic per turn
     last_ab = max(i for i, t in enumerate(served) if t in ("a", "b"))
     assert last_ab <= 9, served

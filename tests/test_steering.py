@@ -1,14 +1,19 @@
-"""The steering rules on real OfficeState objects built with model.apply, and in the controller."""
+"""The steering rules on real OfficeState objects built with model.apply: the recommended policy (planned
+appointments, priority bounded both ways, service-level ageing, skills), the fifo baseline, and properties
+(hypothesis) of every decision: explained, the cap held, priority never stuck."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from waitroom import config
 from waitroom.config import Config
 from waitroom.errors import ConfigError
 from waitroom.model import OfficeState, apply
 from waitroom.steering import RuleSelector
+from waitroom.steering import compile_rules as compile_steering
 
 T0 = 1736150400.0  # Monday 2025-01-06 09:00 Europe/Berlin
 
@@ -89,34 +94,100 @@ def test_priority_fairness_ratio_and_cap():
     order = [day.call("c1") for _ in range(5)]
     assert [o[0] for o in order] == [p1, n1, n2, p2, n3]  # at most one priority call per two normal calls
     assert [o[1] for o in order] == ["priority", "fairness", "fairness", "priority", "longest"]
-    # the cap: nobody waits longer than 30 minutes behind priority tickets
-    day = Day(
-        office(
-            priority={"normal_per_priority": 0, "max_wait_behind_priority_min": 30},
-            default_service_level={"within_min": 60},
-        )
-    )
-    old, prio = day.issue("melde", 31), day.issue("melde", 1, priority=True)
-    assert day.call("c1")[:2] == (old, "behind_priority")
+    # the cap: a priority ticket never goes before a normal ticket that has waited 30 minutes
+    day = Day(office(priority={"normal_per_priority": 0, "max_wait_behind_priority_min": 30}, ageing_from=10))
+    old, prio = day.issue("melde", 35), day.issue("melde", 10, priority=True)
+    ticket, rule, reason = day.call("c1")
+    assert (ticket, rule) == (old, "behind_priority")
+    assert reason == "wartet 35 Min. hinter Vorrangnummern (Grenze 30 Min.)"
     assert day.call("c1")[:2] == (prio, "priority")
 
 
-def test_service_level_ageing_beats_priority_and_other_services():
+def test_priority_head_start_is_the_cap_and_never_leaves_a_priority_ticket_stuck():
+    day = Day(office(priority={"normal_per_priority": 0, "max_wait_behind_priority_min": 30}, ageing_from=10))
+    younger = day.issue("pass", 25)
+    prio = day.issue("pass", 1, priority=True)
+    assert day.call("c1")[:2] == (prio, "priority")  # 1 + 30 min head start beats 25 min
+    assert day.call("c1")[0] == younger
+    # ageing off, every normal ticket past the cap: the priority ticket still comes before later tickets
+    day = Day(office(priority={"normal_per_priority": 0, "max_wait_behind_priority_min": 30}, ageing_from=10))
+    first = day.issue("melde", 45)
+    prio = day.issue("melde", 40, priority=True)
+    later = day.issue("melde", 35)
+    assert [day.call("c1")[0] for _ in range(3)] == [first, prio, later]
+
+
+def test_service_level_ageing_counts_waiting_time_against_the_target():
     day = Day(office(service_levels={"melde": {"percent": 80, "within_min": 10}}, ageing_from=0.75))
-    day.issue("pass", 14)
-    day.issue("pass", 3, priority=True)
+    day.issue("pass", 14)  # 70 % of its 20-minute target
     m = day.issue("melde", 8)  # 80 % of its 10-minute target
     ticket, rule, reason = day.call("c1")
     assert (ticket, rule) == (m, "service_level") and reason == "Servicelevel: wartet 8 Min. (Ziel 10 Min.)"
+    # a secondary skill counts at full weight once the ticket has waited ageing_from x its target
+    day = Day(office(weights={"c4": {"pass": 0.5}}, ageing_from=0.75))
+    day.issue("fuehrerschein", 12)
+    late = day.issue("pass", 16)
+    assert day.call("c4")[:2] == (late, "service_level")
 
 
-def test_appointments_are_called_near_their_slot():
-    day = Day(office(appointments={"early_min": 10, "late_min": 15}))
+def _close(day: Day, *counters: str) -> None:
+    for c in counters:
+        day.ev("counter_closed", ts=T0, counter=c)
+
+
+def test_appointments_are_planned_into_the_counters_time():
+    cfg = office(appointments={"early_min": 10, "late_min": 15, "grace_min": 2})
+    slot = T0 + 30 * 60
+    day = Day(cfg)
+    _close(day, "c2", "c4")  # c1 is the only open counter for Pass
     walk = day.issue("pass", 20)
-    appt = day.issue("pass", 1, slot=T0 + 30 * 60)
-    assert day.call("c1")[0] == walk  # slot in 30 minutes: not yet
-    ticket, rule, reason = day.call("c1", now=T0 + 21 * 60)
-    assert (ticket, rule) == (appt, "appointment") and reason == "Termin um 09:30 Uhr"
+    appt = day.issue("pass", 1, slot=slot)
+    day.issue("pass", 19)
+    assert day.call("c1")[0] == walk  # the slot is 30 minutes away: the walk-in first
+    # 5 minutes before the slot a 9-minute walk-in would end 4 minutes late: the appointment now
+    ticket, rule, reason = day.call("c1", now=slot - 5 * 60)
+    assert (ticket, rule, reason) == (appt, "appointment", "Termin um 09:30 Uhr")
+    # 8 minutes before the slot the walk-in is done by the slot plus grace: the walk-in
+    day = Day(cfg)
+    _close(day, "c2", "c4")
+    w = day.issue("pass", 20)
+    day.issue("pass", 1, slot=slot)
+    assert day.call("c1", now=slot - 8 * 60)[0] == w
+
+
+def test_an_appointment_not_yet_due_is_left_to_a_counter_free_in_time():
+    cfg = office(appointments={"early_min": 10, "grace_min": 2})
+    slot = T0 + 30 * 60
+    day = Day(cfg)
+    _close(day, "c4")
+    walk = day.issue("pass", 20)
+    appt = day.issue("pass", 1, slot=slot)
+    now = slot - 5 * 60
+    # c2 is open and idle: it can take the appointment, so c1 takes the walk-in
+    assert day.call("c1", now=now)[0] == walk
+    assert day.call("c2", now=now)[:2] == (appt, "appointment")
+    # once due, it goes before the walk-ins at whichever counter is free
+    day = Day(cfg)
+    day.issue("pass", 20)
+    appt = day.issue("pass", 1, slot=slot)
+    assert day.call("c2", now=slot + 60)[:2] == (appt, "appointment")
+
+
+def test_an_appointment_holder_who_came_early_goes_first_when_nobody_else_waits():
+    day = Day(office())
+    appt = day.issue("pass", 1, slot=T0 + 45 * 60)
+    assert day.call("c1")[:2] == (appt, "appointment_early")
+
+
+def test_fifo_policy_calls_every_kind_in_arrival_order():
+    day = Day(office(policy="fifo"))
+    a = day.issue("pass", 5, slot=T0 + 60 * 60)
+    p = day.issue("pass", 3, priority=True)
+    n = day.issue("pass", 4)
+    m = day.issue("melde", 6)
+    order = [day.call("c1")[:2] for _ in range(4)]
+    assert order == [(m, "longest"), (a, "longest"), (n, "longest"), (p, "longest")]
+    assert compile_steering(day.cfg).fifo
 
 
 def test_condition_makes_secondary_counters_call_the_service_first():
@@ -166,9 +237,83 @@ def test_order_is_what_an_all_skilled_counter_would_call():
         ),
         ({"service_levels": {"pass": {"percent": 120}}}, "steering.service_levels.pass.percent"),
         ({"priority": {"ratio": 2}}, "steering.priority.ratio: unknown key"),
+        ({"policy": "lifo"}, "steering.policy"),
+        ({"appointments": {"grace_min": -1}}, "steering.appointments.grace_min"),
     ],
 )
 def test_bad_rules_name_the_key(steering, message):
     with pytest.raises(ConfigError) as exc:
         office(**steering)
     assert any(message in e for e in exc.value.errors), exc.value.errors
+
+
+# ------------------------------------------------------------------------------------------------ properties
+SERVICES = ("pass", "melde", "fuehrerschein", "sonstiges")
+RULES = {
+    "transferred",
+    "appointment",
+    "appointment_early",
+    "condition",
+    "service_level",
+    "behind_priority",
+    "priority",
+    "fairness",
+    "longest",
+    "secondary",
+}
+tickets = st.lists(
+    st.tuples(
+        st.sampled_from(SERVICES),
+        st.floats(0, 120),  # minutes waited
+        st.booleans(),  # priority
+        st.one_of(st.none(), st.floats(-20, 60)),  # appointment slot in minutes from now
+    ),
+    min_size=1,
+    max_size=25,
+)
+rule_sets = st.fixed_dictionaries(
+    {
+        "priority": st.fixed_dictionaries(
+            {
+                "normal_per_priority": st.integers(0, 3),
+                "max_wait_behind_priority_min": st.sampled_from([10, 30, 60]),
+            }
+        ),
+        "ageing_from": st.sampled_from([0.5, 0.75, 10]),
+        "weights": st.sampled_from(
+            [{}, {"c4": {"pass": 0.5}}, {"c1": {"melde": 0.3}, "c3": {"sonstiges": 0.6}}]
+        ),
+        "policy": st.sampled_from(["recommended", "recommended", "fifo"]),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(tickets, rule_sets, st.lists(st.sampled_from(["c1", "c2", "c3", "c4"]), min_size=1, max_size=30))
+def test_every_decision_is_explained_and_bounded(spec, rules, calls):
+    """Draw a queue and call it down: every decision has a known rule and a German reason with its values
+    filled in; a priority ticket never goes before a normal ticket (that the counter could call) that came
+    earlier and has waited the cap; with equal targets and weights no normal ticket goes before a priority
+    ticket that came earlier (a priority ticket cannot be stuck)."""
+    day = Day(office(**rules))
+    cap = rules["priority"]["max_wait_behind_priority_min"] * 60
+    plain = not rules["weights"] and rules["policy"] == "recommended"
+    for service, ago, prio, slot in spec:
+        day.issue(service, ago, priority=prio and slot is None, slot=None if slot is None else T0 + slot * 60)
+    for counter in calls:
+        services = set(day.cfg.counter(counter).services)
+        waiting = [t for t in day.s.waiting() if t.service in services and t.target_counter is None]
+        got = day.call(counter)
+        if got is None:
+            assert not waiting
+            continue
+        tid, rule, reason = got
+        assert rule in RULES and reason and "{" not in reason
+        t = day.s.tickets[tid]
+        normals = [w for w in waiting if not w.priority and w.appointment is None]
+        if t.priority and rules["policy"] == "recommended":
+            older = [w for w in normals if w.issued_at < t.issued_at]
+            assert all(T0 - w.issued_at < cap for w in older), (rule, [T0 - w.issued_at for w in older])
+        if plain and not t.priority and t.appointment is None:
+            earlier_prio = [w for w in waiting if w.priority and w.issued_at < t.issued_at]
+            assert not earlier_prio, rule

@@ -104,6 +104,16 @@ def cmd_controller(args: argparse.Namespace) -> int:
     from waitroom.service import ControllerService
 
     cfg = load_config(args.config)
+    clock = None
+    if getattr(args, "clock_file", None):  # tests only (python -m bench soak): before the data is locked
+        from waitroom.service import FileClock
+
+        try:
+            clock = FileClock(args.clock_file)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        log.warning("test clock: the time comes from %s, not from the system clock", args.clock_file)
     db = config.in_data_dir(cfg.controller.database, getattr(args, "data_dir", None))
     try:
         if getattr(args, "recover", False):
@@ -116,7 +126,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     except dbsafe.DatabaseDamaged as exc:
         log.critical("%s", exc.message)
         return dbsafe.EXIT_DAMAGED
-    svc = ControllerService(cfg, str(db))
+    svc = ControllerService(cfg, str(db), **({"clock": clock} if clock is not None else {}))
     if not svc.start(wait=args.wait):
         log.warning(
             "broker %s:%d not reachable yet; retrying in the background", cfg.broker.host, cfg.broker.port
@@ -161,7 +171,12 @@ def cmd_node(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands defined in this module: started alone, they do not import the modules above (Flask, the simulator,
+# ...), so a controller or a node restarted by systemd answers sooner.
+CORE_COMMANDS = ("check-config", "controller", "node")
+
+
+def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waitroom", description="Queue management for citizen-service offices."
     )
@@ -186,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="salvage the readable events of a damaged event log into a new one (the old file is kept)",
     )
+    p.add_argument(
+        "--clock-file",
+        default=os.environ.get("WAITROOM_CLOCK_FILE"),
+        help="tests only: take the time from the epoch seconds in this file (default $WAITROOM_CLOCK_FILE)",
+    )
     p.set_defaults(func=cmd_controller)
 
     p = sub.add_parser("node", help="run one node (dispenser, display, counter, assist)")
@@ -201,13 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the broker at start")
     p.set_defaults(func=cmd_node)
 
-    for name in COMMAND_MODULES:
+    for name in () if core_only else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--log-level")
+    pre.add_argument("command", nargs="?")
+    return pre.parse_known_args(argv)[0].command
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(core_only=_command_of(argv) in CORE_COMMANDS)
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:

@@ -301,6 +301,13 @@ class AppointmentRules(Strict):
         "walk_in",
         description="a later check-in gets a walk-in ticket (walk_in, the default) or is refused (refuse)",
     )
+    grace_min: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="recommended policy: a counter still calls a walk-in when it expects to be done by the "
+        "next due appointment's slot (or check-in, if later) plus this many minutes",
+    )
 
 
 class SteeringCondition(Strict):
@@ -332,6 +339,12 @@ class IntakeStopRules(Strict):
 
 
 class Steering(Strict):
+    policy: Literal["recommended", "fifo"] = Field(
+        "recommended",
+        description="recommended: appointments planned into counters' time, priority bounded both ways, "
+        "service-level ageing and skill weights (docs/steering.md); fifo: the baseline, every counter calls "
+        "the longest waiting ticket of its services (appointments and priority tickets included)",
+    )
     weights: dict[Id, dict[Id, float]] = Field(
         default_factory=dict,
         description="skill weights per counter and service in (0, 1]: a counter compares waiting times "

@@ -132,8 +132,8 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         """The learned forecast with the newest model in ``<data dir>/forecast`` (None: in-memory log)."""
         if str(self.store.path) == ":memory:":
             return None
+        from waitroom.forecast.jobs import ModelStore
         from waitroom.forecast.live import LiveForecast
-        from waitroom.forecast.train import ModelStore
 
         try:
             models = ModelStore(self.store.path.parent / "forecast")

@@ -14,6 +14,7 @@ The one-second tick (new day, escalations, intake stop) runs on the same thread.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,32 @@ STATE_MIN_S = 0.1  # the summary and counter details at most this often
 PAGE_MIN_S = 0.5  # one service's queue page at most this often (its list changes with every command)
 QUEUE_MIN_S = 1.0  # every queue page again for new expected waits alone at most this often
 TICK_S = 1.0
+
+
+class FileClock:
+    """A test-only time source: the epoch seconds written in a file (``WAITROOM_CLOCK_FILE``, or
+    ``waitroom controller --clock-file``), read at every call. Time stands still between
+    two writes, so a driver such as ``python -m bench soak`` runs office days at speed, steps the clock back
+    and forward and crosses midnight and DST at will. Write it atomically (a temporary file, then rename).
+    Never set in production: the controller's clock is the system clock."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = os.fspath(path)
+        self._now = self._read()
+
+    def _read(self) -> float:
+        try:
+            with open(self.path) as f:
+                return float(f.read().split()[0])
+        except (OSError, ValueError, IndexError) as exc:
+            raise ValueError(f"clock file {self.path}: no epoch seconds in it ({exc})") from None
+
+    def __call__(self) -> float:
+        try:  # read every time (some µs): a cached stamp could miss two writes within a timer tick
+            self._now = self._read()
+        except ValueError:
+            log.warning("clock file %s unreadable; keeping %.3f", self.path, self._now)
+        return self._now
 
 
 class ControllerService:
@@ -66,6 +93,7 @@ class ControllerService:
         self._page_at: dict[str, float] = {}  # service -> when its page was last published (monotonic)
         self._published_seq = -1
         self._published_fc = -1.0
+        self._published_alarms: dict[str, str] = {}  # an alarm (the clock) reaches the admin page at once
         self.batches = 0  # statistics for benchmarks and the admin page
         self.commands = 0
         self.link.on_connect_hooks.append(self._republish)
@@ -89,7 +117,7 @@ class ControllerService:
         if learned is None:
             return
         from waitroom.forecast.events import rows_from_store_events
-        from waitroom.forecast.train import ModelStore, Trainer
+        from waitroom.forecast.jobs import ModelStore, Trainer
 
         services = tuple(s.id for s in self.cfg.services)
         tz = self.cfg.office.tz
@@ -233,7 +261,11 @@ class ControllerService:
 
     def _publish_pending(self) -> bool:
         o = self.office
-        return o.state.seq != self._published_seq or o._forecast_at != self._published_fc
+        return (
+            o.state.seq != self._published_seq
+            or o._forecast_at != self._published_fc
+            or o.alarms != self._published_alarms
+        )
 
     def _publish_coalesced(self, mono: float) -> None:
         if not self.link.connected.is_set():
@@ -254,6 +286,7 @@ class ControllerService:
     def _publish_summary(self) -> None:
         o = self.office
         self._published_seq, self._published_fc = o.state.seq, o._forecast_at
+        self._published_alarms = dict(o.alarms)
         snap = o.snapshot()
         self.link.publish(self.topics.state(), snap, "state")
         self.link.publish(self.topics.public(), o.public(snap), "public")

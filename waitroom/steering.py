@@ -2,24 +2,30 @@
 
 Selection is a pure function of the queue state, the configuration and the time, so the controller, the
 predictor, the simulator and the tests share the very same code. ``RuleSelector`` applies the office's
-``steering:`` rules (docs/steering.md) in this order; the first rule that yields a ticket decides:
+``steering:`` rules (docs/steering.md). ``policy: recommended`` (the default):
 
 1. a ticket transferred to this very counter;
-2. an appointment whose slot is due (from ``appointments.early_min`` before the slot), earliest slot first;
+2. appointments planned into the counter's time: the counter calls the appointment holder due next (slot, or
+   check-in if later) when a walk-in taken now would not be done by then plus ``appointments.grace_min``
+   (from ``appointments.early_min`` before the slot); otherwise it takes the walk-in, so appointments do not
+   jump the queue before they need to;
 3. a condition (``conditions``): the longest wait of a service passed its limit, and this counter is one of
    the counters the condition names;
-4. service-level ageing: a ticket that has waited ``ageing_from`` x its service's target, the most overdue
-   first;
-5. priority tickets, with fairness: at least ``priority.normal_per_priority`` normal calls between two
-   priority calls of a counter while both kinds wait, and nobody waits longer than
-   ``max_wait_behind_priority_min`` behind priority tickets;
-6. the longest waiting ticket, waiting time multiplied by the counter's skill weight for its service;
-7. with nobody else waiting, an appointment holder who checked in early.
+4. walk-ins by score = waiting time / the service's target (service-level ageing), times the counter's skill
+   weight (full weight once a ticket has waited ``ageing_from`` x its target); a priority ticket's waiting
+   time counts ``priority.max_wait_behind_priority_min`` more (the head start), bounded both ways: it never
+   goes before a normal ticket that has waited the cap (which is then called, ``behind_priority``), and it is
+   never worse off than first come first served, so it cannot be stuck. ``priority.normal_per_priority``
+   normal calls of a counter between two priority calls suspend the head start meanwhile (``fairness``);
+5. with nobody else waiting, an appointment holder who checked in early.
 
-Within a service, walk-ins are called first come first served (rules 3-6 only ever look at the oldest ticket
-of each service and kind), so one selection costs O(services), which keeps the forward simulation of the
-predictor and the what-if simulator fast. Every decision carries its rule and a German explanation for the
-staff page.
+``policy: fifo`` is the baseline: the longest waiting ticket of the counter's services, appointment holders
+and priority tickets included (transfers still first).
+
+Within a service, walk-ins are called first come first served (only the oldest ticket of each service and kind
+is read, the heads of the ``model.Pool`` lists), so one selection costs O(services), which keeps the forward
+simulation of the predictor and the what-if simulator fast. Every decision carries its rule and a German
+explanation for the staff page.
 """
 
 from __future__ import annotations
@@ -158,6 +164,9 @@ class PoolView:
 
 
 # ------------------------------------------------------------------------------------------------ rules
+NO_CAP = 1e9  # seconds: the head start of priority tickets when there is no cap
+
+
 @dataclass
 class _CounterRules:
     services: tuple[str, ...]
@@ -175,6 +184,10 @@ class _Rules:
     normal_per_priority: int
     cap_s: float | None
     names: dict[str, str]  # service -> German name
+    fifo: bool = False
+    grace_s: float = 120.0
+    means: dict[str, float] | None = None  # service -> configured mean service seconds
+    servers: dict[str, tuple[str, ...]] | None = None  # service -> the counters serving it
 
 
 def compile_rules(cfg: Config) -> _Rules:
@@ -206,6 +219,10 @@ def compile_rules(cfg: Config) -> _Rules:
         if st.priority.max_wait_behind_priority_min is None
         else st.priority.max_wait_behind_priority_min * 60.0,
         names={s.id: s.name.de for s in cfg.services},
+        fifo=st.policy == "fifo",
+        grace_s=st.appointments.grace_min * 60.0,
+        means={s.id: s.mean_service_min * 60.0 for s in cfg.services},
+        servers={s.id: tuple(c.id for c in cfg.counters if s.id in c.services) for s in cfg.services},
     )
 
 
@@ -220,6 +237,26 @@ class Choice:
 
 def _minutes(sec: float) -> int:
     return max(0, round(sec / 60))
+
+
+def _expected_free(state: OfficeState, r: _Rules, now: float) -> dict[str, float]:
+    """When each open counter is expected to be free: now when idle, else the mean service time after the call
+    (at least a minute from now when it runs over)."""
+    out: dict[str, float] = {}
+    for cid, cs in state.counters.items():
+        if cs.state != "open":
+            continue
+        cur = state.tickets.get(cs.current) if cs.current else None
+        if cur is None or cur.called_at is None:
+            out[cid] = now
+        else:
+            out[cid] = max(cur.called_at + r.means.get(cur.service, 480.0), now + 60.0)  # type: ignore[union-attr]
+    return out
+
+
+def _due(t: Ticket) -> float:
+    """When an appointment holder is due: the slot, or the check-in when it came after the slot."""
+    return max(t.appointment or 0.0, t.issued_at)
 
 
 class RuleSelector:
@@ -238,7 +275,13 @@ class RuleSelector:
         cs = state.counters.get(counter)
         pool = state.pool  # the incremental index: only list heads are read
         choice = self.choose(
-            cfg, counter, now, pool, cs.calls_since_priority if cs else 0, cs.priority_calls if cs else 0
+            cfg,
+            counter,
+            now,
+            pool,
+            cs.calls_since_priority if cs else 0,
+            cs.priority_calls if cs else 0,
+            state=state,
         )
         if choice is None:
             return None
@@ -273,33 +316,109 @@ class RuleSelector:
         pool: Pool | PoolView,
         since_priority: int,
         priority_calls: int,
+        *,
+        state: OfficeState | None = None,
     ) -> Choice | None:
+        """The next ticket for ``counter``. With ``state`` (the controller, the simulator) an appointment that
+        is not due yet may be left to another open counter expected to be free by then; without it (the
+        predictor's look-ahead) this counter calls it when a walk-in would make it late."""
         r = self.rules(cfg)
         cr = r.counters[counter]
         lst = pool.targeted.get(counter)
         if lst:
             return Choice(lst[0], "transferred")
-        # 2 appointments due
+        if r.fifo:
+            return self._fifo(cr, pool, now)
+        # the appointment holder due next at this counter (heads only: earliest slot of each service)
+        appt: Ticket | None = None
+        due = 0.0
+        appointments = pool.appointment
+        for s in cr.services:
+            lst = appointments.get(s)
+            if lst:
+                head = lst[0]
+                d = _due(head)
+                if appt is None or d < due:
+                    appt, due = head, d
+        callable_ = appt is not None and now >= appt.appointment - r.early_s  # type: ignore[operator]
+        if callable_ and due <= now:  # due: before the walk-ins
+            return Choice(appt, "appointment", (("slot", appt.appointment),))  # type: ignore[union-attr,arg-type]
+        walk = self._walk_in(r, cr, pool, now, since_priority, priority_calls)
+        if appt is not None:
+            if walk is None:
+                return Choice(
+                    appt, "appointment" if callable_ else "appointment_early", (("slot", appt.appointment),)
+                )
+            assert r.means is not None
+            back = now + r.means[walk.ticket.service] - r.grace_s  # this counter is back by then
+            if callable_ and due < back:
+                late = self._uncovered(r, cr, counter, pool, now, back, state)
+                if late is not None:
+                    return Choice(late, "appointment", (("slot", late.appointment),))
+        return walk
+
+    def _uncovered(
+        self,
+        r: _Rules,
+        cr: _CounterRules,
+        counter: str,
+        pool: Pool | PoolView,
+        now: float,
+        back: float,
+        state: OfficeState | None,
+    ) -> Ticket | None:
+        """The appointment this counter must take now: of those due before it would be back from a walk-in,
+        the earliest that no other open counter is expected to be free for (by its due time plus grace).
+        O(services x counters)."""
+        heads = sorted(
+            (
+                lst[0]
+                for s in cr.services
+                if (lst := pool.appointment.get(s))
+                and lst[0].appointment is not None
+                and _due(lst[0]) < back
+                and now >= lst[0].appointment - r.early_s
+            ),
+            key=_due,
+        )
+        if state is None:
+            return heads[0] if heads else None
+        free = _expected_free(state, r, now)
+        taken: set[str] = {counter}  # this counter takes the walk-in
+        for a in heads:
+            limit = _due(a) + r.grace_s
+            cover = [
+                (f, cid)
+                for cid in r.servers[a.service]  # type: ignore[index]
+                if cid not in taken and (f := free.get(cid)) is not None and f <= limit
+            ]
+            if not cover:
+                return a
+            taken.add(max(cover)[1])  # the counter free last (but in time) keeps the others for walk-ins
+        return None
+
+    @staticmethod
+    def _fifo(cr: _CounterRules, pool: Pool | PoolView, now: float) -> Choice | None:
+        """The baseline: the longest waiting ticket of the counter's services, whatever its kind."""
         best: Ticket | None = None
         for s in cr.services:
-            lst = pool.appointment.get(s)
-            if (
-                lst
-                and lst[0].appointment is not None
-                and lst[0].appointment - r.early_s <= now
-                and (best is None or _slot_key(lst[0]) < _slot_key(best))
-            ):
-                best = lst[0]
-        if best is not None:
-            return Choice(best, "appointment", (("slot", best.appointment),))
-        normal = [lst[0] for s in cr.services if (lst := pool.normal.get(s))]
-        prio = [lst[0] for s in cr.services if (lst := pool.priority.get(s))]
-        if not normal and not prio:
-            early = [lst[0] for s in cr.services if (lst := pool.appointment.get(s))]
-            if early:
-                best = min(early, key=_slot_key)
-                return Choice(best, "appointment_early", (("slot", best.appointment),))
+            for d in (pool.normal, pool.priority, pool.appointment):
+                lst = d.get(s)
+                if lst and (best is None or _walk_key(lst[0]) < _walk_key(best)):
+                    best = lst[0]
+        if best is None:
             return None
+        return Choice(best, "longest", (("wait", _minutes(now - best.issued_at)),))
+
+    def _walk_in(
+        self,
+        r: _Rules,
+        cr: _CounterRules,
+        pool: Pool | PoolView,
+        now: float,
+        since_priority: int,
+        priority_calls: int,
+    ) -> Choice | None:
         # 3 conditions
         fired: tuple[float, Ticket, str, float] | None = None
         for service, limit, _ in cr.conditions:
@@ -310,9 +429,35 @@ class RuleSelector:
             wait = now - oldest.issued_at
             if wait > limit and (fired is None or wait / limit > fired[0]):
                 fired = (wait / limit, oldest, service, limit)
+        n = r.normal_per_priority
+        head_start_ok = n == 0 or priority_calls == 0 or since_priority >= n
+        head_start = (NO_CAP if r.cap_s is None else r.cap_s) if head_start_ok else 0.0
+        # 4 the score of every head: waiting time / target, times the skill weight; the oldest normal ticket
+        best: Ticket | None = None
+        best_score = -1.0
+        oldest: Ticket | None = None  # the longest waiting normal ticket this counter may call
+        prio_waiting = False
+        kinds = (pool.normal, pool.priority)
+        for s in cr.services:
+            target = r.targets[s]
+            for d in kinds:
+                lst = d.get(s)
+                if not lst:
+                    continue
+                tk = lst[0]
+                age = now - tk.issued_at
+                w = 1.0 if age >= r.ageing_from * target else cr.weights[s]
+                if tk.priority:
+                    prio_waiting = True
+                    age += head_start
+                elif oldest is None or _walk_key(tk) < _walk_key(oldest):
+                    oldest = tk
+                score = age / target * w
+                if score > best_score or (score == best_score and _walk_key(tk) < _walk_key(best)):  # type: ignore[arg-type]
+                    best, best_score = tk, score
         if fired is not None:
             _, tk, service, limit = fired
-            return Choice(
+            choice = Choice(
                 tk,
                 "condition",
                 (
@@ -321,52 +466,45 @@ class RuleSelector:
                     ("limit", _minutes(limit)),
                 ),
             )
-        # 4 service-level ageing
-        urgent: Ticket | None = None
-        top = r.ageing_from
-        for tk in (*normal, *prio):
-            rel = (now - tk.issued_at) / r.targets[tk.service]
-            if rel >= top and (urgent is None or rel > top or _walk_key(tk) < _walk_key(urgent)):
-                urgent, top = tk, rel
-        if urgent is not None:
-            return Choice(
-                urgent,
-                "service_level",
-                (("wait", _minutes(now - urgent.issued_at)), ("target", _minutes(r.targets[urgent.service]))),
+        elif best is None:
+            return None
+        elif best.priority:
+            choice = Choice(best, "priority")
+        else:
+            tk = best
+            wait = now - tk.issued_at
+            target = r.targets[tk.service]
+            w = cr.weights[tk.service]
+            if prio_waiting and not head_start_ok:
+                rule = "fairness"
+            elif wait >= r.ageing_from * target:
+                rule = "service_level"
+            elif w < cr.primary:
+                rule = "secondary"
+            else:
+                rule = "longest"
+            choice = Choice(
+                tk,
+                rule,
+                (
+                    ("wait", _minutes(wait)),
+                    ("target", _minutes(target)),
+                    ("weight", f"{w:g}"),
+                    ("n", n),
+                ),
             )
-        # 5 priority with fairness
-        rule = "longest"
-        if prio:
-            if not normal:
-                return Choice(self._weighted(cr, prio, now), "priority")
-            longest = min(normal, key=_walk_key)
-            if r.cap_s is not None and now - longest.issued_at >= r.cap_s:
-                return Choice(
-                    longest,
-                    "behind_priority",
-                    (("wait", _minutes(now - longest.issued_at)), ("limit", _minutes(r.cap_s))),
-                )
-            n = r.normal_per_priority
-            if n == 0 or priority_calls == 0 or since_priority >= n:
-                return Choice(self._weighted(cr, prio, now), "priority")
-            rule = "fairness"
-        # 6 weighted longest wait
-        tk = self._weighted(cr, normal, now)
-        w = cr.weights[tk.service]
-        if rule == "longest" and w < cr.primary:
-            rule = "secondary"
-        return Choice(
-            tk,
-            rule,
-            (("wait", _minutes(now - tk.issued_at)), ("weight", f"{w:g}"), ("n", r.normal_per_priority)),
-        )
-
-    @staticmethod
-    def _weighted(cr: _CounterRules, heads: list[Ticket], now: float) -> Ticket:
-        best = heads[0]
-        best_score = (now - best.issued_at) * cr.weights[best.service]
-        for tk in heads[1:]:
-            score = (now - tk.issued_at) * cr.weights[tk.service]
-            if score > best_score or (score == best_score and _walk_key(tk) < _walk_key(best)):
-                best, best_score = tk, score
-        return best
+        # the cap: a priority ticket never goes before a normal ticket that has waited the cap
+        tk = choice.ticket
+        if (
+            tk.priority
+            and oldest is not None
+            and r.cap_s is not None
+            and _walk_key(oldest) < _walk_key(tk)
+            and now - oldest.issued_at >= r.cap_s
+        ):
+            return Choice(
+                oldest,
+                "behind_priority",
+                (("wait", _minutes(now - oldest.issued_at)), ("limit", _minutes(r.cap_s))),
+            )
+        return choice

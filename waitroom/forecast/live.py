@@ -16,8 +16,8 @@ from typing import Any
 
 from waitroom.forecast.events import StoreEventAdapter, apply
 from waitroom.forecast.features import QueueState
+from waitroom.forecast.jobs import ModelStore
 from waitroom.forecast.model import Fallback, Model
-from waitroom.forecast.train import ModelStore
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,13 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from waitroom.forecast.errors import ModelFileError
 from waitroom.forecast.features import BASE_FEATURES, FEATURES_VERSION
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made (training, evaluation), not to predict one ticket
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class Trees:
 
     @classmethod
     def from_sklearn(cls, est: Any) -> Trees:
+        import numpy as np
+
         feats, thr, left, right, val, roots = [], [], [], [], [], []
         depth, off = 0, 0
         for (pred,) in est._predictors:
@@ -97,7 +100,7 @@ class Trees:
 
     def predict(self, x: list[float] | np.ndarray) -> float:
         """One feature vector: the baseline plus the leaf of every tree."""
-        xs = x.tolist() if isinstance(x, np.ndarray) else x
+        xs = x.tolist() if hasattr(x, "tolist") else x  # a numpy row, or a list
         feat, thr, left, right = self._py
         val = self._val
         total = 0.0
@@ -110,6 +113,8 @@ class Trees:
         return self.baseline + total
 
     def predict_many(self, xs: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         idx = np.broadcast_to(self.roots, (len(xs), len(self.roots))).copy()
         rows = np.arange(len(xs))[:, None]
         for _ in range(self.depth):
@@ -132,6 +137,8 @@ class Trees:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Trees:
+        import numpy as np
+
         arr = np.asarray
         return cls(
             float(d["baseline"]),
@@ -161,6 +168,8 @@ class Interval:
     @classmethod
     def calibrate(cls, preds: np.ndarray, actual: np.ndarray, min_per_bin: int = 100) -> Interval:
         """Bins of equal count (at most 10, at least ``min_per_bin`` pairs each) of out-of-sample pairs."""
+        import numpy as np
+
         preds, actual = np.asarray(preds, float), np.asarray(actual, float)
         ratio = actual / np.maximum(preds, 1.0)
         k = int(max(1, min(10, len(preds) // min_per_bin)))
@@ -197,6 +206,8 @@ class Model:
         return point, min(lo, point), max(hi, point)
 
     def predict_many(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        import numpy as np
+
         point = np.maximum(0.0, self.trees.predict_many(np.asarray(xs, dtype=np.float64)))
         lo, hi = np.empty_like(point), np.empty_like(point)
         for i, p in enumerate(point):

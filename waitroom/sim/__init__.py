@@ -23,7 +23,16 @@ from waitroom.sim.scenario import DayPlan, RuleSet, Scenario, apply_rule_set, ch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DayPlan", "DayResult", "DaySim", "Scenario", "plan_day", "run_days", "whatif"]
+__all__ = [
+    "DayPlan",
+    "DayResult",
+    "DaySim",
+    "Scenario",
+    "builtin_rule_sets",
+    "plan_day",
+    "run_days",
+    "whatif",
+]
 
 Progress = Callable[[int, int], None]
 
@@ -47,6 +56,11 @@ def run_days(
         if progress:
             progress(done + i + 1, total or len(plans))
     return out
+
+
+def builtin_rule_sets(cfg: Config) -> dict[str, RuleSet]:
+    """Rule sets every scenario can compare: ``fifo`` = the office's rules with ``policy: fifo``."""
+    return {"fifo": RuleSet(steering={**cfg.steering.model_dump(mode="json"), "policy": "fifo"})}
 
 
 def _scenario(scenario: Scenario | dict[str, Any] | str | Path, cfg: Config) -> Scenario:
@@ -80,7 +94,9 @@ def whatif(
     Bad rules raise ``ConfigError`` naming the key.
     """
     sc = _scenario(scenario, cfg)
-    sets: dict[str, Any] = dict(rule_sets) if rule_sets else {"current": None, **sc.rule_sets}
+    sets: dict[str, Any] = (
+        dict(rule_sets) if rule_sets else {"current": None, **builtin_rule_sets(cfg), **sc.rule_sets}
+    )
     reps = replications or sc.replications
     first = sc.seed if seed is None else seed
     configs = {name: apply_rule_set(cfg, rs) for name, rs in sets.items()}

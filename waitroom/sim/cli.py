@@ -41,7 +41,20 @@ def register(subparsers: Any) -> None:
         help="only these rule sets ('current' = the office as configured); repeatable",
     )
     p.add_argument("--out", default="sim-report", help="report folder (default ./sim-report)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the report as JSON to FILE (without FILE: print it instead of the tables)",
+    )
+    p.add_argument(
+        "--arrival-scale",
+        type=float,
+        metavar="X",
+        help="multiply every walk-in rate and the density of the appointment book by X (a lighter or busier "
+        "day of the same kind; default: the scenario's)",
+    )
     p.add_argument("--no-predict", action="store_true", help="skip the predictor evaluation (faster)")
     p.set_defaults(func=cmd_simulate)
 
@@ -85,6 +98,8 @@ def _replay(path: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print(report: dict[str, Any]) -> None:
+    from waitroom.sim.report import comparison
+
     print(
         f"{report['scenario']}: {report['replications']} days per rule set, "
         f"{report['speed']['citizens']} citizens in {report['speed']['seconds']} s"
@@ -105,6 +120,16 @@ def _print(report: dict[str, Any]) -> None:
             f"{f(s['utilisation_overall'], True):>7}{o['abandoned']:>8}{o['turned_away']:>8}"
             f"{f(s['appointments']['within_10_min'], True):>10}"
         )
+    if all("figures" in s for s in report["rule_sets"].values()):
+        head, rows = comparison(report)
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        for r in [head, *rows]:
+            print(
+                "  ".join(
+                    c.ljust(w) if i == 0 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(r, widths, strict=True))
+                )
+            )
     print("predictor RASE (all called / delayed only):")
     for name, s in report["rule_sets"].items():
         print(
@@ -122,7 +147,7 @@ def bundled(name: str) -> str:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from waitroom.sim import whatif
+    from waitroom.sim import builtin_rule_sets, whatif
     from waitroom.sim.report import write
     from waitroom.sim.scenario import load
 
@@ -131,9 +156,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             report = _replay(args.scenario, args)
         else:
             sc, cfg = load(bundled(args.scenario))
+            if args.arrival_scale is not None:
+                if not 0 < args.arrival_scale <= 10:
+                    print(
+                        f"--arrival-scale {args.arrival_scale}: give a factor above 0 and at most 10",
+                        file=sys.stderr,
+                    )
+                    return 1
+                sc = sc.model_copy(update={"arrival_scale": args.arrival_scale})
             sets: dict[str, Any] | None = None
             if args.rule_sets:
-                known = {"current": None, **sc.rule_sets}
+                known = {"current": None, **builtin_rule_sets(cfg), **sc.rule_sets}
                 unknown = [n for n in args.rule_sets if n not in known]
                 if unknown:
                     print(
@@ -150,7 +183,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     page = write(report, args.out)
-    if args.json:
+    if args.json and args.json != "-":
+        try:
+            Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+        except OSError as exc:
+            print(f"--json {args.json}: cannot write: {exc.strerror}", file=sys.stderr)
+            return 1
+    if args.json == "-":
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
         _print(report)

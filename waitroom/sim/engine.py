@@ -44,6 +44,9 @@ class Record:
     counter: str | None = None
     reason: str = ""
     predictions: dict[str, float] = field(default_factory=dict)
+    left: float | None = None  # gave up waiting at this time (abandoned)
+    ghost_called: float | None = None  # an abandoned ticket's call: a no-show that cost the counter time
+    overtaken_wait: float | None = None  # longest wait at which a later priority ticket was called first
 
     @property
     def wait(self) -> float | None:
@@ -147,6 +150,11 @@ class DaySim:
 
     def on_shift_start(self, data: tuple[str, float]) -> None:
         cid, end = data
+        if self.on_shift[cid] is not None:
+            # still on the previous shift (serving its last citizen): the shifts join, the counter stays open
+            self.on_shift[cid] = max(end, self.on_shift[cid])  # type: ignore[type-var]
+            self.push(end, "shift_end", cid)
+            return
         self.on_shift[cid] = end
         self.staffed[cid] -= self.now
         self.emit("counter_opened", counter=cid)
@@ -263,8 +271,11 @@ class DaySim:
     def on_abandon(self, tid: str) -> None:
         t = self.state.tickets[tid]
         if t.state == "waiting":
+            r = self.by_ticket[tid]
+            r.outcome, r.left = "abandoned", self.now
+            if self.plan.abandoned_called:
+                return  # the ticket stays in the queue: when it is called, nobody comes (a no-show)
             self.emit("ticket_cancelled", ticket=tid, reason="abandoned")
-            self.by_ticket[tid].outcome = "abandoned"
 
     def call(self, cid: str) -> bool:
         """A free counter calls the next ticket by the office's rules; True when it called one."""
@@ -277,24 +288,51 @@ class DaySim:
         cs = self.state.counters[cid]
         # the controller's own selection (RuleSelector.select without the German explanation text)
         choice = self.selector.choose(
-            self.cfg, cid, self.now, self.state.pool, cs.calls_since_priority, cs.priority_calls
+            self.cfg,
+            cid,
+            self.now,
+            self.state.pool,
+            cs.calls_since_priority,
+            cs.priority_calls,
+            state=self.state,
         )
         if choice is None:
             if self.now >= end:
                 self._close(cid)
             return False
         tid = choice.ticket.id
+        if choice.ticket.priority and choice.ticket.appointment is None and choice.rule != "transferred":
+            self._overtaken(cid, choice.ticket)
         self.emit("ticket_called", ticket=tid, counter=cid, reason=choice.rule)
         r = self.by_ticket[tid]
-        r.called, r.counter, r.reason = self.now, cid, choice.rule
-        self.last_start[r.service] = self.now - r.arrival
         duration, no_show = self.durations[tid]
-        if no_show:
-            duration = self.plan.no_show_s
-        r.outcome = "no_show" if no_show else "served"
+        if r.left is not None:  # gave up earlier: called in vain
+            r.ghost_called, r.counter, r.reason = self.now, cid, choice.rule
+            duration, no_show = self.plan.no_show_s, True
+        else:
+            r.called, r.counter, r.reason = self.now, cid, choice.rule
+            self.last_start[r.service] = self.now - r.arrival
+            if no_show:
+                duration = self.plan.no_show_s
+            r.outcome = "no_show" if no_show else "served"
         self.serving[cid] = (tid, self.now, no_show)
         self.push(self.now + duration, "done", cid)
         return True
+
+    def _overtaken(self, cid: str, p: Any) -> None:
+        """A priority ticket is called: every normal ticket this counter could have called instead and that
+        came earlier is overtaken (measured against the cap; only the simulator looks)."""
+        pool = self.state.pool
+        for sid in self.serves[cid]:
+            for t in pool.normal.get(sid, ()):
+                if t.issued_at >= p.issued_at:
+                    break
+                r = self.by_ticket[t.id]
+                if r.left is not None:
+                    continue
+                w = self.now - t.issued_at
+                if r.overtaken_wait is None or w > r.overtaken_wait:
+                    r.overtaken_wait = w
 
     def on_done(self, cid: str) -> None:
         tid, start, no_show = self.serving[cid]  # type: ignore[misc]

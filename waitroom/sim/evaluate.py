@@ -108,6 +108,71 @@ def predictor_errors(records: list[Record], warmup_until: float | None = None) -
     return out
 
 
+# ------------------------------------------------------------------------------------------- per-day figures
+GROUPS = {
+    "all": lambda r: True,
+    "walk_in": lambda r: r.kind != "appointment",
+    "appointment": lambda r: r.kind == "appointment",
+    "priority": lambda r: r.priority,
+    "normal": lambda r: r.kind != "appointment" and not r.priority,
+}
+APPOINTMENT_WINDOW_S = 300.0  # "called within 5 minutes of the slot"
+
+
+def ci95(values: Sequence[float]) -> dict[str, Any]:
+    """Mean of per-day values with its 95 % confidence interval (normal approximation over days)."""
+    xs = [v for v in values if v is not None and not math.isnan(v)]
+    if not xs:
+        return {"mean": None, "ci95": None, "days": 0}
+    m = statistics.fmean(xs)
+    half = 1.96 * statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else float("nan")
+    return {"mean": _round(m, 3), "ci95": [_round(m - half, 3), _round(m + half, 3)], "days": len(xs)}
+
+
+def _day_figures(d: DayResult, cfg: Config) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for g, keep in GROUPS.items():
+        ws = [r.wait / 60.0 for r in d.records if r.wait is not None and keep(r)]
+        out[f"{g}.mean_wait_min"] = statistics.fmean(ws) if ws else None
+        out[f"{g}.p95_wait_min"] = percentile(ws, 95) if ws else None
+        out[f"{g}.max_wait_min"] = max(ws) if ws else None
+    called = [r for r in d.records if r.wait is not None]
+    gone = sum(1 for r in d.records if r.outcome == "abandoned" and r.ticket is not None)
+    within = sum(1 for r in called if r.wait <= cfg.steering.target_s(r.service))  # type: ignore[operator]
+    out["within_target"] = within / (len(called) + gone) if called or gone else None
+    appts = [r for r in d.records if r.kind == "appointment" and r.called is not None]
+    out["appointments_within_5_min_of_slot"] = (
+        sum(1 for r in appts if r.called - r.slot <= APPOINTMENT_WINDOW_S) / len(appts) if appts else None  # type: ignore[operator]
+    )
+    out["appointments_within_5_min_of_due"] = (
+        sum(1 for r in appts if r.called - max(r.slot, r.arrival) <= APPOINTMENT_WINDOW_S) / len(appts)  # type: ignore[operator,type-var]
+        if appts
+        else None
+    )
+    over = [r for r in d.records if r.overtaken_wait is not None]
+    out["overtaken_max_wait_when_overtaken_min"] = max((r.overtaken_wait for r in over), default=0.0) / 60.0  # type: ignore[type-var]
+    out["overtaken_max_wait_min"] = max((r.wait for r in over if r.wait is not None), default=0.0) / 60.0
+    out["turned_away"] = float(sum(1 for r in d.records if r.outcome == "turned_away"))
+    out["abandoned"] = float(sum(1 for r in d.records if r.outcome == "abandoned"))
+    staffed = sum(d.staffed.values())
+    out["utilisation"] = sum(d.busy.values()) / staffed if staffed > 0 else None
+    out["overtime_min"] = max(0.0, d.end - d.close) / 60.0
+    return out
+
+
+def figures(days: list[DayResult], cfg: Config) -> dict[str, Any]:
+    """Every figure of the comparison as the mean over days with a 95 % confidence interval (``ci95``)."""
+    per_day = [_day_figures(d, cfg) for d in days]
+    out: dict[str, Any] = {}
+    for key in per_day[0] if per_day else ():
+        v = ci95([x[key] for x in per_day])  # type: ignore[misc]
+        if key.endswith("max_wait_min") or key.startswith("overtaken"):
+            v["worst"] = _round(max((x[key] for x in per_day if x[key] is not None), default=float("nan")), 3)  # type: ignore[type-var]
+        group, _, name = key.rpartition(".")
+        (out.setdefault(group, {}) if group else out)[name] = v
+    return out
+
+
 def summarize(days: list[DayResult], cfg: Config, *, warmup_s: float = 0.0) -> dict[str, Any]:
     """The JSON-able summary of simulated days of one rule set."""
     records = [r for d in days for r in d.records]
@@ -160,6 +225,8 @@ def summarize(days: list[DayResult], cfg: Config, *, warmup_s: float = 0.0) -> d
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
     return {
         "days": len(days),
+        "policy": cfg.steering.policy,
+        "figures": figures(days, cfg),
         "overall": overall,
         "per_service": per_service,
         "utilisation": utilisation,

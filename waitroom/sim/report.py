@@ -84,6 +84,62 @@ def _charts(report: dict[str, Any], out: Path) -> list[str]:
     return files
 
 
+# The comparison of rule sets: (label, path into ``figures``, format); the same rows in the terminal and HTML.
+FIGURE_ROWS: list[tuple[str, tuple[str, ...], str]] = [
+    *(
+        (f"{g} {stat} wait (min)", (g, f"{stat}_wait_min"), "min")
+        for g in ("all", "walk_in", "appointment", "priority", "normal")
+        for stat in ("mean", "p95", "max")
+    ),
+    ("within the service target", ("within_target",), "pct"),
+    ("appointments called <= 5 min after slot", ("appointments_within_5_min_of_slot",), "pct"),
+    ("appointments <= 5 min after max(slot, arrival)", ("appointments_within_5_min_of_due",), "pct"),
+    (
+        "normal overtaken by priority: longest wait then (min)",
+        ("overtaken_max_wait_when_overtaken_min",),
+        "min",
+    ),
+    ("normal overtaken by priority: longest total wait (min)", ("overtaken_max_wait_min",), "min"),
+    ("turned away per day", ("turned_away",), "n"),
+    ("abandoned per day", ("abandoned",), "n"),
+    ("utilisation", ("utilisation",), "pct"),
+    ("overtime per day (min)", ("overtime_min",), "min"),
+]
+
+
+def figure(rs: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    v: Any = rs.get("figures")
+    for k in path:
+        v = v.get(k) if isinstance(v, dict) else None
+    return v
+
+
+def fmt_figure(v: dict[str, Any] | None, kind: str) -> str:
+    """``12.3 [11.8-12.9]``: the mean over days and its 95 % confidence interval."""
+    if not v or v.get("mean") is None:
+        return "-"
+
+    def one(x: float | None) -> str:
+        if x is None:
+            return "?"
+        return f"{x:.1%}" if kind == "pct" else f"{x:.1f}"
+
+    lo, hi = v.get("ci95") or (None, None)
+    ci = f" [{one(lo)}-{one(hi)}]" if lo is not None and hi is not None else ""
+    return one(v["mean"]) + ci
+
+
+def comparison(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the rule-set comparison (every figure with its 95 % interval over days)."""
+    sets = report["rule_sets"]
+    head = ["figure (mean over days [95 % CI])", *sets]
+    rows = [
+        [label] + [fmt_figure(figure(s, path), kind) for s in sets.values()]
+        for label, path, kind in FIGURE_ROWS
+    ]
+    return head, rows
+
+
 def _table(rows: list[list[Any]], head: list[str]) -> str:
     def cell(v: Any) -> str:
         return "–" if v is None else html.escape(str(v))
@@ -138,6 +194,14 @@ def write(report: dict[str, Any], out: str | Path) -> Path:
             ]
         )
     parts += ["<h2>Gesamt / overall (Minuten / minutes)</h2>", _table(rows, head)]
+    if all("figures" in s for s in sets.values()):
+        chead, crows = comparison(report)
+        parts += [
+            "<h2>Vergleich / comparison: Mittel über Tage [95-%-Konfidenzintervall] / mean over days "
+            "[95 % CI]"
+            "</h2>",
+            _table(crows, chead),
+        ]
     for name, s in sets.items():
         rows = [
             [

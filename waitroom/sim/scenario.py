@@ -53,6 +53,49 @@ class Distribution(_Strict):
         return rng.gammavariate(k, m / k)
 
 
+class Patience(_Strict):
+    """How long a waiting citizen stays before giving up (minutes)."""
+
+    dist: Literal["exponential", "uniform", "lognormal", "empirical"] = Field(
+        description="exponential (mean_min), uniform (from_min-to_min, e.g. 'leaves after 45-90 min'), "
+        "lognormal (mean_min, cv) or empirical (values_min, drawn with equal probability)"
+    )
+    mean_min: float | None = Field(None, gt=0, le=1440, description="mean (exponential, lognormal)")
+    cv: float = Field(0.5, gt=0, le=5, description="coefficient of variation (lognormal)")
+    from_min: float | None = Field(None, ge=0, le=1440, alias="from", description="shortest (uniform)")
+    to_min: float | None = Field(None, gt=0, le=1440, alias="to", description="longest (uniform)")
+    values_min: list[float] | None = Field(
+        None, min_length=1, description="observed patience values (empirical)"
+    )
+
+    def model_post_init(self, _: Any) -> None:
+        need = {
+            "exponential": ("mean_min",),
+            "lognormal": ("mean_min",),
+            "uniform": ("from_min", "to_min"),
+            "empirical": ("values_min",),
+        }[self.dist]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            names = [k.removesuffix("_min") if k in ("from_min", "to_min") else k for k in missing]
+            raise ValueError(f"dist {self.dist} needs {', '.join(names)}")
+        if self.dist == "uniform" and self.from_min > self.to_min:  # type: ignore[operator]
+            raise ValueError("from must not be above to")
+        if self.values_min is not None and any(v <= 0 for v in self.values_min):
+            raise ValueError("values_min must be above 0")
+
+    def sample(self, rng: random.Random) -> float:
+        if self.dist == "exponential":
+            return rng.expovariate(1.0 / (self.mean_min * 60.0))  # type: ignore[operator]
+        if self.dist == "uniform":
+            return rng.uniform(self.from_min * 60.0, self.to_min * 60.0)  # type: ignore[operator]
+        if self.dist == "lognormal":
+            m = self.mean_min * 60.0  # type: ignore[operator]
+            s2 = math.log(1.0 + self.cv * self.cv)
+            return rng.lognormvariate(math.log(m) - s2 / 2.0, math.sqrt(s2))
+        return rng.choice(self.values_min) * 60.0  # type: ignore[arg-type]
+
+
 class AppointmentBook(_Strict):
     service: Id = Field(description="service booked")
     start: HHMM = Field("08:00", alias="from", description="first slot")
@@ -65,6 +108,15 @@ class Behaviour(_Strict):
     no_show_min: float = Field(1.5, ge=0, le=30, description="minutes a counter loses on a no-show")
     patience_min: float | None = Field(
         90, gt=0, description="mean patience of a waiting citizen (exponential); null = nobody leaves"
+    )
+    patience: Patience | None = Field(
+        None,
+        description="patience distribution; replaces patience_min (e.g. {dist: uniform, from: 45, to: 90})",
+    )
+    abandoned_called: bool = Field(
+        True,
+        description="a citizen who gave up keeps a ticket in the queue and is called in vain (a no-show "
+        "costing no_show_min); false = the ticket disappears at no cost",
     )
     priority_share: float = Field(0.03, ge=0, le=1, description="share of walk-ins with a priority ticket")
     appointment_no_show: float = Field(
@@ -107,6 +159,13 @@ class Scenario(_Strict):
     rule_sets: dict[str, RuleSet] = Field(
         default_factory=dict,
         description="named alternatives to compare; the office's own rules are 'current'",
+    )
+    arrival_scale: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="multiplies every walk-in rate and the density of the appointment book (a lighter or "
+        "busier day of the same kind)",
     )
     replications: int = Field(20, ge=1, le=10000, description="simulated days per rule set")
     seed: int = Field(1, description="random seed of the first day")
@@ -211,6 +270,7 @@ class DayPlan:
     shifts: dict[str, list[tuple[float, float]]]  # counter -> [(from, to)]
     appointments: list[tuple[str, str, float]] = field(default_factory=list)  # (code, service, slot)
     no_show_s: float = 90.0
+    abandoned_called: bool = False  # abandoned tickets stay in the queue and are called as no-shows
 
 
 def day_epoch(cfg: Config, weekday: str, hhmm: str, date: dt.date | None = None) -> float:
@@ -233,13 +293,17 @@ def plan_day(sc: Scenario, cfg: Config, seed: int) -> DayPlan:
     arrivals: list[Arrival] = []
 
     def patience() -> float | None:
+        if b.patience is not None:
+            return b.patience.sample(rng)
         return rng.expovariate(1.0 / (b.patience_min * 60.0)) if b.patience_min else None
 
     for sid, rates in sc.arrivals.items():
         for hour, rate in sorted(rates.items()):
-            lo = max(day_epoch(cfg, sc.weekday, f"{int(hour):02d}:00"), t_open)
-            hi = min(lo + 3600.0, t_close) if lo >= t_open else lo
+            # the hour's own part of the opening hours only: 07:00-08:00 with opening at 07:30 -> 07:30-08:00
+            h0 = day_epoch(cfg, sc.weekday, f"{int(hour):02d}:00")
+            lo, hi = max(h0, t_open), min(h0 + 3600.0, t_close)
             t = lo
+            rate *= sc.arrival_scale
             while rate > 0:
                 t += rng.expovariate(rate / 3600.0)
                 if t >= hi:
@@ -272,7 +336,7 @@ def plan_day(sc: Scenario, cfg: Config, seed: int) -> DayPlan:
                         patience=patience(),
                     )
                 )
-            slot += book.every_min * 60.0
+            slot += book.every_min * 60.0 / sc.arrival_scale
     arrivals.sort(key=lambda a: a.t)
     if sc.staffing is not None:
         shifts = {
@@ -281,4 +345,13 @@ def plan_day(sc: Scenario, cfg: Config, seed: int) -> DayPlan:
         }
     else:
         shifts = {c.id: [(t_open, t_close)] for c in cfg.counters if c.initially == "open"}
-    return DayPlan(t_open - 60.0, t_open, t_close, arrivals, shifts, appointments, b.no_show_min * 60.0)
+    return DayPlan(
+        t_open - 60.0,
+        t_open,
+        t_close,
+        arrivals,
+        shifts,
+        appointments,
+        b.no_show_min * 60.0,
+        b.abandoned_called,
+    )

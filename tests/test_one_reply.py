@@ -1,0 +1,118 @@
+"""Every command on the wire gets exactly one reply, with its id whenever the payload has one, and nothing
+crashes the controller: raw payloads through a real mosquitto to the running controller service."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from waitroom.contract import MAX_PAYLOAD_BYTES, Topics
+
+
+class Wire:
+    """A raw MQTT client: publishes bytes to any topic and records every reply of the office."""
+
+    def __init__(self, port: int, office: str):
+        self.topics = Topics(office)
+        self.replies: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"wire-{time.monotonic_ns()}")
+        self.c.on_message = self._on_message
+        self.c.on_subscribe = lambda *a: self.subscribed.set()
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        self.c.subscribe(self.topics.all_nodes("reply"), qos=1)
+        assert self.subscribed.wait(5)
+
+    def _on_message(self, c, u, msg) -> None:
+        with self.lock:
+            self.replies.append((msg.topic.split("/")[-2], json.loads(msg.payload)))
+
+    def send(self, node: str, payload: bytes) -> None:
+        self.c.publish(f"{self.topics.base}/node/{node}/cmd", payload, qos=1).wait_for_publish(5)
+
+    def replies_for(self, rid: str | None) -> list[tuple[str, dict]]:
+        with self.lock:
+            return [(n, r) for n, r in self.replies if r.get("id") == rid]
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_bad_commands_get_one_reply_each_and_bad_topics_none(cfg, controller, caplog) -> None:
+    wire = Wire(cfg.broker.port, cfg.office.id)
+    caplog.set_level(logging.WARNING, logger="waitroom.service")
+    try:
+        big = (
+            b'{"id": "r-big", "op": "ticket.issue", "args": {"service": "' + b"x" * MAX_PAYLOAD_BYTES + b'"}}'
+        )
+        cases = [
+            ("disp-1", b'{"id": "r-json", "op": "ticket.issue", "args": {', "r-json", "bad_json"),
+            ("disp-1", big, "r-big", "too_large"),
+            ("disp-1", b'{"id": "r-deep", "args": ' + b"[" * 1000 + b"]" * 1000 + b"}", "r-deep", "bad_json"),
+            (
+                "disp-1",
+                b'{"id": "r-sur", "op": "ticket.issue", "args": {"service": "\\ud800"}}',
+                "r-sur",
+                "bad_json",
+            ),
+            (
+                "ghost",
+                b'{"id": "r-ghost", "op": "ticket.issue", "args": {"service": "pass"}}',
+                "r-ghost",
+                "unknown_node",
+            ),
+            ("disp-1", b"\xff\xfe not even utf-8", None, "bad_json"),
+        ]
+        # a node id that is not an id: no reply topic to answer on; logged, and nothing else happens
+        wire.send("BAD!ID", b'{"id": "r-topic", "op": "ticket.issue", "args": {"service": "pass"}}')
+        for node, payload, _, _ in cases:
+            wire.send(node, payload)
+        wire.send("disp-1", b'{"id": "r-last", "op": "ticket.issue", "args": {"service": "pass"}}')
+        wait_until(lambda: wire.replies_for("r-last"))
+        time.sleep(0.3)  # any late second reply would be in by now (they are published in order)
+        for node, _, rid, code in cases:
+            got = wire.replies_for(rid)
+            assert len(got) == 1, (rid, got)
+            assert got[0][0] == node and got[0][1]["ok"] is False and got[0][1]["error"]["code"] == code
+        assert wire.replies_for("r-topic") == []
+        assert any("invalid topic" in r.getMessage() for r in caplog.records)
+        last = wire.replies_for("r-last")
+        assert len(last) == 1 and last[0][1]["result"]["ticket"]["number"] == "A001"
+        assert controller.alive() and len(controller.office.state.tickets) == 1
+    finally:
+        wire.close()
+
+
+@pytest.mark.parametrize("issued_at", ["0", "-1e308", "1e308", "NaN", "Infinity"])
+def test_offline_times_outside_the_lease_are_refused_on_the_wire(cfg, controller, issued_at) -> None:
+    wire = Wire(cfg.broker.port, cfg.office.id)
+    try:
+        wire.send(
+            "disp-1", b'{"id": "r-lease", "op": "ticket.lease", "args": {"service": "pass", "count": 3}}'
+        )
+        wait_until(lambda: wire.replies_for("r-lease"))
+        first = wire.replies_for("r-lease")[0][1]["result"]["lease"]["first"]
+        args = f'{{"service": "pass", "number": {first}, "issued_at": {issued_at}}}'
+        wire.send("disp-1", f'{{"id": "r-off", "op": "ticket.report_offline", "args": {args}}}'.encode())
+        wait_until(lambda: wire.replies_for("r-off"))
+        reply = wire.replies_for("r-off")[0][1]
+        assert reply["ok"] is False and reply["error"]["code"] in ("bad_request", "bad_json"), reply
+        assert not controller.office.state.tickets
+    finally:
+        wire.close()
