@@ -126,6 +126,8 @@ def cmd_bridge(args: argparse.Namespace) -> int:
         cafile=None if args.no_tls else args.city_ca,
         password=password,
         username=args.username,
+        # remote tickets: an office whose file lists a node of role city lets the city service's commands in
+        remote_tickets=any(n.role == "city" for n in cfg.nodes),
     )
     _emit(args, gen.bridge_conf(cfg, b), mode=0o640, group=args.group)
     return 0

@@ -119,7 +119,7 @@ def login(page, base: str) -> None:
     page.wait_for_load_state()
 
 
-def citizen_pages(base: str, ticket_id: str) -> list[str]:
+def citizen_pages(base: str, ticket_id: str, reservation: str | None = None) -> list[str]:
     return [
         f"{base}/waiting",
         f"{base}/t/{ticket_id}",
@@ -128,6 +128,7 @@ def citizen_pages(base: str, ticket_id: str) -> list[str]:
         f"{base}/no-such-page",
         f"{base}/display/?sound=0",
         f"{base}/checkin",
+        *([f"{base}/t/{reservation}"] if reservation else []),  # a remote ticket before its check-in
     ]
 
 
@@ -143,12 +144,13 @@ def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, ar
     node("counter-1").request("counter.call_next", {"counter": "c1"})
     booking = node("web").request("appointment.book", {"service": "pass", "slot": first["issued_at"] + 3600})
     staff_pages = [*STAFF_PAGES, f"/booking/c/{booking['appointment']['code']}"]
+    code = node("web").request("ticket.reserve", {"service": "pass"})["reservation"]["code"]
     found: dict[str, list[dict]] = {}
     page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # axe is injected
     page.set_content('<html><body><input type="text"><img src="a.png"></body></html>')
     assert {"html-has-lang", "image-alt", "label"} <= {v["id"] for v in run_axe(page, script)}  # axe runs
     for lang in i18n.LANGUAGES:
-        for url in citizen_pages(server, first["id"]):
+        for url in citizen_pages(server, first["id"], code):
             sep = "&" if "?" in url else "?"
             page.goto("about:blank")  # ends the previous page's live streams
             page.goto(f"{url}{sep}lang={lang}")

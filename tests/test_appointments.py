@@ -203,4 +203,4 @@ def test_repeated_request_id_is_idempotent(office):
     args = {"code": "IMP1", "service": "pass", "slot": at(1, "10:00"), "version": 0}
     first = cmd(office, "web", "appointment.book", rid="imp-abc-0", **args)
     again = cmd(office, "web", "appointment.book", rid="imp-abc-0", **args)
-    assert first.reply == again.reply and not again.events
+    assert again.reply == {**first.reply, "repeated": True} and not again.events

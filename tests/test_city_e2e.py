@@ -1,7 +1,10 @@
 """The city view end to end: three offices, each with its own controller and mosquitto bridged (generated
 bridge section) to a city mosquitto (generated config, ACL and passwords), and `waitroom city run` as its own
 process. The page and the API show all three live, mark an office stale when its bridge is cut, recommend the
-right office, and the recommendation reaches the busy office's public page and its printed ticket."""
+right office, and the recommendation reaches the busy office's public page and its printed ticket. A remote
+ticket goes from the city website's API to a call at a counter: reserved at Ost over its bridge, checked in
+with its code at Ost's dispenser (mock pins, real ESC/POS bytes), called at a counter, its state in the
+API."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from tests.test_e2e_web import CHROMIUM_ARGS
 from waitroom.city import config as city_config
 from waitroom.city.broker import write_city_broker
 from waitroom.city.web import SCHEMAS
+from waitroom.config import Node
 from waitroom.node import NodeRuntime
 from waitroom.service import ControllerService
 
@@ -35,10 +39,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 NAMES = {"nord": "Bürgerbüro Nord", "sued": "Bürgerbüro Süd", "ost": "Bürgerbüro Ost"}
 TICKETS = {"nord": 12, "sued": 0, "ost": 3}  # pass tickets drawn before the check
+REMOTE = "ost"  # the office that takes remote tickets
+TOKEN = "city-website-backend-token-0123456789"
 
 
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    req = urllib.request.Request(url, headers=headers or {})
+def get(
+    url: str, headers: dict[str, str] | None = None, body: dict | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url, data=data, headers={**(headers or {}), "Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, dict(resp.headers), resp.read()
@@ -71,6 +82,8 @@ class City:
         self.city_port = free_port()
         passwords = {gen.bridge_user(o): f"bridge-{o}-pw" for o in NAMES}
         passwords |= {gen.CITY_SERVICE_USER: "city-service-pw", "city-page": "page-pw"}
+        tokens = self.root / "city-api.tokens"
+        tokens.write_text(f"# the city website's back end\n{TOKEN}\n")
         self.city_cfg = city_config.parse(
             {
                 "city": {"name": "Teststadt"},
@@ -78,6 +91,7 @@ class City:
                 "offices": [{"id": o, "name": n, "hours": ALL_DAY} for o, n in NAMES.items()],
                 "services": [{"id": "pass", "name": {"de": "Personalausweis / Reisepass", "en": "ID card"}}],
                 "steering": {"threshold_min": 20, "min_gain_min": 10, "reach_min": 0},
+                "remote_tickets": {"enabled": True, "token_file": str(tokens), "offices": [REMOTE]},
             }
         )
         city_dir = self.root / "city"
@@ -95,6 +109,8 @@ class City:
             )
             office_info = cfg.office.model_copy(update={"name": NAMES[office]})
             cfg = cfg.model_copy(update={"office": office_info, "steering": steering})
+            if office == REMOTE:  # the city service sends ticket.reserve as this office's node "city"
+                cfg = cfg.model_copy(update={"nodes": [*cfg.nodes, Node(id="city", role="city")]})
             folder = self.root / office
             folder.mkdir()
             folder.chmod(0o755)
@@ -106,6 +122,7 @@ class City:
                     cafile=None,
                     password=passwords[gen.bridge_user(office)],
                     restart_timeout=(1, 2),
+                    remote_tickets=office == REMOTE,
                 ),
             )
             conf = render_local_config(port, folder / "mosquitto.conf", "\n" + bridge)
@@ -295,5 +312,43 @@ def test_three_offices_live_stale_and_recommended(city, mock_pins, artifacts, tm
         jsonschema.validate(json.loads(body), schema("open-data"))
         status, _, body = get(city.url + "/open-data/v1/waits.json", {"If-None-Match": headers["ETag"]})
         assert status == 304 and body == b""
+
+        # A remote ticket: the city website's back end reserves a place at Ost for a citizen not there yet.
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        url = f"{city.url}/api/v1/offices/{REMOTE}/reservations"
+        assert get(url, body={"service": "pass"})[0] == 401
+        status, _, body = get(url, auth, {"service": "pass", "lang": "en"})
+        assert status == 201, body
+        res = json.loads(body)["reservation"]
+        assert res["state"] == "reserved" and res["number"] is None and res["arrive_by"] > time.time()
+        status, _, body = get(f"{city.url}/api/v1/offices/nord/reservations", auth, {"service": "pass"})
+        assert (status, json.loads(body)["error"]["code"]) == (501, "not_supported")
+
+        # The citizen arrives and types the code at Ost's dispenser: the ticket is printed with its number.
+        ost_cfg = city.controllers[REMOTE].cfg
+        folder = tmp_path / "raw-ost"
+        folder.mkdir()
+        ost_cfg = ost_cfg.model_copy(update={"printer": {"backend": "file", "file": {"path": str(folder)}}})
+        disp = Dispenser(city.runtime(REMOTE, "disp-1"), ost_cfg, ost_cfg.node("disp-1"), pins=mock_pins)
+        disp.start()
+        try:
+            disp.checkin(res["code"].lower())
+            raw = wait_until(lambda: [p.read_bytes() for p in folder.glob("*.bin")], 10)[0]
+        finally:
+            disp.stop()
+        number = f"A{TICKETS[REMOTE] + 1:03d}"  # after the three walk-ins drawn before it
+        assert number.encode() in raw
+
+        # Called at a counter: the three before it first, then the remote ticket.
+        counter = city.runtime(REMOTE, "counter-1")
+        counter.request("counter.open", {"counter": "c1"})
+        called = [counter.request("counter.call_next", {"counter": "c1"})["call"]["ticket"] for _ in range(4)]
+        assert called == ["A001", "A002", "A003", number]
+        status, _, body = get(f"{city.url}/api/v1/offices/{REMOTE}/reservations/{res['code']}", auth)
+        assert status == 200, body
+        state = json.loads(body)["reservation"]
+        assert (
+            state["state"] == "checked_in" and state["number"] == number and state["ticket_state"] == "called"
+        )
     finally:
         live.close()

@@ -1,7 +1,7 @@
 """Remote tickets, the city side, against the real controller over real bridged brokers (generated bridge with
-remote tickets, generated city ACL): the request reaches the office's controller as node `city` and its answer
-comes back. Until the controller has `ticket.reserve` the answer is `unknown_op`, which the API passes on as
-501 not_supported; every other case gets its own clear answer."""
+remote tickets, generated city ACL): the request reaches the office's controller as node `city` (role city),
+which answers `ticket.reserve` with a reservation and `ticket.reservation` with its state; every other case
+gets its own clear answer."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from waitroom.city import config as city_config
 from waitroom.city.broker import write_city_broker
 from waitroom.city.service import CityService
 from waitroom.city.web import create_app
-from waitroom.config import Node
+from waitroom.config import Node, RemoteTicketRules
 from waitroom.service import ControllerService
 
 TOKEN = "t0ken-for-the-115-backend-0123456789"
+TOKEN2 = "t0ken-for-the-city-website-9876543210"
 PASSWORDS = {"office-rem": "b-pw", "office-far": "f-pw", "city-service": "s-pw", "city-page": "p-pw"}
 
 pytestmark = [pytest.mark.slow]
@@ -46,7 +47,7 @@ def setup(mosquitto_bin, tmp_path: Path):
     try:
         city_port = free_port()
         tokens = tmp_path / "tokens"
-        tokens.write_text(f"# 115 back end\n{TOKEN}\n")
+        tokens.write_text(f"# 115 back end\n{TOKEN}\n# city website\n{TOKEN2}\n")
         ccfg = city_config.parse(
             {
                 "city": {"name": "Teststadt"},
@@ -70,7 +71,12 @@ def setup(mosquitto_bin, tmp_path: Path):
         )
         port = free_port()
         cfg = office_config(port, office_id="rem")
-        cfg = cfg.model_copy(update={"nodes": [*cfg.nodes, Node(id="city", role="web")]})
+        cfg = cfg.model_copy(
+            update={
+                "nodes": [*cfg.nodes, Node(id="city", role="city")],
+                "remote_tickets": RemoteTicketRules(max_open_per_service=2),
+            }
+        )
         bridge = gen.bridge_conf(
             cfg,
             gen.BridgeOptions(
@@ -133,11 +139,52 @@ def test_a_reservation_reaches_the_controller_and_every_case_has_one_answer(setu
     r = client.post("/api/v1/offices/nowhere/reservations", json={"service": "pass"}, headers=auth)
     assert (r.status_code, r.get_json()["error"]["code"]) == (404, "unknown_office")
 
-    # The real controller answers over the bridge: it does not know ticket.reserve yet.
-    r = client.post(url, json={"service": "pass", "lang": "en"}, headers=auth)
-    assert r.status_code == 501 and r.headers["Cache-Control"] == "no-store"
-    err = r.get_json()["error"]
-    assert err["code"] == "not_supported" and "unknown operation 'ticket.reserve'" in err["message"]
+    assert (
+        client.post(url, json={"service": "pass", "priority": "yes"}, headers=auth).get_json()["error"][
+            "code"
+        ]
+        == "bad_request"
+    )
+
+    # The real controller answers over the bridge with a reservation: a code, "be there by", the deadline.
+    before = time.time()
+    r = client.post(url, json={"service": "pass", "lang": "en", "request_id": "web-17"}, headers=auth)
+    assert r.status_code == 201 and r.headers["Cache-Control"] == "no-store"
+    doc = r.get_json()
+    # a retry with the same request id (a lost answer) gets the same reservation, not a second one
+    again = client.post(url, json={"service": "pass", "lang": "en", "request_id": "web-17"}, headers=auth)
+    assert again.status_code == 201 and again.get_json() == doc
+    other = client.post(url, json={"service": "melde", "request_id": "web-17"}, headers=auth)
+    assert (other.status_code, other.get_json()["error"]["code"]) == (409, "duplicate")
+    # another back end's request ids are its own
+    theirs = client.post(
+        url, json={"service": "pass", "request_id": "web-17"}, headers={"Authorization": f"Bearer {TOKEN2}"}
+    )
+    assert (
+        theirs.status_code == 201 and theirs.get_json()["reservation"]["code"] != doc["reservation"]["code"]
+    )
+    bad = client.post(url, json={"service": "pass", "request_id": "no spaces"}, headers=auth)
+    assert (bad.status_code, bad.get_json()["error"]["code"]) == (400, "bad_request")
+    res = doc["reservation"]
+    assert doc["v"] == 1 and doc["office"] == "rem"
+    assert res["state"] == "reserved" and res["number"] is None and res["service"] == "pass"
+    assert len(res["code"]) == 6 and set(res["code"]) <= set("23456789ABCDEFGHJKMNPQRSTUVWXYZ")
+    assert before - 60 <= res["reserved_at"] <= res["arrive_by"] < res["expires_at"]
+    assert res["arrive_by"] >= before + 14 * 60  # at least lead_min (15) ahead, on a whole minute
+    assert res["lang"] == "en" and "ticket" not in res
+
+    # Its state, asked by code (case and dashes do not matter); unknown codes get one answer.
+    status_url = f"/api/v1/offices/rem/reservations/{res['code'][:3]}-{res['code'][3:].lower()}"
+    assert client.get(status_url).status_code == 401
+    r = client.get(status_url, headers=auth)
+    assert r.status_code == 200 and r.get_json()["reservation"]["state"] == "reserved"
+    for code in ("ZZZZZZ", "not-a-code!"):
+        r = client.get(f"/api/v1/offices/rem/reservations/{code}", headers=auth)
+        assert (r.status_code, r.get_json()["error"]["code"]) == (404, "unknown_reservation"), code
+
+    # The cap of open reservations per service (2 here, both taken) protects the walk-ins.
+    r = client.post(url, json={"service": "pass"}, headers=auth)
+    assert (r.status_code, r.get_json()["error"]["code"]) == (409, "reservations_full")
 
     # The controller stops (it says offline; a crash would send its will): the city marks the office stale
     # and the API answers at once instead of waiting for a reply that cannot come.

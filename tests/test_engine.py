@@ -180,7 +180,7 @@ def test_a_batch_is_one_transaction_and_a_repeated_id_in_it_gets_the_first_reply
         [("disp-1", issue), ("disp-1", issue), ("disp-1", other), ("web", issue), ("disp-1", b"{")]
     )
     first, again, clash, web, bad = (o.reply for o in outs)
-    assert first["ok"] and again == first  # the same request once more: the same answer, no second ticket
+    assert first["ok"] and again == {**first, "repeated": True}  # the same answer once more, no second ticket
     assert clash["error"]["code"] == "duplicate"
     assert web["ok"] and web["result"]["ticket"]["number"] == "A002"  # request ids are per node
     assert bad["error"]["code"] == "bad_json"

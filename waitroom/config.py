@@ -194,7 +194,9 @@ class Node(Strict):
     """A device of the office: its MQTT user name, role and wiring."""
 
     id: Id = Field(description="node id = MQTT user name", examples=["disp-1"])
-    role: Literal["dispenser", "display", "counter", "assist", "web"] = Field(description="what the node is")
+    role: Literal["dispenser", "display", "counter", "assist", "web", "city"] = Field(
+        description="what the node is (city: the city service over the bridge, remote tickets only)"
+    )
     counter: Id | None = Field(None, description="counter node: the counter it operates")
     services: list[Id] | None = Field(None, description="dispenser: services on its buttons, in order")
     zone: Id | None = Field(None, description="display: show only calls of counters in this zone")
@@ -528,6 +530,39 @@ def _check_appointments(cfg: Config) -> list[str]:
     return errors
 
 
+class RemoteTicketRules(Strict):
+    """Remote tickets (virtual queue): places reserved by the city website or a 115 agent for a citizen who
+    is not there yet (docs/city-api.md "Remote tickets"). Taken from node ``city`` (role city) or ``web``."""
+
+    enabled: bool = Field(True, description="accept ticket.reserve (from a node of role city or web)")
+    max_open_per_service: int = Field(
+        10,
+        ge=1,
+        le=500,
+        description="open (not yet checked in) reservations a service may hold; more get reservations_full, "
+        "so the virtual queue cannot crowd out walk-ins",
+    )
+    per_hour: int = Field(
+        30, ge=1, le=5000, description="reservations per service and rolling hour; more get rate_limited"
+    )
+    lead_min: int = Field(
+        15, ge=0, le=240, description="'be there by' is at least this far ahead (the way to the office)"
+    )
+    early_min: int = Field(
+        10, ge=0, le=120, description="'be there by' is this many minutes before the forecast turn"
+    )
+    grace_min: int = Field(
+        15,
+        ge=1,
+        le=240,
+        description="a reservation not checked in this long after 'be there by' lapses; checked in late "
+        "(after 'be there by') it queues from its check-in, like a walk-in",
+    )
+    warn_min: int = Field(
+        10, ge=1, le=120, description="the ticket status page warns when the expected wait is this short"
+    )
+
+
 class Config(Strict):
     office: OfficeInfo
     services: list[Service] = Field(min_length=1)
@@ -544,6 +579,9 @@ class Config(Strict):
     appointments: AppointmentSettings = Field(
         default_factory=lambda: AppointmentSettings(),
         description="booking, capacity and import of appointments",
+    )
+    remote_tickets: RemoteTicketRules = Field(
+        default_factory=lambda: RemoteTicketRules(), description="remote tickets (docs/city-api.md)"
     )
 
     # -- look-ups (indexed once: the controller asks on every command)

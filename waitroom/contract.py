@@ -69,6 +69,7 @@ class Role(StrEnum):
     COUNTER = "counter"
     ASSIST = "assist"
     WEB = "web"
+    CITY = "city"  # the city service over the office's bridge: remote tickets only (docs/city-api.md)
 
 
 class EventKind(StrEnum):
@@ -107,6 +108,8 @@ class ErrorCode(StrEnum):
     SLOT_UNAVAILABLE = "slot_unavailable"
     APPOINTMENT_EXISTS = "appointment_exists"
     APPOINTMENT_CANCELLED = "appointment_cancelled"
+    RESERVATIONS_FULL = "reservations_full"
+    UNKNOWN_RESERVATION = "unknown_reservation"
 
 
 ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -131,12 +134,15 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.DUPLICATE: "the same request id was used with different content",
     ErrorCode.INTERNAL: "the controller failed; the command had no effect and may be retried",
     ErrorCode.NUMBERS_USED_UP: "the service has given out every ticket number of its prefix today",
-    ErrorCode.RATE_LIMITED: "the node sent more commands than the controller takes from one node; retry",
+    ErrorCode.RATE_LIMITED: "the node sent more commands than the controller takes from one node, or a "
+    "service took as many remote tickets this hour as allowed (remote_tickets.per_hour); retry later",
     ErrorCode.CLOCK_BEHIND: "the controller's clock is behind its event log (no time sync yet); nothing done",
     ErrorCode.SLOT_UNAVAILABLE: "the slot is not offered: not on the slot grid, in the past, or the staffing "
     "(less the walk-in share) has no room left",
     ErrorCode.APPOINTMENT_EXISTS: "the booking code is already booked for another service or slot",
     ErrorCode.APPOINTMENT_CANCELLED: "the appointment was cancelled",
+    ErrorCode.RESERVATIONS_FULL: "the service holds as many open remote tickets as allowed (remote_tickets)",
+    ErrorCode.UNKNOWN_RESERVATION: "no remote ticket with that reservation code today",
 }
 
 
@@ -212,6 +218,40 @@ OPS: dict[str, Op] = {
             {"ticket": {"number": "A901", "service": "pass"}},
         ),
         Op(
+            "ticket.reserve",
+            frozenset({Role.CITY, Role.WEB}),
+            {
+                "service": "[id] service id",
+                "lang": "[str] the citizen's language (a code of waitroom.i18n.LANGUAGES, default de)",
+                "priority": "[bool] priority ticket at check-in (counted)",
+            },
+            ("service",),
+            "Reserve a place for a citizen not there yet (remote ticket); the number comes at check-in.",
+            {"service": "pass", "lang": "de"},
+            {
+                "reservation": {
+                    "code": "K7P2QM",
+                    "service": "pass",
+                    "state": "reserved",
+                    "number": None,
+                    "eta_min": 35,
+                    "arrive_by": 1764002100.0,
+                    "arrive_by_local": "10:35",
+                    "expires_at": 1764003000.0,
+                    "reserved_at": 1764000000.0,
+                }
+            },
+        ),
+        Op(
+            "ticket.reservation",
+            frozenset({Role.CITY, Role.WEB}),
+            {"code": "[str] reservation code"},
+            ("code",),
+            "Where a remote ticket stands: reserved, checked_in (with its number), lapsed.",
+            {"code": "K7P2QM"},
+            {"reservation": {"code": "K7P2QM", "state": "checked_in", "number": "A014"}},
+        ),
+        Op(
             "appointment.book",
             frozenset({Role.WEB}),
             {
@@ -276,11 +316,11 @@ OPS: dict[str, Op] = {
             "appointment.checkin",
             frozenset({Role.DISPENSER, Role.WEB}),
             {
-                "code": "[str] booking code typed or scanned",
+                "code": "[str] booking code or reservation code typed or scanned",
                 "counter": "[id] web only: the citizen is at this counter, call them there at once",
             },
             ("code",),
-            "Check in an appointment holder; issues their ticket.",
+            "Check in an appointment holder or a remote ticket (reservation code); issues their ticket.",
             {"code": "K7P2Q"},
             {"ticket": {"number": "T003", "service": "pass", "appointment": 1764003600.0}},
         ),

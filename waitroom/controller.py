@@ -21,7 +21,7 @@ from waitroom import contract
 from waitroom.config import Config
 from waitroom.contract import Command, ContractError, ErrorCode, EventKind, Role
 from waitroom.model import OfficeState, Ticket, apply
-from waitroom.ops import AppointmentOps, AssistOps, CounterOps, IntakeOps, OpError, TicketOps
+from waitroom.ops import AppointmentOps, AssistOps, CounterOps, IntakeOps, OpError, RemoteOps, TicketOps
 from waitroom.ops.base import iso
 from waitroom.predict import Forecast, Predictor, WaitPredictor
 from waitroom.steering import RuleSelector, Selector
@@ -85,7 +85,7 @@ class _Batch:
     replies: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
-class Office(AppointmentOps, TicketOps, CounterOps, AssistOps, IntakeOps):
+class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, IntakeOps):
     """One office's queue: the command path (``handle``/``handle_batch``: decide, group commit, reply), the
     state rebuilt from the log, the forecast, and what is published. The operations themselves live in
     ``waitroom.ops``, one module per area."""
@@ -379,6 +379,8 @@ class Office(AppointmentOps, TicketOps, CounterOps, AssistOps, IntakeOps):
                 reply = contract.error_reply(
                     cmd.id, ErrorCode.DUPLICATE, f"request id {cmd.id} was already used for another command"
                 )
+            else:  # the stored reply, marked: the command did nothing now (an importer counts it unchanged)
+                reply = {**reply, "repeated": True}
             log.info("repeated request %s from %s: same reply again", cmd.id, node_id)
             return Outcome(reply)
         self._pending = []
@@ -482,6 +484,7 @@ class Office(AppointmentOps, TicketOps, CounterOps, AssistOps, IntakeOps):
                     )
                     self._emit("assist_escalated", id=a.id, terminal=a.terminal, level=due)
             self._auto_intake(now)
+            self._lapse_reservations(now)  # remote tickets not checked in by their deadline (ops/remote.py)
             events, self._pending = self._pending, []
             if events:
                 self.store.commit(events, None)

@@ -92,6 +92,27 @@ class Appointment:
         return d
 
 
+ReservationStateName = Literal["reserved", "checked_in", "lapsed"]
+
+
+@dataclass
+class Reservation:
+    """A remote ticket (virtual queue): a place held for a citizen who is not there yet; its ticket (and
+    number) comes at check-in. No personal data: the code is the citizen's only key."""
+
+    code: str
+    service: str
+    reserved_at: float  # the place it earned (its ticket queues from here when checked in on time)
+    arrive_by: float
+    expires_at: float
+    lang: str = "de"
+    priority: bool = False
+    origin: str = ""  # node that reserved it (city, web)
+    state: ReservationStateName = "reserved"
+    ticket: str | None = None  # ticket id after check-in
+    finished_at: float | None = None  # check-in or lapse time
+
+
 @dataclass
 class Call:
     ticket: str  # number
@@ -193,6 +214,7 @@ class OfficeState:
     intake: dict[str, Intake] = field(default_factory=dict)
     leases: list[dict[str, Any]] = field(default_factory=list)
     lease_next: dict[str, int] = field(default_factory=dict)  # per prefix: first number of the next lease
+    reservations: dict[str, Reservation] = field(default_factory=dict)  # code -> remote ticket (today)
     # -- indexes kept by apply (never scan the day's tickets on a command)
     pool: Pool = field(default_factory=Pool)  # the waiting tickets, ordered for steering
     waiting_count: dict[str, int] = field(default_factory=dict)  # service -> waiting tickets
@@ -305,6 +327,7 @@ def _day_started(s: OfficeState, e: dict[str, Any]) -> None:
     s.intake.clear()
     s.leases.clear()
     s.lease_next.clear()
+    s.reservations = {}  # a remote ticket is for its day only
 
 
 def _ticket_issued(s: OfficeState, e: dict[str, Any]) -> None:
@@ -333,6 +356,11 @@ def _ticket_issued(s: OfficeState, e: dict[str, Any]) -> None:
     if e.get("appointment_code"):
         a = s.appointments[e["appointment_code"]]
         a.ticket, a.checked_in_at = t.id, e["ts"]
+    if e.get("reservation_code"):
+        r = s.reservations.get(e["reservation_code"])
+        if r is None or r.state != "reserved":
+            raise EventError(f"reservation {e['reservation_code']} checked in but not open")
+        r.state, r.ticket, r.finished_at = "checked_in", t.id, e["ts"]
 
 
 def _ticket_called(s: OfficeState, e: dict[str, Any]) -> None:
@@ -465,6 +493,28 @@ def _intake_set(s: OfficeState, e: dict[str, Any]) -> None:
         s.intake[e["service"]] = Intake(e["open"], e.get("reason", ""), e.get("manual", False))
 
 
+def _reservation_made(s: OfficeState, e: dict[str, Any]) -> None:
+    if e["code"] in s.reservations:
+        raise EventError(f"reservation code {e['code']} made twice")
+    s.reservations[e["code"]] = Reservation(
+        code=e["code"],
+        service=e["service"],
+        reserved_at=e["ts"],
+        arrive_by=e["arrive_by"],
+        expires_at=e["expires_at"],
+        lang=e.get("lang", "de"),
+        priority=e.get("priority", False),
+        origin=e.get("node", ""),
+    )
+
+
+def _reservation_lapsed(s: OfficeState, e: dict[str, Any]) -> None:
+    r = s.reservations.get(e["code"])
+    if r is None or r.state != "reserved":
+        raise EventError(f"reservation {e['code']} lapsed but not open")
+    r.state, r.finished_at = "lapsed", e["ts"]
+
+
 _HANDLERS = {
     "day_started": _day_started,
     "ticket_issued": _ticket_issued,
@@ -488,6 +538,8 @@ _HANDLERS = {
     "appointment_moved": _appointment_moved,
     "appointment_cancelled": _appointment_cancelled,
     "intake_set": _intake_set,
+    "reservation_made": _reservation_made,
+    "reservation_lapsed": _reservation_lapsed,
 }
 EVENT_TYPES = tuple(_HANDLERS)
 

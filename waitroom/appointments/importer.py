@@ -125,19 +125,20 @@ def apply_entries(
 ) -> Report:
     """Send one command per entry of ``parsed`` (in the window) and count what changed.
 
-    ``since_seq``: the office state's seq before this import; a reply with a seq not above it is the stored
-    reply of an earlier import of the same entry (the same request id), so nothing changed now."""
+    A reply marked ``repeated`` is the stored reply of an earlier import of the same entry (the same
+    request id), so nothing changed now; so is, with ``since_seq`` (the office state's seq before this
+    import), a reply whose seq is not above it."""
     rep = Report(errors=list(parsed.errors))
-    if since_seq is not None:
-        inner = send
+    inner = send
 
-        def send(op: str, args: dict[str, Any], rid: str) -> dict[str, Any]:
-            reply = inner(op, args, rid)
-            if reply.get("ok") and isinstance(reply.get("seq"), int) and reply["seq"] <= since_seq:
-                a = (reply.get("result") or {}).get("appointment")
-                if isinstance(a, dict):
-                    reply = {**reply, "result": {"appointment": {**a, "changed": False}}}
-            return reply
+    def send(op: str, args: dict[str, Any], rid: str) -> dict[str, Any]:
+        reply = inner(op, args, rid)
+        old = isinstance(reply.get("seq"), int) and since_seq is not None and reply["seq"] <= since_seq
+        if reply.get("ok") and (reply.get("repeated") is True or old):
+            a = (reply.get("result") or {}).get("appointment")
+            if isinstance(a, dict):
+                reply = {**reply, "result": {"appointment": {**a, "changed": False}}}
+        return reply
 
     lo, hi = window(cfg, now)
     for e in _latest(parsed.entries):

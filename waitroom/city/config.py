@@ -132,8 +132,8 @@ class CityWeb(Strict):
 class RemoteTickets(Strict):
     """Tickets taken by a 115 agent or the city website for a citizen not there yet (docs/city-api.md).
 
-    Needs the controller operation ``ticket.reserve`` (not in contract v1 yet: until then the API answers
-    501 not_supported), node ``city`` in each office file and bridges generated with remote tickets."""
+    The controller answers ``ticket.reserve`` / ``ticket.reservation`` (waitroom/ops/remote.py); each taking
+    office lists the node ``{id: city, role: city}`` in its file, and its bridge then carries the commands."""
 
     enabled: bool = Field(False, description="accept reservations on POST /api/v1/offices/<id>/reservations")
     token_file: str | None = Field(

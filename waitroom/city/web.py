@@ -27,7 +27,7 @@ from flask import Flask, Response, abort, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from waitroom.city.config import CityConfig
-from waitroom.city.remote import authorized, load_tokens, reserve
+from waitroom.city.remote import authorized, client_of, load_tokens, reservation, reserve
 from waitroom.city.view import CityView
 from waitroom.config import WEEKDAYS
 from waitroom.i18n import LANGUAGES, t
@@ -135,16 +135,33 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
 
     tokens = load_tokens(cfg) if cfg.remote_tickets.enabled else []
 
-    @app.post("/api/v1/offices/<office>/reservations")
-    def api_reserve(office: str) -> Response:
+    def _unauthorized() -> Response | None:
         if cfg.remote_tickets.enabled and not authorized(request.headers.get("Authorization"), tokens):
             resp = _error(
                 401, "unauthorized", "send Authorization: Bearer <token> (remote_tickets.token_file)"
             )
             resp.headers["WWW-Authenticate"] = "Bearer"
             return resp
+        return None
+
+    @app.post("/api/v1/offices/<office>/reservations")
+    def api_reserve(office: str) -> Response:
+        refused = _unauthorized()
+        if refused is not None:
+            return refused
         body = request.get_json(silent=True)
-        status, data = reserve(cfg, view, getattr(service, "commands", None), office, body)
+        client = client_of(request.headers.get("Authorization"))
+        status, data = reserve(cfg, view, getattr(service, "commands", None), office, body, client)
+        resp = _json(data, status)
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.get("/api/v1/offices/<office>/reservations/<code>")
+    def api_reservation(office: str, code: str) -> Response:
+        refused = _unauthorized()
+        if refused is not None:
+            return refused
+        status, data = reservation(cfg, view, getattr(service, "commands", None), office, code)
         resp = _json(data, status)
         resp.headers["Cache-Control"] = "no-store"
         return resp

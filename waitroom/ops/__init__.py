@@ -10,6 +10,16 @@ from waitroom.ops.assistance import AssistOps
 from waitroom.ops.base import OpError, OpsBase
 from waitroom.ops.counters import CounterOps
 from waitroom.ops.intake import IntakeOps
+from waitroom.ops.remote import RemoteOps
 from waitroom.ops.tickets import TicketOps
 
-__all__ = ["AppointmentOps", "AssistOps", "CounterOps", "IntakeOps", "OpError", "OpsBase", "TicketOps"]
+__all__ = [
+    "AppointmentOps",
+    "AssistOps",
+    "CounterOps",
+    "IntakeOps",
+    "OpError",
+    "OpsBase",
+    "RemoteOps",
+    "TicketOps",
+]

@@ -269,6 +269,9 @@ class AppointmentOps(TicketOps, CounterOps):
     def op_appointment_checkin(
         self, node_id: str, role: Role, code: Any, counter: Any = None
     ) -> dict[str, Any]:
+        remote = self.checkin_reservation(node_id, code)  # type: ignore[attr-defined]  # ops/remote.py
+        if remote is not None:  # a remote ticket's reservation code
+            return remote
         if not isinstance(code, str):
             raise OpError(ErrorCode.BAD_REQUEST, "code must be a string")
         a = self.state.appointments.get(codes.normalize(code))

@@ -1,16 +1,21 @@
 """Public pages: live waiting times, the JSON API for the city website and the 115 service, and the ticket
-status page the QR code on a ticket opens (``/t/<ticket id>``). Read-only, rate-limited, no personal data.
+status page the QR code on a ticket opens (``/t/<ticket id>``), also for a remote ticket's reservation code
+(``/t/<code>``: "be there by", then the ticket once checked in). Read-only, rate-limited, no personal data.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from typing import Any
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from waitroom.errors import CommandFailed, RequestTimeout
 from waitroom.i18n import N_, both
+from waitroom.ops.remote import normalize_code
 from waitroom.web.common import cfg, json_error, live, tr
 from waitroom.web.security import limiter, public_limit
 
@@ -87,9 +92,53 @@ def api_public() -> Response:
     return resp
 
 
+@bp.app_context_processor
+def _ticket_warning() -> dict[str, Any]:
+    """Minutes from which the ticket status page warns (ticket_fragment.html, also rendered for streams)."""
+    return {"warn_min": cfg().remote_tickets.warn_min}
+
+
 def ticket_status(ticket_id: str) -> dict[str, Any]:
     """Where a ticket stands: waiting (position, minutes), called (counter), parked, or done."""
     return live().ticket_status(ticket_id)
+
+
+RESERVATION_CACHE_S = 5.0  # a reservation's state is asked of the controller at most this often per code
+_reservations: dict[str, tuple[float, dict[str, Any]]] = {}
+_reservations_lock = threading.Lock()
+
+
+def reservation_status(code: str) -> dict[str, Any]:
+    """A remote ticket by its code (``ticket.reservation``, asked of the controller as the web node):
+    ``reserved`` with "be there by" and the deadline, ``checked_in`` with its ticket id, ``lapsed``, or
+    ``unknown``. Cached for a few seconds, so reloading pages cannot flood the controller."""
+    now = time.monotonic()
+    with _reservations_lock:
+        hit = _reservations.get(code)
+        if hit is not None and now - hit[0] < RESERVATION_CACHE_S:
+            return hit[1]
+    try:
+        r = live().request("ticket.reservation", {"code": code}, timeout=3.0)["reservation"]
+        status: dict[str, Any] = {
+            "state": r["state"],
+            "reservation": code,
+            "ticket": r.get("number"),
+            "ticket_id": r.get("ticket_id"),
+            "arrive_by": r["arrive_by"],
+            "arrive_by_local": r["arrive_by_local"],
+            "expires_local": r["expires_local"],
+            "soon": r["state"] == "reserved"
+            and r["arrive_by"] - time.time() <= cfg().remote_tickets.warn_min * 60,
+        }
+    except CommandFailed:
+        status = {"state": "unknown"}
+    except RequestTimeout:
+        return {"state": "unknown"}  # not cached: the controller may be back in a moment
+    with _reservations_lock:
+        if len(_reservations) > 10_000:
+            _reservations.clear()
+        _reservations[code] = (now, status)
+    return status
 
 
 def _check_id(ticket_id: str) -> None:
@@ -100,16 +149,28 @@ def _check_id(ticket_id: str) -> None:
 
 
 @bp.get("/t/<ticket_id>")
-def ticket_page(ticket_id: str) -> str:
+def ticket_page(ticket_id: str) -> str | Response:
     _check_id(ticket_id)
-    tpl = "ticket_fragment.html" if request.args.get("fragment") else "ticket.html"
+    fragment = bool(request.args.get("fragment"))
+    code = normalize_code(ticket_id)
+    if code is not None:  # a remote ticket's reservation code
+        status = reservation_status(code)
+        if status["state"] == "checked_in" and status.get("ticket_id"):
+            target = url_for("public.ticket_page", ticket_id=status["ticket_id"])
+            if not fragment:
+                return redirect(target)
+            status = {**status, "goto": target}  # the page follows it to the ticket's live status
+        tpl = "ticket_fragment.html" if fragment else "ticket.html"
+        return render_template(tpl, ticket_id=code, status=status, reservation=True)
+    tpl = "ticket_fragment.html" if fragment else "ticket.html"
     return render_template(tpl, ticket_id=ticket_id, status=ticket_status(ticket_id))
 
 
 @bp.get("/api/ticket/<ticket_id>")
 def api_ticket(ticket_id: str) -> Response:
     _check_id(ticket_id)
-    status = ticket_status(ticket_id)
+    code = normalize_code(ticket_id)
+    status = reservation_status(code) if code is not None else ticket_status(ticket_id)
     resp = jsonify(status)
     if status["state"] == "unknown":
         resp.status_code = 404

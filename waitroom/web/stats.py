@@ -36,6 +36,8 @@ STAT_TYPES = (
     "assist_escalated",
     "assist_resolved",
     "assist_cancelled",
+    "reservation_made",
+    "reservation_lapsed",
 )
 
 
@@ -52,6 +54,9 @@ class ServiceStats:
     cancelled: int = 0
     waits: list[float] = field(default_factory=list)  # seconds
     service_times: list[float] = field(default_factory=list)
+    remote_reserved: int = 0  # remote tickets (virtual queue): reserved, checked in, lapsed
+    remote_checked_in: int = 0
+    remote_lapsed: int = 0
 
 
 @dataclass
@@ -138,6 +143,7 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
             tickets[e["id"]] = {"service": e["service"], "arrival": arrival, "called": None}
             svc = services.setdefault(e["service"], ServiceStats(e["service"]))
             svc.issued += 1
+            svc.remote_checked_in += 1 if e.get("reservation_code") else 0
             hour = dt.datetime.fromtimestamp(arrival, tz).hour
             out.hours.setdefault(hour, {}).setdefault(e["service"], 0)
             out.hours[hour][e["service"]] += 1
@@ -161,6 +167,13 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
                 svc.cancelled += 1
             elif kind == "ticket_transferred" and e.get("service"):
                 t["service"] = e["service"]
+            continue
+        if kind.startswith("reservation_"):
+            svc = services.setdefault(e["service"], ServiceStats(e["service"]))
+            if kind == "reservation_made":
+                svc.remote_reserved += 1
+            else:
+                svc.remote_lapsed += 1
             continue
         a = assists.setdefault(e["id"], {})
         if kind == "assist_requested":
@@ -256,6 +269,11 @@ def as_dict(s: DayStats) -> dict[str, Any]:
                 "cancelled": v.cancelled,
                 "wait": _summary(v.waits),
                 "service_time": _summary(v.service_times),
+                "remote": {
+                    "reserved": v.remote_reserved,
+                    "checked_in": v.remote_checked_in,
+                    "lapsed": v.remote_lapsed,
+                },
             }
             for sid, v in s.services.items()
         },
@@ -286,11 +304,14 @@ def to_csv(s: DayStats) -> str:
             "wait_mean_min",
             "wait_p90_min",
             "service_mean_min",
+            "remote_reserved",
+            "remote_checked_in",
+            "remote_lapsed",
         ]
     )
     for hour in sorted(s.hours):
         for sid, n in sorted(s.hours[hour].items()):
-            w.writerow([s.day, f"{hour:02d}", sid, n, "", "", "", "", "", ""])
+            w.writerow([s.day, f"{hour:02d}", sid, n, "", "", "", "", "", "", "", "", ""])
     for sid, v in s.services.items():
         wait, serv = _summary(v.waits), _summary(v.service_times)
         w.writerow(
@@ -305,6 +326,9 @@ def to_csv(s: DayStats) -> str:
                 _csv(wait["mean_min"]),
                 _csv(wait["p90_min"]),
                 _csv(serv["mean_min"]),
+                v.remote_reserved,
+                v.remote_checked_in,
+                v.remote_lapsed,
             ]
         )
     resp = _summary(s.assist_response)
@@ -319,6 +343,9 @@ def to_csv(s: DayStats) -> str:
             s.assist_cancelled,
             _csv(resp["mean_min"]),
             _csv(resp["p90_min"]),
+            "",
+            "",
+            "",
             "",
         ]
     )
