@@ -287,13 +287,14 @@ class ControllerService:
         o = self.office
         self._published_seq, self._published_fc = o.state.seq, o._forecast_at
         self._published_alarms = dict(o.alarms)
-        snap = o.snapshot()
-        self.link.publish(self.topics.state(), snap, "state")
-        self.link.publish(self.topics.public(), o.public(snap), "public")
+        # the counter details first: a page that sees the summary's seq has the details that fit it
         for cid in sorted(o.dirty_counters):
             if cid in self.cfg.counter_ids:
                 self.link.publish(self.topics.counter(cid), o.counter_detail(cid), "counter")
         o.dirty_counters.clear()
+        snap = o.snapshot()
+        self.link.publish(self.topics.state(), snap, "state")
+        self.link.publish(self.topics.public(), o.public(snap), "public")
 
     def _publish_queues(self, mono: float | None = None) -> None:
         """The pages of the services whose tickets changed; with ``mono``, only those not published in the
