@@ -409,3 +409,17 @@ def test_the_bridge_carries_the_city_commands_only_for_an_office_with_a_city_nod
     assert "topic waitroom/v1/mitte/node/city/cmd in 1" in out["remote"]
     assert "topic waitroom/v1/mitte/node/city/reply out 1" in out["remote"]
     assert "node/city" not in out["plain"] and "topic waitroom/v1/mitte/public out 1" in out["plain"]
+
+
+def test_booking_codes_and_reservation_codes_come_from_their_own_makers(tmp_path, clock) -> None:
+    """Both kinds of code are typed at the same dispenser: a booking code carries its check character, a
+    reservation code is one of the remote alphabet's, and neither maker hands out a code the other holds."""
+    from waitroom import appointments as codes
+
+    office = make_office(tmp_path, clock, max_open_per_service=50, per_hour=50)
+    for _ in range(20):
+        booked = ok(office, "web", "appointment.book", service="pass", slot=MONDAY_9 + 3600)["appointment"]
+        assert codes.is_generated(booked["code"]), booked
+        code = reserve(office)["code"]
+        assert len(code) == 6 and set(code) <= set(CODE_ALPHABET)
+    assert not office.state.reservations.keys() & office.state.appointments.keys()

@@ -137,10 +137,10 @@ class AppointmentOps(TicketOps, CounterOps):
             raise OpError(ErrorCode.SLOT_UNAVAILABLE, why)
         return cid
 
-    def _new_code(self) -> str:
+    def _new_booking_code(self) -> str:
         for _ in range(100):
             code = codes.new_code(self.cfg.appointments.code_length, secrets.token_bytes(16))
-            if code not in self.state.appointments:
+            if code not in self.state.appointments and code not in self.state.reservations:
                 return code
         raise OpError(ErrorCode.INTERNAL, "no free booking code found")  # pragma: no cover (31^5 codes)
 
@@ -161,7 +161,7 @@ class AppointmentOps(TicketOps, CounterOps):
         check = self._bool(check_slot, "check_slot")
         rev = self._version(version)
         text = self._note(note)
-        key = self._new_code() if code is None else self._code(code)
+        key = self._new_booking_code() if code is None else self._code(code)
         a = self.state.appointments.get(key)
         if a is not None:
             if self._stale(a, rev) or (not a.cancelled and a.service == sid and a.slot == when):

@@ -43,7 +43,7 @@ def normalize_code(code: Any) -> str | None:
 
 
 class RemoteOps(TicketOps):
-    def _new_code(self) -> str:
+    def _new_reservation_code(self) -> str:
         taken = self.state.reservations.keys() | self.state.appointments.keys()
         while True:
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
@@ -117,7 +117,7 @@ class RemoteOps(TicketOps):
                 f"the office closes at {local_time(self.cfg, hours[1])}, before a remote ticket's turn today",
             )
         expires_at = min(arrive_by + rules.grace_min * 60.0, hours[1])
-        rcode = self._new_code()
+        rcode = self._new_reservation_code()
         self._emit(
             "reservation_made",
             code=rcode,
