@@ -88,6 +88,10 @@ class DaySim:
         self.on_shift: dict[str, float | None] = {c.id: None for c in cfg.counters}  # shift end, or None
         self.serving: dict[str, tuple[str, float, bool] | None] = {c.id: None for c in cfg.counters}
         self.serves = {c.id: set(c.services) for c in cfg.counters}
+        # counters on shift and not serving, per service (an arrival finds a free counter without a scan);
+        # taken in the configuration's order, as a scan of on_shift would
+        self._order = {c.id: i for i, c in enumerate(cfg.counters)}
+        self._idle: dict[str, set[str]] = {}
         self.last_start: dict[
             str, float
         ] = {}  # service -> wait of the last citizen who entered service (LES)
@@ -156,6 +160,7 @@ class DaySim:
             self.push(end, "shift_end", cid)
             return
         self.on_shift[cid] = end
+        self._set_idle(cid, self.serving[cid] is None)
         self.staffed[cid] -= self.now
         self.emit("counter_opened", counter=cid)
         self.push(end, "shift_end", cid)
@@ -174,8 +179,16 @@ class DaySim:
             any(s.waiting_count.get(sid) for sid in self.serves[cid]) or bool(s.pool.targeted.get(cid))
         )
 
+    def _set_idle(self, cid: str, idle: bool) -> None:
+        for sid in self.serves[cid]:
+            if idle:
+                self._idle.setdefault(sid, set()).add(cid)
+            else:
+                self._idle.get(sid, set()).discard(cid)
+
     def _close(self, cid: str) -> None:
         self.on_shift[cid] = None
+        self._set_idle(cid, False)
         self.staffed[cid] += self.now
         self.emit("counter_closed", counter=cid)
 
@@ -201,11 +214,7 @@ class DaySim:
         if slot is None and self.now > self.plan.close:
             r.outcome = "turned_away"
             return
-        free = [
-            cid
-            for cid, end in self.on_shift.items()
-            if end is not None and self.serving[cid] is None and a.service in self.serves[cid]
-        ]
+        free = sorted(self._idle.get(a.service, ()), key=self._order.__getitem__)
         r.delayed = not free
         fc = None
         if (not free and self.predict) or (slot is None and self._intake):
@@ -316,6 +325,7 @@ class DaySim:
                 duration = self.plan.no_show_s
             r.outcome = "no_show" if no_show else "served"
         self.serving[cid] = (tid, self.now, no_show)
+        self._set_idle(cid, False)
         self.push(self.now + duration, "done", cid)
         return True
 
@@ -337,6 +347,7 @@ class DaySim:
     def on_done(self, cid: str) -> None:
         tid, start, no_show = self.serving[cid]  # type: ignore[misc]
         self.serving[cid] = None
+        self._set_idle(cid, self.on_shift[cid] is not None)
         self.busy[cid] += self.now - start
         self.last_done = max(self.last_done, self.now)
         self.emit("ticket_no_show" if no_show else "ticket_served", ticket=tid, counter=cid)
