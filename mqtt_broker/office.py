@@ -212,9 +212,11 @@ class BrokerOptions:
     local_port: int = 0  # 0: no plain local-only listener
     max_connections: int = 200
     # Per client: QoS 1 messages queued above those in flight, and their bytes (whichever is reached first).
-    # The controller's queue holds every node's commands; 5000 small commands are ~2.5 MB. The bytes bound
-    # keeps a slow or stuck client from holding more than 4 MiB of the broker's memory.
-    max_queued_messages: int = 5000
+    # The controller's queue holds every node's commands: a node flooding its command topic must not fill it
+    # before the controller has read and refused the flood (a command is ~100 bytes, so 50,000 are ~5 MB;
+    # 5,000 were reached by a 20,000-command flood on a fast machine). The bytes bound is the memory guard:
+    # a slow or stuck client holds at most 4 MiB of the broker's memory.
+    max_queued_messages: int = 50000
     max_queued_bytes: int = 4 * 1024 * 1024
     max_inflight_messages: int = 20
     include_dir: str = ""
