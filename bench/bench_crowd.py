@@ -277,6 +277,8 @@ async def crowd(n_streams: int, workers: int) -> None:
         data["broker"]["port"] = broker.port
         data["steering"] = {**data.get("steering", {}), "intake_stop": {"enabled": False}}
         data["web"] = {"public_rate_per_min": 100000}  # one address plays the whole crowd
+        # one dispenser node issues the crowd's 2,000 tickets: above the per-node rate of a real dispenser
+        data["controller"] = {**data.get("controller", {}), "node_commands_per_s": 100000}
         cfg = config.parse(data)
         conf = Path(tmp) / "office.yaml"
         conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), allow_unicode=True))
