@@ -40,7 +40,9 @@ def office(cfg, tmp_path, clock):
 
 def test_booking_codes_are_short_unambiguous_and_checked():
     seen = {codes.new_code() for _ in range(2000)}
-    assert len(seen) == 2000
+    # random draws from 31**5 bodies: two equal among 2,000 happen (~7 % of runs); the book itself refuses a
+    # code it holds (Office._new_booking_code draws again)
+    assert len(seen) >= 1990
     for code in seen:
         assert len(code) == 6 and codes.is_generated(code)
         assert not set(code) & set("01OIL")

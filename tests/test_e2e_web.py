@@ -206,7 +206,7 @@ def test_fifty_keyboard_actions_the_panel_never_lies(web_server, browser, node, 
         page.wait_for_load_state("load")
         # read the panel at once: no waiting for a live event to fix a stale render
         shown = page.inner_text("#serving-number").strip()
-        flash = page.inner_text("main .flash") if page.query_selector("main .flash") else ""
+        flash = " | ".join(page.locator("main .flash").all_inner_texts())
         if key == "n":
             serving = queue.pop(0)
             assert f"{serving} aufgerufen" in flash, (i, key, flash)
