@@ -26,9 +26,10 @@ for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # axe-core for the accessibility tests (scripts/install-axe.sh) needs node and npm. Many machines carry a
-# Node.js of their own (NodeSource's nodejs bundles npm and conflicts with Debian's npm package): install
-# Debian's only when there is no npm at all.
-if [ "$DEMO" -eq 0 ] && ! command -v npm >/dev/null; then
+# Node.js of their own (NodeSource's nodejs bundles npm and conflicts with Debian's npm package): Debian's
+# nodejs and npm are installed only when there is no Node.js package at all; scripts/install-axe.sh finds a
+# bundled npm that is not on PATH.
+if [ "$DEMO" -eq 0 ] && ! command -v npm >/dev/null && ! dpkg-query -W -f='${Status}' nodejs 2>/dev/null | grep -q "install ok installed"; then
   missing+=(nodejs npm)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
