@@ -5,10 +5,12 @@ inbox of the controller's link.
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import office_config
@@ -174,3 +176,68 @@ def test_controller_link_delivers_commands_outside_the_network_thread(broker) ->
     finally:
         node.stop()
         link.stop()
+
+
+def test_chunked_socket_hands_out_what_it_read_and_reports_it_pending() -> None:
+    """paho asks for one byte, then one byte per length byte, then the rest; one recv serves them all."""
+    a, b = socket.socketpair()
+    try:
+        packets = [bytes([0x30, 5, 0, 1, 0x74, 0x68, 0x69]), bytes([0x40, 2, 0, 7]), bytes([0xD0, 0])]
+        a.sendall(b"".join(packets))
+        time.sleep(0.05)
+        chunked = mqtt._ChunkedSocket(b)
+        got = []
+        for _ in packets:
+            head = chunked.recv(1) + chunked.recv(1)
+            got.append(head + (chunked.recv(head[1]) if head[1] else b""))
+        assert got == packets
+        assert chunked.pending() == 0
+        a.sendall(b"\x40\x02\x00\x09")
+        time.sleep(0.05)
+        assert chunked.recv(1) == b"\x40" and chunked.pending() == 3
+        assert chunked.recv(10) == b"\x02\x00\x09" and chunked.pending() == 0
+        b.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            chunked.recv(1)  # nothing buffered, nothing on the socket: as a plain socket says
+        a.close()
+        b.setblocking(True)
+        assert chunked.recv(1) == b""  # the end of the connection
+    finally:
+        b.close()
+
+
+def test_bursts_both_ways_arrive_whole_and_in_order(broker) -> None:
+    """Hundreds of QoS 1 messages published from another thread in one burst (joined writes) and received
+    in one burst (chunked reads), with QoS 0 publishes between them: every one arrives, in order."""
+    cfg = office_config(broker.port, office_id="burst")
+    t = Topics("burst")
+    sender = MqttLink(cfg.broker, cfg.office.id, "controller", Role.CONTROLLER, fair=False)
+    receiver = MqttLink(cfg.broker, cfg.office.id, "web", Role.WEB)
+    got: list[tuple[str, int]] = []
+    done = threading.Event()
+    n = 900  # within the link's and the broker's queue limits (1,000 messages)
+
+    def on_msg(topic: str, payload: bytes) -> None:
+        got.append((topic.rsplit("/", 1)[-1], contract.decode(payload, limit=None)["i"]))
+        if len(got) == n:
+            done.set()
+
+    receiver.subscribe(t.event("call"), on_msg, qos=1)
+    receiver.subscribe(t.node("disp-1", "health"), on_msg, qos=0)
+    assert receiver.start(wait=10) and sender.start(wait=10)
+    try:
+        time.sleep(0.2)  # the subscriptions are in place
+        qos0 = 0
+        for i in range(n):
+            if i % 10 == 5:  # a QoS 0 publish is never joined: paho reports it published after its write
+                sender.client.publish(t.node("disp-1", "health"), contract.encode({"i": i}), qos=0)
+                qos0 += 1
+            else:
+                sender.publish(t.event("call"), {"i": i}, "event")
+        assert done.wait(20), f"{len(got)} of {n} arrived"
+        calls = [i for kind, i in got if kind == "call"]
+        assert calls == [i for i in range(n) if i % 10 != 5]
+        assert len(got) - len(calls) == qos0
+    finally:
+        sender.stop()
+        receiver.stop()

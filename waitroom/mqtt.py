@@ -219,6 +219,84 @@ class FairInbox:
                 log.exception("handling a message on %s failed", topic)
 
 
+class _ChunkedSocket:
+    """The broker connection read in chunks.
+
+    paho reads every packet with three or more ``recv`` calls (the command byte, each byte of the remaining
+    length, then the rest), each a system call that releases and retakes the GIL. The controller gets three
+    packets per command (the command and the PUBACKs of its reply and event), so at thousands of commands a
+    second those calls were most of its network thread, and every GIL hand-off delayed the engine thread.
+    This wrapper reads up to ``CHUNK`` bytes at once and hands them out as paho asks. It reports what it
+    holds through ``pending()``, the hook paho already uses for TLS sockets (which buffer decrypted data the
+    same way): paho then reads on instead of waiting in ``select`` for a socket that has nothing new."""
+
+    CHUNK = 65536
+    __slots__ = ("_buf", "_pos", "_sock")
+
+    def __init__(self, sock: Any):
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        pos = self._pos
+        if pos >= len(self._buf):
+            data = self._sock.recv(max(bufsize, self.CHUNK))  # BlockingIOError, TLS errors: as before
+            if len(data) <= bufsize:
+                return data  # all of it (b"" at the end of the connection)
+            self._buf, self._pos = data, bufsize
+            return data[:bufsize]
+        end = min(pos + bufsize, len(self._buf))
+        self._pos = end
+        return self._buf[pos:end]
+
+    def pending(self) -> int:
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return len(self._buf) - self._pos + inner
+
+    def __getattr__(self, name: str) -> Any:  # send, fileno, setblocking, setsockopt, close, ...
+        return getattr(self._sock, name)
+
+
+_PUBLISH, _DISCONNECT = 0x30, 0xE0
+# Packets sent in one write at most (a reply, its events and the PUBACKs of a batch of commands).
+COALESCE_MAX = 64
+
+
+class _Client(paho.Client):
+    """paho's client with its TCP (or TLS) connection read in chunks (see ``_ChunkedSocket``) and the
+    packets that wait to be sent written together.
+
+    paho writes every queued packet with a send call of its own; with TCP_NODELAY each becomes a TCP
+    segment that the broker reads and handles on its own. The controller queues a reply, its events and
+    the PUBACKs of a whole batch at once, so ``_packet_write`` first joins the packets at the head of the
+    queue into one. Only packets that paho does nothing more with once they are written are joined: not a
+    QoS 0 PUBLISH (paho reports it published after the write) and not a DISCONNECT."""
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        return sock if self._transport == "websockets" else _ChunkedSocket(sock)
+
+    def _packet_write(self) -> Any:
+        out = self._out_packet
+        if len(out) > 1:
+            joined: list[Any] = []
+            # other threads only append on the right: taking from the left keeps the order
+            while out and len(joined) < COALESCE_MAX:
+                head = out[0]
+                kind = head["command"] & 0xF0
+                if kind == _DISCONNECT or (kind == _PUBLISH and head["qos"] == 0):
+                    break
+                joined.append(out.popleft())
+            if len(joined) > 1:
+                data = b"".join(bytes(p["packet"][p["pos"] :]) for p in joined)
+                first = joined[0]
+                out.appendleft({**first, "pos": 0, "to_process": len(data), "packet": data})
+            elif joined:
+                out.appendleft(joined[0])
+        return super()._packet_write()
+
+
 def broker_password(broker: Broker) -> str | None:
     if os.environ.get("WAITROOM_MQTT_PASSWORD"):
         return os.environ["WAITROOM_MQTT_PASSWORD"]
@@ -256,7 +334,7 @@ class MqttLink:
         # Client ids must be unique on the broker; the node id is, per office. The office broker replaces
         # the id by the user name (use_username_as_clientid), which is the node id too.
         # A node served by several processes (the web app's gunicorn workers) adds a suffix per process.
-        self.client = paho.Client(
+        self.client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"waitroom-{office}-{node_id}{client_suffix}",
             protocol=paho.MQTTv311,
