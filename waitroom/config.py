@@ -475,7 +475,18 @@ class AppointmentSettings(Strict):
         "its staffed time on appointments",
     )
     walk_in_share: float = Field(
-        0.4, ge=0, le=1, description="share of counter time kept free for walk-ins (0 = all bookable)"
+        0.4,
+        ge=0,
+        le=1,
+        description="share of counter time kept free for walk-ins at least (0 = all bookable); a window "
+        "whose expected walk-in work is larger keeps that much free",
+    )
+    walk_in_weeks: int = Field(
+        8,
+        ge=0,
+        le=52,
+        description="weeks of the office's own log from which the walk-in work per weekday and capacity "
+        "window is learned (0 = use walk_in_share alone)",
     )
     horizon_days: int = Field(
         28, ge=1, le=400, description="the booking page offers slots this many days ahead"

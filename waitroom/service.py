@@ -13,6 +13,7 @@ The one-second tick (new day, escalations, intake stop) runs on the same thread.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -109,7 +110,39 @@ class ControllerService:
         self._engine = threading.Thread(target=self._engine_loop, name="controller-engine", daemon=True)
         self._engine.start()
         self._start_training()
+        self._start_walk_ins()
         return ok
+
+    def _start_walk_ins(self, poll_s: float = 600.0) -> None:
+        """Learn the walk-in work per capacity window from the office's own log now and on every new day
+        (``waitroom.appointments.walkins``), in a thread of its own: reading weeks of the log stays off the
+        command path. Until it is learned, capacity keeps ``appointments.walk_in_share`` free."""
+        if self.cfg.appointments.walk_in_weeks == 0 or str(self.store.path) == ":memory:":
+            return
+        from waitroom.appointments.walkins import learn_from_store
+
+        db_path, tz = self.store.path, self.cfg.office.tz
+
+        def loop() -> None:
+            learned_for = None
+            while not self._stop.is_set():
+                now = self.office.clock()
+                today = dt.datetime.fromtimestamp(now, tz).date()
+                if today != learned_for:
+                    try:
+                        store = EventStore(db_path)  # its own connection: the engine thread keeps writing
+                        try:
+                            profile = learn_from_store(store, self.cfg, now)
+                        finally:
+                            store.close()
+                        self.office.set_walk_ins(profile)
+                        learned_for = today
+                        log.info("walk-in work per capacity window learned from %d office days", profile.days)
+                    except Exception:  # capacity keeps the configured share; tried again next round
+                        log.exception("learning the walk-in work from the log failed")
+                self._stop.wait(poll_s)
+
+        threading.Thread(target=loop, name="walk-ins", daemon=True).start()
 
     def _start_training(self) -> None:
         """Retrain the learned forecast from the office's own log every night at 02:00 (no load then)."""

@@ -8,12 +8,16 @@ The model (docs/appointments.md):
   mean service time, and the counter must be staffed for all of that time.
 - A counter serves one appointment at a time (no two of its appointments overlap).
 - In every capacity window (``appointments.window_min`` from opening), a counter spends at most
-  ``1 - walk_in_share`` of its staffed time in the window on appointments that start in it.
+  ``1 - share`` of its staffed time in the window on appointments that start in it, where ``share`` is
+  ``walk_in_share`` or, where the office's own log expects more walk-in work in that window, that work's
+  share of the window's staffed counter time (``waitroom.appointments.walkins``).
 
 Every booked appointment is planned on one counter (the controller records it with the booking, so a plan
 never reshuffles); ``day_plan`` replays the book in booking order on the recorded counters, so a slot that
-was free when it was booked stays served. A slot is offered only if an appointment there fits the plan of
-the day: the plan is the witness that the staffing can serve every booking. Pure functions, no I/O.
+was free when it was booked stays served (also when the walk-in share of its window has grown since: the
+shares limit what is offered, not what was booked). A slot is offered only if an appointment there fits
+the plan of the day: the plan is the witness that the staffing can serve every booking. Pure functions, no
+I/O.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from waitroom.appointments.walkins import WalkInProfile
 from waitroom.config import WEEKDAYS, Config
 
 EPS = 1e-6
@@ -94,8 +99,8 @@ def bookable_services(cfg: Config) -> list[str]:
     return [s.id for s in cfg.services if allowed is None or s.id in allowed]
 
 
-def empty_plan(cfg: Config, day: dt.date) -> DayPlan:
-    """The day's staffing without any booking."""
+def empty_plan(cfg: Config, day: dt.date, walk_ins: WalkInProfile | None = None) -> DayPlan:
+    """The day's staffing without any booking; ``walk_ins``: the expected walk-in work per window."""
     a = cfg.appointments
     span = cfg.office.hours.get(WEEKDAYS[day.weekday()])
     if not span:
@@ -126,9 +131,9 @@ def empty_plan(cfg: Config, day: dt.date) -> DayPlan:
     while t < c - EPS:
         slots.append(t)
         t += step_s
-    share = 1.0 - a.walk_in_share
+    bookable = [1.0 - walk_in_share(cfg, day, wa, wb, staffed, walk_ins) for wa, wb in windows]
     budget = {
-        (cid, i): share * _overlap(wa, wb, spans)
+        (cid, i): bookable[i] * _overlap(wa, wb, spans)
         for cid, spans in staffed.items()
         for i, (wa, wb) in enumerate(windows)
     }
@@ -136,14 +141,36 @@ def empty_plan(cfg: Config, day: dt.date) -> DayPlan:
     return DayPlan(day, o, c, slots, staffed, windows, budget, busy, window_s=step_w, dur=dur, skills=skills)
 
 
-def _fits_on(plan: DayPlan, cfg: Config, counter: str, service: str, slot: float) -> bool:
+def walk_in_share(
+    cfg: Config,
+    day: dt.date,
+    start: float,
+    end: float,
+    staffed: dict[str, list[tuple[float, float]]],
+    walk_ins: WalkInProfile | None,
+) -> float:
+    """The share of the window's staffed counter time kept free for walk-ins."""
+    share = cfg.appointments.walk_in_share
+    if walk_ins is None:
+        return share
+    staffed_s = sum(_overlap(start, end, spans) for spans in staffed.values())
+    local = dt.datetime.fromtimestamp(start, cfg.office.tz)
+    expected = walk_ins.expected(day.weekday(), local.hour * 60 + local.minute)
+    if staffed_s <= 0 or expected <= 0:
+        return share
+    return max(share, min(1.0, expected / staffed_s))
+
+
+def _fits_on(
+    plan: DayPlan, cfg: Config, counter: str, service: str, slot: float, *, budget: bool = True
+) -> bool:
     if counter not in plan.staffed or service not in plan.skills[counter]:
         return False
     end = slot + plan.dur[service]
     if not any(a <= slot + EPS and end <= b + EPS for a, b in plan.staffed[counter]):
         return False
     w = plan.window_of(slot)
-    if w is None or plan.budget[(counter, w)] + EPS < end - slot:
+    if w is None or (budget and plan.budget[(counter, w)] + EPS < end - slot):
         return False
     busy = plan.busy[counter]
     i = bisect.bisect_left(busy, (slot, end))
@@ -175,10 +202,13 @@ def place(plan: DayPlan, cfg: Config, code: str, service: str, slot: float, coun
     plan.placed[code] = counter
 
 
-def day_plan(cfg: Config, day: dt.date, bookings: Iterable[Booking]) -> DayPlan:
+def day_plan(
+    cfg: Config, day: dt.date, bookings: Iterable[Booking], walk_ins: WalkInProfile | None = None
+) -> DayPlan:
     """The day's plan with the booked appointments of that day, in booking order: on their recorded counter
-    where it still fits (the configuration may have changed), else on any that fits, else overbooked."""
-    plan = empty_plan(cfg, day)
+    where its staffing still serves them (the configuration may have changed; a window's budget may be
+    spent beyond its share, then nothing more is offered in it), else on any that fits, else overbooked."""
+    plan = empty_plan(cfg, day, walk_ins)
     todo = [b for b in bookings if plan.open <= b.slot < plan.close]
     if cfg.office.hours.get(WEEKDAYS[day.weekday()]) is None:
         todo = []
@@ -187,7 +217,7 @@ def day_plan(cfg: Config, day: dt.date, bookings: Iterable[Booking]) -> DayPlan:
         if (
             b.counter is not None
             and b.service in cfg.service_ids
-            and _fits_on(plan, cfg, b.counter, b.service, b.slot)
+            and _fits_on(plan, cfg, b.counter, b.service, b.slot, budget=False)
         ):
             place(plan, cfg, b.code, b.service, b.slot, b.counter)
         else:

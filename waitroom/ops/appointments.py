@@ -15,6 +15,7 @@ from typing import Any
 
 from waitroom import appointments as codes
 from waitroom.appointments import capacity
+from waitroom.appointments.walkins import WalkInProfile
 from waitroom.contract import ErrorCode, Role
 from waitroom.model import Appointment
 from waitroom.ops.base import OpError
@@ -33,6 +34,13 @@ def appointment_info(a: Appointment) -> dict[str, Any]:
 
 
 class AppointmentOps(TicketOps, CounterOps):
+    # the walk-in work expected per capacity window (learned off the command path; None: the share alone)
+    walk_ins: WalkInProfile | None = None
+
+    def set_walk_ins(self, profile: WalkInProfile | None) -> None:
+        """Hand over a newly learned profile (any thread: the engine reads the attribute once per plan)."""
+        self.walk_ins = profile
+
     # -- validation that refuses with a stable code
     def _code(self, code: Any) -> str:
         if not isinstance(code, str):
@@ -113,7 +121,7 @@ class AppointmentOps(TicketOps, CounterOps):
         return out
 
     def day_plan(self, day: dt.date, exclude: str | None = None) -> capacity.DayPlan:
-        return capacity.day_plan(self.cfg, day, self.day_bookings(day, exclude))
+        return capacity.day_plan(self.cfg, day, self.day_bookings(day, exclude), self.walk_ins)
 
     def _plan_counter(self, sid: str, slot: float, check: bool, exclude: str | None) -> str | None:
         """The counter the appointment is planned on; with ``check``, refuse a slot not offered."""
@@ -251,7 +259,7 @@ class AppointmentOps(TicketOps, CounterOps):
         free: list[tuple[float, int]] = []
         book = self.bookings_by_day(days)
         for d in days if bookable else []:
-            plan = capacity.day_plan(self.cfg, d, book[d])
+            plan = capacity.day_plan(self.cfg, d, book[d], self.walk_ins)
             slots = capacity.free_slots(plan, self.cfg, sid, not_before=not_before)
             if slots:
                 per_day.append([d.isoformat(), len(slots)])
