@@ -56,7 +56,9 @@ def test_learn_counts_walk_ins_per_weekday_and_window_and_averages_over_office_d
     ok(office, "disp-1", "appointment.checkin", code="ONLY01")
     clock.t = at(0, "08:30")
     ok(office, "disp-1", "ticket.issue", service="pass")  # today: not over, left out
-    profile = walkins.learn_from_store(store, cfg, clock())
+    reader = EventStore.reader(tmp_path / "events.db")  # as the controller's background thread reads it
+    profile = walkins.learn_from_store(reader, cfg, clock())
+    reader.close()
     store.close()
     assert profile.days == 3
     # 2 of the 3 Mondays had 30 pass walk-ins (9 min) in the window from 08:00: mean 2 * 30 * 540 / 3

@@ -130,7 +130,7 @@ class ControllerService:
                 today = dt.datetime.fromtimestamp(now, tz).date()
                 if today != learned_for:
                     try:
-                        store = EventStore(db_path)  # its own connection: the engine thread keeps writing
+                        store = EventStore.reader(db_path)  # the engine thread keeps writing
                         try:
                             profile = learn_from_store(store, self.cfg, now)
                         finally:

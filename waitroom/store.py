@@ -49,6 +49,16 @@ class EventStore:
         self.db.executescript(SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
 
+    @classmethod
+    def reader(cls, path: str | Path) -> EventStore:
+        """A read-only connection to an existing log, for readers beside the engine (background jobs): it
+        writes nothing, so it never waits for the engine's write transaction nor makes it wait."""
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        uri = f"{store.path.resolve().as_uri()}?mode=ro"
+        store.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        return store
+
     def close(self) -> None:
         self.db.close()
 
