@@ -1,6 +1,8 @@
 // The ticket status page: warns when the turn approaches (a notification and a vibration where the browser
 // allows them, only after the citizen pressed the button: never asked on load), polls a remote ticket's
 // reservation and follows it to the ticket's live page once checked in. No libraries, nothing personal.
+// Notifications go through a service worker (static/notify-worker.js) where the browser has them: Chrome on
+// Android shows no other; elsewhere, or until the worker runs, through the page's Notification.
 (function () {
   "use strict";
   var box = document.getElementById("ticket");
@@ -19,6 +21,37 @@
     return value;
   }
   function enabled() { return store("localStorage", KEY) === "1"; }
+
+  var worker = null;  // a promise of the notification worker's active registration
+  function workerReady() {
+    if (!box.dataset.worker || !("serviceWorker" in navigator) || !window.Promise) {
+      return null;
+    }
+    if (!worker) {
+      worker = navigator.serviceWorker.register(box.dataset.worker).then(function (reg) {
+        if (reg.active) { return reg; }
+        return new Promise(function (resolve, reject) {
+          var w = reg.installing || reg.waiting;
+          if (!w) { reject(new Error("no worker")); return; }
+          w.addEventListener("statechange", function () {
+            if (w.state === "activated") { resolve(reg); } else if (w.state === "redundant") { reject(w); }
+          });
+        });
+      });
+      worker.catch(function () { worker = null; });  // (no https, storage off): the page's Notification
+    }
+    return worker;
+  }
+  function notify(text) {
+    var title = box.dataset.notifyTitle || document.title;
+    var opts = {body: text, tag: "waitroom-ticket", data: {page: window.location.pathname}};
+    function direct() {
+      try { new Notification(title, opts); } catch (e) {}  // (Chrome on Android: only the vibration)
+    }
+    var ready = workerReady();
+    if (!ready) { direct(); return; }
+    ready.then(function (reg) { return reg.showNotification(title, opts); }).catch(direct);
+  }
   function showState() {
     if (!stateEl) { return; }
     if (canNotify && Notification.permission === "denied") {
@@ -35,11 +68,7 @@
     var text = sec.dataset.warn, key = sec.dataset.warnKey;
     if (!text || !enabled() || store("sessionStorage", KEY + "-last") === key) { return; }
     store("sessionStorage", KEY + "-last", key);  // once per state of the ticket
-    if (canNotify && Notification.permission === "granted") {
-      try {
-        new Notification(box.dataset.notifyTitle || document.title, {body: text, tag: "waitroom-ticket"});
-      } catch (e) {}  // Chrome on Android shows notifications only from a service worker: vibration remains
-    }
+    if (canNotify && Notification.permission === "granted") { notify(text); }
     if (canVibrate) { navigator.vibrate([300, 150, 300]); }
     box.dataset.notified = key;
   }
@@ -49,6 +78,7 @@
     btn.addEventListener("click", function () {
       function done(permission) {
         if (permission !== "denied") { store("localStorage", KEY, "1"); }
+        if (canNotify && permission === "granted") { workerReady(); }  // running before the first warning
         showState();
         check();
       }
@@ -61,6 +91,7 @@
     });
     showState();
   }
+  if (enabled() && canNotify && Notification.permission === "granted") { workerReady(); }
   new MutationObserver(check).observe(box, {childList: true});
   check();
 
