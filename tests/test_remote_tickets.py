@@ -435,3 +435,45 @@ def test_booking_codes_and_reservation_codes_come_from_their_own_makers(tmp_path
         code = reserve(office)["code"]
         assert len(code) == 6 and set(code) <= set(CODE_ALPHABET)
     assert not office.state.reservations.keys() & office.state.appointments.keys()
+
+
+def test_walk_in_estimates_count_the_open_reservations_before_them(tmp_path, clock) -> None:
+    """A walk-in drawn after three reservations is told a later time than one drawn before them (they will
+    queue before it when they check in on time); the office's summary says the same for the next ticket;
+    once they are checked in or lapsed, the estimate is the queue's again."""
+    office = make_office(tmp_path, clock)
+    ok(office, "counter-1", "counter.open", counter="c1")
+    for _ in range(4):
+        ok(office, "disp-1", "ticket.issue", service="pass")
+    office.refresh_forecast()
+    before = ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]
+    eta_before = office.eta_s(office.state.tickets[before["id"]])
+    summary_before = next(s for s in office.snapshot()["services"] if s["id"] == "pass")["eta_min"]
+    clock.t += 1
+    codes = [reserve(office)["code"] for _ in range(3)]
+    clock.t += 1
+    after = ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]
+    per_ticket = office.forecast().marginal["pass"]
+    assert per_ticket > 0
+    eta_after = office.eta_s(office.state.tickets[after["id"]])
+    # one more ticket and three reservations ahead, two seconds later
+    assert eta_after == pytest.approx(eta_before + 4 * per_ticket - 2, abs=1)
+    # the ticket drawn before them keeps its estimate; the summary's next ticket counts them
+    assert office.eta_s(office.state.tickets[before["id"]]) == pytest.approx(eta_before - 2, abs=1)
+    summary = next(s for s in office.snapshot()["services"] if s["id"] == "pass")["eta_min"]
+    assert summary >= summary_before + round(4 * per_ticket / 60) - 1
+    # after the next full forecast too: the reservations are not in its queue, each adds one ticket's time
+    office.refresh_forecast()
+    fc = office.forecast()
+    t_after = office.state.tickets[after["id"]]
+    assert office.eta_s(t_after) == pytest.approx(
+        fc.eta(office.state, t_after) + 3 * fc.marginal["pass"], abs=1
+    )
+    # two check in (their tickets queue before it now, in the forecast), one is still open: counted once
+    for code in codes[:2]:
+        ok(office, "disp-1", "appointment.checkin", code=code)
+    office.refresh_forecast()
+    fc = office.forecast()
+    assert office.eta_s(t_after) == pytest.approx(fc.eta(office.state, t_after) + fc.marginal["pass"], abs=1)
+    assert office.state.open_reservations["pass"].keys() == {codes[2]}
+    assert office.reservation_eta_s("pass") >= office.eta_s(t_after)

@@ -304,16 +304,21 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         if pred is None or t.id not in self._fresh:
             return None
         fc = self.forecast()
-        extra = self._fresh[t.id] * fc.marginal.get(t.service, 0.0) - (self.clock() - fc.now)
+        ahead = self._fresh[t.id] + self.reserved_ahead(t.service, t.issued_at)
+        extra = ahead * fc.marginal.get(t.service, 0.0) - (self.clock() - fc.now)
         return tuple(max(v + extra, 0.0) for v in pred)  # type: ignore[return-value]
 
     def eta_s(self, t: Ticket) -> float:
         """Expected seconds until ``t`` is called, from the last forecast; O(log n)."""
         fc = self.forecast()
+        # open remote reservations made before it will queue before it when they check in on time
+        reserved = self.reserved_ahead(t.service, t.issued_at) if self.state.open_reservations else 0
         if t.id in self._fresh:  # issued after the forecast: behind everybody it knew
-            base = fc.new_ticket_eta(t.service, self._fresh[t.id])
+            base = fc.new_ticket_eta(t.service, self._fresh[t.id] + reserved)
         else:
             base = fc.eta(self.state, t)
+            if reserved and base != float("inf"):
+                base += reserved * fc.marginal.get(t.service, 0.0)
         if base == float("inf"):
             return base
         return max(base - (self.clock() - fc.now), 0.0)
@@ -554,7 +559,11 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         }
 
     def _new_eta(self, fc: Forecast, sid: str) -> float:
-        base = fc.new_ticket_eta(sid, self._fresh_n.get(sid, 0))
+        """A ticket drawn now: behind the fresh tickets and the open reservations that can still come."""
+        ahead = self._fresh_n.get(sid, 0)
+        if self.state.open_reservations:
+            ahead += self.reserved_ahead(sid, self.clock())
+        base = fc.new_ticket_eta(sid, ahead)
         return base if base == float("inf") else max(base - (self.clock() - fc.now), 0.0)
 
     def counter_detail(self, cid: str) -> dict[str, Any]:

@@ -220,6 +220,8 @@ class OfficeState:
     waiting_count: dict[str, int] = field(default_factory=dict)  # service -> waiting tickets
     parked: dict[str, Ticket] = field(default_factory=dict)  # ticket id -> parked ticket, in parking order
     open_assists: dict[str, str] = field(default_factory=dict)  # terminal -> open assistance request id
+    # service -> open reservations (not checked in, not lapsed), in reservation order
+    open_reservations: dict[str, dict[str, Reservation]] = field(default_factory=dict)
 
     # -- queries used by steering, prediction and the snapshot
     def waiting(self, service: str | None = None) -> list[Ticket]:
@@ -328,6 +330,7 @@ def _day_started(s: OfficeState, e: dict[str, Any]) -> None:
     s.leases.clear()
     s.lease_next.clear()
     s.reservations = {}  # a remote ticket is for its day only
+    s.open_reservations = {}
 
 
 def _ticket_issued(s: OfficeState, e: dict[str, Any]) -> None:
@@ -361,6 +364,7 @@ def _ticket_issued(s: OfficeState, e: dict[str, Any]) -> None:
         if r is None or r.state != "reserved":
             raise EventError(f"reservation {e['reservation_code']} checked in but not open")
         r.state, r.ticket, r.finished_at = "checked_in", t.id, e["ts"]
+        s.open_reservations.get(r.service, {}).pop(r.code, None)
 
 
 def _ticket_called(s: OfficeState, e: dict[str, Any]) -> None:
@@ -496,7 +500,7 @@ def _intake_set(s: OfficeState, e: dict[str, Any]) -> None:
 def _reservation_made(s: OfficeState, e: dict[str, Any]) -> None:
     if e["code"] in s.reservations:
         raise EventError(f"reservation code {e['code']} made twice")
-    s.reservations[e["code"]] = Reservation(
+    r = s.reservations[e["code"]] = Reservation(
         code=e["code"],
         service=e["service"],
         reserved_at=e["ts"],
@@ -506,6 +510,7 @@ def _reservation_made(s: OfficeState, e: dict[str, Any]) -> None:
         priority=e.get("priority", False),
         origin=e.get("node", ""),
     )
+    s.open_reservations.setdefault(r.service, {})[r.code] = r
 
 
 def _reservation_lapsed(s: OfficeState, e: dict[str, Any]) -> None:
@@ -513,6 +518,7 @@ def _reservation_lapsed(s: OfficeState, e: dict[str, Any]) -> None:
     if r is None or r.state != "reserved":
         raise EventError(f"reservation {e['code']} lapsed but not open")
     r.state, r.finished_at = "lapsed", e["ts"]
+    s.open_reservations.get(r.service, {}).pop(r.code, None)
 
 
 _HANDLERS = {

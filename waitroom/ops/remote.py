@@ -54,12 +54,25 @@ class RemoteOps(TicketOps):
         """Expected seconds until a ticket drawn now is called, counting the open reservations of the service
         as tickets before it (they hold earlier places)."""
         fc = self.forecast()
-        ahead = self._fresh_n.get(sid, 0) + self.open_reservations(sid)  # type: ignore[attr-defined]
+        ahead = self._fresh_n.get(sid, 0) + self.reserved_ahead(sid, self.clock(), inclusive=True)
         base = fc.new_ticket_eta(sid, ahead)
         return base if base == float("inf") else max(base - (self.clock() - fc.now), 0.0)
 
     def open_reservations(self, sid: str) -> int:
-        return sum(1 for r in self.state.reservations.values() if r.service == sid and r.state == "reserved")
+        return len(self.state.open_reservations.get(sid, ()))
+
+    def reserved_ahead(self, sid: str, since: float, *, inclusive: bool = False) -> int:
+        """Open reservations of ``sid`` that will queue before a ticket drawn at ``since``: reserved before
+        it (``inclusive``: or at the same time, for another reservation) and still able to check in on time
+        (a later check-in queues from the check-in). A checked-in reservation queues by its reservation
+        time and then its number, which it gets at check-in: behind a ticket drawn in the same second.
+        At most ``remote_tickets.max_open_per_service``: no scan of the day."""
+        now = self.clock()
+        return sum(
+            1
+            for r in self.state.open_reservations.get(sid, {}).values()
+            if (r.reserved_at <= since if inclusive else r.reserved_at < since) and r.arrive_by >= now
+        )
 
     def reservation_info(self, r: Reservation) -> dict[str, Any]:
         t = self.state.tickets.get(r.ticket) if r.ticket else None
