@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 LINE = 1.17  # DejaVu line height per point size
 MIN_TEXT = 0.03  # no label smaller than 3 % of the screen's short side (its height on a landscape TV)
 ELLIPSIS = "…"
-TEXT_CACHE_BYTES = 8 * 2**20  # rendered texts kept: what two or three state changes draw
+TEXT_CACHE_BYTES = 4 * 2**20  # rendered texts kept: what a state change draws, the rows that move down
 
 
 def needs_shaping(s: str) -> bool:
