@@ -142,5 +142,6 @@ def test_a_running_node_loads_no_web_app_no_simulator(
         assert "escpos.escpos" in modules
         assert "escpos.printer" not in modules  # no CUPS, LP, serial, USB or Win32 printer class
     if role == "display":
+        assert "gpiozero" not in modules  # a display has no pins
         assert "pygame" in modules
         assert "numpy" not in modules  # pygame is imported without it (surfarray and sndarray are unused)
