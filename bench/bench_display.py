@@ -84,7 +84,10 @@ def main() -> int:
         cfg = cfg.model_copy(
             update={
                 "broker": cfg.broker.model_copy(update={"port": broker.port}),
-                "office": cfg.office.model_copy(update={"id": "bench"}),
+                # open every day and all day: the bench runs on weekends and at night too
+                "office": cfg.office.model_copy(
+                    update={"id": "bench", "hours": {d: ("00:00", "23:59") for d in config.WEEKDAYS}}
+                ),
             }
         )
         ctl = ControllerService(cfg, str(Path(tmp) / "ev.db"))
