@@ -438,12 +438,13 @@ def test_artifacts_ticket_previews_in_arabic_and_turkish():
 
 
 PRINT_ONE = """
-import sys, time
+import os, sys, time
 from ticket_printer import TicketData, TicketPrinter, load_settings
 
 printer = TicketPrinter(load_settings({"backend": "file", "file": {"path": sys.argv[1]}}))
 printer.print_ticket(TicketData(office_name="Amt", number="A1", service={"de": "P"}, issued_at=time.time()))
 print(sorted(m for m in sys.modules if m.startswith("escpos")))
+assert "ESCPOS_CAPABILITIES_PICKLE_DIR" not in os.environ  # not handed on to processes started later
 """
 
 

@@ -154,17 +154,23 @@ def escpos_capabilities() -> ModuleType:
     issue 17) and leaves the pickle behind in /tmp. Pointed at ``<data dir>/cache`` (the service's own
     folder, like its event log), it keeps one pickle and reads that; it parses again when the JSON is newer.
     (It still creates an empty temporary folder: ``mkdtemp()`` is the default argument of its look-up.)
-    Call this before anything imports ``escpos``; ESCPOS_CAPABILITIES_PICKLE_DIR set outside wins."""
-    if "escpos.capabilities" not in sys.modules and "ESCPOS_CAPABILITIES_PICKLE_DIR" not in os.environ:
+    Call this before anything imports ``escpos``; ESCPOS_CAPABILITIES_PICKLE_DIR set outside wins. (It is set
+    only while python-escpos is imported: processes started later look at their own data directory.)"""
+    key = "ESCPOS_CAPABILITIES_PICKLE_DIR"
+    set_here = False
+    if "escpos.capabilities" not in sys.modules and key not in os.environ:
         folder = data_dir() / "cache"
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             log.debug("no capabilities cache in %s: %s", folder, exc)
         if os.access(folder, os.W_OK):
-            os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(folder.resolve())
-    from escpos import capabilities
-
+            os.environ[key], set_here = str(folder.resolve()), True
+    try:
+        from escpos import capabilities
+    finally:
+        if set_here:
+            del os.environ[key]
     return capabilities
 
 
