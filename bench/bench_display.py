@@ -62,7 +62,7 @@ def bench_frames(snap: dict) -> None:
     board.apply_state(snap)
     full, idle = [], []
     for i in range(40):
-        board.apply_state({**snap, "seq": snap["seq"] + i + 1})  # a new version: the static layer is redrawn
+        board.apply_state({**snap, "seq": snap["seq"] + i + 1})  # a new version: the state is drawn again
         t0 = time.perf_counter()
         r.draw(board.screen(), highlight=bool(i % 2), now=time.time(), mono=i)
         full.append(time.perf_counter() - t0)
@@ -84,7 +84,10 @@ def main() -> int:
         cfg = cfg.model_copy(
             update={
                 "broker": cfg.broker.model_copy(update={"port": broker.port}),
-                "office": cfg.office.model_copy(update={"id": "bench"}),
+                # open every day and all day: the bench runs on weekends and at night too
+                "office": cfg.office.model_copy(
+                    update={"id": "bench", "hours": {d: ("00:00", "23:59") for d in config.WEEKDAYS}}
+                ),
             }
         )
         ctl = ControllerService(cfg, str(Path(tmp) / "ev.db"))

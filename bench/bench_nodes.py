@@ -6,7 +6,10 @@ For each node role (counter, assist, dispenser, display) it starts the real ``wa
 - *import + start*: from the process spawn to its log line ``<role> node <id> running`` (imports, the
   configuration, the MQTT connection, the node's own start), min and median over the repeats;
 - *RSS*: VmRSS of /proc/<pid>/status once the node has run ``--settle-s`` seconds (the display has drawn its
-  board by then), min and median; VmHWM (the peak) beside it.
+  board by then), min and median; VmHWM (the peak) beside it. The dispenser runs with ``--simulate`` and
+  first prints a ticket (a press of its first button on its sim topic, as the demo's virtual buttons do; the
+  ticket is out when its PNG is in the preview folder), so its figure is that of a dispenser that has
+  printed, not of one that has only started.
 
 In the same run, a raw baseline: a bare ``python -c 'import paho.mqtt.client'`` process (what any MQTT
 node in Python costs at least) and an empty interpreter. ``--code DIR`` runs the nodes from another
@@ -19,6 +22,7 @@ Targets (issue 17): counter, assist and dispenser RSS <= 35 MB, display <= 80 MB
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import statistics
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,9 +80,16 @@ class Result:
 
 
 def run_until(
-    argv: list[str], env: dict[str, str], marker: str, settle_s: float, timeout: float, cwd: Path
+    argv: list[str],
+    env: dict[str, str],
+    marker: str,
+    settle_s: float,
+    timeout: float,
+    cwd: Path,
+    after_start: Callable[[], None] | None = None,
 ) -> Sample:
-    """Start a process, wait for ``marker`` on its stderr/stdout, let it run ``settle_s``, measure, stop it.
+    """Start a process, wait for ``marker`` on its stderr/stdout, run ``after_start`` (e.g. print a ticket),
+    let it run ``settle_s``, measure, stop it.
 
     ``cwd`` is a scratch folder: ``python -m`` puts the working directory first on sys.path, and the code
     measured must be the installed (or ``--code``) one, not a checkout that happens to be the cwd."""
@@ -108,6 +120,11 @@ def run_until(
     try:
         if not seen.wait(timeout):
             raise RuntimeError(f"{' '.join(argv[-6:])}: no {marker!r} within {timeout} s:\n{''.join(lines)}")
+        if after_start is not None:
+            try:
+                after_start()
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}:\n{''.join(lines)}") from None
         time.sleep(settle_s)
         rss = status_kb(proc.pid, "VmRSS")
         hwm = status_kb(proc.pid, "VmHWM")
@@ -123,6 +140,30 @@ def run_until(
                 proc.kill()
                 proc.wait()
         reader.join(2)
+
+
+def print_one_ticket(
+    office: str, node: str, button: str, port: int, previews: Path, timeout: float = 20.0
+) -> None:
+    """Press a dispenser's service button through its sim topic; return once the ticket's PNG is written."""
+    import paho.mqtt.publish as publish
+
+    from waitroom import contract
+
+    before = set(previews.glob("*.png")) if previews.exists() else set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # until the controller has answered: the node may still connect
+        publish.single(
+            contract.Topics(office).sim(node),
+            contract.encode({"button": button, "action": "press"}),
+            hostname="127.0.0.1",
+            port=port,
+        )
+        for _ in range(20):
+            if previews.exists() and set(previews.glob("*.png")) - before:
+                return
+            time.sleep(0.1)
+    raise RuntimeError(f"{node}: no ticket printed within {timeout} s")
 
 
 def office_config(port: int, folder: Path, code: str | None = None) -> Path:
@@ -201,9 +242,24 @@ def main() -> int:
                 res = Result(f"{role} node")
                 argv = [py, "-m", "waitroom", "node", role, "--config", str(cfg), "--node", NODES[role]]
                 argv += ["--pins", "mock"]
+                after_start = None
+                if role == "dispenser":
+                    argv += ["--simulate"]
+                    data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+                    node = next(n for n in data["nodes"] if n["id"] == NODES[role])
+                    after_start = functools.partial(
+                        print_one_ticket,
+                        data["office"]["id"],
+                        NODES[role],
+                        node["services"][0],  # its first button
+                        broker.port,
+                        work / "var" / "tickets",  # the preview folder (the office has no printer section)
+                    )
                 for _ in range(args.repeats):
                     res.samples.append(
-                        run_until(argv, env, f"node {NODES[role]} running", args.settle_s, 60, work)
+                        run_until(
+                            argv, env, f"node {NODES[role]} running", args.settle_s, 60, work, after_start
+                        )
                     )
                 results.append((res, RSS_TARGET_MB.get(role), START_TARGET_S.get(role)))
         finally:

@@ -1,10 +1,16 @@
 """Drawing the call display with pygame.
 
-Everything that depends on the office state (the newest call in both its states, the list of calls, the
-waiting times, the header) is drawn into a *static layer* once per change of ``Screen.version``. A frame then
-only blits that layer, one of the two pre-drawn versions of the newest call (blinking), the clock (re-rendered
-when the minute changes), the ticker (one pre-rendered strip, moved) and the offline sign. ``Renderer.draw``
-reports whether the frame differs from the previous one, so the node flips the screen only when it does.
+Everything that depends on the office state (the list of calls, the waiting times, the header) is drawn
+straight into the frame once per change of ``Screen.version``, the newest call in both its states into two
+surfaces of the panel's size. A frame then only blits one of those (blinking), the clock (re-rendered when
+the minute changes), the ticker (one pre-rendered strip, moved) and the offline sign; the rest stays in the
+frame from the frame before, so there is no full-screen layer besides it (8 MB at 1080p), and the state is
+drawn again when the offline sign goes away. ``Renderer.draw`` reports whether the frame differs from the
+previous one, so the node flips the screen only when it does.
+
+Rendered texts are kept for the next change (the list moves down a row, the names stay) up to
+``TEXT_CACHE_BYTES``, the least recently used dropped first: a large number in the panel takes about 1 MB, and
+a cache by count alone held 160 MB after 150 calls (issue 17).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ log = logging.getLogger(__name__)
 LINE = 1.17  # DejaVu line height per point size
 MIN_TEXT = 0.03  # no label smaller than 3 % of the screen's short side (its height on a landscape TV)
 ELLIPSIS = "…"
+TEXT_CACHE_BYTES = 4 * 2**20  # rendered texts kept: what a state change draws, the rows that move down
 
 
 def needs_shaping(s: str) -> bool:
@@ -44,6 +51,10 @@ def _pil_font(path: str, pt: int) -> Any:
     from PIL import ImageFont
 
     return ImageFont.truetype(path, pt, layout_engine=ImageFont.Layout.RAQM)
+
+
+def _bytes(surf: pygame.Surface) -> int:
+    return surf.get_width() * surf.get_height() * surf.get_bytesize()
 
 
 @dataclass(frozen=True)
@@ -93,21 +104,21 @@ class Renderer:
         if not pygame.font.get_init():
             pygame.font.init()
         self._fonts: dict[tuple[bool, int], pygame.font.Font] = {}
-        self._texts: dict[tuple[str, bool, int, tuple[int, int, int]], pygame.Surface] = {}
+        self._texts: dict[tuple[str, bool, int, tuple[int, int, int]], pygame.Surface] = {}  # oldest use 1st
+        self._text_bytes = 0
         self._fits: dict[tuple[str, bool, int, int], int] = {}
         self.frame = (
             frame if frame is not None and frame.get_size() == self.size else pygame.Surface(self.size)
         )
-        self._static: pygame.Surface | None = None
         self._hero: dict[bool, pygame.Surface] = {}
-        self._static_version = -1
+        self._static_version: int | None = None  # the state version drawn in the frame
         self._clock: tuple[str, pygame.Surface] | None = None
         self._ticker_strip: pygame.Surface | None = None
         self._offline: pygame.Surface | None = None
         self._last_key: Any = None
-        self.static_builds = 0  # counts re-renders of the static layer (tests, benchmark)
+        self.static_builds = 0  # counts how often the state was drawn (tests, benchmark)
         self.min_pt = max(6, math.ceil(min(self.size) * MIN_TEXT))
-        self.drawn: list[Drawn] = []  # the labels of the last static layer and hero
+        self.drawn: list[Drawn] = []  # the labels of the state and the hero as last drawn
         self._recording = True
 
     # ------------------------------------------------------------------------------ text helpers
@@ -120,15 +131,16 @@ class Renderer:
 
     def text(self, s: str, bold: bool, size: int, color: tuple[int, int, int]) -> pygame.Surface:
         key = (s, bold, size, tuple(color))
-        surf = self._texts.get(key)
+        surf = self._texts.pop(key, None)
         if surf is None:
-            if len(self._texts) > 600:
-                self._texts.clear()
             if needs_shaping(s):
                 surf = self._shaped(s, bold, size, color)
             else:
                 surf = self.font(bold, size).render(s, True, color)
-            self._texts[key] = surf
+            self._text_bytes += _bytes(surf)
+            while self._texts and self._text_bytes > TEXT_CACHE_BYTES:
+                self._text_bytes -= _bytes(self._texts.pop(next(iter(self._texts))))
+        self._texts[key] = surf  # (again) the most recently used
         return surf
 
     def _shaped(self, s: str, bold: bool, size: int, color: tuple[int, int, int]) -> pygame.Surface:
@@ -293,11 +305,12 @@ class Renderer:
             return ""
         return names.get(lang) or names.get("de") or ""
 
-    # ------------------------------------------------------------------------------ static layer
+    # ------------------------------------------------------------------------------ the state
     def _build_static(self, screen: Screen) -> None:
+        """Draw the state into the frame, and the newest call's two versions."""
         t = self.theme
         self.drawn = []
-        surf = pygame.Surface(self.size)
+        surf = self.frame
         surf.fill(t.background)
         self._draw_header(surf, screen)
         self._draw_recent(surf, screen.calls[1 : 1 + self.s.recent_calls])
@@ -306,7 +319,6 @@ class Renderer:
         newest = screen.calls[0] if screen.calls else None
         self._hero = {on: self._draw_hero(newest, on) for on in (True, False)}
         self._recording = True
-        self._static = surf
         self._static_version = screen.version
         self.static_builds += 1
 
@@ -329,7 +341,9 @@ class Renderer:
         hx, hy, w, h = self.rects["hero"]
         origin = (hx, hy)
         self._recording = highlight  # both versions have the same labels: record them once
-        surf = pygame.Surface((w, h))
+        surf = self._hero.get(highlight)  # drawn over: no new surfaces of this size for every call
+        if surf is None or surf.get_size() != (w, h):
+            surf = pygame.Surface((w, h))
         bg, fg, num, muted = (
             (t.highlight, t.highlight_text, t.highlight_text, t.highlight_text)
             if highlight and call
@@ -489,7 +503,7 @@ class Renderer:
         key = local.strftime("%H:%M %d.%m.%Y")
         if self._clock is None or self._clock[0] != key:
             _x, _y, w, h = self.rects["header"]
-            surf = pygame.Surface((round(w * 0.34), h))
+            surf = self._clock[1] if self._clock is not None else pygame.Surface((round(w * 0.34), h))
             surf.fill(self.theme.accent)
             pad = round(h * 0.1)
             sw = surf.get_width()
@@ -582,10 +596,9 @@ class Renderer:
         key = (screen.version, highlight, clock_key, offset, screen.offline)
         if key == self._last_key:
             return False
-        if self._static is None or screen.version != self._static_version:
+        sign_gone = bool(self._last_key and self._last_key[-1]) and not screen.offline
+        if screen.version != self._static_version or sign_gone:  # (the sign covered part of the state)
             self._build_static(screen)
-        assert self._static is not None
-        self.frame.blit(self._static, (0, 0))
         hx, hy, _, _ = self.rects["hero"]
         self.frame.blit(self._hero[highlight], (hx, hy))
         x, y, w, _ = self.rects["header"]

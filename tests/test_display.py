@@ -6,6 +6,7 @@ colour of the regions from displays.layout (highlighted newest call, list rows, 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -186,6 +187,82 @@ def test_text_is_rendered_once_per_change(controller, cfg):
     assert r.static_builds == 1
     assert r.draw(board.screen(), highlight=True, now=now + 61, mono=61)  # next minute: only the clock
     assert r.static_builds == 1
+
+
+def snapshot_with_calls(n: int) -> dict:
+    """An office state with ``n`` calls, the newest first (no controller needed)."""
+    counters = [
+        {
+            "id": f"c{i}",
+            "name": {"de": f"Schalter {i}", "en": f"Counter {i}"},
+            "zone": "eg",
+            "services": ["pass"],
+        }
+        for i in range(1, 9)
+    ]
+    calls = [
+        {"ticket": f"{'AB'[i % 2]}{i + 1:03d}", "counter": f"c{i % 8 + 1}", "ts": 1000.0 + i}
+        for i in range(n)
+    ]
+    return {
+        "name": "Bürgerbüro Mitte",
+        "day": "2026-01-05",
+        "seq": n + 1,
+        "counters": counters,
+        "services": [{"id": "pass", "prefix": "A", "name": {"de": "Reisepass"}, "waiting": 2, "eta_min": 9}],
+        "calls": calls[::-1][:10],
+    }
+
+
+def test_a_frame_drawn_over_the_last_is_the_frame_a_new_renderer_draws():
+    """The state is drawn into the frame itself (no full-screen layer besides it): after calls, blinking,
+    the ticker and the offline sign coming and going, the frame is, pixel for pixel, what a new renderer
+    draws."""
+    s = ds.parse({"ticker": {"de": "Bitte halten Sie Ihren Ausweis und alle Unterlagen bereit. " * 3}})
+    r, board = Renderer(s), Board()
+    board.set_link(True)
+    now = 1796554414.0
+
+    def same_as_fresh(highlight: bool, mono: float) -> None:
+        fresh = Renderer(s)
+        fresh.draw(board.screen(), highlight=not highlight, now=now, mono=0)  # (makes the ticker strip)
+        assert fresh.draw(board.screen(), highlight=highlight, now=now, mono=mono)
+        assert pygame.image.tobytes(r.frame, "RGB") == pygame.image.tobytes(fresh.frame, "RGB")
+
+    for n in range(1, 13):
+        board.apply_state(snapshot_with_calls(n))
+        for k, highlight in enumerate((True, False, True)):
+            assert r.draw(board.screen(), highlight=highlight, now=now, mono=n + k / 10)
+        same_as_fresh(True, n + 0.2)
+    board.set_link(False)
+    assert r.draw(board.screen(), highlight=True, now=now, mono=20)
+    assert r.shows_offline
+    same_as_fresh(True, 20)
+    board.set_link(True)
+    assert r.draw(board.screen(), highlight=True, now=now, mono=21)
+    assert not r.shows_offline
+    same_as_fresh(True, 21)  # the sign is gone and the header under it is back
+    screen = board.screen()  # the same, should a screen's offline flag change without a new version
+    assert r.draw(dataclasses.replace(screen, offline=True), highlight=True, now=now, mono=22)
+    assert r.draw(screen, highlight=True, now=now, mono=21)
+    same_as_fresh(True, 21)
+
+
+def test_rendered_texts_are_kept_within_their_budget():
+    """A large number in the newest-call panel is about 1 MB of pixels; the texts kept for the next change
+    stay within TEXT_CACHE_BYTES however many calls come (a cache by count held 160 MB after 150 calls)."""
+    from displays.render import TEXT_CACHE_BYTES
+
+    r, board = Renderer(ds.parse({})), Board()
+    board.set_link(True)
+    for n in range(1, 61):
+        board.apply_state(snapshot_with_calls(n))
+        r.draw(board.screen(), highlight=True, now=0, mono=n)
+    kept = sum(x.get_width() * x.get_height() * x.get_bytesize() for x in r._texts.values())
+    assert kept == r._text_bytes <= TEXT_CACHE_BYTES
+    assert kept > TEXT_CACHE_BYTES // 2  # the newest texts are kept (dropped one by one, not all at once)
+    newest = board.screen().calls[0].ticket
+    assert any(key[0] == newest for key in r._texts)
 
 
 def test_zone_display_shows_only_its_counters(controller, staff, node, cfg):

@@ -5,8 +5,13 @@ drops one)."""
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,6 +93,59 @@ def test_compiled_catalogs_are_fresh(lang: str) -> None:
     buf.seek(0)
     fresh = {str(m.id): str(m.string) for m in read_mo(buf) if m.id}
     assert stored == fresh, f"{folder}/messages.mo is stale: run make translations"
+
+
+def test_catalog_reads_the_compiled_file_without_babel(tmp_path: Path) -> None:
+    """A node reads the .mo with the standard library's gettext (no Babel in its memory) and gets exactly the
+    texts of the .po file; a checkout writes the .po a moment after the .mo, which must not count as newer."""
+    shutil.copytree(i18n.CATALOG_DIR, tmp_path / "translations")
+    for mo in (tmp_path / "translations").glob("*/LC_MESSAGES/messages.mo"):
+        t = mo.stat().st_mtime
+        os.utime(mo.with_suffix(".po"), (t + 0.5, t + 0.5))
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from waitroom import i18n\n"
+        "i18n.CATALOG_DIR = Path(sys.argv[1])\n"
+        "out = {lang: i18n.catalog(lang) for lang in i18n.LANGUAGES}\n"
+        "print(json.dumps([sorted(m for m in sys.modules if m.split('.')[0] == 'babel'), out]))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "translations")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    babel_modules, catalogs = json.loads(run.stdout)
+    assert babel_modules == []
+    for lang in i18n.LANGUAGES:
+        want = {str(m.id): str(m.string) for m in po(lang) if m.id and m.string and not m.fuzzy}
+        assert catalogs[lang] == want, lang
+
+
+def test_catalog_takes_a_po_file_edited_after_the_compile(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "de" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    source = i18n.CATALOG_DIR / "de" / "LC_MESSAGES"
+    for name in ("messages.mo", "messages.po"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    mo = (folder / "messages.mo").stat().st_mtime
+    po_file = folder / "messages.po"
+    po_file.write_text(
+        po_file.read_text(encoding="utf-8").replace('"Ihre Nummer"', '"Ihre Wartenummer"'), encoding="utf-8"
+    )
+    monkeypatch.setattr(i18n, "CATALOG_DIR", tmp_path)
+    i18n.catalog.cache_clear()
+    try:
+        os.utime(po_file, (mo + 1, mo + 1))  # within the moment of a checkout: the compiled file counts
+        assert i18n.catalog("de")["ticket.your_number"] == GERMAN["ticket.your_number"]
+        i18n.catalog.cache_clear()
+        os.utime(po_file, (mo + 60, mo + 60))  # edited a minute after the compile: the .po file counts
+        assert i18n.catalog("de")["ticket.your_number"] == "Ihre Wartenummer"
+    finally:
+        i18n.catalog.cache_clear()
 
 
 def test_extraction_sees_exactly_the_german_keys() -> None:

@@ -137,6 +137,11 @@ def test_a_running_node_loads_no_web_app_no_simulator(
     modules = set(json.loads(line.removeprefix("MODULES ")))
     loaded = sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in NEVER_IN_A_NODE))
     assert loaded == []
+    assert "babel" not in modules  # texts come from the compiled catalogs (stdlib gettext)
+    if role == "dispenser":
+        assert "escpos.escpos" in modules
+        assert "escpos.printer" not in modules  # no CUPS, LP, serial, USB or Win32 printer class
     if role == "display":
+        assert "gpiozero" not in modules  # a display has no pins
         assert "pygame" in modules
         assert "numpy" not in modules  # pygame is imported without it (surfarray and sndarray are unused)

@@ -435,3 +435,49 @@ def test_artifacts_ticket_previews_in_arabic_and_turkish():
         png.save(out / f"ticket-{lang}.png")
         (out / f"ticket-{lang}.bin").write_bytes(raw)
         assert len(ink_rows(png)) > 300
+
+
+PRINT_ONE = """
+import os, sys, time
+from ticket_printer import TicketData, TicketPrinter, load_settings
+
+printer = TicketPrinter(load_settings({"backend": "file", "file": {"path": sys.argv[1]}}))
+printer.print_ticket(TicketData(office_name="Amt", number="A1", service={"de": "P"}, issued_at=time.time()))
+print(sorted(m for m in sys.modules if m.startswith("escpos")))
+assert "ESCPOS_CAPABILITIES_PICKLE_DIR" not in os.environ  # not handed on to processes started later
+"""
+
+
+def test_escpos_database_is_parsed_once_and_kept_in_the_data_directory(tmp_path):
+    """python-escpos parses its capabilities.json on every import and pickles it into a new temporary folder;
+    the dispenser points it at <data dir>/cache: the second start reads the pickle, none goes to /tmp, and no
+    printer class of escpos.printer (CUPS, USB, serial, ...) is loaded to render a ticket."""
+    import subprocess
+    import sys
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ESCPOS_CAPABILITIES_PICKLE_DIR"}
+    env.update(WAITROOM_DATA_DIR=str(tmp_path / "var"), TMPDIR=str(scratch))
+
+    def run() -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", PRINT_ONE, str(tmp_path / "out.bin")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert (tmp_path / "out.bin").read_bytes().startswith(ESC + b"@")
+        return proc.stdout
+
+    modules = run()
+    (pickle,) = (tmp_path / "var" / "cache").glob("*.capabilities.pickle")
+    written = pickle.stat().st_mtime_ns
+    assert run() == modules
+    assert pickle.stat().st_mtime_ns == written  # read, not parsed and written again
+    assert list(scratch.rglob("*.pickle")) == []  # (python-escpos still makes an empty folder: mkdtemp() is
+    # the default argument of its environ.get)
+    assert "'escpos.escpos'" in modules and "escpos.printer" not in modules

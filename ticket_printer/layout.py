@@ -20,6 +20,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from ticket_printer import raster
+from ticket_printer.settings import escpos_capabilities
 from waitroom.i18n import normalize, t
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,10 @@ class Notice:
 # ---------------------------------------------------------------------------------------- code pages
 @cache
 def _encoder(profile: str) -> object:
-    from escpos.capabilities import get_profile
+    capabilities = escpos_capabilities()  # first: the cache folder is set before escpos loads its data
     from escpos.magicencode import Encoder
 
-    return Encoder(get_profile(profile).get_code_pages())
+    return Encoder(capabilities.get_profile(profile).get_code_pages())
 
 
 @cache

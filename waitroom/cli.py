@@ -26,6 +26,8 @@ NODE_ROLES: dict[str, str] = {
     "assist": "edge.assist:create",
     "display": "displays.node:create",
 }
+# Roles whose node has no GPIO pins: they get no pin factory, so gpiozero is not loaded (2.4 MB, issue 17).
+ROLES_WITHOUT_PINS = frozenset({"display"})
 # Modules that add their own subcommands with register(subparsers).
 COMMAND_MODULES = [
     "waitroom.web.cli",
@@ -140,7 +142,6 @@ def resolve_factory(role: str) -> Callable[..., Any]:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    from edge.hardware import pin_factory
     from waitroom.node import NodeRuntime
 
     cfg = load_config(args.config)
@@ -156,7 +157,11 @@ def cmd_node(args: argparse.Namespace) -> int:
         print(f"node {node.id} is a {node.role}, not a {args.role}", file=sys.stderr)
         return 1
     runtime = NodeRuntime(cfg, node.id)
-    pins = pin_factory(args.pins or os.environ.get("GPIOZERO_PIN_FACTORY"))
+    pins = None
+    if args.role not in ROLES_WITHOUT_PINS:
+        from edge.hardware import pin_factory
+
+        pins = pin_factory(args.pins or os.environ.get("GPIOZERO_PIN_FACTORY"))
     instance = resolve_factory(args.role)(runtime, cfg, node, pins=pins, simulate=args.simulate)
     runtime.start(wait=args.wait)
     instance.start()

@@ -19,6 +19,7 @@ accepted as an alias.
 from __future__ import annotations
 
 import functools
+import gettext
 import logging
 import string
 from collections.abc import Iterator, Mapping
@@ -104,6 +105,7 @@ CITIZEN_KEYS: frozenset[str] = frozenset(
 
 CATALOG_DIR = Path(__file__).with_name("translations")
 DOMAIN = "messages"
+PO_NEWER_S = 2.0  # a .po file this much newer than its .mo holds changes not compiled yet
 
 
 def N_(key: str) -> str:
@@ -313,19 +315,24 @@ def placeholders(text: str) -> set[str]:
 
 @functools.cache
 def catalog(lang: str) -> dict[str, str]:
-    """Every translated text of ``lang`` (key -> text) from the compiled catalog, else from the .po file."""
-    from babel.messages.mofile import read_mo
-    from babel.messages.pofile import read_po
+    """Every translated text of ``lang`` (key -> text) from the compiled catalog, else from the .po file.
 
+    The compiled catalog is read with the standard library's gettext, so a node prints and shows texts
+    without loading Babel (about 2 MB of its memory, issue 17). The .po file is read (with Babel) only when
+    it was changed after the last compile: newer by more than PO_NEWER_S, since a checkout or a copy writes
+    both files in the same moment, the .po one a little later."""
     folder = CATALOG_DIR / locale_dir(lang) / "LC_MESSAGES"
     mo, po = folder / f"{DOMAIN}.mo", folder / f"{DOMAIN}.po"
     try:
-        if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
+        if mo.exists() and (not po.exists() or po.stat().st_mtime <= mo.stat().st_mtime + PO_NEWER_S):
             with mo.open("rb") as f:
-                cat = read_mo(f)
-        else:
-            with po.open("rb") as f:
-                cat = read_po(f, locale=locale_dir(lang))
+                compiled = gettext.GNUTranslations(f)._catalog  # the parsed table: {msgid: text}
+            # pybabel compile leaves fuzzy and untranslated entries out; "" is the catalog's header
+            return {k: v for k, v in compiled.items() if isinstance(k, str) and k and v}
+        from babel.messages.pofile import read_po
+
+        with po.open("rb") as f:
+            cat = read_po(f, locale=locale_dir(lang))
     except FileNotFoundError:
         log.error("no translation catalog for %s in %s", lang, CATALOG_DIR)
         return {}
