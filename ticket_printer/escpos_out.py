@@ -1,4 +1,4 @@
-"""Render layout blocks to ESC/POS bytes with python-escpos (``Sink``, a printer that collects the bytes).
+"""Render layout blocks to ESC/POS bytes with python-escpos (``sink_class()``: a printer that collects them).
 
 The code page is selected once, explicitly, right after ``ESC @`` (python-escpos' automatic choice would
 switch code pages in the middle of a line for ``€``). Where a profile lists one code page under several
@@ -18,9 +18,6 @@ from functools import cache
 from ticket_printer.layout import Block, Cut, Feed, Image, Qr, Raster, Text
 from ticket_printer.settings import escpos_capabilities
 
-escpos_capabilities()  # before escpos.escpos loads the printer database: from the cache, not parsed again
-from escpos.escpos import Escpos  # noqa: E402
-
 log = logging.getLogger(__name__)
 
 INIT = b"\x1b@"
@@ -28,22 +25,29 @@ GS_V = {"partial": b"\x1dV\x01", "full": b"\x1dV\x00"}
 REFERENCE_PROFILE = "TM-T20II"  # Epson's standard ESC t table
 
 
-class Sink(Escpos):
-    """The bytes of one ticket: a python-escpos printer whose one abstract method, ``_raw``, collects them.
+@cache
+def sink_class() -> type:
+    """``Sink``: the bytes of one ticket, a python-escpos printer whose one abstract method, ``_raw``,
+    collects them. What ``escpos.printer.Dummy`` does, without importing ``escpos.printer``, which loads every
+    printer class (CUPS, LP, serial, USB, Win32) and their libraries into the dispenser (issue 17). Made on
+    first use: python-escpos loads its printer database when it is imported, and ``escpos_capabilities`` must
+    point it at the cache first (importing this module touches no folder)."""
+    escpos_capabilities()
+    from escpos.escpos import Escpos
 
-    What ``escpos.printer.Dummy`` does, without importing ``escpos.printer``, which loads every printer class
-    (CUPS, LP, serial, USB, Win32) and their libraries into the dispenser (issue 17)."""
+    class Sink(Escpos):  # type: ignore[misc]
+        def __init__(self, profile: str):
+            super().__init__(profile=profile)
+            self._chunks: list[bytes] = []
 
-    def __init__(self, profile: str):
-        super().__init__(profile=profile)
-        self._chunks: list[bytes] = []
+        def _raw(self, msg: bytes) -> None:
+            self._chunks.append(msg)
 
-    def _raw(self, msg: bytes) -> None:
-        self._chunks.append(msg)
+        @property
+        def output(self) -> bytes:
+            return b"".join(self._chunks)
 
-    @property
-    def output(self) -> bytes:
-        return b"".join(self._chunks)
+    return Sink
 
 
 @cache
@@ -78,13 +82,13 @@ class EscposRenderer:
         self.profile = profile
         self.codepage = codepage
         self.width_dots = width_dots
-        probe = Sink(profile)
+        probe = sink_class()(profile)
         self.native_qr = probe.profile.supports("qrCode")
         self.can_cut = probe.profile.supports("paperFullCut") or probe.profile.supports("paperPartCut")
         self.slot = codepage_slot(profile, codepage)
 
     def render(self, blocks: list[Block]) -> bytes:
-        p = Sink(self.profile)
+        p = sink_class()(self.profile)
         p._raw(INIT)
         p.magic.encoder.codepages[self.codepage.upper()] = self.slot
         p.charcode(self.codepage)  # emits ESC t n now and fixes the code page for the whole ticket
