@@ -7,6 +7,7 @@ tool skips the test with the install hint on a developer machine, and fails it i
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -37,6 +38,24 @@ def require_tool(name: str, package: str, *candidates: str) -> str:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Tests that run ``waitroom.cli.main`` in-process get its ``logging.basicConfig``: a root handler on
+    that test's captured stderr, which pytest closes after the test. Left in place, every later log line of
+    any thread (a controller's background threads) becomes a "Logging error" whose traceback is printed, and
+    on Python 3.11.7 printing tracebacks in two threads at once can break an ``ast.parse`` elsewhere
+    ("AST constructor recursion depth mismatch", CPython gh-106905). So the plain stream handlers a test
+    added to the root logger are removed again, and its level restored (pytest's own capture handlers are
+    its business: it adds and removes them around every phase)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers[:]:
+        if type(handler) is logging.StreamHandler and handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
