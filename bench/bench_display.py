@@ -121,6 +121,9 @@ def main() -> int:
             dn.announcer.wait_idle(10)
             gong = next(p for p in dn.announcer.played if p.ticket == ticket and p.kind == "gong")
             to_gong.append(gong.start - t0)
+            # the next call only after the silence kept between two announced calls (call_gap_s): this
+            # measures one call's way to its gong, not the designed pause after the previous one
+            time.sleep(dn.announcer.settings.call_gap_s + 0.05)
         print(f"call event received -> first frame: {ms(event_to_frame)}")
         print(f"call command sent -> first frame:   {ms(to_frame)}")
         print(f"call command sent -> gong starts:   {ms(to_gong)}")
