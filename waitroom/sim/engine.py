@@ -17,6 +17,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from sortedcontainers import SortedList
+
 from waitroom.config import Config
 from waitroom.model import OfficeState, apply, format_number
 from waitroom.predict import INF, ServiceTimes, WaitPredictor, intake_decision, ql, zms
@@ -91,7 +93,7 @@ class DaySim:
         # counters on shift and not serving, per service (an arrival finds a free counter without a scan);
         # taken in the configuration's order, as a scan of on_shift would
         self._order = {c.id: i for i, c in enumerate(cfg.counters)}
-        self._idle: dict[str, set[str]] = {}
+        self._idle: dict[str, SortedList] = {}  # service -> (config order, counter) of idle counters
         self.last_start: dict[
             str, float
         ] = {}  # service -> wait of the last citizen who entered service (LES)
@@ -180,11 +182,15 @@ class DaySim:
         )
 
     def _set_idle(self, cid: str, idle: bool) -> None:
+        key = (self._order[cid], cid)
         for sid in self.serves[cid]:
-            if idle:
-                self._idle.setdefault(sid, set()).add(cid)
-            else:
-                self._idle.get(sid, set()).discard(cid)
+            free = self._idle.get(sid)
+            if free is None:
+                free = self._idle[sid] = SortedList()
+            if not idle:
+                free.discard(key)
+            elif key not in free:
+                free.add(key)
 
     def _close(self, cid: str) -> None:
         self.on_shift[cid] = None
@@ -214,7 +220,7 @@ class DaySim:
         if slot is None and self.now > self.plan.close:
             r.outcome = "turned_away"
             return
-        free = sorted(self._idle.get(a.service, ()), key=self._order.__getitem__)
+        free = self._idle.get(a.service) or ()  # in the configuration's order, as a scan of on_shift gives
         r.delayed = not free
         fc = None
         if (not free and self.predict) or (slot is None and self._intake):
@@ -251,9 +257,14 @@ class DaySim:
         self.durations[tid] = (a.duration, a.no_show)
         if a.patience is not None:
             self.push(self.now + a.patience, "abandon", tid)
-        for cid in free:
-            if self.call(cid):
-                break  # the newcomer is called; the other free counters had nobody before either
+        if free:
+            # the first free counter calls the newcomer (the others had nobody before either); only if it
+            # does not, the next ones in turn -- no sort of every idle counter per arrival
+            first = free[0][1]
+            if not self.call(first):
+                for _, cid in list(free):
+                    if cid != first and self.call(cid):
+                        break
 
     def _classical(self, r: Record, ours: float) -> None:
         """Predictions of the classical estimators for the arriving citizen (same service, same counters)."""
