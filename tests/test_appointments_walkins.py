@@ -113,3 +113,38 @@ def test_the_learned_share_never_falls_below_the_configured_one(cfg):
     rushed = capacity.empty_plan(cfg, day, full)
     assert all(v == 0 for (_c, w), v in rushed.budget.items() if w == 0)
     assert all(rushed.budget[k] == plain.budget[k] for k in plain.budget if k[1] > 0)
+
+
+def test_the_controller_learns_the_profile_in_the_background_at_start(broker, tmp_path):
+    """A real controller process' service (MQTT, its own threads) over a log with four weeks of Monday
+    rushes: the profile reaches the office without a command waiting for it."""
+    import time
+
+    from tests.conftest import office_config
+    from waitroom.service import ControllerService
+
+    cfg = office_config(broker.port, office_id="walkins")
+    now = time.time()
+    today = dt.datetime.fromtimestamp(now, cfg.office.tz).date()
+    db = tmp_path / "events.db"
+    clock = Clock(now - 29 * 86400)
+    store = EventStore(db)
+    office = Office(cfg, store, clock=clock)
+    for week in (4, 3, 2, 1):
+        day = today - dt.timedelta(weeks=week)
+        eight = dt.datetime(day.year, day.month, day.day, 8, 0, tzinfo=cfg.office.tz).timestamp()
+        for k in range(10):
+            clock.t = eight + 60 + k * 60
+            ok(office, "disp-1", "ticket.issue", service="pass")
+    store.close()
+    svc = ControllerService(cfg, str(db))
+    assert svc.start(wait=10)
+    try:
+        deadline = time.monotonic() + 10
+        while svc.office.walk_ins is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        profile = svc.office.walk_ins
+        assert profile is not None and profile.days == 4
+        assert profile.expected(today.weekday(), 8 * 60) == pytest.approx(10 * 540)
+    finally:
+        svc.stop()
