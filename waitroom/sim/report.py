@@ -94,6 +94,7 @@ FIGURE_ROWS: list[tuple[str, tuple[str, ...], str]] = [
     ("within the service target", ("within_target",), "pct"),
     ("appointments called <= 5 min after slot", ("appointments_within_5_min_of_slot",), "pct"),
     ("appointments <= 5 min after max(slot, arrival)", ("appointments_within_5_min_of_due",), "pct"),
+    ("appointments arrived > 5 min after slot (ceiling)", ("appointments_arrived_over_5_min_late",), "pct"),
     (
         "normal overtaken by priority: longest wait then (min)",
         ("overtaken_max_wait_when_overtaken_min",),
