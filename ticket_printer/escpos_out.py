@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from functools import cache
 
+from ticket_printer.capabilities import escpos_capabilities
 from ticket_printer.layout import Block, Cut, Feed, Image, Qr, Raster, Text
-from ticket_printer.settings import escpos_capabilities
 
 log = logging.getLogger(__name__)
 

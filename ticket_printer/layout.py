@@ -20,7 +20,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from ticket_printer import raster
-from ticket_printer.settings import escpos_capabilities
+from ticket_printer.capabilities import escpos_capabilities
 from waitroom.i18n import normalize, t
 
 log = logging.getLogger(__name__)

@@ -11,22 +11,23 @@ from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from edge.dispenser.options import button_services, data_dir, load_options, resolve_pins
+from edge.dispenser.options import button_services, data_dir, load_options, printer_settings, resolve_pins
 from edge.dispenser.ratelimit import RateLimiter
 from edge.dispenser.scanner import CodeReader, parse_code
 from edge.dispenser.store import OfflineStore
 from edge.hardware import Lamp, PressButton, SimInput, close_all, pin_factory
 from ticket_printer.layout import Notice, TicketData
 from ticket_printer.printer import TicketPrinter
-from ticket_printer.settings import load_settings
 from waitroom import contract
 from waitroom.city.advice import Advice
-from waitroom.config import Config, Node
 from waitroom.contract import CONTROLLER_NODE_ID, ErrorCode
 from waitroom.errors import CommandFailed, PrinterError, RequestTimeout
 from waitroom.i18n import both
+
+if TYPE_CHECKING:
+    from waitroom.config import Config, Node
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Dispenser:
         self.options = load_options(cfg, node)
         self.pin_map = resolve_pins(cfg, node)
         self.services = button_services(cfg, node)
-        settings = load_settings(cfg.printer, "printer")
+        settings = printer_settings(cfg)
         if simulate and settings.backend != "preview":
             log.info("simulation: printing to the preview backend instead of %s", settings.backend)
         if simulate:
@@ -354,7 +355,7 @@ class Dispenser:
         return TicketData(
             office_name=self.cfg.office.name,
             number=str(ticket["number"]),
-            service=svc.name.model_dump(),
+            service=svc.name.as_dict(),
             issued_at=float(ticket.get("issued_at") or self.clock()),
             timezone=self.cfg.office.timezone,
             ahead=ticket.get("ahead"),
