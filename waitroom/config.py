@@ -671,13 +671,18 @@ def load(path: str | os.PathLike[str]) -> Config:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(p), [f"(file): cannot read: {exc.strerror}"]) from None
+    cfg = loads(text, str(p))
+    log.debug("loaded configuration %s for office %s", p, cfg.office.id)
+    return cfg
+
+
+def loads(text: str, source: str = "<config>") -> Config:
+    """Validate an office configuration given as YAML text (``load`` once the file is read)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(p), [f"(yaml): {exc}"]) from None
-    cfg = parse(data, str(p))
-    log.debug("loaded configuration %s for office %s", p, cfg.office.id)
-    return cfg
+        raise ConfigError(source, [f"(yaml): {exc}"]) from None
+    return parse(data, source)
 
 
 def load_or_exit(path: str | Path) -> Config:
