@@ -154,6 +154,10 @@ def resolve_factory(role: str) -> Callable[..., Any]:
 def cmd_node(args: argparse.Namespace) -> int:
     from waitroom.node import NodeRuntime
 
+    if args.real_printer and (args.role != "dispenser" or not args.simulate):
+        print("--real-printer is for a dispenser with --simulate", file=sys.stderr)
+        return 2
+
     cfg = None
     if args.role in CACHED_ROLES:  # validated in a short-lived process; exits 1 on a configuration error
         from waitroom import nodeconfig
@@ -178,7 +182,8 @@ def cmd_node(args: argparse.Namespace) -> int:
         from edge.hardware import pin_factory
 
         pins = pin_factory(args.pins or os.environ.get("GPIOZERO_PIN_FACTORY"))
-    instance = resolve_factory(args.role)(runtime, cfg, node, pins=pins, simulate=args.simulate)
+    extra = {"real_printer": True} if args.real_printer else {}
+    instance = resolve_factory(args.role)(runtime, cfg, node, pins=pins, simulate=args.simulate, **extra)
     runtime.start(wait=args.wait)
     instance.start()
     log.info("%s node %s running", args.role, node.id)
@@ -234,6 +239,12 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
         "--simulate",
         action="store_true",
         help="accept virtual button presses on the node's sim topic (demo; needs --pins mock)",
+    )
+    p.add_argument(
+        "--real-printer",
+        action="store_true",
+        help="dispenser with --simulate: print on the configured printer instead of the PNG preview "
+        "(e.g. to try a printer before the buttons are wired)",
     )
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the broker at start")
     p.set_defaults(func=cmd_node)

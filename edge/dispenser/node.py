@@ -52,6 +52,7 @@ class Dispenser:
         *,
         pins: Any = None,
         simulate: bool = False,
+        real_printer: bool = False,
         printer: TicketPrinter | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -65,9 +66,9 @@ class Dispenser:
         self.pin_map = resolve_pins(cfg, node)
         self.services = button_services(cfg, node)
         settings = printer_settings(cfg)
-        if simulate and settings.backend != "preview":
+        if simulate and not real_printer and settings.backend != "preview":
             log.info("simulation: printing to the preview backend instead of %s", settings.backend)
-        if simulate:
+        if simulate and not real_printer:
             settings = settings.model_copy(update={"backend": "preview"})
         elif settings.backend == "preview":
             log.warning(
@@ -693,6 +694,9 @@ class Dispenser:
                 log.exception("publishing health failed")
 
 
-def create(runtime: Any, cfg: Config, node: Node, *, pins: Any, simulate: bool) -> Dispenser:
-    """Node factory (waitroom/cli.py NODE_ROLES['dispenser'])."""
-    return Dispenser(runtime, cfg, node, pins=pins, simulate=simulate)
+def create(
+    runtime: Any, cfg: Config, node: Node, *, pins: Any, simulate: bool, real_printer: bool = False
+) -> Dispenser:
+    """Node factory (waitroom/cli.py NODE_ROLES['dispenser']). ``real_printer``: with ``simulate``, the
+    virtual buttons print on the configured printer instead of the PNG preview."""
+    return Dispenser(runtime, cfg, node, pins=pins, simulate=simulate, real_printer=real_printer)
