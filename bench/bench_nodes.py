@@ -317,9 +317,7 @@ def main() -> int:
                             argv, env, f"node {NODES[role]} running", args.settle_s, 60, work, after_start
                         )
                     )
-                results.append(
-                    (res, RSS_TARGET_MB.get(role) if targeted else None, START_TARGET_S.get(role))
-                )
+                results.append((res, RSS_TARGET_MB.get(role) if targeted else None, START_TARGET_S.get(role)))
         finally:
             ctl.terminate()
             ctl.wait(10)

@@ -26,18 +26,6 @@ DEFAULT_PROFILE = "TM-T20II"
 DEFAULT_CODEPAGE = "CP858"
 
 
-class PrinterSettingsMethods:
-    """``PrinterSettings``: what the paper width and the font make of the profile (methods only)."""
-
-    @property
-    def width_dots(self) -> int:
-        return profile_width(self.profile)  # type: ignore[attr-defined]
-
-    def columns(self) -> int:
-        """Characters per line in font A (12 dots wide)."""
-        return self.width_dots // 12
-
-
 def escpos_capabilities() -> ModuleType:
     """python-escpos' printer database (``escpos.capabilities``), parsed once per installed version.
 

@@ -22,12 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ticket_printer.capabilities import (  # noqa: F401 (re-exported: the printer database's look-ups)
     DEFAULT_CODEPAGE,
     DEFAULT_PROFILE,
-    PrinterSettingsMethods,
     escpos_capabilities,
     profile_codepages,
     profile_width,
     profiles,
 )
+from ticket_printer.facts import PrinterSettingsMethods
 from waitroom.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -63,6 +63,7 @@ SCHEMA_SOURCES = (
     "edge/dispenser/schema.py",
     "ticket_printer/settings.py",
     "ticket_printer/capabilities.py",
+    "ticket_printer/facts.py",
     "firmware_config/pins.py",
 )
 SCHEMA_GLOBS = ("firmware_config/pinmaps/*.yaml",)

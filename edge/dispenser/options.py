@@ -132,6 +132,11 @@ def printer_settings(cfg: Config) -> PrinterSettings:
     """The office's ``printer:`` settings (``ticket_printer.settings``); raises ConfigError naming the key."""
     done = prepared(cfg, "printer")
     if done is not None:
+        known = prepared(cfg, "printer_facts")
+        if known is not None:  # python-escpos' facts of the profile, read where the file was validated
+            from ticket_printer.facts import PrinterFacts, register
+
+            register(PrinterFacts.from_dict(known))
         return done
     from ticket_printer.settings import load_settings
 
@@ -140,8 +145,12 @@ def printer_settings(cfg: Config) -> PrinterSettings:
 
 def prepare(cfg: Config, node: Node) -> dict[str, Any]:
     """What a dispenser validates at start, for its validated-config cache (``waitroom.nodeconfig``)."""
+    from ticket_printer.facts import facts
+
+    printer = printer_settings(cfg)
     return {
         "options": load_options(cfg, node),
         "pins": resolve_pins(cfg, node),
-        "printer": printer_settings(cfg),
+        "printer": printer,
+        "printer_facts": facts(printer.profile, printer.codepage).to_dict(),
     }
