@@ -25,6 +25,7 @@ import argparse
 import functools
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -142,14 +143,52 @@ def run_until(
         reader.join(2)
 
 
+class PrinterSink:
+    """A local raw-TCP (port 9100 style) printer: counts the tickets (jobs ending in a cut) it received."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.tickets = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                buf = bytearray()
+                while chunk := conn.recv(65536):
+                    buf.extend(chunk)
+                self.tickets += buf.count(b"\x1dV")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def print_one_ticket(
-    office: str, node: str, button: str, port: int, previews: Path, timeout: float = 20.0
+    office: str,
+    node: str,
+    button: str,
+    port: int,
+    previews: Path,
+    sink: PrinterSink | None = None,
+    timeout: float = 20.0,
 ) -> None:
-    """Press a dispenser's service button through its sim topic; return once the ticket's PNG is written."""
+    """Press a dispenser's service button through its sim topic; return once the ticket is out: its PNG in
+    the preview folder, or (``sink``) its cut at the network printer."""
     import paho.mqtt.publish as publish
 
     from waitroom import contract
 
+    def printed() -> bool:
+        if sink is not None:
+            return sink.tickets > tickets_before
+        return previews.exists() and bool(set(previews.glob("*.png")) - before)
+
+    tickets_before = sink.tickets if sink is not None else 0
     before = set(previews.glob("*.png")) if previews.exists() else set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:  # until the controller has answered: the node may still connect
@@ -160,18 +199,25 @@ def print_one_ticket(
             port=port,
         )
         for _ in range(20):
-            if previews.exists() and set(previews.glob("*.png")) - before:
+            if printed():
                 return
             time.sleep(0.1)
     raise RuntimeError(f"{node}: no ticket printed within {timeout} s")
 
 
-def office_config(port: int, folder: Path, code: str | None = None) -> Path:
-    """The example office bound to the broker; with ``--code``, that checkout's example (its schema)."""
+def office_config(port: int, folder: Path, code: str | None = None, printer_port: int | None = None) -> Path:
+    """The example office bound to the broker; with ``--code``, that checkout's example (its schema); with
+    ``printer_port``, its ticket printer is a network printer on that local port."""
     example = Path(code) / "waitroom" / "examples" / "office.yaml" if code else config.EXAMPLE_CONFIG
     data = yaml.safe_load(example.read_text(encoding="utf-8"))
     data["office"]["hours"] = {day: ["00:00", "23:59"] for day in config.WEEKDAYS}
     data.setdefault("broker", {}).update(host="127.0.0.1", port=port)
+    if printer_port is not None:
+        data["printer"] = {
+            "backend": "network",
+            "network": {"host": "127.0.0.1", "port": printer_port},
+            "status_query": False,
+        }
     path = folder / "office.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -218,8 +264,9 @@ def main() -> int:
         env["PYTHONPATH"] = str(Path(args.code).resolve())
     py = sys.executable
     results: list[tuple[Result, float | None, float | None]] = []
+    sink = PrinterSink()
     with Mosquitto() as broker:
-        cfg = office_config(broker.port, work, args.code)
+        cfg = office_config(broker.port, work, args.code, sink.port)
         ctl = subprocess.Popen(
             [py, "-m", "waitroom", "controller", "--config", str(cfg), "--data-dir", str(work / "ctl")],
             env=env,
@@ -238,13 +285,21 @@ def main() -> int:
                     argv = [py, "-c", f"{code}\nprint('ready', flush=True)\nimport sys; sys.stdin.read()"]
                     res.samples.append(run_until(argv, env, "ready", 0.2, 30, work))
                 results.append((res, None, None))
+            runs: list[tuple[str, str, bool]] = []  # (row, role, the target applies)
             for role in [r for r in args.roles.split(",") if r]:
-                res = Result(f"{role} node")
+                runs.append((f"{role} node", role, True))
+                if role == "dispenser":
+                    runs.append(("dispenser (demo)", role, False))
+            for row, role, targeted in runs:
+                res = Result(row)
                 argv = [py, "-m", "waitroom", "node", role, "--config", str(cfg), "--node", NODES[role]]
                 argv += ["--pins", "mock"]
                 after_start = None
                 if role == "dispenser":
-                    argv += ["--simulate"]
+                    # Its buttons pressed on its sim topic; the node prints ESC/POS to the network printer
+                    # as on a Pi, or (the demo) renders the ticket as a PNG preview.
+                    demo = row.endswith("(demo)")
+                    argv += ["--simulate"] + ([] if demo else ["--real-printer"])
                     data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
                     node = next(n for n in data["nodes"] if n["id"] == NODES[role])
                     after_start = functools.partial(
@@ -253,7 +308,8 @@ def main() -> int:
                         NODES[role],
                         node["services"][0],  # its first button
                         broker.port,
-                        work / "var" / "tickets",  # the preview folder (the office has no printer section)
+                        work / "var" / "tickets",  # the preview folder (printer.preview's default)
+                        None if demo else sink,
                     )
                 for _ in range(args.repeats):
                     res.samples.append(
@@ -261,10 +317,11 @@ def main() -> int:
                             argv, env, f"node {NODES[role]} running", args.settle_s, 60, work, after_start
                         )
                     )
-                results.append((res, RSS_TARGET_MB.get(role), START_TARGET_S.get(role)))
+                results.append((res, RSS_TARGET_MB.get(role) if targeted else None, START_TARGET_S.get(role)))
         finally:
             ctl.terminate()
             ctl.wait(10)
+            sink.close()
     print(
         f"min / median over {args.repeats} runs each; RSS after {args.settle_s:.0f} s running"
         + (f"; code from {args.code}" if args.code else "")

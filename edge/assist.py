@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.counter import _option, node_pins
 from edge.hardware import Lamp, PressButton, SimInput, close_all
-from waitroom.config import Config, Node
 from waitroom.errors import CommandFailed, RequestTimeout
+
+if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
+    from waitroom.config import Config, Node
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class AssistNode:
         self.long_press_s = _option(node, "long_press_s", 2.0, 0.2, 10)
         self.timeout_s = _option(node, "request_timeout_s", 2.0, 0.1, 30)
         self.retries = int(_option(node, "retries", 2, 0, 10))
-        pinmap = {**DEFAULT_PINS, **node_pins(node)}
+        pinmap = {**DEFAULT_PINS, **node_pins(node, cfg)}
         self.button = PressButton(
             pinmap["help"], factory=pins, name=f"{node.id}.help", long_press_s=self.long_press_s
         )

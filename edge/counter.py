@@ -33,12 +33,15 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.hardware import Lamp, PressButton, SimInput, close_all
-from waitroom.config import Config, Node
+from waitroom.configbase import prepared
 from waitroom.contract import EventKind
 from waitroom.errors import CommandFailed, RequestTimeout
+
+if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
+    from waitroom.config import Config, Node
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +66,23 @@ class StatusLamp(Lamp):
     PATTERNS = {**Lamp.PATTERNS, "heartbeat": (0.1, 1.9)}
 
 
-def node_pins(node: Node) -> dict[str, Any]:
-    """Effective pins: the role's pin map revision (firmware_config) with the node's overrides."""
+def node_pins(node: Node, cfg: Config | None = None) -> dict[str, Any]:
+    """Effective pins: the role's pin map revision (firmware_config) with the node's overrides (resolved
+    already when the node started from its validated-config cache: then firmware_config is not loaded)."""
+    done = prepared(cfg, "pins")
+    if done is not None:
+        return dict(done)
     try:
         from firmware_config.pins import resolve
     except ImportError:  # pragma: no cover - firmware_config ships with waitroom
         return {**DEFAULT_PINS, **node.pins}
     return resolve(node)
+
+
+def prepare(cfg: Config, node: Node) -> dict[str, Any]:
+    """What a counter or assistance node resolves at start, for its validated-config cache
+    (``waitroom.nodeconfig``): its pins."""
+    return {"pins": node_pins(node)}
 
 
 def _option(node: Node, name: str, default: float, lo: float, hi: float) -> float:
@@ -91,7 +104,7 @@ class CounterNode:
         self.assist_from_level = int(_option(node, "assist_from_level", 1, 0, 2))
         self.timeout_s = _option(node, "request_timeout_s", 2.0, 0.1, 30)
         self.retries = int(_option(node, "retries", 2, 0, 10))
-        pinmap = node_pins(node)
+        pinmap = node_pins(node, cfg)
         self.buttons: dict[str, PressButton] = {}
         for name in BUTTONS:
             if pinmap.get(name) is None:

@@ -138,9 +138,16 @@ def test_a_running_node_loads_no_web_app_no_simulator(
     loaded = sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in NEVER_IN_A_NODE))
     assert loaded == []
     assert "babel" not in modules  # texts come from the compiled catalogs (stdlib gettext)
+    if role in ("counter", "assist", "dispenser"):  # started from the validated-config cache (issue 17)
+        assert "pydantic" not in modules
+        assert "waitroom.config" not in modules
+        assert "firmware_config.pins" not in modules
     if role == "dispenser":
-        assert "escpos.escpos" in modules
-        assert "escpos.printer" not in modules  # no CUPS, LP, serial, USB or Win32 printer class
+        # python-escpos' facts of the profile come from the cache: neither its printer class (python-barcode,
+        # qrcode, Pillow's font engine) nor its printer database (PyYAML) is loaded
+        for heavy in ("escpos.escpos", "escpos.capabilities", "escpos.printer", "barcode", "qrcode", "yaml"):
+            assert heavy not in modules, heavy
+        assert "PIL.ImageFont" not in modules
     if role == "display":
         assert "gpiozero" not in modules  # a display has no pins
         assert "pygame" in modules

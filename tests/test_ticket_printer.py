@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -480,4 +481,111 @@ def test_escpos_database_is_parsed_once_and_kept_in_the_data_directory(tmp_path)
     assert pickle.stat().st_mtime_ns == written  # read, not parsed and written again
     assert list(scratch.rglob("*.pickle")) == []  # (python-escpos still makes an empty folder: mkdtemp() is
     # the default argument of its environ.get)
-    assert "'escpos.escpos'" in modules and "escpos.printer" not in modules
+    # python-escpos' printer class is not needed for the bytes (ticket_printer/escpos_out.py)
+    assert "'escpos.escpos'" not in modules and "escpos.printer" not in modules
+
+
+# ----------------------------------------------------------------- the renderer against python-escpos itself
+def escpos_reference(profile: str, codepage: str, width_dots: int, blocks: list) -> bytes:
+    """The same blocks through python-escpos' own ``Escpos`` printer class (what escpos_out.py did before it
+    wrote the commands itself): the oracle for the renderer's bytes."""
+    from escpos.escpos import Escpos
+
+    from ticket_printer.escpos_out import GS_V, INIT, _logo
+    from ticket_printer.facts import facts
+    from ticket_printer.layout import Cut, Feed, Image, Qr, Raster, Text
+
+    class Sink(Escpos):
+        def __init__(self) -> None:
+            super().__init__(profile=profile)
+            self.chunks: list[bytes] = []
+
+        def _raw(self, msg: bytes) -> None:
+            self.chunks.append(msg)
+
+    p = Sink()
+    f = facts(profile, codepage)
+    p._raw(INIT)
+    p.magic.encoder.codepages[codepage.upper()] = f.slot
+    p.charcode(codepage.upper())
+    for b in blocks:
+        if isinstance(b, Text):
+            p.set(custom_size=True, width=b.width, height=b.height)
+            p.set(align=b.align, bold=b.bold, font=b.font, invert=b.invert)
+            for line in b.lines:
+                p.textln(line)
+            if b.invert:
+                p.set(invert=False)
+        elif isinstance(b, Raster):
+            p.set(custom_size=True, width=1, height=1, align="left", bold=False)
+            p.image(b.image(), impl="bitImageRaster", center=False)
+        elif isinstance(b, Qr):
+            p.set(custom_size=True, width=1, height=1, align="center")
+            if p.profile.supports("qrCode"):
+                p.qr(b.content, size=b.size, native=True)
+                p.ln()
+            else:
+                p.qr(b.content, size=max(1, b.size // 2) * 2, native=False, center=True)
+        elif isinstance(b, Image):
+            p.set(align="center")
+            p.image(_logo(b.path, width_dots), center=True)
+        elif isinstance(b, Feed):
+            p.ln(b.lines)
+        elif isinstance(b, Cut):
+            p.set(custom_size=True, width=1, height=1, align="left", bold=False)
+            if b.mode == "none":
+                p.ln(4)
+            elif p.profile.supports("paperFullCut") or p.profile.supports("paperPartCut"):
+                p.cut(mode="PART" if b.mode == "partial" else "FULL")
+            else:
+                p.print_and_feed(6)
+                p._raw(GS_V[b.mode])
+    return b"".join(p.chunks)
+
+
+@pytest.mark.parametrize("profile", ["TM-T20II", "POS-5890", "TM-T88V", "default", "TSP600"])
+def test_renderer_bytes_equal_python_escpos(profile, tmp_path):
+    """Every kind of block, on profiles with and without native QR codes, cutter and known paper width, in
+    every ticket language: the renderer's bytes are python-escpos' bytes."""
+    from PIL import Image as PILImage
+
+    from ticket_printer.escpos_out import EscposRenderer
+    from ticket_printer.facts import facts
+    from ticket_printer.layout import Cut, Feed, Image, Notice, Qr, Text
+
+    logo = tmp_path / "logo.png"
+    PILImage.new("L", (900, 120), 0).save(logo)  # wider than any paper: scaled to it
+    f = facts(profile, "CP858")
+    printer = TicketPrinter(load_settings({"profile": profile, "logo": str(logo)}))
+    renderer = EscposRenderer(profile, "CP858", printer.width_dots)
+    cases: list[list] = []
+    for lang in ("de", "en", "tr", "ar", "uk", "ru", "de-LS"):
+        cases.append(printer.render(ticket(lang=lang, priority=True))[0])
+    for lang in ("de", "ar"):
+        notice = Notice(
+            office_name="Bürgeramt", key="dispenser.checkin_unknown", issued_at=1764000000.0, lang=lang
+        )
+        cases.append(printer.render(notice)[0])
+    cases.append(
+        [
+            Text(
+                ("Größe 3x2 ½ ¿ € ß", "zweite Zeile"), width=3, height=2, bold=True, align="right", font="b"
+            ),
+            Text(("invertiert",), invert=True, align="left"),
+            Text(("Zeichen außerhalb: „ł ğ 😀“",)),
+            Qr("http://127.0.0.1:8080/t/abc", size=5),
+            Qr("", size=4),
+            Image(str(logo)),
+            Feed(0),
+            Feed(3),
+            Cut("full"),
+            Cut("partial"),
+            Cut("none"),
+        ]
+    )
+    for blocks in cases:
+        assert renderer.render(blocks) == escpos_reference(profile, "CP858", printer.width_dots, blocks)
+    # the facts travel as JSON in a dispenser's validated-config cache and come back equal
+    from ticket_printer.facts import PrinterFacts
+
+    assert PrinterFacts.from_dict(json.loads(json.dumps(f.to_dict()))) == f

@@ -18,18 +18,20 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ticket_printer.layout import Block
-from ticket_printer.settings import (
-    FileSettings,
-    NetworkSettings,
-    PrinterSettings,
-    SerialSettings,
-    UsbSettings,
-)
-from waitroom.config import in_data_dir
 from waitroom.errors import PrinterError
+from waitroom.paths import in_data_dir
+
+if TYPE_CHECKING:  # the schema (pydantic); a dispenser gets the validated settings as light records
+    from ticket_printer.settings import (
+        FileSettings,
+        NetworkSettings,
+        PrinterSettings,
+        SerialSettings,
+        UsbSettings,
+    )
 
 log = logging.getLogger(__name__)
 

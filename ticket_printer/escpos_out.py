@@ -1,13 +1,17 @@
-"""Render layout blocks to ESC/POS bytes with python-escpos (``sink_class()``: a printer that collects them).
+"""Render layout blocks to ESC/POS bytes: the commands of python-escpos' ``Escpos`` printer class, from its
+constants and its image encoder, with the facts of the profile (``ticket_printer.facts``).
 
 The code page is selected once, explicitly, right after ``ESC @`` (python-escpos' automatic choice would
-switch code pages in the middle of a line for ``€``). Where a profile lists one code page under several
-``ESC t`` numbers (the POS-5890 data has CP858 at 19 and 53), the number of Epson's standard table is used:
-Epson-compatible 58 mm printers print umlauts and € as "?" under 53. The ticket number uses ``GS !``
-character scaling, text outside the code page is a raster image (``GS v 0``) drawn by
-ticket_printer/raster.py, the QR code the printer's own ``GS ( k`` command when the profile supports it
-(else a raster image), and the ticket ends with ``GS V`` (cut) unless ``printer.cut`` is ``none``; a printer
-without cutter ignores it.
+switch code pages in the middle of a line for ``€``). The ticket number uses ``GS !`` character scaling, text
+outside the code page is a raster image (``GS v 0``) drawn by ticket_printer/raster.py, the QR code the
+printer's own ``GS ( k`` command when the profile supports it (else a raster image), and the ticket ends with
+``GS V`` (cut) unless ``printer.cut`` is ``none``; a printer without cutter ignores it.
+
+The bytes are python-escpos' own, byte for byte: tests/test_ticket_printer.py renders every kind of block on
+several profiles with this renderer and with python-escpos' ``Escpos`` (``escpos_reference``) and compares.
+Why not call ``Escpos`` here: importing it parses python-escpos' whole printer database and imports
+python-barcode, qrcode and Pillow's font engine, about 6 MB more in every dispenser (issue 17). Pillow and
+qrcode are imported here only for a ticket that has an image or a QR code the printer cannot draw itself.
 """
 
 from __future__ import annotations
@@ -15,56 +19,34 @@ from __future__ import annotations
 import logging
 from functools import cache
 
+from escpos.constants import (
+    CODEPAGE_CHANGE,
+    ESC,
+    GS,
+    PAPER_FULL_CUT,
+    PAPER_PART_CUT,
+    QR_ECLEVEL_L,
+    QR_MODEL_2,
+    SET_FONT,
+    TXT_SIZE,
+    TXT_STYLE,
+)
+
+from ticket_printer.facts import PrinterFacts, facts
 from ticket_printer.layout import Block, Cut, Feed, Image, Qr, Raster, Text
-from ticket_printer.settings import escpos_capabilities
 
 log = logging.getLogger(__name__)
 
 INIT = b"\x1b@"
 GS_V = {"partial": b"\x1dV\x01", "full": b"\x1dV\x00"}
-REFERENCE_PROFILE = "TM-T20II"  # Epson's standard ESC t table
+FRAGMENT_HEIGHT = 960  # python-escpos splits taller images into parts of this height
 
 
-@cache
-def sink_class() -> type:
-    """``Sink``: the bytes of one ticket, a python-escpos printer whose one abstract method, ``_raw``,
-    collects them. What ``escpos.printer.Dummy`` does, without importing ``escpos.printer``, which loads every
-    printer class (CUPS, LP, serial, USB, Win32) and their libraries into the dispenser (issue 17). Made on
-    first use: python-escpos loads its printer database when it is imported, and ``escpos_capabilities`` must
-    point it at the cache first (importing this module touches no folder)."""
-    escpos_capabilities()
-    from escpos.escpos import Escpos
-
-    class Sink(Escpos):  # type: ignore[misc]
-        def __init__(self, profile: str):
-            super().__init__(profile=profile)
-            self._chunks: list[bytes] = []
-
-        def _raw(self, msg: bytes) -> None:
-            self._chunks.append(msg)
-
-        @property
-        def output(self) -> bytes:
-            return b"".join(self._chunks)
-
-    return Sink
-
-
-@cache
-def codepage_slot(profile: str, codepage: str) -> int:
-    """The ``ESC t`` number of ``codepage`` on ``profile``; Epson's number when the page is listed twice."""
-    get_profile = escpos_capabilities().get_profile
-
-    def slots(name: str) -> list[int]:
-        return sorted(
-            int(k) for k, v in get_profile(name).codePages.items() if str(v).upper() == codepage.upper()
-        )
-
-    mine = slots(profile)
-    if not mine:
-        raise ValueError(f"code page {codepage} is not in profile {profile}")
-    epson = [n for n in slots(REFERENCE_PROFILE) if n in mine]
-    return epson[0] if epson else mine[0]
+def _lh(n: int) -> bytes:
+    """A number as two bytes, low byte first (python-escpos' ``_int_low_high(n, 2)``)."""
+    if not 0 <= n < 1 << 16:
+        raise ValueError(f"{n} does not fit in two bytes")
+    return bytes((n & 0xFF, n >> 8))
 
 
 @cache
@@ -78,51 +60,144 @@ def _logo(path: str, width_dots: int) -> object:
 
 
 class EscposRenderer:
-    def __init__(self, profile: str, codepage: str, width_dots: int):
+    def __init__(
+        self, profile: str, codepage: str, width_dots: int, *, printer_facts: PrinterFacts | None = None
+    ):
+        self.facts = printer_facts or facts(profile, codepage)
         self.profile = profile
-        self.codepage = codepage
+        self.codepage = self.facts.codepage
         self.width_dots = width_dots
-        probe = sink_class()(profile)
-        self.native_qr = probe.profile.supports("qrCode")
-        self.can_cut = probe.profile.supports("paperFullCut") or probe.profile.supports("paperPartCut")
-        self.slot = codepage_slot(profile, codepage)
+        self.native_qr = self.facts.native_qr
+        self.can_cut = self.facts.can_cut
+        self.slot = self.facts.slot
 
+    # -- python-escpos' commands
+    def _size(self, out: bytearray, width: int, height: int) -> None:  # set(custom_size=True, ...)
+        if not (1 <= width <= 8 and 1 <= height <= 8):
+            raise ValueError(f"text size {width}x{height}: width and height are 1 to 8")
+        out += TXT_SIZE + bytes((TXT_STYLE["width"][width] + TXT_STYLE["height"][height],))
+
+    def _style(
+        self,
+        out: bytearray,
+        *,
+        bold: bool | None = None,
+        font: str | None = None,
+        align: str | None = None,
+        invert: bool | None = None,
+    ) -> None:  # set(...): python-escpos sends bold, font, align, invert in this order
+        if bold is not None:
+            out += TXT_STYLE["bold"][bold]
+        if font is not None:
+            out += SET_FONT(bytes((self.facts.font_number(font),)))
+        if align is not None:
+            out += TXT_STYLE["align"][align]
+        if invert is not None:
+            out += TXT_STYLE["invert"][invert]
+
+    def _text(self, out: bytearray, text: str) -> None:
+        out += self.facts.encode(text)
+
+    def _image(self, out: bytearray, img: object, center: bool = False) -> None:
+        """``image(img, impl="bitImageRaster", center=...)``: GS v 0, high density, in parts of 960 dots."""
+        from escpos.image import EscposImage
+
+        im = EscposImage(img)
+        try:
+            max_width = int(self.facts.media_px)  # type: ignore[arg-type]
+        except (TypeError, ValueError):  # the profile does not know its paper width: as python-escpos, print
+            max_width = None
+        if max_width is not None:
+            if im.width > max_width:
+                raise ValueError(f"image {im.width} dots wide, the paper {max_width}")
+            if center:
+                im.center(max_width)
+        if im.height > FRAGMENT_HEIGHT:
+            for part in im.split(FRAGMENT_HEIGHT):
+                self._image(out, part)
+            return
+        out += GS + b"v0" + b"\x00" + _lh(im.width_bytes) + _lh(im.height) + im.to_raster_format()
+
+    def _qr(self, out: bytearray, content: str, size: int, native: bool, center: bool = False) -> None:
+        if not 1 <= size <= 16:
+            raise ValueError("QR module size must be 1-16")
+        if content == "":
+            return
+        if not native:
+            import qrcode
+
+            code = qrcode.QRCode(
+                version=None, box_size=size, border=1, error_correction=qrcode.constants.ERROR_CORRECT_L
+            )
+            code.add_data(content)
+            code.make(fit=True)
+            img = code.make_image()._img.convert("RGB")
+            self._text(out, "\n")
+            self._image(out, img, center=center)
+            self._text(out, "\n\n")
+            return
+
+        def data(fn: int, payload: bytes, m: bytes = b"") -> bytes:  # GS ( k, code type 1 (QR)
+            return GS + b"(k" + _lh(len(payload) + len(m) + 2) + b"1" + bytes((fn,)) + m + payload
+
+        out += data(65, bytes((48 + QR_MODEL_2, 0)))  # model 2
+        out += data(67, bytes((size,)))  # module size
+        out += data(69, bytes((48 + QR_ECLEVEL_L,)))  # error correction L
+        out += data(80, content.encode("utf-8"), b"0")  # store the data
+        out += data(81, b"", b"0")  # print it
+
+    def _cut(self, out: bytearray, mode: str) -> None:  # cut(mode): feed 6 lines, then the cut it has
+        out += ESC + b"d" + bytes((6,))
+        f = self.facts
+        first, second = (
+            (PAPER_PART_CUT, PAPER_FULL_CUT) if mode == "PART" else (PAPER_FULL_CUT, PAPER_PART_CUT)
+        )
+        has = {PAPER_PART_CUT: f.part_cut, PAPER_FULL_CUT: f.full_cut}
+        if has[first]:
+            out += first
+        elif has[second]:
+            out += second
+
+    # -- a ticket
     def render(self, blocks: list[Block]) -> bytes:
-        p = sink_class()(self.profile)
-        p._raw(INIT)
-        p.magic.encoder.codepages[self.codepage.upper()] = self.slot
-        p.charcode(self.codepage)  # emits ESC t n now and fixes the code page for the whole ticket
+        out = bytearray(INIT)
+        out += CODEPAGE_CHANGE + bytes((self.slot,))  # fixes the code page for the whole ticket
         for b in blocks:
             if isinstance(b, Text):
                 # GS ! always (also 1x1): ESC ! 0 alone does not reset a GS ! size on every model.
-                p.set(custom_size=True, width=b.width, height=b.height)
-                p.set(align=b.align, bold=b.bold, font=b.font, invert=b.invert)
+                self._size(out, b.width, b.height)
+                self._style(out, bold=b.bold, font=b.font, align=b.align, invert=b.invert)
                 for line in b.lines:
-                    p.textln(line)
+                    self._text(out, f"{line}\n")
                 if b.invert:
-                    p.set(invert=False)
+                    self._style(out, invert=False)
             elif isinstance(b, Raster):
-                p.set(custom_size=True, width=1, height=1, align="left", bold=False)
-                p.image(b.image(), impl="bitImageRaster", center=False)
+                self._size(out, 1, 1)
+                self._style(out, bold=False, align="left")
+                self._image(out, b.image(), center=False)
             elif isinstance(b, Qr):
-                p.set(custom_size=True, width=1, height=1, align="center")
+                self._size(out, 1, 1)
+                self._style(out, align="center")
                 if self.native_qr:
-                    p.qr(b.content, size=b.size, native=True)
-                    p.ln()
+                    self._qr(out, b.content, b.size, native=True)
+                    self._text(out, "\n")
                 else:
-                    p.qr(b.content, size=max(1, b.size // 2) * 2, native=False, center=True)
+                    self._qr(out, b.content, max(1, b.size // 2) * 2, native=False, center=True)
             elif isinstance(b, Image):
-                p.set(align="center")
-                p.image(_logo(b.path, self.width_dots), center=True)
+                self._style(out, align="center")
+                self._image(out, _logo(b.path, self.width_dots), center=True)
             elif isinstance(b, Feed):
-                p.ln(b.lines)
+                if b.lines < 0:
+                    raise ValueError("a feed of fewer than 0 lines")
+                self._text(out, "\n" * b.lines)
             elif isinstance(b, Cut):
-                p.set(custom_size=True, width=1, height=1, align="left", bold=False)
+                self._size(out, 1, 1)
+                self._style(out, bold=False, align="left")
                 if b.mode == "none":
-                    p.ln(4)  # feed the ticket past the tear-off edge
+                    self._text(out, "\n" * 4)  # feed the ticket past the tear-off edge
                 elif self.can_cut:
-                    p.cut(mode="PART" if b.mode == "partial" else "FULL")
+                    self._cut(out, "PART" if b.mode == "partial" else "FULL")
                 else:  # the profile data lists no cutter; models with an auto-cutter still take GS V
-                    p.print_and_feed(6)
-                    p._raw(GS_V[b.mode])
-        return bytes(p.output)
+                    out += ESC + b"d" + bytes((6,))
+                    out += GS_V[b.mode]
+        return bytes(out)

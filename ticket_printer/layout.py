@@ -20,7 +20,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from ticket_printer import raster
-from ticket_printer.settings import escpos_capabilities
+from ticket_printer.facts import facts
 from waitroom.i18n import normalize, t
 
 log = logging.getLogger(__name__)
@@ -145,19 +145,11 @@ class Notice:
 
 # ---------------------------------------------------------------------------------------- code pages
 @cache
-def _encoder(profile: str) -> object:
-    capabilities = escpos_capabilities()  # first: the cache folder is set before escpos loads its data
-    from escpos.magicencode import Encoder
-
-    return Encoder(capabilities.get_profile(profile).get_code_pages())
-
-
-@cache
 def _can_encode(profile: str, codepage: str, char: str) -> bool:
     if char == "\n":
         return True
     try:
-        return bool(_encoder(profile).can_encode(codepage, char))
+        return facts(profile, codepage).can_encode(char)
     except Exception:  # unknown code page in the profile data
         return False
 

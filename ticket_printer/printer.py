@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ticket_printer.backends import PROBLEMS, Backend, PrintJob, open_backend
 from ticket_printer.escpos_out import EscposRenderer
 from ticket_printer.layout import Block, LayoutBuilder, Notice, TicketData
-from ticket_printer.settings import PrinterSettings
 from waitroom.errors import PrinterError
+
+if TYPE_CHECKING:  # the schema (pydantic); a dispenser gets the validated settings as light records
+    from ticket_printer.settings import PrinterSettings
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ Pillow draws with libraqm (HarfBuzz shaping + FriBiDi direction), so Arabic lett
 forms and run right to left, digits and Latin letters inside keep their order. The font is DejaVu Sans
 (fonts-dejavu-core: Latin, Cyrillic, Arabic, Greek, ...). The ESC/POS renderer sends the very bitmap this
 module returns as a raster image (GS v 0), and the PNG preview pastes the same bitmap, so the preview shows
-exactly what the paper shows.
+exactly what the paper shows. Pillow's font and drawing modules (with FreeType and HarfBuzz) are loaded on the
+first text that needs them: a dispenser whose tickets fit the code page never loads them (issue 17).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import logging
 import unicodedata
 from functools import cache
 from pathlib import Path
-
-from PIL import Image as PILImage
-from PIL import ImageDraw, ImageFont, features
+from typing import TYPE_CHECKING
 
 from waitroom.errors import PrinterError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+    from PIL import ImageFont
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ def font_path(bold: bool) -> Path:
 
 @cache
 def font(bold: bool, px: int) -> ImageFont.FreeTypeFont:
+    from PIL import ImageFont, features
+
     if not features.check("raqm"):
         raise PrinterError(
             "Pillow has no libraqm: Arabic would print unshaped (apt-get install libraqm0; reinstall pillow)"
@@ -60,6 +65,8 @@ def has_glyph(ch: str, bold: bool = False) -> bool:
 
 @cache
 def _basic(bold: bool) -> ImageFont.FreeTypeFont:
+    from PIL import ImageFont
+
     return ImageFont.truetype(str(font_path(bold)), 24, layout_engine=ImageFont.Layout.BASIC)
 
 
@@ -104,6 +111,9 @@ def render_lines(
     lines: tuple[str, ...], px: int, bold: bool, align: str, width_dots: int, rtl: bool, invert: bool = False
 ) -> PILImage.Image:
     """The lines as a 1-bit image ``width_dots`` wide (black = print), aligned like the ESC/POS text."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
     f = font(bold, px)
     line_h = round(px * LINE)
     img = PILImage.new("L", (width_dots, max(1, line_h * len(lines))), 0 if invert else 255)

@@ -14,22 +14,23 @@ Errors name the key (``printer.profile: unknown printer profile 'TM-T2'``) and a
 from __future__ import annotations
 
 import logging
-import os
-import sys
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from waitroom.config import data_dir
+from ticket_printer.capabilities import (  # noqa: F401 (re-exported: the printer database's look-ups)
+    DEFAULT_CODEPAGE,
+    DEFAULT_PROFILE,
+    escpos_capabilities,
+    profile_codepages,
+    profile_width,
+    profiles,
+)
+from ticket_printer.facts import PrinterSettingsMethods
 from waitroom.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PROFILE = "TM-T20II"
-DEFAULT_CODEPAGE = "CP858"
 
 
 class _Strict(BaseModel):
@@ -89,7 +90,7 @@ class PreviewSettings(_Strict):
     keep: int = Field(20, ge=1, le=1000, description="how many of the newest PNGs are kept")
 
 
-class PrinterSettings(_Strict):
+class PrinterSettings(PrinterSettingsMethods, _Strict):
     backend: Literal["usb", "serial", "network", "file", "preview"] = Field(
         "preview", description="where tickets go; preview renders PNGs only (demo)"
     )
@@ -136,60 +137,6 @@ class PrinterSettings(_Strict):
         if self.backend != "preview" and getattr(self, self.backend) is None:
             raise ValueError(f"{self.backend}: section required when printer.backend is {self.backend}")
         return self
-
-    @property
-    def width_dots(self) -> int:
-        return profile_width(self.profile)
-
-    def columns(self) -> int:
-        """Characters per line in font A (12 dots wide)."""
-        return self.width_dots // 12
-
-
-def escpos_capabilities() -> ModuleType:
-    """python-escpos' printer database (``escpos.capabilities``), parsed once per installed version.
-
-    On import python-escpos parses its 96 KB capabilities.json with PyYAML and pickles the result into a
-    new temporary folder, every time: each start pays the parse (about 1.5 MB more memory in a dispenser,
-    issue 17) and leaves the pickle behind in /tmp. Pointed at ``<data dir>/cache`` (the service's own
-    folder, like its event log), it keeps one pickle and reads that; it parses again when the JSON is newer.
-    (It still creates an empty temporary folder: ``mkdtemp()`` is the default argument of its look-up.)
-    Call this before anything imports ``escpos``; ESCPOS_CAPABILITIES_PICKLE_DIR set outside wins. (It is set
-    only while python-escpos is imported: processes started later look at their own data directory.)"""
-    key = "ESCPOS_CAPABILITIES_PICKLE_DIR"
-    set_here = False
-    if "escpos.capabilities" not in sys.modules and key not in os.environ:
-        folder = data_dir() / "cache"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.debug("no capabilities cache in %s: %s", folder, exc)
-        if os.access(folder, os.W_OK):
-            os.environ[key], set_here = str(folder.resolve()), True
-    try:
-        from escpos import capabilities
-    finally:
-        if set_here:
-            del os.environ[key]
-    return capabilities
-
-
-@cache
-def profiles() -> tuple[str, ...]:
-    return tuple(sorted(escpos_capabilities().CAPABILITIES["profiles"]))
-
-
-@cache
-def profile_codepages(profile: str) -> frozenset[str]:
-    profile_data = escpos_capabilities().get_profile(profile)
-    return frozenset(str(c).upper() for c in profile_data.codePages.values() if c != "Unknown")
-
-
-@cache
-def profile_width(profile: str) -> int:
-    media = escpos_capabilities().get_profile(profile).profile_data.get("media", {})
-    px = media.get("width", {}).get("pixels")
-    return px if isinstance(px, int) else 576
 
 
 def load_settings(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from waitroom import __version__, config
+from waitroom import __version__, paths
 from waitroom.errors import ConfigError
 
 log = logging.getLogger("waitroom")
@@ -53,11 +53,19 @@ def setup_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-load_config = config.load_or_exit  # subcommand modules use config.load_or_exit (no import of this module)
+# Roles that start from their validated-config cache (waitroom.nodeconfig): no pydantic in the node process.
+CACHED_ROLES = frozenset({"counter", "assist", "dispenser"})
+
+
+def load_config(path: str | Path) -> Any:
+    """``config.load_or_exit``; the schema (pydantic) is imported when a command loads a configuration."""
+    from waitroom import config
+
+    return config.load_or_exit(path)
 
 
 def data_dir(args: argparse.Namespace) -> Path:
-    return config.data_dir(getattr(args, "data_dir", None))
+    return paths.data_dir(getattr(args, "data_dir", None))
 
 
 def wait_for_signal(alive: Callable[[], bool] | None = None) -> None:
@@ -78,13 +86,15 @@ def add_config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
         "-c",
-        default=os.environ.get("WAITROOM_CONFIG", str(config.EXAMPLE_CONFIG)),
+        default=os.environ.get("WAITROOM_CONFIG", str(paths.EXAMPLE_CONFIG)),
         help="office configuration file (default: $WAITROOM_CONFIG or the bundled example office)",
     )
 
 
 # ------------------------------------------------------------------------------------------------ commands
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from waitroom import config
+
     try:
         cfg = config.load(args.file)
     except ConfigError as exc:
@@ -112,7 +122,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 1
         log.warning("test clock: the time comes from %s, not from the system clock", args.clock_file)
-    db = config.in_data_dir(cfg.controller.database, getattr(args, "data_dir", None))
+    db = paths.in_data_dir(cfg.controller.database, getattr(args, "data_dir", None))
     try:
         if getattr(args, "recover", False):
             report = dbsafe.recover(db, data_dir=db.parent)
@@ -144,7 +154,17 @@ def resolve_factory(role: str) -> Callable[..., Any]:
 def cmd_node(args: argparse.Namespace) -> int:
     from waitroom.node import NodeRuntime
 
-    cfg = load_config(args.config)
+    if args.real_printer and (args.role != "dispenser" or not args.simulate):
+        print("--real-printer is for a dispenser with --simulate", file=sys.stderr)
+        return 2
+
+    cfg = None
+    if args.role in CACHED_ROLES:  # validated in a short-lived process; exits 1 on a configuration error
+        from waitroom import nodeconfig
+
+        cfg = nodeconfig.load_for_node(args.config, args.node, args.role)
+    if cfg is None:
+        cfg = load_config(args.config)
     try:
         node = cfg.node(args.node)
     except KeyError:
@@ -162,7 +182,8 @@ def cmd_node(args: argparse.Namespace) -> int:
         from edge.hardware import pin_factory
 
         pins = pin_factory(args.pins or os.environ.get("GPIOZERO_PIN_FACTORY"))
-    instance = resolve_factory(args.role)(runtime, cfg, node, pins=pins, simulate=args.simulate)
+    extra = {"real_printer": True} if args.real_printer else {}
+    instance = resolve_factory(args.role)(runtime, cfg, node, pins=pins, simulate=args.simulate, **extra)
     runtime.start(wait=args.wait)
     instance.start()
     log.info("%s node %s running", args.role, node.id)
@@ -218,6 +239,12 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
         "--simulate",
         action="store_true",
         help="accept virtual button presses on the node's sim topic (demo; needs --pins mock)",
+    )
+    p.add_argument(
+        "--real-printer",
+        action="store_true",
+        help="dispenser with --simulate: print on the configured printer instead of the PNG preview "
+        "(e.g. to try a printer before the buttons are wired)",
     )
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the broker at start")
     p.set_defaults(func=cmd_node)

@@ -8,10 +8,8 @@ Every key has a description in its ``Field``; docs/configuration.md is generated
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,23 +17,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
-from waitroom.contract import ID_RE, Role
+from waitroom.configbase import WEEKDAYS, ConfigLookups, NodeMethods, OfficeMethods, TextsMethods
+from waitroom.contract import ID_RE, Role  # noqa: F401 (re-exported)
 from waitroom.errors import ConfigError
 from waitroom.i18n import LANGUAGES
 from waitroom.i18n import normalize as normalize_language
+from waitroom.paths import EXAMPLE_CONFIG, data_dir, in_data_dir, resolve_path  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 Id = Annotated[str, Field(pattern=ID_RE.pattern, description="id of [a-z0-9_-], 1-32 characters")]
 HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="time of day HH:MM")]
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Texts(Strict):
+class Texts(TextsMethods, Strict):
     """A user-facing text in German (required) and other languages (optional, each falls back to German).
 
     Keys are the codes of waitroom.i18n.LANGUAGES: de, en, tr, ar, uk, ru and de-LS (Leichte Sprache).
@@ -53,15 +52,10 @@ class Texts(Strict):
         None, alias="de-LS", description="Leichte Sprache (key de-LS)", examples=["Ausweis oder Reise·pass"]
     )
 
-    def get(self, lang: str) -> str:
-        """The text in ``lang`` (an i18n code such as "de-LS"), else German."""
-        value = getattr(self, lang.replace("-", "_"), None) if lang in LANGUAGES and lang != "de" else None
-        return value or self.de
-
     @model_serializer(mode="plain")
     def _dump(self) -> dict[str, str]:
         """{code: text} for the languages given, e.g. {"de": ..., "tr": ...} (JSON, MQTT, templates)."""
-        return {code: text for code in LANGUAGES if (text := getattr(self, code.replace("-", "_"), None))}
+        return self.as_dict()
 
 
 class PauseReason(Strict):
@@ -80,7 +74,7 @@ def _default_pause_reasons() -> list[PauseReason]:
     ]
 
 
-class OfficeInfo(Strict):
+class OfficeInfo(OfficeMethods, Strict):
     """The office: identity, opening hours and ticket numbering."""
 
     id: Id = Field(description="office id, used in every MQTT topic", examples=["mitte"])
@@ -122,44 +116,6 @@ class OfficeInfo(Strict):
             raise ValueError(f"unknown time zone {v!r}") from None
         return v
 
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    def today(self, now: float) -> str:
-        return self._day(now)[2]
-
-    def opening(self, now: float) -> tuple[float, float] | None:
-        """(open, close) epoch seconds of the day containing ``now``, or None when closed that day."""
-        return self._day(now)[3]
-
-    def _day(self, now: float) -> tuple[float, float, str, tuple[float, float] | None]:
-        """(start, end, ISO date, opening) of the local day containing ``now``; the last one is kept, so the
-        command path asks the time zone database once a day, not on every command (DST-safe: the day's
-        bounds are its local midnights)."""
-        key = (self.timezone, id(self.hours))  # a model_copy with other hours or zone has its own days
-        cached = self.__dict__.get("_day_cache")
-        if cached is not None and cached[0] == key and cached[1][0] <= now < cached[1][1]:
-            return cached[1]
-        local = dt.datetime.fromtimestamp(now, self.tz)
-        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        following = start + dt.timedelta(days=1)  # aware arithmetic is wall time: the next local midnight
-        day = (start.timestamp(), following.timestamp(), local.date().isoformat(), self._opening(local))
-        self.__dict__["_day_cache"] = (key, day)
-        return day
-
-    def _opening(self, local: dt.datetime) -> tuple[float, float] | None:
-        span = self.hours.get(WEEKDAYS[local.weekday()])
-        if not span:
-            return None
-
-        def at(hhmm: str) -> float:
-            h, m = map(int, hhmm.split(":"))
-            t = local.replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
-            return t + 59.999 if hhmm == "23:59" else t  # "23:59" closes at midnight
-
-        return at(span[0]), at(span[1])
-
 
 class Service(Strict):
     """A service citizens choose at the dispenser (Dienstleistung)."""
@@ -190,7 +146,7 @@ class Counter(Strict):
     initially: Literal["open", "closed"] = Field("closed", description="state when the day starts")
 
 
-class Node(Strict):
+class Node(NodeMethods, Strict):
     """A device of the office: its MQTT user name, role and wiring."""
 
     id: Id = Field(description="node id = MQTT user name", examples=["disp-1"])
@@ -221,10 +177,6 @@ class Node(Strict):
         if v != 1 and info.data.get("role") != "web":
             raise ValueError("only a web node has workers")
         return v
-
-    def accounts(self) -> list[str]:
-        """The node's MQTT user names: its id, and for a web node with several workers one more each."""
-        return [self.id] + [f"{self.id}.{k}" for k in range(2, self.workers + 1)]
 
 
 class Tls(Strict):
@@ -574,7 +526,7 @@ class RemoteTicketRules(Strict):
     )
 
 
-class Config(Strict):
+class Config(ConfigLookups, Strict):
     office: OfficeInfo
     services: list[Service] = Field(min_length=1)
     counters: list[Counter] = Field(min_length=1)
@@ -594,53 +546,6 @@ class Config(Strict):
     remote_tickets: RemoteTicketRules = Field(
         default_factory=lambda: RemoteTicketRules(), description="remote tickets (docs/city-api.md)"
     )
-
-    # -- look-ups (indexed once: the controller asks on every command)
-    @property
-    def _index(self) -> _Index:
-        key = (id(self.services), id(self.counters), id(self.nodes))
-        idx = self.__dict__.get("_lookup")
-        if idx is None or idx.key != key:  # first use, or a model_copy with other lists
-            idx = _Index(
-                key=key,
-                services={s.id: s for s in self.services},
-                counters={c.id: c for c in self.counters},
-                nodes={n.id: n for n in self.nodes},
-                roles={n.id: Role(n.role) for n in self.nodes},
-            )
-            self.__dict__["_lookup"] = idx
-        return idx
-
-    def service(self, sid: str) -> Service:
-        return self._index.services[sid]
-
-    def counter(self, cid: str) -> Counter:
-        return self._index.counters[cid]
-
-    def node(self, nid: str) -> Node:
-        return self._index.nodes[nid]
-
-    @property
-    def service_ids(self) -> frozenset[str]:
-        return self._index.services.keys()  # type: ignore[return-value]
-
-    @property
-    def counter_ids(self) -> frozenset[str]:
-        return self._index.counters.keys()  # type: ignore[return-value]
-
-    def role_of(self, node_id: str) -> Role | None:
-        if node_id == "controller":
-            return Role.CONTROLLER
-        return self._index.roles.get(node_id)
-
-
-@dataclass(frozen=True)
-class _Index:
-    key: tuple[int, int, int]
-    services: dict[str, Service]
-    counters: dict[str, Counter]
-    nodes: dict[str, Node]
-    roles: dict[str, Role]
 
 
 def _cross_check(cfg: Config) -> list[str]:
@@ -766,13 +671,18 @@ def load(path: str | os.PathLike[str]) -> Config:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(p), [f"(file): cannot read: {exc.strerror}"]) from None
+    cfg = loads(text, str(p))
+    log.debug("loaded configuration %s for office %s", p, cfg.office.id)
+    return cfg
+
+
+def loads(text: str, source: str = "<config>") -> Config:
+    """Validate an office configuration given as YAML text (``load`` once the file is read)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(p), [f"(yaml): {exc}"]) from None
-    cfg = parse(data, str(p))
-    log.debug("loaded configuration %s for office %s", p, cfg.office.id)
-    return cfg
+        raise ConfigError(source, [f"(yaml): {exc}"]) from None
+    return parse(data, source)
 
 
 def load_or_exit(path: str | Path) -> Config:
@@ -784,26 +694,3 @@ def load_or_exit(path: str | Path) -> Config:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(1) from None
-
-
-def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """The folder of a process's data (event log, offline numbers, previews, screenshots, users):
-    ``--data-dir`` if given, else $WAITROOM_DATA_DIR, else ./var."""
-    return Path(override or os.environ.get("WAITROOM_DATA_DIR") or "var")
-
-
-def in_data_dir(value: str | os.PathLike[str], override: str | os.PathLike[str] | None = None) -> Path:
-    """A path from the configuration: absolute as it is, relative inside the data directory."""
-    p = Path(value)
-    return p if p.is_absolute() else data_dir(override) / p
-
-
-def resolve_path(config_file: str | os.PathLike[str] | None, value: str) -> Path:
-    """A path from the configuration, relative to the configuration file's folder."""
-    p = Path(value)
-    if p.is_absolute() or config_file is None:
-        return p
-    return Path(config_file).resolve().parent / p
-
-
-EXAMPLE_CONFIG = Path(__file__).with_name("examples") / "office.yaml"

@@ -31,14 +31,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from waitroom import __version__, contract
-from waitroom.config import Broker
 from waitroom.contract import Role, Topics
+
+if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
+    from waitroom.config import Broker
 
 log = logging.getLogger(__name__)
 

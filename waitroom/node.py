@@ -13,14 +13,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from waitroom import __version__, contract
-from waitroom.config import Config
 from waitroom.contract import EventKind, Role, Topics
 from waitroom.errors import CommandFailed, RequestTimeout
 from waitroom.mqtt import MqttLink
 from waitroom.view import with_static
+
+if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
+    from waitroom.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ def with_static(summary: dict[str, Any], cfg: Any) -> dict[str, Any]:
 def _service(entry: dict[str, Any], svc: Any) -> dict[str, Any]:
     if svc is None:
         return entry
-    return {**entry, "name": svc.name.model_dump()}
+    return {**entry, "name": svc.name.as_dict()}
 
 
 def _counter(entry: dict[str, Any], c: Any) -> dict[str, Any]:
@@ -34,8 +34,8 @@ def _counter(entry: dict[str, Any], c: Any) -> dict[str, Any]:
         return entry
     return {
         **entry,
-        "name": c.name.model_dump(),
-        "spoken": (c.spoken or c.name).model_dump(),
+        "name": c.name.as_dict(),
+        "spoken": (c.spoken or c.name).as_dict(),
         "zone": c.zone,
         "services": list(c.services),
     }

@@ -44,12 +44,12 @@ from edge.dispenser.options import (
     DEFAULT_PINS,
     MAX_BUTTONS,
     PIN_NAMES,
-    DispenserOptions,
     button_services,
     data_dir,
     load_options,
     resolve_pins,
 )
+from edge.dispenser.options import __getattr__ as __getattr__  # DispenserOptions, when asked for (pydantic)
 from edge.dispenser.ratelimit import RateLimiter
 from edge.dispenser.scanner import CODE_RE, EVENT, CodeReader, key_char, parse_code
 from edge.dispenser.store import OfflineStore, OfflineTicket

@@ -11,22 +11,23 @@ from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from edge.dispenser.options import button_services, data_dir, load_options, resolve_pins
+from edge.dispenser.options import button_services, data_dir, load_options, printer_settings, resolve_pins
 from edge.dispenser.ratelimit import RateLimiter
 from edge.dispenser.scanner import CodeReader, parse_code
 from edge.dispenser.store import OfflineStore
 from edge.hardware import Lamp, PressButton, SimInput, close_all, pin_factory
 from ticket_printer.layout import Notice, TicketData
 from ticket_printer.printer import TicketPrinter
-from ticket_printer.settings import load_settings
 from waitroom import contract
 from waitroom.city.advice import Advice
-from waitroom.config import Config, Node
 from waitroom.contract import CONTROLLER_NODE_ID, ErrorCode
 from waitroom.errors import CommandFailed, PrinterError, RequestTimeout
 from waitroom.i18n import both
+
+if TYPE_CHECKING:
+    from waitroom.config import Config, Node
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Dispenser:
         *,
         pins: Any = None,
         simulate: bool = False,
+        real_printer: bool = False,
         printer: TicketPrinter | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -63,10 +65,10 @@ class Dispenser:
         self.options = load_options(cfg, node)
         self.pin_map = resolve_pins(cfg, node)
         self.services = button_services(cfg, node)
-        settings = load_settings(cfg.printer, "printer")
-        if simulate and settings.backend != "preview":
+        settings = printer_settings(cfg)
+        if simulate and not real_printer and settings.backend != "preview":
             log.info("simulation: printing to the preview backend instead of %s", settings.backend)
-        if simulate:
+        if simulate and not real_printer:
             settings = settings.model_copy(update={"backend": "preview"})
         elif settings.backend == "preview":
             log.warning(
@@ -354,7 +356,7 @@ class Dispenser:
         return TicketData(
             office_name=self.cfg.office.name,
             number=str(ticket["number"]),
-            service=svc.name.model_dump(),
+            service=svc.name.as_dict(),
             issued_at=float(ticket.get("issued_at") or self.clock()),
             timezone=self.cfg.office.timezone,
             ahead=ticket.get("ahead"),
@@ -692,6 +694,9 @@ class Dispenser:
                 log.exception("publishing health failed")
 
 
-def create(runtime: Any, cfg: Config, node: Node, *, pins: Any, simulate: bool) -> Dispenser:
-    """Node factory (waitroom/cli.py NODE_ROLES['dispenser'])."""
-    return Dispenser(runtime, cfg, node, pins=pins, simulate=simulate)
+def create(
+    runtime: Any, cfg: Config, node: Node, *, pins: Any, simulate: bool, real_printer: bool = False
+) -> Dispenser:
+    """Node factory (waitroom/cli.py NODE_ROLES['dispenser']). ``real_printer``: with ``simulate``, the
+    virtual buttons print on the configured printer instead of the PNG preview."""
+    return Dispenser(runtime, cfg, node, pins=pins, simulate=simulate, real_printer=real_printer)

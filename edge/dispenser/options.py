@@ -1,17 +1,25 @@
-"""A dispenser's settings: ``nodes[].options`` (pydantic), its pins and its service buttons."""
+"""A dispenser's settings: ``nodes[].options`` (schema in ``edge.dispenser.schema``), its pins, its service
+buttons and its printer settings.
+
+Each is validated when the node starts; a node started from its validated-config cache
+(``waitroom.nodeconfig``) finds them validated already in ``cfg.prepared`` and does not import pydantic.
+``prepare`` is what the validating process runs for a dispenser.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from waitroom.config import Config, Node
-from waitroom.config import data_dir as config_data_dir
+from waitroom.configbase import prepared
 from waitroom.errors import ConfigError
-from waitroom.i18n import LANGUAGES, normalize
+from waitroom.paths import data_dir as config_data_dir
+
+if TYPE_CHECKING:
+    from edge.dispenser.schema import DispenserOptions
+    from ticket_printer.settings import PrinterSettings
+    from waitroom.config import Config, Node
 
 log = logging.getLogger(__name__)
 
@@ -42,59 +50,26 @@ PIN_NAMES = frozenset(DEFAULT_PINS)
 OFF = ("", "none", "off", "-")
 
 
-class DispenserOptions(BaseModel):
-    """``nodes[].options`` of a dispenser."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    request_timeout_s: float = Field(1.0, gt=0, le=10, description="wait for the controller per attempt")
-    request_retries: int = Field(1, ge=0, le=5, description="repeats (same request id) before going offline")
-    lease_size: int = Field(10, ge=1, le=200, description="numbers leased per service for offline issuing")
-    lease_low: int = Field(3, ge=0, le=200, description="lease a new block when fewer numbers remain")
-    press_interval_s: float = Field(3.0, ge=0, le=60, description="same button again within this: ignored")
-    burst: int = Field(4, ge=1, le=50, description="tickets in a row before the per-minute limit applies")
-    per_minute: float = Field(10.0, gt=0, le=600, description="sustained tickets per minute (all buttons)")
-    priority_window_s: float = Field(10.0, gt=0, le=120, description="priority button arms the next ticket")
-    lang_window_s: float = Field(30.0, gt=0, le=600, description="language choice holds this long")
-    languages: tuple[str, ...] = Field(
-        ("de", "en"),
-        min_length=1,
-        max_length=len(LANGUAGES),
-        description="languages the language button steps through, the first is the default "
-        f"(codes: {', '.join(LANGUAGES)})",
-        examples=[["de", "en", "tr", "ar", "uk", "ru", "de-LS"]],
-    )
-    debounce_ms: float = Field(30.0, ge=0, le=500, description="contact bounce filter")
-    stuck_s: float = Field(10.0, ge=1, le=600, description="a button held this long counts as stuck")
-    print_retries: int = Field(1, ge=0, le=5, description="print attempts after a failure before cancelling")
-    scanner: str | None = Field(None, description="booking-code scanner: evdev device path, or '-' for stdin")
-    scanner_layout: Literal["de", "us"] = Field("de", description="keyboard layout the scanner types in")
-    hardware: str | None = Field(
-        None, description="pin map revision (firmware_config/pinmaps/dispenser.yaml)"
-    )
-    data_dir: str | None = Field(
-        None, description="folder of the offline-number store (default: $WAITROOM_DATA_DIR or ./var)"
-    )
-
-    @field_validator("languages")
-    @classmethod
-    def _languages(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        codes = []
-        for code in v:
-            canonical = normalize(code)
-            if canonical is None:
-                raise ValueError(f"unknown language {code!r}; known: {', '.join(LANGUAGES)}")
-            codes.append(canonical)
-        if len(set(codes)) != len(codes):
-            raise ValueError(f"languages {list(v)} name a language twice")
-        return tuple(codes)
-
-
 def node_index(cfg: Config, node: Node) -> int:
     return next((i for i, n in enumerate(cfg.nodes) if n.id == node.id), 0)
 
 
+def __getattr__(name: str) -> Any:
+    if name == "DispenserOptions":  # the schema, imported when asked for (it loads pydantic)
+        from edge.dispenser.schema import DispenserOptions
+
+        return DispenserOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_options(cfg: Config, node: Node) -> DispenserOptions:
+    done = prepared(cfg, "options")
+    if done is not None:
+        return done
+    from pydantic import ValidationError
+
+    from edge.dispenser.schema import DispenserOptions
+
     try:
         return DispenserOptions.model_validate(node.options)
     except ValidationError as exc:
@@ -127,6 +102,9 @@ def _base_pins(cfg: Config, node: Node) -> dict[str, int | str]:
 
 def resolve_pins(cfg: Config, node: Node) -> dict[str, int | str | None]:
     """Pins by name (None = not fitted); raises ConfigError naming the bad key."""
+    done = prepared(cfg, "pins")
+    if done is not None:
+        return dict(done)
     p = f"nodes[{node_index(cfg, node)}].pins"
     errors = []
     pins: dict[str, int | str | None] = {}
@@ -148,3 +126,31 @@ def resolve_pins(cfg: Config, node: Node) -> dict[str, int | str | None]:
 
 def data_dir(options: DispenserOptions) -> Path:
     return config_data_dir(options.data_dir)
+
+
+def printer_settings(cfg: Config) -> PrinterSettings:
+    """The office's ``printer:`` settings (``ticket_printer.settings``); raises ConfigError naming the key."""
+    done = prepared(cfg, "printer")
+    if done is not None:
+        known = prepared(cfg, "printer_facts")
+        if known is not None:  # python-escpos' facts of the profile, read where the file was validated
+            from ticket_printer.facts import PrinterFacts, register
+
+            register(PrinterFacts.from_dict(known))
+        return done
+    from ticket_printer.settings import load_settings
+
+    return load_settings(cfg.printer, "printer")
+
+
+def prepare(cfg: Config, node: Node) -> dict[str, Any]:
+    """What a dispenser validates at start, for its validated-config cache (``waitroom.nodeconfig``)."""
+    from ticket_printer.facts import facts
+
+    printer = printer_settings(cfg)
+    return {
+        "options": load_options(cfg, node),
+        "pins": resolve_pins(cfg, node),
+        "printer": printer,
+        "printer_facts": facts(printer.profile, printer.codepage).to_dict(),
+    }

@@ -1,0 +1,167 @@
+"""The validated-config cache of the nodes (waitroom/nodeconfig.py, issue 17).
+
+Real files, real processes: the validating process is the real ``python -m waitroom.nodeconfig``, a node is
+the real ``python -m waitroom node ROLE`` (it exits on a configuration error before it connects anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.counter import node_pins
+from edge.dispenser.options import load_options, resolve_pins
+from ticket_printer.settings import load_settings
+from waitroom import config, nodeconfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "var"
+    monkeypatch.setenv("WAITROOM_DATA_DIR", str(folder))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    return folder
+
+
+@pytest.fixture
+def office(tmp_path: Path) -> Path:
+    path = tmp_path / "office.yaml"
+    path.write_bytes(config.EXAMPLE_CONFIG.read_bytes())
+    return path
+
+
+def edit(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(doc)
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def cache_files(data: Path, node: str) -> list[Path]:
+    return sorted((data / "cache").glob(f"node-{node}-*.json"))
+
+
+def test_a_miss_writes_the_cache_and_the_records_hold_what_the_schema_validated(data: Path, office: Path):
+    light = nodeconfig.load_for_node(str(office), "disp-1", "dispenser")
+    full = config.load(office)
+    node = full.node("disp-1")
+    [written] = cache_files(data, "disp-1")
+    assert light is not None and written.stat().st_size > 0
+    assert light.office.name == full.office.name and light.office.tz == full.office.tz
+    assert light.office.today(1_780_000_000) == full.office.today(1_780_000_000)
+    assert light.office.opening(1_780_000_000) == full.office.opening(1_780_000_000)
+    assert [s.id for s in light.services] == [s.id for s in full.services]
+    assert [s.name.as_dict() for s in light.services] == [s.name.model_dump() for s in full.services]
+    assert light.service("pass").name.get("en") == full.service("pass").name.get("en")
+    assert [c.zone for c in light.counters] == [c.zone for c in full.counters]
+    assert (light.broker.host, light.broker.port) == (full.broker.host, full.broker.port)
+    assert light.role_of("disp-1") == full.role_of("disp-1")
+    assert light.node("disp-1").services == node.services and light.node("disp-1").pins == node.pins
+    options = load_options(light, light.node("disp-1"))
+    assert options.languages == load_options(full, node).languages  # a tuple, as the model holds it
+    assert {f: getattr(options, f) for f in options._fields} == load_options(full, node).model_dump()
+    assert resolve_pins(light, light.node("disp-1")) == resolve_pins(full, node)
+    settings = light.prepared["printer"]
+    assert settings.width_dots == load_settings(full.printer).width_dots
+    assert settings.model_copy(update={"backend": "file"}).backend == "file"
+    with pytest.raises(AttributeError):
+        settings.backend = "usb"  # frozen, as the model
+
+
+def test_a_hit_reads_the_file_and_loads_no_pydantic(data: Path, office: Path):
+    assert nodeconfig.load_for_node(str(office), "counter-1", "counter") is not None
+    [written] = cache_files(data, "counter-1")
+    before = written.stat()
+    code = (
+        "import sys; from waitroom import nodeconfig\n"
+        f"cfg = nodeconfig.load_for_node({str(office)!r}, 'counter-1', 'counter')\n"
+        "print(cfg.node('counter-1').counter, cfg.prepared['pins']['next'], 'pydantic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["c1", str(node_pins(config.load(office).node("counter-1"))["next"]), "False"]
+    after = written.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # read, not rebuilt
+
+
+def test_a_changed_file_is_a_miss_and_replaces_the_old_cache(data: Path, office: Path):
+    assert nodeconfig.load_for_node(str(office), "sb-1", "assist").office.name == "Bürgerbüro Mitte"
+    [old] = cache_files(data, "sb-1")
+    edit(office, lambda d: d["office"].update(name="Bürgerbüro Nord"))
+    assert nodeconfig.load_for_node(str(office), "sb-1", "assist").office.name == "Bürgerbüro Nord"
+    [new] = cache_files(data, "sb-1")
+    assert new != old and not old.exists()
+
+
+def test_a_damaged_cache_is_ignored_and_written_again(data: Path, office: Path, caplog):
+    nodeconfig.load_for_node(str(office), "counter-1", "counter")
+    [path] = cache_files(data, "counter-1")
+    for damage in (b"{not json", b'{"format": 1, "key": "other"}', path.read_bytes()[:200]):
+        path.write_bytes(damage)
+        cfg = nodeconfig.load_for_node(str(office), "counter-1", "counter")
+        assert cfg is not None and cfg.node("counter-1").counter == "c1"
+        assert json.loads(path.read_bytes())["format"] == nodeconfig.FORMAT  # a whole file again
+    assert "ignored the configuration cache" in caplog.text
+
+
+def run_node(office: Path, role: str, node: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "waitroom", "node", role, "--config", str(office), "--node", node]
+    return subprocess.run([*argv, "--pins", "mock"], capture_output=True, text=True, timeout=60)
+
+
+def test_a_configuration_error_on_a_miss_names_the_key_and_the_node_exits_1(data: Path, office: Path):
+    edit(office, lambda d: d["nodes"][0].setdefault("options", {}).update(lease_size=0))
+    doc = yaml.safe_load(office.read_text(encoding="utf-8"))
+    assert doc["nodes"][0]["id"] == "disp-1"
+    proc = run_node(office, "dispenser", "disp-1")
+    assert proc.returncode == 1
+    assert "nodes[0].options.lease_size: Input should be greater than or equal to 1" in proc.stderr
+    assert cache_files(data, "disp-1") == []
+    edit(office, lambda d: (d["nodes"][0]["options"].pop("lease_size"), d.update(printer={"width": 80})))
+    proc = run_node(office, "dispenser", "disp-1")
+    assert proc.returncode == 1 and "printer.width: unknown key" in proc.stderr
+
+
+def test_a_schema_error_is_the_same_as_check_config(data: Path, office: Path):
+    edit(office, lambda d: next(n for n in d["nodes"] if n["id"] == "counter-1").update(counter="c99"))
+    check = subprocess.run(
+        [sys.executable, "-m", "waitroom", "check-config", str(office)], capture_output=True, text=True
+    )
+    proc = run_node(office, "counter", "counter-1")
+    assert proc.returncode == check.returncode == 1
+    assert "counter: unknown counter 'c99'" in check.stderr
+    assert check.stderr.strip() in proc.stderr
+    office.write_bytes(config.EXAMPLE_CONFIG.read_bytes())  # valid again: the node and its role
+    proc = run_node(office, "counter", "sb-1")
+    assert proc.returncode == 1 and "node sb-1 is a assist, not a counter" in proc.stderr
+    proc = run_node(office, "counter", "nobody")
+    assert proc.returncode == 1 and "no node 'nobody'" in proc.stderr
+
+
+def test_nodes_starting_together_with_one_file_all_get_their_configuration(data: Path, office: Path):
+    jobs = [("counter-1", "counter"), ("sb-1", "assist"), ("disp-1", "dispenser")] * 3
+
+    def build(job: tuple[str, str]) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "waitroom.nodeconfig", str(office), *job]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=os.environ)
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(build, jobs))
+    assert [r.returncode for r in results] == [0] * len(jobs), [r.stderr for r in results]
+    for node, role in set(jobs):
+        [path] = cache_files(data, node)
+        assert nodeconfig.read(path, None).node(node).role == role
+    assert not list((data / "cache").glob(".*.tmp"))  # no half-written file left
+
+
+def test_a_read_only_data_directory_falls_back_to_validating_in_the_node(data: Path, office: Path):
+    data.mkdir(parents=True)
+    (data / "cache").write_text("a file where the folder would be", encoding="utf-8")
+    assert nodeconfig.load_for_node(str(office), "counter-1", "counter") is None  # cli: config.load
