@@ -149,7 +149,7 @@ def _day_figures(d: DayResult, cfg: Config) -> dict[str, float | None]:
         if appts
         else None
     )
-    # the ceiling of the figure above: no rule set calls a holder within 5 minutes of a slot they missed by more
+    # the ceiling of the figure above: no rule set calls a holder within 5 minutes of a slot missed by more
     out["appointments_arrived_over_5_min_late"] = (
         sum(1 for r in appts if r.arrival - r.slot > APPOINTMENT_WINDOW_S) / len(appts)  # type: ignore[operator]
         if appts
