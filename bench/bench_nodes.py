@@ -25,7 +25,6 @@ import argparse
 import functools
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_dispenser import Sink  # noqa: E402
 from mqtt_broker.local import Mosquitto  # noqa: E402
 from waitroom import config  # noqa: E402
 
@@ -143,38 +143,13 @@ def run_until(
         reader.join(2)
 
 
-class PrinterSink:
-    """A local raw-TCP (port 9100 style) printer: counts the tickets (jobs ending in a cut) it received."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.tickets = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                buf = bytearray()
-                while chunk := conn.recv(65536):
-                    buf.extend(chunk)
-                self.tickets += buf.count(b"\x1dV")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def print_one_ticket(
     office: str,
     node: str,
     button: str,
     port: int,
     previews: Path,
-    sink: PrinterSink | None = None,
+    sink: Sink | None = None,
     timeout: float = 20.0,
 ) -> None:
     """Press a dispenser's service button through its sim topic; return once the ticket is out: its PNG in
@@ -185,10 +160,10 @@ def print_one_ticket(
 
     def printed() -> bool:
         if sink is not None:
-            return sink.tickets > tickets_before
+            return len(sink.done) > tickets_before
         return previews.exists() and bool(set(previews.glob("*.png")) - before)
 
-    tickets_before = sink.tickets if sink is not None else 0
+    tickets_before = len(sink.done) if sink is not None else 0
     before = set(previews.glob("*.png")) if previews.exists() else set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:  # until the controller has answered: the node may still connect
@@ -264,7 +239,7 @@ def main() -> int:
         env["PYTHONPATH"] = str(Path(args.code).resolve())
     py = sys.executable
     results: list[tuple[Result, float | None, float | None]] = []
-    sink = PrinterSink()
+    sink = Sink()  # a local network printer (raw TCP, port 9100 style)
     with Mosquitto() as broker:
         cfg = office_config(broker.port, work, args.code, sink.port)
         ctl = subprocess.Popen(
@@ -321,7 +296,7 @@ def main() -> int:
         finally:
             ctl.terminate()
             ctl.wait(10)
-            sink.close()
+            sink.sock.close()
     print(
         f"min / median over {args.repeats} runs each; RSS after {args.settle_s:.0f} s running"
         + (f"; code from {args.code}" if args.code else "")
