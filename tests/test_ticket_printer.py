@@ -589,3 +589,12 @@ def test_renderer_bytes_equal_python_escpos(profile, tmp_path):
     from ticket_printer.facts import PrinterFacts
 
     assert PrinterFacts.from_dict(json.loads(json.dumps(f.to_dict()))) == f
+
+
+def test_code_page_in_lower_case_prints_as_in_upper_case():
+    """``codepage: cp858`` passes validation; python-escpos looks code pages up by the exact name, so the
+    renderer upper-cases it once (before, a lower-case name failed at the first ticket)."""
+    data = ticket()
+    lower = TicketPrinter(load_settings({"codepage": "cp858"})).render(data)[1]
+    upper = TicketPrinter(load_settings({"codepage": "CP858"})).render(data)[1]
+    assert lower == upper and "Bürgerbüro".encode("cp858") in lower
