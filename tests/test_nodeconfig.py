@@ -165,3 +165,15 @@ def test_a_read_only_data_directory_falls_back_to_validating_in_the_node(data: P
     data.mkdir(parents=True)
     (data / "cache").write_text("a file where the folder would be", encoding="utf-8")
     assert nodeconfig.load_for_node(str(office), "counter-1", "counter") is None  # cli: config.load
+
+
+def test_a_validating_process_that_does_not_finish_in_time_falls_back_to_the_node(
+    data: Path, office: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    """A stalled validating process (a hung SD card) does not keep the node from starting: after the timeout
+    the node validates in its own process (None)."""
+    monkeypatch.setattr(nodeconfig, "VALIDATE_TIMEOUT_S", 0.01)  # a real process cannot start that fast
+    with caplog.at_level("WARNING", logger="waitroom.nodeconfig"):
+        assert nodeconfig.load_for_node(str(office), "counter-1", "counter") is None
+    assert "validates it itself" in caplog.text
+    assert cache_files(data, "counter-1") == []  # the process was stopped long before it could write

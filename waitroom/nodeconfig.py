@@ -43,6 +43,7 @@ from waitroom.paths import data_dir
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+VALIDATE_TIMEOUT_S = 120  # the short-lived validating process (a second or two, ten on a Pi Zero's SD card)
 # The role's preparation, run in the validating process: it returns the node's own settings, validated.
 PREPARE = {
     "counter": "edge.counter:prepare",
@@ -248,12 +249,21 @@ def load_for_node(config_file: str, node_id: str, role: str) -> Any | None:
         if cfg is not None:
             log.debug("configuration of node %s from its cache (%s)", node_id, key[:12])
             return cfg
-    proc = subprocess.run(
-        [sys.executable, "-m", "waitroom.nodeconfig", str(config_file), node_id, role],
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "waitroom.nodeconfig", str(config_file), node_id, role],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=VALIDATE_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:  # a stalled disk or interpreter: do not wait for ever, validate here
+        log.warning(
+            "validating the configuration took over %d s; node %s validates it itself",
+            VALIDATE_TIMEOUT_S,
+            node_id,
+        )
+        return None
     if proc.returncode != 0:
         raise SystemExit(proc.returncode)
     written = proc.stdout.strip().splitlines()
