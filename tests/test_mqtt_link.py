@@ -241,3 +241,33 @@ def test_bursts_both_ways_arrive_whole_and_in_order(broker) -> None:
     finally:
         sender.stop()
         receiver.stop()
+
+
+def test_start_returns_once_the_broker_has_the_subscriptions(broker) -> None:
+    """``start(wait)`` is True only after the broker acknowledged the link's subscriptions (SUBACK): a command
+    another client publishes the moment the controller's start returns is delivered, never dropped because
+    the broker did not know the filter yet (on a busy machine the SUBSCRIBE can lag the CONNACK)."""
+    cfg = office_config(broker.port, office_id="subacked")
+    t = Topics("subacked")
+    sender = paho.Client(CallbackAPIVersion.VERSION2, client_id="subacked-sender")
+    sender.connect("127.0.0.1", broker.port)
+    sender.loop_start()
+    try:
+        for i in range(20):
+            got = threading.Event()
+            link = MqttLink(cfg.broker, cfg.office.id, "controller", Role.CONTROLLER)
+            link.subscribe(t.all_nodes("cmd"), lambda topic, payload, got=got: got.set())
+            assert link.start(wait=10)
+            assert link.subscribed.is_set()
+            sender.publish(t.cmd("disp-1"), contract.encode(contract.command("ticket.issue", {})), qos=1)
+            try:
+                assert got.wait(5), f"command {i} published right after start was lost"
+            finally:
+                link.stop()
+        # a link without subscriptions is ready on its CONNACK
+        bare = MqttLink(cfg.broker, cfg.office.id, "disp-1", Role.DISPENSER)
+        assert bare.start(wait=10) and bare.subscribed.is_set()
+        bare.stop()
+    finally:
+        sender.loop_stop()
+        sender.disconnect()

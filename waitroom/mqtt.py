@@ -330,6 +330,11 @@ class MqttLink:
         self._subs: dict[str, tuple[int, list[Handler]]] = {}  # filter -> (qos, handlers)
         self._lock = threading.Lock()
         self.connected = threading.Event()
+        # Set once the broker acknowledged the subscriptions of this connection (SUBACK): a message published
+        # by another client before that would not reach us (the broker keeps no message for a filter it does
+        # not know yet), so ``start(wait)`` waits for it too.
+        self.subscribed = threading.Event()
+        self._sub_mid: int | None = None
         self._stopping = False
         self.on_connect_hooks: list[Callable[[], None]] = []
         self.on_disconnect_hooks: list[Callable[[], None]] = []
@@ -372,6 +377,7 @@ class MqttLink:
             retain=True,
         )
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -396,11 +402,13 @@ class MqttLink:
 
     # -- lifecycle
     def start(self, wait: float | None = 10.0) -> bool:
-        """Connect in the background (reconnecting forever); optionally wait for the first connection."""
+        """Connect in the background (reconnecting forever); optionally wait (True) until the first connection
+        is up and the broker has acknowledged the subscriptions made before it."""
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
         self.client.loop_start()
         if wait:
-            return self.connected.wait(wait)
+            deadline = time.monotonic() + wait
+            return self.connected.wait(wait) and self.subscribed.wait(max(0.0, deadline - time.monotonic()))
         return False
 
     def stop(self) -> None:
@@ -468,8 +476,11 @@ class MqttLink:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             subs = list(self._subs.items())
-        for topic_filter, (qos, _) in subs:
-            client.subscribe(topic_filter, qos)
+        self.subscribed.clear()
+        if subs:  # one SUBSCRIBE for all: its SUBACK says they are all in place
+            _, self._sub_mid = client.subscribe([(topic_filter, qos) for topic_filter, (qos, _) in subs])
+        else:
+            self.subscribed.set()
         self.publish(
             self.topics.status(self.node_id),
             contract.status_payload(self.node_id, self.role, True, __version__),
@@ -482,6 +493,13 @@ class MqttLink:
             except Exception:
                 log.exception("on-connect hook failed")
 
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if mid == self._sub_mid:
+            failed = [r for r in reasons if getattr(r, "is_failure", False)]
+            if failed:
+                log.error("the MQTT broker refused subscriptions of %s: %s", self.node_id, failed)
+            self.subscribed.set()
+
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         delay = self._next_delay()
         log.debug("MQTT broker %s:%s unreachable; retry in %.2f s", self.broker.host, self.broker.port, delay)
@@ -492,6 +510,7 @@ class MqttLink:
         if not self._stopping:
             self._next_delay()
         self.connected.clear()
+        self.subscribed.clear()
         for hook in self.on_disconnect_hooks:
             try:
                 hook()
