@@ -34,11 +34,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from displays.settings import GONG_WAV, DisplaySettings
+from displays.look import GONG_WAV
 from waitroom import i18n
 from waitroom.errors import HardwareError
+
+if TYPE_CHECKING:  # the schema (pydantic); a display node runs on a light record of it (displays.look)
+    from displays.settings import DisplaySettings
 
 log = logging.getLogger(__name__)
 

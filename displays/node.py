@@ -15,17 +15,38 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from displays import settings as display_settings
 from displays.announce import Announcement, Announcer, AudioError
 from displays.board import Board, CallView, Screen
-from displays.settings import DisplaySettings
 from waitroom import contract
-from waitroom.config import Config, Node
+from waitroom.configbase import prepared
 from waitroom.contract import CONTROLLER_NODE_ID, EventKind
 
+if TYPE_CHECKING:  # the schema (pydantic); a display node runs on light records of it (waitroom.nodeconfig)
+    from displays.settings import DisplaySettings
+    from waitroom.config import Config, Node
+
 log = logging.getLogger(__name__)
+
+
+def prepare(cfg: Config, node: Node) -> dict[str, Any]:
+    """What a display resolves at start, for its validated-config cache (``waitroom.nodeconfig``): its
+    settings (the office's ``display:`` section with the node's ``options`` over it)."""
+    from displays.settings import for_node
+
+    return {"display": for_node(cfg, node)}
+
+
+def load_settings(cfg: Config, node: Node) -> DisplaySettings:
+    """The display's settings: validated already when the node started from its cache, else validated here
+    (a ``ConfigError`` naming the key)."""
+    done = prepared(cfg, "display")
+    if done is not None:
+        return done
+    from displays.settings import for_node
+
+    return for_node(cfg, node)
 
 
 def headless() -> bool:
@@ -91,7 +112,7 @@ class DisplayNode:
         self.runtime = runtime
         self.cfg = cfg
         self.node = node
-        self.settings = settings or display_settings.for_node(cfg, node)
+        self.settings = settings or load_settings(cfg, node)
         self.board = Board(
             zone=node.zone,
             recent=self.settings.recent_calls,

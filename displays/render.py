@@ -22,16 +22,18 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pygame
 
 from displays.board import CallView, Screen, WaitView
 from displays.layout import Rect, layout
-from displays.settings import DisplaySettings
 from waitroom import i18n
 from waitroom.errors import HardwareError
+
+if TYPE_CHECKING:  # the schema (pydantic); a display node runs on a light record of it (displays.look)
+    from displays.settings import DisplaySettings
 
 log = logging.getLogger(__name__)
 

@@ -9,43 +9,47 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from displays.look import (
+    ASSETS,
+    CONTRAST,
+    FONT_DIRS,
+    GONG_WAV,
+    PALETTE_FIELDS,
+    DisplayMethods,
+    FontsMethods,
+    Rgb,
+)
 from waitroom import i18n
-from waitroom.config import Config, Node, in_data_dir
+from waitroom.config import Config, Node
 from waitroom.errors import ConfigError
+
+__all__ = ["ASSETS", "FONT_DIRS", "GONG_WAV", "DisplaySettings", "Fonts", "Theme", "for_node", "parse"]
 
 log = logging.getLogger(__name__)
 
-FONT_DIRS = (
-    Path("/usr/share/fonts/truetype/dejavu"),
-    Path("/usr/share/fonts/TTF"),
-    Path("/usr/share/fonts/dejavu"),
-)
-ASSETS = Path(__file__).with_name("assets")
-GONG_WAV = ASSETS / "gong.wav"
-
-Rgb = tuple[int, int, int]
-
 
 class Theme(BaseModel):
-    """Colours of the screen (RGB 0-255). The default is high contrast: white and yellow on black."""
+    """Colours of the screen (RGB 0-255), as ``colors`` overrides them; the themes are in ``displays.look``.
+    The default is high contrast: white and yellow on black."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    background: Rgb = Field((0, 0, 0), description="screen background")
-    text: Rgb = Field((255, 255, 255), description="normal text")
-    muted: Rgb = Field((190, 190, 190), description="English second line, labels")
-    accent: Rgb = Field((255, 214, 0), description="ticket numbers, the header bar")
-    accent_text: Rgb = Field((0, 0, 0), description="text on the accent colour")
-    highlight: Rgb = Field((255, 214, 0), description="background of the newest call while it blinks")
-    highlight_text: Rgb = Field((0, 0, 0), description="text of the newest call while it blinks")
-    panel: Rgb = Field((28, 28, 28), description="background of the lists")
-    offline: Rgb = Field((200, 0, 0), description="background of the offline banner")
-    offline_text: Rgb = Field((255, 255, 255), description="text of the offline banner")
+    background: Rgb = Field(CONTRAST["background"], description="screen background")
+    text: Rgb = Field(CONTRAST["text"], description="normal text")
+    muted: Rgb = Field(CONTRAST["muted"], description="English second line, labels")
+    accent: Rgb = Field(CONTRAST["accent"], description="ticket numbers, the header bar")
+    accent_text: Rgb = Field(CONTRAST["accent_text"], description="text on the accent colour")
+    highlight: Rgb = Field(CONTRAST["highlight"], description="background of the newest call while it blinks")
+    highlight_text: Rgb = Field(
+        CONTRAST["highlight_text"], description="text of the newest call while it blinks"
+    )
+    panel: Rgb = Field(CONTRAST["panel"], description="background of the lists")
+    offline: Rgb = Field(CONTRAST["offline"], description="background of the offline banner")
+    offline_text: Rgb = Field(CONTRAST["offline_text"], description="text of the offline banner")
 
     @field_validator("*")
     @classmethod
@@ -55,29 +59,7 @@ class Theme(BaseModel):
         return v
 
 
-THEMES: dict[str, Theme] = {
-    "contrast": Theme(),
-    "dark": Theme(
-        background=(16, 24, 40),
-        panel=(30, 42, 64),
-        accent=(120, 200, 255),
-        highlight=(120, 200, 255),
-        muted=(170, 185, 205),
-    ),
-    "light": Theme(
-        background=(255, 255, 255),
-        text=(0, 0, 0),
-        muted=(70, 70, 70),
-        accent=(0, 70, 140),
-        accent_text=(255, 255, 255),
-        highlight=(0, 70, 140),
-        highlight_text=(255, 255, 255),
-        panel=(232, 236, 240),
-    ),
-}
-
-
-class Fonts(BaseModel):
+class Fonts(FontsMethods, BaseModel):
     """Font files. pygame's match_font picks condensed faces, so the display uses explicit files."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -88,19 +70,8 @@ class Fonts(BaseModel):
     )
     bold: str = Field("DejaVuSans-Bold.ttf", description="TrueType file for numbers and names")
 
-    def path(self, which: Literal["regular", "bold"]) -> Path:
-        """The font file; a bare name is looked up in the DejaVu folders."""
-        value = getattr(self, which)
-        p = Path(value)
-        if p.is_absolute() or p.parent != Path("."):
-            return p
-        for d in FONT_DIRS:
-            if (d / value).exists():
-                return d / value
-        return p
 
-
-class DisplaySettings(BaseModel):
+class DisplaySettings(DisplayMethods, BaseModel):
     """The ``display:`` section of the office configuration (and a display node's ``options``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -210,10 +181,6 @@ class DisplaySettings(BaseModel):
             out[_language(lang)] = voice
         return out
 
-    def voice(self, lang: str) -> str:
-        """The espeak-ng voice that speaks ``lang``."""
-        return self.voices.get(lang) or i18n.ESPEAK_VOICES.get(lang, "de")
-
     @field_validator("resolution")
     @classmethod
     def _res(cls, v: tuple[int, int]) -> tuple[int, int]:
@@ -224,54 +191,11 @@ class DisplaySettings(BaseModel):
     @field_validator("colors")
     @classmethod
     def _colors(cls, v: dict[str, Rgb]) -> dict[str, Rgb]:
-        unknown = sorted(set(v) - set(Theme.model_fields))
+        unknown = sorted(set(v) - set(PALETTE_FIELDS))
         if unknown:
-            raise ValueError(
-                f"unknown colour(s) {', '.join(unknown)}; known: {', '.join(Theme.model_fields)}"
-            )
+            raise ValueError(f"unknown colour(s) {', '.join(unknown)}; known: {', '.join(PALETTE_FIELDS)}")
         Theme(**v)
         return v
-
-    @property
-    def portrait(self) -> bool:
-        if self.orientation == "auto":
-            return self.size[1] > self.size[0]
-        return self.orientation == "portrait"
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """The size of the picture as drawn (before rotation)."""
-        w, h = self.resolution
-        return (h, w) if self.rotate in (90, 270) else (w, h)
-
-    @property
-    def colours(self) -> Theme:
-        return THEMES[self.theme].model_copy(update=dict(self.colors))
-
-    def ticker_text(self, lang: str) -> str:
-        if self.ticker is None:
-            return ""
-        if isinstance(self.ticker, str):
-            return self.ticker
-        return self.ticker.get(lang) or self.ticker.get("de") or ""
-
-    def spoken_languages(self, ticket_lang: str | None) -> tuple[str, ...]:
-        """The languages of one announcement: the first screen language, the ticket's, the second_language."""
-        langs = [self.languages[0]]
-        if self.speak_ticket_language and ticket_lang:
-            langs.append(ticket_lang)
-        if self.second_language:
-            langs.append(self.second_language)
-        # Leichte Sprache is German: the call is not repeated for it
-        return tuple(dict.fromkeys("de" if x == "de-LS" and "de" in langs else x for x in langs))
-
-    def screenshot_interval(self, headless: bool) -> float:
-        if self.screenshot_every_s is None:
-            return 5.0 if headless else 0.0
-        return self.screenshot_every_s
-
-    def screenshot_path(self) -> Path:
-        return in_data_dir(self.screenshot_dir)
 
 
 def _language(code: str) -> str:

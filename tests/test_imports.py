@@ -138,10 +138,11 @@ def test_a_running_node_loads_no_web_app_no_simulator(
     loaded = sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in NEVER_IN_A_NODE))
     assert loaded == []
     assert "babel" not in modules  # texts come from the compiled catalogs (stdlib gettext)
-    if role in ("counter", "assist", "dispenser"):  # started from the validated-config cache (issue 17)
-        assert "pydantic" not in modules
-        assert "waitroom.config" not in modules
-        assert "firmware_config.pins" not in modules
+    # every node starts from its validated-config cache (issue 17)
+    assert "pydantic" not in modules
+    assert "waitroom.config" not in modules
+    assert "displays.settings" not in modules
+    assert "firmware_config.pins" not in modules
     if role == "dispenser":
         # python-escpos' facts of the profile come from the cache: neither its printer class (python-barcode,
         # qrcode, Pillow's font engine) nor its printer database (PyYAML) is loaded

@@ -76,6 +76,53 @@ def test_a_miss_writes_the_cache_and_the_records_hold_what_the_schema_validated(
         settings.backend = "usb"  # frozen, as the model
 
 
+def test_a_display_reads_its_settings_from_the_cache_with_the_schema_s_values_and_methods(
+    data: Path, office: Path
+):
+    from displays import settings as ds
+    from displays.node import load_settings as display_settings
+
+    def change(d: dict) -> None:
+        d["display"] = {
+            "theme": "dark",
+            "colors": {"accent": [0, 200, 0]},
+            "rotate": 90,
+            "languages": ["de", "tr"],
+        }
+        d["display"]["ticker"] = {"de": "Bitte Ausweis bereithalten", "en": "Please have your ID ready"}
+        node = next(n for n in d["nodes"] if n["id"] == "display-1")
+        node["options"] = {
+            "voices": {"ar": "ar+m3"},
+            "second_language": "en",
+            "fonts": {"bold": "/x/Bold.ttf"},
+        }
+
+    edit(office, change)
+    light = nodeconfig.load_for_node(str(office), "display-1", "display")
+    full = config.load(office)
+    want = ds.for_node(full, full.node("display-1"))
+    got = display_settings(light, light.node("display-1"))
+    assert type(got).__module__ == "waitroom.nodeconfig"  # a record, not the pydantic model
+    assert {f: getattr(got, f) for f in got._fields if f != "fonts"} == want.model_dump(exclude={"fonts"})
+    assert got.colours == want.colours and got.colours.accent == (0, 200, 0)
+    assert (got.size, got.portrait) == (want.size, want.portrait) == ((1080, 1920), True)
+    assert got.fonts.path("bold") == want.fonts.path("bold") and got.fonts.path("regular").is_absolute()
+    for lang in ("de", "tr", "ar", "uk"):
+        assert got.voice(lang) == want.voice(lang)
+        assert got.ticker_text(lang) == want.ticker_text(lang)
+        assert got.spoken_languages(lang) == want.spoken_languages(lang)
+    assert got.screenshot_path() == want.screenshot_path()
+    assert got.screenshot_interval(True) == want.screenshot_interval(True)
+
+
+def test_a_display_with_a_bad_setting_exits_1_naming_the_key(data: Path, office: Path):
+    edit(office, lambda d: d.update(display={"blink_s": -1}))
+    proc = run_node(office, "display", "display-1")
+    assert proc.returncode == 1
+    assert "display.blink_s: Input should be greater than or equal to 0" in proc.stderr
+    assert cache_files(data, "display-1") == []
+
+
 def test_a_hit_reads_the_file_and_loads_no_pydantic(data: Path, office: Path):
     assert nodeconfig.load_for_node(str(office), "counter-1", "counter") is not None
     [written] = cache_files(data, "counter-1")

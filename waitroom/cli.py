@@ -54,7 +54,7 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 # Roles that start from their validated-config cache (waitroom.nodeconfig): no pydantic in the node process.
-CACHED_ROLES = frozenset({"counter", "assist", "dispenser"})
+CACHED_ROLES = frozenset({"counter", "assist", "dispenser", "display"})
 
 
 def load_config(path: str | Path) -> Any:

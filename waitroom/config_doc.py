@@ -24,10 +24,11 @@ One YAML file per office (example: `waitroom/examples/office.yaml`). Unknown key
 reported with its path, e.g. `counters[2].services[0]: unknown service 'nix'`. Check a file before a node
 restarts with `waitroom check-config FILE` (exit code 1 on errors).
 
-A counter, assistance or dispenser node validates the file in a short-lived process when it starts and keeps
-the result in `<data dir>/cache/node-<id>-<key>.json` (data dir: `$WAITROOM_DATA_DIR`, else `./var`); the key
-is the hash of the file's bytes and of the schema, so a changed file is validated again at the next start, and
-an error ends the node's start with the same messages as `check-config` (docs/architecture.md).
+A counter, assistance, dispenser or display node validates the file in a short-lived process when it starts
+and keeps the result in `<data dir>/cache/node-<id>-<key>.json` (data dir: `$WAITROOM_DATA_DIR`, else
+`./var`); the key is the hash of the file's bytes and of the schema, so a changed file is validated again at
+the next start, and an error ends the node's start with the same messages as `check-config`
+(docs/architecture.md).
 
 This page is generated from the models in the code (`python -m waitroom.config_doc`); a test keeps it current.
 """

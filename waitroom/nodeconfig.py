@@ -1,8 +1,8 @@
 """A node's validated-config cache: the node process starts without pydantic (issue 17).
 
 The office configuration's schema is defined once, in ``waitroom.config`` (pydantic), and building it costs a
-node about 12 MB of its memory for as long as it runs. So ``waitroom node ROLE`` (counter, assist, dispenser)
-validates in a short-lived process instead and keeps only what that process wrote:
+node about 12 MB of its memory for as long as it runs. So ``waitroom node ROLE`` (counter, assist, dispenser,
+display) validates in a short-lived process instead and keeps only what that process wrote:
 
 - the key is the SHA-256 of the YAML file's bytes, the node id and role, and a fingerprint of the schema (the
   waitroom version, the source of the modules that validate, the pin maps, the pydantic and python-escpos
@@ -49,6 +49,7 @@ PREPARE = {
     "counter": "edge.counter:prepare",
     "assist": "edge.counter:prepare",
     "dispenser": "edge.dispenser.options:prepare",
+    "display": "displays.node:prepare",
 }
 # The parts of the configuration a node keeps (with its own entry of ``nodes`` and ``prepared``).
 FIELDS = ("office", "services", "counters", "broker", "printer")
@@ -66,6 +67,9 @@ SCHEMA_SOURCES = (
     "ticket_printer/capabilities.py",
     "ticket_printer/facts.py",
     "firmware_config/pins.py",
+    "displays/settings.py",
+    "displays/look.py",
+    "displays/node.py",
 )
 SCHEMA_GLOBS = ("firmware_config/pinmaps/*.yaml",)
 DEPENDENCIES = (("pydantic", "version.py"), ("pydantic_core", "__init__.py"), ("escpos", "capabilities.json"))

@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
 
-from displays.settings import GONG_WAV
+from displays.look import GONG_WAV
 from waitroom import i18n
 from waitroom.web.security import limiter, public_limit
 
