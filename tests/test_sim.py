@@ -144,6 +144,22 @@ def test_walk_ins_arrive_only_within_opening_hours():
     assert all(d.open <= a.t < d.open + 1800 for d in days for a in d.arrivals)
 
 
+def test_arrival_hours_may_be_written_unquoted(tmp_path):
+    """YAML reads ``10: 5`` as a number, ``08: 5`` as a string: both are hours; one hour twice is an error."""
+    from waitroom.sim.scenario import load, plan_day
+
+    f = tmp_path / "s.yaml"
+    f.write_text('name: x\narrivals:\n  pass: {07: 9, 08: 10, 10: 10, "11": 10}\nappointments: []\n')
+    sc, cfg = load(f)
+    assert sc.arrivals["pass"] == {"07": 9, "08": 10, "10": 10, "11": 10}
+    days = [plan_day(sc, cfg, seed) for seed in range(200)]
+    assert 28.5 < statistics.fmean(len(d.arrivals) for d in days) < 31.5  # 08, 10, 11 (07 is closed)
+    f.write_text('name: x\narrivals:\n  pass: {8: 10, "08": 5}\n')
+    with pytest.raises(ConfigError) as exc:
+        load(f)
+    assert exc.value.errors == ["arrivals: Value error, pass: hour 08 given twice"]
+
+
 def test_patience_distributions_and_their_errors():
     import random
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from waitroom import config as office_config
 from waitroom.config import HHMM, WEEKDAYS, Config, Id, Steering
@@ -146,7 +146,7 @@ class Scenario(_Strict):
         "mon", description="day simulated"
     )
     arrivals: dict[Id, dict[str, float]] = Field(
-        description='per service: walk-ins per hour, keyed by the hour it starts ("08": 30)'
+        description='per service: walk-ins per hour, keyed by the hour it starts ("08": 30 or 8: 30)'
     )
     service_times: dict[Id, Distribution] = Field(
         default_factory=dict, description="per service; default lognormal, cv 0.7, the configured mean"
@@ -169,6 +169,31 @@ class Scenario(_Strict):
     )
     replications: int = Field(20, ge=1, le=10000, description="simulated days per rule set")
     seed: int = Field(1, description="random seed of the first day")
+
+    @field_validator("arrivals", mode="before")
+    @classmethod
+    def _hours(cls, value: Any) -> Any:
+        """Hours as YAML gives them: ``8: 30`` and ``"08": 30`` alike (an unquoted ``10`` is a number, an
+        unquoted ``08`` a string); the same hour twice is an error, not the sum."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        for sid, rates in value.items():
+            if not isinstance(rates, dict):
+                out[sid] = rates
+                continue
+            hours: dict[Any, Any] = {}
+            for hour, rate in rates.items():
+                key = hour
+                if isinstance(hour, int) and not isinstance(hour, bool):
+                    key = f"{hour:02d}"
+                elif isinstance(hour, str) and hour.isdigit() and len(hour) <= 2:
+                    key = f"{int(hour):02d}"
+                if key in hours:
+                    raise ValueError(f"{sid}: hour {key} given twice")
+                hours[key] = rate
+            out[sid] = hours
+        return out
 
 
 def load(path: str | Path) -> tuple[Scenario, Config]:
