@@ -152,7 +152,10 @@ class Scenario(_Strict):
         default_factory=dict, description="per service; default lognormal, cv 0.7, the configured mean"
     )
     staffing: dict[Id, list[tuple[HHMM, HHMM]]] | None = Field(
-        None, description="per counter its shifts; default: counters that are initially open, all day"
+        None,
+        description="per counter its shifts; when given, only the counters listed work (one left out is "
+        "closed all day, unlike appointments.staffing in the office file); default: the counters that are "
+        "initially open, during the opening hours",
     )
     appointments: list[AppointmentBook] = Field(default_factory=list, description="the appointment book")
     behaviour: Behaviour = Field(default_factory=lambda: Behaviour(), description="citizens' behaviour")
