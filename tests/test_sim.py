@@ -207,6 +207,32 @@ def _one_counter_day(abandoned_called: bool):
     return DaySim(cfg, plan, predict=False).run()
 
 
+def test_a_citizen_left_waiting_when_the_counter_closed_counts_as_unserved_and_missed():
+    """The only counter of the service ends its shift while a citizen waits (nobody gives up): the figures
+    show the citizen as unserved and as a missed service target, not as if they had never come."""
+    from waitroom.sim.engine import DaySim
+    from waitroom.sim.evaluate import figures
+    from waitroom.sim.scenario import Arrival, DayPlan
+
+    cfg = mmc_office(1, 10.0)
+    t0 = 1736121600.0
+    plan = DayPlan(
+        t0,
+        t0,
+        t0 + 3600,
+        [Arrival(t0 + 1, "s", 1850.0), Arrival(t0 + 2, "s", 300.0)],
+        {"c1": [(t0, t0 + 1800)]},
+    )
+    day = DaySim(cfg, plan, predict=False).run()
+    assert [r.outcome for r in day.records] == ["served", "unserved"]
+    f = figures([day], cfg)
+    assert f["unserved"]["mean"] == 1.0
+    assert f["within_target"]["mean"] == 0.5  # the served one within 20 min, the unserved one missed
+    s = summarize([day], cfg)
+    assert s["overall"]["unserved"] == 1 and s["per_service"]["s"]["service_level"] == 0.5
+    assert s["overall"]["service_level"] == 0.5
+
+
 def test_abandoned_citizens_are_called_in_vain_and_cost_counter_time():
     called = _one_counter_day(True)
     first, gone, third = called.records
