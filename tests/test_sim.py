@@ -160,6 +160,35 @@ def test_arrival_hours_may_be_written_unquoted(tmp_path):
     assert exc.value.errors == ["arrivals: Value error, pass: hour 08 given twice"]
 
 
+def test_impossible_days_are_errors_naming_the_key(tmp_path):
+    """A reversed shift, an appointment book without slots or with slots after closing, a closed weekday:
+    each was accepted and simulated silently (the reversed shift even turned the clock back)."""
+    from waitroom.sim.scenario import load
+
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "name: x\nweekday: wed\narrivals: {pass: {'08': 5}}\n"  # the example office: Wednesday 08:00-13:00
+        "staffing: {c1: [['12:00', '08:00']], c2: [['08:00', '13:00']]}\n"
+        "appointments:\n"
+        "  - {service: pass, from: '11:00', to: '14:00', every_min: 15}\n"
+        "  - {service: pass, from: '10:00', to: '09:00', every_min: 15}\n"
+        "  - {service: pass, from: '08:00', to: '13:00', every_min: 15}\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load(f)
+    assert exc.value.errors == [
+        "staffing.c1[0]: the shift 12:00-08:00 does not end after it starts",
+        "appointments[0]: slots 11:00-14:00 lie outside the opening hours 08:00-13:00 on wed "
+        "(to is the first time without a slot)",
+        "appointments[1]: from 10:00 is not before to 09:00 (no slot)",
+    ]
+    f.write_text("name: x\nweekday: sat\narrivals: {pass: {'08': 5}}\n")
+    with pytest.raises(ConfigError) as exc:
+        load(f)
+    assert exc.value.source == str(f)
+    assert exc.value.errors == ["weekday: the office is closed on sat (office.hours)"]
+
+
 def test_patience_distributions_and_their_errors():
     import random
 

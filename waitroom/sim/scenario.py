@@ -240,12 +240,25 @@ def check(sc: Scenario, cfg: Config, source: str = "<scenario>") -> None:
         for hour, rate in rates.items():
             if not (hour.isdigit() and 0 <= int(hour) <= 23) or rate < 0:
                 errors.append(f"arrivals.{sid}.{hour}: give hours 00-23 and rates of at least 0")
-    for cid in sc.staffing or {}:
+    hours = cfg.office.hours.get(sc.weekday)
+    if not hours:
+        errors.append(f"weekday: the office is closed on {sc.weekday} (office.hours)")
+    for cid, spans in (sc.staffing or {}).items():
         if cid not in cids:
             errors.append(f"staffing.{cid}: unknown counter {cid!r} (known: {', '.join(sorted(cids))})")
+        for j, (a, z) in enumerate(spans):
+            if a >= z:
+                errors.append(f"staffing.{cid}[{j}]: the shift {a}-{z} does not end after it starts")
     for i, b in enumerate(sc.appointments):
         if b.service not in sids:
             errors.append(f"appointments[{i}].service: unknown service {b.service!r}")
+        if b.start >= b.until:
+            errors.append(f"appointments[{i}]: from {b.start} is not before to {b.until} (no slot)")
+        elif hours and (b.start < hours[0] or b.until > hours[1]):
+            errors.append(
+                f"appointments[{i}]: slots {b.start}-{b.until} lie outside the opening hours "
+                f"{hours[0]}-{hours[1]} on {sc.weekday} (to is the first time without a slot)"
+            )
     for name, rs in sc.rule_sets.items():
         try:
             apply_rule_set(cfg, rs)
