@@ -144,6 +144,51 @@ def test_walk_ins_arrive_only_within_opening_hours():
     assert all(d.open <= a.t < d.open + 1800 for d in days for a in d.arrivals)
 
 
+def test_arrival_hours_may_be_written_unquoted(tmp_path):
+    """YAML reads ``10: 5`` as a number, ``08: 5`` as a string: both are hours; one hour twice is an error."""
+    from waitroom.sim.scenario import load, plan_day
+
+    f = tmp_path / "s.yaml"
+    f.write_text('name: x\narrivals:\n  pass: {07: 9, 08: 10, 10: 10, "11": 10}\nappointments: []\n')
+    sc, cfg = load(f)
+    assert sc.arrivals["pass"] == {"07": 9, "08": 10, "10": 10, "11": 10}
+    days = [plan_day(sc, cfg, seed) for seed in range(200)]
+    assert 28.5 < statistics.fmean(len(d.arrivals) for d in days) < 31.5  # 08, 10, 11 (07 is closed)
+    f.write_text('name: x\narrivals:\n  pass: {8: 10, "08": 5}\n')
+    with pytest.raises(ConfigError) as exc:
+        load(f)
+    assert exc.value.errors == ["arrivals: Value error, pass: hour 08 given twice"]
+
+
+def test_impossible_days_are_errors_naming_the_key(tmp_path):
+    """A reversed shift, an appointment book without slots or with slots after closing, a closed weekday:
+    each was accepted and simulated silently (the reversed shift even turned the clock back)."""
+    from waitroom.sim.scenario import load
+
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "name: x\nweekday: wed\narrivals: {pass: {'08': 5}}\n"  # the example office: Wednesday 08:00-13:00
+        "staffing: {c1: [['12:00', '08:00']], c2: [['08:00', '13:00']]}\n"
+        "appointments:\n"
+        "  - {service: pass, from: '11:00', to: '14:00', every_min: 15}\n"
+        "  - {service: pass, from: '10:00', to: '09:00', every_min: 15}\n"
+        "  - {service: pass, from: '08:00', to: '13:00', every_min: 15}\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load(f)
+    assert exc.value.errors == [
+        "staffing.c1[0]: the shift 12:00-08:00 does not end after it starts",
+        "appointments[0]: slots 11:00-14:00 lie outside the opening hours 08:00-13:00 on wed "
+        "(to is the first time without a slot)",
+        "appointments[1]: from 10:00 is not before to 09:00 (no slot)",
+    ]
+    f.write_text("name: x\nweekday: sat\narrivals: {pass: {'08': 5}}\n")
+    with pytest.raises(ConfigError) as exc:
+        load(f)
+    assert exc.value.source == str(f)
+    assert exc.value.errors == ["weekday: the office is closed on sat (office.hours)"]
+
+
 def test_patience_distributions_and_their_errors():
     import random
 
@@ -189,6 +234,32 @@ def _one_counter_day(abandoned_called: bool):
         abandoned_called=abandoned_called,
     )
     return DaySim(cfg, plan, predict=False).run()
+
+
+def test_a_citizen_left_waiting_when_the_counter_closed_counts_as_unserved_and_missed():
+    """The only counter of the service ends its shift while a citizen waits (nobody gives up): the figures
+    show the citizen as unserved and as a missed service target, not as if they had never come."""
+    from waitroom.sim.engine import DaySim
+    from waitroom.sim.evaluate import figures
+    from waitroom.sim.scenario import Arrival, DayPlan
+
+    cfg = mmc_office(1, 10.0)
+    t0 = 1736121600.0
+    plan = DayPlan(
+        t0,
+        t0,
+        t0 + 3600,
+        [Arrival(t0 + 1, "s", 1850.0), Arrival(t0 + 2, "s", 300.0)],
+        {"c1": [(t0, t0 + 1800)]},
+    )
+    day = DaySim(cfg, plan, predict=False).run()
+    assert [r.outcome for r in day.records] == ["served", "unserved"]
+    f = figures([day], cfg)
+    assert f["unserved"]["mean"] == 1.0
+    assert f["within_target"]["mean"] == 0.5  # the served one within 20 min, the unserved one missed
+    s = summarize([day], cfg)
+    assert s["overall"]["unserved"] == 1 and s["per_service"]["s"]["service_level"] == 0.5
+    assert s["overall"]["service_level"] == 0.5
 
 
 def test_abandoned_citizens_are_called_in_vain_and_cost_counter_time():

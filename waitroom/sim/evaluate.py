@@ -67,8 +67,9 @@ def wait_stats(records: list[Record], target_s: float | None) -> dict[str, Any]:
     }
     if target_s is not None:
         within = sum(1 for w in called if w * 60.0 <= target_s)
-        late_abandoned = sum(1 for r in abandoned if r.ticket is not None)
-        denom = len(called) + late_abandoned
+        # a ticket nobody called (given up, or still waiting when the last counter closed) missed the target
+        missed = sum(1 for r in records if r.outcome in ("abandoned", "unserved") and r.ticket is not None)
+        denom = len(called) + missed
         out["service_level"] = _round(within / denom, 4) if denom else None
         out["target_min"] = _round(target_s / 60.0)
     hist = [0] * HIST_BINS
@@ -137,7 +138,7 @@ def _day_figures(d: DayResult, cfg: Config) -> dict[str, float | None]:
         out[f"{g}.p95_wait_min"] = percentile(ws, 95) if ws else None
         out[f"{g}.max_wait_min"] = max(ws) if ws else None
     called = [r for r in d.records if r.wait is not None]
-    gone = sum(1 for r in d.records if r.outcome == "abandoned" and r.ticket is not None)
+    gone = sum(1 for r in d.records if r.outcome in ("abandoned", "unserved") and r.ticket is not None)
     within = sum(1 for r in called if r.wait <= cfg.steering.target_s(r.service))  # type: ignore[operator]
     out["within_target"] = within / (len(called) + gone) if called or gone else None
     appts = [r for r in d.records if r.kind == "appointment" and r.called is not None]
@@ -160,6 +161,8 @@ def _day_figures(d: DayResult, cfg: Config) -> dict[str, float | None]:
     out["overtaken_max_wait_min"] = max((r.wait for r in over if r.wait is not None), default=0.0) / 60.0
     out["turned_away"] = float(sum(1 for r in d.records if r.outcome == "turned_away"))
     out["abandoned"] = float(sum(1 for r in d.records if r.outcome == "abandoned"))
+    # still waiting when the day ended: no counter on shift served their service any more
+    out["unserved"] = float(sum(1 for r in d.records if r.outcome == "unserved"))
     staffed = sum(d.staffed.values())
     out["utilisation"] = sum(d.busy.values()) / staffed if staffed > 0 else None
     out["overtime_min"] = max(0.0, d.end - d.close) / 60.0
@@ -189,12 +192,12 @@ def summarize(days: list[DayResult], cfg: Config, *, warmup_s: float = 0.0) -> d
     }
     overall = wait_stats(warm, None)
     slv = [
-        v["service_level"] * (v["served"] + v["no_show"] + v["abandoned"])
+        v["service_level"] * (v["served"] + v["no_show"] + v["abandoned"] + v["unserved"])
         for v in per_service.values()
         if v.get("service_level") is not None
     ]
     weight = sum(
-        v["served"] + v["no_show"] + v["abandoned"]
+        v["served"] + v["no_show"] + v["abandoned"] + v["unserved"]
         for v in per_service.values()
         if v.get("service_level") is not None
     )

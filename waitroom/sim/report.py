@@ -103,6 +103,7 @@ FIGURE_ROWS: list[tuple[str, tuple[str, ...], str]] = [
     ("normal overtaken by priority: longest total wait (min)", ("overtaken_max_wait_min",), "min"),
     ("turned away per day", ("turned_away",), "n"),
     ("abandoned per day", ("abandoned",), "n"),
+    ("unserved per day (waiting at the end)", ("unserved",), "n"),
     ("utilisation", ("utilisation",), "pct"),
     ("overtime per day (min)", ("overtime_min",), "min"),
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from waitroom import config as office_config
 from waitroom.config import HHMM, WEEKDAYS, Config, Id, Steering
@@ -146,13 +146,16 @@ class Scenario(_Strict):
         "mon", description="day simulated"
     )
     arrivals: dict[Id, dict[str, float]] = Field(
-        description='per service: walk-ins per hour, keyed by the hour it starts ("08": 30)'
+        description='per service: walk-ins per hour, keyed by the hour it starts ("08": 30 or 8: 30)'
     )
     service_times: dict[Id, Distribution] = Field(
         default_factory=dict, description="per service; default lognormal, cv 0.7, the configured mean"
     )
     staffing: dict[Id, list[tuple[HHMM, HHMM]]] | None = Field(
-        None, description="per counter its shifts; default: counters that are initially open, all day"
+        None,
+        description="per counter its shifts; when given, only the counters listed work (one left out is "
+        "closed all day, unlike appointments.staffing in the office file); default: the counters that are "
+        "initially open, during the opening hours",
     )
     appointments: list[AppointmentBook] = Field(default_factory=list, description="the appointment book")
     behaviour: Behaviour = Field(default_factory=lambda: Behaviour(), description="citizens' behaviour")
@@ -169,6 +172,31 @@ class Scenario(_Strict):
     )
     replications: int = Field(20, ge=1, le=10000, description="simulated days per rule set")
     seed: int = Field(1, description="random seed of the first day")
+
+    @field_validator("arrivals", mode="before")
+    @classmethod
+    def _hours(cls, value: Any) -> Any:
+        """Hours as YAML gives them: ``8: 30`` and ``"08": 30`` alike (an unquoted ``10`` is a number, an
+        unquoted ``08`` a string); the same hour twice is an error, not the sum."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        for sid, rates in value.items():
+            if not isinstance(rates, dict):
+                out[sid] = rates
+                continue
+            hours: dict[Any, Any] = {}
+            for hour, rate in rates.items():
+                key = hour
+                if isinstance(hour, int) and not isinstance(hour, bool):
+                    key = f"{hour:02d}"
+                elif isinstance(hour, str) and hour.isdigit() and len(hour) <= 2:
+                    key = f"{int(hour):02d}"
+                if key in hours:
+                    raise ValueError(f"{sid}: hour {key} given twice")
+                hours[key] = rate
+            out[sid] = hours
+        return out
 
 
 def load(path: str | Path) -> tuple[Scenario, Config]:
@@ -212,12 +240,25 @@ def check(sc: Scenario, cfg: Config, source: str = "<scenario>") -> None:
         for hour, rate in rates.items():
             if not (hour.isdigit() and 0 <= int(hour) <= 23) or rate < 0:
                 errors.append(f"arrivals.{sid}.{hour}: give hours 00-23 and rates of at least 0")
-    for cid in sc.staffing or {}:
+    hours = cfg.office.hours.get(sc.weekday)
+    if not hours:
+        errors.append(f"weekday: the office is closed on {sc.weekday} (office.hours)")
+    for cid, spans in (sc.staffing or {}).items():
         if cid not in cids:
             errors.append(f"staffing.{cid}: unknown counter {cid!r} (known: {', '.join(sorted(cids))})")
+        for j, (a, z) in enumerate(spans):
+            if a >= z:
+                errors.append(f"staffing.{cid}[{j}]: the shift {a}-{z} does not end after it starts")
     for i, b in enumerate(sc.appointments):
         if b.service not in sids:
             errors.append(f"appointments[{i}].service: unknown service {b.service!r}")
+        if b.start >= b.until:
+            errors.append(f"appointments[{i}]: from {b.start} is not before to {b.until} (no slot)")
+        elif hours and (b.start < hours[0] or b.until > hours[1]):
+            errors.append(
+                f"appointments[{i}]: slots {b.start}-{b.until} lie outside the opening hours "
+                f"{hours[0]}-{hours[1]} on {sc.weekday} (to is the first time without a slot)"
+            )
     for name, rs in sc.rule_sets.items():
         try:
             apply_rule_set(cfg, rs)
