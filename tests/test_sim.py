@@ -449,3 +449,13 @@ def test_simulated_days_hold_the_cap_and_leave_no_priority_ticket_stuck(spec, po
         assert not [
             n for n in normal if n.service == p.service and n.arrival > p.arrival and n.called < p.called
         ]
+
+
+def test_confidence_intervals_stay_within_what_a_figure_can_be() -> None:
+    from waitroom.sim.evaluate import ci95
+
+    overtime = ci95([0.0, 0.0, 0.0, 15.0])  # mostly no overtime, one long day
+    assert overtime["ci95"][0] == 0.0 and overtime["ci95"][1] > overtime["mean"]
+    on_time = ci95([1.0, 1.0, 1.0, 0.5], high=1.0)
+    assert on_time["ci95"][1] == 1.0 and on_time["ci95"][0] < on_time["mean"]
+    assert ci95([2.0, 4.0])["ci95"] == [1.04, 4.96]  # 3 +- 1.96 * 1.414 / sqrt(2): nothing to cut

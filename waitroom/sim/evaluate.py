@@ -120,14 +120,30 @@ GROUPS = {
 APPOINTMENT_WINDOW_S = 300.0  # "called within 5 minutes of the slot"
 
 
-def ci95(values: Sequence[float]) -> dict[str, Any]:
-    """Mean of per-day values with its 95 % confidence interval (normal approximation over days)."""
+# Figures that are shares (0..1); every figure is at least 0.
+SHARES = frozenset(
+    {
+        "within_target",
+        "appointments_within_5_min_of_slot",
+        "appointments_within_5_min_of_due",
+        "appointments_arrived_over_5_min_late",
+        "utilisation",
+    }
+)
+
+
+def ci95(values: Sequence[float], high: float | None = None) -> dict[str, Any]:
+    """Mean of per-day values with its 95 % confidence interval (normal approximation over days), kept within
+    what the figure can be (at least 0, a share at most ``high`` = 1): "3.7 [0.0-7.5]", never "[-0.0-7.5]"."""
     xs = [v for v in values if v is not None and not math.isnan(v)]
     if not xs:
         return {"mean": None, "ci95": None, "days": 0}
     m = statistics.fmean(xs)
     half = 1.96 * statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else float("nan")
-    return {"mean": _round(m, 3), "ci95": [_round(m - half, 3), _round(m + half, 3)], "days": len(xs)}
+    lo, hi = max(m - half, 0.0), m + half
+    if high is not None:
+        hi = min(hi, high)
+    return {"mean": _round(m, 3), "ci95": [_round(lo, 3), _round(hi, 3)], "days": len(xs)}
 
 
 def _day_figures(d: DayResult, cfg: Config) -> dict[str, float | None]:
@@ -174,7 +190,7 @@ def figures(days: list[DayResult], cfg: Config) -> dict[str, Any]:
     per_day = [_day_figures(d, cfg) for d in days]
     out: dict[str, Any] = {}
     for key in per_day[0] if per_day else ():
-        v = ci95([x[key] for x in per_day])  # type: ignore[misc]
+        v = ci95([x[key] for x in per_day], 1.0 if key in SHARES else None)  # type: ignore[misc]
         if key.endswith("max_wait_min") or key.startswith("overtaken"):
             v["worst"] = _round(max((x[key] for x in per_day if x[key] is not None), default=float("nan")), 3)  # type: ignore[type-var]
         group, _, name = key.rpartition(".")
@@ -210,7 +226,7 @@ def summarize(days: list[DayResult], cfg: Config, *, warmup_s: float = 0.0) -> d
     if len(day_means) > 1:
         half = 1.96 * statistics.stdev(day_means) / math.sqrt(len(day_means))
         overall["mean_wait_ci95_min"] = [
-            _round(statistics.fmean(day_means) - half),
+            _round(max(statistics.fmean(day_means) - half, 0.0)),
             _round(statistics.fmean(day_means) + half),
         ]
     busy = {c.id: sum(d.busy[c.id] for d in days) for c in cfg.counters}
