@@ -314,6 +314,32 @@ def test_csv_rows_may_end_with_an_empty_field_after_the_last_column(cfg):
     assert not parsed.errors and [e.service for e in parsed.entries] == ["melde"]
 
 
+def test_two_bookings_with_one_code_the_second_is_reported_not_merged(cfg, store, tmp_path):
+    office = Office(cfg, store, clock=Clock(MONDAY_9))
+    send, memory = sender(office), tmp_path / "memory"
+    feed = tmp_path / "termine.csv"
+    feed.write_text(
+        "Vorgang;Nummer;Dienstleistung;Beginn;Status;Revision\n"
+        "88001;T88001;Personalausweis beantragen;24.11.2026 09:45;gebucht;0\n"
+        "88012;T88001;Anmeldung einer Wohnung;27.11.2026 10:30;gebucht;0\n",
+        encoding="utf-8",
+    )
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert rep.booked == 1 and rep.unchanged == 0
+    assert [(e.where, e.message) for e in rep.errors] == [
+        ("line 3", "booking code T88001 is already the code of line 2; not imported")
+    ]
+    assert book(office)["T88001"] == ("pass", at(1, "09:45"), False)
+    # the second booking leaves the feed: the first one's appointment is not cancelled with it
+    feed.write_text(
+        "Vorgang;Nummer;Dienstleistung;Beginn;Status;Revision\n"
+        "88001;T88001;Personalausweis beantragen;24.11.2026 09:45;gebucht;0\n",
+        encoding="utf-8",
+    )
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert (rep.cancelled, rep.errors) == (0, []) and book(office)["T88001"][2] is False
+
+
 def test_csv_in_another_encoding_names_the_line_and_the_setting(cfg):
     text = (
         "Vorgang;Nummer;Dienstleistung;Beginn;Status;Revision\n"
