@@ -355,3 +355,12 @@ def test_csv_in_another_encoding_names_the_line_and_the_setting(cfg):
     assert [e.service for e in csv_import.parse(text.encode("cp1252"), latin, MONDAY_9).entries] == [
         "fuehrerschein"
     ]
+
+
+def test_csv_with_another_separator_or_empty_says_so(cfg):
+    with pytest.raises(FeedError, match=r"separated by ',', not ';' .*csv\.delimiter"):
+        csv_import.parse("Vorgang,Nummer,Dienstleistung,Beginn\n1,T1,10115,24.11.2026 09:45\n", cfg, MONDAY_9)
+    with pytest.raises(FeedError, match="empty"):
+        csv_import.parse(b"", cfg, MONDAY_9)
+    with pytest.raises(FeedError, match="empty"):
+        csv_import.parse(b"\xef\xbb\xbf\r\n", cfg, MONDAY_9)

@@ -44,6 +44,15 @@ def parse(data: bytes | str, cfg: Config, now: float) -> Parsed:
     header = reader.fieldnames or []
     needed = [c for c in (cols.service, cols.start) if c] + [c for c in (cols.code, cols.uid) if c][:1]
     missing = [c for c in needed if c not in header]
+    if not text.strip():
+        raise FeedError("the file is empty (not even a header line)")
+    if missing and len(header) == 1:
+        other = next((d for d in ";,\t|" if d != spec.delimiter and d in header[0]), None)
+        if other:
+            raise FeedError(
+                f"the header is one column: the file is separated by {other!r}, not {spec.delimiter!r} "
+                "(set appointments.booking_system.csv.delimiter)"
+            )
     if not header or missing:
         raise FeedError(
             f"the header {header!r} lacks the column(s) {missing or needed} "
