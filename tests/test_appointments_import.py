@@ -280,3 +280,87 @@ def test_entries_gone_from_the_feed_are_cancelled(cfg, store, tmp_path):
     feed.write_text("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nEND:VCALENDAR\r\n", encoding="utf-8")
     empty = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=seq, memory_dir=memory)
     assert empty.cancelled == 0 and empty.errors and office.state.seq == seq
+
+
+# A city's export as it comes: columns the import does not map (a name, an e-mail address) before the mapped
+# ones, a blank line, a name with an unquoted separator, a row cut short. No real person: invented names.
+EXPORT = (
+    "Name;E-Mail;Vorgang;Nummer;Dienstleistung;Beginn;Status;Revision\r\n"
+    "Muster, Max;max.muster@example.org;88001;T88001;Personalausweis beantragen;24.11.2026 09:45;gebucht;0"
+    "\r\n"
+    "\r\n"
+    "Beispiel; Erika;erika.beispiel@example.org;88002;T88002;Anmeldung einer Wohnung;24.11.2026 10:15;"
+    "gebucht;0\r\n"
+    "Probe, Paul;paul.probe@example.org;88003\r\n"
+    "Test, Tina;tina.test@example.org;88004;T88004;Führerschein umschreiben;25.11.2026 08:15;gebucht;0\r\n"
+)
+
+
+def test_csv_errors_name_the_file_line_and_show_no_unmapped_value(cfg):
+    parsed = csv_import.parse(EXPORT.encode("utf-8"), cfg, MONDAY_9)
+    assert sorted(e.code for e in parsed.entries) == ["T88001", "T88004"]
+    errors = {e.where: e.message for e in parsed.errors}
+    assert set(errors) == {"line 4", "line 5"}  # the blank line 3 counts
+    assert "9 fields, the header has 8" in errors["line 4"]  # the separator in the name shifted the row
+    assert "3 fields" in errors["line 5"] and "Dienstleistung" in errors["line 5"]
+    for msg in errors.values():
+        for personal in ("Beispiel", "Erika", "erika", "@example", "Probe", "Paul"):
+            assert personal not in msg
+
+
+def test_csv_rows_may_end_with_an_empty_field_after_the_last_column(cfg):
+    text = "Vorgang;Nummer;Dienstleistung;Beginn;Status;Revision\n88001;T88001;10115;24.11.2026 09:45;;0;\n"
+    parsed = csv_import.parse(text, cfg, MONDAY_9)
+    assert not parsed.errors and [e.service for e in parsed.entries] == ["melde"]
+
+
+def test_two_bookings_with_one_code_the_second_is_reported_not_merged(cfg, store, tmp_path):
+    office = Office(cfg, store, clock=Clock(MONDAY_9))
+    send, memory = sender(office), tmp_path / "memory"
+    feed = tmp_path / "termine.csv"
+    feed.write_text(
+        "Vorgang;Nummer;Dienstleistung;Beginn;Status;Revision\n"
+        "88001;T88001;Personalausweis beantragen;24.11.2026 09:45;gebucht;0\n"
+        "88012;T88001;Anmeldung einer Wohnung;27.11.2026 10:30;gebucht;0\n",
+        encoding="utf-8",
+    )
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert rep.booked == 1 and rep.unchanged == 0
+    assert [(e.where, e.message) for e in rep.errors] == [
+        ("line 3", "booking code T88001 is already the code of line 2; not imported")
+    ]
+    assert book(office)["T88001"] == ("pass", at(1, "09:45"), False)
+    # the second booking leaves the feed: the first one's appointment is not cancelled with it
+    feed.write_text(
+        "Vorgang;Nummer;Dienstleistung;Beginn;Status;Revision\n"
+        "88001;T88001;Personalausweis beantragen;24.11.2026 09:45;gebucht;0\n",
+        encoding="utf-8",
+    )
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert (rep.cancelled, rep.errors) == (0, []) and book(office)["T88001"][2] is False
+
+
+def test_csv_in_another_encoding_names_the_line_and_the_setting(cfg):
+    text = (
+        "Vorgang;Nummer;Dienstleistung;Beginn;Status;Revision\n"
+        "88004;T88004;Führerschein umschreiben;25.11.2026 08:15;;0\n"
+    )
+    with pytest.raises(FeedError, match=r"line 2: .*appointments\.booking_system\.csv\.encoding"):
+        csv_import.parse(text.encode("cp1252"), cfg, MONDAY_9)
+    spec = cfg.appointments.booking_system.csv.model_copy(update={"encoding": "cp1252"})
+    bs = cfg.appointments.booking_system.model_copy(update={"csv": spec})
+    latin = cfg.model_copy(
+        update={"appointments": cfg.appointments.model_copy(update={"booking_system": bs})}
+    )
+    assert [e.service for e in csv_import.parse(text.encode("cp1252"), latin, MONDAY_9).entries] == [
+        "fuehrerschein"
+    ]
+
+
+def test_csv_with_another_separator_or_empty_says_so(cfg):
+    with pytest.raises(FeedError, match=r"separated by ',', not ';' .*csv\.delimiter"):
+        csv_import.parse("Vorgang,Nummer,Dienstleistung,Beginn\n1,T1,10115,24.11.2026 09:45\n", cfg, MONDAY_9)
+    with pytest.raises(FeedError, match="empty"):
+        csv_import.parse(b"", cfg, MONDAY_9)
+    with pytest.raises(FeedError, match="empty"):
+        csv_import.parse(b"\xef\xbb\xbf\r\n", cfg, MONDAY_9)

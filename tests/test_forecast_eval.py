@@ -103,6 +103,10 @@ GOOD_ROW = (
         ((GOOD_HEADER + "\n" + GOOD_ROW.replace("990201", "99-02-01")).encode(), "line 2: date '99-02-01'"),
         ((GOOD_HEADER + "\n" + GOOD_ROW.rsplit("\t", 3)[0]).encode(), "line 2: wrong number of columns"),
         ((GOOD_HEADER + "\n").encode(), "no queued calls"),
+        (  # blank lines are skipped, but the message names the line of the file
+            (GOOD_HEADER + "\n\n" + GOOD_ROW + "\r\n\r\n" + GOOD_ROW.replace("AGENT", "MAYBE")).encode(),
+            "line 5: outcome 'MAYBE'",
+        ),
     ],
 )
 def test_a_bad_log_gets_one_clear_message(tmp_path, capsys, content, expected):

@@ -150,3 +150,29 @@ def test_nightly_trainer_trains_once_a_day(tmp_path):
     time.sleep(0.3)  # further polls the same day do not train again
     trainer.stop()
     assert len(got) == 1
+
+
+def test_first_training_after_a_quiet_first_day_calibrates_on_a_comparable_model():
+    """A log that starts with a weekend or a holiday (a few dozen tickets with shorter waits) and then a full
+    day: holding out the whole last day left the interval calibrated on a model of the quiet day only, and
+    80 % intervals covered about 74 % of the next day. Now the last 30 % of the tickets are held out."""
+    names = feature_names(SERVICES)
+
+    def day(name: str, n: int, scale: float, seed: int) -> list[Row]:
+        rng = random.Random(seed)
+        out = []
+        for i in range(n):
+            x = [rng.random() * 10 for _ in names]
+            mean = scale * (20 + 15 * x[IDX["n_ahead_all"]])
+            out.append(Row(name, float(i), f"{name}-{i}", "a", 1, x, rng.expovariate(1 / mean)))
+        return out
+
+    covers = []
+    for seed in range(3):
+        model = train(day("d0", 60, 0.3, seed) + day("d1", 1200, 1.0, seed + 10), SERVICES)
+        assert model is not None and len(model.calibration) == 1260 - int(0.7 * 1260)
+        nxt = day("d2", 2000, 1.0, seed + 20)
+        y = np.array([r.wait for r in nxt])
+        _, lo, hi = model.predict_many(np.array([r.features for r in nxt]))
+        covers.append(np.mean((y >= lo) & (y <= hi)))
+    assert 0.77 <= np.mean(covers) <= 0.86, covers

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from typing import Any
 
 from waitroom import appointments as codes
 from waitroom.appointments.importer import Entry, EntryError, FeedError, Parsed, service_of
@@ -29,27 +30,63 @@ def parse(data: bytes | str, cfg: Config, now: float) -> Parsed:
     if isinstance(data, bytes):
         try:
             text = data.decode(spec.encoding)
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise FeedError(f"not {spec.encoding} text: {exc}") from None
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise FeedError(
+                f"line {line}: not {spec.encoding} text (byte {data[exc.start]:#04x}); set "
+                "appointments.booking_system.csv.encoding to the file's encoding (e.g. cp1252)"
+            ) from None
+        except LookupError as exc:
+            raise FeedError(f"appointments.booking_system.csv.encoding: {exc}") from None
     else:
         text = data
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=spec.delimiter)
     header = reader.fieldnames or []
     needed = [c for c in (cols.service, cols.start) if c] + [c for c in (cols.code, cols.uid) if c][:1]
     missing = [c for c in needed if c not in header]
+    if not text.strip():
+        raise FeedError("the file is empty (not even a header line)")
+    if missing and len(header) == 1:
+        other = next((d for d in ";,\t|" if d != spec.delimiter and d in header[0]), None)
+        if other:
+            raise FeedError(
+                f"the header is one column: the file is separated by {other!r}, not {spec.delimiter!r} "
+                "(set appointments.booking_system.csv.delimiter)"
+            )
     if not header or missing:
         raise FeedError(
             f"the header {header!r} lacks the column(s) {missing or needed} "
             "(see appointments.booking_system.csv.columns)"
         )
     out = Parsed()
-    for line, row in enumerate(reader, start=2):
-        where = f"line {line}"
+    mapped = [c for c in (cols.uid, cols.code, cols.service, cols.start, cols.status, cols.sequence) if c]
+    if cols.note and cfg.appointments.notes:
+        mapped.append(cols.note)
+    for row in reader:
+        where = f"line {reader.line_num}"  # the file's line: blank lines and quoted line breaks count
         try:
+            _check_fields(row, header, mapped, spec.delimiter)
             out.entries.append(_entry(row, cfg, where))
         except ValueError as exc:
             out.errors.append(EntryError(where, str(exc)))
     return out
+
+
+def _check_fields(row: dict[Any, Any], header: list[str], mapped: list[str], delimiter: str) -> None:
+    """A row with more fields than the header (an unquoted separator inside a field) has its values in the
+    wrong columns, and one without a mapped column lacks them: refused, and the message shows no value (an
+    unmapped column may hold a name or an e-mail address). Empty fields after the last column are allowed (an
+    export that ends every line with the separator)."""
+    rest = row.get(None) or []  # csv.DictReader puts the fields beyond the header there
+    if any(v.strip() for v in rest):
+        raise ValueError(
+            f"{len(header) + len(rest)} fields, the header has {len(header)} "
+            f"(a {delimiter!r} inside a field that is not quoted?); values not shown"
+        )
+    absent = [c for c in mapped if row.get(c) is None]
+    if absent:
+        n = sum(1 for k, v in row.items() if k is not None and v is not None)
+        raise ValueError(f"{n} fields, the header has {len(header)}: no column {', '.join(absent)}")
 
 
 def _cell(row: dict[str, str | None], col: str | None) -> str:

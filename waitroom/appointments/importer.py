@@ -141,7 +141,12 @@ def apply_entries(
         return reply
 
     lo, hi = window(cfg, now)
+    clash = _code_clashes(parsed.entries)
     for e in _latest(parsed.entries):
+        if e.key in clash:
+            msg = f"booking code {e.code} is already the code of {clash[e.key].where}; not imported"
+            rep.errors.append(EntryError(e.where, msg))
+            continue
         if not lo <= e.slot < hi:
             rep.skipped += 1
             continue
@@ -183,10 +188,11 @@ def _gone(cfg: Config, parsed: Parsed, memory: FeedMemory, send: Send, now: floa
     lo, hi = window(cfg, now)
     before = memory.load()
     listed = {e.key for e in parsed.entries} | parsed.present
+    clash = _code_clashes(parsed.entries)
     keep = {
         e.key: {"code": e.code, "slot": e.slot}
         for e in _latest(parsed.entries)
-        if not e.cancelled and lo <= e.slot < hi
+        if not e.cancelled and lo <= e.slot < hi and e.key not in clash
     }
     if not parsed.entries and before:
         rep.errors.append(EntryError("(feed)", "the feed lists no entries at all; nothing was cancelled"))
@@ -216,6 +222,19 @@ def _latest(entries: Iterable[Entry]) -> list[Entry]:
         if old is None or (e.version or 0) >= (old.version or 0):
             best[e.key] = e
     return list(best.values())
+
+
+def _code_clashes(entries: Iterable[Entry]) -> dict[str, Entry]:
+    """Entries whose code an earlier entry of the feed (another booking: another key) has already, each
+    with that entry. The book holds one appointment per code, so importing the later one would move or
+    cancel the first citizen's appointment, or be dropped as unchanged without a word."""
+    owner: dict[str, Entry] = {}
+    clash: dict[str, Entry] = {}
+    for e in _latest(entries):
+        first = owner.setdefault(e.code, e)
+        if first is not e:
+            clash[e.key] = first
+    return clash
 
 
 def _one(cfg: Config, e: Entry, send: Send, rep: Report) -> None:

@@ -102,7 +102,8 @@ def load(path: str | Path) -> BankLog:
                     f"{p}: not an anonymous-bank log (tab separated with a header line); "
                     f"missing column(s): {', '.join(missing)}"
                 )
-            for n, r in enumerate(reader, start=2):
+            for r in reader:
+                n = reader.line_num  # the file's line: blank lines are skipped by the reader, not counted
                 where = f"{p} line {n}"
                 if None in r or any(r[c] is None for c in COLUMNS):
                     raise LogFormatError(f"{where}: wrong number of columns")

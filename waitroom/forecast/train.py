@@ -114,12 +114,16 @@ def _calibration(
         pairs = [c for c in pairs if c[2] in recent][-CALIBRATION_MAX:]
         if len(pairs) >= 50:
             return pairs
-    # first training: hold out the last days (a fifth, at least one), or the last 30 % of a single day
+    # first training: hold out the last days (a fifth, at least one), or the last 30 % of the tickets when
+    # that would leave less than half of them to train on (a single day, or a first day with little traffic:
+    # a weekend or a holiday at the start of the log). The interval must be calibrated on forecasts of a
+    # model like the one it goes with, not of one trained on a few dozen tickets.
+    held = np.zeros(len(lab), bool)
     if len(days) >= 2:
         k = max(1, round(0.2 * len(days)))
         held = np.isin(day, days[-k:])
-    else:
-        order = np.argsort([r.t for r in lab], kind="stable")
+    if len(days) < 2 or held.sum() > len(lab) / 2:
+        order = np.lexsort(([r.t for r in lab], day))  # by day, then time of day
         held = np.zeros(len(lab), bool)
         held[order[int(0.7 * len(lab)) :]] = True
     if held.all() or not held.any() or (~held).sum() < 50:  # too little to hold out: in-sample (optimistic)
