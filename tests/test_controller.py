@@ -297,6 +297,27 @@ def test_bad_input_gets_an_error_reply_and_changes_nothing(office, node, payload
     assert not office.state.tickets
 
 
+@pytest.mark.parametrize(
+    ("op", "args"),
+    [
+        ("ticket.issue", {"service": "x" * 16000}),
+        ("ticket.issue", {"service": "\\" * 8000}),  # a backslash is two bytes in JSON
+        ("counter.call_ticket", {"counter": "c1", "ticket": "\U0001f600" * 4000}),
+        ("x" * 16000, {}),
+    ],
+)
+def test_an_error_reply_quoting_a_huge_value_stays_within_its_bound(office, op, args):
+    """Error messages quote the bad value; cut, so a reply stays within the 1024 bytes of the contract
+    (it echoed up to 16 KB back)."""
+    rid = "r" * 64
+    payload = contract.encode({"id": rid, "op": op, "args": args})
+    assert len(payload) <= contract.MAX_PAYLOAD_BYTES
+    reply = office.handle("web", payload).reply
+    assert reply["ok"] is False and reply["id"] == rid and reply["error"]["message"]
+    assert reply["error"]["code"] in ("unknown_service", "unknown_ticket", "unknown_op")
+    assert len(contract.encode(reply)) <= 1024
+
+
 def test_same_request_id_has_its_effect_once(office):
     first = cmd(office, "disp-1", "ticket.issue", rid="req-1", service="pass").reply
     again = cmd(office, "disp-1", "ticket.issue", rid="req-1", service="pass").reply
