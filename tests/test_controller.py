@@ -431,6 +431,33 @@ def test_offline_tickets_carry_times_checked_against_the_lease(office, clock):
     assert t["ticket"]["issued_at"] == clock.t - 300
 
 
+def test_a_report_made_before_is_no_licence_for_bad_values(office, clock):
+    """A second report of an offline ticket answers as the first did, but only for a valid report: any
+    priority or time was answered ok once the number had been reported."""
+    ok(office, "disp-1", "ticket.lease", service="pass", count=5)
+    args = {"service": "pass", "number": 900, "issued_at": clock.t}
+    first = ok(office, "disp-1", "ticket.report_offline", **args)["ticket"]
+    assert ok(office, "disp-1", "ticket.report_offline", **args)["ticket"]["id"] == first["id"]
+    for bad in ({"priority": "yes"}, {"priority": None}, {"issued_at": -1e30}, {"issued_at": clock.t + 7200}):
+        assert err(office, "disp-1", "ticket.report_offline", **{**args, **bad}) == "bad_request", bad
+    assert len(office.state.tickets) == 1
+
+
+@pytest.mark.parametrize("reason", [{"a": 1}, ["x"], 7, True])
+def test_a_reason_that_is_no_text_is_refused(office, reason):
+    """Free-text reasons go to the displays and the log: a number, list or object was shown as its Python
+    text ("{'a': 1}") instead of being refused."""
+    t = ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]
+    assert err(office, "web", "intake.set", service="pass", open=False, reason=reason) == "bad_request"
+    assert err(office, "disp-1", "ticket.cancel", ticket=t["number"], reason=reason) == "bad_request"
+    assert err(office, "web", "counter.pause", counter="c1", reason=reason) == "bad_request"
+    assert office.intake_open("pass") == (True, "")
+    assert office.state.tickets[t["id"]].state == "waiting"
+    ok(office, "web", "intake.set", service="pass", open=False, reason="Annahmeschluss")
+    ok(office, "disp-1", "ticket.cancel", ticket=t["number"], reason="print_failed")
+    assert office.intake_open("pass") == (False, "Annahmeschluss")
+
+
 @pytest.mark.parametrize("slot", [float("inf"), 1e308, 10**400, -5, True, "morgen"])
 def test_appointment_slots_must_be_real_times(office, slot):
     payload = contract.encode(
