@@ -128,3 +128,31 @@ def test_configuration_reference_is_generated_from_the_schema():
     assert config_doc.DOC.read_text(encoding="utf-8") == config_doc.generate(), (
         "docs/configuration.md is stale: run python -m waitroom.config_doc"
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check-config", "{f}"],
+        ["controller", "--config", "{f}"],
+        ["node", "dispenser", "--config", "{f}", "--node", "disp-1"],
+        ["simulate", "{f}"],
+        ["city", "check-config", "{f}"],
+    ],
+    ids=lambda c: c[0] if c[0] != "city" else "city",
+)
+def test_a_file_that_is_no_utf8_text_or_nested_too_deeply_is_a_config_error(tmp_path, command):
+    """Not UTF-8 (a file saved as UTF-16 or Latin-1) and YAML nested deeper than the parser's recursion: one
+    clear message naming the file and exit code 1 (both were a traceback)."""
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("office: {name: Bürgerbüro}\n".encode("latin-1"))
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    for path, message in ((latin1, "not UTF-8 text (byte 16)"), (deep, "nested too deeply")):
+        args = [a.replace("{f}", str(path)) for a in command]
+        out = subprocess.run(
+            [sys.executable, "-m", "waitroom.cli", *args], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 1, (args, out.stderr[-2000:])
+        assert "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert str(path) in out.stderr and message in out.stderr, out.stderr

@@ -297,6 +297,27 @@ def test_bad_input_gets_an_error_reply_and_changes_nothing(office, node, payload
     assert not office.state.tickets
 
 
+@pytest.mark.parametrize(
+    ("op", "args"),
+    [
+        ("ticket.issue", {"service": "x" * 16000}),
+        ("ticket.issue", {"service": "\\" * 8000}),  # a backslash is two bytes in JSON
+        ("counter.call_ticket", {"counter": "c1", "ticket": "\U0001f600" * 4000}),
+        ("x" * 16000, {}),
+    ],
+)
+def test_an_error_reply_quoting_a_huge_value_stays_within_its_bound(office, op, args):
+    """Error messages quote the bad value; cut, so a reply stays within the 1024 bytes of the contract
+    (it echoed up to 16 KB back)."""
+    rid = "r" * 64
+    payload = contract.encode({"id": rid, "op": op, "args": args})
+    assert len(payload) <= contract.MAX_PAYLOAD_BYTES
+    reply = office.handle("web", payload).reply
+    assert reply["ok"] is False and reply["id"] == rid and reply["error"]["message"]
+    assert reply["error"]["code"] in ("unknown_service", "unknown_ticket", "unknown_op")
+    assert len(contract.encode(reply)) <= 1024
+
+
 def test_same_request_id_has_its_effect_once(office):
     first = cmd(office, "disp-1", "ticket.issue", rid="req-1", service="pass").reply
     again = cmd(office, "disp-1", "ticket.issue", rid="req-1", service="pass").reply
@@ -408,6 +429,33 @@ def test_offline_tickets_carry_times_checked_against_the_lease(office, clock):
     clock.t += 600
     t = ok(office, "disp-1", "ticket.report_offline", service="pass", number=900, issued_at=clock.t - 300)
     assert t["ticket"]["issued_at"] == clock.t - 300
+
+
+def test_a_report_made_before_is_no_licence_for_bad_values(office, clock):
+    """A second report of an offline ticket answers as the first did, but only for a valid report: any
+    priority or time was answered ok once the number had been reported."""
+    ok(office, "disp-1", "ticket.lease", service="pass", count=5)
+    args = {"service": "pass", "number": 900, "issued_at": clock.t}
+    first = ok(office, "disp-1", "ticket.report_offline", **args)["ticket"]
+    assert ok(office, "disp-1", "ticket.report_offline", **args)["ticket"]["id"] == first["id"]
+    for bad in ({"priority": "yes"}, {"priority": None}, {"issued_at": -1e30}, {"issued_at": clock.t + 7200}):
+        assert err(office, "disp-1", "ticket.report_offline", **{**args, **bad}) == "bad_request", bad
+    assert len(office.state.tickets) == 1
+
+
+@pytest.mark.parametrize("reason", [{"a": 1}, ["x"], 7, True])
+def test_a_reason_that_is_no_text_is_refused(office, reason):
+    """Free-text reasons go to the displays and the log: a number, list or object was shown as its Python
+    text ("{'a': 1}") instead of being refused."""
+    t = ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]
+    assert err(office, "web", "intake.set", service="pass", open=False, reason=reason) == "bad_request"
+    assert err(office, "disp-1", "ticket.cancel", ticket=t["number"], reason=reason) == "bad_request"
+    assert err(office, "web", "counter.pause", counter="c1", reason=reason) == "bad_request"
+    assert office.intake_open("pass") == (True, "")
+    assert office.state.tickets[t["id"]].state == "waiting"
+    ok(office, "web", "intake.set", service="pass", open=False, reason="Annahmeschluss")
+    ok(office, "disp-1", "ticket.cancel", ticket=t["number"], reason="print_failed")
+    assert office.intake_open("pass") == (False, "Annahmeschluss")
 
 
 @pytest.mark.parametrize("slot", [float("inf"), 1e308, 10**400, -5, True, "morgen"])

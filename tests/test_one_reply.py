@@ -35,8 +35,10 @@ class Wire:
         with self.lock:
             self.replies.append((msg.topic.split("/")[-2], json.loads(msg.payload)))
 
-    def send(self, node: str, payload: bytes) -> None:
-        self.c.publish(f"{self.topics.base}/node/{node}/cmd", payload, qos=1).wait_for_publish(5)
+    def send(self, node: str, payload: bytes, retain: bool = False) -> None:
+        self.c.publish(f"{self.topics.base}/node/{node}/cmd", payload, qos=1, retain=retain).wait_for_publish(
+            5
+        )
 
     def replies_for(self, rid: str | None) -> list[tuple[str, dict]]:
         with self.lock:
@@ -115,4 +117,34 @@ def test_offline_times_outside_the_lease_are_refused_on_the_wire(cfg, controller
         assert reply["ok"] is False and reply["error"]["code"] in ("bad_request", "bad_json"), reply
         assert not controller.office.state.tickets
     finally:
+        wire.close()
+
+
+def test_a_retained_command_is_taken_once_not_again_after_a_restart(cfg, tmp_path) -> None:
+    """A node that publishes a command with the retain flag gets one reply; the broker keeps the command and
+    sends it again on every (re)subscription, which answered it a second time after each restart of the
+    controller (and would have issued the ticket again once its stored reply was pruned after two days)."""
+    from waitroom.service import ControllerService
+
+    wire = Wire(cfg.broker.port, cfg.office.id)
+    db = str(tmp_path / "events.db")
+    svc = ControllerService(cfg, db)
+    try:
+        assert svc.start(wait=10)
+        wire.send(
+            "disp-1", b'{"id": "r-ret", "op": "ticket.issue", "args": {"service": "pass"}}', retain=True
+        )
+        wait_until(lambda: wire.replies_for("r-ret"))
+        svc.stop()
+        svc = ControllerService(cfg, db)
+        assert svc.start(wait=10)
+        wire.send("disp-1", b'{"id": "r-after", "op": "ticket.issue", "args": {"service": "pass"}}')
+        wait_until(lambda: wire.replies_for("r-after"))
+        time.sleep(0.3)
+        assert len(wire.replies_for("r-ret")) == 1, wire.replies_for("r-ret")
+        assert wire.replies_for("r-after")[0][1]["result"]["ticket"]["number"] == "A002"
+        assert len(svc.office.state.tickets) == 2
+    finally:
+        wire.send("disp-1", b"", retain=True)  # clear the retained command on the shared broker
+        svc.stop()
         wire.close()

@@ -145,6 +145,24 @@ def test_every_bad_input_has_one_answer(tmp_path, clock) -> None:
     assert states == ["checked_in"] * 4 + ["lapsed"] * 2
 
 
+def test_check_in_of_a_reservation_at_a_counter_calls_it_there(tmp_path, clock) -> None:
+    """The staff workstation checks a remote ticket in at its counter as it does an appointment: called there
+    at once, or refused (the counter was ignored, the citizen left waiting and staff told "ok")."""
+    office = make_office(tmp_path, clock)
+    ok(office, "disp-1", "ticket.issue", service="pass")  # a walk-in waits longer
+    code = reserve(office)["code"]
+    clock.t += 60
+    assert err(office, "disp-1", "appointment.checkin", code=code, counter="c2") == "forbidden"
+    assert err(office, "web", "appointment.checkin", code=code, counter="c5") == "counter_closed"
+    assert err(office, "web", "appointment.checkin", code=code, counter="c99") == "unknown_counter"
+    assert office.state.reservations[code].ticket is None  # nothing issued by the refused check-ins
+    out = ok(office, "web", "appointment.checkin", code=code, counter="c2")
+    assert out["call"]["counter"] == "c2" and out["ticket"]["state"] == "called"
+    assert out["ticket"]["reservation"] == code
+    assert office.state.counters["c2"].current == out["ticket"]["id"]
+    assert err(office, "web", "appointment.checkin", code=code, counter="c2") == "invalid_state"
+
+
 def test_closed_office_and_too_late_in_the_day(tmp_path) -> None:
     clock = Clock(SUNDAY_11)
     office = make_office(tmp_path, clock)

@@ -667,13 +667,26 @@ def parse(data: Any, source: str = "<config>") -> Config:
 def load(path: str | os.PathLike[str]) -> Config:
     """Load and validate an office configuration file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(p), [f"(file): cannot read: {exc.strerror}"]) from None
-    cfg = loads(text, str(p))
+    cfg = loads(read_text(p), str(p))
     log.debug("loaded configuration %s for office %s", p, cfg.office.id)
     return cfg
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The text of a configuration file; ConfigError when it cannot be read or is not UTF-8."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
+    return decode_text(raw, str(path))
+
+
+def decode_text(raw: bytes, source: str) -> str:
+    """UTF-8 bytes of a configuration file as text; ConfigError naming the first bad byte otherwise."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"(file): not UTF-8 text (byte {exc.start}): save it as UTF-8"]) from None
 
 
 def loads(text: str, source: str = "<config>") -> Config:
@@ -682,6 +695,8 @@ def loads(text: str, source: str = "<config>") -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"(yaml): {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(source, ["(yaml): nested too deeply"]) from None
     return parse(data, source)
 
 

@@ -765,7 +765,15 @@ def ok_reply(request_id: str, result: dict[str, Any]) -> dict[str, Any]:
     return {"id": request_id, "ok": True, "result": result}
 
 
+REPLY_MESSAGE_BYTES = 400  # an error message quotes the bad value: cut, so a reply stays within 1024 bytes
+
+
 def error_reply(request_id: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
+    """An error reply; a message that quotes a long bad value is cut to ``REPLY_MESSAGE_BYTES`` of UTF-8
+    (JSON escaping at most doubles it), so a reply stays within its documented bound whatever was sent."""
+    raw = message.encode("utf-8", "replace")
+    if len(raw) > REPLY_MESSAGE_BYTES:
+        message = raw[: REPLY_MESSAGE_BYTES - 3].decode("utf-8", "ignore") + "..."
     return {"id": request_id, "ok": False, "error": {"code": code.value, "message": message}}
 
 

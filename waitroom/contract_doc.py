@@ -62,7 +62,9 @@ def generate() -> str:
         f"assistance requests, reasons cut to 40 characters); `queue/<service>` <= "
         f"{contract.QUEUE_BOUND_BYTES} bytes (the first {contract.QUEUE_PAGE} tickets in call order, the "
         f"last {contract.QUEUE_PARKED} parked); `counter/<id>` <= 1024 bytes; events and replies <= 1024 "
-        "bytes.",
+        f"bytes (an error message quoting a bad value is cut to {contract.REPLY_MESSAGE_BYTES} bytes), "
+        "except the reply to `appointment.slots`, whose free slots of a day and days with free slots grow "
+        "with the slot grid and the booking horizon.",
         "",
         "### Operations",
         "",

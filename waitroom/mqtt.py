@@ -328,6 +328,7 @@ class MqttLink:
         self.node_id = node_id
         self.role = role
         self._subs: dict[str, tuple[int, list[Handler]]] = {}  # filter -> (qos, handlers)
+        self._live_only: set[str] = set()  # filters whose retained messages are dropped (see subscribe)
         self._lock = threading.Lock()
         self.connected = threading.Event()
         # Set once the broker acknowledged the subscriptions of this connection (SUBACK): a message published
@@ -453,9 +454,15 @@ class MqttLink:
             return
         self.client.publish(topic, data, qos=contract.QOS[kind], retain=contract.RETAIN[kind])
 
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, *, retained: bool = True) -> None:
+        """Receive ``topic_filter``; ``retained=False`` drops (and logs) what the broker sends from its
+        retained store on every (re)subscription: a command published with the retain flag would otherwise
+        come again after every reconnect and restart of the controller (and be executed again once its
+        stored reply is pruned). The live delivery of such a publish carries no retain flag and is kept."""
         contract.validate_subscribe_filter(topic_filter)
         with self._lock:
+            if not retained:
+                self._live_only.add(topic_filter)
             known = topic_filter in self._subs
             old_qos, handlers = self._subs.get(topic_filter, (qos, []))
             self._subs[topic_filter] = (max(qos, old_qos), [*handlers, handler])
@@ -518,6 +525,17 @@ class MqttLink:
                 log.exception("on-disconnect hook failed")
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        if (
+            msg.retain
+            and self._live_only
+            and any(paho.topic_matches_sub(f, msg.topic) for f in self._live_only)
+        ):
+            log.warning(
+                "ignored a retained message on %s (%d bytes): not taken again",
+                msg.topic[:200],
+                len(msg.payload),
+            )
+            return
         if self.inbox is not None:
             self.inbox.put(msg.topic, msg.payload)
         else:

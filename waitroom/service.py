@@ -104,7 +104,9 @@ class ControllerService:
         self.flood_dropped = 0  # commands of a flooding node left without an answer
 
     def start(self, wait: float = 10.0) -> bool:
-        self.link.subscribe(self.topics.all_nodes("cmd"), self._no_handler, qos=1)
+        # a command is taken once, live: one published with the retain flag is not taken again from the
+        # broker's retained store after a reconnect or a restart
+        self.link.subscribe(self.topics.all_nodes("cmd"), self._no_handler, qos=1, retained=False)
         self.inbox.admit = self._admit
         ok = self.link.start(wait=wait)  # publishing before the CONNECT is out would break the session
         self._engine = threading.Thread(target=self._engine_loop, name="controller-engine", daemon=True)

@@ -273,8 +273,12 @@ def load(path: str | os.PathLike[str]) -> CityConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(p), [f"(file): cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), [f"(file): not UTF-8 text (byte {exc.start}): save it as UTF-8"]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(str(p), [f"(yaml): {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(str(p), ["(yaml): nested too deeply"]) from None
     return parse(data, str(p))

@@ -277,29 +277,30 @@ class AppointmentOps(TicketOps, CounterOps):
     def op_appointment_checkin(
         self, node_id: str, role: Role, code: Any, counter: Any = None
     ) -> dict[str, Any]:
-        remote = self.checkin_reservation(node_id, code)  # type: ignore[attr-defined]  # ops/remote.py
-        if remote is not None:  # a remote ticket's reservation code
-            return remote
-        if not isinstance(code, str):
-            raise OpError(ErrorCode.BAD_REQUEST, "code must be a string")
-        a = self.state.appointments.get(codes.normalize(code))
-        if a is None:
-            raise OpError(ErrorCode.UNKNOWN_APPOINTMENT, "unknown booking code")
-        if a.cancelled:
-            raise OpError(ErrorCode.APPOINTMENT_CANCELLED, "the appointment was cancelled")
         cid = None
         if counter is not None:  # at the staff workstation: the citizen stands at this counter
             if role is not Role.WEB:
                 raise OpError(ErrorCode.FORBIDDEN, "only the staff workstation checks in at a counter")
             cid = self._counter(node_id, role, counter)
             self._counter_open(cid)
-        result = self._checkin(node_id, a)
+        # a remote ticket's reservation code (ops/remote.py), else a booking code; both are called at once at
+        # the counter
+        result = self.checkin_reservation(node_id, code)  # type: ignore[attr-defined]
+        if result is None:
+            if not isinstance(code, str):
+                raise OpError(ErrorCode.BAD_REQUEST, "code must be a string")
+            a = self.state.appointments.get(codes.normalize(code))
+            if a is None:
+                raise OpError(ErrorCode.UNKNOWN_APPOINTMENT, "unknown booking code")
+            if a.cancelled:
+                raise OpError(ErrorCode.APPOINTMENT_CANCELLED, "the appointment was cancelled")
+            result = self._checkin(node_id, a)
         if cid is not None:
             t = self.state.tickets[result["ticket"]["id"]]
             if t.state not in ("waiting", "parked"):
                 raise OpError(ErrorCode.INVALID_STATE, f"ticket {t.number} is {t.state} already")
             result["call"] = self._call(cid, t, "appointment at the counter")["call"]
-            result["ticket"] = self.ticket_info(t)
+            result["ticket"] = {**result["ticket"], **self.ticket_info(t)}
         return result
 
     def _checkin(self, node_id: str, a: Appointment) -> dict[str, Any]:

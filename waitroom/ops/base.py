@@ -91,6 +91,16 @@ class OpsBase:
         return self.state.tickets[c.current]
 
     @staticmethod
+    def _reason(v: Any, limit: int) -> str:
+        """A free-text reason: a string (cut to ``limit`` characters); anything else is refused, not shown on
+        the displays as the text of a number, a list or an object."""
+        if v is None:
+            return ""
+        if not isinstance(v, str):
+            raise OpError(ErrorCode.BAD_REQUEST, "reason must be a text")
+        return v[:limit]
+
+    @staticmethod
     def _bool(v: Any, name: str) -> bool:
         if not isinstance(v, bool):
             raise OpError(ErrorCode.BAD_REQUEST, f"{name} must be true or false")

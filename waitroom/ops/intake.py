@@ -37,6 +37,7 @@ class IntakeOps(OpsBase):
         self, node_id: str, role: Role, service: Any, open: Any = None, reason: Any = "", auto: Any = False
     ) -> dict[str, Any]:
         sid = self._service(service)
+        text = self._reason(reason, 120)
         if self._bool(auto, "auto"):
             self._emit("intake_set", service=sid, auto=True)
         else:
@@ -44,7 +45,7 @@ class IntakeOps(OpsBase):
                 "intake_set",
                 service=sid,
                 open=self._bool(open, "open"),
-                reason=str(reason)[:120],
+                reason=text,
                 manual=True,
             )
         is_open, why = self.intake_open(sid)

@@ -107,10 +107,11 @@ class TicketOps(OpsBase):
         return {"ticket": self.ticket_info(t)}
 
     def op_ticket_cancel(self, node_id: str, role: Role, ticket: Any, reason: Any = "") -> dict[str, Any]:
+        text = self._reason(reason, 100)
         t = self._ticket(ticket, ("waiting", "parked"))
         if role is Role.DISPENSER and t.origin != node_id:
             raise OpError(ErrorCode.FORBIDDEN, f"ticket {t.number} was not issued by {node_id}")
-        self._emit("ticket_cancelled", ticket=t.id, reason=str(reason)[:100], node=node_id)
+        self._emit("ticket_cancelled", ticket=t.id, reason=text, node=node_id)
         return {"ticket": {"number": t.number, "state": t.state}}
 
     def op_ticket_lease(self, node_id: str, role: Role, service: Any, count: Any = 20) -> dict[str, Any]:
@@ -155,22 +156,24 @@ class TicketOps(OpsBase):
             raise OpError(
                 ErrorCode.FORBIDDEN, f"{format_number(prefix, number)} is not in a lease of {node_id}"
             )
-        label = format_number(prefix, number)
-        existing = self.state.ticket(label)
-        if existing is not None:  # reported before (e.g. after a lost reply): same answer
-            return {"ticket": self.ticket_info(existing)}
+        prio = self._bool(priority, "priority")
         now = self.clock()
+        # checked before the look-up of a report made before: a retry carries the same (valid) values
         if not lease.get("ts", 0.0) - OFFLINE_SKEW_S <= issued_at <= now + OFFLINE_SKEW_S:
             raise OpError(
                 ErrorCode.BAD_REQUEST,
                 f"issued_at {issued_at!r} is not between the lease ({iso(lease.get('ts', 0.0))}) and now",
             )
+        label = format_number(prefix, number)
+        existing = self.state.ticket(label)
+        if existing is not None:  # reported before (e.g. after a lost reply): same answer
+            return {"ticket": self.ticket_info(existing)}
         e = self._emit(
             "ticket_issued",
             id=self.new_id(),
             number=label,
             service=sid,
-            priority=self._bool(priority, "priority"),
+            priority=prio,
             node=node_id,
             offline=True,
             arrival=min(float(issued_at), round(self.clock(), 3)),

@@ -202,12 +202,13 @@ class Scenario(_Strict):
 def load(path: str | Path) -> tuple[Scenario, Config]:
     """Load a scenario file and the office configuration it names; ConfigError lists problems by path."""
     p = Path(path)
+    text = office_config.read_text(p)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(p), [f"(file): cannot read: {exc.strerror}"]) from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(str(p), [f"(yaml): {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(str(p), ["(yaml): nested too deeply"]) from None
     sc = parse(data, str(p))
     cfg = office_config.load(
         office_config.resolve_path(p, sc.config) if sc.config else office_config.EXAMPLE_CONFIG
