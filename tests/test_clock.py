@@ -310,3 +310,21 @@ def test_the_controller_refuses_a_clock_file_without_a_time(tmp_path: Path) -> N
     )
     assert r.returncode == 1 and "no epoch seconds" in r.stderr, r.stderr
     assert not data.exists() or not any(data.iterdir())  # refused before it touched the data
+
+
+def test_a_retry_with_the_same_request_id_after_clock_behind_is_decided_again(make) -> None:
+    """clock_behind means "not now": the refusal is not stored for the request id, so the node's retry of the
+    same command (same id) gets a ticket once the time is synced, not the old refusal marked repeated."""
+    good = dt.datetime(2026, 11, 23, 10, 0, tzinfo=TZ).timestamp()
+    clock = Clock(good + 3600)
+    office = make(with_hours(ALL_DAY), clock)
+    assert number(office) == "A001"
+    clock.t = good  # stepped back by the time sync
+    raw = contract.encode({"id": "press-7", "op": "ticket.issue", "args": {"service": "pass"}})
+    first = office.handle("disp-1", raw).reply
+    assert first["error"]["code"] == "clock_behind"
+    clock.t = good + 3600 + 5  # the time has caught up
+    again = office.handle("disp-1", raw).reply
+    assert again["ok"] and "repeated" not in again and again["result"]["ticket"]["number"] == "A002"
+    once_more = office.handle("disp-1", raw).reply  # from now on the stored ok reply, as for every retry
+    assert once_more["repeated"] and once_more["result"]["ticket"]["number"] == "A002"

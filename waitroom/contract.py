@@ -112,6 +112,10 @@ class ErrorCode(StrEnum):
     UNKNOWN_RESERVATION = "unknown_reservation"
 
 
+# Refusals that say "not now, retry later": nothing was decided, so the reply is not stored for the request id
+# and a retry with the same id is decided again (every other reply, ok or not, is the same for every retry).
+RETRY_LATER: frozenset[ErrorCode] = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.CLOCK_BEHIND})
+
 ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.BAD_JSON: "the payload is not a JSON object in UTF-8",
     ErrorCode.BAD_REQUEST: "a field is missing, has the wrong type or an invalid value",

@@ -391,6 +391,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         self._pending = []
         keep = True
         rebuild = False
+        stored = True
         try:
             self._check_clock()
             self._ensure_day()
@@ -401,6 +402,8 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             reply = contract.error_reply(cmd.id, exc.code, exc.message)
             keep = exc.keep_effects
             log.info("%s %s from %s refused: %s", cmd.op.name, cmd.id, node_id, exc.message)
+            # "not now, retry later": not stored, so a retry with this request id is decided again
+            stored = exc.code not in contract.RETRY_LATER
         except (TypeError, ValueError, KeyError) as exc:
             reply = contract.error_reply(cmd.id, ErrorCode.BAD_REQUEST, f"{cmd.op.name}: {exc}")
             keep, rebuild = False, True
@@ -425,7 +428,8 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         reply["seq"] = self.state.seq
         outcome = Outcome(reply, events)
         batch.events += events
-        batch.replies[(node_id, cmd.id)] = (digest, reply)
+        if stored:
+            batch.replies[(node_id, cmd.id)] = (digest, reply)
         batch.pending.append(outcome)
         return outcome
 
