@@ -134,6 +134,25 @@ def test_park_and_call_back(office):
     assert call["ticket"] == "B001" and "parked" in call["reason"]
 
 
+def test_a_ticket_number_is_ascii_letters_and_digits_and_a_bad_one_is_unknown(office, monkeypatch):
+    ok(office, "disp-1", "ticket.issue", service="melde")
+    ok(office, "counter-3", "counter.call_next", counter="c3")
+    ok(office, "counter-3", "counter.park", counter="c3")
+    rebuilt = []
+    monkeypatch.setattr(office, "rebuild", lambda: rebuilt.append(1))
+    for bad in (
+        "b\u0661",
+        "B\u00b9",
+        "B" + "1" * 5000,
+        "\u0392001",
+    ):  # Arabic-Indic one, superscript, huge, Greek B
+        assert err(office, "counter-3", "counter.call_ticket", counter="c3", ticket=bad) == "unknown_ticket"
+    assert rebuilt == []  # answered as an unknown ticket, not as an internal fault that rebuilds the state
+    assert (
+        ok(office, "counter-3", "counter.call_ticket", counter="c3", ticket="b1")["call"]["ticket"] == "B001"
+    )
+
+
 def test_counter_open_pause_close(office):
     assert ok(office, "counter-1", "counter.pause", counter="c1", reason="Mittag")["counter"] == {
         "id": "c1",

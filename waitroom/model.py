@@ -245,7 +245,8 @@ class OfficeState:
         ref = ref.strip().upper()
         if ref in self.by_number:
             return self.tickets[self.by_number[ref]]
-        if len(ref) >= 2 and ref[0].isalpha() and ref[1:].isdigit():
+        # ASCII only: "A٣" or "A²" is no ticket number (int() would read the first, fail on the second)
+        if 2 <= len(ref) <= 8 and ref.isascii() and ref[0].isalpha() and ref[1:].isdigit():
             return self.tickets.get(self.by_number.get(format_number(ref[0], int(ref[1:])), ""))
         return None
 
