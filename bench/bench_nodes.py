@@ -154,9 +154,14 @@ def print_one_ticket(
 ) -> None:
     """Press a dispenser's service button through its sim topic; return once the ticket is out: its PNG in
     the preview folder, or (``sink``) its cut at the network printer."""
+    import logging
+
     import paho.mqtt.publish as publish
 
     from waitroom import contract
+
+    # publish.single logs "Client is not connected" as an error after its own clean disconnect
+    logging.getLogger("paho.mqtt.client").setLevel(logging.CRITICAL)
 
     def printed() -> bool:
         if sink is not None:
