@@ -266,3 +266,40 @@ def test_pin_map_and_options(cfg):
     opt = node.model_copy(update={"options": {"lease_sise": 3}})
     with pytest.raises(ConfigError, match=r"nodes\[0\]\.options\.lease_sise: unknown option"):
         load_options(cfg.model_copy(update={"nodes": [opt]}), opt)
+
+
+@pytest.mark.slow
+def test_offline_tickets_survive_a_controller_that_says_retry_later(cfg, make, tmp_path):
+    """A controller back with its clock behind its log (a Pi before its time sync) answers clock_behind: the
+    offline tickets stay unreported and are reported once it is in step, not dropped as rejected."""
+    from waitroom.service import ControllerService
+
+    db = str(tmp_path / "events.db")
+    svc = ControllerService(cfg, db)
+    assert svc.start(wait=10)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    dcfg = with_dispenser(
+        cfg, {"backend": "file", "file": {"path": str(folder)}}, request_timeout_s=0.5, request_retries=0
+    )
+    d = make(dcfg)
+    assert d.issue("pass").number == "A001"
+    svc.stop()
+    wait_until(lambda: not d.controller_reachable)
+    assert [d.issue("pass").number, d.issue("melde").number] == ["A900", "B900"]
+    skew = [-3600.0]
+    behind = ControllerService(cfg, db, clock=lambda: time.time() + skew[0])
+    assert behind.start(wait=10)
+    try:
+        wait_until(lambda: d.controller_reachable)
+        time.sleep(1.0)
+        d.sync()  # answered clock_behind: nothing decided, so nothing may be dropped
+        assert d.health()["offline_unreported"] == 2
+        assert {t.state for t in d.store.tickets()} == {"printed"}
+        skew[0] = 0.0  # the time sync
+        d.sync()
+        assert d.health()["offline_unreported"] == 0
+        numbers = {t.number for t in behind.office.state.tickets.values()}
+        assert {"A001", "A900", "B900"} <= numbers
+    finally:
+        behind.stop()

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Refusals after which a report or a deferred command is sent again later (nothing was decided, or the
+# controller failed inside): dropping the report would lose a ticket that is in a citizen's hand.
+RETRY_CODES = frozenset({*(c.value for c in contract.RETRY_LATER), ErrorCode.INTERNAL.value})
+
 
 # ------------------------------------------------------------------------------------------ node
 @dataclass
@@ -515,6 +519,9 @@ class Dispenser:
                     **kw,
                 )
             except CommandFailed as exc:
+                if exc.code in RETRY_CODES:  # nothing decided (clock behind, rate limit): report it later
+                    log.warning("offline ticket %s not reported yet: %s", t.label, exc)
+                    return
                 log.error("controller refused offline ticket %s: %s", t.label, exc)
                 self.store.mark(t, "rejected")
                 continue
@@ -540,6 +547,9 @@ class Dispenser:
                 elif kind == "cancel":
                     self.runtime.request("ticket.cancel", args, request_id=f"{key[:56]}-c", **kw)
             except CommandFailed as exc:
+                if exc.code in RETRY_CODES:
+                    log.warning("deferred %s %s not settled yet: %s", kind, key, exc)
+                    return
                 log.info("deferred %s %s settled by the controller's answer: %s", kind, key, exc)
             except RequestTimeout:
                 return
