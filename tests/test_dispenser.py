@@ -303,3 +303,31 @@ def test_offline_tickets_survive_a_controller_that_says_retry_later(cfg, make, t
         assert {"A001", "A900", "B900"} <= numbers
     finally:
         behind.stop()
+
+
+@pytest.mark.slow
+def test_a_press_while_the_controller_says_retry_later_prints_an_offline_ticket(cfg, make, tmp_path):
+    """clock_behind decides nothing: the citizen gets a ticket from the leased numbers, not three beeps."""
+    from waitroom.service import ControllerService
+
+    db = str(tmp_path / "events.db")
+    svc = ControllerService(cfg, db)
+    assert svc.start(wait=10)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    dcfg = with_dispenser(
+        cfg, {"backend": "file", "file": {"path": str(folder)}}, request_timeout_s=0.5, request_retries=0
+    )
+    d = make(dcfg)
+    assert d.issue("pass").number == "A001"
+    svc.stop()
+    behind = ControllerService(cfg, db, clock=lambda: time.time() - 3600)
+    assert behind.start(wait=10)
+    try:
+        wait_until(lambda: d.controller_reachable)
+        out = d.issue("pass")
+        assert (out.kind, out.number) == ("offline", "A900")
+        assert b"A900" in files(folder)[-1].read_bytes()
+        assert d.store.deferred() == []  # nothing was decided there: no orphan to cancel
+    finally:
+        behind.stop()

@@ -15,11 +15,13 @@ What the citizen sees (documented behaviour; docs/dispenser.md repeats it for st
   ticket is cancelled at the controller (reason ``print_failed``), so it never waits in the queue without a
   holder; if the controller cannot be reached for that, the cancel is stored and sent later. An appointment
   check-in is *not* cancelled: the citizen did arrive, and scanning the code again reprints the same ticket.
-- **Controller not answering** (``request_timeout_s``): the ticket comes from a block of numbers leased in
+- **Controller not answering** (``request_timeout_s``), or answering "not now" (``clock_behind`` before its
+  time sync, ``rate_limited``): the ticket comes from a block of numbers leased in
   advance (``lease_size`` per service) and says "Wartezeit wird ermittelt"; the status LED blinks slowly.
   Each offline number is written to the node's SQLite file *before* it is printed, so no number is given
   twice, also across a restart; the tickets are reported (``ticket.report_offline``, idempotent) when the
-  controller answers again. Without numbers left (or before the first lease of the day) the press beeps three
+  controller answers again; a report answered "not now" (or ``internal``) stays unreported and is sent again.
+  Without numbers left (or before the first lease of the day) the press beeps three
   times. Leasing takes the next numbers of the day, so with the default ``lease_size: 10`` a day's walk-in
   numbers start after the first ten reserved ones.
 - A command that timed out may still have reached the controller; when it is back, the dispenser repeats it

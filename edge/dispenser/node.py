@@ -343,6 +343,9 @@ class Dispenser:
                     self.intake[service] = (False, exc.message)
                     self._refresh_leds()
                     return self._refuse("intake_stopped", service, signal="intake")
+                if exc.code in contract.RETRY_LATER:  # nothing decided there: a number from the lease
+                    log.warning("ticket.issue for %s not taken now (%s): issuing offline", service, exc.code)
+                    return self._issue_offline(service, priority, lang)
                 log.error("ticket.issue for %s refused: %s", service, exc)
                 return self._refuse("error", service, signal="beep")
             except RequestTimeout:
