@@ -331,3 +331,60 @@ def test_a_press_while_the_controller_says_retry_later_prints_an_offline_ticket(
         assert d.store.deferred() == []  # nothing was decided there: no orphan to cancel
     finally:
         behind.stop()
+
+
+class SinkPrinter:
+    """A network printer on a loopback port that takes every byte (and never answers a status query)."""
+
+    def __init__(self, port: int = 0):
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+        self.jobs: list[bytes] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+                if data:
+                    self.jobs.append(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_printer_back_after_a_failure_prints_again_without_status_queries(cfg, controller, make):
+    """With ``status_query: false`` nothing but a print can tell that the printer is back: a failed ticket
+    must not leave the dispenser refusing every press until it is restarted."""
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # nothing listens there now
+    printer = {
+        "backend": "network",
+        "network": {"host": "127.0.0.1", "port": port, "timeout_s": 0.5},
+        "status_query": False,
+    }
+    printer["status_interval_s"] = 1
+    d = make(with_dispenser(cfg, printer, print_retries=0))
+    assert d.issue("pass").reason == "print_failed"
+    assert d.health()["printer"] == "offline"
+    assert d.issue("pass").reason == "printer"  # at once: refused before a number is taken
+    sink = SinkPrinter(port)  # the printer is switched on again
+    time.sleep(1.1)
+    try:
+        out = d.issue("pass")
+        assert (out.kind, out.number) == ("printed", "A002")
+        wait_until(lambda: sink.jobs)
+        assert b"A002" in sink.jobs[0]
+        assert d.health()["printer"] == "unknown"  # as before the failure: nothing asks it
+        wait_until(lambda: d.status_led.pattern == "off")
+    finally:
+        sink.close()

@@ -88,6 +88,7 @@ class TicketPrinter:
             except PrinterError as exc:
                 self.last_error = str(exc)
                 self.status = "offline" if self.status in ("ok", "unknown", "paper_low") else self.status
+                self.status_at = time.time()
                 raise
             except Exception as exc:  # a backend bug must not look like a printed ticket
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -100,8 +101,18 @@ class TicketPrinter:
 
     # -- status
     def query_status(self) -> str:
-        """Ask the printer now (when enabled; else the last known status)."""
+        """Ask the printer now (when enabled; else the last known status).
+
+        Without status queries only a print can tell that a printer is back: an ``offline`` learnt from a
+        failed ticket turns ``unknown`` after ``status_interval_s``, so the next press tries again instead
+        of every press being refused until the node restarts.
+        """
         if not self.settings.status_query and self.backend.name not in ("preview", "file"):
+            with self._lock:
+                waited = time.time() - self.status_at
+                if self.status == "offline" and waited >= self.settings.status_interval_s:
+                    log.info("printer: trying again after %s", self.last_error or "a failed ticket")
+                    self.status, self.status_at = "unknown", time.time()
             return self.status
         with self._lock:
             try:

@@ -11,7 +11,9 @@ What the citizen sees (documented behaviour; docs/dispenser.md repeats it for st
   no beep. A stuck button prints nothing at all (tickets are given on release) and shows up in the health as
   ``buttons_stuck``. So a child hammering a button, or a jammed one, cannot empty the paper roll.
 - **Printer fault** (paper out, cover open, offline): the status LED blinks fast, a press beeps three times
-  and prints nothing. When a ticket was already issued and printing then fails (after ``print_retries``), the
+  and prints nothing. A printer without status queries (``status_query: false``) is tried again by the
+  first press ``status_interval_s`` after the failed ticket (nothing else can tell that it is back).
+  When a ticket was already issued and printing then fails (after ``print_retries``), the
   ticket is cancelled at the controller (reason ``print_failed``), so it never waits in the queue without a
   holder; if the controller cannot be reached for that, the cancel is stored and sent later. An appointment
   check-in is *not* cancelled: the citizen did arrive, and scanning the code again reprints the same ticket.
