@@ -19,6 +19,21 @@ from waitroom import i18n
 log = logging.getLogger(__name__)
 
 
+def texts(value: Any, fallback: dict[str, str] | None = None) -> dict[str, str]:
+    """A ``{lang: text}`` map from a message, or ``fallback`` when it is not one (a text map of the wrong type
+    from a third-party publisher must not reach the renderer or the announcer)."""
+    if isinstance(value, dict):
+        good = {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str) and v}
+        if good:
+            return good
+    return dict(fallback or {})
+
+
+def language(value: Any) -> str | None:
+    """The ticket's language from a message: a known code, else None (German)."""
+    return i18n.normalize(value) if isinstance(value, str) else None
+
+
 @dataclass(frozen=True)
 class CallView:
     ticket: str
@@ -98,15 +113,16 @@ class Board:
                 counter = self._counters.get(c.get("counter"), {})
                 if not self._in_zone(counter):
                     continue
+                name = texts(counter.get("name"), {"de": str(c["counter"])})
                 calls.append(
                     CallView(
                         ticket=str(c["ticket"]),
                         counter=str(c["counter"]),
-                        name=counter.get("name") or {"de": str(c["counter"])},
-                        spoken=counter.get("spoken") or counter.get("name") or {},
+                        name=name,
+                        spoken=texts(counter.get("spoken"), name),
                         ts=float(c.get("ts", 0)),
                         recall=bool(c.get("recall")),
-                        lang=i18n.normalize(c.get("lang")),
+                        lang=language(c.get("lang")),
                     )
                 )
             self._snap_calls = calls
@@ -114,7 +130,7 @@ class Board:
             waits = tuple(
                 WaitView(
                     service=s["id"],
-                    name=s.get("name") or {"de": s["id"]},
+                    name=texts(s.get("name"), {"de": str(s["id"])}),
                     prefix=s.get("prefix", ""),
                     waiting=int(s.get("waiting", 0)),
                     eta_min=s.get("eta_min"),
@@ -136,15 +152,16 @@ class Board:
             zone = event.get("zone")
             if self.zone is not None and zone != self.zone:
                 return None
+            name = texts(event.get("counter_name"), {"de": str(event["counter"])})
             call = CallView(
                 ticket=str(event["ticket"]),
                 counter=str(event["counter"]),
-                name=event.get("counter_name") or {"de": str(event["counter"])},
-                spoken=event.get("spoken") or event.get("counter_name") or {},
+                name=name,
+                spoken=texts(event.get("spoken"), name),
                 ts=float(event.get("ts", 0)),
                 recall=bool(event.get("recall")),
                 seq=seq if isinstance(seq, int) else None,
-                lang=i18n.normalize(event.get("lang")),
+                lang=language(event.get("lang")),
             )
             if any(c.key == call.key for c in self._snap_calls):
                 return None  # already in the snapshot (a late duplicate)

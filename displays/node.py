@@ -226,39 +226,54 @@ class DisplayNode:
         self._ready.set()
         r = self.renderer
         last_shot, shot_version = 0.0, None
+        failing = ""  # the error of the frame before, logged once: no traceback storm at the frame rate
         try:
             while not self._stop.is_set():
-                mono, now = time.monotonic(), time.time()
-                self.board.set_link(self.runtime.online)
-                self.board.check_stale()
-                screen = self.board.screen()
-                blinking = self.board.blinking()
-                highlight = not blinking or int(mono * 2) % 2 == 0
-                t0 = time.perf_counter()
-                if r.draw(screen, highlight=highlight, now=now, mono=mono):
-                    out.show(r.frame)
-                    self.draw_s.append(time.perf_counter() - t0)
-                    self.frames += 1
-                    if screen.calls and screen.calls[0].key not in self.shown:
-                        self.shown[screen.calls[0].key] = time.monotonic()
-                    for cb in self.on_frame:
-                        cb(screen, r.frame)
-                if (
-                    self.screenshot_every
-                    and mono - last_shot >= self.screenshot_every
-                    and r._last_key != shot_version
-                ):
-                    self.screenshot()
-                    last_shot, shot_version = mono, r._last_key
-                out.pump()
-                wait = 1.0 / self.settings.fps if r.animating(blinking) else 1.0 - (time.time() % 1.0) + 0.005
-                self._wake.wait(wait)
-                self._wake.clear()
-        except Exception:
-            log.exception("display frame loop failed")
-            self.runtime.set_health(display="error")
+                try:
+                    last_shot, shot_version = self._frame(r, out, last_shot, shot_version)
+                except Exception as exc:
+                    if repr(exc) != failing:
+                        log.exception("drawing a frame failed; the display goes on with the next one")
+                        self.runtime.set_health(display="error", display_error=repr(exc)[:200])
+                    failing = repr(exc)
+                    self._stop.wait(1.0)
+                    continue
+                if failing:
+                    log.warning("frames are drawn again")
+                    self.runtime.set_health(display="ok", display_error=None)
+                    failing = ""
         finally:
             out.close()
+
+    def _frame(self, r: Any, out: Output, last_shot: float, shot_version: Any) -> tuple[float, Any]:
+        """Draw one frame if something changed, then wait for the next one (the frame thread)."""
+        mono, now = time.monotonic(), time.time()
+        self.board.set_link(self.runtime.online)
+        self.board.check_stale()
+        screen = self.board.screen()
+        blinking = self.board.blinking()
+        highlight = not blinking or int(mono * 2) % 2 == 0
+        t0 = time.perf_counter()
+        if r.draw(screen, highlight=highlight, now=now, mono=mono):
+            out.show(r.frame)
+            self.draw_s.append(time.perf_counter() - t0)
+            self.frames += 1
+            if screen.calls and screen.calls[0].key not in self.shown:
+                self.shown[screen.calls[0].key] = time.monotonic()
+            for cb in self.on_frame:
+                cb(screen, r.frame)
+        if (
+            self.screenshot_every
+            and mono - last_shot >= self.screenshot_every
+            and r._last_key != shot_version
+        ):
+            self.screenshot()
+            last_shot, shot_version = mono, r._last_key
+        out.pump()
+        wait = 1.0 / self.settings.fps if r.animating(blinking) else 1.0 - (time.time() % 1.0) + 0.005
+        self._wake.wait(wait)
+        self._wake.clear()
+        return last_shot, shot_version
 
     def screenshot(self, path: Path | None = None) -> Path:
         """Write the current frame as a PNG (atomically: readers never see half a file)."""

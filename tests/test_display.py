@@ -7,6 +7,7 @@ colour of the regions from displays.layout (highlighted newest call, list rows, 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -357,3 +358,73 @@ def test_node_offline_when_controller_stops_and_rebuilds_after_broker_restart(fr
         for rt in runtimes:
             rt.stop()
         ctl.stop()
+
+
+def test_odd_call_events_never_freeze_the_screen(controller, staff, node, cfg):
+    """A call event with fields of the wrong type (a third-party publisher, a newer controller) is shown as
+    well as it can be or ignored; the frame thread keeps drawing and the next real call appears."""
+    import paho.mqtt.client as paho
+
+    from waitroom.contract import EventKind, Topics
+
+    disp, c1, _ = staff
+    dn = make_node(cfg, node("display-1"))
+    dn.start()
+    pub = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", cfg.broker.port)
+    pub.loop_start()
+    try:
+        wait_for(lambda: dn.board.screen().has_state and not dn.board.screen().offline, what="state")
+        topic = Topics(cfg.office.id).event(EventKind.CALL)
+        odd = [
+            {
+                "seq": 9001,
+                "ticket": "Z901",
+                "counter": "c1",
+                "counter_name": "Schalter 1",
+                "ts": time.time() - 30,
+            },
+            {"seq": 9002, "ticket": "Z902", "counter": "c1", "spoken": "eins", "ts": time.time() - 20},
+            {"seq": 9003, "ticket": "Z903", "counter": "c1", "lang": ["tr"], "ts": time.time() - 10},
+        ]
+        for event in odd:
+            pub.publish(topic, json.dumps(event), qos=1).wait_for_publish(5)
+        wait_for(lambda: any(k[0] == "Z903" for k in dn.shown), what="a frame after the odd events")
+        assert [c.ticket for c in dn.board.screen().calls[:3]] == ["Z903", "Z902", "Z901"]
+        assert dn.board.screen().calls[2].name == {"de": "c1"}  # the counter id, not a crash
+        disp.request("ticket.issue", {"service": "pass"})
+        c1.request("counter.call_next", {"counter": "c1"})
+        wait_for(lambda: any(k[0] == "A001" for k in dn.shown), what="a frame with A001")
+        assert dn.board.screen().calls[0].ticket == "A001"
+        assert dn._thread is not None and dn._thread.is_alive()
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        dn.stop()
+
+
+def test_a_failing_frame_does_not_stop_the_display(controller, staff, node, cfg, caplog):
+    """An error while drawing one frame is logged once; the frame thread goes on and shows the next call."""
+    disp, c1, _ = staff
+    dn = make_node(cfg, node("display-1"))
+    failures = []
+
+    def broken_once(screen, frame):
+        if not failures:
+            failures.append(screen.version)
+            raise RuntimeError("a frame that cannot be drawn")
+
+    dn.on_frame.append(broken_once)
+    dn.start()
+    try:
+        wait_for(lambda: failures, what="the failing frame")
+        disp.request("ticket.issue", {"service": "pass"})
+        c1.request("counter.call_next", {"counter": "c1"})
+        wait_for(lambda: any(k[0] == "A001" for k in dn.shown), what="a frame with A001")
+        assert dn._thread is not None and dn._thread.is_alive()
+        assert (
+            sum("a frame that cannot be drawn" in r.getMessage() + str(r.exc_info) for r in caplog.records)
+            == 1
+        )
+    finally:
+        dn.stop()
