@@ -22,7 +22,10 @@ Status light (an RGB LED ``status_red/green/blue``; with only ``status_green`` t
 
 Presses are never lost silently: each is sent with request/reply and retried with the same request id; when
 the controller stays silent the light blinks red fast (refused visibly), and a press while the broker is
-unreachable is refused at once the same way.
+unreachable is refused at once the same way. A press of the same button (same command) again before the first
+one's answer is dropped (a double press, or an impatient one while the controller is slow): when the
+controller answers late, one ticket is called, not several in a row that would each finish the one
+before unseen.
 
 Node options: ``long_press_s`` (1.0), ``assist_from_level`` (1: signal requests from escalation level 1 on,
 i.e. "all counters"; 0 for the counters that answer first), ``request_timeout_s`` (2.0), ``retries`` (2).
@@ -144,6 +147,8 @@ class CounterNode:
         self._assist_seen: dict[str, int] = {}
         self.last_error: str = ""
         self.mode = "unknown"
+        self._unanswered: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()  # presses queued or in flight
+        self.doubled = 0  # presses dropped because the same press was still unanswered
 
     # -- wiring
     def _wire(self) -> None:
@@ -212,6 +217,15 @@ class CounterNode:
             self.offline = True
             self.show()
             return
+        key = (op, tuple(sorted(args.items())))
+        with self._lock:
+            if key in self._unanswered:  # a second press before the first one's answer: a double press
+                log.info(
+                    "%s: %s pressed again before its answer; the press is not sent twice", self.node.id, op
+                )
+                self.doubled += 1
+                return
+            self._unanswered.add(key)
         self._jobs.put((op, args))
 
     def _work(self) -> None:
@@ -221,27 +235,35 @@ class CounterNode:
                 return
             op, args = job
             try:
-                self.runtime.request(op, args, timeout=self.timeout_s, retries=self.retries)
-            except CommandFailed as exc:
-                self.last_error = exc.code
-                log.info("%s: %s refused: %s", self.node.id, op, exc)
-                self.feedback("nobody" if exc.code == "nobody_waiting" else "error")
-            except RequestTimeout:
-                self.last_error = "timeout"
-                log.warning("%s: %s got no reply from the controller", self.node.id, op)
-                self.offline = True
+                self._send(op, args)
+            finally:
+                with self._lock:
+                    self._unanswered.discard((op, tuple(sorted(args.items()))))
+
+    def _send(self, op: str, args: dict[str, Any]) -> None:
+        try:
+            self.runtime.request(op, args, timeout=self.timeout_s, retries=self.retries)
+        except CommandFailed as exc:
+            self.last_error = exc.code
+            log.info("%s: %s refused: %s", self.node.id, op, exc)
+            self.feedback("nobody" if exc.code == "nobody_waiting" else "error")
+        except RequestTimeout:
+            self.last_error = "timeout"
+            log.warning("%s: %s got no reply from the controller", self.node.id, op)
+            self.offline = True
+            self.show()
+        else:
+            self.last_error = ""
+            if self.offline:
+                self.offline = False
                 self.show()
-            else:
-                self.last_error = ""
-                if self.offline:
-                    self.offline = False
-                    self.show()
-            self.runtime.set_health(
-                counter=self.counter,
-                mode=self.mode,
-                last_error=self.last_error,
-                presses=sum(b.presses for b in self.buttons.values()),
-            )
+        self.runtime.set_health(
+            counter=self.counter,
+            mode=self.mode,
+            last_error=self.last_error,
+            presses=sum(b.presses for b in self.buttons.values()),
+            doubled=self.doubled,
+        )
 
     # -- state from the controller
     def _connected(self) -> None:

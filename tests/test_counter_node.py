@@ -194,3 +194,29 @@ def test_mini_revision_single_led(cfg, controller, node, mock_pins):
         wait_for(lambda: c.last_error == "not_serving")
     finally:
         c.stop()
+
+
+def test_presses_during_an_unanswered_next_are_not_sent_late(cfg, counter_node, node, controller, tmp_path):
+    """Staff press "next" three times while the controller is gone for a moment: when it is back, one ticket
+    is called, not three in a row (each of which would finish the one before as served, unseen)."""
+    from waitroom.service import ControllerService
+
+    disp = node("disp-1")
+    for _ in range(3):
+        disp.request("ticket.issue", {"service": "pass"})
+    c = counter_node(request_timeout_s=0.5, retries=3)
+    controller.stop()
+    for _ in range(3):
+        press(c.buttons["next"])
+    time.sleep(0.6)
+    back = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert back.start(wait=10)
+    try:
+        wait_for(lambda: c.mode == "serving", timeout=8)
+        time.sleep(2.5)  # anything still queued would have gone out by now
+        with back.lock:
+            waiting = [t.number for t in back.office.state.waiting("pass")]
+            served = [t.number for t in back.office.state.tickets.values() if t.state == "served"]
+        assert waiting == ["A002", "A003"] and served == []
+    finally:
+        back.stop()
