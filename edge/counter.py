@@ -39,8 +39,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from edge.hardware import Lamp, PressButton, SimInput, close_all
+from waitroom import contract
 from waitroom.configbase import prepared
-from waitroom.contract import EventKind
+from waitroom.contract import CONTROLLER_NODE_ID, EventKind
 from waitroom.errors import CommandFailed, RequestTimeout
 
 if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
@@ -142,6 +143,9 @@ class CounterNode:
         self._feedback_timer: threading.Timer | None = None
         self._feedback_until = False
         self.offline = not runtime.online
+        # the controller's retained status (its last will says "offline"); None until it arrives. The broker
+        # keeps the office state retained, so a state arriving does not mean that the controller is up.
+        self.controller_up: bool | None = None
         self.counter_state: dict[str, Any] | None = None
         self.assist_signal = "off"  # off | pending | mine
         self._assist_seen: dict[str, int] = {}
@@ -173,6 +177,7 @@ class CounterNode:
         self.runtime.link.on_disconnect_hooks.append(self._disconnected)
         self.runtime.on_state(self._on_state)
         self.runtime.on_event(self._on_event)
+        self.runtime.subscribe(self.runtime.topics.status(CONTROLLER_NODE_ID), self._on_controller)
         self.offline = not self.runtime.online
         self.show()
         log.info(
@@ -254,6 +259,7 @@ class CounterNode:
             self.show()
         else:
             self.last_error = ""
+            self.controller_up = True  # it answered
             if self.offline:
                 self.offline = False
                 self.show()
@@ -273,9 +279,24 @@ class CounterNode:
         self.offline = True
         self.show()
 
+    def _on_controller(self, topic: str, payload: bytes) -> None:
+        try:
+            status = contract.decode(payload).get("status")
+        except contract.ContractError as exc:
+            log.warning("ignored bad controller status: %s", exc)
+            return
+        with self._lock:
+            self.controller_up = status == "online"
+            if not self.controller_up:
+                log.warning("%s: the controller is offline", self.node.id)
+                self.offline = True
+            elif self.counter_state is not None and self.runtime.online:
+                self.offline = False
+        self.show()
+
     def _on_state(self, state: dict[str, Any]) -> None:
         with self._lock:
-            self.offline = False
+            self.offline = self.controller_up is False
             self.counter_state = next((c for c in state.get("counters", []) if c["id"] == self.counter), None)
             self._update_assist(state.get("assistance", []))
         self.show()

@@ -220,3 +220,21 @@ def test_presses_during_an_unanswered_next_are_not_sent_late(cfg, counter_node, 
         assert waiting == ["A002", "A003"] and served == []
     finally:
         back.stop()
+
+
+def test_the_light_shows_the_controller_gone_without_a_press(cfg, counter_node, controller, tmp_path):
+    """The broker keeps the office state retained, so only the controller's status (its last will) tells the
+    counter that nobody is deciding: the light blinks red fast at once, not only after a press timed out."""
+    from waitroom.service import ControllerService
+
+    c = counter_node()
+    assert c.mode == "idle" and c.controller_up is True
+    controller.stop()
+    wait_for(lambda: c.mode == "offline", timeout=5)
+    assert toggles(led(c, "red"), 0.5) == {True, False} and toggles(led(c, "green"), 0.2) == {False}
+    back = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert back.start(wait=10)
+    try:
+        wait_for(lambda: c.mode == "idle", timeout=8)
+    finally:
+        back.stop()
