@@ -2,7 +2,10 @@
 
 Two worker threads form a pipeline, so the screen never waits for sound and a burst of calls plays without
 gaps: the *synthesis* worker turns each queued call into WAV files while the *player* worker plays the
-previous one. Both keep the order in which calls arrived; nothing is ever cut off.
+previous one. Both keep the order in which calls arrived; nothing is ever cut off. A call still waiting to
+be played when the same counter calls another ticket is skipped (a no-show's number after the counter has
+moved on would send a citizen to a counter that calls somebody else); the screen still lists it. A recall of
+the same ticket is announced after its call, as a repetition.
 
 Speech synthesis (``Synthesizer``):
 
@@ -287,6 +290,7 @@ class Announcement:
     recall: bool = False
     seq: int | None = None
     lang: str | None = None  # the ticket's language (the call event's "lang"); None: German only
+    at: str | None = None  # the counter's id: its call of another ticket supersedes this one while it waits
 
     def phrases(self, languages: tuple[str, ...]) -> list[tuple[str, str]]:
         return [
@@ -347,6 +351,8 @@ class Announcer:
         self._count = 0
         self._idle = threading.Condition()
         self._pending = 0
+        self._newest: dict[str, str] = {}  # counter id -> the ticket of its newest call
+        self.skipped = 0  # calls superseded before they were played
         self._last_end: float | None = None
         self._stopping = threading.Event()
         self.on_played: list[Callable[[Played], None]] = []
@@ -394,8 +400,16 @@ class Announcer:
             return False
         with self._idle:
             self._pending += 1
+            if item.at is not None:
+                self._newest[item.at] = item.ticket
         self._to_synth.put(_Job(item, self.clock()))
         return True
+
+    def _superseded(self, job: _Job) -> bool:
+        with self._idle:
+            return (
+                job.item.at is not None and self._newest.get(job.item.at, job.item.ticket) != job.item.ticket
+            )
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued announcement has been played."""
@@ -413,7 +427,7 @@ class Announcer:
             if job is None:
                 self._to_play.put(None)
                 return
-            if self._synth is not None and self.settings.speech:
+            if self._synth is not None and self.settings.speech and not self._superseded(job):
                 langs = self.settings.spoken_languages(i18n.normalize(job.item.lang))
                 for lang, text in job.item.phrases(langs):
                     self._count += 1
@@ -433,6 +447,12 @@ class Announcer:
             if job is None:
                 return
             try:
+                if self._superseded(job):
+                    log.info(
+                        "call %s at %s not announced: the counter called again", job.item.ticket, job.item.at
+                    )
+                    self.skipped += 1
+                    continue
                 sounds = [("gong", "", "", self.gong)] + [
                     ("speech", lang, text, p) for lang, text, p in job.files
                 ]
@@ -483,4 +503,5 @@ class Announcer:
         return {
             "audio": "quiet" if not self.enabled else ("error" if self.errors else "ok"),
             "announce_queue": self._pending,
+            "announce_skipped": self.skipped,
         }

@@ -193,7 +193,9 @@ class DisplayNode:
 
     def _announce(self, call: CallView) -> None:
         self.announcer.announce(
-            Announcement(call.ticket, dict(call.spoken), call.recall, call.seq, lang=call.lang)
+            Announcement(
+                call.ticket, dict(call.spoken), call.recall, call.seq, lang=call.lang, at=call.counter
+            )
         )
 
     def _on_controller(self, topic: str, payload: bytes) -> None:

@@ -140,6 +140,29 @@ def test_burst_is_announced_in_order(espeak, tmp_path):
         assert nxt.start >= prev.end  # nothing is cut off or overlaps
 
 
+def test_a_waiting_call_is_skipped_when_its_counter_calls_again(tmp_path):
+    """Counter 1 calls A001, finds nobody and calls A002 while the display is still announcing another
+    counter's call: only A002 is announced for counter 1 (A001 would send a late citizen to a counter that
+    has moved on), and its recall after it as a repetition; a call already playing is never cut off."""
+    a = Announcer(ds.parse({"speech": False}), gong=short_gong(tmp_path))
+    a.start()
+    try:
+        calls = [
+            ("B001", "c2", 1),
+            ("A001", "c1", 2),
+            ("C001", "c3", 3),
+            ("A002", "c1", 4),
+            ("A002", "c1", 5),
+        ]
+        for ticket, counter, seq in calls:
+            assert a.announce(Announcement(ticket, {"de": counter}, recall=seq == 5, seq=seq, at=counter))
+        assert a.wait_idle(timeout=30)
+    finally:
+        a.stop()
+    assert [(p.ticket, p.seq) for p in a.played] == [("B001", 1), ("C001", 3), ("A002", 4), ("A002", 5)]
+    assert a.skipped == 1 and a.health()["announce_skipped"] == 1
+
+
 @pytest.mark.slow
 def test_burst_in_two_languages_with_recall_keeps_order(espeak):
     settings = ds.parse({"second_language": "en", "speech_rate": 220})
