@@ -416,3 +416,67 @@ def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
     udev = (etc / "udev/rules.d/99-waitroom-printer.rules").read_text()
     assert 'GROUP="waitroom"' in udev
     json.dumps(sorted(stored))  # the facts are plain data (for the artifact)
+
+
+# ------------------------------------------------------------------- the pre-upgrade backup of the event log
+def _waitroom_task(name: str) -> dict[str, object]:
+    tasks = yaml.safe_load((ANSIBLE / "roles/waitroom/tasks/main.yml").read_text())
+    return next(t for t in tasks if t["name"] == name)
+
+
+@pytest.mark.parametrize(
+    ("controller", "expected"),
+    [
+        ({"database": "mitte.db"}, "/var/lib/waitroom/mitte.db"),
+        ({"database": "/srv/log/events.db"}, "/srv/log/events.db"),
+        (None, "/var/lib/waitroom/events.db"),
+    ],
+)
+def test_pre_upgrade_backup_finds_the_event_log_named_in_the_office_file(
+    tmp_path: Path, controller: dict[str, str] | None, expected: str
+) -> None:
+    """The example office keeps its log in mitte.db: the stat before the pre-upgrade backup looked for
+    events.db (a role default of its own), found nothing and silently skipped the backup; and the backup
+    command, run without --config, would have backed up events.db."""
+    office = yaml.safe_load((ANSIBLE / "inventory/example/office.yaml").read_text())
+    office.pop("controller", None)
+    if controller is not None:
+        office["controller"] = controller
+    (tmp_path / "office.yaml").write_text(yaml.safe_dump(office, allow_unicode=True))
+    stat = _waitroom_task("Look for the controller's event log")
+    check = [
+        {
+            "name": "path",
+            "ansible.builtin.debug": {"msg": stat["ansible.builtin.stat"]["path"]},
+            "vars": stat.get("vars", {}),
+        }
+    ]
+    (tmp_path / "play.yml").write_text(
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": check}])
+    )
+    proc = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            json.dumps(
+                {
+                    "waitroom_office_config": str(tmp_path / "office.yaml"),
+                    "waitroom_data_dir": "/var/lib/waitroom",
+                }
+            ),
+            str(tmp_path / "play.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(rf"msg: {re.escape(expected)}$", proc.stdout, re.M), proc.stdout
+    backup = _waitroom_task("Back up the event log before the upgrade")
+    argv = backup["ansible.builtin.command"]["argv"]
+    assert argv[argv.index("--config") + 1] == "{{ waitroom_config_dir }}/office.yaml"
