@@ -480,3 +480,40 @@ def test_pre_upgrade_backup_finds_the_event_log_named_in_the_office_file(
     backup = _waitroom_task("Back up the event log before the upgrade")
     argv = backup["ansible.builtin.command"]["argv"]
     assert argv[argv.index("--config") + 1] == "{{ waitroom_config_dir }}/office.yaml"
+
+
+# ------------------------------------------------------------------------------ secrets in Ansible's output
+def _role_tasks() -> Iterator[tuple[str, dict[str, object]]]:
+    def walk(tasks: list[dict[str, object]] | None, where: str) -> Iterator[tuple[str, dict[str, object]]]:
+        for task in tasks or []:
+            if "block" in task:
+                yield from walk(task["block"], where)  # type: ignore[arg-type]
+            else:
+                yield where, task
+
+    for path in sorted((ANSIBLE / "roles").glob("*/tasks/*.yml")):
+        yield from walk(yaml.safe_load(path.read_text()), str(path.relative_to(ANSIBLE)))
+
+
+def test_tasks_that_handle_keys_or_passwords_are_no_log() -> None:
+    """`ansible-playbook --diff` prints the old and new text of every file a copy changes: a task that
+    copies a private key or writes a password must be no_log (the broker key was printed)."""
+    outcome = {
+        "name",
+        "notify",
+        "when",
+        "register",
+        "loop_control",
+        "changed_when",
+        "failed_when",
+        "check_mode",
+    }
+    secret = re.compile(r"\.key\b|password|secret", re.I)
+    leaking = []
+    for where, task in _role_tasks():
+        action = {k: v for k, v in task.items() if k not in outcome}
+        if "ansible.builtin.assert" in task or "ansible.builtin.include_role" in task:
+            continue  # an assert prints its fail_msg; an include passes vars to tasks checked here
+        if secret.search(yaml.safe_dump(action)) and not task.get("no_log") and task.get("diff") is not False:
+            leaking.append(f"{where}: {task['name']}")
+    assert not leaking, leaking
