@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -416,9 +417,17 @@ def write_file(path: Path, text: str, mode: int = 0o644, group: str | None = Non
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(mode)
-        tmp.replace(path)
+        # Created with its final mode (a password file must never be world-readable, not even for the moment
+        # between writing and chmod, nor as a leftover); fchmod covers a stale temporary file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode & 0o600)
+        try:
+            os.fchmod(fd, mode & 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     path.chmod(mode)
     if group:
         set_group(path, group)
