@@ -51,6 +51,8 @@ HASH_BYTES = 64
 # connection, so the limit has 16x headroom and MqttLink refuses to send anything larger (docs/deployment.md).
 MAX_PACKET_BYTES = LINK_MAX_PACKET_BYTES
 BRIDGE_USER_PREFIX = "office-"
+# The secrets in ansible/inventory/example/group_vars/all/vault.yml.example: never accepted as a password.
+PLACEHOLDER = "change-me"
 
 
 class BrokerSetupError(WaitroomError, ValueError):
@@ -175,6 +177,11 @@ def check_passwords(cfg: Config, passwords: Mapping[str, object]) -> dict[str, s
         value = passwords.get(a.user) or (passwords.get(a.node) if a.node else None)
         if not isinstance(value, str) or not value:
             problems.append(f"{a.user}: no password (every node of office {cfg.office.id} needs one)")
+        elif value.startswith(PLACEHOLDER):
+            problems.append(
+                f"{a.user}: still the placeholder {value!r} of vault.yml.example "
+                "(make real passwords with `waitroom broker passwords`)"
+            )
         else:
             out[a.user] = value
     for user in passwords:

@@ -517,3 +517,31 @@ def test_tasks_that_handle_keys_or_passwords_are_no_log() -> None:
         if secret.search(yaml.safe_dump(action)) and not task.get("no_log") and task.get("diff") is not False:
             leaking.append(f"{where}: {task['name']}")
     assert not leaking, leaking
+
+
+def test_the_web_role_refuses_the_example_vaults_secret_key(tmp_path: Path) -> None:
+    """vault.yml.example's web secret, 'change-me-to-64-random-characters', is 33 characters long and
+    passed the role's only check (at least 32): copied unchanged, it became the production secret."""
+    vault = yaml.safe_load((ANSIBLE / "inventory/example/group_vars/all/vault.yml.example").read_text())
+    tasks = yaml.safe_load((ANSIBLE / "roles/web/tasks/main.yml").read_text())
+    check = next(t for t in tasks if t["name"] == "Check that the web app has a secret key")
+    (tmp_path / "play.yml").write_text(
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [check]}])
+    )
+
+    def check_key(key: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *(str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local"),
+                str(tmp_path / "play.yml"),
+                *("-e", json.dumps({"waitroom_web_secret_key": key})),
+            ],
+            capture_output=True,
+            text=True,
+            env=ansible_env(),
+            timeout=120,
+        )
+
+    refused = check_key(vault["vault_waitroom_web_secret_key"])
+    assert refused.returncode != 0 and "not the placeholder" in refused.stdout, refused.stdout
+    assert check_key("0123456789abcdef" * 4).returncode == 0
