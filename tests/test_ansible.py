@@ -545,3 +545,18 @@ def test_the_web_role_refuses_the_example_vaults_secret_key(tmp_path: Path) -> N
     refused = check_key(vault["vault_waitroom_web_secret_key"])
     assert refused.returncode != 0 and "not the placeholder" in refused.stdout, refused.stdout
     assert check_key("0123456789abcdef" * 4).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "mqtt-passwords.yaml",  # docs/deployment.md makes it in the checkout
+        "ansible/inventory/mitte/pki/ca.key",  # the office CA's key: only on the admin machine
+        "ansible/inventory/mitte/pki/nodes/disp-1.key",
+    ],
+)
+def test_secrets_the_documented_commands_make_in_the_checkout_are_ignored_by_git(path: str) -> None:
+    """docs/deployment.md writes the passwords and the PKI into the checkout (inventory/<office>/pki): a
+    `git add -A` of the new office committed the CA key and every password in clear."""
+    proc = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, capture_output=True, timeout=30)
+    assert proc.returncode == 0, f"{path} is not ignored by git"
