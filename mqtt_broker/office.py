@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ HASH_BYTES = 64
 # connection, so the limit has 16x headroom and MqttLink refuses to send anything larger (docs/deployment.md).
 MAX_PACKET_BYTES = LINK_MAX_PACKET_BYTES
 BRIDGE_USER_PREFIX = "office-"
+# The secrets in ansible/inventory/example/group_vars/all/vault.yml.example: never accepted as a password.
+PLACEHOLDER = "change-me"
 
 
 class BrokerSetupError(WaitroomError, ValueError):
@@ -174,6 +177,11 @@ def check_passwords(cfg: Config, passwords: Mapping[str, object]) -> dict[str, s
         value = passwords.get(a.user) or (passwords.get(a.node) if a.node else None)
         if not isinstance(value, str) or not value:
             problems.append(f"{a.user}: no password (every node of office {cfg.office.id} needs one)")
+        elif value.startswith(PLACEHOLDER):
+            problems.append(
+                f"{a.user}: still the placeholder {value!r} of vault.yml.example "
+                "(make real passwords with `waitroom broker passwords`)"
+            )
         else:
             out[a.user] = value
     for user in passwords:
@@ -416,9 +424,17 @@ def write_file(path: Path, text: str, mode: int = 0o644, group: str | None = Non
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(mode)
-        tmp.replace(path)
+        # Created with its final mode (a password file must never be world-readable, not even for the moment
+        # between writing and chmod, nor as a leftover); fchmod covers a stale temporary file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode & 0o600)
+        try:
+            os.fchmod(fd, mode & 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     path.chmod(mode)
     if group:
         set_group(path, group)

@@ -416,3 +416,147 @@ def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
     udev = (etc / "udev/rules.d/99-waitroom-printer.rules").read_text()
     assert 'GROUP="waitroom"' in udev
     json.dumps(sorted(stored))  # the facts are plain data (for the artifact)
+
+
+# ------------------------------------------------------------------- the pre-upgrade backup of the event log
+def _waitroom_task(name: str) -> dict[str, object]:
+    tasks = yaml.safe_load((ANSIBLE / "roles/waitroom/tasks/main.yml").read_text())
+    return next(t for t in tasks if t["name"] == name)
+
+
+@pytest.mark.parametrize(
+    ("controller", "expected"),
+    [
+        ({"database": "mitte.db"}, "/var/lib/waitroom/mitte.db"),
+        ({"database": "/srv/log/events.db"}, "/srv/log/events.db"),
+        (None, "/var/lib/waitroom/events.db"),
+    ],
+)
+def test_pre_upgrade_backup_finds_the_event_log_named_in_the_office_file(
+    tmp_path: Path, controller: dict[str, str] | None, expected: str
+) -> None:
+    """The example office keeps its log in mitte.db: the stat before the pre-upgrade backup looked for
+    events.db (a role default of its own), found nothing and silently skipped the backup; and the backup
+    command, run without --config, would have backed up events.db."""
+    office = yaml.safe_load((ANSIBLE / "inventory/example/office.yaml").read_text())
+    office.pop("controller", None)
+    if controller is not None:
+        office["controller"] = controller
+    (tmp_path / "office.yaml").write_text(yaml.safe_dump(office, allow_unicode=True))
+    stat = _waitroom_task("Look for the controller's event log")
+    check = [
+        {
+            "name": "path",
+            "ansible.builtin.debug": {"msg": stat["ansible.builtin.stat"]["path"]},
+            "vars": stat.get("vars", {}),
+        }
+    ]
+    (tmp_path / "play.yml").write_text(
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": check}])
+    )
+    proc = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            json.dumps(
+                {
+                    "waitroom_office_config": str(tmp_path / "office.yaml"),
+                    "waitroom_data_dir": "/var/lib/waitroom",
+                }
+            ),
+            str(tmp_path / "play.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(rf"msg: {re.escape(expected)}$", proc.stdout, re.M), proc.stdout
+    backup = _waitroom_task("Back up the event log before the upgrade")
+    argv = backup["ansible.builtin.command"]["argv"]
+    assert argv[argv.index("--config") + 1] == "{{ waitroom_config_dir }}/office.yaml"
+
+
+# ------------------------------------------------------------------------------ secrets in Ansible's output
+def _role_tasks() -> Iterator[tuple[str, dict[str, object]]]:
+    def walk(tasks: list[dict[str, object]] | None, where: str) -> Iterator[tuple[str, dict[str, object]]]:
+        for task in tasks or []:
+            if "block" in task:
+                yield from walk(task["block"], where)  # type: ignore[arg-type]
+            else:
+                yield where, task
+
+    for path in sorted((ANSIBLE / "roles").glob("*/tasks/*.yml")):
+        yield from walk(yaml.safe_load(path.read_text()), str(path.relative_to(ANSIBLE)))
+
+
+def test_tasks_that_handle_keys_or_passwords_are_no_log() -> None:
+    """`ansible-playbook --diff` prints the old and new text of every file a copy changes: a task that
+    copies a private key or writes a password must be no_log (the broker key was printed)."""
+    outcome = {
+        "name",
+        "notify",
+        "when",
+        "register",
+        "loop_control",
+        "changed_when",
+        "failed_when",
+        "check_mode",
+    }
+    secret = re.compile(r"\.key\b|password|secret", re.I)
+    leaking = []
+    for where, task in _role_tasks():
+        action = {k: v for k, v in task.items() if k not in outcome}
+        if "ansible.builtin.assert" in task or "ansible.builtin.include_role" in task:
+            continue  # an assert prints its fail_msg; an include passes vars to tasks checked here
+        if secret.search(yaml.safe_dump(action)) and not task.get("no_log") and task.get("diff") is not False:
+            leaking.append(f"{where}: {task['name']}")
+    assert not leaking, leaking
+
+
+def test_the_web_role_refuses_the_example_vaults_secret_key(tmp_path: Path) -> None:
+    """vault.yml.example's web secret, 'change-me-to-64-random-characters', is 33 characters long and
+    passed the role's only check (at least 32): copied unchanged, it became the production secret."""
+    vault = yaml.safe_load((ANSIBLE / "inventory/example/group_vars/all/vault.yml.example").read_text())
+    tasks = yaml.safe_load((ANSIBLE / "roles/web/tasks/main.yml").read_text())
+    check = next(t for t in tasks if t["name"] == "Check that the web app has a secret key")
+    (tmp_path / "play.yml").write_text(
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [check]}])
+    )
+
+    def check_key(key: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *(str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local"),
+                str(tmp_path / "play.yml"),
+                *("-e", json.dumps({"waitroom_web_secret_key": key})),
+            ],
+            capture_output=True,
+            text=True,
+            env=ansible_env(),
+            timeout=120,
+        )
+
+    refused = check_key(vault["vault_waitroom_web_secret_key"])
+    assert refused.returncode != 0 and "not the placeholder" in refused.stdout, refused.stdout
+    assert check_key("0123456789abcdef" * 4).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "mqtt-passwords.yaml",  # docs/deployment.md makes it in the checkout
+        "ansible/inventory/mitte/pki/ca.key",  # the office CA's key: only on the admin machine
+        "ansible/inventory/mitte/pki/nodes/disp-1.key",
+    ],
+)
+def test_secrets_the_documented_commands_make_in_the_checkout_are_ignored_by_git(path: str) -> None:
+    """docs/deployment.md writes the passwords and the PKI into the checkout (inventory/<office>/pki): a
+    `git add -A` of the new office committed the CA key and every password in clear."""
+    proc = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, capture_output=True, timeout=30)
+    assert proc.returncode == 0, f"{path} is not ignored by git"

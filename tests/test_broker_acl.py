@@ -8,11 +8,13 @@ contract does not grant (PUBACK reason code 135; a denied subscription receives 
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from mqtt_broker import office as gen
@@ -399,3 +402,26 @@ def test_missing_and_unknown_passwords_are_named() -> None:
     with pytest.raises(gen.BrokerSetupError) as err:
         gen.password_file(cfg, pw)
     assert "sb-1: no password" in str(err.value) and "ghost: not a node of office pw" in str(err.value)
+
+
+def test_the_placeholders_of_the_example_vault_are_refused(tmp_path: Path) -> None:
+    """An admin who copies vault.yml.example and forgets a password got a broker that accepted 'change-me'
+    for that node: the placeholder is refused, naming the node."""
+    from tests.conftest import ROOT
+
+    example = ROOT / "ansible/inventory/example"
+    vault = yaml.safe_load((example / "group_vars/all/vault.yml.example").read_text())
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps(vault["vault_waitroom_mqtt_passwords"]))
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "waitroom", "broker", "passwd"),
+            *("--config", str(example / "office.yaml"), "--passwords", str(passwords)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1 and not proc.stdout
+    for node in vault["vault_waitroom_mqtt_passwords"]:
+        assert f"{node}: still the placeholder 'change-me' of vault.yml.example" in proc.stderr

@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import stat
 import threading
@@ -228,3 +230,29 @@ def test_generated_config_and_acl_load_without_warnings(office: Office) -> None:
     assert [line for line in log.splitlines() if "warning" in line.lower()] == []
     conf = (office.folder / "mosquitto.conf").read_text()
     assert conf.count("use_username_as_clientid true") == 2, "both listeners bind client ids to users"
+
+
+def test_secret_files_are_never_world_readable_while_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write_file wrote the passwords (`waitroom broker passwords`, the password file, the bridge section with
+    the city password) with the umask's mode first and chmod-ed afterwards: for that moment, and for good
+    when the chmod failed or the process died in between, a world-readable copy lay next to the file."""
+    old_umask = os.umask(0o022)
+    real_chmod = Path.chmod
+
+    def chmod(self: Path, mode: int, **kw: object) -> None:
+        if self.name.endswith(".tmp"):
+            raise OSError("interrupted between writing and chmod")
+        real_chmod(self, mode, **kw)
+
+    monkeypatch.setattr(Path, "chmod", chmod)
+    try:
+        with contextlib.suppress(OSError):
+            gen.write_file(tmp_path / "mqtt-passwords.yaml", "disp-1: s3cret\n", mode=0o600)
+    finally:
+        os.umask(old_umask)
+    files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert files, "nothing written"
+    assert all(m & 0o077 == 0 for m in files.values()), {n: oct(m) for n, m in files.items()}
+    assert files == {"mqtt-passwords.yaml": 0o600}
