@@ -82,6 +82,18 @@ def test_booking_role_books_moves_and_cancels(app, controller):
     assert agent.get("/booking/c/NOSUCH").status_code == 302
 
 
+@pytest.mark.parametrize("slot", ["nan", "inf", "-inf", "1e20", "-1e20"])
+def test_a_slot_that_is_no_time_is_refused_with_a_clear_message(app, controller, slot):
+    """NaN, infinity or a number past any calendar: the page says to pick a time (it answered 500, turning
+    the refused slot into the day to show again), and nothing is booked."""
+    agent = client(app, "agent115")
+    r = post(agent, "/booking/book", {"service": "pass", "slot": slot}, follow_redirects=True)
+    assert r.status_code == 200 and "Bitte eine Dienstleistung und eine Uhrzeit wählen." in r.get_data(
+        as_text=True
+    )
+    assert not controller.office.state.appointments
+
+
 def test_checkin_on_the_status_page_and_at_the_counter(app, controller, node):
     web = node("web")
     soon = time.time() + 600

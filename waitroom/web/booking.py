@@ -107,10 +107,14 @@ def index() -> str:
 
 
 def _slot_field() -> float | None:
+    """The form's slot in epoch seconds, or None: also for NaN, infinity or a time no calendar of the office
+    shows (1e20), which the controller would refuse anyway but the page could not turn into a day."""
     try:
-        return float(request.form.get("slot", ""))
-    except ValueError:
+        slot = float(request.form.get("slot", ""))
+        _local(slot)
+    except (ValueError, OverflowError, OSError):
         return None
+    return slot
 
 
 @bp.post("/book")
