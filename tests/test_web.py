@@ -239,7 +239,10 @@ def test_admin_statistics_and_csv(app, admin, node):
     totals = {row[2]: row for row in rows if row[1] == "total"}
     assert totals["pass"][3:6] == ["2", "1", "1"]  # issued, served, no-show
     assert totals["melde"][3] == "1"
-    assert admin.get("/admin/stats?day=not-a-day").status_code == 400
+    for day in ("not-a-day", "2026-02-30", "9999-12-31"):  # 9999-12-31: 500 before (its end overflowed)
+        for path in ("/admin/stats", "/admin/stats.csv"):
+            r = admin.get(f"{path}?day={day}")
+            assert r.status_code == 400 and "„day“ fehlt oder ist ungültig" in r.get_data(as_text=True)
 
 
 def test_statistics_unavailable_elsewhere(cfg, controller, tmp_path):
