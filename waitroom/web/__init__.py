@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
@@ -49,6 +50,17 @@ def _ticket_previews(cfg: Config, data_dir: Path, default: str) -> Path:
     return Path(folder) if isinstance(folder, str) and folder else in_data_dir(data_dir, default)
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, but a body nested deeper than the decoder recurses is malformed JSON like any other
+    (``ValueError``: ``request.get_json(silent=True)`` gives None, a 400), not a RecursionError and a 500."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+
+
 def create_app(
     cfg: Config | None = None,
     *,
@@ -66,6 +78,7 @@ def create_app(
     # absolute: Flask resolves relative file paths against the package, not the working directory
     ddir = (Path(data_dir) if data_dir is not None else default_data_dir()).resolve()
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.config.update(
         SECRET_KEY=(test_config or {}).get("SECRET_KEY") or secret_key(settings, demo=demo),
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=settings.session_hours),
