@@ -355,6 +355,17 @@ def test_session_expires(app):
     assert "Expires=" in cookie and "HttpOnly" in cookie
 
 
+def test_the_public_api_sets_no_cookie(app, anon):
+    """An anonymous reader of the API or a status page gets no cookie (every answer set one, even the
+    ``Cache-Control: public`` one a shared cache may keep); a chosen language is still remembered."""
+    for path in ("/api/public", "/api/state", "/api/ticket/B001", "/api/ticket/ZZZZ"):
+        r = anon.get(path)
+        assert r.status_code in (200, 404) and "Set-Cookie" not in r.headers, (path, r.headers)
+    r = anon.get("/waiting?lang=ar")
+    assert "Expires=" in r.headers["Set-Cookie"]
+    assert 'lang="ar" dir="rtl"' in anon.get("/waiting").get_data(as_text=True)
+
+
 def test_demo_page_publishes_sim_presses(cfg, controller, tmp_path, node):
     from PIL import Image
 

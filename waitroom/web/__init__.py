@@ -188,17 +188,20 @@ def create_app(
     allowed_origins = tuple(settings.allowed_origins)
 
     @app.before_request
-    def _session_expiry() -> Any:
-        from flask import session
-
+    def _origin_and_language() -> Any:
         if security.origin_refused(allowed_origins):
             return _error_response(403, "bad_origin", common.tr("web.err.origin"))
-        session.permanent = True  # PERMANENT_SESSION_LIFETIME applies
         g.setdefault("lang_checked", common.lang())
         return None
 
     @app.after_request
     def _headers(resp: Any) -> Any:
+        from flask import session
+
+        # PERMANENT_SESSION_LIFETIME applies to a session with something in it (a login, a language, a form's
+        # CSRF token); an empty one sets no cookie: the public API and the status pages leave none behind
+        if session and not session.permanent:
+            session.permanent = True
         return security.security_headers(resp)
 
     def _error_response(code: int, err: str, message: str) -> Any:
