@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, render_template, request
-from flask.json.provider import DefaultJSONProvider
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
@@ -24,6 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from waitroom import __version__, config, i18n
 from waitroom.config import Config
 from waitroom.config import data_dir as config_data_dir
+from waitroom.flaskjson import JSONProvider
 from waitroom.web import common, security
 from waitroom.web.live import LiveOffice
 from waitroom.web.settings import in_data_dir, secret_key, web_settings
@@ -48,17 +48,6 @@ def _ticket_previews(cfg: Config, data_dir: Path, default: str) -> Path:
     """The dispenser's PNG preview folder: printer.preview.folder if configured, else web.ticket_previews."""
     folder = (cfg.printer.get("preview") or {}).get("folder") if isinstance(cfg.printer, dict) else None
     return Path(folder) if isinstance(folder, str) and folder else in_data_dir(data_dir, default)
-
-
-class JSONProvider(DefaultJSONProvider):
-    """Flask's JSON, but a body nested deeper than the decoder recurses is malformed JSON like any other
-    (``ValueError``: ``request.get_json(silent=True)`` gives None, a 400), not a RecursionError and a 500."""
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        try:
-            return super().loads(s, **kwargs)
-        except RecursionError as exc:
-            raise ValueError("JSON nested too deeply") from exc
 
 
 def create_app(
