@@ -123,6 +123,21 @@ def test_checkin_on_the_status_page_and_at_the_counter(app, controller, node):
     assert f"{number} aufgerufen" in r.get_data(as_text=True)  # the flash of the call
 
 
+@pytest.mark.parametrize(("code", "status"), [("NOSUCH1", 404), ("", 400), ("x" * 41, 400)])
+def test_a_checkin_error_is_at_the_field(app, controller, code, status):
+    """The error is read with the code field (aria-invalid, described by the message, focused on load), not
+    only as a message at the top of a page whose focus starts again at the top."""
+    r = post(app.test_client(), "/checkin", {"code": code})
+    html = r.get_data(as_text=True)
+    assert r.status_code == status
+    error = re.search(r'<p class="flash error" id="code-error" role="alert">([^<]+)</p>', html)
+    assert error and error.group(1).strip(), html
+    field = re.search(r"<input id=\"code\"[^>]*>", html).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="code-error code-help"' in field
+    assert "autofocus" in field
+    assert html.count(error.group(1)) == 1  # said once (not again as a flash at the top)
+
+
 def test_statistics_show_appointment_outcomes(app, controller, node):
     web = node("web")
     now = time.time()
