@@ -123,6 +123,40 @@ def test_checkin_on_the_status_page_and_at_the_counter(app, controller, node):
     assert f"{number} aufgerufen" in r.get_data(as_text=True)  # the flash of the call
 
 
+FORM_RE = re.compile(r'name="form" value="([^"]+)"')
+
+
+def test_the_same_booking_form_sent_twice_books_once(app, controller):
+    """A double click on "book" (or the browser sending the POST again) is one appointment, not two: the
+    form's id is the command's request id, and the controller answers it again with the first booking."""
+    agent = client(app, "agent115")
+    page = agent.get("/booking/?service=pass").get_data(as_text=True)
+    form, slot = FORM_RE.search(page).group(1), SLOT_RE.findall(page)[0]
+    first = post(agent, "/booking/book", {"service": "pass", "slot": slot, "form": form})
+    again = post(agent, "/booking/book", {"service": "pass", "slot": slot, "form": form})
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    assert len(controller.office.state.appointments) == 1
+    # the next page is a new form: a second booking of the same slot is one more appointment
+    form2 = FORM_RE.search(agent.get("/booking/?service=pass").get_data(as_text=True)).group(1)
+    assert form2 != form
+    assert post(agent, "/booking/book", {"service": "pass", "slot": slot, "form": form2}).status_code == 302
+    assert len(controller.office.state.appointments) == 2
+    # the old form sent with another slot: refused with a clear message, nothing booked
+    other = SLOT_RE.findall(page)[1]
+    r = post(agent, "/booking/book", {"service": "pass", "slot": other, "form": form}, follow_redirects=True)
+    assert "Dieses Formular wurde schon mit anderen Angaben gesendet" in r.get_data(as_text=True)
+    assert len(controller.office.state.appointments) == 2
+    # moving twice with one form: one move
+    code = first.headers["Location"].rsplit("/", 1)[1]
+    page = agent.get(f"/booking/?move={code}&service=pass").get_data(as_text=True)
+    form3 = FORM_RE.search(page).group(1)
+    for _ in range(2):
+        r = post(agent, f"/booking/c/{code}/move", {"service": "pass", "slot": other, "form": form3})
+        assert r.status_code == 302 and r.headers["Location"].endswith(f"/booking/c/{code}")
+    assert controller.office.state.appointments[code].slot == float(other)
+
+
 @pytest.mark.parametrize(("code", "status"), [("NOSUCH1", 404), ("", 400), ("x" * 41, 400)])
 def test_a_checkin_error_is_at_the_field(app, controller, code, status):
     """The error is read with the code field (aria-invalid, described by the message, focused on load), not

@@ -191,16 +191,16 @@ class CommandResult:
         return json_error(self.status, self.code, self.message)
 
 
-def run_command(op: str, args: dict[str, Any]) -> CommandResult:
+def run_command(op: str, args: dict[str, Any], request_id: str | None = None) -> CommandResult:
     """Send ``op`` as the web node and wait until the office copy includes its effect (the reply's seq);
     controller errors and timeouts become a CommandResult. The result carries that seq and, for a counter
-    action, the counter's new state."""
+    action, the counter's new state. ``request_id``: see ``LiveOffice.act``."""
     lv = live()
     user = current_user()
     if not lv.online:
         return CommandResult(False, code="unavailable", message=tr("web.err.offline"), status=503)
     try:
-        result, seq = lv.act(op, args)
+        result, seq = lv.act(op, args, request_id=request_id)
     except CommandFailed as exc:
         key = f"web.err.{exc.code}"
         message = tr(key) if key in _known_keys() else exc.message
