@@ -123,6 +123,20 @@ def test_checkin_on_the_status_page_and_at_the_counter(app, controller, node):
     assert f"{number} aufgerufen" in r.get_data(as_text=True)  # the flash of the call
 
 
+def test_a_note_is_not_written_to_the_web_log(app, controller, caplog):
+    """The note is free text (the page asks for no names, but someone may type one): the controller keeps it
+    with the booking, the web's log only says how long it was (it logged the whole note)."""
+    agent = client(app, "agent115")
+    slot = SLOT_RE.findall(agent.get("/booking/?service=pass").get_data(as_text=True))[0]
+    with caplog.at_level("INFO", logger="waitroom"):
+        r = post(
+            agent, "/booking/book", {"service": "pass", "slot": slot, "note": "Erika Musterfrau Dolmetsch"}
+        )
+    assert r.status_code == 302 and "/booking/c/" in r.headers["Location"]
+    assert "appointment.book" in caplog.text and "<26 characters>" in caplog.text
+    assert "Musterfrau" not in caplog.text
+
+
 FORM_RE = re.compile(r'name="form" value="([^"]+)"')
 
 

@@ -214,9 +214,20 @@ def run_command(op: str, args: dict[str, Any], request_id: str | None = None) ->
     except RequestTimeout:
         log.warning("%s by %s: controller did not answer", op, user.name if user else "-")
         return CommandResult(False, code="timeout", message=tr("web.err.timeout"), status=503)
-    log.info("%s %s by %s (seq %d)", op, args, user.name if user else "-", seq)
+    log.info("%s %s by %s (seq %d)", op, loggable(args), user.name if user else "-", seq)
     counter = lv.counter_state(args["counter"]) if isinstance(args.get("counter"), str) else None
     return CommandResult(True, result, seq=seq, counter=counter)
+
+
+FREE_TEXT = frozenset({"note"})  # what a person typed in freely: it may name someone, whatever the form says
+
+
+def loggable(args: dict[str, Any]) -> dict[str, Any]:
+    """A command's arguments for the log: free text only by its length (the event log keeps the note where
+    the office allows notes; the web's log is not another copy of it)."""
+    return {
+        k: f"<{len(v)} characters>" if k in FREE_TEXT and isinstance(v, str) else v for k, v in args.items()
+    }
 
 
 def _known_keys() -> set[str]:
