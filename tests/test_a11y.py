@@ -243,3 +243,41 @@ def test_keyboard_reaches_every_control_in_order(server, browser, node):
         page.keyboard.press("Tab")
         page.keyboard.press("Enter")
         assert page.evaluate("document.activeElement.id") == "main", path
+
+
+FOCUS_RING = """() => { const e = document.activeElement, s = getComputedStyle(e);
+  let p = e.parentElement, bg = 'rgb(255, 255, 255)';
+  for (; p; p = p.parentElement) {
+    const b = getComputedStyle(p).backgroundColor;
+    if (b !== 'rgba(0, 0, 0, 0)' && b !== 'transparent') { bg = b; break; }
+  }
+  return [e.outerHTML.slice(0, 60), s.outlineStyle, s.outlineColor, bg]; }"""
+
+
+def contrast(a: str, b: str) -> float:
+    def luminance(rgb: str) -> float:
+        channels = [int(x) / 255 for x in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]]
+        r, g, b_ = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b_
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_focus_ring_stands_out_from_its_background(server, browser, node):
+    """WCAG 1.4.11: the keyboard focus outline has 3:1 against the background around the focused control, in
+    the blue header and on the white page and grey cards (the amber outline alone had 1.6:1 there)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    login(page, server)
+    weak = {}
+    for path in ["/checkin?lang=ar", "/booking/?service=pass&lang=de", "/login?lang=de", "/staff/c1?lang=de"]:
+        page.goto(f"{server}{path}")
+        page.wait_for_load_state("networkidle")
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            what, style, ring, bg = page.evaluate(FOCUS_RING)
+            if what.startswith("<body"):
+                break
+            if style == "none" or contrast(ring, bg) < 3:
+                weak[f"{path} {what}"] = (style, ring, bg)
+    assert weak == {}, weak

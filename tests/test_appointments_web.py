@@ -82,6 +82,18 @@ def test_booking_role_books_moves_and_cancels(app, controller):
     assert agent.get("/booking/c/NOSUCH").status_code == 302
 
 
+@pytest.mark.parametrize("slot", ["nan", "inf", "-inf", "1e20", "-1e20"])
+def test_a_slot_that_is_no_time_is_refused_with_a_clear_message(app, controller, slot):
+    """NaN, infinity or a number past any calendar: the page says to pick a time (it answered 500, turning
+    the refused slot into the day to show again), and nothing is booked."""
+    agent = client(app, "agent115")
+    r = post(agent, "/booking/book", {"service": "pass", "slot": slot}, follow_redirects=True)
+    assert r.status_code == 200 and "Bitte eine Dienstleistung und eine Uhrzeit wählen." in r.get_data(
+        as_text=True
+    )
+    assert not controller.office.state.appointments
+
+
 def test_checkin_on_the_status_page_and_at_the_counter(app, controller, node):
     web = node("web")
     soon = time.time() + 600
@@ -109,6 +121,69 @@ def test_checkin_on_the_status_page_and_at_the_counter(app, controller, node):
     assert controller.office.state.counters["c1"].current is not None
     assert controller.office.state.tickets[controller.office.state.counters["c1"].current].number == number
     assert f"{number} aufgerufen" in r.get_data(as_text=True)  # the flash of the call
+
+
+def test_a_note_is_not_written_to_the_web_log(app, controller, caplog):
+    """The note is free text (the page asks for no names, but someone may type one): the controller keeps it
+    with the booking, the web's log only says how long it was (it logged the whole note)."""
+    agent = client(app, "agent115")
+    slot = SLOT_RE.findall(agent.get("/booking/?service=pass").get_data(as_text=True))[0]
+    with caplog.at_level("INFO", logger="waitroom"):
+        r = post(
+            agent, "/booking/book", {"service": "pass", "slot": slot, "note": "Erika Musterfrau Dolmetsch"}
+        )
+    assert r.status_code == 302 and "/booking/c/" in r.headers["Location"]
+    assert "appointment.book" in caplog.text and "<26 characters>" in caplog.text
+    assert "Musterfrau" not in caplog.text
+
+
+FORM_RE = re.compile(r'name="form" value="([^"]+)"')
+
+
+def test_the_same_booking_form_sent_twice_books_once(app, controller):
+    """A double click on "book" (or the browser sending the POST again) is one appointment, not two: the
+    form's id is the command's request id, and the controller answers it again with the first booking."""
+    agent = client(app, "agent115")
+    page = agent.get("/booking/?service=pass").get_data(as_text=True)
+    form, slot = FORM_RE.search(page).group(1), SLOT_RE.findall(page)[0]
+    first = post(agent, "/booking/book", {"service": "pass", "slot": slot, "form": form})
+    again = post(agent, "/booking/book", {"service": "pass", "slot": slot, "form": form})
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    assert len(controller.office.state.appointments) == 1
+    # the next page is a new form: a second booking of the same slot is one more appointment
+    form2 = FORM_RE.search(agent.get("/booking/?service=pass").get_data(as_text=True)).group(1)
+    assert form2 != form
+    assert post(agent, "/booking/book", {"service": "pass", "slot": slot, "form": form2}).status_code == 302
+    assert len(controller.office.state.appointments) == 2
+    # the old form sent with another slot: refused with a clear message, nothing booked
+    other = SLOT_RE.findall(page)[1]
+    r = post(agent, "/booking/book", {"service": "pass", "slot": other, "form": form}, follow_redirects=True)
+    assert "Dieses Formular wurde schon mit anderen Angaben gesendet" in r.get_data(as_text=True)
+    assert len(controller.office.state.appointments) == 2
+    # moving twice with one form: one move
+    code = first.headers["Location"].rsplit("/", 1)[1]
+    page = agent.get(f"/booking/?move={code}&service=pass").get_data(as_text=True)
+    form3 = FORM_RE.search(page).group(1)
+    for _ in range(2):
+        r = post(agent, f"/booking/c/{code}/move", {"service": "pass", "slot": other, "form": form3})
+        assert r.status_code == 302 and r.headers["Location"].endswith(f"/booking/c/{code}")
+    assert controller.office.state.appointments[code].slot == float(other)
+
+
+@pytest.mark.parametrize(("code", "status"), [("NOSUCH1", 404), ("", 400), ("x" * 41, 400)])
+def test_a_checkin_error_is_at_the_field(app, controller, code, status):
+    """The error is read with the code field (aria-invalid, described by the message, focused on load), not
+    only as a message at the top of a page whose focus starts again at the top."""
+    r = post(app.test_client(), "/checkin", {"code": code})
+    html = r.get_data(as_text=True)
+    assert r.status_code == status
+    error = re.search(r'<p class="flash error" id="code-error" role="alert">([^<]+)</p>', html)
+    assert error and error.group(1).strip(), html
+    field = re.search(r"<input id=\"code\"[^>]*>", html).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="code-error code-help"' in field
+    assert "autofocus" in field
+    assert html.count(error.group(1)) == 1  # said once (not again as a flash at the top)
 
 
 def test_statistics_show_appointment_outcomes(app, controller, node):

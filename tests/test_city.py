@@ -354,11 +354,11 @@ def test_behind_a_reverse_proxy_each_client_has_its_own_limit() -> None:
 def test_page_is_german_first_and_ordered(client_view) -> None:
     client, _ = client_view
     html = client.get("/?service=pass").get_data(as_text=True)
-    assert '<html lang="de">' in html and 'label for="service"' in html
+    assert '<html lang="de" dir="ltr">' in html and 'label for="service"' in html
     assert html.index('data-office="o1"') < html.index('data-office="o0"')
     assert "ca. 10 Min." in html and "Wartezeiten der Bürgerbüros" in html
     en = client.get("/?service=pass&lang=en").get_data(as_text=True)
-    assert '<html lang="en">' in en and "approx. 10 min" in en
+    assert '<html lang="en" dir="ltr">' in en and "approx. 10 min" in en
     overview = client.get("/").get_data(as_text=True)
     assert "Bürgerbüro 0" in overview and "Empfehlung: Bürgerbüro 1 (ca. 10 Min.)" in overview
     r = client.get("/?service=nosuch")
@@ -421,3 +421,34 @@ def test_hours_and_time_zone_can_come_from_the_public_waits() -> None:
     assert (entry["open_now"], entry["hours_today"], entry["timezone"]) == (False, None, "UTC")
     assert entry["hours"] is None
     jsonschema.validate(view.document(NOW), schema("offices"))
+
+
+def test_the_city_page_in_arabic_runs_right_to_left(client_view) -> None:
+    """lang and dir together: an Arabic page (and its error page) marked ``dir="rtl"``, not laid out left to
+    right like a German one (it only had ``lang``)."""
+    client, _ = client_view
+    assert '<html lang="ar" dir="rtl">' in client.get("/?lang=ar").get_data(as_text=True)
+    r = client.get("/?service=nosuch&lang=ar")
+    assert r.status_code == 404 and '<html lang="ar" dir="rtl">' in r.get_data(as_text=True)
+    assert '<html lang="de" dir="ltr">' in client.get("/?lang=de").get_data(as_text=True)
+
+
+def test_a_reservation_body_nested_too_deeply_is_a_400(tmp_path: Path) -> None:
+    """``[[[...]]]`` some thousand levels deep (far below any size limit) made the JSON decoder raise
+    RecursionError: a 500 and a traceback. It is malformed JSON: 400 ``bad_request`` like any other."""
+    from types import SimpleNamespace
+
+    token = "a-city-back-end-token-0123456789abcdef"
+    (tmp_path / "tokens").write_text(f"{token}\n")
+    cfg = make_cfg()
+    rules = cfg.remote_tickets.model_copy(update={"enabled": True, "token_file": str(tmp_path / "tokens")})
+    cfg = cfg.model_copy(update={"remote_tickets": rules})
+    app = create_app(cfg, CityView(cfg, clock=lambda: NOW), service=SimpleNamespace(commands=object()))
+    client = app.test_client()
+    for body in ("[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000):
+        r = client.post(
+            "/api/v1/offices/o0/reservations",
+            data=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_request"

@@ -239,7 +239,10 @@ def test_admin_statistics_and_csv(app, admin, node):
     totals = {row[2]: row for row in rows if row[1] == "total"}
     assert totals["pass"][3:6] == ["2", "1", "1"]  # issued, served, no-show
     assert totals["melde"][3] == "1"
-    assert admin.get("/admin/stats?day=not-a-day").status_code == 400
+    for day in ("not-a-day", "2026-02-30", "9999-12-31"):  # 9999-12-31: 500 before (its end overflowed)
+        for path in ("/admin/stats", "/admin/stats.csv"):
+            r = admin.get(f"{path}?day={day}")
+            assert r.status_code == 400 and "„day“ fehlt oder ist ungültig" in r.get_data(as_text=True)
 
 
 def test_statistics_unavailable_elsewhere(cfg, controller, tmp_path):
@@ -350,6 +353,17 @@ def test_session_expires(app):
     r = login(c, "anna")
     cookie = r.headers.get("Set-Cookie", "")
     assert "Expires=" in cookie and "HttpOnly" in cookie
+
+
+def test_the_public_api_sets_no_cookie(app, anon):
+    """An anonymous reader of the API or a status page gets no cookie (every answer set one, even the
+    ``Cache-Control: public`` one a shared cache may keep); a chosen language is still remembered."""
+    for path in ("/api/public", "/api/state", "/api/ticket/B001", "/api/ticket/ZZZZ"):
+        r = anon.get(path)
+        assert r.status_code in (200, 404) and "Set-Cookie" not in r.headers, (path, r.headers)
+    r = anon.get("/waiting?lang=ar")
+    assert "Expires=" in r.headers["Set-Cookie"]
+    assert 'lang="ar" dir="rtl"' in anon.get("/waiting").get_data(as_text=True)
 
 
 def test_demo_page_publishes_sim_presses(cfg, controller, tmp_path, node):

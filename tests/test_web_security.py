@@ -205,6 +205,10 @@ def test_speech_has_its_own_tighter_limit(app):
         ("/admin/whatif.json", "[1]", "application/json"),
         ("/admin/whatif.json", '"text"', "application/json"),
         ("/api/counter/c1/pause", '{"reason": ["x"]}', "application/json"),
+        # nested deeper than Python's JSON decoder recurses (RecursionError, not ValueError: a 500 before)
+        ("/api/counter/c1/next", "[" * 5000 + "]" * 5000, "application/json"),
+        ("/demo/press/counter-1", '{"a":' * 5000 + "1" + "}" * 5000, "application/json"),
+        ("/admin/whatif.json", "[" * 5000 + "]" * 5000, "application/json"),
     ],
 )
 def test_malformed_bodies_are_400(app, path, body, ctype):

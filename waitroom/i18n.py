@@ -215,6 +215,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("web.err.slot_unavailable"),
     N_("web.err.appointment_exists"),
     N_("web.err.appointment_cancelled"),
+    N_("web.err.duplicate"),
     N_("web.ok.called"),
     N_("web.ok.served"),
     N_("web.ok.no_show"),

@@ -30,7 +30,8 @@ from waitroom.city.config import CityConfig
 from waitroom.city.remote import authorized, client_of, load_tokens, reservation, reserve
 from waitroom.city.view import CityView
 from waitroom.config import WEEKDAYS
-from waitroom.i18n import LANGUAGES, t
+from waitroom.flaskjson import JSONProvider
+from waitroom.i18n import LANGUAGES, t, text_dir
 
 SCHEMAS = Path(__file__).with_name("schemas")
 SCHEMA_NAMES = ("offices", "service", "open-data", "recommendation")
@@ -82,6 +83,7 @@ def _etag_response(data: Any, cache_control: str) -> Response:
 def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask:
     """The Flask app over a live ``CityView`` (``service``: the running CityService, for /healthz)."""
     app = Flask(__name__, template_folder=str(Path(__file__).with_name("templates")))
+    app.json = JSONProvider(app)  # a body nested too deeply is a 400, not a RecursionError
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     if cfg.web.proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -114,6 +116,7 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
         html = render_template(
             "city_error.html",
             lang=lg,
+            dir=text_dir(lg),
             status=status,
             title=t("city.title", lg),
             message=exc.description or code,
@@ -205,6 +208,7 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
         now = view.clock()
         ctx = {
             "lang": lg,
+            "dir": text_dir(lg),
             "t": lambda key, **v: t(key, lg, **v),
             "text": lambda texts: (texts or {}).get(lg) or (texts or {}).get("de", ""),
             "services": [(s, names[s]) for s in view.service_ids()],

@@ -23,6 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from waitroom import __version__, config, i18n
 from waitroom.config import Config
 from waitroom.config import data_dir as config_data_dir
+from waitroom.flaskjson import JSONProvider
 from waitroom.web import common, security
 from waitroom.web.live import LiveOffice
 from waitroom.web.settings import in_data_dir, secret_key, web_settings
@@ -66,6 +67,7 @@ def create_app(
     # absolute: Flask resolves relative file paths against the package, not the working directory
     ddir = (Path(data_dir) if data_dir is not None else default_data_dir()).resolve()
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.config.update(
         SECRET_KEY=(test_config or {}).get("SECRET_KEY") or secret_key(settings, demo=demo),
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=settings.session_hours),
@@ -175,17 +177,20 @@ def create_app(
     allowed_origins = tuple(settings.allowed_origins)
 
     @app.before_request
-    def _session_expiry() -> Any:
-        from flask import session
-
+    def _origin_and_language() -> Any:
         if security.origin_refused(allowed_origins):
             return _error_response(403, "bad_origin", common.tr("web.err.origin"))
-        session.permanent = True  # PERMANENT_SESSION_LIFETIME applies
         g.setdefault("lang_checked", common.lang())
         return None
 
     @app.after_request
     def _headers(resp: Any) -> Any:
+        from flask import session
+
+        # PERMANENT_SESSION_LIFETIME applies to a session with something in it (a login, a language, a form's
+        # CSRF token); an empty one sets no cookie: the public API and the status pages leave none behind
+        if session and not session.permanent:
+            session.permanent = True
         return security.security_headers(resp)
 
     def _error_response(code: int, err: str, message: str) -> Any:

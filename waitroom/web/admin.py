@@ -4,12 +4,22 @@ statistics with charts and CSV export. Admin role required.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 
 import yaml
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from waitroom.web import stats
 from waitroom.web.common import cfg, lang, live, login_required, run_command, tr, users
@@ -79,9 +89,10 @@ def intake(service: str) -> Response:
 def _day_arg() -> str:
     day = request.args.get("day") or cfg().office.today(time.time())
     try:
-        dt.date.fromisoformat(day)
-    except ValueError:
-        abort(400)
+        stats.day_bounds(cfg(), day)  # also a day whose end no calendar has (9999-12-31)
+    except (ValueError, OverflowError):
+        message = tr("web.err.field", field="day")
+        abort(make_response(render_template("error.html", code=400, message=message), 400))
     return day
 
 

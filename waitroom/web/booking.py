@@ -13,6 +13,8 @@ import base64
 import datetime as dt
 import io
 import logging
+import re
+import secrets
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -103,14 +105,30 @@ def index() -> str:
         notes=cfg().appointments.notes,
         note_max=cfg().appointments.note_max,
         online=live().online,
+        form_id=secrets.token_urlsafe(18),
     )
 
 
+FORM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
+
+
+def _form_request(kind: str) -> str | None:
+    """The request id of a booking form as rendered (its hidden ``form`` field, new on every page): the same
+    form sent twice (a double click, a reload of the POST) is one booking, not two (the controller answers a
+    repeated request id with its first reply)."""
+    value = request.form.get("form")
+    return f"{kind}-{value}" if isinstance(value, str) and FORM_ID_RE.match(value) else None
+
+
 def _slot_field() -> float | None:
+    """The form's slot in epoch seconds, or None: also for NaN, infinity or a time no calendar of the office
+    shows (1e20), which the controller would refuse anyway but the page could not turn into a day."""
     try:
-        return float(request.form.get("slot", ""))
-    except ValueError:
+        slot = float(request.form.get("slot", ""))
+        _local(slot)
+    except (ValueError, OverflowError, OSError):
         return None
+    return slot
 
 
 @bp.post("/book")
@@ -124,7 +142,7 @@ def book() -> Response:
     note = (request.form.get("note") or "").strip()
     if note and cfg().appointments.notes:
         args["note"] = note
-    res = run_command("appointment.book", args)
+    res = run_command("appointment.book", args, request_id=_form_request("book"))
     if not res.ok:
         flash(res.message, "error")
         return redirect(url_for("booking.index", service=service, day=_local(slot).date().isoformat()))
@@ -179,7 +197,7 @@ def move(code: str) -> Response:
     args: dict[str, Any] = {"code": norm, "slot": slot, "check_slot": True}
     if service:
         args["service"] = service
-    res = run_command("appointment.move", args)
+    res = run_command("appointment.move", args, request_id=_form_request("move"))
     if not res.ok:
         flash(res.message, "error")
         return redirect(url_for("booking.index", move=norm, service=service))

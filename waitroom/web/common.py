@@ -191,16 +191,16 @@ class CommandResult:
         return json_error(self.status, self.code, self.message)
 
 
-def run_command(op: str, args: dict[str, Any]) -> CommandResult:
+def run_command(op: str, args: dict[str, Any], request_id: str | None = None) -> CommandResult:
     """Send ``op`` as the web node and wait until the office copy includes its effect (the reply's seq);
     controller errors and timeouts become a CommandResult. The result carries that seq and, for a counter
-    action, the counter's new state."""
+    action, the counter's new state. ``request_id``: see ``LiveOffice.act``."""
     lv = live()
     user = current_user()
     if not lv.online:
         return CommandResult(False, code="unavailable", message=tr("web.err.offline"), status=503)
     try:
-        result, seq = lv.act(op, args)
+        result, seq = lv.act(op, args, request_id=request_id)
     except CommandFailed as exc:
         key = f"web.err.{exc.code}"
         message = tr(key) if key in _known_keys() else exc.message
@@ -214,9 +214,20 @@ def run_command(op: str, args: dict[str, Any]) -> CommandResult:
     except RequestTimeout:
         log.warning("%s by %s: controller did not answer", op, user.name if user else "-")
         return CommandResult(False, code="timeout", message=tr("web.err.timeout"), status=503)
-    log.info("%s %s by %s (seq %d)", op, args, user.name if user else "-", seq)
+    log.info("%s %s by %s (seq %d)", op, loggable(args), user.name if user else "-", seq)
     counter = lv.counter_state(args["counter"]) if isinstance(args.get("counter"), str) else None
     return CommandResult(True, result, seq=seq, counter=counter)
+
+
+FREE_TEXT = frozenset({"note"})  # what a person typed in freely: it may name someone, whatever the form says
+
+
+def loggable(args: dict[str, Any]) -> dict[str, Any]:
+    """A command's arguments for the log: free text only by its length (the event log keeps the note where
+    the office allows notes; the web's log is not another copy of it)."""
+    return {
+        k: f"<{len(v)} characters>" if k in FREE_TEXT and isinstance(v, str) else v for k, v in args.items()
+    }
 
 
 def _known_keys() -> set[str]:

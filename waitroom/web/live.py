@@ -359,18 +359,25 @@ class LiveOffice:
         return self.runtime.request(op, args, timeout=timeout, retries=retries)
 
     def act(
-        self, op: str, args: dict[str, Any] | None = None, *, timeout: float = 2.0, retries: int = 1
+        self,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float = 2.0,
+        retries: int = 1,
+        request_id: str | None = None,
     ) -> tuple[dict[str, Any], int]:
         """A staff action: send it, then wait until the office copy includes its effect.
 
         Returns ``(result, seq)``. The reply's ``seq`` (top level or in the result) is the state that holds
         the effect; a controller that does not send one yet is waited for until a newer state arrives
-        (at most 1 s: an action without effect publishes none).
+        (at most 1 s: an action without effect publishes none). ``request_id``: the command's id, for a form
+        that may be sent twice (the controller answers the same id with its first reply, doing nothing again).
         """
         from waitroom.errors import CommandFailed
 
         before = self.seq
-        reply = self.runtime.request_reply(op, args, timeout=timeout, retries=retries)
+        reply = self.runtime.request_reply(op, args, timeout=timeout, retries=retries, request_id=request_id)
         if not reply.get("ok"):
             err = reply.get("error") or {}
             raise CommandFailed(str(err.get("code", "internal")), str(err.get("message", "")))

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from waitroom.errors import CommandFailed, RequestTimeout
@@ -205,9 +205,10 @@ def checkin() -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("checkin.html", code=request.args.get("code", "")[:40])
     code = request.form.get("code")
+    # an error is shown at the field (aria-invalid, described by it, focused), so a screen reader reads it
+    # with the field instead of a page that starts again at the top
     if not isinstance(code, str) or not code.strip() or len(code) > 40:
-        flash(tr("web.ticket.checkin_code_missing"), "error")
-        return render_template("checkin.html", code=""), 400
+        return render_template("checkin.html", code="", error=tr("web.ticket.checkin_code_missing")), 400
     res = run_command("appointment.checkin", {"code": code})
     if not res.ok:
         key = {
@@ -215,6 +216,6 @@ def checkin() -> str | Response | tuple[str, int]:
             "appointment_expired": N_("web.ticket.checkin_expired"),
             "appointment_cancelled": N_("web.ticket.checkin_cancelled"),
         }.get(res.code)
-        flash(tr(key) if key else res.message, "error")
-        return render_template("checkin.html", code=code.strip()[:40]), res.status
+        error = tr(key) if key else res.message
+        return render_template("checkin.html", code=code.strip()[:40], error=error), res.status
     return redirect(url_for("public.ticket_page", ticket_id=res.result["ticket"]["id"]))
