@@ -448,3 +448,20 @@ def test_cli_create_admin(tmp_path, monkeypatch, capsys):
     assert (
         main(["web", "add-user", "--data-dir", str(tmp_path), "--username", "x1", "--counters", "c99"]) == 1
     )
+
+
+def test_a_language_link_keeps_the_page_s_query(app, anon):
+    """Switching language keeps the page's query: the check-in page opened from a booking's link keeps its
+    code (the link was ``?lang=tr`` alone, so a citizen who needed another language lost it)."""
+    import html
+    import re
+
+    page = anon.get("/checkin?code=X3NERJ&lang=de").get_data(as_text=True)
+    links = {
+        m.group(2): html.unescape(m.group(1))
+        for m in re.finditer(r'<a href="([^"]*)" lang="([^"]+)" dir="[^"]+" hreflang=', page)
+    }
+    assert links["tr"] == "?code=X3NERJ&lang=tr" and links["ar"] == "?code=X3NERJ&lang=ar"
+    assert 'value="X3NERJ"' in anon.get(links["tr"].replace("?", "/checkin?")).get_data(as_text=True)
+    hostile = anon.get('/waiting?x="><script>&lang=de').get_data(as_text=True)
+    assert "<script>" not in hostile and "x=%22%3E%3Cscript%3E&amp;lang=en" in hostile

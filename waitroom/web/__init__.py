@@ -172,7 +172,16 @@ def create_app(
             "languages": common.languages(),
             "language_names": i18n.LANGUAGE_NAMES,
             "text_dir": i18n.text_dir,
+            "lang_href": _lang_href,
         }
+
+    def _lang_href(code: str) -> str:
+        """This page in another language: its query kept (a check-in code, the booking page's day), lang
+        replaced."""
+        from urllib.parse import urlencode
+
+        kept = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+        return "?" + urlencode([*kept, ("lang", code)])
 
     allowed_origins = tuple(settings.allowed_origins)
 
