@@ -186,6 +186,19 @@ def test_a_checkin_error_is_at_the_field(app, controller, code, status):
     assert html.count(error.group(1)) == 1  # said once (not again as a flash at the top)
 
 
+def test_a_checkin_that_fails_for_another_reason_is_said_in_the_citizen_s_language(app, controller):
+    """The check-in page is a citizen's: a refusal without a text of its own (here: no controller to answer)
+    is a general text in the chosen language, not the controller's English message."""
+    client = app.test_client()
+    client.get("/checkin?lang=tr")
+    controller.stop()
+    r = post(client, "/checkin", {"code": "X3NERJ"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 503
+    assert "Lütfen birazdan tekrar deneyin veya danışmaya sorun." in html
+    assert 'lang="tr"' in html
+
+
 def test_statistics_show_appointment_outcomes(app, controller, node):
     web = node("web")
     now = time.time()

@@ -211,11 +211,15 @@ def checkin() -> str | Response | tuple[str, int]:
         return render_template("checkin.html", code="", error=tr("web.ticket.checkin_code_missing")), 400
     res = run_command("appointment.checkin", {"code": code})
     if not res.ok:
+        # a citizen reads this in their language: every refusal has a text of its own or a general one (the
+        # controller's message, in English, is in the log)
         key = {
             "unknown_appointment": N_("web.ticket.checkin_unknown"),
+            "unknown_reservation": N_("web.ticket.checkin_unknown"),
             "appointment_expired": N_("web.ticket.checkin_expired"),
             "appointment_cancelled": N_("web.ticket.checkin_cancelled"),
-        }.get(res.code)
-        error = tr(key) if key else res.message
+            "office_closed": N_("web.ticket.checkin_closed"),
+        }.get(res.code, N_("web.ticket.checkin_failed"))
+        error = tr(key)
         return render_template("checkin.html", code=code.strip()[:40], error=error), res.status
     return redirect(url_for("public.ticket_page", ticket_id=res.result["ticket"]["id"]))
