@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from displays.announce import Announcement, Announcer, AudioError
 from displays.board import Board, CallView, Screen
-from waitroom import contract
 from waitroom.configbase import prepared
-from waitroom.contract import CONTROLLER_NODE_ID, EventKind
+from waitroom.contract import EventKind
 
 if TYPE_CHECKING:  # the schema (pydantic); a display node runs on light records of it (waitroom.nodeconfig)
     from displays.settings import DisplaySettings
@@ -141,7 +140,7 @@ class DisplayNode:
         rt = self.runtime
         rt.on_state(self._on_state)
         rt.on_event(self._on_event)
-        rt.subscribe(rt.topics.status(CONTROLLER_NODE_ID), self._on_controller)
+        rt.on_controller(self._on_controller)
         rt.link.on_connect_hooks.append(self._on_link)
         rt.link.on_disconnect_hooks.append(self._on_link)
         self.board.set_link(rt.online)
@@ -198,13 +197,8 @@ class DisplayNode:
             )
         )
 
-    def _on_controller(self, topic: str, payload: bytes) -> None:
-        try:
-            status = contract.decode(payload).get("status")
-        except contract.ContractError as exc:
-            log.warning("ignored bad controller status: %s", exc)
-            return
-        self.board.set_controller(status == "online")
+    def _on_controller(self, online: bool) -> None:
+        self.board.set_controller(online)
         self._wake.set()
 
     def _on_link(self) -> None:

@@ -39,9 +39,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from edge.hardware import Lamp, PressButton, SimInput, close_all
-from waitroom import contract
 from waitroom.configbase import prepared
-from waitroom.contract import CONTROLLER_NODE_ID, EventKind
+from waitroom.contract import EventKind
 from waitroom.errors import CommandFailed, RequestTimeout
 
 if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
@@ -177,7 +176,7 @@ class CounterNode:
         self.runtime.link.on_disconnect_hooks.append(self._disconnected)
         self.runtime.on_state(self._on_state)
         self.runtime.on_event(self._on_event)
-        self.runtime.subscribe(self.runtime.topics.status(CONTROLLER_NODE_ID), self._on_controller)
+        self.runtime.on_controller(self._on_controller)
         self.offline = not self.runtime.online
         self.show()
         log.info(
@@ -279,14 +278,9 @@ class CounterNode:
         self.offline = True
         self.show()
 
-    def _on_controller(self, topic: str, payload: bytes) -> None:
-        try:
-            status = contract.decode(payload).get("status")
-        except contract.ContractError as exc:
-            log.warning("ignored bad controller status: %s", exc)
-            return
+    def _on_controller(self, online: bool) -> None:
         with self._lock:
-            self.controller_up = status == "online"
+            self.controller_up = online
             if not self.controller_up:
                 log.warning("%s: the controller is offline", self.node.id)
                 self.offline = True

@@ -89,6 +89,20 @@ class NodeRuntime:
     def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
         self.link.subscribe(topic_filter, handler)
 
+    def on_controller(self, handler: Callable[[bool], None]) -> None:
+        """``handler(online)`` for each status of the controller (retained; its last will says offline). The
+        broker keeps the office state retained, so only this tells a node that nobody is deciding."""
+
+        def status(topic: str, payload: bytes) -> None:
+            try:
+                value = contract.decode(payload).get("status")
+            except contract.ContractError as exc:
+                log.warning("ignored bad controller status: %s", exc)
+                return
+            handler(value == "online")
+
+        self.subscribe(self.topics.status(contract.CONTROLLER_NODE_ID), status)
+
     def _on_state(self, topic: str, payload: bytes) -> None:
         try:
             state = contract.decode(payload, limit=None)
