@@ -465,3 +465,12 @@ def test_a_language_link_keeps_the_page_s_query(app, anon):
     assert 'value="X3NERJ"' in anon.get(links["tr"].replace("?", "/checkin?")).get_data(as_text=True)
     hostile = anon.get('/waiting?x="><script>&lang=de').get_data(as_text=True)
     assert "<script>" not in hostile and "x=%22%3E%3Cscript%3E&amp;lang=en" in hostile
+
+
+def test_a_controller_refusal_is_said_in_the_staff_language(staff):
+    """Every refusal a staff page can meet has a text in German and English; the controller's own message
+    (English, for the log) follows it in brackets. It was shown alone, in English."""
+    token = csrf_token(staff)
+    r = staff.post("/api/counter/c1/checkin", json={"code": "NOSUCH7"}, headers={"X-CSRFToken": token})
+    assert r.status_code == 404 and r.json["error"]["code"] == "unknown_appointment"
+    assert r.json["error"]["message"].startswith("Einen Termin mit diesem Code gibt es nicht. (")
