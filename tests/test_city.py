@@ -433,6 +433,16 @@ def test_the_city_page_in_arabic_runs_right_to_left(client_view) -> None:
     assert '<html lang="de" dir="ltr">' in client.get("/?lang=de").get_data(as_text=True)
 
 
+def test_a_missing_page_is_said_in_the_page_s_language(client_view) -> None:
+    """The city page's error page in the chosen language, not werkzeug's English "The requested URL was not
+    found on the server..." (the city's own texts, such as an unknown service, already were)."""
+    client, _ = client_view
+    r = client.get("/nosuch?lang=tr")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 404 and "Sayfa bulunamadı." in page and "requested URL" not in page
+    assert "Seite nicht gefunden" in client.get("/nosuch?lang=de").get_data(as_text=True)
+
+
 def test_a_reservation_body_nested_too_deeply_is_a_400(tmp_path: Path) -> None:
     """``[[[...]]]`` some thousand levels deep (far below any size limit) made the JSON decoder raise
     RecursionError: a 500 and a traceback. It is malformed JSON: 400 ``bad_request`` like any other."""

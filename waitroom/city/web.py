@@ -113,13 +113,17 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
         if request.path.startswith(("/api/", "/open-data/", "/healthz")):
             return _error(status, code, exc.description or code)
         lg = lang()
+        message = exc.description or code
+        if message == type(exc).description:  # werkzeug's own English text: the page's language instead
+            key = {403: "web.forbidden", 404: "web.not_found", 405: "web.not_allowed", 429: "web.too_many"}
+            message = t(key[status], lg) if status in key else message
         html = render_template(
             "city_error.html",
             lang=lg,
             dir=text_dir(lg),
             status=status,
             title=t("city.title", lg),
-            message=exc.description or code,
+            message=message,
             back=t("city.all_services", lg),
         )
         return Response(html, status=status, mimetype="text/html")
