@@ -245,3 +245,19 @@ def test_more_workers_than_accounts_is_a_config_error(cfg, tmp_path):
     cmd = [sys.executable, "-m", "waitroom.cli", "web", "--config", str(conf), "--workers", "3"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "nodes[web].workers: 2, but --workers 3" in out.stderr, out.stderr
+
+
+def test_two_web_servers_of_one_user_share_no_control_socket(cfg, controller, tmp_path):
+    """gunicorn 27 opens a control socket at $HOME/.gunicorn/gunicorn.ctl, one path for every server of the
+    user (the web app, the city view, a test beside the demo); waitroom does not use it, so none is made."""
+    conf = tmp_path / "office.yaml"
+    conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), allow_unicode=True))
+    home = tmp_path / "home"
+    home.mkdir()
+    proc, url = start_web(conf, tmp_path, env={"HOME": str(home)})
+    try:
+        assert Browser().get(url + "/api/public")[0] == 200
+        assert not (home / ".gunicorn").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

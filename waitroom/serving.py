@@ -37,9 +37,12 @@ def serve(
                 "loglevel": log_level,
                 "accesslog": "-" if access_log else None,
                 "proc_name": "waitroom-web",
+                # gunicorn 27's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl), shared by
+                # the web app, the city view and every test server of that user; nothing here uses it
+                "control_socket_disable": True,
             }
             for key, value in options.items():
-                if value is not None:
+                if value is not None and key in self.cfg.settings:  # an older gunicorn lacks newer keys
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
