@@ -415,6 +415,37 @@ def test_demo_page_publishes_sim_presses(cfg, controller, tmp_path, node):
         app.extensions["waitroom"].close()
 
 
+def test_demo_language_button_names_the_dispensers_languages(cfg, controller, tmp_path):
+    """The dispenser's language button steps through its languages; the demo page said "English" on it
+    whatever the dispenser offered, and never which languages a press would choose."""
+    from waitroom.web import create_app
+
+    nodes = [
+        n.model_copy(update={"options": {**n.options, "languages": ["de", "tr", "ar"]}})
+        if n.role == "dispenser"
+        else n
+        for n in cfg.nodes
+    ]
+    app = create_app(cfg.model_copy(update={"nodes": nodes}), data_dir=tmp_path, demo=True)
+    try:
+        html = app.test_client().get("/demo/?lang=de").get_data(as_text=True)
+        assert 'data-button="lang" data-action="press">Sprache</button>' in html
+        assert "Deutsch → Türkçe → العربية" in html
+    finally:
+        app.extensions["waitroom"].close()
+
+
+def test_example_dispenser_offers_every_language():
+    """README: citizens choose any of the languages at the dispenser, and the demo runs the example office."""
+    from edge.dispenser.schema import DispenserOptions
+    from waitroom import config
+    from waitroom.i18n import LANGUAGES
+
+    office = config.load(Path(config.__file__).parent / "examples" / "office.yaml")
+    (disp,) = [n for n in office.nodes if n.role == "dispenser"]
+    assert DispenserOptions.model_validate(disp.options).languages == LANGUAGES
+
+
 def test_demo_is_off_in_production(anon):
     assert anon.get("/demo/").status_code == 404
 
