@@ -79,6 +79,9 @@ def test_booking_role_books_moves_and_cancels(app, controller):
     assert "nicht frei" in r.get_data(as_text=True), re.findall(r"flash[^<]*", r.get_data(as_text=True))
     r = post(agent, f"/booking/c/{code}/cancel", follow_redirects=True)
     assert "abgesagt" in r.get_data(as_text=True) and controller.office.state.appointments[code].cancelled
+    # a cancelled appointment's page (printed, or read out) no longer asks the citizen to come and check in
+    cancelled = agent.get(f"/booking/c/{code}").get_data(as_text=True)
+    assert "abgesagt" in cancelled and "checken Sie" not in cancelled and 'class="qr"' not in cancelled
     assert agent.get("/booking/c/NOSUCH").status_code == 302
 
 
