@@ -70,6 +70,7 @@ def test_booking_role_books_moves_and_cancels(app, controller):
     assert r.headers["Location"].endswith(f"/booking/c/{code}")
     moving = agent.get(f"/booking/?move={code}").get_data(as_text=True)
     assert f'action="/booking/c/{code}/move"' in moving
+    assert f"den Termin {codes.format_code(code)} wählen" in moving  # written as on the confirmation
     r = post(agent, f"/booking/c/{code}/move", {"service": "pass", "slot": slots[1]})
     assert r.status_code == 302 and controller.office.state.appointments[code].slot == float(slots[1])
     # a slot that is not offered is refused with a clear message
