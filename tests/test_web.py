@@ -193,6 +193,8 @@ def test_assistance_acknowledge_and_resolve(app, staff, node):
     assert "Selbstbedienung 1" in page and "wartet auf Hilfe" in page
     r = post(staff, "/staff/c1/assist_ack", {"request": aid}, follow_redirects=True)
     assert "Hilfe ist unterwegs." in r.get_data(as_text=True)
+    page = staff.get("/staff/c1/panel").get_data(as_text=True)
+    assert "Hilfe unterwegs (Schalter 1)" in page  # the counter's name, not its id c1
     r = post(staff, "/staff/c1/assist_ack", {"request": aid}, follow_redirects=True)
     assert "Das passt nicht zum aktuellen Stand." in r.get_data(as_text=True)  # already acknowledged
     r = post(staff, "/staff/c1/assist_resolve", {"request": aid}, follow_redirects=True)
