@@ -175,6 +175,13 @@ def test_the_same_booking_form_sent_twice_books_once(app, controller):
     assert controller.office.state.appointments[code].slot == float(other)
 
 
+def test_the_checkin_form_does_not_claim_to_be_the_ticket_page(app, controller):
+    """The ticket page's note ("this page shows only your number ... updates itself") was on the check-in
+    form too, which shows no number and does not update."""
+    html = app.test_client().get("/checkin?lang=de").get_data(as_text=True)
+    assert "Buchungscode" in html and "aktualisiert sich selbst" not in html
+
+
 @pytest.mark.parametrize(("code", "status"), [("NOSUCH1", 404), ("", 400), ("x" * 41, 400)])
 def test_a_checkin_error_is_at_the_field(app, controller, code, status):
     """The error is read with the code field (aria-invalid, described by the message, focused on load), not
