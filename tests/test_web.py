@@ -211,6 +211,7 @@ def test_admin_pages(app, admin, node):
     wait_for(lambda: live.waiting())
     html = admin.get("/admin/").get_data(as_text=True)
     assert "disp-1" in html and "printer=paper_low" in html and "A001" in html
+    assert '<th scope="col">Gerät</th>' in html  # the device table's first column, in German
     nodes = admin.get("/api/nodes").json["nodes"]
     row = next(n for n in nodes if n["id"] == "disp-1")
     assert row["online"] and row["version"] and row["health"]["printer"] == "paper_low"
