@@ -110,6 +110,18 @@ class EspeakCliSynth:
         pass
 
 
+#: How long a WAV that pyttsx3 writes after runAndWait returned is waited for.
+WAV_WAIT_S = 2.0
+
+
+def _has_audio(path: Path) -> bool:
+    """A WAV with more than its 44-byte header (an empty or half-opened file has none)."""
+    try:
+        return path.stat().st_size > 44
+    except OSError:
+        return False
+
+
 class Pyttsx3Synth:
     """pyttsx3 + espeak-ng on one dedicated thread that owns the engine."""
 
@@ -149,7 +161,12 @@ class Pyttsx3Synth:
                 engine.setProperty("voice", lang)
                 engine.save_to_file(text, str(path))
                 engine.runAndWait()
-                if not path.exists() or path.stat().st_size <= 44:
+                # pyttsx3 2.99 writes the WAV in espeak's end-of-message callback, which can come after
+                # runAndWait has returned (seen on the demo's first call: "no audio", then "Audio saved").
+                deadline = time.monotonic() + WAV_WAIT_S
+                while not _has_audio(path) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if not _has_audio(path):
                     raise AudioError(f"pyttsx3 wrote no audio for {text!r}")
                 fut.set_result(path)
             except Exception as exc:

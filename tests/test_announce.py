@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
+import threading
 import time
 import wave
 from array import array
@@ -105,6 +107,69 @@ def test_espeak_program_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(AudioError, match="espeak-ng is not installed: apt-get install espeak-ng"):
         EspeakCliSynth()
+
+
+class _LateEngine:
+    """pyttsx3 2.99's espeak driver as the demo met it: the WAV is written in the end-of-message callback,
+    which may come after runAndWait returned. ``delay=None``: it writes nothing at all."""
+
+    def __init__(self, delay: float | None):
+        self.delay = delay
+        self.job: tuple[str, str] | None = None
+
+    def setProperty(self, name: str, value: object) -> None:
+        pass
+
+    def save_to_file(self, text: str, filename: str) -> None:
+        self.job = (text, filename)
+
+    def runAndWait(self) -> None:
+        assert self.job is not None
+        path, delay = Path(self.job[1]), self.delay
+        if delay is None:
+            return
+
+        def write() -> None:
+            time.sleep(delay)
+            with wave.open(str(path), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(22050)
+                w.writeframes(b"\0\0" * 22050)
+
+        threading.Thread(target=write, daemon=True).start()
+
+
+def _fake_pyttsx3(monkeypatch, delay: float | None) -> None:
+    import types
+
+    fake = types.ModuleType("pyttsx3")
+    fake.init = lambda driver=None: _LateEngine(delay)
+    monkeypatch.setitem(sys.modules, "pyttsx3", fake)
+
+
+def test_pyttsx3_audio_written_after_run_and_wait_is_taken(monkeypatch, tmp_path):
+    """The demo's first call logged "pyttsx3 wrote no audio" and then pyttsx3's own "Audio saved"."""
+    _fake_pyttsx3(monkeypatch, delay=0.2)
+    synth = Pyttsx3Synth(rate=150)
+    try:
+        path = synth.synthesize("Nummer A 1, bitte zu Schalter eins.", "de", tmp_path / "a.wav")
+        assert wav_seconds(path) == pytest.approx(1.0)
+    finally:
+        synth.close()
+
+
+def test_pyttsx3_without_audio_is_still_an_error(monkeypatch, tmp_path):
+    from displays import announce
+
+    monkeypatch.setattr(announce, "WAV_WAIT_S", 0.1)
+    _fake_pyttsx3(monkeypatch, delay=None)
+    synth = Pyttsx3Synth(rate=150)
+    try:
+        with pytest.raises(AudioError, match="wrote no audio"):
+            synth.synthesize("Nummer A 1", "de", tmp_path / "a.wav")
+    finally:
+        synth.close()
 
 
 # ------------------------------------------------------------------------------------------- queue

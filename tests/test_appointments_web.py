@@ -70,6 +70,7 @@ def test_booking_role_books_moves_and_cancels(app, controller):
     assert r.headers["Location"].endswith(f"/booking/c/{code}")
     moving = agent.get(f"/booking/?move={code}").get_data(as_text=True)
     assert f'action="/booking/c/{code}/move"' in moving
+    assert f"den Termin {codes.format_code(code)} wählen" in moving  # written as on the confirmation
     r = post(agent, f"/booking/c/{code}/move", {"service": "pass", "slot": slots[1]})
     assert r.status_code == 302 and controller.office.state.appointments[code].slot == float(slots[1])
     # a slot that is not offered is refused with a clear message
@@ -79,6 +80,9 @@ def test_booking_role_books_moves_and_cancels(app, controller):
     assert "nicht frei" in r.get_data(as_text=True), re.findall(r"flash[^<]*", r.get_data(as_text=True))
     r = post(agent, f"/booking/c/{code}/cancel", follow_redirects=True)
     assert "abgesagt" in r.get_data(as_text=True) and controller.office.state.appointments[code].cancelled
+    # a cancelled appointment's page (printed, or read out) no longer asks the citizen to come and check in
+    cancelled = agent.get(f"/booking/c/{code}").get_data(as_text=True)
+    assert "abgesagt" in cancelled and "checken Sie" not in cancelled and 'class="qr"' not in cancelled
     assert agent.get("/booking/c/NOSUCH").status_code == 302
 
 
@@ -169,6 +173,13 @@ def test_the_same_booking_form_sent_twice_books_once(app, controller):
         r = post(agent, f"/booking/c/{code}/move", {"service": "pass", "slot": other, "form": form3})
         assert r.status_code == 302 and r.headers["Location"].endswith(f"/booking/c/{code}")
     assert controller.office.state.appointments[code].slot == float(other)
+
+
+def test_the_checkin_form_does_not_claim_to_be_the_ticket_page(app, controller):
+    """The ticket page's note ("this page shows only your number ... updates itself") was on the check-in
+    form too, which shows no number and does not update."""
+    html = app.test_client().get("/checkin?lang=de").get_data(as_text=True)
+    assert "Buchungscode" in html and "aktualisiert sich selbst" not in html
 
 
 @pytest.mark.parametrize(("code", "status"), [("NOSUCH1", 404), ("", 400), ("x" * 41, 400)])

@@ -55,6 +55,8 @@ def test_language_button_steps_through_the_configured_languages(cfg, node, mock_
         assert [s[1] for s in seen] == [True, True, False, True]  # lit while not the default
         data = d._data({"number": "A001", "id": "abc"}, d.services[0], d.chosen_lang())
         assert data.lang == "tr"
+        # the QR code opens the status page in that language, not in the phone's (README: the choice travels)
+        assert data.url == f"{c.office.public_url.rstrip('/')}/t/abc?lang=tr"
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and d.chosen_lang() != "de":
             time.sleep(0.05)

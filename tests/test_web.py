@@ -193,6 +193,8 @@ def test_assistance_acknowledge_and_resolve(app, staff, node):
     assert "Selbstbedienung 1" in page and "wartet auf Hilfe" in page
     r = post(staff, "/staff/c1/assist_ack", {"request": aid}, follow_redirects=True)
     assert "Hilfe ist unterwegs." in r.get_data(as_text=True)
+    page = staff.get("/staff/c1/panel").get_data(as_text=True)
+    assert "Hilfe unterwegs (Schalter 1)" in page  # the counter's name, not its id c1
     r = post(staff, "/staff/c1/assist_ack", {"request": aid}, follow_redirects=True)
     assert "Das passt nicht zum aktuellen Stand." in r.get_data(as_text=True)  # already acknowledged
     r = post(staff, "/staff/c1/assist_resolve", {"request": aid}, follow_redirects=True)
@@ -209,6 +211,7 @@ def test_admin_pages(app, admin, node):
     wait_for(lambda: live.waiting())
     html = admin.get("/admin/").get_data(as_text=True)
     assert "disp-1" in html and "printer=paper_low" in html and "A001" in html
+    assert '<th scope="col">Gerät</th>' in html  # the device table's first column, in German
     nodes = admin.get("/api/nodes").json["nodes"]
     row = next(n for n in nodes if n["id"] == "disp-1")
     assert row["online"] and row["version"] and row["health"]["printer"] == "paper_low"
@@ -413,6 +416,37 @@ def test_demo_page_publishes_sim_presses(cfg, controller, tmp_path, node):
         assert c.get("/demo/ticket/..%2Fsecret.png").status_code == 404
     finally:
         app.extensions["waitroom"].close()
+
+
+def test_demo_language_button_names_the_dispensers_languages(cfg, controller, tmp_path):
+    """The dispenser's language button steps through its languages; the demo page said "English" on it
+    whatever the dispenser offered, and never which languages a press would choose."""
+    from waitroom.web import create_app
+
+    nodes = [
+        n.model_copy(update={"options": {**n.options, "languages": ["de", "tr", "ar"]}})
+        if n.role == "dispenser"
+        else n
+        for n in cfg.nodes
+    ]
+    app = create_app(cfg.model_copy(update={"nodes": nodes}), data_dir=tmp_path, demo=True)
+    try:
+        html = app.test_client().get("/demo/?lang=de").get_data(as_text=True)
+        assert 'data-button="lang" data-action="press">Sprache</button>' in html
+        assert "Deutsch → Türkçe → العربية" in html
+    finally:
+        app.extensions["waitroom"].close()
+
+
+def test_example_dispenser_offers_every_language():
+    """README: citizens choose any of the languages at the dispenser, and the demo runs the example office."""
+    from edge.dispenser.schema import DispenserOptions
+    from waitroom import config
+    from waitroom.i18n import LANGUAGES
+
+    office = config.load(Path(config.__file__).parent / "examples" / "office.yaml")
+    (disp,) = [n for n in office.nodes if n.role == "dispenser"]
+    assert DispenserOptions.model_validate(disp.options).languages == LANGUAGES
 
 
 def test_demo_is_off_in_production(anon):

@@ -360,6 +360,9 @@ class Dispenser:
     def _data(self, ticket: dict[str, Any], service: str, lang: str, *, offline: bool = False) -> TicketData:
         svc = self.cfg.service(service)
         tid = ticket.get("id")
+        url = f"{self.cfg.office.public_url.rstrip('/')}/t/{tid}" if tid else None
+        if url and lang != self.options.languages[0]:
+            url += f"?lang={lang}"  # the status page in the language chosen here, whatever the phone's is
         return TicketData(
             office_name=self.cfg.office.name,
             number=str(ticket["number"]),
@@ -369,7 +372,7 @@ class Dispenser:
             ahead=ticket.get("ahead"),
             eta_min=ticket.get("eta_min"),
             offline=offline,
-            url=f"{self.cfg.office.public_url.rstrip('/')}/t/{tid}" if tid else None,
+            url=url,
             appointment=ticket.get("appointment"),
             priority=bool(ticket.get("priority")),
             lang=lang,

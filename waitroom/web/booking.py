@@ -102,6 +102,7 @@ def index() -> str:
         day_label=_day_label(slots["day"]) if slots and slots.get("day") else "",
         move=move,
         appointment=appointment,
+        moving_code=codes.format_code(appointment["code"]) if appointment else "",
         notes=cfg().appointments.notes,
         note_max=cfg().appointments.note_max,
         online=live().online,

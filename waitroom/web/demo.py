@@ -20,6 +20,7 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 from werkzeug.wrappers import Response
 
 from waitroom.config import Config
+from waitroom.i18n import LANGUAGE_NAMES
 from waitroom.web.common import cfg, json_error, live, tr
 from waitroom.web.users import UserError, UserStore
 
@@ -47,6 +48,19 @@ def ensure_account(users: UserStore) -> None:
         log.debug("demo account created by another worker", exc_info=True)
 
 
+def dispenser_languages(config: Config) -> dict[str, list[str]]:
+    """dispenser node id -> the names of the languages its language button steps through, in order."""
+    from edge.dispenser.schema import DispenserOptions
+
+    out: dict[str, list[str]] = {}
+    for n in config.nodes:
+        if n.role == "dispenser":
+            given = n.options.get("languages")
+            opts = DispenserOptions.model_validate({} if given is None else {"languages": given})
+            out[n.id] = [LANGUAGE_NAMES.get(code, code) for code in opts.languages]
+    return out
+
+
 def node_buttons(config: Config) -> dict[str, list[str]]:
     """node id -> the names of its virtual buttons (the names the node's SimInput knows)."""
     out: dict[str, list[str]] = {}
@@ -69,6 +83,7 @@ def page() -> str:
         tpl,
         nodes=nodes,
         buttons=node_buttons(c),
+        languages=dispenser_languages(c),
         state=live().public_state(),
         service_names={s.id: s.name.model_dump() for s in c.services},
         counter_names={x.id: x.name.model_dump() for x in c.counters},

@@ -115,6 +115,7 @@ def counter_view(counter: str) -> dict[str, Any]:
         "assistance": [],
         "services": cfg().services,
         "counters": cfg().counters,
+        "counter_names": {x.id: x.name.model_dump() for x in cfg().counters},
         "service_names": {s.id: s.name.model_dump() for s in cfg().services},
         "service_text": {s.id: s.name.get(lang()) for s in cfg().services},
         "pause_reasons": cfg().office.pause_reasons,
