@@ -212,6 +212,7 @@ def test_admin_pages(app, admin, node):
     html = admin.get("/admin/").get_data(as_text=True)
     assert "disp-1" in html and "printer=paper_low" in html and "A001" in html
     assert '<th scope="col">Gerät</th>' in html  # the device table's first column, in German
+    assert '<th scope="col">Letzte Meldung</th>' in html  # when it last reported
     nodes = admin.get("/api/nodes").json["nodes"]
     row = next(n for n in nodes if n["id"] == "disp-1")
     assert row["online"] and row["version"] and row["health"]["printer"] == "paper_low"
