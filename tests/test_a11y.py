@@ -281,3 +281,23 @@ def test_focus_ring_stands_out_from_its_background(server, browser, node):
             if style == "none" or contrast(ring, bg) < 3:
                 weak[f"{path} {what}"] = (style, ring, bg)
     assert weak == {}, weak
+
+
+def test_pages_load_without_console_warnings_or_failed_requests(server, browser, node):
+    """With the real CSP and headers: no request answered 4xx (a browser asks for /favicon.ico unless the
+    page names an icon) and no console warning (an unknown feature in Permissions-Policy is one)."""
+    ticket = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    said: list[str] = []
+    page.on(
+        "console", lambda m: said.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None
+    )
+    page.on("response", lambda r: said.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        for path in ("/waiting", f"/t/{ticket['id']}", "/checkin", "/login"):
+            page.goto("about:blank")
+            page.goto(f"{server}{path}?lang=de")
+            page.wait_for_load_state("networkidle")
+    finally:
+        page.close()
+    assert said == []

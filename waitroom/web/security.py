@@ -42,7 +42,7 @@ CSP = (
 )
 PERMISSIONS_POLICY = (
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
-    "payment=(), usb=(), serial=(), bluetooth=(), interest-cohort=()"
+    "payment=(), usb=(), serial=()"  # only features browsers know: an unknown one is a console warning
 )
 HSTS = "max-age=31536000; includeSubDomains"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
