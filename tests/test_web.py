@@ -435,6 +435,7 @@ def test_demo_language_button_names_the_dispensers_languages(cfg, controller, tm
         html = app.test_client().get("/demo/?lang=de").get_data(as_text=True)
         assert 'data-button="lang" data-action="press">Sprache</button>' in html
         assert "Deutsch → Türkçe → العربية" in html
+        assert 'href="?lang=en"' in html and "?lang=disp-1" not in html  # the page's own language links
     finally:
         app.extensions["waitroom"].close()
 

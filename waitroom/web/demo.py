@@ -83,7 +83,7 @@ def page() -> str:
         tpl,
         nodes=nodes,
         buttons=node_buttons(c),
-        languages=dispenser_languages(c),
+        dispenser_langs=dispenser_languages(c),
         state=live().public_state(),
         service_names={s.id: s.name.model_dump() for s in c.services},
         counter_names={x.id: x.name.model_dump() for x in c.counters},
