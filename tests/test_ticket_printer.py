@@ -485,6 +485,49 @@ def test_escpos_database_is_parsed_once_and_kept_in_the_data_directory(tmp_path)
     assert "'escpos.escpos'" not in modules and "escpos.printer" not in modules
 
 
+FULL_DISK = """
+import resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_disk_full_while_the_escpos_database_is_pickled_does_not_break_later_starts(tmp_path):
+    """python-escpos writes its pickle while it parses: when the disk fills up meanwhile, the truncated file
+    must not be moved into <data dir>/cache, where every later start (a dispenser validating its
+    configuration) would read it and fail until someone deletes it; a damaged pickle there is replaced."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "print_one.py"
+    script.write_text(PRINT_ONE)
+    env = {k: v for k, v in os.environ.items() if k != "ESCPOS_CAPABILITIES_PICKLE_DIR"}
+    env.update(WAITROOM_DATA_DIR=str(tmp_path / "var"), TMPDIR=str(tmp_path))
+    out = str(tmp_path / "out.bin")
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    full = run("-c", FULL_DISK, str(script), out)
+    assert full.returncode != 0  # nothing could be written: this start fails
+    cache = tmp_path / "var" / "cache"
+    assert [p.stat().st_size for p in cache.glob("*.capabilities.pickle")] == []  # no truncated pickle
+    ok = run(str(script), out)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "out.bin").read_bytes().startswith(ESC + b"@")
+    (pickle,) = cache.glob("*.capabilities.pickle")
+    pickle.write_bytes(pickle.read_bytes()[:4096])  # damaged (e.g. by an older version or a crash)
+    ok = run(str(script), out)
+    assert ok.returncode == 0, ok.stderr
+    assert "capabilities cache" in ok.stderr and "failed" in ok.stderr
+    assert run(str(script), out).returncode == 0
+    assert pickle.stat().st_size > 4096  # written whole again
+
+
 # ----------------------------------------------------------------- the renderer against python-escpos itself
 def escpos_reference(profile: str, codepage: str, width_dots: int, blocks: list) -> bytes:
     """The same blocks through python-escpos' own ``Escpos`` printer class (what escpos_out.py did before it
