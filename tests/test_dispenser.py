@@ -388,3 +388,54 @@ def test_a_printer_back_after_a_failure_prints_again_without_status_queries(cfg,
         wait_until(lambda: d.status_led.pattern == "off")
     finally:
         sink.close()
+
+
+def test_an_unusable_data_directory_still_gives_online_tickets(cfg, controller, make, tmp_path, monkeypatch):
+    """A data directory that cannot be written (read-only or worn-out SD card, a file in its place): the
+    dispenser starts, prints online tickets and says why in one log line and its health; without the
+    controller a press beeps (no offline number: it could not be kept on disk before printing)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("WAITROOM_DATA_DIR", str(blocker / "var"))
+    folder = tmp_path / "tickets"
+    d = make(with_dispenser(cfg, {"preview": {"folder": str(folder), "keep": 5}}), wait_leases=False)
+    out = d.issue("pass")
+    assert (out.kind, out.number) == ("printed", "A001")
+    h = d.health()
+    assert h["status"] == "degraded" and "not-a-folder" in h["offline_store"]
+    controller.stop()
+    wait_until(lambda: not d.controller_reachable)
+    out = d.issue("pass")
+    assert (out.kind, out.reason) == ("refused", "store")
+    assert d.last_refusal["text"]["de"].startswith("Keine Verbindung")
+    assert len(latest(folder, 10)) == 1
+
+
+def test_a_full_disk_at_an_offline_press_is_one_log_line_and_a_beep(cfg, controller, make, tmp_path, caplog):
+    """The offline number cannot be written (disk full): no ticket, a beep, one log line without a traceback
+    and the health says it; once there is space again the next press prints an offline ticket."""
+    import logging
+    import sqlite3
+
+    folder = tmp_path / "tickets"
+    d = make(with_dispenser(cfg, {"preview": {"folder": str(folder), "keep": 5}}))
+    controller.stop()
+    wait_until(lambda: not d.controller_reachable)
+    with d.store.lock:  # fill the database to a page limit: SQLite's "database or disk is full"
+        db = d.store.db
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count={pages}")
+        with pytest.raises(sqlite3.OperationalError, match="full"):  # void tickets of another day
+            for n in range(10000):
+                db.execute("INSERT INTO offline_ticket VALUES ('2000-01-01','x','X',?,0,0,'void')", (n,))
+    caplog.set_level(logging.INFO, logger="edge.dispenser")
+    outs = [d.issue("pass"), d.issue("melde"), d.issue("pass")]
+    assert [(o.kind, o.reason) for o in outs] == [("refused", "store")] * 3
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "full" in errors[0].getMessage() and errors[0].exc_info is None
+    assert d.health()["status"] == "degraded" and "full" in d.health()["offline_store"]
+    with d.store.lock:
+        d.store.db.execute("PRAGMA max_page_count=1000000")
+    out = d.issue("pass")
+    assert (out.kind, out.number) == ("offline", "A900")
+    assert d.health()["offline_store"] == "ok"
