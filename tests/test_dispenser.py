@@ -439,3 +439,18 @@ def test_a_full_disk_at_an_offline_press_is_one_log_line_and_a_beep(cfg, control
     out = d.issue("pass")
     assert (out.kind, out.number) == ("offline", "A900")
     assert d.health()["offline_store"] == "ok"
+
+
+def test_a_contact_shorter_than_the_debounce_does_not_leave_the_button_held(cfg, controller, make, tmp_path):
+    """A 5 ms contact (a glitch, a graze) is no press; the button must not stay "held": that made the stuck
+    alarm go off and swallowed the next real press (its release counted as the end of the long one)."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, stuck_s=1))
+    press(d, "pass", hold=0.005)
+    time.sleep(1.3)
+    assert d.health()["buttons_stuck"] == [] and not d.buttons["pass"].is_pressed
+    assert files(folder) == []
+    press(d, "pass", hold=0.1)
+    wait_until(lambda: files(folder))
+    assert b"A001" in files(folder)[0].read_bytes()
