@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -454,3 +455,38 @@ def test_a_contact_shorter_than_the_debounce_does_not_leave_the_button_held(cfg,
     press(d, "pass", hold=0.1)
     wait_until(lambda: files(folder))
     assert b"A001" in files(folder)[0].read_bytes()
+
+
+def test_all_buttons_at_once_a_press_beyond_the_queue_is_told_to_wait(cfg, controller, make, tmp_path):
+    """Every service button pressed at the same moment: the tickets the queue holds are printed once each;
+    a press beyond it is refused as 'busy' with "please wait, then press again" (its record said "printer
+    fault", which sent staff to a printer that was fine)."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, burst=10))
+    printing, started = threading.Event(), threading.Event()
+    slow = d.printer.print_ticket
+
+    def print_slowly(data):  # a printer that takes its time: the presses arrive while it prints
+        started.set()
+        printing.wait(5)
+        return slow(data)
+
+    d.printer.print_ticket = print_slowly
+    d.checkin("not a booking code")  # the printer is busy with the notice for it
+    assert started.wait(5)
+    pins = [d.buttons[s].pin for s in d.services]
+    for pin in pins:
+        pin.drive_low()
+    time.sleep(0.08)
+    for pin in pins:
+        pin.drive_high()
+    assert d.health()["refused"] == {"unknown_appointment": 1, "busy": 1}  # the queue holds three
+    assert d.last_refusal["reason"] == "busy" and d.last_refusal["service"] == d.services[-1]
+    assert d.last_refusal["text"]["de"] == "Bitte einen Moment warten, dann erneut drücken."
+    printing.set()
+    wait_until(lambda: len(files(folder)) == len(d.services))
+    time.sleep(0.3)
+    printed = [f.name.rsplit("-", 1)[1] for f in files(folder) if "NOTICE" not in f.name]
+    assert sorted(printed) == ["A001.bin", "B001.bin", "C001.bin"]
+    assert sum(len(controller.office.state.waiting(s)) for s in d.services) == len(printed)

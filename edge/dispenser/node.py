@@ -671,6 +671,7 @@ class Dispenser:
         self.tally[f"refused_{reason}"] += 1
         key = text_key or {
             "rate_limited": "dispenser.rate_limited",
+            "busy": "dispenser.rate_limited",  # presses faster than tickets print: wait, then press again
             "intake_stopped": "dispenser.intake_stopped",
             "printer": "dispenser.printer_fault",
             "print_failed": "dispenser.printer_fault",
