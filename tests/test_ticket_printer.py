@@ -75,6 +75,49 @@ def test_58mm_profile_wraps_and_rasterises_qr(tmp_path):
             assert len(line) * b.width <= 384 // (12 if b.font == "a" else 9)
 
 
+@pytest.mark.parametrize("qr_size", [6, 10, 16])
+def test_58mm_qr_code_of_a_long_address_fits_the_paper(qr_size, tmp_path):
+    """A QR code wider than 58 mm paper (a long ticket address, a large ``qr_size``) is drawn with smaller
+    modules, on the paper and in the preview; it used to fail the ticket (ValueError: image 472 dots wide,
+    the paper 384), which the dispenser neither printed nor cancelled."""
+    import qrcode
+
+    from ticket_printer.layout import Qr
+    from ticket_printer.preview import MARGIN, render_png
+
+    s = load_settings({"profile": "POS-5890", "qr_size": qr_size})
+    url = "https://termine.buergeramt.example.de/standorte/mitte/wartestand/t/" + "7f3a9c2e1b" * 12
+    blocks, raw, _ = TicketPrinter(s).render(ticket(url=url))
+    emu = interpret(raw)
+    (qr,) = emu["images"]  # type: ignore[misc]
+    assert qr.width <= 384
+    decoded = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_L)
+    decoded.add_data(url)
+    decoded.make(fit=True)
+    assert qr.height >= decoded.modules_count * 2  # every module at least 2 dots: still scannable
+    png = render_png([b for b in blocks if isinstance(b, Qr)], s.width_dots)
+    px = png.convert("L").load()
+    ink = [x for y in range(png.height) for x in range(png.width) if px[x, y] < 128]
+    assert ink  # the preview shows it, whole: its quiet zone is white on both sides, nothing cut off
+    assert min(ink) > MARGIN and max(ink) < MARGIN + s.width_dots - 1
+
+
+def test_a_ticket_that_cannot_be_rendered_is_a_printer_error(tmp_path, monkeypatch):
+    """A rendering failure is a ticket that did not go out (PrinterError: the dispenser cancels it and beeps),
+    not an unexpected exception that left the issued ticket in the queue without a holder."""
+    from waitroom.errors import PrinterError
+
+    printer = TicketPrinter(load_settings({"backend": "file", "file": {"path": str(tmp_path / "t.bin")}}))
+
+    def broken(blocks):  # type: ignore[no-untyped-def]
+        raise ValueError("image 472 dots wide, the paper 384")
+
+    monkeypatch.setattr(printer.renderer, "render", broken)
+    with pytest.raises(PrinterError, match="could not be rendered"):
+        printer.print_ticket(ticket())
+    assert not (tmp_path / "t.bin").exists()
+
+
 def test_unprintable_text_is_replaced_visibly(tmp_path, caplog):
     printer = TicketPrinter(load_settings({"backend": "file", "file": {"path": str(tmp_path / "x.bin")}}))
     with caplog.at_level(logging.WARNING, "ticket_printer.layout"):
