@@ -366,9 +366,8 @@ class Announcer:
         self.on_played: list[Callable[[Played], None]] = []
         self.speech_error = ""  # why calls are announced with the gong alone ("" = speech works)
         self._speech_retry_at = 0.0
-        self.on_health: list[
-            Callable[[], None]
-        ] = []  # called when health() changes (speech fails or is back)
+        # called when health() changes (speech failed, or works again)
+        self.on_health: list[Callable[[], None]] = []
 
     @property
     def enabled(self) -> bool:
@@ -557,16 +556,15 @@ class Announcer:
         if wait > 0:
             self._stopping.wait(wait)
 
+    def _speech_health(self) -> str:
+        if not self.enabled or not self.settings.speech:
+            return "off"
+        return f"error: {self.speech_error}" if self.speech_error else "ok"
+
     def health(self) -> dict[str, Any]:
         return {
             "audio": "quiet" if not self.enabled else ("error" if self.errors else "ok"),
-            "speech": (
-                "off"
-                if not self.enabled or not self.settings.speech
-                else f"error: {self.speech_error}"
-                if self.speech_error
-                else "ok"
-            ),
+            "speech": self._speech_health(),
             "announce_queue": self._pending,
             "announce_skipped": self.skipped,
         }
