@@ -17,6 +17,10 @@ Speech synthesis (``Synthesizer``):
 - ``AutoSynth`` (default): pyttsx3, and the program from the first failure or hang on (a stuck pyttsx3 loop
   cannot be cancelled; its thread is abandoned and logged).
 
+A synthesis failure (no synthesizer at start, an error, a timeout) never silences the gong: that call and
+the calls of the next ``SPEECH_RETRY_S`` are announced with the gong alone, without waiting for speech, then
+speech is tried again; ``health()["speech"]`` says why and ``on_health`` callbacks hear of each change.
+
 Playback goes through an ``AudioSink`` (hardware is passed in): ``PygameSink`` plays through pygame.mixer;
 with ``SDL_AUDIODRIVER=dummy`` it plays in real time into nothing, which the tests and the demo use.
 """
@@ -49,6 +53,10 @@ if TYPE_CHECKING:  # the schema (pydantic); a display node runs on a light recor
 log = logging.getLogger(__name__)
 
 SYNTH_TIMEOUT_S = 15.0
+# After a speech synthesis failure (the program missing, crashing or hanging) calls are announced with the
+# gong alone for this long, then speech is tried again: a hanging espeak-ng delays one call, not every call
+# by ``SYNTH_TIMEOUT_S`` per phrase.
+SPEECH_RETRY_S = 300.0
 
 
 class AudioError(HardwareError):
@@ -102,7 +110,7 @@ class EspeakCliSynth:
             raise AudioError(f"espeak-ng took longer than {SYNTH_TIMEOUT_S:.0f} s for {text!r}") from None
         if proc.returncode != 0 or not path.exists():
             raise AudioError(
-                f"espeak-ng failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:200]}"
+                f"espeak-ng failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()[:200]}"
             )
         return path
 
@@ -373,6 +381,10 @@ class Announcer:
         self._last_end: float | None = None
         self._stopping = threading.Event()
         self.on_played: list[Callable[[Played], None]] = []
+        self.speech_error = ""  # why calls are announced with the gong alone ("" = speech works)
+        self._speech_retry_at = 0.0
+        # called when health() changes (speech failed, or works again)
+        self.on_health: list[Callable[[], None]] = []
 
     @property
     def enabled(self) -> bool:
@@ -387,7 +399,10 @@ class Announcer:
         if self._sink is None:
             self._sink = PygameSink()
         if self._synth is None and self.settings.speech:
-            self._synth = make_synth(self.settings.tts, self.settings.speech_rate)
+            try:
+                self._synth = make_synth(self.settings.tts, self.settings.speech_rate)
+            except AudioError as exc:  # the gong still plays
+                self._speech_failed(exc)
         for name, target in (("announce-synth", self._synth_loop), ("announce-play", self._play_loop)):
             th = threading.Thread(target=target, name=name, daemon=True)
             th.start()
@@ -444,18 +459,60 @@ class Announcer:
             if job is None:
                 self._to_play.put(None)
                 return
-            if self._synth is not None and self.settings.speech and not self._superseded(job):
+            if self._speaking() and not self._superseded(job):
                 langs = self.settings.spoken_languages(i18n.normalize(job.item.lang))
                 for lang, text in job.item.phrases(langs):
                     self._count += 1
                     path = self._tmp / f"{self._count:06d}-{lang}.wav"
                     try:
-                        self._synth.synthesize(text, self.settings.voice(lang), path)
+                        self._synth.synthesize(text, self.settings.voice(lang), path)  # type: ignore[union-attr]
                         job.files.append((lang, text, path))
-                    except Exception as exc:  # the gong still plays
-                        log.error("speech synthesis failed for %s: %s", job.item.ticket, exc)
-                        self.errors.append(f"tts: {exc}")
+                    except Exception as exc:  # the gong still plays, and the next calls without waiting
+                        self._speech_failed(exc, job.item.ticket)
+                        break
+                else:
+                    self._speech_works()
             self._to_play.put(job)
+
+    def _speaking(self) -> bool:
+        """Whether to synthesize now: speech is on and did not fail within ``SPEECH_RETRY_S``."""
+        if not self.settings.speech or (self.speech_error and self.clock() < self._speech_retry_at):
+            return False
+        if self._synth is None:  # it could not be made at start (espeak-ng not installed): try again
+            try:
+                self._synth = make_synth(self.settings.tts, self.settings.speech_rate)
+            except AudioError as exc:
+                self._speech_failed(exc)
+                return False
+        return True
+
+    def _speech_failed(self, exc: BaseException, ticket: str = "") -> None:
+        first = not self.speech_error
+        self.speech_error = str(exc)[:200]
+        self._speech_retry_at = self.clock() + SPEECH_RETRY_S
+        self.errors.append(f"tts: {exc}")
+        if first:  # one line, not one per phrase and call
+            log.error(
+                "speech synthesis failed%s: %s; calls are announced with the gong alone, speech is tried "
+                "again every %.0f s",
+                f" for {ticket}" if ticket else "",
+                exc,
+                SPEECH_RETRY_S,
+            )
+            self._health_changed()
+
+    def _speech_works(self) -> None:
+        if self.speech_error:
+            log.info("speech synthesis works again")
+            self.speech_error = ""
+            self._health_changed()
+
+    def _health_changed(self) -> None:
+        for cb in self.on_health:
+            try:
+                cb()
+            except Exception:
+                log.exception("reporting the announcer's health failed")
 
     def _play_loop(self) -> None:
         assert self._sink is not None
@@ -516,9 +573,15 @@ class Announcer:
         if wait > 0:
             self._stopping.wait(wait)
 
+    def _speech_health(self) -> str:
+        if not self.enabled or not self.settings.speech:
+            return "off"
+        return f"error: {self.speech_error}" if self.speech_error else "ok"
+
     def health(self) -> dict[str, Any]:
         return {
             "audio": "quiet" if not self.enabled else ("error" if self.errors else "ok"),
+            "speech": self._speech_health(),
             "announce_queue": self._pending,
             "announce_skipped": self.skipped,
         }

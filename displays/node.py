@@ -144,6 +144,7 @@ class DisplayNode:
         rt.link.on_connect_hooks.append(self._on_link)
         rt.link.on_disconnect_hooks.append(self._on_link)
         self.board.set_link(rt.online)
+        self.announcer.on_health.append(lambda: rt.set_health(**self.announcer.health()))
         try:
             self.announcer.start()
         except AudioError as exc:

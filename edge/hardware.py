@@ -53,7 +53,10 @@ class PressButton:
 
     ``on_press`` fires on release after a press shorter than ``long_press_s``; ``on_long_press`` fires once
     while the button is still held ``long_press_s``. Edges closer than ``debounce_s`` to the last accepted
-    edge are ignored (contact bounce).
+    edge are ignored (contact bounce); once ``debounce_s`` has passed, the pin's level is read again. A
+    contact closed for less than ``debounce_s`` is noise (a glitch on the wire, a graze): no press, and the
+    button is released again; it used to stay "held", so the next real press gave nothing either and a
+    stuck alarm followed. A press that began inside the window after a release counts from then.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class PressButton:
         self._last_edge = -1e9
         self._long_fired = False
         self._timer: threading.Timer | None = None
+        self._settle_timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self.button = Button(pin, pull_up=True, bounce_time=None, pin_factory=factory)
         self.button.when_pressed = self._pressed
@@ -91,17 +95,43 @@ class PressButton:
     def is_pressed(self) -> bool:
         return self._down_at is not None
 
-    def _accept_edge(self) -> bool:
+    def _accept_edge(self, force: bool = False) -> bool:
         now = self.clock()
-        if now - self._last_edge < self.debounce_s:
+        if not force and now - self._last_edge < self.debounce_s:
             self.bounces += 1
+            self._settle_later(self.debounce_s - (now - self._last_edge))
             return False
         self._last_edge = now
         return True
 
-    def _pressed(self) -> None:
+    def _settle_later(self, delay: float) -> None:
+        """Read the pin again when the debounce window is over (called with the lock held)."""
+        if self._settle_timer is not None and self._settle_timer.is_alive():
+            return
+        self._settle_timer = threading.Timer(max(0.0, delay) + 0.002, self._settle)
+        self._settle_timer.daemon = True
+        self._settle_timer.start()
+
+    def _settle(self) -> None:
+        """The level after the bounce: a press or a release whose edge was ignored as bounce counts now."""
+        try:
+            down = bool(self.button.is_pressed)
+        except Exception:  # closed meanwhile
+            return
+        if down and self._down_at is None:
+            self._pressed(force=True)
+        elif not down and self._down_at is not None:
+            with self._lock:  # released inside the window: shorter than debounce_s, not a press
+                self._down_at = None
+                self._last_edge = self.clock()
+                if self._timer:
+                    self._timer.cancel()
+                    self._timer = None
+            log.debug("button %s: contact shorter than %.0f ms ignored", self.name, self.debounce_s * 1000)
+
+    def _pressed(self, force: bool = False) -> None:
         with self._lock:
-            if self._down_at is not None or not self._accept_edge():
+            if self._down_at is not None or not self._accept_edge(force):
                 return
             self._down_at = self.clock()
             self._long_fired = False
@@ -148,8 +178,9 @@ class PressButton:
             log.exception("button %s handler failed", self.name)
 
     def close(self) -> None:
-        if self._timer:
-            self._timer.cancel()
+        for timer in (self._timer, self._settle_timer):
+            if timer:
+                timer.cancel()
         self.button.close()
 
 

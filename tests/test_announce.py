@@ -375,3 +375,97 @@ def test_ticket_language_follows_german_with_pauses(espeak, tmp_path):
             assert gap >= 0.8 - 0.01, gap
         else:
             assert gap >= 0.4 - 0.01, gap
+
+
+# ------------------------------------------------------------------------------------------- broken speech
+def fake_espeak(folder: Path, body: str) -> Path:
+    """An ``espeak-ng`` program of our own, first on PATH."""
+    folder.mkdir(exist_ok=True)
+    prog = folder / "espeak-ng"
+    prog.write_text(f"#!/bin/sh\n{body}\n")
+    prog.chmod(0o755)
+    return folder
+
+
+def test_a_hanging_espeak_delays_one_call_not_every_call(tmp_path, monkeypatch, caplog):
+    """espeak-ng that hangs: the first call waits for one synthesis timeout, then its gong plays; the next
+    calls get their gong at once (speech off for SPEECH_RETRY_S), with one log line and the health saying it.
+    (It used to wait the timeout for every phrase of every call: 45 s per call with three languages.)"""
+    import logging
+
+    from displays import announce
+
+    monkeypatch.setattr(announce, "SYNTH_TIMEOUT_S", 1.0)
+    monkeypatch.setenv("PATH", f"{fake_espeak(tmp_path / 'bin', 'sleep 30')}:/usr/bin:/bin")
+    caplog.set_level(logging.INFO, logger="displays.announce")
+    a = Announcer(ds.parse({"tts": "espeak-ng", "second_language": "en"}), gong=short_gong(tmp_path))
+    a.start()
+    t0 = time.monotonic()
+    try:
+        for n in (1, 2, 3):
+            assert a.announce(Announcement(f"B{n:03d}", {"de": f"Schalter {n}"}, seq=n, lang="tr"))
+        assert a.wait_idle(timeout=30)
+    finally:
+        a.stop()
+    assert [(p.ticket, p.kind) for p in a.played] == [(f"B00{n}", "gong") for n in (1, 2, 3)]
+    assert a.played[0].start - t0 < 2.0  # one timeout (1 s), not three
+    assert a.played[2].start - t0 < 6.0  # 1 s + gongs and gaps, not 9 timeouts
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "gong alone" in errors[0].getMessage()
+    assert a.health()["speech"].startswith("error: espeak-ng took longer")
+
+
+def test_speech_failing_then_back_is_tried_again(espeak, tmp_path, monkeypatch):
+    """espeak-ng exits 1 (a crash): gong only; once it works again, the first call after SPEECH_RETRY_S is
+    spoken again and the health says ok."""
+    from displays import announce
+
+    monkeypatch.setattr(announce, "SPEECH_RETRY_S", 0.5)
+    flag = tmp_path / "broken"
+    flag.touch()
+    body = f'[ -e "{flag}" ] && {{ echo crashed >&2; exit 1; }}\nexec "{espeak}" "$@"'
+    monkeypatch.setenv("PATH", f"{fake_espeak(tmp_path / 'bin', body)}:/usr/bin:/bin")
+    a = Announcer(ds.parse({"tts": "espeak-ng", "speech_rate": 260}), gong=short_gong(tmp_path))
+    a.start()
+    try:
+        a.announce(Announcement("B001", {"de": "Schalter 1"}, seq=1))
+        assert a.wait_idle(timeout=30)
+        assert a.health()["speech"] == "error: espeak-ng failed (1): crashed"
+        flag.unlink()
+        time.sleep(0.6)
+        a.announce(Announcement("B002", {"de": "Schalter 2"}, seq=2))
+        assert a.wait_idle(timeout=30)
+    finally:
+        a.stop()
+    assert [(p.ticket, p.kind) for p in a.played] == [("B001", "gong"), ("B002", "gong"), ("B002", "speech")]
+    assert a.health()["speech"] == "ok"
+
+
+def test_display_without_espeak_still_gongs_and_says_so_in_its_health(controller, node, cfg, monkeypatch):
+    """espeak-ng not installed (not on PATH) with ``tts: espeak-ng``: the display starts, a call gets its
+    gong, and the published health says why there is no speech (it used to announce nothing at all)."""
+    from displays.node import DisplayNode
+    from waitroom.contract import Topics, decode
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    health: list[dict] = []
+    node("web").subscribe(Topics(cfg.office.id).health("display-1"), lambda t, p: health.append(decode(p)))
+    dn = DisplayNode(
+        node("display-1"),
+        cfg,
+        cfg.node("display-1"),
+        settings=ds.parse({"screenshot_every_s": 0, "tts": "espeak-ng"}),
+    )
+    dn.start()
+    try:
+        node("disp-1").request("ticket.issue", {"service": "pass"})
+        node("counter-1").request("counter.call_next", {"counter": "c1"})
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not dn.announcer.played:
+            time.sleep(0.05)
+        while time.monotonic() < deadline and not any("not installed" in h.get("speech", "") for h in health):
+            time.sleep(0.05)
+    finally:
+        dn.stop()
+    assert [(p.ticket, p.kind) for p in dn.announcer.played] == [("A001", "gong")]
+    assert any(h.get("speech", "").startswith("error: espeak-ng is not installed") for h in health)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -388,3 +389,104 @@ def test_a_printer_back_after_a_failure_prints_again_without_status_queries(cfg,
         wait_until(lambda: d.status_led.pattern == "off")
     finally:
         sink.close()
+
+
+def test_an_unusable_data_directory_still_gives_online_tickets(cfg, controller, make, tmp_path, monkeypatch):
+    """A data directory that cannot be written (read-only or worn-out SD card, a file in its place): the
+    dispenser starts, prints online tickets and says why in one log line and its health; without the
+    controller a press beeps (no offline number: it could not be kept on disk before printing)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("WAITROOM_DATA_DIR", str(blocker / "var"))
+    folder = tmp_path / "tickets"
+    d = make(with_dispenser(cfg, {"preview": {"folder": str(folder), "keep": 5}}), wait_leases=False)
+    out = d.issue("pass")
+    assert (out.kind, out.number) == ("printed", "A001")
+    h = d.health()
+    assert h["status"] == "degraded" and "not-a-folder" in h["offline_store"]
+    controller.stop()
+    wait_until(lambda: not d.controller_reachable)
+    out = d.issue("pass")
+    assert (out.kind, out.reason) == ("refused", "store")
+    assert d.last_refusal["text"]["de"].startswith("Keine Verbindung")
+    assert len(latest(folder, 10)) == 1
+
+
+def test_a_full_disk_at_an_offline_press_is_one_log_line_and_a_beep(cfg, controller, make, tmp_path, caplog):
+    """The offline number cannot be written (disk full): no ticket, a beep, one log line without a traceback
+    and the health says it; once there is space again the next press prints an offline ticket."""
+    import logging
+    import sqlite3
+
+    folder = tmp_path / "tickets"
+    d = make(with_dispenser(cfg, {"preview": {"folder": str(folder), "keep": 5}}))
+    controller.stop()
+    wait_until(lambda: not d.controller_reachable)
+    with d.store.lock:  # fill the database to a page limit: SQLite's "database or disk is full"
+        db = d.store.db
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count={pages}")
+        with pytest.raises(sqlite3.OperationalError, match="full"):  # void tickets of another day
+            for n in range(10000):
+                db.execute("INSERT INTO offline_ticket VALUES ('2000-01-01','x','X',?,0,0,'void')", (n,))
+    caplog.set_level(logging.INFO, logger="edge.dispenser")
+    outs = [d.issue("pass"), d.issue("melde"), d.issue("pass")]
+    assert [(o.kind, o.reason) for o in outs] == [("refused", "store")] * 3
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "full" in errors[0].getMessage() and errors[0].exc_info is None
+    assert d.health()["status"] == "degraded" and "full" in d.health()["offline_store"]
+    with d.store.lock:
+        d.store.db.execute("PRAGMA max_page_count=1000000")
+    out = d.issue("pass")
+    assert (out.kind, out.number) == ("offline", "A900")
+    assert d.health()["offline_store"] == "ok"
+
+
+def test_a_contact_shorter_than_the_debounce_does_not_leave_the_button_held(cfg, controller, make, tmp_path):
+    """A 5 ms contact (a glitch, a graze) is no press; the button must not stay "held": that made the stuck
+    alarm go off and swallowed the next real press (its release counted as the end of the long one)."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, stuck_s=1))
+    press(d, "pass", hold=0.005)
+    time.sleep(1.3)
+    assert d.health()["buttons_stuck"] == [] and not d.buttons["pass"].is_pressed
+    assert files(folder) == []
+    press(d, "pass", hold=0.1)
+    wait_until(lambda: files(folder))
+    assert b"A001" in files(folder)[0].read_bytes()
+
+
+def test_all_buttons_at_once_a_press_beyond_the_queue_is_told_to_wait(cfg, controller, make, tmp_path):
+    """Every service button pressed at the same moment: the tickets the queue holds are printed once each;
+    a press beyond it is refused as 'busy' with "please wait, then press again" (its record said "printer
+    fault", which sent staff to a printer that was fine)."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, burst=10))
+    printing, started = threading.Event(), threading.Event()
+    slow = d.printer.print_ticket
+
+    def print_slowly(data):  # a printer that takes its time: the presses arrive while it prints
+        started.set()
+        printing.wait(5)
+        return slow(data)
+
+    d.printer.print_ticket = print_slowly
+    d.checkin("not a booking code")  # the printer is busy with the notice for it
+    assert started.wait(5)
+    pins = [d.buttons[s].pin for s in d.services]
+    for pin in pins:
+        pin.drive_low()
+    time.sleep(0.08)
+    for pin in pins:
+        pin.drive_high()
+    assert d.health()["refused"] == {"unknown_appointment": 1, "busy": 1}  # the queue holds three
+    assert d.last_refusal["reason"] == "busy" and d.last_refusal["service"] == d.services[-1]
+    assert d.last_refusal["text"]["de"] == "Bitte einen Moment warten, dann erneut drücken."
+    printing.set()
+    wait_until(lambda: len(files(folder)) == len(d.services))
+    time.sleep(0.3)
+    printed = [f.name.rsplit("-", 1)[1] for f in files(folder) if "NOTICE" not in f.name]
+    assert sorted(printed) == ["A001.bin", "B001.bin", "C001.bin"]
+    assert sum(len(controller.office.state.waiting(s)) for s in d.services) == len(printed)

@@ -75,6 +75,49 @@ def test_58mm_profile_wraps_and_rasterises_qr(tmp_path):
             assert len(line) * b.width <= 384 // (12 if b.font == "a" else 9)
 
 
+@pytest.mark.parametrize("qr_size", [6, 10, 16])
+def test_58mm_qr_code_of_a_long_address_fits_the_paper(qr_size, tmp_path):
+    """A QR code wider than 58 mm paper (a long ticket address, a large ``qr_size``) is drawn with smaller
+    modules, on the paper and in the preview; it used to fail the ticket (ValueError: image 472 dots wide,
+    the paper 384), which the dispenser neither printed nor cancelled."""
+    import qrcode
+
+    from ticket_printer.layout import Qr
+    from ticket_printer.preview import MARGIN, render_png
+
+    s = load_settings({"profile": "POS-5890", "qr_size": qr_size})
+    url = "https://termine.buergeramt.example.de/standorte/mitte/wartestand/t/" + "7f3a9c2e1b" * 12
+    blocks, raw, _ = TicketPrinter(s).render(ticket(url=url))
+    emu = interpret(raw)
+    (qr,) = emu["images"]  # type: ignore[misc]
+    assert qr.width <= 384
+    decoded = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_L)
+    decoded.add_data(url)
+    decoded.make(fit=True)
+    assert qr.height >= decoded.modules_count * 2  # every module at least 2 dots: still scannable
+    png = render_png([b for b in blocks if isinstance(b, Qr)], s.width_dots)
+    px = png.convert("L").load()
+    ink = [x for y in range(png.height) for x in range(png.width) if px[x, y] < 128]
+    assert ink  # the preview shows it, whole: its quiet zone is white on both sides, nothing cut off
+    assert min(ink) > MARGIN and max(ink) < MARGIN + s.width_dots - 1
+
+
+def test_a_ticket_that_cannot_be_rendered_is_a_printer_error(tmp_path, monkeypatch):
+    """A rendering failure is a ticket that did not go out (PrinterError: the dispenser cancels it and beeps),
+    not an unexpected exception that left the issued ticket in the queue without a holder."""
+    from waitroom.errors import PrinterError
+
+    printer = TicketPrinter(load_settings({"backend": "file", "file": {"path": str(tmp_path / "t.bin")}}))
+
+    def broken(blocks):  # type: ignore[no-untyped-def]
+        raise ValueError("image 472 dots wide, the paper 384")
+
+    monkeypatch.setattr(printer.renderer, "render", broken)
+    with pytest.raises(PrinterError, match="could not be rendered"):
+        printer.print_ticket(ticket())
+    assert not (tmp_path / "t.bin").exists()
+
+
 def test_unprintable_text_is_replaced_visibly(tmp_path, caplog):
     printer = TicketPrinter(load_settings({"backend": "file", "file": {"path": str(tmp_path / "x.bin")}}))
     with caplog.at_level(logging.WARNING, "ticket_printer.layout"):
@@ -483,6 +526,49 @@ def test_escpos_database_is_parsed_once_and_kept_in_the_data_directory(tmp_path)
     # the default argument of its environ.get)
     # python-escpos' printer class is not needed for the bytes (ticket_printer/escpos_out.py)
     assert "'escpos.escpos'" not in modules and "escpos.printer" not in modules
+
+
+FULL_DISK = """
+import resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_disk_full_while_the_escpos_database_is_pickled_does_not_break_later_starts(tmp_path):
+    """python-escpos writes its pickle while it parses: when the disk fills up meanwhile, the truncated file
+    must not be moved into <data dir>/cache, where every later start (a dispenser validating its
+    configuration) would read it and fail until someone deletes it; a damaged pickle there is replaced."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "print_one.py"
+    script.write_text(PRINT_ONE)
+    env = {k: v for k, v in os.environ.items() if k != "ESCPOS_CAPABILITIES_PICKLE_DIR"}
+    env.update(WAITROOM_DATA_DIR=str(tmp_path / "var"), TMPDIR=str(tmp_path))
+    out = str(tmp_path / "out.bin")
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    full = run("-c", FULL_DISK, str(script), out)
+    assert full.returncode != 0  # nothing could be written: this start fails
+    cache = tmp_path / "var" / "cache"
+    assert [p.stat().st_size for p in cache.glob("*.capabilities.pickle")] == []  # no truncated pickle
+    ok = run(str(script), out)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "out.bin").read_bytes().startswith(ESC + b"@")
+    (pickle,) = cache.glob("*.capabilities.pickle")
+    pickle.write_bytes(pickle.read_bytes()[:4096])  # damaged (e.g. by an older version or a crash)
+    ok = run(str(script), out)
+    assert ok.returncode == 0, ok.stderr
+    assert "capabilities cache" in ok.stderr and "failed" in ok.stderr
+    assert run(str(script), out).returncode == 0
+    assert pickle.stat().st_size > 4096  # written whole again
 
 
 # ----------------------------------------------------------------- the renderer against python-escpos itself

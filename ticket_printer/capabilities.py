@@ -37,29 +37,52 @@ def escpos_capabilities() -> ModuleType:
     Call this before anything imports ``escpos``; ESCPOS_CAPABILITIES_PICKLE_DIR set outside wins. (It is set
     only while python-escpos is imported: processes started later look at their own data directory.)
     python-escpos writes its pickle in place while it parses, so a process starting meanwhile would read half
-    a file: a missing or outdated pickle is written in a private folder and moved into the cache whole."""
+    a file: a missing or outdated pickle is written in a private folder and moved into the cache whole, once
+    the import worked. When the cache fails (a full disk while writing, a damaged pickle, which is deleted),
+    python-escpos parses into its own temporary folder, as without the cache."""
     key = "ESCPOS_CAPABILITIES_PICKLE_DIR"
-    set_here = False
-    private: Path | None = None
     folder = data_dir() / "cache"
-    if "escpos.capabilities" not in sys.modules and key not in os.environ:
+    if "escpos.capabilities" in sys.modules or key in os.environ:
+        from escpos import capabilities
+
+        return capabilities
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.debug("no capabilities cache in %s: %s", folder, exc)
+    if os.access(folder, os.W_OK):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.debug("no capabilities cache in %s: %s", folder, exc)
-        if os.access(folder, os.W_OK):
-            if not _pickle_current(folder):
-                private = Path(tempfile.mkdtemp(dir=folder, prefix=".escpos-"))
-            os.environ[key], set_here = str((private or folder).resolve()), True
+            return _import_capabilities(folder)
+        except Exception as exc:  # a full disk (OSError), a damaged pickle (any unpickling error)
+            log.warning(
+                "python-escpos' capabilities cache in %s failed (%s); parsed again in a temporary folder",
+                folder,
+                exc,
+            )
+            with contextlib.suppress(OSError):  # a damaged pickle would fail every start
+                (folder / f"{platform.python_version()}.capabilities.pickle").unlink()
+    from escpos import capabilities  # python-escpos' own default: a new temporary folder
+
+    return capabilities
+
+
+def _import_capabilities(folder: Path) -> ModuleType:
+    """Import ``escpos.capabilities`` with its pickle in ``folder``; a missing or outdated pickle is written
+    in a private folder and moved into ``folder`` whole, and only when the import worked (a disk that
+    filled up while it was written leaves a truncated file, which must not become the next start's cache)."""
+    key = "ESCPOS_CAPABILITIES_PICKLE_DIR"
+    private = None if _pickle_current(folder) else Path(tempfile.mkdtemp(dir=folder, prefix=".escpos-"))
+    os.environ[key] = str((private or folder).resolve())
     try:
         from escpos import capabilities
-    finally:
-        if set_here:
-            del os.environ[key]
+
         if private is not None:
             with contextlib.suppress(OSError):
                 for made in private.glob("*.capabilities.pickle"):
                     os.replace(made, folder / made.name)
+    finally:
+        del os.environ[key]
+        if private is not None:
             shutil.rmtree(private, ignore_errors=True)
     return capabilities
 

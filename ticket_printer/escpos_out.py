@@ -33,7 +33,7 @@ from escpos.constants import (
 )
 
 from ticket_printer.facts import PrinterFacts, facts
-from ticket_printer.layout import Block, Cut, Feed, Image, Qr, Raster, Text
+from ticket_printer.layout import Block, Cut, Feed, Image, Qr, Raster, Text, qr_module_size
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,18 @@ class EscposRenderer:
             )
             code.add_data(content)
             code.make(fit=True)
+            try:  # the paper width as _image checks it (None: the profile does not say)
+                paper: int | None = int(self.facts.media_px)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                paper = None
+            if paper is not None:
+                fitted = qr_module_size(code.modules_count, size, code.border, paper)
+                if fitted < 1:
+                    log.warning(
+                        "QR code of %d modules does not fit %d dots: not printed", code.modules_count, paper
+                    )
+                    return
+                code.box_size = fitted
             img = code.make_image()._img.convert("RGB")
             self._text(out, "\n")
             self._image(out, img, center=center)

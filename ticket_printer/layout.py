@@ -93,6 +93,13 @@ class Qr:
     size: int = 6  # module size in dots
 
 
+def qr_module_size(modules: int, size: int, border: int, width_dots: int) -> int:
+    """The module size for a QR code of ``modules`` modules a side with ``border`` modules around it:
+    ``size``, or smaller when that is wider than the paper (a long URL, a large ``qr_size`` on 58 mm paper);
+    0 when not even one dot per module fits."""
+    return max(0, min(size, width_dots // (modules + 2 * border)))
+
+
 @dataclass(frozen=True)
 class Image:
     path: str

@@ -18,7 +18,7 @@ import qrcode
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
-from ticket_printer.layout import FONT_DOTS, Block, Cut, Feed, Image, Qr, Raster, Text
+from ticket_printer.layout import FONT_DOTS, Block, Cut, Feed, Image, Qr, Raster, Text, qr_module_size
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ def render_png(blocks: list[Block], width_dots: int) -> PILImage.Image:
             q = qrcode.QRCode(box_size=b.size, border=2, error_correction=qrcode.constants.ERROR_CORRECT_L)
             q.add_data(b.content)
             q.make(fit=True)
+            q.box_size = qr_module_size(q.modules_count, b.size, q.border, width_dots)
+            if q.box_size < 1:
+                continue
             img = q.make_image(fill_color="black", back_color="white").get_image().convert("L")
             row = PILImage.new("L", (width_dots, img.height), 255)
             row.paste(img, ((width_dots - img.width) // 2, 0))

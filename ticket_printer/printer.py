@@ -79,7 +79,11 @@ class TicketPrinter:
 
     def print_ticket(self, data: TicketData | Notice) -> PrintResult:
         """Render and hand the ticket to the backend; raise PrinterError when it did not go out."""
-        blocks, raw, replaced = self.render(data)
+        try:
+            blocks, raw, replaced = self.render(data)
+        except Exception as exc:  # a ticket that cannot be rendered did not go out either (it is cancelled)
+            log.exception("ticket %s could not be rendered", getattr(data, "number", "notice"))
+            raise PrinterError(f"ticket could not be rendered: {type(exc).__name__}: {exc}") from exc
         number = data.number if isinstance(data, TicketData) else "NOTICE"
         job = PrintJob(number, raw, blocks, self.width_dots)
         with self._lock:

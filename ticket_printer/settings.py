@@ -108,7 +108,12 @@ class PrinterSettings(PrinterSettingsMethods, _Strict):
     file: FileSettings | None = None
     preview: PreviewSettings = Field(default_factory=PreviewSettings)
     logo: str | None = Field(None, description="optional logo image printed at the top (PNG, scaled to fit)")
-    qr_size: int = Field(6, ge=2, le=16, description="QR module size in dots")
+    qr_size: int = Field(
+        6,
+        ge=2,
+        le=16,
+        description="QR module size in dots (smaller for a code that would be wider than the paper)",
+    )
     cut: Literal["full", "partial", "none"] = Field("partial", description="paper cut after each ticket")
     status_query: bool = Field(True, description="ask the printer for paper/cover status (DLE EOT)")
     status_interval_s: float = Field(10.0, ge=1, le=600, description="seconds between status queries")

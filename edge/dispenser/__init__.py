@@ -26,6 +26,12 @@ What the citizen sees (documented behaviour; docs/dispenser.md repeats it for st
   Without numbers left (or before the first lease of the day) the press beeps three
   times. Leasing takes the next numbers of the day, so with the default ``lease_size: 10`` a day's walk-in
   numbers start after the first ten reserved ones.
+- **Data directory unusable** (read-only, or full): the dispenser starts anyway and issues online tickets; an
+  offline press beeps three times (reason ``store``, text "Keine Verbindung ..."), as no number may be printed
+  before it is on disk. One error log line per new problem (not per press) and the health field
+  ``offline_store`` (``ok`` or the error; status ``degraded``) say why. A disk that filled up while running
+  is used again at the next press once there is space; a store that could not be opened at start, after a
+  restart of the node.
 - A command that timed out may still have reached the controller; when it is back, the dispenser repeats it
   with the same request id (the controller answers repeats from its log) and cancels that ticket, so no
   ticket without a holder stays in the queue.

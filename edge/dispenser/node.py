@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections import Counter as Tally
@@ -89,7 +90,8 @@ class Dispenser:
             clock=monotonic,
         )
         self.monotonic = monotonic
-        self.store = OfflineStore(data_dir(self.options) / f"dispenser-{node.id}.db")
+        self.store_error = ""  # why the offline number store cannot be used ("" = it works)
+        self.store = self._open_store(data_dir(self.options) / f"dispenser-{node.id}.db")
         self.buttons: dict[str, PressButton] = {}
         self.leds: dict[str, Lamp] = {}
         self.status_led: Lamp | None = None
@@ -118,6 +120,36 @@ class Dispenser:
         self._busy: dict[str, float] = {}  # lamp name -> monotonic time its feedback flash ends
         self.stuck: set[str] = set()
         self.advice = Advice(cfg.office.id, clock=clock)  # the city's advice: a shorter wait elsewhere
+
+    # ----------------------------------------------------------------------------- offline store
+    def _open_store(self, path: Path) -> OfflineStore:
+        """The offline number store; when its file cannot be used (a read-only or full data directory) the
+        dispenser still starts and prints online tickets, from a store in memory that gives no offline numbers
+        (a number must be on disk before it is printed, or a restart could give it twice)."""
+        try:
+            return OfflineStore(path)
+        except (OSError, sqlite3.Error) as exc:
+            self._store_failed(exc, path)
+            return OfflineStore(OfflineStore.MEMORY)
+
+    def _store_failed(self, exc: BaseException, path: Path | None = None) -> None:
+        """One log line per new problem of the store (not one per press or sync), and the health says it."""
+        where = path or self.store.path
+        error = f"{where}: {exc}"
+        if error != self.store_error:
+            log.error(
+                "offline number store %s unusable (%s): tickets only while the controller answers, no "
+                "offline numbers; make the data directory writable and free space",
+                where,
+                exc,
+            )
+        self.store_error = error
+
+    def _store_ok(self) -> None:
+        """A write to the durable store worked again (space was freed)."""
+        if self.store_error and self.store.durable:
+            log.info("offline number store %s works again", self.store.path)
+            self.store_error = ""
 
     # ----------------------------------------------------------------------------- lifecycle
     def _device_pins(self) -> None:
@@ -351,7 +383,11 @@ class Dispenser:
             except RequestTimeout:
                 log.warning("controller did not answer ticket.issue %s: issuing offline", rid)
                 # It may still arrive there: repeat and cancel it later, so no ticket waits without a holder.
-                self.store.defer(rid, "orphan", args)
+                try:
+                    self.store.defer(rid, "orphan", args)
+                except sqlite3.Error as exc:
+                    self._store_failed(exc)
+                    log.error("ticket.issue %s cannot be repeated and cancelled later: not stored", rid)
                 self._wake.set()
             else:
                 return self._print_online(result["ticket"], service, lang)
@@ -422,25 +458,44 @@ class Dispenser:
             log.warning("ticket %s cancelled: it could not be printed", ticket["number"])
         except (RequestTimeout, CommandFailed) as exc:
             log.error("could not cancel unprinted ticket %s now (%s); will retry", ticket["number"], exc)
-            self.store.defer(f"cancel-{args['ticket']}", "cancel", args)
+            try:
+                self.store.defer(f"cancel-{args['ticket']}", "cancel", args)
+            except sqlite3.Error as store_exc:
+                self._store_failed(store_exc)
 
     def _issue_offline(self, service: str, priority: bool, lang: str) -> Outcome:
         day = self.today()
-        t = self.store.take(day, service, self.clock(), priority)
-        if t is None:
+        try:
+            t = self.store.take(day, service, self.clock(), priority)
+        except sqlite3.Error as exc:  # a full or failing disk: the number could not be recorded
+            self._store_failed(exc)
+            return self._refuse("store", service, signal="beep")
+        if t is not None:
+            self._store_ok()
+        else:
+            if not self.store.durable:
+                return self._refuse("store", service, signal="beep")
             log.error("controller unreachable and no leased numbers left for %s today", service)
             return self._refuse("no_numbers", service, signal="beep")
         ticket = {"number": t.label, "issued_at": t.issued_at, "priority": priority}
         try:
             path = self._print(self._data(ticket, service, lang, offline=True))
         except PrinterError:
-            self.store.mark(t, "void")  # never handed out: not reported, never reused
+            self._mark(t, "void")  # never handed out: not reported, never reused
             return self._refuse("print_failed", service, signal="beep", number=t.label)
-        self.store.mark(t, "printed")
+        self._mark(t, "printed")
         self.tally["offline"] += 1
         self._done(service, t.label, priority)
         self._wake.set()
         return Outcome("offline", number=t.label, path=path)
+
+    def _mark(self, t: Any, state: str) -> None:
+        """A state change of an offline ticket; if it cannot be written the ticket stays ``issued``, which is
+        reported like a printed one (a void one then too: the controller has a ticket nobody holds)."""
+        try:
+            self.store.mark(t, state)
+        except sqlite3.Error as exc:
+            self._store_failed(exc)
 
     def _done(self, service: str, number: str, priority: bool) -> None:
         self.tally["issued"] += 1
@@ -499,6 +554,9 @@ class Dispenser:
             if self.controller_reachable and self.runtime.state is not None:
                 try:
                     self.sync()
+                except sqlite3.Error as exc:  # one line per new problem, not a traceback every few seconds
+                    self._store_failed(exc)
+                    self._changed()
                 except Exception:
                     log.exception("sync with the controller failed")
             self._refresh_leds()
@@ -560,7 +618,7 @@ class Dispenser:
             except RequestTimeout:
                 return
             self.store.done(key)
-        if self.day == today:
+        if self.day == today and self.store.durable:
             for sid in self.services:
                 if self.store.remaining(today, sid) < max(1, opts.lease_low):
                     try:
@@ -573,6 +631,7 @@ class Dispenser:
                     except RequestTimeout:
                         return
                     self.store.add_lease(lease["day"], sid, lease["prefix"], lease["first"], lease["count"])
+                    self._store_ok()
                     log.info(
                         "leased %s%03d..%s%03d for offline issuing",
                         lease["prefix"],
@@ -615,10 +674,12 @@ class Dispenser:
         self.tally[f"refused_{reason}"] += 1
         key = text_key or {
             "rate_limited": "dispenser.rate_limited",
+            "busy": "dispenser.rate_limited",  # presses faster than tickets print: wait, then press again
             "intake_stopped": "dispenser.intake_stopped",
             "printer": "dispenser.printer_fault",
             "print_failed": "dispenser.printer_fault",
             "no_numbers": "dispenser.no_numbers",
+            "store": "dispenser.no_numbers",
         }.get(reason, "dispenser.printer_fault")
         name = self.cfg.service(service).name.get("de") if service in self.cfg.service_ids else ""
         self.last_refusal = {
@@ -669,12 +730,17 @@ class Dispenser:
         today = self.today()
         self.stuck = {sid for sid in self.stuck if self.buttons[sid].is_pressed}
         stuck = sorted(self.stuck)
-        unreported = len(self.store.unreported(today))
+        try:
+            unreported = len(self.store.unreported(today))
+            numbers_left = {sid: self.store.remaining(today, sid) for sid in self.services}
+        except sqlite3.Error as exc:
+            self._store_failed(exc)
+            unreported, numbers_left = 0, dict.fromkeys(self.services, 0)
         printer = self.printer.status
         status = "ok"
         if printer in ("paper_out", "cover_open", "offline", "error") or stuck:
             status = "error"
-        elif printer == "paper_low" or not self.controller_reachable or unreported:
+        elif printer == "paper_low" or not self.controller_reachable or unreported or self.store_error:
             status = "degraded"
         return {
             "status": status,
@@ -688,7 +754,8 @@ class Dispenser:
             "offline_issued": self.tally["offline"],
             "offline_unreported": unreported,
             "priority_issued": self.tally["priority"],
-            "offline_numbers_left": {sid: self.store.remaining(today, sid) for sid in self.services},
+            "offline_numbers_left": numbers_left,
+            "offline_store": self.store_error or "ok",
             "intake_stopped": {sid: why for sid, (ok, why) in self.intake.items() if not ok},
             "refused": {
                 k.removeprefix("refused_"): v for k, v in self.tally.items() if k.startswith("refused_")

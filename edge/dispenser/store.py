@@ -47,13 +47,24 @@ class OfflineStore:
     CREATE TABLE IF NOT EXISTS deferred (key TEXT PRIMARY KEY, kind TEXT, payload TEXT, created REAL);
     """
 
+    MEMORY = ":memory:"
+
     def __init__(self, path: str | Path):
+        """Open (or create) the file; raises OSError or sqlite3.Error when it cannot be used (a read-only or
+        full data directory). ``OfflineStore(OfflineStore.MEMORY)`` is a store that does not survive a
+        restart (``durable`` is False): no offline number may be given from it."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(self.SCHEMA)
+        self.durable = str(path) != self.MEMORY
+        if self.durable:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(self.SCHEMA)
+        except BaseException:
+            self.db.close()
+            raise
         self.lock = threading.Lock()
 
     def close(self) -> None:
@@ -66,10 +77,11 @@ class OfflineStore:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
+                self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:  # SQLite rolls back itself on some errors (a full disk)
+                    self.db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
 
     def add_lease(self, day: str, service: str, prefix: str, first: int, count: int) -> None:
         with self._tx() as db:
