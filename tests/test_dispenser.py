@@ -21,6 +21,7 @@ from edge.dispenser import (
     parse_code,
     resolve_pins,
 )
+from tests.printer_server import PrinterServer
 from ticket_printer.preview import latest
 from waitroom.config import Config
 from waitroom.contract import Topics, decode
@@ -334,35 +335,6 @@ def test_a_press_while_the_controller_says_retry_later_prints_an_offline_ticket(
         behind.stop()
 
 
-class SinkPrinter:
-    """A network printer on a loopback port that takes every byte (and never answers a status query)."""
-
-    def __init__(self, port: int = 0):
-        import threading
-
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-        self.jobs: list[bytes] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while chunk := conn.recv(65536):
-                    data += chunk
-                if data:
-                    self.jobs.append(data)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_a_printer_back_after_a_failure_prints_again_without_status_queries(cfg, controller, make):
     """With ``status_query: false`` nothing but a print can tell that the printer is back: a failed ticket
     must not leave the dispenser refusing every press until it is restarted."""
@@ -378,7 +350,7 @@ def test_a_printer_back_after_a_failure_prints_again_without_status_queries(cfg,
     assert d.issue("pass").reason == "print_failed"
     assert d.health()["printer"] == "offline"
     assert d.issue("pass").reason == "printer"  # at once: refused before a number is taken
-    sink = SinkPrinter(port)  # the printer is switched on again
+    sink = PrinterServer(port=port)  # the printer is switched on again (it answers no status query)
     time.sleep(1.1)
     try:
         out = d.issue("pass")

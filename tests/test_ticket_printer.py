@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.printer_server import PrinterServer
 from ticket_printer import TicketData, TicketPrinter, load_settings
 from ticket_printer.backends import FileBackend, NetworkBackend, SerialBackend, decode_status
 from ticket_printer.preview import latest
@@ -227,40 +228,6 @@ def test_serial_printer_over_pty():
     backend.close()
     os.close(master)
     os.close(slave)
-
-
-class PrinterServer:
-    """A local TCP 'printer' on port 0: collects each connection's bytes, answers DLE EOT queries."""
-
-    def __init__(self, replies: dict[int, int]):
-        self.replies = replies
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.jobs: list[bytes] = []
-        self.received = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            buf = bytearray()
-            with conn:
-                while True:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    buf.extend(chunk)
-                    if buf.startswith(b"\x10\x04") and len(buf) % 3 == 0 and buf[-3:-1] == b"\x10\x04":
-                        conn.sendall(bytes([self.replies[buf[-1]]]))
-            if not buf.startswith(b"\x10\x04"):
-                self.jobs.append(bytes(buf))
-                self.received.set()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_network_printer_against_socket_server():
