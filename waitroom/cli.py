@@ -91,12 +91,46 @@ def add_config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+# Sections a process validates when it starts, as "module:function(cfg)": check-config runs them too.
+SECTION_CHECKS = {
+    "display": "displays.settings:for_node",  # the office's section; each display node adds its options
+    "web": "waitroom.web.settings:web_settings",
+}
+
+
+def check_sections(cfg: Any) -> list[str]:
+    """What the nodes and the web app validate when they start (each node's options, pins and printer, the
+    ``display:`` and ``web:`` sections), so that a file ``check-config`` passes also starts every process."""
+    from waitroom import nodeconfig
+
+    errors: list[str] = []
+
+    def collect(ref: str, *a: Any) -> None:
+        module, _, func = ref.partition(":")
+        try:
+            getattr(importlib.import_module(module), func)(*a)
+        except ConfigError as exc:
+            errors.extend(e for e in exc.errors if e not in errors)
+        except ValueError as exc:  # a node's own check that names its key in the message
+            errors.append(str(exc))
+
+    for node in cfg.nodes:
+        if node.role in nodeconfig.PREPARE:
+            collect(nodeconfig.PREPARE[node.role], cfg, node)
+    for ref in SECTION_CHECKS.values():
+        collect(ref, cfg)
+    return errors
+
+
 # ------------------------------------------------------------------------------------------------ commands
 def cmd_check_config(args: argparse.Namespace) -> int:
     from waitroom import config
 
     try:
         cfg = config.load(args.file)
+        errors = check_sections(cfg)
+        if errors:
+            raise ConfigError(args.file, errors)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
