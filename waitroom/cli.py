@@ -245,7 +245,7 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check-config", help="validate an office configuration file and exit (1 on errors)")
-    p.add_argument("file")
+    p.add_argument("file", help="the office configuration (YAML)")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("controller", help="run the office controller (owns the queue)")
@@ -265,7 +265,9 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_controller)
 
     p = sub.add_parser("node", help="run one node (dispenser, display, counter, assist)")
-    p.add_argument("role", choices=sorted(NODE_ROLES))
+    p.add_argument(
+        "role", choices=sorted(NODE_ROLES), help="what the node is; its entry in nodes must have it"
+    )
     add_config_arg(p)
     p.add_argument("--node", "-n", required=True, help="node id from the configuration")
     p.add_argument("--pins", help="gpiozero pin factory: mock, lgpio, rpigpio, native (default: gpiozero's)")
@@ -285,7 +287,19 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
 
     for name in () if core_only else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _describe_subcommands(parser)
     return parser
+
+
+def _describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """A subcommand's ``--help`` opens with its one-line help of the list above it, unless it has its own."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name][:1].upper() + helps[name][1:] + "."
+                _describe_subcommands(sub)
 
 
 def _command_of(argv: list[str]) -> str | None:
