@@ -500,3 +500,28 @@ def test_files_named_in_the_docs_exist():
             assert (ROOT / path.rstrip("/")).exists(), f"{doc.name}: `{path}` does not exist"
             seen += 1
     assert seen >= 20
+
+
+def test_configuration_keys_named_in_the_docs_exist():
+    """A key of the office file named in the docs (`steering.appointments.grace_min`) is in the reference, so
+    a reader who writes it where it says gets no "unknown key" (the city's own file is in docs/city-api.md,
+    the MQTT payloads in docs/mqtt-contract.md)."""
+    known = set()
+    for section, rows in _reference().items():
+        base = re.sub(r" \(\w+\)$", "", section.replace("[]", "").replace(".<key>", ""))
+        known |= {key if section == "Top level" else f"{base}.{key}" for key in rows}
+    tops = "|".join(config.Config.model_fields)
+    named = re.compile(rf"`((?:{tops})(?:\[\d*\])?(?:\.[a-z_]+(?:\[\d*\])?)+)`")
+    seen = 0
+    for doc in DOCS:
+        if doc.name in ("configuration.md", "city-api.md", "mqtt-contract.md"):
+            continue
+        for token in named.findall(doc.read_text(encoding="utf-8")):
+            key = re.sub(r"\[\d*\]", "", token)
+            if key.rsplit(".", 1)[-1] in ("py", "yaml", "yml", "crt", "key", "pem", "json"):  # a file name
+                continue
+            assert key in known or any(k.startswith(key + ".") for k in known), (
+                f"{doc.name}: `{token}` is not a key of the office configuration (docs/configuration.md)"
+            )
+            seen += 1
+    assert seen >= 15
