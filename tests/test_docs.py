@@ -525,3 +525,14 @@ def test_configuration_keys_named_in_the_docs_exist():
             )
             seen += 1
     assert seen >= 15
+
+
+def test_check_config_leaves_the_logo_file_to_the_node(tmp_path):
+    """A printer logo is looked for where the dispenser runs (README, "Status and known limits"):
+    check-config, which Ansible runs on the file before it is in place, does not refuse a logo it cannot
+    see."""
+    data = _example()
+    data["printer"] = {"logo": str(tmp_path / "logo-on-the-pi.png")}
+    assert _errors(data) == []
+    data["printer"]["logo_size"] = 1
+    assert _errors(data) == ["printer.logo_size: unknown key (check the spelling)"]
