@@ -9,7 +9,8 @@ If the controller cannot be reached, the light flickers fast for a few seconds s
 was not taken (and the press is not silently lost: request/reply with retries under the same request id).
 
 Pins (firmware_config/pinmaps/assist.yaml): ``help`` (button), ``light`` (the button's lamp).
-Node options: ``long_press_s`` (2.0), ``request_timeout_s`` (2.0), ``retries`` (2).
+Node options (``OPTIONS``; docs/configuration.md): ``long_press_s``, ``request_timeout_s``, ``retries``, and
+``hardware`` (the pin map revision). Any other key is an error naming it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any
 
+from edge.counter import ASSIST_OPTIONS as OPTIONS
 from edge.counter import _option, node_pins
 from edge.hardware import Lamp, PressButton, SimInput, close_all
 from waitroom.errors import CommandFailed, RequestTimeout
@@ -38,9 +40,9 @@ class AssistNode:
         self.cfg = cfg
         self.node = node
         self.terminal = node.id
-        self.long_press_s = _option(node, "long_press_s", 2.0, 0.2, 10)
-        self.timeout_s = _option(node, "request_timeout_s", 2.0, 0.1, 30)
-        self.retries = int(_option(node, "retries", 2, 0, 10))
+        self.long_press_s = _option(node, "long_press_s", OPTIONS)
+        self.timeout_s = _option(node, "request_timeout_s", OPTIONS)
+        self.retries = int(_option(node, "retries", OPTIONS))
         pinmap = {**DEFAULT_PINS, **node_pins(node, cfg)}
         self.button = PressButton(
             pinmap["help"], factory=pins, name=f"{node.id}.help", long_press_s=self.long_press_s

@@ -27,8 +27,9 @@ one's answer is dropped (a double press, or an impatient one while the controlle
 controller answers late, one ticket is called, not several in a row that would each finish the one
 before unseen.
 
-Node options: ``long_press_s`` (1.0), ``assist_from_level`` (1: signal requests from escalation level 1 on,
-i.e. "all counters"; 0 for the counters that answer first), ``request_timeout_s`` (2.0), ``retries`` (2).
+Node options (``OPTIONS``; docs/configuration.md): ``long_press_s``, ``assist_from_level``,
+``request_timeout_s``, ``retries``, and ``hardware`` (the pin map revision).
+Any other key is an error naming it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from edge.hardware import Lamp, PressButton, SimInput, close_all
 from waitroom.configbase import prepared
 from waitroom.contract import EventKind
-from waitroom.errors import CommandFailed, RequestTimeout
+from waitroom.errors import CommandFailed, ConfigError, RequestTimeout
 
 if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
     from waitroom.config import Config, Node
@@ -61,6 +62,34 @@ DEFAULT_PINS: dict[str, int] = {
 }
 BUTTONS = ("next", "recall", "served", "no_show", "pause")
 FEEDBACK_S = 1.0  # how long a feedback flash pattern shows before the state pattern returns
+# ``nodes[].options`` of a counter node: name -> (default, lowest, highest, description). ``hardware`` (the
+# pin map revision) is checked with the pins (firmware_config.pins). docs/configuration.md lists these.
+OPTIONS: dict[str, tuple[float, float, float, str]] = {
+    "long_press_s": (
+        1.0,
+        0.2,
+        10,
+        "seconds a press must be held to count as long (next: recall, "
+        "recall: take the oldest help request, pause: close)",
+    ),
+    "assist_from_level": (
+        1,
+        0,
+        2,
+        "signal help requests from this escalation level on (0: at once, "
+        "1: when they escalate to all counters, 2: to the manager)",
+    ),
+    "request_timeout_s": (2.0, 0.1, 30, "seconds to wait for the controller's reply to a press, per attempt"),
+    "retries": (2, 0, 10, "repeats of a press (same request id) before it is refused visibly"),
+}
+# ``nodes[].options`` of an assistance node, as ``OPTIONS``.
+ASSIST_OPTIONS: dict[str, tuple[float, float, float, str]] = {
+    "long_press_s": (2.0, 0.2, 10, "seconds the button must be held to cancel the open request"),
+    "request_timeout_s": (2.0, 0.1, 30, "seconds to wait for the controller's reply to a press, per attempt"),
+    "retries": (2, 0, 10, "repeats of a press (same request id) before it is refused visibly"),
+}
+INTEGER_OPTIONS = frozenset({"assist_from_level", "retries"})
+PIN_OPTIONS = frozenset({"hardware"})
 
 
 class StatusLamp(Lamp):
@@ -84,14 +113,44 @@ def node_pins(node: Node, cfg: Config | None = None) -> dict[str, Any]:
 
 def prepare(cfg: Config, node: Node) -> dict[str, Any]:
     """What a counter or assistance node resolves at start, for its validated-config cache
-    (``waitroom.nodeconfig``): its pins."""
+    (``waitroom.nodeconfig``): its pins, after its options are checked (a ConfigError naming the key)."""
+    table = ASSIST_OPTIONS if node.role == "assist" else OPTIONS
+    index = next((i for i, n in enumerate(cfg.nodes) if n.id == node.id), 0)
+    errors = check_options(node, table, f"nodes[{index}].options")
+    if errors:
+        raise ConfigError(node.role, errors)
     return {"pins": node_pins(node)}
 
 
-def _option(node: Node, name: str, default: float, lo: float, hi: float) -> float:
+def check_options(node: Node, table: dict[str, tuple[float, float, float, str]], path: str) -> list[str]:
+    """Errors of a counter's or assistance node's ``options``, each naming its key."""
+    errors = []
+    for name in node.options:
+        if name in PIN_OPTIONS:
+            continue
+        if name not in table:
+            known = ", ".join(sorted({*table, *PIN_OPTIONS}))
+            errors.append(f"{path}.{name}: unknown option (known: {known})")
+            continue
+        try:
+            _option(node, name, table)
+        except ValueError as exc:
+            errors.append(f"{path}.{name}: {str(exc).partition(': ')[2]}")
+    return errors
+
+
+def _option(node: Node, name: str, table: dict[str, tuple[float, float, float, str]]) -> float:
+    default, lo, hi, _ = table[name]
     value = node.options.get(name, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ValueError(f"node {node.id}: options.{name} must be a number {lo}..{hi}, not {value!r}")
+    whole = name in INTEGER_OPTIONS
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not lo <= value <= hi
+        or (whole and value != int(value))
+    ):
+        kind = "a whole number" if whole else "a number"
+        raise ValueError(f"node {node.id}: options.{name} must be {kind} {lo}..{hi}, not {value!r}")
     return float(value)
 
 
@@ -103,10 +162,10 @@ class CounterNode:
         self.cfg = cfg
         self.node = node
         self.counter = node.counter
-        self.long_press_s = _option(node, "long_press_s", 1.0, 0.2, 10)
-        self.assist_from_level = int(_option(node, "assist_from_level", 1, 0, 2))
-        self.timeout_s = _option(node, "request_timeout_s", 2.0, 0.1, 30)
-        self.retries = int(_option(node, "retries", 2, 0, 10))
+        self.long_press_s = _option(node, "long_press_s", OPTIONS)
+        self.assist_from_level = int(_option(node, "assist_from_level", OPTIONS))
+        self.timeout_s = _option(node, "request_timeout_s", OPTIONS)
+        self.retries = int(_option(node, "retries", OPTIONS))
         pinmap = node_pins(node, cfg)
         self.buttons: dict[str, PressButton] = {}
         for name in BUTTONS:

@@ -295,6 +295,7 @@ def test_simulate_json_file_has_every_figure_with_its_interval(tmp_path, capsys)
     assert main([*argv, "--json", str(out), "--rule-set", "current", "--rule-set", "fifo"]) == 0
     text = capsys.readouterr().out
     assert "appointments called <= 5 min after slot" in text and "[" in text
+    assert "predictor RASE: not evaluated (--no-predict)" in text and "None" not in text  # not "None/None"
     report = json.loads(out.read_text())
     assert set(report["rule_sets"]) == {"current", "fifo"}
     cur, fifo = report["rule_sets"]["current"], report["rule_sets"]["fifo"]

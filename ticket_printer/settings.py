@@ -102,11 +102,15 @@ class PrinterSettings(PrinterSettingsMethods, _Strict):
     codepage: str = Field(
         DEFAULT_CODEPAGE, description="code page selected once per ticket; CP858 holds ä ö ü Ä Ö Ü ß and €"
     )
-    usb: UsbSettings | None = None
-    serial: SerialSettings | None = None
-    network: NetworkSettings | None = None
-    file: FileSettings | None = None
-    preview: PreviewSettings = Field(default_factory=PreviewSettings)
+    usb: UsbSettings | None = Field(None, description="a USB printer (backend usb; needs waitroom[usb])")
+    serial: SerialSettings | None = Field(
+        None, description="a printer on a serial port (backend serial; needs waitroom[serial])"
+    )
+    network: NetworkSettings | None = Field(None, description="a network printer (backend network)")
+    file: FileSettings | None = Field(None, description="raw bytes into a file or device (backend file)")
+    preview: PreviewSettings = Field(
+        default_factory=PreviewSettings, description="PNG previews instead of printing (backend preview)"
+    )
     logo: str | None = Field(None, description="optional logo image printed at the top (PNG, scaled to fit)")
     qr_size: int = Field(
         6,

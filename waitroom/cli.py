@@ -91,12 +91,51 @@ def add_config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+# Sections a process validates when it starts, as "module:function(cfg)": check-config runs them too.
+SECTION_CHECKS = {
+    "display": "displays.settings:for_node",  # the office's section; each display node adds its options
+    "web": "waitroom.web.settings:web_settings",
+}
+
+
+NAMED_FILE = "printer.logo: file "
+
+
+def check_sections(cfg: Any) -> list[str]:
+    """What the nodes and the web app validate when they start (each node's options, pins and printer, the
+    ``display:`` and ``web:`` sections), so that a file ``check-config`` passes also starts every process."""
+    from waitroom import nodeconfig
+
+    errors: list[str] = []
+
+    def collect(ref: str, *a: Any) -> None:
+        module, _, func = ref.partition(":")
+        try:
+            getattr(importlib.import_module(module), func)(*a)
+        except ConfigError as exc:
+            # Files the configuration names (a printer logo) are checked where the node runs, when it builds
+            # its cache: check-config may run elsewhere (Ansible validates the file on the admin's target).
+            errors.extend(e for e in exc.errors if e not in errors and not e.startswith(NAMED_FILE))
+        except ValueError as exc:  # a node's own check that names its key in the message
+            errors.append(str(exc))
+
+    for node in cfg.nodes:
+        if node.role in nodeconfig.PREPARE:
+            collect(nodeconfig.PREPARE[node.role], cfg, node)
+    for ref in SECTION_CHECKS.values():
+        collect(ref, cfg)
+    return errors
+
+
 # ------------------------------------------------------------------------------------------------ commands
 def cmd_check_config(args: argparse.Namespace) -> int:
     from waitroom import config
 
     try:
         cfg = config.load(args.file)
+        errors = check_sections(cfg)
+        if errors:
+            raise ConfigError(args.file, errors)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -211,7 +250,7 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check-config", help="validate an office configuration file and exit (1 on errors)")
-    p.add_argument("file")
+    p.add_argument("file", help="the office configuration (YAML)")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("controller", help="run the office controller (owns the queue)")
@@ -231,7 +270,9 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_controller)
 
     p = sub.add_parser("node", help="run one node (dispenser, display, counter, assist)")
-    p.add_argument("role", choices=sorted(NODE_ROLES))
+    p.add_argument(
+        "role", choices=sorted(NODE_ROLES), help="what the node is; its entry in nodes must have it"
+    )
     add_config_arg(p)
     p.add_argument("--node", "-n", required=True, help="node id from the configuration")
     p.add_argument("--pins", help="gpiozero pin factory: mock, lgpio, rpigpio, native (default: gpiozero's)")
@@ -251,7 +292,19 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
 
     for name in () if core_only else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _describe_subcommands(parser)
     return parser
+
+
+def _describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """A subcommand's ``--help`` opens with its one-line help of the list above it, unless it has its own."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name][:1].upper() + helps[name][1:] + "."
+                _describe_subcommands(sub)
 
 
 def _command_of(argv: list[str]) -> str | None:

@@ -5,16 +5,40 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import types
 import typing
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
 
 from waitroom import config
+
+ID_PATTERN = config.ID_RE.pattern
+HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+HARDWARE = (
+    "pin map revision of `firmware_config/pinmaps/<role>.yaml` (e.g. `mini`); default: the map's `default`"
+)
+COLORS = (
+    "Single colours of the theme, each `[red, green, blue]` 0..255; the defaults are those of the "
+    "`contrast` theme (`dark` and `light` have their own)."
+)
+# Sections validated by the process that uses them (the display, the dispenser's printer, the web app), with
+# their model ("module:Model") and an introduction; ``waitroom check-config`` validates them as well.
+SECTIONS: dict[str, tuple[str, str]] = {
+    "display": (
+        "displays.settings:DisplaySettings",
+        "The call display and its announcements. A display node's `options` override these key by key.",
+    ),
+    "printer": (
+        "ticket_printer.settings:PrinterSettings",
+        "The dispensers' ticket printer. The section named by `backend` is required (except for `preview`).",
+    ),
+    "web": ("waitroom.web.settings:WebSettings", "The web app (`waitroom web`)."),
+}
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -22,7 +46,9 @@ HEADER = """# Office configuration reference
 
 One YAML file per office (example: `waitroom/examples/office.yaml`). Unknown keys are errors; every error is
 reported with its path, e.g. `counters[2].services[0]: unknown service 'nix'`. Check a file before a node
-restarts with `waitroom check-config FILE` (exit code 1 on errors).
+restarts with `waitroom check-config FILE` (exit code 1 on errors): it checks every section below, also those
+a process validates only when it starts (`display`, `printer`, `web`, each node's `options` and `pins`).
+Types: *id* is 1-32 characters of `a-z 0-9 _ -`; a range such as `(0..899)` is the values the file may give.
 
 A counter, assistance, dispenser or display node validates the file in a short-lived process when it starts
 and keeps the result in `<data dir>/cache/node-<id>-<key>.json` (data dir: `$WAITROOM_DATA_DIR`, else
@@ -34,81 +60,155 @@ This page is generated from the models in the code (`python -m waitroom.config_d
 """
 
 
+def _limits(metadata: list[Any]) -> str:
+    """The bounds a field's validator enforces, e.g. " (0..899)" or " (> 0, ≤ 240)"; "" when none."""
+    lo = hi = None
+    parts: list[str] = []
+    for m in metadata:
+        for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                if attr == "ge":
+                    lo = v
+                elif attr == "le":
+                    hi = v
+                parts.append(f"{sign} {v}")
+        least, most = getattr(m, "min_length", None), getattr(m, "max_length", None)
+        if least is not None and least == most:
+            parts.append(f"length {least}")
+        elif least is not None:
+            parts.append(f"at least {least}")
+        if most is not None and most != least:
+            parts.append(f"at most {most}")
+        if getattr(m, "pattern", None) is not None:
+            pattern = m.pattern
+            parts.append({ID_PATTERN: "id", HHMM_PATTERN: "HH:MM"}.get(pattern, f"`{pattern}`"))
+    if lo is not None and hi is not None and len(parts) == 2:
+        return f" ({lo}..{hi})"
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _type_name(tp: object) -> str:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Annotated:
-        return _type_name(args[0])
+        meta = [m for a in args[1:] for m in getattr(a, "metadata", [a])]
+        return _type_name(args[0]) + _limits(meta)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in args)
     if origin is typing.Literal:
         return " / ".join(json.dumps(a) for a in args)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        inner = {_type_name(a) for a in args}
+        return f"list of {len(args)} {inner.pop()}" if len(inner) == 1 else "list"
     if origin in (list, tuple):
         return f"list of {_type_name(args[0])}" if args else "list"
     if origin is dict:
         return f"map {_type_name(args[0])} -> {_type_name(args[1])}" if args else "map"
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return "mapping (below)"
+        return "text (see Texts)" if tp.__name__ == "Texts" else "mapping (below)"
+    if tp is typing.Any:
+        return "any"
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
 
 
-def _models_in(tp: object) -> list[type[BaseModel]]:
+def _models_in(tp: object) -> list[tuple[str, type[BaseModel]]]:
+    """The models inside a field's type with the path suffix of each: "" (a mapping), "[]" (a list's items)
+    or ".<key>" (a map's values)."""
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return [tp]
-    found: list[type[BaseModel]] = []
-    for a in typing.get_args(tp):
-        found += _models_in(a)
+        return [("", tp)]
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    suffix = "[]" if origin in (list, tuple) else ".<key>" if origin is dict else ""
+    found: list[tuple[str, type[BaseModel]]] = []
+    for a in args[1:] if origin is dict else args:
+        found += [(suffix + inner, m) for inner, m in _models_in(a)]
     return found
 
 
-def _section(model: type[BaseModel], path: str, out: list[str], seen: set[str]) -> None:
-    out += [
-        f"## `{path}`",
-        "",
-        (model.__doc__ or "").strip().split("\n")[0],
-        "",
-        "| key | type | default | description |",
-        "|---|---|---|---|",
-    ]
+def _describe(model: type[BaseModel]) -> str:
+    """A model's docstring, its first paragraph on one line."""
+    return " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
+
+
+def _sentence(text: str | None) -> str:
+    text = (text or "").strip()
+    return text[:1].upper() + text[1:] + ("." if text and not text.endswith(".") else "")
+
+
+def _default(f: Any) -> str:
+    """The field's real default as JSON: ``**required**``, or the value; a nested mapping of defaults is
+    "the defaults below"."""
+    if f.is_required():
+        return "**required**"
+    value = f.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel) and value == type(value)():
+        return "the defaults below"
+    value = value.model_dump() if isinstance(value, BaseModel) else value
+    if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+        value = [v.model_dump() for v in value]
+    return f"`{json.dumps(value, ensure_ascii=False, default=str)}`"
+
+
+def _section(
+    model: type[BaseModel], path: str, out: list[str], seen: set[str], intro: str | None = None
+) -> None:
+    out += [f"## `{path}`", "", intro if intro is not None else _describe(model), ""]
+    out += ["| key | type | default | description |", "|---|---|---|---|"]
     children: list[tuple[str, type[BaseModel]]] = []
     for name, f in model.model_fields.items():
-        if f.is_required():
-            default = "**required**"
-        elif f.default is not PydanticUndefined:
-            default = f"`{json.dumps(f.default, ensure_ascii=False, default=str)}`"
-        else:
-            value = f.get_default(call_default_factory=True)
-            value = value.model_dump() if isinstance(value, BaseModel) else value
-            default = f"`{json.dumps(value, ensure_ascii=False, default=str)}`"
-            if len(default) > 60:
-                default = "(see below)" if _models_in(f.annotation) else "(see example)"
+        key = f.alias or name
         desc = (f.description or "").replace("|", "\\|")
         if f.examples:
             desc += f" Example: `{json.dumps(f.examples[0], ensure_ascii=False)}`"
-        out.append(f"| `{name}` | {_type_name(f.annotation)} | {default} | {desc} |")
-        for sub in _models_in(f.annotation):
-            key = f"{path}.{name}"
+        kind = (_type_name(f.annotation) + _limits(f.metadata)).replace("|", "\\|")
+        out.append(f"| `{key}` | {kind} | {_default(f)} | {desc.strip()} |")
+        for suffix, sub in _models_in(f.annotation):
             if sub.__name__ not in seen:
-                children.append((key, sub))
+                children.append((f"{path}.{key}{suffix}", sub, f.description))
     out.append("")
-    for key, sub in children:
-        seen.add(sub.__name__)
-        _section(sub, key, out, seen)
+    for key, sub, field_doc in children:  # a model without a docstring is introduced by its field's text
+        _section(sub, key, out, seen, intro=None if sub.__doc__ else _sentence(field_doc))
+
+
+def _options_table(path: str, intro: str, table: dict[str, tuple[float, float, float, str]]) -> list[str]:
+    """A node role's options that are checked without a model (``edge.counter.OPTIONS``)."""
+    out = [f"## `{path}`", "", intro, "", "| key | type | default | description |", "|---|---|---|---|"]
+    for name, (default, lo, hi, desc) in table.items():
+        kind = "int" if isinstance(default, int) else "float"
+        out.append(f"| `{name}` | {kind} ({lo}..{hi}) | `{default}` | {desc} |")
+    out.append(f"| `hardware` | str or null | `null` | {HARDWARE} |")
+    return [*out, ""]
+
+
+def _model(ref: str) -> Any:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def generate() -> str:
-    out = [HEADER]
+    out = [HEADER, "## Top level", "", "| key | type | default | description |", "|---|---|---|---|"]
+    for name, f in config.Config.model_fields.items():
+        kind = _type_name(f.annotation) + _limits(f.metadata)
+        models = _models_in(f.annotation)
+        desc = f.description or (_describe(models[0][1]) if models else "")
+        if name in SECTIONS:
+            kind, desc = "mapping (below)", SECTIONS[name][1]
+        out.append(f"| `{name}` | {kind} | {_default(f)} | {desc} |")
+    out.append("")
     seen: set[str] = {"Texts"}
     for name, f in config.Config.model_fields.items():
-        models = _models_in(f.annotation)
-        if models:
-            _section(
-                models[0], name if typing.get_origin(f.annotation) is not list else f"{name}[]", out, seen
-            )
-        else:
-            out += [f"## `{name}`", "", f.description or "", ""]
+        if name in SECTIONS:
+            ref, intro = SECTIONS[name]
+            _section(_model(ref), name, out, seen, intro)
+        for suffix, sub in _models_in(f.annotation)[:1]:
+            _section(sub, name + suffix, out, seen, intro=None if sub.__doc__ else _sentence(f.description))
+        if name == "display":
+            _section(_model("displays.settings:Theme"), "display.colors", out, seen, COLORS)
+        if name == "nodes":
+            _node_options(out, seen)
     out += [
         "## Texts",
         "",
@@ -118,6 +218,30 @@ def generate() -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _node_options(out: list[str], seen: set[str]) -> None:
+    from edge import counter
+
+    _section(
+        _model("edge.dispenser.schema:DispenserOptions"),
+        "nodes[].options (dispenser)",
+        out,
+        seen,
+        "A dispenser's settings. Pins come from `firmware_config/pinmaps/dispenser.yaml` (revision "
+        "`options.hardware`), single pins are changed with the node's `pins`.",
+    )
+    out += _options_table("nodes[].options (counter)", "A counter node's settings.", counter.OPTIONS)
+    out += _options_table(
+        "nodes[].options (assist)", "An assistance node's settings.", counter.ASSIST_OPTIONS
+    )
+    out += [
+        "## `nodes[].options (display)`",
+        "",
+        "Any key of the `display` section below: a display node's options override the office's section "
+        "key by key (e.g. one portrait TV).",
+        "",
+    ]
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
         help="accuracy of the waiting-time forecast on a recorded log, next to the classical predictors",
         description="Replay an anonymous-bank log (.tsv) day by day: each day is predicted by a forecast "
         "trained on the days before it only. Prints RASE of waitroom's forecast next to QL, LES, HOL, ZMS "
-        "and MEAN1h (from the reference classical_predictors.py), the coverage of its 80 %% interval, and "
+        "and MEAN1h (from the reference classical_predictors.py), the coverage of its 80 % interval, and "
         "the figures per service type.",
     )
     p.add_argument("log", help="anonymous-bank log, tab separated with a header line")

@@ -147,10 +147,14 @@ def prepare(cfg: Config, node: Node) -> dict[str, Any]:
     """What a dispenser validates at start, for its validated-config cache (``waitroom.nodeconfig``)."""
     from ticket_printer.facts import facts
 
-    printer = printer_settings(cfg)
-    return {
-        "options": load_options(cfg, node),
-        "pins": resolve_pins(cfg, node),
-        "printer": printer,
-        "printer_facts": facts(printer.profile, printer.codepage).to_dict(),
-    }
+    done: dict[str, Any] = {}
+    errors: list[str] = []
+    for key, check in (("options", load_options), ("pins", resolve_pins), ("printer", printer_settings)):
+        try:
+            done[key] = check(cfg, node) if key != "printer" else check(cfg)
+        except ConfigError as exc:  # every part's errors at once, not only the first part's
+            errors += exc.errors
+    if errors:
+        raise ConfigError("dispenser", errors)
+    printer = done["printer"]
+    return {**done, "printer_facts": facts(printer.profile, printer.codepage).to_dict()}

@@ -166,7 +166,7 @@ def register(subparsers: Any) -> None:
     sp = sub.add_parser(
         "import",
         help="import an iCalendar or CSV file or feed URL (exit 3 when entries failed)",
-        description=__doc__,
+        description=__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sp.add_argument(

@@ -90,7 +90,7 @@ def register(subparsers: Any) -> None:
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("check-config", help="validate a city configuration file (exit 1 on errors)")
-    sp.add_argument("file")
+    sp.add_argument("file", help="the city configuration (YAML)")
     sp.set_defaults(func=cmd_check)
 
     sp = sub.add_parser("broker-files", help="write the city broker's mosquitto.conf, acl and passwd")

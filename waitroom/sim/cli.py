@@ -97,7 +97,7 @@ def _replay(path: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _print(report: dict[str, Any]) -> None:
+def _print(report: dict[str, Any], *, predicted: bool = True) -> None:
     from waitroom.sim.report import comparison
 
     print(
@@ -130,11 +130,18 @@ def _print(report: dict[str, Any]) -> None:
                     for i, (c, w) in enumerate(zip(r, widths, strict=True))
                 )
             )
+    if not predicted:
+        print("predictor RASE: not evaluated (--no-predict)")
+        return
     print("predictor RASE (all called / delayed only):")
     for name, s in report["rule_sets"].items():
         print(
             f"  {name:<16}"
-            + "  ".join(f"{p} {v['rase']}/{v['rase_delayed']}" for p, v in s["predictors"].items())
+            + "  ".join(
+                f"{p} {'-' if v['rase'] is None else v['rase']}/"
+                f"{'-' if v['rase_delayed'] is None else v['rase_delayed']}"
+                for p, v in s["predictors"].items()
+            )
         )
 
 
@@ -192,6 +199,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.json == "-":
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
-        _print(report)
+        _print(report, predicted=not args.no_predict)
         print(f"report: {page}")
     return 0

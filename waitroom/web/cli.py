@@ -172,9 +172,20 @@ def register(subparsers: Any) -> None:
         q = sub.add_parser(name, help=helptext)
         add_config_arg(q)
         q.add_argument("--data-dir", help="folder of the user database (default $WAITROOM_DATA_DIR or ./var)")
-        q.add_argument("--username", "-u", required=True)
+        q.add_argument(
+            "--username",
+            "-u",
+            required=True,
+            help="login name (the password comes from a prompt or $WAITROOM_USER_PASSWORD)",
+        )
         q.add_argument("--replace", action="store_true", help="overwrite an existing account (new password)")
         if name == "add-user":
-            q.add_argument("--role", choices=("staff", "admin", "booking"), default="staff")
+            q.add_argument(
+                "--role",
+                choices=("staff", "admin", "booking"),
+                default="staff",
+                help="staff (counters), admin (everything) or booking (the booking page, for 115 agents); "
+                "default staff",
+            )
             q.add_argument("--counters", help="comma-separated counters this user may operate (default: all)")
         q.set_defaults(func=func)
