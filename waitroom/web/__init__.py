@@ -161,6 +161,7 @@ def create_app(
     def inject() -> dict[str, Any]:
         return {
             "t": common.tr,
+            "tn": common.trn,
             "lang": common.lang(),
             "user": common.current_user(),
             "office": cfg.office,
