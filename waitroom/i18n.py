@@ -186,7 +186,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("web.err.bad_body"),
     N_("web.err.too_large"),
     N_("web.err.reason"),
-    N_("web.login_locked"),
+    Nn_("web.login_locked"),
     N_("web.password.title"),
     N_("web.password.current"),
     N_("web.password.new"),

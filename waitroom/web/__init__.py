@@ -235,7 +235,7 @@ def create_app(
                 from flask import flash
 
                 minutes = max(1, round(settings.login_lockout_min))
-                flash(common.tr("web.login_locked", minutes=minutes), "error")
+                flash(common.trn("web.login_locked", minutes, minutes=minutes), "error")
                 resp = app.make_response((render_template("login.html", username=""), 429))
             elif common.wants_json():
                 resp = common.json_error(
