@@ -51,7 +51,7 @@ test: $(STAMP) sysdeps lint
 # so that nodes need no build step; tests/test_i18n.py fails when a .mo is stale or a citizen text is missing).
 I18N := waitroom/translations
 translations: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k t -k tr -k both -k N_ --no-default-keywords --no-location \
+	$(BIN)/pybabel extract -F babel.cfg -k t -k tr -k both -k N_ -k tn:1,1 -k trn:1,1 -k Nn_:1,1 --no-default-keywords --no-location \
 	  --sort-by-file --project waitroom --copyright-holder "waitroom developers" -w 110 -o $(I18N)/messages.pot .
 	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -w 110
 	$(BIN)/pybabel compile -d $(I18N) --statistics

@@ -472,9 +472,9 @@ class Renderer:
             if not wv.intake_open:
                 info = i18n.t("display.intake_closed", self.lang)
             else:
-                info = i18n.t("display.waiting_count", self.lang, count=wv.waiting)
+                info = i18n.tn("display.waiting_count", wv.waiting, self.lang, count=wv.waiting)
                 if wv.eta_min is not None and wv.waiting:
-                    info += "  ·  " + i18n.t("wait.minutes", self.lang, minutes=wv.eta_min)
+                    info += "  ·  " + i18n.tn("wait.minutes", wv.eta_min, self.lang, minutes=wv.eta_min)
             # the waiting information comes first: it gets two lines when it needs them, and then the
             # second-language name gives up its line (the name keeps at least one)
             info_lines = 1 if self.width(info, True, self.min_pt) <= inner else 2

@@ -428,3 +428,62 @@ def test_a_failing_frame_does_not_stop_the_display(controller, staff, node, cfg,
         )
     finally:
         dn.stop()
+
+
+COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
+
+
+@pytest.mark.parametrize(
+    ("langs", "expected"),
+    [
+        (
+            ("ar", "de"),
+            {
+                0: "0 في الانتظار",
+                1: "1 في الانتظار  ·  حوالي دقيقة واحدة",
+                2: "2 في الانتظار  ·  حوالي دقيقتين",
+                3: "3 في الانتظار  ·  حوالي 3 دقائق",
+                5: "5 في الانتظار  ·  حوالي 5 دقائق",
+                11: "11 في الانتظار  ·  حوالي 11 دقيقة",
+                21: "21 في الانتظار  ·  حوالي 21 دقيقة",
+                100: "100 في الانتظار  ·  حوالي 100 دقيقة",
+            },
+        ),
+        (("ru", "de"), {n: f"ожидают: {n}" + (f"  ·  ок. {n} мин" if n else "") for n in COUNTS}),
+        (("uk", "de"), {n: f"очікують: {n}" + (f"  ·  бл. {n} хв" if n else "") for n in COUNTS}),
+        (
+            ("de-LS", "de"),
+            {
+                n: (f"{n} Mensch wartet" if n == 1 else f"{n} Menschen warten")
+                + (f"  ·  ungefähr {n} Minute{'' if n == 1 else 'n'}" if n else "")
+                for n in COUNTS
+            },
+        ),
+        (("de", "en"), {n: f"{n} wartend" + (f"  ·  ca. {n} Min." if n else "") for n in COUNTS}),
+        (("en", "de"), {n: f"{n} waiting" + (f"  ·  approx. {n} min" if n else "") for n in COUNTS}),
+        (("tr", "de"), {n: f"{n} kişi bekliyor" + (f"  ·  yaklaşık {n} dk." if n else "") for n in COUNTS}),
+    ],
+)
+def test_waiting_counts_on_the_board_agree_with_their_number(langs, expected):
+    """The board's line under each service for n = 0 ... 100 waiting and n minutes, as drawn: the nouns in
+    the form the count needs (Arabic 1 and 2 by the noun alone, 3-10 plural, 11 and more singular)."""
+    services = [
+        {"id": f"s{n}", "prefix": "A", "name": {"de": f"Dienst {n}"}, "waiting": n, "eta_min": n}
+        for n in COUNTS
+    ]
+    snap = {
+        "name": "Bürgerbüro",
+        "day": "2026-01-05",
+        "seq": 1,
+        "counters": [],
+        "services": services,
+        "calls": [],
+    }
+    r = Renderer(ds.parse({"resolution": [1920, 1080], "languages": list(langs)}))
+    board = Board()
+    board.set_link(True)
+    board.apply_state(snap)
+    r.draw(board.screen(), highlight=False, now=0, mono=0)
+    drawn = {d.text for d in r.drawn}
+    for n, want in expected.items():
+        assert want in drawn, (langs, n, want, sorted(drawn))

@@ -296,3 +296,76 @@ def test_browser_display_layouts_with_long_names(langs, artifacts):
             browser.close()
     finally:
         server.shutdown()
+
+
+COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
+AR_MINUTES = {1: "حوالي دقيقة واحدة", 2: "حوالي دقيقتين", 3: "حوالي 3 دقائق", 5: "حوالي 5 دقائق"}
+
+
+def test_plural_labels_carry_every_form_and_the_rule(live):
+    """The page gets a plural message as its forms and the form of each count 0..199 (the catalog's rule)."""
+    from waitroom import i18n
+
+    boot = boot_of(tiny_app(live).test_client().get("/display/?langs=ar,de").get_data(as_text=True))
+    ar = boot["labels"]["wait.minutes"]["ar"]
+    assert len(ar["forms"]) == 6 and len(ar["index"]) == 200
+    assert ar["forms"][ar["index"][2]] == "حوالي دقيقتين"
+    assert ar["forms"][ar["index"][11]] == "حوالي {minutes} دقيقة"
+    assert ar["forms"][ar["index"][103]] == "حوالي {minutes} دقائق"
+    for lang in i18n.LANGUAGES:
+        label = boot["labels"]["display.waiting_count"][lang]
+        forms, plural = i18n.forms("display.waiting_count", lang)
+        assert label == {"forms": list(forms), "index": [plural(n) for n in range(200)]}
+    assert boot["labels"]["display.recent"]["ar"] == "آخر النداءات"  # the other texts as before
+
+
+@pytest.mark.browser
+def test_browser_board_counts_agree_with_their_number(artifacts):
+    """The browser board's line under each service for n = 0 ... 100 waiting and minutes, as chromium shows
+    it: the page picks the form the count needs (Arabic, Leichte Sprache, Russian; 1000 and 1002 beyond
+    the page's table of 0..199)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    counts = (*COUNTS, 1000, 1002)
+    services = [
+        {"id": f"s{n}", "prefix": "A", "name": {"de": f"Dienst {n}"}, "waiting": n, "eta_min": n}
+        for n in counts
+    ]
+    snap = {"name": "Bürgerbüro", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
+    snap |= {"counters": [], "services": services, "calls": []}
+    expected = {
+        "ar": {
+            n: [f"{n} في الانتظار"]
+            + ([AR_MINUTES.get(n) or f"حوالي {n} {'دقائق' if 3 <= n % 100 <= 10 else 'دقيقة'}"] if n else [])
+            for n in counts
+        },
+        "de-LS": {
+            n: [f"{n} Mensch wartet" if n == 1 else f"{n} Menschen warten"]
+            + ([f"ungefähr {n} Minute{'' if n == 1 else 'n'}"] if n else [])
+            for n in counts
+        },
+        "ru": {n: [f"ожидают: {n}"] + ([f"ок. {n} мин"] if n else []) for n in counts},
+    }
+    server = make_server("127.0.0.1", 0, tiny_app(FixedLive(snap)), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            for lang, want in expected.items():
+                page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs={lang},de")
+                page.wait_for_function("document.querySelectorAll('#waits-list .info').length > 0")
+                shown = page.evaluate(
+                    "[...document.querySelectorAll('#waits-list .info')]"
+                    ".map((e) => [...e.querySelectorAll('span')].map((s) => s.textContent))"
+                )
+                assert shown == [want[n] for n in counts], lang
+                if lang == "ar":
+                    page.screenshot(path=str(artifacts / "display-browser-counts-ar.png"))
+            browser.close()
+    finally:
+        server.shutdown()

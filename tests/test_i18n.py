@@ -32,7 +32,20 @@ def po(lang: str) -> Catalog:
         return read_po(f, locale=i18n.locale_dir(lang))
 
 
-GERMAN = {str(m.id): str(m.string) for m in po("de") if m.id}
+def key_of(m) -> str:  # type: ignore[no-untyped-def]
+    """A message's key: a plural message's msgid and msgid_plural are both the key."""
+    return str(m.id[0]) if isinstance(m.id, tuple | list) else str(m.id)
+
+
+def forms_of(m) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    """A message's texts: one, or one per plural form."""
+    return tuple(str(x) for x in m.string) if isinstance(m.string, tuple | list) else (str(m.string),)
+
+
+GERMAN_FORMS = {key_of(m): forms_of(m) for m in po("de") if m.id}
+GERMAN = {k: v[-1] for k, v in GERMAN_FORMS.items()}  # a plural message by its general form
+PLURAL_KEYS = {key_of(m) for m in po("de") if m.id and isinstance(m.id, tuple | list)}
+COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
 
 
 def test_languages_german_first_and_rtl() -> None:
@@ -48,9 +61,11 @@ def test_languages_german_first_and_rtl() -> None:
 @pytest.mark.parametrize("lang", i18n.LANGUAGES)
 def test_catalog_complete_for_its_scope(lang: str) -> None:
     cat = po(lang)
-    strings = {str(m.id): str(m.string) for m in cat if m.id}
+    strings = {key_of(m): forms_of(m) for m in cat if m.id}
     assert set(strings) == set(GERMAN), "every catalog holds every key (run make translations)"
-    missing = [k for k in GERMAN if lang in i18n.languages_for(k) and not strings[k].strip()]
+    plural = {key_of(m) for m in cat if m.id and isinstance(m.id, tuple | list)}
+    assert plural == PLURAL_KEYS, "a plural message is one in every catalog"
+    missing = [k for k in GERMAN if lang in i18n.languages_for(k) and not all(x.strip() for x in strings[k])]
     assert missing == [], f"{lang}: untranslated citizen texts {missing}"
     assert [m.id for m in cat if m.id and m.fuzzy] == []
     for message, errors in cat.check():
@@ -59,16 +74,29 @@ def test_catalog_complete_for_its_scope(lang: str) -> None:
 
 @pytest.mark.parametrize("lang", [x for x in i18n.LANGUAGES if x != "de"])
 def test_placeholders_match_german(lang: str) -> None:
-    for m in po(lang):
-        if m.id and m.string:
-            want = i18n.placeholders(GERMAN[str(m.id)])
-            assert i18n.placeholders(str(m.string)) == want, f"{lang} {m.id}: {m.string!r} needs {want}"
+    """Every text has the German placeholders. A plural form may leave one out only when it stands for a
+    single count (Arabic "حوالي دقيقتين" says 2 without the digit)."""
+    cat = po(lang)
+    import gettext
+
+    plural = gettext.c2py(cat.plural_expr)
+    for m in cat:
+        if not m.id or not any(forms_of(m)):
+            continue
+        want = set().union(*(i18n.placeholders(x) for x in GERMAN_FORMS[key_of(m)]))
+        for i, text in enumerate(forms_of(m)):
+            got = i18n.placeholders(text)
+            if got != want and isinstance(m.id, tuple | list) and got < want:
+                counts = [n for n in range(1000) if plural(n) == i]
+                assert len(counts) == 1, f"{lang} {key_of(m)}[{i}] {text!r} leaves out a number: {counts[:5]}"
+            else:
+                assert got == want, f"{lang} {key_of(m)}: {text!r} needs {want}"
 
 
 def test_citizen_texts_really_translated() -> None:
     """A catalog that copies the German text is not a translation (short names like "Pause" may be equal)."""
     for lang in ("en", "tr", "ar", "uk", "ru"):
-        strings = {str(m.id): str(m.string) for m in po(lang) if m.id}
+        strings = {key_of(m): forms_of(m)[-1] for m in po(lang) if m.id}
         same = [
             k
             for k in GERMAN
@@ -107,7 +135,8 @@ def test_catalog_reads_the_compiled_file_without_babel(tmp_path: Path) -> None:
         "from pathlib import Path\n"
         "from waitroom import i18n\n"
         "i18n.CATALOG_DIR = Path(sys.argv[1])\n"
-        "out = {lang: i18n.catalog(lang) for lang in i18n.LANGUAGES}\n"
+        "out = {lang: [i18n.catalog(lang), i18n.catalog(lang).plurals,\n"
+        "              [i18n.catalog(lang).plural(n) for n in range(300)]] for lang in i18n.LANGUAGES}\n"
         "print(json.dumps([sorted(m for m in sys.modules if m.split('.')[0] == 'babel'), out]))\n"
     )
     run = subprocess.run(
@@ -120,9 +149,20 @@ def test_catalog_reads_the_compiled_file_without_babel(tmp_path: Path) -> None:
     )
     babel_modules, catalogs = json.loads(run.stdout)
     assert babel_modules == []
+    import gettext
+
     for lang in i18n.LANGUAGES:
-        want = {str(m.id): str(m.string) for m in po(lang) if m.id and m.string and not m.fuzzy}
-        assert catalogs[lang] == want, lang
+        cat = po(lang)
+        texts, plurals, indexes = catalogs[lang]
+        want = {str(m.id): str(m.string) for m in cat if isinstance(m.id, str) and m.id and m.string}
+        assert texts == want, lang
+        # a plural message counts when every form is filled in (staff texts stay empty in citizen languages)
+        want_plurals = {
+            key_of(m): list(forms_of(m)) for m in cat if isinstance(m.id, tuple | list) and all(forms_of(m))
+        }
+        assert plurals == want_plurals, lang
+        assert set(plurals) == {k for k in PLURAL_KEYS if lang in i18n.languages_for(k)}, lang
+        assert indexes == [gettext.c2py(cat.plural_expr)(n) for n in range(300)], lang
 
 
 def test_catalog_takes_a_po_file_edited_after_the_compile(tmp_path: Path, monkeypatch) -> None:
@@ -152,15 +192,19 @@ def test_extraction_sees_exactly_the_german_keys() -> None:
     """Every key used in code/templates has a German text, and `pybabel update` keeps every German key."""
     with (ROOT / "babel.cfg").open() as f:
         method_map, options_map = parse_mapping_cfg(f)
-    keywords = {"t": None, "tr": None, "both": None, "N_": None}
-    found = {
-        msg if isinstance(msg, str) else msg[0]
+    keywords = {"t": None, "tr": None, "both": None, "N_": None, "tn": (1, 1), "trn": (1, 1), "Nn_": (1, 1)}
+    messages = [
+        msg
         for _file, _line, msg, _comments, _ctx in extract_from_dir(
             str(ROOT), method_map, options_map, keywords=keywords
         )
-    }
+    ]
+    found = {msg if isinstance(msg, str) else msg[0] for msg in messages}
     assert sorted(found - set(GERMAN)) == [], "keys used in code without a German text"
     assert sorted(set(GERMAN) - found) == [], "keys extraction cannot see: add them to KEYS_BUILT_AT_RUN_TIME"
+    plural = {msg[0] for msg in messages if not isinstance(msg, str)}
+    assert plural == PLURAL_KEYS, "a key is a plural message (tn, Nn_) everywhere or nowhere"
+    assert {"wait.minutes", "ticket.wait", "ticket.ahead", "display.waiting_count"} <= PLURAL_KEYS
 
 
 def test_every_language_has_cldr_formats_for_flask_babel() -> None:
@@ -180,9 +224,9 @@ def test_every_language_has_cldr_formats_for_flask_babel() -> None:
 
 
 def test_t_fills_in_and_falls_back_to_german(caplog: pytest.LogCaptureFixture) -> None:
-    assert i18n.t("wait.minutes", "de", minutes=7) == "ca. 7 Min."
-    assert i18n.t("wait.minutes", "de-LS", minutes=7) == "ungefähr 7 Minuten"
-    assert i18n.t("wait.minutes", "ar", minutes=7) == "حوالي 7 دقيقة"
+    assert i18n.tn("wait.minutes", 7, "de", minutes=7) == "ca. 7 Min."
+    assert i18n.tn("wait.minutes", 7, "de-LS", minutes=7) == "ungefähr 7 Minuten"
+    assert i18n.tn("wait.minutes", 7, "ar", minutes=7) == "حوالي 7 دقائق"
     assert i18n.t("web.staff.pick", "tr") == "Schalter wählen"  # staff text: German, not the key
     assert i18n.t("ticket.note", "fr") == "Bitte achten Sie auf die Anzeige"  # unknown language: German
     # the callers in steering.py and predict.py
@@ -239,3 +283,115 @@ def test_office_config_rejects_unknown_language_codes_naming_the_key(tmp_path):
         f"nodes[{i}].options.languages[1]: unknown language 'xx'",
     ):
         assert key in text, text
+
+
+# The forms a reader expects, per count of COUNTS (0, 1, 2, 3, 5, 11, 21, 100).
+WAIT_FORMS = {
+    # Modern Standard Arabic: 0 and 11+ singular (tamyiz), 1 and 2 by the noun alone (دقيقتين: genitive after
+    # حوالي), 3-10 the plural دقائق, 100 singular
+    "ar": [
+        "حوالي 0 دقيقة",
+        "حوالي دقيقة واحدة",
+        "حوالي دقيقتين",
+        "حوالي 3 دقائق",
+        "حوالي 5 دقائق",
+        "حوالي 11 دقيقة",
+        "حوالي 21 دقيقة",
+        "حوالي 100 دقيقة",
+    ],
+    # the abbreviations мин / хв are the usual short form and agree with every count
+    "ru": [f"ок. {n} мин" for n in COUNTS],
+    "uk": [f"бл. {n} хв" for n in COUNTS],
+    "de-LS": [f"ungefähr {n} {'Minute' if n == 1 else 'Minuten'}" for n in COUNTS],
+    "de": [f"ca. {n} Min." for n in COUNTS],
+    "en": [f"approx. {n} min" for n in COUNTS],
+    "tr": [f"yaklaşık {n} dk." for n in COUNTS],
+}
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_a_count_takes_the_form_that_agrees_with_it(lang: str) -> None:
+    assert [i18n.tn("wait.minutes", n, lang, minutes=n) for n in COUNTS] == WAIT_FORMS[lang]
+    for key in sorted(PLURAL_KEYS):  # every form of every count is a filled-in text with its number or word
+        for n in COUNTS:
+            text = i18n.tn(key, n, lang, count=n, minutes=n, office="Bürgerbüro Süd")
+            assert text != key and "{" not in text, (lang, key, n, text)
+    forms, plural = i18n.forms("wait.minutes", lang)
+    assert len({plural(n) for n in range(1000)}) == len(forms)  # every form is used by some count
+
+
+def test_plural_forms_in_arabic_russian_ukrainian_and_easy_german() -> None:
+    ar = {n: i18n.tn("ticket.wait", n, "ar", minutes=n) for n in (1, 2, 3, 10, 11, 99, 100, 101, 102, 103)}
+    assert ar[1] == "مدة الانتظار: حوالي دقيقة واحدة"
+    assert ar[2] == "مدة الانتظار: حوالي دقيقتين"
+    assert ar[3] == "مدة الانتظار: حوالي 3 دقائق" and ar[10] == "مدة الانتظار: حوالي 10 دقائق"
+    assert ar[11] == "مدة الانتظار: حوالي 11 دقيقة" and ar[99] == "مدة الانتظار: حوالي 99 دقيقة"
+    assert (
+        ar[100] == ar[100] == "مدة الانتظار: حوالي 100 دقيقة" and ar[102] == "مدة الانتظار: حوالي 102 دقيقة"
+    )
+    assert ar[103] == "مدة الانتظار: حوالي 103 دقائق"  # n % 100 counts: 103 like 3
+    assert i18n.tn("city.alternative", 2, "ar", office="س", minutes=2) == "انتظار أقصر: س: حوالي دقيقتين"
+    assert i18n.tn("ticket.ahead", 1, "de-LS", count=1) == "Vor Ihnen wartet 1 Mensch."
+    assert i18n.tn("ticket.ahead", 21, "de-LS", count=21) == "Vor Ihnen warten 21 Menschen."
+    assert i18n.tn("display.waiting_count", 1, "de-LS", count=1) == "1 Mensch wartet"
+    assert i18n.tn("display.waiting_count", 0, "de-LS", count=0) == "0 Menschen warten"
+    # Russian and Ukrainian pick among their three forms (1, 21 / 2-4, 22 / 0, 5-20, 11, 100)
+    ru_forms, ru = i18n.forms("ticket.wait", "ru")
+    assert [ru(n) for n in (1, 21, 2, 4, 22, 0, 5, 11, 12, 100, 111)] == [0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2]
+    assert len(ru_forms) == 3 and len(i18n.forms("ticket.wait", "uk")[0]) == 3
+    assert i18n.tn("ticket.wait", 21, "uk", minutes=21) == "Час очікування: бл. 21 хв"
+
+
+def test_plural_fallbacks_and_errors(caplog: pytest.LogCaptureFixture) -> None:
+    """A language without the message uses German's forms and German's rule; an unknown key or a count that
+    is no number is logged and still gives a text."""
+    from waitroom.i18n import Catalog
+
+    german = i18n.catalog("de")
+    i18n.catalog.cache_clear()
+    try:
+        ar = i18n.catalog("ar")
+        saved = dict(ar.plurals)
+        ar.plurals.pop("wait.minutes")
+        assert i18n.tn("wait.minutes", 2, "ar", minutes=2) == "ca. 2 Min."
+        assert i18n.forms("wait.minutes", "ar")[1](2) == german.plural(2) == 1
+        ar.plurals.update(saved)
+    finally:
+        i18n.catalog.cache_clear()
+    assert isinstance(i18n.catalog("ar"), Catalog)
+    with caplog.at_level(logging.ERROR, logger="waitroom.i18n"):
+        assert i18n.tn("no.such.plural", 3, "ar") == "no.such.plural"
+        assert i18n.tn("wait.minutes", "x", "ru", minutes="x") == "ок. x мин"  # type: ignore[arg-type]
+    assert "no.such.plural" in caplog.text and "needs a whole number" in caplog.text
+    assert i18n.has("wait.minutes", "ar") and not i18n.has("web.staff.pick", "ar")
+
+
+def test_plural_table_for_the_browser_holds_for_every_count() -> None:
+    """The call display's page picks forms from a table of 0..199 (100 + n % 100 beyond): the same form as
+    the catalog's rule for every count up to 10,000 in every language."""
+    for lang in i18n.LANGUAGES:
+        plural = i18n.catalog(lang).plural
+        table = i18n.plural_table(plural)
+        for n in range(10_000):
+            assert table[n if n < 200 else 100 + n % 100] == plural(n), (lang, n)
+
+
+def test_a_po_file_edited_after_the_compile_gives_its_plural_forms(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "ar" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    source = i18n.CATALOG_DIR / "ar" / "LC_MESSAGES"
+    for name in ("messages.mo", "messages.po"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    po_file = folder / "messages.po"
+    po_file.write_text(
+        po_file.read_text(encoding="utf-8").replace('"حوالي دقيقتين"', '"قرابة دقيقتين"'), encoding="utf-8"
+    )
+    mo = (folder / "messages.mo").stat().st_mtime
+    os.utime(po_file, (mo + 60, mo + 60))
+    monkeypatch.setattr(i18n, "CATALOG_DIR", tmp_path)
+    i18n.catalog.cache_clear()
+    try:
+        assert i18n.tn("wait.minutes", 2, "ar", minutes=2) == "قرابة دقيقتين"
+        assert i18n.tn("wait.minutes", 5, "ar", minutes=5) == "حوالي 5 دقائق"
+    finally:
+        i18n.catalog.cache_clear()

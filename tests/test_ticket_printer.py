@@ -651,3 +651,67 @@ def test_code_page_in_lower_case_prints_as_in_upper_case():
     lower = TicketPrinter(load_settings({"codepage": "cp858"})).render(data)[1]
     upper = TicketPrinter(load_settings({"codepage": "CP858"})).render(data)[1]
     assert lower == upper and "Bürgerbüro".encode("cp858") in lower
+
+
+COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
+AR_MINUTES = {0: "0 دقيقة", 1: "دقيقة واحدة", 2: "دقيقتين", 3: "3 دقائق", 5: "5 دقائق"}
+# every count's lines: (waiting time, people ahead, the city's shorter wait)
+TICKET_COUNT_LINES = {
+    "ar": lambda n: (
+        f"مدة الانتظار: حوالي {AR_MINUTES.get(n, f'{n} دقيقة')}",
+        f"قبلك: {n}" if n else "أنت التالي",
+        f"انتظار أقصر: Süd: حوالي {AR_MINUTES.get(n, f'{n} دقيقة')}",
+    ),
+    "ru": lambda n: (
+        f"Время ожидания: ок. {n} мин",
+        f"Перед вами: {n}" if n else "Вы следующий",
+        f"Меньше ждать: Süd: ок. {n} мин",
+    ),
+    "uk": lambda n: (
+        f"Час очікування: бл. {n} хв",
+        f"Перед вами: {n}" if n else "Ви наступні",
+        f"Менше чекати: Süd: бл. {n} хв",
+    ),
+    "de-LS": lambda n: (
+        f"Sie warten ungefähr {n} Minute{'' if n == 1 else 'n'}.",
+        ("Vor Ihnen wartet 1 Mensch." if n == 1 else f"Vor Ihnen warten {n} Menschen.")
+        if n
+        else "Sie sind als Nächstes dran.",
+        f"Kürzer warten: Süd. Dort warten Sie ungefähr {n} Minute{'' if n == 1 else 'n'}.",
+    ),
+    "de": lambda n: (
+        f"Wartezeit: ca. {n} Min.",
+        f"Vor Ihnen: {n}" if n else "Sie sind als Nächste/r dran",
+        f"Kürzer warten: Süd: ca. {n} Min.",
+    ),
+    "en": lambda n: (f"Waiting time: approx. {n} min", f"Ahead of you: {n}" if n else "You are next", None),
+    "tr": lambda n: (
+        f"Bekleme süresi: yaklaşık {n} dk.",
+        f"Önünüzde: {n}" if n else "Sıradaki sizsiniz",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("lang", ["de", "en", "tr", "ar", "uk", "ru", "de-LS"])
+def test_counts_on_the_ticket_agree_with_their_number(lang):
+    """The waiting time, the people ahead and the city's shorter wait for n = 0 ... 100, as the ticket's lines
+    (printer text or the words of a raster image): every noun in the form its count needs (Arabic: 1 and 2
+    by the noun alone, 3-10 plural, 11 and more singular). Printer text is in the ESC/POS bytes as such."""
+    from ticket_printer.layout import Raster, Text
+
+    printer = TicketPrinter(load_settings({"profile": "TM-T20II"}))
+    for n in COUNTS:
+        data = ticket(lang=lang, ahead=n, eta_min=n, alternative={"name": "Süd", "eta_min": n})
+        blocks, raw, replaced = printer.render(data)
+        assert replaced == ()
+        texts = [" ".join(b.lines) for b in blocks if isinstance(b, Text | Raster)]
+        for want in TICKET_COUNT_LINES[lang](n):
+            if want is not None:
+                assert want in texts, (lang, n, want, texts)
+        for b in blocks:
+            if isinstance(b, Text):
+                for line in b.lines:
+                    assert line.encode("cp858") in raw, line
+        # German below the citizen's language (English below German): the same count, the German form
+        assert f"Wartezeit: ca. {n} Min." in texts or f"Waiting time: approx. {n} min" in texts

@@ -510,3 +510,51 @@ def test_a_controller_refusal_is_said_in_the_staff_language(staff):
     r = staff.post("/api/counter/c1/checkin", json={"code": "NOSUCH7"}, headers={"X-CSRFToken": token})
     assert r.status_code == 404 and r.json["error"]["code"] == "unknown_appointment"
     assert r.json["error"]["message"].startswith("Einen Termin mit diesem Code gibt es nicht. (")
+
+
+COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
+
+
+def ar_minutes(n: int) -> str:
+    """Modern Standard Arabic after حوالي: 1 and 2 by the noun alone, 3-10 plural, else singular."""
+    special = {0: "0 دقيقة", 1: "دقيقة واحدة", 2: "دقيقتين"}
+    return special.get(n) or (f"{n} دقائق" if 3 <= n % 100 <= 10 else f"{n} دقيقة")
+
+
+WEB_MINUTES = {
+    "ar": lambda n: f"حوالي {ar_minutes(n)}",
+    "ru": lambda n: f"ок. {n} мин",
+    "uk": lambda n: f"бл. {n} хв",
+    "de-LS": lambda n: f"ungefähr {n} Minute{'' if n == 1 else 'n'}",
+    "de": lambda n: f"ca. {n} Min.",
+    "en": lambda n: f"approx. {n} min",
+    "tr": lambda n: f"yaklaşık {n} dk.",
+}
+
+
+def test_minutes_on_the_ticket_and_public_pages_agree_with_their_number(app, anon, node):
+    """The citizen's ticket page and the public waiting times for n = 0 ... 100 minutes, rendered by the
+    app's own templates in every language; then a real ticket's page in Arabic."""
+    from flask import render_template
+
+    for lang, minutes in WEB_MINUTES.items():
+        for n in COUNTS:
+            with app.test_request_context(f"/t/x?lang={lang}"):
+                status = {"state": "waiting", "ticket": "A001", "position": n + 1, "eta_min": n}
+                page = render_template("ticket_fragment.html", ticket_id="x", status=status)
+                service = {"name": {"de": "Pass"}, "waiting": n, "eta_min": n, "intake_open": True}
+                service["alternative"] = {"name": "Süd", "eta_min": n}
+                data = {"offices": [{"office": "o", "name": "Mitte", "services": [service]}]}
+                waits = render_template("public_waits_fragment.html", data=data)
+            assert f"<p>{minutes(n)}</p>" in page, (lang, n, page)
+            assert f"<td>{minutes(n)}" in waits, (lang, n, waits)
+            assert f"Süd: {minutes(n)}" in waits or f"Süd. Dort warten Sie {minutes(n)}." in waits, (lang, n)
+    t1 = node("disp-1").request("ticket.issue", {"service": "pass", "lang": "ar"})["ticket"]
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.waiting())
+    eta = anon.get(f"/api/ticket/{t1['id']}").json["eta_min"]
+    html = anon.get(f"/t/{t1['id']}?lang=ar").get_data(as_text=True)
+    assert f"<p>حوالي {ar_minutes(eta)}</p>" in html, (eta, html)
+    waiting = anon.get("/waiting?lang=ar").get_data(as_text=True)
+    eta = anon.get("/api/public").json["offices"][0]["services"][0]["eta_min"]
+    assert f"حوالي {ar_minutes(eta)}" in waiting

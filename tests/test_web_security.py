@@ -279,3 +279,19 @@ def test_waiting_lists_from_the_queue_topics(app, node, controller):
     assert "qq107abc" not in json.dumps(pub_state)  # ticket ids never reach the public state
     r = app.test_client().get("/api/ticket/qq107abc")
     assert r.json["state"] == "waiting" and r.json["ahead"] == 0
+
+
+def test_login_lockout_of_one_minute_says_minute(cfg, controller, tmp_path):
+    """The lockout text's noun agrees with its minutes: "in 1 Minute", not "in 1 Minuten"."""
+    from waitroom import i18n
+
+    app = make_app(cfg, tmp_path, login_failures_per_user=1, login_lockout_min=1)
+    try:
+        c = app.test_client()
+        assert login(c, "anna", "wrong-password").status_code == 401
+        assert "Bitte in 1 Minute erneut versuchen." in login(c, "anna").get_data(as_text=True)
+        c.get("/login?lang=en")
+        assert "Please try again in 1 minute." in login(c, "anna").get_data(as_text=True)
+    finally:
+        app.extensions["waitroom"].close()
+    assert "Bitte in 15 Minuten erneut" in i18n.tn("web.login_locked", 15, "de", minutes=15)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from ticket_printer import raster
 from ticket_printer.facts import facts
-from waitroom.i18n import normalize, t
+from waitroom.i18n import normalize, t, tn
 
 log = logging.getLogger(__name__)
 
@@ -273,11 +273,18 @@ class LayoutBuilder:
     def rule(self) -> Text:
         return Text(("-" * self.columns("a"),), align="left")
 
-    def bilingual(self, key: str, lang: str, *, bold: bool = False, **values: object) -> list[Block]:
-        """The text in the citizen's language, then German (English on a German ticket) smaller (font B)."""
+    def bilingual(
+        self, key: str, lang: str, *, bold: bool = False, plural_n: int | None = None, **values: object
+    ) -> list[Block]:
+        """The text in the citizen's language, then German (English on a German ticket) smaller (font B).
+        ``plural_n``: ``key`` is a plural message whose noun agrees with this count (i18n.tn)."""
         other = "en" if lang == "de" else "de"
-        first = self.text(t(key, lang, **values), bold=bold)
-        second_text = t(key, other, **values)
+
+        def text(code: str) -> str:
+            return t(key, code, **values) if plural_n is None else tn(key, plural_n, code, **values)
+
+        first = self.text(text(lang), bold=bold)
+        second_text = text(other)
         if second_text == first.lines[0] and len(first.lines) == 1:
             return [first]
         return [first, self.text(second_text, font="b")]
@@ -335,14 +342,15 @@ class LayoutBuilder:
         else:
             if d.ahead is not None:
                 blocks += (
-                    self.bilingual("ticket.ahead", lang, count=d.ahead)
+                    self.bilingual("ticket.ahead", lang, plural_n=d.ahead, count=d.ahead)
                     if d.ahead > 0
                     else self.bilingual("ticket.ahead_none", lang)
                 )
-            blocks += self.bilingual("ticket.wait", lang, bold=True, minutes=d.eta_min)
+            blocks += self.bilingual("ticket.wait", lang, bold=True, plural_n=d.eta_min, minutes=d.eta_min)
             if d.alternative:  # cross-office steering (waitroom/city/advice.py)
+                minutes = d.alternative["eta_min"]
                 blocks += self.bilingual(
-                    "city.alternative", lang, office=d.alternative["name"], minutes=d.alternative["eta_min"]
+                    "city.alternative", lang, plural_n=minutes, office=d.alternative["name"], minutes=minutes
                 )
         blocks.append(Feed(1))
         blocks += self.bilingual("ticket.note", lang, bold=True)

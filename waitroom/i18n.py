@@ -6,6 +6,12 @@ code and templates (``babel.cfg``), updates every catalog and compiles it. Messa
 ``ticket.your_number``; the German catalog holds the source texts, every other language falls back to German
 key by key. Placeholders use str.format names: ``t("announce.call", "de", ticket="A 12", counter="...")``.
 
+Counts: a text that puts a number next to a noun ("ca. 5 Min.", "5 Menschen warten") is a gettext plural
+message (``msgid``/``msgid_plural`` both the key, one ``msgstr[i]`` per form of the catalog's
+``Plural-Forms``): ``tn("wait.minutes", 5, "ar", minutes=5)`` picks the form that agrees with 5 (Arabic has
+six: 0, 1, 2, 3-10, 11-99, 100-102; Russian and Ukrainian three; German, English and Turkish two). An
+interval ("10-20 Min.") takes the form of its upper bound.
+
 Languages: German first; English; Turkish, Arabic (right to left), Ukrainian, Russian and Leichte Sprache
 (``de-LS``) for the citizen texts (tickets, displays, announcements, dispenser notices, public pages).
 Staff and admin pages are German and English (:data:`STAFF_LANGUAGES`).
@@ -22,7 +28,7 @@ import functools
 import gettext
 import logging
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +106,7 @@ CITIZEN_KEYS: frozenset[str] = frozenset(
         "web.service",
         "web.waiting",
         "web.eta",
+        "city.alternative",  # printed on the ticket and shown on the public page
     }
 )
 
@@ -108,16 +115,41 @@ DOMAIN = "messages"
 PO_NEWER_S = 2.0  # a .po file this much newer than its .mo holds changes not compiled yet
 
 
+def _germanic(n: int) -> int:
+    return int(n != 1)
+
+
+class Catalog(dict[str, str]):
+    """A language's texts (key -> text) and its plural messages: ``plurals`` (key -> one text per form) and
+    ``plural`` (a count -> the index of its form, from the catalog's Plural-Forms header)."""
+
+    def __init__(
+        self,
+        texts: Mapping[str, str] | None = None,
+        plurals: Mapping[str, tuple[str, ...]] | None = None,
+        plural: Callable[[int], int] = _germanic,
+    ) -> None:
+        super().__init__(texts or {})
+        self.plurals: dict[str, tuple[str, ...]] = dict(plurals or {})
+        self.plural = plural
+
+
 def N_(key: str) -> str:
     """Marks a key for extraction where the code builds it at run time (see KEYS_BUILT_AT_RUN_TIME)."""
     return key
 
 
+def Nn_(key: str) -> str:
+    """Marks a plural message's key (see tn) for extraction: ``-k Nn_:1,1`` takes it as msgid and plural."""
+    return key
+
+
 # Keys the code builds at run time (f"web.err.{code}", f"steering.{rule}", dict/tuple literals): listed
-# here so that `pybabel extract` sees them and `pybabel update` never drops them as obsolete.
+# here so that `pybabel extract` sees them and `pybabel update` never drops them as obsolete. Nn_ marks the
+# plural messages (tn), also those passed on by key (the ticket layout's bilingual lines).
 KEYS_BUILT_AT_RUN_TIME = (
     # the city view (waitroom/city) and the web app's security and job texts
-    N_("city.alternative"),
+    Nn_("city.alternative"),
     N_("city.title"),
     N_("city.pick_service"),
     N_("city.all_services"),
@@ -154,7 +186,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("web.err.bad_body"),
     N_("web.err.too_large"),
     N_("web.err.reason"),
-    N_("web.login_locked"),
+    Nn_("web.login_locked"),
     N_("web.password.title"),
     N_("web.password.current"),
     N_("web.password.new"),
@@ -170,7 +202,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("display.please_go"),
     N_("display.recent"),
     N_("display.waits"),
-    N_("display.waiting_count"),
+    Nn_("display.waiting_count"),
     N_("display.intake_closed"),
     N_("display.no_calls"),
     N_("display.offline"),
@@ -182,12 +214,12 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("announce.recall"),
     N_("office.closed"),
     N_("queue.waiting"),
-    N_("wait.minutes"),
+    Nn_("wait.minutes"),
     N_("wait.unknown"),
     N_("ticket.your_number"),
-    N_("ticket.ahead"),
+    Nn_("ticket.ahead"),
     N_("ticket.ahead_none"),
-    N_("ticket.wait"),
+    Nn_("ticket.wait"),
     N_("ticket.wait_unknown"),
     N_("ticket.note"),
     N_("ticket.appointment"),
@@ -329,29 +361,64 @@ def placeholders(text: str) -> set[str]:
 
 
 @functools.cache
-def catalog(lang: str) -> dict[str, str]:
-    """Every translated text of ``lang`` (key -> text) from the compiled catalog, else from the .po file.
+def catalog(lang: str) -> Catalog:
+    """Every translated text of ``lang`` (key -> text, plural messages in ``.plurals``) from the compiled
+    catalog, else from the .po file.
 
     The compiled catalog is read with the standard library's gettext, so a node prints and shows texts
     without loading Babel (about 2 MB of its memory, issue 17). The .po file is read (with Babel) only when
     it was changed after the last compile: newer by more than PO_NEWER_S, since a checkout or a copy writes
-    both files in the same moment, the .po one a little later."""
+    both files in the same moment, the .po one a little later. A plural message counts as translated only
+    with every form filled in."""
     folder = CATALOG_DIR / locale_dir(lang) / "LC_MESSAGES"
     mo, po = folder / f"{DOMAIN}.mo", folder / f"{DOMAIN}.po"
     try:
         if mo.exists() and (not po.exists() or po.stat().st_mtime <= mo.stat().st_mtime + PO_NEWER_S):
             with mo.open("rb") as f:
-                compiled = gettext.GNUTranslations(f)._catalog  # the parsed table: {msgid: text}
+                compiled = gettext.GNUTranslations(f)
+            table = compiled._catalog  # the parsed table: {msgid: text, (msgid, form index): text}
+            forms: dict[str, dict[int, str]] = {}
+            for k, v in table.items():
+                if isinstance(k, tuple):  # pybabel compile writes an untranslated form as its msgid: the key
+                    forms.setdefault(k[0], {})[k[1]] = "" if v == k[0] else v
             # pybabel compile leaves fuzzy and untranslated entries out; "" is the catalog's header
-            return {k: v for k, v in compiled.items() if isinstance(k, str) and k and v}
+            return Catalog(
+                {k: v for k, v in table.items() if isinstance(k, str) and k and v},
+                {k: tuple(f[i] for i in range(len(f))) for k, f in forms.items() if _complete(f)},
+                compiled.plural,
+            )
         from babel.messages.pofile import read_po
 
         with po.open("rb") as f:
             cat = read_po(f, locale=locale_dir(lang))
     except FileNotFoundError:
         log.error("no translation catalog for %s in %s", lang, CATALOG_DIR)
-        return {}
-    return {str(m.id): str(m.string) for m in cat if m.id and m.string and not m.fuzzy}
+        return Catalog()
+    texts, plurals = {}, {}
+    for m in cat:
+        if not m.id or m.fuzzy:
+            continue
+        if isinstance(m.id, tuple | list):
+            if isinstance(m.string, tuple | list) and _complete(dict(enumerate(m.string))):
+                plurals[str(m.id[0])] = tuple(str(x) for x in m.string)
+        elif m.string:
+            texts[str(m.id)] = str(m.string)
+    return Catalog(texts, plurals, gettext.c2py(cat.plural_expr))
+
+
+def _complete(forms: Mapping[int, str]) -> bool:
+    return bool(forms) and set(forms) == set(range(len(forms))) and all(forms.values())
+
+
+def _fill(key: str, code: str, text: str, values: Mapping[str, Any], german: Any) -> str:
+    """``text`` with its placeholders filled in; the German text when the translation does not fit."""
+    if not values:
+        return text
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError, ValueError):
+        log.error("translation %r (%s) does not fit the values %s", key, code, sorted(values))
+        return str(german()).format(**values)
 
 
 def t(key: str, lang: str | None = "de", **values: Any) -> str:
@@ -363,18 +430,60 @@ def t(key: str, lang: str | None = "de", **values: Any) -> str:
         if text is None:
             log.error("missing translation key %r", key)
             return key
-    if not values:
-        return text
+    return _fill(key, code, text, values, lambda: catalog("de")[key])
+
+
+def forms(key: str, lang: str | None = "de") -> tuple[tuple[str, ...], Callable[[int], int]]:
+    """The forms of the plural message ``key`` in ``lang`` and the function that picks one for a count
+    (German's when ``lang`` has no complete translation of ``key``); ((), ...) for an unknown key."""
+    code = normalize(lang) or "de"
+    cat = catalog(code)
+    found = cat.plurals.get(key)
+    if found is None:
+        cat = catalog("de")
+        found = cat.plurals.get(key, ())
+    return found, cat.plural
+
+
+def tn(key: str, n: int, lang: str | None = "de", /, **values: Any) -> str:
+    """The text for ``key`` whose noun agrees with the count ``n`` (ngettext with keyed messages): the form
+    the catalog's Plural-Forms picks for ``n``, placeholders filled in. ``tn("wait.minutes", 5, "ar",
+    minutes=5)`` -> "حوالي 5 دقائق". An interval passes its upper bound as ``n``."""
+    code = normalize(lang) or "de"
+    texts, plural = forms(key, code)
+    if not texts:
+        log.error("missing plural translation key %r", key)
+        return key
     try:
-        return text.format(**values)
-    except (KeyError, IndexError, ValueError):
-        log.error("translation %r (%s) does not fit the values %s", key, code, sorted(values))
-        return catalog("de")[key].format(**values)
+        count = int(n)
+    except (TypeError, ValueError):
+        log.error("plural %r (%s) needs a whole number, not %r", key, code, n)
+        count = 100  # the general form in every catalog
+    index = plural(count)
+    text = texts[index] if 0 <= index < len(texts) else texts[-1]
+
+    def german() -> str:
+        de, de_plural = forms(key, "de")
+        return de[min(de_plural(count), len(de) - 1)]
+
+    return _fill(key, code, text, values, german)
+
+
+PLURAL_TABLE_SIZE = 200
+
+
+def plural_table(plural: Callable[[int], int]) -> list[int]:
+    """The form index of every count 0..199, for a browser that picks forms itself (the call display's
+    page): a count n >= 200 takes the entry of 100 + n % 100. This holds for every Plural-Forms rule that
+    looks at n only through n % 10, n % 100 and comparisons with numbers below 200 (the rules of all seven
+    catalogs; tests/test_i18n.py checks them up to 10,000)."""
+    return [plural(n) for n in range(PLURAL_TABLE_SIZE)]
 
 
 def has(key: str, lang: str = "de") -> bool:
     """True when ``lang`` has its own text for ``key`` (no German fallback)."""
-    return key in catalog(normalize(lang) or "de")
+    cat = catalog(normalize(lang) or "de")
+    return key in cat or key in cat.plurals
 
 
 def both(key: str, **values: Any) -> dict[str, str]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from waitroom.contract import ContractError, decode, parse_city_topic
-from waitroom.i18n import t
+from waitroom.i18n import tn
 
 log = logging.getLogger(__name__)
 
@@ -80,4 +80,4 @@ class Advice:
         alt = self.alternative(service, now)
         if alt is None:
             return None
-        return t("city.alternative", lang, office=alt["name"], minutes=alt["eta_min"])
+        return tn("city.alternative", alt["eta_min"], lang, office=alt["name"], minutes=alt["eta_min"])

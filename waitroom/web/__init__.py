@@ -161,6 +161,7 @@ def create_app(
     def inject() -> dict[str, Any]:
         return {
             "t": common.tr,
+            "tn": common.trn,
             "lang": common.lang(),
             "user": common.current_user(),
             "office": cfg.office,
@@ -234,7 +235,7 @@ def create_app(
                 from flask import flash
 
                 minutes = max(1, round(settings.login_lockout_min))
-                flash(common.tr("web.login_locked", minutes=minutes), "error")
+                flash(common.trn("web.login_locked", minutes, minutes=minutes), "error")
                 resp = app.make_response((render_template("login.html", username=""), 429))
             elif common.wants_json():
                 resp = common.json_error(

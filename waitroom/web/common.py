@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from waitroom import i18n
 from waitroom.config import Config
 from waitroom.errors import CommandFailed, RequestTimeout
-from waitroom.i18n import t
+from waitroom.i18n import t, tn
 from waitroom.web.live import LiveOffice
 from waitroom.web.users import User, UserStore
 
@@ -86,6 +86,11 @@ def lang() -> str:
 
 def tr(key: str, **values: Any) -> str:
     return t(key, lang(), **values)
+
+
+def trn(key: str, n: int, /, **values: Any) -> str:
+    """The plural message ``key`` for the count ``n`` in the page's language (i18n.tn)."""
+    return tn(key, n, lang(), **values)
 
 
 def text(obj: dict[str, str] | None, fallback: str = "") -> str:

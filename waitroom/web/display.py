@@ -69,24 +69,30 @@ def _state() -> dict[str, Any] | None:
     return live.public_state() if hasattr(live, "public_state") else live.state()
 
 
-def _labels() -> dict[str, dict[str, str]]:
+def _labels() -> dict[str, dict[str, Any]]:
+    """The page's texts per key and language; it fills in the {placeholders} itself. A plural message is
+    {"forms": [...], "index": [form of the count 0..199]} (i18n.plural_table): the page picks the form."""
     keys = (
         "display.now_calling",
         "display.recall",
         "display.please_go",
         "display.recent",
         "display.waits",
-        "display.waiting_count",
         "display.intake_closed",
         "display.no_calls",
         "display.offline",
         "display.sound_on",
-        "wait.minutes",
         "announce.ticket",
         "announce.call",
         "announce.recall",
     )
-    return {k: dict(i18n.TEXTS[k]) for k in keys}  # templates: the page fills in {placeholders} itself
+    labels: dict[str, dict[str, Any]] = {k: dict(i18n.TEXTS[k]) for k in keys}
+    for key in ("display.waiting_count", "wait.minutes"):
+        labels[key] = {}
+        for lang in i18n.LANGUAGES:
+            forms, plural = i18n.forms(key, lang)
+            labels[key][lang] = {"forms": list(forms), "index": i18n.plural_table(plural)}
+    return labels
 
 
 @bp.get("/")

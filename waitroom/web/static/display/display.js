@@ -16,7 +16,13 @@
   const L1 = langs[0], L2 = boot.lang2 && langs.length > 1 ? langs[1] : null;
   const rtl = new Set(boot.rtl || ["ar"]);
   const fill = (tpl, values) => tpl.replace(/\{(\w+)\}/g, (_, k) => (k in values ? values[k] : ""));
-  const t = (key, lang, values) => fill((L[key] && (L[key][lang] || L[key].de)) || key, values || {});
+  // a plural message ({forms, index}, waitroom/web/display.py) takes the form of the count n
+  const form = (tpl, n) => {
+    if (typeof tpl === "string") return tpl;
+    const i = Math.abs(Math.trunc(Number(n) || 0));
+    return tpl.forms[tpl.index[i < 200 ? i : 100 + (i % 100)]] || tpl.forms[tpl.forms.length - 1];
+  };
+  const t = (key, lang, values, n) => fill(form((L[key] && (L[key][lang] || L[key].de)) || key, n), values || {});
   const pick = (names, lang) => (names && (names[lang] || names.de)) || "";
   const key = (c) => c.ticket + "|" + c.counter + "|" + Number(c.ts).toFixed(3);
   const el = (tag, cls, text, lang) => { const e = document.createElement(tag); if (cls) e.className = cls;
@@ -93,8 +99,8 @@
       const info = el("div", "info", undefined, L1);
       if (s.intake_open === false) info.append(el("span", "closed", t("display.intake_closed", L1)));
       else {
-        info.append(el("span", "", t("display.waiting_count", L1, { count: s.waiting })));
-        if (s.waiting && s.eta_min != null) info.append(el("span", "", t("wait.minutes", L1, { minutes: s.eta_min })));
+        info.append(el("span", "", t("display.waiting_count", L1, { count: s.waiting }, s.waiting)));
+        if (s.waiting && s.eta_min != null) info.append(el("span", "", t("wait.minutes", L1, { minutes: s.eta_min }, s.eta_min)));
       }
       const names = both("name", (x) => pick(s.name, x));
       if (s.prefix) names[0].prepend(el("b", "prefix", s.prefix));
