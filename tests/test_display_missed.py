@@ -22,6 +22,7 @@ from displays.announce import Announcer
 from displays.board import CallView
 from displays.missed import MissedCalls
 from displays.node import DisplayNode
+from tests.conftest import require_tool
 from waitroom.contract import Topics
 from waitroom.errors import ConfigError
 from waitroom.node import NodeRuntime
@@ -201,12 +202,13 @@ def test_the_window_is_validated():
 
 # ------------------------------------------------------------------------------------------ the node
 def test_calls_missed_during_a_blip_are_announced_once_and_old_ones_never(office, cfg, node, tmp_path):
+    require_tool("espeak-ng", "espeak-ng")
     _, clock = office
     disp, c1, c4 = node("disp-1"), node("counter-1"), node("counter-4")
     for service in ("pass", "pass", "pass", "pass", "fuehrerschein", "fuehrerschein"):
-        disp.request("ticket.issue", {"service": service})
+        disp.request("ticket.issue", {"service": service, "lang": "tr"})  # announced in Turkish too
     watcher = Watcher(cfg)
-    dn = display(cfg, tmp_path)
+    dn = display(cfg, tmp_path, speech=True, speech_rate=260)
     dn.start()
     try:
         wait_for(lambda: dn.board.screen().has_state and not dn.board.screen().offline, what="state")
@@ -230,6 +232,8 @@ def test_calls_missed_during_a_blip_are_announced_once_and_old_ones_never(office
         shown = [c.ticket for c in dn.board.screen().calls]
         assert shown[:4] == [recent, recent, superseded, old]  # the recall, then the calls: all shown
         assert gongs(dn) == [heard, recent, recent]  # the missed call once, the old and superseded never
+        spoken = [(p.kind, p.lang) for p in dn.announcer.played if p.ticket == recent][:3]
+        assert spoken == [("gong", ""), ("speech", "de"), ("speech", "tr")]  # the state carries its language
         assert dn.announcer.skipped == 0
         assert dn.runtime.health["announce_missed"] == 1
     finally:
