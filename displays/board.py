@@ -99,7 +99,8 @@ class Board:
         self._screen = Screen(office=self.office_name)
 
     # -- inputs
-    def apply_state(self, snap: dict[str, Any]) -> None:
+    def apply_state(self, snap: dict[str, Any]) -> tuple[CallView, ...]:
+        """A state snapshot; returns its calls for this display's zone (newest first)."""
         with self._lock:
             self._state_at = self.clock()
             self._counters = {c["id"]: c for c in snap.get("counters", []) if isinstance(c, dict)}
@@ -140,6 +141,7 @@ class Board:
                 if self._serves_zone(s["id"])
             )
             self._publish(office=str(snap.get("name") or self.office_name), waits=waits, has_state=True)
+            return tuple(calls)
 
     def apply_call(self, event: dict[str, Any]) -> CallView | None:
         """A live call event; returns the call when it is new and for this display's zone (announce it)."""
@@ -169,6 +171,12 @@ class Board:
             self._blink_key, self._blink_until = call.key, self.clock() + self.blink_s
             self._publish()
             return call
+
+    def flash(self, key: tuple[str, str, float]) -> None:
+        """Let a call blink as a live one does (a call announced late); only the newest call blinks."""
+        with self._lock:
+            self._blink_key, self._blink_until = key, self.clock() + self.blink_s
+            self._publish()
 
     def set_link(self, online: bool) -> None:
         with self._lock:

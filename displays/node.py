@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from displays.announce import Announcement, Announcer, AudioError
 from displays.board import Board, CallView, Screen
+from displays.missed import MissedCalls, serving_of
 from waitroom.configbase import prepared
 from waitroom.contract import EventKind
 
@@ -120,6 +121,9 @@ class DisplayNode:
             stale_after_s=self.settings.stale_after_s,
         )
         self.announcer = announcer or Announcer(self.settings)
+        # calls missed while the display was offline, announced late when recent (displays.missed)
+        self.missed = MissedCalls(self.settings.announce_missed_s if self.announcer.enabled else 0)
+        self._states_since_connect = 0  # the first state message of a connection may be the retained one
         self._output_factory = output or PygameOutput
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -138,18 +142,18 @@ class DisplayNode:
     # -- lifecycle
     def start(self) -> None:
         rt = self.runtime
+        self.announcer.on_health.append(lambda: rt.set_health(**self.announcer.health()))
+        try:  # before the state comes in: a call missed before the start may be announced at once
+            self.announcer.start()
+        except AudioError as exc:
+            log.error("announcements unavailable: %s", exc)
+            self.announcer.errors.append(str(exc))
         rt.on_state(self._on_state)
         rt.on_event(self._on_event)
         rt.on_controller(self._on_controller)
         rt.link.on_connect_hooks.append(self._on_link)
         rt.link.on_disconnect_hooks.append(self._on_link)
         self.board.set_link(rt.online)
-        self.announcer.on_health.append(lambda: rt.set_health(**self.announcer.health()))
-        try:
-            self.announcer.start()
-        except AudioError as exc:
-            log.error("announcements unavailable: %s", exc)
-            self.announcer.errors.append(str(exc))
         self._thread = threading.Thread(target=self._frame_loop, name=f"{self.node.id}-frames", daemon=True)
         self._thread.start()
         self._ready.wait(15)
@@ -174,10 +178,19 @@ class DisplayNode:
 
     # -- MQTT inputs (network thread)
     def _on_state(self, snap: dict[str, Any]) -> None:
-        self.board.apply_state(snap)
+        calls = self.board.apply_state(snap)
         self._wake.set()
+        self.missed.observe(snap.get("ts"), fresh=self._states_since_connect > 0)
+        self._states_since_connect += 1
+        late = self.missed.decide(calls, serving_of(snap))
+        for call in late:  # oldest first, through the same queue (and its skipping rule) as live calls
+            self._announce(call)
+        if late:
+            self.board.flash(late[-1].key)
+            self.runtime.set_health(announce_missed=self.missed.announced)
 
     def _on_event(self, kind: EventKind, event: dict[str, Any]) -> None:
+        self.missed.observe(event.get("ts"), fresh=True)  # events are never retained
         if kind is not EventKind.CALL:
             return
         try:
@@ -187,6 +200,7 @@ class DisplayNode:
             return
         if call is None:
             return
+        self.missed.heard(call.key)
         self.received[call.key] = time.monotonic()
         self._wake.set()
         self._announce(call)
@@ -203,6 +217,7 @@ class DisplayNode:
         self._wake.set()
 
     def _on_link(self) -> None:
+        self._states_since_connect = 0
         self.board.set_link(self.runtime.online)
         self._wake.set()
 

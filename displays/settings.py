@@ -140,6 +140,14 @@ class DisplaySettings(DisplayMethods, BaseModel):
         description="speech synthesis: pyttsx3 (espeak-ng library) with a fall-back to the espeak-ng "
         "program, or one of the two",
     )
+    announce_missed_s: float = Field(
+        60.0,
+        ge=0,
+        le=600,
+        description="after a lost connection (or a start), announce the calls missed meanwhile that are at "
+        "most this old by the controller's clock and whose ticket is still served there, once, oldest first; "
+        "0: never (older ones are only shown)",
+    )
     stale_after_s: float = Field(
         0,
         ge=0,

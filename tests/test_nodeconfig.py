@@ -88,6 +88,7 @@ def test_a_display_reads_its_settings_from_the_cache_with_the_schema_s_values_an
             "colors": {"accent": [0, 200, 0]},
             "rotate": 90,
             "languages": ["de", "tr"],
+            "announce_missed_s": 15,
         }
         d["display"]["ticker"] = {"de": "Bitte Ausweis bereithalten", "en": "Please have your ID ready"}
         node = next(n for n in d["nodes"] if n["id"] == "display-1")

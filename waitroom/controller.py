@@ -541,10 +541,19 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             if cs and cs.pause_reason:  # only a paused counter has one
                 entry["reason"] = cs.pause_reason[:SUMMARY_TEXT]
             counters.append(entry)
-        calls = [
-            {"ticket": c.ticket, "service": c.service, "counter": c.counter, "ts": c.ts, "recall": c.recall}
-            for c in list(s.calls)[: min(cfg.controller.recent_calls, contract.SUMMARY_CALLS)]
-        ]
+        calls = []
+        for c in list(s.calls)[: min(cfg.controller.recent_calls, contract.SUMMARY_CALLS)]:
+            call = {
+                "ticket": c.ticket,
+                "service": c.service,
+                "counter": c.counter,
+                "ts": c.ts,
+                "recall": c.recall,
+            }
+            called = s.tickets.get(c.ticket_id)
+            if called is not None and called.lang != "de":  # a display announces a missed call in it too
+                call["lang"] = called.lang
+            calls.append(call)
         open_ids = list(s.open_assists.values())
         open_ids.sort(key=lambda aid: s.assists[aid].requested_at)
         assists = [self._assist_info(aid) for aid in open_ids[: contract.SUMMARY_ASSISTS]]
