@@ -241,6 +241,8 @@ def test_contract_invariants_hold_in_the_generated_rules() -> None:
     assert not granted("x", Role.DISPLAY, "me", t.cmd("me"), "write"), "a display sends no commands"
     assert granted("x", Role.COUNTER, "me", t.cmd("me"), "write")
     assert not granted("x", Role.COUNTER, "me", t.sim("other"), "write")
+    for role in Role:  # only the controller writes a sim topic (the demo's broker has no ACL)
+        assert granted("x", role, "me", t.sim("other"), "write") is (role is Role.CONTROLLER), role
     assert not granted("x", Role.DISPENSER, "me", t.cmd("other"), "read"), "nobody reads others' commands"
     assert granted("x", Role.CONTROLLER, "controller", t.cmd("any"), "read")
 
@@ -316,6 +318,21 @@ def test_every_role_receives_only_what_the_contract_grants(office: Office, user:
                 c.close()
         assert set(sub.received) == expected, f"{user}: {kind} subscriptions"
         assert t.cmd("counter-2") not in sub.received
+
+
+@pytest.mark.parametrize("user", ["web", "web.2"])
+def test_the_web_account_cannot_press_a_nodes_buttons(office: Office, user: str) -> None:
+    """The web app publishes only its own status, health and commands in production; its account could write
+    every node's ``sim`` topic, i.e. press any button of a node started with ``--simulate``."""
+    t = office.topics
+    client = Client(user, office.passwords[user], office.local_port)
+    assert client.connect() == 0
+    try:
+        codes = client.publish_all([t.sim("disp-1"), t.sim("counter-1"), t.sim("web"), t.cmd("web")])
+    finally:
+        client.close()
+    assert codes.pop(t.cmd("web")) < 128, "its own command topic stays writable"
+    assert codes == dict.fromkeys([t.sim("disp-1"), t.sim("counter-1"), t.sim("web")], NOT_AUTHORIZED)
 
 
 @pytest.mark.parametrize(

@@ -818,13 +818,15 @@ def acl_rules(office: str) -> list[tuple[Role, str, str]]:
         if ROLE_OPS[role]:
             entries.append(("write", f"{own}/cmd"))
         if role is Role.WEB:
-            # The web app shows node health and drives the demo's virtual buttons.
+            # The web app shows node health. It publishes only its own status, health and commands: the
+            # demo's virtual buttons (``sim``) run on the demo's own broker, which has no ACL; a production
+            # web account that could write every node's ``sim`` topic could press any button of a node
+            # started with ``--simulate``.
             entries += [
                 ("read", t.queue("+")),
                 ("read", t.counter("+")),
                 ("read", t.all_nodes("status")),
                 ("read", t.all_nodes("health")),
-                ("write", t.all_nodes("sim")),
             ]
         rules += [(role, access, topic) for access, topic in entries]
     return rules
