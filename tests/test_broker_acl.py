@@ -68,13 +68,19 @@ class Office:
         return Topics(self.cfg.office.id)
 
 
-def start_office_broker(folder: Path, *, office_id: str = "acl", include_dir: str = "") -> Office:
+def start_office_broker(
+    folder: Path, *, office_id: str = "acl", include_dir: str = "", require_certificate: bool = False
+) -> Office:
+    """The office broker with the generated files; with ``require_certificate`` every account of the office
+    gets its client certificate (``waitroom broker node-certs``) and the node listener requires one."""
     tls_port, local_port = free_port(), free_port()
     cfg = office_config(local_port, office_id=office_id)
     passwords = gen.generate_passwords(cfg)
     pki = OfficePki(folder, cfg.office.id)
     pki.broker(["localhost", "127.0.0.1"])
     pki.node("disp-1")
+    if require_certificate:
+        pki.node_certificates([a.user for a in gen.accounts(cfg)])
     data = folder / "data"
     data.mkdir()
     give_to_mosquitto(data)
@@ -89,6 +95,7 @@ def start_office_broker(folder: Path, *, office_id: str = "acl", include_dir: st
         bind="127.0.0.1",
         local_port=local_port,
         include_dir=include_dir,
+        require_certificate=require_certificate,
     )
     conf = folder / "mosquitto.conf"
     gen.write_file(conf, gen.mosquitto_conf(cfg, opts))

@@ -52,6 +52,11 @@ STATE_BOUND_BYTES = 8 * 1024  # for up to 20 services and 40 counters with ids o
 QUEUE_BOUND_BYTES = 16 * 1024
 ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# An MQTT account: a node id, or a web worker's own account <node id>.<n> (config Node.accounts). It is the
+# user name the ACL confines and, with client certificates, the certificate's CN.
+ACCOUNT_RE = re.compile(r"^[a-z0-9_-]{1,32}(\.[1-9][0-9]?)?$")
+# In the office file's client certificate paths (broker.tls.cert/key): the account of the process.
+TLS_NODE_PLACEHOLDER = "{node}"
 CONTROLLER_NODE_ID = "controller"
 CITY_ID = "city"  # reserved office id: the city service's own topics live under waitroom/v1/city/
 CITY_SERVICE_NODE_ID = "service"
@@ -505,6 +510,15 @@ class ContractError(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def check_account(value: object) -> str:
+    """Return ``value`` if it is an MQTT account name (a node id or ``<node id>.<n>``), else raise."""
+    if not isinstance(value, str) or not ACCOUNT_RE.match(value):
+        raise ContractError(
+            ErrorCode.BAD_REQUEST, f"MQTT account {value!r} is not a node id or <node id>.<worker number>"
+        )
+    return value
 
 
 def check_id(value: object, what: str = "id") -> str:
