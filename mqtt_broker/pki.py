@@ -5,12 +5,13 @@ Keys are ECDSA P-256. Files in the output folder::
 
     ca.key ca.crt                 the office CA (keep ca.key on the admin machine, never on the fleet)
     broker.key broker.crt         the broker's certificate; its names (SAN) are the hosts nodes connect to
-    nodes/<node>.key .crt         client certificates (CN = node id) for brokers that require them
+    nodes/<node>.key .crt         client certificates (CN = node id, the MQTT login when the broker
+                                  requires certificates; `waitroom broker node-certs` makes or checks them)
 
-Modes: every key is 0600 (owner only), except ``broker.key``: mosquitto drops root and reads it as user
-mosquitto, so it is 0640 with group ``mosquitto`` when that group exists (on the broker host; Debian's
-mosquitto package creates it). Without the group (an admin machine) it stays 0600 and Ansible installs it as
-0640 root:mosquitto. Existing keys get these modes again on every run.
+Modes: every key is 0600 (owner only, from the moment the file is created), except ``broker.key``:
+mosquitto drops root and reads it as user mosquitto, so it is 0640 with group ``mosquitto`` when that group
+exists (on the broker host; Debian's mosquitto package creates it). Without the group (an admin machine) it
+stays 0600 and Ansible installs it as 0640 root:mosquitto. Existing keys get these modes again on every run.
 
 Existing files are kept (the CA is made once; a certificate is renewed when it is missing, expires within
 ``renew_days`` or no longer carries the requested names), so running the command again changes nothing.
