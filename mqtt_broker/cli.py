@@ -111,6 +111,15 @@ def cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node_certs(args: argparse.Namespace) -> int:
+    cfg = _config(args.config)
+    pki = OfficePki(Path(args.out), cfg.office.id, days=args.days)
+    done = pki.node_certificates([acc.user for acc in gen.accounts(cfg)])
+    for account, what in done.items():
+        print(f"{args.out}/nodes/{account}: {what}")
+    return 0
+
+
 def cmd_bridge(args: argparse.Namespace) -> int:
     cfg = _config(args.config)
     if args.password_file:
@@ -235,6 +244,16 @@ def register(subparsers: Any) -> None:
     )
     sp.add_argument("--nodes", action="store_true", help="also issue a client certificate per node")
     sp.add_argument("--days", type=int, default=825, help="validity of broker and node certificates")
+
+    sp = cmd(
+        "node-certs",
+        cmd_node_certs,
+        "a client certificate per MQTT account of the office (CN = node id), signed by the office CA; keeps "
+        "valid ones (also the operator's own), never makes a CA",
+        out="certificate folder with ca.crt (and ca.key to issue); the certificates go to nodes/",
+    )
+    sp._option_string_actions["--out"].required = True
+    sp.add_argument("--days", type=int, default=825, help="validity of new node certificates")
 
     sp = cmd("bridge", cmd_bridge, "bridge section to the city broker (only the public waiting times)")
     sp.add_argument("--city-host", required=True, help="city broker host")

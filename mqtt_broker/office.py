@@ -239,6 +239,17 @@ CLIENT_ID_LINES = [
 ]
 
 
+# With require_certificate the certificate is the login on the node listener: its CN (= node id, made by
+# `waitroom broker node-certs`) becomes the user name, so the ACL and the client id above follow the
+# certificate, whatever user name and password the client sends. mosquitto then does not read the password
+# file for this listener (mosquitto.conf(5), use_identity_as_username); the local listener keeps passwords.
+CERTIFICATE_IDENTITY_LINES = [
+    "# The certificate is the login: its CN (the node id) is the user name for the ACL and the client id;",
+    "# the user name and password a client sends are not used on this listener.",
+    "use_identity_as_username true",
+]
+
+
 def mosquitto_conf(cfg: Config, opts: BrokerOptions | None = None) -> str:
     """The complete mosquitto 2 configuration of an office (replaces Debian's mosquitto.conf)."""
     o = opts or BrokerOptions()
@@ -279,6 +290,8 @@ def mosquitto_conf(cfg: Config, opts: BrokerOptions | None = None) -> str:
     lines.append(f"listener {o.port}" + (f" {o.bind}" if o.bind else ""))
     lines.append(f"max_connections {o.max_connections}")
     lines += CLIENT_ID_LINES
+    if o.require_certificate and not o.tls:
+        raise BrokerSetupError("a client certificate can only be required on a TLS listener (drop --no-tls)")
     if o.tls:
         lines += [
             f"cafile {d}/ca.crt",
@@ -287,6 +300,8 @@ def mosquitto_conf(cfg: Config, opts: BrokerOptions | None = None) -> str:
             "tls_version tlsv1.2",
             f"require_certificate {'true' if o.require_certificate else 'false'}",
         ]
+    if o.require_certificate:
+        lines += CERTIFICATE_IDENTITY_LINES
     if o.local_port:
         lines += [
             "",

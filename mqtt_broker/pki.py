@@ -5,12 +5,13 @@ Keys are ECDSA P-256. Files in the output folder::
 
     ca.key ca.crt                 the office CA (keep ca.key on the admin machine, never on the fleet)
     broker.key broker.crt         the broker's certificate; its names (SAN) are the hosts nodes connect to
-    nodes/<node>.key .crt         client certificates (CN = node id) for brokers that require them
+    nodes/<node>.key .crt         client certificates (CN = node id, the MQTT login when the broker
+                                  requires certificates; `waitroom broker node-certs` makes or checks them)
 
-Modes: every key is 0600 (owner only), except ``broker.key``: mosquitto drops root and reads it as user
-mosquitto, so it is 0640 with group ``mosquitto`` when that group exists (on the broker host; Debian's
-mosquitto package creates it). Without the group (an admin machine) it stays 0600 and Ansible installs it as
-0640 root:mosquitto. Existing keys get these modes again on every run.
+Modes: every key is 0600 (owner only, from the moment the file is created), except ``broker.key``:
+mosquitto drops root and reads it as user mosquitto, so it is 0640 with group ``mosquitto`` when that group
+exists (on the broker host; Debian's mosquitto package creates it). Without the group (an admin machine) it
+stays 0600 and Ansible installs it as 0640 root:mosquitto. Existing keys get these modes again on every run.
 
 Existing files are kept (the CA is made once; a certificate is renewed when it is missing, expires within
 ``renew_days`` or no longer carries the requested names), so running the command again changes nothing.
@@ -21,13 +22,14 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from waitroom.contract import check_id
+from waitroom.contract import check_account, check_id
 from waitroom.errors import WaitroomError
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,13 @@ BROKER_GROUP = "mosquitto"
 
 
 def _new_key(path: Path) -> None:
+    """A new private key, created 0600: never readable by others, not even while openssl writes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
     _run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path))
     path.chmod(0o600)
 
@@ -94,6 +103,16 @@ def not_after(cert: Path) -> dt.datetime:
     text = _run("x509", "-in", str(cert), "-noout", "-enddate").strip()
     stamp = text.split("=", 1)[1]
     return dt.datetime.strptime(stamp, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
+
+
+def common_name(cert: Path) -> str:
+    """The CN of a certificate's subject ("" without one)."""
+    text = _run("x509", "-in", str(cert), "-noout", "-subject", "-nameopt", "RFC2253").strip()
+    for part in text.removeprefix("subject=").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "CN":
+            return value
+    return ""
 
 
 def cert_names(cert: Path) -> set[str]:
@@ -224,9 +243,60 @@ class OfficePki:
         return made
 
     def node(self, node_id: str) -> bool:
-        """A client certificate for one node (CN = node id = MQTT user name)."""
-        check_id(node_id, "node")
+        """A client certificate for one MQTT account (CN = node id = MQTT user name; a web worker's
+        account ``web.2`` gets its own, because the broker makes the CN the user name and client id)."""
+        check_account(node_id)
+        (self.folder / "nodes").mkdir(parents=True, exist_ok=True, mode=0o700)
         return self.issue(f"nodes/{node_id}", node_id, [], "clientAuth")
+
+    def node_problem(self, account: str) -> str:
+        """Why ``nodes/<account>.crt/.key`` cannot be used as they are ("" if they can): missing, not
+        signed by this office's CA, another CN, expiring within ``renew_days``."""
+        cert, key = self.folder / f"nodes/{account}.crt", self.folder / f"nodes/{account}.key"
+        if not cert.exists() or not key.exists():
+            return f"{cert.name} or {key.name} is missing"
+        try:
+            verify(self.ca_cert, cert)
+        except CertificateError:
+            return f"{cert.name} is not signed by the office CA {self.ca_cert}"
+        cn = common_name(cert)
+        if cn != account:
+            return f"{cert.name} is issued to CN={cn!r}, not to {account!r}"
+        if not_after(cert) - dt.datetime.now(dt.UTC) < dt.timedelta(days=self.renew_days):
+            return f"{cert.name} expires within {self.renew_days} days"
+        return ""
+
+    def node_certificates(self, accounts: list[str]) -> dict[str, str]:
+        """One client certificate per account, never a new CA: a valid certificate already in
+        ``nodes/`` (made here before, or put there by the operator from the city's own PKI) is kept; a
+        missing or unusable one is issued when the CA key is here, else it is an error naming each file.
+        Returns account -> "written" / "unchanged"."""
+        if not self.ca_cert.exists():
+            raise CertificateError(
+                f"{self.ca_cert} is missing: make the office CA with `waitroom broker certs` or put the "
+                "operator's CA certificate there"
+            )
+        out: dict[str, str] = {}
+        problems = []
+        for account in accounts:
+            check_account(account)
+            problem = self.node_problem(account)
+            if not problem:
+                out[account] = "unchanged"
+            elif self.ca_key.exists():
+                if (self.folder / f"nodes/{account}.crt").exists():
+                    log.info("renewing the certificate of %s: %s", account, problem)
+                    (self.folder / f"nodes/{account}.crt").unlink()
+                self.node(account)
+                out[account] = "written"
+            else:
+                problems.append(f"{account}: {problem}")
+        if problems:
+            raise CertificateError(
+                f"node certificates in {self.folder / 'nodes'} (no {self.ca_key.name} here to make them): "
+                + "; ".join(problems)
+            )
+        return out
 
 
 def verify(ca_cert: Path, cert: Path) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from mqtt_broker import office as gen
+from mqtt_broker.pki import common_name
 from tests.conftest import IN_CI, ROOT, require_tool
 from waitroom import config
 
@@ -213,9 +215,14 @@ def chroot_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+NODE_CERT, NODE_KEY = "/etc/waitroom/tls/{node}.crt", "/etc/waitroom/tls/{node}.key"
+
+
 def write_inventory(root: Path, work: Path) -> dict[str, object]:
     """Inventory with one chroot host in every group, certificates and secrets made by `waitroom broker`."""
     cfg_data = yaml.safe_load((ANSIBLE / "inventory/example/office.yaml").read_text())
+    # client certificates, required by the broker (docs/deployment.md): the roles make and install them
+    cfg_data["broker"]["tls"].update(cert=NODE_CERT, key=NODE_KEY)
     (work / "office.yaml").write_text(yaml.safe_dump(cfg_data, allow_unicode=True, sort_keys=False))
     cfg = config.load(work / "office.yaml")
     run(
@@ -265,6 +272,7 @@ def write_inventory(root: Path, work: Path) -> dict[str, object]:
         "waitroom_counter_node_id": "counter-1",
         "waitroom_assist_node_id": "sb-1",
         "waitroom_admin_networks": ["10.20.0.0/24"],
+        "waitroom_broker_require_certificate": True,
         "waitroom_hostname": "wr-test",
     }
     groups = [
@@ -280,12 +288,13 @@ def write_inventory(root: Path, work: Path) -> dict[str, object]:
         "all": {"hosts": {"pi": host_vars}, "children": {g: {"hosts": {"pi": None}} for g in groups}}
     }
     (work / "hosts.yml").write_text(yaml.safe_dump(inventory))
-    return {"cfg": cfg, "passwords": passwords}
+    return {"cfg": cfg, "passwords": passwords, "pki": work / "pki"}
 
 
 def play(work: Path) -> tuple[str, dict[str, int]]:
     proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(work / "hosts.yml"), "site.yml"],
+        # --diff prints the old and new text of every file a task changes: keys must not be among them
+        [str(BIN / "ansible-playbook"), "--diff", "-i", str(work / "hosts.yml"), "site.yml"],
         cwd=ANSIBLE,
         capture_output=True,
         text=True,
@@ -295,6 +304,7 @@ def play(work: Path) -> tuple[str, dict[str, int]]:
     log = proc.stdout + proc.stderr
     (work / f"play-{len(list(work.glob('play-*.log')))}.log").write_text(log)
     assert proc.returncode == 0, log[-6000:]
+    assert "PRIVATE KEY" not in log, "a private key in Ansible's output"
     m = re.search(r"^pi\s*:\s*(.*)$", log, re.M)
     assert m, log[-3000:]
     recap = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
@@ -392,6 +402,22 @@ def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
     assert set(stored) == set(passwords)
     assert all(gen.verify_password(stored[u], p) for u, p in passwords.items())
     assert (wants / "mosquitto.service").exists()
+    # client certificates: the broker requires one and takes its CN as the login; each unit has its own
+    assert "require_certificate true" in conf and "use_identity_as_username true" in conf
+    pki: Path = facts["pki"]  # type: ignore[assignment]
+    uid = int(user[2])
+    for node in ("controller", "web", "disp-1", "display-1", "counter-1", "sb-1"):
+        crt = root / NODE_CERT.replace("{node}", node).lstrip("/")
+        key = root / NODE_KEY.replace("{node}", node).lstrip("/")
+        assert common_name(crt) == node and crt.read_bytes() == (pki / f"nodes/{node}.crt").read_bytes()
+        assert key.read_bytes() == (pki / f"nodes/{node}.key").read_bytes()
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.stat().st_uid == uid, node
+        assert stat.S_IMODE((pki / f"nodes/{node}.key").stat().st_mode) == 0o600
+    assert sorted(p.name for p in (etc / "waitroom/tls").iterdir()) == sorted(
+        f"{n}.{ext}"
+        for n in ("controller", "web", "disp-1", "display-1", "counter-1", "sb-1")
+        for ext in ("crt", "key")
+    ), "no other node's key on this host"
     assert "Restart=always" in (etc / "systemd/system/mosquitto.service.d/waitroom.conf").read_text()
     # base system
     assert (etc / "hostname").read_text() == "wr-test\n"
@@ -560,3 +586,43 @@ def test_secrets_the_documented_commands_make_in_the_checkout_are_ignored_by_git
     `git add -A` of the new office committed the CA key and every password in clear."""
     proc = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, capture_output=True, timeout=30)
     assert proc.returncode == 0, f"{path} is not ignored by git"
+
+
+def test_the_broker_role_refuses_to_require_certificates_nobody_presents(tmp_path: Path) -> None:
+    """waitroom_broker_require_certificate without broker.tls.cert in the office file would refuse every
+    node: the broker role stops with a message instead of deploying that broker."""
+    tasks = yaml.safe_load((ANSIBLE / "roles/broker/tasks/main.yml").read_text())
+    check = next(
+        t for t in tasks if t["name"] == "Check that nodes present the certificates the broker requires"
+    )
+    (tmp_path / "play.yml").write_text(
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [check]}])
+    )
+    office = yaml.safe_load((ANSIBLE / "inventory/example/office.yaml").read_text())
+
+    def play(require: bool, tls: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        office["broker"]["tls"] = tls
+        (tmp_path / "office.yaml").write_text(yaml.safe_dump(office, allow_unicode=True))
+        defaults = yaml.safe_load((ANSIBLE / "roles/waitroom/defaults/main.yml").read_text())
+        extra = {
+            "waitroom_broker_require_certificate": require,
+            "waitroom_office_config": str(tmp_path / "office.yaml"),
+            "waitroom_node_tls": defaults["waitroom_node_tls"],
+        }
+        return subprocess.run(
+            [
+                *(str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local"),
+                *(str(tmp_path / "play.yml"), "-e", json.dumps(extra)),
+            ],
+            capture_output=True,
+            text=True,
+            env=ansible_env(),
+            timeout=120,
+        )
+
+    plain = {"ca": "/etc/waitroom/ca.crt"}
+    refused = play(True, plain)
+    assert refused.returncode != 0 and "the office file names no client certificate" in refused.stdout
+    assert play(False, plain).returncode == 0, "the default: no certificates, as before"
+    with_certs = {**plain, "cert": "/etc/waitroom/tls/{node}.crt", "key": "/etc/waitroom/tls/{node}.key"}
+    assert play(True, with_certs).returncode == 0

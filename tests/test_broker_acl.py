@@ -68,13 +68,19 @@ class Office:
         return Topics(self.cfg.office.id)
 
 
-def start_office_broker(folder: Path, *, office_id: str = "acl", include_dir: str = "") -> Office:
+def start_office_broker(
+    folder: Path, *, office_id: str = "acl", include_dir: str = "", require_certificate: bool = False
+) -> Office:
+    """The office broker with the generated files; with ``require_certificate`` every account of the office
+    gets its client certificate (``waitroom broker node-certs``) and the node listener requires one."""
     tls_port, local_port = free_port(), free_port()
     cfg = office_config(local_port, office_id=office_id)
     passwords = gen.generate_passwords(cfg)
     pki = OfficePki(folder, cfg.office.id)
     pki.broker(["localhost", "127.0.0.1"])
     pki.node("disp-1")
+    if require_certificate:
+        pki.node_certificates([a.user for a in gen.accounts(cfg)])
     data = folder / "data"
     data.mkdir()
     give_to_mosquitto(data)
@@ -89,6 +95,7 @@ def start_office_broker(folder: Path, *, office_id: str = "acl", include_dir: st
         bind="127.0.0.1",
         local_port=local_port,
         include_dir=include_dir,
+        require_certificate=require_certificate,
     )
     conf = folder / "mosquitto.conf"
     gen.write_file(conf, gen.mosquitto_conf(cfg, opts))
@@ -241,6 +248,8 @@ def test_contract_invariants_hold_in_the_generated_rules() -> None:
     assert not granted("x", Role.DISPLAY, "me", t.cmd("me"), "write"), "a display sends no commands"
     assert granted("x", Role.COUNTER, "me", t.cmd("me"), "write")
     assert not granted("x", Role.COUNTER, "me", t.sim("other"), "write")
+    for role in Role:  # only the controller writes a sim topic (the demo's broker has no ACL)
+        assert granted("x", role, "me", t.sim("other"), "write") is (role is Role.CONTROLLER), role
     assert not granted("x", Role.DISPENSER, "me", t.cmd("other"), "read"), "nobody reads others' commands"
     assert granted("x", Role.CONTROLLER, "controller", t.cmd("any"), "read")
 
@@ -316,6 +325,21 @@ def test_every_role_receives_only_what_the_contract_grants(office: Office, user:
                 c.close()
         assert set(sub.received) == expected, f"{user}: {kind} subscriptions"
         assert t.cmd("counter-2") not in sub.received
+
+
+@pytest.mark.parametrize("user", ["web", "web.2"])
+def test_the_web_account_cannot_press_a_nodes_buttons(office: Office, user: str) -> None:
+    """The web app publishes only its own status, health and commands in production; its account could write
+    every node's ``sim`` topic, i.e. press any button of a node started with ``--simulate``."""
+    t = office.topics
+    client = Client(user, office.passwords[user], office.local_port)
+    assert client.connect() == 0
+    try:
+        codes = client.publish_all([t.sim("disp-1"), t.sim("counter-1"), t.sim("web"), t.cmd("web")])
+    finally:
+        client.close()
+    assert codes.pop(t.cmd("web")) < 128, "its own command topic stays writable"
+    assert codes == dict.fromkeys([t.sim("disp-1"), t.sim("counter-1"), t.sim("web")], NOT_AUTHORIZED)
 
 
 @pytest.mark.parametrize(

@@ -323,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:  # found after loading, e.g. an unreadable client certificate
+        print(exc, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,10 +15,18 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from waitroom.configbase import WEEKDAYS, ConfigLookups, NodeMethods, OfficeMethods, TextsMethods
-from waitroom.contract import ID_RE, Role  # noqa: F401 (re-exported)
+from waitroom.contract import ID_RE, TLS_NODE_PLACEHOLDER, Role  # noqa: F401 (re-exported)
 from waitroom.errors import ConfigError
 from waitroom.i18n import LANGUAGES
 from waitroom.i18n import normalize as normalize_language
@@ -180,11 +188,38 @@ class Node(NodeMethods, Strict):
 
 
 class Tls(Strict):
-    """TLS for the MQTT connection."""
+    """TLS for the MQTT connection.
 
-    ca: str = Field(description="CA certificate file")
-    cert: str | None = Field(None, description="client certificate file (optional)")
-    key: str | None = Field(None, description="client key file (optional)")
+    The office file is the same on every node, so the client certificate's paths name the node with
+    ``{node}``: each process reads its own account's files (a web worker's: ``web.2``)."""
+
+    ca: str = Field(description="CA certificate file (the office CA)")
+    cert: str | None = Field(
+        None,
+        description="client certificate file (optional; required when the broker requires certificates); "
+        "`{node}` stands for the node id (a web worker's account: web.2)",
+        examples=["/etc/waitroom/tls/{node}.crt"],
+    )
+    key: str | None = Field(
+        None,
+        description="private key of the client certificate (with `cert`); `{node}` as in `cert`",
+        examples=["/etc/waitroom/tls/{node}.key"],
+    )
+
+    @field_validator("cert", "key")
+    @classmethod
+    def _only_the_node_placeholder(cls, v: str | None) -> str | None:
+        if v is not None:
+            rest = v.replace(TLS_NODE_PLACEHOLDER, "")
+            if not v.strip() or "{" in rest or "}" in rest:
+                raise ValueError(f"a file path; the only placeholder is {TLS_NODE_PLACEHOLDER} (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> Tls:
+        if (self.key is None) != (self.cert is None):
+            raise ValueError("cert and key go together: give both or neither")
+        return self
 
 
 class Broker(Strict):

@@ -52,6 +52,11 @@ STATE_BOUND_BYTES = 8 * 1024  # for up to 20 services and 40 counters with ids o
 QUEUE_BOUND_BYTES = 16 * 1024
 ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# An MQTT account: a node id, or a web worker's own account <node id>.<n> (config Node.accounts). It is the
+# user name the ACL confines and, with client certificates, the certificate's CN.
+ACCOUNT_RE = re.compile(r"^[a-z0-9_-]{1,32}(\.[1-9][0-9]?)?$")
+# In the office file's client certificate paths (broker.tls.cert/key): the account of the process.
+TLS_NODE_PLACEHOLDER = "{node}"
 CONTROLLER_NODE_ID = "controller"
 CITY_ID = "city"  # reserved office id: the city service's own topics live under waitroom/v1/city/
 CITY_SERVICE_NODE_ID = "service"
@@ -507,6 +512,15 @@ class ContractError(ValueError):
         self.message = message
 
 
+def check_account(value: object) -> str:
+    """Return ``value`` if it is an MQTT account name (a node id or ``<node id>.<n>``), else raise."""
+    if not isinstance(value, str) or not ACCOUNT_RE.match(value):
+        raise ContractError(
+            ErrorCode.BAD_REQUEST, f"MQTT account {value!r} is not a node id or <node id>.<worker number>"
+        )
+    return value
+
+
 def check_id(value: object, what: str = "id") -> str:
     """Return ``value`` if it is a valid id (``[a-z0-9_-]``, 1-32 characters), else raise ContractError."""
     if not isinstance(value, str) or not ID_RE.match(value):
@@ -818,13 +832,15 @@ def acl_rules(office: str) -> list[tuple[Role, str, str]]:
         if ROLE_OPS[role]:
             entries.append(("write", f"{own}/cmd"))
         if role is Role.WEB:
-            # The web app shows node health and drives the demo's virtual buttons.
+            # The web app shows node health. It publishes only its own status, health and commands: the
+            # demo's virtual buttons (``sim``) run on the demo's own broker, which has no ACL; a production
+            # web account that could write every node's ``sim`` topic could press any button of a node
+            # started with ``--simulate``.
             entries += [
                 ("read", t.queue("+")),
                 ("read", t.counter("+")),
                 ("read", t.all_nodes("status")),
                 ("read", t.all_nodes("health")),
-                ("write", t.all_nodes("sim")),
             ]
         rules += [(role, access, topic) for access, topic in entries]
     return rules

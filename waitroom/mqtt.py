@@ -38,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from waitroom import __version__, contract
 from waitroom.contract import Role, Topics
+from waitroom.errors import ConfigError
 
 if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
     from waitroom.config import Broker
@@ -307,6 +308,30 @@ def broker_password(broker: Broker) -> str | None:
     return None
 
 
+def client_certificate(broker: Broker, user: str) -> tuple[str | None, str | None]:
+    """The client certificate and key files of the MQTT account ``user`` (``{node}`` in the office file's
+    paths stands for it), or (None, None) without one. A missing or unreadable file is a ConfigError naming
+    the setting: paho would fail later, with a bare ssl error or FileNotFoundError."""
+    tls = broker.tls
+    if tls is None or tls.cert is None:
+        return None, None
+    cert = tls.cert.replace(contract.TLS_NODE_PLACEHOLDER, user)
+    key = (tls.key or tls.cert).replace(contract.TLS_NODE_PLACEHOLDER, user)
+    for setting, path in (("broker.tls.cert", cert), ("broker.tls.key", key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                setting,
+                [
+                    f"cannot read {path} ({exc.strerror}): the client certificate of MQTT account {user} "
+                    "(docs/deployment.md, client certificates)"
+                ],
+            ) from None
+    return cert, key
+
+
 class MqttLink:
     """One MQTT connection of one node (or the controller) of an office."""
 
@@ -365,11 +390,9 @@ class MqttLink:
         if pw is not None:
             self.client.username_pw_set(user, pw)
         if broker.tls is not None:
+            cert, key = client_certificate(broker, user)
             self.client.tls_set(
-                ca_certs=broker.tls.ca,
-                certfile=broker.tls.cert,
-                keyfile=broker.tls.key,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+                ca_certs=broker.tls.ca, certfile=cert, keyfile=key, tls_version=ssl.PROTOCOL_TLS_CLIENT
             )
         self.client.will_set(
             self.topics.status(node_id),
