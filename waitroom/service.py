@@ -408,7 +408,9 @@ class ControllerService:
         return min(max(min(waits), 0.0), TICK_S)
 
     def _engine_step(self) -> None:
-        items = self.inbox.take(MAX_BATCH, self._wait_s())
+        with self.lock:  # a reconnect (network thread) marks every page dirty meanwhile
+            wait = self._wait_s()
+        items = self.inbox.take(MAX_BATCH, wait)
         with self.lock:
             if items:
                 self._run_batch(items)
