@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.test_crash_recovery import start_controller, write_config
+from mqtt_broker.local import Mosquitto
+from tests.test_crash_recovery import CLIENTS, PER_CLIENT, SERVICES, start_controller, write_config
 from waitroom import config
 from waitroom.node import NodeRuntime
 
@@ -30,6 +33,65 @@ def issued_numbers(db_path: Path) -> list[str]:
         ]
     finally:
         db.close()
+
+
+def test_broker_restart_mid_burst_decides_every_request_once(fresh_broker, tmp_path: Path) -> None:
+    port = fresh_broker.port
+    cfg_path = write_config(tmp_path, port)
+    cfg = config.load(cfg_path)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    proc = start_controller(cfg_path, data_dir)
+    replies: dict[str, list[dict]] = {c: [] for c in CLIENTS}
+    progress = threading.Semaphore(0)
+    clients = [NodeRuntime(cfg, c) for c in CLIENTS]
+    broker = fresh_broker
+    try:
+        for c in clients:
+            assert c.start(wait=10)
+
+        def burst(rt: NodeRuntime) -> None:
+            for i in range(PER_CLIENT):
+                # the same request id until a reply comes, however long the broker is away
+                reply = rt.request_reply(
+                    "ticket.issue", {"service": SERVICES[i % 4]}, timeout=0.5, retries=120
+                )
+                replies[rt.node_id].append(reply)
+                progress.release()
+
+        first = clients[0].request_reply("ticket.issue", {"service": "pass"}, timeout=0.5, retries=40)
+        assert first["ok"]
+        threads = [threading.Thread(target=burst, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for _ in range(len(CLIENTS) * PER_CLIENT // 3):
+            assert progress.acquire(timeout=60)
+        broker.proc.kill()  # the broker dies: no clean goodbye to anybody
+        broker.proc.wait()
+        stopped_after = sum(len(r) for r in replies.values())
+        time.sleep(1.0)
+        broker = Mosquitto(port=port).start()  # the same port: every client reconnects by itself
+        for t in threads:
+            t.join(timeout=180)
+        assert not any(t.is_alive() for t in threads)
+        assert proc.poll() is None, "the controller survived the broker's restart"
+    finally:
+        for c in clients:
+            c.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        if broker is not fresh_broker:
+            broker.stop()
+
+    all_replies = [first] + [r for rs in replies.values() for r in rs]
+    assert stopped_after < len(CLIENTS) * PER_CLIENT, "the broker died after the burst; nothing was tested"
+    assert len(all_replies) == len(CLIENTS) * PER_CLIENT + 1
+    assert all(r["ok"] for r in all_replies), [r for r in all_replies if not r["ok"]][:3]
+    numbers = [r["result"]["ticket"]["number"] for r in all_replies]
+    assert len(set(numbers)) == len(numbers), "a number was given to two requests"
+    issued = issued_numbers(data_dir / "mitte.db")
+    assert not [n for n, k in Counter(issued).items() if k > 1], "a ticket was issued twice"
+    assert set(numbers) == set(issued), "every ok is in the log and the log holds nothing nobody asked for"
 
 
 def test_a_second_controller_of_the_office_steps_down_and_issues_nothing(broker, tmp_path: Path) -> None:
@@ -89,3 +151,55 @@ def test_a_second_controller_of_the_office_steps_down_and_issues_nothing(broker,
     assert issued_numbers(second_dir / "mitte.db") == [], "the second controller issued nothing"
     log = (second_dir / "controller.log").read_text()
     assert "another controller of this office is running" in log
+
+
+def test_a_controller_frozen_past_its_keepalive_comes_back_and_decides_once(broker, tmp_path: Path) -> None:
+    """SIGSTOP for longer than 1.5 keepalives: the broker publishes its will (offline) and drops it; after
+    SIGCONT it logs in again, says online, publishes the state, and the commands sent meanwhile (retried with
+    their request id) are decided once."""
+    cfg_path = write_config(tmp_path, broker.port)
+    text = cfg_path.read_text().replace("id: crash", "id: frozen")
+    cfg_path.write_text(text.replace("broker:\n", "broker:\n  keepalive: 5\n", 1))
+    cfg = config.load(cfg_path)
+    assert cfg.office.id == "frozen" and cfg.broker.keepalive == 5
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    proc = start_controller(cfg_path, data_dir)
+    rt = NodeRuntime(cfg, "disp-1")
+    statuses: list[str] = []
+    rt.on_controller(lambda online: statuses.append("online" if online else "offline"))
+    results: list[dict] = []
+    try:
+        assert rt.start(wait=10)
+        assert rt.request_reply("ticket.issue", {"service": "pass"}, timeout=1.0, retries=30)["ok"]
+        proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 60
+        while "offline" not in statuses and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "offline" in statuses, "the broker gave up on the frozen controller (its will)"
+        sender = threading.Thread(
+            target=lambda: results.append(
+                rt.request_reply("ticket.issue", {"service": "pass"}, timeout=1.0, retries=120)
+            )
+        )
+        sender.start()
+        time.sleep(3)  # a few retries of the same request reach nobody
+        statuses.clear()
+        proc.send_signal(signal.SIGCONT)
+        sender.join(timeout=120)
+        assert not sender.is_alive()
+        after = rt.request_reply("ticket.issue", {"service": "pass"}, timeout=1.0, retries=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (rt.state or {}).get("seq", 0) < after["seq"]:
+            time.sleep(0.1)
+        assert statuses and statuses[-1] == "online", statuses
+        assert proc.poll() is None
+    finally:
+        rt.stop()
+        proc.send_signal(signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert results[0]["ok"] and results[0]["result"]["ticket"]["number"] == "A002", results
+    assert after["result"]["ticket"]["number"] == "A003"
+    assert rt.state["seq"] >= after["seq"], "the retained summary is the controller's newest"
+    assert issued_numbers(data_dir / "mitte.db") == ["A001", "A002", "A003"]
