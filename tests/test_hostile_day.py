@@ -203,3 +203,104 @@ def test_a_controller_frozen_past_its_keepalive_comes_back_and_decides_once(brok
     assert after["result"]["ticket"]["number"] == "A003"
     assert rt.state["seq"] >= after["seq"], "the retained summary is the controller's newest"
     assert issued_numbers(data_dir / "mitte.db") == ["A001", "A002", "A003"]
+
+
+FULL_DISK_CONTROLLER = """
+import runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the size limit fails (EFBIG), as on a full disk
+sys.argv = ["waitroom", *sys.argv[1:]]
+runpy.run_module("waitroom.cli", run_name="__main__")
+"""
+
+
+def test_the_disk_fills_mid_burst_nothing_is_half_done_and_it_recovers(broker, tmp_path: Path) -> None:
+    """The event log cannot grow in the middle of a burst from 20 nodes (the controller's file size limit is
+    lowered to what its files hold, which fails writes as a full disk does, without root): the commands get
+    ``internal``, "event log not writable", and no number is used by a command that failed; once there is
+    room again the same request ids are decided, and numbering has no gap."""
+    import resource
+    import subprocess
+    import sys
+
+    cfg_path = write_config(tmp_path, broker.port)
+    cfg_path.write_text(cfg_path.read_text().replace("id: crash", "id: fulldisk"))
+    cfg = config.load(cfg_path)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    # its log goes to a pipe: the file size limit is for regular files only
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            FULL_DISK_CONTROLLER,
+            "controller",
+            "--config",
+            str(cfg_path),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stderr=subprocess.PIPE,
+    )
+    log_lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: log_lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    clients = [NodeRuntime(cfg, c) for c in CLIENTS]
+    oks: dict[str, list[dict]] = {c: [] for c in CLIENTS}
+    refusals: list[dict] = []
+    lock = threading.Lock()
+    progress = threading.Semaphore(0)
+
+    def burst(rt: NodeRuntime) -> None:
+        for i in range(PER_CLIENT):
+            rid = f"{rt.node_id}-{i}"
+            while True:  # a node tries the same request again until it is done
+                reply = rt.request_reply(
+                    "ticket.issue", {"service": SERVICES[i % 4]}, timeout=1.0, retries=120, request_id=rid
+                )
+                if reply["ok"]:
+                    oks[rt.node_id].append(reply)
+                    progress.release()
+                    break
+                with lock:
+                    refusals.append(reply)
+                time.sleep(0.2)
+
+    try:
+        for c in clients:
+            assert c.start(wait=10)
+        assert clients[0].request_reply("ticket.issue", {"service": "pass"}, timeout=1.0, retries=30)["ok"]
+        threads = [threading.Thread(target=burst, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for _ in range(len(CLIENTS) * PER_CLIENT // 4):
+            assert progress.acquire(timeout=60)
+        biggest = max(p.stat().st_size for p in data_dir.glob("mitte.db*"))
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (biggest // 2, resource.RLIM_INFINITY))
+        deadline = time.monotonic() + 60
+        while len(refusals) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        full_at = sum(len(r) for r in oks.values())
+        assert len(refusals) >= 10, "the full disk was hit"
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        for t in threads:
+            t.join(timeout=180)
+        assert not any(t.is_alive() for t in threads), "every command was done once there was room"
+        assert proc.poll() is None, "the controller did not die on the full disk"
+        after = clients[0].request_reply("ticket.issue", {"service": "pass"}, timeout=1.0, retries=30)
+    finally:
+        for c in clients:
+            c.stop()
+        proc.terminate()
+        proc.wait(10)
+    assert full_at < len(CLIENTS) * PER_CLIENT, "the disk filled after the burst; nothing was tested"
+    assert {(r["error"]["code"], r["error"]["message"]) for r in refusals} == {
+        ("internal", "event log not writable")
+    }, refusals[:3]
+    numbers = [r["result"]["ticket"]["number"] for rs in oks.values() for r in rs]
+    assert len(numbers) == len(CLIENTS) * PER_CLIENT and len(set(numbers)) == len(numbers)
+    issued = issued_numbers(data_dir / "mitte.db")
+    assert len(issued) == len(set(issued)) == len(numbers) + 2
+    assert set(numbers) | {after["result"]["ticket"]["number"]} <= set(issued)
+    for prefix in "ABCD":  # a command that failed used no number
+        nums = sorted(int(n[1:]) for n in issued if n[0] == prefix)
+        assert nums == list(range(1, len(nums) + 1)), (prefix, nums)
