@@ -304,3 +304,70 @@ def test_the_disk_fills_mid_burst_nothing_is_half_done_and_it_recovers(broker, t
     for prefix in "ABCD":  # a command that failed used no number
         nums = sorted(int(n[1:]) for n in issued if n[0] == prefix)
         assert nums == list(range(1, len(nums) + 1)), (prefix, nums)
+
+
+def test_a_neighbour_flooding_garbage_costs_the_others_nothing_and_gets_bounded_answers(
+    cfg, controller
+) -> None:
+    """A node floods its command topic with garbage, oversize, non-UTF-8 payloads at QoS 0, 1 and 2, while
+    another node works: the other node's commands are answered first time, the flood gets at most one answer
+    per message, each a clear refusal, far fewer than it sent, and the controller lives on."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from waitroom.contract import MAX_PAYLOAD_BYTES
+
+    topics = controller.topics
+    flood_replies: list[dict] = []
+    subscribed = threading.Event()
+    flooder = paho.Client(CallbackAPIVersion.VERSION2, client_id="flooder", protocol=paho.MQTTv311)
+    flooder.max_inflight_messages_set(1000)
+    flooder.max_queued_messages_set(0)
+    flooder.on_subscribe = lambda *a: subscribed.set()
+    flooder.on_message = lambda c, u, msg: flood_replies.append(json.loads(msg.payload))
+    flooder.connect("127.0.0.1", cfg.broker.port)
+    flooder.loop_start()
+    flooder.subscribe(topics.reply("counter-2"), qos=1)
+    assert subscribed.wait(10)
+    payloads = [
+        b"\xff\xfe\x00 not utf-8",
+        b'{"id": "g", "op": "ticket.issue", "args": {"service": "' + b"x" * (2 * MAX_PAYLOAD_BYTES) + b'"}}',
+        b"[" * 5000,
+        b"",
+        b'{"id": 7, "op": ["ticket.issue"]}',
+        b'{"id": "x", "op": "ticket.issue", "args": {"service": "pass"}, "extra": "\\ud800"}',
+    ]
+    sent = 3000
+    done = threading.Event()
+
+    def flood() -> None:
+        for i in range(sent):
+            flooder.publish(topics.cmd("counter-2"), payloads[i % len(payloads)], qos=i % 3)
+        done.set()
+
+    rt = NodeRuntime(cfg, "disp-1")
+    answered: list[dict] = []
+    try:
+        assert rt.start(wait=10)
+        threading.Thread(target=flood, daemon=True).start()
+        for i in range(10):
+            reply = rt.request_reply(
+                "ticket.issue", {"service": "pass"}, timeout=10, retries=0, request_id=f"work-{i}"
+            )
+            answered.append(reply)
+        assert done.wait(120), "the flood was sent"
+        # the controller is through with the flood when a last command of the node is answered
+        last = rt.request_reply("ticket.issue", {"service": "melde"}, timeout=2, retries=30)
+        assert last["ok"]
+        time.sleep(0.5)
+    finally:
+        flooder.loop_stop()
+        flooder.disconnect()
+        rt.stop()
+    assert [r["result"]["ticket"]["number"] for r in answered] == [f"A{i:03d}" for i in range(1, 11)]
+    codes = Counter(r["error"]["code"] for r in flood_replies if not r["ok"])
+    assert not [r for r in flood_replies if r["ok"]], "no garbage did anything"
+    assert set(codes) <= {"bad_json", "too_large", "bad_request", "rate_limited"}, codes
+    assert len(flood_replies) < sent // 2, "a flood is not answered one for one"
+    assert controller.alive()
+    assert sum(1 for t in controller.office.state.tickets.values()) == 11
