@@ -371,3 +371,33 @@ def test_a_neighbour_flooding_garbage_costs_the_others_nothing_and_gets_bounded_
     assert len(flood_replies) < sent // 2, "a flood is not answered one for one"
     assert controller.alive()
     assert sum(1 for t in controller.office.state.tickets.values()) == 11
+
+
+def test_a_reconnect_while_the_engine_plans_its_wait_costs_no_rebuild(cfg, tmp_path: Path) -> None:
+    """The engine looked at the dirty queue pages outside its lock while a reconnect (paho's network thread)
+    published them all again: "Set changed size during iteration", logged as a failed engine step, and the
+    whole state rebuilt from the log -- seen while two controllers threw each other out."""
+    from waitroom.service import ControllerService
+
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))  # not connected: publishing only queues
+    svc.sole.deciding.set()  # as once it decides
+    reconnects: list[threading.Thread] = []
+
+    class ReconnectMidway(set):
+        def __iter__(self):
+            it = super().__iter__()
+            yield next(it)
+            if not reconnects:  # the first look at the pages: a reconnect comes in between
+                reconnects.append(threading.Thread(target=svc._republish, daemon=True))
+                reconnects[0].start()
+                reconnects[0].join(2.0)  # it waits for the engine's lock, or it runs now
+            yield from it
+
+    try:
+        svc.publish_state()  # the forecast is made: a republish takes milliseconds
+        svc.office.dirty_services = ReconnectMidway(cfg.service_ids)
+        svc._engine_step()
+        reconnects[0].join(10)
+        assert not reconnects[0].is_alive()
+    finally:
+        svc.stop()
