@@ -401,3 +401,24 @@ def test_a_reconnect_while_the_engine_plans_its_wait_costs_no_rebuild(cfg, tmp_p
         assert not reconnects[0].is_alive()
     finally:
         svc.stop()
+
+
+def test_a_controller_waiting_for_its_broker_at_start_stays_alive_for_the_watchdog(tmp_path: Path) -> None:
+    """Until its own status comes back through the broker the controller decides nothing (a second controller
+    of the office may run); meanwhile its engine loop still counts as alive, or systemd's watchdog would kill
+    and restart a controller whose broker is late at boot."""
+    from mqtt_broker.local import free_port
+    from tests.conftest import office_config
+    from waitroom.service import ControllerService
+
+    svc = ControllerService(office_config(free_port(), office_id="late"), str(tmp_path / "events.db"))
+    try:
+        assert not svc.start(wait=0.5), "nothing listens on that port"
+        svc.last_tick = time.monotonic() - 60  # as if the engine had not looked for a minute
+        deadline = time.monotonic() + 20
+        while not svc.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert svc.alive()
+        assert not svc.sole.deciding.is_set() and not svc.stepped_down.is_set()
+    finally:
+        svc.stop()

@@ -93,6 +93,7 @@ class SoleController:
         self.pid = os.getpid()
         self.armed = False  # our own birth came back: every other status since is a live one
         self.hold_until: float | None = None
+        self._subscribed_at: float | None = None
         self.deciding = threading.Event()
         self.stepped_down = threading.Event()
         self.rival: dict[str, Any] | None = None
@@ -162,13 +163,24 @@ class SoleController:
                 return False
         return False
 
-    def may_decide(self) -> bool:
-        """Engine thread: may commands be decided now? (True from then on.)"""
+    def may_decide(self, subscribed: bool = True) -> bool:
+        """Engine thread: may commands be decided now? (True from then on.) ``subscribed``: the broker
+        acknowledged our subscriptions (our status should come back to us)."""
         if self.deciding.is_set():
             return True
         with self._lock:
-            if self.stepped_down.is_set() or not self.armed:
+            if self.stepped_down.is_set():
                 return False
+            if not self.armed:
+                if not subscribed:
+                    return False
+                now = self.clock()
+                self._subscribed_at = self._subscribed_at or now
+                if now - self._subscribed_at < self.HOLD_S:
+                    return False
+                # a broker that does not send our own messages back: the hold is all we can do
+                log.warning("our own status did not come back within %.0f s: deciding commands", self.HOLD_S)
+                self.armed = True
             if self.hold_until is not None and self.clock() < self.hold_until:
                 return False
             if self.hold_until is not None:
@@ -375,7 +387,8 @@ class ControllerService:
     # -- the engine thread
     def _engine_loop(self) -> None:
         while not self._stop.is_set():
-            if not self.sole.may_decide():
+            if not self.sole.may_decide(self.link.subscribed.is_set()):
+                self.last_tick = time.monotonic()  # holding is not hanging (the systemd watchdog)
                 if self.sole.stepped_down.is_set():
                     # leave without a word: the retained status and state are the other controller's
                     self.link.stop(publish_offline=False)
