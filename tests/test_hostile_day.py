@@ -422,3 +422,73 @@ def test_a_controller_waiting_for_its_broker_at_start_stays_alive_for_the_watchd
         assert not svc.sole.deciding.is_set() and not svc.stepped_down.is_set()
     finally:
         svc.stop()
+
+
+def _status(online: bool, **fields: object) -> bytes:
+    return json.dumps({"node": "controller", "status": "online" if online else "offline", **fields}).encode()
+
+
+def test_one_controller_per_office_decisions() -> None:
+    """How a controller reads the statuses on its own topic (waitroom.service.SoleController), on a clock of
+    its own: the retained status from before its birth, then every later one."""
+    import subprocess
+    import sys
+
+    from waitroom.service import SoleController
+
+    now = [100.0]
+
+    def sole() -> SoleController:
+        return SoleController(clock=lambda: now[0])
+
+    def own(s: SoleController, online: bool = True) -> bytes:
+        return _status(online, **s.status_extra())
+
+    # the last one said goodbye: deciding as soon as our own birth comes back
+    s = sole()
+    assert not s.on_status(_status(False, instance="old", clean=True, host="elsewhere", pid=1))
+    assert not s.may_decide()
+    s.on_status(own(s))
+    assert s.may_decide()
+    # a process of this host that is gone (its will): no hold either
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    s = sole()
+    s.on_status(_status(False, instance="old", host=s.host, pid=gone.pid, since=1.0))
+    s.on_status(own(s))
+    assert s.may_decide()
+    # its will from another host: it may have been thrown out by our login; hold, then decide
+    s = sole()
+    s.on_status(_status(False, instance="old", host="spare-pi", pid=4242, since=1.0))
+    s.on_status(own(s))
+    assert not s.may_decide()
+    now[0] += SoleController.HOLD_S
+    assert s.may_decide() and not s.stepped_down.is_set()
+    # ... and it comes back within the hold: step down, nothing decided
+    s = sole()
+    s.on_status(_status(False, instance="old", host="spare-pi", pid=4242, since=1.0))
+    s.on_status(own(s))
+    s.on_status(_status(True, instance="old", host="spare-pi", pid=4242, since=1.0))
+    assert s.stepped_down.is_set()
+    now[0] += SoleController.HOLD_S
+    assert not s.may_decide()
+    # deciding, a newer one logs in: we keep the office and put our status back after its will
+    s = sole()
+    s.on_status(own(s))
+    assert s.may_decide()
+    newer = {"instance": "new", "host": "spare-pi", "pid": 4242, "since": s.since + 10}
+    assert not s.on_status(_status(True, **newer))
+    assert s.on_status(_status(False, **newer))
+    assert not s.stepped_down.is_set()
+    # deciding, an older one comes back after our hold (a very busy machine): the older one keeps it
+    s = sole()
+    s.on_status(own(s))
+    assert s.may_decide()
+    s.on_status(_status(True, instance="old", host="spare-pi", pid=4242, since=s.since - 10))
+    assert s.stepped_down.is_set()
+    # garbage on the topic is nobody's
+    s = sole()
+    for junk in (b"", b"\xff", b"[1]", b'"x"'):
+        assert not s.on_status(junk)
+    s.on_status(own(s))
+    assert s.may_decide()

@@ -81,7 +81,8 @@ class SoleController:
     at once; otherwise it may be alive and just thrown out by our login, so we hold the commands (they wait
     in the inbox, answered by nobody yet) for ``HOLD_S``. A status of another process after our own birth
     proves a second controller: while holding we step down (the running one keeps the office); once
-    deciding we keep on and put our status back after its ``offline`` (the newcomer steps down itself)."""
+    deciding we keep on and put our status back after its ``offline`` (the newcomer steps down itself),
+    unless the other one started before us (it came back after our hold: the older one keeps the office)."""
 
     HOLD_S = 4.0  # longer than a controller thrown out takes to log in again (reconnect back-off 1 s + login)
 
@@ -126,27 +127,38 @@ class SoleController:
                         self.HOLD_S,
                     )
                 return False
+            # while holding we yield; once deciding, only to an older controller that may still run (one
+            # that held for longer than HOLD_S, on a very busy machine, before the first came back)
+            yields = not self.deciding.is_set() or (self._older(status) and not self.last_one_is_gone(status))
             if self.rival is None or self.rival.get("instance") != status.get("instance"):
                 self.rival = status
-                if self.deciding.is_set():
+                if yields:
+                    log.critical(
+                        "another controller of this office is running (%s): this one (%s) steps down%s -- "
+                        "two controllers would number tickets twice",
+                        self._who(status),
+                        self._who(self.status_extra()),
+                        "" if self.deciding.is_set() else " and decides nothing",
+                    )
+                else:
                     log.critical(
                         "another controller of this office (%s) logged in with this controller's account; it "
                         "must stop: two controllers number tickets twice",
                         self._who(status),
                     )
-                else:
-                    log.critical(
-                        "another controller of this office is running (%s): this one (%s) steps down and "
-                        "decides nothing -- two controllers would number tickets twice",
-                        self._who(status),
-                        self._who(self.status_extra()),
-                    )
-            if not self.deciding.is_set():
+            if yields:
                 self.stepped_down.set()
                 return False
             # its will or its goodbye replaced our retained status: put ours back (not for its "online": two
             # deciding controllers would answer each other's status forever)
             return status.get("status") == "offline"
+
+    def _older(self, status: dict[str, Any]) -> bool:
+        """Did the controller of ``status`` start before this one?"""
+        since = status.get("since")
+        if not isinstance(since, (int, float)) or isinstance(since, bool):
+            return False
+        return (since, str(status.get("instance"))) < (self.since, self.instance)
 
     def last_one_is_gone(self, status: dict[str, Any]) -> bool:
         if status.get("status") == "offline" and status.get("clean") is True:
@@ -387,13 +399,13 @@ class ControllerService:
     # -- the engine thread
     def _engine_loop(self) -> None:
         while not self._stop.is_set():
+            if self.sole.stepped_down.is_set():
+                # leave without a word: the retained status and state are the other controller's
+                self.link.stop(publish_offline=False)
+                self.inbox.stop()
+                return
             if not self.sole.may_decide(self.link.subscribed.is_set()):
                 self.last_tick = time.monotonic()  # holding is not hanging (the systemd watchdog)
-                if self.sole.stepped_down.is_set():
-                    # leave without a word: the retained status and state are the other controller's
-                    self.link.stop(publish_offline=False)
-                    self.inbox.stop()
-                    return
                 self._stop.wait(0.05)  # the commands wait in the inbox
                 continue
             if not self._announced:
