@@ -68,8 +68,9 @@ def data_dir(args: argparse.Namespace) -> Path:
     return paths.data_dir(getattr(args, "data_dir", None))
 
 
-def wait_for_signal(alive: Callable[[], bool] | None = None) -> None:
-    """Tell systemd we are ready, pet its watchdog while ``alive()`` holds, return on SIGINT or SIGTERM."""
+def wait_for_signal(alive: Callable[[], bool] | None = None, done: threading.Event | None = None) -> None:
+    """Tell systemd we are ready, pet its watchdog while ``alive()`` holds, return on SIGINT or SIGTERM (or
+    when ``done`` is set)."""
     from waitroom.systemd import Watchdog
 
     stop = threading.Event()
@@ -77,7 +78,7 @@ def wait_for_signal(alive: Callable[[], bool] | None = None) -> None:
         signal.signal(sig, lambda *_: stop.set())
     dog = Watchdog(alive)
     dog.ready()
-    while not stop.wait(0.5):
+    while not stop.wait(0.5) and not (done is not None and done.is_set()):
         dog.poll()
     dog.stopping()
 
@@ -179,8 +180,11 @@ def cmd_controller(args: argparse.Namespace) -> int:
             "broker %s:%d not reachable yet; retrying in the background", cfg.broker.host, cfg.broker.port
         )
     log.info("controller for office %s running (event log %s)", cfg.office.id, db)
-    wait_for_signal(svc.alive)
+    wait_for_signal(svc.alive, done=svc.stepped_down)
     svc.stop()
+    if svc.stepped_down.is_set():
+        log.critical("controller stopped: another controller of office %s is running", cfg.office.id)
+        return dbsafe.EXIT_LOCKED  # systemd does not restart on this (RestartPreventExitStatus)
     log.info("controller stopped")
     return 0
 

@@ -347,6 +347,7 @@ class MqttLink:
         pull: bool = False,
         client_suffix: str = "",
         user: str | None = None,
+        status_extra: dict[str, Any] | None = None,
     ):
         self.broker = broker
         self.topics = Topics(office)
@@ -354,6 +355,10 @@ class MqttLink:
         self.role = role
         self._subs: dict[str, tuple[int, list[Handler]]] = {}  # filter -> (qos, handlers)
         self._live_only: set[str] = set()  # filters whose retained messages are dropped (see subscribe)
+        self._direct: set[str] = set()  # filters handled in the network thread, not queued (see subscribe)
+        # fields added to this node's status messages (birth, will, own offline): the controller says which
+        # process it is (see waitroom.service.SoleController)
+        self.status_extra = dict(status_extra or {})
         self._lock = threading.Lock()
         self.connected = threading.Event()
         # Set once the broker acknowledged the subscriptions of this connection (SUBACK): a message published
@@ -396,7 +401,7 @@ class MqttLink:
             )
         self.client.will_set(
             self.topics.status(node_id),
-            contract.encode(contract.status_payload(node_id, role, False, __version__)),
+            contract.encode(self.status_message(False)),
             qos=contract.QOS["status"],
             retain=True,
         )
@@ -435,13 +440,23 @@ class MqttLink:
             return self.connected.wait(wait) and self.subscribed.wait(max(0.0, deadline - time.monotonic()))
         return False
 
-    def stop(self) -> None:
-        """Publish ``offline`` ourselves, then disconnect cleanly."""
+    def status_message(self, online: bool, **more: Any) -> dict[str, Any]:
+        """This node's status message (birth, will or its own ``offline``)."""
+        return {
+            **contract.status_payload(self.node_id, self.role, online, __version__),
+            **self.status_extra,
+            **more,
+        }
+
+    def stop(self, *, publish_offline: bool = True) -> None:
+        """Publish ``offline`` ourselves, then disconnect cleanly (which suppresses the will).
+        ``publish_offline=False``: leave the retained status alone (it is another process's)."""
         self._stopping = True
-        if self.connected.is_set():
+        if self.connected.is_set() and publish_offline:
+            clean = {"clean": True} if self.status_extra else {}
             info = self.client.publish(
                 self.topics.status(self.node_id),
-                contract.encode(contract.status_payload(self.node_id, self.role, False, __version__)),
+                contract.encode(self.status_message(False, **clean)),
                 qos=1,
                 retain=True,
             )
@@ -477,15 +492,27 @@ class MqttLink:
             return
         self.client.publish(topic, data, qos=contract.QOS[kind], retain=contract.RETAIN[kind])
 
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, *, retained: bool = True) -> None:
+    def subscribe(
+        self,
+        topic_filter: str,
+        handler: Handler,
+        qos: int = 1,
+        *,
+        retained: bool = True,
+        direct: bool = False,
+    ) -> None:
         """Receive ``topic_filter``; ``retained=False`` drops (and logs) what the broker sends from its
         retained store on every (re)subscription: a command published with the retain flag would otherwise
         come again after every reconnect and restart of the controller (and be executed again once its
-        stored reply is pruned). The live delivery of such a publish carries no retain flag and is kept."""
+        stored reply is pruned). The live delivery of such a publish carries no retain flag and is kept.
+        ``direct=True``: the handler runs in the network thread even on a link with an inbox, so it sees
+        the message before any command that came after it on the connection is taken from the inbox."""
         contract.validate_subscribe_filter(topic_filter)
         with self._lock:
             if not retained:
                 self._live_only.add(topic_filter)
+            if direct:
+                self._direct.add(topic_filter)
             known = topic_filter in self._subs
             old_qos, handlers = self._subs.get(topic_filter, (qos, []))
             self._subs[topic_filter] = (max(qos, old_qos), [*handlers, handler])
@@ -511,11 +538,7 @@ class MqttLink:
             _, self._sub_mid = client.subscribe([(topic_filter, qos) for topic_filter, (qos, _) in subs])
         else:
             self.subscribed.set()
-        self.publish(
-            self.topics.status(self.node_id),
-            contract.status_payload(self.node_id, self.role, True, __version__),
-            "status",
-        )
+        self.publish(self.topics.status(self.node_id), self.status_message(True), "status")
         self.connected.set()
         for hook in self.on_connect_hooks:
             try:
@@ -559,7 +582,9 @@ class MqttLink:
                 len(msg.payload),
             )
             return
-        if self.inbox is not None:
+        if self.inbox is not None and not (
+            self._direct and any(paho.topic_matches_sub(f, msg.topic) for f in self._direct)
+        ):
             self.inbox.put(msg.topic, msg.payload)
         else:
             self._dispatch(msg.topic, msg.payload)

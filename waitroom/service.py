@@ -14,11 +14,15 @@ The one-second tick (new day, escalations, intake stop) runs on the same thread.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from waitroom import contract
 from waitroom.config import Config
@@ -62,6 +66,148 @@ class FileClock:
         return self._now
 
 
+class SoleController:
+    """One controller per office, also across machines and data directories.
+
+    The data directory's lock (``waitroom.dbsafe``) stops a second controller on the same data. A second one
+    with data of its own (another ``--data-dir``, a spare Pi with the same office file) would log in with the
+    same account: the broker binds the client id to it, so each login throws the other out, and each in
+    turn decided the commands that reached it from its own log -- every ticket number twice.
+
+    So the controller says in its status messages (birth, will, its own offline) which process it is
+    (``instance``, ``since``, ``host``, ``pid``) and reads its own status topic in the network thread,
+    before any command that came after it. The status the broker keeps from before our birth tells how the
+    last controller ended: its own clean ``offline``, or a process of this host that is gone, and we start
+    at once; otherwise it may be alive and just thrown out by our login, so we hold the commands (they wait
+    in the inbox, answered by nobody yet) for ``HOLD_S``. A status of another process after our own birth
+    proves a second controller: while holding we step down (the running one keeps the office); once
+    deciding we keep on and put our status back after its ``offline`` (the newcomer steps down itself),
+    unless the other one started before us (it came back after our hold: the older one keeps the office)."""
+
+    HOLD_S = 4.0  # longer than a controller thrown out takes to log in again (reconnect back-off 1 s + login)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.instance = secrets.token_hex(6)
+        self.since = round(time.time(), 3)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.armed = False  # our own birth came back: every other status since is a live one
+        self.hold_until: float | None = None
+        self._subscribed_at: float | None = None
+        self.deciding = threading.Event()
+        self.stepped_down = threading.Event()
+        self.rival: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def status_extra(self) -> dict[str, Any]:
+        return {"instance": self.instance, "since": self.since, "host": self.host, "pid": self.pid}
+
+    def on_status(self, payload: bytes) -> bool:
+        """A message on the controller's status topic (network thread). True: put our status back."""
+        try:
+            status = json.loads(payload)
+            if not isinstance(status, dict):
+                raise ValueError("not an object")
+        except ValueError:  # an empty payload (a cleared retained status) or garbage: nobody's
+            return False
+        with self._lock:
+            if status.get("instance") == self.instance:
+                self.armed = True
+                return False
+            if not self.armed:  # kept by the broker from before our birth: how did the last one end?
+                if self.hold_until is None and self.last_one_is_gone(status):
+                    return False
+                if self.hold_until is None:
+                    self.hold_until = self.clock() + self.HOLD_S
+                    log.warning(
+                        "the last controller (%s) may still run: commands wait %.0f s to see if it logs in "
+                        "again",
+                        self._who(status),
+                        self.HOLD_S,
+                    )
+                return False
+            # while holding we yield; once deciding, only to an older controller that may still run (one
+            # that held for longer than HOLD_S, on a very busy machine, before the first came back)
+            yields = not self.deciding.is_set() or (self._older(status) and not self.last_one_is_gone(status))
+            if self.rival is None or self.rival.get("instance") != status.get("instance"):
+                self.rival = status
+                if yields:
+                    log.critical(
+                        "another controller of this office is running (%s): this one (%s) steps down%s -- "
+                        "two controllers would number tickets twice",
+                        self._who(status),
+                        self._who(self.status_extra()),
+                        "" if self.deciding.is_set() else " and decides nothing",
+                    )
+                else:
+                    log.critical(
+                        "another controller of this office (%s) logged in with this controller's account; it "
+                        "must stop: two controllers number tickets twice",
+                        self._who(status),
+                    )
+            if yields:
+                self.stepped_down.set()
+                return False
+            # its will or its goodbye replaced our retained status: put ours back (not for its "online": two
+            # deciding controllers would answer each other's status forever)
+            return status.get("status") == "offline"
+
+    def _older(self, status: dict[str, Any]) -> bool:
+        """Did the controller of ``status`` start before this one?"""
+        since = status.get("since")
+        if not isinstance(since, (int, float)) or isinstance(since, bool):
+            return False
+        return (since, str(status.get("instance"))) < (self.since, self.instance)
+
+    def last_one_is_gone(self, status: dict[str, Any]) -> bool:
+        if status.get("status") == "offline" and status.get("clean") is True:
+            return True  # it said goodbye itself
+        pid = status.get("pid")
+        if status.get("host") == self.host and isinstance(pid, int) and pid > 0:
+            if pid == self.pid:
+                return True
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True  # a process of this host that is gone (killed, crashed)
+            except OSError:
+                return False
+        return False
+
+    def may_decide(self, subscribed: bool = True) -> bool:
+        """Engine thread: may commands be decided now? (True from then on.) ``subscribed``: the broker
+        acknowledged our subscriptions (our status should come back to us)."""
+        if self.deciding.is_set():
+            return True
+        with self._lock:
+            if self.stepped_down.is_set():
+                return False
+            if not self.armed:
+                if not subscribed:
+                    return False
+                now = self.clock()
+                self._subscribed_at = self._subscribed_at or now
+                if now - self._subscribed_at < self.HOLD_S:
+                    return False
+                # a broker that does not send our own messages back: the hold is all we can do
+                log.warning("our own status did not come back within %.0f s: deciding commands", self.HOLD_S)
+                self.armed = True
+            if self.hold_until is not None and self.clock() < self.hold_until:
+                return False
+            if self.hold_until is not None:
+                log.warning("no other controller logged in within %.0f s: deciding commands", self.HOLD_S)
+            self.deciding.set()
+            return True
+
+    @staticmethod
+    def _who(status: dict[str, Any]) -> str:
+        return (
+            f"process {str(status.get('pid', '?'))[:10]} on {str(status.get('host', '?'))[:64]}, "
+            f"instance {str(status.get('instance', '?'))[:16]}"
+        )
+
+
 class ControllerService:
     def __init__(
         self,
@@ -76,8 +222,15 @@ class ControllerService:
         self.office = Office(cfg, self.store, clock=clock)
         self.limits = NodeRateLimit(cfg)  # one node flooding its command topic cannot starve the others
         self.topics = Topics(cfg.office.id)
+        self.sole = SoleController()
         self.link = MqttLink(
-            cfg.broker, cfg.office.id, CONTROLLER_NODE_ID, Role.CONTROLLER, password=password, pull=True
+            cfg.broker,
+            cfg.office.id,
+            CONTROLLER_NODE_ID,
+            Role.CONTROLLER,
+            password=password,
+            pull=True,
+            status_extra=self.sole.status_extra(),
         )
         self.link.client.max_inflight_messages_set(1000)  # many replies in flight on a busy morning
         self.lock = threading.Lock()
@@ -93,6 +246,7 @@ class ControllerService:
         self._queue_at = 0.0
         self._page_at: dict[str, float] = {}  # service -> when its page was last published (monotonic)
         self._published_seq = -1
+        self._announced = False  # the retained messages published once this controller decides
         self._published_fc = -1.0
         self._published_alarms: dict[str, str] = {}  # an alarm (the clock) reaches the admin page at once
         self.batches = 0  # statistics for benchmarks and the admin page
@@ -107,6 +261,7 @@ class ControllerService:
         # a command is taken once, live: one published with the retain flag is not taken again from the
         # broker's retained store after a reconnect or a restart
         self.link.subscribe(self.topics.all_nodes("cmd"), self._no_handler, qos=1, retained=False)
+        self.link.subscribe(self.topics.status(CONTROLLER_NODE_ID), self._on_status, qos=1, direct=True)
         self.inbox.admit = self._admit
         ok = self.link.start(wait=wait)  # publishing before the CONNECT is out would break the session
         self._engine = threading.Thread(target=self._engine_loop, name="controller-engine", daemon=True)
@@ -178,6 +333,17 @@ class ControllerService:
         self.link.stop()
         self.store.close()
 
+    @property
+    def stepped_down(self) -> threading.Event:
+        """Set when this controller found another one of the office running and stepped down."""
+        return self.sole.stepped_down
+
+    def _on_status(self, topic: str, payload: bytes) -> None:
+        if self.sole.on_status(payload) and self.link.connected.is_set():
+            # the other one's login threw us out (its will) or it said it is online: the office's status is
+            # ours again
+            self.link.publish(topic, self.link.status_message(True), "status")
+
     @staticmethod
     def _no_handler(topic: str, payload: bytes) -> None:
         """Commands are not handled per message: the engine takes them from the inbox in batches."""
@@ -233,6 +399,18 @@ class ControllerService:
     # -- the engine thread
     def _engine_loop(self) -> None:
         while not self._stop.is_set():
+            if self.sole.stepped_down.is_set():
+                # leave without a word: the retained status and state are the other controller's
+                self.link.stop(publish_offline=False)
+                self.inbox.stop()
+                return
+            if not self.sole.may_decide(self.link.subscribed.is_set()):
+                self.last_tick = time.monotonic()  # holding is not hanging (the systemd watchdog)
+                self._stop.wait(0.05)  # the commands wait in the inbox
+                continue
+            if not self._announced:
+                self._announced = True
+                self._republish()  # held until now: the retained messages were not ours to publish
             try:
                 self._engine_step()
             except Exception:  # never let the engine die: log, rebuild, go on
@@ -255,7 +433,9 @@ class ControllerService:
         return min(max(min(waits), 0.0), TICK_S)
 
     def _engine_step(self) -> None:
-        items = self.inbox.take(MAX_BATCH, self._wait_s())
+        with self.lock:  # a reconnect (network thread) marks every page dirty meanwhile
+            wait = self._wait_s()
+        items = self.inbox.take(MAX_BATCH, wait)
         with self.lock:
             if items:
                 self._run_batch(items)
@@ -348,7 +528,9 @@ class ControllerService:
                 self.link.publish(self.topics.queue(sid), o.queue_page(sid), "queue")
 
     def _republish(self) -> None:
-        """After (re)connecting: every retained message again."""
+        """After (re)connecting: every retained message again (once this controller decides)."""
+        if not self.sole.deciding.is_set():
+            return
         with self.lock:
             self.office.dirty_services.update(self.cfg.service_ids)
             self.office.dirty_counters.update(self.cfg.counter_ids)
