@@ -215,7 +215,8 @@ def test_admin_pages(app, admin, node):
     wait_for(lambda: live.nodes.get("disp-1", {}).get("health", {}).get("printer") == "paper_low")
     wait_for(lambda: live.waiting())
     html = admin.get("/admin/").get_data(as_text=True)
-    assert "disp-1" in html and "printer=paper_low" in html and "A001" in html
+    assert "disp-1" in html and "A001" in html
+    assert health_lines(html, "disp-1")["printer"] == ("warn", "⚠ Achtung: Drucker: Papier geht zu Ende")
     assert '<th scope="col">Gerät</th>' in html  # the device table's first column, in German
     assert '<th scope="col">Letzte Meldung</th>' in html  # when it last reported
     nodes = admin.get("/api/nodes").json["nodes"]
@@ -644,3 +645,114 @@ def test_every_error_code_has_a_sentence_and_an_unknown_one_names_its_code(cfg):
         "noch einmal versuchen; sonst die Systembetreuung fragen."
     )
     assert "“moon_phase”" in refusals.text(cfg, "en", "moon_phase")
+
+
+def health_lines(html: str, node_id: str) -> dict[str, tuple[str, str]]:
+    """The health list of one node on the admin page: key -> (class, the line's text as read)."""
+    import re
+    from html import unescape
+
+    m = re.search(rf'<ul class="health" aria-label="[^"]*: {node_id}">(.*?)</ul>', html, re.S)
+    assert m, f"no health list for {node_id}"
+    lines = re.findall(r'<li class="([^"]*)" data-key="([^"]+)">(.*?)</li>', m.group(1), re.S)
+    return {
+        key: (cls.strip(), " ".join(unescape(re.sub(r"<[^>]+>", "", body)).split()))
+        for cls, key, body in lines
+    }
+
+
+def test_admin_shows_node_health_as_readable_lines(app, admin, node):
+    """Each node's health is a list of labelled lines with units in the page's language; bad states say
+    "Achtung" in text (not only in red); fields this page does not know are still shown as key: value."""
+    display, counter = node("display-1"), node("counter-2")
+    display.set_health(
+        display="ok",
+        zone="all",
+        audio="ok",
+        speech="error: espeak-ng not found",
+        announce_queue=1,
+        announce_skipped=2,
+        clock_offset_s=3,  # a field of a newer node
+    )
+    counter.set_health(counter="c2", mode="offline", last_error="nobody_waiting", presses=7, doubled=0)
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.nodes.get("display-1", {}).get("health", {}).get("clock_offset_s") == 3)
+    wait_for(lambda: live.nodes.get("counter-2", {}).get("health", {}).get("presses") == 7)
+    html = admin.get("/admin/?lang=de").get_data(as_text=True)
+    shown = health_lines(html, "display-1")
+    assert shown.pop("uptime_s")[1].startswith("Läuft seit: ")
+    assert shown == {
+        "status": ("", "Gesamtzustand: in Ordnung"),
+        "display": ("", "Bildschirm: in Ordnung"),
+        "audio": ("", "Ton: in Ordnung"),
+        "speech": ("warn", "⚠ Achtung: Sprachansage: gestört, nur Gong (espeak-ng not found)"),
+        "zone": ("", "Bereich: alle"),
+        "announce_queue": ("", "Durchsagen in der Warteschlange: 1"),
+        "announce_skipped": ("", "Übersprungene Durchsagen (Schalter rief schon weiter): 2"),
+        "clock_offset_s": ("other", "clock_offset_s: 3"),
+    }
+    shown = health_lines(html, "counter-2")
+    assert shown["counter"] == ("", "Schalter: Schalter 2")
+    assert shown["mode"] == ("warn", "⚠ Achtung: Schalterleuchte: keine Verbindung zur Steuerung")
+    assert shown["last_error"] == ("", "Letzte Ablehnung: Niemand wartet.")
+    assert shown["presses"] == ("", "Tastendrücke: 7")
+    assert "k=v" not in html and "speech=" not in html
+    # the live fragment in English
+    html = admin.get("/admin/nodes?lang=en").get_data(as_text=True)
+    shown = health_lines(html, "display-1")
+    assert shown["speech"] == (
+        "warn",
+        "⚠ Warning: Spoken announcements: failing, gong only (espeak-ng not found)",
+    )
+    assert shown["announce_skipped"] == ("", "Announcements skipped (the counter had called on): 2")
+    assert (
+        health_lines(html, "counter-2")["mode"][1]
+        == "⚠ Warning: Counter light: no connection to the controller"
+    )
+
+
+def test_a_dispenser_health_record_reads_as_words(cfg):
+    """The dispenser's fields (edge/dispenser/node.py ``health``): counts, numbers per service, refusals,
+    a stuck button; an uptime in hours and minutes."""
+    from waitroom.web import health
+
+    record = {
+        "status": "error",
+        "printer": "paper_out",
+        "printer_error": None,
+        "printer_backend": "network",
+        "controller": "offline",
+        "issued": 12,
+        "offline_issued": 3,
+        "offline_unreported": 2,
+        "priority_issued": 0,
+        "offline_numbers_left": {"pass": 0, "melde": 899},
+        "offline_store": "ok",
+        "intake_stopped": {},
+        "refused": {"printer": 4, "rate_limited": 1},
+        "last_refusal": None,
+        "buttons_stuck": ["melde"],
+        "advice": {},
+        "uptime_s": 7500,
+    }
+    lines = {
+        line.key: (line.warn, f"{line.label}: {line.value}") for line in health.describe(cfg, "de", record)
+    }
+    assert lines == {
+        "status": (True, "Gesamtzustand: gestört"),
+        "printer": (True, "Drucker: kein Papier"),
+        "controller": (True, "Steuerung: nicht erreichbar (Offline-Nummern)"),
+        "offline_store": (False, "Speicher für Offline-Nummern: in Ordnung"),
+        "buttons_stuck": (True, "Taste klemmt: Meldeangelegenheiten"),
+        "issued": (False, "Ausgegebene Nummern heute: 12"),
+        "offline_issued": (False, "davon ohne Steuerung (offline): 3"),
+        "priority_issued": (False, "davon mit Vorrang: 0"),
+        "offline_unreported": (True, "Offline-Nummern noch nicht gemeldet: 2"),
+        "offline_numbers_left": (
+            True,
+            "Offline-Nummern übrig: Meldeangelegenheiten: 899, Personalausweis / Reisepass: 0",
+        ),
+        "refused": (False, "Abgewiesene Tastendrücke: Drucker nicht bereit: 4, zu schnell hintereinander: 1"),
+        "printer_backend": (False, "Druckeranschluss: network"),
+        "uptime_s": (False, "Läuft seit: 2 Std. 5 Min."),
+    }

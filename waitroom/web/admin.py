@@ -21,7 +21,7 @@ from flask import (
     url_for,
 )
 
-from waitroom.web import stats
+from waitroom.web import health, stats
 from waitroom.web.common import cfg, lang, live, login_required, run_command, tr, users
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,18 @@ def index() -> str:
         online=lv.online,
         users=users().all(),
         service_names={s.id: s.name.model_dump() for s in cfg().services},
+        health_lines=_health_lines,
     )
+
+
+def _health_lines(record: dict[str, object]) -> list[health.Line]:
+    return health.describe(cfg(), lang(), record)
 
 
 @bp.get("/nodes")
 @login_required("admin")
 def nodes_fragment() -> str:
-    return render_template("admin_nodes.html", nodes=live().node_table())
+    return render_template("admin_nodes.html", nodes=live().node_table(), health_lines=_health_lines)
 
 
 @bp.get("/config")
