@@ -52,6 +52,7 @@ def index() -> str:
         users=users().all(),
         service_names={s.id: s.name.model_dump() for s in cfg().services},
         health_lines=_health_lines,
+        role_name=_role_name,
     )
 
 
@@ -59,10 +60,16 @@ def _health_lines(record: dict[str, object]) -> list[health.Line]:
     return health.describe(cfg(), lang(), record)
 
 
+def _role_name(role: str) -> str:
+    return health.role(role, lang())
+
+
 @bp.get("/nodes")
 @login_required("admin")
 def nodes_fragment() -> str:
-    return render_template("admin_nodes.html", nodes=live().node_table(), health_lines=_health_lines)
+    return render_template(
+        "admin_nodes.html", nodes=live().node_table(), health_lines=_health_lines, role_name=_role_name
+    )
 
 
 @bp.get("/config")

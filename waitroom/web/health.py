@@ -155,6 +155,23 @@ ORDER = (
     "uptime_s",
 )
 
+# a node's role in words (the admin page's "Rolle" column)
+ROLES = {
+    "controller": N_("web.admin.role.controller"),
+    "dispenser": N_("web.admin.role.dispenser"),
+    "display": N_("web.admin.role.display"),
+    "counter": N_("web.admin.role.counter"),
+    "assist": N_("web.admin.role.assist"),
+    "web": N_("web.admin.role.web"),
+    "city": N_("web.admin.role.city"),
+}
+
+
+def role(name: str, lang: str) -> str:
+    """A node's role in words; a role this page does not know as it is."""
+    return t(ROLES[name], lang) if name in ROLES else name
+
+
 OTHER_KEYS = (
     N_("web.health.warn"),
     N_("web.health.none"),
