@@ -265,8 +265,16 @@ def test_statistics_unavailable_elsewhere(cfg, controller, tmp_path):
         c = app.test_client()
         login(c, "admin")
         html = c.get("/admin/stats").get_data(as_text=True)
-        assert "nicht auf diesem Rechner" in html
+        where = tmp_path / "elsewhere" / cfg.controller.database  # the office file names it
+        assert _flash(html) == (
+            "Statistik nicht verfügbar: Das Ereignisprotokoll der Steuerung liegt nicht auf diesem Rechner "
+            f"(gesucht: {where})."
+        )
         assert c.get("/admin/stats.csv").status_code == 503
+        where.write_bytes(b"not a database " * 100)  # there, but no SQLite file: said without the English
+        html = c.get("/admin/stats?lang=en").get_data(as_text=True)
+        assert _flash(html).startswith(f"Statistics unavailable: the event log {where} cannot be read. ")
+        assert "file is not a database" not in html
     finally:
         app.extensions["waitroom"].close()
 

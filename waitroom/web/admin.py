@@ -21,12 +21,16 @@ from flask import (
     url_for,
 )
 
+from waitroom.i18n import N_
 from waitroom.web import health, stats
 from waitroom.web.common import cfg, lang, live, login_required, run_command, tr, users
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+# why the statistics cannot be shown, in the page's words (the English reason goes to the log)
+STATS_UNAVAILABLE = {"missing": N_("web.stats.unavailable"), "unreadable": N_("web.stats.unreadable")}
 
 SECRET_KEYS = ("secret_key", "password_file", "password", "key")
 
@@ -119,7 +123,8 @@ def stats_page() -> str | tuple[str, int]:
         days = stats.available_days(path, cfg())
     except stats.StatsUnavailable as exc:
         log.info("statistics unavailable: %s", exc)
-        return render_template("admin_stats.html", day=day, unavailable=str(exc), data=None, days=[]), 200
+        said = tr(STATS_UNAVAILABLE.get(exc.reason, STATS_UNAVAILABLE["missing"]), path=str(exc.path))
+        return render_template("admin_stats.html", day=day, unavailable=said, data=None, days=[]), 200
     data = stats.as_dict(result)
     charts = {
         "hours": stats.hours_chart(result, labels, tr("web.stats.per_hour")),
