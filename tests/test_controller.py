@@ -512,6 +512,10 @@ def test_an_error_reply_names_its_details_as_fields(office):
     assert reply["error"]["code"] == "nobody_waiting" and reply["error"]["data"] == {"counter": "c2"}
     reply = cmd(office, "web", "counter.call_ticket", counter="c2", ticket="Z999").reply
     assert reply["error"]["data"] == {"ticket": "Z999"}
+    reply = cmd(
+        office, "web", "counter.call_ticket", counter="c2", ticket="Muster"
+    ).reply  # not number-shaped
+    assert reply["error"]["code"] == "unknown_ticket" and "data" not in reply["error"]
     cmd(office, "web", "counter.pause", counter="c2", reason="besprechung")
     reply = cmd(office, "web", "counter.call_next", counter="c2").reply
     assert reply["error"] == {
@@ -521,6 +525,9 @@ def test_an_error_reply_names_its_details_as_fields(office):
     }
     reply = cmd(office, "web", "ticket.issue", service="mars").reply
     assert reply["error"]["code"] == "unknown_service" and reply["error"]["data"] == {"service": "mars"}
+    # what was typed as a booking code may be a name: not echoed as a field (replies are kept for two days)
+    reply = cmd(office, "web", "appointment.checkin", code="Frau Muster").reply
+    assert reply["error"]["code"] == "unknown_appointment" and "data" not in reply["error"]
     # a refusal without details has no data field; a value that is not text or a whole number is left out,
     # and text is cut
     assert "data" not in cmd(office, "web", "ticket.issue").reply["error"]

@@ -524,7 +524,7 @@ def test_a_controller_refusal_is_said_in_the_staff_language(staff):
     token = csrf_token(staff)
     r = staff.post("/api/counter/c1/checkin", json={"code": "NOSUCH7"}, headers={"X-CSRFToken": token})
     assert r.status_code == 404 and r.json["error"]["code"] == "unknown_appointment"
-    assert r.json["error"]["message"] == "Einen Termin mit dem Code NOSUCH7 gibt es nicht."
+    assert r.json["error"]["message"] == "Einen Termin mit diesem Code gibt es nicht."
 
 
 COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
@@ -602,7 +602,7 @@ def test_refusals_are_one_sentence_in_the_page_language_with_their_details(app, 
         "nobody": "Für Schalter 2 wartet gerade niemand.",
         "served": "An Schalter 2 ist gerade keine Nummer aufgerufen.",
         "ticket": "Die Nummer Z999 wartet heute nicht und ist nicht geparkt.",
-        "code": "Einen Termin mit dem Code NOSUCH7 gibt es nicht.",
+        "code": "Einen Termin mit diesem Code gibt es nicht.",  # what was typed is not said back
         "paused": "Schalter 2 ist in Pause. Bitte zuerst wieder öffnen.",
         "closed": "Schalter 2 ist geschlossen. Bitte zuerst öffnen.",
     }

@@ -51,10 +51,9 @@ class AppointmentOps(TicketOps, CounterOps):
         return norm
 
     def _book_entry(self, code: Any) -> Appointment:
-        key = self._code(code)
-        a = self.state.appointments.get(key)
+        a = self.state.appointments.get(self._code(code))
         if a is None:
-            raise OpError(ErrorCode.UNKNOWN_APPOINTMENT, "unknown booking code", data={"code": key})
+            raise OpError(ErrorCode.UNKNOWN_APPOINTMENT, "unknown booking code")
         return a
 
     def _slot(self, slot: Any) -> float:
@@ -298,16 +297,10 @@ class AppointmentOps(TicketOps, CounterOps):
         if result is None:
             if not isinstance(code, str):
                 raise OpError(ErrorCode.BAD_REQUEST, "code must be a string")
-            key = codes.normalize(code)
-            a = self.state.appointments.get(key)
+            a = self.state.appointments.get(codes.normalize(code))
             if a is None:
-                # the code as a field only when it looks like one (it is said back to the staff who typed it)
-                shaped = 3 <= len(key) <= 32 and key.isalnum() and key.isascii()
-                raise OpError(
-                    ErrorCode.UNKNOWN_APPOINTMENT,
-                    "unknown booking code",
-                    data={"code": key} if shaped else None,
-                )
+                # no code in the reply's fields: what was typed may be anything (a name), and replies are kept
+                raise OpError(ErrorCode.UNKNOWN_APPOINTMENT, "unknown booking code")
             if a.cancelled:
                 raise OpError(
                     ErrorCode.APPOINTMENT_CANCELLED, "the appointment was cancelled", data={"code": a.code}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,9 @@ from waitroom.model import OfficeState, Ticket
 if TYPE_CHECKING:
     from waitroom.predict import Forecast
     from waitroom.steering import Selector
+
+
+NUMBER_SHAPE = re.compile(r"[A-Za-z]{0,3}[0-9]{1,6}")  # a ticket number as typed: letters and digits
 
 
 class OpError(Exception):
@@ -84,7 +88,8 @@ class OpsBase:
             raise OpError(
                 ErrorCode.UNKNOWN_TICKET,
                 f"no {'/'.join(states)} ticket {ref!r} today",
-                data={"ticket": ref} if isinstance(ref, str) else None,
+                # as a field only when it looks like a number ("A12"): what was typed may be anything
+                data={"ticket": ref} if isinstance(ref, str) and NUMBER_SHAPE.fullmatch(ref) else None,
             )
         return t
 

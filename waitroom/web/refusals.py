@@ -39,7 +39,6 @@ KEYS = (
     N_("web.err.unknown_ticket.detail"),
     N_("web.err.unknown_counter.detail"),
     N_("web.err.unknown_service.detail"),
-    N_("web.err.unknown_appointment.detail"),
     N_("web.err.appointment_cancelled.detail"),
     N_("web.err.invalid_state.acknowledged"),
     N_("web.err.invalid_state.checked_in"),
