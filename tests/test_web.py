@@ -681,6 +681,7 @@ def test_admin_shows_node_health_as_readable_lines(app, admin, node):
         speech="error: espeak-ng not found",
         announce_queue=1,
         announce_skipped=2,
+        announce_missed=1,
         clock_offset_s=3,  # a field of a newer node
     )
     counter.set_health(counter="c2", mode="offline", last_error="nobody_waiting", presses=7, doubled=0)
@@ -698,6 +699,7 @@ def test_admin_shows_node_health_as_readable_lines(app, admin, node):
         "zone": ("", "Bereich: alle"),
         "announce_queue": ("", "Durchsagen in der Warteschlange: 1"),
         "announce_skipped": ("", "Übersprungene Durchsagen (Schalter rief schon weiter): 2"),
+        "announce_missed": ("", "Nachgeholte Durchsagen (nach einem Verbindungsausfall): 1"),
         "clock_offset_s": ("other", "clock_offset_s: 3"),
     }
     shown = health_lines(html, "counter-2")
