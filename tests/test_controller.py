@@ -503,3 +503,35 @@ def test_a_flooding_node_is_rate_limited_and_the_others_are_not(cfg):
     assert limits.allow("disp-1", now=t + 0.2)  # another node is not affected
     assert limits.allow("counter-1", now=t + 5)  # and the flooder gets its share again later
     assert all(limits.allow("web", now=t + i * 0.001) for i in range(300))  # the web app speaks for many
+
+
+def test_an_error_reply_names_its_details_as_fields(office):
+    """A refusal carries its details as fields (error.data), so that a node can say them in its own words
+    instead of showing the English message: which counter, which ticket, in which state."""
+    reply = cmd(office, "web", "counter.call_next", counter="c2").reply
+    assert reply["error"]["code"] == "nobody_waiting" and reply["error"]["data"] == {"counter": "c2"}
+    reply = cmd(office, "web", "counter.call_ticket", counter="c2", ticket="Z999").reply
+    assert reply["error"]["data"] == {"ticket": "Z999"}
+    reply = cmd(
+        office, "web", "counter.call_ticket", counter="c2", ticket="Muster"
+    ).reply  # not number-shaped
+    assert reply["error"]["code"] == "unknown_ticket" and "data" not in reply["error"]
+    cmd(office, "web", "counter.pause", counter="c2", reason="besprechung")
+    reply = cmd(office, "web", "counter.call_next", counter="c2").reply
+    assert reply["error"] == {
+        "code": "counter_closed",
+        "message": "counter c2 is paused; open it (counter.open) before calling",
+        "data": {"counter": "c2", "state": "paused"},
+    }
+    reply = cmd(office, "web", "ticket.issue", service="mars").reply
+    assert reply["error"]["code"] == "unknown_service" and reply["error"]["data"] == {"service": "mars"}
+    # what was typed as a booking code may be a name: not echoed as a field (replies are kept for two days)
+    reply = cmd(office, "web", "appointment.checkin", code="Frau Muster").reply
+    assert reply["error"]["code"] == "unknown_appointment" and "data" not in reply["error"]
+    # a refusal without details has no data field; a value that is not text or a whole number is left out,
+    # and text is cut
+    assert "data" not in cmd(office, "web", "ticket.issue").reply["error"]
+    err = contract.error_reply(
+        "r1", contract.ErrorCode.BAD_REQUEST, "m", {"a": [1], "b": True, "c": "x" * 99}
+    )
+    assert err["error"]["data"] == {"c": "x" * contract.REPLY_DATA_CHARS}

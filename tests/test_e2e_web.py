@@ -52,6 +52,7 @@ def web_server(cfg, controller, tmp_path):
     conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), allow_unicode=True))
     store = UserStore(tmp_path / "web-users.db")
     store.add("anna", PASSWORD, "staff")
+    store.add("root", PASSWORD, "admin")
     store.close()
     port = free_port()
     env = {**os.environ, "WAITROOM_SECRET_KEY": "e2e-secret-key-0123456789abcdef"}
@@ -229,3 +230,34 @@ def test_fifty_keyboard_actions_the_panel_never_lies(web_server, browser, node, 
     page.screenshot(path=str(artifacts / "e2e-staff-50-actions.png"), full_page=True)
     csp = [p for p in problems if "Content Security Policy" in p or "Refused to" in p]
     assert not csp, csp
+
+
+def test_admin_health_updates_live_and_a_refusal_reads_as_one_sentence(web_server, browser, node, artifacts):
+    """The admin page's health lists follow the nodes live (the fragment is refreshed from the stream): a
+    printer running out of paper turns into a marked "Achtung" line without a reload. At the workstation, a
+    refused shortcut says one German sentence naming the counter, without the controller's English."""
+    disp = node("disp-1")
+    disp.set_health(printer="ok")
+    admin = browser.new_page(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    admin.goto(f"{web_server}/login?next=/admin/")
+    admin.fill("#username", "root")
+    admin.fill("#password", PASSWORD)
+    admin.click("button[type=submit].primary")
+    admin.wait_for_url("**/admin/")
+    printer = "ul.health[aria-label$=': disp-1'] li[data-key=printer]"
+    admin.wait_for_selector(f"{printer}:has-text('Drucker: bereit')", timeout=5000)
+    assert admin.get_attribute(printer, "class").strip() == ""
+    disp.set_health(printer="paper_out")
+    admin.wait_for_selector(f"{printer}.warn:has-text('Achtung: Drucker: kein Papier')", timeout=5000)
+    admin.screenshot(path=str(artifacts / "e2e-admin-health.png"), full_page=True)
+
+    staff = browser.new_page(locale="de-DE")
+    staff.goto(f"{web_server}/login?next=/staff/c2")
+    staff.fill("#username", "anna")
+    staff.fill("#password", PASSWORD)
+    staff.click("button[type=submit].primary")
+    staff.wait_for_url("**/staff/c2")
+    with staff.expect_navigation():
+        staff.keyboard.press("n")  # nobody waits
+    staff.wait_for_load_state("load")
+    assert staff.locator("main .flash.error").all_inner_texts() == ["Für Schalter 2 wartet gerade niemand."]

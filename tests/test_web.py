@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.web_helpers import PASSWORD, csrf_token, login, wait_for
+from waitroom.errors import CommandFailed
 
 
 @pytest.fixture
@@ -152,7 +153,10 @@ def test_api_actions_transfer_park_call_pause(app, staff, node):
     r = staff.post("/api/counter/c1/call", json={"ticket": "Z999"}, headers=h)
     assert r.status_code == 404 and r.json["error"]["code"] == "unknown_ticket"
     r = staff.post("/api/counter/c1/call", json={}, headers=h)
-    assert r.status_code == 400 and "ticket" in r.json["error"]["message"]
+    assert (
+        r.status_code == 400
+        and r.json["error"]["message"] == "Feld „Nummer aufrufen“ fehlt oder ist ungültig."
+    )
     r = staff.post("/api/counter/c1/transfer", json={"target": "nowhere"}, headers=h)
     assert r.status_code == 400
     r = staff.post("/api/counter/c1/pause", json={"reason": "besprechung"}, headers=h)
@@ -196,7 +200,8 @@ def test_assistance_acknowledge_and_resolve(app, staff, node):
     page = staff.get("/staff/c1/panel").get_data(as_text=True)
     assert "Hilfe unterwegs (Schalter 1)" in page  # the counter's name, not its id c1
     r = post(staff, "/staff/c1/assist_ack", {"request": aid}, follow_redirects=True)
-    assert "Das passt nicht zum aktuellen Stand." in r.get_data(as_text=True)  # already acknowledged
+    html = r.get_data(as_text=True)  # already acknowledged: by whom, in the counter's name, not in English
+    assert "Diese Hilfeanfrage hat schon Schalter 1 übernommen." in html and "already" not in html
     r = post(staff, "/staff/c1/assist_resolve", {"request": aid}, follow_redirects=True)
     assert "Hilfeanfrage erledigt." in r.get_data(as_text=True)
     wait_for(lambda: not live.state()["assistance"])
@@ -210,7 +215,9 @@ def test_admin_pages(app, admin, node):
     wait_for(lambda: live.nodes.get("disp-1", {}).get("health", {}).get("printer") == "paper_low")
     wait_for(lambda: live.waiting())
     html = admin.get("/admin/").get_data(as_text=True)
-    assert "disp-1" in html and "printer=paper_low" in html and "A001" in html
+    assert "disp-1" in html and "A001" in html
+    assert health_lines(html, "disp-1")["printer"] == ("warn", "⚠ Achtung: Drucker: Papier geht zu Ende")
+    assert "<td>disp-1</td><td>Nummernausgabe</td>" in html  # the role in words, not "dispenser"
     assert '<th scope="col">Gerät</th>' in html  # the device table's first column, in German
     assert '<th scope="col">Letzte Meldung</th>' in html  # when it last reported
     nodes = admin.get("/api/nodes").json["nodes"]
@@ -258,8 +265,16 @@ def test_statistics_unavailable_elsewhere(cfg, controller, tmp_path):
         c = app.test_client()
         login(c, "admin")
         html = c.get("/admin/stats").get_data(as_text=True)
-        assert "nicht auf diesem Rechner" in html
+        where = tmp_path / "elsewhere" / cfg.controller.database  # the office file names it
+        assert _flash(html) == (
+            "Statistik nicht verfügbar: Das Ereignisprotokoll der Steuerung liegt nicht auf diesem Rechner "
+            f"(gesucht: {where})."
+        )
         assert c.get("/admin/stats.csv").status_code == 503
+        where.write_bytes(b"not a database " * 100)  # there, but no SQLite file: said without the English
+        html = c.get("/admin/stats?lang=en").get_data(as_text=True)
+        assert _flash(html).startswith(f"Statistics unavailable: the event log {where} cannot be read. ")
+        assert "file is not a database" not in html
     finally:
         app.extensions["waitroom"].close()
 
@@ -505,11 +520,11 @@ def test_a_language_link_keeps_the_page_s_query(app, anon):
 
 def test_a_controller_refusal_is_said_in_the_staff_language(staff):
     """Every refusal a staff page can meet has a text in German and English; the controller's own message
-    (English, for the log) follows it in brackets. It was shown alone, in English."""
+    (English, for the log) is not shown. It was shown alone, in English, and later in brackets."""
     token = csrf_token(staff)
     r = staff.post("/api/counter/c1/checkin", json={"code": "NOSUCH7"}, headers={"X-CSRFToken": token})
     assert r.status_code == 404 and r.json["error"]["code"] == "unknown_appointment"
-    assert r.json["error"]["message"].startswith("Einen Termin mit diesem Code gibt es nicht. (")
+    assert r.json["error"]["message"] == "Einen Termin mit diesem Code gibt es nicht."
 
 
 COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
@@ -558,3 +573,198 @@ def test_minutes_on_the_ticket_and_public_pages_agree_with_their_number(app, ano
     waiting = anon.get("/waiting?lang=ar").get_data(as_text=True)
     eta = anon.get("/api/public").json["offices"][0]["services"][0]["eta_min"]
     assert f"حوالي {ar_minutes(eta)}" in waiting
+
+
+def _flash(html: str) -> str:
+    """The text of the page's error message (the flash shown after a refused action)."""
+    import re
+
+    m = re.search(r'<p class="flash error" role="alert">([^<]*)</p>', html)
+    assert m, "no error message on the page"
+    return m.group(1)
+
+
+def test_refusals_are_one_sentence_in_the_page_language_with_their_details(app, staff, node):
+    """A controller's refusal is said as one German (or English) sentence that names the counter or the
+    ticket from the reply's fields; the English message of the reply is not shown (it was, in brackets)."""
+    said = {}
+    said["nobody"] = _flash(post(staff, "/staff/c2/next", follow_redirects=True).get_data(as_text=True))
+    said["served"] = _flash(post(staff, "/staff/c2/served", follow_redirects=True).get_data(as_text=True))
+    r = post(staff, "/staff/c2/call", {"ticket": "z999"}, follow_redirects=True)
+    said["ticket"] = _flash(r.get_data(as_text=True))
+    r = post(staff, "/staff/c2/checkin", {"code": "NOSUCH7"}, follow_redirects=True)
+    said["code"] = _flash(r.get_data(as_text=True))
+    post(staff, "/staff/c2/pause", {"reason": "besprechung"})
+    said["paused"] = _flash(post(staff, "/staff/c2/next", follow_redirects=True).get_data(as_text=True))
+    post(staff, "/staff/c2/close")
+    said["closed"] = _flash(post(staff, "/staff/c2/next", follow_redirects=True).get_data(as_text=True))
+    assert said == {
+        "nobody": "Für Schalter 2 wartet gerade niemand.",
+        "served": "An Schalter 2 ist gerade keine Nummer aufgerufen.",
+        "ticket": "Die Nummer Z999 wartet heute nicht und ist nicht geparkt.",
+        "code": "Einen Termin mit diesem Code gibt es nicht.",  # what was typed is not said back
+        "paused": "Schalter 2 ist in Pause. Bitte zuerst wieder öffnen.",
+        "closed": "Schalter 2 ist geschlossen. Bitte zuerst öffnen.",
+    }
+    # the same in English, and the JSON API says the same sentence
+    staff.get("/staff/c2?lang=en")
+    r = post(staff, "/staff/c2/next", follow_redirects=True)
+    assert _flash(r.get_data(as_text=True)) == "Counter 2 is closed. Please open it first."
+    r = staff.post("/api/counter/c2/recall", json={}, headers={"X-CSRFToken": csrf_token(staff)})
+    assert r.status_code == 409 and r.json["error"] == {
+        "code": "not_serving",
+        "message": "No number is called at Counter 2 right now.",
+    }
+
+
+def test_a_refusal_names_what_only_the_controller_knows(app, staff, node):
+    """The reply's fields carry what the web app cannot know: which counter took a help request already,
+    and which ticket an appointment checked in at the counter has."""
+    aid = node("sb-1").request("assist.request", {"terminal": "sb-1"})["assist"]["id"]
+    node("counter-3").request("assist.acknowledge", {"request": aid})
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state()["assistance"] and live.state()["assistance"][0]["state"] == "acknowledged")
+    r = post(staff, "/staff/c1/assist_ack", {"request": aid}, follow_redirects=True)
+    assert _flash(r.get_data(as_text=True)) == "Diese Hilfeanfrage hat schon Schalter 3 übernommen."
+    with pytest.raises(CommandFailed) as refused:
+        live.request("assist.acknowledge", {"request": aid, "counter": "c1"})
+    assert refused.value.data == {"request": aid, "state": "acknowledged", "counter": "c3"}
+
+
+def test_every_error_code_has_a_sentence_and_an_unknown_one_names_its_code(cfg):
+    """Every code of the contract has a complete German and English sentence without placeholders left
+    open (also from a controller that sends no fields); a code of a newer controller gets a general
+    sentence with the code."""
+    from waitroom import i18n
+    from waitroom.contract import ErrorCode
+    from waitroom.web import refusals
+
+    unknown = {lang: i18n.t("web.err.unknown_code", lang, code="") for lang in i18n.STAFF_LANGUAGES}
+    for code in ErrorCode:
+        for lang in i18n.STAFF_LANGUAGES:
+            text = refusals.text(cfg, lang, code.value)
+            assert i18n.has(f"web.err.{code.value}", lang), (code, lang)
+            assert text and "{" not in text and text.endswith((".", "!")), (code, lang, text)
+            assert not text.startswith(unknown[lang][:20]), (code, lang)
+    assert refusals.text(cfg, "de", "invalid_state") == (
+        "Das passt nicht zum aktuellen Stand."  # an older controller: no fields, no "state" to tell why
+    )
+    assert refusals.text(cfg, "de", "moon_phase", {"counter": "c1"}) == (
+        "Die Steuerung hat die Aktion abgelehnt (Fehlercode „moon_phase“). Bitte die Seite neu laden und "
+        "noch einmal versuchen; sonst die Systembetreuung fragen."
+    )
+    assert "“moon_phase”" in refusals.text(cfg, "en", "moon_phase")
+
+
+def health_lines(html: str, node_id: str) -> dict[str, tuple[str, str]]:
+    """The health list of one node on the admin page: key -> (class, the line's text as read)."""
+    import re
+    from html import unescape
+
+    m = re.search(rf'<ul class="health" aria-label="[^"]*: {node_id}">(.*?)</ul>', html, re.S)
+    assert m, f"no health list for {node_id}"
+    lines = re.findall(r'<li class="([^"]*)" data-key="([^"]+)">(.*?)</li>', m.group(1), re.S)
+    return {
+        key: (cls.strip(), " ".join(unescape(re.sub(r"<[^>]+>", "", body)).split()))
+        for cls, key, body in lines
+    }
+
+
+def test_admin_shows_node_health_as_readable_lines(app, admin, node):
+    """Each node's health is a list of labelled lines with units in the page's language; bad states say
+    "Achtung" in text (not only in red); fields this page does not know are still shown as key: value."""
+    display, counter = node("display-1"), node("counter-2")
+    display.set_health(
+        display="ok",
+        zone="all",
+        audio="ok",
+        speech="error: espeak-ng not found",
+        announce_queue=1,
+        announce_skipped=2,
+        announce_missed=1,
+        clock_offset_s=3,  # a field of a newer node
+    )
+    counter.set_health(counter="c2", mode="offline", last_error="nobody_waiting", presses=7, doubled=0)
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.nodes.get("display-1", {}).get("health", {}).get("clock_offset_s") == 3)
+    wait_for(lambda: live.nodes.get("counter-2", {}).get("health", {}).get("presses") == 7)
+    html = admin.get("/admin/?lang=de").get_data(as_text=True)
+    shown = health_lines(html, "display-1")
+    assert shown.pop("uptime_s")[1].startswith("Läuft seit: ")
+    assert shown == {
+        "status": ("", "Gesamtzustand: in Ordnung"),
+        "display": ("", "Bildschirm: in Ordnung"),
+        "audio": ("", "Ton: in Ordnung"),
+        "speech": ("warn", "⚠ Achtung: Sprachansage: gestört, nur Gong (espeak-ng not found)"),
+        "zone": ("", "Bereich: alle"),
+        "announce_queue": ("", "Durchsagen in der Warteschlange: 1"),
+        "announce_skipped": ("", "Übersprungene Durchsagen (Schalter rief schon weiter): 2"),
+        "announce_missed": ("", "Nachgeholte Durchsagen (nach einem Verbindungsausfall): 1"),
+        "clock_offset_s": ("other", "clock_offset_s: 3"),
+    }
+    shown = health_lines(html, "counter-2")
+    assert shown["counter"] == ("", "Schalter: Schalter 2")
+    assert shown["mode"] == ("warn", "⚠ Achtung: Schalterleuchte: keine Verbindung zur Steuerung")
+    assert shown["last_error"] == ("", "Letzte Ablehnung: Niemand wartet.")
+    assert shown["presses"] == ("", "Tastendrücke: 7")
+    assert "k=v" not in html and "speech=" not in html
+    # the live fragment in English
+    html = admin.get("/admin/nodes?lang=en").get_data(as_text=True)
+    shown = health_lines(html, "display-1")
+    assert shown["speech"] == (
+        "warn",
+        "⚠ Warning: Spoken announcements: failing, gong only (espeak-ng not found)",
+    )
+    assert shown["announce_skipped"] == ("", "Announcements skipped (the counter had called on): 2")
+    assert (
+        health_lines(html, "counter-2")["mode"][1]
+        == "⚠ Warning: Counter light: no connection to the controller"
+    )
+    assert "<td>display-1</td><td>call display</td>" in html
+
+
+def test_a_dispenser_health_record_reads_as_words(cfg):
+    """The dispenser's fields (edge/dispenser/node.py ``health``): counts, numbers per service, refusals,
+    a stuck button; an uptime in hours and minutes."""
+    from waitroom.web import health
+
+    record = {
+        "status": "error",
+        "printer": "paper_out",
+        "printer_error": None,
+        "printer_backend": "network",
+        "controller": "offline",
+        "issued": 12,
+        "offline_issued": 3,
+        "offline_unreported": 2,
+        "priority_issued": 0,
+        "offline_numbers_left": {"pass": 0, "melde": 899},
+        "offline_store": "ok",
+        "intake_stopped": {},
+        "refused": {"printer": 4, "rate_limited": 1},
+        "last_refusal": None,
+        "buttons_stuck": ["melde"],
+        "advice": {},
+        "uptime_s": 7500,
+    }
+    lines = {
+        line.key: (line.warn, f"{line.label}: {line.value}") for line in health.describe(cfg, "de", record)
+    }
+    assert lines == {
+        "status": (True, "Gesamtzustand: gestört"),
+        "printer": (True, "Drucker: kein Papier"),
+        "controller": (True, "Steuerung: nicht erreichbar (Offline-Nummern)"),
+        "offline_store": (False, "Speicher für Offline-Nummern: in Ordnung"),
+        "buttons_stuck": (True, "Taste klemmt: Meldeangelegenheiten"),
+        "issued": (False, "Ausgegebene Nummern heute: 12"),
+        "offline_issued": (False, "davon ohne Steuerung (offline): 3"),
+        "priority_issued": (False, "davon mit Vorrang: 0"),
+        "offline_unreported": (True, "Offline-Nummern noch nicht gemeldet: 2"),
+        "offline_numbers_left": (
+            True,
+            "Offline-Nummern übrig: Meldeangelegenheiten: 899, Personalausweis / Reisepass: 0",
+        ),
+        "refused": (False, "Abgewiesene Tastendrücke: Drucker nicht bereit: 4, zu schnell hintereinander: 1"),
+        "printer_backend": (False, "Druckeranschluss: network"),
+        "uptime_s": (False, "Läuft seit: 2 Std. 5 Min."),
+    }

@@ -786,13 +786,30 @@ def ok_reply(request_id: str, result: dict[str, Any]) -> dict[str, Any]:
 REPLY_MESSAGE_BYTES = 400  # an error message quotes the bad value: cut, so a reply stays within 1024 bytes
 
 
-def error_reply(request_id: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
+REPLY_DATA_CHARS = 40  # each value of an error's ``data`` (ids, ticket numbers, states), cut to this
+
+
+def error_reply(
+    request_id: str | None, code: ErrorCode, message: str, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """An error reply; a message that quotes a long bad value is cut to ``REPLY_MESSAGE_BYTES`` of UTF-8
-    (JSON escaping at most doubles it), so a reply stays within its documented bound whatever was sent."""
+    (JSON escaping at most doubles it), so a reply stays within its documented bound whatever was sent.
+
+    ``data``: the refusal's details as fields (``{"counter": "c2"}``), so that a node can say them in its own
+    words instead of showing the English ``message``. Only text and whole numbers are kept, text cut to
+    ``REPLY_DATA_CHARS``; the field is left out when there is nothing to say."""
     raw = message.encode("utf-8", "replace")
     if len(raw) > REPLY_MESSAGE_BYTES:
         message = raw[: REPLY_MESSAGE_BYTES - 3].decode("utf-8", "ignore") + "..."
-    return {"id": request_id, "ok": False, "error": {"code": code.value, "message": message}}
+    error: dict[str, Any] = {"code": code.value, "message": message}
+    fields = {
+        str(k)[:REPLY_DATA_CHARS]: v[:REPLY_DATA_CHARS] if isinstance(v, str) else v
+        for k, v in (data or {}).items()
+        if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+    }
+    if fields:
+        error["data"] = dict(list(fields.items())[:8])
+    return {"id": request_id, "ok": False, "error": error}
 
 
 def status_payload(node_id: str, role: Role | str, online: bool, version: str = "") -> dict[str, Any]:

@@ -399,7 +399,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             result = handler(node_id, role, **cmd.args)
             reply = contract.ok_reply(cmd.id, result)
         except OpError as exc:
-            reply = contract.error_reply(cmd.id, exc.code, exc.message)
+            reply = contract.error_reply(cmd.id, exc.code, exc.message, exc.data)
             keep = exc.keep_effects
             log.info("%s %s from %s refused: %s", cmd.op.name, cmd.id, node_id, exc.message)
             # "not now, retry later": not stored, so a retry with this request id is decided again

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class WaitroomError(Exception):
     """Root of every waitroom exception."""
@@ -31,7 +33,10 @@ class RequestTimeout(WaitroomError, TimeoutError):
 class CommandFailed(WaitroomError, RuntimeError):
     """The controller answered a command with an error reply."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, data: dict[str, Any] | None = None):
         self.code = code
-        self.message = message
+        self.message = message  # English, for the log
+        self.data = (
+            data or {}
+        )  # the refusal's details as fields (the reply's error.data), for a node's own words
         super().__init__(f"{code}: {message}")

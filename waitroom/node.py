@@ -159,7 +159,11 @@ class NodeRuntime:
         reply = self.request_reply(op, args, timeout=timeout, retries=retries, request_id=request_id)
         if not reply.get("ok"):
             err = reply.get("error") or {}
-            raise CommandFailed(str(err.get("code", "internal")), str(err.get("message", "")))
+            raise CommandFailed(
+                str(err.get("code", "internal")),
+                str(err.get("message", "")),
+                err.get("data") if isinstance(err.get("data"), dict) else None,
+            )
         return reply.get("result") or {}
 
     def request_reply(

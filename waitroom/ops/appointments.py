@@ -210,7 +210,11 @@ class AppointmentOps(TicketOps, CounterOps):
         if self._stale(a, rev) or (not a.cancelled and a.service == sid and a.slot == when):
             return {"appointment": {**appointment_info(a), "changed": False}}
         if a.ticket is not None:
-            raise OpError(ErrorCode.INVALID_STATE, f"appointment {a.code} is checked in already")
+            raise OpError(
+                ErrorCode.INVALID_STATE,
+                f"appointment {a.code} is checked in already",
+                data={"code": a.code, "state": "checked_in"},
+            )
         if a.cancelled and rev is None:
             raise OpError(ErrorCode.APPOINTMENT_CANCELLED, f"appointment {a.code} was cancelled")
         counter = self._plan_counter(sid, when, check, exclude=a.code)
@@ -226,7 +230,11 @@ class AppointmentOps(TicketOps, CounterOps):
         if self._stale(a, rev) or a.cancelled:
             return {"appointment": {**appointment_info(a), "cancelled": a.cancelled, "changed": False}}
         if a.ticket is not None:
-            raise OpError(ErrorCode.INVALID_STATE, f"appointment {a.code} is checked in already")
+            raise OpError(
+                ErrorCode.INVALID_STATE,
+                f"appointment {a.code} is checked in already",
+                data={"code": a.code, "state": "checked_in"},
+            )
         self._emit("appointment_cancelled", code=a.code, **({"version": rev} if rev is not None else {}))
         return {"appointment": {**appointment_info(a), "cancelled": True, "changed": True}}
 
@@ -291,14 +299,21 @@ class AppointmentOps(TicketOps, CounterOps):
                 raise OpError(ErrorCode.BAD_REQUEST, "code must be a string")
             a = self.state.appointments.get(codes.normalize(code))
             if a is None:
+                # no code in the reply's fields: what was typed may be anything (a name), and replies are kept
                 raise OpError(ErrorCode.UNKNOWN_APPOINTMENT, "unknown booking code")
             if a.cancelled:
-                raise OpError(ErrorCode.APPOINTMENT_CANCELLED, "the appointment was cancelled")
+                raise OpError(
+                    ErrorCode.APPOINTMENT_CANCELLED, "the appointment was cancelled", data={"code": a.code}
+                )
             result = self._checkin(node_id, a)
         if cid is not None:
             t = self.state.tickets[result["ticket"]["id"]]
             if t.state not in ("waiting", "parked"):
-                raise OpError(ErrorCode.INVALID_STATE, f"ticket {t.number} is {t.state} already")
+                raise OpError(
+                    ErrorCode.INVALID_STATE,
+                    f"ticket {t.number} is {t.state} already",
+                    data={"ticket": t.number, "state": t.state},
+                )
             result["call"] = self._call(cid, t, "appointment at the counter")["call"]
             result["ticket"] = {**result["ticket"], **self.ticket_info(t)}
         return result

@@ -52,7 +52,11 @@ class AssistOps(OpsBase):
             or request not in self.state.assists
             or self.state.assists[request].state not in ("pending", "acknowledged")
         ):
-            raise OpError(ErrorCode.UNKNOWN_REQUEST, f"no open assistance request {request!r}")
+            raise OpError(
+                ErrorCode.UNKNOWN_REQUEST,
+                f"no open assistance request {request!r}",
+                data={"request": request} if isinstance(request, str) else None,
+            )
         return request
 
     def _staff_counter(self, node_id: str, role: Role, counter: Any) -> str | None:
@@ -68,7 +72,11 @@ class AssistOps(OpsBase):
         aid = self._assist(request)
         a = self.state.assists[aid]
         if a.state == "acknowledged":
-            raise OpError(ErrorCode.INVALID_STATE, f"request {aid} is already acknowledged by {a.counter}")
+            raise OpError(
+                ErrorCode.INVALID_STATE,
+                f"request {aid} is already acknowledged by {a.counter}",
+                data={"request": aid, "state": "acknowledged", "counter": a.counter or ""},
+            )
         self._emit(
             "assist_acknowledged",
             id=aid,

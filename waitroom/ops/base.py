@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,14 +16,20 @@ if TYPE_CHECKING:
     from waitroom.steering import Selector
 
 
+NUMBER_SHAPE = re.compile(r"[A-Za-z]{0,3}[0-9]{1,6}")  # a ticket number as typed: letters and digits
+
+
 class OpError(Exception):
     """An operation was refused; becomes an error reply with a stable code."""
 
-    def __init__(self, code: ErrorCode, message: str, *, keep_effects: bool = False):
+    def __init__(
+        self, code: ErrorCode, message: str, *, keep_effects: bool = False, data: dict[str, Any] | None = None
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.keep_effects = keep_effects  # the events emitted before the refusal still count
+        self.data = data or {}  # the details as fields (ids, numbers, states): the reply's error.data
 
 
 def local_time(cfg: Config, ts: float) -> str:
@@ -57,12 +64,17 @@ class OpsBase:
             raise OpError(
                 ErrorCode.UNKNOWN_SERVICE,
                 f"unknown service {sid!r}; known: {', '.join(sorted(self.cfg.service_ids))}",
+                data={"service": sid} if isinstance(sid, str) else None,
             )
         return sid
 
     def _counter(self, node_id: str, role: Role, cid: Any) -> str:
         if not isinstance(cid, str) or cid not in self.cfg.counter_ids:
-            raise OpError(ErrorCode.UNKNOWN_COUNTER, f"unknown counter {cid!r}")
+            raise OpError(
+                ErrorCode.UNKNOWN_COUNTER,
+                f"unknown counter {cid!r}",
+                data={"counter": cid} if isinstance(cid, str) else None,
+            )
         if role is Role.COUNTER and self.cfg.node(node_id).counter != cid:
             raise OpError(
                 ErrorCode.FORBIDDEN,
@@ -73,7 +85,12 @@ class OpsBase:
     def _ticket(self, ref: Any, states: tuple[str, ...]) -> Ticket:
         t = self.state.ticket(ref) if isinstance(ref, str) else None
         if t is None or t.state not in states:
-            raise OpError(ErrorCode.UNKNOWN_TICKET, f"no {'/'.join(states)} ticket {ref!r} today")
+            raise OpError(
+                ErrorCode.UNKNOWN_TICKET,
+                f"no {'/'.join(states)} ticket {ref!r} today",
+                # as a field only when it looks like a number ("A12"): what was typed may be anything
+                data={"ticket": ref} if isinstance(ref, str) and NUMBER_SHAPE.fullmatch(ref) else None,
+            )
         return t
 
     def _counter_open(self, cid: str) -> None:
@@ -82,12 +99,13 @@ class OpsBase:
             raise OpError(
                 ErrorCode.COUNTER_CLOSED,
                 f"counter {cid} is {c.state}; open it (counter.open) before calling",
+                data={"counter": cid, "state": c.state},
             )
 
     def _current(self, cid: str) -> Ticket:
         c = self.state.counters[cid]
         if c.current is None:
-            raise OpError(ErrorCode.NOT_SERVING, f"counter {cid} has no called ticket")
+            raise OpError(ErrorCode.NOT_SERVING, f"counter {cid} has no called ticket", data={"counter": cid})
         return self.state.tickets[c.current]
 
     @staticmethod

@@ -32,7 +32,12 @@ class CounterOps(OpsBase):
             if c.current is not None:  # finish the current ticket even when nobody else waits
                 t = self.state.tickets[c.current]
                 self._emit("ticket_served", ticket=t.id, counter=cid)
-            raise OpError(ErrorCode.NOBODY_WAITING, f"nobody is waiting for counter {cid}", keep_effects=True)
+            raise OpError(
+                ErrorCode.NOBODY_WAITING,
+                f"nobody is waiting for counter {cid}",
+                keep_effects=True,
+                data={"counter": cid},
+            )
         return self._call(cid, self.state.tickets[decision.ticket], decision.reason)
 
     def op_counter_recall(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
@@ -64,7 +69,11 @@ class CounterOps(OpsBase):
             self._emit("ticket_transferred", ticket=t.id, counter=cid, service=self._service(service))
         else:
             if not isinstance(to_counter, str) or to_counter not in self.cfg.counter_ids:
-                raise OpError(ErrorCode.UNKNOWN_COUNTER, f"unknown counter {to_counter!r}")
+                raise OpError(
+                    ErrorCode.UNKNOWN_COUNTER,
+                    f"unknown counter {to_counter!r}",
+                    data={"counter": to_counter} if isinstance(to_counter, str) else None,
+                )
             self._emit("ticket_transferred", ticket=t.id, counter=cid, to_counter=to_counter)
         return {
             "ticket": {

@@ -21,12 +21,16 @@ from flask import (
     url_for,
 )
 
-from waitroom.web import stats
+from waitroom.i18n import N_
+from waitroom.web import health, stats
 from waitroom.web.common import cfg, lang, live, login_required, run_command, tr, users
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+# why the statistics cannot be shown, in the page's words (the English reason goes to the log)
+STATS_UNAVAILABLE = {"missing": N_("web.stats.unavailable"), "unreadable": N_("web.stats.unreadable")}
 
 SECRET_KEYS = ("secret_key", "password_file", "password", "key")
 
@@ -51,13 +55,25 @@ def index() -> str:
         online=lv.online,
         users=users().all(),
         service_names={s.id: s.name.model_dump() for s in cfg().services},
+        health_lines=_health_lines,
+        role_name=_role_name,
     )
+
+
+def _health_lines(record: dict[str, object]) -> list[health.Line]:
+    return health.describe(cfg(), lang(), record)
+
+
+def _role_name(role: str) -> str:
+    return health.role(role, lang())
 
 
 @bp.get("/nodes")
 @login_required("admin")
 def nodes_fragment() -> str:
-    return render_template("admin_nodes.html", nodes=live().node_table())
+    return render_template(
+        "admin_nodes.html", nodes=live().node_table(), health_lines=_health_lines, role_name=_role_name
+    )
 
 
 @bp.get("/config")
@@ -107,7 +123,8 @@ def stats_page() -> str | tuple[str, int]:
         days = stats.available_days(path, cfg())
     except stats.StatsUnavailable as exc:
         log.info("statistics unavailable: %s", exc)
-        return render_template("admin_stats.html", day=day, unavailable=str(exc), data=None, days=[]), 200
+        said = tr(STATS_UNAVAILABLE.get(exc.reason, STATS_UNAVAILABLE["missing"]), path=str(exc.path))
+        return render_template("admin_stats.html", day=day, unavailable=said, data=None, days=[]), 200
     data = stats.as_dict(result)
     charts = {
         "hours": stats.hours_chart(result, labels, tr("web.stats.per_hour")),

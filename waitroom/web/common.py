@@ -14,6 +14,7 @@ from waitroom import i18n
 from waitroom.config import Config
 from waitroom.errors import CommandFailed, RequestTimeout
 from waitroom.i18n import t, tn
+from waitroom.web import refusals
 from waitroom.web.live import LiveOffice
 from waitroom.web.users import User, UserStore
 
@@ -207,13 +208,12 @@ def run_command(op: str, args: dict[str, Any], request_id: str | None = None) ->
     try:
         result, seq = lv.act(op, args, request_id=request_id)
     except CommandFailed as exc:
-        key = f"web.err.{exc.code}"
-        message = tr(key) if key in _known_keys() else exc.message
+        # one sentence in the page's language, details from the reply's fields; the English message is logged
         log.info("%s by %s refused: %s %s", op, user.name if user else "-", exc.code, exc.message)
         return CommandResult(
             False,
             code=exc.code,
-            message=f"{message} ({exc.message})" if message != exc.message else message,
+            message=refusals.text(cfg(), lang(), exc.code, exc.data),
             status=HTTP_STATUS.get(exc.code, 400),
         )
     except RequestTimeout:
@@ -233,9 +233,3 @@ def loggable(args: dict[str, Any]) -> dict[str, Any]:
     return {
         k: f"<{len(v)} characters>" if k in FREE_TEXT and isinstance(v, str) else v for k, v in args.items()
     }
-
-
-def _known_keys() -> set[str]:
-    from waitroom.i18n import TEXTS
-
-    return set(TEXTS)

@@ -380,7 +380,11 @@ class LiveOffice:
         reply = self.runtime.request_reply(op, args, timeout=timeout, retries=retries, request_id=request_id)
         if not reply.get("ok"):
             err = reply.get("error") or {}
-            raise CommandFailed(str(err.get("code", "internal")), str(err.get("message", "")))
+            raise CommandFailed(
+                str(err.get("code", "internal")),
+                str(err.get("message", "")),
+                err.get("data") if isinstance(err.get("data"), dict) else None,
+            )
         result = reply.get("result") or {}
         seq = reply.get("seq", result.get("seq"))
         if isinstance(seq, int):

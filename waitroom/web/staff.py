@@ -82,6 +82,15 @@ ACTIONS: dict[str, tuple[str, Callable[[Mapping[str, Any], str], dict[str, Any]]
 }
 
 
+# a form field -> the key of its label on the workstation (staff_panel.html)
+FIELD_LABELS = {
+    "ticket": "web.act.call_number",
+    "target": "web.act.transfer_to",
+    "code": "web.act.checkin_code",
+    "reason": "web.act.pause_reason",
+}
+
+
 def perform(counter: str, action: str, data: Mapping[str, Any]) -> CommandResult:
     """Run one staff action for ``counter`` (the caller has checked the permission)."""
     from waitroom.web.common import tr
@@ -94,9 +103,9 @@ def perform(counter: str, action: str, data: Mapping[str, Any]) -> CommandResult
     try:
         args = build(data, counter)
     except ActionError as exc:
-        return CommandResult(
-            False, code="bad_request", message=tr("web.err.field", field=str(exc)), status=400
-        )
+        field = str(exc)  # named as the form's label says it (not the field's code name)
+        label = tr(FIELD_LABELS[field]) if field in FIELD_LABELS else field
+        return CommandResult(False, code="bad_request", message=tr("web.err.field", field=label), status=400)
     return run_command(op, args)
 
 

@@ -42,7 +42,12 @@ STAT_TYPES = (
 
 
 class StatsUnavailable(Exception):
-    """The event log is not readable from this machine."""
+    """The event log is not readable from this machine; ``reason`` (missing, unreadable) and ``path`` for the
+    page's own words (admin.py), the message (English) for the log."""
+
+    def __init__(self, message: str, reason: str, path: Path):
+        super().__init__(message)
+        self.reason, self.path = reason, path
 
 
 @dataclass
@@ -92,12 +97,12 @@ def _summary(values: list[float]) -> dict[str, float | None]:
 
 def open_readonly(path: Path) -> sqlite3.Connection:
     if not path.exists():
-        raise StatsUnavailable(f"the event log {path} is not on this machine")
+        raise StatsUnavailable(f"the event log {path} is not on this machine", "missing", path)
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         db.execute("SELECT 1 FROM events LIMIT 1")
     except sqlite3.Error as exc:
-        raise StatsUnavailable(f"the event log {path} cannot be read: {exc}") from None
+        raise StatsUnavailable(f"the event log {path} cannot be read: {exc}", "unreadable", path) from None
     return db
 
 

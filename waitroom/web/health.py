@@ -1,0 +1,366 @@
+"""A node's health record (``node/<id>/health``) as lines an office can read on the admin page.
+
+Every node publishes a flat record (waitroom/node.py ``set_health``): the dispenser its printer, offline
+numbers and refusals (edge/dispenser/node.py ``health``), the display its screen and announcements
+(displays/node.py, displays/announce.py ``health``), the counter and assistance buttons their light and
+presses (edge/counter.py, edge/assist.py), the web app its live pages. Each known field gets a label, a
+value in words with its unit, and a warning when it reports a bad state (the page says "Achtung" in text,
+not only in colour). A field this web app does not know (a newer node) is still shown, as ``key: value``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from waitroom.config import Config
+from waitroom.i18n import N_, t
+
+# the record's frame (shown in other columns or not at all)
+FRAME = frozenset({"node", "role", "version", "ts"})
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a node's health: a label, its value in words, and whether it is a bad state."""
+
+    key: str
+    label: str
+    value: str
+    warn: bool = False
+    known: bool = True
+
+
+# field -> (label key, the states it may report, the states that are bad); values in words: "<label>.<state>"
+STATES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "status": (
+        N_("web.health.status"),
+        (N_("web.health.status.ok"), N_("web.health.status.degraded"), N_("web.health.status.error")),
+        ("degraded", "error"),
+    ),
+    "printer": (
+        N_("web.health.printer"),
+        (
+            N_("web.health.printer.ok"),
+            N_("web.health.printer.paper_low"),
+            N_("web.health.printer.paper_out"),
+            N_("web.health.printer.cover_open"),
+            N_("web.health.printer.offline"),
+            N_("web.health.printer.error"),
+            N_("web.health.printer.unknown"),
+        ),
+        ("paper_low", "paper_out", "cover_open", "offline", "error"),
+    ),
+    "controller": (
+        N_("web.health.controller"),
+        (N_("web.health.controller.online"), N_("web.health.controller.offline")),
+        ("offline",),
+    ),
+    "display": (
+        N_("web.health.display"),
+        (N_("web.health.display.ok"), N_("web.health.display.error")),
+        ("error",),
+    ),
+    "audio": (
+        N_("web.health.audio"),
+        (N_("web.health.audio.ok"), N_("web.health.audio.quiet"), N_("web.health.audio.error")),
+        ("error",),
+    ),
+    "mode": (
+        N_("web.health.mode"),
+        (
+            N_("web.health.mode.idle"),
+            N_("web.health.mode.serving"),
+            N_("web.health.mode.paused"),
+            N_("web.health.mode.closed"),
+            N_("web.health.mode.offline"),
+            N_("web.health.mode.unknown"),
+        ),
+        ("offline",),
+    ),
+    "assist": (
+        N_("web.health.assist"),
+        (
+            N_("web.health.assist.none"),
+            N_("web.health.assist.pending"),
+            N_("web.health.assist.acknowledged"),
+        ),
+        (),
+    ),
+}
+
+# field -> label key, for counts (a number of things)
+COUNTS: dict[str, str] = {
+    "issued": N_("web.health.issued"),
+    "offline_issued": N_("web.health.offline_issued"),
+    "priority_issued": N_("web.health.priority_issued"),
+    "offline_unreported": N_("web.health.offline_unreported"),
+    "announce_queue": N_("web.health.announce_queue"),
+    "announce_skipped": N_("web.health.announce_skipped"),
+    "announce_missed": N_("web.health.announce_missed"),
+    "presses": N_("web.health.presses"),
+    "doubled": N_("web.health.doubled"),
+    "sse_clients": N_("web.health.sse_clients"),
+}
+# counts that are a problem when above zero
+BAD_COUNTS = frozenset({"offline_unreported"})
+
+# dispenser refusal reasons (edge/dispenser/node.py ``_refuse``)
+REFUSALS = {
+    "rate_limited": N_("web.health.refused.rate_limited"),
+    "busy": N_("web.health.refused.busy"),
+    "intake_stopped": N_("web.health.refused.intake_stopped"),
+    "printer": N_("web.health.refused.printer"),
+    "print_failed": N_("web.health.refused.print_failed"),
+    "no_numbers": N_("web.health.refused.no_numbers"),
+    "store": N_("web.health.refused.store"),
+}
+
+# the order of the lines: the overall state first, the known fields next, unknown ones last
+ORDER = (
+    "status",
+    "printer",
+    "printer_error",
+    "controller",
+    "offline_store",
+    "buttons_stuck",
+    "display",
+    "display_error",
+    "audio",
+    "speech",
+    "counter",
+    "mode",
+    "last_error",
+    "assist",
+    "zone",
+    "issued",
+    "offline_issued",
+    "priority_issued",
+    "offline_unreported",
+    "offline_numbers_left",
+    "intake_stopped",
+    "refused",
+    "last_refusal",
+    "last_ticket",
+    "advice",
+    "announce_queue",
+    "announce_skipped",
+    "announce_missed",
+    "presses",
+    "doubled",
+    "sse_clients",
+    "printer_backend",
+    "last_ticket_png",
+    "uptime_s",
+)
+
+# a node's role in words (the admin page's "Rolle" column)
+ROLES = {
+    "controller": N_("web.admin.role.controller"),
+    "dispenser": N_("web.admin.role.dispenser"),
+    "display": N_("web.admin.role.display"),
+    "counter": N_("web.admin.role.counter"),
+    "assist": N_("web.admin.role.assist"),
+    "web": N_("web.admin.role.web"),
+    "city": N_("web.admin.role.city"),
+}
+
+
+def role(name: str, lang: str) -> str:
+    """A node's role in words; a role this page does not know as it is."""
+    return t(ROLES[name], lang) if name in ROLES else name
+
+
+OTHER_KEYS = (
+    N_("web.health.warn"),
+    N_("web.health.none"),
+    N_("web.health.printer_error"),
+    N_("web.health.offline_store"),
+    N_("web.health.offline_store.ok"),
+    N_("web.health.buttons_stuck"),
+    N_("web.health.display_error"),
+    N_("web.health.speech"),
+    N_("web.health.speech.ok"),
+    N_("web.health.speech.off"),
+    N_("web.health.speech.error"),
+    N_("web.health.counter"),
+    N_("web.health.last_error"),
+    N_("web.health.last_error.timeout"),
+    N_("web.health.last_error.offline"),
+    N_("web.health.zone"),
+    N_("web.health.zone.all"),
+    N_("web.health.offline_numbers_left"),
+    N_("web.health.intake_stopped"),
+    N_("web.health.refused"),
+    N_("web.health.last_refusal"),
+    N_("web.health.last_ticket"),
+    N_("web.health.advice"),
+    N_("web.health.printer_backend"),
+    N_("web.health.last_ticket_png"),
+    N_("web.health.uptime_s"),
+    N_("web.health.days_hours"),
+    N_("web.health.hours_minutes"),
+    N_("web.health.minutes"),
+    N_("web.health.seconds"),
+)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def raw(value: Any) -> str:
+    """A value as it came (unknown fields): text as is, anything else as compact JSON, cut to 200 chars."""
+    if isinstance(value, str):
+        return value[:200]
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)[:200]
+    except (TypeError, ValueError):
+        return repr(value)[:200]
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def duration(seconds: int, lang: str) -> str:
+    """An uptime in words: "3 Tg. 4 Std.", "2 Std. 5 Min.", "7 Min.", "40 s"."""
+    days, rest = divmod(max(0, seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return t("web.health.days_hours", lang, d=days, h=hours)
+    if hours:
+        return t("web.health.hours_minutes", lang, h=hours, m=minutes)
+    if minutes:
+        return t("web.health.minutes", lang, m=minutes)
+    return t("web.health.seconds", lang, s=secs)
+
+
+class Describer:
+    """Turns one health record into lines, in ``lang``, with the office's names for services and counters."""
+
+    def __init__(self, cfg: Config, lang: str):
+        self.cfg, self.lang = cfg, lang
+
+    def tr(self, key: str, **values: Any) -> str:
+        return t(key, self.lang, **values)
+
+    def service(self, sid: Any) -> str:
+        sid = str(sid)
+        return self.cfg.service(sid).name.get(self.lang) if sid in self.cfg.service_ids else sid
+
+    def counter(self, cid: Any) -> str:
+        cid = str(cid)
+        return self.cfg.counter(cid).name.get(self.lang) if cid in self.cfg.counter_ids else cid
+
+    def per_service(self, value: Mapping[str, Any], show: Callable[[Any], str]) -> str:
+        return ", ".join(f"{self.service(sid)}: {show(v)}" for sid, v in sorted(value.items()))
+
+    def clock(self, ts: Any) -> str:
+        if not isinstance(ts, int | float) or isinstance(ts, bool):
+            return ""
+        try:
+            return dt.datetime.fromtimestamp(ts, self.cfg.office.tz).strftime("%H:%M")
+        except (OverflowError, OSError, ValueError):
+            return ""
+
+    def line(self, key: str, value: Any) -> Line | None:
+        """The line for one known field (None: nothing to say, e.g. no error), or the raw line."""
+        tr = self.tr
+        if key in STATES:
+            label, _, bad = STATES[key]
+            text_key = f"{label}.{value}"
+            if isinstance(value, str) and text_key in STATES[key][1]:
+                return Line(key, tr(label), tr(text_key), value in bad)
+            return Line(key, tr(label), raw(value), known=False)  # a state this page does not know yet
+        if key in COUNTS:
+            n = _count(value)
+            if n is None:
+                return None if value is None else Line(key, tr(COUNTS[key]), raw(value), known=False)
+            return Line(key, tr(COUNTS[key]), str(n), key in BAD_COUNTS and n > 0)
+        if key in ("printer_error", "display_error"):
+            return None if _empty(value) else Line(key, tr(f"web.health.{key}"), raw(value), True)
+        if key == "offline_store":
+            if value == "ok":
+                return Line(key, tr("web.health.offline_store"), tr("web.health.offline_store.ok"))
+            return Line(key, tr("web.health.offline_store"), raw(value), True)
+        if key == "speech":
+            if value in ("ok", "off"):
+                return Line(key, tr("web.health.speech"), tr(f"web.health.speech.{value}"))
+            detail = str(value).removeprefix("error:").strip()
+            return Line(key, tr("web.health.speech"), tr("web.health.speech.error", detail=raw(detail)), True)
+        if key == "buttons_stuck":
+            if _empty(value):
+                return None
+            names = value if isinstance(value, list) else [value]
+            return Line(key, tr("web.health.buttons_stuck"), ", ".join(self.service(s) for s in names), True)
+        if key == "counter":
+            return Line(key, tr("web.health.counter"), self.counter(value))
+        if key == "last_error":
+            if _empty(value):
+                return None
+            if value in ("timeout", "offline"):
+                return Line(key, tr("web.health.last_error"), tr(f"web.health.last_error.{value}"), True)
+            from waitroom.web import refusals
+
+            return Line(key, tr("web.health.last_error"), refusals.text(self.cfg, self.lang, str(value)))
+        if key == "zone":
+            shown = tr("web.health.zone.all") if value == "all" else raw(value)
+            return Line(key, tr("web.health.zone"), shown)
+        if key == "offline_numbers_left" and isinstance(value, dict):
+            if not value:
+                return None
+            low = any(_count(v) == 0 for v in value.values())
+            return Line(key, tr("web.health.offline_numbers_left"), self.per_service(value, raw), low)
+        if key == "intake_stopped" and isinstance(value, dict):
+            if not value:
+                return None
+            return Line(key, tr("web.health.intake_stopped"), self.per_service(value, raw))
+        if key == "advice" and isinstance(value, dict):
+            if not value:
+                return None
+            return Line(key, tr("web.health.advice"), self.per_service(value, raw))
+        if key == "refused" and isinstance(value, dict):
+            if not value:
+                return None
+            parts = [f"{tr(REFUSALS[r]) if r in REFUSALS else r}: {raw(n)}" for r, n in sorted(value.items())]
+            return Line(key, tr("web.health.refused"), ", ".join(parts))
+        if key == "last_refusal" and isinstance(value, dict):
+            said = value.get("text")
+            if isinstance(said, dict):
+                said = said.get(self.lang) or said.get("de")
+            reason = value.get("reason")
+            what = (
+                said if isinstance(said, str) and said else tr(REFUSALS.get(str(reason), "web.health.none"))
+            )
+            when = self.clock(value.get("ts"))
+            return Line(key, tr("web.health.last_refusal"), f"{when} {what}".strip())
+        if key in ("last_ticket", "printer_backend", "last_ticket_png"):
+            return None if _empty(value) else Line(key, tr(f"web.health.{key}"), raw(value))
+        if key == "uptime_s":
+            n = _count(value)
+            return Line(key, tr("web.health.uptime_s"), duration(n, self.lang)) if n is not None else None
+        if _empty(value) and key in ORDER:
+            return None
+        return Line(key, key, raw(value), known=False)
+
+    def lines(self, health: Mapping[str, Any]) -> list[Line]:
+        fields = {k: v for k, v in health.items() if k not in FRAME}
+        known = [k for k in ORDER if k in fields]
+        unknown = sorted(k for k in fields if k not in ORDER)
+        out = []
+        for key in known:
+            line = self.line(key, fields[key])
+            if line is not None:
+                out.append(line)
+        out.extend(Line(k, k, raw(fields[k]), known=False) for k in unknown)
+        return out
+
+
+def describe(cfg: Config, lang: str, health: Mapping[str, Any]) -> list[Line]:
+    """The lines of one node's health record in ``lang`` (bad states first among equals: see ORDER)."""
+    return Describer(cfg, lang).lines(health)
