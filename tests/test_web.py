@@ -768,3 +768,24 @@ def test_a_dispenser_health_record_reads_as_words(cfg):
         "printer_backend": (False, "Druckeranschluss: network"),
         "uptime_s": (False, "Läuft seit: 2 Std. 5 Min."),
     }
+
+
+def test_every_controller_error_code_has_its_own_http_status() -> None:
+    """A refusal is never answered with the catch-all 400: "retry later" is 429/503 with Retry-After, a number
+    range used up or a full reservation book is a conflict, an unknown reservation is not found."""
+    import flask
+
+    from waitroom import contract
+    from waitroom.web import common
+
+    missing = [c.value for c in contract.ErrorCode if c.value not in common.HTTP_STATUS]
+    assert missing == []
+    assert common.HTTP_STATUS["rate_limited"] == 429
+    assert common.HTTP_STATUS["clock_behind"] == 503
+    assert common.HTTP_STATUS["numbers_used_up"] == 409
+    assert common.HTTP_STATUS["unknown_reservation"] == 404
+    for code in contract.RETRY_LATER:
+        app = flask.Flask(__name__)
+        with app.app_context():
+            resp = common.json_error(common.HTTP_STATUS[code.value], code.value, "später")
+        assert resp.headers["Retry-After"].isdigit(), code

@@ -47,7 +47,14 @@ HTTP_STATUS = {
     "slot_unavailable": 409,
     "appointment_exists": 409,
     "appointment_cancelled": 409,
+    "numbers_used_up": 409,
+    "reservations_full": 409,
+    "unknown_reservation": 404,
+    # "retry later": nothing was decided (contract.RETRY_LATER); the answer says when to try again
+    "rate_limited": 429,
+    "clock_behind": 503,
 }
+RETRY_AFTER_S = {429: 60, 503: 10}
 
 
 def live() -> LiveOffice:
@@ -169,6 +176,8 @@ def check_counter(counter: str) -> None:
 def json_error(status: int, code: str, message: str) -> Response:
     resp = jsonify({"ok": False, "error": {"code": code, "message": message}})
     resp.status_code = status
+    if status in RETRY_AFTER_S:
+        resp.headers["Retry-After"] = str(RETRY_AFTER_S[status])
     return resp
 
 
