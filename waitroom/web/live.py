@@ -515,6 +515,9 @@ class LiveOffice:
                 sub.close()
 
         resp = Response(stream_with_context(generate()), mimetype="text/event-stream")
+        # a HEAD request (or a client gone before the first byte) never runs the generator, so its finally
+        # would not end the subscription: it would hold a stream slot (max_streams) for good
+        resp.call_on_close(sub.close)
         resp.headers["Cache-Control"] = "no-cache"
         resp.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
         return resp

@@ -202,7 +202,7 @@ def checkin() -> str | Response | tuple[str, int]:
     appointment's ticket is issued and its status page opens."""
     from waitroom.web.common import run_command
 
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (Flask answers it with this view: same as GET, no body)
         return render_template("checkin.html", code=request.args.get("code", "")[:40])
     code = request.form.get("code")
     # an error is shown at the field (aria-invalid, described by it, focused), so a screen reader reads it
