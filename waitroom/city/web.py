@@ -31,7 +31,7 @@ from waitroom.city.remote import authorized, client_of, load_tokens, reservation
 from waitroom.city.view import CityView
 from waitroom.config import WEEKDAYS
 from waitroom.flaskjson import JSONProvider
-from waitroom.i18n import normalize, t, text_dir, tn
+from waitroom.i18n import LANGUAGE_NAMES, LANGUAGES, normalize, t, text_dir, tn
 
 SCHEMAS = Path(__file__).with_name("schemas")
 SCHEMA_NAMES = ("offices", "service", "open-data", "recommendation")
@@ -279,6 +279,9 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
             "weekdays": WEEKDAYS,
             "now": now,
             "city": cfg.city.name,
+            "languages": LANGUAGES,
+            "language_names": LANGUAGE_NAMES,
+            "text_dir": text_dir,
         }
         tpl = "city_fragment.html" if request.args.get("fragment") else "city.html"
         return render_template(tpl, **ctx)
