@@ -50,3 +50,27 @@ def test_a_stream_that_is_never_read_gives_its_slot_back(app, anon):  # noqa: F8
             with anon.head(path) as r:  # closed as a WSGI server closes it
                 assert r.status_code == 200 and r.data == b""
     assert live.stream_count == before
+
+
+def test_waits_of_a_stopped_controller_are_not_shown_as_current(app, anon, controller, node):  # noqa: F811
+    """The office state is retained on the broker: with the controller gone, /waiting and /api/public went on
+    showing its last minutes as current, for hours. Now the office is ``stale`` (since when its status said
+    offline) in the JSON, the page says there is no current data instead of the old minutes, and open pages
+    hear of it at once (a ``controller`` event on the stream)."""
+    from tests.web_helpers import wait_for
+
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state()["services"][0]["waiting"] == 1)
+    office = anon.get("/api/public").get_json()["offices"][0]
+    assert (office["status"], office["stale_since"]) == ("live", None)
+    assert "Keine aktuellen Daten" not in anon.get("/waiting").get_data(as_text=True)
+    with live.subscribe() as sub:
+        controller.stop()
+        wait_for(lambda: anon.get("/api/public").get_json()["offices"][0]["status"] == "stale")
+        assert any(m.startswith("event: controller") for m in sub.buffer)
+    office = anon.get("/api/public").get_json()["offices"][0]
+    assert isinstance(office["stale_since"], float) and office["services"][0]["waiting"] == 1
+    html = anon.get("/waiting").get_data(as_text=True)
+    assert "Keine aktuellen Daten" in html and "ca. " not in html
+    assert "No current data" in anon.get("/waiting?lang=en").get_data(as_text=True)

@@ -48,14 +48,17 @@ def public_payload() -> dict[str, Any]:
     state = lv.public_state()
     offices = []
     if state is not None:
+        status, stale_since = lv.office_status()
         services = service_waits(state)
         for s in services:  # the city's advice for this office (waitroom/city/advice.py)
-            s["alternative"] = lv.advice.alternative(s["id"])
+            s["alternative"] = lv.advice.alternative(s["id"]) if status == "live" else None
         offices.append(
             {
                 "office": state["office"],
                 "name": cfg().office.name,
                 "ts": state["ts"],
+                "status": status,
+                "stale_since": stale_since,
                 "services": services,
             }
         )
@@ -65,6 +68,8 @@ def public_payload() -> dict[str, Any]:
                 "office": office,
                 "name": pub.get("name", office),
                 "ts": pub.get("ts"),
+                "status": "unknown",  # this app has no link or controller signal of another office
+                "stale_since": None,
                 "services": service_waits(pub),
             }
         )
