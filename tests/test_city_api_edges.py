@@ -114,3 +114,15 @@ def test_every_city_text_is_in_every_language() -> None:
         if t(k, lang, **values) == t(k, "de", **values)
     ]
     assert missing == []
+
+
+def test_data_from_another_day_says_which_day() -> None:
+    """Data that stopped yesterday read as this morning's ("veraltet seit 10:42 Uhr"); now the weekday is
+    said (and the date beyond a week). The JSON has the exact time (``stale_since``, ``as_of``) anyway."""
+    client, view = city()
+    feed(view, "o0", now=NOW - 86400 - 1200, **{"pass": 20})  # Wednesday 10:40: stale since 11:10
+    feed(view, "o2", now=NOW - 10 * 86400, **{"pass": 20})
+    html = client.get("/?service=pass").get_data(as_text=True)
+    assert "veraltet seit Mi 11:10 Uhr" in html and "veraltet seit 17.11.2025 11:30 Uhr" in html
+    assert "aktuell (11:00 Uhr)" in html  # today's: the time alone
+    assert "out of date since Wed 11:10" in client.get("/?service=pass&lang=en").get_data(as_text=True)

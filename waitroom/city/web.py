@@ -254,6 +254,19 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
         }
         return _json(data, 200 if connected or service is None else 503)
 
+    def _when(ts: float, now: float, lg: str) -> str:
+        """A past moment for "veraltet seit ..." / "aktuell (...)": the time today, else with its weekday
+        (within a week) or its date, so data from yesterday does not read as this morning's."""
+        moment = dt.datetime.fromtimestamp(ts, city_tz)
+        today = dt.datetime.fromtimestamp(now, city_tz).date()
+        hhmm = moment.strftime("%H:%M")
+        days = (today - moment.date()).days
+        if days <= 0:
+            return hhmm
+        if days < 7:
+            return f"{t(f'city.day.{WEEKDAYS[moment.weekday()]}', lg)} {hhmm}"
+        return f"{moment:%d.%m.%Y} {hhmm}"
+
     @app.get("/")
     def page() -> str:
         lg = lang()
@@ -273,6 +286,7 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
             "ranking": view.ranking(sid, now) if sid else None,
             "doc": None if sid else view.document(now),
             "clock": lambda ts: dt.datetime.fromtimestamp(ts, city_tz).strftime("%H:%M"),
+            "when": lambda ts: _when(ts, now, lg),
             "weekday": lambda ts: t(
                 f"city.day.{WEEKDAYS[dt.datetime.fromtimestamp(ts, city_tz).weekday()]}", lg
             ),
