@@ -7,6 +7,7 @@ from __future__ import annotations
 from tests.test_city import NOW, feed, make_cfg
 from waitroom.city.view import CityView
 from waitroom.city.web import create_app
+from waitroom.contract import Topics
 
 
 def city(rate: int = 1000, clock: list[float] | None = None):
@@ -126,3 +127,19 @@ def test_data_from_another_day_says_which_day() -> None:
     assert "veraltet seit Mi 11:10 Uhr" in html and "veraltet seit 17.11.2025 11:30 Uhr" in html
     assert "aktuell (11:00 Uhr)" in html  # today's: the time alone
     assert "out of date since Wed 11:10" in client.get("/?service=pass&lang=en").get_data(as_text=True)
+
+
+def test_a_stale_office_s_old_minutes_are_not_shown_as_its_wait() -> None:
+    """The wait column showed a stale office's last minutes like any other ("ca. 45 Min."), with "veraltet"
+    only in the last column (off screen on a phone). Now the wait and count cells say it is out of date; the
+    JSON keeps the last figures with ``status: stale`` (documented)."""
+    client, view = city()
+    view.on_message(Topics("o0").bridge(), b"0", NOW)  # o0's link is cut: stale since now
+    for path in ("/?service=pass", "/", "/?service=pass&lang=en"):
+        html = client.get(path).get_data(as_text=True)
+        row = html[html.index('data-office="o0"') :]
+        row = row[: row.index("</tr>") if "service=" in path else row.index("</table>")]
+        assert "45" not in row, (path, row)
+        assert ("veraltet seit 11:00 Uhr" if "lang=en" not in path else "out of date since 11:00") in row
+    ranked = client.get("/api/v1/services/pass").get_json()["offices"]
+    assert [(r["office"], r["status"], r["eta_min"]) for r in ranked][-2] == ("o0", "stale", 45)
