@@ -31,7 +31,7 @@ def _check_tz(v: str | None) -> str | None:
         return v
     try:
         ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder: IsADirectoryError
         raise ValueError(f"unknown time zone {v!r}") from None
     return v
 

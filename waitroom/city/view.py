@@ -14,6 +14,7 @@ are known to be up) the data is not older than ``stale_after_min``; *stale* (wit
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -28,11 +29,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from waitroom.city.config import CityConfig, CityOffice, next_opening, opening_today
 from waitroom.config import WEEKDAYS
 from waitroom.contract import ID_RE, ContractError, decode, parse_city_topic
+from waitroom.i18n import LANGUAGES
 
 log = logging.getLogger(__name__)
 
 API_VERSION = 1
 MAX_PUBLIC_BYTES = 256 * 1024
+# Bounds of one office's public waits, so that one office cannot swell every page and document of the city
+# (a payload beyond them is rejected like a malformed one, and the office's last good data is kept).
+MAX_SERVICES = 64
+MAX_NAME_CHARS = 200  # a service name in one language (longer ones are cut)
+MAX_REASON_CHARS = 100
 # Order of an office in a service ranking: where a citizen can go now first, by expected wait.
 GROUP_AVAILABLE, GROUP_NO_ETA, GROUP_INTAKE_STOPPED, GROUP_STALE, GROUP_CLOSED, GROUP_UNKNOWN = range(6)
 
@@ -71,6 +78,8 @@ def parse_public(office: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]
     services = data.get("services")
     if not isinstance(services, list):
         raise ValueError("'services' must be a list")
+    if len(services) > MAX_SERVICES:
+        raise ValueError(f"{len(services)} services, more than {MAX_SERVICES}")
     out: dict[str, dict[str, Any]] = {}
     for i, s in enumerate(services):
         if not isinstance(s, dict) or not isinstance(s.get("id"), str) or not ID_RE.match(s["id"]):
@@ -86,15 +95,33 @@ def parse_public(office: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]
         if not isinstance(intake, bool):
             raise ValueError(f"services[{i}].intake_open: {intake!r} is not true/false")
         name = s.get("name")
+        if isinstance(name, dict) and isinstance(name.get("de"), str) and name["de"]:
+            # texts only, in the known languages, each cut to a bound (a name is shown on every page)
+            name = {k: v[:MAX_NAME_CHARS] for k, v in name.items() if k in LANGUAGES and isinstance(v, str)}
+        else:
+            name = None
+        reason = s.get("intake_reason")
         entry = {
             "waiting": waiting,
             "eta_min": eta,
             "intake_open": intake,
-            "intake_reason": s.get("intake_reason") if isinstance(s.get("intake_reason"), str) else None,
-            "name": name if isinstance(name, dict) and isinstance(name.get("de"), str) else None,
+            "intake_reason": reason[:MAX_REASON_CHARS] if isinstance(reason, str) else None,
+            "name": name,
         }
         out[s["id"]] = entry
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo | None:
+    """The time zone an office's payload names, or None. A folder ("Europe") raised IsADirectoryError and a
+    long name OSError, which broke every page and document of the city and the recommendation pass."""
+    if len(name) > 64:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
 
 
 HHMM_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -239,10 +266,9 @@ class CityView:
     def tz(self, office: CityOffice, live: OfficeLive) -> ZoneInfo:
         """The office's time zone: the city file's, else the one its public waits name, else the city's."""
         if office.timezone is None and live.public and isinstance(live.public.get("timezone"), str):
-            try:
-                return ZoneInfo(live.public["timezone"])
-            except (ZoneInfoNotFoundError, ValueError):
-                pass
+            zone = _zone(live.public["timezone"])
+            if zone is not None:
+                return zone
         return self.cfg.tz(office)
 
     def hours(self, office: CityOffice, live: OfficeLive) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ from waitroom.city.remote import authorized, client_of, load_tokens, reservation
 from waitroom.city.view import CityView
 from waitroom.config import WEEKDAYS
 from waitroom.flaskjson import JSONProvider
-from waitroom.i18n import LANGUAGES, t, text_dir, tn
+from waitroom.i18n import LANGUAGE_NAMES, LANGUAGES, normalize, t, text_dir, tn
 
 SCHEMAS = Path(__file__).with_name("schemas")
 SCHEMA_NAMES = ("offices", "service", "open-data", "recommendation")
@@ -60,24 +60,59 @@ class RateLimiter:
             return True
 
 
+SHOWN_CHARS = 40  # a value from the request is echoed in an error message at most this long
+
+
+def shown(value: str) -> str:
+    """A value from the request as an error message quotes it: bounded, so a long URL is not sent back."""
+    return repr(value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…")
+
+
 def _json(data: Any, status: int = 200) -> Response:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return Response(body, status=status, mimetype="application/json")
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    return _json({"error": {"code": code, "message": message}}, status)
+    resp = _json({"error": {"code": code, "message": message}}, status)
+    resp.headers["Cache-Control"] = "no-store"  # a 404 is cacheable by default; the service may appear soon
+    return resp
 
 
-def _etag_response(data: Any, cache_control: str) -> Response:
-    """JSON with a strong ETag; 304 when the client has it already."""
+def _etag_response(data: Any, cache_control: str, *, volatile: tuple[str, ...] = ()) -> Response:
+    """JSON with a strong ETag; 304 when the client has it already. The tag leaves out the ``volatile``
+    top-level keys (``generated_at``: otherwise the tag changed with every request and no 304 ever came)."""
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-    tag = hashlib.sha256(body).hexdigest()[:32]
-    headers = {"ETag": f'"{tag}"', "Cache-Control": cache_control, "Access-Control-Allow-Origin": "*"}
-    headers["Access-Control-Expose-Headers"] = "ETag"
+    if volatile:
+        stable = {k: v for k, v in data.items() if k not in volatile}
+        basis = json.dumps(stable, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    else:
+        basis = body
+    tag = hashlib.sha256(basis).hexdigest()[:32]
+    headers = {"ETag": f'"{tag}"', "Cache-Control": cache_control}
     if tag in request.if_none_match:
         return Response(status=304, headers=headers)
     return Response(body, status=200, mimetype="application/json", headers=headers)
+
+
+# CORS: the public documents are read by the city website's scripts from another origin. Every answer on
+# these paths carries it, errors and 429 too (else a script sees only "network error", not the code or
+# Retry-After); a preflight (a script that sets If-None-Match itself) is answered here.
+CORS_PATHS = ("/api/v1/offices", "/api/v1/services/", "/api/v1/schema/", "/open-data/")
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "ETag, Retry-After",
+}
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, HEAD",
+    "Access-Control-Allow-Headers": "If-None-Match",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def _public_path(path: str) -> bool:
+    """The open documents (not the remote tickets, which are for back ends with a token)."""
+    return path.startswith(CORS_PATHS) and "/reservations" not in path
 
 
 def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask:
@@ -93,21 +128,34 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
     city_tz = ZoneInfo(cfg.city.timezone)
 
     def lang() -> str:
-        value = request.args.get("lang", "de")
-        return value if value in LANGUAGES else "de"
+        return normalize(request.args.get("lang")) or "de"
 
     @app.before_request
     def _limit() -> Response | None:
         if request.path == "/healthz":
             return None
+        if request.method == "OPTIONS" and _public_path(request.path):  # CORS preflight
+            return Response(status=204, headers={**PREFLIGHT_HEADERS, "Allow": "GET, HEAD, OPTIONS"})
         if not limiter.allow(request.remote_addr or "-"):
             resp = _error(429, "rate_limited", t("web.too_many", lang()))
             resp.headers["Retry-After"] = "60"
             return resp
         return None
 
+    @app.after_request
+    def _cors(resp: Response) -> Response:
+        if _public_path(request.path):
+            resp.headers.update(CORS_HEADERS)
+        return resp
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
+        resp = _http_error_body(exc)
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return resp
+
+    def _http_error_body(exc: HTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(exc.code or 500, "error")
         status = exc.code or 500
         if request.path.startswith(("/api/", "/open-data/", "/healthz")):
@@ -130,15 +178,17 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
 
     @app.get("/api/v1/offices")
     def api_offices() -> Response:
-        return _etag_response(view.document(), "no-cache")
+        return _etag_response(view.document(), "no-cache", volatile=("generated_at",))
 
     @app.get("/api/v1/services/<service>")
     def api_service(service: str) -> Response:
         ranking = view.ranking(service)
         if ranking is None:
             known = ", ".join(view.service_ids()) or "none yet"
-            return _error(404, "unknown_service", f"no office offers a service {service!r} (known: {known})")
-        return _etag_response(ranking, "no-cache")
+            return _error(
+                404, "unknown_service", f"no office offers a service {shown(service)} (known: {known})"
+            )
+        return _etag_response(ranking, "no-cache", volatile=("generated_at",))
 
     tokens = load_tokens(cfg) if cfg.remote_tickets.enabled else []
 
@@ -176,7 +226,9 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
     @app.get("/api/v1/schema/<name>.json")
     def api_schema(name: str) -> Response:
         if name not in SCHEMA_NAMES:
-            return _error(404, "unknown_schema", f"no schema {name!r} (known: {', '.join(SCHEMA_NAMES)})")
+            return _error(
+                404, "unknown_schema", f"no schema {shown(name)} (known: {', '.join(SCHEMA_NAMES)})"
+            )
         data = json.loads((SCHEMAS / f"{name}.json").read_text(encoding="utf-8"))
         return _etag_response(data, "public, max-age=3600")
 
@@ -202,13 +254,26 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
         }
         return _json(data, 200 if connected or service is None else 503)
 
+    def _when(ts: float, now: float, lg: str) -> str:
+        """A past moment for "veraltet seit ..." / "aktuell (...)": the time today, else with its weekday
+        (within a week) or its date, so data from yesterday does not read as this morning's."""
+        moment = dt.datetime.fromtimestamp(ts, city_tz)
+        today = dt.datetime.fromtimestamp(now, city_tz).date()
+        hhmm = moment.strftime("%H:%M")
+        days = (today - moment.date()).days
+        if days <= 0:
+            return hhmm
+        if days < 7:
+            return f"{t(f'city.day.{WEEKDAYS[moment.weekday()]}', lg)} {hhmm}"
+        return f"{moment:%d.%m.%Y} {hhmm}"
+
     @app.get("/")
     def page() -> str:
         lg = lang()
         sid = request.args.get("service") or ""
         names = view.service_names()
         if sid and sid not in names:
-            abort(404, description=t("city.unknown_service", lg, service=sid))
+            abort(404, description=t("city.unknown_service", lg, service=sid[:SHOWN_CHARS]))
         now = view.clock()
         ctx = {
             "lang": lg,
@@ -221,12 +286,16 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
             "ranking": view.ranking(sid, now) if sid else None,
             "doc": None if sid else view.document(now),
             "clock": lambda ts: dt.datetime.fromtimestamp(ts, city_tz).strftime("%H:%M"),
+            "when": lambda ts: _when(ts, now, lg),
             "weekday": lambda ts: t(
                 f"city.day.{WEEKDAYS[dt.datetime.fromtimestamp(ts, city_tz).weekday()]}", lg
             ),
             "weekdays": WEEKDAYS,
             "now": now,
             "city": cfg.city.name,
+            "languages": LANGUAGES,
+            "language_names": LANGUAGE_NAMES,
+            "text_dir": text_dir,
         }
         tpl = "city_fragment.html" if request.args.get("fragment") else "city.html"
         return render_template(tpl, **ctx)

@@ -250,6 +250,8 @@ def create_app(
             if code == 429:
                 retry = getattr(exc, "retry_after", None)
                 resp.headers.setdefault("Retry-After", str(int(retry)) if retry else "60")
+            if code == 405 and getattr(exc, "valid_methods", None):
+                resp.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110: a 405 names what is allowed
             return resp
 
     log.info("web app for office %s ready (demo=%s, data dir %s)", cfg.office.id, demo, ddir)

@@ -1,7 +1,8 @@
 """JSON API and the live stream.
 
-- ``GET /api/stream``: server-sent events ``state``, ``call``, ``assist``, ``intake`` (and ``node`` for the
-  admin page), public data only (no ticket ids). Used by every live page and by the display blueprint.
+- ``GET /api/stream``: server-sent events ``state``, ``call``, ``assist``, ``intake``, ``controller`` (its
+  status changed: the waits are current again, or no longer) and ``node`` for the admin page; public data only
+  (no ticket ids). Used by every live page and by the display blueprint.
 - ``GET /api/state``: the current snapshot (public form).
 - ``POST /api/counter/<counter>/<action>``: staff actions as JSON (login + CSRF header ``X-CSRFToken``);
   controller errors come back as ``{"ok": false, "error": {"code", "message"}}`` with HTTP 4xx, an

@@ -145,6 +145,7 @@ class LiveOffice:
         self._lock = threading.Lock()
         self._seq_cond = threading.Condition()
         self._public: dict[str, Any] | None = None
+        self.controller_offline_since: float | None = None  # when its status (or last will) said offline
         self._index: dict[str, dict[str, Any]] | None = None
         self._flush_pending = False
         self.generation = 0
@@ -180,6 +181,16 @@ class LiveOffice:
     @property
     def online(self) -> bool:
         return self.runtime.online
+
+    def office_status(self) -> tuple[str, float | None]:
+        """(live | stale, stale since) of the waits this app shows: stale while the controller is offline (its
+        retained state stays on the broker, unchanged, as if nothing happened) or while this app has lost the
+        broker itself (since: unknown, None)."""
+        if self.controller_offline_since is not None:
+            return "stale", self.controller_offline_since
+        if not self.online:
+            return "stale", None
+        return "live", None
 
     # -- the office copy (the only place the web reads the state)
     def state(self) -> dict[str, Any] | None:
@@ -519,6 +530,9 @@ class LiveOffice:
                 sub.close()
 
         resp = Response(stream_with_context(generate()), mimetype="text/event-stream")
+        # a HEAD request (or a client gone before the first byte) never runs the generator, so its finally
+        # would not end the subscription: it would hold a stream slot (max_streams) for good
+        resp.call_on_close(sub.close)
         resp.headers["Cache-Control"] = "no-cache"
         resp.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
         return resp
@@ -620,5 +634,11 @@ class LiveOffice:
             return
         with self._lock:
             self.nodes.setdefault(node_id, {})[kind] = data
+        if node_id == contract.CONTROLLER_NODE_ID and kind == "status":
+            offline = data.get("status") == "offline"
+            if offline != (self.controller_offline_since is not None):
+                self.controller_offline_since = time.time() if offline else None
+                # public pages listen to this (their waits are no longer current, or current again)
+                self.broadcast("controller", {"status": "offline" if offline else "online"})
         if kind == "status" or kind == "health":
             self.broadcast("node", {"node": node_id, "kind": kind, "data": data}, nodes_only=True)

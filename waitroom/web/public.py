@@ -48,14 +48,17 @@ def public_payload() -> dict[str, Any]:
     state = lv.public_state()
     offices = []
     if state is not None:
+        status, stale_since = lv.office_status()
         services = service_waits(state)
         for s in services:  # the city's advice for this office (waitroom/city/advice.py)
-            s["alternative"] = lv.advice.alternative(s["id"])
+            s["alternative"] = lv.advice.alternative(s["id"]) if status == "live" else None
         offices.append(
             {
                 "office": state["office"],
                 "name": cfg().office.name,
                 "ts": state["ts"],
+                "status": status,
+                "stale_since": stale_since,
                 "services": services,
             }
         )
@@ -65,6 +68,8 @@ def public_payload() -> dict[str, Any]:
                 "office": office,
                 "name": pub.get("name", office),
                 "ts": pub.get("ts"),
+                "status": "unknown",  # this app has no link or controller signal of another office
+                "stale_since": None,
                 "services": service_waits(pub),
             }
         )
@@ -202,7 +207,7 @@ def checkin() -> str | Response | tuple[str, int]:
     appointment's ticket is issued and its status page opens."""
     from waitroom.web.common import run_command
 
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (Flask answers it with this view: same as GET, no body)
         return render_template("checkin.html", code=request.args.get("code", "")[:40])
     code = request.form.get("code")
     # an error is shown at the field (aria-invalid, described by it, focused), so a screen reader reads it

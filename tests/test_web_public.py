@@ -1,0 +1,76 @@
+"""The office web app's public side as the city website and a 115 agent use it from outside: every method and
+HEAD on the public routes, live streams that are never read, and the office's state when its controller is
+away. Flask's test client against a real mosquitto and the real controller (fixtures of tests/test_web.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_web import anon, app  # noqa: F401 (fixtures)
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/waiting", {"GET", "HEAD", "OPTIONS"}),
+        ("/api/public", {"GET", "HEAD", "OPTIONS"}),
+        ("/api/state", {"GET", "HEAD", "OPTIONS"}),
+        ("/checkin", {"GET", "HEAD", "OPTIONS", "POST"}),
+    ],
+)
+def test_a_wrong_method_is_405_naming_the_allowed_ones(anon, path, allowed):  # noqa: F811
+    """RFC 9110 15.5.6: a 405 carries ``Allow``. The app's own error pages dropped werkzeug's header."""
+    for method in ("PUT", "DELETE", "PATCH", *(() if "POST" in allowed else ("POST",))):
+        r = anon.open(path, method=method, headers={"Accept": "application/json"})
+        assert r.status_code == 405, (path, method)
+        assert set(r.headers["Allow"].replace(" ", "").split(",")) == allowed, (path, method)
+        assert r.get_json()["error"]["code"] == "not_allowed"
+    r = anon.put(path)  # the HTML error page too (the API's paths answer JSON anyway)
+    assert r.status_code == 405 and "Allow" in r.headers
+    assert r.mimetype == ("application/json" if path.startswith("/api/") else "text/html")
+
+
+def test_head_answers_like_get_without_a_body(anon):  # noqa: F811
+    """HEAD /checkin ran the form's POST branch (the view asked ``method == "GET"``): 400 where GET is 200."""
+    for path in ("/waiting", "/api/public", "/checkin", "/checkin?code=ABC123", "/a/ABC123"):
+        get, head = anon.get(path), anon.head(path)
+        assert get.status_code == 200, path
+        assert (head.status_code, head.mimetype) == (get.status_code, get.mimetype), path
+        assert head.data == b"", path
+
+
+def test_a_stream_that_is_never_read_gives_its_slot_back(app, anon):  # noqa: F811
+    """HEAD on a live stream (or a client that leaves before the first byte) never starts the generator, so
+    its ``finally`` never ended the subscription: every such request held one of ``max_streams`` slots for
+    good, and enough of them answered every phone's live page with 503."""
+    live = app.extensions["waitroom"]
+    before = live.stream_count
+    for _ in range(5):
+        for path in ("/api/stream", "/api/ticket/abcdef/stream"):
+            with anon.head(path) as r:  # closed as a WSGI server closes it
+                assert r.status_code == 200 and r.data == b""
+    assert live.stream_count == before
+
+
+def test_waits_of_a_stopped_controller_are_not_shown_as_current(app, anon, controller, node):  # noqa: F811
+    """The office state is retained on the broker: with the controller gone, /waiting and /api/public went on
+    showing its last minutes as current, for hours. Now the office is ``stale`` (since when its status said
+    offline) in the JSON, the page says there is no current data instead of the old minutes, and open pages
+    hear of it at once (a ``controller`` event on the stream)."""
+    from tests.web_helpers import wait_for
+
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state()["services"][0]["waiting"] == 1)
+    office = anon.get("/api/public").get_json()["offices"][0]
+    assert (office["status"], office["stale_since"]) == ("live", None)
+    assert "Keine aktuellen Daten" not in anon.get("/waiting").get_data(as_text=True)
+    with live.subscribe() as sub:
+        controller.stop()
+        wait_for(lambda: anon.get("/api/public").get_json()["offices"][0]["status"] == "stale")
+        assert any(m.startswith("event: controller") for m in sub.buffer)
+    office = anon.get("/api/public").get_json()["offices"][0]
+    assert isinstance(office["stale_since"], float) and office["services"][0]["waiting"] == 1
+    html = anon.get("/waiting").get_data(as_text=True)
+    assert "Keine aktuellen Daten" in html and "ca. " not in html
+    assert "No current data" in anon.get("/waiting?lang=en").get_data(as_text=True)
