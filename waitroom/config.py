@@ -120,7 +120,7 @@ class OfficeInfo(OfficeMethods, Strict):
     def _tz(cls, v: str) -> str:
         try:
             ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of the zone database
             raise ValueError(f"unknown time zone {v!r}") from None
         return v
 

@@ -134,7 +134,6 @@ class LiveOffice:
         self.max_streams = max_streams
         self.nodes: dict[str, dict[str, Any]] = {}
         self.tickets_seen: dict[str, str] = {}  # ticket id -> number, today (status page after the call)
-        self.bridged: dict[str, dict[str, Any]] = {}  # office id -> its public waits (city broker bridge)
         self.queues: dict[str, dict[str, Any]] = {}  # service -> its retained queue payload (today)
         self.app: Any = None  # the Flask app (set by create_app): renders ticket fragments in a flush
         self._day = ""
@@ -538,18 +537,6 @@ class LiveOffice:
         return resp
 
     # -- MQTT callbacks (network thread)
-    def watch_offices(self, offices: list[str]) -> None:
-        """Also follow the public waits of other offices bridged onto this broker."""
-        for office in offices:
-            topic = contract.Topics(office).public()
-            self.runtime.subscribe(topic, lambda _t, raw, office=office: self._on_public(office, raw))
-
-    def _on_public(self, office: str, raw: bytes) -> None:
-        try:
-            self.bridged[office] = contract.decode(raw)
-        except contract.ContractError as exc:
-            log.debug("ignored public waits of %s: %s", office, exc)
-
     def _new_day(self, day: str) -> None:
         if day and day != self._day:
             self._day = day

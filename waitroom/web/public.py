@@ -62,17 +62,6 @@ def public_payload() -> dict[str, Any]:
                 "services": services,
             }
         )
-    for office, pub in sorted(lv.bridged.items()):
-        offices.append(
-            {
-                "office": office,
-                "name": pub.get("name", office),
-                "ts": pub.get("ts"),
-                "status": "unknown",  # this app has no link or controller signal of another office
-                "stale_since": None,
-                "services": service_waits(pub),
-            }
-        )
     return {"v": 1, "offices": offices, "units": {"eta_min": "minutes"}, "note": both("web.public.note")}
 
 

@@ -10,7 +10,6 @@ Every key is optional::
       stats_database: null       # the controller's event log, if not at controller.database in the data dir
       ticket_previews: tickets   # demo: folder of the dispenser's ticket PNG previews (in the data dir)
       display_screenshots: display  # demo: folder of the display screenshots (in the data dir)
-      bridged_offices: []        # other offices whose public waits reach this broker (city bridge)
       trusted_proxies: 0         # reverse proxies in front (nginx: 1); their X-Forwarded-For/-Proto count
       allowed_origins: []        # other origins allowed to POST (besides the app's own), e.g. a kiosk URL
       limits_db: web-limits.db   # rate-limit counters shared by the gunicorn workers (SQLite)
@@ -53,9 +52,6 @@ class WebSettings(BaseModel):
     )
     ticket_previews: str = Field("tickets", description="demo: folder of ticket PNG previews")
     display_screenshots: str = Field("display", description="demo: folder of display screenshots")
-    bridged_offices: list[str] = Field(
-        default_factory=list, description="other office ids whose public waits are bridged to this broker"
-    )
     trusted_proxies: int = Field(
         0, ge=0, le=5, description="number of reverse proxies in front whose X-Forwarded-* headers count"
     )
