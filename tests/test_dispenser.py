@@ -299,8 +299,14 @@ def test_offline_tickets_survive_a_controller_that_says_retry_later(cfg, make, t
         assert d.health()["offline_unreported"] == 2
         assert {t.state for t in d.store.tickets()} == {"printed"}
         skew[0] = 0.0  # the time sync
-        d.sync()
-        assert d.health()["offline_unreported"] == 0
+
+        # The node syncs again and again (as its loop does): a late "clock_behind" answer to an earlier try
+        # of the same request id (a busy machine) only delays the report to the next sync, it drops nothing.
+        def reported() -> bool:
+            d.sync()
+            return d.health()["offline_unreported"] == 0
+
+        wait_until(reported, timeout=30)
         numbers = {t.number for t in behind.office.state.tickets.values()}
         assert {"A001", "A900", "B900"} <= numbers
     finally:
