@@ -78,16 +78,16 @@ def restart(office: Office) -> None:
     office.broker.start()
 
 
-def reload(office: Office, account_cert: tuple[Path, Path]) -> str:
-    """SIGHUP (systemctl reload), then a login with the certificate until the reloaded list refuses it
-    (mosquitto reloads between two network loops; the login is the only way to see that it has)."""
+def reload(office: Office, probe: tuple[Path, Path]) -> None:
+    """SIGHUP (systemctl reload), then logins with ``probe``, a certificate revoked in the new list, until
+    the broker refuses it: then it has reloaded (it logs that only at level info). The probe is another
+    node's certificate: a login that succeeds before the reload takes over only that node's session."""
     assert office.broker.proc is not None
     office.broker.proc.send_signal(signal.SIGHUP)
-    for _ in range(200):
-        answer = login(office, *account_cert)
-        if answer.startswith("tls:"):
-            break
-    return answer
+    for _ in range(500):
+        if login(office, *probe).startswith("tls:"):
+            return
+    raise AssertionError("mosquitto did not reload the revocation list on SIGHUP")
 
 
 def accounts(office: Office) -> list[str]:
@@ -112,8 +112,9 @@ def test_a_revoked_certificate_is_refused_and_the_node_gets_a_new_one(office: Of
     certificate for disp-1 (node-certs, the node is still in the office) connects."""
     nodes = office.folder / "nodes"
     stolen = (tmp_path / "disp-1.crt", tmp_path / "disp-1.key")
-    shutil.copy(nodes / "disp-1.crt", stolen[0])
-    shutil.copy(nodes / "disp-1.key", stolen[1])
+    probe = (tmp_path / "sb-1.crt", tmp_path / "sb-1.key")
+    for path in (*stolen, *probe):
+        shutil.copy(nodes / path.name, path)
     thief = Client(
         None, None, office.tls_port, ca=office.pki.ca_cert, cert=stolen[0], key=stolen[1], host="localhost"
     )
@@ -134,7 +135,9 @@ def test_a_revoked_certificate_is_refused_and_the_node_gets_a_new_one(office: Of
         )
 
         # A reload reads the new list: new logins with the stolen certificate are refused ...
-        answer = reload(office, stolen)
+        office.pki.revoke("sb-1", "superseded")
+        reload(office, probe)
+        answer = login(office, *stolen)
         assert answer.startswith("tls:"), answer
         # ... but mosquitto checks the list only at the handshake: the thief's connection is still up
         # (why the broker role restarts mosquitto when the list changes).
@@ -143,17 +146,15 @@ def test_a_revoked_certificate_is_refused_and_the_node_gets_a_new_one(office: Of
         restart(office)
         answer = login(office, *stolen)
         assert answer.startswith("tls:"), answer
-        assert "certificate verify failed" in office.broker.log_path.read_text()
     finally:
         thief.close()
-    assert not thief.c.is_connected()
     for account in ("counter-1", "display-1", "controller", "web"):
         assert login_as(office, account) == "connected", account
 
     # node-certs gives the node still in the office a new key and certificate; the list stays as it is
     crl_before = office.pki.crl.read_bytes()
     done = office.pki.node_certificates(accounts(office))
-    assert done["disp-1"] == "written" and {v for k, v in done.items() if k != "disp-1"} == {"unchanged"}
+    assert {k for k, v in done.items() if v == "written"} == {"disp-1", "sb-1"}
     assert office.pki.ensure_crl() is False and office.pki.crl.read_bytes() == crl_before
     assert serial(nodes / "disp-1.crt") != number and common_name(nodes / "disp-1.crt") == "disp-1"
     assert login_as(office, "disp-1") == "connected"
@@ -298,6 +299,12 @@ def test_without_the_ca_key_the_operators_list_is_checked_not_made(tmp_path: Pat
     shutil.copy(foreign.crl, pki.crl)
     with pytest.raises(CertificateError, match="not a revocation list signed by the office CA"):
         pki.ensure_crl()
+    # revoke only what the office CA signed: another CA's certificate is refused with its name
+    pki.ca_key.write_bytes(key)
+    foreign.node("disp-1")
+    shutil.copy(foreign.folder / "nodes/disp-1.crt", pki.folder / "nodes/disp-1.crt")
+    with pytest.raises(CertificateError, match=r"nodes/disp-1\.crt is not signed by the office CA"):
+        pki.revoke("disp-1")
 
 
 def test_the_configuration_checks_a_list_only_when_it_requires_certificates() -> None:
