@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from mqtt_broker import office as gen
-from mqtt_broker.pki import CertificateError, OfficePki
+from mqtt_broker.pki import REVOCATION_REASONS, CertificateError, OfficePki, crl_next_update
 from waitroom import config
 from waitroom.errors import ConfigError, WaitroomError
 
@@ -61,6 +61,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         bind=args.bind or "",
         tls=not args.no_tls,
         require_certificate=args.require_certificate,
+        crl=args.crl,
         local_port=args.local_port,
         include_dir=args.include_dir or "",
         max_connections=args.max_connections,
@@ -117,6 +118,28 @@ def cmd_node_certs(args: argparse.Namespace) -> int:
     done = pki.node_certificates([acc.user for acc in gen.accounts(cfg)])
     for account, what in done.items():
         print(f"{args.out}/nodes/{account}: {what}")
+    crl = pki.ensure_crl()
+    if crl is not None:
+        until = crl_next_update(pki.crl).strftime("%Y-%m-%d")
+        print(f"{args.out}/{pki.crl.name}: {'written' if crl else 'unchanged'} (valid until {until})")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    cfg = _config(args.config)
+    pki = OfficePki(Path(args.out), cfg.office.id)
+    # a node of the office with several accounts (a web node's workers: web, web.2, ...) loses them all
+    mine = [acc.user for acc in gen.accounts(cfg) if acc.node_id == args.node]
+    accounts = [a for a in mine if (pki.folder / f"nodes/{a}.crt").exists()] or [args.node]
+    for account in accounts:
+        number = pki.revoke(account, args.reason)
+        print(f"{args.out}/nodes/{account}.crt: revoked ({args.reason}, serial {number}), key deleted")
+    until = crl_next_update(pki.crl).strftime("%Y-%m-%d")
+    print(f"{args.out}/{pki.crl.name}: written (valid until {until})")
+    print(
+        "Deploy now: the broker role installs the list and restarts mosquitto; "
+        + ("the node gets a new certificate." if mine else f"{args.node} is not in the office file.")
+    )
     return 0
 
 
@@ -202,6 +225,12 @@ def register(subparsers: Any) -> None:
         "--require-certificate", action="store_true", help="nodes must present a client certificate"
     )
     sp.add_argument(
+        "--crl",
+        action="store_true",
+        help="refuse the certificates revoked in crl.pem of --dir (`waitroom broker revoke`); needs "
+        "--require-certificate",
+    )
+    sp.add_argument(
         "--local-port",
         type=int,
         default=0,
@@ -254,6 +283,22 @@ def register(subparsers: Any) -> None:
     )
     sp._option_string_actions["--out"].required = True
     sp.add_argument("--days", type=int, default=825, help="validity of new node certificates")
+
+    sp = cmd(
+        "revoke",
+        cmd_revoke,
+        "revoke a lost or stolen node's certificate: the office CA's revocation list crl.pem lists it, the "
+        "broker refuses it at the TLS handshake once deployed; node-certs then issues the node a new one",
+        out="certificate folder with ca.crt and ca.key (crl.pem, revoked/ and nodes/ in it)",
+    )
+    sp._option_string_actions["--out"].required = True
+    sp.add_argument("node", metavar="NODE", help="node id (all its accounts) or MQTT account to revoke")
+    sp.add_argument(
+        "--reason",
+        choices=REVOCATION_REASONS,
+        default="keyCompromise",
+        help="reason recorded in the revocation list (default keyCompromise: a lost or stolen node)",
+    )
 
     sp = cmd("bridge", cmd_bridge, "bridge section to the city broker (only the public waiting times)")
     sp.add_argument("--city-host", required=True, help="city broker host")

@@ -217,6 +217,7 @@ class BrokerOptions:
     bind: str = ""  # empty: every interface
     tls: bool = True
     require_certificate: bool = False
+    crl: bool = False  # check client certificates against <files_dir>/crl.pem (needs require_certificate)
     local_port: int = 0  # 0: no plain local-only listener
     max_connections: int = 200
     # Per client: QoS 1 messages queued above those in flight, and their bytes (whichever is reached first).
@@ -247,6 +248,15 @@ CERTIFICATE_IDENTITY_LINES = [
     "# The certificate is the login: its CN (the node id) is the user name for the ACL and the client id;",
     "# the user name and password a client sends are not used on this listener.",
     "use_identity_as_username true",
+]
+
+
+# mosquitto loads the CRL when it starts and again on SIGHUP, and checks it at every TLS handshake: a
+# revoked certificate is refused, and so is every certificate once the CRL has expired (its nextUpdate),
+# which is why `waitroom broker node-certs` renews it. A file without a CRL in it stops mosquitto at start.
+CRL_LINES = [
+    "# Revoked node certificates (`waitroom broker revoke`) are refused at the TLS handshake. The list must",
+    "# not expire: mosquitto then refuses every certificate (`waitroom broker node-certs` renews it).",
 ]
 
 
@@ -300,8 +310,15 @@ def mosquitto_conf(cfg: Config, opts: BrokerOptions | None = None) -> str:
             "tls_version tlsv1.2",
             f"require_certificate {'true' if o.require_certificate else 'false'}",
         ]
+    if o.crl and not o.require_certificate:
+        raise BrokerSetupError(
+            "a revocation list (--crl) is only checked when the listener requires client certificates "
+            "(add --require-certificate)"
+        )
     if o.require_certificate:
         lines += CERTIFICATE_IDENTITY_LINES
+    if o.crl:
+        lines += [*CRL_LINES, f"crlfile {d}/crl.pem"]
     if o.local_port:
         lines += [
             "",

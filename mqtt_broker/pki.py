@@ -7,6 +7,11 @@ Keys are ECDSA P-256. Files in the output folder::
     broker.key broker.crt         the broker's certificate; its names (SAN) are the hosts nodes connect to
     nodes/<node>.key .crt         client certificates (CN = node id, the MQTT login when the broker
                                   requires certificates; `waitroom broker node-certs` makes or checks them)
+    crl.pem                       the office CA's certificate revocation list (the broker's ``crlfile``),
+                                  signed by ca.key, valid for ``crl_days``; made by `node-certs` (empty
+                                  until a certificate is revoked), renewed within ``renew_days`` of its end
+    revoked/                      ``openssl ca``'s database of revoked certificates (index.txt, crlnumber)
+                                  and each revoked certificate as ``<serial>.crt`` (`waitroom broker revoke`)
 
 Modes: every key is 0600 (owner only, from the moment the file is created), except ``broker.key``:
 mosquitto drops root and reads it as user mosquitto, so it is 0640 with group ``mosquitto`` when that group
@@ -136,6 +141,10 @@ class OfficePki:
     days: int = 825  # leaf certificates; browsers' and clients' upper bound for server certificates
     ca_days: int = 3650
     renew_days: int = 30
+    # The CRL reaches the broker only by deployment (nothing fetches it), so a long validity costs no
+    # freshness; what it must never do is expire between two deployments: mosquitto then refuses every
+    # certificate. As long as a node certificate, and renewed with them (within renew_days of its end).
+    crl_days: int = 825
 
     def __post_init__(self) -> None:
         check_id(self.office, "office")
@@ -148,6 +157,14 @@ class OfficePki:
     @property
     def ca_cert(self) -> Path:
         return self.folder / "ca.crt"
+
+    @property
+    def crl(self) -> Path:
+        return self.folder / "crl.pem"
+
+    @property
+    def revoked_dir(self) -> Path:
+        return self.folder / "revoked"
 
     def ensure_ca(self) -> bool:
         """Create the office CA unless it exists. Returns whether it was created."""
@@ -249,9 +266,10 @@ class OfficePki:
         (self.folder / "nodes").mkdir(parents=True, exist_ok=True, mode=0o700)
         return self.issue(f"nodes/{node_id}", node_id, [], "clientAuth")
 
-    def node_problem(self, account: str) -> str:
+    def node_problem(self, account: str, revoked: set[str] | None = None) -> str:
         """Why ``nodes/<account>.crt/.key`` cannot be used as they are ("" if they can): missing, not
-        signed by this office's CA, another CN, expiring within ``renew_days``."""
+        signed by this office's CA, revoked (its serial in ``revoked``), another CN, expiring within
+        ``renew_days``."""
         cert, key = self.folder / f"nodes/{account}.crt", self.folder / f"nodes/{account}.key"
         if not cert.exists() or not key.exists():
             return f"{cert.name} or {key.name} is missing"
@@ -259,6 +277,8 @@ class OfficePki:
             verify(self.ca_cert, cert)
         except CertificateError:
             return f"{cert.name} is not signed by the office CA {self.ca_cert}"
+        if revoked and serial(cert) in revoked:
+            return f"{cert.name} is revoked ({self.crl.name} lists its serial {serial(cert)})"
         cn = common_name(cert)
         if cn != account:
             return f"{cert.name} is issued to CN={cn!r}, not to {account!r}"
@@ -278,9 +298,10 @@ class OfficePki:
             )
         out: dict[str, str] = {}
         problems = []
+        revoked = self.revoked_in_database() | (revoked_serials(self.crl) if self.crl.exists() else set())
         for account in accounts:
             check_account(account)
-            problem = self.node_problem(account)
+            problem = self.node_problem(account, revoked)
             if not problem:
                 out[account] = "unchanged"
             elif self.ca_key.exists():
@@ -297,6 +318,146 @@ class OfficePki:
                 + "; ".join(problems)
             )
         return out
+
+    # ------------------------------------------------------------------------------------- revocation
+    def _openssl_ca(self, *args: str) -> str:
+        """``openssl ca`` on this office's revocation database (``revoked/index.txt``), signing with ca.key.
+        Only revocations and CRLs are made this way; certificates are issued by ``issue``."""
+        if not self.ca_key.exists():
+            raise CertificateError(
+                f"{self.ca_key} is missing: the revocation list is signed by the office CA's key (with the "
+                f"city's own PKI, revoke at that CA and put its CRL into {self.crl})"
+            )
+        self.revoked_dir.mkdir(parents=True, exist_ok=True)
+        index, number = self.revoked_dir / "index.txt", self.revoked_dir / "crlnumber"
+        if not index.exists():
+            index.touch()
+        if not number.exists():
+            number.write_text("01\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = Path(tmp) / "ca.cnf"
+            conf.write_text(
+                "[ca]\ndefault_ca = office\n[office]\n"
+                f"database = {index}\ncrlnumber = {number}\n"
+                f"certificate = {self.ca_cert}\nprivate_key = {self.ca_key}\n"
+                "default_md = sha256\nunique_subject = no\n"
+            )
+            return _run("ca", "-config", str(conf), *args)
+
+    def _write_crl(self) -> None:
+        with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
+            out = Path(tmp) / "crl.pem"
+            self._openssl_ca("-gencrl", "-crldays", str(self.crl_days), "-out", str(out))
+            out.chmod(0o644)
+            out.replace(self.crl)
+        log.info("wrote %s (valid until %s)", self.crl, crl_next_update(self.crl).date())
+
+    def revoked_in_database(self) -> set[str]:
+        """The serials (upper-case hex) that ``revoked/index.txt`` marks as revoked."""
+        index = self.revoked_dir / "index.txt"
+        if not index.exists():
+            return set()
+        rows = [line.split("\t") for line in index.read_text().splitlines()]
+        return {row[3].upper() for row in rows if len(row) > 3 and row[0] == "R"}
+
+    def crl_problem(self) -> str:
+        """Why ``crl.pem`` cannot go to the broker as it is ("" if it can): missing, not signed by the
+        office CA, expiring within ``renew_days`` (an expired CRL makes mosquitto refuse every client
+        certificate), or missing a revocation of the database."""
+        if not self.crl.exists():
+            return f"{self.crl.name} is missing"
+        try:
+            _run("crl", "-in", str(self.crl), "-CAfile", str(self.ca_cert), "-noout")
+        except CertificateError:
+            return f"{self.crl.name} is not a revocation list signed by the office CA {self.ca_cert}"
+        end = crl_next_update(self.crl)
+        if end - dt.datetime.now(dt.UTC) < dt.timedelta(days=self.renew_days):
+            return f"{self.crl.name} expires on {end:%Y-%m-%d %H:%M} UTC (within {self.renew_days} days)"
+        missing = self.revoked_in_database() - revoked_serials(self.crl)
+        if missing:
+            return f"{self.crl.name} lacks revoked serials {', '.join(sorted(missing))}"
+        return ""
+
+    def ensure_crl(self) -> bool | None:
+        """Make or renew ``crl.pem`` when it has a problem (see ``crl_problem``); True if it was written.
+        Without ca.key an operator's CRL is checked only: a problem is an error naming the file; with
+        neither ca.key nor crl.pem (the city's PKI without a CRL) there is none to deploy: None."""
+        if not self.ca_key.exists() and not self.crl.exists():
+            return None
+        problem = self.crl_problem()
+        if not problem:
+            return False
+        if not self.ca_key.exists():
+            raise CertificateError(
+                f"{self.crl}: {problem}; without {self.ca_key.name} here it cannot be renewed: put a fresh "
+                "CRL of the CA that issued ca.crt there (or remove the file to deploy no revocation list)"
+            )
+        if self.crl.exists():
+            log.info("renewing %s: %s", self.crl, problem)
+        self._write_crl()
+        return True
+
+    def revoke(self, account: str, reason: str = "keyCompromise") -> str:
+        """Revoke the current certificate of ``account`` (``nodes/<account>.crt``) in the office CA's
+        database and write a new ``crl.pem``. The certificate moves to ``revoked/<serial>.crt`` and its
+        key is deleted, so ``node_certificates`` issues the account a new key and certificate. Returns the
+        serial."""
+        check_account(account)
+        if reason not in REVOCATION_REASONS:
+            known = ", ".join(REVOCATION_REASONS)
+            raise CertificateError(f"unknown revocation reason {reason!r} (known: {known})")
+        cert, key = self.folder / f"nodes/{account}.crt", self.folder / f"nodes/{account}.key"
+        if not cert.exists():
+            raise CertificateError(
+                f"{cert} is missing: {account} has no certificate here to revoke (revoked ones are kept in "
+                f"{self.revoked_dir})"
+            )
+        try:
+            verify(self.ca_cert, cert)
+        except CertificateError:
+            raise CertificateError(
+                f"{cert} is not signed by the office CA {self.ca_cert}: revoke it at the CA that issued it"
+            ) from None
+        number = serial(cert)
+        if number not in self.revoked_in_database():
+            self._openssl_ca("-revoke", str(cert), "-crl_reason", reason)
+        self._write_crl()
+        self.revoked_dir.mkdir(parents=True, exist_ok=True)
+        cert.replace(self.revoked_dir / f"{number}.crt")
+        key.unlink(missing_ok=True)
+        log.info("revoked %s of %s (%s)", number, account, reason)
+        return number
+
+
+# RFC 5280 reasons that fit a node (certificateHold, which can be undone, and the CA reasons are left out).
+REVOCATION_REASONS = (
+    "keyCompromise",
+    "superseded",
+    "cessationOfOperation",
+    "affiliationChanged",
+    "unspecified",
+)
+
+
+def serial(cert: Path) -> str:
+    """A certificate's serial number, upper-case hex as ``openssl`` prints it."""
+    return _run("x509", "-in", str(cert), "-noout", "-serial").strip().split("=", 1)[1].upper()
+
+
+def revoked_serials(crl: Path) -> set[str]:
+    """The serial numbers (upper-case hex) a CRL lists."""
+    text = _run("crl", "-in", str(crl), "-noout", "-text")
+    return {
+        line.split(":", 1)[1].strip().upper()
+        for line in text.splitlines()
+        if line.strip().startswith("Serial Number:")
+    }
+
+
+def crl_next_update(crl: Path) -> dt.datetime:
+    """When a CRL expires (its nextUpdate)."""
+    stamp = _run("crl", "-in", str(crl), "-noout", "-nextupdate").strip().split("=", 1)[1]
+    return dt.datetime.strptime(stamp, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
 
 
 def verify(ca_cert: Path, cert: Path) -> None:

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from mqtt_broker import office as gen
-from mqtt_broker.pki import common_name
+from mqtt_broker.pki import common_name, revoked_serials
 from tests.conftest import IN_CI, ROOT, require_tool
 from waitroom import config
 
@@ -405,6 +405,11 @@ def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
     # client certificates: the broker requires one and takes its CN as the login; each unit has its own
     assert "require_certificate true" in conf and "use_identity_as_username true" in conf
     pki: Path = facts["pki"]  # type: ignore[assignment]
+    # ... and checks them against the office CA's revocation list, made (empty) by node-certs
+    assert "crlfile /etc/mosquitto/waitroom/crl.pem" in conf
+    crl = etc / "mosquitto/waitroom/crl.pem"
+    assert crl.read_bytes() == (pki / "crl.pem").read_bytes() and revoked_serials(crl) == set()
+    assert stat.S_IMODE(crl.stat().st_mode) == 0o644
     uid = int(user[2])
     for node in ("controller", "web", "disp-1", "display-1", "counter-1", "sb-1"):
         crt = root / NODE_CERT.replace("{node}", node).lstrip("/")

@@ -69,10 +69,16 @@ class Office:
 
 
 def start_office_broker(
-    folder: Path, *, office_id: str = "acl", include_dir: str = "", require_certificate: bool = False
+    folder: Path,
+    *,
+    office_id: str = "acl",
+    include_dir: str = "",
+    require_certificate: bool = False,
+    crl: bool = False,
 ) -> Office:
     """The office broker with the generated files; with ``require_certificate`` every account of the office
-    gets its client certificate (``waitroom broker node-certs``) and the node listener requires one."""
+    gets its client certificate (``waitroom broker node-certs``) and the node listener requires one; with
+    ``crl`` it checks them against the office CA's revocation list (empty unless one was revoked)."""
     tls_port, local_port = free_port(), free_port()
     cfg = office_config(local_port, office_id=office_id)
     passwords = gen.generate_passwords(cfg)
@@ -81,6 +87,8 @@ def start_office_broker(
     pki.node("disp-1")
     if require_certificate:
         pki.node_certificates([a.user for a in gen.accounts(cfg)])
+    if crl:
+        pki.ensure_crl()
     data = folder / "data"
     data.mkdir()
     give_to_mosquitto(data)
@@ -96,6 +104,7 @@ def start_office_broker(
         local_port=local_port,
         include_dir=include_dir,
         require_certificate=require_certificate,
+        crl=crl,
     )
     conf = folder / "mosquitto.conf"
     gen.write_file(conf, gen.mosquitto_conf(cfg, opts))

@@ -35,7 +35,8 @@ def office() -> Iterator[Office]:
     require_tool("mosquitto", "mosquitto", "/usr/sbin/mosquitto")
     require_tool("openssl", "openssl")
     folder = readable_tmpdir("waitroom-broker-certs-")
-    o = start_office_broker(folder, office_id="certs", require_certificate=True)
+    # with the office CA's revocation list, as the broker role deploys it (empty: nothing revoked here)
+    o = start_office_broker(folder, office_id="certs", require_certificate=True, crl=True)
     try:
         yield o
     finally:
@@ -71,6 +72,7 @@ def test_the_generated_configuration_binds_the_certificate_to_the_login(office: 
     node_listener = conf.split(f"listener {office.tls_port}")[1].split("\nlistener ")[0]
     assert "require_certificate true" in node_listener
     assert "use_identity_as_username true" in node_listener
+    assert f"crlfile {office.folder}/crl.pem" in node_listener
     local_listener = conf.split(f"listener {office.local_port}")[1]
     assert "use_identity_as_username" not in local_listener, "the local listener keeps passwords"
     log = office.broker.log_path.read_text()
@@ -267,7 +269,9 @@ def test_broker_node_certs_command(tmp_path: Path) -> None:
     assert f"{pki.folder}/nodes/disp-1: written" in first.stdout.splitlines()
     assert "BEGIN" not in first.stdout + first.stderr, "no key material in the output"
     second = subprocess.run([*cmd, str(pki.folder)], capture_output=True, text=True, timeout=120)
-    assert second.stdout.count(": unchanged") == len(gen.accounts(config.load(example)))
+    # every account, and the office CA's revocation list (made empty by the first run)
+    assert second.stdout.count(": unchanged") == len(gen.accounts(config.load(example))) + 1
+    assert f"{pki.folder}/crl.pem: unchanged" in second.stdout
     missing = subprocess.run([*cmd, str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "ca.crt is missing" in missing.stderr
 
