@@ -101,11 +101,23 @@ def test_security_headers_and_no_inline_scripts(app):
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors" in csp
         assert "camera=()" in r.headers["Permissions-Policy"]
         assert "Strict-Transport-Security" not in r.headers  # plain http
+        # logged in: nothing of it is stored by a browser or proxy
+        assert r.headers["Cache-Control"] == "no-store", path
         html = r.get_data(as_text=True)
         for tag in re.findall(r"<script[^>]*>", html):
             assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
         assert not re.search(r"\son[a-z]+\s*=", html), path  # no inline event handlers
         assert "<style" not in html and ' style="' not in html, path
+
+
+def test_live_pages_are_never_shown_from_a_cache(app):
+    """Waiting times go stale in seconds: the public page and the ticket page make a browser ask again; the
+    public API says how long it may be kept (10 s, for the city website)."""
+    c = app.test_client()
+    for path in ("/waiting", "/waiting?fragment=1", "/t/unknown-ticket", "/checkin"):
+        r = c.get(path)
+        assert r.headers["Cache-Control"] == "no-cache", path
+    assert c.get("/api/public").headers["Cache-Control"] == "public, max-age=10"
 
 
 def test_hsts_and_addresses_through_a_trusted_proxy(cfg, controller, tmp_path):

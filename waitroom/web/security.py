@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Flask, request, session
 from flask_limiter import Limiter
 from limits.storage import Storage
 
@@ -257,6 +257,10 @@ def security_headers(resp: Any) -> Any:
     resp.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     resp.headers.setdefault("Referrer-Policy", "same-origin")
     resp.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    # Live pages and documents (waiting times, the ticket page) say how fresh they must be: a browser or a
+    # proxy never shows stored minutes without asking again. Views that allow caching say so themselves
+    # (/api/public: 10 s, static files: Flask's own). What a logged-in user sees is never stored at all.
+    resp.headers.setdefault("Cache-Control", "no-store" if session.get("sid") else "no-cache")
     if request.is_secure:  # https as seen through the trusted proxies; over plain http HSTS means nothing
         resp.headers.setdefault("Strict-Transport-Security", HSTS)
     return resp
