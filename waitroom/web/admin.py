@@ -47,10 +47,12 @@ def _redact(value: object) -> object:
 @login_required("admin")
 def index() -> str:
     lv = live()
+    state = lv.public_state()
     return render_template(
         "admin.html",
         nodes=lv.node_table(),
-        state=lv.public_state(),
+        state=state,
+        alarms=health.alarms(cfg(), lang(), state),
         now=time.time(),
         online=lv.online,
         users=users().all(),
