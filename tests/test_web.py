@@ -270,7 +270,8 @@ def test_statistics_unavailable_elsewhere(cfg, controller, tmp_path):
             "Statistik nicht verfügbar: Das Ereignisprotokoll der Steuerung liegt nicht auf diesem Rechner "
             f"(gesucht: {where})."
         )
-        assert c.get("/admin/stats.csv").status_code == 503
+        r = c.get("/admin/stats.csv")  # the download says it in the page's words too, not in English
+        assert r.status_code == 503 and r.get_data(as_text=True).startswith("Statistik nicht verfügbar: ")
         where.write_bytes(b"not a database " * 100)  # there, but no SQLite file: said without the English
         html = c.get("/admin/stats?lang=en").get_data(as_text=True)
         assert _flash(html).startswith(f"Statistics unavailable: the event log {where} cannot be read. ")
