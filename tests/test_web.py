@@ -782,6 +782,13 @@ def test_the_controllers_alarms_as_sentences(cfg):
     assert health.alarms(cfg, "de", {"services": []}) == [] and health.alarms(cfg, "de", None) == []
 
 
+def test_every_fault_and_alarm_code_of_the_contract_has_its_sentence():
+    from waitroom.contract import AlarmCode, FaultCode
+    from waitroom.web import health
+
+    assert set(health.FAULTS) == set(FaultCode) and set(health.ALARMS) == set(AlarmCode)
+
+
 def test_a_dispenser_health_record_reads_as_words(cfg):
     """The dispenser's fields (edge/dispenser/node.py ``health``): counts, numbers per service, refusals,
     a stuck button; an uptime in hours and minutes."""

@@ -6,6 +6,11 @@ numbers and refusals (edge/dispenser/node.py ``health``), the display its screen
 presses (edge/counter.py, edge/assist.py), the web app its live pages. Each known field gets a label, a
 value in words with its unit, and a warning when it reports a bad state (the page says "Achtung" in text,
 not only in colour). A field this web app does not know (a newer node) is still shown, as ``key: value``.
+
+A fault's free-text detail (``printer_error``, ``offline_store``, ``display_error``, ``speech``) comes with a
+stable code (``printer_fault``, ...: waitroom.contract.FAULT_FIELDS); a known code is said as a sentence, the
+node's own words kept as the line's ``detail`` for the technician. The controller's alarms (the summary's
+``alerts``, contract.AlarmCode) are said the same way (``alarms``).
 """
 
 from __future__ import annotations
