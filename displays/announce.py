@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from displays.look import GONG_WAV
 from waitroom import i18n
+from waitroom.contract import FaultCode
 from waitroom.errors import HardwareError
 
 if TYPE_CHECKING:  # the schema (pydantic); a display node runs on a light record of it (displays.look)
@@ -86,7 +87,10 @@ class EspeakCliSynth:
     def __init__(self, rate: int = 150, volume: float = 1.0, binary: str | None = None):
         self.binary = binary or shutil.which("espeak-ng") or shutil.which("espeak")
         if self.binary is None:
-            raise AudioError("espeak-ng is not installed: apt-get install espeak-ng (or: make sysdeps)")
+            raise AudioError(
+                "espeak-ng is not installed: apt-get install espeak-ng (or: make sysdeps)",
+                fault=FaultCode.SPEECH_MISSING,
+            )
         self.rate = rate
         self.amplitude = max(0, min(200, round(volume * 100)))
 
@@ -107,10 +111,14 @@ class EspeakCliSynth:
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=SYNTH_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
-            raise AudioError(f"espeak-ng took longer than {SYNTH_TIMEOUT_S:.0f} s for {text!r}") from None
+            raise AudioError(
+                f"espeak-ng took longer than {SYNTH_TIMEOUT_S:.0f} s for {text!r}",
+                fault=FaultCode.SPEECH_TIMEOUT,
+            ) from None
         if proc.returncode != 0 or not path.exists():
             raise AudioError(
-                f"espeak-ng failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()[:200]}"
+                f"espeak-ng failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()[:200]}",
+                fault=FaultCode.SPEECH_FAILED,
             )
         return path
 
@@ -145,9 +153,11 @@ class Pyttsx3Synth:
         try:
             self._ready.result(timeout=timeout)
         except TimeoutError:
-            raise AudioError("pyttsx3 did not initialise in time") from None
+            raise AudioError("pyttsx3 did not initialise in time", fault=FaultCode.SPEECH_TIMEOUT) from None
         except Exception as exc:
-            raise AudioError(f"pyttsx3 with espeak-ng is not available: {exc}") from exc
+            raise AudioError(
+                f"pyttsx3 with espeak-ng is not available: {exc}", fault=FaultCode.SPEECH_MISSING
+            ) from exc
 
     def _run(self) -> None:
         try:
@@ -175,20 +185,22 @@ class Pyttsx3Synth:
                 while not _has_audio(path) and time.monotonic() < deadline:
                     time.sleep(0.02)
                 if not _has_audio(path):
-                    raise AudioError(f"pyttsx3 wrote no audio for {text!r}")
+                    raise AudioError(f"pyttsx3 wrote no audio for {text!r}", fault=FaultCode.SPEECH_FAILED)
                 fut.set_result(path)
             except Exception as exc:
                 fut.set_exception(exc)
 
     def synthesize(self, text: str, lang: str, path: Path) -> Path:
         if not self._thread.is_alive():
-            raise AudioError("the pyttsx3 thread has stopped")
+            raise AudioError("the pyttsx3 thread has stopped", fault=FaultCode.SPEECH_FAILED)
         fut: Future[Path] = Future()
         self._jobs.put((text, lang, path, fut))
         try:
             return fut.result(timeout=self.timeout)
         except TimeoutError:
-            raise AudioError(f"pyttsx3 hung for {self.timeout:.0f} s on {text!r}") from None
+            raise AudioError(
+                f"pyttsx3 hung for {self.timeout:.0f} s on {text!r}", fault=FaultCode.SPEECH_TIMEOUT
+            ) from None
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -382,6 +394,7 @@ class Announcer:
         self._stopping = threading.Event()
         self.on_played: list[Callable[[Played], None]] = []
         self.speech_error = ""  # why calls are announced with the gong alone ("" = speech works)
+        self.speech_fault = ""  # ... as a stable code (waitroom.contract.FaultCode)
         self._speech_retry_at = 0.0
         # called when health() changes (speech failed, or works again)
         self.on_health: list[Callable[[], None]] = []
@@ -489,6 +502,7 @@ class Announcer:
     def _speech_failed(self, exc: BaseException, ticket: str = "") -> None:
         first = not self.speech_error
         self.speech_error = str(exc)[:200]
+        self.speech_fault = getattr(exc, "fault", "") or FaultCode.SPEECH_FAILED
         self._speech_retry_at = self.clock() + SPEECH_RETRY_S
         self.errors.append(f"tts: {exc}")
         if first:  # one line, not one per phrase and call
@@ -505,6 +519,7 @@ class Announcer:
         if self.speech_error:
             log.info("speech synthesis works again")
             self.speech_error = ""
+            self.speech_fault = ""
             self._health_changed()
 
     def _health_changed(self) -> None:
@@ -579,9 +594,11 @@ class Announcer:
         return f"error: {self.speech_error}" if self.speech_error else "ok"
 
     def health(self) -> dict[str, Any]:
+        speech = self._speech_health()
         return {
             "audio": "quiet" if not self.enabled else ("error" if self.errors else "ok"),
-            "speech": self._speech_health(),
+            "speech": speech,
+            "speech_fault": (self.speech_fault or None) if speech.startswith("error") else None,
             "announce_queue": self._pending,
             "announce_skipped": self.skipped,
         }

@@ -21,7 +21,7 @@ from displays.announce import Announcement, Announcer, AudioError
 from displays.board import Board, CallView, Screen
 from displays.missed import MissedCalls, serving_of
 from waitroom.configbase import prepared
-from waitroom.contract import EventKind
+from waitroom.contract import EventKind, FaultCode
 
 if TYPE_CHECKING:  # the schema (pydantic); a display node runs on light records of it (waitroom.nodeconfig)
     from displays.settings import DisplaySettings
@@ -246,13 +246,17 @@ class DisplayNode:
                 except Exception as exc:
                     if repr(exc) != failing:
                         log.exception("drawing a frame failed; the display goes on with the next one")
-                        self.runtime.set_health(display="error", display_error=repr(exc)[:200])
+                        self.runtime.set_health(
+                            display="error",
+                            display_error=repr(exc)[:200],
+                            display_fault=FaultCode.FRAME_FAILED,
+                        )
                     failing = repr(exc)
                     self._stop.wait(1.0)
                     continue
                 if failing:
                     log.warning("frames are drawn again")
-                    self.runtime.set_health(display="ok", display_error=None)
+                    self.runtime.set_health(display="ok", display_error=None, display_fault=None)
                     failing = ""
         finally:
             out.close()

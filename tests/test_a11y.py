@@ -139,7 +139,12 @@ STAFF_PAGES += ["/booking/", "/booking/?service=pass"]  # and a booking's confir
 def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, artifacts):
     script = axe_script()
     disp = node("disp-1")
-    disp.set_health(printer="paper_low", clock_offset_s=3)  # the admin page: a warning and an unknown field
+    disp.set_health(  # the admin page: a warning, a fault with its folded detail and an unknown field
+        printer="paper_low",
+        printer_error="printer 10.0.0.7:9100 not reachable: timed out",
+        printer_fault="printer_unreachable",
+        clock_offset_s=3,
+    )
     first = disp.request("ticket.issue", {"service": "pass"})["ticket"]
     disp.request("ticket.issue", {"service": "pass"})
     node("counter-1").request("counter.call_next", {"counter": "c1"})

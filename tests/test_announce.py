@@ -413,6 +413,7 @@ def test_a_hanging_espeak_delays_one_call_not_every_call(tmp_path, monkeypatch, 
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "gong alone" in errors[0].getMessage()
     assert a.health()["speech"].startswith("error: espeak-ng took longer")
+    assert a.health()["speech_fault"] == "speech_timeout"
 
 
 def test_speech_failing_then_back_is_tried_again(espeak, tmp_path, monkeypatch):
@@ -431,6 +432,7 @@ def test_speech_failing_then_back_is_tried_again(espeak, tmp_path, monkeypatch):
         a.announce(Announcement("B001", {"de": "Schalter 1"}, seq=1))
         assert a.wait_idle(timeout=30)
         assert a.health()["speech"] == "error: espeak-ng failed (1): crashed"
+        assert a.health()["speech_fault"] == "speech_failed"
         flag.unlink()
         time.sleep(0.6)
         a.announce(Announcement("B002", {"de": "Schalter 2"}, seq=2))
@@ -438,7 +440,7 @@ def test_speech_failing_then_back_is_tried_again(espeak, tmp_path, monkeypatch):
     finally:
         a.stop()
     assert [(p.ticket, p.kind) for p in a.played] == [("B001", "gong"), ("B002", "gong"), ("B002", "speech")]
-    assert a.health()["speech"] == "ok"
+    assert a.health()["speech"] == "ok" and a.health()["speech_fault"] is None
 
 
 def test_display_without_espeak_still_gongs_and_says_so_in_its_health(controller, node, cfg, monkeypatch):
@@ -468,4 +470,5 @@ def test_display_without_espeak_still_gongs_and_says_so_in_its_health(controller
     finally:
         dn.stop()
     assert [(p.ticket, p.kind) for p in dn.announcer.played] == [("A001", "gong")]
-    assert any(h.get("speech", "").startswith("error: espeak-ng is not installed") for h in health)
+    said = [h for h in health if h.get("speech", "").startswith("error: espeak-ng is not installed")]
+    assert said and said[-1]["speech_fault"] == "speech_missing"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -252,6 +253,15 @@ def test_the_clock_file_is_read_at_every_call(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the alarm
+def alarm_text(html: str, code: str) -> str:
+    """The sentence of one alarm on the admin page, as read (without its technical detail)."""
+    from html import unescape
+
+    m = re.search(rf'<div class="flash error" role="alert" id="alarm-{code}"><p>(.*?)</p>', html, re.S)
+    assert m, f"no alarm {code}"
+    return " ".join(unescape(m.group(1)).split())
+
+
 def test_the_clock_alarm_reaches_the_admin_page_at_once(cfg, tmp_path: Path) -> None:
     """Through the real broker: the controller's clock falls a day behind its log (no command needed, the
     tick notices), the summary carries the alarm, the admin page shows it; after the time sync it is gone."""
@@ -277,17 +287,32 @@ def test_the_clock_alarm_reaches_the_admin_page_at_once(cfg, tmp_path: Path) -> 
         admin = app.test_client()
         assert login(admin, "admin").status_code == 302
         wait_for(lambda: live.state() is not None and live.state()["seq"] >= 2, timeout=10)
-        assert 'id="alarm-clock"' not in admin.get("/admin/").get_data(as_text=True)
+        assert 'id="alarm-' not in admin.get("/admin/").get_data(as_text=True)
         good = clock.t
         clock.t = good - 86400  # the Pi lost its time
-        wait_for(lambda: (live.state() or {}).get("alarms", {}).get("clock"), timeout=10)
+        wait_for(lambda: (live.state() or {}).get("alerts"), timeout=10)
+        state = live.state()
+        assert state["alerts"] == [{"code": "clock_behind", "data": {"behind_s": 86400}}]
+        assert state["alarms"]["clock"]  # the old field, for readers of older versions of the contract
         html = admin.get("/admin/").get_data(as_text=True)
-        assert 'id="alarm-clock"' in html and "Zeitsynchronisation" in html and "behind the event log" in html
+        assert alarm_text(html, "clock_behind") == (
+            "Die Uhr der Steuerung geht 1 Tg. 0 Std. hinter ihrem Ereignisprotokoll zurück: Sie gibt keine "
+            "Nummern aus, bis die Zeitsynchronisation die Uhr gestellt hat. Netzwerk und Zeitserver (NTP) "
+            "prüfen."
+        )
+        said = re.sub(r"<[^>]+>", " ", html)  # what the page says (not its markup)
+        assert "behind" not in said and "event log" not in said  # no English on the German page
+        html = admin.get("/admin/?lang=en").get_data(as_text=True)
+        assert alarm_text(html, "clock_behind").startswith(
+            "The controller's clock is 1 d 0 h behind its event log"
+        )
         reply = disp.request_reply("ticket.issue", {"service": "pass"}, timeout=5)
         assert reply["error"]["code"] == "clock_behind"
         clock.t = good + 5  # the time sync
-        wait_for(lambda: "alarms" not in (live.state() or {"alarms": 1}), timeout=10)
-        assert 'id="alarm-clock"' not in admin.get("/admin/").get_data(as_text=True)
+        wait_for(lambda: "alerts" not in (live.state() or {"alerts": 1}), timeout=10)
+        assert "alarms" not in live.state() and 'id="alarm-' not in admin.get("/admin/").get_data(
+            as_text=True
+        )
         assert disp.request("ticket.issue", {"service": "pass"}, timeout=5)["ticket"]["number"] == "A002"
     finally:
         live.close()

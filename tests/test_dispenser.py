@@ -160,11 +160,77 @@ def test_print_failure_cancels_the_ticket(cfg, controller, make):
     assert controller.office.state.waiting("pass") == []
     h = d.health()
     assert h["printer"] == "offline" and "not reachable" in h["printer_error"] and h["status"] == "error"
+    assert h["printer_fault"] == "printer_unreachable"
     assert h["last_refusal"]["reason"] == "print_failed"
     # The next press is refused before a number is taken; the status LED blinks fast.
     assert d.issue("pass").reason == "printer"
     wait_until(lambda: d.status_led.pattern == "fast")  # after the three refusal flashes
     assert len(controller.office.state.tickets) == 1
+
+
+def test_a_failed_printer_reads_as_a_german_sentence_on_the_admin_page(cfg, controller, make, tmp_path):
+    """The printer cannot be reached: the dispenser's health carries a stable fault code next to its English
+    detail, and the admin page says it as a German sentence, the detail folded away for the technician; once
+    the printer prints again the line is gone."""
+    from tests.web_helpers import health_details, health_lines, login, wait_for
+    from waitroom.web import create_app
+
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # nothing listens there any more
+    printer = {
+        "backend": "network",
+        "network": {"host": "127.0.0.1", "port": port, "timeout_s": 0.5},
+        "status_query": False,
+        "status_interval_s": 1,
+    }
+    d = make(with_dispenser(cfg, printer, print_retries=0))
+    app = create_app(
+        cfg,
+        data_dir=tmp_path / "web",
+        test_config={"SECRET_KEY": "test-secret-key-0123456789", "TESTING": True},
+    )
+    app.extensions["waitroom_users"].add("admin", "correct-horse-1", "admin")
+    live = app.extensions["waitroom"]
+    try:
+        admin = app.test_client()
+        assert login(admin, "admin").status_code == 302
+        assert d.issue("pass").reason == "print_failed"
+        wait_for(lambda: live.nodes.get("disp-1", {}).get("health", {}).get("printer_fault"), timeout=10)
+        assert live.nodes["disp-1"]["health"]["printer_fault"] == "printer_unreachable"
+        html = admin.get("/admin/nodes").get_data(as_text=True)
+        shown = health_lines(html, "disp-1")
+        assert shown["printer_error"] == (
+            "warn",
+            "⚠ Achtung: Letzter Druckfehler: Der Drucker ist nicht erreichbar. Kabel, Stromversorgung und "
+            "die Druckereinstellung (printer) in der Konfiguration prüfen.",
+        )
+        assert "printer_fault" not in shown  # said with its detail, not as a line of its own
+        summary, detail = health_details(html, "disp-1")["printer_error"]
+        assert summary == "Technische Angabe" and f"printer 127.0.0.1:{port} not reachable" in detail
+        said = " ".join(text for _, text in shown.values())
+        assert "reachable" not in said and "printer_unreachable" not in said
+        english = health_lines(admin.get("/admin/nodes?lang=en").get_data(as_text=True), "disp-1")
+        assert english["printer_error"][1].startswith(
+            "⚠ Warning: Last printing error: The printer cannot be reached."
+        )
+        sink = PrinterServer(port=port)  # the printer is switched on again
+        try:
+            time.sleep(1.1)  # status_interval_s: without status queries only a print tells it is back
+            assert d.issue("pass").kind == "printed"
+            wait_for(
+                lambda: (
+                    "printer_fault" not in live.nodes["disp-1"]["health"]
+                    or not live.nodes["disp-1"]["health"]["printer_fault"]
+                ),
+                timeout=10,
+            )
+            assert "printer_error" not in health_lines(
+                admin.get("/admin/nodes").get_data(as_text=True), "disp-1"
+            )
+        finally:
+            sink.close()
+    finally:
+        live.close()
 
 
 def test_intake_stop(cfg, controller, node, make, tmp_path):
@@ -382,6 +448,7 @@ def test_an_unusable_data_directory_still_gives_online_tickets(cfg, controller, 
     assert (out.kind, out.number) == ("printed", "A001")
     h = d.health()
     assert h["status"] == "degraded" and "not-a-folder" in h["offline_store"]
+    assert h["offline_store_fault"] == "store_unusable"
     controller.stop()
     wait_until(lambda: not d.controller_reachable)
     out = d.issue("pass")
@@ -413,11 +480,12 @@ def test_a_full_disk_at_an_offline_press_is_one_log_line_and_a_beep(cfg, control
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "full" in errors[0].getMessage() and errors[0].exc_info is None
     assert d.health()["status"] == "degraded" and "full" in d.health()["offline_store"]
+    assert d.health()["offline_store_fault"] == "store_full"
     with d.store.lock:
         d.store.db.execute("PRAGMA max_page_count=1000000")
     out = d.issue("pass")
     assert (out.kind, out.number) == ("offline", "A900")
-    assert d.health()["offline_store"] == "ok"
+    assert d.health()["offline_store"] == "ok" and d.health()["offline_store_fault"] is None
 
 
 def test_a_contact_shorter_than_the_debounce_does_not_leave_the_button_held(cfg, controller, make, tmp_path):

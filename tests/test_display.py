@@ -404,8 +404,13 @@ def test_odd_call_events_never_freeze_the_screen(controller, staff, node, cfg):
 
 
 def test_a_failing_frame_does_not_stop_the_display(controller, staff, node, cfg, caplog):
-    """An error while drawing one frame is logged once; the frame thread goes on and shows the next call."""
+    """An error while drawing one frame is logged once; the frame thread goes on and shows the next call.
+    Its health says it with a stable fault code next to the detail, and clears both once frames are drawn."""
+    from waitroom.contract import Topics, decode
+
     disp, c1, _ = staff
+    health: list[dict] = []
+    node("web").subscribe(Topics(cfg.office.id).health("display-1"), lambda t, p: health.append(decode(p)))
     dn = make_node(cfg, node("display-1"))
     failures = []
 
@@ -426,6 +431,13 @@ def test_a_failing_frame_does_not_stop_the_display(controller, staff, node, cfg,
             sum("a frame that cannot be drawn" in r.getMessage() + str(r.exc_info) for r in caplog.records)
             == 1
         )
+        wait_for(lambda: any(h.get("display") == "error" for h in health), what="the fault in the health")
+        failed = [h for h in health if h.get("display") == "error"]
+        assert (
+            failed[0]["display_fault"] == "frame_failed" and "cannot be drawn" in failed[0]["display_error"]
+        )
+        wait_for(lambda: health[-1].get("display") == "ok", what="the display ok again")
+        assert health[-1]["display_fault"] is None and health[-1]["display_error"] is None
     finally:
         dn.stop()
 

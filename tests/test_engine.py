@@ -306,6 +306,14 @@ def test_every_message_stays_within_its_documented_bound_at_3000_waiting(tmp_pat
     summary = contract.encode(office.snapshot())
     assert office.state.n_waiting() > 2800 and len(json.loads(summary)["counters"]) == 40
     assert len(summary) <= contract.STATE_BOUND_BYTES, len(summary)
+    good = clock.t
+    clock.t -= 10 * 365 * 86400  # and the clock alarm on top (the longest "behind" a Pi's clock can be)
+    office.tick()
+    alarmed = contract.encode(office.snapshot())
+    assert json.loads(alarmed)["alerts"][0]["code"] == "clock_behind"
+    assert len(alarmed) <= contract.STATE_BOUND_BYTES, len(alarmed)
+    clock.t = good
+    office.tick()
     for sid in services:
         page = contract.encode(office.queue_page(sid))
         assert len(page) <= contract.QUEUE_BOUND_BYTES, (sid, len(page))

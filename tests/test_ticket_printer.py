@@ -114,9 +114,11 @@ def test_a_ticket_that_cannot_be_rendered_is_a_printer_error(tmp_path, monkeypat
         raise ValueError("image 472 dots wide, the paper 384")
 
     monkeypatch.setattr(printer.renderer, "render", broken)
-    with pytest.raises(PrinterError, match="could not be rendered"):
+    with pytest.raises(PrinterError, match="could not be rendered") as raised:
         printer.print_ticket(ticket())
     assert not (tmp_path / "t.bin").exists()
+    assert raised.value.fault == printer.last_fault == "ticket_unrenderable"  # the health says it too
+    assert "472 dots wide" in printer.last_error
 
 
 def test_unprintable_text_is_replaced_visibly(tmp_path, caplog):
@@ -255,6 +257,16 @@ def test_network_printer_unreachable():
         printer.print_ticket(ticket())
     assert printer.status == "offline"
     assert printer.query_status() == "offline"
+
+
+def test_an_unwritable_ticket_file_is_its_own_fault(tmp_path):
+    """The fault code tells a file that cannot be written from a printer that cannot be reached."""
+    printer = TicketPrinter(
+        load_settings({"backend": "file", "file": {"path": str(tmp_path / "no" / "t.bin")}})
+    )
+    with pytest.raises(PrinterError, match="cannot write printer data"):
+        printer.print_ticket(ticket())
+    assert printer.last_fault == "printer_output_unwritable" and "t.bin" in printer.last_error
 
 
 def test_file_backend_folder(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web_helpers import PASSWORD, csrf_token, login, wait_for
+from tests.web_helpers import PASSWORD, csrf_token, health_details, health_lines, login, wait_for
 from waitroom.errors import CommandFailed
 
 
@@ -270,7 +270,8 @@ def test_statistics_unavailable_elsewhere(cfg, controller, tmp_path):
             "Statistik nicht verfügbar: Das Ereignisprotokoll der Steuerung liegt nicht auf diesem Rechner "
             f"(gesucht: {where})."
         )
-        assert c.get("/admin/stats.csv").status_code == 503
+        r = c.get("/admin/stats.csv")  # the download says it in the page's words too, not in English
+        assert r.status_code == 503 and r.get_data(as_text=True).startswith("Statistik nicht verfügbar: ")
         where.write_bytes(b"not a database " * 100)  # there, but no SQLite file: said without the English
         html = c.get("/admin/stats?lang=en").get_data(as_text=True)
         assert _flash(html).startswith(f"Statistics unavailable: the event log {where} cannot be read. ")
@@ -656,20 +657,6 @@ def test_every_error_code_has_a_sentence_and_an_unknown_one_names_its_code(cfg):
     assert "“moon_phase”" in refusals.text(cfg, "en", "moon_phase")
 
 
-def health_lines(html: str, node_id: str) -> dict[str, tuple[str, str]]:
-    """The health list of one node on the admin page: key -> (class, the line's text as read)."""
-    import re
-    from html import unescape
-
-    m = re.search(rf'<ul class="health" aria-label="[^"]*: {node_id}">(.*?)</ul>', html, re.S)
-    assert m, f"no health list for {node_id}"
-    lines = re.findall(r'<li class="([^"]*)" data-key="([^"]+)">(.*?)</li>', m.group(1), re.S)
-    return {
-        key: (cls.strip(), " ".join(unescape(re.sub(r"<[^>]+>", "", body)).split()))
-        for cls, key, body in lines
-    }
-
-
 def test_admin_shows_node_health_as_readable_lines(app, admin, node):
     """Each node's health is a list of labelled lines with units in the page's language; bad states say
     "Achtung" in text (not only in red); fields this page does not know are still shown as key: value."""
@@ -721,6 +708,85 @@ def test_admin_shows_node_health_as_readable_lines(app, admin, node):
         == "⚠ Warning: Counter light: no connection to the controller"
     )
     assert "<td>display-1</td><td>call display</td>" in html
+
+
+def test_admin_says_node_faults_as_sentences_with_the_detail_folded_away(app, admin, node):
+    """A fault with a stable code (contract.FAULT_FIELDS) reads as a sentence in the page's language, the
+    node's own words under "Technische Angabe"; a code this page does not know shows the node's words."""
+    display, disp = node("display-1"), node("disp-1")
+    display.set_health(
+        display="error",
+        display_error="RuntimeError('surface lost')",
+        display_fault="frame_failed",
+        speech="error: espeak-ng is not installed: apt-get install espeak-ng (or: make sysdeps)",
+        speech_fault="speech_missing",
+    )
+    disp.set_health(
+        offline_store="/var/lib/waitroom/offline.db: database or disk is full",
+        offline_store_fault="store_full",
+        printer_error="the printer is on fire",
+        printer_fault="printer_on_fire",  # a code of a newer node
+    )
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.nodes.get("display-1", {}).get("health", {}).get("speech_fault"))
+    wait_for(lambda: live.nodes.get("disp-1", {}).get("health", {}).get("printer_fault"))
+    html = admin.get("/admin/nodes?lang=de").get_data(as_text=True)
+    shown = health_lines(html, "display-1")
+    assert shown["display_error"] == (
+        "warn",
+        "⚠ Achtung: Letzter Anzeigefehler: Das Bild der Anzeige konnte nicht gezeichnet werden; sie versucht "
+        "es jede Sekunde neu.",
+    )
+    assert shown["speech"] == (
+        "warn",
+        "⚠ Achtung: Sprachansage: Die Sprachausgabe ist nicht installiert oder startet nicht: Aufrufe kommen "
+        "nur mit Gong.",
+    )
+    assert "display_fault" not in shown and "speech_fault" not in shown
+    details = health_details(html, "display-1")
+    assert details["display_error"] == ("Technische Angabe", "RuntimeError('surface lost')")
+    assert details["speech"][1].startswith("espeak-ng is not installed")
+    shown = health_lines(html, "disp-1")
+    assert shown["offline_store"] == (
+        "warn",
+        "⚠ Achtung: Speicher für Offline-Nummern: Der Speicher für Offline-Nummern ist voll: Ohne Steuerung "
+        "gibt es keine Nummern. Speicherplatz freigeben.",
+    )
+    assert shown["printer_error"] == ("warn", "⚠ Achtung: Letzter Druckfehler: the printer is on fire")
+    assert "printer_error" not in health_details(html, "disp-1")
+    html = admin.get("/admin/nodes?lang=en").get_data(as_text=True)
+    assert health_lines(html, "display-1")["speech"][1] == (
+        "⚠ Warning: Spoken announcements: Speech synthesis is not installed or does not start: calls come "
+        "with the gong only."
+    )
+    assert health_details(html, "display-1")["display_error"][0] == "Technical detail"
+
+
+def test_the_controllers_alarms_as_sentences(cfg):
+    """``alerts`` (codes with fields) as sentences; a code this page does not know, with its code; from a
+    controller older than ``alerts``, the English text under the sentence it stands for."""
+    from waitroom.web import health
+
+    state = {"alerts": [{"code": "clock_behind", "data": {"behind_s": 7260}}, {"code": "moon", "data": {}}]}
+    clock, moon = health.alarms(cfg, "de", state)
+    assert clock.text.startswith("Die Uhr der Steuerung geht 2 Std. 1 Min. hinter ihrem Ereignisprotokoll")
+    assert moon.text == (
+        "Die Steuerung meldet ein Problem, das diese Seite noch nicht kennt (Code „moon“). Bitte die "
+        "Systembetreuung fragen."
+    )
+    old = health.alarms(cfg, "en", {"alarms": {"clock": "the clock (...) is 7260 s behind the event log"}})
+    assert [(a.code, a.detail) for a in old] == [
+        ("clock_behind", "the clock (...) is 7260 s behind the event log")
+    ]
+    assert old[0].text.startswith("The controller's clock is behind its event log")
+    assert health.alarms(cfg, "de", {"services": []}) == [] and health.alarms(cfg, "de", None) == []
+
+
+def test_every_fault_and_alarm_code_of_the_contract_has_its_sentence():
+    from waitroom.contract import AlarmCode, FaultCode
+    from waitroom.web import health
+
+    assert set(health.FAULTS) == set(FaultCode) and set(health.ALARMS) == set(AlarmCode)
 
 
 def test_a_dispenser_health_record_reads_as_words(cfg):

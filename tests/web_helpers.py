@@ -30,3 +30,36 @@ def csrf_token(client: Any, path: str = "/waiting") -> str:
 def login(client: Any, name: str, password: str = PASSWORD) -> Any:
     token = csrf_token(client, "/login")
     return client.post("/login", data={"username": name, "password": password, "csrf_token": token})
+
+
+def _health_items(html: str, node_id: str) -> list[tuple[str, str, str]]:
+    m = re.search(rf'<ul class="health" aria-label="[^"]*: {node_id}">(.*?)</ul>', html, re.S)
+    assert m, f"no health list for {node_id}"
+    return re.findall(r'<li class="([^"]*)" data-key="([^"]+)">(.*?)</li>', m.group(1), re.S)
+
+
+def _said(fragment: str) -> str:
+    from html import unescape
+
+    return " ".join(unescape(re.sub(r"<[^>]+>", "", fragment)).split())
+
+
+DETAILS_RE = re.compile(r"<details[^>]*><summary>(.*?)</summary>(.*?)</details>", re.S)
+
+
+def health_lines(html: str, node_id: str) -> dict[str, tuple[str, str]]:
+    """The health list of one node on the admin page: key -> (class, the line's text as read), without the
+    technical detail folded away under it (see health_details)."""
+    return {
+        key: (cls.strip(), _said(DETAILS_RE.sub("", body))) for cls, key, body in _health_items(html, node_id)
+    }
+
+
+def health_details(html: str, node_id: str) -> dict[str, tuple[str, str]]:
+    """The folded technical details of one node's health lines: key -> (the summary, the detail)."""
+    out = {}
+    for _, key, body in _health_items(html, node_id):
+        m = DETAILS_RE.search(body)
+        if m:
+            out[key] = (_said(m.group(1)), _said(m.group(2)))
+    return out

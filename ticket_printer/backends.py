@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ticket_printer.layout import Block
+from waitroom.contract import FaultCode
 from waitroom.errors import PrinterError
 from waitroom.paths import in_data_dir
 
@@ -124,7 +125,8 @@ class NetworkBackend(_StreamBackend):
         except OSError as exc:
             raise PrinterError(
                 f"printer {self.s.host}:{self.s.port} not reachable: {exc}; check the cable, "
-                "the printer's IP address and printer.network in the configuration"
+                "the printer's IP address and printer.network in the configuration",
+                fault=FaultCode.PRINTER_UNREACHABLE,
             ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
@@ -135,7 +137,10 @@ class NetworkBackend(_StreamBackend):
             sock.sendall(job.data)
             sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
-            raise PrinterError(f"sending to printer {self.s.host}:{self.s.port} failed: {exc}") from None
+            raise PrinterError(
+                f"sending to printer {self.s.host}:{self.s.port} failed: {exc}",
+                fault=FaultCode.PRINTER_SEND_FAILED,
+            ) from None
         finally:
             sock.close()
 
@@ -194,7 +199,9 @@ class SerialBackend(_StreamBackend):
                     timeout=0.5,
                 )
             except (serial.SerialException, OSError) as exc:
-                raise PrinterError(f"cannot open serial printer {self.s.device}: {exc}") from None
+                raise PrinterError(
+                    f"cannot open serial printer {self.s.device}: {exc}", fault=FaultCode.PRINTER_UNREACHABLE
+                ) from None
         return self._port
 
     def _drop(self) -> None:
@@ -215,7 +222,10 @@ class SerialBackend(_StreamBackend):
                 port.flush()
             except (serial.SerialException, OSError) as exc:
                 self._drop()
-                raise PrinterError(f"writing to serial printer {self.s.device} failed: {exc}") from None
+                raise PrinterError(
+                    f"writing to serial printer {self.s.device} failed: {exc}",
+                    fault=FaultCode.PRINTER_SEND_FAILED,
+                ) from None
 
     def status(self, timeout: float) -> str:
         import serial
@@ -282,7 +292,8 @@ class UsbBackend(_StreamBackend):
             except Exception as exc:
                 raise PrinterError(
                     f"USB printer {self.describe()} not found or not accessible: {exc}; check "
-                    "the cable and the udev rule (firmware_config/)"
+                    "the cable and the udev rule (firmware_config/)",
+                    fault=FaultCode.PRINTER_UNREACHABLE,
                 ) from None
             self._dev = dev
         return self._dev
@@ -294,7 +305,10 @@ class UsbBackend(_StreamBackend):
                 dev._raw(job.data)
             except Exception as exc:
                 self._dev = None
-                raise PrinterError(f"writing to USB printer {self.describe()} failed: {exc}") from None
+                raise PrinterError(
+                    f"writing to USB printer {self.describe()} failed: {exc}",
+                    fault=FaultCode.PRINTER_SEND_FAILED,
+                ) from None
 
     def status(self, timeout: float) -> str:
         with self._lock:
@@ -338,7 +352,10 @@ class FileBackend(Backend):
             with open(target, "ab") as f:
                 f.write(job.data)
         except OSError as exc:
-            raise PrinterError(f"cannot write printer data to {target}: {exc.strerror}") from None
+            raise PrinterError(
+                f"cannot write printer data to {target}: {exc.strerror}",
+                fault=FaultCode.PRINTER_OUTPUT_UNWRITABLE,
+            ) from None
         return target
 
     def status(self, timeout: float) -> str:
@@ -368,7 +385,10 @@ class PreviewBackend(Backend):
         try:
             self.last = save_png(render_png(job.blocks, job.width_dots), self.folder, job.number, self.keep)
         except OSError as exc:
-            raise PrinterError(f"cannot write the ticket preview to {self.folder}: {exc}") from None
+            raise PrinterError(
+                f"cannot write the ticket preview to {self.folder}: {exc}",
+                fault=FaultCode.PRINTER_OUTPUT_UNWRITABLE,
+            ) from None
         return self.last
 
     def status(self, timeout: float) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ticket_printer.backends import PROBLEMS, Backend, PrintJob, open_backend
 from ticket_printer.escpos_out import EscposRenderer
 from ticket_printer.layout import Block, LayoutBuilder, Notice, TicketData
+from waitroom.contract import FaultCode
 from waitroom.errors import PrinterError
 
 if TYPE_CHECKING:  # the schema (pydantic); a dispenser gets the validated settings as light records
@@ -50,6 +51,7 @@ class TicketPrinter:
         self.status = "unknown"  # last known printer status
         self.status_at = 0.0
         self.last_error = ""
+        self.last_fault = ""  # the stable code of last_error (waitroom.contract.FaultCode)
         self._monitor: threading.Thread | None = None
         self._stop = threading.Event()
         log.info(
@@ -83,7 +85,9 @@ class TicketPrinter:
             blocks, raw, replaced = self.render(data)
         except Exception as exc:  # a ticket that cannot be rendered did not go out either (it is cancelled)
             log.exception("ticket %s could not be rendered", getattr(data, "number", "notice"))
-            raise PrinterError(f"ticket could not be rendered: {type(exc).__name__}: {exc}") from exc
+            self.last_error = f"ticket could not be rendered: {type(exc).__name__}: {exc}"
+            self.last_fault = FaultCode.TICKET_UNRENDERABLE
+            raise PrinterError(self.last_error, fault=FaultCode.TICKET_UNRENDERABLE) from exc
         number = data.number if isinstance(data, TicketData) else "NOTICE"
         job = PrintJob(number, raw, blocks, self.width_dots)
         with self._lock:
@@ -91,16 +95,21 @@ class TicketPrinter:
                 path = self.backend.send(job)
             except PrinterError as exc:
                 self.last_error = str(exc)
+                self.last_fault = exc.fault or FaultCode.PRINTER_FAILED
                 self.status = "offline" if self.status in ("ok", "unknown", "paper_low") else self.status
                 self.status_at = time.time()
                 raise
             except Exception as exc:  # a backend bug must not look like a printed ticket
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_fault = FaultCode.PRINTER_FAILED
                 log.exception("printer backend %s failed", self.backend.describe())
-                raise PrinterError(f"printer backend failed: {self.last_error}") from exc
+                raise PrinterError(
+                    f"printer backend failed: {self.last_error}", fault=FaultCode.PRINTER_FAILED
+                ) from exc
             if self.status == "offline":  # it took the bytes, so it is reachable again
                 self.status = "ok"
             self.last_error = ""
+            self.last_fault = ""
         return PrintResult(number, len(raw), path, replaced)
 
     # -- status

@@ -155,6 +155,70 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
 }
 
 
+class AlarmCode(StrEnum):
+    """What the controller's summary warns the office about (``state.alerts[].code``). Stable: never
+    renamed; new ones are only added. A receiver shows a code it does not know with the code."""
+
+    CLOCK_BEHIND = "clock_behind"
+
+
+ALARM_DESCRIPTIONS: dict[AlarmCode, str] = {
+    AlarmCode.CLOCK_BEHIND: "the controller's clock is behind its event log (a Pi without a real-time clock "
+    "before its time sync): it refuses commands with `clock_behind` until the time sync; `data`: `behind_s`, "
+    "whole seconds (the log's last event is at the summary's `ts` + `behind_s`)",
+}
+
+
+def alert(code: AlarmCode, **data: int | float | str) -> dict[str, Any]:
+    """One entry of the summary's ``alerts``: a stable code and its details as fields."""
+    return {"code": code.value, "data": data}
+
+
+class FaultCode(StrEnum):
+    """What is wrong with a node, in its health record: the field ``<name>_fault`` of FAULT_FIELDS next to
+    the free-text detail (``printer_fault`` beside ``printer_error``). Stable: never renamed; new ones are
+    only added. A receiver shows the detail (or the code) of a code it does not know."""
+
+    PRINTER_UNREACHABLE = "printer_unreachable"
+    PRINTER_SEND_FAILED = "printer_send_failed"
+    PRINTER_OUTPUT_UNWRITABLE = "printer_output_unwritable"
+    TICKET_UNRENDERABLE = "ticket_unrenderable"
+    PRINTER_FAILED = "printer_failed"
+    STORE_UNUSABLE = "store_unusable"
+    STORE_FULL = "store_full"
+    STORE_FAILED = "store_failed"
+    FRAME_FAILED = "frame_failed"
+    SPEECH_MISSING = "speech_missing"
+    SPEECH_TIMEOUT = "speech_timeout"
+    SPEECH_FAILED = "speech_failed"
+
+
+# a health field with a free-text detail -> the field with its stable fault code
+FAULT_FIELDS: dict[str, str] = {
+    "printer_error": "printer_fault",
+    "offline_store": "offline_store_fault",
+    "display_error": "display_fault",
+    "speech": "speech_fault",
+}
+
+FAULT_DESCRIPTIONS: dict[FaultCode, str] = {
+    FaultCode.PRINTER_UNREACHABLE: "the printer does not answer: no connection (network), the port does not "
+    "open (serial), the device is not found or not accessible (USB)",
+    FaultCode.PRINTER_SEND_FAILED: "the printer was reached, but sending the ticket to it failed",
+    FaultCode.PRINTER_OUTPUT_UNWRITABLE: "the file or folder the tickets are written to cannot be written",
+    FaultCode.TICKET_UNRENDERABLE: "a ticket could not be laid out (a bug or a broken logo/font file)",
+    FaultCode.PRINTER_FAILED: "the printer backend failed in an unforeseen way",
+    FaultCode.STORE_UNUSABLE: "the offline number store cannot be opened (a read-only or missing data "
+    "directory)",
+    FaultCode.STORE_FULL: "the offline number store cannot be written: the disk is full",
+    FaultCode.STORE_FAILED: "the offline number store failed otherwise (damaged file, I/O error)",
+    FaultCode.FRAME_FAILED: "drawing the display's picture failed; it tries again every second",
+    FaultCode.SPEECH_MISSING: "the speech synthesis (espeak-ng, pyttsx3) is not installed or does not start",
+    FaultCode.SPEECH_TIMEOUT: "the speech synthesis took too long or hung",
+    FaultCode.SPEECH_FAILED: "the speech synthesis failed otherwise",
+}
+
+
 @dataclass(frozen=True)
 class Op:
     """One command operation: its name, the roles that may send it and its arguments."""

@@ -125,7 +125,10 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         self._learned_fresh = True
         self._learned_now: dict[tuple[str, bool], tuple[float, float, float]] = {}
         self._call_names: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
-        self.alarms: dict[str, str] = {}  # what the admin must know (e.g. the clock), shown in the summary
+        # what the admin must know (e.g. the clock), in the summary: ``alerts`` as stable codes with their
+        # details (contract.AlarmCode), ``alarms`` the same in English (kept for readers of older versions)
+        self.alerts: dict[str, dict[str, Any]] = {}
+        self.alarms: dict[str, str] = {}
         self.rebuild()
 
     # ------------------------------------------------------------------------------------ state
@@ -225,8 +228,10 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             )
             if "clock" not in self.alarms:
                 log.error("%s; commands are refused until then", msg)
-            self.alarms["clock"] = msg
+            self.alerts["clock"] = contract.alert(contract.AlarmCode.CLOCK_BEHIND, behind_s=round(behind))
+            self.alarms["clock"] = f"clock {behind:.0f} s behind the event log"  # short: the summary's bound
             raise OpError(ErrorCode.CLOCK_BEHIND, msg)
+        self.alerts.pop("clock", None)
         if self.alarms.pop("clock", None):
             log.warning("the clock is in step with the event log again")
 
@@ -568,6 +573,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             "calls": calls,
             "assistance": assists,
             "assistance_open": len(open_ids),
+            **({"alerts": list(self.alerts.values())} if self.alerts else {}),
             **({"alarms": {k: v[:200] for k, v in self.alarms.items()}} if self.alarms else {}),
         }
 

@@ -19,7 +19,12 @@ class ConfigError(WaitroomError, ValueError):
 
 
 class HardwareError(WaitroomError, RuntimeError):
-    """A hardware adapter failed (pin, printer, screen, audio)."""
+    """A hardware adapter failed (pin, printer, screen, audio); ``fault``: its stable code for the node's
+    health (waitroom.contract.FaultCode), "" when the raiser did not say."""
+
+    def __init__(self, message: str, *, fault: str = ""):
+        super().__init__(message)
+        self.fault = fault
 
 
 class PrinterError(HardwareError):

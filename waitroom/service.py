@@ -248,7 +248,7 @@ class ControllerService:
         self._published_seq = -1
         self._announced = False  # the retained messages published once this controller decides
         self._published_fc = -1.0
-        self._published_alarms: dict[str, str] = {}  # an alarm (the clock) reaches the admin page at once
+        self._published_alerts: dict[str, Any] = {}  # an alarm (the clock) reaches the admin page at once
         self.batches = 0  # statistics for benchmarks and the admin page
         self.commands = 0
         self.link.on_connect_hooks.append(self._republish)
@@ -479,7 +479,7 @@ class ControllerService:
         return (
             o.state.seq != self._published_seq
             or o._forecast_at != self._published_fc
-            or o.alarms != self._published_alarms
+            or o.alerts != self._published_alerts
         )
 
     def _publish_coalesced(self, mono: float) -> None:
@@ -501,7 +501,7 @@ class ControllerService:
     def _publish_summary(self) -> None:
         o = self.office
         self._published_seq, self._published_fc = o.state.seq, o._forecast_at
-        self._published_alarms = dict(o.alarms)
+        self._published_alerts = dict(o.alerts)
         # the counter details first: a page that sees the summary's seq has the details that fit it
         for cid in sorted(o.dirty_counters):
             if cid in self.cfg.counter_ids:

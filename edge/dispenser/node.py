@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import queue
 import sqlite3
@@ -23,7 +24,7 @@ from ticket_printer.layout import Notice, TicketData
 from ticket_printer.printer import TicketPrinter
 from waitroom import contract
 from waitroom.city.advice import Advice
-from waitroom.contract import CONTROLLER_NODE_ID, ErrorCode
+from waitroom.contract import CONTROLLER_NODE_ID, ErrorCode, FaultCode
 from waitroom.errors import CommandFailed, PrinterError, RequestTimeout
 from waitroom.i18n import both
 
@@ -46,6 +47,16 @@ class Outcome:
     reason: str = ""
     number: str = ""
     path: Path | None = None
+
+
+def store_fault(exc: BaseException, *, opening: bool) -> FaultCode:
+    """The stable code of a failure of the offline number store: it cannot be opened, the disk is full
+    (SQLite's "database or disk is full", ENOSPC), or anything else."""
+    if opening:
+        return FaultCode.STORE_UNUSABLE
+    if getattr(exc, "errno", None) == errno.ENOSPC or "full" in str(exc).lower():
+        return FaultCode.STORE_FULL
+    return FaultCode.STORE_FAILED
 
 
 class Dispenser:
@@ -91,6 +102,7 @@ class Dispenser:
         )
         self.monotonic = monotonic
         self.store_error = ""  # why the offline number store cannot be used ("" = it works)
+        self.store_fault = ""  # ... as a stable code (waitroom.contract.FaultCode)
         self.store = self._open_store(data_dir(self.options) / f"dispenser-{node.id}.db")
         self.buttons: dict[str, PressButton] = {}
         self.leds: dict[str, Lamp] = {}
@@ -144,12 +156,14 @@ class Dispenser:
                 exc,
             )
         self.store_error = error
+        self.store_fault = store_fault(exc, opening=path is not None)
 
     def _store_ok(self) -> None:
         """A write to the durable store worked again (space was freed)."""
         if self.store_error and self.store.durable:
             log.info("offline number store %s works again", self.store.path)
             self.store_error = ""
+            self.store_fault = ""
 
     # ----------------------------------------------------------------------------- lifecycle
     def _device_pins(self) -> None:
@@ -746,6 +760,7 @@ class Dispenser:
             "status": status,
             "printer": printer,
             "printer_error": self.printer.last_error or None,
+            "printer_fault": self.printer.last_fault or None,
             "printer_backend": self.printer.backend.name,
             "last_ticket_png": self.last_png or None,
             "last_ticket": self.last_ticket or None,
@@ -756,6 +771,7 @@ class Dispenser:
             "priority_issued": self.tally["priority"],
             "offline_numbers_left": numbers_left,
             "offline_store": self.store_error or "ok",
+            "offline_store_fault": self.store_fault or None,
             "intake_stopped": {sid: why for sid, (ok, why) in self.intake.items() if not ok},
             "refused": {
                 k.removeprefix("refused_"): v for k, v in self.tally.items() if k.startswith("refused_")

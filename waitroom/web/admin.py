@@ -47,10 +47,12 @@ def _redact(value: object) -> object:
 @login_required("admin")
 def index() -> str:
     lv = live()
+    state = lv.public_state()
     return render_template(
         "admin.html",
         nodes=lv.node_table(),
-        state=lv.public_state(),
+        state=state,
+        alarms=health.alarms(cfg(), lang(), state),
         now=time.time(),
         online=lv.online,
         users=users().all(),
@@ -102,6 +104,11 @@ def intake(service: str) -> Response:
     return redirect(url_for("admin.index"))
 
 
+def _unavailable(exc: stats.StatsUnavailable) -> str:
+    """Why the statistics cannot be shown, in the page's words (the English reason goes to the log)."""
+    return tr(STATS_UNAVAILABLE.get(exc.reason, STATS_UNAVAILABLE["missing"]), path=str(exc.path))
+
+
 def _day_arg() -> str:
     day = request.args.get("day") or cfg().office.today(time.time())
     try:
@@ -123,7 +130,7 @@ def stats_page() -> str | tuple[str, int]:
         days = stats.available_days(path, cfg())
     except stats.StatsUnavailable as exc:
         log.info("statistics unavailable: %s", exc)
-        said = tr(STATS_UNAVAILABLE.get(exc.reason, STATS_UNAVAILABLE["missing"]), path=str(exc.path))
+        said = _unavailable(exc)
         return render_template("admin_stats.html", day=day, unavailable=said, data=None, days=[]), 200
     data = stats.as_dict(result)
     charts = {
@@ -160,7 +167,8 @@ def stats_csv() -> Response:
     try:
         result = stats.compute(current_app.config["WAITROOM_STATS_DB"], cfg(), day)
     except stats.StatsUnavailable as exc:
-        return Response(f"{exc}\n", status=503, mimetype="text/plain")
+        log.info("statistics unavailable: %s", exc)
+        return Response(f"{_unavailable(exc)}\n", status=503, mimetype="text/plain")
     return Response(
         stats.to_csv(result),
         mimetype="text/csv",

@@ -6,6 +6,11 @@ numbers and refusals (edge/dispenser/node.py ``health``), the display its screen
 presses (edge/counter.py, edge/assist.py), the web app its live pages. Each known field gets a label, a
 value in words with its unit, and a warning when it reports a bad state (the page says "Achtung" in text,
 not only in colour). A field this web app does not know (a newer node) is still shown, as ``key: value``.
+
+A fault's free-text detail (``printer_error``, ``offline_store``, ``display_error``, ``speech``) comes with a
+stable code (``printer_fault``, ...: waitroom.contract.FAULT_FIELDS); a known code is said as a sentence, the
+node's own words kept as the line's ``detail`` for the technician. The controller's alarms (the summary's
+``alerts``, contract.AlarmCode) are said the same way (``alarms``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from waitroom.config import Config
+from waitroom.contract import FAULT_FIELDS, AlarmCode, FaultCode
 from waitroom.i18n import N_, t
 
 # the record's frame (shown in other columns or not at all)
@@ -32,6 +38,7 @@ class Line:
     value: str
     warn: bool = False
     known: bool = True
+    detail: str = ""  # the node's own words (often English) behind a sentence, for the technician
 
 
 # field -> (label key, the states it may report, the states that are bad); values in words: "<label>.<state>"
@@ -119,6 +126,27 @@ REFUSALS = {
     "store": N_("web.health.refused.store"),
 }
 
+# a fault's stable code (contract.FAULT_FIELDS: ``printer_fault`` next to ``printer_error``) as a sentence
+FAULTS = {
+    FaultCode.PRINTER_UNREACHABLE: N_("web.health.fault.printer_unreachable"),
+    FaultCode.PRINTER_SEND_FAILED: N_("web.health.fault.printer_send_failed"),
+    FaultCode.PRINTER_OUTPUT_UNWRITABLE: N_("web.health.fault.printer_output_unwritable"),
+    FaultCode.TICKET_UNRENDERABLE: N_("web.health.fault.ticket_unrenderable"),
+    FaultCode.PRINTER_FAILED: N_("web.health.fault.printer_failed"),
+    FaultCode.STORE_UNUSABLE: N_("web.health.fault.store_unusable"),
+    FaultCode.STORE_FULL: N_("web.health.fault.store_full"),
+    FaultCode.STORE_FAILED: N_("web.health.fault.store_failed"),
+    FaultCode.FRAME_FAILED: N_("web.health.fault.frame_failed"),
+    FaultCode.SPEECH_MISSING: N_("web.health.fault.speech_missing"),
+    FaultCode.SPEECH_TIMEOUT: N_("web.health.fault.speech_timeout"),
+    FaultCode.SPEECH_FAILED: N_("web.health.fault.speech_failed"),
+}
+# the code fields are said with their detail field, not as lines of their own
+FAULT_CODE_FIELDS = frozenset(FAULT_FIELDS.values())
+
+# the controller's alarms (state.alerts, contract.AlarmCode) as sentences
+ALARMS = {AlarmCode.CLOCK_BEHIND: N_("web.admin.alarm.clock_behind")}
+
 # the order of the lines: the overall state first, the known fields next, unknown ones last
 ORDER = (
     "status",
@@ -177,6 +205,8 @@ def role(name: str, lang: str) -> str:
 OTHER_KEYS = (
     N_("web.health.warn"),
     N_("web.health.none"),
+    N_("web.health.detail"),
+    N_("web.admin.alarm.unknown"),
     N_("web.health.printer_error"),
     N_("web.health.offline_store"),
     N_("web.health.offline_store.ok"),
@@ -268,8 +298,19 @@ class Describer:
         except (OverflowError, OSError, ValueError):
             return ""
 
-    def line(self, key: str, value: Any) -> Line | None:
-        """The line for one known field (None: nothing to say, e.g. no error), or the raw line."""
+    def fault(self, key: str, label: str, detail: Any, code: Any, said: str | None = None) -> Line:
+        """A fault's line: the sentence for its code, with the node's own words as the detail; a code this
+        page does not know (or none: an older node) as the node said it (``said``: in the page's words)."""
+        if isinstance(code, str) and code in FAULTS:
+            shown = raw(detail) if not _empty(detail) else ""
+            return Line(key, label, self.tr(FAULTS[code]), True, detail=shown if shown != code else "")
+        if said is not None:
+            return Line(key, label, said, True)
+        return Line(key, label, raw(detail if not _empty(detail) else code), True)
+
+    def line(self, key: str, value: Any, code: Any = None) -> Line | None:
+        """The line for one known field (None: nothing to say, e.g. no error), or the raw line; ``code``:
+        the field's fault code (FAULT_FIELDS), if the node sent one."""
         tr = self.tr
         if key in STATES:
             label, _, bad = STATES[key]
@@ -283,16 +324,19 @@ class Describer:
                 return None if value is None else Line(key, tr(COUNTS[key]), raw(value), known=False)
             return Line(key, tr(COUNTS[key]), str(n), key in BAD_COUNTS and n > 0)
         if key in ("printer_error", "display_error"):
-            return None if _empty(value) else Line(key, tr(f"web.health.{key}"), raw(value), True)
+            if _empty(value) and _empty(code):
+                return None
+            return self.fault(key, tr(f"web.health.{key}"), value, code)
         if key == "offline_store":
             if value == "ok":
                 return Line(key, tr("web.health.offline_store"), tr("web.health.offline_store.ok"))
-            return Line(key, tr("web.health.offline_store"), raw(value), True)
+            return self.fault(key, tr("web.health.offline_store"), value, code)
         if key == "speech":
             if value in ("ok", "off"):
                 return Line(key, tr("web.health.speech"), tr(f"web.health.speech.{value}"))
             detail = str(value).removeprefix("error:").strip()
-            return Line(key, tr("web.health.speech"), tr("web.health.speech.error", detail=raw(detail)), True)
+            said = tr("web.health.speech.error", detail=raw(detail))
+            return self.fault(key, tr("web.health.speech"), detail, code, said)
         if key == "buttons_stuck":
             if _empty(value):
                 return None
@@ -349,12 +393,12 @@ class Describer:
         return Line(key, key, raw(value), known=False)
 
     def lines(self, health: Mapping[str, Any]) -> list[Line]:
-        fields = {k: v for k, v in health.items() if k not in FRAME}
+        fields = {k: v for k, v in health.items() if k not in FRAME and k not in FAULT_CODE_FIELDS}
         known = [k for k in ORDER if k in fields]
         unknown = sorted(k for k in fields if k not in ORDER)
         out = []
         for key in known:
-            line = self.line(key, fields[key])
+            line = self.line(key, fields[key], health.get(FAULT_FIELDS.get(key, ""), None))
             if line is not None:
                 out.append(line)
         out.extend(Line(k, k, raw(fields[k]), known=False) for k in unknown)
@@ -364,3 +408,36 @@ class Describer:
 def describe(cfg: Config, lang: str, health: Mapping[str, Any]) -> list[Line]:
     """The lines of one node's health record in ``lang`` (bad states first among equals: see ORDER)."""
     return Describer(cfg, lang).lines(health)
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One of the controller's alarms as a sentence in the page's language (``detail``: its raw fields)."""
+
+    code: str
+    text: str
+    detail: str = ""
+
+
+def alarms(cfg: Config, lang: str, state: Mapping[str, Any] | None) -> list[Alarm]:
+    """The alarms of the office summary (``alerts``: stable codes with their details) as sentences; from a
+    controller older than ``alerts``, its English ``alarms`` texts under the sentence they stand for."""
+    if not state:
+        return []
+    out: list[Alarm] = []
+    alerts = state.get("alerts")
+    if isinstance(alerts, list):
+        for a in alerts:
+            if not isinstance(a, Mapping) or not isinstance(a.get("code"), str):
+                continue
+            code, data = a["code"], a.get("data") if isinstance(a.get("data"), Mapping) else {}
+            if code == AlarmCode.CLOCK_BEHIND and _count(data.get("behind_s")) is not None:
+                behind = duration(data["behind_s"], lang)
+                out.append(Alarm(code, t(ALARMS[AlarmCode.CLOCK_BEHIND], lang, behind=behind)))
+            else:
+                out.append(Alarm(code, t("web.admin.alarm.unknown", lang, code=code[:40]), raw(data or "")))
+        return out
+    old = state.get("alarms")
+    if isinstance(old, Mapping) and old.get("clock"):
+        out.append(Alarm(AlarmCode.CLOCK_BEHIND.value, t("web.admin.alarm_clock", lang), raw(old["clock"])))
+    return out
