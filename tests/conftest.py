@@ -87,11 +87,28 @@ def fresh_broker(mosquitto_bin: str) -> Iterator[object]:
         yield m
 
 
-def office_config(port: int, office_id: str = "mitte", **updates: object) -> Config:
-    """The bundled example office, bound to a broker port (and a unique office id to isolate tests)."""
+def midday_zone(now: float) -> str:
+    """An IANA zone (Etc/GMT±N) in which ``now`` is between 11:30 and 12:30: a wall-clock test's slots hours
+    before and after now, and the test itself, stay within the office's today at whatever hour the suite runs
+    (CI runs at any hour; at 23:55 in Berlin a test would cross midnight and start a new day)."""
+    utc_hour = (now % 86400) / 3600
+    east = round(12 - utc_hour)  # -12 .. +12 hours east of UTC
+    return "Etc/GMT" if east == 0 else f"Etc/GMT{-east:+d}"  # the Etc zones count west as positive
+
+
+def office_config(
+    port: int, office_id: str = "mitte", timezone: str | None = None, **updates: object
+) -> Config:
+    """The bundled example office, bound to a broker port (and a unique office id to isolate tests). Its
+    time zone is ``timezone``, by default one in which it is about noon now (see midday_zone): tests on a fake
+    clock that mean Berlin's hours say so."""
+    import time
+
     cfg = config.load(config.EXAMPLE_CONFIG)
     # open all day, every day: these tests run on the wall clock at any hour
-    office = cfg.office.model_copy(update={"id": office_id, "hours": ALL_DAY})
+    office = cfg.office.model_copy(
+        update={"id": office_id, "hours": ALL_DAY, "timezone": timezone or midday_zone(time.time())}
+    )
     # nor does the automatic intake stop refuse tickets late in the evening (its own tests set it up)
     rules = cfg.steering.intake_stop.model_copy(update={"enabled": False})
     steering = cfg.steering.model_copy(update={"intake_stop": rules})
