@@ -134,6 +134,7 @@ def test_nobody_waiting_is_a_clear_error(staff):
     assert r.status_code == 409 and r.json["error"]["code"] == "nobody_waiting"
     r = staff.post("/api/counter/c2/served", json={}, headers={"X-CSRFToken": token})
     assert r.status_code == 409 and r.json["error"]["code"] == "not_serving"
+    assert r.json["error"]["data"] == {"counter": "c2"}  # the reply's fields, for a client that acts on them
 
 
 def test_api_actions_transfer_park_call_pause(app, staff, node):
@@ -615,6 +616,7 @@ def test_refusals_are_one_sentence_in_the_page_language_with_their_details(app, 
     assert r.status_code == 409 and r.json["error"] == {
         "code": "not_serving",
         "message": "No number is called at Counter 2 right now.",
+        "data": {"counter": "c2"},
     }
 
 

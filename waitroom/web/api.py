@@ -5,8 +5,9 @@
   (no ticket ids). Used by every live page and by the display blueprint.
 - ``GET /api/state``: the current snapshot (public form).
 - ``POST /api/counter/<counter>/<action>``: staff actions as JSON (login + CSRF header ``X-CSRFToken``);
-  controller errors come back as ``{"ok": false, "error": {"code", "message"}}`` with HTTP 4xx, an
-  unreachable controller as 503.
+  controller errors come back as ``{"ok": false, "error": {"code", "message", "data"}}`` with HTTP 4xx (the
+  message in the user's language, ``data`` the reply's fields when it has any), an unreachable controller as
+  503.
 - ``GET /api/nodes``: node status and health (admin).
 """
 

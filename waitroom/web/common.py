@@ -173,8 +173,14 @@ def check_counter(counter: str) -> None:
         abort(403)
 
 
-def json_error(status: int, code: str, message: str) -> Response:
-    resp = jsonify({"ok": False, "error": {"code": code, "message": message}})
+def json_error(status: int, code: str, message: str, data: dict[str, Any] | None = None) -> Response:
+    """``{"ok": false, "error": {"code", "message"[, "data"]}}``: ``data`` are the controller reply's fields
+    (e.g. ``{"counter": "c2", "state": "paused"}``), for a client that acts on them rather than on the
+    sentence."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data:
+        error["data"] = data
+    resp = jsonify({"ok": False, "error": error})
     resp.status_code = status
     if status in RETRY_AFTER_S:
         resp.headers["Retry-After"] = str(RETRY_AFTER_S[status])
@@ -193,9 +199,10 @@ class CommandResult:
         status: int = 200,
         seq: int | None = None,
         counter: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
     ):
         self.ok, self.result, self.code, self.message, self.status = ok, result or {}, code, message, status
-        self.seq, self.counter = seq, counter
+        self.seq, self.counter, self.data = seq, counter, data
 
     def response(self) -> Response:
         if self.ok:
@@ -203,7 +210,7 @@ class CommandResult:
             if self.counter is not None:
                 body["counter"] = self.counter
             return jsonify(body)
-        return json_error(self.status, self.code, self.message)
+        return json_error(self.status, self.code, self.message, self.data)
 
 
 def run_command(op: str, args: dict[str, Any], request_id: str | None = None) -> CommandResult:
@@ -224,6 +231,7 @@ def run_command(op: str, args: dict[str, Any], request_id: str | None = None) ->
             code=exc.code,
             message=refusals.text(cfg(), lang(), exc.code, exc.data),
             status=HTTP_STATUS.get(exc.code, 400),
+            data=exc.data if isinstance(exc.data, dict) else None,
         )
     except RequestTimeout:
         log.warning("%s by %s: controller did not answer", op, user.name if user else "-")
