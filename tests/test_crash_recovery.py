@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import midday_zone
 from waitroom import config
 from waitroom.node import NodeRuntime
 
@@ -31,6 +32,7 @@ def write_config(tmp_path: Path, port: int) -> Path:
     data = yaml.safe_load(config.EXAMPLE_CONFIG.read_text())
     data["office"]["id"] = "crash"
     data["office"]["hours"] = {day: ["00:00", "23:59"] for day in config.WEEKDAYS}
+    data["office"]["timezone"] = midday_zone(time.time())  # the burst never meets the office's midnight
     data["steering"] = {"intake_stop": {"enabled": False}}  # a burst of 400 tickets would pass closing time
     data["broker"]["port"] = port
     data["nodes"] += [{"id": f"disp-{i}", "role": "dispenser"} for i in range(2, 20)]

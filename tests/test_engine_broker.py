@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.conftest import midday_zone, require_tool
 from tests.test_broker_acl import Client, readable_tmpdir, start_office_broker
 from waitroom import contract
 from waitroom.contract import CONTROLLER_NODE_ID, Topics
@@ -33,7 +33,10 @@ def test_3000_waiting_against_the_generated_production_broker(tmp_path):
         update={"intake_stop": cfg.steering.intake_stop.model_copy(update={"enabled": False})}
     )
     cfg = cfg.model_copy(
-        update={"office": cfg.office.model_copy(update={"hours": hours}), "steering": steering}
+        update={
+            "office": cfg.office.model_copy(update={"hours": hours, "timezone": midday_zone(time.time())}),
+            "steering": steering,
+        }
     )
     db = tmp_path / "busy.db"
     prefill = Office(cfg, EventStore(db))
