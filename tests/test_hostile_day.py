@@ -442,7 +442,7 @@ def test_one_controller_per_office_decisions() -> None:
         return SoleController(clock=lambda: now[0])
 
     def own(s: SoleController, online: bool = True) -> bytes:
-        return _status(online, **s.status_extra())
+        return _status(online, **s.identity())
 
     # the last one said goodbye: deciding as soon as our own birth comes back
     s = sole()
@@ -492,3 +492,39 @@ def test_one_controller_per_office_decisions() -> None:
         assert not s.on_status(junk)
     s.on_status(own(s))
     assert s.may_decide()
+
+
+def test_the_controller_says_which_process_it_is_and_that_it_ended_cleanly(cfg, tmp_path: Path) -> None:
+    """Its birth carries its identity (contract.controller_identity); its own goodbye adds ``clean``, which
+    lets the next controller start at once instead of holding the commands (a will has no ``clean``)."""
+    import os
+
+    from waitroom.service import ControllerService
+
+    watcher = NodeRuntime(cfg, "web")
+    statuses: list[dict] = []
+    watcher.subscribe(watcher.topics.status("controller"), lambda t, p: statuses.append(json.loads(p)))
+    assert watcher.start(wait=10)
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))
+    try:
+        assert svc.start(wait=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(s.get("status") == "online" for s in statuses):
+            time.sleep(0.02)
+        birth = next(s for s in statuses if s.get("status") == "online")
+        assert {k: birth[k] for k in ("instance", "host", "pid")} == {
+            "instance": svc.sole.instance,
+            "host": svc.sole.host,
+            "pid": os.getpid(),
+        }
+        assert "clean" not in birth and birth["since"] == svc.sole.since
+    finally:
+        svc.stop()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and statuses[-1].get("status") != "offline":
+            time.sleep(0.02)
+        assert statuses[-1]["status"] == "offline" and statuses[-1]["clean"] is True
+        assert statuses[-1]["instance"] == svc.sole.instance
+    finally:
+        watcher.stop()

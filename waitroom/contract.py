@@ -32,6 +32,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -876,14 +877,37 @@ def error_reply(
     return {"id": request_id, "ok": False, "error": error}
 
 
-def status_payload(node_id: str, role: Role | str, online: bool, version: str = "") -> dict[str, Any]:
-    return {
+def controller_identity(instance: str, since: float, host: str, pid: int) -> dict[str, Any]:
+    """The fields by which the controller's status messages say which process it is: ``instance`` (random
+    per start), ``since`` (its start, epoch seconds), ``host`` and ``pid``. A second controller of the office
+    steps down on them (waitroom.service.SoleController)."""
+    return {"instance": instance, "since": since, "host": host, "pid": pid}
+
+
+def status_payload(
+    node_id: str,
+    role: Role | str,
+    online: bool,
+    version: str = "",
+    *,
+    identity: Mapping[str, Any] | None = None,
+    clean: bool = False,
+) -> dict[str, Any]:
+    """A node's status message (birth, last will, its own ``offline``). ``identity``: the controller's
+    (``controller_identity``); with it, the controller's own ``offline`` (``clean``) says
+    ``"clean": true``."""
+    payload: dict[str, Any] = {
         "node": node_id,
         "role": str(role),
         "status": "online" if online else "offline",
         "version": version,
         "ts": round(time.time(), 3),
     }
+    if identity:
+        payload.update(identity)
+        if clean and not online:
+            payload["clean"] = True
+    return payload
 
 
 # ------------------------------------------------------------------------------------------------- ACL

@@ -347,7 +347,7 @@ class MqttLink:
         pull: bool = False,
         client_suffix: str = "",
         user: str | None = None,
-        status_extra: dict[str, Any] | None = None,
+        identity: dict[str, Any] | None = None,
     ):
         self.broker = broker
         self.topics = Topics(office)
@@ -356,9 +356,9 @@ class MqttLink:
         self._subs: dict[str, tuple[int, list[Handler]]] = {}  # filter -> (qos, handlers)
         self._live_only: set[str] = set()  # filters whose retained messages are dropped (see subscribe)
         self._direct: set[str] = set()  # filters handled in the network thread, not queued (see subscribe)
-        # fields added to this node's status messages (birth, will, own offline): the controller says which
-        # process it is (see waitroom.service.SoleController)
-        self.status_extra = dict(status_extra or {})
+        # the controller's status messages (birth, will, own offline) say which process it is
+        # (contract.controller_identity, see waitroom.service.SoleController)
+        self.identity = dict(identity or {})
         self._lock = threading.Lock()
         self.connected = threading.Event()
         # Set once the broker acknowledged the subscriptions of this connection (SUBACK): a message published
@@ -440,23 +440,20 @@ class MqttLink:
             return self.connected.wait(wait) and self.subscribed.wait(max(0.0, deadline - time.monotonic()))
         return False
 
-    def status_message(self, online: bool, **more: Any) -> dict[str, Any]:
-        """This node's status message (birth, will or its own ``offline``)."""
-        return {
-            **contract.status_payload(self.node_id, self.role, online, __version__),
-            **self.status_extra,
-            **more,
-        }
+    def status_message(self, online: bool, *, clean: bool = False) -> dict[str, Any]:
+        """This node's status message (birth, will or its own ``offline``: ``clean``)."""
+        return contract.status_payload(
+            self.node_id, self.role, online, __version__, identity=self.identity, clean=clean
+        )
 
     def stop(self, *, publish_offline: bool = True) -> None:
         """Publish ``offline`` ourselves, then disconnect cleanly (which suppresses the will).
         ``publish_offline=False``: leave the retained status alone (it is another process's)."""
         self._stopping = True
         if self.connected.is_set() and publish_offline:
-            clean = {"clean": True} if self.status_extra else {}
             info = self.client.publish(
                 self.topics.status(self.node_id),
-                contract.encode(self.status_message(False, **clean)),
+                contract.encode(self.status_message(False, clean=True)),
                 qos=1,
                 retain=True,
             )

@@ -100,8 +100,8 @@ class SoleController:
         self.rival: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
-    def status_extra(self) -> dict[str, Any]:
-        return {"instance": self.instance, "since": self.since, "host": self.host, "pid": self.pid}
+    def identity(self) -> dict[str, Any]:
+        return contract.controller_identity(self.instance, self.since, self.host, self.pid)
 
     def on_status(self, payload: bytes) -> bool:
         """A message on the controller's status topic (network thread). True: put our status back."""
@@ -137,7 +137,7 @@ class SoleController:
                         "another controller of this office is running (%s): this one (%s) steps down%s -- "
                         "two controllers would number tickets twice",
                         self._who(status),
-                        self._who(self.status_extra()),
+                        self._who(self.identity()),
                         "" if self.deciding.is_set() else " and decides nothing",
                     )
                 else:
@@ -230,7 +230,7 @@ class ControllerService:
             Role.CONTROLLER,
             password=password,
             pull=True,
-            status_extra=self.sole.status_extra(),
+            identity=self.sole.identity(),
         )
         self.link.client.max_inflight_messages_set(1000)  # many replies in flight on a busy morning
         self.lock = threading.Lock()
