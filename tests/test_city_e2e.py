@@ -25,7 +25,7 @@ import yaml
 
 from mqtt_broker import office as gen
 from mqtt_broker.local import Mosquitto, free_port, render_local_config, wait_for_port
-from tests.conftest import ALL_DAY, office_config, require_tool
+from tests.conftest import ALL_DAY, midday_zone, office_config, require_tool
 from tests.test_broker_acl import give_to_mosquitto, readable_tmpdir
 from tests.test_e2e_web import CHROMIUM_ARGS
 from waitroom.city import config as city_config
@@ -86,7 +86,7 @@ class City:
         tokens.write_text(f"# the city website's back end\n{TOKEN}\n")
         self.city_cfg = city_config.parse(
             {
-                "city": {"name": "Teststadt"},
+                "city": {"name": "Teststadt", "timezone": midday_zone(time.time())},  # about noon: any hour
                 "broker": {"host": "127.0.0.1", "port": self.city_port, "username": "city-service"},
                 "offices": [{"id": o, "name": n, "hours": ALL_DAY} for o, n in NAMES.items()],
                 "services": [{"id": "pass", "name": {"de": "Personalausweis / Reisepass", "en": "ID card"}}],

@@ -14,7 +14,7 @@ import pytest
 
 from mqtt_broker import office as gen
 from mqtt_broker.local import Mosquitto, free_port, render_local_config
-from tests.conftest import ALL_DAY, office_config
+from tests.conftest import ALL_DAY, midday_zone, office_config
 from tests.test_broker_acl import give_to_mosquitto, readable_tmpdir
 from waitroom.city import config as city_config
 from waitroom.city.broker import write_city_broker
@@ -50,7 +50,7 @@ def setup(mosquitto_bin, tmp_path: Path):
         tokens.write_text(f"# 115 back end\n{TOKEN}\n# city website\n{TOKEN2}\n")
         ccfg = city_config.parse(
             {
-                "city": {"name": "Teststadt"},
+                "city": {"name": "Teststadt", "timezone": midday_zone(time.time())},  # about noon: any hour
                 "broker": {"host": "127.0.0.1", "port": city_port, "username": "city-service"},
                 "offices": [
                     {"id": "rem", "name": "Büro R", "hours": ALL_DAY},

@@ -10,6 +10,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.conftest import midday_zone
 from waitroom.city import config as city_config
 from waitroom.city.service import CityService
 from waitroom.contract import Topics, decode, encode
@@ -50,7 +51,7 @@ class Recorder:
 def cfg_for(port: int, n: int, **steering: object) -> city_config.CityConfig:
     return city_config.parse(
         {
-            "city": {"name": "Teststadt"},
+            "city": {"name": "Teststadt", "timezone": midday_zone(time.time())},  # about noon: any hour
             "broker": {"host": "127.0.0.1", "port": port},
             "offices": [{"id": f"s{i:02d}", "name": f"Büro {i}", "hours": ALL_DAY} for i in range(n)],
             "steering": {"threshold_min": 30, "min_gain_min": 10, "reach_min": 0, **steering},
