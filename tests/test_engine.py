@@ -342,3 +342,72 @@ def test_a_new_ticket_gets_its_position_and_wait_without_a_new_forecast(cfg, tmp
     assert 0 < seventh["eta_min"] < eighth["eta_min"]
     fresh = office.refresh_forecast()
     assert abs(fresh.per_ticket[eighth["id"]] / 60 - eighth["eta_min"]) <= 2
+
+
+# ------------------------------------------------------------------------------------ the sliced forecast
+def busy_office(cfg, tmp_path, n: int = 160) -> tuple[Office, Clock]:
+    clock = Clock()
+    office = Office(cfg, EventStore(tmp_path / "e.db"), clock=clock)
+    services = ["pass", "melde", "fuehrerschein", "sonstiges"]
+    for k in range(n):
+        send(office, "disp-1", "ticket.issue", service=services[k % 4])
+    office.refresh_forecast()
+    return office, clock
+
+
+def test_commands_run_between_the_slices_of_a_forecast_which_is_that_of_its_start(cfg, tmp_path):
+    office, clock = busy_office(cfg, tmp_path)
+    clock.t += 60
+    expected = office.predictor.forecast(office.state, cfg, office.selector, clock())
+    seq = office.state.seq
+    assert office.forecast_slice() is False and office.forecasting  # one slice, not the whole walk
+    # meanwhile: new tickets, calls, and a ticket the walk's copy holds called and sent to another counter
+    first = send(office, "disp-1", "ticket.issue", service="pass")["result"]["ticket"]
+    second = send(office, "disp-1", "ticket.issue", service="pass")["result"]["ticket"]
+    send(office, "counter-1", "counter.call_next", counter="c1")
+    far = sorted(
+        (t for t in office.state.tickets.values() if t.state == "waiting" and t.service == "melde"),
+        key=lambda t: t.issued_at,
+    )[20]
+    assert far.id in expected.per_ticket  # the walk reaches it
+    send(office, "counter-2", "counter.call_ticket", counter="c2", ticket=far.number)
+    send(office, "counter-2", "counter.transfer", counter="c2", to_counter="c3")
+    slices = 1
+    while not office.forecast_slice():
+        slices += 1
+    assert slices > 3 and not office.forecasting
+    fc = office.forecast()
+    assert (fc.per_ticket, fc.per_service, fc.ahead, fc.now) == (
+        expected.per_ticket,
+        expected.per_service,
+        expected.ahead,
+        expected.now,
+    )
+    assert office._forecast_seq == seq and office.forecast_due() > 0  # the next one is due in its time
+    # the tickets issued while it ran are not in it: they are still counted behind everybody it knew
+    assert first["id"] not in fc.per_ticket
+    assert office._fresh == {first["id"]: 0, second["id"]: 1}
+    t2 = office.state.tickets[second["id"]]
+    assert office.eta_s(t2) == pytest.approx(fc.new_ticket_eta("pass", 1), abs=1e-6)
+
+
+def test_a_sliced_forecast_begun_before_a_new_day_is_dropped(cfg, tmp_path):
+    office, clock = busy_office(cfg, tmp_path, n=80)
+    assert office.forecast_slice() is False
+    clock.t += 86400  # the next morning: the day starts anew, the old queue is gone
+    office.tick()
+    while not office.forecast_slice():
+        pass
+    fc = office.forecast()
+    assert fc.now == clock() and fc.per_ticket == {}
+    assert office.state.n_waiting() == 0
+
+
+def test_a_whole_forecast_drops_the_sliced_one_under_way(cfg, tmp_path):
+    office, clock = busy_office(cfg, tmp_path, n=80)
+    assert office.forecast_slice() is False
+    send(office, "disp-1", "ticket.issue", service="pass")
+    clock.t += 30
+    fc = office.refresh_forecast()  # what a reader who needs it now (tests, a rebuild) gets
+    assert not office.forecasting and fc.now == clock() and office._forecast_seq == office.state.seq
+    assert office._fresh == {}

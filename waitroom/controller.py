@@ -13,7 +13,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,19 @@ class Outcome:
 
 
 @dataclass
+class _ForecastJob:
+    """A sliced forecast under way, and what it was started on."""
+
+    state: OfficeState
+    day: str
+    seq: int
+    started: float  # monotonic
+    fresh_n: dict[str, int]  # the fresh tickets per service when it started
+    slices: Generator[None, None, tuple[Forecast, dict]]
+    cost: float = 0.0  # seconds its slices took together
+
+
+@dataclass
 class _Batch:
     """Commands decided but not yet committed (group commit)."""
 
@@ -113,7 +126,8 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         self._forecast_seq = -1  # state seq it was computed for
         self._fresh: dict[str, int] = {}  # ticket id -> how many of its service were issued before it,
         self._fresh_n: dict[str, int] = {}  # since the last full forecast (service -> count)
-        self.forecast_cost = 0.0  # seconds the last full forecast took
+        self.forecast_cost = 0.0  # seconds the last full forecast took (its slices together)
+        self._job: _ForecastJob | None = None  # the sliced forecast under way (``forecast_slice``)
         self.dirty_services: set[str] = set()  # services whose queue page changed since it was published
         self.parked_changed: set[str] = set()  # ... and among them those whose parked list changed
         self.eta_dirty = False  # the expected waits on the queue pages moved (a new forecast)
@@ -173,6 +187,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                 self._observe_learned(event)
             n += 1
         self._forecast = None
+        self._job = None
         self._fresh.clear()
         self._fresh_n.clear()
         self.dirty_services.update(self.cfg.service_ids)
@@ -275,32 +290,90 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         return max(self.FORECAST_REFRESH_S - age, 0.0)
 
     def refresh_forecast(self) -> Forecast:
-        t0 = time.monotonic()
-        self._forecast = self.predictor.forecast(self.state, self.cfg, self.selector, self.clock())
-        self._refresh_learned()
-        self.forecast_cost = time.monotonic() - t0
-        self._forecast_at, self._forecast_seq = t0, self.state.seq
-        self._fresh.clear()
-        self._fresh_n.clear()
-        self.eta_dirty = True  # the expected waits on the pages moved
+        """A full forecast of the state as it is, now (a sliced one under way is dropped)."""
+        self._job = None
+        while not self.forecast_slice():
+            pass
+        assert self._forecast is not None
         return self._forecast
 
-    def _refresh_learned(self) -> None:
+    @property
+    def forecasting(self) -> bool:
+        """A sliced forecast is under way."""
+        return self._job is not None
+
+    def forecast_slice(self) -> bool:
+        """One slice (well under a millisecond) of the coalesced forecast, started on the state as it is
+        now; True when the forecast is complete and installed. The engine answers commands between the
+        slices (``WaitPredictor.forecast_slices`` works on a copy of what it reads), so a press never waits
+        for a whole forecast. A job started before the state was rebuilt or a new day began is dropped."""
+        job = self._job
+        if job is not None and (job.state is not self.state or job.day != self.state.day):
+            job = self._job = None
+        if job is None:
+            now = self.clock()
+            self._job = job = _ForecastJob(
+                state=self.state,
+                day=self.state.day,
+                seq=self.state.seq,
+                started=time.monotonic(),
+                fresh_n=dict(self._fresh_n),
+                slices=self._forecast_slices(now),
+            )
+        t0 = time.monotonic()
+        try:
+            next(job.slices)
+        except StopIteration as done:
+            self._install(job, done.value)
+            return True
+        finally:
+            job.cost += time.monotonic() - t0
+        return False
+
+    def _forecast_slices(self, now: float) -> Generator[None, None, tuple[Forecast, dict]]:
+        sliced = getattr(self.predictor, "forecast_slices", None)
+        if sliced is not None:
+            fc = yield from sliced(self.state, self.cfg, self.selector, now)
+        else:  # a predictor without slices runs in one
+            fc = self.predictor.forecast(self.state, self.cfg, self.selector, now)
+        learned = yield from self._learned_slices(now)
+        return fc, learned
+
+    def _install(self, job: _ForecastJob, result: tuple[Forecast, dict]) -> None:
+        self._job = None
+        self._forecast, self._learned_now = result
+        self.forecast_cost = job.cost
+        self._forecast_at, self._forecast_seq = job.started, job.seq
+        # the tickets issued while it ran are not in it: they stay fresh, counted from its start
+        mark = job.fresh_n
+        fresh: dict[str, int] = {}
+        for tid, n in self._fresh.items():
+            t = self.state.tickets.get(tid)
+            if t is not None and n >= mark.get(t.service, 0):
+                fresh[tid] = n - mark.get(t.service, 0)
+        self._fresh = fresh
+        self._fresh_n = {
+            sid: n - mark.get(sid, 0) for sid, n in self._fresh_n.items() if n > mark.get(sid, 0)
+        }
+        self.eta_dirty = True  # the expected waits on the pages moved
+
+    def _learned_slices(self, now: float) -> Generator[None, None, dict]:
         """The learned forecast of a new ticket per walk-in service (with the forecast: off the command
-        path)."""
+        path), a slice per service."""
         learned = self.learned
-        self._learned_now = {}
+        out: dict[tuple[str, bool], tuple[float, float, float]] = {}
         if learned is None or not learned.trained:
-            return
-        now = self.clock()
+            return out
         try:
             for svc in self.cfg.services:
                 if svc.walk_in:
+                    yield
                     for prio in (False, True):
-                        self._learned_now[(svc.id, prio)] = learned.predict(svc.id, prio, now=now)
+                        out[(svc.id, prio)] = learned.predict(svc.id, prio, now=now)
         except Exception:
             log.exception("the learned forecast failed; using the simulation forecast only")
-            self._learned_now = {}
+            return {}
+        return out
 
     def learned_eta(self, t: Ticket) -> tuple[float, float, float] | None:
         """(expected, 10 %, 90 %) seconds for a ticket issued since the last forecast, from the model trained
@@ -471,8 +544,10 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                 self._reply_keys = self.store.reply_keys()
                 log.info("pruned %d stored replies older than %d days", n, REPLY_KEEP_S // 86400)
 
-    def tick(self) -> Outcome:
-        """Time-driven changes: a new day, assistance escalation. Call about once a second."""
+    def tick(self, *, fresh_forecast: bool = True) -> Outcome:
+        """Time-driven changes: a new day, assistance escalation, the automatic intake stop. Call about once a
+        second. ``fresh_forecast=False`` (the service, which keeps the forecast fresh in slices) decides the
+        intake stop on the last forecast instead of computing one of the state as it is."""
         self._pending = []
         now = self.clock()
         try:
@@ -497,7 +572,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                         due,
                     )
                     self._emit("assist_escalated", id=a.id, terminal=a.terminal, level=due)
-            self._auto_intake(now)
+            self._auto_intake(now, fresh_forecast)
             self._lapse_reservations(now)  # remote tickets not checked in by their deadline (ops/remote.py)
             events, self._pending = self._pending, []
             if events:

@@ -160,6 +160,10 @@ class FairInbox:
         with self._cond:
             return sum(len(q) for q in self._queues.values())
 
+    def ready(self) -> bool:
+        """Whether a message waits (without the lock: a hint for a consumer between two slices of work)."""
+        return bool(self._ready)
+
     def alive(self) -> bool:
         return self._thread is None or self._thread.is_alive()
 

@@ -21,7 +21,7 @@ import datetime as dt
 import heapq
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +38,7 @@ PROBE = "~"  # id prefix of the probe tickets standing for "a ticket issued now"
 
 HORIZON_DEPTH = 200  # tickets per steering list that the forward simulation looks at
 HORIZON_STEPS = 600  # calls the forward simulation plays at most; beyond, the rest is extrapolated
+SLICE_STEPS = 32  # turns of the forward simulation between two slices (``forecast_slices``): ~0.2 ms
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,25 @@ class WaitPredictor:
     ) -> Forecast:
         """Expected wait of every waiting ticket and of a new ticket per service (``probes``: which services;
         default every walk-in service). ``stop_when_probed`` ends the walk once every probe is called."""
+        return run_slices(
+            self.forecast_slices(state, cfg, selector, now, probes=probes, stop_when_probed=stop_when_probed)
+        )
+
+    def forecast_slices(
+        self,
+        state: OfficeState,
+        cfg: Config,
+        selector: Selector,
+        now: float,
+        *,
+        probes: Iterable[str] | None = None,
+        stop_when_probed: bool = False,
+        slice_steps: int = SLICE_STEPS,
+    ) -> Generator[None, None, Forecast]:
+        """``forecast`` in slices: yields after every ``slice_steps`` turns of the walk and returns the
+        forecast (``run_slices``), so that the controller answers commands between the slices. Everything it
+        needs of ``state`` is copied before the first yield (the heads of the pool, the counters, the counts):
+        what changes meanwhile does not reach it, and the result is the forecast at ``now``."""
         if not isinstance(selector, RuleSelector):
             return QueueLengthPredictor().forecast(state, cfg, selector, now)
         times = self._times(cfg)
@@ -267,6 +287,8 @@ class WaitPredictor:
         spread = {s.id: min(times.cv(s.id) ** 2, 1.0) for s in cfg.services}
         probe_services = [s.id for s in cfg.services if s.walk_in] if probes is None else list(probes)
         pool = PoolView(state.pool, HORIZON_DEPTH)
+        waiting = {s.id: state.n_waiting(s.id) for s in cfg.services}
+        open_counters = [c for c in cfg.counters if _open(state, c.id)]
         probe_of: dict[str, str] = {}
         for sid in probe_services:
             p = Ticket(id=PROBE + sid, number="~", service=sid, issued_at=now)
@@ -274,7 +296,7 @@ class WaitPredictor:
             pool.add_newest(p)
         # when each open counter becomes free, relative to now
         heap: list[tuple[float, int, str, int, int]] = []
-        busy: list[tuple[float, float, str, int, int]] = []
+        busy: list[tuple[float, float, str, int, int, int]] = []
         servers: dict[str, int] = {}
         for i, c in enumerate(cfg.counters):
             cs = state.counters.get(c.id)
@@ -285,27 +307,32 @@ class WaitPredictor:
             cur = state.tickets.get(cs.current) if cs.current else None
             if cur is not None and cur.state == "called" and cur.called_at is not None:
                 m = means.get(cur.service, 480.0)
-                busy.append((max(m - (now - cur.called_at), 0.0), m, cur.service, i, 0))
+                resid = max(m - (now - cur.called_at), 0.0)
+                busy.append((resid, m, cur.service, i, cs.calls_since_priority, cs.priority_calls))
             else:
                 heap.append((0.0, i, c.id, cs.calls_since_priority, cs.priority_calls))
         busy.sort()
-        for j, (resid, m, service, i, _) in enumerate(busy, start=1):
+        for j, (resid, m, service, i, since0, pcalls0) in enumerate(busy, start=1):
             w = spread.get(service, 1.0)
-            cs = state.counters[cfg.counters[i].id]
             free = w * j * m / len(busy) + (1.0 - w) * resid
-            heap.append((free, i, cfg.counters[i].id, cs.calls_since_priority, cs.priority_calls))
+            heap.append((free, i, cfg.counters[i].id, since0, pcalls0))
         heapq.heapify(heap)
         per_ticket: dict[str, float] = {}
+        later_of: list[tuple[str, float]] = []  # (service, seconds) of each simulated call
         probed: dict[str, float] = {}
         called: dict[str, int] = {}  # service -> simulated calls
         pending = len(probe_of)
         steps = 0
+        turns = 0
         t = 0.0
         cut = False
         while heap and len(pool):
             if pool.exhausted or steps >= HORIZON_STEPS:
                 cut = True
                 break
+            turns += 1
+            if turns % slice_steps == 0:
+                yield
             t, i, cid, since, pcalls = heapq.heappop(heap)
             choice = selector.choose(cfg, cid, now + t, pool, since, pcalls)
             if choice is None:
@@ -324,15 +351,15 @@ class WaitPredictor:
                 continue
             steps += 1
             per_ticket[tk.id] = t
+            later_of.append((tk.service, t))
             called[tk.service] = called.get(tk.service, 0) + 1
             since, pcalls = (0, pcalls + 1) if tk.priority else (since + 1, pcalls)
             heapq.heappush(heap, (t + means.get(tk.service, 480.0), i, cid, since, pcalls))
         # beyond the horizon: the remaining work of the services sharing counters, shared by those counters
-        remaining = {s.id: max(state.n_waiting(s.id) - called.get(s.id, 0), 0) for s in cfg.services}
+        remaining = {s.id: max(waiting[s.id] - called.get(s.id, 0), 0) for s in cfg.services}
         tail: dict[str, float] = {}
         marginal: dict[str, float] = {}
         share = self._sharing(cfg) if cut else {}
-        open_counters = [c for c in cfg.counters if _open(state, c.id)] if cut else []
         for s in cfg.services:
             if not servers.get(s.id):
                 tail[s.id], marginal[s.id] = INF, 0.0
@@ -359,11 +386,10 @@ class WaitPredictor:
             per_service[s.id] = w
             completion[s.id] = now + w + means[s.id] if w != INF else INF
         later: dict[str, int] = {}  # simulated tickets called after a new one of their own service
-        for tid, v in per_ticket.items():
-            sid = state.tickets[tid].service
-            if v > per_service[sid]:
+        for sid, v in later_of:
+            if v > per_service.get(sid, INF):
                 later[sid] = later.get(sid, 0) + 1
-        ahead = {s.id: max(state.n_waiting(s.id) - later.get(s.id, 0), 0) for s in cfg.services}
+        ahead = {s.id: max(waiting[s.id] - later.get(s.id, 0), 0) for s in cfg.services}
         return Forecast(per_ticket, per_service, ahead, completion, now, horizon, tail, remaining, marginal)
 
     @staticmethod
@@ -387,6 +413,15 @@ class WaitPredictor:
         ]
         due = min(slots, default=None)
         return due if due is not None and due > now else None
+
+
+def run_slices(gen: Generator[None, None, Forecast]) -> Forecast:
+    """Run a sliced forecast to its end."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as done:
+            return done.value
 
 
 def _open(state: OfficeState, cid: str) -> bool:

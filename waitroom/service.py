@@ -421,6 +421,8 @@ class ControllerService:
 
     def _wait_s(self) -> float:
         mono = time.monotonic()
+        if self.office.forecasting:
+            return 0.0  # a sliced forecast under way: only look whether a command came first
         waits = [self._next_tick - mono, self.office.forecast_due(mono)]
         if self._publish_pending():
             waits.append(self._state_at + STATE_MIN_S - mono)
@@ -443,12 +445,30 @@ class ControllerService:
             if mono >= self._next_tick:
                 self._next_tick = mono + TICK_S
                 self.last_tick = mono
-                outcome = self.office.tick()
+                outcome = self.office.tick(fresh_forecast=False)
                 if outcome.changed:
                     self._publish_events(outcome)
-            if self.office.forecast_due(time.monotonic()) <= 0:
-                self.office.refresh_forecast()
             self._publish_coalesced(time.monotonic())
+        self._forecast_slices()
+
+    def _forecast_slices(self) -> None:
+        """The coalesced forecast when it is due, slice by slice; a command that arrives meanwhile goes
+        first (the forecast goes on after its batch). A press never waits for a whole forecast."""
+        while True:
+            with self.lock:
+                o = self.office
+                if not o.forecasting and o.forecast_due(time.monotonic()) > 0:
+                    return
+                if o.forecast_slice():
+                    return  # installed: its pages and summary go out with the next step
+            if self._yield_to_commands():
+                return
+
+    def _yield_to_commands(self) -> bool:
+        """Let the network thread hand over what arrived (it needs the interpreter for that); True when a
+        command waits."""
+        time.sleep(0)
+        return self.inbox.ready()
 
     def _run_batch(self, items: list[tuple[str, bytes]]) -> None:
         cmds: list[tuple[str, bytes]] = []
@@ -491,12 +511,12 @@ class ControllerService:
             self._publish_queues(mono)  # the pages whose tickets changed, just before the summary they fit
             self._publish_summary()
         elif o.dirty_services:
-            self._publish_queues(mono)  # pages held back by PAGE_MIN_S
+            self._publish_queues(mono, yielding=True)  # pages held back by PAGE_MIN_S
         if o.eta_dirty and mono - self._queue_at >= QUEUE_MIN_S:
             self._queue_at = mono
             o.eta_dirty = False  # new expected waits alone: every page, at most once a second
             o.dirty_services.update(self.cfg.service_ids)
-            self._publish_queues(mono)
+            self._publish_queues(mono, yielding=True)
 
     def _publish_summary(self) -> None:
         o = self.office
@@ -511,12 +531,15 @@ class ControllerService:
         self.link.publish(self.topics.state(), snap, "state")
         self.link.publish(self.topics.public(), o.public(snap), "public")
 
-    def _publish_queues(self, mono: float | None = None) -> None:
+    def _publish_queues(self, mono: float | None = None, yielding: bool = False) -> None:
         """The pages of the services whose tickets changed; with ``mono``, only those not published in the
         last ``PAGE_MIN_S`` or whose parked list changed (the others stay due: the web app hides a called or
-        cancelled ticket from its event at once)."""
+        cancelled ticket from its event at once). ``yielding``: stop after a page when a command waits (the
+        rest stay due and go out after its batch)."""
         o = self.office
-        for sid in sorted(o.dirty_services):
+        for k, sid in enumerate(sorted(o.dirty_services)):
+            if yielding and k and self._yield_to_commands():
+                return
             # a parked list is not corrected from the events as the waiting list is: no delay for it
             due = mono is None or sid in o.parked_changed
             if not due and mono - self._page_at.get(sid, -PAGE_MIN_S) < PAGE_MIN_S:

@@ -150,14 +150,22 @@ class PoolView:
 
     def remove(self, t: Ticket) -> None:
         d, key = self._bucket(t)
-        lst = d[key]
-        if lst[0] is t:
+        lst = d.get(key)
+        if lst and lst[0] is t:
             lst.popleft()
         else:
+            if lst is None or t not in lst:
+                # the ticket moved since the copy (transferred while a sliced forecast ran)
+                lst = next((q for src in self._lists() for q in src.values() if t in q), None)
+                if lst is None:
+                    return
             lst.remove(t)
         self._n -= 1
         if not lst and id(lst) in self._cut:
             self.exhausted = True
+
+    def _lists(self) -> tuple[dict[str, deque[Ticket]], ...]:
+        return self.normal, self.priority, self.appointment, self.targeted
 
     def __len__(self) -> int:
         return self._n

@@ -19,10 +19,14 @@ class IntakeOps(OpsBase):
             return i.open, i.reason
         return True, ""
 
-    def _auto_intake(self, now: float) -> None:
+    def _auto_intake(self, now: float, fresh_forecast: bool = True) -> None:
         """Annahmeschluss: stop or reopen walk-in intake when the predicted completion crosses closing."""
-        # the tick is off the command path: decide on a forecast of the current state
-        fc = self.refresh_forecast() if self._forecast_seq != self.state.seq else self.forecast()
+        if not self.cfg.steering.intake_stop.enabled:
+            return
+        # the tick is off the command path: decide on a forecast of the current state (the service keeps
+        # the last one at most a fraction of a second behind, and passes fresh_forecast=False)
+        stale = self._forecast_seq != self.state.seq
+        fc = self.refresh_forecast() if stale and fresh_forecast else self.forecast()
         for svc in self.cfg.services:
             change = (
                 intake_decision(self.cfg, fc, svc.id, now, self.state.intake.get(svc.id))
