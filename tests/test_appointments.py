@@ -74,11 +74,19 @@ def test_book_with_slot_check_offers_only_what_the_counters_can_serve(office):
     # the same slot is still taken as it is from the booking system (no check), planned on no counter
     ext = ok(office, "web", "appointment.book", code="EXT001", service="pass", slot=slot)["appointment"]
     assert office.state.appointments[ext["code"]].counter is None
-    # off the grid, in the past, closed days, beyond the horizon: refused with the same stable code
-    for bad in (at(0, "10:07"), at(0, "08:45"), at(5, "10:00"), at(0, "17:00"), at(40, "10:00")):
-        assert err(office, "web", "appointment.book", service="pass", slot=bad, check_slot=True) == (
-            "slot_unavailable"
-        )
+    # off the grid, in the past, closed days, beyond the horizon: refused with the same stable code, and the
+    # reason as a field (a booking client offers other slots for a full one, not for one in the past)
+    for bad, reason in (
+        (slot, "full"),
+        (at(0, "10:07"), "off_grid"),
+        (at(0, "08:45"), "past"),
+        (at(5, "10:00"), "off_grid"),
+        (at(0, "17:00"), "off_grid"),
+        (at(40, "10:00"), "beyond_horizon"),
+    ):
+        reply = cmd(office, "web", "appointment.book", service="pass", slot=bad, check_slot=True).reply
+        assert reply["error"]["code"] == "slot_unavailable", reply
+        assert reply["error"]["data"] == {"service": "pass", "reason": reason}, (bad, reply)
     free = ok(office, "web", "appointment.slots", service="pass", day="2026-11-23")["slots"]
     times = {s for s, _ in free["free"]}
     assert slot not in times and at(0, "10:15") in times and at(0, "09:00") not in times  # lead time 30 min

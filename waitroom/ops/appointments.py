@@ -130,19 +130,20 @@ class AppointmentOps(TicketOps, CounterOps):
         if not check:
             return cid
         now = self.clock()
-        why = ""
+        why = reason = ""
         if sid not in capacity.bookable_services(self.cfg):
-            why = f"service {sid} takes no appointments"
+            why, reason = f"service {sid} takes no appointments", "no_appointments"
         elif slot < now:
-            why = "the slot is in the past"
+            why, reason = "the slot is in the past", "past"
         elif capacity.local_day(self.cfg, slot) not in capacity.horizon(self.cfg, now):
             why = f"the slot is more than {self.cfg.appointments.horizon_days} days ahead"
+            reason = "beyond_horizon"
         elif not capacity.on_grid(plan, slot):
-            why = "the slot is not on the slot grid within opening hours"
+            why, reason = "the slot is not on the slot grid within opening hours", "off_grid"
         elif cid is None:
-            why = "no counter has room for it (staffing less the walk-in share)"
-        if why:
-            raise OpError(ErrorCode.SLOT_UNAVAILABLE, why)
+            why, reason = "no counter has room for it (staffing less the walk-in share)", "full"
+        if why:  # the reason as a field: a booking client offers other slots for "full", not for "past"
+            raise OpError(ErrorCode.SLOT_UNAVAILABLE, why, data={"service": sid, "reason": reason})
         return cid
 
     def _new_booking_code(self) -> str:
