@@ -148,7 +148,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     "service took as many remote tickets this hour as allowed (remote_tickets.per_hour); retry later",
     ErrorCode.CLOCK_BEHIND: "the controller's clock is behind its event log (no time sync yet); nothing done",
     ErrorCode.SLOT_UNAVAILABLE: "the slot is not offered: not on the slot grid, in the past, or the staffing "
-    "(less the walk-in share) has no room left",
+    "(less the walk-in share) has no room left; `data`: `service` and `reason`, one of `full` (booked up: "
+    "another slot may be free), `off_grid` (not a slot of the grid within opening hours), `past`, "
+    "`beyond_horizon` (more than `appointments.horizon_days` ahead), `no_appointments` (the service takes "
+    "none)",
     ErrorCode.APPOINTMENT_EXISTS: "the booking code is already booked for another service or slot",
     ErrorCode.APPOINTMENT_CANCELLED: "the appointment was cancelled",
     ErrorCode.RESERVATIONS_FULL: "the service holds as many open remote tickets as allowed (remote_tickets)",
