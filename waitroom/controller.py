@@ -266,6 +266,9 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                 counters={c.id: c.initially for c in self.cfg.counters},
                 appointments=[a.carried() for a in self.state.appointments.values() if a.slot >= now],
             )
+            # yesterday's forecast (or one of the state before the first day) says nothing of today: the
+            # next reader gets one of the new day (once a day, on whichever path comes first)
+            self._forecast, self._job = None, None
 
     FORECAST_MIN_S = 0.25  # a full forecast at most this often (coalesced over commands)
     FORECAST_REFRESH_S = 30.0  # and at least this often while the queue waits (times move on)

@@ -448,8 +448,11 @@ class ControllerService:
                 outcome = self.office.tick(fresh_forecast=False)
                 if outcome.changed:
                     self._publish_events(outcome)
-            self._publish_coalesced(time.monotonic())
+        # the forecast first (when due), so that the summary that follows carries it; a command that arrives
+        # meanwhile is not held up by it, and then the summary goes out with the last forecast
         self._forecast_slices()
+        with self.lock:
+            self._publish_coalesced(time.monotonic())
 
     def _forecast_slices(self) -> None:
         """The coalesced forecast when it is due, slice by slice; a command that arrives meanwhile goes
@@ -460,7 +463,7 @@ class ControllerService:
                 if not o.forecasting and o.forecast_due(time.monotonic()) > 0:
                     return
                 if o.forecast_slice():
-                    return  # installed: its pages and summary go out with the next step
+                    return  # installed: its summary and pages go out next
             if self._yield_to_commands():
                 return
 
