@@ -101,6 +101,7 @@ def main() -> int:
             cfg,
             cfg.node("display-1"),
             settings=ds.parse({"screenshot_every_s": 0, "speech": False, "blink_s": 1}),
+            data_dir=tmp,  # the calls it heard (displays.heard), not in ./var
         )
         dn.start()
         time.sleep(1.0)

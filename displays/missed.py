@@ -5,7 +5,10 @@ restart) misses the events of that time and sees those calls only in the retaine
 with the controller's time of each call (``ts``) and ``counters[].serving``. ``MissedCalls`` decides which of
 them to announce: a call that is recent (``display.announce_missed_s``) and whose ticket its counter still
 serves; the others are stale, shown and never announced. Every call, heard live or decided here, is
-remembered, so none is announced twice (also not after a reconnect during its announcement).
+remembered, so none is announced twice (also not after a reconnect during its announcement). With a
+``store`` (``displays.heard.HeardFile``) the calls of the window are remembered across a restart as well: a
+display that restarts shows a call it had heard before and does not announce it again, while one it missed
+while it was down is announced late as after a lost connection.
 
 A call's age is measured on the controller's clock, not the display's (the two may differ): the display keeps
 the controller's time as an offset from its own monotonic clock, taken from the ``ts`` of what it receives.
@@ -27,13 +30,22 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from displays.board import CallView
 
 log = logging.getLogger(__name__)
 
 CallKey = tuple[str, str, float]
+KEEP_AFTER_WINDOW_S = 30.0  # a stored call is kept this much longer than the window (messages take time)
+
+
+class HeardStore(Protocol):
+    """Where the heard calls outlive the process (``displays.heard.HeardFile``); never raises."""
+
+    def load(self) -> Iterable[CallKey]: ...
+
+    def save(self, keys: Iterable[CallKey]) -> None: ...
 
 
 def serving_of(snap: dict[str, Any]) -> dict[str, str | None]:
@@ -54,18 +66,34 @@ def _seconds(value: Any) -> float | None:
 
 
 class MissedCalls:
-    """Which calls of a state snapshot to announce late. ``window_s``: how old a call may be (0: none)."""
+    """Which calls of a state snapshot to announce late. ``window_s``: how old a call may be (0: none);
+    ``store``: the calls heard before a restart (read here), and where the recent ones are saved."""
 
-    def __init__(self, window_s: float, *, clock: Callable[[], float] = time.monotonic, keep: int = 1000):
+    def __init__(
+        self,
+        window_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        keep: int = 1000,
+        store: HeardStore | None = None,
+    ):
         self.window_s = window_s
         self.clock = clock
         self.keep = keep  # calls remembered; the state lists at most 10, so far more than it can show again
+        self.store = store
         self._lock = threading.Lock()
         self._handled: OrderedDict[CallKey, None] = OrderedDict()
+        self._saved: list[CallKey] = []  # what the store was given last
         self._offset: float | None = None  # the controller's time minus clock()
         self.fresh = False  # the offset comes from a live message (not only from a retained state)
         self.announced = 0  # calls announced late
         self.stale = 0  # calls in a state snapshot not announced: too old, or their counter moved on
+        self.restored = 0  # calls heard before the start (from the store)
+        if store is not None:
+            for key in store.load():
+                self._remember(key)
+            self._saved = list(self._handled)
+            self.restored = len(self._handled)
 
     def observe(self, ts: Any, *, fresh: bool) -> None:
         """The ``ts`` of a message from the controller, as it arrives (``fresh``: a live message)."""
@@ -82,12 +110,13 @@ class MissedCalls:
     def controller_now(self) -> float | None:
         """The controller's time now, as far as the display knows it (a lower bound until ``fresh``)."""
         with self._lock:
-            return None if self._offset is None else self.clock() + self._offset
+            return self._now()
 
     def heard(self, key: CallKey) -> None:
         """A call the display took live (from its event): never announced again from a snapshot."""
         with self._lock:
             self._remember(key)
+            self._save()
 
     def decide(self, calls: Iterable[CallView], serving: dict[str, str | None]) -> list[CallView]:
         """The calls of a snapshot to announce now, oldest first. They and the stale ones are remembered;
@@ -115,7 +144,34 @@ class MissedCalls:
                         continue
                 self._remember(call.key)
                 self.stale += 1
+            self._save()
         return out
+
+    def recent(self) -> list[CallKey]:
+        """The remembered calls that a restart must not announce again: those of the window (and a little
+        more) on the controller's clock; all of them while its time is not known."""
+        with self._lock:
+            return self._recent()
+
+    # -- under the lock
+    def _now(self) -> float | None:
+        return None if self._offset is None else self.clock() + self._offset
+
+    def _recent(self) -> list[CallKey]:
+        now = self._now()
+        if now is None:
+            return list(self._handled)
+        oldest = now - self.window_s - KEEP_AFTER_WINDOW_S
+        return [k for k in self._handled if k[2] >= oldest]
+
+    def _save(self) -> None:
+        """Hand the recent calls to the store when they changed (it writes on its own thread)."""
+        if self.store is None:
+            return
+        keys = self._recent()
+        if keys != self._saved:
+            self._saved = keys
+            self.store.save(keys)
 
     def _remember(self, key: CallKey) -> None:
         self._handled[key] = None

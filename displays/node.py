@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from displays.announce import Announcement, Announcer, AudioError
 from displays.board import Board, CallView, Screen
+from displays.heard import HeardFile, path_for
 from displays.missed import MissedCalls, serving_of
 from waitroom.configbase import prepared
 from waitroom.contract import EventKind, FaultCode
@@ -108,6 +109,7 @@ class DisplayNode:
         settings: DisplaySettings | None = None,
         output: Callable[[DisplaySettings], Output] | None = None,
         announcer: Announcer | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
     ):
         self.runtime = runtime
         self.cfg = cfg
@@ -121,8 +123,15 @@ class DisplayNode:
             stale_after_s=self.settings.stale_after_s,
         )
         self.announcer = announcer or Announcer(self.settings)
-        # calls missed while the display was offline, announced late when recent (displays.missed)
-        self.missed = MissedCalls(self.settings.announce_missed_s if self.announcer.enabled else 0)
+        # calls missed while the display was offline, announced late when recent (displays.missed); the
+        # calls it heard are kept in the data dir (``data_dir``: else $WAITROOM_DATA_DIR or ./var), so a
+        # restart does not announce them again (displays.heard)
+        window = self.settings.announce_missed_s if self.announcer.enabled else 0
+        self.heard_file = HeardFile(path_for(node.id, data_dir)) if window else None
+        self.missed = MissedCalls(window, store=self.heard_file)
+        if self.missed.restored:
+            n, path = self.missed.restored, self.heard_file.path if self.heard_file else None
+            log.info("%d calls heard before the start (%s) are not announced again", n, path)
         self._states_since_connect = 0  # the first state message of a connection may be the retained one
         self._output_factory = output or PygameOutput
         self._wake = threading.Event()
@@ -175,6 +184,8 @@ class DisplayNode:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.announcer.stop()
+        if self.heard_file is not None:
+            self.heard_file.close()
 
     # -- MQTT inputs (network thread)
     def _on_state(self, snap: dict[str, Any]) -> None:

@@ -146,7 +146,8 @@ class DisplaySettings(DisplayMethods, BaseModel):
         le=600,
         description="after a lost connection (or a start), announce the calls missed meanwhile that are at "
         "most this old by the controller's clock and whose ticket is still served there, once, oldest first; "
-        "0: never (older ones are only shown)",
+        "0: never (older ones are only shown). The calls of this window a display heard are kept in "
+        "`<data dir>/display-<node id>-heard.json`, so a restart does not announce them again",
     )
     stale_after_s: float = Field(
         0,

@@ -275,7 +275,7 @@ def test_quiet_mode_and_gong_only(espeak):
 
 
 @pytest.mark.slow
-def test_display_node_announces_a_live_call(controller, node, cfg):
+def test_display_node_announces_a_live_call(controller, node, cfg, tmp_path):
     from displays.node import DisplayNode
 
     dn = DisplayNode(
@@ -283,6 +283,7 @@ def test_display_node_announces_a_live_call(controller, node, cfg):
         cfg,
         cfg.node("display-1"),
         settings=ds.parse({"screenshot_every_s": 0, "speech_rate": 220}),
+        data_dir=tmp_path,  # the calls it heard (displays.heard)
     )
     dn.start()
     try:
@@ -443,7 +444,9 @@ def test_speech_failing_then_back_is_tried_again(espeak, tmp_path, monkeypatch):
     assert a.health()["speech"] == "ok" and a.health()["speech_fault"] is None
 
 
-def test_display_without_espeak_still_gongs_and_says_so_in_its_health(controller, node, cfg, monkeypatch):
+def test_display_without_espeak_still_gongs_and_says_so_in_its_health(
+    controller, node, cfg, monkeypatch, tmp_path
+):
     """espeak-ng not installed (not on PATH) with ``tts: espeak-ng``: the display starts, a call gets its
     gong, and the published health says why there is no speech (it used to announce nothing at all)."""
     from displays.node import DisplayNode
@@ -457,6 +460,7 @@ def test_display_without_espeak_still_gongs_and_says_so_in_its_health(controller
         cfg,
         cfg.node("display-1"),
         settings=ds.parse({"screenshot_every_s": 0, "tts": "espeak-ng"}),
+        data_dir=tmp_path,  # the calls it heard (displays.heard)
     )
     dn.start()
     try:

@@ -108,7 +108,8 @@ def restore(rt: NodeRuntime, watcher: Watcher) -> None:
     wait_for(lambda: "online" in watcher.status[seen:], what="the display back on the broker")
 
 
-def display(cfg, tmp_path: Path, **options) -> DisplayNode:
+def display(cfg, tmp_path: Path, data_dir: Path | None = None, **options) -> DisplayNode:
+    """A display node; it keeps the calls it heard in ``data_dir`` (default: the test's own)."""
     settings = ds.parse(
         {
             "speech": False,  # gong only: the same queue, shorter
@@ -121,7 +122,9 @@ def display(cfg, tmp_path: Path, **options) -> DisplayNode:
     rt = NodeRuntime(cfg, "display-1")
     assert rt.start(wait=10)
     announcer = Announcer(settings, gong=short_gong(tmp_path))
-    return DisplayNode(rt, cfg, cfg.node("display-1"), settings=settings, announcer=announcer)
+    return DisplayNode(
+        rt, cfg, cfg.node("display-1"), settings=settings, announcer=announcer, data_dir=data_dir or tmp_path
+    )
 
 
 def gongs(dn: DisplayNode) -> list[str]:
@@ -290,3 +293,62 @@ def test_a_display_started_just_after_a_call_announces_it(office, cfg, node, tmp
     finally:
         dn.stop()
         dn.runtime.stop()
+
+
+def a_live_state(dn: DisplayNode, disp: NodeRuntime) -> None:
+    """A ticket is issued; return once the display has taken the live state it makes (after the retained one:
+    the display knows the controller's time and decides the calls it holds)."""
+    done = threading.Event()
+    dn.runtime.on_state(
+        lambda snap: done.set()
+    )  # called at once with the current state, then after the node's
+    done.clear()
+    disp.request("ticket.issue", {"service": "pass"})
+    assert done.wait(10)
+
+
+def test_a_restarted_display_does_not_announce_again_what_it_announced(office, cfg, node, tmp_path):
+    """A display node restarts (a crash, systemd, a power cut of the Pi) seconds after it announced a call:
+    the new process shows the call and does not announce it again, and a call it missed while it was down is
+    announced late. A display on a fresh data directory (a new SD card) announces both."""
+    disp, c1, c4 = node("disp-1"), node("counter-1"), node("counter-4")
+    for service in ("melde", "melde", "fuehrerschein"):
+        disp.request("ticket.issue", {"service": service})
+    data = tmp_path / "var"
+    first = display(cfg, tmp_path, data_dir=data)
+    first.start()
+    try:
+        wait_for(lambda: first.board.screen().has_state, what="state")
+        heard = call_next(c1, "c1")
+        wait_for(lambda: gongs(first) == [heard], what="the live call announced")
+        assert first.announcer.wait_idle(timeout=10)
+    finally:
+        first.stop()
+        first.runtime.stop()
+    down = call_next(c4, "c4")  # called while the display is down
+
+    restarted = display(cfg, tmp_path, data_dir=data)
+    restarted.start()
+    try:
+        wait_for(lambda: {c.ticket for c in restarted.board.screen().calls} == {heard, down}, what="state")
+        a_live_state(restarted, disp)
+        wait_for(lambda: down in gongs(restarted), what="the missed call announced")
+        a_live_state(restarted, disp)
+        assert restarted.announcer.wait_idle(timeout=10)
+        assert gongs(restarted) == [down]  # the call announced before the restart: shown, not announced
+        assert restarted.runtime.health["announce_missed"] == 1
+    finally:
+        restarted.stop()
+        restarted.runtime.stop()
+
+    new_card = display(cfg, tmp_path, data_dir=tmp_path / "new-card")
+    new_card.start()
+    try:
+        wait_for(lambda: {c.ticket for c in new_card.board.screen().calls} == {heard, down}, what="state")
+        a_live_state(new_card, disp)
+        wait_for(lambda: gongs(new_card) == [heard, down], what="both calls announced late")
+        assert new_card.announcer.wait_idle(timeout=10)
+        assert gongs(new_card) == [heard, down]
+    finally:
+        new_card.stop()
+        new_card.runtime.stop()
