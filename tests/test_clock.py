@@ -300,6 +300,9 @@ def test_the_clock_alarm_reaches_the_admin_page_at_once(cfg, tmp_path: Path) -> 
             "Nummern aus, bis die Zeitsynchronisation die Uhr gestellt hat. Netzwerk und Zeitserver (NTP) "
             "prüfen."
         )
+        # the fragment the open admin page merges from its live stream says the same
+        fragment = admin.get("/admin/alarms").get_data(as_text=True)
+        assert alarm_text(fragment, "clock_behind") == alarm_text(html, "clock_behind")
         said = re.sub(r"<[^>]+>", " ", html)  # what the page says (not its markup)
         assert "behind" not in said and "event log" not in said  # no English on the German page
         html = admin.get("/admin/?lang=en").get_data(as_text=True)
@@ -313,6 +316,7 @@ def test_the_clock_alarm_reaches_the_admin_page_at_once(cfg, tmp_path: Path) -> 
         assert "alarms" not in live.state() and 'id="alarm-' not in admin.get("/admin/").get_data(
             as_text=True
         )
+        assert 'id="alarm-' not in admin.get("/admin/alarms").get_data(as_text=True)
         assert disp.request("ticket.issue", {"service": "pass"}, timeout=5)["ticket"]["number"] == "A002"
     finally:
         live.close()

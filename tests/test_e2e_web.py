@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,32 @@ def cfg(broker):
         update={"intake_stop": base.steering.intake_stop.model_copy(update={"enabled": False})}
     )
     return base.model_copy(update={"steering": steering})
+
+
+class SettableClock:
+    """The controller's clock: the wall clock, or a time the test sets (a Pi that lost its time)."""
+
+    def __init__(self) -> None:
+        self.fixed: float | None = None
+
+    def __call__(self) -> float:
+        return time.time() if self.fixed is None else self.fixed
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+@pytest.fixture
+def controller(cfg, tmp_path, clock):
+    """The controller of tests/conftest.py, on a clock a test can set back (the wall clock until it does)."""
+    from waitroom.service import ControllerService
+
+    svc = ControllerService(cfg, str(tmp_path / "events.db"), clock=clock)
+    assert svc.start(wait=10)
+    yield svc
+    svc.stop()
 
 
 @pytest.fixture
@@ -261,3 +288,102 @@ def test_admin_health_updates_live_and_a_refusal_reads_as_one_sentence(web_serve
         staff.keyboard.press("n")  # nobody waits
     staff.wait_for_load_state("load")
     assert staff.locator("main .flash.error").all_inner_texts() == ["Für Schalter 2 wartet gerade niemand."]
+
+
+# What a screen reader is told after the page has loaded: every node added inside a live region (an alert
+# inserted, or anything added to a role=alert/status/log or aria-live region) and every text change inside
+# one, as seen when the changes are done (as the browser's accessibility tree sees them after the task).
+SAID_RECORDER = """
+window.__said = [];
+(function () {
+  var LIVE = "[role=alert],[role=status],[role=log],[aria-live]:not([aria-live=off])";
+  var loaded = false;
+  window.addEventListener("load", function () { loaded = true; });
+  function live(n) { var e = n.nodeType === 1 ? n : n.parentElement; return e && e.closest(LIVE); }
+  function owner(n) {
+    var e = n.nodeType === 1 ? n : n.parentElement, a = e && e.closest("[id]");
+    return a ? a.id : "";
+  }
+  new MutationObserver(function (records) {
+    if (!loaded) { return; }
+    records.forEach(function (r) {
+      if (r.type === "characterData") {
+        if (live(r.target)) { window.__said.push({id: owner(r.target), text: r.target.textContent}); }
+        return;
+      }
+      r.addedNodes.forEach(function (n) {
+        var inner = n.nodeType === 1 && n.querySelector(LIVE);
+        if (live(n) || inner) { window.__said.push({id: owner(n), text: n.textContent}); }
+      });
+    });
+  }).observe(document, {subtree: true, childList: true, characterData: true});
+})();
+"""
+CLOCK_ALARM = "Die Uhr der Steuerung geht {} hinter ihrem Ereignisprotokoll zurück"
+
+
+def test_admin_alarm_appears_updates_and_ends_live_said_once(
+    web_server, browser, controller, clock, node, artifacts
+):
+    """The admin page follows the controller's alarms without a reload: the clock falls behind the log (a Pi
+    that lost its time) and the alarm appears; it falls further behind and the same alarm element changes its
+    text in place, quietly (a screen reader is told the alarm once, when it appears); the time sync ends it
+    and it goes. The admin's focus stays where it was, and axe finds nothing on the page with the alarm."""
+    from tests.test_a11y import axe_script, run_axe
+
+    node("disp-1").request("ticket.issue", {"service": "pass"})  # the log has an event of today
+    # bypass_csp: axe and the recorder are injected (app.js and the fragments are static, as always)
+    admin = browser.new_page(viewport={"width": 1280, "height": 900}, locale="de-DE", bypass_csp=True)
+    admin.add_init_script(SAID_RECORDER)
+    admin.goto(f"{web_server}/login?next=/admin/")
+    admin.fill("#username", "root")
+    admin.fill("#password", PASSWORD)
+    admin.click("button[type=submit].primary")
+    admin.wait_for_url("**/admin/")
+    admin.wait_for_load_state("load")
+    assert admin.locator("#alarms > *").count() == 0
+    admin.focus("#mode-pass")  # the admin is about to change the intake of a service
+
+    last = controller.office.state.last_ts
+    clock.fixed = last - 86400  # the Pi lost its time: a day behind its log
+    alarm = admin.wait_for_selector("#alarms > #alarm-clock_behind", timeout=10000)
+    assert CLOCK_ALARM.format("1 Tg. 0 Std.") in alarm.inner_text()
+    assert alarm.get_attribute("role") == "alert"  # inserted as an alert: said once, now
+    assert admin.evaluate("document.activeElement.id") == "mode-pass"
+    admin.screenshot(path=str(artifacts / "e2e-admin-alarm.png"), full_page=True)
+    assert run_axe(admin, axe_script()) == []
+
+    clock.fixed = last - 3 * 86400  # further behind: the detail changes
+    admin.wait_for_function(
+        "document.querySelector('#alarm-clock_behind p').textContent.includes('3 Tg. 0 Std.')", timeout=10000
+    )
+    assert admin.evaluate("(el) => el === document.getElementById('alarm-clock_behind')", alarm)  # same node
+    assert alarm.get_attribute("role") is None  # no longer an alert: its new text is not said again
+    assert admin.evaluate("document.activeElement.id") == "mode-pass"
+    assert admin.locator("#alarms > *").count() == 1
+
+    clock.fixed = None  # the time sync: the clock is in step again
+    admin.wait_for_selector("#alarm-clock_behind", state="detached", timeout=10000)
+    assert admin.evaluate("document.activeElement.id") == "mode-pass"
+    said = admin.evaluate("window.__said")
+    assert [s["id"] for s in said] == ["alarm-clock_behind"], said  # said once, when it appeared
+    assert CLOCK_ALARM.format("1 Tg. 0 Std.") in said[0]["text"]
+
+    # without JavaScript the page shows the alarms of its load, as alerts
+    clock.fixed = last - 86400
+    no_js = browser.new_context(java_script_enabled=False, locale="de-DE")
+    page = no_js.new_page()
+    page.goto(f"{web_server}/login?next=/admin/")
+    page.fill("#username", "root")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/admin/")
+
+    def alarm_on_load() -> bool:
+        page.reload()
+        return page.locator("#alarm-clock_behind").count() == 1
+
+    wait_for(alarm_on_load, timeout=10, step=0.2)
+    assert page.get_attribute("#alarm-clock_behind", "role") == "alert"
+    assert CLOCK_ALARM.format("1 Tg. 0 Std.") in page.inner_text("#alarm-clock_behind")
+    no_js.close()

@@ -88,6 +88,7 @@ def test_login_redirect_stays_local(anon):
         "/admin/config",
         "/admin/stats.csv",
         "/admin/nodes",
+        "/admin/alarms",
     ],
 )
 def test_anonymous_is_sent_to_login(anon, path):
@@ -102,7 +103,9 @@ def test_anonymous_api_is_401(anon):
     assert anon.get("/api/nodes").status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/admin/", "/admin/stats", "/admin/config", "/admin/stats.csv"])
+@pytest.mark.parametrize(
+    "path", ["/admin/", "/admin/stats", "/admin/config", "/admin/stats.csv", "/admin/alarms"]
+)
 def test_staff_may_not_see_admin(staff, path):
     assert staff.get(path).status_code == 403
 

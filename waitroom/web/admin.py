@@ -78,6 +78,14 @@ def nodes_fragment() -> str:
     )
 
 
+@bp.get("/alarms")
+@login_required("admin")
+def alarms_fragment() -> str:
+    """The controller's alarms as on the admin page: app.js fetches this on every state message and merges
+    it into the page (an alarm that begins is added, one that ends removed, one that changed is updated)."""
+    return render_template("admin_alarms.html", alarms=health.alarms(cfg(), lang(), live().public_state()))
+
+
 @bp.get("/config")
 @login_required("admin")
 def config_view() -> str:

@@ -15,7 +15,8 @@
   // /api/stream; data-live-events, default "state"). An event whose data carries "html" (ticket streams) is
   // swapped in directly; otherwise the fragment URL is fetched again, at most one fetch at a time. An element
   // with data-seq (staff panel) skips state messages it already shows (seq not newer) - never the first
-  // message blindly: the state may have changed between the page render and the stream's start.
+  // message blindly: the state may have changed between the page render and the stream's start. The admin
+  // page's alarms are merged into the page instead of swapped (mergeAlarms).
   var streams = {};
   function swap(el, html) {
     if (el.contains(document.activeElement) && document.activeElement !== document.body) {
@@ -25,6 +26,61 @@
     }
     el._pending = null;
     el.innerHTML = html;
+  }
+  // The admin page's alarms (data-live-merge="alarms"): merged, never swapped. Each alarm is a
+  // role="alert" element, so a screen reader says it once when it appears: the alert is announced when the
+  // element is inserted (no live region needs to be in place before; the container itself is not live, so
+  // nothing else in it is read out). An alarm already shown stays the same node and is changed in place,
+  // quietly: changing the text inside a role="alert" would say it again in some screen readers (the clock
+  // alarm's "behind" changes while it lasts), so before the first change the node stops being an alert
+  // (removing the role says nothing; it was said when the alarm appeared or was read with the page). An
+  // ended alarm is removed (removals are not announced). Focus stays where it is; only when it was inside
+  // an alarm that ended does it move to the start of the main content. Without JavaScript the page shows the
+  // alarms of its load, as alerts.
+  function quiet(node) { node.removeAttribute("role"); }
+  function setText(alarm, node, text) {
+    if (node.textContent !== text) { quiet(alarm); node.textContent = text; }
+  }
+  function updateAlarm(old, fresh) {
+    setText(old, old.querySelector("p"), fresh.querySelector("p").textContent);
+    var od = old.querySelector("details"), nd = fresh.querySelector("details");
+    if (od && nd) {
+      setText(old, od.querySelector("code"), nd.querySelector("code").textContent);
+    } else if (nd) {
+      quiet(old); old.appendChild(nd);
+    } else if (od) {
+      quiet(old); dropAlarm(od);
+    }
+  }
+  function dropAlarm(node) {
+    var main = document.getElementById("main");
+    var hadFocus = node.contains(document.activeElement);
+    node.remove();
+    if (hadFocus && main) { main.focus(); }
+  }
+  function mergeAlarms(el, html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    var root = tpl.content.getElementById(el.id);
+    if (!root) { return; }  // not the fragment (e.g. the login page after the session ended): keep what is shown
+    var keep = {}, prev = null;
+    Array.prototype.slice.call(root.children).forEach(function (fresh) {
+      keep[fresh.id] = true;
+      var old = document.getElementById(fresh.id);
+      if (old && old.parentNode === el) {
+        updateAlarm(old, fresh);
+        prev = old;
+        return;
+      }
+      el.insertBefore(fresh, prev ? prev.nextSibling : el.firstChild);  // a new alarm: said once, here
+      prev = fresh;
+    });
+    Array.prototype.slice.call(el.children).forEach(function (old) {
+      if (!keep[old.id]) { dropAlarm(old); }
+    });
+  }
+  function apply(el, html) {
+    if (el.dataset.liveMerge === "alarms") { mergeAlarms(el, html); } else { swap(el, html); }
   }
   function refresh(el) {
     if (el._busy) { el._again = true; return; }
@@ -41,7 +97,7 @@
           return;  // an older copy (another worker behind): keep what is shown, the next event refreshes
         }
         if (res.seq !== null) { el.dataset.seq = res.seq; }
-        swap(el, res.html);
+        apply(el, res.html);
       })
       .catch(function () {})
       .finally(function () {
@@ -52,7 +108,7 @@
   function onEvent(el, name, ev) {
     var data = null;
     try { data = JSON.parse(ev.data); } catch (e) { data = null; }
-    if (data && typeof data.html === "string") { swap(el, data.html); return; }
+    if (data && typeof data.html === "string") { apply(el, data.html); return; }
     if (name === "state" && data && typeof data.seq === "number" && el.dataset.seq !== undefined &&
         data.seq <= Number(el.dataset.seq)) {
       return;  // this element already shows that state
