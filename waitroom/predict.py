@@ -288,7 +288,7 @@ class WaitPredictor:
         probe_services = [s.id for s in cfg.services if s.walk_in] if probes is None else list(probes)
         pool = PoolView(state.pool, HORIZON_DEPTH)
         waiting = {s.id: state.n_waiting(s.id) for s in cfg.services}
-        open_counters = [c for c in cfg.counters if _open(state, c.id)]
+        open_counters = []
         probe_of: dict[str, str] = {}
         for sid in probe_services:
             p = Ticket(id=PROBE + sid, number="~", service=sid, issued_at=now)
@@ -302,6 +302,7 @@ class WaitPredictor:
             cs = state.counters.get(c.id)
             if cs is None or cs.state != "open":
                 continue
+            open_counters.append(c)
             for sid in c.services:
                 servers[sid] = servers.get(sid, 0) + 1
             cur = state.tickets.get(cs.current) if cs.current else None
@@ -422,11 +423,6 @@ def run_slices(gen: Generator[None, None, Forecast]) -> Forecast:
             next(gen)
         except StopIteration as done:
             return done.value
-
-
-def _open(state: OfficeState, cid: str) -> bool:
-    cs = state.counters.get(cid)
-    return cs is not None and cs.state == "open"
 
 
 # ------------------------------------------------------------------------------------------------ intake stop
