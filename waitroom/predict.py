@@ -288,7 +288,6 @@ class WaitPredictor:
         probe_services = [s.id for s in cfg.services if s.walk_in] if probes is None else list(probes)
         pool = PoolView(state.pool, HORIZON_DEPTH)
         waiting = {s.id: state.n_waiting(s.id) for s in cfg.services}
-        open_counters = []
         probe_of: dict[str, str] = {}
         for sid in probe_services:
             p = Ticket(id=PROBE + sid, number="~", service=sid, issued_at=now)
@@ -302,7 +301,6 @@ class WaitPredictor:
             cs = state.counters.get(c.id)
             if cs is None or cs.state != "open":
                 continue
-            open_counters.append(c)
             for sid in c.services:
                 servers[sid] = servers.get(sid, 0) + 1
             cur = state.tickets.get(cs.current) if cs.current else None
@@ -318,6 +316,7 @@ class WaitPredictor:
             free = w * j * m / len(busy) + (1.0 - w) * resid
             heap.append((free, i, cfg.counters[i].id, since0, pcalls0))
         heapq.heapify(heap)
+        opened = heap[:]  # the open counters, for the extrapolation (the state may change meanwhile)
         per_ticket: dict[str, float] = {}
         later_of: list[tuple[str, float]] = []  # (service, seconds) of each simulated call
         probed: dict[str, float] = {}
@@ -361,6 +360,7 @@ class WaitPredictor:
         tail: dict[str, float] = {}
         marginal: dict[str, float] = {}
         share = self._sharing(cfg) if cut else {}
+        open_counters = [cfg.counters[e[1]] for e in opened] if cut else []
         for s in cfg.services:
             if not servers.get(s.id):
                 tail[s.id], marginal[s.id] = INF, 0.0
