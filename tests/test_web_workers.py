@@ -261,3 +261,42 @@ def test_two_web_servers_of_one_user_share_no_control_socket(cfg, controller, tm
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def _open_stores(folders: list[Path], barrier, results) -> None:  # forked: a gunicorn worker starting
+    from waitroom.web.security import SessionStore, SQLiteStorage
+    from waitroom.web.users import UserStore
+
+    failures = []
+    for folder in folders:  # a new data directory each time, opened by both processes at the same moment
+        barrier.wait(30)
+        try:
+            UserStore(folder / "users.db")
+            SessionStore(folder / "users.db")
+            SQLiteStorage(f"waitroom-sqlite://{folder / 'web-limits.db'}")
+        except Exception as exc:  # reported to the test, which names it
+            failures.append((folder.name, repr(exc)))
+    results.put(failures)
+
+
+def test_workers_that_start_together_open_a_new_data_directory_one_after_the_other(tmp_path):
+    """gunicorn starts its workers together, and on a new data directory each creates the users, sessions and
+    rate-limit files. Two first connections that switch a new file to WAL at the same moment got "database is
+    locked" at once (SQLite does not wait there): the worker did not boot, and gunicorn stopped -- the first
+    start after a deployment with ``workers: 2``."""
+    import multiprocessing
+
+    from waitroom.web import security, users  # noqa: F401 -- imported before the fork, as gunicorn does
+
+    ctx = multiprocessing.get_context("fork")
+    folders = [tmp_path / f"data-{k}" for k in range(150)]
+    for folder in folders:
+        folder.mkdir()
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_open_stores, args=(folders, barrier, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    failures = [f for _ in procs for f in results.get(timeout=120)]
+    for p in procs:
+        p.join(30)
+    assert failures == []

@@ -18,6 +18,7 @@ checks it and keeps the newest ``keep`` copies per tag (``nightly``, ``pre-upgra
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import itertools
@@ -30,6 +31,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,6 +201,23 @@ class DataDirLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def setting_up(db_path: str | os.PathLike[str]) -> Iterator[None]:
+    """Held while a process opens a SQLite file that other processes share and creates its tables (the web
+    app's users, sessions and rate limits: its gunicorn workers start together). Two first connections that
+    switch a new file to WAL and create tables at the same moment can get "database is locked" at once --
+    SQLite does not wait where waiting could deadlock -- and that stopped a worker's boot, and gunicorn with
+    it. An exclusive ``flock`` on ``<file>.setup-lock`` beside it puts them one after the other."""
+    path = Path(db_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".setup-lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 _held: dict[Path, DataDirLock] = {}

@@ -33,6 +33,8 @@ from flask import Flask, request, session
 from flask_limiter import Limiter
 from limits.storage import Storage
 
+from waitroom.dbsafe import setting_up
+
 log = logging.getLogger(__name__)
 
 CSP = (
@@ -89,12 +91,12 @@ class SQLiteStorage(Storage):
             raise ValueError("waitroom-sqlite:// needs a file path, e.g. waitroom-sqlite:///var/lib/x.db")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = _Locked(self.path, synchronous="OFF")
-        db = self._db()
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS limits "
-            "(key TEXT PRIMARY KEY, count INTEGER NOT NULL, expiry REAL NOT NULL)"
-        )
+        with setting_up(self.path):  # the web workers open it together
+            self._conn = _Locked(self.path, synchronous="OFF")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS limits "
+                "(key TEXT PRIMARY KEY, count INTEGER NOT NULL, expiry REAL NOT NULL)"
+            )
         self._last_prune = 0.0
 
     def _db(self) -> _Locked:
@@ -178,8 +180,9 @@ class SessionStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._conn = _Locked(self.path, synchronous="NORMAL")
-        self._conn.executescript(SESSION_SCHEMA)
+        with setting_up(self.path):  # the web workers open it together
+            self._conn = _Locked(self.path, synchronous="NORMAL")
+            self._conn.executescript(SESSION_SCHEMA)
 
     def _db(self) -> _Locked:
         return self._conn

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from waitroom.dbsafe import setting_up
 from waitroom.errors import WaitroomError
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,11 @@ class UserStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self._migrate_roles()
-        self.db.executescript(SCHEMA)
+        with setting_up(self.path):  # the web workers open it together
+            self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self._migrate_roles()
+            self.db.executescript(SCHEMA)
 
     def _migrate_roles(self) -> None:
         """A users table from before the booking role: rebuilt with the wider CHECK (rows kept)."""
