@@ -179,6 +179,37 @@ def test_an_appointment_holder_who_came_early_goes_first_when_nobody_else_waits(
     assert day.call("c1")[:2] == (appt, "appointment_early")
 
 
+def test_an_appointment_holder_who_came_early_and_waited_longest_is_called_before_the_walk_ins():
+    cfg = office(appointments={"early_min": 10, "grace_min": 2})
+    slot = T0 + 8 * 60  # in 8 minutes: within early_min, not due yet
+    day = Day(cfg)
+    walk = day.issue("pass", 4)
+    appt = day.issue("pass", 6, slot=slot)
+    later = day.issue("pass", 2)
+    ticket, rule, reason = day.call("c1")
+    assert (ticket, rule) == (appt, "appointment_waiting")
+    assert reason == (
+        "Termin um 09:08 Uhr, früh da und wartet seit 6 Min. (länger als die Wartenden ohne Termin)"
+    )
+    assert [day.call("c1")[0] for _ in range(2)] == [walk, later]
+    # a walk-in that waited longer goes first, and the holder keeps its planned place before its slot
+    day = Day(cfg)
+    walk = day.issue("pass", 7)
+    appt = day.issue("pass", 6, slot=slot)
+    assert day.call("c1")[:2] == (walk, "longest")
+    # before early_min the holder waits for its slot, however long it has been there
+    day = Day(cfg)
+    walk = day.issue("pass", 4)
+    day.issue("pass", 30, slot=T0 + 25 * 60)
+    assert day.call("c1")[0] == walk
+    # a priority ticket keeps its head start over the holder, who is not due yet
+    day = Day(cfg)
+    prio = day.issue("pass", 1, priority=True)
+    appt = day.issue("pass", 6, slot=slot)
+    assert day.call("c1")[:2] == (prio, "priority")
+    assert day.call("c1")[:2] == (appt, "appointment")
+
+
 def test_fifo_policy_calls_every_kind_in_arrival_order():
     day = Day(office(policy="fifo"))
     a = day.issue("pass", 5, slot=T0 + 60 * 60)
@@ -253,6 +284,7 @@ RULES = {
     "transferred",
     "appointment",
     "appointment_early",
+    "appointment_waiting",
     "condition",
     "service_level",
     "behind_priority",

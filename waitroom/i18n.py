@@ -283,6 +283,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("steering.transferred"),
     N_("steering.appointment"),
     N_("steering.appointment_early"),
+    N_("steering.appointment_waiting"),
     N_("steering.condition"),
     N_("steering.service_level"),
     N_("steering.behind_priority"),

@@ -262,6 +262,18 @@ def _expected_free(state: OfficeState, r: _Rules, now: float) -> dict[str, float
     return out
 
 
+# walk-in choices made by the score alone (not priority, a condition or the cap)
+_BY_SCORE = frozenset({"longest", "service_level", "secondary", "fairness"})
+
+
+def _score(r: _Rules, cr: _CounterRules, t: Ticket, now: float) -> float:
+    """A normal ticket's score at this counter (rule 4): waiting time / its service's target, times the
+    counter's skill weight until the ticket has waited ``ageing_from`` x the target."""
+    target = r.targets[t.service]
+    age = now - t.issued_at
+    return age / target * (1.0 if age >= r.ageing_from * target else cr.weights[t.service])
+
+
 def _due(t: Ticket) -> float:
     """When an appointment holder is due: the slot, or the check-in when it came after the slot."""
     return max(t.appointment or 0.0, t.issued_at)
@@ -356,6 +368,19 @@ class RuleSelector:
             if walk is None:
                 return Choice(
                     appt, "appointment" if callable_ else "appointment_early", (("slot", appt.appointment),)
+                )
+            # a holder who came early (within early_min) and has waited longer than the walk-in the scores
+            # chose is called now, as that walk-in would be: its work is done while the office can, not at
+            # its slot, when the queue may be longer. Priority, conditions and the cap keep their place.
+            if (
+                callable_
+                and walk.rule in _BY_SCORE
+                and _score(r, cr, appt, now) > _score(r, cr, walk.ticket, now)
+            ):
+                return Choice(
+                    appt,
+                    "appointment_waiting",
+                    (("slot", appt.appointment), ("wait", _minutes(now - appt.issued_at))),
                 )
             assert r.means is not None
             back = now + r.means[walk.ticket.service] - r.grace_s  # this counter is back by then
