@@ -83,6 +83,7 @@ class MissedCalls:
         self.store = store
         self._lock = threading.Lock()
         self._handled: OrderedDict[CallKey, None] = OrderedDict()
+        self._unplayed: set[CallKey] = set()  # handled, queued for the gong, not played yet: not stored
         self._saved: list[CallKey] = []  # what the store was given last
         self._offset: float | None = None  # the controller's time minus clock()
         self.fresh = False  # the offset comes from a live message (not only from a retained state)
@@ -112,15 +113,29 @@ class MissedCalls:
         with self._lock:
             return self._now()
 
-    def heard(self, key: CallKey) -> None:
-        """A call the display took live (from its event): never announced again from a snapshot."""
+    def heard(self, key: CallKey, *, announcing: bool = False) -> None:
+        """A call the display took live (from its event): never announced again from a snapshot.
+        ``announcing``: it waits for its gong, and is stored (not announced again after a restart) only once
+        ``played``; a display that restarts before then announces it from the next snapshot."""
         with self._lock:
             self._remember(key)
+            if announcing:
+                self._unplayed.add(key)
             self._save()
 
-    def decide(self, calls: Iterable[CallView], serving: dict[str, str | None]) -> list[CallView]:
+    def played(self, key: CallKey) -> None:
+        """The announcement of a call began (its first sound was played): a restart does not repeat it."""
+        with self._lock:
+            if key in self._unplayed:
+                self._unplayed.discard(key)
+                self._save()
+
+    def decide(
+        self, calls: Iterable[CallView], serving: dict[str, str | None], *, announcing: bool = False
+    ) -> list[CallView]:
         """The calls of a snapshot to announce now, oldest first. They and the stale ones are remembered;
-        a call held for want of a fresh time is decided again with the next snapshot."""
+        a call held for want of a fresh time is decided again with the next snapshot. ``announcing``: as in
+        ``heard``, the calls to announce are stored once ``played``."""
         now = self.controller_now()
         out: list[CallView] = []
         with self._lock:
@@ -133,6 +148,8 @@ class MissedCalls:
                         continue  # held: the controller's time is not known yet
                     if age <= self.window_s:
                         self._remember(call.key)
+                        if announcing:
+                            self._unplayed.add(call.key)
                         self.announced += 1
                         out.append(call)
                         log.info(
@@ -149,7 +166,8 @@ class MissedCalls:
 
     def recent(self) -> list[CallKey]:
         """The remembered calls that a restart must not announce again: those of the window (and a little
-        more) on the controller's clock; all of them while its time is not known."""
+        more) on the controller's clock; all of them while its time is not known. A call still waiting for
+        its gong is not among them."""
         with self._lock:
             return self._recent()
 
@@ -160,9 +178,9 @@ class MissedCalls:
     def _recent(self) -> list[CallKey]:
         now = self._now()
         if now is None:
-            return list(self._handled)
+            return [k for k in self._handled if k not in self._unplayed]
         oldest = now - self.window_s - KEEP_AFTER_WINDOW_S
-        return [k for k in self._handled if k[2] >= oldest]
+        return [k for k in self._handled if k[2] >= oldest and k not in self._unplayed]
 
     def _save(self) -> None:
         """Hand the recent calls to the store when they changed (it writes on its own thread)."""
@@ -177,4 +195,4 @@ class MissedCalls:
         self._handled[key] = None
         self._handled.move_to_end(key)
         while len(self._handled) > self.keep:
-            self._handled.popitem(last=False)
+            self._unplayed.discard(self._handled.popitem(last=False)[0])

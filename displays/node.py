@@ -12,15 +12,15 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from displays.announce import Announcement, Announcer, AudioError
+from displays.announce import Announcement, Announcer, AudioError, Played
 from displays.board import Board, CallView, Screen
 from displays.heard import HeardFile, path_for
-from displays.missed import MissedCalls, serving_of
+from displays.missed import CallKey, MissedCalls, serving_of
 from waitroom.configbase import prepared
 from waitroom.contract import EventKind, FaultCode
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the schema (pydantic); a display node runs on light records
     from waitroom.config import Config, Node
 
 log = logging.getLogger(__name__)
+PLAYING_KEEP = 200  # calls queued for their gong that are remembered (more than a queue ever holds)
 
 
 def prepare(cfg: Config, node: Node) -> dict[str, Any]:
@@ -129,6 +130,9 @@ class DisplayNode:
         window = self.settings.announce_missed_s if self.announcer.enabled else 0
         self.heard_file = HeardFile(path_for(node.id, data_dir)) if window else None
         self.missed = MissedCalls(window, store=self.heard_file)
+        self._playing: OrderedDict[tuple[str, int | None], CallKey] = OrderedDict()  # (ticket, seq) -> call
+        self._playing_lock = threading.Lock()
+        self.announcer.on_played.append(self._on_played)
         if self.missed.restored:
             n, path = self.missed.restored, self.heard_file.path if self.heard_file else None
             log.info("%d calls heard before the start (%s) are not announced again", n, path)
@@ -193,7 +197,7 @@ class DisplayNode:
         self._wake.set()
         self.missed.observe(snap.get("ts"), fresh=self._states_since_connect > 0)
         self._states_since_connect += 1
-        late = self.missed.decide(calls, serving_of(snap))
+        late = self.missed.decide(calls, serving_of(snap), announcing=True)
         for call in late:  # oldest first, through the same queue (and its skipping rule) as live calls
             self._announce(call)
         if late:
@@ -211,17 +215,28 @@ class DisplayNode:
             return
         if call is None:
             return
-        self.missed.heard(call.key)
+        self.missed.heard(call.key, announcing=self.missed.window_s > 0)
         self.received[call.key] = time.monotonic()
         self._wake.set()
         self._announce(call)
 
     def _announce(self, call: CallView) -> None:
+        if self.missed.window_s > 0:  # stored as heard once its first sound is played (_on_played)
+            with self._playing_lock:
+                self._playing[(call.ticket, call.seq)] = call.key
+                while len(self._playing) > PLAYING_KEEP:  # calls superseded or never played
+                    self._playing.popitem(last=False)
         self.announcer.announce(
             Announcement(
                 call.ticket, dict(call.spoken), call.recall, call.seq, lang=call.lang, at=call.counter
             )
         )
+
+    def _on_played(self, rec: Played) -> None:  # the announcer's play thread
+        with self._playing_lock:
+            key = self._playing.pop((rec.ticket, rec.seq), None)
+        if key is not None:
+            self.missed.played(key)
 
     def _on_controller(self, online: bool) -> None:
         self.board.set_controller(online)

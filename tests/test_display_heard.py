@@ -184,3 +184,21 @@ def test_only_the_calls_of_the_window_are_kept(path: Path):
     assert store.flush() and store.writes == writes
     store.close()
     assert missed.recent() == [("A002", "c1", 999.0), ("B001", "c2", 1088.0)]
+
+
+def test_a_call_is_stored_once_its_announcement_began(path: Path):
+    local = [0.0]
+    store = HeardFile(path)
+    missed = MissedCalls(60, clock=lambda: local[0], store=store)
+    missed.observe(1000.0, fresh=True)
+    missed.heard(("A001", "c1", 999.0), announcing=True)  # queued for its gong
+    late = missed.decide([view("B001", "c2", 990.0)], {"c2": "B001"}, announcing=True)
+    assert [c.ticket for c in late] == ["B001"]
+    assert missed.decide([view("A001", "c1", 999.0)], {"c1": "A001"}) == []  # this process knows it
+    assert store.flush() and store.load() == []  # a restart now announces both
+    missed.played(("B001", "c2", 990.0))
+    missed.played(("Z001", "c9", 998.0))  # not one of its calls: nothing
+    assert store.flush() and store.load() == [("B001", "c2", 990.0)]
+    missed.played(("A001", "c1", 999.0))
+    assert store.flush() and store.load() == [("A001", "c1", 999.0), ("B001", "c2", 990.0)]
+    store.close()

@@ -352,3 +352,45 @@ def test_a_restarted_display_does_not_announce_again_what_it_announced(office, c
     finally:
         new_card.stop()
         new_card.runtime.stop()
+
+
+def test_a_call_still_waiting_for_its_gong_when_the_power_goes_is_announced_after_the_restart(
+    office, cfg, node, tmp_path
+):
+    """Two counters call at once; the second call waits for the first one's gong and the gap after it. The
+    power of the Pi goes before that second gong: the restarted display announces it, and not the first one,
+    which was heard."""
+    disp, c1, c4 = node("disp-1"), node("counter-1"), node("counter-4")
+    for service in ("melde", "fuehrerschein"):
+        disp.request("ticket.issue", {"service": service})
+    data = tmp_path / "var"
+    first = display(cfg, tmp_path, data_dir=data, call_gap_s=10)  # the most it can be
+    first.start()
+    try:
+        wait_for(lambda: first.board.screen().has_state, what="state")
+        heard = call_next(c1, "c1")
+        waiting = call_next(c4, "c4")
+        wait_for(lambda: gongs(first) == [heard], what="the first call announced")
+        shown = lambda: {c.ticket for c in first.board.screen().calls}  # noqa: E731
+        wait_for(lambda: waiting in shown(), what="the second call shown")
+        assert first.announcer.pending == 1  # the second call waits for the gap
+        # the power goes: the process gets no further (what it handed to the file is on the card)
+        first.runtime.stop()
+        assert first.heard_file is not None and first.heard_file.flush()
+        assert gongs(first) == [heard]
+
+        restarted = display(cfg, tmp_path, data_dir=data)
+        restarted.start()
+        try:
+            calls = lambda: {c.ticket for c in restarted.board.screen().calls}  # noqa: E731
+            wait_for(lambda: calls() == {heard, waiting}, what="state")
+            a_live_state(restarted, disp)
+            wait_for(lambda: waiting in gongs(restarted), what="the call never announced, announced now")
+            a_live_state(restarted, disp)
+            assert restarted.announcer.wait_idle(timeout=10)
+            assert gongs(restarted) == [waiting]
+        finally:
+            restarted.stop()
+            restarted.runtime.stop()
+    finally:
+        first.stop()  # the threads of the process that lost its power
