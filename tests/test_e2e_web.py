@@ -328,7 +328,8 @@ def test_admin_alarm_appears_updates_and_ends_live_said_once(
     """The admin page follows the controller's alarms without a reload: the clock falls behind the log (a Pi
     that lost its time) and the alarm appears; it falls further behind and the same alarm element changes its
     text in place, quietly (a screen reader is told the alarm once, when it appears); the time sync ends it
-    and it goes. The admin's focus stays where it was, and axe finds nothing on the page with the alarm."""
+    and it goes. The admin's focus stays where it was, and axe finds nothing on the page with the alarm. The
+    queue section follows the state as well, but never under the admin's focus."""
     from tests.test_a11y import axe_script, run_axe
 
     node("disp-1").request("ticket.issue", {"service": "pass"})  # the log has an event of today
@@ -368,6 +369,13 @@ def test_admin_alarm_appears_updates_and_ends_live_said_once(
     said = admin.evaluate("window.__said")
     assert [s["id"] for s in said] == ["alarm-clock_behind"], said  # said once, when it appeared
     assert CLOCK_ALARM.format("1 Tg. 0 Std.") in said[0]["text"]
+
+    # the queue section is live too: it was not swapped while the focus was in its intake form (the focus
+    # stayed above through every state message); once the admin leaves it, a new ticket shows without a reload
+    admin.evaluate("document.activeElement.blur()")
+    ticket = node("disp-1").request("ticket.issue", {"service": "melde"})["ticket"]["number"]
+    shows = f"document.getElementById('queue').textContent.includes('{ticket}')"
+    admin.wait_for_function(shows, timeout=10000)
 
     # without JavaScript the page shows the alarms of its load, as alerts
     clock.fixed = last - 86400

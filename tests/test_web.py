@@ -89,6 +89,7 @@ def test_login_redirect_stays_local(anon):
         "/admin/stats.csv",
         "/admin/nodes",
         "/admin/alarms",
+        "/admin/queue",
     ],
 )
 def test_anonymous_is_sent_to_login(anon, path):
@@ -104,7 +105,7 @@ def test_anonymous_api_is_401(anon):
 
 
 @pytest.mark.parametrize(
-    "path", ["/admin/", "/admin/stats", "/admin/config", "/admin/stats.csv", "/admin/alarms"]
+    "path", ["/admin/", "/admin/stats", "/admin/config", "/admin/stats.csv", "/admin/alarms", "/admin/queue"]
 )
 def test_staff_may_not_see_admin(staff, path):
     assert staff.get(path).status_code == 403
@@ -236,6 +237,56 @@ def test_admin_pages(app, admin, node):
     assert post(admin, "/admin/intake/nope", {"mode": "stop"}).status_code == 404
     # an admin may operate every counter
     assert admin.get("/staff/c5").status_code == 200
+
+
+def test_admin_queue_and_alarms_follow_the_office(cfg, tmp_path, node):
+    """The admin page's queue and its alarms are fragments that the page fetches again on every state,
+    controller and link event (before, both were as of the page's load, and "offline" meant only this app's
+    own broker link): a new ticket is in the queue; a help request escalated to the office manager and a
+    controller that stopped are alarms, and both end."""
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    fast = cfg.model_copy(
+        update={"controller": cfg.controller.model_copy(update={"assist_escalate_s": [1, 2]})}
+    )
+    ctl = ControllerService(fast, str(tmp_path / "events.db"))
+    assert ctl.start(wait=10)
+    app = create_app(fast, data_dir=tmp_path, test_config={"SECRET_KEY": "k" * 32, "TESTING": True})
+    app.extensions["waitroom_users"].add("admin", PASSWORD, "admin")
+    live = app.extensions["waitroom"]
+    admin = app.test_client()
+    assert login(admin, "admin").status_code == 302
+
+    def alarms() -> str:
+        return admin.get("/admin/alarms").get_data(as_text=True)
+
+    try:
+        wait_for(lambda: live.state() is not None)
+        page = admin.get("/admin/").get_data(as_text=True)
+        assert 'data-live-fragment="/admin/queue"' in page and "A001" not in page
+        node("disp-1").request("ticket.issue", {"service": "pass"})
+        wait_for(lambda: "A001" in admin.get("/admin/queue").get_data(as_text=True))
+        assert "<h1" not in admin.get("/admin/queue").get_data(as_text=True)  # the section only
+
+        aid = node("sb-1").request("assist.request", {"terminal": "sb-1"})["assist"]["id"]
+        wait_for(lambda: 'id="alarm-help_escalated"' in alarms(), timeout=15)
+        assert "1 Hilfeanfrage(n) seit langem unbeantwortet!" in alarms()
+        node("counter-3").request("assist.resolve", {"request": aid})
+        wait_for(lambda: 'id="alarm-help_escalated"' not in alarms())
+
+        assert 'id="alarm-controller_offline"' not in alarms()
+        with live.subscribe() as sub:
+            ctl.stop()
+            wait_for(lambda: 'id="alarm-controller_offline"' in alarms())
+            assert any(m.startswith("event: controller") for m in sub.buffer)  # the page fetches alarms
+        assert "Keine Verbindung zur Steuerung" in admin.get("/admin/").get_data(as_text=True)
+        ctl = ControllerService(fast, str(tmp_path / "events.db"))
+        assert ctl.start(wait=10)
+        wait_for(lambda: 'id="alarm-controller_offline"' not in alarms())
+    finally:
+        live.close()
+        ctl.stop()
 
 
 def test_admin_statistics_and_csv(app, admin, node):

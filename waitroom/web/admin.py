@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from flask import (
@@ -25,9 +26,14 @@ from waitroom.i18n import N_
 from waitroom.web import health, stats
 from waitroom.web.common import cfg, lang, live, login_required, run_command, tr, users
 
+if TYPE_CHECKING:
+    from waitroom.web.live import LiveOffice
+
 log = logging.getLogger(__name__)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+N_("web.admin.alarm.offline")
 
 # why the statistics cannot be shown, in the page's words (the English reason goes to the log)
 STATS_UNAVAILABLE = {"missing": N_("web.stats.unavailable"), "unreadable": N_("web.stats.unreadable")}
@@ -52,9 +58,8 @@ def index() -> str:
         "admin.html",
         nodes=lv.node_table(),
         state=state,
-        alarms=health.alarms(cfg(), lang(), state),
+        alarms=_alarms(state, lv),
         now=time.time(),
-        online=lv.online,
         users=users().all(),
         service_names={s.id: s.name.model_dump() for s in cfg().services},
         health_lines=_health_lines,
@@ -81,9 +86,36 @@ def nodes_fragment() -> str:
 @bp.get("/alarms")
 @login_required("admin")
 def alarms_fragment() -> str:
-    """The controller's alarms as on the admin page: app.js fetches this on every state message and merges
-    it into the page (an alarm that begins is added, one that ends removed, one that changed is updated)."""
-    return render_template("admin_alarms.html", alarms=health.alarms(cfg(), lang(), live().public_state()))
+    """The alarms as on the admin page: app.js fetches this on every state or node message and merges it into
+    the page (an alarm that begins is added, one that ends removed, one that changed is updated)."""
+    lv = live()
+    return render_template("admin_alarms.html", alarms=_alarms(lv.public_state(), lv))
+
+
+@bp.get("/queue")
+@login_required("admin")
+def queue_fragment() -> str:
+    """The queue section of the admin page (services, counters, waiting tickets), fetched on every state
+    message; app.js does not swap it while the admin's focus is in it (an intake form being filled in)."""
+    return render_template("admin_queue.html", state=live().public_state())
+
+
+def _alarms(state: dict[str, Any] | None, lv: LiveOffice) -> list[health.Alarm]:
+    """The admin page's alarms: no connection to the controller (it is offline, or this app has lost the
+    broker: what the page shows is the last known state), help requests escalated to the office manager, then
+    the controller's own alarms."""
+    out: list[health.Alarm] = []
+    if lv.office_status()[0] == "stale":
+        out.append(health.Alarm("controller_offline", tr("web.admin.alarm.offline")))
+    requests = (state or {}).get("assistance")
+    escalated = sum(
+        1
+        for a in (requests if isinstance(requests, list) else ())
+        if isinstance(a, dict) and isinstance(a.get("level"), int) and a["level"] >= 2
+    )
+    if escalated:
+        out.append(health.Alarm("help_escalated", tr("web.assist.escalated", n=escalated)))
+    return out + health.alarms(cfg(), lang(), state)
 
 
 @bp.get("/config")

@@ -168,6 +168,9 @@ class LiveOffice:
         # The city's advice (another office with a shorter wait), bridged down from the city broker.
         self.advice = Advice(cfg.office.id)
         runtime.subscribe(self.topics.recommendations(), self.advice.on_message)
+        # this app's own link to the broker: pages that show the office's state say when it is not current
+        runtime.link.on_connect_hooks.append(lambda: self.broadcast("link", {"online": True}))
+        runtime.link.on_disconnect_hooks.append(lambda: self.broadcast("link", {"online": False}))
 
     # -- lifecycle
     def start(self, wait: float | None = 10.0) -> bool:
