@@ -74,3 +74,25 @@ def test_waits_of_a_stopped_controller_are_not_shown_as_current(app, anon, contr
     html = anon.get("/waiting").get_data(as_text=True)
     assert "Keine aktuellen Daten" in html and "ca. " not in html
     assert "No current data" in anon.get("/waiting?lang=en").get_data(as_text=True)
+
+
+def test_pages_hear_when_the_web_app_loses_the_broker_and_gets_it_back(app, anon):  # noqa: F811
+    """This app's own broker link drops (a mosquitto restart, a network blip): its copy of the office is no
+    longer current, and the open pages that show it (public waits, the admin's alarms) hear of it at once and
+    again when the link is back (a ``link`` event on the stream), not only at the next state message."""
+    import socket
+
+    from tests.web_helpers import wait_for
+
+    live = app.extensions["waitroom"]
+    assert 'data-live-events="state,controller,link"' in anon.get("/waiting").get_data(as_text=True)
+
+    def said(online: bool) -> bool:
+        event = 'event: link\ndata: {"online":%s}\n\n' % ("true" if online else "false")
+        return event in sub.buffer
+
+    with live.subscribe() as sub:
+        live.runtime.link.client.socket().shutdown(socket.SHUT_RDWR)
+        wait_for(lambda: said(False))  # the link is down
+        wait_for(lambda: said(True), timeout=15)  # and back
+    wait_for(lambda: anon.get("/api/public").get_json()["offices"][0]["status"] == "live")
