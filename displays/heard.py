@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,8 @@ class HeardFile:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._failing = False  # the last write failed (logged once until one works again)
+        # told when writing begins to fail (the error, once) and when it works again (None)
+        self.on_change: Callable[[str | None], None] | None = None
         self.writes = 0  # files written
         self.errors = 0  # writes that failed
 
@@ -148,13 +150,22 @@ class HeardFile:
                     self.path,
                     exc,
                 )
-            self._failing = True
+                self._failing = True
+                self._tell(f"{self.path}: {exc.strerror or exc}")
             return False
         if self._failing:
             log.info("%s is written again", self.path)
             self._failing = False
+            self._tell(None)
         self.writes += 1
         return True
+
+    def _tell(self, error: str | None) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(error)
+            except Exception:  # the node's health must not stop the store
+                log.exception("reporting the state of %s failed", self.path)
 
     def _sync_folder(self) -> None:
         """The rename on disk too (a power cut right after it keeps the new file)."""

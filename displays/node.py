@@ -129,6 +129,10 @@ class DisplayNode:
         # restart does not announce them again (displays.heard)
         window = self.settings.announce_missed_s if self.announcer.enabled else 0
         self.heard_file = HeardFile(path_for(node.id, data_dir)) if window else None
+        if self.heard_file is not None:  # a full or read-only card shows on the admin page
+            self.heard_file.on_change = lambda error: runtime.set_health(
+                heard_error=error, heard_fault=None if error is None else FaultCode.HEARD_UNWRITABLE.value
+            )
         self.missed = MissedCalls(window, store=self.heard_file)
         self._playing: OrderedDict[tuple[str, int | None], CallKey] = OrderedDict()  # (ticket, seq) -> call
         self._playing_lock = threading.Lock()

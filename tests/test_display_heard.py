@@ -202,3 +202,19 @@ def test_a_call_is_stored_once_its_announcement_began(path: Path):
     missed.played(("A001", "c1", 999.0))
     assert store.flush() and store.load() == [("A001", "c1", 999.0), ("B001", "c2", 990.0)]
     store.close()
+
+
+def test_the_node_is_told_once_when_writing_fails_and_once_when_it_works_again(tmp_path: Path):
+    """The display node puts it in its health (``heard_error`` and the fault ``heard_unwritable``), so a full
+    or read-only card shows on the admin page, not only in the log."""
+    (tmp_path / "var").write_text("not a folder yet")
+    store = HeardFile(heard.path_for("display-1", tmp_path / "var"))
+    told: list[str | None] = []
+    store.on_change = told.append
+    assert not store.write([("A001", "c1", 1.0)])
+    assert not store.write([("A002", "c1", 2.0)])
+    assert len(told) == 1 and told[0] is not None and "display-display-1-heard.json" in told[0]
+    (tmp_path / "var").unlink()
+    assert store.write([("A002", "c1", 2.0)])
+    assert store.write([("A003", "c1", 3.0)])
+    assert told[1:] == [None]

@@ -394,3 +394,29 @@ def test_a_call_still_waiting_for_its_gong_when_the_power_goes_is_announced_afte
             restarted.runtime.stop()
     finally:
         first.stop()  # the threads of the process that lost its power
+
+
+def test_a_display_that_cannot_save_its_heard_calls_says_so_in_its_health(office, cfg, node, tmp_path):
+    """A full or read-only card: the display announces as before and its health carries the fault (the admin
+    page says it as a sentence), until the file can be written again."""
+    disp, c1 = node("disp-1"), node("counter-1")
+    disp.request("ticket.issue", {"service": "melde"})
+    data = tmp_path / "var"
+    data.write_text("a file where the data folder should be")
+    dn = display(cfg, tmp_path, data_dir=data)
+    dn.start()
+    try:
+        wait_for(lambda: dn.board.screen().has_state, what="state")
+        ticket = call_next(c1, "c1")
+        wait_for(lambda: gongs(dn) == [ticket], what="the call announced all the same")
+        health = dn.runtime.health
+        wait_for(lambda: health.get("heard_fault") == "heard_unwritable", what="the fault in its health")
+        assert "display-display-1-heard.json" in dn.runtime.health["heard_error"]
+        data.unlink()  # the card is writable again
+        disp.request("ticket.issue", {"service": "melde"})
+        call_next(c1, "c1")
+        wait_for(lambda: dn.runtime.health.get("heard_fault", "") is None, what="the fault gone")
+        assert dn.runtime.health["heard_error"] is None
+    finally:
+        dn.stop()
+        dn.runtime.stop()

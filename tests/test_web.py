@@ -776,6 +776,8 @@ def test_admin_says_node_faults_as_sentences_with_the_detail_folded_away(app, ad
         display_fault="frame_failed",
         speech="error: espeak-ng is not installed: apt-get install espeak-ng (or: make sysdeps)",
         speech_fault="speech_missing",
+        heard_error="/var/lib/waitroom/display-display-1-heard.json: Read-only file system",
+        heard_fault="heard_unwritable",
     )
     disp.set_health(
         offline_store="/var/lib/waitroom/offline.db: database or disk is full",
@@ -798,7 +800,13 @@ def test_admin_says_node_faults_as_sentences_with_the_detail_folded_away(app, ad
         "⚠ Achtung: Sprachansage: Die Sprachausgabe ist nicht installiert oder startet nicht: Aufrufe kommen "
         "nur mit Gong.",
     )
-    assert "display_fault" not in shown and "speech_fault" not in shown
+    assert shown["heard_error"] == (
+        "warn",
+        "⚠ Achtung: Angesagte Aufrufe speichern: Die Anzeige kann die angesagten Aufrufe nicht speichern "
+        "(Speicher voll oder schreibgeschützt): Nach einem Neustart kann ein Aufruf noch einmal angesagt "
+        "werden. Speicherplatz freigeben.",
+    )
+    assert "display_fault" not in shown and "speech_fault" not in shown and "heard_fault" not in shown
     details = health_details(html, "display-1")
     assert details["display_error"] == ("Technische Angabe", "RuntimeError('surface lost')")
     assert details["speech"][1].startswith("espeak-ng is not installed")

@@ -195,6 +195,7 @@ class FaultCode(StrEnum):
     SPEECH_MISSING = "speech_missing"
     SPEECH_TIMEOUT = "speech_timeout"
     SPEECH_FAILED = "speech_failed"
+    HEARD_UNWRITABLE = "heard_unwritable"
 
 
 # a health field with a free-text detail -> the field with its stable fault code
@@ -203,6 +204,7 @@ FAULT_FIELDS: dict[str, str] = {
     "offline_store": "offline_store_fault",
     "display_error": "display_fault",
     "speech": "speech_fault",
+    "heard_error": "heard_fault",
 }
 
 FAULT_DESCRIPTIONS: dict[FaultCode, str] = {
@@ -220,6 +222,8 @@ FAULT_DESCRIPTIONS: dict[FaultCode, str] = {
     FaultCode.SPEECH_MISSING: "the speech synthesis (espeak-ng, pyttsx3) is not installed or does not start",
     FaultCode.SPEECH_TIMEOUT: "the speech synthesis took too long or hung",
     FaultCode.SPEECH_FAILED: "the speech synthesis failed otherwise",
+    FaultCode.HEARD_UNWRITABLE: "the display cannot write the calls it announced to its data directory (a "
+    "full or read-only disk): it goes on, but a restart may announce a recent call again",
 }
 
 

@@ -140,6 +140,7 @@ FAULTS = {
     FaultCode.SPEECH_MISSING: N_("web.health.fault.speech_missing"),
     FaultCode.SPEECH_TIMEOUT: N_("web.health.fault.speech_timeout"),
     FaultCode.SPEECH_FAILED: N_("web.health.fault.speech_failed"),
+    FaultCode.HEARD_UNWRITABLE: N_("web.health.fault.heard_unwritable"),
 }
 # the code fields are said with their detail field, not as lines of their own
 FAULT_CODE_FIELDS = frozenset(FAULT_FIELDS.values())
@@ -159,6 +160,7 @@ ORDER = (
     "display_error",
     "audio",
     "speech",
+    "heard_error",
     "counter",
     "mode",
     "last_error",
@@ -213,6 +215,7 @@ OTHER_KEYS = (
     N_("web.health.buttons_stuck"),
     N_("web.health.display_error"),
     N_("web.health.speech"),
+    N_("web.health.heard_error"),
     N_("web.health.speech.ok"),
     N_("web.health.speech.off"),
     N_("web.health.speech.error"),
@@ -323,7 +326,7 @@ class Describer:
             if n is None:
                 return None if value is None else Line(key, tr(COUNTS[key]), raw(value), known=False)
             return Line(key, tr(COUNTS[key]), str(n), key in BAD_COUNTS and n > 0)
-        if key in ("printer_error", "display_error"):
+        if key in ("printer_error", "display_error", "heard_error"):
             if _empty(value) and _empty(code):
                 return None
             return self.fault(key, tr(f"web.health.{key}"), value, code)
