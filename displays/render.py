@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -41,6 +42,43 @@ LINE = 1.17  # DejaVu line height per point size
 MIN_TEXT = 0.03  # no label smaller than 3 % of the screen's short side (its height on a landscape TV)
 ELLIPSIS = "…"
 TEXT_CACHE_BYTES = 4 * 2**20  # rendered texts kept: what a state change draws, the rows that move down
+
+
+_SPACES = re.compile(r"[ \t\r\n]+")  # where a label may break: not at a no-break or an en space
+
+
+_VOWELS = frozenset("aeiouyäöüıàâéèêëîïôûAEIOUYÄÖÜİÀÂÉÈÊËÎÏÔÛаеёиоуыэюяіїєАЕЁИОУЫЭЮЯІЇЄ")
+# consonants a syllable of German starts with together (and so a break goes before, not into); "pf" is
+# not one of them ("Ap-fel")
+_ONSETS = frozenset(
+    {"ch", "ck", "sch", "ph", "th", "qu", "st", "str", "sp", "spr", "schl", "schm", "schn", "schr", "schw"}
+    | {"bl", "br", "dr", "fl", "fr", "gl", "gr", "kl", "kn", "kr", "pl", "pr", "tr", "zw"}
+)
+
+
+def _onset(cluster: str) -> bool:
+    return len(cluster) == 1 or cluster.lower() in _ONSETS
+
+
+def _syllable_break(word: str, i: int) -> bool:
+    """Whether a hyphen may go before ``word[i]`` by the syllable rule of thumb of German (and the other
+    European scripts of the display): the next syllable takes the longest run of the consonants before its
+    vowel that a syllable can start with ("Melde-angele-genheiten", "Zulassungs-stelle", "Füh-rer-schein"),
+    two letters at least on either side. A rule of thumb, not a dictionary: it does not see where the words
+    of a compound meet ("Staat-sangehörigkeit")."""
+    if i < 2 or len(word) - i < 2 or not word[i - 2 : i + 2].isalpha() or word[i] in _VOWELS:
+        return False
+    j = i
+    while j < len(word) and word[j].isalpha() and word[j] not in _VOWELS:
+        j += 1
+    if j == len(word) or not word[j].isalpha():
+        return False  # no vowel follows: no syllable starts here
+    return _onset(word[i:j]) and (word[i - 1] in _VOWELS or not _onset(word[i - 1 : j]))
+
+
+def _whole(s: str) -> str:
+    """``s`` as one unit that a label does not break (no-break spaces)."""
+    return s.replace(" ", "\u00a0")
 
 
 def needs_shaping(s: str) -> bool:
@@ -221,7 +259,10 @@ class Renderer:
 
         One line at the size the box's height gives (``size`` caps it), shrunk to at most ``shrink`` of it to
         fit the width; else wrapped to two lines at the largest size that fits; else, at the minimum
-        readable size, as many lines as fit, the last ending with an ellipsis. Returns the point size."""
+        readable size, as many lines as fit, a word longer than the line (a German compound:
+        "Staatsangehörigkeitsangelegenheiten") broken with a hyphen, and only what still does not fit cut
+        with an ellipsis. Lines break at spaces only: a service's letter is joined to its name with an en
+        space (U+2002), which holds like a no-break space. Returns the point size."""
         _x, _y, w, h = rect
         if not s or w <= 0 or h <= 0:
             return 0
@@ -241,7 +282,7 @@ class Renderer:
                 pt -= 1
         pt = floor
         room = max(1, min(lines, int(h / (pt * LINE))))
-        wrapped = self._wrap(s, bold, pt, w)
+        wrapped = self._wrap(s, bold, pt, w, break_words=room > 1)
         shown = wrapped[:room]
         cut = len(wrapped) > room or any(self.width(line, bold, pt) > w for line in shown)
         if cut:
@@ -251,18 +292,42 @@ class Renderer:
             shown[-1] = last.rstrip(" ,;·-–") + ELLIPSIS
         return self._blit_lines(target, s, tuple(shown), pt, rect, color, bold, align, cut, origin)
 
-    def _wrap(self, s: str, bold: bool, pt: int, w: int) -> list[str]:
+    def _wrap(self, s: str, bold: bool, pt: int, w: int, *, break_words: bool = False) -> list[str]:
+        """``s`` in lines of at most ``w`` pixels, broken at spaces (a no-break space holds); a word wider
+        than a line stays whole, or with ``break_words`` is broken after a hyphen it has or with one."""
         out: list[str] = []
         line = ""
-        for word in s.split():
+        for word in _SPACES.split(s.strip()):
             candidate = f"{line} {word}" if line else word
             if not line or self.width(candidate, bold, pt) <= w:
                 line = candidate
+                if not break_words or self.width(line, bold, pt) <= w:
+                    continue
+                line = ""  # the word alone is wider than a line: broken below, from the start of a line
             else:
                 out.append(line)
                 line = word
+                if not break_words or self.width(line, bold, pt) <= w:
+                    continue
+            rest = word
+            while self.width(rest, bold, pt) > w and not needs_shaping(rest):
+                head, rest = self._break_word(rest, bold, pt, w)
+                out.append(head)
+            line = rest
         out.append(line)
         return out
+
+    def _break_word(self, word: str, bold: bool, pt: int, w: int) -> tuple[str, str]:
+        """The longest head of ``word`` that fits ``w`` with its hyphen (after a hyphen the word has, if one
+        is far enough in), and the rest; at least one letter, so a break always moves on."""
+        fits = 1
+        while fits < len(word) and self.width(word[: fits + 1] + "-", bold, pt) <= w:
+            fits += 1
+        hyphen = word.rfind("-", 0, fits)
+        if hyphen >= fits // 2:  # "Kfz-Zulassungsstelle": after its own hyphen, unless that is too early
+            return word[: hyphen + 1], word[hyphen + 1 :]
+        at = next((i for i in range(fits, fits // 2, -1) if _syllable_break(word, i)), fits)
+        return word[:at] + "-", word[at:]
 
     def _blit_lines(
         self,
@@ -467,14 +532,15 @@ class Renderer:
         for i, wv in enumerate(waits):
             cx, cy = x + pad + (i % cols) * cw, y + title_h + pad // 2 + (i // cols) * ch
             first = self.name(wv.name, self.lang)
-            name = f"{wv.prefix}  {first}" if wv.prefix else first
+            name = f"{wv.prefix}\u2002{first}" if wv.prefix else first  # the letter stays with the name
             second = self.name(wv.name, self.lang2) if self.lang2 else ""
             if not wv.intake_open:
                 info = i18n.t("display.intake_closed", self.lang)
-            else:
-                info = i18n.tn("display.waiting_count", wv.waiting, self.lang, count=wv.waiting)
+            else:  # "3 wartend · ca. 12 Min.": each part whole on its line (no "ca." / "12 Min.")
+                info = _whole(i18n.tn("display.waiting_count", wv.waiting, self.lang, count=wv.waiting))
                 if wv.eta_min is not None and wv.waiting:
-                    info += "  ·  " + i18n.tn("wait.minutes", wv.eta_min, self.lang, minutes=wv.eta_min)
+                    minutes = i18n.tn("wait.minutes", wv.eta_min, self.lang, minutes=wv.eta_min)
+                    info += "  ·  " + _whole(minutes)
             # the waiting information comes first: it gets two lines when it needs them, and then the
             # second-language name gives up its line (the name keeps at least one)
             info_lines = 1 if self.width(info, True, self.min_pt) <= inner else 2

@@ -12,7 +12,7 @@ import pytest
 
 from displays import settings as ds
 from displays.board import Board
-from displays.render import Renderer
+from displays.render import LINE, Renderer
 
 pygame.font.init()
 
@@ -127,7 +127,7 @@ def test_long_names_wrap_then_ellipsis_never_tiny_never_outside(layout, langs):
         assert d.lines[0].split()[1] == name.split()[0], d  # starts with the name's first word
     # the waits columns never touch: the strip between two columns is bare panel
     if "waits" in r.rects:
-        boxes = [d for d in r.drawn if d.text.startswith(("A  ", "B  ", "C  ", "D  ", "E  "))]
+        boxes = [d for d in r.drawn if d.text[1:2] == "\u2002"]
         for a, b in itertools.combinations(boxes, 2):
             if abs(a.rect[1] - b.rect[1]) < 5:
                 assert a.box[0] + a.box[2] < b.box[0] or b.box[0] + b.box[2] < a.box[0]
@@ -138,7 +138,7 @@ def test_one_long_name_does_not_shrink_the_others(layout):
     res = LAYOUTS[layout]
     short = {d.text: d.pt for d in render(res, ("de", "en"), snapshot(long=False)).drawn}
     mixed = {d.text: d.pt for d in render(res, ("de", "en"), snapshot(long=True)).drawn}
-    for label in ("D  Reisepass", "E  Personalausweis"):
+    for label in ("D\u2002Reisepass", "E\u2002Personalausweis"):
         assert mixed[label] == short[label], (label, mixed[label], short[label])
     # the second language is never larger than the first (the idle screen too)
     idle = render(res, ("de", "en"), {**snapshot(), "calls": []})
@@ -195,3 +195,47 @@ def test_arabic_on_the_board_is_shaped():
     assert ink > 200
     assert diff(got, ref) < ink * 0.05
     assert diff(got, unshaped) > ink * 0.3
+
+
+COMPOUNDS = ["Personalausweis / Reisepass", "Meldeangelegenheiten", "Führerschein", "Sonstiges", "Gewerbeamt"]
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_a_service_letter_stays_with_its_name_and_a_long_compound_is_hyphenated_not_cut(layout):
+    """German service names are often one long compound. The letter is never alone on a line, and a name
+    that fits in two lines at the minimum size is shown whole, broken with a hyphen between syllables."""
+    snap = {
+        **snapshot(),
+        "calls": [],
+        "services": [
+            {"id": f"s{i}", "prefix": p, "name": {"de": n}, "waiting": 2, "eta_min": 10}
+            for i, (p, n) in enumerate(zip("ABCDE", COMPOUNDS, strict=True))
+        ],
+    }
+    r = render(LAYOUTS[layout], ("de", "en"), snap)
+    labels = {d.text[2:]: d for d in r.drawn if d.text[1:2] == "\u2002"}
+    assert set(labels) == set(COMPOUNDS)
+    for d in labels.values():
+        assert d.lines[0] != d.text[0], d  # "B" is never alone on its line
+        if d.rect[3] >= 2 * r.min_pt * LINE:  # room for two lines (a portrait TV's rows may have one)
+            assert not d.ellipsis, d
+        if d.ellipsis:
+            continue
+        if d.lines[0].endswith("-"):  # a word broken, at the minimum size only, before a consonant
+            assert d.pt == r.min_pt and d.lines[1][0] not in "aeiouäöü", d
+            assert d.lines[0][:-1] + d.lines[1] == d.text, d
+        else:
+            assert " ".join(d.lines) == d.text, d
+
+
+def test_break_words_only_where_a_line_is_too_short_and_never_in_arabic():
+    r = Renderer(ds.parse({}))
+    narrow = r.width("Meldeangele-", True, 40) + 2
+    assert r._wrap("B\u2002Meldeangelegenheiten", True, 40, narrow) == ["B\u2002Meldeangelegenheiten"]
+    lines = r._wrap("Meldeangelegenheiten", True, 40, narrow, break_words=True)
+    assert lines == ["Meldeangele-", "genheiten"]
+    assert all(r.width(line, True, 40) <= narrow for line in lines)
+    own = r._wrap("Zulassungs-Außenstelle", True, 40, r.width("Zulassungs-Außen", True, 40), break_words=True)
+    assert own == ["Zulassungs-", "Außenstelle"]  # after the word's own hyphen
+    arabic = "الأحوالالمدنيةوالجوازات"
+    assert r._wrap(arabic, True, 40, 50, break_words=True) == [arabic]  # shaped scripts stay whole
