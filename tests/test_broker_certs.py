@@ -7,11 +7,13 @@ node-certs``). The controller logs in on the local plain listener with its passw
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +21,11 @@ import pytest
 
 from mqtt_broker import office as gen
 from mqtt_broker.local import free_port
-from mqtt_broker.pki import CertificateError, OfficePki, common_name
+from mqtt_broker.pki import CertificateError, OfficePki, common_name, not_after
 from tests.conftest import office_config, require_tool
 from tests.test_broker_acl import NOT_AUTHORIZED, Client, Office, readable_tmpdir, start_office_broker
 from waitroom import config
-from waitroom.contract import CONTROLLER_NODE_ID
+from waitroom.contract import CONTROLLER_NODE_ID, Topics
 from waitroom.errors import ConfigError
 from waitroom.mqtt import MqttLink
 from waitroom.node import NodeRuntime
@@ -309,3 +311,66 @@ def test_a_missing_certificate_file_is_a_configuration_error(tmp_path: Path) -> 
     with pytest.raises(ConfigError) as err:
         MqttLink(broker, "nf", "counter-1", cfg.role_of("counter-1"), password="")
     assert "broker.tls.cert" in str(err.value) and f"{tmp_path}/counter-1.crt" in str(err.value)
+
+
+def test_a_node_reports_when_its_certificate_and_the_brokers_end_and_the_admin_page_warns(
+    office: Office,
+) -> None:
+    """Every node says in its health when its client certificate ends, and the broker's as the node saw it at
+    the handshake. A certificate that ends within 30 days (when `waitroom broker node-certs` renews it) is a
+    warning on the node's line and one alarm for the office; mosquitto would refuse the node after it."""
+    from waitroom.web import health
+
+    # counter-4's certificate is issued anew by the office CA, valid for 10 days only
+    for old in ("counter-4.crt", "counter-4.key"):
+        (office.folder / "nodes" / old).unlink()
+    assert OfficePki(office.folder, office.cfg.office.id, days=10).node("counter-4")
+    ends_soon = round(not_after(office.folder / "nodes/counter-4.crt").timestamp())
+    broker_ends = round(not_after(office.folder / "broker.crt").timestamp())
+    assert ends_soon - time.time() < 11 * 86400 < broker_ends - time.time()
+
+    records: dict[str, dict] = {}
+
+    def health_of(client, userdata, msg) -> None:  # paho's thread
+        record = json.loads(msg.payload)
+        if "broker_cert_until" in record:  # after the TLS handshake
+            records[record["node"]] = record
+
+    watcher = Client(CONTROLLER_NODE_ID, office.passwords[CONTROLLER_NODE_ID], office.local_port)
+    topic = Topics(office.cfg.office.id).all_nodes("health")
+    watcher.c.message_callback_add(topic, health_of)
+    assert watcher.connect() == 0
+    watcher.subscribe([topic])
+    cfg = tls_cfg(office)
+    nodes = [NodeRuntime(cfg, n, password="") for n in ("counter-3", "counter-4")]
+    try:
+        for rt in nodes:
+            assert rt.start(wait=10), rt.node_id
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not {"counter-3", "counter-4"} <= set(records):
+            time.sleep(0.05)
+        assert {"counter-3", "counter-4"} <= set(records), records
+    finally:
+        for rt in nodes:
+            rt.stop()
+        watcher.close()
+    records = {n: records[n] for n in ("counter-3", "counter-4")}
+    assert records["counter-4"]["cert_until"] == ends_soon
+    assert records["counter-3"]["cert_until"] > ends_soon + 700 * 86400  # the office's normal 825 days
+    assert {r["broker_cert_until"] for r in records.values()} == {broker_ends}
+
+    lines = {ln.key: ln for ln in health.describe(office.cfg, "de", records["counter-4"])}
+    assert lines["cert_until"].warn and "node-certs" in lines["cert_until"].value
+    assert not lines["broker_cert_until"].warn and lines["broker_cert_until"].value.startswith("gültig bis")
+    fine = {ln.key: ln for ln in health.describe(office.cfg, "en", records["counter-3"])}
+    assert not fine["cert_until"].warn and fine["cert_until"].value.startswith("valid until")
+
+    alarm = health.certificate_alarm(office.cfg, "de", records, time.time())
+    assert alarm is not None and alarm.code == "certificate_ending"
+    assert "counter-4" in alarm.text and "counter-3" not in alarm.text
+    fine_only = {"counter-3": records["counter-3"]}
+    assert health.certificate_alarm(office.cfg, "de", fine_only, time.time()) is None
+    # ended: said so, and a record from an older node (no such field) has no line
+    ended = health.describe(office.cfg, "de", {**records["counter-4"], "cert_until": ends_soon - 11 * 86400})
+    assert any(ln.key == "cert_until" and ln.warn and "abgelaufen" in ln.value for ln in ended)
+    assert not any(ln.key == "cert_until" for ln in health.describe(office.cfg, "de", {"status": "ok"}))

@@ -289,6 +289,26 @@ def test_admin_queue_and_alarms_follow_the_office(cfg, tmp_path, node):
         ctl.stop()
 
 
+def test_admin_warns_before_a_nodes_tls_certificate_ends(cfg, app, admin, node):
+    """A node whose certificate ends within 30 days (its health's ``cert_until``, see test_broker_certs for
+    the TLS side) is an alarm on the admin page, naming the node, and a warning on its line; the other
+    nodes' certificates are said as "valid until"."""
+    live = app.extensions["waitroom"]
+    soon, later = time.time() + 10 * 86400, time.time() + 400 * 86400
+    node("display-1").set_health(cert_until=int(later), broker_cert_until=int(later))
+    wait_for(lambda: "gültig bis" in admin.get("/admin/nodes").get_data(as_text=True))
+    assert 'id="alarm-certificate_ending"' not in admin.get("/admin/alarms").get_data(as_text=True)
+    node("counter-2").set_health(cert_until=int(soon), broker_cert_until=int(later))
+    wait_for(lambda: any(r["health"].get("cert_until") == int(soon) for r in live.node_table()))
+    alarms = admin.get("/admin/alarms").get_data(as_text=True)
+    assert 'id="alarm-certificate_ending"' in alarms and "counter-2" in alarms and "display-1" not in alarms
+    import datetime as dt
+
+    assert f"zuerst am {dt.datetime.fromtimestamp(soon, cfg.office.tz):%d.%m.%Y}" in alarms
+    nodes = admin.get("/admin/nodes").get_data(as_text=True)
+    assert "node-certs" in nodes
+
+
 def test_admin_statistics_and_csv(app, admin, node):
     disp, counter = node("disp-1"), node("counter-1")
     for svc in ("pass", "pass", "melde"):

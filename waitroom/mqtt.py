@@ -312,6 +312,20 @@ def broker_password(broker: Broker) -> str | None:
     return None
 
 
+def certificate_until(path: str) -> int | None:
+    """When the PEM certificate in ``path`` ends (epoch seconds); None when it cannot be read. The nodes
+    report it in their health, so that the admin page warns before a certificate ends (mosquitto then refuses
+    the node, or every node when it is the broker's)."""
+    try:
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+        return int(cert.not_valid_after_utc.timestamp())
+    except (ImportError, OSError, ValueError) as exc:
+        log.warning("cannot read the end of certificate %s: %s", path, exc)
+        return None
+
+
 def client_certificate(broker: Broker, user: str) -> tuple[str | None, str | None]:
     """The client certificate and key files of the MQTT account ``user`` (``{node}`` in the office file's
     paths stands for it), or (None, None) without one. A missing or unreadable file is a ConfigError naming
@@ -398,8 +412,13 @@ class MqttLink:
         pw = password if password is not None else broker_password(broker)
         if pw is not None:
             self.client.username_pw_set(user, pw)
+        # the ends of this node's client certificate and of the broker's (at the handshake), epoch seconds
+        self.cert_until: int | None = None
+        self.broker_cert_until: int | None = None
         if broker.tls is not None:
             cert, key = client_certificate(broker, user)
+            if cert is not None:
+                self.cert_until = certificate_until(cert)
             self.client.tls_set(
                 ca_certs=broker.tls.ca, certfile=cert, keyfile=key, tls_version=ssl.PROTOCOL_TLS_CLIENT
             )
@@ -532,6 +551,10 @@ class MqttLink:
         with contextlib.suppress(OSError, AttributeError):
             # Small messages both ways: without this, Nagle's algorithm and delayed ACKs add ~40 ms per reply.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # the broker's certificate, verified against the office CA (the TLS socket, in a _ChunkedSocket)
+        if self.broker.tls is not None:
+            with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
+                self.broker_cert_until = int(ssl.cert_time_to_seconds(sock.getpeercert()["notAfter"]))
         with self._lock:
             subs = list(self._subs.items())
         self.subscribed.clear()
@@ -546,6 +569,11 @@ class MqttLink:
                 hook()
             except Exception:
                 log.exception("on-connect hook failed")
+
+    def tls_health(self) -> dict[str, int]:
+        """The known ends of the certificates as health fields (``cert_until``, ``broker_cert_until``)."""
+        fields = {"cert_until": self.cert_until, "broker_cert_until": self.broker_cert_until}
+        return {k: v for k, v in fields.items() if v is not None}
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         if mid == self._sub_mid:

@@ -214,6 +214,7 @@ class NodeRuntime:
             "version": __version__,
             "ts": round(time.time(), 3),
             "uptime_s": round(time.time() - self._started),
+            **self.link.tls_health(),
             **self.health,
         }
         self.link.publish(self.topics.health(self.node_id), body, "health")

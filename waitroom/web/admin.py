@@ -115,7 +115,9 @@ def _alarms(state: dict[str, Any] | None, lv: LiveOffice) -> list[health.Alarm]:
     )
     if escalated:
         out.append(health.Alarm("help_escalated", tr("web.assist.escalated", n=escalated)))
-    return out + health.alarms(cfg(), lang(), state)
+    healths = {row["id"]: row["health"] for row in lv.node_table()}
+    ending = health.certificate_alarm(cfg(), lang(), healths, time.time())
+    return out + ([ending] if ending else []) + health.alarms(cfg(), lang(), state)
 
 
 @bp.get("/config")

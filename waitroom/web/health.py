@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -184,8 +185,18 @@ ORDER = (
     "sse_clients",
     "printer_backend",
     "last_ticket_png",
+    "cert_until",
+    "broker_cert_until",
     "uptime_s",
 )
+
+# the ends of the TLS certificates a node reports (waitroom.mqtt.MqttLink.tls_health): warned about this many
+# days before, when `waitroom broker node-certs` renews them (mqtt_broker.pki.OfficePki.renew_days)
+CERT_FIELDS = {
+    "cert_until": N_("web.health.cert_until"),
+    "broker_cert_until": N_("web.health.broker_cert_until"),
+}
+CERT_WARN_DAYS = 30
 
 # a node's role in words (the admin page's "Rolle" column)
 ROLES = {
@@ -234,6 +245,10 @@ OTHER_KEYS = (
     N_("web.health.printer_backend"),
     N_("web.health.last_ticket_png"),
     N_("web.health.uptime_s"),
+    N_("web.health.cert.valid"),
+    N_("web.health.cert.ends_soon"),
+    N_("web.health.cert.ended"),
+    N_("web.admin.alarm.certificate"),
     N_("web.health.days_hours"),
     N_("web.health.hours_minutes"),
     N_("web.health.minutes"),
@@ -300,6 +315,21 @@ class Describer:
             return dt.datetime.fromtimestamp(ts, self.cfg.office.tz).strftime("%H:%M")
         except (OverflowError, OSError, ValueError):
             return ""
+
+    def date(self, ts: int) -> str:
+        try:
+            return dt.datetime.fromtimestamp(ts, self.cfg.office.tz).strftime("%d.%m.%Y")
+        except (OverflowError, OSError, ValueError):
+            return str(ts)
+
+    def certificate(self, key: str, until: int, now: float) -> Line:
+        """When a TLS certificate ends, a warning from CERT_WARN_DAYS before (mosquitto then refuses it)."""
+        label, date = self.tr(CERT_FIELDS[key]), self.date(until)
+        if until <= now:
+            return Line(key, label, self.tr("web.health.cert.ended", date=date), True)
+        if until - now <= CERT_WARN_DAYS * 86400:
+            return Line(key, label, self.tr("web.health.cert.ends_soon", date=date), True)
+        return Line(key, label, self.tr("web.health.cert.valid", date=date))
 
     def fault(self, key: str, label: str, detail: Any, code: Any, said: str | None = None) -> Line:
         """A fault's line: the sentence for its code, with the node's own words as the detail; a code this
@@ -388,6 +418,11 @@ class Describer:
             return Line(key, tr("web.health.last_refusal"), f"{when} {what}".strip())
         if key in ("last_ticket", "printer_backend", "last_ticket_png"):
             return None if _empty(value) else Line(key, tr(f"web.health.{key}"), raw(value))
+        if key in CERT_FIELDS:
+            n = _count(value)
+            if n is None:
+                return None if value is None else Line(key, tr(CERT_FIELDS[key]), raw(value), known=False)
+            return self.certificate(key, n, time.time())
         if key == "uptime_s":
             n = _count(value)
             return Line(key, tr("web.health.uptime_s"), duration(n, self.lang)) if n is not None else None
@@ -420,6 +455,24 @@ class Alarm:
     code: str
     text: str
     detail: str = ""
+
+
+def certificate_alarm(
+    cfg: Config, lang: str, healths: Mapping[str, Mapping[str, Any]], now: float
+) -> Alarm | None:
+    """One alarm for every node whose certificate, or the broker's as the node saw it, ends within
+    CERT_WARN_DAYS or has ended (``healths``: node id -> its health record); None when there is none."""
+    ending = sorted(
+        (until, node)
+        for node, h in healths.items()
+        for key in CERT_FIELDS
+        if (until := _count(h.get(key))) is not None and until - now <= CERT_WARN_DAYS * 86400
+    )
+    if not ending:
+        return None
+    nodes = ", ".join(sorted({node for _, node in ending}))
+    date = Describer(cfg, lang).date(ending[0][0])
+    return Alarm("certificate_ending", t("web.admin.alarm.certificate", lang, date=date, nodes=nodes))
 
 
 def alarms(cfg: Config, lang: str, state: Mapping[str, Any] | None) -> list[Alarm]:
