@@ -88,7 +88,17 @@ class ServiceTimes:
 
     mean(service, hour) = (n·x̄ + k·prior) / (n + k), where the prior of an hour is the service's overall mean,
     whose own prior is the configured ``mean_service_min`` (k = ``prior_weight`` pseudo-observations).
+
+    Citizens who give up keep their ticket: when it is called, nobody comes, and the counter marks it as not
+    appeared after a minute or two. The statistics learn how often that happens, as an abandonment rate per
+    minute waited (θ = no-shows / the waiting time of the tickets called, the estimator of Ibrahim and Whitt),
+    and how long such a call holds the counter, so that the forecast counts a ticket that has waited w as
+    present with probability exp(-θ·w) (``call_s``). Before ``MIN_NO_SHOWS`` no-shows were seen, every ticket
+    counts as present.
     """
+
+    MIN_NO_SHOWS = 10
+    NO_SHOW_PRIOR_S = 90.0  # how long a call in vain holds the counter, before there are observations
 
     def __init__(self, cfg: Config, prior_weight: float = 10.0):
         self.cfg = cfg
@@ -98,6 +108,10 @@ class ServiceTimes:
         self.hourly: dict[tuple[str, int], list[float]] = {}  # (service, hour) -> [n, sum]
         self._open: dict[str, tuple[str, float]] = {}  # counter -> (service, called at) while serving
         self._services: dict[str, str] = {}  # ticket id -> service, for events that only name the ticket
+        self._issued: dict[str, float] = {}  # ticket id -> issued, until its first call
+        self.exposure = 0.0  # seconds waited by the tickets called (until their first call)
+        self.no_shows = 0
+        self.no_show_time = [0.0, 0.0]  # [n, sum] of the seconds from a call to its no-show
         self._tz = cfg.office.tz
 
     def hour(self, ts: float) -> int:
@@ -134,28 +148,58 @@ class ServiceTimes:
         m = s / n
         return math.sqrt(max(q / n - m * m, 0.0)) / m if m > 0 else 1.0
 
+    def abandonment_rate(self) -> float:
+        """Citizens giving up per second waited (0 until MIN_NO_SHOWS no-shows were seen)."""
+        if self.no_shows < self.MIN_NO_SHOWS or self.exposure <= 0:
+            return 0.0
+        return self.no_shows / self.exposure
+
+    def no_show_s(self) -> float:
+        n, total = self.no_show_time
+        return (total + self.k * self.NO_SHOW_PRIOR_S) / (n + self.k)
+
+    def call_s(self, mean_s: float, waited_s: float, rate: float, no_show_s: float) -> float:
+        """The expected time a call holds the counter for a ticket that has waited ``waited_s``: its service
+        if the citizen is still there (probability exp(-rate·waited)), else the call in vain."""
+        if rate <= 0.0 or waited_s <= 0.0:
+            return mean_s
+        present = math.exp(-rate * waited_s)
+        return present * mean_s + (1.0 - present) * no_show_s
+
     def observe(self, events: Iterable[dict[str, Any]]) -> None:
         """Learn from controller events (the same events the log holds)."""
         for e in events:
             kind = e.get("type")
             if kind == "ticket_issued":
                 self._services[e["id"]] = e["service"]
+                self._issued[e["id"]] = e.get("arrival", e["ts"])  # as the ticket counts its wait
             elif kind == "ticket_transferred":
                 if e.get("service"):
                     self._services[e["ticket"]] = e["service"]
                 self._open.pop(e.get("counter", ""), None)
             elif kind == "ticket_called":
                 self._finish(e["counter"], e["ts"], True)
+                issued = self._issued.pop(e["ticket"], None)
+                if issued is not None:
+                    self.exposure += max(e["ts"] - issued, 0.0)
                 service = self._services.get(e["ticket"])
                 if service is not None:
                     self._open[e["counter"]] = (service, e["ts"])
             elif kind in ("ticket_served", "counter_paused", "counter_closed"):
                 self._finish(e["counter"], e["ts"], True)
             elif kind in ("ticket_no_show", "ticket_parked"):
+                running = self._open.get(e["counter"])
+                if kind == "ticket_no_show" and running is not None:
+                    self.no_shows += 1
+                    held = e["ts"] - running[1]
+                    if 0 < held <= 3600:  # a no-show pressed an hour later says nothing of the wait for it
+                        self.no_show_time[0] += 1
+                        self.no_show_time[1] += held
                 self._finish(e["counter"], e["ts"], False)
             elif kind == "day_started":
                 self._open.clear()
                 self._services.clear()
+                self._issued.clear()
 
     def _finish(self, counter: str, ts: float, served: bool) -> None:
         running = self._open.pop(counter, None)
@@ -285,6 +329,7 @@ class WaitPredictor:
         hour = times.hour(now)
         means = {s.id: times.mean(s.id, hour=hour) for s in cfg.services}
         spread = {s.id: min(times.cv(s.id) ** 2, 1.0) for s in cfg.services}
+        rate, in_vain = times.abandonment_rate(), times.no_show_s()  # tickets whose holder left
         probe_services = [s.id for s in cfg.services if s.walk_in] if probes is None else list(probes)
         pool = PoolView(state.pool, HORIZON_DEPTH)
         waiting = {s.id: state.n_waiting(s.id) for s in cfg.services}
@@ -354,7 +399,8 @@ class WaitPredictor:
             later_of.append((tk.service, t))
             called[tk.service] = called.get(tk.service, 0) + 1
             since, pcalls = (0, pcalls + 1) if tk.priority else (since + 1, pcalls)
-            heapq.heappush(heap, (t + means.get(tk.service, 480.0), i, cid, since, pcalls))
+            held = times.call_s(means.get(tk.service, 480.0), now + t - tk.issued_at, rate, in_vain)
+            heapq.heappush(heap, (t + held, i, cid, since, pcalls))
         # beyond the horizon: the remaining work of the services sharing counters, shared by those counters
         remaining = {s.id: max(waiting[s.id] - called.get(s.id, 0), 0) for s in cfg.services}
         tail: dict[str, float] = {}
