@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -30,7 +29,7 @@ import pygame
 
 from displays.board import CallView, Screen, WaitView
 from displays.layout import Rect, layout
-from waitroom import i18n
+from waitroom import hyphen, i18n
 from waitroom.errors import HardwareError
 
 if TYPE_CHECKING:  # the schema (pydantic); a display node runs on a light record of it (displays.look)
@@ -42,38 +41,6 @@ LINE = 1.17  # DejaVu line height per point size
 MIN_TEXT = 0.03  # no label smaller than 3 % of the screen's short side (its height on a landscape TV)
 ELLIPSIS = "…"
 TEXT_CACHE_BYTES = 4 * 2**20  # rendered texts kept: what a state change draws, the rows that move down
-
-
-_SPACES = re.compile(r"[ \t\r\n]+")  # where a label may break: not at a no-break or an en space
-
-
-_VOWELS = frozenset("aeiouyäöüıàâéèêëîïôûAEIOUYÄÖÜİÀÂÉÈÊËÎÏÔÛаеёиоуыэюяіїєАЕЁИОУЫЭЮЯІЇЄ")
-# consonants a syllable of German starts with together (and so a break goes before, not into); "pf" is
-# not one of them ("Ap-fel")
-_ONSETS = frozenset(
-    {"ch", "ck", "sch", "ph", "th", "qu", "st", "str", "sp", "spr", "schl", "schm", "schn", "schr", "schw"}
-    | {"bl", "br", "dr", "fl", "fr", "gl", "gr", "kl", "kn", "kr", "pl", "pr", "tr", "zw"}
-)
-
-
-def _onset(cluster: str) -> bool:
-    return len(cluster) == 1 or cluster.lower() in _ONSETS
-
-
-def _syllable_break(word: str, i: int) -> bool:
-    """Whether a hyphen may go before ``word[i]`` by the syllable rule of thumb of German (and the other
-    European scripts of the display): the next syllable takes the longest run of the consonants before its
-    vowel that a syllable can start with ("Melde-angele-genheiten", "Zulassungs-stelle", "Füh-rer-schein"),
-    two letters at least on either side. A rule of thumb, not a dictionary: it does not see where the words
-    of a compound meet ("Staat-sangehörigkeit")."""
-    if i < 2 or len(word) - i < 2 or not word[i - 2 : i + 2].isalpha() or word[i] in _VOWELS:
-        return False
-    j = i
-    while j < len(word) and word[j].isalpha() and word[j] not in _VOWELS:
-        j += 1
-    if j == len(word) or not word[j].isalpha():
-        return False  # no vowel follows: no syllable starts here
-    return _onset(word[i:j]) and (word[i - 1] in _VOWELS or not _onset(word[i - 1 : j]))
 
 
 def _whole(s: str) -> str:
@@ -294,40 +261,10 @@ class Renderer:
 
     def _wrap(self, s: str, bold: bool, pt: int, w: int, *, break_words: bool = False) -> list[str]:
         """``s`` in lines of at most ``w`` pixels, broken at spaces (a no-break space holds); a word wider
-        than a line stays whole, or with ``break_words`` is broken after a hyphen it has or with one."""
-        out: list[str] = []
-        line = ""
-        for word in _SPACES.split(s.strip()):
-            candidate = f"{line} {word}" if line else word
-            if not line or self.width(candidate, bold, pt) <= w:
-                line = candidate
-                if not break_words or self.width(line, bold, pt) <= w:
-                    continue
-                line = ""  # the word alone is wider than a line: broken below, from the start of a line
-            else:
-                out.append(line)
-                line = word
-                if not break_words or self.width(line, bold, pt) <= w:
-                    continue
-            rest = word
-            while self.width(rest, bold, pt) > w and not needs_shaping(rest):
-                head, rest = self._break_word(rest, bold, pt, w)
-                out.append(head)
-            line = rest
-        out.append(line)
-        return out
-
-    def _break_word(self, word: str, bold: bool, pt: int, w: int) -> tuple[str, str]:
-        """The longest head of ``word`` that fits ``w`` with its hyphen (after a hyphen the word has, if one
-        is far enough in), and the rest; at least one letter, so a break always moves on."""
-        fits = 1
-        while fits < len(word) and self.width(word[: fits + 1] + "-", bold, pt) <= w:
-            fits += 1
-        hyphen = word.rfind("-", 0, fits)
-        if hyphen >= fits // 2:  # "Kfz-Zulassungsstelle": after its own hyphen, unless that is too early
-            return word[: hyphen + 1], word[hyphen + 1 :]
-        at = next((i for i in range(fits, fits // 2, -1) if _syllable_break(word, i)), fits)
-        return word[:at] + "-", word[at:]
+        than a line stays whole, or with ``break_words`` is broken between syllables (waitroom.hyphen)."""
+        return hyphen.wrap(
+            s, lambda line: self.width(line, bold, pt) <= w, break_words=break_words, rtl=needs_shaping
+        )
 
     def _blit_lines(
         self,

@@ -76,6 +76,28 @@ def test_58mm_profile_wraps_and_rasterises_qr(tmp_path):
             assert len(line) * b.width <= 384 // (12 if b.font == "a" else 9)
 
 
+def test_58mm_a_long_compound_is_hyphenated_between_syllables_and_arabic_cut_only_to_fit(tmp_path):
+    """On 58 mm paper (32 columns) a German compound longer than a line breaks with a hyphen between two
+    syllables, not after the 32nd letter; the printed lines give the name again without the hyphen."""
+    s = load_settings({"profile": "POS-5890", "backend": "file", "file": {"path": str(tmp_path / "t.bin")}})
+    printer = TicketPrinter(s)
+    name = "Staatsangehörigkeitsangelegenheiten"
+    blocks, data, _ = printer.render(ticket(service={"de": name, "en": "Nationality"}))
+    from ticket_printer.layout import Text
+
+    shown = next(b for b in blocks if isinstance(b, Text) and b.lines[0].startswith("Staats"))
+    assert shown.lines == ("Staatsangehörigkeitsangelegen-", "heiten"), shown.lines
+    assert all(len(line) <= 32 for line in shown.lines)
+    assert "Staatsangehörigkeitsangelegen-".encode("cp858") in data
+    # shaped right-to-left text (printed as an image) is cut by characters, to stay on the paper
+    from ticket_printer import raster
+
+    arabic = "الأحوالالمدنيةوالجوازاتوالإقامةوشؤونالأجانب"
+    lines = raster.wrap(arabic, True, 24, 384, rtl=True)
+    assert len(lines) > 1 and not any(line.endswith("-") for line in lines)
+    assert all(raster.width(line, True, 24, True) <= 384 for line in lines)
+
+
 @pytest.mark.parametrize("qr_size", [6, 10, 16])
 def test_58mm_qr_code_of_a_long_address_fits_the_paper(qr_size, tmp_path):
     """A QR code wider than 58 mm paper (a long ticket address, a large ``qr_size``) is drawn with smaller

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import textwrap
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from ticket_printer import raster
 from ticket_printer.facts import facts
+from waitroom import hyphen
 from waitroom.i18n import normalize, t, tn
 
 log = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ class LayoutBuilder:
         cols = self.columns(font, width)
         lines: list[str] = []
         for para in clean.split("\n"):
-            lines += textwrap.wrap(para, cols, break_long_words=True) or [""]
+            lines += hyphen.wrap(para, lambda line, cols=cols: len(line) <= cols)  # a long word: hyphenated
         return Text(tuple(lines), width, height, bold, align, font, invert)
 
     def raster_text(

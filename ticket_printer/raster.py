@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from waitroom import hyphen
 from waitroom.errors import PrinterError
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ def width(text: str, bold: bool, px: int, rtl: bool = False) -> float:
 
 
 def wrap(text: str, bold: bool, px: int, max_width: int, rtl: bool = False) -> list[str]:
-    """Greedy word wrap measured with the shaped text (a word longer than the line is cut by characters)."""
+    """Greedy word wrap measured with the shaped text; a word longer than the line is broken between two
+    syllables with a hyphen, a right-to-left one by characters."""
     lines: list[str] = []
     for para in text.split("\n"):
         line = ""
@@ -97,6 +99,10 @@ def wrap(text: str, bold: bool, px: int, max_width: int, rtl: bool = False) -> l
                 lines.append(line)
             line = word
             while width(line, bold, px, rtl) > max_width and len(line) > 1:
+                if not rtl:  # between two syllables, with a hyphen (waitroom.hyphen)
+                    head, line = hyphen.break_word(line, lambda s: width(s, bold, px, rtl) <= max_width)
+                    lines.append(head)
+                    continue
                 cut = len(line) - 1
                 while cut > 1 and width(line[:cut], bold, px, rtl) > max_width:
                     cut -= 1
