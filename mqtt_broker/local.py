@@ -148,8 +148,20 @@ class EmbeddedBroker:
             },
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
+
+        class OwnRetainedBroker(Broker):  # type: ignore[misc, valid-type]
+            """amqtt 0.12 sends a connecting client the retained messages of every filter any client has
+            subscribed to (its loop for a resumed session's subscriptions runs over the whole broker's), so a
+            client of the demo got every node's status and every queue page before the `state` it asked for.
+            Here a client gets the retained messages of its own subscriptions only, as MQTT says."""
+
+            async def _publish_retained_messages_for_subscription(self, subscription, session):  # type: ignore[no-untyped-def]
+                subscribers = self._subscriptions.get(subscription[0], ())
+                if any(s.client_id == session.client_id for s, _ in subscribers):
+                    await super()._publish_retained_messages_for_subscription(subscription, session)
+
         try:
-            self._broker = Broker(config, loop=self._loop)
+            self._broker = OwnRetainedBroker(config, loop=self._loop)
             if isinstance(getattr(self._broker, "_subscriptions", None), dict):
                 self._broker._subscriptions = _SnapshotDict(self._broker._subscriptions)
             self._loop.run_until_complete(self._broker.start())

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from displays import announce
-from mqtt_broker.local import free_port
+from mqtt_broker.local import EmbeddedBroker, free_port
 from waitroom import demo
 from waitroom.web import demo as web_demo
 
@@ -44,6 +44,42 @@ def test_port_probe_noise_is_dropped_and_other_broker_errors_are_kept() -> None:
         record("Failed to initialize client session: No data to decode MQTT packet fixed header")
     )
     assert f.filter(record("Invalid connection from 127.0.0.1:5000"))
+
+
+def test_the_demo_broker_sends_a_client_the_retained_messages_of_its_own_subscriptions_only() -> None:
+    """docs/mqtt-contract.md: `mosquitto_sub -t .../state -C 1` against the demo shows the current state."""
+    import paho.mqtt.client as paho
+
+    broker = EmbeddedBroker(port=free_port()).start()
+
+    def client(name: str) -> paho.Client:
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=name, protocol=paho.MQTTv311)
+        c.connect("127.0.0.1", broker.port)
+        c.loop_start()
+        return c
+
+    try:
+        other = client("other")
+        for topic in ("w/state", "w/node/disp-1/status", "w/queue/pass"):
+            other.publish(topic, topic.encode(), qos=1, retain=True).wait_for_publish(10)
+        # another client's subscriptions are in the broker when the newcomer connects
+        other.subscribe([("w/node/+/status", 1), ("w/queue/+", 1)])
+        time.sleep(0.5)
+        got: list[str] = []
+        newcomer = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="new", protocol=paho.MQTTv311)
+        newcomer.on_message = lambda _c, _u, m: got.append(m.topic)
+        newcomer.on_connect = lambda c, *_: c.subscribe("w/state", 1)
+        newcomer.connect("127.0.0.1", broker.port)
+        newcomer.loop_start()
+        deadline = time.monotonic() + 10
+        while "w/state" not in got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # anything else would have come with it
+        newcomer.loop_stop()
+        other.loop_stop()
+        assert got == ["w/state"]
+    finally:
+        broker.stop()
 
 
 def test_no_sound_card_means_silent_output_and_one_notice(
