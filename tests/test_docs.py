@@ -401,6 +401,37 @@ def test_check_config_names_an_unknown_key_in_every_section(path, needle):
     assert len(errors) == 1 and errors[0].startswith(needle + ":"), errors
 
 
+def _yaml_snippets() -> list[tuple[str, str]]:
+    """(where, text) of every ```yaml block of the docs (indented ones in lists too)."""
+    found = []
+    for doc in DOCS:
+        lines, block, start, indent = doc.read_text(encoding="utf-8").splitlines(), None, 0, 0
+        for n, line in enumerate(lines, 1):
+            stripped = line.strip()
+            if block is None and stripped == "```yaml":
+                block, start, indent = [], n, len(line) - len(line.lstrip())
+            elif block is not None and stripped == "```":
+                found.append((f"{doc.relative_to(ROOT)}:{start}", "\n".join(x[indent:] for x in block)))
+                block = None
+            elif block is not None:
+                block.append(line)
+    return found
+
+
+def _merged(base: Any, part: Any) -> Any:
+    if isinstance(base, dict) and isinstance(part, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in part.items()}}
+    return part
+
+
+@pytest.mark.parametrize(("where", "text"), _yaml_snippets(), ids=[w for w, _ in _yaml_snippets()])
+def test_every_yaml_snippet_of_the_docs_passes_check_config_in_the_example_office(where, text):
+    """A snippet copied into the example office as shown is a valid office file."""
+    snippet = yaml.safe_load(text)
+    assert isinstance(snippet, dict), where
+    assert _errors(_merged(_example(), snippet)) == [], where
+
+
 def test_check_config_command_reports_every_section_at_once(tmp_path):
     data = _example()
     data["display"] = {"blink_sec": 3}
