@@ -578,6 +578,64 @@ def test_the_web_role_refuses_the_example_vaults_secret_key(tmp_path: Path) -> N
     assert check_key("0123456789abcdef" * 4).returncode == 0
 
 
+def test_every_role_variable_is_documented_and_every_example_group_variable_is_used() -> None:
+    """ansible/README.md lists every variable of roles/*/defaults (a row may name several: `a`, `_b`
+    for a_b), and the example inventory sets no variable that no role reads (it set waitroom_broker_host)."""
+    readme = (ANSIBLE / "README.md").read_text()
+    names = set(re.findall(r"`(waitroom_[a-z_]+)`", readme))
+    tails = set(re.findall(r"`(_[a-z_]+)`", readme))
+    defaults = {
+        var: path
+        for path in sorted((ANSIBLE / "roles").glob("*/defaults/main.yml"))
+        for var in yaml.safe_load(path.read_text()) or {}
+    }
+
+    def documented(var: str) -> bool:
+        return var in names or any(
+            var.endswith(t) and any(f"{n}_".startswith(var[: -len(t)] + "_") for n in names) for t in tails
+        )
+
+    assert not [f"{p.relative_to(ANSIBLE)}: {v}" for v, p in defaults.items() if not documented(v)]
+    roles = "\n".join(p.read_text() for p in (ANSIBLE / "roles").rglob("*") if p.is_file())
+    roles += (ANSIBLE / "site.yml").read_text()
+    example = yaml.safe_load((ANSIBLE / "inventory/example/group_vars/all/main.yml").read_text())
+    assert not [v for v in example if v.startswith("waitroom_") and v not in roles]
+
+
+def test_the_web_unit_runs_as_many_workers_as_the_office_file_gives_the_web_node(tmp_path: Path) -> None:
+    """The role installs a certificate for each worker account of `workers: N` (web, web.2, ...), but the
+    unit ran `waitroom web` without --workers: one worker, whatever the office file said."""
+    from waitroom import cli
+
+    office = yaml.safe_load((ANSIBLE / "inventory/example/office.yaml").read_text())
+    next(n for n in office["nodes"] if n["id"] == "web")["workers"] = 3
+    (tmp_path / "office.yaml").write_text(yaml.safe_dump(office, allow_unicode=True))
+    tasks = yaml.safe_load((ANSIBLE / "roles/web/tasks/main.yml").read_text())
+    unit_vars = next(t for t in tasks if t["name"] == "Run the web app")["vars"]
+    play_vars = {
+        **yaml.safe_load((ANSIBLE / "roles/web/defaults/main.yml").read_text()),
+        **unit_vars,
+        "waitroom_office_config": str(tmp_path / "office.yaml"),
+        "waitroom_web_port": 8080,
+        "waitroom_config_dir": "/etc/waitroom",
+        "waitroom_data_dir": "/var/lib/waitroom",
+    }
+    show = {"ansible.builtin.copy": {"content": "{{ waitroom_unit_exec }}", "dest": str(tmp_path / "exec")}}
+    (tmp_path / "play.yml").write_text(
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "vars": play_vars, "tasks": [show]}])
+    )
+    proc = subprocess.run(
+        [*(str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local"), str(tmp_path / "play.yml")],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    args = cli.build_parser().parse_args((tmp_path / "exec").read_text().split())
+    assert (args.node, args.workers) == ("web", 3)
+
+
 @pytest.mark.parametrize(
     "path",
     [
