@@ -40,6 +40,11 @@ def _read_secrets(source: str) -> dict[str, Any]:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
         raise gen.BrokerSetupError(f"{source}: cannot read the passwords: {exc.strerror}") from None
+    if text.startswith("$ANSIBLE_VAULT"):
+        raise gen.BrokerSetupError(
+            f"{source} is encrypted with ansible-vault: run `ansible-vault decrypt {source}` first "
+            "(and encrypt it again afterwards)"
+        )
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -80,10 +85,9 @@ def cmd_passwords(args: argparse.Namespace) -> int:
     out = Path(args.out)
     existing = _read_secrets(str(out)) if out.exists() else {}
     text = (
-        "# MQTT passwords of office " + cfg.office.id + " (node id -> password).\n"
-        "# Encrypt this file: ansible-vault encrypt "
-        + out.name
-        + "\n"
+        "# MQTT passwords of office " + cfg.office.id + " (node id -> password), for the vault.\n"
+        "# Keep it off shared drives. Encrypted between uses (ansible-vault encrypt " + out.name + "), it\n"
+        "# must be decrypted before `waitroom broker passwords` runs again.\n"
         + yaml.safe_dump(gen.generate_passwords(cfg, existing), sort_keys=False)
     )
     changed = gen.write_file(out, text, mode=0o600)

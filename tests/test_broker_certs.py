@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mqtt_broker import office as gen
 from mqtt_broker.local import free_port
@@ -276,6 +277,48 @@ def test_broker_node_certs_command(tmp_path: Path) -> None:
     assert f"{pki.folder}/crl.pem: unchanged" in second.stdout
     missing = subprocess.run([*cmd, str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "ca.crt is missing" in missing.stderr
+
+
+def test_broker_passwords_completes_its_file_and_names_an_encrypted_one(tmp_path: Path) -> None:
+    """docs/deployment.md: a new node gets a password and the others keep theirs. The file once told to
+    encrypt it with ansible-vault; run again on the encrypted file, the command said only 'expected a mapping
+    of node id -> password'."""
+    from tests.conftest import ROOT
+
+    example = ROOT / "ansible/inventory/example/office.yaml"
+    out = tmp_path / "mqtt-passwords.yaml"
+    cmd = [
+        sys.executable,
+        "-m",
+        "waitroom",
+        "broker",
+        "passwords",
+        "--config",
+        str(example),
+        "--out",
+        str(out),
+    ]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=120).returncode == 0
+    first = yaml.safe_load(out.read_text())
+    data = yaml.safe_load(example.read_text())
+    data["nodes"].append({"id": "counter-5", "role": "counter", "counter": "c5"})
+    bigger = tmp_path / "office.yaml"
+    bigger.write_text(yaml.safe_dump(data, allow_unicode=True))
+    cmd[cmd.index(str(example))] = str(bigger)
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=120).returncode == 0
+    second = yaml.safe_load(out.read_text())
+    assert {k: v for k, v in second.items() if k != "counter-5"} == first and second["counter-5"]
+    (tmp_path / "vault-pass").write_text("qa\n")
+    vault = [str(Path(sys.executable).parent / "ansible-vault"), "encrypt", "--vault-password-file"]
+    subprocess.run(
+        [*vault, str(tmp_path / "vault-pass"), str(out)],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "ansible-vault decrypt" in refused.stderr, refused.stderr
+    assert out.read_text().startswith("$ANSIBLE_VAULT"), "the encrypted file is left as it was"
 
 
 # ------------------------------------------------------------------------------ the node's configuration
