@@ -96,12 +96,13 @@ def test_example_inventory_office_config_is_valid() -> None:
     cfg = config.load(ANSIBLE / "inventory" / "example" / "office.yaml")
     inv = yaml.safe_load((ANSIBLE / "inventory" / "example" / "hosts.yml").read_text())
     node_ids = {
-        h.get("waitroom_node_id")
+        value
         for g in inv["all"]["children"].values()
         for h in (g or {}).get("hosts", {}).values()
-        if h
+        for key, value in (h or {}).items()
+        if re.fullmatch(r"waitroom_(\w+_)?node_id", key)
     }
-    assert node_ids - {None} <= {n.id for n in cfg.nodes}
+    assert "web" in node_ids and node_ids <= {n.id for n in cfg.nodes}
     vault = yaml.safe_load((ANSIBLE / "inventory/example/group_vars/all/vault.yml.example").read_text())
     assert set(vault["vault_waitroom_mqtt_passwords"]) == {a.user for a in gen.accounts(cfg)}
 
