@@ -567,3 +567,21 @@ def test_check_config_leaves_the_logo_file_to_the_node(tmp_path):
     assert _errors(data) == []
     data["printer"]["logo_size"] = 1
     assert _errors(data) == ["printer.logo_size: unknown key (check the spelling)"]
+
+
+def test_every_environment_variable_the_code_reads_is_in_the_configuration_reference():
+    """docs/configuration.md lists the WAITROOM_* variables; a new one the code reads is listed too."""
+    from waitroom import config_doc
+
+    read = re.compile(r"""(?:environ\.get\(|environ\[|getenv\()\s*["'](WAITROOM_[A-Z_]+)["']""")
+    named = re.compile(r"""^[A-Z_]*ENV\s*=\s*["'](WAITROOM_[A-Z_]+)["']""", re.M)
+    found: set[str] = set()
+    for package in ("waitroom", "edge", "displays", "ticket_printer", "mqtt_broker", "firmware_config"):
+        for path in (ROOT / package).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            found |= set(read.findall(text)) | set(named.findall(text))
+    listed = {name for name, _, _ in config_doc.ENVIRONMENT}
+    assert found - listed == set(), "add them to config_doc.ENVIRONMENT"
+    assert listed - found == set(), "the code no longer reads these"
+    doc = (ROOT / "docs/configuration.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in doc for name in listed)

@@ -216,8 +216,48 @@ def generate() -> str:
         'de-LS: "..."}`; '
         "German is required, every other language falls back to German (de-LS: Leichte Sprache).",
         "",
+        "## Environment variables",
+        "",
+        "Read by the commands in place of an option (the option wins) or for a secret that stays out of the "
+        "office file; the Ansible roles set them in `/etc/waitroom/<unit>.env` (mode 0640).",
+        "",
+        "| variable | read by | meaning |",
+        "|---|---|---|",
+        *(f"| `{name}` | {who} | {what} |" for name, who, what in ENVIRONMENT),
+        "",
     ]
     return "\n".join(out)
+
+
+# the environment variables the commands read (tests/test_docs.py checks that the code reads no other)
+ENVIRONMENT = (
+    ("WAITROOM_CONFIG", "every command", "the office file (`--config`); default: the bundled example office"),
+    ("WAITROOM_DATA_DIR", "every command", "the data folder (`--data-dir`); default `./var`"),
+    ("WAITROOM_LOG_LEVEL", "every command", "`DEBUG`, `INFO` (default), `WARNING`, `ERROR` (`--log-level`)"),
+    (
+        "WAITROOM_MQTT_PASSWORD",
+        "every node",
+        "this node's MQTT password; wins over `broker.password_file`",
+    ),
+    ("WAITROOM_SECRET_KEY", "`waitroom web`", "the key that signs the sessions; wins over `web.secret_key`"),
+    (
+        "WAITROOM_WEB_WORKERS",
+        "`waitroom web` (set by it)",
+        "the number of workers, so that each takes its own MQTT account; not to be set by hand",
+    ),
+    (
+        "WAITROOM_USER_PASSWORD",
+        "`waitroom web create-admin`, `add-user`",
+        "the new account's password, instead of the prompt (scripts)",
+    ),
+    ("WAITROOM_CITY_CONFIG", "`waitroom city`", "the city file (`--config`)"),
+    (
+        "WAITROOM_EVAL_REFERENCE",
+        "`waitroom predict-eval`",
+        "the reference `classical_predictors.py` (`--reference`); default `../shared/eval/`",
+    ),
+    ("WAITROOM_CLOCK_FILE", "`waitroom controller`", "tests only: the time from the epoch seconds in a file"),
+)
 
 
 def _node_options(out: list[str], seen: set[str]) -> None:
