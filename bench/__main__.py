@@ -8,6 +8,7 @@ compete for the CPU.
 
 from __future__ import annotations
 
+import ast
 import platform
 import subprocess
 import sys
@@ -17,6 +18,12 @@ HERE = Path(__file__).parent
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip() + "\n\nThe benchmarks:")
+        for script in sorted(HERE.glob("bench_*.py")):
+            doc = (ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or "").strip()
+            print(f"  {script.stem.removeprefix('bench_'):14} {doc.splitlines()[0] if doc else ''}")
+        return 0
     if argv[:1] == ["soak"]:
         from bench import soak
 
@@ -24,6 +31,9 @@ def main(argv: list[str]) -> int:
     scripts = sorted(HERE.glob("bench_*.py"))
     if argv:
         scripts = [s for s in scripts if any(a in s.stem for a in argv)]
+        if not scripts:
+            print(f"no benchmark matches {' '.join(argv)} (python -m bench --help)", file=sys.stderr)
+            return 2
     print(
         f"# waitroom benchmarks on {platform.machine()}, {platform.processor() or '?'}, "
         f"Python {platform.python_version()}",

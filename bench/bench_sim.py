@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 
 from waitroom.sim import run_days
 from waitroom.sim.reference import ciw_waits, mmc_office, mmc_plans
@@ -69,4 +71,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench import no_arguments
+
+    no_arguments(__doc__)
     main()

@@ -351,4 +351,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench import no_arguments
+
+    no_arguments(__doc__)
     main()

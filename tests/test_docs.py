@@ -585,3 +585,21 @@ def test_every_environment_variable_the_code_reads_is_in_the_configuration_refer
     assert listed - found == set(), "the code no longer reads these"
     doc = (ROOT / "docs/configuration.md").read_text(encoding="utf-8")
     assert all(f"`{name}`" in doc for name in listed)
+
+
+def test_the_benchmarks_say_what_they_measure_and_refuse_arguments_they_do_not_take():
+    """``python -m bench --help`` lists every benchmark with its first line; a script that takes no
+    arguments answers -h with its docstring and refuses others at once, instead of a run of minutes."""
+    run = [sys.executable, "-m", "bench", "--help"]
+    out = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout
+    for script in sorted((ROOT / "bench").glob("bench_*.py")):
+        assert script.stem.removeprefix("bench_") in out, script.stem
+    sim = [sys.executable, str(ROOT / "bench/bench_sim.py")]
+    helped = subprocess.run([*sim, "-h"], capture_output=True, text=True, timeout=60, check=False)
+    assert helped.returncode == 0 and "Ciw" in helped.stdout
+    refused = subprocess.run([*sim, "--days", "3"], capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2 and "takes no arguments" in refused.stderr
+    nothing = subprocess.run(
+        [sys.executable, "-m", "bench", "nosuch"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert nothing.returncode == 2 and "no benchmark matches nosuch" in nothing.stderr
