@@ -364,6 +364,10 @@ def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
         text = (etc / f"systemd/system/{unit}.service").read_text()
         assert f"ExecStart=/opt/waitroom/venv/bin/waitroom {args}" in text, unit
         assert "Restart=always" in text and "User=waitroom" in text
+        docs = re.search(r"^Documentation=(.*)$", text, re.M)
+        assert docs, unit
+        for url in docs.group(1).split():  # the handbook is there, beside the installation
+            assert (root / url.removeprefix("file:///")).is_file(), (unit, url)
         if unit == "waitroom-web":
             assert "Type=simple" in text  # gunicorn does not pet a watchdog
         else:  # READY=1 and a liveness-checked watchdog (waitroom/systemd.py, tests/test_systemd.py)
