@@ -332,7 +332,7 @@ def test_status_page_of_a_reservation_then_of_its_ticket(web_app, node) -> None:
     location = wait_until(redirected, 15).headers["Location"]
     assert location.endswith(f"/t/{ticket['id']}")
     fragment = anon.get(f"/t/{res['code']}?fragment=1").get_data(as_text=True)
-    assert f'data-goto="/t/{ticket["id"]}"' in fragment
+    assert f'data-goto="/t/{ticket["id"]}?lang=de"' in fragment  # in the page's language
 
     def ticket_page():
         html = anon.get(location).get_data(as_text=True)
@@ -395,7 +395,8 @@ def test_the_ticket_page_warns_when_the_turn_approaches(cfg, web_server, browser
         page.screenshot(path=str(artifacts / "remote-ticket-reserved.png"), full_page=True)
 
         ticket = disp.request("appointment.checkin", {"code": res["code"]})["ticket"]
-        page.wait_for_url(f"**/t/{ticket['id']}", timeout=60_000)  # the page polls, then follows
+        # the page polls, then follows, in its language
+        page.wait_for_url(f"**/t/{ticket['id']}?lang=de", timeout=60_000)
         page.wait_for_selector("#ticket-number")
         assert page.inner_text("#ticket-number") == ticket["number"] == "A004"
         assert page.evaluate("window.__notes") == []  # fourth in line: no warning yet

@@ -264,7 +264,7 @@ def test_admin_queue_and_alarms_follow_the_office(cfg, tmp_path, node):
     try:
         wait_for(lambda: live.state() is not None)
         page = admin.get("/admin/").get_data(as_text=True)
-        assert 'data-live-fragment="/admin/queue"' in page and "A001" not in page
+        assert 'data-live-fragment="/admin/queue?fragment=1&amp;lang=de"' in page and "A001" not in page
         node("disp-1").request("ticket.issue", {"service": "pass"})
         wait_for(lambda: "A001" in admin.get("/admin/queue").get_data(as_text=True))
         assert "<h1" not in admin.get("/admin/queue").get_data(as_text=True)  # the section only

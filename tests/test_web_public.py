@@ -4,9 +4,12 @@ away. Flask's test client against a real mosquitto and the real controller (fixt
 
 from __future__ import annotations
 
+import html as html_mod
+import json
+
 import pytest
 
-from tests.test_web import anon, app  # noqa: F401 (fixtures)
+from tests.test_web import admin, anon, app, staff  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize(
@@ -96,3 +99,113 @@ def test_pages_hear_when_the_web_app_loses_the_broker_and_gets_it_back(app, anon
         wait_for(lambda: said(False))  # the link is down
         wait_for(lambda: said(True), timeout=15)  # and back
     wait_for(lambda: anon.get("/api/public").get_json()["offices"][0]["status"] == "live")
+
+
+def _attr(html: str, name: str) -> str:
+    import re
+
+    m = re.search(rf'{name}="([^"]*)"', html)
+    assert m, name
+    return html_mod.unescape(m.group(1))
+
+
+def test_each_tab_s_live_updates_stay_in_that_tab_s_language(app, anon, staff, node):  # noqa: F811
+    """The tabs of one browser share the session. The live fragments and streams were fetched without the
+    page's language, so they came in the session's: a citizen who opened the ticket page in Turkish and then
+    the waiting times in Arabic got the Turkish tab's updates in Arabic. Each tab's updates now carry its
+    language, and fetching them does not switch the language of the next page the citizen opens."""
+    from tests.web_helpers import wait_for
+    from waitroom.i18n import t
+
+    tid = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]["id"]
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.ticket_status(tid)["state"] == "waiting")
+    ticket_tab = anon.get(f"/t/{tid}?lang=tr").get_data(as_text=True)
+    waits_tab = anon.get("/waiting?lang=ar").get_data(as_text=True)  # the session is Arabic from here on
+    assert 'lang="ar"' in waits_tab
+
+    fragment = anon.get(_attr(ticket_tab, "data-live-fragment")).get_data(as_text=True)
+    assert t("web.ticket.waiting", "tr") in fragment and t("web.ticket.waiting", "ar") not in fragment
+    with anon.get(_attr(ticket_tab, "data-live-src"), buffered=False) as r:
+        first = ""
+        for chunk in r.response:
+            first += chunk.decode()
+            if "event: state" in first and first.endswith("\n\n"):
+                break
+    data = json.loads(first.split("event: state\ndata: ", 1)[1].split("\n", 1)[0])
+    assert t("web.ticket.waiting", "tr") in data["html"] and t("web.ticket.waiting", "ar") not in data["html"]
+    # the Turkish tab's updates left the session Arabic: the next page opened without a language is Arabic
+    assert t("web.public.title", "ar") in anon.get("/waiting").get_data(as_text=True)
+
+    anon.get("/waiting?lang=en")  # and the Arabic tab's own updates stay Arabic whatever the session says
+    waits = anon.get(_attr(waits_tab, "data-live-fragment")).get_data(as_text=True)
+    assert t("web.service", "ar") in waits and t("web.service", "en") not in waits
+
+    # staff pages (German or English) likewise: an English workstation tab beside a German one
+    station = staff.get("/staff/c1?lang=en").get_data(as_text=True)
+    staff.get("/staff/c1?lang=de")
+    panel = staff.get(_attr(station, "data-live-fragment")).get_data(as_text=True)
+    assert t("web.staff.now", "en") in panel and t("web.staff.now", "de") not in panel
+    assert 'lang="de"' in staff.get("/staff/c1").get_data(as_text=True)
+
+
+def test_the_admin_page_s_live_sections_stay_in_its_language(admin):  # noqa: F811
+    import re
+
+    from waitroom.i18n import t
+
+    page = admin.get("/admin/?lang=en").get_data(as_text=True)
+    admin.get("/admin/?lang=de")
+    urls = [html_mod.unescape(u) for u in re.findall(r'data-live-fragment="([^"]*)"', page)]
+    assert len(urls) == 3
+    for url in urls:
+        r = admin.get(url)
+        assert r.status_code == 200 and "lang=en" in url, url
+    queue = admin.get(next(u for u in urls if "/queue" in u)).get_data(as_text=True)
+    assert t("web.waiting", "en") in queue and t("web.waiting", "de") not in queue
+
+
+def test_a_reservation_page_follows_its_ticket_in_its_own_language(cfg, tmp_path):
+    """A remote ticket's page (``/t/<code>``) polls its reservation and, once checked in, goes on to the
+    ticket's page. That address carried no language, so the ticket's page came in the session's: the language
+    another tab had chosen last."""
+    import re
+
+    from tests.test_remote_tickets import with_city
+    from tests.web_helpers import wait_for
+    from waitroom.i18n import t
+    from waitroom.node import NodeRuntime
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    office = with_city(cfg)
+    ctl = ControllerService(office, str(tmp_path / "events.db"))
+    assert ctl.start(wait=10)
+    nodes = [NodeRuntime(office, "city"), NodeRuntime(office, "disp-1")]
+    web = None
+    try:
+        for rt in nodes:
+            assert rt.start(wait=10)
+        web = create_app(office, data_dir=tmp_path, test_config={"SECRET_KEY": "k" * 32, "TESTING": True})
+        wait_for(lambda: web.extensions["waitroom"].state() is not None)
+        citizen = web.test_client()
+        code = nodes[0].request("ticket.reserve", {"service": "pass"})["reservation"]["code"]
+        page = citizen.get(f"/t/{code}?lang=tr").get_data(as_text=True)
+        assert t("web.ticket.reserved", "tr") in page
+        citizen.get("/waiting?lang=ar")  # another tab
+        nodes[1].request("appointment.checkin", {"code": code})
+        poll = _attr(page, "data-poll")
+
+        def followed() -> str | None:
+            m = re.search(r'data-goto="([^"]*)"', citizen.get(poll).get_data(as_text=True))
+            return html_mod.unescape(m.group(1)) if m else None
+
+        goto = wait_for(followed, timeout=15, step=0.5)  # the reservation's state is cached for a few seconds
+        ticket = citizen.get(goto).get_data(as_text=True)
+        assert 'lang="tr"' in ticket and t("web.ticket.waiting", "tr") in ticket
+    finally:
+        if web is not None:
+            web.extensions["waitroom"].close()
+        for rt in nodes:
+            rt.stop()
+        ctl.stop()

@@ -174,6 +174,7 @@ def create_app(
             "language_names": i18n.LANGUAGE_NAMES,
             "text_dir": i18n.text_dir,
             "lang_href": _lang_href,
+            "live_url": common.live_url,
         }
 
     def _lang_href(code: str) -> str:

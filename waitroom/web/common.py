@@ -80,16 +80,27 @@ def languages() -> tuple[str, ...]:
 def lang() -> str:
     """?lang=tr switches (and is remembered in the session); else the session, the browser, German.
 
-    Staff pages are German or English: a citizen language chosen elsewhere shows them in German."""
+    Staff pages are German or English: a citizen language chosen elsewhere shows them in German. A live
+    fragment or stream of an open page (``?fragment=1``, see ``live_url``) takes its page's ``lang`` without
+    remembering it: the tabs of one browser share the session, and a tab's updates must neither come in
+    another tab's language nor switch the language of the next page the citizen opens."""
     if "lang" in g:
         return cast(str, g.lang)
     offered = languages()
     chosen = i18n.normalize(request.args.get("lang"))
-    if chosen is not None:
+    if chosen is not None and not request.args.get("fragment"):
         session["lang"] = chosen
-    value = i18n.normalize(session.get("lang")) or request.accept_languages.best_match(offered) or "de"
+    value = (
+        chosen or i18n.normalize(session.get("lang")) or request.accept_languages.best_match(offered) or "de"
+    )
     g.lang = value if value in offered else "de"
     return cast(str, g.lang)
+
+
+def live_url(endpoint: str, **values: Any) -> str:
+    """The URL an open page fetches its live updates from (a fragment, a stream): in the page's language,
+    marked as a fragment so that fetching it does not change the session's language (``lang``)."""
+    return url_for(endpoint, **values, fragment=1, lang=lang())
 
 
 def tr(key: str, **values: Any) -> str:

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from waitroom.errors import CommandFailed, RequestTimeout
 from waitroom.i18n import N_, both
 from waitroom.ops.remote import normalize_code
-from waitroom.web.common import cfg, json_error, live, tr
+from waitroom.web.common import cfg, json_error, lang, live, tr
 from waitroom.web.security import limiter, public_limit
 
 bp = Blueprint("public", __name__)
@@ -153,7 +153,11 @@ def ticket_page(ticket_id: str) -> str | Response:
             target = url_for("public.ticket_page", ticket_id=status["ticket_id"])
             if not fragment:
                 return redirect(target)
-            status = {**status, "goto": target}  # the page follows it to the ticket's live status
+            # the page follows it to the ticket's live status, in the page's language (not the session's)
+            status = {
+                **status,
+                "goto": url_for("public.ticket_page", ticket_id=status["ticket_id"], lang=lang()),
+            }
         tpl = "ticket_fragment.html" if fragment else "ticket.html"
         return render_template(tpl, ticket_id=code, status=status, reservation=True)
     tpl = "ticket_fragment.html" if fragment else "ticket.html"
