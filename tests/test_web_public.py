@@ -209,3 +209,24 @@ def test_a_reservation_page_follows_its_ticket_in_its_own_language(cfg, tmp_path
         for rt in nodes:
             rt.stop()
         ctl.stop()
+
+
+@pytest.mark.parametrize("lang", ["tr", "ar", "de-LS"])
+def test_an_unknown_ticket_is_a_404_that_says_so_in_the_page_s_language(app, anon, lang):  # noqa: F811
+    """A ticket page for a number the office does not know (a typo, yesterday's ticket) answered 200, as if
+    it were a ticket; the API said 404 for the same number. Now the page is a 404 too, saying in the chosen
+    language that the number is not known, and so is a malformed one (the general "page not found"). The
+    fragment of an open page stays 200: app.js swaps in only what answers 200."""
+    from waitroom.i18n import t, text_dir
+
+    for path in ("/t/unknown0000", "/t/ZZZZZZ"):  # a ticket id, a reservation code
+        r = anon.get(f"{path}?lang={lang}")
+        page = r.get_data(as_text=True)
+        assert r.status_code == 404, path
+        assert f'<html lang="{lang}" dir="{text_dir(lang)}">' in page
+        assert html_mod.escape(t("web.ticket.unknown", lang), quote=False) in page, path
+        assert anon.get(f"{path}?fragment=1&lang={lang}").status_code == 200
+    for path in ("/t/x", "/t/" + "a" * 41, "/t/a%20b%3Cc", "/t/%E2%82%AC%E2%82%AC%E2%82%AC%E2%82%AC"):
+        r = anon.get(f"{path}?lang={lang}")
+        assert r.status_code == 404, path
+        assert html_mod.escape(t("web.not_found", lang), quote=False) in r.get_data(as_text=True), path

@@ -143,10 +143,14 @@ def _check_id(ticket_id: str) -> None:
 
 
 @bp.get("/t/<ticket_id>")
-def ticket_page(ticket_id: str) -> str | Response:
+def ticket_page(ticket_id: str) -> str | Response | tuple[str, int]:
+    """The page answers 404 for a number or code the office does not know (today), saying so in the page's
+    language; it stays live, in case the number is only not here yet. Its fragment answers 200: an open page
+    swaps in what it gets, also "not known (any more)" at the end of the day."""
     _check_id(ticket_id)
     fragment = bool(request.args.get("fragment"))
     code = normalize_code(ticket_id)
+    tpl = "ticket_fragment.html" if fragment else "ticket.html"
     if code is not None:  # a remote ticket's reservation code
         status = reservation_status(code)
         if status["state"] == "checked_in" and status.get("ticket_id"):
@@ -158,10 +162,11 @@ def ticket_page(ticket_id: str) -> str | Response:
                 **status,
                 "goto": url_for("public.ticket_page", ticket_id=status["ticket_id"], lang=lang()),
             }
-        tpl = "ticket_fragment.html" if fragment else "ticket.html"
-        return render_template(tpl, ticket_id=code, status=status, reservation=True)
-    tpl = "ticket_fragment.html" if fragment else "ticket.html"
-    return render_template(tpl, ticket_id=ticket_id, status=ticket_status(ticket_id))
+        html = render_template(tpl, ticket_id=code, status=status, reservation=True)
+    else:
+        status = ticket_status(ticket_id)
+        html = render_template(tpl, ticket_id=ticket_id, status=status)
+    return (html, 404) if status["state"] == "unknown" and not fragment else html
 
 
 @bp.get("/api/ticket/<ticket_id>")
