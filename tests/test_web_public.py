@@ -230,3 +230,20 @@ def test_an_unknown_ticket_is_a_404_that_says_so_in_the_page_s_language(app, ano
         r = anon.get(f"{path}?lang={lang}")
         assert r.status_code == 404, path
         assert html_mod.escape(t("web.not_found", lang), quote=False) in r.get_data(as_text=True), path
+
+
+def test_the_check_in_form_answers_in_its_tab_s_language(anon):  # noqa: F811
+    """The check-in form was posted without its page's language: a citizen who opened it in Turkish and the
+    waiting times in Arabic in another tab read the refusal (and then the ticket page) in Arabic."""
+    import re
+
+    from tests.web_helpers import csrf_token
+    from waitroom.i18n import t
+
+    form = anon.get("/checkin?lang=tr").get_data(as_text=True)
+    action = html_mod.unescape(re.search(r'<form method="post" action="([^"]*)"', form).group(1))
+    anon.get("/waiting?lang=ar")  # another tab
+    r = anon.post(action, data={"code": "", "csrf_token": csrf_token(anon, "/checkin")})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 400 and '<html lang="tr" dir="ltr">' in page
+    assert t("web.ticket.checkin_code_missing", "tr") in page
