@@ -247,3 +247,26 @@ def test_the_check_in_form_answers_in_its_tab_s_language(anon):  # noqa: F811
     page = r.get_data(as_text=True)
     assert r.status_code == 400 and '<html lang="tr" dir="ltr">' in page
     assert t("web.ticket.checkin_code_missing", "tr") in page
+
+
+def test_an_expired_check_in_form_keeps_the_code(app, anon):  # noqa: F811
+    """A phone's check-in page left open since the day before (its session gone, the form's token with it)
+    answered "The form has expired. Please reload the page." on a page without the form: the code typed was
+    lost, and reloading posted the same stale token again. Now the form comes back with the code, a fresh
+    token and a sentence at the field; pressing the button again reaches the office."""
+    import re
+
+    from waitroom.i18n import t
+
+    form = anon.get("/checkin?lang=uk").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    phone = app.test_client()  # the next morning: no session any more
+    r = phone.post("/checkin?lang=uk", data={"code": " X3NERJ ", "csrf_token": token})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 400 and '<html lang="uk"' in page
+    assert 'value="X3NERJ"' in page and t("web.ticket.checkin_failed", "uk") in page
+    assert 'aria-invalid="true"' in page
+    fresh = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    again = phone.post("/checkin?lang=uk", data={"code": "X3NERJ", "csrf_token": fresh})
+    assert again.status_code == 404  # the office's answer: no such booking (not the form again)
+    assert t("web.ticket.checkin_unknown", "uk") in again.get_data(as_text=True)

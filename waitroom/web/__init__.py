@@ -223,6 +223,12 @@ def create_app(
     def _csrf(exc: CSRFError) -> Any:
         if common.wants_json() or request.is_json:
             return common.json_error(400, "csrf", common.tr("web.err.csrf"))
+        if request.endpoint == "public.checkin":
+            # a phone's check-in page left open since the day before: the form again, the code kept, a fresh
+            # token; pressing the button once more checks in (not a page that lost the code)
+            code = request.form.get("code", "")
+            error = common.tr("web.ticket.checkin_failed")
+            return render_template("checkin.html", code=code.strip()[:40], error=error), 400
         return render_template("error.html", code=400, message=common.tr("web.err.csrf")), 400
 
     for code in (403, 404, 405, 429):  # 429: Flask-Limiter's RateLimitExceeded is an HTTPException 429
