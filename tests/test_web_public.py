@@ -270,3 +270,34 @@ def test_an_expired_check_in_form_keeps_the_code(app, anon):  # noqa: F811
     again = phone.post("/checkin?lang=uk", data={"code": "X3NERJ", "csrf_token": fresh})
     assert again.status_code == 404  # the office's answer: no such booking (not the form again)
     assert t("web.ticket.checkin_unknown", "uk") in again.get_data(as_text=True)
+
+
+def test_a_name_the_office_has_only_in_german_is_marked_as_german(app, anon, node):  # noqa: F811
+    """WCAG 3.1.2 (language of parts): the example office names its services and counters in German and
+    English only, so a Turkish or Arabic page shows "Meldeangelegenheiten" and "Schalter 1", and a screen
+    reader read them with the page's Turkish or Arabic voice. They are now marked ``lang="de"``; a name the
+    office has in the page's language is not."""
+    import re
+
+    from tests.web_helpers import wait_for
+
+    de_name = '<span lang="de" dir="ltr">Meldeangelegenheiten</span>'
+    for lang in ("tr", "ar", "uk"):
+        page = anon.get(f"/waiting?lang={lang}").get_data(as_text=True)
+        assert f"<td>{de_name}</td>" in page, lang
+        fragment = anon.get(f"/waiting?fragment=1&lang={lang}").get_data(as_text=True)
+        assert de_name in fragment, lang
+    for lang in ("de", "de-LS", "en"):
+        assert 'lang="de" dir="ltr">Melde' not in anon.get(f"/waiting?lang={lang}").get_data(as_text=True)
+    assert "<td>Registration of address</td>" in anon.get("/waiting?lang=en").get_data(as_text=True)
+
+    ticket = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]
+    node("counter-1").request("counter.call_next", {"counter": "c1"})
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.ticket_status(ticket["id"])["state"] == "called")
+    page = anon.get(f"/t/{ticket['id']}?lang=tr").get_data(as_text=True)
+    called = re.search(r'<p class="status called" role="alert">(.*?)</p>', page).group(1)
+    assert '<span lang="de" dir="ltr">Schalter 1</span>' in called and "&lt;" not in called
+    assert 'data-warn="Sıra sizde! Gideceğiniz yer: Schalter 1"' in page  # the notification: words only
+    en = anon.get(f"/t/{ticket['id']}?lang=en").get_data(as_text=True)
+    assert "please go to Counter 1!" in en.replace("&#39;", "'") and 'lang="de" dir="ltr">Counter' not in en

@@ -167,6 +167,8 @@ def create_app(
             "office": cfg.office,
             "demo": app.config["WAITROOM_DEMO"],
             "text": common.text,
+            "named": common.named,
+            "t_markup": common.tr_markup,
             "version": __version__,
             "other_lang": "en" if common.lang() == "de" else "de",
             "dir": i18n.text_dir(common.lang()),

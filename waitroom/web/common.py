@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flask import abort, current_app, g, jsonify, redirect, request, session, url_for
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from waitroom import i18n
@@ -117,6 +118,27 @@ def text(obj: dict[str, str] | None, fallback: str = "") -> str:
     if not obj:
         return fallback
     return obj.get(lang()) or obj.get("de") or fallback
+
+
+def named(obj: dict[str, str] | None, fallback: str = "") -> Markup:
+    """A name from the configuration (a service, a counter) for the page: ``text``, and where the office has
+    none in the page's language, the German one marked as German (``<span lang="de">``, WCAG 3.1.2), so that
+    a screen reader reads "Meldeangelegenheiten" on a Turkish page with a German voice."""
+    value = text(obj, fallback)
+    page = lang()
+    if obj and value and not obj.get(page) and page.split("-")[0] != "de" and value == obj.get("de"):
+        return Markup('<span lang="de" dir="ltr">%s</span>') % value
+    return escape(value)
+
+
+def tr_markup(key: str, **values: Any) -> Markup:
+    """``tr`` for a sentence that holds markup (a ``named`` name): the sentence escaped, the values as they
+    are (escaped unless already Markup)."""
+    slots = {k: f"\x00{i}\x00" for i, k in enumerate(values)}
+    out = escape(tr(key, **slots))
+    for i, v in enumerate(values.values()):
+        out = Markup(str(out).replace(f"\x00{i}\x00", str(escape(v))))
+    return out
 
 
 def sessions() -> Any:
