@@ -265,7 +265,7 @@ def test_an_expired_check_in_form_keeps_the_code(app, anon):  # noqa: F811
     page = r.get_data(as_text=True)
     assert r.status_code == 400 and '<html lang="uk"' in page
     assert 'value="X3NERJ"' in page and t("web.ticket.checkin_failed", "uk") in page
-    assert 'aria-invalid="true"' in page
+    assert 'aria-invalid="true"' in page and 'href="?code=X3NERJ&amp;lang=tr"' in page  # links keep it
     fresh = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     again = phone.post("/checkin?lang=uk", data={"code": "X3NERJ", "csrf_token": fresh})
     assert again.status_code == 404  # the office's answer: no such booking (not the form again)
@@ -301,3 +301,22 @@ def test_a_name_the_office_has_only_in_german_is_marked_as_german(app, anon, nod
     assert 'data-warn="Sıra sizde! Gideceğiniz yer: Schalter 1"' in page  # the notification: words only
     en = anon.get(f"/t/{ticket['id']}?lang=en").get_data(as_text=True)
     assert "please go to Counter 1!" in en.replace("&#39;", "'") and 'lang="de" dir="ltr">Counter' not in en
+
+
+def test_switching_language_after_a_check_in_refusal_keeps_the_code(anon):  # noqa: F811
+    """A refusal read in a language the citizen does not read: the language links of the answer led to an
+    empty check-in form (the code was in the POST, not in the page's query), so switching lost the code."""
+    import re
+
+    from tests.web_helpers import csrf_token
+
+    r = anon.post("/checkin?lang=ar", data={"code": " X3NERJ ", "csrf_token": csrf_token(anon, "/checkin")})
+    assert r.status_code == 404
+    links = {
+        m.group(2): html_mod.unescape(m.group(1))
+        for m in re.finditer(
+            r'<a href="([^"]*)" lang="([^"]+)" dir="[^"]+" hreflang=', r.get_data(as_text=True)
+        )
+    }
+    assert links["tr"] == "?code=X3NERJ&lang=tr", links
+    assert 'value="X3NERJ"' in anon.get("/checkin" + links["tr"]).get_data(as_text=True)

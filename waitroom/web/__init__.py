@@ -181,10 +181,12 @@ def create_app(
 
     def _lang_href(code: str) -> str:
         """This page in another language: its query kept (a check-in code, the booking page's day), lang
-        replaced."""
+        replaced; and what a form answered with itself wants kept (``g.lang_query``: the check-in code a
+        citizen typed, when the answer is in a language they cannot read)."""
         from urllib.parse import urlencode
 
         kept = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+        kept += [(k, v) for k, v in g.get("lang_query", {}).items() if v and k not in request.args]
         return "?" + urlencode([*kept, ("lang", code)])
 
     allowed_origins = tuple(settings.allowed_origins)
@@ -229,6 +231,7 @@ def create_app(
             # a phone's check-in page left open since the day before: the form again, the code kept, a fresh
             # token; pressing the button once more checks in (not a page that lost the code)
             code = request.form.get("code", "")
+            g.lang_query = {"code": code.strip()[:40]}
             error = common.tr("web.ticket.checkin_failed")
             return render_template("checkin.html", code=code.strip()[:40], error=error), 400
         return render_template("error.html", code=400, message=common.tr("web.err.csrf")), 400

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from waitroom.errors import CommandFailed, RequestTimeout
@@ -208,6 +208,8 @@ def checkin() -> str | Response | tuple[str, int]:
     if request.method != "POST":  # GET, and HEAD (Flask answers it with this view: same as GET, no body)
         return render_template("checkin.html", code=request.args.get("code", "")[:40])
     code = request.form.get("code")
+    if isinstance(code, str):  # the language links of an answer keep the code (nothing typed is lost)
+        g.lang_query = {"code": code.strip()[:40]}
     # an error is shown at the field (aria-invalid, described by it, focused), so a screen reader reads it
     # with the field instead of a page that starts again at the top
     if not isinstance(code, str) or not code.strip() or len(code) > 40:
