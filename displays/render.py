@@ -476,7 +476,7 @@ class Renderer:
             else:  # "3 wartend · ca. 12 Min.": each part whole on its line (no "ca." / "12 Min.")
                 info = _whole(i18n.tn("display.waiting_count", wv.waiting, self.lang, count=wv.waiting))
                 if wv.eta_min is not None and wv.waiting:
-                    minutes = i18n.tn("wait.minutes", wv.eta_min, self.lang, minutes=wv.eta_min)
+                    minutes = i18n.wait_minutes(wv.eta_min, self.lang)
                     info += "  ·  " + _whole(minutes)
             # the waiting information comes first: it gets two lines when it needs them, and then the
             # second-language name gives up its line (the name keeps at least one)

@@ -499,3 +499,21 @@ def test_waiting_counts_on_the_board_agree_with_their_number(langs, expected):
     drawn = {d.text.replace("\xa0", " ") for d in r.drawn}  # (the parts are held together by no-break spaces)
     for n, want in expected.items():
         assert want in drawn, (langs, n, want, sorted(drawn))
+
+
+def test_a_wait_under_a_minute_on_the_board_is_said_so():
+    """Citizens waiting and a counter free: the board says "weniger als 1 Min.", not "ca. 0 Min."."""
+    snap = {
+        "name": "Bürgerbüro",
+        "day": "2026-01-05",
+        "seq": 1,
+        "counters": [],
+        "services": [{"id": "s", "prefix": "A", "name": {"de": "Pass"}, "waiting": 3, "eta_min": 0}],
+        "calls": [],
+    }
+    r = Renderer(ds.parse({"resolution": [1920, 1080], "languages": ["de", "en"]}))
+    board = Board()
+    board.set_link(True)
+    board.apply_state(snap)
+    r.draw(board.screen(), highlight=False, now=0, mono=0)
+    assert "3 wartend  ·  weniger als 1 Min." in {d.text.replace("\xa0", " ") for d in r.drawn}

@@ -320,3 +320,20 @@ def test_switching_language_after_a_check_in_refusal_keeps_the_code(anon):  # no
     }
     assert links["tr"] == "?code=X3NERJ&lang=tr", links
     assert 'value="X3NERJ"' in anon.get("/checkin" + links["tr"]).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("lang", ["de", "tr", "ar"])
+def test_a_wait_under_a_minute_is_said_so_not_as_about_0_minutes(app, anon, node, lang):  # noqa: F811
+    """The first in line at an office with a free counter is expected in 0 minutes: the ticket page and the
+    waiting times say "weniger als 1 Min." (in the page's language), not "ca. 0 Min."."""
+    from tests.web_helpers import wait_for
+    from waitroom.i18n import t, tn
+
+    tid = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]["id"]
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.ticket_status(tid).get("eta_min") == 0)
+    page = html_mod.unescape(anon.get(f"/t/{tid}?lang={lang}").get_data(as_text=True))
+    assert t("wait.under_minute", lang) in page
+    assert tn("wait.minutes", 0, lang, minutes=0) not in page
+    waits = html_mod.unescape(anon.get(f"/waiting?lang={lang}").get_data(as_text=True))
+    assert tn("wait.minutes", 0, lang, minutes=0) not in waits

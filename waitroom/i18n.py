@@ -215,6 +215,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("office.closed"),
     N_("queue.waiting"),
     Nn_("wait.minutes"),
+    N_("wait.under_minute"),
     N_("wait.unknown"),
     N_("ticket.your_number"),
     Nn_("ticket.ahead"),
@@ -511,6 +512,14 @@ TEXTS: Mapping[str, dict[str, str]] = _Texts()
 
 
 # -- displays and announcements: spoken text building (pure functions)
+def wait_minutes(minutes: int, lang: str | None = "de") -> str:
+    """An expected wait in words: "ca. 12 Min.", and "weniger als 1 Min." for one that rounds to 0 (not
+    "ca. 0 Min." for the first in line, or a service whose counters are free)."""
+    if minutes <= 0:
+        return t("wait.under_minute", lang)
+    return tn("wait.minutes", minutes, lang, minutes=minutes)
+
+
 def spoken_ticket(number: str, lang: str = "de") -> str:
     """A ticket number as a person says it: 'A012' -> 'A 12' (de), 'A-12' (en); other forms unchanged."""
     number = number.strip().upper()

@@ -162,6 +162,7 @@ def create_app(
         return {
             "t": common.tr,
             "tn": common.trn,
+            "wait_minutes": lambda minutes: i18n.wait_minutes(minutes, common.lang()),
             "lang": common.lang(),
             "user": common.current_user(),
             "office": cfg.office,

@@ -85,6 +85,7 @@ def _labels() -> dict[str, dict[str, Any]]:
         "announce.ticket",
         "announce.call",
         "announce.recall",
+        "wait.under_minute",
     )
     labels: dict[str, dict[str, Any]] = {k: dict(i18n.TEXTS[k]) for k in keys}
     for key in ("display.waiting_count", "wait.minutes"):

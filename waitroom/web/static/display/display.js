@@ -100,7 +100,10 @@
       if (s.intake_open === false) info.append(el("span", "closed", t("display.intake_closed", L1)));
       else {
         info.append(el("span", "", t("display.waiting_count", L1, { count: s.waiting }, s.waiting)));
-        if (s.waiting && s.eta_min != null) info.append(el("span", "", t("wait.minutes", L1, { minutes: s.eta_min }, s.eta_min)));
+        if (s.waiting && s.eta_min != null) {
+          const wait = s.eta_min > 0 ? t("wait.minutes", L1, { minutes: s.eta_min }, s.eta_min) : t("wait.under_minute", L1);
+          info.append(el("span", "", wait));
+        }
       }
       const names = both("name", (x) => pick(s.name, x));
       if (s.prefix) names[0].prepend(el("b", "prefix", s.prefix));
