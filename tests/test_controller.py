@@ -535,3 +535,38 @@ def test_an_error_reply_names_its_details_as_fields(office):
         "r1", contract.ErrorCode.BAD_REQUEST, "m", {"a": [1], "b": True, "c": "x" * 99}
     )
     assert err["error"]["data"] == {"c": "x" * contract.REPLY_DATA_CHARS}
+
+
+def test_an_action_on_the_ticket_a_stale_screen_shows_changes_nothing(office):
+    """``current``: the ticket the sender shows as called. A double "next" (both sent with what the screen
+    showed before the first) called two tickets, finishing the first one as served unseen; a "no-show" from
+    a page older than a call made at the counter's buttons marked the newly called citizen as not appeared."""
+    for _ in range(3):
+        ok(office, "disp-1", "ticket.issue", service="pass")
+    assert ok(office, "web", "counter.call_next", counter="c1", current="")["call"]["ticket"] == "A001"
+    second = cmd(office, "web", "counter.call_next", counter="c1", current="").reply
+    assert second["error"]["code"] == "invalid_state"
+    assert second["error"]["data"] == {"counter": "c1", "state": "serving", "ticket": "A001"}
+    assert office.state.ticket("A001").state == "called" and office.state.ticket("A002").state == "waiting"
+    # the counter's own button calls the next one; the page still shows A001
+    ok(office, "counter-1", "counter.call_next", counter="c1")
+    for op in ("counter.no_show", "counter.served", "counter.park", "counter.recall", "counter.close"):
+        reply = cmd(office, "web", op, counter="c1", current="A001").reply
+        assert reply["error"]["data"] == {"counter": "c1", "state": "serving", "ticket": "A002"}, op
+    reply = cmd(office, "web", "counter.transfer", counter="c1", service="melde", current="a1").reply
+    assert reply["error"]["code"] == "invalid_state"
+    reply = cmd(office, "web", "counter.pause", counter="c1", reason="Pause", current="A001").reply
+    assert reply["error"]["code"] == "invalid_state"
+    assert office.state.ticket("A002").state == "called" and office.state.counters["c1"].state == "open"
+    # what the screen shows is what is called (number in any spelling, or the id): done
+    assert ok(office, "web", "counter.no_show", counter="c1", current="a2")["ticket"]["state"] == "no_show"
+    reply = cmd(office, "web", "counter.served", counter="c1", current="A002").reply
+    assert reply["error"]["data"] == {"counter": "c1", "state": "idle"}
+    tid = office.state.ticket("A003").id
+    ok(office, "web", "counter.call_ticket", counter="c1", ticket="A003", current="")
+    assert ok(office, "web", "counter.served", counter="c1", current=tid)["ticket"]["number"] == "A003"
+    # without it, as before (the counter's buttons, older clients); a wrong type is a bad request
+    assert cmd(office, "web", "counter.open", counter="c1", current=7).reply["ok"] is True  # not an argument
+    assert err(office, "web", "counter.close", counter="c1", current=7) == "bad_request"
+    assert err(office, "web", "counter.close", counter="c1", current="x" * 41) == "bad_request"
+    assert ok(office, "web", "counter.close", counter="c1", current="")["counter"]["state"] == "closed"

@@ -939,3 +939,50 @@ def test_every_controller_error_code_has_its_own_http_status() -> None:
         with app.app_context():
             resp = common.json_error(common.HTTP_STATUS[code.value], code.value, "später")
         assert resp.headers["Retry-After"].isdigit(), code
+
+
+def _form_fields(html: str, action: str) -> dict[str, str]:
+    """The hidden fields of the staff panel's form that posts ``action`` (as the browser would send them)."""
+    import re
+
+    m = re.search(rf'<form method="post" action="/staff/c1/{action}"[^>]*>(.*?)</form>', html, re.S)
+    assert m, f"no form for {action}"
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', m.group(1)))
+
+
+def test_a_double_click_or_a_stale_page_acts_on_no_ticket_it_does_not_show(app, staff, node):
+    """Each action form sends the ticket the page shows as called. A double click on "next" (two posts of
+    the same form, the key held down) called two tickets and finished the first one as served although
+    nobody had served it; a "no-show" from a page older than a call at the counter's buttons marked the
+    citizen just called as not appeared."""
+    disp = node("disp-1")
+    for _ in range(3):
+        disp.request("ticket.issue", {"service": "pass"})
+    page = staff.get("/staff/c1").get_data(as_text=True)
+    form = _form_fields(page, "next")
+    assert form["current"] == ""
+    first = staff.post("/staff/c1/next", data=form, follow_redirects=True).get_data(as_text=True)
+    assert "A001 aufgerufen" in first
+    second = staff.post("/staff/c1/next", data=form, follow_redirects=True).get_data(as_text=True)
+    assert _flash(second) == (
+        "An Schalter 1 ist inzwischen A001 aufgerufen. "
+        "Es wurde nichts geändert: bitte den aktuellen Stand prüfen."
+    )
+    live = app.extensions["waitroom"]
+    assert live.state()["counters"][0]["serving"]["ticket"] == "A001"
+    assert _form_fields(second, "no_show")["current"] == "A001"
+    # the counter's own button calls the next citizen; the page (not yet refreshed) still shows A001
+    node("counter-1").request("counter.call_next", {"counter": "c1"})
+    r = staff.post("/staff/c1/no_show", data=_form_fields(second, "no_show"), follow_redirects=True)
+    assert _flash(r.get_data(as_text=True)).startswith("An Schalter 1 ist inzwischen A002 aufgerufen.")
+    h = {"X-CSRFToken": csrf_token(staff)}
+    r = staff.post("/api/counter/c1/served", json={"current": "A001"}, headers=h)
+    assert r.status_code == 409 and r.json["error"]["data"] == {
+        "counter": "c1",
+        "state": "serving",
+        "ticket": "A002",
+    }
+    wait_for(lambda: live.state()["counters"][0]["serving"]["ticket"] == "A002")
+    assert staff.post("/api/counter/c1/served", json={"current": "A002"}, headers=h).status_code == 200
+    r = staff.post("/api/counter/c1/served", json={"current": 5}, headers=h)
+    assert r.status_code == 400 and r.json["error"]["code"] == "bad_request"

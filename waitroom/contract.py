@@ -241,6 +241,12 @@ class Op:
 
 
 _STAFF = frozenset({Role.COUNTER, Role.WEB})
+# The optional ``current`` of the counter operations that act on or finish the counter's called ticket: the
+# ticket the sender shows as called there, so that a stale page or a double click does not act on another one.
+_CURRENT = (
+    '[str] the ticket the sender shows as called here (number or id; "" for none): if another one (or none) '
+    "is called, refused with invalid_state"
+)
 OPS: dict[str, Op] = {
     op.name: op
     for op in [
@@ -408,7 +414,7 @@ OPS: dict[str, Op] = {
         Op(
             "counter.call_next",
             _STAFF,
-            {"counter": "[id]"},
+            {"counter": "[id]", "current": _CURRENT},
             ("counter",),
             "Call the next ticket chosen by the steering rules; finishes the current one as served.",
             {"counter": "c3"},
@@ -417,7 +423,7 @@ OPS: dict[str, Op] = {
         Op(
             "counter.recall",
             _STAFF,
-            {"counter": "[id]"},
+            {"counter": "[id]", "current": _CURRENT},
             ("counter",),
             "Call the current ticket again (shown and announced again).",
             {"counter": "c3"},
@@ -426,7 +432,7 @@ OPS: dict[str, Op] = {
         Op(
             "counter.served",
             _STAFF,
-            {"counter": "[id]"},
+            {"counter": "[id]", "current": _CURRENT},
             ("counter",),
             "Mark the current ticket as served.",
             {"counter": "c3"},
@@ -435,7 +441,7 @@ OPS: dict[str, Op] = {
         Op(
             "counter.no_show",
             _STAFF,
-            {"counter": "[id]"},
+            {"counter": "[id]", "current": _CURRENT},
             ("counter",),
             "Mark the current ticket as not appeared.",
             {"counter": "c3"},
@@ -444,7 +450,12 @@ OPS: dict[str, Op] = {
         Op(
             "counter.transfer",
             _STAFF,
-            {"counter": "[id]", "service": "[id] target service", "to_counter": "[id] target counter"},
+            {
+                "counter": "[id]",
+                "service": "[id] target service",
+                "to_counter": "[id] target counter",
+                "current": _CURRENT,
+            },
             ("counter",),
             "Send the current ticket on to another service or counter, keeping its arrival time.",
             {"counter": "c3", "service": "dl"},
@@ -453,7 +464,7 @@ OPS: dict[str, Op] = {
         Op(
             "counter.park",
             _STAFF,
-            {"counter": "[id]"},
+            {"counter": "[id]", "current": _CURRENT},
             ("counter",),
             "Park the current ticket (e.g. the citizen fetches a document).",
             {"counter": "c3"},
@@ -462,7 +473,7 @@ OPS: dict[str, Op] = {
         Op(
             "counter.call_ticket",
             _STAFF,
-            {"counter": "[id]", "ticket": "[str] number or id"},
+            {"counter": "[id]", "ticket": "[str] number or id", "current": _CURRENT},
             ("counter", "ticket"),
             "Call a specific waiting or parked ticket.",
             {"counter": "c3", "ticket": "A012"},
@@ -480,7 +491,7 @@ OPS: dict[str, Op] = {
         Op(
             "counter.pause",
             _STAFF,
-            {"counter": "[id]", "reason": "[str] e.g. break"},
+            {"counter": "[id]", "reason": "[str] e.g. break", "current": _CURRENT},
             ("counter",),
             "Pause the counter with a reason.",
             {"counter": "c3", "reason": "break"},
@@ -489,7 +500,7 @@ OPS: dict[str, Op] = {
         Op(
             "counter.close",
             _STAFF,
-            {"counter": "[id]"},
+            {"counter": "[id]", "current": _CURRENT},
             ("counter",),
             "Close the counter.",
             {"counter": "c3"},

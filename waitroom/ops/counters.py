@@ -10,6 +10,30 @@ from waitroom.ops.base import OpError, OpsBase
 
 
 class CounterOps(OpsBase):
+    def _expect(self, cid: str, current: Any) -> None:
+        """``current`` (optional): the ticket the sender shows as called at ``cid`` ("" for none). When
+        another one (or none) is called there, nothing is done: a page shown before a change, the second
+        click of a double click or an action from a second tab would otherwise call, finish, transfer or
+        mark as not appeared a ticket the staff member has not seen (a double "next" finished the first
+        call as served, unseen)."""
+        if current is None:
+            return
+        if not isinstance(current, str) or len(current) > 40:
+            raise OpError(ErrorCode.BAD_REQUEST, 'current must be a ticket number or id, or "" for none')
+        c = self.state.counters[cid]
+        now = self.state.tickets[c.current] if c.current is not None else None
+        shown = self.state.ticket(current) if current.strip() else None
+        if now is shown and (now is not None or not current.strip()):
+            return
+        raise OpError(
+            ErrorCode.INVALID_STATE,
+            f"counter {cid} now serves {now.number if now else 'no ticket'}, "
+            f"not {current.strip() or 'none'}; nothing done",
+            data={"counter": cid, "state": "serving", "ticket": now.number}
+            if now is not None
+            else {"counter": cid, "state": "idle"},
+        )
+
     def _call(self, cid: str, t: Ticket, reason: str) -> dict[str, Any]:
         self._emit("ticket_called", ticket=t.id, counter=cid, reason=reason, number=t.number)
         return {
@@ -22,8 +46,11 @@ class CounterOps(OpsBase):
             }
         }
 
-    def op_counter_call_next(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+    def op_counter_call_next(
+        self, node_id: str, role: Role, counter: Any, current: Any = None
+    ) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
+        self._expect(cid, current)
         self._counter_open(cid)
         now = self.clock()
         decision = self.selector.select(self.state, cid, self.cfg, now)
@@ -40,28 +67,43 @@ class CounterOps(OpsBase):
             )
         return self._call(cid, self.state.tickets[decision.ticket], decision.reason)
 
-    def op_counter_recall(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+    def op_counter_recall(
+        self, node_id: str, role: Role, counter: Any, current: Any = None
+    ) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
+        self._expect(cid, current)
         t = self._current(cid)
         self._emit("ticket_recalled", ticket=t.id, counter=cid)
         return {"call": {"ticket": t.number, "ticket_id": t.id, "counter": cid, "recall": True}}
 
-    def _finish(self, node_id: str, role: Role, counter: Any, kind: str) -> dict[str, Any]:
+    def _finish(self, node_id: str, role: Role, counter: Any, kind: str, current: Any) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
+        self._expect(cid, current)
         t = self._current(cid)
         self._emit(kind, ticket=t.id, counter=cid)
         return {"ticket": {"number": t.number, "state": t.state}}
 
-    def op_counter_served(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        return self._finish(node_id, role, counter, "ticket_served")
+    def op_counter_served(
+        self, node_id: str, role: Role, counter: Any, current: Any = None
+    ) -> dict[str, Any]:
+        return self._finish(node_id, role, counter, "ticket_served", current)
 
-    def op_counter_no_show(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        return self._finish(node_id, role, counter, "ticket_no_show")
+    def op_counter_no_show(
+        self, node_id: str, role: Role, counter: Any, current: Any = None
+    ) -> dict[str, Any]:
+        return self._finish(node_id, role, counter, "ticket_no_show", current)
 
     def op_counter_transfer(
-        self, node_id: str, role: Role, counter: Any, service: Any = None, to_counter: Any = None
+        self,
+        node_id: str,
+        role: Role,
+        counter: Any,
+        service: Any = None,
+        to_counter: Any = None,
+        current: Any = None,
     ) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
+        self._expect(cid, current)
         if (service is None) == (to_counter is None):
             raise OpError(ErrorCode.BAD_REQUEST, "give exactly one of service or to_counter")
         t = self._current(cid)
@@ -84,22 +126,27 @@ class CounterOps(OpsBase):
             }
         }
 
-    def op_counter_park(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
+    def op_counter_park(self, node_id: str, role: Role, counter: Any, current: Any = None) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
+        self._expect(cid, current)
         t = self._current(cid)
         self._emit("ticket_parked", ticket=t.id, counter=cid)
         return {"ticket": {"number": t.number, "state": t.state}}
 
-    def op_counter_call_ticket(self, node_id: str, role: Role, counter: Any, ticket: Any) -> dict[str, Any]:
+    def op_counter_call_ticket(
+        self, node_id: str, role: Role, counter: Any, ticket: Any, current: Any = None
+    ) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
+        self._expect(cid, current)
         self._counter_open(cid)
         t = self._ticket(ticket, ("waiting", "parked"))
         return self._call(cid, t, "called by staff" if t.state == "waiting" else "called back from parked")
 
     def _counter_state(
-        self, node_id: str, role: Role, counter: Any, kind: str, reason: str = ""
+        self, node_id: str, role: Role, counter: Any, kind: str, reason: str = "", current: Any = None
     ) -> dict[str, Any]:
         cid = self._counter(node_id, role, counter)
+        self._expect(cid, current)
         target = {"counter_opened": "open", "counter_paused": "paused", "counter_closed": "closed"}[kind]
         c = self.state.counters[cid]
         if c.state != target or (reason and reason != c.pause_reason):
@@ -109,10 +156,12 @@ class CounterOps(OpsBase):
     def op_counter_open(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
         return self._counter_state(node_id, role, counter, "counter_opened")
 
-    def op_counter_pause(self, node_id: str, role: Role, counter: Any, reason: Any = "") -> dict[str, Any]:
+    def op_counter_pause(
+        self, node_id: str, role: Role, counter: Any, reason: Any = "", current: Any = None
+    ) -> dict[str, Any]:
         if not isinstance(reason, str) or len(reason) > 80:
             raise OpError(ErrorCode.BAD_REQUEST, "reason must be a text of at most 80 characters")
-        return self._counter_state(node_id, role, counter, "counter_paused", reason or "Pause")
+        return self._counter_state(node_id, role, counter, "counter_paused", reason or "Pause", current)
 
-    def op_counter_close(self, node_id: str, role: Role, counter: Any) -> dict[str, Any]:
-        return self._counter_state(node_id, role, counter, "counter_closed")
+    def op_counter_close(self, node_id: str, role: Role, counter: Any, current: Any = None) -> dict[str, Any]:
+        return self._counter_state(node_id, role, counter, "counter_closed", current=current)

@@ -47,6 +47,8 @@ KEYS = (
     N_("web.err.invalid_state.no_show"),
     N_("web.err.invalid_state.cancelled"),
     N_("web.err.invalid_state.expired"),
+    N_("web.err.invalid_state.serving"),
+    N_("web.err.invalid_state.idle"),
 )
 
 

@@ -82,6 +82,24 @@ ACTIONS: dict[str, tuple[str, Callable[[Mapping[str, Any], str], dict[str, Any]]
 }
 
 
+# The actions that act on or finish the counter's called ticket: their forms send the ticket the page shows
+# as called there ("current", "" for none), and the controller does nothing when another one is called by
+# then (a double click on "next", a page older than an action from another tab or the counter's buttons).
+EXPECTS_CURRENT = frozenset(
+    {"next", "recall", "served", "no_show", "park", "call", "transfer", "pause", "close"}
+)
+
+
+def _current(data: Mapping[str, Any]) -> str | None:
+    """The ticket the page showed as called ("" for none); None when the form or JSON request has none."""
+    value = data.get("current")
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise ActionError("current")
+    return value.strip()
+
+
 # a form field -> the key of its label on the workstation (staff_panel.html)
 FIELD_LABELS = {
     "ticket": "web.act.call_number",
@@ -102,6 +120,9 @@ def perform(counter: str, action: str, data: Mapping[str, Any]) -> CommandResult
     op, build = ACTIONS[action]
     try:
         args = build(data, counter)
+        current = _current(data) if action in EXPECTS_CURRENT else None
+        if current is not None:
+            args["current"] = current
     except ActionError as exc:
         field = str(exc)  # named as the form's label says it (not the field's code name)
         label = tr(FIELD_LABELS[field]) if field in FIELD_LABELS else field
