@@ -570,3 +570,32 @@ def test_an_action_on_the_ticket_a_stale_screen_shows_changes_nothing(office):
     assert err(office, "web", "counter.close", counter="c1", current=7) == "bad_request"
     assert err(office, "web", "counter.close", counter="c1", current="x" * 41) == "bad_request"
     assert ok(office, "web", "counter.close", counter="c1", current="")["counter"]["state"] == "closed"
+
+
+def test_no_citizen_waits_for_a_closed_counter(cfg, tmp_path, office, clock):
+    """A ticket transferred to one counter is called by that counter only. Transferring to a closed counter
+    was accepted, and a counter that closed (at the end of the day) kept the tickets sent to it: they waited
+    for a counter that would not call them, hidden from the other counters' lists, until the day ended."""
+    for _ in range(3):
+        ok(office, "disp-1", "ticket.issue", service="pass")
+        clock.t += 60
+    ok(office, "counter-4", "counter.close", counter="c4")
+    ok(office, "counter-1", "counter.call_next", counter="c1")  # A001
+    out = cmd(office, "counter-1", "counter.transfer", counter="c1", to_counter="c4").reply
+    assert out["error"]["code"] == "counter_closed"
+    assert out["error"]["data"] == {"counter": "c4", "state": "closed"}
+    assert office.state.ticket("A001").state == "called" and office.state.counters["c1"].current
+    # to an open counter (or a paused one: it comes back), then that counter closes for the day
+    ok(office, "counter-1", "counter.transfer", counter="c1", to_counter="c2")
+    ok(office, "counter-2", "counter.pause", counter="c2", reason="Pause")
+    assert office.state.ticket("A001").target_counter == "c2"
+    assert ok(office, "counter-1", "counter.call_next", counter="c1")["call"]["ticket"] == "A002"
+    ok(office, "counter-2", "counter.close", counter="c2")
+    t = office.state.ticket("A001")
+    assert t.state == "waiting" and t.target_counter is None and t.service == "pass"
+    assert office.queue_page("pass")["tickets"][0]["ticket"] == "A001"  # still first: it came first
+    assert ok(office, "counter-1", "counter.call_next", counter="c1")["call"]["ticket"] == "A001"
+    # the log gives the same state again
+    rebuilt = Office(cfg, office.store, clock=clock)
+    assert rebuilt.state.ticket("A001").state == "called" and rebuilt.state.counters["c1"].current == t.id
+    assert [x.number for x in rebuilt.state.waiting()] == ["A003"]

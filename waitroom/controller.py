@@ -226,7 +226,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                 self._fresh_n[t.service] = n + 1
             elif event["type"] == "ticket_transferred":
                 self.dirty_services.update(self.cfg.service_ids)
-        elif event["type"] == "day_started":
+        elif event["type"] in ("day_started", "counter_closed"):  # closed: its transferred tickets move
             self.dirty_services.update(self.cfg.service_ids)
             self.dirty_counters.update(self.cfg.counter_ids)
 

@@ -429,6 +429,11 @@ def _counter_state(s: OfficeState, e: dict[str, Any]) -> None:
     c = s.counters[e["counter"]]
     if new != "open":
         _finish_current(s, c.id, e["ts"])
+    if new == "closed":  # the tickets transferred to it go back to their service's queue, arrival kept
+        for t in list(s.pool.targeted.get(c.id, ())):  # (no other counter would ever call them)
+            s.pool.discard(t)
+            t.target_counter = None
+            s.pool.add(t)
     c.state, c.pause_reason, c.since = new, e.get("reason", ""), e["ts"]
 
 

@@ -116,6 +116,12 @@ class CounterOps(OpsBase):
                     f"unknown counter {to_counter!r}",
                     data={"counter": to_counter} if isinstance(to_counter, str) else None,
                 )
+            if self.state.counters[to_counter].state == "closed":  # nobody would call it (paused: later)
+                raise OpError(
+                    ErrorCode.COUNTER_CLOSED,
+                    f"counter {to_counter} is closed; transfer to a service or an open counter",
+                    data={"counter": to_counter, "state": "closed"},
+                )
             self._emit("ticket_transferred", ticket=t.id, counter=cid, to_counter=to_counter)
         return {
             "ticket": {
