@@ -986,3 +986,25 @@ def test_a_double_click_or_a_stale_page_acts_on_no_ticket_it_does_not_show(app, 
     assert staff.post("/api/counter/c1/served", json={"current": "A002"}, headers=h).status_code == 200
     r = staff.post("/api/counter/c1/served", json={"current": 5}, headers=h)
     assert r.status_code == 400 and r.json["error"]["code"] == "bad_request"
+
+
+def test_a_session_that_ended_mid_action_does_nothing_and_leads_back_to_the_workstation(app, node):
+    """The login session ends (after its hours, or revoked by a password change) while the workstation is
+    open; the next click is not done, and after logging in again the staff member is back at the
+    workstation. The login sent them to the action's own address with GET: a "not possible here" page."""
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    c = app.test_client()
+    login(c, "anna")
+    page = c.get("/staff/c1").get_data(as_text=True)
+    form = _form_fields(page, "next")
+    app.extensions["waitroom_sessions"].revoke_user("anna")
+    r = c.post("/staff/c1/next", data=form)
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    login_page = c.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Sie waren abgemeldet. Die Aktion wurde nicht ausgeführt:" in login_page
+    token = csrf_token(c, "/login")
+    r = c.post(r.headers["Location"], data={"username": "anna", "password": PASSWORD, "csrf_token": token})
+    assert r.status_code == 302 and r.headers["Location"] == "/staff/c1"
+    assert c.get("/staff/c1").status_code == 200
+    live = app.extensions["waitroom"]
+    assert live.state()["counters"][0]["serving"] is None  # nothing was called

@@ -175,7 +175,15 @@ def login_required(role: str = "staff") -> Callable[[F], F]:
             if user is None:
                 if wants_json():
                     return json_error(401, "login_required", tr("web.login_required"))
-                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+                if request.method == "GET":
+                    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+                # a form sent after the session ended (its hours are over, a password change): not done, and
+                # after the login back to its page, not to the form's address (a GET there is refused)
+                from flask import flash
+
+                flash(tr("web.session_ended"), "error")
+                back = _page_of_form()
+                return redirect(url_for("auth.login", next=back) if back else url_for("auth.login"))
             if role == "admin" and not user.is_admin:
                 if wants_json():
                     return json_error(403, "forbidden", tr("web.forbidden"))
@@ -191,6 +199,24 @@ def login_required(role: str = "staff") -> Callable[[F], F]:
         return cast(F, wrapped)
 
     return deco
+
+
+def _page_of_form() -> str | None:
+    """The page a form was posted from: a staff action's workstation, else the referring page of this site."""
+    from urllib.parse import urlsplit
+
+    counter = (request.view_args or {}).get("counter")
+    if request.blueprint == "staff" and isinstance(counter, str) and counter in cfg().counter_ids:
+        return url_for("staff.workstation", counter=counter)
+    ref = urlsplit(request.referrer or "")
+    if (
+        ref.netloc
+        and ref.netloc == request.host
+        and ref.path.startswith("/")
+        and not ref.path.startswith("//")
+    ):
+        return ref.path + (f"?{ref.query}" if ref.query else "")
+    return None
 
 
 def check_counter(counter: str) -> None:
