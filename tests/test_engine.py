@@ -100,7 +100,7 @@ def check_index(office: Office) -> None:
 
 OPS = st.sampled_from(
     ["issue", "issue", "issue", "priority", "book", "call", "call", "served", "transfer", "park", "back",
-     "cancel", "pause", "open", "help", "ack", "offline", "tick"]
+     "cancel", "pause", "open", "close", "help", "ack", "offline", "tick"]
 )  # fmt: skip
 
 
@@ -146,6 +146,8 @@ def test_the_index_always_matches_a_full_scan(cfg, tmp_path_factory, steps):
             send(office, node, "counter.pause", counter=counter)
         elif op == "open":
             send(office, node, "counter.open", counter=counter)
+        elif op == "close":  # its transferred tickets go back to their service's queue
+            send(office, node, "counter.close", counter=counter)
         elif op == "help":
             send(office, "sb-1", "assist.request", terminal="sb-1")
         elif op == "ack" and office.state.open_assists:
