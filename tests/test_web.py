@@ -1008,3 +1008,18 @@ def test_a_session_that_ended_mid_action_does_nothing_and_leads_back_to_the_work
     assert c.get("/staff/c1").status_code == 200
     live = app.extensions["waitroom"]
     assert live.state()["counters"][0]["serving"] is None  # nothing was called
+
+
+def test_the_transfer_list_offers_no_closed_counter(app, staff, node):
+    """A transfer to a closed counter is refused (nobody would call the ticket there); the list says which
+    counters are closed instead of offering them."""
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    node("counter-2").request("counter.close", {"counter": "c2"})
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.state()["counters"][1]["state"] == "closed")
+    page = post(staff, "/staff/c1/next", follow_redirects=True).get_data(as_text=True)
+    assert '<option value="counter:c2" disabled>Schalter 2 (Geschlossen)</option>' in page
+    assert '<option value="counter:c3">Schalter 3</option>' in page
+    r = post(staff, "/staff/c1/transfer", {"target": "counter:c2"}, follow_redirects=True)  # an old page
+    assert _flash(r.get_data(as_text=True)) == "Schalter 2 ist geschlossen. Bitte zuerst öffnen."
+    assert live.state()["counters"][0]["serving"]["ticket"] == "A001"

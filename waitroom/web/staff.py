@@ -151,6 +151,7 @@ def counter_view(counter: str) -> dict[str, Any]:
         "pause_reasons": cfg().office.pause_reasons,
         "reason_names": {r.id: r.name.model_dump() for r in cfg().office.pause_reasons},
         "seq": lv.seq,
+        "closed": set(),
         "terminals": {
             n.id: (n.name.model_dump() if n.name else {"de": n.id}) for n in cfg().nodes if n.role == "assist"
         },
@@ -158,6 +159,8 @@ def counter_view(counter: str) -> dict[str, Any]:
     if state is None:
         return view
     view["cs"] = next((x for x in state.get("counters", []) if x["id"] == counter), None)
+    # a ticket cannot be transferred to a closed counter (the controller refuses: nobody would call it)
+    view["closed"] = {x["id"] for x in state.get("counters", []) if x.get("state") == "closed"}
     view["waiting"] = [
         w
         for w in state.get("waiting", [])
