@@ -395,3 +395,34 @@ def test_admin_alarm_appears_updates_and_ends_live_said_once(
     assert page.get_attribute("#alarm-clock_behind", "role") == "alert"
     assert CLOCK_ALARM.format("1 Tg. 0 Std.") in page.inner_text("#alarm-clock_behind")
     no_js.close()
+
+
+def test_a_held_key_or_a_double_click_sends_one_action(web_server, browser, node):
+    """Holding the "n" key down repeats its keydown, and each repeat sent the form again (the browser gave
+    up the page's navigation on the way). One call, and no refusal of a repeat on the page that answers; a
+    double click on a button sends its form once too (the browser's own doing, checked here)."""
+    disp = node("disp-1")
+    for _ in range(3):
+        disp.request("ticket.issue", {"service": "pass"})
+    page = browser.new_page(locale="de-DE")
+    page.goto(f"{web_server}/staff/c1")
+    page.fill("#username", "anna")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/staff/c1")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    with page.expect_navigation():
+        for _ in range(4):
+            page.keyboard.down("n")  # the second and later keydowns are repeats (a key held down)
+        page.keyboard.up("n")
+    page.wait_for_load_state("load")
+    assert page.inner_text("#serving-number").strip() == "A001"
+    assert posts == [f"{web_server}/staff/c1/next"], posts
+    assert page.locator("main .flash.error").count() == 0
+    with page.expect_navigation():
+        page.dblclick("[data-key=s]")  # served, double-clicked
+    page.wait_for_load_state("load")
+    assert posts[1:] == [f"{web_server}/staff/c1/served"], posts
+    assert page.locator("main .flash.error").count() == 0
+    assert page.inner_text("#serving-number").strip() == "Keine Nummer aufgerufen"

@@ -128,12 +128,13 @@
     });
   });
 
-  // Keyboard shortcuts: a key presses the button with data-key="<key>" (not while typing in a field).
+  // Keyboard shortcuts: a key presses the button with data-key="<key>" (not while typing in a field), once
+  // per press: a key held down repeats its keydown, which sent the form again and again.
   document.addEventListener("keydown", function (ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
     var tag = (ev.target.tagName || "").toLowerCase();
     if (tag === "input" || tag === "select" || tag === "textarea") { return; }
     var btn = document.querySelector('[data-key="' + ev.key.toLowerCase() + '"]');
-    if (btn) { ev.preventDefault(); btn.click(); }
+    if (btn) { ev.preventDefault(); if (!ev.repeat) { btn.click(); } }
   });
 })();
