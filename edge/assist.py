@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from edge.counter import ASSIST_OPTIONS as OPTIONS
 from edge.counter import _option, node_pins
 from edge.hardware import Lamp, PressButton, SimInput, close_all
+from waitroom.contract import EventKind
 from waitroom.errors import CommandFailed, RequestTimeout
 
 if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
@@ -63,6 +64,7 @@ class AssistNode:
     def start(self) -> None:
         self._worker.start()
         self.runtime.on_state(self._on_state)
+        self.runtime.on_event(self._on_event)
         self.show()
         log.info("assistance node %s ready", self.node.id)
 
@@ -125,10 +127,25 @@ class AssistNode:
         self.show()
 
     def _on_state(self, state: dict[str, Any]) -> None:
-        mine = next((a for a in state.get("assistance", []) if a["terminal"] == self.terminal), None)
+        listed = state.get("assistance", [])
+        mine = next((a for a in listed if a["terminal"] == self.terminal), None)
+        # the state lists only the oldest open requests (its size is bounded) and counts all of them: when
+        # some are left out, this terminal's may be among them, and the light keeps what it knows (the
+        # reply to its press, the assistance events) instead of going out while the citizen still waits
+        cut = state.get("assistance_open", len(listed)) > len(listed)
         with self._lock:
-            self.request_state = (
-                mine["state"] if mine and mine["state"] in ("pending", "acknowledged") else "none"
+            if mine is not None:
+                self.request_state = mine["state"] if mine["state"] in ("pending", "acknowledged") else "none"
+            elif not cut:
+                self.request_state = "none"
+        self.show()
+
+    def _on_event(self, kind: EventKind, event: dict[str, Any]) -> None:
+        if kind is not EventKind.ASSIST or event.get("terminal") != self.terminal:
+            return
+        with self._lock:
+            self.request_state = {"pending": "pending", "acknowledged": "acknowledged"}.get(
+                str(event.get("state", "")), "none"
             )
         self.show()
 

@@ -77,3 +77,49 @@ def test_sim_press_from_the_demo(assist_node, controller, node):
     a = assist_node()
     node("web").link.publish(a.runtime.topics.sim("sb-1"), {"button": "help", "action": "press"}, "sim")
     wait_for(lambda: a.request_state == "pending")
+
+
+def test_the_light_stays_on_when_ten_older_requests_fill_the_summary(cfg, tmp_path, mock_pins):
+    """The state lists the 10 oldest open requests (its size is bounded) and counts all of them. A terminal
+    whose request came 11th read "not in the list" as "no request": its light went out while the citizen
+    still waited for help, and came back only when an older one was done."""
+    from edge import assist
+    from waitroom.config import Node
+    from waitroom.contract import SUMMARY_ASSISTS
+    from waitroom.node import NodeRuntime
+    from waitroom.service import ControllerService
+
+    extra = [Node(id=f"sb-x{i}", role="assist") for i in range(SUMMARY_ASSISTS)]
+    cfg = cfg.model_copy(update={"nodes": [*cfg.nodes, *extra]})
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert svc.start(wait=10)
+    web, rt = NodeRuntime(cfg, "web"), NodeRuntime(cfg, "sb-1")
+    assert web.start(wait=10) and rt.start(wait=10)
+    n = cfg.node("sb-1").model_copy(update={"options": {"long_press_s": 0.3}})
+    a = assist.create(rt, cfg, n, pins=mock_pins)
+    a.start()
+    try:
+        for x in extra:  # ten terminals asked first
+            web.request("assist.request", {"terminal": x.id})
+        press(a.button)
+        wait_for(lambda: rt.state and rt.state["assistance_open"] == SUMMARY_ASSISTS + 1)
+        assert all(x["terminal"] != "sb-1" for x in rt.state["assistance"])  # not among the ten shown
+        assert a.request_state == "pending" and toggles(a.light.pin, 1.2) == {True, False}  # blinks
+        # staff answer it while it is still left out of the list: the light follows (from the events)
+        aid = svc.office.state.open_assists["sb-1"]
+        web.request("assist.acknowledge", {"request": aid, "counter": "c2"})
+        wait_for(lambda: a.request_state == "acknowledged")
+        assert toggles(a.light.pin, 0.3) == {True}
+        web.request("assist.resolve", {"request": aid, "counter": "c2"})
+        wait_for(lambda: a.request_state == "none")
+        assert toggles(a.light.pin, 0.3) == {False}
+        # with the list whole again (ten open), it is read from the state as before
+        web.request("assist.resolve", {"request": "h1", "counter": "c1"})
+        press(a.button)
+        wait_for(lambda: any(x["terminal"] == "sb-1" for x in rt.state["assistance"]))
+        assert rt.state["assistance_open"] == SUMMARY_ASSISTS and a.request_state == "pending"
+    finally:
+        a.stop()
+        rt.stop()
+        web.stop()
+        svc.stop()
