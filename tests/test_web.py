@@ -1023,3 +1023,26 @@ def test_the_transfer_list_offers_no_closed_counter(app, staff, node):
     r = post(staff, "/staff/c1/transfer", {"target": "counter:c2"}, follow_redirects=True)  # an old page
     assert _flash(r.get_data(as_text=True)) == "Schalter 2 ist geschlossen. Bitte zuerst öffnen."
     assert live.state()["counters"][0]["serving"]["ticket"] == "A001"
+
+
+def test_a_form_whose_session_cookie_is_gone_leads_back_to_its_page(app, node):
+    """The browser dropped the session cookie (closed, or the cookie's hours ended) while the workstation was
+    open: the form's token no longer matches. The answer was an error page at the form's address saying to
+    reload it, and reloading sent the same stale form again; now nothing is done, and the staff member is
+    led back to the workstation (through the login) with one sentence saying so."""
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    c = app.test_client()
+    login(c, "anna")
+    form = _form_fields(c.get("/staff/c1").get_data(as_text=True), "next")
+    fresh = app.test_client()  # the same page, without its cookie
+    r = fresh.post("/staff/c1/next", data=form)
+    assert r.status_code == 302 and r.headers["Location"] == "/staff/c1"
+    r = fresh.get("/staff/c1")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    page = fresh.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Das Formular war abgelaufen; die Aktion wurde nicht ausgeführt." in page
+    live = app.extensions["waitroom"]
+    assert live.state()["counters"][0]["serving"] is None
+    # the JSON API still answers 400 with its code
+    r = fresh.post("/api/counter/c1/next", json={}, headers={"X-CSRFToken": form["csrf_token"]})
+    assert r.status_code == 400 and r.json["error"]["code"] == "csrf"

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, render_template, request
+from flask import Flask, g, redirect, render_template, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
@@ -235,6 +235,16 @@ def create_app(
             g.lang_query = {"code": code.strip()[:40]}
             error = common.tr("web.ticket.checkin_failed")
             return render_template("checkin.html", code=code.strip()[:40], error=error), 400
+        from flask import flash
+
+        # no login any more: the browser dropped the session cookie (and the form's token with it) while the
+        # page was open. Back to the form's page, through the login (reloading an error page here sent the
+        # same stale form again); a logged-in user's form that does not match stays a 400
+        gone = request.method == "POST" and common.current_user() is None
+        back = common.page_of_form() if gone else None
+        if back:
+            flash(common.tr("web.err.csrf_back"), "error")
+            return redirect(back)
         return render_template("error.html", code=400, message=common.tr("web.err.csrf")), 400
 
     for code in (403, 404, 405, 429):  # 429: Flask-Limiter's RateLimitExceeded is an HTTPException 429

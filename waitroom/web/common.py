@@ -182,7 +182,7 @@ def login_required(role: str = "staff") -> Callable[[F], F]:
                 from flask import flash
 
                 flash(tr("web.session_ended"), "error")
-                back = _page_of_form()
+                back = page_of_form()
                 return redirect(url_for("auth.login", next=back) if back else url_for("auth.login"))
             if role == "admin" and not user.is_admin:
                 if wants_json():
@@ -201,7 +201,7 @@ def login_required(role: str = "staff") -> Callable[[F], F]:
     return deco
 
 
-def _page_of_form() -> str | None:
+def page_of_form() -> str | None:
     """The page a form was posted from: a staff action's workstation, else the referring page of this site."""
     from urllib.parse import urlsplit
 
