@@ -7,7 +7,8 @@
 - ``POST /api/counter/<counter>/<action>``: staff actions as JSON (login + CSRF header ``X-CSRFToken``);
   controller errors come back as ``{"ok": false, "error": {"code", "message", "data"}}`` with HTTP 4xx (the
   message in the user's language, ``data`` the reply's fields when it has any), an unreachable controller as
-  503.
+  503. ``{"current": "A012"}`` (``""``: none) names the ticket the client shows as called there: when another
+  one is by then, nothing is done (409 ``invalid_state``; ``waitroom.web.staff.EXPECTS_CURRENT``).
 - ``GET /api/nodes``: node status and health (admin).
 """
 
