@@ -24,7 +24,7 @@ from flask import (
 
 from waitroom.i18n import N_
 from waitroom.web import health, stats
-from waitroom.web.common import cfg, lang, live, login_required, run_command, tr, users
+from waitroom.web.common import cfg, lang, live, login_required, run_command, tr, trn, users
 
 if TYPE_CHECKING:
     from waitroom.web.live import LiveOffice
@@ -114,7 +114,7 @@ def _alarms(state: dict[str, Any] | None, lv: LiveOffice) -> list[health.Alarm]:
         if isinstance(a, dict) and isinstance(a.get("level"), int) and a["level"] >= 2
     )
     if escalated:
-        out.append(health.Alarm("help_escalated", tr("web.assist.escalated", n=escalated)))
+        out.append(health.Alarm("help_escalated", trn("web.assist.escalated", escalated, count=escalated)))
     healths = {row["id"]: row["health"] for row in lv.node_table()}
     ending = health.certificate_alarm(cfg(), lang(), healths, time.time())
     return out + ([ending] if ending else []) + health.alarms(cfg(), lang(), state)
