@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import IN_CI, require_tool
-from tests.web_helpers import PASSWORD
+from tests.web_helpers import PASSWORD, log_in
 from waitroom import i18n
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -112,11 +112,7 @@ def run_axe(page, script: str) -> list[dict]:
 
 
 def login(page, base: str) -> None:
-    page.goto(f"{base}/login?lang=de")
-    page.fill("#username", "anna")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_load_state()
+    log_in(page, f"{base}/login?lang=de", "anna")
 
 
 def citizen_pages(base: str, ticket_id: str, reservation: str | None = None) -> list[str]:

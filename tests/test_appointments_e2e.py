@@ -14,7 +14,7 @@ import yaml
 
 from tests.conftest import require_tool
 from tests.test_dispenser import files, make, with_dispenser  # noqa: F401 (make is a fixture)
-from tests.web_helpers import PASSWORD
+from tests.web_helpers import PASSWORD, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -81,11 +81,7 @@ def test_book_in_the_browser_check_in_at_the_dispenser_and_call(
     artifacts,
 ):
     page = browser.new_page(locale="de-DE")
-    page.goto(f"{web_server}/booking/")
-    page.fill("#username", "agent115")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_url("**/booking/")
+    log_in(page, f"{web_server}/booking/", "agent115", "**/booking/")
     page.select_option("#service", "pass")
     page.get_by_role("button", name="Freie Termine zeigen").click()
     page.wait_for_selector("#first-slot")

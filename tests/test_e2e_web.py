@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import require_tool
-from tests.web_helpers import PASSWORD, wait_for
+from tests.web_helpers import PASSWORD, log_in, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -140,11 +140,7 @@ def test_staff_calls_next_display_and_ticket_page_update_live(web_server, browse
     display.goto(f"{web_server}/display/?sound=0")
 
     staff = browser.new_page(locale="de-DE")
-    staff.goto(f"{web_server}/staff/c1")
-    staff.fill("#username", "anna")
-    staff.fill("#password", PASSWORD)
-    staff.click("button[type=submit].primary")
-    staff.wait_for_url("**/staff/c1")
+    log_in(staff, f"{web_server}/staff/c1", "anna", "**/staff/c1")
     staff.screenshot(path=str(artifacts / "e2e-staff-login.png"), full_page=True)
     staff.wait_for_selector("text=Keine Nummer aufgerufen")
     citizen.wait_for_timeout(300)  # let the streams settle
@@ -175,11 +171,7 @@ def test_assistance_press_acknowledge_resolve(
         demo = browser.new_page(viewport={"width": 1280, "height": 900}, locale="de-DE")
         demo.goto(f"{web_server}/demo/")
         staff = browser.new_page(locale="de-DE")
-        staff.goto(f"{web_server}/login?next=/staff/c3")
-        staff.fill("#username", "anna")
-        staff.fill("#password", PASSWORD)
-        staff.click("button[type=submit].primary")
-        staff.wait_for_url("**/staff/c3")
+        log_in(staff, f"{web_server}/login?next=/staff/c3", "anna", "**/staff/c3")
         staff.wait_for_selector("text=Keine offenen Hilfeanfragen.")
 
         demo.click("button.sim[data-node='sb-1'][data-button='help'][data-action='press']")
@@ -213,11 +205,7 @@ def test_fifty_keyboard_actions_the_panel_never_lies(web_server, browser, node, 
     page = browser.new_page(locale="de-DE")
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.goto(f"{web_server}/staff/c1")
-    page.fill("#username", "anna")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_url("**/staff/c1")
+    log_in(page, f"{web_server}/staff/c1", "anna", "**/staff/c1")
 
     plan = ["n", "s", "n", "x", "n", "r", "s", "n", "k"] * 6 + ["n", "s", "n", "s", "n", "x"]
     plan = plan[:50]
@@ -266,11 +254,7 @@ def test_admin_health_updates_live_and_a_refusal_reads_as_one_sentence(web_serve
     disp = node("disp-1")
     disp.set_health(printer="ok")
     admin = browser.new_page(viewport={"width": 1280, "height": 900}, locale="de-DE")
-    admin.goto(f"{web_server}/login?next=/admin/")
-    admin.fill("#username", "root")
-    admin.fill("#password", PASSWORD)
-    admin.click("button[type=submit].primary")
-    admin.wait_for_url("**/admin/")
+    log_in(admin, f"{web_server}/login?next=/admin/", "root", "**/admin/")
     printer = "ul.health[aria-label$=': disp-1'] li[data-key=printer]"
     admin.wait_for_selector(f"{printer}:has-text('Drucker: bereit')", timeout=5000)
     assert admin.get_attribute(printer, "class").strip() == ""
@@ -279,11 +263,7 @@ def test_admin_health_updates_live_and_a_refusal_reads_as_one_sentence(web_serve
     admin.screenshot(path=str(artifacts / "e2e-admin-health.png"), full_page=True)
 
     staff = browser.new_page(locale="de-DE")
-    staff.goto(f"{web_server}/login?next=/staff/c2")
-    staff.fill("#username", "anna")
-    staff.fill("#password", PASSWORD)
-    staff.click("button[type=submit].primary")
-    staff.wait_for_url("**/staff/c2")
+    log_in(staff, f"{web_server}/login?next=/staff/c2", "anna", "**/staff/c2")
     with staff.expect_navigation():
         staff.keyboard.press("n")  # nobody waits
     staff.wait_for_load_state("load")
@@ -336,11 +316,7 @@ def test_admin_alarm_appears_updates_and_ends_live_said_once(
     # bypass_csp: axe and the recorder are injected (app.js and the fragments are static, as always)
     admin = browser.new_page(viewport={"width": 1280, "height": 900}, locale="de-DE", bypass_csp=True)
     admin.add_init_script(SAID_RECORDER)
-    admin.goto(f"{web_server}/login?next=/admin/")
-    admin.fill("#username", "root")
-    admin.fill("#password", PASSWORD)
-    admin.click("button[type=submit].primary")
-    admin.wait_for_url("**/admin/")
+    log_in(admin, f"{web_server}/login?next=/admin/", "root", "**/admin/")
     admin.wait_for_load_state("load")
     assert admin.locator("#alarms > *").count() == 0
     admin.focus("#mode-pass")  # the admin is about to change the intake of a service
@@ -381,11 +357,7 @@ def test_admin_alarm_appears_updates_and_ends_live_said_once(
     clock.fixed = last - 86400
     no_js = browser.new_context(java_script_enabled=False, locale="de-DE")
     page = no_js.new_page()
-    page.goto(f"{web_server}/login?next=/admin/")
-    page.fill("#username", "root")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_url("**/admin/")
+    log_in(page, f"{web_server}/login?next=/admin/", "root", "**/admin/")
 
     def alarm_on_load() -> bool:
         page.reload()
@@ -405,11 +377,7 @@ def test_a_held_key_or_a_double_click_sends_one_action(web_server, browser, node
     for _ in range(3):
         disp.request("ticket.issue", {"service": "pass"})
     page = browser.new_page(locale="de-DE")
-    page.goto(f"{web_server}/staff/c1")
-    page.fill("#username", "anna")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_url("**/staff/c1")
+    log_in(page, f"{web_server}/staff/c1", "anna", "**/staff/c1")
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     with page.expect_navigation():

@@ -63,3 +63,16 @@ def health_details(html: str, node_id: str) -> dict[str, tuple[str, str]]:
         if m:
             out[key] = (_said(m.group(1)), _said(m.group(2)))
     return out
+
+
+def log_in(page: Any, url: str, user: str, then: str | None = None) -> None:
+    """A real browser's login: open ``url`` (the login page, or a page that sends there), sign in as ``user``
+    and wait until the browser is at ``then`` (a URL glob), or until the page that follows has loaded."""
+    page.goto(url)
+    page.fill("#username", user)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    if then is None:
+        page.wait_for_load_state()
+    else:
+        page.wait_for_url(then)
