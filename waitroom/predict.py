@@ -400,11 +400,8 @@ class WaitPredictor:
             called[tk.service] = called.get(tk.service, 0) + 1
             since, pcalls = (0, pcalls + 1) if tk.priority else (since + 1, pcalls)
             held = means.get(tk.service, 480.0)
-            if rate > 0.0:  # (ServiceTimes.call_s, inline: this loop is the forecast's hot path)
-                waited = now + t - tk.issued_at
-                if waited > 0.0:
-                    present = math.exp(-rate * waited)
-                    held = present * held + (1.0 - present) * in_vain
+            if rate > 0.0:  # (no call at all while nobody has been seen leaving: the forecast's hot path)
+                held = times.call_s(held, now + t - tk.issued_at, rate, in_vain)
             heapq.heappush(heap, (t + held, i, cid, since, pcalls))
         # beyond the horizon: the remaining work of the services sharing counters, shared by those counters
         remaining = {s.id: max(waiting[s.id] - called.get(s.id, 0), 0) for s in cfg.services}
