@@ -215,6 +215,55 @@ def test_no_sideways_scrolling_on_phones_and_at_200_percent(server, browser, nod
     assert wide == {}, f"pages wider than {width} px: {wide}"
 
 
+# Words (and "ca.\u00a012\u00a0Min.", one word for the browser) of the waiting-times table's shown headers and
+# figures drawn on more than one line: [cell text, word] for each.
+SPLIT_WORDS = """() => {
+  const out = [];
+  for (const cell of document.querySelectorAll("table.waits th, table.waits td[data-label]")) {
+    const head = cell.closest("thead");
+    if (head && head.getBoundingClientRect().width <= 1) continue;  // headers kept for screen readers only
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const re = /[^ \\n\\t]+/g;
+      for (let m = re.exec(node.data); m; m = re.exec(node.data)) {
+        const r = document.createRange();
+        r.setStart(node, m.index);
+        r.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...r.getClientRects()].map((x) => Math.round(x.top)));
+        if (lines.size > 1) out.push([cell.textContent.trim(), m[0]]);
+      }
+    }
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 390])
+def test_waiting_times_on_a_phone_keep_figures_whole_and_the_table_a_table(server, browser, node, width):
+    """On a phone the three columns left a service name a few letters wide ("Sonstig" / "es") and split the
+    headers ("Warte" / "nde") and the waits ("ca. 12" / "Min."). Now a service's name has the row's width, no
+    header or figure is broken inside a word, and the browser still exposes a table with its column headers
+    (the rows are laid out as blocks)."""
+    disp = node("disp-1")
+    for _ in range(3):
+        disp.request("ticket.issue", {"service": "pass"})
+    page = browser.new_page(viewport={"width": width, "height": 700})
+    cdp = page.context.new_cdp_session(page)
+    for lang in i18n.LANGUAGES:
+        page.goto(f"{server}/waiting?lang={lang}")
+        page.wait_for_selector("table.waits tbody td")
+        assert page.evaluate(SPLIT_WORDS) == [], lang
+        share = page.evaluate(
+            "[...document.querySelectorAll('table.waits tbody tr')].map("
+            "(tr) => tr.cells[0].getBoundingClientRect().width / tr.getBoundingClientRect().width)"
+        )
+        assert share and min(share) > 0.9, (lang, share)
+        tree = cdp.send("Accessibility.getFullAXTree")["nodes"]
+        roles = [n.get("role", {}).get("value") for n in tree if not n.get("ignored")]
+        assert roles.count("table") == 1 and roles.count("columnheader") == 3, (lang, roles)
+        assert roles.count("cell") == 3 * len(share), (lang, roles)
+
+
 def test_keyboard_reaches_every_control_in_order(server, browser, node):
     """Tab walks through every link, button and field of the page; the skip link comes first and works."""
     page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # axe is injected

@@ -359,7 +359,7 @@ def test_public_waits_and_api(app, anon, node):
     node("disp-1").request("ticket.issue", {"service": "pass"})
     live = app.extensions["waitroom"]
     wait_for(lambda: live.state()["services"][0]["waiting"] == 1)
-    html = anon.get("/waiting").get_data(as_text=True)
+    html = anon.get("/waiting").get_data(as_text=True).replace("\u00a0", " ")
     assert "Personalausweis / Reisepass" in html and ("ca. " in html or "weniger als 1 Min." in html)
     en = anon.get("/waiting?lang=en").get_data(as_text=True)
     assert "ID card / passport" in en and 'lang="en"' in en
@@ -640,17 +640,19 @@ def test_minutes_on_the_ticket_and_public_pages_agree_with_their_number(app, ano
                 data = {"offices": [{"office": "o", "name": "Mitte", "services": [service]}]}
                 waits = render_template("public_waits_fragment.html", data=data)
             said = minutes(n) if n else t("wait.under_minute", lang)  # not "ca. 0 Min."
-            assert f"<p>{said}</p>" in page, (lang, n, page)
-            assert f"<td>{said}" in waits, (lang, n, waits)
+            # "ca. 12 Min." is kept whole on the page (no-break spaces)
+            page, waits = page.replace("\u00a0", " "), waits.replace("\u00a0", " ")
+            assert f'<p id="ticket-eta">{t("web.ticket.eta", lang, wait=said)}</p>' in page, (lang, n, page)
+            assert f'data-label="{t("web.eta", lang)}">{said}' in waits, (lang, n, waits)
             assert f"Süd: {minutes(n)}" in waits or f"Süd. Dort warten Sie {minutes(n)}." in waits, (lang, n)
     t1 = node("disp-1").request("ticket.issue", {"service": "pass", "lang": "ar"})["ticket"]
     live = app.extensions["waitroom"]
     wait_for(lambda: live.waiting())
     eta = anon.get(f"/api/ticket/{t1['id']}").json["eta_min"]
-    html = anon.get(f"/t/{t1['id']}?lang=ar").get_data(as_text=True)
+    html = anon.get(f"/t/{t1['id']}?lang=ar").get_data(as_text=True).replace("\u00a0", " ")
     said = f"حوالي {ar_minutes(eta)}" if eta else t("wait.under_minute", "ar")
-    assert f"<p>{said}</p>" in html, (eta, html)
-    waiting = anon.get("/waiting?lang=ar").get_data(as_text=True)
+    assert f'<p id="ticket-eta">{t("web.ticket.eta", "ar", wait=said)}</p>' in html, (eta, html)
+    waiting = anon.get("/waiting?lang=ar").get_data(as_text=True).replace("\u00a0", " ")
     eta = anon.get("/api/public").json["offices"][0]["services"][0]["eta_min"]
     assert (f"حوالي {ar_minutes(eta)}" if eta else t("wait.under_minute", "ar")) in waiting
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html as html_mod
 import json
+import re
 
 import pytest
 
@@ -284,12 +285,13 @@ def test_a_name_the_office_has_only_in_german_is_marked_as_german(app, anon, nod
     de_name = '<span lang="de" dir="ltr">Meldeangelegenheiten</span>'
     for lang in ("tr", "ar", "uk"):
         page = anon.get(f"/waiting?lang={lang}").get_data(as_text=True)
-        assert f"<td>{de_name}</td>" in page, lang
+        assert f'<td role="cell">{de_name}</td>' in page, lang
         fragment = anon.get(f"/waiting?fragment=1&lang={lang}").get_data(as_text=True)
         assert de_name in fragment, lang
     for lang in ("de", "de-LS", "en"):
         assert 'lang="de" dir="ltr">Melde' not in anon.get(f"/waiting?lang={lang}").get_data(as_text=True)
-    assert "<td>Registration of address</td>" in anon.get("/waiting?lang=en").get_data(as_text=True)
+    english = anon.get("/waiting?lang=en").get_data(as_text=True)
+    assert '<td role="cell">Registration of address</td>' in english
 
     ticket = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]
     node("counter-1").request("counter.call_next", {"counter": "c1"})
@@ -332,8 +334,26 @@ def test_a_wait_under_a_minute_is_said_so_not_as_about_0_minutes(app, anon, node
     tid = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]["id"]
     live = app.extensions["waitroom"]
     wait_for(lambda: live.ticket_status(tid).get("eta_min") == 0)
-    page = html_mod.unescape(anon.get(f"/t/{tid}?lang={lang}").get_data(as_text=True))
+    page = html_mod.unescape(anon.get(f"/t/{tid}?lang={lang}").get_data(as_text=True)).replace("\u00a0", " ")
     assert t("wait.under_minute", lang) in page
     assert tn("wait.minutes", 0, lang, minutes=0) not in page
-    waits = html_mod.unescape(anon.get(f"/waiting?lang={lang}").get_data(as_text=True))
+    waits = html_mod.unescape(anon.get(f"/waiting?lang={lang}").get_data(as_text=True)).replace("\u00a0", " ")
     assert tn("wait.minutes", 0, lang, minutes=0) not in waits
+
+
+def test_the_ticket_page_names_the_service_and_says_what_the_minutes_are(app, anon, node):  # noqa: F811
+    """The page the ticket's QR code opens showed the number, the position and a bare "ca. 4 Min.": now it
+    names the service the ticket is for, in the page's language, and says that the minutes are the expected
+    wait, with the number kept with its unit."""
+    from tests.web_helpers import wait_for
+
+    tid = node("disp-1").request("ticket.issue", {"service": "melde"})["ticket"]["id"]
+    live = app.extensions["waitroom"]
+    wait_for(lambda: live.ticket_status(tid).get("state") == "waiting")
+    de = anon.get(f"/t/{tid}?lang=de").get_data(as_text=True)
+    assert '<p class="service" id="ticket-service">Meldeangelegenheiten</p>' in de
+    eta = re.search(r'<p id="ticket-eta">Voraussichtliche Wartezeit: ([^<]*)</p>', de)
+    assert eta and not re.search(r"\d | \d", eta.group(1)), de  # "ca. 12 Min." as one word
+    en = anon.get(f"/t/{tid}?lang=en").get_data(as_text=True)
+    assert 'id="ticket-service">Registration of address</p>' in en
+    assert '<p id="ticket-eta">Expected wait: ' in en

@@ -24,6 +24,15 @@ _ONSETS = frozenset(
 )
 
 
+NUMBER_SPACE = re.compile(r"(?<=\d) +| +(?=\d)")
+
+
+def keep_numbers(text: str) -> str:
+    """``text`` with each space beside a digit made a no-break space, so that a number stays with its unit and
+    its "ca." on a narrow line ("ca.\u00a012\u00a0Min.", not "ca. 12" and "Min." below; DIN 5008)."""
+    return NUMBER_SPACE.sub("\u00a0", text)
+
+
 def _onset(cluster: str) -> bool:
     return len(cluster) == 1 or cluster.lower() in _ONSETS
 

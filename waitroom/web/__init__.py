@@ -20,7 +20,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from waitroom import __version__, config, i18n
+from waitroom import __version__, config, hyphen, i18n
 from waitroom.config import Config
 from waitroom.config import data_dir as config_data_dir
 from waitroom.flaskjson import JSONProvider
@@ -162,7 +162,7 @@ def create_app(
         return {
             "t": common.tr,
             "tn": common.trn,
-            "wait_minutes": lambda minutes: i18n.wait_minutes(minutes, common.lang()),
+            "wait_minutes": lambda minutes: hyphen.keep_numbers(i18n.wait_minutes(minutes, common.lang())),
             "lang": common.lang(),
             "user": common.current_user(),
             "office": cfg.office,
