@@ -213,6 +213,29 @@ def test_no_recommendation_to_an_office_that_closes_before_the_citizen_gets_ther
     assert view.recommendations(NOW)[("busy", "pass")]["office"] == "late"
 
 
+def test_no_recommendation_to_an_office_whose_queue_runs_past_closing() -> None:
+    """Open when the citizen arrives is not enough: with its wait on top the office would serve them after
+    closing, so its intake stop (Annahmeschluss) turns them away at the door."""
+    cfg = city_config.parse(
+        {
+            "city": {"name": "Teststadt"},
+            "offices": [
+                {"id": "busy", "name": "Voll", "hours": {"thu": ["08:00", "16:00"]}},
+                {"id": "soon", "name": "Bald zu", "hours": {"thu": ["08:00", "11:30"]}},
+                {"id": "late", "name": "Spät", "hours": {"thu": ["08:00", "18:00"]}},
+            ],
+            "steering": {"threshold_min": 30, "min_gain_min": 10, "reach_min": 20},
+        }
+    )
+    view = CityView(cfg, clock=lambda: NOW)  # 11:00: at "soon" by 11:20, served at 11:35, after 11:30
+    feed(view, "busy", **{"pass": 60})
+    feed(view, "soon", **{"pass": 15})
+    feed(view, "late", **{"pass": 25})
+    assert view.recommendations(NOW)[("busy", "pass")]["office"] == "late"
+    feed(view, "soon", **{"pass": 5})  # served at 11:25: before closing, and the shortest wait
+    assert view.recommendations(NOW)[("busy", "pass")]["office"] == "soon"
+
+
 def test_city_config_errors_are_collected_by_path() -> None:
     with pytest.raises(ConfigError) as err:
         city_config.parse(

@@ -100,7 +100,10 @@ class SteeringRules(Strict):
         description="the other office's wait must be shorter by at least this (the way there)",
     )
     reach_min: float = Field(
-        20.0, ge=0, le=240, description="minutes to get to the other office: it must still be open then"
+        20.0,
+        ge=0,
+        le=240,
+        description="minutes to get to the other office: it must be open then, and still open after its wait",
     )
     valid_s: int = Field(
         300,

@@ -497,7 +497,11 @@ class CityView:
                 if not span or not span[0] <= now + reach < span[1]:
                     continue
                 for sid, s in (live.services or {}).items():
-                    if s["intake_open"] and s["eta_min"] is not None and self.offers(office, live, sid):
+                    if not (s["intake_open"] and s["eta_min"] is not None and self.offers(office, live, sid)):
+                        continue
+                    # served before closing: the way there and then its wait. An office open on arrival whose
+                    # queue runs past closing has stopped intake by then (Annahmeschluss) and turns them away.
+                    if now + reach + s["eta_min"] * 60 < span[1]:
                         candidates.setdefault(sid, []).append(
                             (s["eta_min"], s["waiting"], office.name, office)
                         )
