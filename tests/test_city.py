@@ -11,7 +11,7 @@ import pytest
 
 from waitroom.city import config as city_config
 from waitroom.city.advice import Advice
-from waitroom.city.view import CityView
+from waitroom.city.view import SILENT_S, CityView
 from waitroom.city.web import SCHEMAS, create_app
 from waitroom.contract import Topics, encode
 from waitroom.errors import ConfigError
@@ -94,15 +94,41 @@ def test_cut_link_controller_offline_and_old_data_make_an_office_stale() -> None
     # data older than stale_after_min (30) is stale too, since as_of + 30 min
     later = NOW - 60 + 31 * 60
     assert view.status(view.offices["o0"], later) == ("stale", NOW - 60 + 30 * 60)
-    # ... unless the link is up and the controller online: then old data is unchanged data (an idle office)
+    # ... unless the link is up and the controller online: then the office's own stamp says little (its clock
+    # may be behind the city's) while its controller republishes the waits every 30 s: they are current
     view.on_message(
         Topics("o0").status("controller"), encode({"node": "controller", "status": "online"}), NOW
     )
+    assert view.on_message(Topics("o0").public(), public("o0", NOW - 60, **{"pass": 5}), later - 30)
     assert view.status(view.offices["o0"], later) == ("live", None)
     # the link comes back with fresh data: live again
     view.on_message(Topics("o1").bridge(), b"1", NOW)
     feed(view, "o1", NOW, **{"pass": 7})
     assert view.status(view.offices["o1"], NOW) == ("live", None)
+
+
+def test_an_office_that_fell_silent_behind_leftover_statuses_is_stale() -> None:
+    """The office server lost power mid-morning. Its mosquitto comes back from its persistence file with the
+    controller's retained "online" and the waits of 10:00, and its bridge replays them to the city with the
+    link up; the controller itself stays down (a damaged log). A running controller republishes its waits
+    every 30 s, so after SILENT_S without them the office is stale, not live with the morning's minutes, and
+    nobody is sent there."""
+    view = CityView(make_cfg(), clock=lambda: NOW)
+    t = Topics("o0")
+    view.on_message(t.bridge(), b"1", NOW)
+    view.on_message(t.status("controller"), encode({"node": "controller", "status": "online"}), NOW)
+    assert view.on_message(t.public(), public("o0", NOW - 3600, **{"pass": 5}), NOW)
+    feed(view, "o1", NOW, **{"pass": 50})
+    assert view.status(view.offices["o0"], NOW + 60) == ("live", None)  # a pause of a few heartbeats
+    later = NOW + SILENT_S + 1
+    assert view.status(view.offices["o0"], later) == ("stale", NOW + SILENT_S)
+    feed(view, "o1", later, **{"pass": 50})
+    assert view.recommendations(later)[("o1", "pass")] is None
+    assert {o["id"]: o["status"] for o in view.document(later)["offices"]}["o0"] == "stale"
+    # the controller is back: its first waits make the office live again
+    feed(view, "o0", later + 5, **{"pass": 5})
+    assert view.status(view.offices["o0"], later + 5) == ("live", None)
+    assert view.recommendations(later + 5)[("o1", "pass")]["office"] == "o0"
 
 
 def test_bad_input_is_counted_and_the_last_good_data_kept() -> None:

@@ -141,3 +141,33 @@ def test_active_advice_is_renewed_before_it_lapses(fresh_broker) -> None:
     finally:
         svc.stop()
         feed.close()
+
+
+def test_an_idle_controller_republishes_its_public_waits(broker, tmp_path, monkeypatch) -> None:
+    """The city tells a running but idle office from leftover retained statuses by its public waits arriving
+    again and again (``view.SILENT_S``): the controller republishes them with a new ``ts`` at every forecast
+    refresh (every 30 s; here every 0.3 s) although no command came and nothing in them changed."""
+    from tests.conftest import office_config
+    from waitroom.city.view import SILENT_S
+    from waitroom.controller import Office
+    from waitroom.service import ControllerService
+
+    assert Office.FORECAST_REFRESH_S * 4 <= SILENT_S  # a few lost heartbeats are no silence
+    monkeypatch.setattr(Office, "FORECAST_REFRESH_S", 0.3)
+    cfg = office_config(broker.port, office_id="idle")
+    stamps: list[float] = []
+    rec = paho.Client(CallbackAPIVersion.VERSION2, client_id="idle-watch", protocol=paho.MQTTv311)
+    rec.on_message = lambda _c, _u, m: stamps.append(decode(m.payload)["ts"]) if m.payload else None
+    rec.connect("127.0.0.1", broker.port)
+    rec.subscribe(Topics("idle").public(), qos=1)
+    rec.loop_start()
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))
+    try:
+        assert svc.start(wait=10)
+        wait_until(lambda: len(stamps) >= 5)
+        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+        assert svc.office.state.tickets == {}  # nothing happened in the office
+    finally:
+        svc.stop()
+        rec.disconnect()
+        rec.loop_stop()

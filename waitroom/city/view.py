@@ -6,9 +6,10 @@ Thread-safe (one lock); nothing here talks to the network, so it is tested and b
 
 Per office it keeps the last public waits, when they were current (``as_of``), the bridge's link state (the
 retained ``1``/``0`` notification, whose ``0`` is the bridge's last will) and the controller's online status.
-An office is *live* when it has data, neither the link nor the controller is known to be down and (unless both
-are known to be up) the data is not older than ``stale_after_min``; *stale* (with ``stale_since``) otherwise;
-*unknown* before its first data.
+An office is *live* when it has data, neither the link nor the controller is known to be down and the data is
+not older than ``stale_after_min`` (when both are known to be up: its last waits arrived within ``SILENT_S``,
+the controller republishing them every 30 s); *stale* (with ``stale_since``) otherwise; *unknown* before its
+first data.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ MAX_PUBLIC_BYTES = 256 * 1024
 MAX_SERVICES = 64
 MAX_NAME_CHARS = 200  # a service name in one language (longer ones are cut)
 MAX_REASON_CHARS = 100
+# A running controller republishes its public waits at least every 30 s; an office whose link and controller
+# say up but that sent none for this long is stale (see ``CityView.status``).
+SILENT_S = 300.0
 # Order of an office in a service ranking: where a citizen can go now first, by expected wait.
 GROUP_AVAILABLE, GROUP_NO_ETA, GROUP_INTAKE_STOPPED, GROUP_STALE, GROUP_CLOSED, GROUP_UNKNOWN = range(6)
 
@@ -254,11 +258,17 @@ class CityView:
         if live.controller == "offline" and live.controller_since is not None:
             since.append(live.controller_since)
         # The controller publishes its waits on every change, so while the bridge reports its link up and the
-        # controller is online, old data is simply unchanged data. Age decides only without those signals.
+        # controller is online, old data is simply unchanged data: the office's age rule decides only without
+        # those signals. But a running controller also republishes them at least every 30 s (its forecast
+        # refresh), so with both signals up an office silent for SILENT_S is not idle: its statuses are
+        # leftovers (the office server lost power; its broker came back from its persistence file and its
+        # bridge replayed the retained "online" and the old waits, while the controller stays down).
         confirmed = live.link == "up" and live.controller == "online"
         limit = self.cfg.stale_after_min
         if not confirmed and limit is not None and now - live.as_of > limit * 60:
             since.append(live.as_of + limit * 60)
+        if confirmed and live.received_at is not None and now - live.received_at > SILENT_S:
+            since.append(live.received_at + SILENT_S)
         if since:
             return "stale", min(since)
         return "live", None
