@@ -338,6 +338,31 @@ def test_office_side_advice_lapses_and_checks_its_topic() -> None:
     assert advice.alternative("pass") is None and advice.alternative("melde") is None
 
 
+def test_advice_lapses_after_its_lifetime_on_an_office_clock_behind_the_city_s() -> None:
+    """The office's Pi is an hour behind the city (no time sync). The city's advice says valid until 11:05
+    city time; the bridge is cut at once, so nobody renews or withdraws it. By the office's clock it lapses
+    5 minutes after it came, not an hour later (meanwhile the office it names may have closed)."""
+    office_clock = [NOW - 3600]
+    advice = Advice("o0", clock=lambda: office_clock[0])
+    view = CityView(make_cfg(), clock=lambda: NOW)
+    feed(view, "o0", **{"pass": 50})
+    feed(view, "o1", **{"pass": 10})
+    rec = view.recommendations(NOW)[("o0", "pass")]
+    advice.on_message(
+        Topics("o0").recommend("pass"), encode(view.recommendation_payload("o0", "pass", rec, NOW))
+    )
+    assert advice.alternative("pass")["office"] == "o1"
+    office_clock[0] += 299
+    assert advice.text("pass") == "Kürzer warten: Bürgerbüro 1: ca. 10 Min."
+    office_clock[0] += 2  # 301 s after it came: valid_s is 300
+    assert advice.alternative("pass") is None and advice.text("pass") is None
+    # a renewal brings it back for another lifetime
+    advice.on_message(
+        Topics("o0").recommend("pass"), encode(view.recommendation_payload("o0", "pass", rec, NOW + 150))
+    )
+    assert advice.alternative("pass")["office"] == "o1"
+
+
 # ----------------------------------------------------------------------------------------------- HTTP
 @pytest.fixture
 def client_view() -> tuple[object, CityView]:

@@ -5,13 +5,17 @@ the office's bridge brings it down to the office broker. ``Advice`` keeps them a
 with a shorter wait for this service right now?" for the public waiting page, the ticket and the dispenser.
 
 A recommendation lapses at its ``valid_until`` (so a dead city service or a cut link never leaves old advice
-on tickets) and is ignored when it names another office or service than its topic. Light module: no Flask, no
+on tickets), and at the latest its lifetime (``valid_until - ts``) after it arrived by the office's own clock:
+``valid_until`` is the city's time, and an office clock behind the city's would otherwise keep advice for as
+long as it is behind, naming an office that may have closed meanwhile. It is ignored when it names another
+office or service than its topic. Light module: no Flask, no
 paho; the caller subscribes ``Topics(office).recommendations()`` and hands the messages to ``on_message``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +25,10 @@ from waitroom.contract import ContractError, decode, parse_city_topic
 from waitroom.i18n import tn
 
 log = logging.getLogger(__name__)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _valid_alternative(alt: Any) -> bool:
@@ -42,6 +50,7 @@ class Advice:
         self.office = office
         self.clock = clock
         self._by_service: dict[str, dict[str, Any]] = {}
+        self._lapses: dict[str, float] = {}  # service -> when its advice lapses by the office's clock
         self._lock = threading.Lock()
 
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -57,20 +66,24 @@ class Advice:
             data = decode(payload)
             if data.get("office") != office or data.get("service") != service:
                 raise ValueError("the payload names another office or service than its topic")
-            if not isinstance(data.get("valid_until"), (int, float)):
+            until, ts = data.get("valid_until"), data.get("ts")
+            if not _number(until):
                 raise ValueError("valid_until is missing")
         except (ContractError, ValueError) as exc:
             log.warning("ignored city recommendation on %s: %s", topic, exc)
             return
+        lapses = self.clock() + (until - ts) if _number(ts) else until
         with self._lock:
             self._by_service[service] = data
+            self._lapses[service] = lapses
 
     def alternative(self, service: str, now: float | None = None) -> dict[str, Any] | None:
         """{office, name, eta_min, ...} of the office to suggest for ``service``, or None."""
         now = self.clock() if now is None else now
         with self._lock:
             data = self._by_service.get(service)
-        if not data or data["valid_until"] < now:
+            lapses = self._lapses.get(service, 0.0)
+        if not data or data["valid_until"] < now or lapses < now:
             return None
         alt = data.get("alternative")
         return dict(alt) if _valid_alternative(alt) else None
