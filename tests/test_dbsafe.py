@@ -17,6 +17,7 @@ import pytest
 
 from waitroom import dbsafe
 from waitroom.cli import main
+from waitroom.contract import command, encode
 from waitroom.store import EventStore
 
 PAGE = 4096
@@ -251,7 +252,10 @@ def test_restore_puts_the_backup_in_place_and_keeps_the_current_log(tmp_path: Pa
     store = EventStore(db)
     store.commit([{"seq": 101, "ts": T0 + 101, "type": "ticket_issued"}], None)
     store.close()
-    kept = dbsafe.restore(path, db, data_dir=tmp_path)
+    with pytest.raises(dbsafe.DatabaseError, match=r"1 readable events after .* \(seq 100\): seq 101\.\.101"):
+        dbsafe.restore(path, db, data_dir=tmp_path)  # that event would be lost: only with force
+    assert seqs(db) == list(range(1, 102))
+    kept = dbsafe.restore(path, db, data_dir=tmp_path, force=True)
     assert seqs(db) == list(range(1, 101)) and seqs(kept)[-1] == 101
     assert dbsafe.read_status(tmp_path)["status"] == "restored"
     # a damaged backup is refused and nothing is touched
@@ -260,6 +264,57 @@ def test_restore_puts_the_backup_in_place_and_keeps_the_current_log(tmp_path: Pa
     with pytest.raises(dbsafe.DatabaseError, match="not a usable backup"):
         dbsafe.restore(bad, db, data_dir=tmp_path)
     assert seqs(db) == list(range(1, 101))
+
+
+def test_restoring_last_night_s_backup_over_today_s_damaged_log_is_refused(tmp_path: Path, capsys) -> None:
+    """Mid-morning the log is damaged. Last night's backup holds yesterday; the damaged log still holds the
+    morning's tickets on its readable pages. Restoring the backup would lose them and the controller would
+    number today's tickets from the start again: two citizens with the same number. ``waitroom db restore``
+    says so and points to ``recover``; ``--force`` restores anyway."""
+    from waitroom import config
+    from waitroom.controller import Office
+
+    cfg = config.load(config.EXAMPLE_CONFIG)
+    db = tmp_path / "events.db"
+    d = ["--data-dir", str(tmp_path)]
+    now = [T0]  # Monday 09:00 in Berlin
+
+    def issue(n: int) -> list[str]:
+        store = EventStore(db)
+        try:
+            office = Office(cfg, store, clock=lambda: now[0])
+            numbers = []
+            for _ in range(n):
+                now[0] += 60
+                out = office.handle("disp-1", encode(command("ticket.issue", {"service": "pass"})))
+                assert out.reply["ok"], out.reply
+                numbers.append(out.reply["result"]["ticket"]["number"])
+            return numbers
+        finally:
+            store.close()
+
+    assert issue(3) == ["A001", "A002", "A003"]
+    assert main(["db", "backup", *d, "--tag", "nightly"]) == 0
+    backup = Path(capsys.readouterr().out.split(":")[0])
+    assert issue(120) == [f"A{i:03d}" for i in range(4, 124)]  # spread over many pages
+    before = seqs(db)
+    corrupt_page(db, 3)
+    assert main(["db", "check", *d]) == dbsafe.EXIT_DAMAGED
+    capsys.readouterr()
+    files = lambda: sorted(p.name for p in tmp_path.iterdir() if p.name != dbsafe.LOCK_NAME)  # noqa: E731
+    untouched = (db.read_bytes(), files())
+    assert main(["db", "restore", *d, str(backup)]) == 1
+    err = capsys.readouterr().err
+    assert " of them tickets issued" in err and "waitroom db recover" in err and "--force" in err, err
+    assert (db.read_bytes(), files()) == untouched
+    # recover keeps what is readable: numbering goes on after the highest number it kept
+    assert main(["db", "recover", *d]) == 0
+    capsys.readouterr()
+    assert seqs(db)[-1] == before[-1]
+    assert issue(1) == ["A124"]
+    # --force: the operator's choice, with what it costs (the morning's numbers again)
+    assert main(["db", "restore", *d, "--force", str(backup)]) == 0
+    assert issue(1) == ["A004"]
 
 
 # ------------------------------------------------------------------------------------------------- CLI

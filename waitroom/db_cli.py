@@ -51,7 +51,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     data_dir, db = _paths(args)
-    kept = dbsafe.restore(args.backup, db, data_dir=data_dir)
+    kept = dbsafe.restore(args.backup, db, data_dir=data_dir, force=args.force)
     print(
         f"{db}: restored from {args.backup}" + (f"; the previous log is kept as {kept}" if kept != db else "")
     )
@@ -122,6 +122,12 @@ def register(subparsers: Any) -> None:
 
     sp = cmd("restore", cmd_restore, "replace the event log by a backup (the controller must be stopped)")
     sp.add_argument("backup", help="backup file (see `waitroom db list`)")
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="restore although the current log holds events after the backup (they are lost, and their "
+        "ticket numbers are handed out again; `waitroom db recover` keeps them)",
+    )
 
     sp = cmd("recover", cmd_recover, "salvage a damaged event log into a new one; the damaged file is kept")
     sp.add_argument(

@@ -438,6 +438,10 @@ def _side_files(path: Path) -> list[Path]:
     return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
 
 
+def _utc(ts: float) -> str:
+    return f"{dt.datetime.fromtimestamp(ts, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -640,16 +644,31 @@ def backup(
     return final
 
 
+def _events_after(path: Path, seq: int) -> list[tuple[Any, ...]]:
+    """The readable events of the log at ``path`` (damaged or not) after ``seq``: (rowid, seq, ts, type)."""
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".restore-check-") as tmp:
+        copy = Path(tmp) / path.name  # read a copy: the log and its WAL stay exactly as they are
+        shutil.copy2(path, copy)
+        wal = _side_files(path)[0]
+        if wal.exists():
+            shutil.copy2(wal, Path(tmp) / wal.name)
+        rows, _ = _rows_python(copy, "events", "seq, ts, type")
+    return [r for r in rows if isinstance(r[1], int) and r[1] > seq]
+
+
 def restore(
     backup_file: str | os.PathLike[str],
     db_path: str | os.PathLike[str],
     *,
     data_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> Path:
     """Put a checked backup in place of the event log; the current log is kept as ``.before-restore-*``.
 
-    Takes the data directory's lock: the controller must be stopped. Returns the kept previous log (or the
-    restored path if there was none).
+    Takes the data directory's lock: the controller must be stopped. Refuses (unless ``force``) when the
+    current log still holds readable events after the backup's last one: they would be lost, and the
+    controller would hand out the numbers of the tickets among them a second time (``recover`` keeps them).
+    Returns the kept previous log (or the restored path if there was none).
     """
     src, target = Path(backup_file), Path(db_path)
     d = Path(data_dir) if data_dir is not None else target.parent
@@ -657,6 +676,19 @@ def restore(
     check = quick_check(src)
     if not check.ok:
         raise DatabaseError(f"{src} is not a usable backup: {check.summary()}")
+    if target.is_file() and not force:
+        later = _events_after(target, check.last_seq or 0)
+        if later:
+            tickets = sum(1 for r in later if r[3] == "ticket_issued")
+            stamps = [r[2] for r in later if isinstance(r[2], int | float)]
+            newest = f", the newest of {_utc(max(stamps))}" if stamps else ""
+            raise DatabaseError(
+                f"{target} holds {len(later)} readable events after the last one of the backup {src} (seq "
+                f"{check.last_seq}): seq {later[0][1]}..{later[-1][1]}{newest}, {tickets} of them tickets "
+                "issued. Restoring would lose them, and the controller would hand out those ticket numbers "
+                "again. Salvage the log with `waitroom db recover` instead (it keeps every readable event "
+                "and the damaged file), or restore the backup anyway with --force."
+            )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name("." + target.name + ".restore.tmp")
     shutil.copyfile(src, tmp)
