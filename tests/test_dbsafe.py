@@ -66,6 +66,26 @@ def _release_locks(tmp_path: Path):
         dbsafe.release_data_dir(d)
 
 
+def issue_tickets(db: Path, n: int, now: list[float], service: str = "pass") -> list[str]:
+    """``n`` tickets issued by the example office's controller on the log ``db`` (real events), a minute
+    apart on the clock ``now[0]``; their numbers."""
+    from waitroom import config
+    from waitroom.controller import Office
+
+    store = EventStore(db)
+    try:
+        office = Office(config.load(config.EXAMPLE_CONFIG), store, clock=lambda: now[0])
+        numbers = []
+        for _ in range(n):
+            now[0] += 60
+            out = office.handle("disp-1", encode(command("ticket.issue", {"service": service})))
+            assert out.reply["ok"], out.reply
+            numbers.append(out.reply["result"]["ticket"]["number"])
+        return numbers
+    finally:
+        store.close()
+
+
 def corrupt_page(path: Path, page_no: int) -> None:
     with open(path, "r+b") as f:
         f.seek(PAGE * page_no)
@@ -136,6 +156,86 @@ def test_a_second_controller_on_the_same_data_is_refused(tmp_path: Path) -> None
     )
     assert proc.returncode == dbsafe.EXIT_LOCKED == 73, proc.stderr
     assert "another controller" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+CONTROLLER_WITH_SIZE_LIMIT = """
+import resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+sys.argv = ["waitroom", *sys.argv[2:]]
+runpy.run_module("waitroom.cli", run_name="__main__")
+"""
+
+
+def test_a_data_directory_that_cannot_be_written_stops_the_start_with_one_clear_line(
+    broker, tmp_path: Path
+) -> None:
+    """The SD card is full, or turned read-only after errors: the controller used to die at start with a
+    traceback from the lock file, again every 3 s under systemd. Now it says in one line what it cannot write,
+    why and what to do, leaves the log alone, exits 74 (systemd starts it again) and starts once it can
+    write."""
+    import yaml
+
+    from waitroom import config
+
+    data = yaml.safe_load(config.EXAMPLE_CONFIG.read_text())
+    data["broker"]["port"] = broker.port
+    data["office"]["id"] = "rodisk"
+    cfg_path = tmp_path / "office.yaml"
+    cfg_path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    d = tmp_path / "data"
+    d.mkdir()
+    db = d / data["controller"]["database"]
+    assert len(issue_tickets(db, 12, [T0])) == 12
+    events = seqs(db)[-1]
+    before = db.read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    args = ["controller", "--config", str(cfg_path), "--data-dir", str(d), "--wait", "5"]
+
+    def refused(limit: int, path: str, reason: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-c", CONTROLLER_WITH_SIZE_LIMIT, str(limit), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == dbsafe.EXIT_NOT_WRITABLE == 74, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "CRITICAL" in lines[0] and f"cannot write {path} ({reason})" in lines[0]
+        assert "Free space" in lines[0] and "tries again by itself" in lines[0]
+        assert db.read_bytes() == before
+
+    # full: no file may grow (the lock file gets its holder's line first)
+    refused(0, str(d / dbsafe.LOCK_NAME), "File too large")
+    # read-only: a read-only bind mount of the data directory as root (EROFS), else a folder without
+    # write permission (EACCES, for the status file; the lock file itself stays writable then)
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", str(d), str(d)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(d)], check=True)
+            refused(10**9, str(d / dbsafe.LOCK_NAME), "Read-only file system")
+        finally:
+            subprocess.run(["umount", str(d)], check=True)
+    else:
+        d.chmod(0o555)
+        try:
+            refused(10**9, str(d / dbsafe.STATUS_NAME), "Permission denied")
+        finally:
+            d.chmod(0o755)
+    # room again: it starts, checks the log and runs
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waitroom.cli", *args], stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert any("running (event log" in line for line in proc.stderr)  # stops reading at that line
+        assert dbsafe.read_status(d)["status"] == "ok" and dbsafe.read_status(d)["events"] == events
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_the_lock_goes_with_a_killed_holder(tmp_path: Path) -> None:
@@ -271,27 +371,12 @@ def test_restoring_last_night_s_backup_over_today_s_damaged_log_is_refused(tmp_p
     morning's tickets on its readable pages. Restoring the backup would lose them and the controller would
     number today's tickets from the start again: two citizens with the same number. ``waitroom db restore``
     says so and points to ``recover``; ``--force`` restores anyway."""
-    from waitroom import config
-    from waitroom.controller import Office
-
-    cfg = config.load(config.EXAMPLE_CONFIG)
     db = tmp_path / "events.db"
     d = ["--data-dir", str(tmp_path)]
     now = [T0]  # Monday 09:00 in Berlin
 
     def issue(n: int) -> list[str]:
-        store = EventStore(db)
-        try:
-            office = Office(cfg, store, clock=lambda: now[0])
-            numbers = []
-            for _ in range(n):
-                now[0] += 60
-                out = office.handle("disp-1", encode(command("ticket.issue", {"service": "pass"})))
-                assert out.reply["ok"], out.reply
-                numbers.append(out.reply["result"]["ticket"]["number"])
-            return numbers
-        finally:
-            store.close()
+        return issue_tickets(db, n, now)
 
     assert issue(3) == ["A001", "A002", "A003"]
     assert main(["db", "backup", *d, "--tag", "nightly"]) == 0

@@ -149,6 +149,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from waitroom import dbsafe
     from waitroom.service import ControllerService
 
@@ -175,7 +177,14 @@ def cmd_controller(args: argparse.Namespace) -> int:
     except dbsafe.DatabaseDamaged as exc:
         log.critical("%s", exc.message)
         return dbsafe.EXIT_DAMAGED
-    svc = ControllerService(cfg, str(db), **({"clock": clock} if clock is not None else {}))
+    except dbsafe.DataDirNotWritable as exc:
+        log.critical("%s", exc.message)
+        return dbsafe.EXIT_NOT_WRITABLE  # systemd starts it again: back by itself once there is room
+    try:
+        svc = ControllerService(cfg, str(db), **({"clock": clock} if clock is not None else {}))
+    except (OSError, sqlite3.OperationalError) as exc:  # the log's first write (its WAL) on a full disk
+        log.critical("%s", dbsafe.DataDirNotWritable(db, exc).message)
+        return dbsafe.EXIT_NOT_WRITABLE
     # What the controller built so far (modules, configuration, the day's state rebuilt from the event log)
     # lives as long as the process: out of the collector's way, a full collection scans only what came since
     # (bench/bench_controller.py: 30-80 ms pauses of the engine became 3-8 ms at 1,000-3,000 waiting).

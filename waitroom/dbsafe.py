@@ -6,7 +6,8 @@ directory (a second controller on the same data refuses to start), runs ``PRAGMA
 writes the result to ``<data_dir>/database-status.json`` for the admin page. A damaged log raises
 ``DatabaseDamaged`` with an operator message; the controller then exits with ``EXIT_DAMAGED``, which the
 systemd unit lists in ``RestartPreventExitStatus=`` so it does not restart in a loop. The operator runs
-``waitroom db recover`` (or restores a backup) and starts the controller again.
+``waitroom db recover`` (or restores a backup) and starts the controller again. A data directory it cannot
+write (full, read-only) raises ``DataDirNotWritable``: exit ``EXIT_NOT_WRITABLE``, which systemd does restart.
 
 ``recover`` copies every readable event and stored reply into a new log (SQLite's ``.recover`` through the
 ``sqlite3`` command line tool when it is installed, else row by row with Python's sqlite3 module), keeps the
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 # Exit codes of a controller that must not be restarted by systemd (RestartPreventExitStatus=65 73).
 EXIT_DAMAGED = 65  # EX_DATAERR: the event log failed its integrity check
 EXIT_LOCKED = 73  # EX_CANTCREAT: another controller holds the data directory
+# Restarted by systemd (every RestartSec), so the controller is back by itself once there is room again:
+EXIT_NOT_WRITABLE = 74  # EX_IOERR: the data directory cannot be written (read-only, full, no permission)
 LOCK_NAME = "controller.lock"
 STATUS_NAME = "database-status.json"
 BACKUP_DIR = "backups"
@@ -79,6 +82,21 @@ class DataDirLocked(DatabaseError):
         self.message = (
             f"another controller ({holder}) already uses the data directory {self.data_dir}; "
             "stop it first (systemctl stop waitroom-controller) -- two controllers would number tickets twice"
+        )
+        super().__init__(self.message)
+
+
+class DataDirNotWritable(DatabaseError):
+    """The controller cannot write its data directory or event log (a read-only or full file system)."""
+
+    def __init__(self, path: Path, error: BaseException):
+        self.path = Path(path)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        self.message = (
+            f"the controller cannot write {self.path} ({reason}) and does not start without a writable event "
+            "log. Free space on that file system, or make it writable again (an SD card that turned "
+            "read-only after errors: copy the data directory off it and check or replace the card); the "
+            "controller tries again by itself every few seconds. Dispensers print offline tickets meanwhile."
         )
         super().__init__(self.message)
 
@@ -260,6 +278,14 @@ def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _writable_status(data_dir: Path, status: str, **fields: Any) -> None:
+    """``write_status`` at start, which also proves the data directory writable (else DataDirNotWritable)."""
+    try:
+        write_status(data_dir, status, **fields)
+    except OSError as exc:
+        raise DataDirNotWritable(data_dir / STATUS_NAME, exc) from None
+
+
 def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[str] = "events.db") -> Path:
     """Lock the data directory and check the event log before the controller opens it.
 
@@ -269,25 +295,29 @@ def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[s
     """
     d = Path(data_dir)
     path = Path(database) if Path(database).is_absolute() else d / database
-    lock_data_dir(d)
+    try:
+        lock_data_dir(d)
+    except OSError as exc:  # a read-only or full file system (DataDirLocked is no OSError)
+        raise DataDirNotWritable(d / LOCK_NAME, exc) from None
     if not path.exists():
-        write_status(d, "ok", path=str(path), new=True, events=0)
+        _writable_status(d, "ok", path=str(path), new=True, events=0)
         return path
     res = quick_check(path)
     if not res.ok:
         exc = DatabaseDamaged(path, res.problems, d)
-        write_status(
-            d,
-            "damaged",
-            code="database_damaged",
-            path=str(path),
-            problems=res.problems,
-            message=exc.message,
-            exit_code=EXIT_DAMAGED,
-        )
+        with contextlib.suppress(OSError):  # the journal has the message in any case
+            write_status(
+                d,
+                "damaged",
+                code="database_damaged",
+                path=str(path),
+                problems=res.problems,
+                message=exc.message,
+                exit_code=EXIT_DAMAGED,
+            )
         log.critical("%s", exc.message)
         raise exc
-    write_status(
+    _writable_status(
         d,
         "ok",
         path=str(path),
