@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -298,6 +299,132 @@ def test_recover_a_page_corrupted_log_reports_exactly_what_was_lost(
     assert report.events == 3000 - len(lost) and report.last_seq == 3000
     assert "missing events" in report.summary()
     assert dbsafe.quick_check(db).ok and dbsafe.quick_check(report.broken).ok is False
+
+
+def office_day(db: Path, start: float, tickets: int, calls: int) -> list[str]:
+    """An office day of the example office on the log ``db`` from ``start``: ``tickets`` issued, then
+    counter c1 calls ``calls`` of them (each call ends the one before as served); the numbers issued."""
+    from waitroom import config
+    from waitroom.controller import Office
+
+    now = [start]
+    store = EventStore(db)
+    try:
+        office = Office(config.load(config.EXAMPLE_CONFIG), store, clock=lambda: now[0])
+
+        def run(node: str, op: str, **args: object) -> dict:
+            now[0] += 30
+            out = office.handle(node, encode(command(op, args)))
+            assert out.reply["ok"], out.reply
+            return out.reply["result"]
+
+        run("counter-1", "counter.open", counter="c1")
+        numbers = [run("disp-1", "ticket.issue", service="pass")["ticket"]["number"] for _ in range(tickets)]
+        for _ in range(calls):
+            run("counter-1", "counter.call_next", counter="c1")
+        return numbers
+    finally:
+        store.close()
+
+
+def test_the_controller_goes_on_after_a_salvage_that_lost_the_start_of_the_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tuesday mid-morning the page with the day's first events is damaged. `waitroom db recover` salvages
+    the rest, but the day's start and its first tickets are gone, and the calls of those tickets name tickets
+    the log no longer has: the controller died at start on them (a traceback, again at every restart), and
+    without the day's start it would have begun the day again at A001. Now it passes over what does not fit,
+    rebuilds the day from its events and numbers after the highest readable ticket."""
+    from waitroom import config
+    from waitroom.controller import Office
+
+    cfg = config.load(config.EXAMPLE_CONFIG)
+    db = tmp_path / cfg.controller.database
+    monday, tuesday = T0 + 3600, T0 + 86400 + 3600  # 10:00 in Berlin
+    office_day(db, monday, tickets=20, calls=10)
+    issued = office_day(db, tuesday, tickets=60, calls=30)
+    assert issued[-1] == "A060"
+    store = EventStore(db)
+    start = store.db.execute("SELECT MAX(seq) FROM events WHERE type='day_started'").fetchone()[0]
+    store.close()
+    # the page that holds Tuesday's start (its text may linger on other pages too, in their free space)
+    pattern = b'"type": "day_started", "ts": ' + str(tuesday + 30).encode()
+    where = ["--config", str(config.EXAMPLE_CONFIG), "--data-dir", str(tmp_path)]
+    original = db.read_bytes()
+    for at in sorted({m.start() // PAGE for m in re.finditer(re.escape(pattern), original)}):
+        db.write_bytes(original)
+        corrupt_page(db, at)
+        assert main(["db", "recover", *where]) == 0
+        dbsafe.release_data_dir(tmp_path)
+        if start not in seqs(db):
+            break
+    else:
+        raise AssertionError("no page with Tuesday's start found")
+    salvaged = seqs(db)
+    lost = set(range(1, salvaged[-1] + 1)) - set(salvaged)
+    assert min(lost) > 1 and max(lost) < salvaged[-1] - 20, "Monday and the rest of Tuesday are there"
+    clock = [tuesday + 3 * 3600]
+    capsys.readouterr()  # the logging set up by ``main`` writes to stderr
+    for expected in ("A061", "A062"):  # and again after a restart
+        store = EventStore(db)
+        try:
+            office = Office(cfg, store, clock=lambda: clock[0])
+            assert office.state.day == "2025-12-02"
+            out = office.handle("disp-1", encode(command("ticket.issue", {"service": "pass"})))
+            assert out.reply["ok"] and out.reply["result"]["ticket"]["number"] == expected, out.reply
+            out = office.handle("counter-1", encode(command("counter.call_next", {"counter": "c1"})))
+            assert out.reply["ok"], out.reply
+        finally:
+            store.close()
+    err = capsys.readouterr().err
+    assert err.count("the start of day 2025-12-02 was lost; rebuilt from its events") == 2
+    assert "passed over" in err and "their tickets or counters were in events that were lost" in err
+
+
+def test_an_event_the_controller_cannot_apply_stops_it_with_a_clear_message(tmp_path: Path) -> None:
+    """A log with an event this version does not know (written by a newer one before a downgrade): one
+    CRITICAL line naming the log and the event, the status file says it, exit 65 (systemd does not restart);
+    after `waitroom db recover` the controller passes over that event."""
+    import yaml
+
+    from waitroom import config
+    from waitroom.controller import Office
+
+    data = yaml.safe_load(config.EXAMPLE_CONFIG.read_text())
+    data["broker"]["port"] = 9  # never reached
+    cfg_path = tmp_path / "office.yaml"
+    cfg_path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    db = tmp_path / data["controller"]["database"]
+    office_day(db, T0 + 3600, tickets=5, calls=2)
+    store = EventStore(db)
+    last = store.last_seq()
+    store.commit([{"seq": last + 1, "ts": T0 + 7200, "type": "ticket_teleported", "ticket": "x"}], None)
+    store.close()
+    where = ["--config", str(cfg_path), "--data-dir", str(tmp_path)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "waitroom.cli", "controller", *where, "--wait", "1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == dbsafe.EXIT_DAMAGED, proc.stderr
+    critical = [line for line in proc.stderr.splitlines() if "CRITICAL" in line]
+    assert len(critical) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert (
+        f"{db} has an event the controller cannot apply (seq {last + 1}, 'ticket_teleported'" in critical[0]
+    )
+    status = dbsafe.read_status(tmp_path)
+    assert (status["status"], status["code"], status["seq"]) == ("damaged", "event_does_not_fit", last + 1)
+    assert main(["db", "recover", *where]) == 0
+    dbsafe.release_data_dir(tmp_path)
+    store = EventStore(db)
+    try:
+        office = Office(config.load(cfg_path), store, clock=lambda: T0 + 7300)
+        assert office.state.seq == last + 1 and len(office.state.tickets) == 5
+    finally:
+        store.close()
 
 
 def test_recover_refuses_a_missing_file_clearly(tmp_path: Path) -> None:

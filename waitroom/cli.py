@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import logging
@@ -182,6 +183,19 @@ def cmd_controller(args: argparse.Namespace) -> int:
         return dbsafe.EXIT_NOT_WRITABLE  # systemd starts it again: back by itself once there is room
     try:
         svc = ControllerService(cfg, str(db), **({"clock": clock} if clock is not None else {}))
+    except dbsafe.EventDoesNotFit as exc:  # the state cannot be rebuilt from the log
+        log.critical("%s", exc.message)
+        with contextlib.suppress(OSError):
+            dbsafe.write_status(
+                db.parent,
+                "damaged",
+                code="event_does_not_fit",
+                path=str(db),
+                seq=exc.seq,
+                message=exc.message,
+                exit_code=dbsafe.EXIT_DAMAGED,
+            )
+        return dbsafe.EXIT_DAMAGED  # systemd does not restart on this: a restart would not change it
     except (OSError, sqlite3.OperationalError) as exc:  # the log's first write (its WAL) on a full disk
         log.critical("%s", dbsafe.DataDirNotWritable(db, exc).message)
         return dbsafe.EXIT_NOT_WRITABLE

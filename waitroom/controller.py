@@ -17,10 +17,10 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from waitroom import contract
+from waitroom import contract, dbsafe
 from waitroom.config import Config
 from waitroom.contract import Command, ContractError, ErrorCode, EventKind, Role
-from waitroom.model import OfficeState, Ticket, apply
+from waitroom.model import EventError, OfficeState, Ticket, apply
 from waitroom.ops import AppointmentOps, AssistOps, CounterOps, IntakeOps, OpError, RemoteOps, TicketOps
 from waitroom.ops.base import iso
 from waitroom.predict import Forecast, Predictor, WaitPredictor
@@ -175,17 +175,42 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             self._observe_learned(e)
 
     def rebuild(self) -> None:
-        """Rebuild the state exactly from the event log (start-up, or after a failed transaction)."""
+        """Rebuild the state exactly from the event log (start-up, or after a failed transaction).
+
+        An event that does not fit the state before it raises ``dbsafe.EventDoesNotFit``, except in a log
+        that ``waitroom db recover`` salvaged: events lost there leave later ones without their ticket (or
+        counter), and those are passed over, so the day goes on, numbered after its highest readable number.
+        """
         self.state = OfficeState()
         n = 0
         if getattr(self, "learned", None) is not None and not self._learned_fresh:
             self.learned = self._learned_forecast()  # a fresh picture of the day for it too
         self._learned_fresh = False
+        salvaged = str(self.store.path) != ":memory:" and self.store.meta("recovered_from") is not None
+        passed: list[int] = []
         for event in self.store.events_since_day_start():
-            apply(self.state, event)
+            if salvaged and event.get("type") != "day_started":
+                self._day_lost(event)
+            try:
+                apply(self.state, event)
+            except (EventError, LookupError, TypeError, ValueError, AttributeError) as exc:
+                if not salvaged:
+                    raise dbsafe.EventDoesNotFit(self.store.path, event, exc) from None
+                passed.append(event.get("seq", 0))  # its number stays taken: the next event follows it
+                self.state.seq = max(self.state.seq, event.get("seq", 0))
+                self.state.last_ts = max(self.state.last_ts, event.get("ts") or 0.0)
+                continue
             if getattr(self, "learned", None) is not None:
                 self._observe_learned(event)
             n += 1
+        if passed:
+            log.warning(
+                "salvaged event log %s: passed over %d event(s) that do not fit the events before them "
+                "(their tickets or counters were in events that were lost), seq %s",
+                self.store.path,
+                len(passed),
+                ", ".join(map(str, passed[:20])) + (" ..." if len(passed) > 20 else ""),
+            )
         self._forecast = None
         self._job = None
         self._fresh.clear()
@@ -199,6 +224,28 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             self.state.day or "-",
             len(self.state.tickets),
         )
+
+    def _day_lost(self, event: dict[str, Any]) -> None:
+        """In a salvaged log: an event of a later day than the state's (or of no day yet) whose day's start
+        was lost. The day is started before it as ``_ensure_day`` would have (in memory; so again at every
+        rebuild), so its tickets count and the next number follows them instead of starting at 1 again."""
+        ts = event.get("ts")
+        if not isinstance(ts, int | float):
+            return
+        day = self.cfg.office.today(ts)
+        if self.state.day is not None and day <= self.state.day:
+            return
+        log.warning("salvaged event log: the start of day %s was lost; rebuilt from its events", day)
+        apply(self.state, {"type": "day_started", "ts": ts, "seq": self.state.seq, **self._day_data(day, ts)})
+
+    def _day_data(self, day: str, now: float) -> dict[str, Any]:
+        """The fields of a ``day_started`` event for ``day`` at ``now``."""
+        return {
+            "day": day,
+            "numbers": {s.prefix: self.cfg.office.ticket_start for s in self.cfg.services},
+            "counters": {c.id: c.initially for c in self.cfg.counters},
+            "appointments": [a.carried() for a in self.state.appointments.values() if a.slot >= now],
+        }
 
     def _emit(self, type_: str, **data: Any) -> dict[str, Any]:
         event = {"type": type_, "ts": round(self.clock(), 3), "seq": self.state.seq + 1, **data}
@@ -258,14 +305,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         if self.state.day and today < self.state.day:
             return  # never start a day earlier than the last one in the log
         if self.state.day != today:
-            now = self.clock()
-            self._emit(
-                "day_started",
-                day=today,
-                numbers={s.prefix: self.cfg.office.ticket_start for s in self.cfg.services},
-                counters={c.id: c.initially for c in self.cfg.counters},
-                appointments=[a.carried() for a in self.state.appointments.values() if a.slot >= now],
-            )
+            self._emit("day_started", **self._day_data(today, self.clock()))
             # yesterday's forecast (or one of the state before the first day) says nothing of today: the
             # next reader gets one of the new day (once a day, on whichever path comes first)
             self._forecast, self._job = None, None

@@ -86,6 +86,24 @@ class DataDirLocked(DatabaseError):
         super().__init__(self.message)
 
 
+class EventDoesNotFit(DatabaseError):
+    """An event of the log does not fit the state rebuilt before it (a log written by a newer version, or
+    damaged in a way its pages do not show); ``message`` tells the operator what to do."""
+
+    def __init__(self, path: Path, event: dict[str, Any], error: BaseException):
+        self.path = Path(path)
+        self.seq = event.get("seq")
+        what = f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
+        self.message = (
+            f"The event log {self.path} has an event the controller cannot apply (seq {self.seq}, "
+            f"{str(event.get('type'))[:40]!r}: {what[:200]}). Was it written by a newer version of waitroom? "
+            "Then start that version again. Otherwise salvage it with `waitroom db recover` (the damaged "
+            "file is kept): on a salvaged log the controller passes over events that do not fit, and says "
+            "which."
+        )
+        super().__init__(self.message)
+
+
 class DataDirNotWritable(DatabaseError):
     """The controller cannot write its data directory or event log (a read-only or full file system)."""
 

@@ -62,6 +62,12 @@ class EventStore:
     def close(self) -> None:
         self.db.close()
 
+    def meta(self, key: str) -> str | None:
+        """A value of the log's ``meta`` table: ``schema``; ``recovered_from`` in a log that ``waitroom db
+        recover`` salvaged."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
     def last_seq(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
 
