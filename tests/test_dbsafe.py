@@ -116,6 +116,69 @@ def test_first_start_without_a_log_is_fine(tmp_path: Path) -> None:
     assert dbsafe.read_status(tmp_path / "new")["new"] is True
 
 
+def test_a_log_that_vanished_is_not_replaced_by_an_empty_one(tmp_path: Path) -> None:
+    """The event log is gone: deleted by mistake, or a recover or restore cut short by a power loss between
+    moving the old file aside and putting the new one in place. The controller used to take that for a first
+    start and began the day again at A001. Now the status of its last start (or a damaged copy beside it)
+    says the log existed: one clear message, exit 65, nothing created; a first start is still fine."""
+    import yaml
+
+    from waitroom import config
+
+    data = yaml.safe_load(config.EXAMPLE_CONFIG.read_text())
+    data["broker"]["port"] = 9  # never reached
+    cfg_path = tmp_path / "office.yaml"
+    cfg_path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    d = tmp_path / "data"
+    d.mkdir()
+    db = d / data["controller"]["database"]
+    assert issue_tickets(db, 3, [T0]) == ["A001", "A002", "A003"]
+    assert dbsafe.open_checked(d, db.name) == db  # the controller's start: status ok, 4 events
+    dbsafe.release_data_dir(d)
+    db.unlink()
+
+    def start() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "waitroom.cli",
+                "controller",
+                "--config",
+                str(cfg_path),
+                "--data-dir",
+                str(d),
+                "--wait",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            timeout=60,
+            check=False,
+        )
+
+    for _ in range(2):  # and again: its own status now says "missing"
+        proc = start()
+        assert proc.returncode == dbsafe.EXIT_DAMAGED, proc.stderr
+        critical = [line for line in proc.stderr.splitlines() if "CRITICAL" in line]
+        assert len(critical) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"The event log {db} is missing, but " in critical[0] and "waitroom db restore" in critical[0]
+        assert not db.exists()
+        assert dbsafe.read_status(d)["code"] == "database_missing"
+    # a recover cut short: nothing in the status says so, the damaged copy beside it does
+    (d / dbsafe.STATUS_NAME).unlink()
+    (d / f"{db.name}.broken-20261207T101500Z").write_bytes(b"x" * PAGE)
+    with pytest.raises(dbsafe.DatabaseMissing, match=r"a damaged copy of it, .*\.broken-20261207T101500Z"):
+        dbsafe.open_checked(d, db.name)
+    assert not db.exists()
+    # a new log on purpose: the operator moves the traces away
+    (d / f"{db.name}.broken-20261207T101500Z").unlink()
+    (d / dbsafe.STATUS_NAME).unlink()
+    assert dbsafe.open_checked(d, db.name) == db
+    assert dbsafe.read_status(d)["new"] is True
+
+
 @pytest.mark.parametrize("damage", ["truncated", "middle page", "last page", "not a database"])
 def test_damage_is_found_and_open_checked_refuses_with_an_operator_message(
     tmp_path: Path, damage: str

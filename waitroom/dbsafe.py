@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import glob
 import itertools
 import json
 import logging
@@ -71,6 +72,23 @@ class DatabaseDamaged(DatabaseError):
             "then start the controller again."
         )
         super().__init__(self.message)
+
+
+class DatabaseMissing(DatabaseDamaged):
+    """The event log is gone, but the data directory shows that it was there (its status, a damaged copy)."""
+
+    def __init__(self, path: Path, evidence: str, data_dir: Path):
+        self.path = Path(path)
+        self.problems = [f"the file is missing; {evidence}"]
+        where = f" --data-dir {data_dir}"
+        self.message = (
+            f"The event log {self.path} is missing, but {evidence}. The controller does not start a new, "
+            "empty log in its place: it would hand out today's ticket numbers again. Put the file back (is "
+            "the data directory on a medium that is not mounted?), restore the newest backup (`waitroom db "
+            f"list{where}`, then `waitroom db restore{where} FILE`), or, to start a new log on purpose, "
+            f"remove {Path(data_dir) / STATUS_NAME} and move any {self.path.name}.broken-* aside first."
+        )
+        super(DatabaseDamaged, self).__init__(self.message)
 
 
 class DataDirLocked(DatabaseError):
@@ -296,6 +314,22 @@ def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _log_was_here(data_dir: Path, path: Path) -> str | None:
+    """Why a missing event log at ``path`` is no first start (None: nothing says it existed): a vanished log
+    (deleted, a recover or restore cut short by a power loss) must not silently become a new, empty one."""
+    status = read_status(data_dir)
+    if status and status.get("path") == str(path):
+        if status.get("status") in ("damaged", "recovered", "restored", "missing"):
+            return f"its last status in {data_dir / STATUS_NAME} is {status.get('status')!r}"
+        events = status.get("events")
+        if isinstance(events, int) and events > 0:
+            return f"it held {events} events at the controller's last start ({data_dir / STATUS_NAME})"
+    kept = sorted(path.parent.glob(f"{glob.escape(path.name)}.broken-*"))
+    if kept:
+        return f"a damaged copy of it, {kept[-1].name}, is beside it (a recover cut short?)"
+    return None
+
+
 def _writable_status(data_dir: Path, status: str, **fields: Any) -> None:
     """``write_status`` at start, which also proves the data directory writable (else DataDirNotWritable)."""
     try:
@@ -318,6 +352,12 @@ def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[s
     except OSError as exc:  # a read-only or full file system (DataDirLocked is no OSError)
         raise DataDirNotWritable(d / LOCK_NAME, exc) from None
     if not path.exists():
+        evidence = _log_was_here(d, path)
+        if evidence:
+            exc = DatabaseMissing(path, evidence, d)
+            with contextlib.suppress(OSError):
+                write_status(d, "missing", code="database_missing", path=str(path), message=exc.message)
+            raise exc
         _writable_status(d, "ok", path=str(path), new=True, events=0)
         return path
     res = quick_check(path)
