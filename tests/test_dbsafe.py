@@ -179,6 +179,20 @@ def test_a_log_that_vanished_is_not_replaced_by_an_empty_one(tmp_path: Path) -> 
     assert dbsafe.read_status(d)["new"] is True
 
 
+def test_controller_recover_without_a_log_says_so_in_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "waitroom.cli", "controller", "--recover", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == dbsafe.EXIT_DAMAGED and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "could not be salvaged" in proc.stderr
+    assert "no such event log" in proc.stderr
+
+
 @pytest.mark.parametrize("damage", ["truncated", "middle page", "last page", "not a database"])
 def test_damage_is_found_and_open_checked_refuses_with_an_operator_message(
     tmp_path: Path, damage: str

@@ -181,6 +181,9 @@ def cmd_controller(args: argparse.Namespace) -> int:
     except dbsafe.DataDirNotWritable as exc:
         log.critical("%s", exc.message)
         return dbsafe.EXIT_NOT_WRITABLE  # systemd starts it again: back by itself once there is room
+    except (dbsafe.DatabaseError, OSError) as exc:  # --recover: nothing to salvage, or the salvage failed
+        log.critical("the event log %s could not be salvaged: %s", db, exc)
+        return dbsafe.EXIT_DAMAGED
     try:
         svc = ControllerService(cfg, str(db), **({"clock": clock} if clock is not None else {}))
     except dbsafe.EventDoesNotFit as exc:  # the state cannot be rebuilt from the log
