@@ -126,7 +126,7 @@ def test_ics_import_update_cancel_and_idempotent_reimport(cfg, store, tmp_path):
     )
     assert again2.booked == again2.moved == again2.cancelled == 0 and office2.state.seq == seq
     # an imported appointment is checked in like any other (tomorrow, at the dispenser)
-    office2.clock = Clock(at(1, "10:20"))
+    office2.wall = Clock(at(1, "10:20"))
     out = office2.handle(
         "disp-1", contract.encode(contract.command("appointment.checkin", {"code": "zms1001"}))
     )

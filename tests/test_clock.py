@@ -166,17 +166,30 @@ def test_a_forward_step_across_midnight_starts_the_new_day(make) -> None:
     assert days_started(office) == ["2026-11-23", "2026-11-24"]
 
 
-def test_a_clock_that_ran_ahead_is_not_followed_back(make) -> None:
-    """Corrected back by more than the tolerance, the controller refuses rather than number again; it goes on
-    once the time has caught up with its log."""
+def test_a_step_back_while_running_keeps_the_office_working_in_the_log_s_order(make) -> None:
+    """A time sync steps back a clock that ran an hour ahead while the office runs. The controller used to
+    refuse every command (counters included) for that hour. Now it goes on: its events keep the log's
+    order (stamped at the last event's time until the clock has caught up), the day and its numbering go
+    on, and the alarm says so until the clock is within the tolerance again."""
     good = dt.datetime(2026, 11, 23, 10, 0, tzinfo=TZ).timestamp()
     clock = Clock(good + 3600)  # an hour ahead
     office = make(with_hours(ALL_DAY), clock)
     assert number(office) == "A001"
+    last = office.state.last_ts
     clock.t = good  # the time sync steps it back
-    assert issue(office)["error"]["code"] == "clock_behind"
+    assert number(office) == "A002"
+    call_next = contract.command("counter.call_next", {"counter": "c1"})
+    call = office.handle("counter-1", contract.encode(call_next))
+    assert call.reply["ok"] and call.reply["result"]["call"]["ticket"] == "A001", call.reply
+    assert office.alerts["clock"] == {"code": "clock_stepped_back", "data": {"behind_s": 3600}}
+    assert "stepped back" in office.snapshot()["alarms"]["clock"]
+    stamps = [e["ts"] for e in office.store.events()]
+    assert stamps == sorted(stamps) and stamps[-1] == last  # nothing before an earlier event
     clock.t = good + 3600 - CLOCK_TOLERANCE_S + 1  # within the tolerance of the last event again
-    assert number(office) == "A002" and not office.alarms
+    assert number(office) == "A003" and not office.alarms and not office.alerts
+    assert days_started(office) == ["2026-11-23"]
+    stamps = [e["ts"] for e in office.store.events()]
+    assert stamps == sorted(stamps)
 
 
 def test_tolerated_steps_back_keep_numbering(make) -> None:
@@ -264,7 +277,9 @@ def alarm_text(html: str, code: str) -> str:
 
 def test_the_clock_alarm_reaches_the_admin_page_at_once(cfg, tmp_path: Path) -> None:
     """Through the real broker: the controller's clock falls a day behind its log (no command needed, the
-    tick notices), the summary carries the alarm, the admin page shows it; after the time sync it is gone."""
+    tick notices), the summary carries the alarm, the admin page shows it; after the time sync it is gone.
+    While the controller runs it goes on at the log's time (clock_stepped_back); after a restart without the
+    time it refuses (clock_behind)."""
     from tests.web_helpers import login, wait_for
     from waitroom.node import NodeRuntime
     from waitroom.service import ControllerService
@@ -289,7 +304,20 @@ def test_the_clock_alarm_reaches_the_admin_page_at_once(cfg, tmp_path: Path) -> 
         wait_for(lambda: live.state() is not None and live.state()["seq"] >= 2, timeout=10)
         assert 'id="alarm-' not in admin.get("/admin/").get_data(as_text=True)
         good = clock.t
-        clock.t = good - 86400  # the Pi lost its time
+        clock.t = good - 86400  # a time sync steps the clock back a day while the office runs: it goes on
+        wait_for(lambda: (live.state() or {}).get("alerts"), timeout=10)
+        assert live.state()["alerts"] == [{"code": "clock_stepped_back", "data": {"behind_s": 86400}}]
+        assert alarm_text(admin.get("/admin/").get_data(as_text=True), "clock_stepped_back").startswith(
+            "Die Uhr der Steuerung wurde um 1 Tg. 0 Std. hinter ihr Ereignisprotokoll zurückgestellt "
+            "(Zeitsynchronisation). Sie arbeitet weiter"
+        )
+        assert disp.request("ticket.issue", {"service": "pass"}, timeout=5)["ticket"]["number"] == "A002"
+        clock.t = good + 5  # caught up
+        wait_for(lambda: "alerts" not in (live.state() or {"alerts": 1}), timeout=10)
+        svc.stop()
+        clock.t = good - 86400  # the Pi restarts without its time: refused until the time sync
+        svc = ControllerService(cfg, str(tmp_path / "events.db"), clock=clock)
+        assert svc.start(wait=10)
         wait_for(lambda: (live.state() or {}).get("alerts"), timeout=10)
         state = live.state()
         assert state["alerts"] == [{"code": "clock_behind", "data": {"behind_s": 86400}}]
@@ -311,13 +339,13 @@ def test_the_clock_alarm_reaches_the_admin_page_at_once(cfg, tmp_path: Path) -> 
         )
         reply = disp.request_reply("ticket.issue", {"service": "pass"}, timeout=5)
         assert reply["error"]["code"] == "clock_behind"
-        clock.t = good + 5  # the time sync
+        clock.t = good + 10  # the time sync
         wait_for(lambda: "alerts" not in (live.state() or {"alerts": 1}), timeout=10)
         assert "alarms" not in live.state() and 'id="alarm-' not in admin.get("/admin/").get_data(
             as_text=True
         )
         assert 'id="alarm-' not in admin.get("/admin/alarms").get_data(as_text=True)
-        assert disp.request("ticket.issue", {"service": "pass"}, timeout=5)["ticket"]["number"] == "A002"
+        assert disp.request("ticket.issue", {"service": "pass"}, timeout=5)["ticket"]["number"] == "A003"
     finally:
         live.close()
         disp.stop()
@@ -348,7 +376,9 @@ def test_a_retry_with_the_same_request_id_after_clock_behind_is_decided_again(ma
     clock = Clock(good + 3600)
     office = make(with_hours(ALL_DAY), clock)
     assert number(office) == "A001"
-    clock.t = good  # stepped back by the time sync
+    office.store.close()
+    clock.t = good  # a restart, and the clock stepped back by the time sync
+    office = make(with_hours(ALL_DAY), clock)
     raw = contract.encode({"id": "press-7", "op": "ticket.issue", "args": {"service": "pass"}})
     first = office.handle("disp-1", raw).reply
     assert first["error"]["code"] == "clock_behind"

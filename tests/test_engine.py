@@ -309,9 +309,14 @@ def test_every_message_stays_within_its_documented_bound_at_3000_waiting(tmp_pat
     assert office.state.n_waiting() > 2800 and len(json.loads(summary)["counters"]) == 40
     assert len(summary) <= contract.STATE_BOUND_BYTES, len(summary)
     good = clock.t
-    clock.t -= 10 * 365 * 86400  # and the clock alarm on top (the longest "behind" a Pi's clock can be)
+    clock.t -= 10 * 365 * 86400  # and a clock alarm on top (the longest "behind" a Pi's clock can be)
     office.tick()
     alarmed = contract.encode(office.snapshot())
+    assert json.loads(alarmed)["alerts"][0]["code"] == "clock_stepped_back"  # while it runs
+    assert len(alarmed) <= contract.STATE_BOUND_BYTES, len(alarmed)
+    restarted = Office(cfg, office.store, clock=clock)  # after a restart without the time
+    restarted.tick()
+    alarmed = contract.encode(restarted.snapshot())
     assert json.loads(alarmed)["alerts"][0]["code"] == "clock_behind"
     assert len(alarmed) <= contract.STATE_BOUND_BYTES, len(alarmed)
     clock.t = good

@@ -164,12 +164,17 @@ class AlarmCode(StrEnum):
     renamed; new ones are only added. A receiver shows a code it does not know with the code."""
 
     CLOCK_BEHIND = "clock_behind"
+    CLOCK_STEPPED_BACK = "clock_stepped_back"
 
 
 ALARM_DESCRIPTIONS: dict[AlarmCode, str] = {
     AlarmCode.CLOCK_BEHIND: "the controller's clock is behind its event log (a Pi without a real-time clock "
     "before its time sync): it refuses commands with `clock_behind` until the time sync; `data`: `behind_s`, "
     "whole seconds (the log's last event is at the summary's `ts` + `behind_s`)",
+    AlarmCode.CLOCK_STEPPED_BACK: "a time sync stepped the controller's clock back behind its event log "
+    "while it ran: it goes on, and stamps events at the log's last time until the clock has caught up "
+    "(waits and appointments stand still until then); `data`: `behind_s`, whole seconds the system clock "
+    "is behind the log's last event",
 }
 
 

@@ -115,7 +115,8 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
     ):
         self.cfg = cfg
         self.store = store
-        self.clock = clock
+        self.wall = clock  # the system clock: a time sync may step it back
+        self._in_step = False  # its clock was in step with the log at least once since this controller began
         self.selector: Selector = selector or RuleSelector()
         self.predictor = predictor or WaitPredictor.learned(store, cfg, clock())
         self.new_id = new_id
@@ -277,12 +278,35 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             self.dirty_services.update(self.cfg.service_ids)
             self.dirty_counters.update(self.cfg.counter_ids)
 
+    def clock(self) -> float:
+        """The time events are stamped with and decisions are taken at: the system clock, but once this
+        controller has been in step with its log, never before the log's last event. After a time sync stepped
+        the clock back while the office runs, the time stands at the last event until the clock has caught up:
+        the log stays in order and the day stays the one the log is in."""
+        now = self.wall()
+        return max(now, self.state.last_ts) if self._in_step else now
+
     def _check_clock(self) -> None:
-        """Refuse to act while the clock is behind the log (a Pi without a real-time clock before its time
-        sync): numbering a day again would hand out numbers twice."""
-        now = self.clock()
+        """A clock behind the log by more than the tolerance: after a start (a Pi without a real-time clock
+        before its time sync), refuse to act, as numbering a day again would hand out numbers twice; while
+        running (a time sync stepped a clock back that ran ahead), go on at the log's time (``clock``) and say
+        so in the alarm, as the day the log is in is known to be today."""
+        now = self.wall()
         last = self._last_ts()
         behind = last - now
+        stepped = contract.AlarmCode.CLOCK_STEPPED_BACK
+        if behind > CLOCK_TOLERANCE_S and self._in_step:
+            if self.alerts.get("clock", {}).get("code") != stepped:
+                log.error(
+                    "the clock (%s) stepped back %.0f s behind the event log (%s); events keep the log's "
+                    "time until it has caught up",
+                    iso(now),
+                    behind,
+                    iso(last),
+                )
+            self.alerts["clock"] = contract.alert(stepped, behind_s=round(behind))
+            self.alarms["clock"] = f"clock stepped back {behind:.0f} s"  # short: the summary's bound
+            return
         if behind > CLOCK_TOLERANCE_S:
             msg = (
                 f"the clock ({iso(now)}) is {behind:.0f} s behind the event log ({iso(last)}); "
@@ -293,6 +317,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             self.alerts["clock"] = contract.alert(contract.AlarmCode.CLOCK_BEHIND, behind_s=round(behind))
             self.alarms["clock"] = f"clock {behind:.0f} s behind the event log"  # short: the summary's bound
             raise OpError(ErrorCode.CLOCK_BEHIND, msg)
+        self._in_step = True
         self.alerts.pop("clock", None)
         if self.alarms.pop("clock", None):
             log.warning("the clock is in step with the event log again")

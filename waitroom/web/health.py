@@ -147,7 +147,10 @@ FAULTS = {
 FAULT_CODE_FIELDS = frozenset(FAULT_FIELDS.values())
 
 # the controller's alarms (state.alerts, contract.AlarmCode) as sentences
-ALARMS = {AlarmCode.CLOCK_BEHIND: N_("web.admin.alarm.clock_behind")}
+ALARMS = {
+    AlarmCode.CLOCK_BEHIND: N_("web.admin.alarm.clock_behind"),
+    AlarmCode.CLOCK_STEPPED_BACK: N_("web.admin.alarm.clock_stepped_back"),
+}
 
 # the order of the lines: the overall state first, the known fields next, unknown ones last
 ORDER = (
@@ -487,9 +490,9 @@ def alarms(cfg: Config, lang: str, state: Mapping[str, Any] | None) -> list[Alar
             if not isinstance(a, Mapping) or not isinstance(a.get("code"), str):
                 continue
             code, data = a["code"], a.get("data") if isinstance(a.get("data"), Mapping) else {}
-            if code == AlarmCode.CLOCK_BEHIND and _count(data.get("behind_s")) is not None:
+            if code in ALARMS and _count(data.get("behind_s")) is not None:
                 behind = duration(data["behind_s"], lang)
-                out.append(Alarm(code, t(ALARMS[AlarmCode.CLOCK_BEHIND], lang, behind=behind)))
+                out.append(Alarm(code, t(ALARMS[AlarmCode(code)], lang, behind=behind)))
             else:
                 out.append(Alarm(code, t("web.admin.alarm.unknown", lang, code=code[:40]), raw(data or "")))
         return out
