@@ -238,3 +238,34 @@ def test_the_light_shows_the_controller_gone_without_a_press(cfg, counter_node, 
         wait_for(lambda: c.mode == "idle", timeout=8)
     finally:
         back.stop()
+
+
+def test_served_for_a_ticket_another_workstation_finished_is_refused(
+    counter_node, node, controller, monkeypatch
+):
+    """The staff page at the same counter finishes A001 and calls A002 while the counter node has not heard of
+    it yet (the summary is coalesced; here it is held back): the clerk's "served" at the buttons was meant for
+    A001 and must not mark A002 as served before its citizen has reached the counter. It is refused (red
+    flashes), nothing changes, and the node now knows A002: the next "served" finishes it."""
+    from waitroom import service
+
+    c = counter_node()
+    disp = node("disp-1")
+    for _ in range(2):
+        disp.request("ticket.issue", {"service": "pass"})
+    monkeypatch.setattr(service, "STATE_MIN_S", 3600.0)  # no summary reaches the node from now on
+    press(c.buttons["next"])
+    state = controller.office.state
+    wait_for(lambda: c.runtime.health.get("presses") == 1)  # its reply is in: the node knows A001 is called
+    assert state.ticket("A001").state == "called"
+    web = node("web")
+    web.request("counter.served", {"counter": "c1"})
+    assert web.request("counter.call_next", {"counter": "c1"})["call"]["ticket"] == "A002"
+    press(c.buttons["served"])
+    wait_for(lambda: c.runtime.health.get("presses") == 2)
+    a002 = state.ticket("A002")
+    assert a002.state == "called" and state.counters["c1"].current == a002.id
+    assert c.last_error == "invalid_state" and toggles(led(c, "red"), 0.4) == {True, False}  # refused visibly
+    press(c.buttons["served"])  # the refusal said what is called now
+    wait_for(lambda: a002.state == "served")
+    assert state.counters["c1"].served == 2 and c.last_error == ""
