@@ -321,6 +321,42 @@ def test_scanner_reads_key_events(tmp_path):
     assert struct.calcsize("llHHi") == EVENT.size
 
 
+# Key codes (Linux input) of what a scanner types for the booking confirmation's QR code, as a German (QWERTZ)
+# or a US keyboard: the same characters need other keys and the shift key ("/" is Shift+7 on a German one).
+SHIFT = 42
+_LETTERS = (35, 20, 25, 31, 17, 30, 19, 18, 49, 45, 50, 38)
+_DE = {c: (k, False) for c, k in zip("htpswarenxml", _LETTERS, strict=True)}
+_DE |= {c.upper(): (k, True) for c, (k, _) in _DE.items()} | {"K": (37, True), "Q": (16, True)}
+_DE |= {"7": (8, False), "2": (3, False), ".": (52, False), ":": (52, True), "/": (8, True)}
+_US = {**_DE, "y": (21, False), "z": (44, False), ":": (39, True), "/": (53, False)}
+
+
+def typed(text: str, keys: dict[str, tuple[int, bool]]) -> bytes:
+    """The key events of ``text`` followed by Enter: key down and up, with Shift held around shifted keys."""
+    raw = b""
+    for ch in text:
+        code, shifted = keys[ch]
+        raw += EVENT.pack(0, 0, 1, SHIFT, 1) if shifted else b""
+        raw += EVENT.pack(0, 0, 1, code, 1) + EVENT.pack(0, 0, 0, 0, 0) + EVENT.pack(0, 0, 1, code, 0)
+        raw += EVENT.pack(0, 0, 1, SHIFT, 0) if shifted else b""
+    return raw + EVENT.pack(0, 0, 1, 28, 1) + EVENT.pack(0, 0, 1, 28, 0)
+
+
+@pytest.mark.parametrize("layout", ["de", "us"])
+def test_the_booking_qr_code_scanned_as_a_german_or_us_keyboard_checks_in(layout, tmp_path):
+    """The booking confirmation's QR code holds the check-in URL (https://.../a/K7P2Q). A scanner set to a
+    German keyboard types "/" as Shift+7 and ":" as Shift+.: read without the shift key, the URL became
+    "HTTPS..77WARTEN.EXAMPLE7A7K7P2Q", no code, and every citizen with a booking got "Buchungscode
+    unbekannt"."""
+    url = "https://warten.example/a/K7P2Q"
+    codes: list[str] = []
+    path = tmp_path / "events"
+    path.write_bytes(typed(url, _DE if layout == "de" else _US))
+    with open(path, "rb") as f:
+        CodeReader(str(path), layout, codes.append).read_events(f)
+    assert codes == [url.upper()] and parse_code(codes[0]) == "K7P2Q"
+
+
 def test_pin_map_and_options(cfg):
     from firmware_config.pins import load_file
 
