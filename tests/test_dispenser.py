@@ -357,6 +357,39 @@ def test_the_booking_qr_code_scanned_as_a_german_or_us_keyboard_checks_in(layout
     assert codes == [url.upper()] and parse_code(codes[0]) == "K7P2Q"
 
 
+def test_a_scanner_unplugged_and_plugged_in_again_reads_codes_again(tmp_path, monkeypatch):
+    """A USB scanner not there at boot, and unplugged (a bumped cable) once it worked: the reader looks for it
+    again, so check-in works when it is back; it used to end at the first error until the dispenser
+    restarted."""
+    import os
+
+    monkeypatch.setattr(CodeReader, "RETRY_S", 0.05, raising=False)
+    path = tmp_path / "scanner"  # not there yet
+    codes: list[str] = []
+    reader = CodeReader(str(path), "de", codes.append)
+    reader.start()
+    fds: list[int] = []
+
+    def opened() -> bool:  # once the reader has the device open (no reader yet: ENXIO)
+        try:
+            fds.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+
+    try:
+        for code, keys in (("K7P2Q", [37, 8, 25, 3, 16]), ("Z13", [21, 2, 4])):
+            os.mkfifo(path)  # plugged in
+            wait_until(opened)
+            os.write(fds[-1], b"".join(EVENT.pack(0, 0, 1, k, 1) for k in [*keys, 28]))
+            wait_until(lambda code=code: code in codes)
+            path.unlink()  # unplugged: the reader sees the device go
+            os.close(fds.pop())
+        assert codes == ["K7P2Q", "Z13"]
+    finally:
+        reader.stop()
+
+
 def test_pin_map_and_options(cfg):
     from firmware_config.pins import load_file
 

@@ -105,6 +105,8 @@ def parse_code(text: str) -> str | None:
 class CodeReader:
     """Reads booking codes from a keyboard-like scanner (evdev device, grabbed) or stdin lines."""
 
+    RETRY_S = 2.0  # how often a scanner that is gone is looked for again
+
     def __init__(self, source: str, layout: str, on_code: Callable[[str], None]):
         self.source = source
         self.layout = layout
@@ -120,22 +122,41 @@ class CodeReader:
         self._stop.set()
 
     def _run(self) -> None:
-        try:
-            if self.source == "-":
+        if self.source == "-":
+            try:
                 for line in sys.stdin:
                     if self._stop.is_set():
                         return
                     if line.strip():
                         self.on_code(line.strip())
-                return
-            with open(self.source, "rb", buffering=0) as f:
-                with contextlib.suppress(OSError):
-                    import fcntl
+            except OSError as exc:
+                log.error("booking-code scanner %s: %s", self.source, exc)
+            return
+        # A USB scanner unplugged (a bumped cable) or not there yet at boot is opened again until it is back:
+        # the thread used to end at the first error, and check-in stayed dead until the dispenser restarted.
+        problem = ""
+        while not self._stop.is_set():
+            try:
+                with open(self.source, "rb", buffering=0) as f:
+                    with contextlib.suppress(OSError):
+                        import fcntl
 
-                    fcntl.ioctl(f, EVIOCGRAB, 1)  # keep the scanned keys away from the console
-                self.read_events(f)
-        except OSError as exc:
-            log.error("booking-code scanner %s: %s", self.source, exc)
+                        fcntl.ioctl(f, EVIOCGRAB, 1)  # keep the scanned keys away from the console
+                    if problem:
+                        log.info("booking-code scanner %s is back", self.source)
+                    problem = ""
+                    self.read_events(f)
+                now = "the device is gone"
+            except OSError as exc:
+                now = str(exc)
+            if self._stop.is_set():
+                return
+            if now != problem:  # one line per new problem, not one every few seconds
+                log.error(
+                    "booking-code scanner %s: %s; trying again every %.0f s", self.source, now, self.RETRY_S
+                )
+            problem = now
+            self._stop.wait(self.RETRY_S)
 
     def read_events(self, f: Any) -> None:
         """Turn key-down events into text lines; each Enter delivers one code."""
