@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -605,3 +606,88 @@ def test_all_buttons_at_once_a_press_beyond_the_queue_is_told_to_wait(cfg, contr
     printed = [f.name.rsplit("-", 1)[1] for f in files(folder) if "NOTICE" not in f.name]
     assert sorted(printed) == ["A001.bin", "B001.bin", "C001.bin"]
     assert sum(len(controller.office.state.waiting(s)) for s in d.services) == len(printed)
+
+
+class BreakingPrinter:
+    """A printer on a device file (a FIFO here, as /dev/usb/lp0): it takes the start of the first ticket (with
+    its number) and then stops taking anything (paper out mid-ticket, cable pulled: the write breaks off);
+    everything sent to it later is kept in ``later``."""
+
+    def __init__(self, path: Path, first: int = 1500):
+        import fcntl
+        import os
+
+        os.mkfifo(path)
+        self.path, self.first = path, first
+        self.got, self.later = b"", b""
+        self.stop = threading.Event()
+        self.broke: Callable[[], object] = lambda: True  # the sender has seen the break (before a reopen)
+        self.fcntl, self.os = fcntl, os
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        os = self.os
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        self.fcntl.fcntl(fd, 1031, 4096)  # F_SETPIPE_SZ: the printer's small buffer, before a byte comes
+        while len(self.got) < self.first:
+            try:
+                chunk = os.read(fd, self.first - len(self.got))
+            except BlockingIOError:
+                chunk = b""
+            self.got += chunk
+            if not chunk:  # nobody writes yet
+                time.sleep(0.01)
+        os.close(fd)  # the writer's next bytes find nobody: EPIPE, the ticket broke off
+        while not self.broke():
+            time.sleep(0.01)
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # anything sent again
+        while not self.stop.wait(0.02):
+            with contextlib.suppress(BlockingIOError):
+                self.later += os.read(fd, 65536)
+        os.close(fd)
+
+
+@pytest.mark.parametrize("print_retries", [0, 1])
+def test_a_ticket_that_broke_off_while_printing_is_kept_and_not_printed_again(
+    print_retries, cfg, controller, make, tmp_path
+):
+    """The printer takes the start of the ticket, number included, and then stops (paper out mid-ticket): the
+    citizen may hold that number. It used to be printed a second time (print_retries: a second copy of the
+    same number) or, when that failed too, cancelled at the controller: a citizen with a number that is
+    never called. Now a ticket that broke off is not sent again and stays in the queue; the press beeps."""
+    printer = BreakingPrinter(tmp_path / "lp0")
+    settings = {"backend": "file", "profile": "POS-5890", "file": {"path": str(printer.path)}}
+    d = make(with_dispenser(cfg, settings, print_retries=print_retries))
+    printer.broke = lambda: d.printer.last_fault
+    try:
+        out = d.issue("pass")
+        time.sleep(0.3)  # anything sent again would have reached the printer
+    finally:
+        printer.stop.set()
+    assert b"A001" in printer.got  # the number is on the paper in the citizen's hand
+    assert printer.later == b""  # not printed a second time
+    assert (out.kind, out.reason, out.number) == ("refused", "print_failed", "A001")
+    time.sleep(0.3)  # a cancel would have reached the controller
+    assert [t.number for t in controller.office.state.waiting("pass")] == ["A001"]
+    h = d.health()
+    assert h["printer_fault"] == "printer_send_failed" and h["last_refusal"]["number"] == "A001"
+
+
+def test_an_offline_ticket_that_broke_off_while_printing_is_reported(cfg, controller, make, tmp_path):
+    """The same with the controller unreachable: the offline number whose start is on paper is reported when
+    the controller is back (it used to be void: a citizen holding a number the controller never heard of)."""
+    printer = BreakingPrinter(tmp_path / "lp0")
+    settings = {"backend": "file", "profile": "POS-5890", "file": {"path": str(printer.path)}}
+    d = make(with_dispenser(cfg, settings, print_retries=1))
+    printer.broke = lambda: d.printer.last_fault
+    controller.stop()
+    wait_until(lambda: not d.controller_reachable)
+    try:
+        out = d.issue(
+            "pass", lang="ar"
+        )  # an offline ticket without its QR code: the Arabic one is long enough
+    finally:
+        printer.stop.set()
+    assert (out.kind, out.reason, out.number) == ("refused", "print_failed", "A900")
+    assert b"A900" in printer.got and printer.later == b""
+    assert d.health()["offline_unreported"] == 1  # reported once the controller answers again

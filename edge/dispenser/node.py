@@ -59,6 +59,11 @@ def store_fault(exc: BaseException, *, opening: bool) -> FaultCode:
     return FaultCode.STORE_FAILED
 
 
+def broke_off(exc: PrinterError) -> bool:
+    """The printer was reached and the ticket broke off while it was sent: its start may be on paper."""
+    return exc.fault == FaultCode.PRINTER_SEND_FAILED
+
+
 class Dispenser:
     def __init__(
         self,
@@ -430,7 +435,9 @@ class Dispenser:
         )
 
     def _print(self, data: TicketData | Notice) -> Path | None:
-        """Print with retries; raise PrinterError after the last attempt."""
+        """Print with retries; raise PrinterError after the last attempt. A ticket that broke off while it
+        was sent (``broke_off``) is not sent again: its start, number included, may be on paper already, and a
+        second copy of the same number would follow it."""
         for attempt in range(self.options.print_retries + 1):
             try:
                 result = self.printer.print_ticket(data)
@@ -438,7 +445,7 @@ class Dispenser:
                 log.error(
                     "printing failed (attempt %d of %d): %s", attempt + 1, self.options.print_retries + 1, exc
                 )
-                if attempt == self.options.print_retries:
+                if attempt == self.options.print_retries or broke_off(exc):
                     self._changed()
                     raise
                 time.sleep(0.3)
@@ -453,8 +460,13 @@ class Dispenser:
     ) -> Outcome:
         try:
             path = self._print(self._data(ticket, service, lang))
-        except PrinterError:
-            if not appointment:
+        except PrinterError as exc:
+            if broke_off(exc):  # the citizen may hold its start with the number: it stays in the queue
+                log.warning(
+                    "ticket %s broke off while printing: kept in the queue (its number may be on paper)",
+                    ticket["number"],
+                )
+            elif not appointment:
                 self._cancel(ticket)
             return self._refuse("print_failed", service, signal="beep", number=str(ticket["number"]))
         self._done(service, str(ticket["number"]), bool(ticket.get("priority")))
@@ -494,8 +506,10 @@ class Dispenser:
         ticket = {"number": t.label, "issued_at": t.issued_at, "priority": priority}
         try:
             path = self._print(self._data(ticket, service, lang, offline=True))
-        except PrinterError:
-            self._mark(t, "void")  # never handed out: not reported, never reused
+        except PrinterError as exc:
+            # never handed out: not reported, never reused; one that broke off may be: reported as printed
+            self._mark(t, "printed" if broke_off(exc) else "void")
+            self._wake.set()
             return self._refuse("print_failed", service, signal="beep", number=t.label)
         self._mark(t, "printed")
         self.tally["offline"] += 1
