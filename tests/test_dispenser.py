@@ -691,3 +691,57 @@ def test_an_offline_ticket_that_broke_off_while_printing_is_reported(cfg, contro
     assert (out.kind, out.reason, out.number) == ("refused", "print_failed", "A900")
     assert b"A900" in printer.got and printer.later == b""
     assert d.health()["offline_unreported"] == 1  # reported once the controller answers again
+
+
+def test_a_booking_code_whose_ticket_is_done_prints_no_ticket_of_that_number(
+    cfg, controller, node, make, tmp_path
+):
+    """A citizen called and marked as not appeared (or served) scans the booking code again: the controller
+    answers with that ticket, and the dispenser printed it again -- a ticket for a number that is never called
+    again, and a citizen who waits for it. Now a slip says the number is no longer in the queue and sends the
+    citizen to the reception; a ticket still waiting is printed again (a lost ticket), as before."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, press_interval_s=0))
+    web = node("web")
+    web.request("appointment.book", {"code": "K7P2Q", "service": "pass", "slot": time.time() + 600})
+    first = d._checkin("K7P2Q")
+    again = d._checkin("K7P2Q")  # the ticket lost: printed again with the same number
+    assert (first.kind, again.kind, again.number) == ("printed", "printed", first.number)
+    web.request("counter.call_ticket", {"counter": "c1", "ticket": first.number})
+    web.request("counter.no_show", {"counter": "c1"})
+    late = d._checkin("K7P2Q")
+    assert (late.kind, late.reason) == ("notice", "ticket_done")
+    slip = files(folder)[-1].read_bytes()
+    assert (
+        f"Ihre Nummer {first.number} für diesen Termin".encode("cp858") in slip
+    )  # (the slip wraps after it)
+    assert d.last_refusal["text"]["de"] == (
+        f"Ihre Nummer {first.number} für diesen Termin ist nicht mehr in der Warteschlange. Bitte wenden Sie "
+        "sich an den Empfang."
+    )
+    assert len(files(folder)) == 3
+
+
+@pytest.mark.slow
+def test_a_check_in_while_the_controller_says_retry_later_is_not_called_an_unknown_code(
+    cfg, controller, node, make, tmp_path
+):
+    """A controller back with its clock behind its log answers clock_behind (nothing decided): the citizen's
+    valid booking code was answered with "Buchungscode unbekannt"; now "Check-in gerade nicht möglich"."""
+    from waitroom.service import ControllerService
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, request_timeout_s=0.5))
+    node("web").request("appointment.book", {"code": "K7P2Q", "service": "pass", "slot": time.time() + 600})
+    controller.stop()
+    behind = ControllerService(cfg, str(tmp_path / "events.db"), clock=lambda: time.time() - 3600)
+    assert behind.start(wait=10)
+    try:
+        wait_until(lambda: d.controller_reachable)
+        out = d._checkin("K7P2Q")
+        assert (out.kind, out.reason) == ("notice", "clock_behind")
+        assert "Check-in gerade nicht möglich".encode("cp858") in files(folder)[-1].read_bytes()
+    finally:
+        behind.stop()

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # Refusals after which a report or a deferred command is sent again later (nothing was decided, or the
 # controller failed inside): dropping the report would lose a ticket that is in a citizen's hand.
 RETRY_CODES = frozenset({*(c.value for c in contract.RETRY_LATER), ErrorCode.INTERNAL.value})
+# An appointment's ticket in one of these states is printed again at a second check-in (a lost ticket); one
+# called and finished since (served, not appeared, cancelled) is not: nobody would call that number again.
+QUEUED = ("waiting", "called", "parked")
 
 
 # ------------------------------------------------------------------------------------------ node
@@ -553,19 +556,29 @@ class Dispenser:
         except RequestTimeout:
             return self._notice("dispenser.checkin_offline", "controller_offline")
         except CommandFailed as exc:
+            if exc.code in RETRY_CODES:  # nothing decided (clock behind, rate limit): not an unknown code
+                return self._notice("dispenser.checkin_offline", exc.code)
             key = {ErrorCode.APPOINTMENT_EXPIRED.value: "dispenser.checkin_expired"}.get(
                 exc.code, "dispenser.checkin_unknown"
             )
             return self._notice(key, exc.code)
         ticket = result["ticket"]
+        if ticket.get("state") not in (None, *QUEUED):  # checked in before, and called and finished since
+            number = str(ticket["number"])
+            return self._notice("dispenser.checkin_done", "ticket_done", number=number)
         return self._print_online(ticket, str(ticket["service"]), self.chosen_lang(), appointment=True)
 
-    def _notice(self, key: str, reason: str) -> Outcome:
-        self._refuse(reason, "", signal="beep", text_key=key)
+    def _notice(self, key: str, reason: str, **values: str) -> Outcome:
+        self._refuse(reason, "", signal="beep", text_key=key, values=values)
         try:
             path = self._print(
                 Notice(
-                    self.cfg.office.name, key, self.clock(), self.cfg.office.timezone, lang=self.chosen_lang()
+                    self.cfg.office.name,
+                    key,
+                    self.clock(),
+                    self.cfg.office.timezone,
+                    lang=self.chosen_lang(),
+                    values=values,
                 )
             )
         except PrinterError:
@@ -697,7 +710,14 @@ class Dispenser:
             self._set_lamp(self.buzzer, "flash", n)
 
     def _refuse(
-        self, reason: str, service: str, *, signal: str, number: str = "", text_key: str | None = None
+        self,
+        reason: str,
+        service: str,
+        *,
+        signal: str,
+        number: str = "",
+        text_key: str | None = None,
+        values: dict[str, str] | None = None,
     ) -> Outcome:
         self.tally[f"refused_{reason}"] += 1
         key = text_key or {
@@ -714,7 +734,7 @@ class Dispenser:
             "reason": reason,
             "service": service or None,
             "ts": round(self.clock(), 3),
-            "text": both(key, service=name),
+            "text": both(key, **{"service": name, **(values or {})}),
             "number": number or None,
         }
         if service == "" or reason != "rate_limited":
