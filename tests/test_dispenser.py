@@ -132,6 +132,17 @@ def test_rate_limiter_unit():
     assert rl.allow("d") and not rl.allow("e")
 
 
+def test_rate_limiter_forgets_expired_check_in_codes_but_not_a_recent_one():
+    """Each booking code is a key of its own: a dispenser that runs for months must not keep them all."""
+    now = [0.0]
+    rl = RateLimiter(interval_s=3, burst=10_000, per_minute=600, clock=lambda: now[0])
+    for n in range(1000):
+        now[0] = n * 0.1  # 1,000 codes in 100 s
+        assert rl.allow(f"checkin:C{n:04d}")
+    assert not rl.allow("checkin:C0999")  # read again at once: a double read, still known
+    assert len(rl._last) <= 257  # RateLimiter.KEYS and the newest
+
+
 def test_hammering_a_button_prints_one_ticket(cfg, controller, make, tmp_path):
     folder = tmp_path / "raw"
     folder.mkdir()
@@ -745,3 +756,22 @@ def test_a_check_in_while_the_controller_says_retry_later_is_not_called_an_unkno
         assert "Check-in gerade nicht möglich".encode("cp858") in files(folder)[-1].read_bytes()
     finally:
         behind.stop()
+
+
+def test_two_booking_codes_scanned_one_after_the_other_both_check_in(cfg, controller, node, make, tmp_path):
+    """A couple with two appointments scans both codes within a few seconds: the second was refused as a
+    button hammered (press_interval_s applied to every check-in alike), with three beeps and no slip. Now the
+    interval holds per code: the same code read twice at once (a scanner's double read) prints one ticket."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}))  # press_interval_s 3
+    web = node("web")
+    for code in ("K7P2Q", "M4X8R"):
+        web.request("appointment.book", {"code": code, "service": "pass", "slot": time.time() + 600})
+    outs = [d._checkin("K7P2Q"), d._checkin("M4X8R"), d._checkin("M4X8R")]
+    assert [(o.kind, o.reason) for o in outs] == [
+        ("printed", ""),
+        ("printed", ""),
+        ("refused", "rate_limited"),
+    ]
+    assert len(files(folder)) == 2 and outs[0].number != outs[1].number

@@ -540,7 +540,8 @@ class Dispenser:
 
     def _checkin(self, text: str) -> Outcome:
         code = parse_code(text)
-        if not self.limiter.allow("checkin"):
+        # the same code again within press_interval_s is a double read; another code is another citizen
+        if not self.limiter.allow(f"checkin:{code or ''}"):
             return self._refuse("rate_limited", "", signal="beep")
         if code is None:
             return self._notice("dispenser.checkin_unknown", "unknown_appointment")
