@@ -775,3 +775,27 @@ def test_two_booking_codes_scanned_one_after_the_other_both_check_in(cfg, contro
         ("refused", "rate_limited"),
     ]
     assert len(files(folder)) == 2 and outs[0].number != outs[1].number
+
+
+def test_a_check_in_while_the_printer_is_known_broken_does_not_queue_a_number_nobody_holds(
+    cfg, controller, node, make
+):
+    """A walk-in press with the printer known to be broken is refused before a number is taken; a scanned
+    booking code was checked in all the same: its ticket waited in the queue, called on the display while
+    the citizen, with nothing printed, did not know the number. Now the check-in waits for a printer too."""
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # nothing listens there any more
+    printer = {
+        "backend": "network",
+        "network": {"host": "127.0.0.1", "port": port, "timeout_s": 0.5},
+        "status_query": False,
+    }
+    d = make(with_dispenser(cfg, printer, print_retries=0))
+    node("web").request("appointment.book", {"code": "K7P2Q", "service": "pass", "slot": time.time() + 600})
+    assert d.issue("pass").reason == "print_failed"  # the printer is known to be broken from now on
+    out = d._checkin("K7P2Q")
+    assert (out.kind, out.reason) == ("refused", "printer")
+    assert (
+        controller.office.state.appointments["K7P2Q"].ticket is None
+    )  # not checked in: the code works later
+    assert controller.office.state.waiting("pass") == []

@@ -379,7 +379,7 @@ class Dispenser:
 
     def issue(self, service: str, priority: bool = False, lang: str = "de") -> Outcome:
         """Issue and print one walk-in ticket (online, or from the offline block). Runs on the worker."""
-        if not self.printer.can_print and self.printer.query_status() and not self.printer.can_print:
+        if not self._printer_ready():
             return self._refuse("printer", service, signal="beep")
         if self.controller_reachable:
             rid = contract.new_request_id()
@@ -414,6 +414,10 @@ class Dispenser:
             else:
                 return self._print_online(result["ticket"], service, lang)
         return self._issue_offline(service, priority, lang)
+
+    def _printer_ready(self) -> bool:
+        """False while the printer is known to be unable to print (asked again first, when it can be)."""
+        return self.printer.can_print or (bool(self.printer.query_status()) and self.printer.can_print)
 
     def _data(self, ticket: dict[str, Any], service: str, lang: str, *, offline: bool = False) -> TicketData:
         svc = self.cfg.service(service)
@@ -547,6 +551,8 @@ class Dispenser:
             return self._notice("dispenser.checkin_unknown", "unknown_appointment")
         if not self.controller_reachable:
             return self._notice("dispenser.checkin_offline", "controller_offline")
+        if not self._printer_ready():  # as for a walk-in: no place in the queue without a ticket in hand
+            return self._refuse("printer", "", signal="beep")
         try:
             result = self.runtime.request(
                 "appointment.checkin",
