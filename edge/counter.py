@@ -34,8 +34,12 @@ one's answer is dropped (a double press, or an impatient one while the controlle
 controller answers late, one ticket is called, not several in a row that would each finish the one
 before unseen.
 
+"next" pressed again within ``next_guard_s`` (2 s) of a call that got through is refused the same way (red
+flashes): the second press of a double press, or an impatient one before the display showed the call, would
+call the next ticket and finish the one just called as served before its citizen had stood up.
+
 Node options (``OPTIONS``; docs/configuration.md): ``long_press_s``, ``assist_from_level``,
-``request_timeout_s``, ``retries``, and ``hardware`` (the pin map revision).
+``request_timeout_s``, ``retries``, ``next_guard_s``, and ``hardware`` (the pin map revision).
 Any other key is an error naming it.
 """
 
@@ -44,6 +48,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from edge.hardware import Lamp, PressButton, SimInput, close_all
@@ -99,6 +104,13 @@ OPTIONS: dict[str, tuple[float, float, float, str]] = {
     ),
     "request_timeout_s": (2.0, 0.1, 30, "seconds to wait for the controller's reply to a press, per attempt"),
     "retries": (2, 0, 10, "repeats of a press (same request id) before it is refused visibly"),
+    "next_guard_s": (
+        2.0,
+        0,
+        30,
+        "seconds after a call in which 'next' is taken as pressed twice and refused (red flashes), so the "
+        "ticket just called is not finished before its citizen has stood up; 0: off",
+    ),
 }
 # ``nodes[].options`` of an assistance node, as ``OPTIONS``.
 ASSIST_OPTIONS: dict[str, tuple[float, float, float, str]] = {
@@ -184,6 +196,8 @@ class CounterNode:
         self.assist_from_level = int(_option(node, "assist_from_level", OPTIONS))
         self.timeout_s = _option(node, "request_timeout_s", OPTIONS)
         self.retries = int(_option(node, "retries", OPTIONS))
+        self.next_guard_s = _option(node, "next_guard_s", OPTIONS)
+        self._called_at = -1e9  # monotonic time of the last call this node made (call_next or recall)
         pinmap = node_pins(node, cfg)
         self.buttons: dict[str, PressButton] = {}
         for name in BUTTONS:
@@ -303,6 +317,13 @@ class CounterNode:
             self.show()
             return
         key = (op, tuple(sorted(args.items())))
+        if op == "counter.call_next" and time.monotonic() - self._called_at < self.next_guard_s:
+            log.info("%s: next pressed again right after a call; not sent (next_guard_s)", self.node.id)
+            self.doubled += 1
+            self.last_error = "double_press"
+            self.feedback("error")
+            self._health()
+            return
         with self._lock:
             if key in self._unanswered:  # a second press before the first one's answer: a double press
                 log.info(
@@ -345,9 +366,14 @@ class CounterNode:
         else:
             self.last_error = ""
             self.controller_up = True  # it answered
+            if op == "counter.call_next":
+                self._called_at = time.monotonic()
             if self.offline:
                 self.offline = False
                 self.show()
+        self._health()
+
+    def _health(self) -> None:
         self.runtime.set_health(
             counter=self.counter,
             mode=self.mode,

@@ -269,3 +269,23 @@ def test_served_for_a_ticket_another_workstation_finished_is_refused(
     press(c.buttons["served"])  # the refusal said what is called now
     wait_for(lambda: a002.state == "served")
     assert state.counters["c1"].served == 2 and c.last_error == ""
+
+
+def test_next_pressed_twice_in_a_row_calls_one_ticket(counter_node, node, controller):
+    """A clerk presses "next" twice in a row (the display takes a moment to show the call, or the button was
+    hit twice): the second press came after the first one's answer and called the next ticket too, finishing
+    the first call as served before its citizen had stood up. A "next" within next_guard_s of a call is now
+    refused (red flashes); after it, "next" calls again."""
+    c = counter_node(next_guard_s=5)
+    disp = node("disp-1")
+    for _ in range(3):
+        disp.request("ticket.issue", {"service": "pass"})
+    state = controller.office.state
+    press(c.buttons["next"])
+    wait_for(lambda: c.runtime.health.get("presses") == 1)  # its answer is in
+    press(c.buttons["next"])
+    wait_for(lambda: c.runtime.health.get("presses") == 2)  # answered, or refused at the node
+    assert state.ticket("A001").state == "called" and state.ticket("A002").state == "waiting"
+    assert c.last_error == "double_press" and toggles(led(c, "red"), 0.4) == {True, False}  # refused visibly
+    press(c.buttons["served"])  # other buttons are not held back
+    wait_for(lambda: state.ticket("A001").state == "served")
