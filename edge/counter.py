@@ -197,7 +197,7 @@ class CounterNode:
         self.timeout_s = _option(node, "request_timeout_s", OPTIONS)
         self.retries = int(_option(node, "retries", OPTIONS))
         self.next_guard_s = _option(node, "next_guard_s", OPTIONS)
-        self._called_at = -1e9  # monotonic time of the last call this node made (call_next or recall)
+        self._called_at = -1e9  # monotonic time of the last "next" of this node that called a ticket
         pinmap = node_pins(node, cfg)
         self.buttons: dict[str, PressButton] = {}
         for name in BUTTONS:
