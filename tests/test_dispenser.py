@@ -799,3 +799,24 @@ def test_a_check_in_while_the_printer_is_known_broken_does_not_queue_a_number_no
         controller.office.state.appointments["K7P2Q"].ticket is None
     )  # not checked in: the code works later
     assert controller.office.state.waiting("pass") == []
+
+
+def test_a_stuck_button_released_is_no_longer_reported_stuck(cfg, controller, node, make, tmp_path):
+    """A button held down (a bag leaning on it) is reported stuck in the health record, which the admin page
+    shows as an error. Once it was released, the record said "stuck" until something else changed it: with
+    the controller unreachable (nothing syncs), for good. Now the release is published at once."""
+    health: list[dict] = []
+    web = node("web")
+    web.subscribe(Topics(cfg.office.id).health("disp-1"), lambda t, p: health.append(decode(p)))
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, stuck_s=1))
+    controller.stop()
+    wait_until(lambda: not d.controller_reachable)
+    pin = d.buttons["pass"].pin
+    pin.drive_low()
+    wait_until(lambda: health and health[-1]["buttons_stuck"] == ["pass"])
+    assert health[-1]["status"] == "error"
+    pin.drive_high()
+    wait_until(lambda: health[-1]["buttons_stuck"] == [])
+    assert health[-1]["status"] != "error" and files(folder) == []  # and no ticket for the long press

@@ -68,6 +68,8 @@ def broke_off(exc: PrinterError) -> bool:
 
 
 class Dispenser:
+    STUCK_POLL_S = 0.5  # how often a button held as stuck is looked at until it is released
+
     def __init__(
         self,
         runtime: Any,
@@ -315,6 +317,18 @@ class Dispenser:
         self.tally["stuck"] += 1
         self.stuck.add(service)
         self._changed()
+        self._later(self.STUCK_POLL_S, lambda: self._still_stuck(service))
+
+    def _still_stuck(self, service: str) -> None:
+        """Publish the release of a stuck button at once (else only the next sync, which needs the controller,
+        would take "stuck" off the health record and the admin page)."""
+        if self._stop.is_set():
+            return
+        if self.buttons[service].is_pressed:
+            self._later(self.STUCK_POLL_S, lambda: self._still_stuck(service))
+        else:
+            log.info("button %s released", service)
+            self._changed()
 
     def _on_sim_code(self, topic: str, payload: bytes) -> None:
         try:
