@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import socket
 import struct
 import threading
@@ -373,8 +375,6 @@ def test_a_scanner_unplugged_and_plugged_in_again_reads_codes_again(tmp_path, mo
     """A USB scanner not there at boot, and unplugged (a bumped cable) once it worked: the reader looks for it
     again, so check-in works when it is back; it used to end at the first error until the dispenser
     restarted."""
-    import os
-
     monkeypatch.setattr(CodeReader, "RETRY_S", 0.05, raising=False)
     path = tmp_path / "scanner"  # not there yet
     codes: list[str] = []
@@ -625,21 +625,16 @@ class BreakingPrinter:
     everything sent to it later is kept in ``later``."""
 
     def __init__(self, path: Path, first: int = 1500):
-        import fcntl
-        import os
-
         os.mkfifo(path)
         self.path, self.first = path, first
         self.got, self.later = b"", b""
         self.stop = threading.Event()
         self.broke: Callable[[], object] = lambda: True  # the sender has seen the break (before a reopen)
-        self.fcntl, self.os = fcntl, os
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
-        os = self.os
         fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
-        self.fcntl.fcntl(fd, 1031, 4096)  # F_SETPIPE_SZ: the printer's small buffer, before a byte comes
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)  # the printer's small buffer, before a byte comes
         while len(self.got) < self.first:
             try:
                 chunk = os.read(fd, self.first - len(self.got))
