@@ -7,6 +7,8 @@ decided by the controller (``controller.assist_escalate_s``); this node only sho
 
 If the controller cannot be reached, the light flickers fast for a few seconds so the citizen sees the press
 was not taken (and the press is not silently lost: request/reply with retries under the same request id).
+When the controller's status says it is gone, the flicker comes at once, not only after every retry timed
+out; the request is still sent, and taken if the controller is back within the retries.
 
 Pins (firmware_config/pinmaps/assist.yaml): ``help`` (button), ``light`` (the button's lamp).
 Node options (``OPTIONS``; docs/configuration.md): ``long_press_s``, ``request_timeout_s``, ``retries``, and
@@ -58,6 +60,7 @@ class AssistNode:
         self._timer: threading.Timer | None = None
         self._lock = threading.RLock()
         self._closed = False
+        self.controller_up: bool | None = None  # the controller's retained status; None until it arrives
         self._jobs: queue.Queue[str | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name=f"{node.id}-presses", daemon=True)
 
@@ -65,6 +68,7 @@ class AssistNode:
         self._worker.start()
         self.runtime.on_state(self._on_state)
         self.runtime.on_event(self._on_event)
+        self.runtime.on_controller(self._on_controller)
         self.show()
         log.info("assistance node %s ready", self.node.id)
 
@@ -82,7 +86,13 @@ class AssistNode:
             log.warning("%s: %s refused, no connection to the broker", self.node.id, op)
             self.refused()
             return
+        if self.controller_up is False:  # shown at once; sent all the same, in case it is back in time
+            log.warning("%s: %s while the controller is offline", self.node.id, op)
+            self.refused()
         self._jobs.put(op)
+
+    def _on_controller(self, online: bool) -> None:
+        self.controller_up = online
 
     def _work(self) -> None:
         while True:

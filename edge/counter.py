@@ -20,6 +20,13 @@ Status light (an RGB LED ``status_red/green/blue``; with only ``status_green`` t
 - assistance: blue blinks while a request at or above this counter's escalation level waits, blue steady while
   the request this counter acknowledged is open; the ``buzzer`` beeps twice for each new or escalated request.
 
+Each press that acts on the called ticket (next, recall, served, no-show, pause, close) names the ticket this
+node knows as called at its counter (``current``; from the office state and the replies to its own presses,
+ordered by their ``seq``): when another workstation has called, finished or recalled meanwhile, the controller
+does nothing (``invalid_state``), the light flashes red, and the next press acts on the ticket called now. So
+"served" pressed just after a staff page finished that ticket and called the next one does not mark the new
+one as served before its citizen has reached the counter.
+
 Presses are never lost silently: each is sent with request/reply and retried with the same request id; when
 the controller stays silent the light blinks red fast (refused visibly), and a press while the broker is
 unreachable is refused at once the same way. A press of the same button (same command) again before the first
@@ -27,8 +34,12 @@ one's answer is dropped (a double press, or an impatient one while the controlle
 controller answers late, one ticket is called, not several in a row that would each finish the one
 before unseen.
 
+"next" pressed again within ``next_guard_s`` (2 s) of a call that got through is refused the same way (red
+flashes): the second press of a double press, or an impatient one before the display showed the call, would
+call the next ticket and finish the one just called as served before its citizen had stood up.
+
 Node options (``OPTIONS``; docs/configuration.md): ``long_press_s``, ``assist_from_level``,
-``request_timeout_s``, ``retries``, and ``hardware`` (the pin map revision).
+``request_timeout_s``, ``retries``, ``next_guard_s``, and ``hardware`` (the pin map revision).
 Any other key is an error naming it.
 """
 
@@ -37,6 +48,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from edge.hardware import Lamp, PressButton, SimInput, close_all
@@ -61,6 +73,17 @@ DEFAULT_PINS: dict[str, int] = {
     "buzzer": 26,
 }
 BUTTONS = ("next", "recall", "served", "no_show", "pause")
+# the operations that act on (or finish) the called ticket: they carry ``current`` (docs/mqtt-contract.md)
+EXPECTS_CURRENT = frozenset(
+    {
+        "counter.call_next",
+        "counter.recall",
+        "counter.served",
+        "counter.no_show",
+        "counter.pause",
+        "counter.close",
+    }
+)
 FEEDBACK_S = 1.0  # how long a feedback flash pattern shows before the state pattern returns
 # ``nodes[].options`` of a counter node: name -> (default, lowest, highest, description). ``hardware`` (the
 # pin map revision) is checked with the pins (firmware_config.pins). docs/configuration.md lists these.
@@ -81,6 +104,13 @@ OPTIONS: dict[str, tuple[float, float, float, str]] = {
     ),
     "request_timeout_s": (2.0, 0.1, 30, "seconds to wait for the controller's reply to a press, per attempt"),
     "retries": (2, 0, 10, "repeats of a press (same request id) before it is refused visibly"),
+    "next_guard_s": (
+        2.0,
+        0,
+        30,
+        "seconds after a call in which 'next' is taken as pressed twice and refused (red flashes), so the "
+        "ticket just called is not finished before its citizen has stood up; 0: off",
+    ),
 }
 # ``nodes[].options`` of an assistance node, as ``OPTIONS``.
 ASSIST_OPTIONS: dict[str, tuple[float, float, float, str]] = {
@@ -166,6 +196,8 @@ class CounterNode:
         self.assist_from_level = int(_option(node, "assist_from_level", OPTIONS))
         self.timeout_s = _option(node, "request_timeout_s", OPTIONS)
         self.retries = int(_option(node, "retries", OPTIONS))
+        self.next_guard_s = _option(node, "next_guard_s", OPTIONS)
+        self._called_at = -1e9  # monotonic time of the last "next" of this node that called a ticket
         pinmap = node_pins(node, cfg)
         self.buttons: dict[str, PressButton] = {}
         for name in BUTTONS:
@@ -211,6 +243,10 @@ class CounterNode:
         self.mode = "unknown"
         self._unanswered: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()  # presses queued or in flight
         self.doubled = 0  # presses dropped because the same press was still unanswered
+        # the ticket this node knows as called at its counter ("" none; None: not known yet) and the ``seq``
+        # of the state or reply it is from: sent as ``current`` with the presses that act on it
+        self.called: str | None = None
+        self._called_seq = -1
 
     # -- wiring
     def _wire(self) -> None:
@@ -281,6 +317,13 @@ class CounterNode:
             self.show()
             return
         key = (op, tuple(sorted(args.items())))
+        if op == "counter.call_next" and time.monotonic() - self._called_at < self.next_guard_s:
+            log.info("%s: next pressed again right after a call; not sent (next_guard_s)", self.node.id)
+            self.doubled += 1
+            self.last_error = "double_press"
+            self.feedback("error")
+            self._health()
+            return
         with self._lock:
             if key in self._unanswered:  # a second press before the first one's answer: a double press
                 log.info(
@@ -304,8 +347,13 @@ class CounterNode:
                     self._unanswered.discard((op, tuple(sorted(args.items()))))
 
     def _send(self, op: str, args: dict[str, Any]) -> None:
+        with self._lock:  # what is known when it goes out (a press queued behind another one sees its reply)
+            if op in EXPECTS_CURRENT and self.called is not None:
+                args = {**args, "current": self.called}
         try:
-            self.runtime.request(op, args, timeout=self.timeout_s, retries=self.retries)
+            self.runtime.request(
+                op, args, timeout=self.timeout_s, retries=self.retries, on_reply=lambda r: self._learn(op, r)
+            )
         except CommandFailed as exc:
             self.last_error = exc.code
             log.info("%s: %s refused: %s", self.node.id, op, exc)
@@ -318,9 +366,14 @@ class CounterNode:
         else:
             self.last_error = ""
             self.controller_up = True  # it answered
+            if op == "counter.call_next":
+                self._called_at = time.monotonic()
             if self.offline:
                 self.offline = False
                 self.show()
+        self._health()
+
+    def _health(self) -> None:
         self.runtime.set_health(
             counter=self.counter,
             mode=self.mode,
@@ -330,6 +383,32 @@ class CounterNode:
         )
 
     # -- state from the controller
+    def _learn(self, op: str, reply: dict[str, Any]) -> None:
+        """The ticket called at this counter after a reply to one of this node's presses."""
+        seq = reply.get("seq")
+        if not isinstance(seq, int):
+            return
+        result = reply.get("result") or {}
+        error = reply.get("error") or {}
+        code, data = error.get("code"), error.get("data") or {}
+        called: str | None
+        if reply.get("ok") and isinstance(result.get("call"), dict):
+            called = str(result["call"].get("ticket") or "")  # call_next, recall
+        elif reply.get("ok") and op in EXPECTS_CURRENT:
+            called = ""  # served, no-show, pause, close finish it
+        elif code == "invalid_state" and isinstance(data, dict) and data.get("counter") == self.counter:
+            called = str(data.get("ticket") or "")  # what the controller says is called now
+            with self._lock:  # its word on the present, whatever seq was known (a restored event log)
+                self.called, self._called_seq = called, seq
+            return
+        elif code in ("nobody_waiting", "not_serving"):
+            called = ""  # call_next finished the called ticket; or nothing was called
+        else:
+            return
+        with self._lock:
+            if seq >= self._called_seq:
+                self.called, self._called_seq = called, seq
+
     def _connected(self) -> None:
         pass  # stays "offline" until the controller's state arrives (broker up does not mean controller up)
 
@@ -351,6 +430,10 @@ class CounterNode:
         with self._lock:
             self.offline = self.controller_up is False
             self.counter_state = next((c for c in state.get("counters", []) if c["id"] == self.counter), None)
+            seq = state.get("seq")
+            if self.counter_state is not None and isinstance(seq, int) and seq >= self._called_seq:
+                self.called = str((self.counter_state.get("serving") or {}).get("ticket") or "")
+                self._called_seq = seq
             self._update_assist(state.get("assistance", []))
         self.show()
 

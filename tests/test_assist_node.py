@@ -123,3 +123,26 @@ def test_the_light_stays_on_when_ten_older_requests_fill_the_summary(cfg, tmp_pa
         rt.stop()
         web.stop()
         svc.stop()
+
+
+def test_a_press_while_the_controller_is_gone_flickers_at_once_and_is_sent_when_it_is_back(
+    cfg, assist_node, controller, tmp_path
+):
+    """The controller is gone (its status says so): a citizen's press showed nothing until every retry had
+    timed out (here 12 s), so the citizen pressed again and again. The light now flickers at once; the
+    request is still sent, and taken when the controller is back within the retries."""
+    from waitroom.service import ControllerService
+
+    a = assist_node(request_timeout_s=2, retries=5)
+    controller.stop()
+    wait_for(lambda: getattr(a, "controller_up", False) is False)  # its status has arrived
+    press(a.button)
+    wait_for(lambda: a._refused, timeout=3)
+    assert toggles(a.light.pin, 0.5) == {True, False}
+    back = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert back.start(wait=10)
+    try:
+        wait_for(lambda: a.request_state == "pending", timeout=10)
+        assert [x.terminal for x in back.office.state.assists.values()] == ["sb-1"]
+    finally:
+        back.stop()

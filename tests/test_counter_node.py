@@ -238,3 +238,54 @@ def test_the_light_shows_the_controller_gone_without_a_press(cfg, counter_node, 
         wait_for(lambda: c.mode == "idle", timeout=8)
     finally:
         back.stop()
+
+
+def test_served_for_a_ticket_another_workstation_finished_is_refused(
+    counter_node, node, controller, monkeypatch
+):
+    """The staff page at the same counter finishes A001 and calls A002 while the counter node has not heard of
+    it yet (the summary is coalesced; here it is held back): the clerk's "served" at the buttons was meant for
+    A001 and must not mark A002 as served before its citizen has reached the counter. It is refused (red
+    flashes), nothing changes, and the node now knows A002: the next "served" finishes it."""
+    from waitroom import service
+
+    c = counter_node()
+    disp = node("disp-1")
+    for _ in range(2):
+        disp.request("ticket.issue", {"service": "pass"})
+    monkeypatch.setattr(service, "STATE_MIN_S", 3600.0)  # no summary reaches the node from now on
+    press(c.buttons["next"])
+    state = controller.office.state
+    wait_for(lambda: c.runtime.health.get("presses") == 1)  # its reply is in: the node knows A001 is called
+    assert state.ticket("A001").state == "called"
+    web = node("web")
+    web.request("counter.served", {"counter": "c1"})
+    assert web.request("counter.call_next", {"counter": "c1"})["call"]["ticket"] == "A002"
+    press(c.buttons["served"])
+    wait_for(lambda: c.runtime.health.get("presses") == 2)
+    a002 = state.ticket("A002")
+    assert a002.state == "called" and state.counters["c1"].current == a002.id
+    assert c.last_error == "invalid_state" and toggles(led(c, "red"), 0.4) == {True, False}  # refused visibly
+    press(c.buttons["served"])  # the refusal said what is called now
+    wait_for(lambda: a002.state == "served")
+    assert state.counters["c1"].served == 2 and c.last_error == ""
+
+
+def test_next_pressed_twice_in_a_row_calls_one_ticket(counter_node, node, controller):
+    """A clerk presses "next" twice in a row (the display takes a moment to show the call, or the button was
+    hit twice): the second press came after the first one's answer and called the next ticket too, finishing
+    the first call as served before its citizen had stood up. A "next" within next_guard_s of a call is now
+    refused (red flashes); after it, "next" calls again."""
+    c = counter_node(next_guard_s=5)
+    disp = node("disp-1")
+    for _ in range(3):
+        disp.request("ticket.issue", {"service": "pass"})
+    state = controller.office.state
+    press(c.buttons["next"])
+    wait_for(lambda: c.runtime.health.get("presses") == 1)  # its answer is in
+    press(c.buttons["next"])
+    wait_for(lambda: c.runtime.health.get("presses") == 2)  # answered, or refused at the node
+    assert state.ticket("A001").state == "called" and state.ticket("A002").state == "waiting"
+    assert c.last_error == "double_press" and toggles(led(c, "red"), 0.4) == {True, False}  # refused visibly
+    press(c.buttons["served"])  # other buttons are not held back
+    wait_for(lambda: state.ticket("A001").state == "served")

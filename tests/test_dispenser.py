@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import socket
 import struct
 import threading
@@ -129,6 +132,17 @@ def test_rate_limiter_unit():
     assert not rl.allow("d")
     now[0] = 13.6  # 6 per minute: one token every 10 s
     assert rl.allow("d") and not rl.allow("e")
+
+
+def test_rate_limiter_forgets_expired_check_in_codes_but_not_a_recent_one():
+    """Each booking code is a key of its own: a dispenser that runs for months must not keep them all."""
+    now = [0.0]
+    rl = RateLimiter(interval_s=3, burst=10_000, per_minute=600, clock=lambda: now[0])
+    for n in range(1000):
+        now[0] = n * 0.1  # 1,000 codes in 100 s
+        assert rl.allow(f"checkin:C{n:04d}")
+    assert not rl.allow("checkin:C0999")  # read again at once: a double read, still known
+    assert len(rl._last) <= 257  # RateLimiter.KEYS and the newest
 
 
 def test_hammering_a_button_prints_one_ticket(cfg, controller, make, tmp_path):
@@ -319,6 +333,73 @@ def test_scanner_reads_key_events(tmp_path):
     assert codes == ["K7P2Q", "Z13"]
     assert parse_code("https://x/a/k7p2q/") == "K7P2Q" and parse_code("ab") is None
     assert struct.calcsize("llHHi") == EVENT.size
+
+
+# Key codes (Linux input) of what a scanner types for the booking confirmation's QR code, as a German (QWERTZ)
+# or a US keyboard: the same characters need other keys and the shift key ("/" is Shift+7 on a German one).
+SHIFT = 42
+_LETTERS = (35, 20, 25, 31, 17, 30, 19, 18, 49, 45, 50, 38)
+_DE = {c: (k, False) for c, k in zip("htpswarenxml", _LETTERS, strict=True)}
+_DE |= {c.upper(): (k, True) for c, (k, _) in _DE.items()} | {"K": (37, True), "Q": (16, True)}
+_DE |= {"7": (8, False), "2": (3, False), ".": (52, False), ":": (52, True), "/": (8, True)}
+_US = {**_DE, "y": (21, False), "z": (44, False), ":": (39, True), "/": (53, False)}
+
+
+def typed(text: str, keys: dict[str, tuple[int, bool]]) -> bytes:
+    """The key events of ``text`` followed by Enter: key down and up, with Shift held around shifted keys."""
+    raw = b""
+    for ch in text:
+        code, shifted = keys[ch]
+        raw += EVENT.pack(0, 0, 1, SHIFT, 1) if shifted else b""
+        raw += EVENT.pack(0, 0, 1, code, 1) + EVENT.pack(0, 0, 0, 0, 0) + EVENT.pack(0, 0, 1, code, 0)
+        raw += EVENT.pack(0, 0, 1, SHIFT, 0) if shifted else b""
+    return raw + EVENT.pack(0, 0, 1, 28, 1) + EVENT.pack(0, 0, 1, 28, 0)
+
+
+@pytest.mark.parametrize("layout", ["de", "us"])
+def test_the_booking_qr_code_scanned_as_a_german_or_us_keyboard_checks_in(layout, tmp_path):
+    """The booking confirmation's QR code holds the check-in URL (https://.../a/K7P2Q). A scanner set to a
+    German keyboard types "/" as Shift+7 and ":" as Shift+.: read without the shift key, the URL became
+    "HTTPS..77WARTEN.EXAMPLE7A7K7P2Q", no code, and every citizen with a booking got "Buchungscode
+    unbekannt"."""
+    url = "https://warten.example/a/K7P2Q"
+    codes: list[str] = []
+    path = tmp_path / "events"
+    path.write_bytes(typed(url, _DE if layout == "de" else _US))
+    with open(path, "rb") as f:
+        CodeReader(str(path), layout, codes.append).read_events(f)
+    assert codes == [url.upper()] and parse_code(codes[0]) == "K7P2Q"
+
+
+def test_a_scanner_unplugged_and_plugged_in_again_reads_codes_again(tmp_path, monkeypatch):
+    """A USB scanner not there at boot, and unplugged (a bumped cable) once it worked: the reader looks for it
+    again, so check-in works when it is back; it used to end at the first error until the dispenser
+    restarted."""
+    monkeypatch.setattr(CodeReader, "RETRY_S", 0.05, raising=False)
+    path = tmp_path / "scanner"  # not there yet
+    codes: list[str] = []
+    reader = CodeReader(str(path), "de", codes.append)
+    reader.start()
+    fds: list[int] = []
+
+    def opened() -> bool:  # once the reader has the device open (no reader yet: ENXIO)
+        try:
+            fds.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+
+    try:
+        for code, keys in (("K7P2Q", [37, 8, 25, 3, 16]), ("Z13", [21, 2, 4])):
+            os.mkfifo(path)  # plugged in
+            wait_until(opened)
+            os.write(fds[-1], b"".join(EVENT.pack(0, 0, 1, k, 1) for k in [*keys, 28]))
+            wait_until(lambda code=code: code in codes)
+            path.unlink()  # unplugged: the reader sees the device go
+            os.close(fds.pop())
+        assert codes == ["K7P2Q", "Z13"]
+    finally:
+        reader.stop()
 
 
 def test_pin_map_and_options(cfg):
@@ -536,3 +617,201 @@ def test_all_buttons_at_once_a_press_beyond_the_queue_is_told_to_wait(cfg, contr
     printed = [f.name.rsplit("-", 1)[1] for f in files(folder) if "NOTICE" not in f.name]
     assert sorted(printed) == ["A001.bin", "B001.bin", "C001.bin"]
     assert sum(len(controller.office.state.waiting(s)) for s in d.services) == len(printed)
+
+
+class BreakingPrinter:
+    """A printer on a device file (a FIFO here, as /dev/usb/lp0): it takes the start of the first ticket (with
+    its number) and then stops taking anything (paper out mid-ticket, cable pulled: the write breaks off);
+    everything sent to it later is kept in ``later``."""
+
+    def __init__(self, path: Path, first: int = 1500):
+        os.mkfifo(path)
+        self.path, self.first = path, first
+        self.got, self.later = b"", b""
+        self.stop = threading.Event()
+        self.broke: Callable[[], object] = lambda: True  # the sender has seen the break (before a reopen)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)  # the printer's small buffer, before a byte comes
+        while len(self.got) < self.first:
+            try:
+                chunk = os.read(fd, self.first - len(self.got))
+            except BlockingIOError:
+                chunk = b""
+            self.got += chunk
+            if not chunk:  # nobody writes yet
+                time.sleep(0.01)
+        os.close(fd)  # the writer's next bytes find nobody: EPIPE, the ticket broke off
+        while not self.broke():
+            time.sleep(0.01)
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # anything sent again
+        while not self.stop.wait(0.02):
+            with contextlib.suppress(BlockingIOError):
+                self.later += os.read(fd, 65536)
+        os.close(fd)
+
+
+@pytest.mark.parametrize("print_retries", [0, 1])
+def test_a_ticket_that_broke_off_while_printing_is_kept_and_not_printed_again(
+    print_retries, cfg, controller, make, tmp_path
+):
+    """The printer takes the start of the ticket, number included, and then stops (paper out mid-ticket): the
+    citizen may hold that number. It used to be printed a second time (print_retries: a second copy of the
+    same number) or, when that failed too, cancelled at the controller: a citizen with a number that is
+    never called. Now a ticket that broke off is not sent again and stays in the queue; the press beeps."""
+    printer = BreakingPrinter(tmp_path / "lp0")
+    settings = {"backend": "file", "profile": "POS-5890", "file": {"path": str(printer.path)}}
+    d = make(with_dispenser(cfg, settings, print_retries=print_retries))
+    printer.broke = lambda: d.printer.last_fault
+    try:
+        out = d.issue("pass")
+        time.sleep(0.3)  # anything sent again would have reached the printer
+    finally:
+        printer.stop.set()
+    assert b"A001" in printer.got  # the number is on the paper in the citizen's hand
+    assert printer.later == b""  # not printed a second time
+    assert (out.kind, out.reason, out.number) == ("refused", "print_failed", "A001")
+    time.sleep(0.3)  # a cancel would have reached the controller
+    assert [t.number for t in controller.office.state.waiting("pass")] == ["A001"]
+    h = d.health()
+    assert h["printer_fault"] == "printer_send_failed" and h["last_refusal"]["number"] == "A001"
+
+
+def test_an_offline_ticket_that_broke_off_while_printing_is_reported(cfg, controller, make, tmp_path):
+    """The same with the controller unreachable: the offline number whose start is on paper is reported when
+    the controller is back (it used to be void: a citizen holding a number the controller never heard of)."""
+    printer = BreakingPrinter(tmp_path / "lp0")
+    settings = {"backend": "file", "profile": "POS-5890", "file": {"path": str(printer.path)}}
+    d = make(with_dispenser(cfg, settings, print_retries=1))
+    printer.broke = lambda: d.printer.last_fault
+    controller.stop()
+    wait_until(lambda: not d.controller_reachable)
+    try:
+        out = d.issue(
+            "pass", lang="ar"
+        )  # an offline ticket without its QR code: the Arabic one is long enough
+    finally:
+        printer.stop.set()
+    assert (out.kind, out.reason, out.number) == ("refused", "print_failed", "A900")
+    assert b"A900" in printer.got and printer.later == b""
+    assert d.health()["offline_unreported"] == 1  # reported once the controller answers again
+
+
+def test_a_booking_code_whose_ticket_is_done_prints_no_ticket_of_that_number(
+    cfg, controller, node, make, tmp_path
+):
+    """A citizen called and marked as not appeared (or served) scans the booking code again: the controller
+    answers with that ticket, and the dispenser printed it again -- a ticket for a number that is never called
+    again, and a citizen who waits for it. Now a slip says the number is no longer in the queue and sends the
+    citizen to the reception; a ticket still waiting is printed again (a lost ticket), as before."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, press_interval_s=0))
+    web = node("web")
+    web.request("appointment.book", {"code": "K7P2Q", "service": "pass", "slot": time.time() + 600})
+    first = d._checkin("K7P2Q")
+    again = d._checkin("K7P2Q")  # the ticket lost: printed again with the same number
+    assert (first.kind, again.kind, again.number) == ("printed", "printed", first.number)
+    web.request("counter.call_ticket", {"counter": "c1", "ticket": first.number})
+    web.request("counter.no_show", {"counter": "c1"})
+    late = d._checkin("K7P2Q")
+    assert (late.kind, late.reason) == ("notice", "ticket_done")
+    slip = files(folder)[-1].read_bytes()
+    assert (
+        f"Ihre Nummer {first.number} für diesen Termin".encode("cp858") in slip
+    )  # (the slip wraps after it)
+    assert d.last_refusal["text"]["de"] == (
+        f"Ihre Nummer {first.number} für diesen Termin ist nicht mehr in der Warteschlange. Bitte wenden Sie "
+        "sich an den Empfang."
+    )
+    assert len(files(folder)) == 3
+
+
+@pytest.mark.slow
+def test_a_check_in_while_the_controller_says_retry_later_is_not_called_an_unknown_code(
+    cfg, controller, node, make, tmp_path
+):
+    """A controller back with its clock behind its log answers clock_behind (nothing decided): the citizen's
+    valid booking code was answered with "Buchungscode unbekannt"; now "Check-in gerade nicht möglich"."""
+    from waitroom.service import ControllerService
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, request_timeout_s=0.5))
+    node("web").request("appointment.book", {"code": "K7P2Q", "service": "pass", "slot": time.time() + 600})
+    controller.stop()
+    behind = ControllerService(cfg, str(tmp_path / "events.db"), clock=lambda: time.time() - 3600)
+    assert behind.start(wait=10)
+    try:
+        wait_until(lambda: d.controller_reachable)
+        out = d._checkin("K7P2Q")
+        assert (out.kind, out.reason) == ("notice", "clock_behind")
+        assert "Check-in gerade nicht möglich".encode("cp858") in files(folder)[-1].read_bytes()
+    finally:
+        behind.stop()
+
+
+def test_two_booking_codes_scanned_one_after_the_other_both_check_in(cfg, controller, node, make, tmp_path):
+    """A couple with two appointments scans both codes within a few seconds: the second was refused as a
+    button hammered (press_interval_s applied to every check-in alike), with three beeps and no slip. Now the
+    interval holds per code: the same code read twice at once (a scanner's double read) prints one ticket."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}))  # press_interval_s 3
+    web = node("web")
+    for code in ("K7P2Q", "M4X8R"):
+        web.request("appointment.book", {"code": code, "service": "pass", "slot": time.time() + 600})
+    outs = [d._checkin("K7P2Q"), d._checkin("M4X8R"), d._checkin("M4X8R")]
+    assert [(o.kind, o.reason) for o in outs] == [
+        ("printed", ""),
+        ("printed", ""),
+        ("refused", "rate_limited"),
+    ]
+    assert len(files(folder)) == 2 and outs[0].number != outs[1].number
+
+
+def test_a_check_in_while_the_printer_is_known_broken_does_not_queue_a_number_nobody_holds(
+    cfg, controller, node, make
+):
+    """A walk-in press with the printer known to be broken is refused before a number is taken; a scanned
+    booking code was checked in all the same: its ticket waited in the queue, called on the display while
+    the citizen, with nothing printed, did not know the number. Now the check-in waits for a printer too."""
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # nothing listens there any more
+    printer = {
+        "backend": "network",
+        "network": {"host": "127.0.0.1", "port": port, "timeout_s": 0.5},
+        "status_query": False,
+    }
+    d = make(with_dispenser(cfg, printer, print_retries=0))
+    node("web").request("appointment.book", {"code": "K7P2Q", "service": "pass", "slot": time.time() + 600})
+    assert d.issue("pass").reason == "print_failed"  # the printer is known to be broken from now on
+    out = d._checkin("K7P2Q")
+    assert (out.kind, out.reason) == ("refused", "printer")
+    assert (
+        controller.office.state.appointments["K7P2Q"].ticket is None
+    )  # not checked in: the code works later
+    assert controller.office.state.waiting("pass") == []
+
+
+def test_a_stuck_button_released_is_no_longer_reported_stuck(cfg, controller, node, make, tmp_path):
+    """A button held down (a bag leaning on it) is reported stuck in the health record, which the admin page
+    shows as an error. Once it was released, the record said "stuck" until something else changed it: with
+    the controller unreachable (nothing syncs), for good. Now the release is published at once."""
+    health: list[dict] = []
+    web = node("web")
+    web.subscribe(Topics(cfg.office.id).health("disp-1"), lambda t, p: health.append(decode(p)))
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    d = make(with_dispenser(cfg, {"backend": "file", "file": {"path": str(folder)}}, stuck_s=1))
+    controller.stop()
+    wait_until(lambda: not d.controller_reachable)
+    pin = d.buttons["pass"].pin
+    pin.drive_low()
+    wait_until(lambda: health and health[-1]["buttons_stuck"] == ["pass"])
+    assert health[-1]["status"] == "error"
+    pin.drive_high()
+    wait_until(lambda: health[-1]["buttons_stuck"] == [])
+    assert health[-1]["status"] != "error" and files(folder) == []  # and no ticket for the long press

@@ -12,9 +12,11 @@ that does not answer gives ``unknown``, one that cannot be reached ``offline``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,13 +351,29 @@ class FileBackend(Backend):
             self.path / file_name(job.number).replace(".png", ".bin") if self.path.is_dir() else self.path
         )
         try:
-            with open(target, "ab") as f:
-                f.write(job.data)
+            f = open(target, "ab")  # noqa: SIM115 - closed below, also after a write that broke off
         except OSError as exc:
             raise PrinterError(
                 f"cannot write printer data to {target}: {exc.strerror}",
                 fault=FaultCode.PRINTER_OUTPUT_UNWRITABLE,
             ) from None
+        try:
+            f.write(job.data)
+            f.flush()
+        except OSError as exc:
+            device = not stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+            with contextlib.suppress(OSError):
+                f.close()
+            if device:  # a printer's device (/dev/usb/lp0): the start of the ticket may be on paper
+                raise PrinterError(
+                    f"writing to printer device {target} broke off: {exc.strerror}",
+                    fault=FaultCode.PRINTER_SEND_FAILED,
+                ) from None
+            raise PrinterError(
+                f"cannot write printer data to {target}: {exc.strerror}",
+                fault=FaultCode.PRINTER_OUTPUT_UNWRITABLE,
+            ) from None
+        f.close()
         return target
 
     def status(self, timeout: float) -> str:

@@ -231,6 +231,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("dispenser.checkin_unknown"),
     N_("dispenser.checkin_expired"),
     N_("dispenser.checkin_offline"),
+    N_("dispenser.checkin_done"),
     N_("dispenser.intake_stopped"),
     N_("dispenser.rate_limited"),
     N_("dispenser.printer_fault"),

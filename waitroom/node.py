@@ -150,13 +150,17 @@ class NodeRuntime:
         timeout: float = 2.0,
         retries: int = 2,
         request_id: str | None = None,
+        on_reply: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Send a command and wait for its reply's result; raise CommandFailed / RequestTimeout.
 
         Each retry republishes the same request id, so a command that did reach the controller is not
-        applied twice; the controller answers a repeat with the reply it gave the first time.
+        applied twice; the controller answers a repeat with the reply it gave the first time. ``on_reply``
+        sees the whole reply first, ok or not (its ``seq`` orders it against the state snapshots).
         """
         reply = self.request_reply(op, args, timeout=timeout, retries=retries, request_id=request_id)
+        if on_reply is not None:
+            on_reply(reply)
         if not reply.get("ok"):
             err = reply.get("error") or {}
             raise CommandFailed(

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # Refusals after which a report or a deferred command is sent again later (nothing was decided, or the
 # controller failed inside): dropping the report would lose a ticket that is in a citizen's hand.
 RETRY_CODES = frozenset({*(c.value for c in contract.RETRY_LATER), ErrorCode.INTERNAL.value})
+# An appointment's ticket in one of these states is printed again at a second check-in (a lost ticket); one
+# called and finished since (served, not appeared, cancelled) is not: nobody would call that number again.
+QUEUED = ("waiting", "called", "parked")
 
 
 # ------------------------------------------------------------------------------------------ node
@@ -59,7 +62,14 @@ def store_fault(exc: BaseException, *, opening: bool) -> FaultCode:
     return FaultCode.STORE_FAILED
 
 
+def broke_off(exc: PrinterError) -> bool:
+    """The printer was reached and the ticket broke off while it was sent: its start may be on paper."""
+    return exc.fault == FaultCode.PRINTER_SEND_FAILED
+
+
 class Dispenser:
+    STUCK_POLL_S = 0.5  # how often a button held as stuck is looked at until it is released
+
     def __init__(
         self,
         runtime: Any,
@@ -307,6 +317,18 @@ class Dispenser:
         self.tally["stuck"] += 1
         self.stuck.add(service)
         self._changed()
+        self._later(self.STUCK_POLL_S, lambda: self._still_stuck(service))
+
+    def _still_stuck(self, service: str) -> None:
+        """Publish the release of a stuck button at once (else only the next sync, which needs the controller,
+        would take "stuck" off the health record and the admin page)."""
+        if self._stop.is_set():
+            return
+        if self.buttons[service].is_pressed:
+            self._later(self.STUCK_POLL_S, lambda: self._still_stuck(service))
+        else:
+            log.info("button %s released", service)
+            self._changed()
 
     def _on_sim_code(self, topic: str, payload: bytes) -> None:
         try:
@@ -371,7 +393,7 @@ class Dispenser:
 
     def issue(self, service: str, priority: bool = False, lang: str = "de") -> Outcome:
         """Issue and print one walk-in ticket (online, or from the offline block). Runs on the worker."""
-        if not self.printer.can_print and self.printer.query_status() and not self.printer.can_print:
+        if not self._printer_ready():
             return self._refuse("printer", service, signal="beep")
         if self.controller_reachable:
             rid = contract.new_request_id()
@@ -407,6 +429,10 @@ class Dispenser:
                 return self._print_online(result["ticket"], service, lang)
         return self._issue_offline(service, priority, lang)
 
+    def _printer_ready(self) -> bool:
+        """False while the printer is known to be unable to print (asked again first, when it can be)."""
+        return self.printer.can_print or (bool(self.printer.query_status()) and self.printer.can_print)
+
     def _data(self, ticket: dict[str, Any], service: str, lang: str, *, offline: bool = False) -> TicketData:
         svc = self.cfg.service(service)
         tid = ticket.get("id")
@@ -430,7 +456,9 @@ class Dispenser:
         )
 
     def _print(self, data: TicketData | Notice) -> Path | None:
-        """Print with retries; raise PrinterError after the last attempt."""
+        """Print with retries; raise PrinterError after the last attempt. A ticket that broke off while it
+        was sent (``broke_off``) is not sent again: its start, number included, may be on paper already, and a
+        second copy of the same number would follow it."""
         for attempt in range(self.options.print_retries + 1):
             try:
                 result = self.printer.print_ticket(data)
@@ -438,7 +466,7 @@ class Dispenser:
                 log.error(
                     "printing failed (attempt %d of %d): %s", attempt + 1, self.options.print_retries + 1, exc
                 )
-                if attempt == self.options.print_retries:
+                if attempt == self.options.print_retries or broke_off(exc):
                     self._changed()
                     raise
                 time.sleep(0.3)
@@ -453,8 +481,13 @@ class Dispenser:
     ) -> Outcome:
         try:
             path = self._print(self._data(ticket, service, lang))
-        except PrinterError:
-            if not appointment:
+        except PrinterError as exc:
+            if broke_off(exc):  # the citizen may hold its start with the number: it stays in the queue
+                log.warning(
+                    "ticket %s broke off while printing: kept in the queue (its number may be on paper)",
+                    ticket["number"],
+                )
+            elif not appointment:
                 self._cancel(ticket)
             return self._refuse("print_failed", service, signal="beep", number=str(ticket["number"]))
         self._done(service, str(ticket["number"]), bool(ticket.get("priority")))
@@ -494,8 +527,10 @@ class Dispenser:
         ticket = {"number": t.label, "issued_at": t.issued_at, "priority": priority}
         try:
             path = self._print(self._data(ticket, service, lang, offline=True))
-        except PrinterError:
-            self._mark(t, "void")  # never handed out: not reported, never reused
+        except PrinterError as exc:
+            # never handed out: not reported, never reused; one that broke off may be: reported as printed
+            self._mark(t, "printed" if broke_off(exc) else "void")
+            self._wake.set()
             return self._refuse("print_failed", service, signal="beep", number=t.label)
         self._mark(t, "printed")
         self.tally["offline"] += 1
@@ -523,12 +558,15 @@ class Dispenser:
 
     def _checkin(self, text: str) -> Outcome:
         code = parse_code(text)
-        if not self.limiter.allow("checkin"):
+        # the same code again within press_interval_s is a double read; another code is another citizen
+        if not self.limiter.allow(f"checkin:{code or ''}"):
             return self._refuse("rate_limited", "", signal="beep")
         if code is None:
             return self._notice("dispenser.checkin_unknown", "unknown_appointment")
         if not self.controller_reachable:
             return self._notice("dispenser.checkin_offline", "controller_offline")
+        if not self._printer_ready():  # as for a walk-in: no place in the queue without a ticket in hand
+            return self._refuse("printer", "", signal="beep")
         try:
             result = self.runtime.request(
                 "appointment.checkin",
@@ -539,19 +577,29 @@ class Dispenser:
         except RequestTimeout:
             return self._notice("dispenser.checkin_offline", "controller_offline")
         except CommandFailed as exc:
+            if exc.code in RETRY_CODES:  # nothing decided (clock behind, rate limit): not an unknown code
+                return self._notice("dispenser.checkin_offline", exc.code)
             key = {ErrorCode.APPOINTMENT_EXPIRED.value: "dispenser.checkin_expired"}.get(
                 exc.code, "dispenser.checkin_unknown"
             )
             return self._notice(key, exc.code)
         ticket = result["ticket"]
+        if ticket.get("state") not in (None, *QUEUED):  # checked in before, and called and finished since
+            number = str(ticket["number"])
+            return self._notice("dispenser.checkin_done", "ticket_done", number=number)
         return self._print_online(ticket, str(ticket["service"]), self.chosen_lang(), appointment=True)
 
-    def _notice(self, key: str, reason: str) -> Outcome:
-        self._refuse(reason, "", signal="beep", text_key=key)
+    def _notice(self, key: str, reason: str, **values: str) -> Outcome:
+        self._refuse(reason, "", signal="beep", text_key=key, values=values)
         try:
             path = self._print(
                 Notice(
-                    self.cfg.office.name, key, self.clock(), self.cfg.office.timezone, lang=self.chosen_lang()
+                    self.cfg.office.name,
+                    key,
+                    self.clock(),
+                    self.cfg.office.timezone,
+                    lang=self.chosen_lang(),
+                    values=values,
                 )
             )
         except PrinterError:
@@ -683,7 +731,14 @@ class Dispenser:
             self._set_lamp(self.buzzer, "flash", n)
 
     def _refuse(
-        self, reason: str, service: str, *, signal: str, number: str = "", text_key: str | None = None
+        self,
+        reason: str,
+        service: str,
+        *,
+        signal: str,
+        number: str = "",
+        text_key: str | None = None,
+        values: dict[str, str] | None = None,
     ) -> Outcome:
         self.tally[f"refused_{reason}"] += 1
         key = text_key or {
@@ -700,7 +755,7 @@ class Dispenser:
             "reason": reason,
             "service": service or None,
             "ts": round(self.clock(), 3),
-            "text": both(key, service=name),
+            "text": both(key, **{"service": name, **(values or {})}),
             "number": number or None,
         }
         if service == "" or reason != "rate_limited":

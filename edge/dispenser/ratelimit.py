@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 class RateLimiter:
     """Per-button minimum interval plus a token bucket over all buttons (``burst``, refilled per minute)."""
 
+    KEYS = 256  # keys remembered before the expired ones are dropped
+
     def __init__(self, *, interval_s: float, burst: int, per_minute: float, clock: Callable[[], float]):
         self.interval_s = interval_s
         self.burst = burst
@@ -28,6 +30,8 @@ class RateLimiter:
             self.tokens = min(self.burst, self.tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             last = self._last.get(key)
+            if len(self._last) >= self.KEYS:  # keys of check-in codes come and go: forget those that expired
+                self._last = {k: t for k, t in self._last.items() if now - t < self.interval_s}
             self._last[key] = now  # a held-down hammering keeps extending the pause
             if last is not None and now - last < self.interval_s:
                 return False

@@ -33,7 +33,13 @@ class DispenserOptions(BaseModel):
     )
     debounce_ms: float = Field(30.0, ge=0, le=500, description="contact bounce filter")
     stuck_s: float = Field(10.0, ge=1, le=600, description="a button held this long counts as stuck")
-    print_retries: int = Field(1, ge=0, le=5, description="print attempts after a failure before cancelling")
+    print_retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="print attempts after a failure before cancelling (not after a ticket broke off while "
+        "printing: it may be on paper, it is kept and not printed twice)",
+    )
     scanner: str | None = Field(None, description="booking-code scanner: evdev device path, or '-' for stdin")
     scanner_layout: Literal["de", "us"] = Field("de", description="keyboard layout the scanner types in")
     hardware: str | None = Field(
