@@ -346,12 +346,20 @@ class LayoutBuilder:
                     if d.ahead > 0
                     else self.bilingual("ticket.ahead_none", lang)
                 )
-            blocks += self.bilingual("ticket.wait", lang, bold=True, plural_n=d.eta_min, minutes=d.eta_min)
-            if d.alternative:  # cross-office steering (waitroom/city/advice.py)
-                minutes = d.alternative["eta_min"]
+            if d.eta_min <= 0:  # not "ca. 0 Min." for the first in line at a free counter
+                blocks += self.bilingual("ticket.wait_short", lang, bold=True)
+            else:
                 blocks += self.bilingual(
-                    "city.alternative", lang, plural_n=minutes, office=d.alternative["name"], minutes=minutes
+                    "ticket.wait", lang, bold=True, plural_n=d.eta_min, minutes=d.eta_min
                 )
+            if d.alternative:  # cross-office steering (waitroom/city/advice.py)
+                minutes, office = d.alternative["eta_min"], d.alternative["name"]
+                if minutes <= 0:
+                    blocks += self.bilingual("city.alternative_short", lang, office=office)
+                else:
+                    blocks += self.bilingual(
+                        "city.alternative", lang, plural_n=minutes, office=office, minutes=minutes
+                    )
         blocks.append(Feed(1))
         blocks += self.bilingual("ticket.note", lang, bold=True)
         if d.url:

@@ -107,6 +107,7 @@ CITIZEN_KEYS: frozenset[str] = frozenset(
         "web.waiting",
         "web.eta",
         "city.alternative",  # printed on the ticket and shown on the public page
+        "city.alternative_short",
     }
 )
 
@@ -150,6 +151,7 @@ def Nn_(key: str) -> str:
 KEYS_BUILT_AT_RUN_TIME = (
     # the city view (waitroom/city) and the web app's security and job texts
     Nn_("city.alternative"),
+    N_("city.alternative_short"),
     N_("city.title"),
     N_("city.pick_service"),
     N_("city.all_services"),
@@ -221,6 +223,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     Nn_("ticket.ahead"),
     N_("ticket.ahead_none"),
     Nn_("ticket.wait"),
+    N_("ticket.wait_short"),
     N_("ticket.wait_unknown"),
     N_("ticket.note"),
     N_("ticket.appointment"),
@@ -519,6 +522,14 @@ def wait_minutes(minutes: int, lang: str | None = "de") -> str:
     if minutes <= 0:
         return t("wait.under_minute", lang)
     return tn("wait.minutes", minutes, lang, minutes=minutes)
+
+
+def alternative(office: str, minutes: int, lang: str | None = "de") -> str:
+    """The city's advice in words: "Kürzer warten: Bürgerbüro Süd: ca. 10 Min.", and "...: weniger als 1 Min."
+    for a wait that rounds to 0 (as ``wait_minutes``)."""
+    if minutes <= 0:
+        return t("city.alternative_short", lang, office=office)
+    return tn("city.alternative", minutes, lang, office=office, minutes=minutes)
 
 
 def spoken_ticket(number: str, lang: str = "de") -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from waitroom.contract import ContractError, decode, parse_city_topic
-from waitroom.i18n import tn
+from waitroom.i18n import alternative
 
 log = logging.getLogger(__name__)
 
@@ -93,4 +93,4 @@ class Advice:
         alt = self.alternative(service, now)
         if alt is None:
             return None
-        return tn("city.alternative", alt["eta_min"], lang, office=alt["name"], minutes=alt["eta_min"])
+        return alternative(alt["name"], alt["eta_min"], lang)

@@ -163,6 +163,9 @@ def create_app(
             "t": common.tr,
             "tn": common.trn,
             "wait_minutes": lambda minutes: hyphen.keep_numbers(i18n.wait_minutes(minutes, common.lang())),
+            "alternative": lambda office, minutes: hyphen.keep_numbers(
+                i18n.alternative(office, minutes, common.lang())
+            ),
             "lang": common.lang(),
             "user": common.current_user(),
             "office": cfg.office,
