@@ -31,6 +31,9 @@ STAT_TYPES = (
     "ticket_no_show",
     "ticket_cancelled",
     "ticket_transferred",
+    "ticket_parked",
+    "counter_paused",
+    "counter_closed",
     "assist_requested",
     "assist_acknowledged",
     "assist_escalated",
@@ -57,6 +60,9 @@ class ServiceStats:
     served: int = 0
     no_show: int = 0
     cancelled: int = 0
+    transferred_in: int = 0  # tickets of other services transferred to this one
+    transferred_out: int = 0
+    open: int = 0  # not finished by the end of the day (or yet): waiting, parked or being served
     waits: list[float] = field(default_factory=list)  # seconds
     service_times: list[float] = field(default_factory=list)
     remote_reserved: int = 0  # remote tickets (virtual queue): reserved, checked in, lapsed
@@ -139,13 +145,39 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
     services = {s.id: ServiceStats(s.id) for s in cfg.services}
     out = DayStats(day, {}, services)
     tickets: dict[str, dict[str, Any]] = {}
+    serving: dict[str, str] = {}  # counter -> the ticket it has called and not finished
     assists: dict[str, dict[str, Any]] = {}
+
+    def finish(tid: str, ts: float, outcome: str) -> None:
+        """A called ticket ends: served (also when the counter calls the next one, pauses or closes: the
+        controller finishes it as served then, without a ticket_served event) or not appeared."""
+        t = tickets[tid]
+        if t["state"] != "called":
+            return
+        t["state"] = outcome
+        svc = services[t["service"]]
+        if outcome == "served":
+            svc.served += 1
+            svc.service_times.append(max(0.0, ts - t["called"]))
+        else:
+            svc.no_show += 1
+
+    def release(counter: str, ts: float) -> None:
+        tid = serving.pop(counter, None)
+        if tid is not None:
+            finish(tid, ts, "served")
+
     for (raw,) in rows:
         e = json.loads(raw)
         kind = e["type"]
         if kind == "ticket_issued":
             arrival = e.get("arrival", e["ts"])
-            tickets[e["id"]] = {"service": e["service"], "arrival": arrival, "called": None}
+            tickets[e["id"]] = {
+                "service": e["service"],
+                "arrival": arrival,
+                "called": None,
+                "state": "waiting",
+            }
             svc = services.setdefault(e["service"], ServiceStats(e["service"]))
             svc.issued += 1
             svc.remote_checked_in += 1 if e.get("reservation_code") else 0
@@ -153,25 +185,38 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
             out.hours.setdefault(hour, {}).setdefault(e["service"], 0)
             out.hours[hour][e["service"]] += 1
             continue
+        if kind in ("counter_paused", "counter_closed"):
+            release(e["counter"], e["ts"])
+            continue
         if kind.startswith("ticket_"):
-            t = tickets.get(e.get("ticket", ""))
+            tid = e.get("ticket", "")
+            t = tickets.get(tid)
             if t is None:
                 continue
             svc = services.setdefault(t["service"], ServiceStats(t["service"]))
+            counter = e.get("counter")
             if kind == "ticket_called":
+                release(counter, e["ts"])
                 if t["called"] is None:
                     svc.waits.append(max(0.0, e["ts"] - t["arrival"]))
-                t["called"] = e["ts"]
-            elif kind == "ticket_served":
-                svc.served += 1
-                if t["called"] is not None:
-                    svc.service_times.append(max(0.0, e["ts"] - t["called"]))
-            elif kind == "ticket_no_show":
-                svc.no_show += 1
-            elif kind == "ticket_cancelled":
+                t["called"], t["state"], t["counter"] = e["ts"], "called", counter
+                serving[counter] = tid
+            elif kind in ("ticket_served", "ticket_no_show"):
+                finish(tid, e["ts"], "served" if kind == "ticket_served" else "no_show")
+                serving.pop(counter, None)
+            elif kind == "ticket_cancelled" and t["state"] in ("waiting", "parked", "called"):
+                if serving.get(t.get("counter", "")) == tid:
+                    del serving[t["counter"]]
+                t["state"] = "cancelled"
                 svc.cancelled += 1
-            elif kind == "ticket_transferred" and e.get("service"):
-                t["service"] = e["service"]
+            elif kind in ("ticket_parked", "ticket_transferred"):
+                if serving.get(counter) == tid:
+                    del serving[counter]
+                t["state"] = "parked" if kind == "ticket_parked" else "waiting"
+                if kind == "ticket_transferred" and e.get("service") and e["service"] != t["service"]:
+                    svc.transferred_out += 1
+                    t["service"] = e["service"]
+                    services.setdefault(e["service"], ServiceStats(e["service"])).transferred_in += 1
             continue
         if kind.startswith("reservation_"):
             svc = services.setdefault(e["service"], ServiceStats(e["service"]))
@@ -192,6 +237,9 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
             out.escalations[e["level"]] = out.escalations.get(e["level"], 0) + 1
         elif kind == "assist_cancelled":
             out.assist_cancelled += 1
+    for t in tickets.values():
+        if t["state"] in ("waiting", "parked", "called"):
+            services[t["service"]].open += 1
     out.appointments = appointment_outcomes(path, cfg, day)
     return out
 
@@ -272,6 +320,9 @@ def as_dict(s: DayStats) -> dict[str, Any]:
                 "served": v.served,
                 "no_show": v.no_show,
                 "cancelled": v.cancelled,
+                "transferred_in": v.transferred_in,
+                "transferred_out": v.transferred_out,
+                "open": v.open,
                 "wait": _summary(v.waits),
                 "service_time": _summary(v.service_times),
                 "remote": {
@@ -293,30 +344,40 @@ def as_dict(s: DayStats) -> dict[str, Any]:
     }
 
 
+CSV_COLUMNS = (
+    "day",
+    "hour",
+    "service",
+    "issued",
+    "served",
+    "no_show",
+    "cancelled",
+    "transferred_in",
+    "transferred_out",
+    "open",
+    "wait_mean_min",
+    "wait_p90_min",
+    "service_mean_min",
+    "remote_reserved",
+    "remote_checked_in",
+    "remote_lapsed",
+)
+
+
 def to_csv(s: DayStats) -> str:
-    """One row per hour and service (tickets issued), then one row per service (totals and times)."""
+    """One row per hour and service (tickets issued), then one row per service (totals and times), then the
+    assistance requests (issued: requests, served: acknowledged, cancelled, times: until acknowledged).
+
+    As German Excel opens it by a double click: a UTF-8 byte order mark, semicolons, decimal commas (it would
+    split at commas and read 4.5 as a date). Ids and numbers only."""
     buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(
-        [
-            "day",
-            "hour",
-            "service",
-            "issued",
-            "served",
-            "no_show",
-            "cancelled",
-            "wait_mean_min",
-            "wait_p90_min",
-            "service_mean_min",
-            "remote_reserved",
-            "remote_checked_in",
-            "remote_lapsed",
-        ]
-    )
+    buf.write("\ufeff")
+    w = csv.writer(buf, delimiter=";")
+    w.writerow(CSV_COLUMNS)
+    blank = [""] * (len(CSV_COLUMNS) - 4)
     for hour in sorted(s.hours):
         for sid, n in sorted(s.hours[hour].items()):
-            w.writerow([s.day, f"{hour:02d}", sid, n, "", "", "", "", "", "", "", "", ""])
+            w.writerow([s.day, f"{hour:02d}", sid, n, *blank])
     for sid, v in s.services.items():
         wait, serv = _summary(v.waits), _summary(v.service_times)
         w.writerow(
@@ -328,6 +389,9 @@ def to_csv(s: DayStats) -> str:
                 v.served,
                 v.no_show,
                 v.cancelled,
+                v.transferred_in,
+                v.transferred_out,
+                v.open,
                 _csv(wait["mean_min"]),
                 _csv(wait["p90_min"]),
                 _csv(serv["mean_min"]),
@@ -337,28 +401,19 @@ def to_csv(s: DayStats) -> str:
             ]
         )
     resp = _summary(s.assist_response)
-    w.writerow(
-        [
-            s.day,
-            "total",
-            "assistance",
-            s.assist_requests,
-            s.assist_acknowledged,
-            "",
-            s.assist_cancelled,
-            _csv(resp["mean_min"]),
-            _csv(resp["p90_min"]),
-            "",
-            "",
-            "",
-            "",
-        ]
-    )
+    assist = {
+        "issued": s.assist_requests,
+        "served": s.assist_acknowledged,
+        "cancelled": s.assist_cancelled,
+        "wait_mean_min": _csv(resp["mean_min"]),
+        "wait_p90_min": _csv(resp["p90_min"]),
+    }
+    w.writerow([s.day, "total", "assistance", *(assist.get(c, "") for c in CSV_COLUMNS[3:])])
     return buf.getvalue()
 
 
 def _csv(v: float | None) -> str:
-    return "" if v is None else f"{v:.1f}"
+    return "" if v is None else f"{v:.1f}".replace(".", ",")
 
 
 # ------------------------------------------------------------------------------------------------ charts

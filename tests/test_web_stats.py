@@ -1,0 +1,148 @@
+"""The statistics of the admin pages (waitroom.web.stats) from a real SQLite event log written by the real
+controller with a set clock: every finished ticket counted however the counter finished it, figures that add
+up per service, and the CSV export as German Excel opens it."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.test_controller import Clock, ok
+from waitroom import config
+from waitroom.controller import Office
+from waitroom.store import EventStore
+from waitroom.web import stats
+
+TZ = ZoneInfo("Europe/Berlin")
+MONDAY_9 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=TZ).timestamp()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(MONDAY_9)
+
+
+@pytest.fixture
+def office(tmp_path, clock):
+    store = EventStore(tmp_path / "e.db")
+    yield Office(config.load(config.EXAMPLE_CONFIG), store, clock=clock)
+    store.close()
+
+
+def step(office: Office, clock: Clock, node: str, op: str, minutes: float = 1, **args: object) -> dict:
+    clock.t += minutes * 60
+    return ok(office, node, op, **args)
+
+
+def test_a_ticket_finished_by_the_next_call_or_a_pause_is_served(office, clock, tmp_path):
+    """The counter box's one-button day: "next" finishes the ticket being served (the controller marks it
+    served without a ticket_served event), and so do a pause and closing the counter. Each of those is a
+    served ticket with its service time, as when the served button was pressed."""
+    for _ in range(4):
+        ok(office, "disp-1", "ticket.issue", service="pass")
+    step(office, clock, "counter-1", "counter.call_next", counter="c1")  # A001
+    step(office, clock, "counter-1", "counter.call_next", 4, counter="c1")  # A001 served after 4 min, A002
+    step(office, clock, "counter-1", "counter.pause", 6, counter="c1")  # A002 served after 6 min
+    ok(office, "counter-1", "counter.open", counter="c1")
+    step(office, clock, "counter-1", "counter.call_next", 1, counter="c1")  # A003
+    step(office, clock, "counter-1", "counter.close", 2, counter="c1")  # A003 served after 2 min
+    day = stats.compute(tmp_path / "e.db", office.cfg, office.state.day)
+    assert {t.number: t.state for t in office.state.tickets.values()} == {
+        "A001": "served",
+        "A002": "served",
+        "A003": "served",
+        "A004": "waiting",
+    }
+    doc = stats.as_dict(day)["services"]["pass"]
+    assert (doc["issued"], doc["served"], doc["no_show"], doc["open"]) == (4, 3, 0, 1)
+    assert doc["service_time"]["n"] == 3 and doc["service_time"]["mean_min"] == 4.0
+
+
+def test_the_figures_of_every_service_add_up(office, clock, tmp_path):
+    """issued + transferred in = served + not appeared + cancelled + transferred out + still open, per
+    service; a ticket transferred to another service is finished there."""
+    for svc in ("pass", "pass", "pass", "melde", "melde"):
+        ok(office, "disp-1", "ticket.issue", service=svc)
+    step(office, clock, "counter-1", "counter.call_next", counter="c1")  # A001
+    step(office, clock, "counter-1", "counter.transfer", counter="c1", service="melde")  # A001 -> melde
+    step(office, clock, "counter-1", "counter.call_next", counter="c1")  # B001 (melde waits longer)
+    step(office, clock, "counter-1", "counter.no_show", counter="c1")
+    step(office, clock, "counter-1", "counter.call_next", counter="c1")
+    step(office, clock, "counter-1", "counter.call_next", counter="c1")  # the one before: served
+    step(office, clock, "counter-1", "counter.served", counter="c1")
+    step(office, clock, "counter-3", "counter.call_next", counter="c3")  # a melde ticket, being served
+    waiting = next(t for t in office.state.tickets.values() if t.state == "waiting")
+    ok(office, "disp-1", "ticket.cancel", ticket=waiting.id)
+    doc = stats.as_dict(stats.compute(tmp_path / "e.db", office.cfg, office.state.day))["services"]
+    states = [(t.service, t.state) for t in office.state.tickets.values()]
+    for sid in ("pass", "melde"):
+        s = doc[sid]
+        assert s["issued"] + s["transferred_in"] == (
+            s["served"] + s["no_show"] + s["cancelled"] + s["transferred_out"] + s["open"]
+        ), (sid, s)
+        assert s["served"] == states.count((sid, "served"))
+        assert s["no_show"] == states.count((sid, "no_show"))
+        assert s["cancelled"] == states.count((sid, "cancelled"))
+        assert s["open"] == sum(1 for svc, st in states if svc == sid and st in ("waiting", "called"))
+    assert (doc["pass"]["transferred_out"], doc["melde"]["transferred_in"]) == (1, 1)
+    assert sum(s["open"] for s in doc.values()) == 1  # the one being served at c3
+
+
+def test_a_day_without_tickets_has_zeros_and_no_times(office, clock, tmp_path):
+    ok(office, "disp-1", "ticket.issue", service="pass")  # today; the day asked for is the day before
+    day = stats.compute(tmp_path / "e.db", office.cfg, "2026-11-22")
+    doc = stats.as_dict(day)
+    assert doc["issued"] == 0 and doc["hours"] == {}
+    assert all(s["issued"] == s["served"] == s["open"] == 0 for s in doc["services"].values())
+    assert all(s["wait"]["mean_min"] is None for s in doc["services"].values())
+    rows = list(csv.reader(io.StringIO(stats.to_csv(day).lstrip("\ufeff")), delimiter=";"))
+    assert [r[2] for r in rows[1:]] == [*(s.id for s in office.cfg.services), "assistance"]
+
+
+@pytest.mark.parametrize(("day", "hours"), [("2026-03-29", 23), ("2026-10-25", 25)])
+def test_a_day_across_the_clock_change_has_its_own_hours(tmp_path, day, hours):
+    """The office's day ends at its midnight, whether it had 23 or 25 hours: a ticket issued at 23:30 is on
+    that day and in hour 23, one at 00:30 the next morning is not."""
+    d = dt.date.fromisoformat(day)
+    clock = Clock(dt.datetime(d.year, d.month, d.day, 0, 30, tzinfo=TZ).timestamp())
+    cfg = config.load(config.EXAMPLE_CONFIG)
+    always = {d: ("00:00", "23:59") for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    cfg = cfg.model_copy(update={"office": cfg.office.model_copy(update={"hours": always})})
+    store = EventStore(tmp_path / "e.db")
+    office = Office(cfg, store, clock=clock)
+    try:
+        start, end = stats.day_bounds(office.cfg, day)
+        assert end - start == hours * 3600
+        clock.t = end - 1800  # 23:30 local time
+        ok(office, "disp-1", "ticket.issue", service="pass")
+        clock.t = end + 1800  # 00:30 the next day
+        ok(office, "disp-1", "ticket.issue", service="pass")
+        doc = stats.as_dict(stats.compute(tmp_path / "e.db", office.cfg, day))
+        assert doc["issued"] == 1 and doc["hours"] == {"23": {"pass": 1}}
+    finally:
+        store.close()
+
+
+def test_the_csv_opens_in_german_excel(office, clock, tmp_path):
+    """German Excel splits a CSV at semicolons, reads 4.5 as a date and a file without a byte order mark as
+    Windows-1252: the export has a BOM, semicolons and decimal commas. No names in it: ids and numbers."""
+    for _ in range(3):
+        ok(office, "disp-1", "ticket.issue", service="pass")
+    step(office, clock, "counter-1", "counter.call_next", counter="c1")
+    step(office, clock, "counter-1", "counter.served", 4.5, counter="c1")
+    step(office, clock, "counter-1", "counter.call_next", counter="c1")
+    step(office, clock, "counter-1", "counter.no_show", counter="c1")
+    text = stats.to_csv(stats.compute(tmp_path / "e.db", office.cfg, office.state.day))
+    assert text.startswith("\ufeff") and "\r\n" in text
+    rows = list(csv.reader(io.StringIO(text[1:]), delimiter=";"))
+    header = rows[0]
+    assert {len(r) for r in rows} == {len(header)}
+    assert header[:3] == ["day", "hour", "service"]
+    total = {r[2]: dict(zip(header, r, strict=True)) for r in rows if r[1] == "total"}["pass"]
+    assert (total["issued"], total["served"], total["no_show"], total["open"]) == ("3", "1", "1", "1")
+    assert total["service_mean_min"] == "4,5"
+    assert "Reisepass" not in text and "Schalter" not in text
