@@ -256,3 +256,41 @@ def test_users_table_from_before_the_booking_role_is_migrated(tmp_path):
     assert agent.is_booking_only and not agent.may_operate("c1")
     store.close()
     assert UserStore(tmp_path / "old.db").get("agent115").role == "booking"
+
+
+def test_an_appointment_of_a_service_the_office_no_longer_offers_is_still_shown(cfg, controller, tmp_path):
+    """The office file drops a service (Führerschein moves to another office) while appointments for it are
+    booked: the booking page still shows such an appointment (by the service's id) and can cancel it; it
+    answered 500."""
+    from waitroom.web import create_app
+
+    def web(office):
+        app = create_app(
+            office,
+            data_dir=tmp_path,
+            test_config={"SECRET_KEY": "test-secret-key-0123456789", "TESTING": True},
+        )
+        app.extensions["waitroom_users"].add("agent115", PASSWORD, "booking", replace=True)
+        wait_for(lambda: app.extensions["waitroom"].state() is not None)
+        return app
+
+    app = web(cfg)
+    try:
+        agent = client(app, "agent115")
+        slot = SLOT_RE.findall(agent.get("/booking/?service=fuehrerschein").get_data(as_text=True))[0]
+        r = post(agent, "/booking/book", {"service": "fuehrerschein", "slot": slot})
+        code = r.headers["Location"].rsplit("/", 1)[1]
+    finally:
+        app.extensions["waitroom"].close()
+    fewer = cfg.model_copy(update={"services": [s for s in cfg.services if s.id != "fuehrerschein"]})
+    app = web(fewer)
+    try:
+        agent = client(app, "agent115")
+        r = agent.get(f"/booking/c/{code}")
+        page = r.get_data(as_text=True)
+        assert r.status_code == 200 and codes.format_code(code) in page and "fuehrerschein" in page
+        assert agent.get(f"/booking/?move={code}").status_code == 200  # moving it: other services to pick
+        r = post(agent, f"/booking/c/{code}/cancel", follow_redirects=True)
+        assert "abgesagt" in r.get_data(as_text=True) and controller.office.state.appointments[code].cancelled
+    finally:
+        app.extensions["waitroom"].close()

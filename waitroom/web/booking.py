@@ -63,6 +63,13 @@ def qr_data_uri(payload: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _service_name(sid: str) -> str:
+    """A service's name; its id when the office file no longer has it (booked before it was taken out)."""
+    if sid not in cfg().service_ids:
+        return sid
+    return text(cfg().service(sid).name.model_dump(), sid)
+
+
 def _day_label(day: str) -> str:
     return format_date(dt.date.fromisoformat(day), "EEEE, d. MMMM y" if lang() == "de" else "EEEE, d MMMM y")
 
@@ -179,7 +186,7 @@ def confirmation(code: str) -> str | Response:
         "booking_confirmation.html",
         a=a,
         code=codes.format_code(a["code"]),
-        service_name=text(cfg().service(a["service"]).name.model_dump(), a["service"]),
+        service_name=_service_name(a["service"]),
         day_label=_day_label(when.date().isoformat()),
         time_label=when.strftime("%H:%M"),
         qr=qr_data_uri(base + url_for("public.checkin_code", code=a["code"])),
