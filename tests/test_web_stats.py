@@ -146,3 +146,71 @@ def test_the_csv_opens_in_german_excel(office, clock, tmp_path):
     assert (total["issued"], total["served"], total["no_show"], total["open"]) == ("3", "1", "1", "1")
     assert total["service_mean_min"] == "4,5"
     assert "Reisepass" not in text and "Schalter" not in text
+
+
+def two_days_a_week_apart(office: Office, clock: Clock) -> None:
+    """Monday 2026-11-23: two tickets, the first still being served at c1 when the day ends; Tuesday
+    2026-12-01 (the next month): one ticket, served at c1."""
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    step(office, clock, "counter-1", "counter.call_next", counter="c1")
+    clock.t = dt.datetime(2026, 12, 1, 9, 0, tzinfo=TZ).timestamp()
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    step(office, clock, "counter-1", "counter.call_next", counter="c1")
+    step(office, clock, "counter-1", "counter.served", 5, counter="c1")
+
+
+def test_a_range_across_months_counts_each_day_on_its_own(office, clock, tmp_path):
+    """A range (here nine days, November into December) adds up its days: a ticket still being served when
+    its day ended stays open, and is not served by the counter's first call of a later day."""
+    two_days_a_week_apart(office, clock)
+    whole, each = stats.compute_range(tmp_path / "e.db", office.cfg, "2026-11-23", "2026-12-01")
+    assert [d.day for d in each][::8] == ["2026-11-23", "2026-12-01"] and len(each) == 9
+    doc = stats.as_dict(whole)
+    assert doc["day"] == "2026-11-23..2026-12-01" and doc["issued"] == 3
+    s = doc["services"]["pass"]
+    assert (s["issued"], s["served"], s["open"]) == (3, 1, 2)
+    assert s["service_time"] == {**s["service_time"], "n": 1, "mean_min": 5.0}
+    assert doc["hours"] == {"9": {"pass": 3}}
+    rows = list(csv.reader(io.StringIO(stats.to_csv(*each)[1:]), delimiter=";"))
+    assert rows[0][0] == "day" and [r[0] for r in rows].count("day") == 1
+    totals = {(r[0], r[2]): r for r in rows if r[1] == "total"}
+    assert totals["2026-11-23", "pass"][3:10] == ["2", "0", "0", "0", "0", "0", "2"]
+    assert totals["2026-12-01", "pass"][3:10] == ["1", "1", "0", "0", "0", "0", "0"]
+    assert totals["2026-11-24", "pass"][3] == "0"  # a day without tickets is there, with zeros
+    for first, last in (("2026-12-01", "2026-11-23"), ("2026-01-01", "2027-01-02")):
+        with pytest.raises(ValueError, match="a range of 1 to 366 days"):
+            stats.compute_range(tmp_path / "e.db", office.cfg, first, last)
+
+
+def test_the_statistics_page_and_csv_take_a_range(cfg, controller, tmp_path, office, clock):
+    from tests.web_helpers import PASSWORD, login
+    from waitroom.web import create_app
+
+    two_days_a_week_apart(office, clock)
+    app = create_app(
+        cfg,
+        data_dir=tmp_path / "web",
+        test_config={"SECRET_KEY": "k" * 32, "TESTING": True, "WAITROOM_STATS_DB": tmp_path / "e.db"},
+    )
+    try:
+        app.extensions["waitroom_users"].add("admin", PASSWORD, "admin")
+        c = app.test_client()
+        login(c, "admin")
+        html = c.get("/admin/stats?day=2026-11-23&to=2026-12-01").get_data(as_text=True)
+        assert "<h1>Statistik 2026-11-23 – 2026-12-01</h1>" in html and 'value="2026-12-01"' in html
+        assert "/admin/stats.csv?day=2026-11-23&amp;to=2026-12-01" in html
+        r = c.get("/admin/stats.csv?day=2026-11-23&to=2026-12-01")
+        assert r.headers["Content-Disposition"].endswith(f'{cfg.office.id}-2026-11-23-2026-12-01.csv"')
+        days = {line.split(";")[0] for line in r.get_data(as_text=True).splitlines()[1:]}
+        assert len(days) == 9 and {"2026-11-23", "2026-12-01"} <= days
+        for query, said in (
+            ("day=2026-12-01&to=2026-11-23", "höchstens 366 Tage"),
+            ("day=2026-01-01&to=2027-01-02", "höchstens 366 Tage"),
+            ("day=2026-11-23&to=bald", "„to“ fehlt oder ist ungültig"),
+        ):
+            for path in ("/admin/stats", "/admin/stats.csv"):
+                r = c.get(f"{path}?{query}")
+                assert r.status_code == 400 and said in r.get_data(as_text=True), (path, query)
+    finally:
+        app.extensions["waitroom"].close()

@@ -8,6 +8,7 @@ machine than the controller, the log is not there and the page says so.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
@@ -15,7 +16,7 @@ import json
 import logging
 import sqlite3
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -129,18 +130,73 @@ def available_days(path: Path, cfg: Config, limit: int = 60) -> list[str]:
     return [json.loads(r[0])["day"] for r in rows]
 
 
+MAX_RANGE_DAYS = 366
+
+
 def compute(path: Path, cfg: Config, day: str) -> DayStats:
     """Statistics of one office day from the event log at ``path``."""
-    start, end = day_bounds(cfg, day)
+    return compute_range(path, cfg, day, day)[0]
+
+
+def compute_range(path: Path, cfg: Config, first: str, last: str) -> tuple[DayStats, list[DayStats]]:
+    """Statistics of the office days ``first`` to ``last`` (ISO dates, both included): the whole range (its
+    ``day`` is ``first``, or ``first..last``) and each day of it. One read of the log; each day is counted
+    on its own (a ticket still open at its day's end stays open: the next day starts afresh)."""
+    days = [dt.date.fromisoformat(first) + dt.timedelta(days=i) for i in range(range_days(first, last))]
+    bounds = [day_bounds(cfg, d.isoformat()) for d in days]
+    start, end = bounds[0][0], bounds[-1][1]
     db = open_readonly(path)
     try:
         rows = db.execute(
-            f"SELECT data FROM events WHERE ts >= ? AND ts < ? AND type IN "
+            f"SELECT ts, data FROM events WHERE ts >= ? AND ts < ? AND type IN "
             f"({','.join('?' * len(STAT_TYPES))}) ORDER BY seq",
             (start, end, *STAT_TYPES),
         ).fetchall()
     finally:
         db.close()
+    per_day: list[list[dict[str, Any]]] = [[] for _ in days]
+    ends = [b[1] for b in bounds]
+    for ts, raw in rows:
+        per_day[bisect.bisect_right(ends, ts)].append(json.loads(raw))
+    each = [_tally(cfg, d.isoformat(), events) for d, events in zip(days, per_day, strict=True)]
+    whole = each[0] if len(each) == 1 else _merge(f"{first}..{last}", each)
+    if len(each) == 1:  # the day's appointments; a range's are counted once over it, then per day
+        whole.appointments = appointment_outcomes(path, cfg, first)
+    else:
+        whole.appointments = appointment_outcomes(path, cfg, first, last=last)
+    return whole, each
+
+
+def range_days(first: str, last: str) -> int:
+    """The number of days from ``first`` to ``last``; ValueError for a range backwards or over a year."""
+    n = (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1
+    if not 1 <= n <= MAX_RANGE_DAYS:
+        raise ValueError(f"a range of 1 to {MAX_RANGE_DAYS} days, not {n}")
+    return n
+
+
+def _merge(label: str, days: list[DayStats]) -> DayStats:
+    services: dict[str, ServiceStats] = {}
+    out = DayStats(label, {}, services)
+    for d in days:
+        for hour, counts in d.hours.items():
+            for sid, n in counts.items():
+                out.hours.setdefault(hour, {})[sid] = out.hours.get(hour, {}).get(sid, 0) + n
+        for sid, v in d.services.items():
+            m = services.setdefault(sid, ServiceStats(sid))
+            for f in fields(ServiceStats):
+                if f.name != "service":
+                    setattr(m, f.name, getattr(m, f.name) + getattr(v, f.name))
+        out.assist_requests += d.assist_requests
+        out.assist_acknowledged += d.assist_acknowledged
+        out.assist_cancelled += d.assist_cancelled
+        out.assist_response += d.assist_response
+        for level, n in d.escalations.items():
+            out.escalations[level] = out.escalations.get(level, 0) + n
+    return out
+
+
+def _tally(cfg: Config, day: str, rows: list[dict[str, Any]]) -> DayStats:
     tz = cfg.office.tz
     services = {s.id: ServiceStats(s.id) for s in cfg.services}
     out = DayStats(day, {}, services)
@@ -167,8 +223,7 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
         if tid is not None:
             finish(tid, ts, "served")
 
-    for (raw,) in rows:
-        e = json.loads(raw)
+    for e in rows:
         kind = e["type"]
         if kind == "ticket_issued":
             arrival = e.get("arrival", e["ts"])
@@ -240,7 +295,6 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
     for t in tickets.values():
         if t["state"] in ("waiting", "parked", "called"):
             services[t["service"]].open += 1
-    out.appointments = appointment_outcomes(path, cfg, day)
     return out
 
 
@@ -248,15 +302,15 @@ APPOINTMENT_OUTCOMES = ("booked", "kept", "early", "late", "missed", "open", "ca
 
 
 def appointment_outcomes(
-    path: Path, cfg: Config, day: str, now: float | None = None
+    path: Path, cfg: Config, day: str, now: float | None = None, *, last: str | None = None
 ) -> dict[str, dict[str, int]]:
-    """Per service, the appointments whose slot lies on ``day``: booked (not cancelled), and of those kept
-    (checked in from ``early_min`` before the slot to ``late_min`` after it), early (before that), late (after
-    it), missed (no check-in and the window is over), open (still to come); and cancelled."""
+    """Per service, the appointments whose slot lies on ``day`` (to ``last``): booked (not cancelled), and of
+    those kept (checked in from ``early_min`` before the slot to ``late_min`` after it), early (before that),
+    late (after it), missed (no check-in and the window is over), open (still to come); and cancelled."""
     import time as _time
 
     now = _time.time() if now is None else now
-    start, end = day_bounds(cfg, day)
+    start, end = day_bounds(cfg, day)[0], day_bounds(cfg, last or day)[1]
     types = ("appointment_booked", "appointment_moved", "appointment_cancelled", "day_started")
     db = open_readonly(path)
     try:
@@ -364,9 +418,10 @@ CSV_COLUMNS = (
 )
 
 
-def to_csv(s: DayStats) -> str:
-    """One row per hour and service (tickets issued), then one row per service (totals and times), then the
-    assistance requests (issued: requests, served: acknowledged, cancelled, times: until acknowledged).
+def to_csv(*days: DayStats) -> str:
+    """Per day (a range: each of its days, one after the other): one row per hour and service (tickets
+    issued), then one row per service (totals and times), then the assistance requests (issued: requests,
+    served: acknowledged, cancelled, times: until acknowledged).
 
     As German Excel opens it by a double click: a UTF-8 byte order mark, semicolons, decimal commas (it would
     split at commas and read 4.5 as a date). Ids and numbers only."""
@@ -374,6 +429,12 @@ def to_csv(s: DayStats) -> str:
     buf.write("\ufeff")
     w = csv.writer(buf, delimiter=";")
     w.writerow(CSV_COLUMNS)
+    for s in days:
+        _csv_day(w, s)
+    return buf.getvalue()
+
+
+def _csv_day(w: Any, s: DayStats) -> None:
     blank = [""] * (len(CSV_COLUMNS) - 4)
     for hour in sorted(s.hours):
         for sid, n in sorted(s.hours[hour].items()):
@@ -409,7 +470,6 @@ def to_csv(s: DayStats) -> str:
         "wait_p90_min": _csv(resp["p90_min"]),
     }
     w.writerow([s.day, "total", "assistance", *(assist.get(c, "") for c in CSV_COLUMNS[3:])])
-    return buf.getvalue()
 
 
 def _csv(v: float | None) -> str:
