@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -214,3 +215,18 @@ def test_the_statistics_page_and_csv_take_a_range(cfg, controller, tmp_path, off
                 assert r.status_code == 400 and said in r.get_data(as_text=True), (path, query)
     finally:
         app.extensions["waitroom"].close()
+
+
+def test_a_chart_says_no_value_as_a_dash_not_as_zero_minutes(office, clock, tmp_path):
+    """A service nobody was called for has no mean wait: its bar is empty and says "–" (it said "0.0 min",
+    as if everybody had been called at once)."""
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    ok(office, "disp-1", "ticket.issue", service="melde")
+    step(office, clock, "counter-1", "counter.call_next", 3, counter="c1")
+    doc = stats.as_dict(stats.compute(tmp_path / "e.db", office.cfg, office.state.day))
+    waits = {k: v["wait"]["mean_min"] for k, v in doc["services"].items()}
+    called = next(k for k, v in waits.items() if v is not None)
+    svg = stats.bars_chart(waits, {}, "Mittlere Wartezeit", "min")
+    said = dict(re.findall(r'font-size="12">([a-z]+)</text>.*?font-size="12">([^<]*)</text>', svg))
+    assert said[called] == "3.0 min" and said["sonstiges"] == "–"
+    assert sum(1 for v in said.values() if v == "–") == len(waits) - 1

@@ -524,10 +524,11 @@ def hours_chart(s: DayStats, labels: dict[str, str], title: str) -> str:
 
 
 def bars_chart(values: dict[str, float | None], labels: dict[str, str], title: str, unit: str) -> str:
-    """Horizontal bars, e.g. mean waiting minutes per service."""
+    """Horizontal bars, e.g. mean waiting minutes per service; a service without a value (nobody called) has
+    no bar and a dash, not "0.0 min"."""
     width, row = 640, 26
-    items = [(k, v or 0.0) for k, v in values.items()]
-    top = max((v for _, v in items), default=0) or 1
+    items = list(values.items())
+    top = max((v for _, v in items if v is not None), default=0) or 1
     height = row * len(items) + 10
     parts = [
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" class="chart" '
@@ -535,11 +536,12 @@ def bars_chart(values: dict[str, float | None], labels: dict[str, str], title: s
     ]
     for i, (k, v) in enumerate(items):
         y = 5 + i * row
-        w = (width - 260) * v / top
+        w = 0.0 if v is None else (width - 260) * v / top
+        said = "–" if v is None else f"{v:.1f} {escape(unit)}"
         parts.append(
             f'<text x="0" y="{y + 16}" font-size="12">{escape(labels.get(k, k)[:28])}</text>'
             f'<rect x="200" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{PALETTE[i % 8]}"/>'
-            f'<text x="{205 + w:.1f}" y="{y + 16}" font-size="12">{v:.1f} {escape(unit)}</text>'
+            f'<text x="{205 + w:.1f}" y="{y + 16}" font-size="12">{said}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
