@@ -294,3 +294,32 @@ def test_an_appointment_of_a_service_the_office_no_longer_offers_is_still_shown(
         assert "abgesagt" in r.get_data(as_text=True) and controller.office.state.appointments[code].cancelled
     finally:
         app.extensions["waitroom"].close()
+
+
+def test_a_slot_not_offered_says_why(app, controller):
+    """The 115 agent hears why a slot cannot be booked: taken meanwhile (the last one, booked from another
+    tab), already past, too far ahead. It said "Dieser Termin ist nicht frei." for each."""
+    agent, other = client(app, "agent115"), client(app, "agent115")
+    page = agent.get("/booking/?service=pass").get_data(as_text=True)
+    slot = SLOT_RE.findall(page)[0]
+    form = re.search(r'name="form" value="([^"]+)"', page).group(1)
+    booked = 0
+    while True:  # the other tab books the slot until it is full; then this tab sends its form
+        r = post(other, "/booking/book", {"service": "pass", "slot": slot}, follow_redirects=True)
+        if "/booking/c/" not in r.request.path:
+            break
+        booked += 1
+    assert booked >= 1
+    r = post(agent, "/booking/book", {"service": "pass", "slot": slot, "form": form}, follow_redirects=True)
+    assert "Dieser Termin ist inzwischen vergeben. Bitte einen anderen wählen." in r.get_data(as_text=True)
+    assert sum(1 for a in controller.office.state.appointments.values() if a.slot == float(slot)) == booked
+    days = app.extensions["waitroom_config"].appointments.horizon_days
+    for when, said in (
+        (float(slot) - 86400, "Diese Uhrzeit ist schon vorbei. Bitte eine spätere wählen."),  # yesterday's
+        (float(slot) + (days + 2) * 86400, f"Termine gibt es höchstens {days} Tage im Voraus."),
+    ):
+        r = post(agent, "/booking/book", {"service": "pass", "slot": repr(when)}, follow_redirects=True)
+        html = r.get_data(as_text=True)
+        assert re.findall(r'class="flash error" role="alert">([^<]*)<', html) == [said]  # once, nothing else
+    assert sum(1 for a in controller.office.state.appointments.values() if a.slot == float(slot)) == booked
+    assert len(controller.office.state.appointments) == booked

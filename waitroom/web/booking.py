@@ -15,6 +15,7 @@ import io
 import logging
 import re
 import secrets
+import time
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -23,7 +24,8 @@ from werkzeug.wrappers import Response
 
 from waitroom import appointments as codes
 from waitroom.appointments import capacity
-from waitroom.web.common import cfg, lang, live, login_required, run_command, text, tr
+from waitroom.i18n import N_
+from waitroom.web.common import CommandResult, cfg, lang, live, login_required, run_command, text, tr
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,23 @@ def index() -> str:
     )
 
 
+# why a slot is not offered (the reply's ``reason``), said so that the agent can tell the citizen on the phone
+SLOT_REFUSALS = {
+    "full": N_("web.booking.slot.full"),
+    "past": N_("web.booking.slot.past"),
+    "beyond_horizon": N_("web.booking.slot.beyond_horizon"),
+    "no_appointments": N_("web.booking.slot.no_appointments"),
+}
+
+
+def _refusal(res: CommandResult) -> str:
+    """A refused booking or move: for a slot that is not offered, why (taken meanwhile, in the past, too far
+    ahead); otherwise the refusal as every staff page says it."""
+    reason = (res.data or {}).get("reason") if res.code == "slot_unavailable" else None
+    key = SLOT_REFUSALS.get(reason) if isinstance(reason, str) else None
+    return tr(key, days=cfg().appointments.horizon_days) if key else res.message
+
+
 FORM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 
 
@@ -152,8 +171,12 @@ def book() -> Response:
         args["note"] = note
     res = run_command("appointment.book", args, request_id=_form_request("book"))
     if not res.ok:
-        flash(res.message, "error")
-        return redirect(url_for("booking.index", service=service, day=_local(slot).date().isoformat()))
+        flash(_refusal(res), "error")
+        # back to the slots of that day, if the page offers it (not a day past or beyond the horizon, which
+        # would be refused a second time)
+        day = _local(slot).date()
+        shown = day.isoformat() if day in capacity.horizon(cfg(), time.time()) else None
+        return redirect(url_for("booking.index", service=service, day=shown))
     code = res.result["appointment"]["code"]
     flash(tr("web.booking.booked", code=codes.format_code(code)), "ok")
     return redirect(url_for("booking.confirmation", code=code))
@@ -207,7 +230,7 @@ def move(code: str) -> Response:
         args["service"] = service
     res = run_command("appointment.move", args, request_id=_form_request("move"))
     if not res.ok:
-        flash(res.message, "error")
+        flash(_refusal(res), "error")
         return redirect(url_for("booking.index", move=norm, service=service))
     flash(tr("web.booking.moved", code=codes.format_code(norm)), "ok")
     return redirect(url_for("booking.confirmation", code=norm))
