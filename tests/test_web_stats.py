@@ -179,6 +179,9 @@ def test_a_range_across_months_counts_each_day_on_its_own(office, clock, tmp_pat
     assert totals["2026-11-23", "pass"][3:10] == ["2", "0", "0", "0", "0", "0", "2"]
     assert totals["2026-12-01", "pass"][3:10] == ["1", "1", "0", "0", "0", "0", "0"]
     assert totals["2026-11-24", "pass"][3] == "0"  # a day without tickets is there, with zeros
+    for day, figures in (("2026-11-23", (2, 0, 2)), ("2026-12-01", (1, 1, 0)), ("2026-11-30", (0, 0, 0))):
+        s = stats.as_dict(stats.compute(tmp_path / "e.db", office.cfg, day))["services"]["pass"]
+        assert (s["issued"], s["served"], s["open"]) == figures, day  # each day alone: the same
     for first, last in (("2026-12-01", "2026-11-23"), ("2026-01-01", "2027-01-02")):
         with pytest.raises(ValueError, match="a range of 1 to 366 days"):
             stats.compute_range(tmp_path / "e.db", office.cfg, first, last)
@@ -230,3 +233,56 @@ def test_a_chart_says_no_value_as_a_dash_not_as_zero_minutes(office, clock, tmp_
     said = dict(re.findall(r'font-size="12">([a-z]+)</text>.*?font-size="12">([^<]*)</text>', svg))
     assert said[called] == "3.0 min" and said["sonstiges"] == "–"
     assert sum(1 for v in said.values() if v == "–") == len(waits) - 1
+
+
+GEVENT_PROBE = """
+from gevent import monkey
+
+monkey.patch_all()  # as gunicorn's gevent worker does
+import sys
+from pathlib import Path
+
+import gevent
+
+from waitroom import config
+from waitroom.web import stats
+
+turns = []
+busy = [True]
+
+
+def other_request():  # another request or a live stream of the same worker: it runs whenever it can
+    while busy[0]:
+        turns.append(1)
+        gevent.sleep(0)
+
+
+gevent.spawn(other_request)
+gevent.sleep(0)
+before = len(turns)
+stats.compute_range(Path(sys.argv[1]), config.load(config.EXAMPLE_CONFIG), "2026-11-23", "2026-12-22")
+during = len(turns) - before
+busy[0] = False
+print(during)
+"""
+
+
+def test_a_long_range_lets_the_worker_s_other_requests_run(office, clock, tmp_path):
+    """Under gunicorn's gevent worker the statistics of a long range (a year of a busy office is half a
+    million events, seconds of work) hand the process to the worker's other greenlets between batches: the
+    staff pages and the live streams of that worker did not run until the statistics were done."""
+    import subprocess
+    import sys
+
+    for _ in range(30):
+        ok(office, "disp-1", "ticket.issue", service="pass")
+    for _ in range(5):
+        step(office, clock, "counter-1", "counter.call_next", counter="c1")
+    out = subprocess.run(
+        [sys.executable, "-c", GEVENT_PROBE, str(tmp_path / "e.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert int(out.stdout.strip()) >= 30  # one turn at least per day of the range

@@ -14,8 +14,10 @@ import datetime as dt
 import io
 import json
 import logging
+import math
 import sqlite3
 import statistics
+import time
 from dataclasses import dataclass, field, fields
 from html import escape
 from pathlib import Path
@@ -145,26 +147,57 @@ def compute_range(path: Path, cfg: Config, first: str, last: str) -> tuple[DaySt
     days = [dt.date.fromisoformat(first) + dt.timedelta(days=i) for i in range(range_days(first, last))]
     bounds = [day_bounds(cfg, d.isoformat()) for d in days]
     start, end = bounds[0][0], bounds[-1][1]
+    per_day: list[list[tuple[int, str]]] = [[] for _ in days]
+    ends = [b[1] for b in bounds]
     db = open_readonly(path)
     try:
-        rows = db.execute(
-            f"SELECT ts, data FROM events WHERE ts >= ? AND ts < ? AND type IN "
-            f"({','.join('?' * len(STAT_TYPES))}) ORDER BY seq",
-            (start, end, *STAT_TYPES),
-        ).fetchall()
+        # no ORDER BY: SQLite would sort every row of the range before handing out the first (a temporary
+        # B-tree, half a second for a year); each day is put in order by itself below
+        cur = db.execute(
+            f"SELECT seq, ts, data FROM events WHERE seq > ? AND seq < ? AND ts >= ? AND ts < ? AND type IN "
+            f"({','.join('?' * len(STAT_TYPES))})",
+            (*seq_window(db, start, end), start, end, *STAT_TYPES),
+        )
+        while batch := cur.fetchmany(2000):
+            for seq, ts, raw in batch:
+                per_day[bisect.bisect_right(ends, ts)].append((seq, raw))
+            _let_others_run()
     finally:
         db.close()
-    per_day: list[list[dict[str, Any]]] = [[] for _ in days]
-    ends = [b[1] for b in bounds]
-    for ts, raw in rows:
-        per_day[bisect.bisect_right(ends, ts)].append(json.loads(raw))
-    each = [_tally(cfg, d.isoformat(), events) for d, events in zip(days, per_day, strict=True)]
+    each = []
+    for d, rows in zip(days, per_day, strict=True):
+        rows.sort()
+        each.append(_tally(cfg, d.isoformat(), [json.loads(raw) for _, raw in rows]))
+        _let_others_run()
     whole = each[0] if len(each) == 1 else _merge(f"{first}..{last}", each)
     if len(each) == 1:  # the day's appointments; a range's are counted once over it, then per day
         whole.appointments = appointment_outcomes(path, cfg, first)
     else:
         whole.appointments = appointment_outcomes(path, cfg, first, last=last)
     return whole, each
+
+
+def seq_window(db: sqlite3.Connection, start: float, end: float) -> tuple[int, float]:
+    """The part of the log (``seq`` exclusive bounds) that holds every event with ``start <= ts < end``: from
+    the last day start more than a day before ``start`` to the first more than a day after ``end``. The log
+    has no index on ``ts``, so a day of a log of years would otherwise be looked for among all of them; the
+    controller never writes an event more than CLOCK_TOLERANCE_S (two minutes) before one it wrote earlier,
+    so a day's margin holds every event of the window."""
+    lo = db.execute(
+        "SELECT seq FROM events WHERE type='day_started' AND ts < ? ORDER BY seq DESC LIMIT 1",
+        (start - 86400,),
+    ).fetchone()
+    hi = db.execute(
+        "SELECT seq FROM events WHERE type='day_started' AND ts >= ? ORDER BY seq LIMIT 1", (end + 86400,)
+    ).fetchone()
+    return (lo[0] if lo else 0), (hi[0] if hi else math.inf)
+
+
+def _let_others_run() -> None:
+    """A year of a busy office is about half a million events, seconds of work: under gunicorn's gevent worker
+    (the standard library patched) this hands the process to the other requests and live streams between two
+    batches, so that the staff pages and the displays do not wait for the statistics."""
+    time.sleep(0)
 
 
 def range_days(first: str, last: str) -> int:
@@ -307,9 +340,7 @@ def appointment_outcomes(
     """Per service, the appointments whose slot lies on ``day`` (to ``last``): booked (not cancelled), and of
     those kept (checked in from ``early_min`` before the slot to ``late_min`` after it), early (before that),
     late (after it), missed (no check-in and the window is over), open (still to come); and cancelled."""
-    import time as _time
-
-    now = _time.time() if now is None else now
+    now = time.time() if now is None else now
     start, end = day_bounds(cfg, day)[0], day_bounds(cfg, last or day)[1]
     types = ("appointment_booked", "appointment_moved", "appointment_cancelled", "day_started")
     db = open_readonly(path)
@@ -319,9 +350,9 @@ def appointment_outcomes(
             (end, *types),
         ).fetchall()
         issued = db.execute(
-            "SELECT data FROM events WHERE ts >= ? AND ts < ? AND type='ticket_issued' "
-            "AND json_extract(data, '$.appointment_code') IS NOT NULL",
-            (start - 86400, end + 86400),
+            "SELECT data FROM events WHERE seq > ? AND seq < ? AND ts >= ? AND ts < ? "
+            "AND type='ticket_issued' AND json_extract(data, '$.appointment_code') IS NOT NULL",
+            (*seq_window(db, start - 86400, end + 86400), start - 86400, end + 86400),
         ).fetchall()
     finally:
         db.close()
