@@ -286,3 +286,56 @@ def test_a_long_range_lets_the_worker_s_other_requests_run(office, clock, tmp_pa
         timeout=120,
     )
     assert int(out.stdout.strip()) >= 30  # one turn at least per day of the range
+
+
+def test_the_csv_has_the_appointments_of_each_day(office, clock, tmp_path):
+    """The export has what the page shows of the appointments, per day and service: booked, kept, missed,
+    cancelled... (the page showed them, the CSV did not)."""
+    monday = dt.datetime(2026, 11, 23, tzinfo=TZ)
+    at = {
+        k: (monday + dt.timedelta(days=d, hours=h)).timestamp()
+        for k, (d, h) in {
+            "kept": (0, 10),
+            "missed": (0, 11),
+            "cancelled": (0, 12),
+            "tuesday": (1, 10),
+        }.items()
+    }
+    code = {
+        k: ok(office, "web", "appointment.book", service="pass", slot=slot, check_slot=True)["appointment"][
+            "code"
+        ]
+        for k, slot in at.items()
+    }
+    ok(office, "web", "appointment.cancel", code=code["cancelled"])
+    clock.t = at["kept"] - 300
+    ok(office, "disp-1", "appointment.checkin", code=code["kept"])
+    clock.t = at["tuesday"] - 3600  # the next day: Monday's 11:00 was missed
+    ok(office, "disp-1", "ticket.issue", service="melde")
+    whole, each = stats.compute_range(tmp_path / "e.db", office.cfg, "2026-11-23", "2026-11-24")
+    rows = list(csv.reader(io.StringIO(stats.to_csv(*each)[1:]), delimiter=";"))
+    header = rows[0]
+    total = {(r[0], r[2]): dict(zip(header, r, strict=True)) for r in rows if r[1] == "total"}
+    appts = {k: v for k, v in total["2026-11-23", "pass"].items() if k.startswith("appt_")}
+    assert appts == {
+        "appt_booked": "2",
+        "appt_kept": "1",
+        "appt_early": "0",
+        "appt_late": "0",
+        "appt_missed": "1",
+        "appt_open": "0",
+        "appt_cancelled": "1",
+    }
+    tuesday = total["2026-11-24", "pass"]
+    assert tuesday["appt_booked"] == "1" and tuesday["appt_missed"] == "1"  # missed by now (the real time)
+    assert total["2026-11-24", "melde"]["appt_booked"] == "0"
+    assert stats.as_dict(whole)["appointments"]["pass"] == {
+        "booked": 3,
+        "kept": 1,
+        "early": 0,
+        "late": 0,
+        "missed": 2,
+        "open": 0,
+        "cancelled": 1,
+    }
+    assert stats.as_dict(each[0])["appointments"]["pass"]["booked"] == 2  # the day alone

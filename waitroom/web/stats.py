@@ -169,11 +169,9 @@ def compute_range(path: Path, cfg: Config, first: str, last: str) -> tuple[DaySt
         rows.sort()
         each.append(_tally(cfg, d.isoformat(), [json.loads(raw) for _, raw in rows]))
         _let_others_run()
+    for d, appointments in appointment_outcomes_by_day(path, cfg, first, last).items():
+        each[(dt.date.fromisoformat(d) - days[0]).days].appointments = appointments
     whole = each[0] if len(each) == 1 else _merge(f"{first}..{last}", each)
-    if len(each) == 1:  # the day's appointments; a range's are counted once over it, then per day
-        whole.appointments = appointment_outcomes(path, cfg, first)
-    else:
-        whole.appointments = appointment_outcomes(path, cfg, first, last=last)
     return whole, each
 
 
@@ -226,6 +224,11 @@ def _merge(label: str, days: list[DayStats]) -> DayStats:
         out.assist_response += d.assist_response
         for level, n in d.escalations.items():
             out.escalations[level] = out.escalations.get(level, 0) + n
+        for sid, counts in d.appointments.items():
+            into = out.appointments.setdefault(sid, dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
+            for k, n in counts.items():
+                into[k] += n
+    out.appointments = dict(sorted(out.appointments.items()))
     return out
 
 
@@ -340,8 +343,22 @@ def appointment_outcomes(
     """Per service, the appointments whose slot lies on ``day`` (to ``last``): booked (not cancelled), and of
     those kept (checked in from ``early_min`` before the slot to ``late_min`` after it), early (before that),
     late (after it), missed (no check-in and the window is over), open (still to come); and cancelled."""
+    merged: dict[str, dict[str, int]] = {}
+    for per_service in appointment_outcomes_by_day(path, cfg, day, last or day, now).values():
+        for sid, counts in per_service.items():
+            into = merged.setdefault(sid, dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
+            for k, n in counts.items():
+                into[k] += n
+    return dict(sorted(merged.items()))
+
+
+def appointment_outcomes_by_day(
+    path: Path, cfg: Config, first: str, last: str, now: float | None = None
+) -> dict[str, dict[str, dict[str, int]]]:
+    """``appointment_outcomes`` for each day from ``first`` to ``last`` (the slot's day, office time) that
+    has appointments: day -> service -> outcome -> count."""
     now = time.time() if now is None else now
-    start, end = day_bounds(cfg, day)[0], day_bounds(cfg, last or day)[1]
+    start, end = day_bounds(cfg, first)[0], day_bounds(cfg, last)[1]
     types = ("appointment_booked", "appointment_moved", "appointment_cancelled", "day_started")
     db = open_readonly(path)
     try:
@@ -373,11 +390,13 @@ def appointment_outcomes(
         e = json.loads(raw)
         checkins.setdefault(e["appointment_code"], e["ts"])
     rules = cfg.steering.appointments
-    out: dict[str, dict[str, int]] = {}
+    tz = cfg.office.tz
+    out: dict[str, dict[str, dict[str, int]]] = {}
     for code, a in book.items():
         if "slot" not in a or not start <= a["slot"] < end:
             continue
-        counts = out.setdefault(a["service"], dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
+        day = dt.datetime.fromtimestamp(a["slot"], tz).date().isoformat()
+        counts = out.setdefault(day, {}).setdefault(a["service"], dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
         if a.get("cancelled"):
             counts["cancelled"] += 1
             continue
@@ -391,7 +410,7 @@ def appointment_outcomes(
             counts["late"] += 1
         else:
             counts["kept"] += 1
-    return dict(sorted(out.items()))
+    return {d: dict(sorted(v.items())) for d, v in sorted(out.items())}
 
 
 def as_dict(s: DayStats) -> dict[str, Any]:
@@ -446,13 +465,15 @@ CSV_COLUMNS = (
     "remote_reserved",
     "remote_checked_in",
     "remote_lapsed",
+    *(f"appt_{k}" for k in APPOINTMENT_OUTCOMES),
 )
 
 
 def to_csv(*days: DayStats) -> str:
     """Per day (a range: each of its days, one after the other): one row per hour and service (tickets
     issued), then one row per service (totals and times), then the assistance requests (issued: requests,
-    served: acknowledged, cancelled, times: until acknowledged).
+    served: acknowledged, cancelled, times: until acknowledged). The appointments (``appt_*``) are those whose
+    slot lies on the day, in the service's total row (see ``appointment_outcomes``).
 
     As German Excel opens it by a double click: a UTF-8 byte order mark, semicolons, decimal commas (it would
     split at commas and read 4.5 as a date). Ids and numbers only."""
@@ -470,8 +491,10 @@ def _csv_day(w: Any, s: DayStats) -> None:
     for hour in sorted(s.hours):
         for sid, n in sorted(s.hours[hour].items()):
             w.writerow([s.day, f"{hour:02d}", sid, n, *blank])
-    for sid, v in s.services.items():
+    extra = {sid: ServiceStats(sid) for sid in s.appointments if sid not in s.services}  # taken out since
+    for sid, v in {**s.services, **extra}.items():
         wait, serv = _summary(v.waits), _summary(v.service_times)
+        appts = s.appointments.get(sid, dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
         w.writerow(
             [
                 s.day,
@@ -490,6 +513,7 @@ def _csv_day(w: Any, s: DayStats) -> None:
                 v.remote_reserved,
                 v.remote_checked_in,
                 v.remote_lapsed,
+                *(appts[k] for k in APPOINTMENT_OUTCOMES),
             ]
         )
     resp = _summary(s.assist_response)
