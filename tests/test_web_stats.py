@@ -204,6 +204,11 @@ def test_the_statistics_page_and_csv_take_a_range(cfg, controller, tmp_path, off
         html = c.get("/admin/stats?day=2026-11-23&to=2026-12-01").get_data(as_text=True)
         assert "<h1>Statistik 2026-11-23 – 2026-12-01</h1>" in html and 'value="2026-12-01"' in html
         assert "/admin/stats.csv?day=2026-11-23&amp;to=2026-12-01" in html
+        compact = c.get("/admin/stats?day=20261123&to=20261201").get_data(as_text=True)  # ISO 8601 basic
+        assert "<h1>Statistik 2026-11-23 – 2026-12-01</h1>" in compact and 'value="2026-11-23"' in compact
+        # every service together, below the table: issued, served, not appeared, cancelled, -, -, open
+        total = re.search(r"<tfoot><tr><th scope=\"row\">Alle Anliegen</th>((?:<td>[^<]*</td>){7})", html)
+        assert re.findall(r"<td>([^<]*)</td>", total.group(1)) == ["3", "1", "0", "0", "–", "–", "2"]
         r = c.get("/admin/stats.csv?day=2026-11-23&to=2026-12-01")
         assert r.headers["Content-Disposition"].endswith(f'{cfg.office.id}-2026-11-23-2026-12-01.csv"')
         days = {line.split(";")[0] for line in r.get_data(as_text=True).splitlines()[1:]}

@@ -159,14 +159,15 @@ def _bad_request(message: str) -> NoReturn:
 def _range_arg() -> tuple[str, str]:
     """The statistics' days: ``day`` (default today) and optionally ``to``, the last day of a range (both
     included, at most ``stats.MAX_RANGE_DAYS``)."""
-    day = request.args.get("day") or cfg().office.today(time.time())
-    last = request.args.get("to") or day
-    for name, value in (("day", day), ("to", last)):
+    given = {"day": request.args.get("day") or cfg().office.today(time.time())}
+    given["to"] = request.args.get("to") or given["day"]
+    for name, value in given.items():
         try:
-            dt.date.fromisoformat(value)
+            given[name] = dt.date.fromisoformat(value).isoformat()  # 20261123 too, shown as 2026-11-23
             stats.day_bounds(cfg(), value)  # also a day whose end no calendar has (9999-12-31)
         except (ValueError, OverflowError):
             _bad_request(tr("web.err.field", field=name))
+    day, last = given["day"], given["to"]
     try:
         stats.range_days(day, last)
     except ValueError:

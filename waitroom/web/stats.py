@@ -413,30 +413,37 @@ def appointment_outcomes_by_day(
     return {d: dict(sorted(v.items())) for d, v in sorted(out.items())}
 
 
+def _service_dict(v: ServiceStats) -> dict[str, Any]:
+    return {
+        "issued": v.issued,
+        "served": v.served,
+        "no_show": v.no_show,
+        "cancelled": v.cancelled,
+        "transferred_in": v.transferred_in,
+        "transferred_out": v.transferred_out,
+        "open": v.open,
+        "wait": _summary(v.waits),
+        "service_time": _summary(v.service_times),
+        "remote": {
+            "reserved": v.remote_reserved,
+            "checked_in": v.remote_checked_in,
+            "lapsed": v.remote_lapsed,
+        },
+    }
+
+
 def as_dict(s: DayStats) -> dict[str, Any]:
+    everyone = ServiceStats("all")  # every service together: a transfer is neither in nor out here
+    for v in s.services.values():
+        for f in fields(ServiceStats):
+            if f.name not in ("service", "transferred_in", "transferred_out"):
+                setattr(everyone, f.name, getattr(everyone, f.name) + getattr(v, f.name))
     return {
         "day": s.day,
         "issued": s.total_issued,
         "hours": {str(h): s.hours[h] for h in sorted(s.hours)},
-        "services": {
-            sid: {
-                "issued": v.issued,
-                "served": v.served,
-                "no_show": v.no_show,
-                "cancelled": v.cancelled,
-                "transferred_in": v.transferred_in,
-                "transferred_out": v.transferred_out,
-                "open": v.open,
-                "wait": _summary(v.waits),
-                "service_time": _summary(v.service_times),
-                "remote": {
-                    "reserved": v.remote_reserved,
-                    "checked_in": v.remote_checked_in,
-                    "lapsed": v.remote_lapsed,
-                },
-            }
-            for sid, v in s.services.items()
-        },
+        "services": {sid: _service_dict(v) for sid, v in s.services.items()},
+        "all": _service_dict(everyone),
         "appointments": s.appointments,
         "assistance": {
             "requests": s.assist_requests,
