@@ -323,3 +323,33 @@ def test_a_slot_not_offered_says_why(app, controller):
         assert re.findall(r'class="flash error" role="alert">([^<]*)<', html) == [said]  # once, nothing else
     assert sum(1 for a in controller.office.state.appointments.values() if a.slot == float(slot)) == booked
     assert len(controller.office.state.appointments) == booked
+
+
+def test_a_day_without_a_free_slot_says_so(cfg, tmp_path):
+    """The agent opens a day on which the office is closed (or that is booked up): the page names the day
+    and says that nothing is free on it, with the days that have free slots above (it showed the days and
+    nothing else, as if the page had not loaded)."""
+    import datetime as dt
+
+    from waitroom.config import WEEKDAYS
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    closed = dt.datetime.now(cfg.office.tz).date() + dt.timedelta(days=2)
+    weekday = WEEKDAYS[closed.weekday()]
+    hours = {d: h for d, h in cfg.office.hours.items() if d != weekday}
+    cfg = cfg.model_copy(update={"office": cfg.office.model_copy(update={"hours": hours})})
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert svc.start(wait=10)
+    app = create_app(cfg, data_dir=tmp_path, test_config={"SECRET_KEY": "k" * 32, "TESTING": True})
+    try:
+        app.extensions["waitroom_users"].add("agent115", PASSWORD, "booking")
+        wait_for(lambda: app.extensions["waitroom"].state() is not None)
+        agent = client(app, "agent115")
+        page = agent.get(f"/booking/?service=pass&day={closed.isoformat()}").get_data(as_text=True)
+        assert "An diesem Tag ist kein Termin frei. Bitte einen anderen Tag wählen." in page
+        assert f"{closed.day}." in re.search(r'<h2 id="slot-h">([^<]*)</h2>', page).group(1)
+        assert 'name="slot"' not in page and 'class="days"' in page
+    finally:
+        app.extensions["waitroom"].close()
+        svc.stop()
