@@ -364,3 +364,60 @@ def test_csv_with_another_separator_or_empty_says_so(cfg):
         csv_import.parse(b"", cfg, MONDAY_9)
     with pytest.raises(FeedError, match="empty"):
         csv_import.parse(b"\xef\xbb\xbf\r\n", cfg, MONDAY_9)
+
+
+def test_a_broken_ics_entry_is_one_error_and_the_others_are_imported(cfg, store, tmp_path):
+    """A VEVENT whose DTSTART or SEQUENCE cannot be read, or that has no DTSTART, is one error naming its UID
+    and the property; the other entries are imported (one such entry made the whole feed fail: "cannot
+    unfold the events"). An entry imported before and broken now is not cancelled as gone: the booking
+    system still lists it, and its citizen still comes."""
+    office = Office(cfg, store, clock=Clock(MONDAY_9))
+    send, memory = sender(office), tmp_path / "memory"
+    feed = tmp_path / "feed.ics"
+    text = (DATA / "appointments.ics").read_bytes().decode("utf-8")
+    feed.write_bytes(text.encode("utf-8"))
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert rep.booked == 5
+    before = book(office)
+    broken = (
+        text.replace("DTSTART:20261124T130000Z", "DTSTART:2026-11-24 13:00")  # termin-1004
+        .replace(
+            "SEQUENCE:1\r\nDTSTART;TZID=Europe/Berlin:20261124T083000",
+            "SEQUENCE:eins\r\nDTSTART;TZID=Europe/Berlin:20261124T083000",
+        )  # the series' first VEVENT
+        .replace("DTSTART;TZID=Europe/Berlin:20261124T100000\r\n", "")  # termin-1003
+        .replace("CATEGORIES:10115", "CATEGORIES:10116")  # termin-1002: a service the mapping lacks
+    )
+    parsed = ics.parse(broken, cfg, MONDAY_9)
+    errors = {e.where: e.message for e in parsed.errors}
+    assert errors["UID termin-1004@buergerbuero.example"].startswith("DTSTART: ")
+    assert errors["UID serie-77@buergerbuero.example"].startswith("SEQUENCE: ")
+    assert errors["UID termin-1003@buergerbuero.example"] == "no DTSTART"
+    assert "'10116' maps to no service" in errors["UID termin-1002@buergerbuero.example"]
+    assert {e.key for e in parsed.entries} == {"termin-1001@buergerbuero.example"}
+    feed.write_bytes(broken.encode("utf-8"))
+    seq = office.state.seq
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=seq, memory_dir=memory)
+    assert rep.cancelled == 0 and len(rep.errors) >= 3, rep
+    assert book(office) == before and office.state.seq == seq
+    feed.write_bytes(text.encode("utf-8"))  # repaired: the next import finds everything as it was
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=seq, memory_dir=memory)
+    assert rep.cancelled == rep.booked == 0 and book(office) == before
+
+
+def test_a_broken_csv_row_does_not_cancel_what_it_booked_before(cfg, store, tmp_path):
+    """A row the import booked before that now cannot be read (a start time mistyped in the export) is an
+    error naming its line; its appointment stays booked (it was cancelled as gone from the feed)."""
+    office = Office(cfg, store, clock=Clock(MONDAY_9))
+    send, memory = sender(office), tmp_path / "memory"
+    feed = tmp_path / "termine.csv"
+    text = (DATA / "appointments.csv").read_text(encoding="utf-8")
+    feed.write_text(text, encoding="utf-8")
+    import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert not office.state.appointments["T88001"].cancelled
+    feed.write_text(text.replace("24.11.2026 09:45", "24.11.2026 9.45 Uhr"), encoding="utf-8")
+    seq = office.state.seq
+    rep = import_once(cfg, str(feed), send, now=MONDAY_9, since_seq=seq, memory_dir=memory)
+    assert [e.where for e in rep.errors if "9.45 Uhr" in e.message] == ["line 2"]
+    assert rep.cancelled == 0 and not office.state.appointments["T88001"].cancelled
+    assert office.state.seq == seq

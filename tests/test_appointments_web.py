@@ -256,3 +256,100 @@ def test_users_table_from_before_the_booking_role_is_migrated(tmp_path):
     assert agent.is_booking_only and not agent.may_operate("c1")
     store.close()
     assert UserStore(tmp_path / "old.db").get("agent115").role == "booking"
+
+
+def test_an_appointment_of_a_service_the_office_no_longer_offers_is_still_shown(cfg, controller, tmp_path):
+    """The office file drops a service (Führerschein moves to another office) while appointments for it are
+    booked: the booking page still shows such an appointment (by the service's id) and can cancel it; it
+    answered 500."""
+    from waitroom.web import create_app
+
+    def web(office):
+        app = create_app(
+            office,
+            data_dir=tmp_path,
+            test_config={"SECRET_KEY": "test-secret-key-0123456789", "TESTING": True},
+        )
+        app.extensions["waitroom_users"].add("agent115", PASSWORD, "booking", replace=True)
+        wait_for(lambda: app.extensions["waitroom"].state() is not None)
+        return app
+
+    app = web(cfg)
+    try:
+        agent = client(app, "agent115")
+        slot = SLOT_RE.findall(agent.get("/booking/?service=fuehrerschein").get_data(as_text=True))[0]
+        r = post(agent, "/booking/book", {"service": "fuehrerschein", "slot": slot})
+        code = r.headers["Location"].rsplit("/", 1)[1]
+    finally:
+        app.extensions["waitroom"].close()
+    fewer = cfg.model_copy(update={"services": [s for s in cfg.services if s.id != "fuehrerschein"]})
+    app = web(fewer)
+    try:
+        agent = client(app, "agent115")
+        r = agent.get(f"/booking/c/{code}")
+        page = r.get_data(as_text=True)
+        assert r.status_code == 200 and codes.format_code(code) in page and "fuehrerschein" in page
+        assert agent.get(f"/booking/?move={code}").status_code == 200  # moving it: other services to pick
+        r = post(agent, f"/booking/c/{code}/cancel", follow_redirects=True)
+        assert "abgesagt" in r.get_data(as_text=True) and controller.office.state.appointments[code].cancelled
+    finally:
+        app.extensions["waitroom"].close()
+
+
+def test_a_slot_not_offered_says_why(app, controller):
+    """The 115 agent hears why a slot cannot be booked: taken meanwhile (the last one, booked from another
+    tab), already past, too far ahead. It said "Dieser Termin ist nicht frei." for each."""
+    agent, other = client(app, "agent115"), client(app, "agent115")
+    page = agent.get("/booking/?service=pass").get_data(as_text=True)
+    slot = SLOT_RE.findall(page)[0]
+    form = re.search(r'name="form" value="([^"]+)"', page).group(1)
+    booked = 0
+    while True:  # the other tab books the slot until it is full; then this tab sends its form
+        r = post(other, "/booking/book", {"service": "pass", "slot": slot}, follow_redirects=True)
+        if "/booking/c/" not in r.request.path:
+            break
+        booked += 1
+    assert booked >= 1
+    r = post(agent, "/booking/book", {"service": "pass", "slot": slot, "form": form}, follow_redirects=True)
+    assert "Dieser Termin ist inzwischen vergeben. Bitte einen anderen wählen." in r.get_data(as_text=True)
+    assert sum(1 for a in controller.office.state.appointments.values() if a.slot == float(slot)) == booked
+    days = app.extensions["waitroom_config"].appointments.horizon_days
+    for when, said in (
+        (float(slot) - 86400, "Diese Uhrzeit ist schon vorbei. Bitte eine spätere wählen."),  # yesterday's
+        (float(slot) + (days + 2) * 86400, f"Termine gibt es höchstens {days} Tage im Voraus."),
+    ):
+        r = post(agent, "/booking/book", {"service": "pass", "slot": repr(when)}, follow_redirects=True)
+        html = r.get_data(as_text=True)
+        assert re.findall(r'class="flash error" role="alert">([^<]*)<', html) == [said]  # once, nothing else
+    assert sum(1 for a in controller.office.state.appointments.values() if a.slot == float(slot)) == booked
+    assert len(controller.office.state.appointments) == booked
+
+
+def test_a_day_without_a_free_slot_says_so(cfg, tmp_path):
+    """The agent opens a day on which the office is closed (or that is booked up): the page names the day
+    and says that nothing is free on it, with the days that have free slots above (it showed the days and
+    nothing else, as if the page had not loaded)."""
+    import datetime as dt
+
+    from waitroom.config import WEEKDAYS
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    closed = dt.datetime.now(cfg.office.tz).date() + dt.timedelta(days=2)
+    weekday = WEEKDAYS[closed.weekday()]
+    hours = {d: h for d, h in cfg.office.hours.items() if d != weekday}
+    cfg = cfg.model_copy(update={"office": cfg.office.model_copy(update={"hours": hours})})
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert svc.start(wait=10)
+    app = create_app(cfg, data_dir=tmp_path, test_config={"SECRET_KEY": "k" * 32, "TESTING": True})
+    try:
+        app.extensions["waitroom_users"].add("agent115", PASSWORD, "booking")
+        wait_for(lambda: app.extensions["waitroom"].state() is not None)
+        agent = client(app, "agent115")
+        page = agent.get(f"/booking/?service=pass&day={closed.isoformat()}").get_data(as_text=True)
+        assert "An diesem Tag ist kein Termin frei. Bitte einen anderen Tag wählen." in page
+        assert f"{closed.day}." in re.search(r'<h2 id="slot-h">([^<]*)</h2>', page).group(1)
+        assert 'name="slot"' not in page and 'class="days"' in page
+    finally:
+        app.extensions["waitroom"].close()
+        svc.stop()

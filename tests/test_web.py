@@ -321,7 +321,7 @@ def test_admin_statistics_and_csv(app, admin, node):
     assert "<svg" in html and "(3)" in html
     r = admin.get("/admin/stats.csv")
     assert r.status_code == 200 and r.mimetype == "text/csv"
-    rows = [line.split(",") for line in r.get_data(as_text=True).splitlines()]
+    rows = [line.split(";") for line in r.get_data(as_text=True).lstrip("\ufeff").splitlines()]
     totals = {row[2]: row for row in rows if row[1] == "total"}
     assert totals["pass"][3:6] == ["2", "1", "1"]  # issued, served, no-show
     assert totals["melde"][3] == "1"

@@ -69,6 +69,9 @@ def parse(data: bytes | str, cfg: Config, now: float) -> Parsed:
             out.entries.append(_entry(row, cfg, where))
         except ValueError as exc:
             out.errors.append(EntryError(where, str(exc)))
+            key = _cell(row, cols.uid) or _cell(row, cols.code)
+            if key:  # the booking system still lists it: not gone
+                out.broken.add(key)
     return out
 
 

@@ -52,13 +52,29 @@ def parse(data: bytes | str, cfg: Config, now: float) -> Parsed:
     tz = cfg.office.tz
     bs = cfg.appointments.booking_system
     cancel_all = str(cal.get("METHOD", "")).upper() == "CANCEL"
+    out = Parsed()
+    _set_aside_broken(
+        cal,
+        out,
+        {
+            "UID",
+            "DTSTART",
+            "SEQUENCE",
+            "STATUS",
+            "RRULE",
+            "RDATE",
+            "EXDATE",
+            "RECURRENCE-ID",
+            bs.ics_service_property.upper(),
+            bs.ics_code_property.upper(),
+        },
+    )
     series = {
         str(c.get("UID"))
         for c in cal.walk("VEVENT")
         if c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID")
     }
     lo, hi = window(cfg, now)
-    out = Parsed()
     # single entries moved beyond the window are still in the feed: not gone (waitroom.appointments.importer)
     out.present = {
         str(c.get("UID")) for c in cal.walk("VEVENT") if c.get("UID") and str(c.get("UID")) not in series
@@ -78,7 +94,35 @@ def parse(data: bytes | str, cfg: Config, now: float) -> Parsed:
             )
         except ValueError as exc:
             out.errors.append(EntryError(where, str(exc)))
+            if uid:  # the booking system still lists it: not gone
+                rid = ev.get("RECURRENCE-ID") or ev.get("DTSTART")
+                out.broken.add(f"{uid}#{_utc_id(rid)}" if uid in series and rid is not None else uid)
     return out
+
+
+def _set_aside_broken(cal: Any, out: Parsed, read: set[str]) -> None:
+    """Take the VEVENTs out that cannot be unfolded or read - a property this import reads that does not
+    parse (a DTSTART "2026-11-24 13:00", a SEQUENCE "eins"), or no DTSTART - each UID one error naming the
+    property: one such entry made the series library fail the whole feed. All VEVENTs of such a UID go (a
+    changed occurrence of a series without its series, or the series without its changes, would be imported
+    at the wrong time); the UID is ``broken``, so what an earlier import booked for it stays."""
+    problems: dict[str, str] = {}
+    for c in cal.walk("VEVENT"):
+        uid = str(c.get("UID") or "")
+        bad = [f"{name}: {msg}" for name, msg in getattr(c, "errors", []) if str(name).upper() in read]
+        if not bad and c.get("DTSTART") is None:
+            bad = ["no DTSTART"]
+        if bad:
+            problems.setdefault(uid, bad[0])
+    if not problems:
+        return
+    cal.subcomponents[:] = [
+        c for c in cal.subcomponents if not (c.name == "VEVENT" and str(c.get("UID") or "") in problems)
+    ]
+    for uid, problem in problems.items():
+        out.errors.append(EntryError(f"UID {uid}" if uid else "VEVENT without UID", problem))
+        if uid:
+            out.broken.add(uid)
 
 
 def _entry(

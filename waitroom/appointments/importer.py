@@ -5,7 +5,8 @@ a ``web`` node: the same entry imported again has the same request id, so the co
 stored reply and changes nothing, even after a restart of either side. Beyond the stored replies (two days)
 the operations themselves are idempotent: booking a code again with the same service and slot changes
 nothing, a revision (SEQUENCE) not newer than the booked one changes nothing, cancelling twice changes
-nothing. Errors are reported per entry and never stop the import.
+nothing. Errors are reported per entry and never stop the import; an entry that cannot be read is not taken
+for one that is gone from the feed (``Parsed.broken``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class Parsed:
     entries: list[Entry] = field(default_factory=list)
     errors: list[EntryError] = field(default_factory=list)
     present: set[str] = field(default_factory=set)  # keys the feed lists outside the window too (not gone)
+    # keys (CSV: uid or code; iCalendar: the UID, for a series each of its occurrences) of entries the feed
+    # lists but that could not be read: reported as errors, and not gone (their appointments stay booked)
+    broken: set[str] = field(default_factory=set)
+
+    def is_broken(self, key: str) -> bool:
+        return key in self.broken or key.split("#", 1)[0] in self.broken
 
 
 @dataclass
@@ -198,6 +205,9 @@ def _gone(cfg: Config, parsed: Parsed, memory: FeedMemory, send: Send, now: floa
         rep.errors.append(EntryError("(feed)", "the feed lists no entries at all; nothing was cancelled"))
         return
     for key, old in before.items():
+        if parsed.is_broken(key) and isinstance(old, dict):
+            keep[key] = old  # listed but unreadable now: neither gone nor forgotten
+            continue
         if key in listed or not isinstance(old, dict) or not now <= float(old.get("slot", 0)) < hi:
             continue
         gone = Entry(key, str(old.get("code", "")), "", float(old["slot"]), None, True, where=f"{key} (gone)")

@@ -4,9 +4,10 @@ statistics with charts and CSV export. Admin role required.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 from flask import (
@@ -151,29 +152,48 @@ def _unavailable(exc: stats.StatsUnavailable) -> str:
     return tr(STATS_UNAVAILABLE.get(exc.reason, STATS_UNAVAILABLE["missing"]), path=str(exc.path))
 
 
-def _day_arg() -> str:
-    day = request.args.get("day") or cfg().office.today(time.time())
+def _bad_request(message: str) -> NoReturn:
+    abort(make_response(render_template("error.html", code=400, message=message), 400))
+
+
+def _range_arg() -> tuple[str, str]:
+    """The statistics' days: ``day`` (default today) and optionally ``to``, the last day of a range (both
+    included, at most ``stats.MAX_RANGE_DAYS``)."""
+    given = {"day": request.args.get("day") or cfg().office.today(time.time())}
+    given["to"] = request.args.get("to") or given["day"]
+    for name, value in given.items():
+        try:
+            given[name] = dt.date.fromisoformat(value).isoformat()  # 20261123 too, shown as 2026-11-23
+            stats.day_bounds(cfg(), value)  # also a day whose end no calendar has (9999-12-31)
+        except (ValueError, OverflowError):
+            _bad_request(tr("web.err.field", field=name))
+    day, last = given["day"], given["to"]
     try:
-        stats.day_bounds(cfg(), day)  # also a day whose end no calendar has (9999-12-31)
-    except (ValueError, OverflowError):
-        message = tr("web.err.field", field="day")
-        abort(make_response(render_template("error.html", code=400, message=message), 400))
-    return day
+        stats.range_days(day, last)
+    except ValueError:
+        _bad_request(tr("web.stats.bad_range", days=stats.MAX_RANGE_DAYS))
+    return day, last
 
 
 @bp.get("/stats")
 @login_required("admin")
 def stats_page() -> str | tuple[str, int]:
-    day = _day_arg()
+    day, last = _range_arg()
     path = current_app.config["WAITROOM_STATS_DB"]
     labels = {s.id: s.name.get(lang()) for s in cfg().services}
+    page = {
+        "day": day,
+        "last": last,
+        "label": day if last == day else f"{day} – {last}",
+        "max_days": stats.MAX_RANGE_DAYS,
+    }
     try:
-        result = stats.compute(path, cfg(), day)
+        result, _ = stats.compute_range(path, cfg(), day, last)
         days = stats.available_days(path, cfg())
     except stats.StatsUnavailable as exc:
         log.info("statistics unavailable: %s", exc)
         said = _unavailable(exc)
-        return render_template("admin_stats.html", day=day, unavailable=said, data=None, days=[]), 200
+        return render_template("admin_stats.html", **page, unavailable=said, data=None, days=[]), 200
     data = stats.as_dict(result)
     charts = {
         "hours": stats.hours_chart(result, labels, tr("web.stats.per_hour")),
@@ -192,7 +212,7 @@ def stats_page() -> str | tuple[str, int]:
     }
     return render_template(
         "admin_stats.html",
-        day=day,
+        **page,
         data=data,
         charts=charts,
         labels=labels,
@@ -205,14 +225,15 @@ def stats_page() -> str | tuple[str, int]:
 @bp.get("/stats.csv")
 @login_required("admin")
 def stats_csv() -> Response:
-    day = _day_arg()
+    day, last = _range_arg()
     try:
-        result = stats.compute(current_app.config["WAITROOM_STATS_DB"], cfg(), day)
+        _, each = stats.compute_range(current_app.config["WAITROOM_STATS_DB"], cfg(), day, last)
     except stats.StatsUnavailable as exc:
         log.info("statistics unavailable: %s", exc)
         return Response(f"{_unavailable(exc)}\n", status=503, mimetype="text/plain")
+    name = f"waitroom-{cfg().office.id}-{day}" + (f"-{last}" if last != day else "")
     return Response(
-        stats.to_csv(result),
+        stats.to_csv(*each),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="waitroom-{cfg().office.id}-{day}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )

@@ -15,6 +15,7 @@ import io
 import logging
 import re
 import secrets
+import time
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -23,7 +24,8 @@ from werkzeug.wrappers import Response
 
 from waitroom import appointments as codes
 from waitroom.appointments import capacity
-from waitroom.web.common import cfg, lang, live, login_required, run_command, text, tr
+from waitroom.i18n import N_
+from waitroom.web.common import CommandResult, cfg, lang, live, login_required, run_command, text, tr
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,13 @@ def qr_data_uri(payload: str) -> str:
     buf = io.BytesIO()
     img.save(buf)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _service_name(sid: str) -> str:
+    """A service's name; its id when the office file no longer has it (booked before it was taken out)."""
+    if sid not in cfg().service_ids:
+        return sid
+    return text(cfg().service(sid).name.model_dump(), sid)
 
 
 def _day_label(day: str) -> str:
@@ -110,6 +119,23 @@ def index() -> str:
     )
 
 
+# why a slot is not offered (the reply's ``reason``), said so that the agent can tell the citizen on the phone
+SLOT_REFUSALS = {
+    "full": N_("web.booking.slot.full"),
+    "past": N_("web.booking.slot.past"),
+    "beyond_horizon": N_("web.booking.slot.beyond_horizon"),
+    "no_appointments": N_("web.booking.slot.no_appointments"),
+}
+
+
+def _refusal(res: CommandResult) -> str:
+    """A refused booking or move: for a slot that is not offered, why (taken meanwhile, in the past, too far
+    ahead); otherwise the refusal as every staff page says it."""
+    reason = (res.data or {}).get("reason") if res.code == "slot_unavailable" else None
+    key = SLOT_REFUSALS.get(reason) if isinstance(reason, str) else None
+    return tr(key, days=cfg().appointments.horizon_days) if key else res.message
+
+
 FORM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 
 
@@ -145,8 +171,12 @@ def book() -> Response:
         args["note"] = note
     res = run_command("appointment.book", args, request_id=_form_request("book"))
     if not res.ok:
-        flash(res.message, "error")
-        return redirect(url_for("booking.index", service=service, day=_local(slot).date().isoformat()))
+        flash(_refusal(res), "error")
+        # back to the slots of that day, if the page offers it (not a day past or beyond the horizon, which
+        # would be refused a second time)
+        day = _local(slot).date()
+        shown = day.isoformat() if day in capacity.horizon(cfg(), time.time()) else None
+        return redirect(url_for("booking.index", service=service, day=shown))
     code = res.result["appointment"]["code"]
     flash(tr("web.booking.booked", code=codes.format_code(code)), "ok")
     return redirect(url_for("booking.confirmation", code=code))
@@ -179,7 +209,7 @@ def confirmation(code: str) -> str | Response:
         "booking_confirmation.html",
         a=a,
         code=codes.format_code(a["code"]),
-        service_name=text(cfg().service(a["service"]).name.model_dump(), a["service"]),
+        service_name=_service_name(a["service"]),
         day_label=_day_label(when.date().isoformat()),
         time_label=when.strftime("%H:%M"),
         qr=qr_data_uri(base + url_for("public.checkin_code", code=a["code"])),
@@ -200,7 +230,7 @@ def move(code: str) -> Response:
         args["service"] = service
     res = run_command("appointment.move", args, request_id=_form_request("move"))
     if not res.ok:
-        flash(res.message, "error")
+        flash(_refusal(res), "error")
         return redirect(url_for("booking.index", move=norm, service=service))
     flash(tr("web.booking.moved", code=codes.format_code(norm)), "ok")
     return redirect(url_for("booking.confirmation", code=norm))

@@ -8,14 +8,17 @@ machine than the controller, the log is not there and the page says so.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
 import json
 import logging
+import math
 import sqlite3
 import statistics
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, fields
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,9 @@ STAT_TYPES = (
     "ticket_no_show",
     "ticket_cancelled",
     "ticket_transferred",
+    "ticket_parked",
+    "counter_paused",
+    "counter_closed",
     "assist_requested",
     "assist_acknowledged",
     "assist_escalated",
@@ -57,6 +63,9 @@ class ServiceStats:
     served: int = 0
     no_show: int = 0
     cancelled: int = 0
+    transferred_in: int = 0  # tickets of other services transferred to this one
+    transferred_out: int = 0
+    open: int = 0  # not finished by the end of the day (or yet): waiting, parked or being served
     waits: list[float] = field(default_factory=list)  # seconds
     service_times: list[float] = field(default_factory=list)
     remote_reserved: int = 0  # remote tickets (virtual queue): reserved, checked in, lapsed
@@ -123,29 +132,143 @@ def available_days(path: Path, cfg: Config, limit: int = 60) -> list[str]:
     return [json.loads(r[0])["day"] for r in rows]
 
 
+MAX_RANGE_DAYS = 366
+
+
 def compute(path: Path, cfg: Config, day: str) -> DayStats:
     """Statistics of one office day from the event log at ``path``."""
-    start, end = day_bounds(cfg, day)
+    return compute_range(path, cfg, day, day)[0]
+
+
+def compute_range(path: Path, cfg: Config, first: str, last: str) -> tuple[DayStats, list[DayStats]]:
+    """Statistics of the office days ``first`` to ``last`` (ISO dates, both included): the whole range (its
+    ``day`` is ``first``, or ``first..last``) and each day of it. One read of the log; each day is counted
+    on its own (a ticket still open at its day's end stays open: the next day starts afresh)."""
+    days = [dt.date.fromisoformat(first) + dt.timedelta(days=i) for i in range(range_days(first, last))]
+    bounds = [day_bounds(cfg, d.isoformat()) for d in days]
+    start, end = bounds[0][0], bounds[-1][1]
+    per_day: list[list[tuple[int, str]]] = [[] for _ in days]
+    ends = [b[1] for b in bounds]
     db = open_readonly(path)
     try:
-        rows = db.execute(
-            f"SELECT data FROM events WHERE ts >= ? AND ts < ? AND type IN "
-            f"({','.join('?' * len(STAT_TYPES))}) ORDER BY seq",
-            (start, end, *STAT_TYPES),
-        ).fetchall()
+        # no ORDER BY: SQLite would sort every row of the range before handing out the first (a temporary
+        # B-tree, half a second for a year); each day is put in order by itself below
+        cur = db.execute(
+            f"SELECT seq, ts, data FROM events WHERE seq > ? AND seq < ? AND ts >= ? AND ts < ? AND type IN "
+            f"({','.join('?' * len(STAT_TYPES))})",
+            (*seq_window(db, start, end), start, end, *STAT_TYPES),
+        )
+        while batch := cur.fetchmany(2000):
+            for seq, ts, raw in batch:
+                per_day[bisect.bisect_right(ends, ts)].append((seq, raw))
+            _let_others_run()
     finally:
         db.close()
+    each = []
+    for d, rows in zip(days, per_day, strict=True):
+        rows.sort()
+        each.append(_tally(cfg, d.isoformat(), [json.loads(raw) for _, raw in rows]))
+        _let_others_run()
+    for d, appointments in appointment_outcomes_by_day(path, cfg, first, last).items():
+        each[(dt.date.fromisoformat(d) - days[0]).days].appointments = appointments
+    whole = each[0] if len(each) == 1 else _merge(f"{first}..{last}", each)
+    return whole, each
+
+
+def seq_window(db: sqlite3.Connection, start: float, end: float) -> tuple[int, float]:
+    """The part of the log (``seq`` exclusive bounds) that holds every event with ``start <= ts < end``: from
+    the last day start more than a day before ``start`` to the first more than a day after ``end``. The log
+    has no index on ``ts``, so a day of a log of years would otherwise be looked for among all of them; the
+    controller never writes an event more than CLOCK_TOLERANCE_S (two minutes) before one it wrote earlier,
+    so a day's margin holds every event of the window."""
+    lo = db.execute(
+        "SELECT seq FROM events WHERE type='day_started' AND ts < ? ORDER BY seq DESC LIMIT 1",
+        (start - 86400,),
+    ).fetchone()
+    hi = db.execute(
+        "SELECT seq FROM events WHERE type='day_started' AND ts >= ? ORDER BY seq LIMIT 1", (end + 86400,)
+    ).fetchone()
+    return (lo[0] if lo else 0), (hi[0] if hi else math.inf)
+
+
+def _let_others_run() -> None:
+    """A year of a busy office is about half a million events, seconds of work: under gunicorn's gevent worker
+    (the standard library patched) this hands the process to the other requests and live streams between two
+    batches, so that the staff pages and the displays do not wait for the statistics."""
+    time.sleep(0)
+
+
+def range_days(first: str, last: str) -> int:
+    """The number of days from ``first`` to ``last``; ValueError for a range backwards or over a year."""
+    n = (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1
+    if not 1 <= n <= MAX_RANGE_DAYS:
+        raise ValueError(f"a range of 1 to {MAX_RANGE_DAYS} days, not {n}")
+    return n
+
+
+def _merge(label: str, days: list[DayStats]) -> DayStats:
+    services: dict[str, ServiceStats] = {}
+    out = DayStats(label, {}, services)
+    for d in days:
+        for hour, counts in d.hours.items():
+            for sid, n in counts.items():
+                out.hours.setdefault(hour, {})[sid] = out.hours.get(hour, {}).get(sid, 0) + n
+        for sid, v in d.services.items():
+            m = services.setdefault(sid, ServiceStats(sid))
+            for f in fields(ServiceStats):
+                if f.name != "service":
+                    setattr(m, f.name, getattr(m, f.name) + getattr(v, f.name))
+        out.assist_requests += d.assist_requests
+        out.assist_acknowledged += d.assist_acknowledged
+        out.assist_cancelled += d.assist_cancelled
+        out.assist_response += d.assist_response
+        for level, n in d.escalations.items():
+            out.escalations[level] = out.escalations.get(level, 0) + n
+        for sid, counts in d.appointments.items():
+            into = out.appointments.setdefault(sid, dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
+            for k, n in counts.items():
+                into[k] += n
+    out.appointments = dict(sorted(out.appointments.items()))
+    return out
+
+
+def _tally(cfg: Config, day: str, rows: list[dict[str, Any]]) -> DayStats:
     tz = cfg.office.tz
     services = {s.id: ServiceStats(s.id) for s in cfg.services}
     out = DayStats(day, {}, services)
     tickets: dict[str, dict[str, Any]] = {}
+    serving: dict[str, str] = {}  # counter -> the ticket it has called and not finished
     assists: dict[str, dict[str, Any]] = {}
-    for (raw,) in rows:
-        e = json.loads(raw)
+
+    def finish(tid: str, ts: float, outcome: str) -> None:
+        """A called ticket ends: served (also when the counter calls the next one, pauses or closes: the
+        controller finishes it as served then, without a ticket_served event) or not appeared."""
+        t = tickets[tid]
+        if t["state"] != "called":
+            return
+        t["state"] = outcome
+        svc = services[t["service"]]
+        if outcome == "served":
+            svc.served += 1
+            svc.service_times.append(max(0.0, ts - t["called"]))
+        else:
+            svc.no_show += 1
+
+    def release(counter: str, ts: float) -> None:
+        tid = serving.pop(counter, None)
+        if tid is not None:
+            finish(tid, ts, "served")
+
+    for e in rows:
         kind = e["type"]
         if kind == "ticket_issued":
             arrival = e.get("arrival", e["ts"])
-            tickets[e["id"]] = {"service": e["service"], "arrival": arrival, "called": None}
+            tickets[e["id"]] = {
+                "service": e["service"],
+                "arrival": arrival,
+                "called": None,
+                "state": "waiting",
+            }
             svc = services.setdefault(e["service"], ServiceStats(e["service"]))
             svc.issued += 1
             svc.remote_checked_in += 1 if e.get("reservation_code") else 0
@@ -153,25 +276,38 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
             out.hours.setdefault(hour, {}).setdefault(e["service"], 0)
             out.hours[hour][e["service"]] += 1
             continue
+        if kind in ("counter_paused", "counter_closed"):
+            release(e["counter"], e["ts"])
+            continue
         if kind.startswith("ticket_"):
-            t = tickets.get(e.get("ticket", ""))
+            tid = e.get("ticket", "")
+            t = tickets.get(tid)
             if t is None:
                 continue
             svc = services.setdefault(t["service"], ServiceStats(t["service"]))
+            counter = e.get("counter")
             if kind == "ticket_called":
+                release(counter, e["ts"])
                 if t["called"] is None:
                     svc.waits.append(max(0.0, e["ts"] - t["arrival"]))
-                t["called"] = e["ts"]
-            elif kind == "ticket_served":
-                svc.served += 1
-                if t["called"] is not None:
-                    svc.service_times.append(max(0.0, e["ts"] - t["called"]))
-            elif kind == "ticket_no_show":
-                svc.no_show += 1
-            elif kind == "ticket_cancelled":
+                t["called"], t["state"], t["counter"] = e["ts"], "called", counter
+                serving[counter] = tid
+            elif kind in ("ticket_served", "ticket_no_show"):
+                finish(tid, e["ts"], "served" if kind == "ticket_served" else "no_show")
+                serving.pop(counter, None)
+            elif kind == "ticket_cancelled" and t["state"] in ("waiting", "parked", "called"):
+                if serving.get(t.get("counter", "")) == tid:
+                    del serving[t["counter"]]
+                t["state"] = "cancelled"
                 svc.cancelled += 1
-            elif kind == "ticket_transferred" and e.get("service"):
-                t["service"] = e["service"]
+            elif kind in ("ticket_parked", "ticket_transferred"):
+                if serving.get(counter) == tid:
+                    del serving[counter]
+                t["state"] = "parked" if kind == "ticket_parked" else "waiting"
+                if kind == "ticket_transferred" and e.get("service") and e["service"] != t["service"]:
+                    svc.transferred_out += 1
+                    t["service"] = e["service"]
+                    services.setdefault(e["service"], ServiceStats(e["service"])).transferred_in += 1
             continue
         if kind.startswith("reservation_"):
             svc = services.setdefault(e["service"], ServiceStats(e["service"]))
@@ -192,7 +328,9 @@ def compute(path: Path, cfg: Config, day: str) -> DayStats:
             out.escalations[e["level"]] = out.escalations.get(e["level"], 0) + 1
         elif kind == "assist_cancelled":
             out.assist_cancelled += 1
-    out.appointments = appointment_outcomes(path, cfg, day)
+    for t in tickets.values():
+        if t["state"] in ("waiting", "parked", "called"):
+            services[t["service"]].open += 1
     return out
 
 
@@ -200,15 +338,27 @@ APPOINTMENT_OUTCOMES = ("booked", "kept", "early", "late", "missed", "open", "ca
 
 
 def appointment_outcomes(
-    path: Path, cfg: Config, day: str, now: float | None = None
+    path: Path, cfg: Config, day: str, now: float | None = None, *, last: str | None = None
 ) -> dict[str, dict[str, int]]:
-    """Per service, the appointments whose slot lies on ``day``: booked (not cancelled), and of those kept
-    (checked in from ``early_min`` before the slot to ``late_min`` after it), early (before that), late (after
-    it), missed (no check-in and the window is over), open (still to come); and cancelled."""
-    import time as _time
+    """Per service, the appointments whose slot lies on ``day`` (to ``last``): booked (not cancelled), and of
+    those kept (checked in from ``early_min`` before the slot to ``late_min`` after it), early (before that),
+    late (after it), missed (no check-in and the window is over), open (still to come); and cancelled."""
+    merged: dict[str, dict[str, int]] = {}
+    for per_service in appointment_outcomes_by_day(path, cfg, day, last or day, now).values():
+        for sid, counts in per_service.items():
+            into = merged.setdefault(sid, dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
+            for k, n in counts.items():
+                into[k] += n
+    return dict(sorted(merged.items()))
 
-    now = _time.time() if now is None else now
-    start, end = day_bounds(cfg, day)
+
+def appointment_outcomes_by_day(
+    path: Path, cfg: Config, first: str, last: str, now: float | None = None
+) -> dict[str, dict[str, dict[str, int]]]:
+    """``appointment_outcomes`` for each day from ``first`` to ``last`` (the slot's day, office time) that
+    has appointments: day -> service -> outcome -> count."""
+    now = time.time() if now is None else now
+    start, end = day_bounds(cfg, first)[0], day_bounds(cfg, last)[1]
     types = ("appointment_booked", "appointment_moved", "appointment_cancelled", "day_started")
     db = open_readonly(path)
     try:
@@ -217,9 +367,9 @@ def appointment_outcomes(
             (end, *types),
         ).fetchall()
         issued = db.execute(
-            "SELECT data FROM events WHERE ts >= ? AND ts < ? AND type='ticket_issued' "
-            "AND json_extract(data, '$.appointment_code') IS NOT NULL",
-            (start - 86400, end + 86400),
+            "SELECT data FROM events WHERE seq > ? AND seq < ? AND ts >= ? AND ts < ? "
+            "AND type='ticket_issued' AND json_extract(data, '$.appointment_code') IS NOT NULL",
+            (*seq_window(db, start - 86400, end + 86400), start - 86400, end + 86400),
         ).fetchall()
     finally:
         db.close()
@@ -240,11 +390,13 @@ def appointment_outcomes(
         e = json.loads(raw)
         checkins.setdefault(e["appointment_code"], e["ts"])
     rules = cfg.steering.appointments
-    out: dict[str, dict[str, int]] = {}
+    tz = cfg.office.tz
+    out: dict[str, dict[str, dict[str, int]]] = {}
     for code, a in book.items():
         if "slot" not in a or not start <= a["slot"] < end:
             continue
-        counts = out.setdefault(a["service"], dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
+        day = dt.datetime.fromtimestamp(a["slot"], tz).date().isoformat()
+        counts = out.setdefault(day, {}).setdefault(a["service"], dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
         if a.get("cancelled"):
             counts["cancelled"] += 1
             continue
@@ -258,30 +410,40 @@ def appointment_outcomes(
             counts["late"] += 1
         else:
             counts["kept"] += 1
-    return dict(sorted(out.items()))
+    return {d: dict(sorted(v.items())) for d, v in sorted(out.items())}
+
+
+def _service_dict(v: ServiceStats) -> dict[str, Any]:
+    return {
+        "issued": v.issued,
+        "served": v.served,
+        "no_show": v.no_show,
+        "cancelled": v.cancelled,
+        "transferred_in": v.transferred_in,
+        "transferred_out": v.transferred_out,
+        "open": v.open,
+        "wait": _summary(v.waits),
+        "service_time": _summary(v.service_times),
+        "remote": {
+            "reserved": v.remote_reserved,
+            "checked_in": v.remote_checked_in,
+            "lapsed": v.remote_lapsed,
+        },
+    }
 
 
 def as_dict(s: DayStats) -> dict[str, Any]:
+    everyone = ServiceStats("all")  # every service together: a transfer is neither in nor out here
+    for v in s.services.values():
+        for f in fields(ServiceStats):
+            if f.name not in ("service", "transferred_in", "transferred_out"):
+                setattr(everyone, f.name, getattr(everyone, f.name) + getattr(v, f.name))
     return {
         "day": s.day,
         "issued": s.total_issued,
         "hours": {str(h): s.hours[h] for h in sorted(s.hours)},
-        "services": {
-            sid: {
-                "issued": v.issued,
-                "served": v.served,
-                "no_show": v.no_show,
-                "cancelled": v.cancelled,
-                "wait": _summary(v.waits),
-                "service_time": _summary(v.service_times),
-                "remote": {
-                    "reserved": v.remote_reserved,
-                    "checked_in": v.remote_checked_in,
-                    "lapsed": v.remote_lapsed,
-                },
-            }
-            for sid, v in s.services.items()
-        },
+        "services": {sid: _service_dict(v) for sid, v in s.services.items()},
+        "all": _service_dict(everyone),
         "appointments": s.appointments,
         "assistance": {
             "requests": s.assist_requests,
@@ -293,32 +455,53 @@ def as_dict(s: DayStats) -> dict[str, Any]:
     }
 
 
-def to_csv(s: DayStats) -> str:
-    """One row per hour and service (tickets issued), then one row per service (totals and times)."""
+CSV_COLUMNS = (
+    "day",
+    "hour",
+    "service",
+    "issued",
+    "served",
+    "no_show",
+    "cancelled",
+    "transferred_in",
+    "transferred_out",
+    "open",
+    "wait_mean_min",
+    "wait_p90_min",
+    "service_mean_min",
+    "remote_reserved",
+    "remote_checked_in",
+    "remote_lapsed",
+    *(f"appt_{k}" for k in APPOINTMENT_OUTCOMES),
+)
+
+
+def to_csv(*days: DayStats) -> str:
+    """Per day (a range: each of its days, one after the other): one row per hour and service (tickets
+    issued), then one row per service (totals and times), then the assistance requests (issued: requests,
+    served: acknowledged, cancelled, times: until acknowledged). The appointments (``appt_*``) are those whose
+    slot lies on the day, in the service's total row (see ``appointment_outcomes``).
+
+    As German Excel opens it by a double click: a UTF-8 byte order mark, semicolons, decimal commas (it would
+    split at commas and read 4.5 as a date). Ids and numbers only."""
     buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(
-        [
-            "day",
-            "hour",
-            "service",
-            "issued",
-            "served",
-            "no_show",
-            "cancelled",
-            "wait_mean_min",
-            "wait_p90_min",
-            "service_mean_min",
-            "remote_reserved",
-            "remote_checked_in",
-            "remote_lapsed",
-        ]
-    )
+    buf.write("\ufeff")
+    w = csv.writer(buf, delimiter=";")
+    w.writerow(CSV_COLUMNS)
+    for s in days:
+        _csv_day(w, s)
+    return buf.getvalue()
+
+
+def _csv_day(w: Any, s: DayStats) -> None:
+    blank = [""] * (len(CSV_COLUMNS) - 4)
     for hour in sorted(s.hours):
         for sid, n in sorted(s.hours[hour].items()):
-            w.writerow([s.day, f"{hour:02d}", sid, n, "", "", "", "", "", "", "", "", ""])
-    for sid, v in s.services.items():
+            w.writerow([s.day, f"{hour:02d}", sid, n, *blank])
+    extra = {sid: ServiceStats(sid) for sid in s.appointments if sid not in s.services}  # taken out since
+    for sid, v in {**s.services, **extra}.items():
         wait, serv = _summary(v.waits), _summary(v.service_times)
+        appts = s.appointments.get(sid, dict.fromkeys(APPOINTMENT_OUTCOMES, 0))
         w.writerow(
             [
                 s.day,
@@ -328,37 +511,31 @@ def to_csv(s: DayStats) -> str:
                 v.served,
                 v.no_show,
                 v.cancelled,
+                v.transferred_in,
+                v.transferred_out,
+                v.open,
                 _csv(wait["mean_min"]),
                 _csv(wait["p90_min"]),
                 _csv(serv["mean_min"]),
                 v.remote_reserved,
                 v.remote_checked_in,
                 v.remote_lapsed,
+                *(appts[k] for k in APPOINTMENT_OUTCOMES),
             ]
         )
     resp = _summary(s.assist_response)
-    w.writerow(
-        [
-            s.day,
-            "total",
-            "assistance",
-            s.assist_requests,
-            s.assist_acknowledged,
-            "",
-            s.assist_cancelled,
-            _csv(resp["mean_min"]),
-            _csv(resp["p90_min"]),
-            "",
-            "",
-            "",
-            "",
-        ]
-    )
-    return buf.getvalue()
+    assist = {
+        "issued": s.assist_requests,
+        "served": s.assist_acknowledged,
+        "cancelled": s.assist_cancelled,
+        "wait_mean_min": _csv(resp["mean_min"]),
+        "wait_p90_min": _csv(resp["p90_min"]),
+    }
+    w.writerow([s.day, "total", "assistance", *(assist.get(c, "") for c in CSV_COLUMNS[3:])])
 
 
 def _csv(v: float | None) -> str:
-    return "" if v is None else f"{v:.1f}"
+    return "" if v is None else f"{v:.1f}".replace(".", ",")
 
 
 # ------------------------------------------------------------------------------------------------ charts
@@ -409,10 +586,11 @@ def hours_chart(s: DayStats, labels: dict[str, str], title: str) -> str:
 
 
 def bars_chart(values: dict[str, float | None], labels: dict[str, str], title: str, unit: str) -> str:
-    """Horizontal bars, e.g. mean waiting minutes per service."""
+    """Horizontal bars, e.g. mean waiting minutes per service; a service without a value (nobody called) has
+    no bar and a dash, not "0.0 min"."""
     width, row = 640, 26
-    items = [(k, v or 0.0) for k, v in values.items()]
-    top = max((v for _, v in items), default=0) or 1
+    items = list(values.items())
+    top = max((v for _, v in items if v is not None), default=0) or 1
     height = row * len(items) + 10
     parts = [
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" class="chart" '
@@ -420,11 +598,12 @@ def bars_chart(values: dict[str, float | None], labels: dict[str, str], title: s
     ]
     for i, (k, v) in enumerate(items):
         y = 5 + i * row
-        w = (width - 260) * v / top
+        w = 0.0 if v is None else (width - 260) * v / top
+        said = "–" if v is None else f"{v:.1f} {escape(unit)}"
         parts.append(
             f'<text x="0" y="{y + 16}" font-size="12">{escape(labels.get(k, k)[:28])}</text>'
             f'<rect x="200" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{PALETTE[i % 8]}"/>'
-            f'<text x="{205 + w:.1f}" y="{y + 16}" font-size="12">{v:.1f} {escape(unit)}</text>'
+            f'<text x="{205 + w:.1f}" y="{y + 16}" font-size="12">{said}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -111,8 +111,11 @@ class UserStore:
             raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
         row = (name, generate_password_hash(password), role, ",".join(counters), time.time())
         with self._lock:
-            if self.get(name) is not None and not replace:
+            old = self.get(name)
+            if old is not None and not replace:
                 raise UserError(f"user {name!r} exists already")
+            if old is not None and old.is_admin and role != "admin":
+                self._keep_an_admin(name)
             self.db.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", row)
         log.info("user %s saved with role %s", name, role)
         return User(name, role, tuple(counters))
@@ -146,7 +149,17 @@ class UserStore:
 
     def remove(self, name: str) -> bool:
         with self._lock:
+            user = self.get(name)
+            if user is not None and user.is_admin:
+                self._keep_an_admin(name)
             return self.db.execute("DELETE FROM users WHERE name=?", (name,)).rowcount > 0
+
+    def _keep_an_admin(self, name: str) -> None:
+        """Refuse to demote or remove the last admin: nobody could reach the admin pages any more."""
+        if self.count_admins() <= 1:
+            raise UserError(
+                f"user {name!r} is the last admin; create another admin first (waitroom web create-admin)"
+            )
 
     def count_admins(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM users WHERE role='admin'").fetchone()[0]
