@@ -214,3 +214,22 @@ def test_repeated_request_id_is_idempotent(office):
     first = cmd(office, "web", "appointment.book", rid="imp-abc-0", **args)
     again = cmd(office, "web", "appointment.book", rid="imp-abc-0", **args)
     assert again.reply == {**first.reply, "repeated": True} and not again.events
+
+
+def test_checkin_for_a_service_taken_out_of_the_office_file_is_one_clear_refusal(cfg, tmp_path, clock):
+    """Führerschein moves to another office while appointments for it are booked: checking such an
+    appointment in answered bad_request "appointment.checkin: 'fuehrerschein'" (a KeyError); now it is
+    unknown_service naming the service, and no ticket is issued."""
+    path = tmp_path / "events.db"
+    office = Office(cfg, EventStore(path), clock=clock)
+    slot = at(0, "09:20")
+    code = ok(office, "web", "appointment.book", service="fuehrerschein", slot=slot)["appointment"]["code"]
+    office.store.close()
+    fewer = cfg.model_copy(update={"services": [s for s in cfg.services if s.id != "fuehrerschein"]})
+    office = Office(fewer, EventStore(path), clock=clock)
+    reply = cmd(office, "disp-1", "appointment.checkin", code=code).reply
+    assert reply["error"]["code"] == "unknown_service", reply
+    assert "fuehrerschein" in reply["error"]["message"]
+    assert reply["error"]["data"] == {"code": code, "service": "fuehrerschein"}
+    assert office.state.tickets == {}
+    office.store.close()

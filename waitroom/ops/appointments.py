@@ -323,6 +323,12 @@ class AppointmentOps(TicketOps, CounterOps):
         self._office_open()
         if a.ticket is not None:
             return {"ticket": self.ticket_info(self.state.tickets[a.ticket])}
+        if a.service not in self.cfg.service_ids:  # taken out of the office file since it was booked
+            raise OpError(
+                ErrorCode.UNKNOWN_SERVICE,
+                f"the appointment's service {a.service!r} is no longer offered at this office",
+                data={"code": a.code, "service": a.service},
+            )
         now = self.clock()
         rules = self.cfg.steering.appointments
         if self.cfg.office.today(a.slot) != self.state.day:
