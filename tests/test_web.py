@@ -1058,3 +1058,30 @@ def test_a_form_whose_session_cookie_is_gone_leads_back_to_its_page(app, node):
     # the JSON API still answers 400 with its code
     r = fresh.post("/api/counter/c1/next", json={}, headers={"X-CSRFToken": form["csrf_token"]})
     assert r.status_code == 400 and r.json["error"]["code"] == "csrf"
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_a_check_in_s_refusals_are_said_in_words_on_the_admin_page(cfg, lang):
+    """The dispenser counts its refusals by reason; the admin page said those of a check-in at its scanner as
+    codes ("unknown_appointment: 3, ticket_done: 1"). Now every reason the dispenser reports is a few words,
+    its own and the controller's codes it passes on."""
+    import re
+
+    from waitroom.web.health import describe
+
+    source = (Path(__file__).resolve().parents[1] / "edge" / "dispenser" / "node.py").read_text()
+    own = set(re.findall(r'_refuse\(\s*"([a-z_]+)"', source))
+    own |= set(re.findall(r'_notice\(\s*"[a-z_.]+",\s*"([a-z_]+)"', source))
+    assert {"unknown_appointment", "controller_offline", "ticket_done", "error"} <= own
+    passed_on = {  # what appointment.checkin answers besides ok (waitroom/ops/appointments.py)
+        "appointment_expired",
+        "appointment_cancelled",
+        "unknown_service",
+        "office_closed",
+        "clock_behind",
+        "rate_limited",
+        "internal",
+    }
+    for reason in sorted(own | passed_on):
+        (line,) = describe(cfg, lang, {"refused": {reason: 2}})
+        assert not line.value.startswith(f"{reason}:") and line.value.endswith(": 2"), (reason, line.value)

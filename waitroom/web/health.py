@@ -125,6 +125,17 @@ REFUSALS = {
     "print_failed": N_("web.health.refused.print_failed"),
     "no_numbers": N_("web.health.refused.no_numbers"),
     "store": N_("web.health.refused.store"),
+    # a check-in at the dispenser's scanner (edge/dispenser/node.py): its own reasons and the controller's
+    "error": N_("web.health.refused.error"),
+    "controller_offline": N_("web.health.refused.controller_offline"),
+    "unknown_appointment": N_("web.health.refused.unknown_appointment"),
+    "ticket_done": N_("web.health.refused.ticket_done"),
+    "appointment_expired": N_("web.health.refused.appointment_expired"),
+    "appointment_cancelled": N_("web.health.refused.appointment_cancelled"),
+    "unknown_service": N_("web.health.refused.unknown_service"),
+    "office_closed": N_("web.health.refused.office_closed"),
+    "clock_behind": N_("web.health.refused.clock_behind"),
+    "internal": N_("web.health.refused.internal"),
 }
 
 # a fault's stable code (contract.FAULT_FIELDS: ``printer_fault`` next to ``printer_error``) as a sentence
