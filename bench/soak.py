@@ -13,13 +13,17 @@ from a file this driver writes) and a real mosquitto, with faults injected at ra
 - ``boot_behind``: the controller is killed and starts with a clock hours behind its log (a Pi without a
   real-time clock); it must refuse (``clock_behind``, alarm in the summary) until the time sync comes.
 - ``midnight_step``: just after midnight the clock steps back 20-60 s, across midnight.
+- ``clock_step_back``: the clock runs 10-40 minutes ahead for a while (a bad time source), then the time sync
+  steps it back while the controller runs: it must go on (no ``clock_behind``), with the
+  ``clock_stepped_back`` alarm until the clock has caught up.
 - ``disk_full``: the data directory (a small tmpfs) fills up; commands get ``internal`` or a true ``ok``,
   never a false one, and the controller answers normally once space is free again.
 
 After every fault the invariants are checked against the event log: no acknowledged command lost (every ``ok``
 reply is stored and its ticket, call or lease is in the log), no number issued twice the same day, no day
-started twice or earlier than the last, every offline ticket reported, the controller answering within
-``--max-answer`` seconds (default 2) after a restart. Exit code 1 on any violation.
+started twice or earlier than the last, no event stamped before an earlier one, every offline ticket
+reported, the controller answering within ``--max-answer`` seconds (default 2) after a restart. Exit code 1 on
+any violation.
 
 The data directory is a tmpfs of its own (``mount -t tmpfs``, needs root); without root the disk-full
 episodes are left out and the report says so.
@@ -69,6 +73,7 @@ KINDS = (
     "clock_forward",
     "boot_behind",
     "midnight_step",
+    "clock_step_back",
     "disk_full",
 )
 SERVICES = ("pass", "melde", "fuehrerschein", "sonstiges")
@@ -124,6 +129,7 @@ class Stats:
     disk_full_internal: int = 0
     disk_full_ok: int = 0
     clock_refusals: int = 0
+    stepped_back_ok: int = 0  # tickets issued at once after a step back while running
     violations: list[str] = field(default_factory=list)
     events: int = 0
     days: int = 0
@@ -169,6 +175,7 @@ class Soak:
         self.cut_off_until: float | None = None
         # the log as read so far
         self._seq = 0
+        self._ts = 0.0  # the latest event time read: none may come before it
         self._day: str | None = None
         self._numbers: dict[str, set[str]] = {}
         self._log_tickets: dict[str, tuple[str, str, bool]] = {}  # id -> (day, number, offline)
@@ -386,6 +393,11 @@ class Soak:
         for seq, type_, data in rows:
             e = json.loads(data)
             self._seq = seq
+            if e["ts"] < self._ts:
+                self.violation(
+                    f"event {seq} ({type_}) is stamped {self._ts - e['ts']:.1f} s before an earlier one"
+                )
+            self._ts = max(self._ts, e["ts"])
             if type_ == "day_started":
                 if self._day is not None and e["day"] <= self._day:
                     self.violation(f"day {e['day']} started after day {self._day} (seq {seq})")
@@ -520,14 +532,30 @@ class Soak:
         self.skew = 0.0  # the time sync
         self.set_clock()
 
-    def wait_for_alarm(self, timeout: float = 10.0) -> None:
+    def wait_for_alarm(self, code: str = "clock_behind", timeout: float = 10.0) -> None:
         rt = self.node("disp-1")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(a.get("code") == "clock_behind" for a in (rt.state or {}).get("alerts", [])):
+            if any(a.get("code") == code for a in (rt.state or {}).get("alerts", [])):
                 return
             time.sleep(0.05)
-        self.violation("no clock alarm in the office summary while the clock was behind")
+        self.violation(f"no {code} alarm in the office summary while the clock was behind")
+
+    def fault_clock_step_back(self) -> None:
+        ahead = self.rng.uniform(600, 2400)
+        self.skew = ahead  # a bad time source: the events of these minutes are stamped ahead
+        self.set_clock()
+        self.workload_step()
+        self.send("disp-1", "ticket.issue", {"service": "pass"})
+        self.skew = 0.0  # the time sync steps the clock back while the controller runs: it goes on
+        self.set_clock()
+        reply = self.send("disp-1", "ticket.issue", {"service": "pass"})
+        if reply is None or not reply.get("ok"):
+            self.violation(f"a ticket after the clock stepped back {ahead:.0f} s while running: {reply}")
+        else:
+            self.stats.stepped_back_ok += 1
+        self.wait_for_alarm("clock_stepped_back")
+        self.workload_step()
 
     def fault_disk_full(self) -> None:
         if not self.tmpfs:
@@ -668,6 +696,7 @@ def summary(stats: Stats, wall_s: float) -> dict[str, Any]:
         "offline_tickets": stats.offline_tickets,
         "burst_commands_answered_after_a_kill": stats.after_kill,
         "clock_refusals": stats.clock_refusals,
+        "stepped_back_ok": stats.stepped_back_ok,
         "disk_full_internal": stats.disk_full_internal,
         "disk_full_ok": stats.disk_full_ok,
         "violations": stats.violations,

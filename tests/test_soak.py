@@ -22,16 +22,17 @@ def test_one_office_day_with_every_fault_keeps_every_invariant(tmp_path: Path, m
     # 26th
     soak = Soak(tmp_path, seed=12, step_s=120, max_answer_s=MAX_ANSWER_S, start=dt.date(2026, 10, 25))
     try:
-        stats = soak.run(days=1, faults=8)
+        stats = soak.run(days=1, faults=9)
     finally:
         soak.close()
     assert stats.violations == []
     # the disk-full episodes need a tmpfs of their own (root, and a container that may mount)
     expected = set(KINDS) if soak.tmpfs else set(KINDS) - {"disk_full"}
-    assert set(stats.faults) == expected and sum(stats.faults.values()) == 8
+    assert set(stats.faults) == expected and sum(stats.faults.values()) == 9
     assert stats.days == 1 and stats.ok > 300
     assert stats.controller_restarts == 2 and stats.broker_restarts == 1
     assert stats.clock_refusals == 1  # booted with the clock behind: refused until the time sync
+    assert stats.stepped_back_ok == 1  # stepped back while running: went on at once
     assert stats.offline_tickets >= 1
     if soak.tmpfs:
         assert stats.disk_full_internal >= 1  # the full disk was really hit: clear internal errors
