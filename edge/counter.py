@@ -2,15 +2,15 @@
 
 Buttons (names from firmware_config/pinmaps/counter.yaml, overridable per node with ``pins:``):
 
-=========  ==========================  ==========================================
+=========  ==========================  =======================================================
 button     short press                 long press
-=========  ==========================  ==========================================
+=========  ==========================  =======================================================
 next       call the next ticket        recall the current ticket
-recall     recall the current ticket   acknowledge the oldest open assistance request
+recall     recall the current ticket   take the oldest help request signalled here (else recall)
 served     current ticket served       --
 no_show    current ticket no-show      --
 pause      pause / reopen the counter  close the counter
-=========  ==========================  ==========================================
+=========  ==========================  =======================================================
 
 Status light (an RGB LED ``status_red/green/blue``; with only ``status_green`` the patterns fall back to it):
 
@@ -301,9 +301,16 @@ class CounterNode:
             self.submit("counter.pause", {"counter": self.counter, "reason": "Pause"})
 
     def acknowledge_assist(self) -> None:
-        pending = [a for a in (self.runtime.state or {}).get("assistance", []) if a["state"] == "pending"]
+        """A long press on "recall": the oldest help request this counter signals (blue blinking), else the
+        recall the clerk meant (held a little long). It took the oldest request of the office, also one below
+        this counter's ``assist_from_level`` that nobody here had seen, instead of the recall."""
+        pending = [
+            a
+            for a in (self.runtime.state or {}).get("assistance", [])
+            if a["state"] == "pending" and a.get("level", 0) >= self.assist_from_level
+        ]
         if not pending:
-            self.feedback("error")
+            self.submit("counter.recall", {"counter": self.counter})
             return
         oldest = min(pending, key=lambda a: a.get("requested_at", 0))
         self.submit("assist.acknowledge", {"request": oldest["id"], "counter": self.counter})

@@ -289,3 +289,18 @@ def test_next_pressed_twice_in_a_row_calls_one_ticket(counter_node, node, contro
     assert c.last_error == "double_press" and toggles(led(c, "red"), 0.4) == {True, False}  # refused visibly
     press(c.buttons["served"])  # other buttons are not held back
     wait_for(lambda: state.ticket("A001").state == "served")
+
+
+def test_a_long_recall_takes_only_a_request_signalled_here_else_it_recalls(counter_node, node, controller):
+    """A counter signalling help from escalation level 1 on (the default) does not blink for a fresh request;
+    a "recall" held a little long took that request anyway (unseen, and no recall). Now it is the recall."""
+    c = counter_node()
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    press(c.buttons["next"])
+    wait_for(lambda: c.mode == "serving")
+    aid = node("sb-1").request("assist.request", {"terminal": "sb-1"})["assist"]["id"]
+    wait_for(lambda: any(a["id"] == aid for a in (c.runtime.state or {}).get("assistance", [])))
+    assert c.assist_signal == "off"  # level 0: not signalled at this counter
+    press(c.buttons["recall"], hold=0.45)
+    wait_for(lambda: controller.office.state.calls and controller.office.state.calls[0].recall)
+    assert controller.office.state.assists[aid].state == "pending"
