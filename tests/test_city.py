@@ -427,18 +427,29 @@ def test_behind_a_reverse_proxy_each_client_has_its_own_limit() -> None:
 
 def test_page_is_german_first_and_ordered(client_view) -> None:
     client, _ = client_view
-    html = client.get("/?service=pass").get_data(as_text=True)
+    html = client.get("/?service=pass").get_data(as_text=True).replace("\u00a0", " ")  # "ca. 10 Min." whole
     assert '<html lang="de" dir="ltr">' in html and 'label for="service"' in html
     assert html.index('data-office="o1"') < html.index('data-office="o0"')
     assert "ca. 10 Min." in html and "Wartezeiten der Bürgerbüros" in html
-    en = client.get("/?service=pass&lang=en").get_data(as_text=True)
+    en = client.get("/?service=pass&lang=en").get_data(as_text=True).replace("\u00a0", " ")
     assert '<html lang="en" dir="ltr">' in en and "approx. 10 min" in en
-    overview = client.get("/").get_data(as_text=True)
+    overview = client.get("/").get_data(as_text=True).replace("\u00a0", " ")
     assert "Bürgerbüro 0" in overview and "Empfehlung: Bürgerbüro 1 (ca. 10 Min.)" in overview
     r = client.get("/?service=nosuch")
     assert r.status_code == 404 and r.mimetype == "text/html"
     assert "Keine Dienstleistung „nosuch“ bekannt." in r.get_data(as_text=True)
     assert client.post("/api/v1/offices").get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_recommended_wait_under_a_minute_is_said_so(client_view) -> None:
+    """The recommendation named the other office's wait as "(ca. 0 Min.)" (Arabic "(حوالي 0 د)"): it is
+    said like every wait now, "(weniger als 1 Min.)", with the plural forms of each language."""
+    client, view = client_view
+    feed(view, "o1", **{"pass": 0})
+    overview = client.get("/").get_data(as_text=True).replace("\u00a0", " ")
+    assert "Empfehlung: Bürgerbüro 1 (weniger als 1 Min.)" in overview and "0 Min." not in overview
+    arabic = client.get("/?lang=ar").get_data(as_text=True).replace("\u00a0", " ")
+    assert "(أقل من دقيقة)" in arabic and "0 د" not in arabic
 
 
 def test_example_city_file_is_valid(tmp_path: Path) -> None:

@@ -107,6 +107,7 @@ def test_every_city_text_is_in_every_language() -> None:
     keys = [k for k in KEYS_BUILT_AT_RUN_TIME if k.startswith("city.") and k != "city.alternative"]
     assert len(keys) > 30
     values = {"office": "X", "minutes": 5, "time": "10:00", "day": "Do", "url": "/", "service": "s"}
+    values["wait"] = "5"
     missing = [
         (lang, k)
         for lang in LANGUAGES

@@ -31,6 +31,7 @@ from waitroom.city.remote import authorized, client_of, load_tokens, reservation
 from waitroom.city.view import CityView
 from waitroom.config import WEEKDAYS
 from waitroom.flaskjson import JSONProvider
+from waitroom.hyphen import keep_numbers
 from waitroom.i18n import LANGUAGE_NAMES, LANGUAGES, normalize, t, text_dir, tn, wait_minutes
 
 SCHEMAS = Path(__file__).with_name("schemas")
@@ -280,7 +281,7 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
             "dir": text_dir(lg),
             "t": lambda key, **v: t(key, lg, **v),
             "tn": lambda key, n, **v: tn(key, n, lg, **v),
-            "wait_minutes": lambda minutes: wait_minutes(minutes, lg),
+            "wait_minutes": lambda minutes: keep_numbers(wait_minutes(minutes, lg)),  # "ca. 12 Min." whole
             "text": lambda texts: (texts or {}).get(lg) or (texts or {}).get("de", ""),
             "services": [(s, names[s]) for s in view.service_ids()],
             "selected": sid,
