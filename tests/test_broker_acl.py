@@ -32,6 +32,7 @@ from mqtt_broker.local import Mosquitto, free_port
 from mqtt_broker.pki import OfficePki, verify
 from tests.conftest import office_config, require_tool
 from waitroom.contract import CONTROLLER_NODE_ID, EventKind, Role, Topics, acl_rules
+from waitroom.mqtt import stop_loop
 
 NOT_AUTHORIZED = 135
 
@@ -196,7 +197,7 @@ class Client:
 
     def close(self) -> None:
         self.c.disconnect()
-        self.c.loop_stop()
+        stop_loop(self.c)
 
 
 def concrete_topics(t: Topics, users: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ from tests.conftest import require_tool
 from tests.test_broker_acl import Client, Office, readable_tmpdir, start_office_broker
 from waitroom import contract
 from waitroom.contract import CONTROLLER_NODE_ID, Topics
+from waitroom.mqtt import stop_loop
 from waitroom.node import NodeRuntime
 from waitroom.service import ControllerService
 
@@ -98,7 +99,7 @@ def test_a_node_cannot_take_over_the_controllers_client_id(
             assert connected.wait(5), "disp-1's own login works"
             time.sleep(0.2)
             intruder.disconnect()
-            intruder.loop_stop()
+            stop_loop(intruder)
         time.sleep(0.5)
         assert drops == [], "the controller was never disconnected"
         assert controller.link.connected.is_set()
@@ -182,7 +183,7 @@ def test_a_flooding_node_does_not_cost_other_nodes_their_replies(
             time.sleep(0.05)
     finally:
         flooder.disconnect()
-        flooder.loop_stop()
+        stop_loop(flooder)
         for rt in nodes.values():
             rt.stop()
     assert len(answered) == 20 and all(ok for _, ok, _ in answered)

@@ -14,6 +14,7 @@ from tests.conftest import midday_zone
 from waitroom.city import config as city_config
 from waitroom.city.service import CityService
 from waitroom.contract import Topics, decode, encode
+from waitroom.mqtt import stop_loop
 
 ALL_DAY = {d: ("00:00", "23:59") for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
@@ -45,7 +46,7 @@ class Recorder:
 
     def close(self) -> None:
         self.c.disconnect()
-        self.c.loop_stop()
+        stop_loop(self.c)
 
 
 def cfg_for(port: int, n: int, **steering: object) -> city_config.CityConfig:
@@ -170,4 +171,4 @@ def test_an_idle_controller_republishes_its_public_waits(broker, tmp_path, monke
     finally:
         svc.stop()
         rec.disconnect()
-        rec.loop_stop()
+        stop_loop(rec)

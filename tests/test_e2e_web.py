@@ -299,17 +299,17 @@ window.__said = [];
   }).observe(document, {subtree: true, childList: true, characterData: true});
 })();
 """
-CLOCK_ALARM = "Die Uhr der Steuerung geht {} hinter ihrem Ereignisprotokoll zurück"
+CLOCK_ALARM = "Die Uhr der Steuerung wurde um {} hinter ihr Ereignisprotokoll zurückgestellt"
 
 
 def test_admin_alarm_appears_updates_and_ends_live_said_once(
     web_server, browser, controller, clock, node, artifacts
 ):
-    """The admin page follows the controller's alarms without a reload: the clock falls behind the log (a Pi
-    that lost its time) and the alarm appears; it falls further behind and the same alarm element changes its
-    text in place, quietly (a screen reader is told the alarm once, when it appears); the time sync ends it
-    and it goes. The admin's focus stays where it was, and axe finds nothing on the page with the alarm. The
-    queue section follows the state as well, but never under the admin's focus."""
+    """The admin page follows the controller's alarms without a reload: a time sync steps the running
+    controller's clock back behind its log and the alarm appears; it falls further behind and the same alarm
+    element changes its text in place, quietly (a screen reader is told the alarm once, when it appears); once
+    the clock has caught up it goes. The admin's focus stays where it was, and axe finds nothing on the page
+    with the alarm. The queue section follows the state as well, but never under the admin's focus."""
     from tests.test_a11y import axe_script, run_axe
 
     node("disp-1").request("ticket.issue", {"service": "pass"})  # the log has an event of today
@@ -322,8 +322,8 @@ def test_admin_alarm_appears_updates_and_ends_live_said_once(
     admin.focus("#mode-pass")  # the admin is about to change the intake of a service
 
     last = controller.office.state.last_ts
-    clock.fixed = last - 86400  # the Pi lost its time: a day behind its log
-    alarm = admin.wait_for_selector("#alarms > #alarm-clock_behind", timeout=10000)
+    clock.fixed = last - 86400  # stepped back a day behind its log (it goes on at the log's time)
+    alarm = admin.wait_for_selector("#alarms > #alarm-clock_stepped_back", timeout=10000)
     assert CLOCK_ALARM.format("1 Tg. 0 Std.") in alarm.inner_text()
     assert alarm.get_attribute("role") == "alert"  # inserted as an alert: said once, now
     assert admin.evaluate("document.activeElement.id") == "mode-pass"
@@ -332,18 +332,20 @@ def test_admin_alarm_appears_updates_and_ends_live_said_once(
 
     clock.fixed = last - 3 * 86400  # further behind: the detail changes
     admin.wait_for_function(
-        "document.querySelector('#alarm-clock_behind p').textContent.includes('3 Tg. 0 Std.')", timeout=10000
+        "document.querySelector('#alarm-clock_stepped_back p').textContent.includes('3 Tg. 0 Std.')",
+        timeout=10000,
     )
-    assert admin.evaluate("(el) => el === document.getElementById('alarm-clock_behind')", alarm)  # same node
+    same = "(el) => el === document.getElementById('alarm-clock_stepped_back')"
+    assert admin.evaluate(same, alarm)  # the same node
     assert alarm.get_attribute("role") is None  # no longer an alert: its new text is not said again
     assert admin.evaluate("document.activeElement.id") == "mode-pass"
     assert admin.locator("#alarms > *").count() == 1
 
-    clock.fixed = None  # the time sync: the clock is in step again
-    admin.wait_for_selector("#alarm-clock_behind", state="detached", timeout=10000)
+    clock.fixed = None  # caught up: the clock is in step again
+    admin.wait_for_selector("#alarm-clock_stepped_back", state="detached", timeout=10000)
     assert admin.evaluate("document.activeElement.id") == "mode-pass"
     said = admin.evaluate("window.__said")
-    assert [s["id"] for s in said] == ["alarm-clock_behind"], said  # said once, when it appeared
+    assert [s["id"] for s in said] == ["alarm-clock_stepped_back"], said  # said once, when it appeared
     assert CLOCK_ALARM.format("1 Tg. 0 Std.") in said[0]["text"]
 
     # the queue section is live too: it was not swapped while the focus was in its intake form (the focus
@@ -361,11 +363,11 @@ def test_admin_alarm_appears_updates_and_ends_live_said_once(
 
     def alarm_on_load() -> bool:
         page.reload()
-        return page.locator("#alarm-clock_behind").count() == 1
+        return page.locator("#alarm-clock_stepped_back").count() == 1
 
     wait_for(alarm_on_load, timeout=10, step=0.2)
-    assert page.get_attribute("#alarm-clock_behind", "role") == "alert"
-    assert CLOCK_ALARM.format("1 Tg. 0 Std.") in page.inner_text("#alarm-clock_behind")
+    assert page.get_attribute("#alarm-clock_stepped_back", "role") == "alert"
+    assert CLOCK_ALARM.format("1 Tg. 0 Std.") in page.inner_text("#alarm-clock_stepped_back")
     no_js.close()
 
 

@@ -58,6 +58,15 @@ MAX_PACKET_BYTES = 256 * 1024
 INBOX_PER_TOPIC = 256
 
 
+def stop_loop(client: paho.Client) -> None:
+    """``client.loop_stop()`` after a ``disconnect()``. paho 2.x races there (issue #872 of
+    eclipse-paho/paho.mqtt.python, open): the network thread clears ``client._thread`` as it ends, and when
+    the disconnect ends it between loop_stop's check and its join, loop_stop raises AttributeError. Then the
+    thread has ended already."""
+    with contextlib.suppress(AttributeError):
+        client.loop_stop()
+
+
 class _QuietRetries(logging.Filter):
     """paho logs an ERROR for every failed reconnect attempt (every few seconds while the broker is away);
     the link says once that the connection is lost, so those become DEBUG lines."""
@@ -483,7 +492,7 @@ class MqttLink:
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2)
         self.client.disconnect()
-        self.client.loop_stop()
+        stop_loop(self.client)
         self.connected.clear()
         if self.inbox is not None:
             self.inbox.stop()
