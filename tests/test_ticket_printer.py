@@ -715,7 +715,7 @@ TICKET_COUNT_LINES = {
     ),
     "de": lambda n: (
         f"Wartezeit: ca. {n} Min.",
-        f"Vor Ihnen: {n}" if n else "Sie sind als Nächste/r dran",
+        f"Vor Ihnen: {n}" if n else "Sie sind als Nächstes dran",
         f"Kürzer warten: Süd: ca. {n} Min.",
     ),
     "en": lambda n: (f"Waiting time: approx. {n} min", f"Ahead of you: {n}" if n else "You are next", None),
