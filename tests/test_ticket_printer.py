@@ -693,7 +693,7 @@ AR_MINUTES = {0: "0 دقيقة", 1: "دقيقة واحدة", 2: "دقيقتين"
 TICKET_COUNT_LINES = {
     "ar": lambda n: (
         f"مدة الانتظار: حوالي {AR_MINUTES.get(n, f'{n} دقيقة')}",
-        f"قبلك: {n}" if n else "أنت التالي",
+        f"عدد المنتظرين قبلك: {n}" if n else "دورك هو التالي",
         f"انتظار أقصر: Süd: حوالي {AR_MINUTES.get(n, f'{n} دقيقة')}",
     ),
     "ru": lambda n: (
