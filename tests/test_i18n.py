@@ -113,6 +113,102 @@ def test_citizen_texts_really_translated() -> None:
         assert re.search(f"[{block}]", text), (lang, text)
 
 
+# The words a citizen meets again and again (on the ticket, at the dispenser, on the phone): each German term
+# has one translation per language, so "Buchungscode" on the ticket page is the code the dispenser asks for.
+# German term (a pattern over the German text) -> per language a pattern every translation must contain.
+GLOSSARY: dict[str, dict[str, str]] = {
+    "Buchungscode": {
+        "en": "booking code",
+        "tr": "randevu kod",
+        "ar": "رمز الحجز",
+        "uk": "коду? запису",
+        "ru": "кода? записи",
+        "de-LS": "Code",
+    },
+    "Empfang": {
+        "en": "at reception",
+        "tr": "danışma",
+        "ar": "الاستقبال",
+        "uk": "на рецепцію",
+        "ru": "к администратору",
+        "de-LS": "Empfang",
+    },
+    "Termin": {"en": "appointment", "tr": "randevu", "ar": "موعد", "uk": "запис", "ru": "запис"},
+    "Schalter": {
+        "en": "counter",
+        "tr": "gişe",
+        "ar": "الشباك",
+        "uk": "вікно",
+        "ru": "окно",
+        "de-LS": "Schalter",
+    },
+    "Check-in|einchecken": {
+        "en": "check in|check-in",
+        "tr": "randevu giriş",
+        "ar": "تسجيل الوصول",
+        "uk": "реєстрац|зареєстр",
+        "ru": "регистрац|зарегистр",
+        "de-LS": "Ich bin da|Ihren Termin",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", [x for x in i18n.LANGUAGES if x != "de"])
+def test_citizen_terms_are_the_same_in_every_text(lang: str) -> None:
+    strings = {key_of(m): forms_of(m) for m in po(lang) if m.id}
+    wrong = []
+    for term, by_lang in GLOSSARY.items():
+        if lang not in by_lang:  # Leichte Sprache may leave the appointment out where it says nothing
+            continue
+        for key, german in GERMAN_FORMS.items():
+            if not i18n.is_citizen_key(key) or not any(re.search(term, x, re.IGNORECASE) for x in german):
+                continue
+            wrong += [
+                (key, text) for text in strings[key] if not re.search(by_lang[lang], text, re.IGNORECASE)
+            ]
+    assert wrong == [], f"{lang}: a term is translated otherwise than in GLOSSARY: {wrong}"
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_check_in_is_not_the_staff_login(lang: str) -> None:
+    """A citizen with an appointment checks in; "Anmelden" / "Giriş yap" is the staff login on the same page
+    (and "Anmeldung" is a service of a Bürgerbüro: registering an address)."""
+    login = {i18n.t(k, lang).casefold() for k in ("web.login", "web.nav.staff")}
+    for key in ("web.ticket.checkin_button", "web.ticket.checkin_title", "web.public.checkin_link"):
+        assert i18n.t(key, lang).casefold() not in login, (lang, key)
+    if lang.startswith("de"):
+        checkin = [k for k in GERMAN if "checkin" in k and i18n.is_citizen_key(k)] + ["web.ticket.expires"]
+        assert [k for k in checkin if re.search(r"\banmeld|melden sie sich an", i18n.t(k, lang), re.I)] == []
+
+
+def test_expected_wait_says_approximately_once() -> None:
+    """The ticket page puts the wait ("ca. 5 Min.") after its own label: the label must not say it too."""
+    for lang in i18n.LANGUAGES:
+        approx = i18n.tn("wait.minutes", 5, lang, minutes=5).split()[0]
+        text = i18n.t("web.ticket.eta", lang, wait=i18n.wait_minutes(5, lang))
+        assert text.count(approx) == 1, (lang, text)
+
+
+# Leichte Sprache (Netzwerk Leichte Sprache, Forschungsstelle Leichte Sprache): no abbreviations, long words
+# split with the Mediopunkt (not a hyphen), short sentences, no gender slashes ("Nächste/r")
+ABBREVIATIONS = re.compile(r"\b(ca|Min|Std|Nr|z\.\s?B|bzw|usw|ggf|evtl|inkl|d\.\s?h|u\.\s?a)\.")
+HYPHENATED_WORD = re.compile(r"\b[A-Za-zÄÖÜäöüß]{2,}-[A-Za-zÄÖÜäöüß]{2,}")
+
+
+def test_easy_german_citizen_texts_follow_its_rules() -> None:
+    strings = {key_of(m): forms_of(m) for m in po("de-LS") if m.id}
+    for key, forms in strings.items():
+        if not i18n.is_citizen_key(key) or key == "announce.letters":
+            continue
+        for text in forms:
+            assert not ABBREVIATIONS.search(text), (key, text)
+            assert not HYPHENATED_WORD.search(text), f"{key}: {text!r} (a long word takes the Mediopunkt ·)"
+            assert "/" not in text, (key, text)
+            for sentence in re.split(r"[.?!:]\s", text):
+                assert len(sentence.split()) <= 12, f"{key}: {sentence!r} is a long sentence"
+    assert [k for k, v in GERMAN.items() if i18n.is_citizen_key(k) and re.search(r"\w/\w\b", v)] == []
+
+
 @pytest.mark.parametrize("lang", i18n.LANGUAGES)
 def test_compiled_catalogs_are_fresh(lang: str) -> None:
     folder = i18n.CATALOG_DIR / i18n.locale_dir(lang) / "LC_MESSAGES"
