@@ -369,3 +369,40 @@ def test_browser_board_counts_agree_with_their_number(artifacts):
             browser.close()
     finally:
         server.shutdown()
+
+
+@pytest.mark.browser
+def test_browser_speaks_the_ticket_letter_as_the_server_does():
+    """The page's own speech (when the server's WAV fails) names the ticket letter as i18n.spoken_ticket
+    does: "Бэ 7" for Russian, not a Latin "B" that the voice reads in English."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    from waitroom import i18n
+
+    snap = {"name": "Bürgerbüro", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
+    snap |= {"counters": [], "services": [], "calls": []}
+    server = make_server("127.0.0.1", 0, tiny_app(FixedLive(snap)), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tickets = ("A012", "B007", "W100", "Z001")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs=de,ru")
+            page.wait_for_function("window.waitroomDisplay")
+            shown = {
+                lang: page.evaluate(
+                    "([tickets, lang]) => tickets.map((x) => window.waitroomDisplay.spokenTicket(x, lang))",
+                    [list(tickets), lang],
+                )
+                for lang in i18n.LANGUAGES
+            }
+            assert shown == {lang: [i18n.spoken_ticket(x, lang) for x in tickets] for lang in i18n.LANGUAGES}
+            assert shown["ru"] == ["А 12", "Бэ 7", "Дубль-вэ 100", "Зет 1"] and shown["en"][0] == "A-12"
+            browser.close()
+    finally:
+        server.shutdown()

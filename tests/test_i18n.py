@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import shutil
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,7 @@ def test_citizen_texts_really_translated() -> None:
             k
             for k in GERMAN
             if i18n.is_citizen_key(k)
+            and k != "announce.letters"  # Latin letters where the language's voice reads them well
             and strings[k] == GERMAN[k]
             and len(re.sub(r"\{\w+\}", "", GERMAN[k])) > 12
         ]
@@ -109,6 +111,102 @@ def test_citizen_texts_really_translated() -> None:
     for lang, block in script.items():
         text = i18n.t("ticket.your_number", lang)
         assert re.search(f"[{block}]", text), (lang, text)
+
+
+# The words a citizen meets again and again (on the ticket, at the dispenser, on the phone): each German term
+# has one translation per language, so "Buchungscode" on the ticket page is the code the dispenser asks for.
+# German term (a pattern over the German text) -> per language a pattern every translation must contain.
+GLOSSARY: dict[str, dict[str, str]] = {
+    "Buchungscode": {
+        "en": "booking code",
+        "tr": "randevu kod",
+        "ar": "رمز الحجز",
+        "uk": "коду? запису",
+        "ru": "кода? записи",
+        "de-LS": "Code",
+    },
+    "Empfang": {
+        "en": "at reception",
+        "tr": "danışma",
+        "ar": "الاستقبال",
+        "uk": "на рецепцію",
+        "ru": "к администратору",
+        "de-LS": "Empfang",
+    },
+    "Termin": {"en": "appointment", "tr": "randevu", "ar": "موعد", "uk": "запис", "ru": "запис"},
+    "Schalter": {
+        "en": "counter",
+        "tr": "gişe",
+        "ar": "الشباك",
+        "uk": "вікно",
+        "ru": "окно",
+        "de-LS": "Schalter",
+    },
+    "Check-in|einchecken": {
+        "en": "check in|check-in",
+        "tr": "randevu giriş",
+        "ar": "تسجيل الوصول",
+        "uk": "реєстрац|зареєстр",
+        "ru": "регистрац|зарегистр",
+        "de-LS": "Ich bin da|Ihren Termin",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", [x for x in i18n.LANGUAGES if x != "de"])
+def test_citizen_terms_are_the_same_in_every_text(lang: str) -> None:
+    strings = {key_of(m): forms_of(m) for m in po(lang) if m.id}
+    wrong = []
+    for term, by_lang in GLOSSARY.items():
+        if lang not in by_lang:  # Leichte Sprache may leave the appointment out where it says nothing
+            continue
+        for key, german in GERMAN_FORMS.items():
+            if not i18n.is_citizen_key(key) or not any(re.search(term, x, re.IGNORECASE) for x in german):
+                continue
+            wrong += [
+                (key, text) for text in strings[key] if not re.search(by_lang[lang], text, re.IGNORECASE)
+            ]
+    assert wrong == [], f"{lang}: a term is translated otherwise than in GLOSSARY: {wrong}"
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_check_in_is_not_the_staff_login(lang: str) -> None:
+    """A citizen with an appointment checks in; "Anmelden" / "Giriş yap" is the staff login on the same page
+    (and "Anmeldung" is a service of a Bürgerbüro: registering an address)."""
+    login = {i18n.t(k, lang).casefold() for k in ("web.login", "web.nav.staff")}
+    for key in ("web.ticket.checkin_button", "web.ticket.checkin_title", "web.public.checkin_link"):
+        assert i18n.t(key, lang).casefold() not in login, (lang, key)
+    if lang.startswith("de"):
+        checkin = [k for k in GERMAN if "checkin" in k and i18n.is_citizen_key(k)] + ["web.ticket.expires"]
+        assert [k for k in checkin if re.search(r"\banmeld|melden sie sich an", i18n.t(k, lang), re.I)] == []
+
+
+def test_expected_wait_says_approximately_once() -> None:
+    """The ticket page puts the wait ("ca. 5 Min.") after its own label: the label must not say it too."""
+    for lang in i18n.LANGUAGES:
+        approx = i18n.tn("wait.minutes", 5, lang, minutes=5).split()[0]
+        text = i18n.t("web.ticket.eta", lang, wait=i18n.wait_minutes(5, lang))
+        assert text.count(approx) == 1, (lang, text)
+
+
+# Leichte Sprache (Netzwerk Leichte Sprache, Forschungsstelle Leichte Sprache): no abbreviations, long words
+# split with the Mediopunkt (not a hyphen), short sentences, no gender slashes ("Nächste/r")
+ABBREVIATIONS = re.compile(r"\b(ca|Min|Std|Nr|z\.\s?B|bzw|usw|ggf|evtl|inkl|d\.\s?h|u\.\s?a)\.")
+HYPHENATED_WORD = re.compile(r"\b[A-Za-zÄÖÜäöüß]{2,}-[A-Za-zÄÖÜäöüß]{2,}")
+
+
+def test_easy_german_citizen_texts_follow_its_rules() -> None:
+    strings = {key_of(m): forms_of(m) for m in po("de-LS") if m.id}
+    for key, forms in strings.items():
+        if not i18n.is_citizen_key(key) or key == "announce.letters":
+            continue
+        for text in forms:
+            assert not ABBREVIATIONS.search(text), (key, text)
+            assert not HYPHENATED_WORD.search(text), f"{key}: {text!r} (a long word takes the Mediopunkt ·)"
+            assert "/" not in text, (key, text)
+            for sentence in re.split(r"[.?!:]\s", text):
+                assert len(sentence.split()) <= 12, f"{key}: {sentence!r} is a long sentence"
+    assert [k for k, v in GERMAN.items() if i18n.is_citizen_key(k) and re.search(r"\w/\w\b", v)] == []
 
 
 @pytest.mark.parametrize("lang", i18n.LANGUAGES)
@@ -244,6 +342,24 @@ def test_announcement_in_every_language_names_ticket_and_counter() -> None:
         text = i18n.announcement("A012", {"de": "Schalter drei", "tr": "üç numaralı gişe"}, lang)
         assert "12" in text, (lang, text)
         assert ("üç numaralı gişe" if lang == "tr" else "Schalter drei") in text, (lang, text)
+
+
+def test_ticket_letters_are_spoken_by_the_voice_of_the_language() -> None:
+    """espeak-ng's Russian and Ukrainian voices read a Latin "A 12" in English ("эй двенадцать"); the
+    catalog names the letters in the language ("А", "Бэ"). Arabic keeps the English names (the letters
+    Arabic speakers know; Arabic has no P: "بي" would be B and P alike)."""
+    for lang in i18n.LANGUAGES:
+        names = i18n.t("announce.letters", lang).split()
+        assert len(names) == len(set(names)) == 26, (lang, names)
+    assert i18n.spoken_ticket("B007", "ru") == "Бэ 7" and i18n.spoken_ticket("A012", "uk") == "А 12"
+    assert i18n.spoken_ticket("A012", "de") == "A 12" and i18n.spoken_ticket("A012", "en") == "A-12"
+    for lang in [x for x in i18n.LANGUAGES if x != "ar"]:
+        calls = " ".join(i18n.spoken_ticket(f"{letter}012", lang) + "." for letter in string.ascii_uppercase)
+        voice = i18n.ESPEAK_VOICES[lang]
+        phonemes = subprocess.run(
+            ["espeak-ng", "-q", "-x", "-v", voice, calls], capture_output=True, text=True, check=True
+        ).stdout
+        assert phonemes.count("\n") >= 26 and "(en)" not in phonemes, (lang, phonemes)
 
 
 def test_office_config_rejects_unknown_language_codes_naming_the_key(tmp_path):

@@ -315,7 +315,7 @@ def test_status_page_of_a_reservation_then_of_its_ticket(web_app, node) -> None:
     html = anon.get(f"/t/{res['code']}").get_data(as_text=True)
     assert "Ihr Platz ist reserviert." in html and res["code"] in html
     assert f"Bitte seien Sie bis etwa {res['arrive_by_local']} Uhr da" in html
-    assert f"verfällt die Reservierung um {res['expires_local']} Uhr" in html
+    assert f"Geben Sie den Code bis {res['expires_local']} Uhr am Automaten ein, sonst verfällt" in html
     assert "Benachrichtigen, wenn ich bald dran bin" in html and "data-warn=" not in html  # 15 min > 10
     assert 'data-poll="/t/' in html and "ticket.js" in html
     j = anon.get(f"/api/ticket/{res['code'].lower()}").get_json()

@@ -693,17 +693,17 @@ AR_MINUTES = {0: "0 دقيقة", 1: "دقيقة واحدة", 2: "دقيقتين"
 TICKET_COUNT_LINES = {
     "ar": lambda n: (
         f"مدة الانتظار: حوالي {AR_MINUTES.get(n, f'{n} دقيقة')}",
-        f"قبلك: {n}" if n else "أنت التالي",
+        f"عدد المنتظرين قبلك: {n}" if n else "دورك هو التالي",
         f"انتظار أقصر: Süd: حوالي {AR_MINUTES.get(n, f'{n} دقيقة')}",
     ),
     "ru": lambda n: (
         f"Время ожидания: ок. {n} мин",
-        f"Перед вами: {n}" if n else "Вы следующий",
+        f"Перед вами: {n}" if n else "Перед вами никого нет",
         f"Меньше ждать: Süd: ок. {n} мин",
     ),
     "uk": lambda n: (
         f"Час очікування: бл. {n} хв",
-        f"Перед вами: {n}" if n else "Ви наступні",
+        f"Перед вами: {n}" if n else "Перед вами нікого немає",
         f"Менше чекати: Süd: бл. {n} хв",
     ),
     "de-LS": lambda n: (
@@ -715,7 +715,7 @@ TICKET_COUNT_LINES = {
     ),
     "de": lambda n: (
         f"Wartezeit: ca. {n} Min.",
-        f"Vor Ihnen: {n}" if n else "Sie sind als Nächste/r dran",
+        f"Vor Ihnen: {n}" if n else "Sie sind als Nächstes dran",
         f"Kürzer warten: Süd: ca. {n} Min.",
     ),
     "en": lambda n: (f"Waiting time: approx. {n} min", f"Ahead of you: {n}" if n else "You are next", None),

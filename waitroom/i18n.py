@@ -212,6 +212,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("display.number"),
     N_("display.counter"),
     N_("announce.ticket"),
+    N_("announce.letters"),
     N_("announce.call"),
     N_("announce.recall"),
     N_("office.closed"),
@@ -532,11 +533,22 @@ def alternative(office: str, minutes: int, lang: str | None = "de") -> str:
     return tn("city.alternative", minutes, lang, office=office, minutes=minutes)
 
 
+def spoken_letter(letter: str, lang: str = "de") -> str:
+    """The name of a ticket's letter A-Z as the language's voice should say it: 'B' -> 'Бэ' (ru). The
+    catalog's ``announce.letters`` holds the 26 names; a voice that reads Latin letters well keeps them
+    (de, en, tr; espeak-ng's ru and uk voices would switch to English: "эй", "би")."""
+    names = t("announce.letters", lang).split()
+    if len(letter) == 1 and "A" <= letter <= "Z" and len(names) == 26:
+        return names[ord(letter) - ord("A")]
+    return letter
+
+
 def spoken_ticket(number: str, lang: str = "de") -> str:
-    """A ticket number as a person says it: 'A012' -> 'A 12' (de), 'A-12' (en); other forms unchanged."""
+    """A ticket number as a person says it: 'A012' -> 'A 12' (de), 'A-12' (en), 'А 12' (ru); other forms
+    unchanged."""
     number = number.strip().upper()
     if len(number) >= 2 and number[0].isalpha() and number[1:].isdigit():
-        return t("announce.ticket", lang, letter=number[0], number=int(number[1:]))
+        return t("announce.ticket", lang, letter=spoken_letter(number[0], lang), number=int(number[1:]))
     return number
 
 

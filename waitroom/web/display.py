@@ -83,6 +83,7 @@ def _labels() -> dict[str, dict[str, Any]]:
         "display.offline",
         "display.sound_on",
         "announce.ticket",
+        "announce.letters",
         "announce.call",
         "announce.recall",
         "wait.under_minute",

@@ -153,7 +153,10 @@
 
   function spokenTicket(number, lang) {
     const m = /^([A-Z])0*(\d+)$/.exec(number);
-    return m ? t("announce.ticket", lang, { letter: m[1], number: m[2] }) : number;
+    if (!m) return number;
+    const names = t("announce.letters", lang).split(/\s+/);  // the letter as the voice says it (i18n.spoken_letter)
+    const letter = names.length === 26 ? names[m[1].charCodeAt(0) - 65] : m[1];
+    return t("announce.ticket", lang, { letter, number: m[2] });
   }
 
   // the same pauses as the Pi display (display.gong_pause_s, phrase_pause_s, call_gap_s defaults)
@@ -220,5 +223,6 @@
   tick();
   setInterval(tick, 1000);
   connect();
-  window.waitroomDisplay = { calls, queue, get online() { return online; }, get unlocked() { return unlocked; } };
+  window.waitroomDisplay = { calls, queue, spokenTicket, get online() { return online; },
+    get unlocked() { return unlocked; } };
 })();
