@@ -406,3 +406,105 @@ def test_browser_speaks_the_ticket_letter_as_the_server_does():
             browser.close()
     finally:
         server.shutdown()
+
+
+# the text of an element line by line as chromium lays it out, from each character's last box; a soft hyphen
+# is "-" where it is drawn (at the end of a line) and nothing elsewhere
+LINES_OF = """(e) => {
+  const lines = [];
+  let top = null;
+  const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    for (let i = 0; i < n.data.length; i++) {
+      const r = document.createRange();
+      r.setStart(n, i);
+      r.setEnd(n, i + 1);
+      const boxes = r.getClientRects();
+      const box = boxes[boxes.length - 1];
+      if (!box) continue;
+      if (top === null || box.top > top + 2) { lines.push(""); top = box.top; }
+      if (n.data[i] !== "\\u00ad") lines[lines.length - 1] += n.data[i];
+      else if (box.width > 0) lines[lines.length - 1] += "-";
+    }
+  }
+  return lines;
+}"""
+
+OFFICE_SERVICES = [
+    ("A", "Personalausweis / Reisepass"),
+    ("B", "Meldeangelegenheiten"),
+    ("C", "Führerschein"),
+    ("D", "Sonstiges"),
+    ("E", "Staatsangehörigkeitsangelegenheiten"),
+]
+
+# words in the scripts the offices show (umlauts, Turkish, Cyrillic), with digits and hyphens
+RULE_WORDS = ["Kfz-Zulassungsstelle", "Fahrerlaubnisangelegenheiten", "Apfel", "STRASSENVERKEHRSAMT"]
+RULE_WORDS += ["Raum2.14", "Başvurularınız", "İkametgâh", "Регистрация", "Реєстрація", "Ausländerbehörde"]
+
+
+@pytest.mark.browser
+def test_browser_breaks_a_long_compound_between_syllables_with_a_hyphen(artifacts):
+    """Kiosk chromium has no German hyphenation dictionary: a service name longer than its column
+    ("Meldeangelegenheiten" at 720p) broke after any letter and without a hyphen ("Meldeangelegen" /
+    "heiten"). It breaks at a syllable of waitroom/hyphen.py's rule, with a hyphen shown, as on the Pi board;
+    a name that fits ("Schalter 3") is not hyphenated, and Arabic is never broken inside a word."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    from waitroom.hyphen import syllable_break
+
+    services = [
+        {"id": f"s{i}", "prefix": p, "name": {"de": n, "ar": "شؤون التسجيل"}, "waiting": 1 + i, "eta_min": 4}
+        for i, (p, n) in enumerate(OFFICE_SERVICES)
+    ]
+    counters = [{"id": "c3", "name": {"de": "Schalter 3"}, "zone": "eg", "services": ["s1"]}]
+    calls = [{"ticket": "B001", "counter": "c3", "ts": 100.0}]
+    snap = {"name": "Bürgerbüro Mitte", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
+    snap |= {"counters": counters, "services": services, "calls": calls}
+    server = make_server("127.0.0.1", 0, tiny_app(FixedLive(snap)), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            for w, h in ((1280, 720), (1080, 1920)):
+                page = browser.new_page(viewport={"width": w, "height": h})
+                page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs=de,ar")
+                page.wait_for_function("document.getElementById('hero').dataset.ticket === 'B001'")
+                names = page.locator("#waits-list .name.l1")
+                broken = 0
+                for i, (prefix, name) in enumerate(OFFICE_SERVICES):
+                    lines = names.nth(i).evaluate(LINES_OF)
+                    if len(lines) == 1:
+                        continue
+                    broken += 1
+                    text = [lines[0].removeprefix(prefix), *lines[1:]]
+                    at = 0
+                    for line in text[:-1]:
+                        if name[at:].startswith(line):  # between words, or after the name's own hyphen
+                            assert line.endswith((" ", "-")) or name[at + len(line)] == " ", (w, h, lines)
+                            at += len(line)
+                            continue
+                        assert line.endswith("-"), (w, h, lines)  # a syllable break, its hyphen shown
+                        assert name[at:].startswith(line[:-1]), (w, h, lines)
+                        at += len(line) - 1
+                        head, tail = name[:at].split()[-1], name[at:].split()[0]
+                        assert syllable_break(head + tail, len(head)), (w, h, lines)
+                    assert name[at:] == text[-1], (w, h, lines)
+                assert broken, (w, h, "no long name was broken: the test shows nothing")
+                page.screenshot(path=str(artifacts / f"display-browser-hyphen-{w}x{h}.png"))
+                # the page's port of the rule breaks every word where waitroom/hyphen.py does
+                words = [n for _, name in OFFICE_SERVICES for n in name.split()] + RULE_WORDS
+                ported = page.evaluate("(ws) => ws.map(window.waitroomDisplay.syllableBreaks)", words)
+                assert ported == [[i for i in range(len(w)) if syllable_break(w, i)] for w in words]
+                hero = page.locator("#hero .counter.l1").inner_text()
+                assert hero == "Schalter 3", hero  # fits: no soft hyphen inside
+                arabic = page.locator("#waits-list .name.l2").first.text_content()
+                assert "\u00ad" not in arabic, arabic
+                page.close()
+            browser.close()
+    finally:
+        server.shutdown()

@@ -24,7 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
 
 from displays.look import GONG_WAV
-from waitroom import i18n
+from waitroom import hyphen, i18n
 from waitroom.web.security import limiter, public_limit
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ def page() -> Any:
         "speak": speak[:2],
         "lang2": request.args.get("lang2", "1") != "0",
         "labels": _labels(),
+        "hyphen": hyphen.rule(),
     }
     name = (state or {}).get("name", "") or (_office().name if _office() else "")
     return render_template(

@@ -36,6 +36,46 @@
     return out;
   };
 
+  // -- long words: a kiosk chromium has no hyphenation dictionary, so a word wider than its line gets soft
+  // hyphens (U+00AD) where the syllable rule of waitroom/hyphen.py (syllable_break, ported here; its letters
+  // come from the server) allows a break; the browser breaks there and shows the hyphen, as the Pi board does.
+  // A word that fits is left whole; right-to-left text is never broken inside a word.
+  const HY = boot.hyphen || { vowels: "", onsets: [] };
+  const vowels = new Set(Array.from(HY.vowels)), onsets = new Set(HY.onsets);
+  const isLetter = (ch) => /^\p{L}$/u.test(ch);
+  const onset = (cluster) => cluster.length === 1 || onsets.has(cluster.toLowerCase());
+  function syllableBreak(w, i) {  // w: the word's characters (code points)
+    if (i < 2 || w.length - i < 2 || !w.slice(i - 2, i + 2).every(isLetter) || vowels.has(w[i])) return false;
+    let j = i;
+    while (j < w.length && isLetter(w[j]) && !vowels.has(w[j])) j++;
+    if (j === w.length || !isLetter(w[j])) return false;  // no vowel follows: no syllable starts here
+    return onset(w.slice(i, j).join("")) && (vowels.has(w[i - 1]) || !onset(w.slice(i - 1, j).join("")));
+  }
+  const syllableBreaks = (word) => { const w = Array.from(word); return w.map((_, i) => i).filter((i) => syllableBreak(w, i)); };
+  function hyphenate(root) {
+    for (const e of root.querySelectorAll(".clamp")) {
+      if (getComputedStyle(e).direction === "rtl") continue;
+      const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        // a word the browser had to split across two lines (it did not fit a line, with the service
+        // letter before it) is broken between syllables instead
+        const long = new Set();
+        for (const m of n.data.matchAll(/[^\s\u00ad]+/g)) {
+          const r = document.createRange();
+          r.setStart(n, m.index);
+          r.setEnd(n, m.index + m[0].length);
+          if (r.getClientRects().length > 1) long.add(m[0]);
+        }
+        if (!long.size) continue;
+        n.data = n.data.replace(/[^\s\u00ad]+/g, (word) => {
+          if (!long.has(word)) return word;
+          const w = Array.from(word);
+          return w.map((ch, i) => (syllableBreak(w, i) ? "\u00ad" : "") + ch).join("");
+        });
+      }
+    }
+  }
+
   function counters() {
     const out = {};
     for (const c of (state && state.counters) || []) out[c.id] = c;
@@ -112,6 +152,7 @@
     }));
     if (state && state.name) document.getElementById("office").textContent = state.name;
     document.getElementById("offline").hidden = online;
+    hyphenate(document.getElementById("screen"));
   }
 
   // the office's time zone and the German date format, as on the Pi board (not the TV's own settings)
@@ -222,7 +263,8 @@
   render();
   tick();
   setInterval(tick, 1000);
+  window.addEventListener("resize", render);  // a TV turned to portrait: other lines, other long words
   connect();
-  window.waitroomDisplay = { calls, queue, spokenTicket, get online() { return online; },
+  window.waitroomDisplay = { calls, queue, spokenTicket, syllableBreaks, get online() { return online; },
     get unlocked() { return unlocked; } };
 })();
