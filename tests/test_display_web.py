@@ -156,6 +156,7 @@ def test_through_create_app(cfg, controller, tmp_path):
         assert resp.status_code == 200
         assert boot_of(resp.get_data(as_text=True))["state"]["name"] == "Bürgerbüro Mitte"
         assert client.get("/display/gong.wav").status_code == 200
+        assert client.get("/display/status").get_json() == {"ok": True, "controller": True, "link": True}
     finally:
         app.extensions["waitroom"].close()
 
@@ -508,3 +509,63 @@ def test_browser_breaks_a_long_compound_between_syllables_with_a_hyphen(artifact
             browser.close()
     finally:
         server.shutdown()
+
+
+def until(page: Any, expression: str) -> Any:
+    """Wait for ``expression`` to be true in the page (polled from here: the web app's Content-Security-Policy
+    forbids the eval that Playwright's wait_for_function needs)."""
+    return wait_for(lambda: page.evaluate(expression), timeout=15)
+
+
+@pytest.mark.browser
+def test_browser_display_says_when_the_controller_is_gone(cfg, tmp_path, artifacts):
+    """The web app stays up and keeps the retained office state when the controller stops: the browser display
+    went on showing the old calls and waits as current, without a sign, for as long as the controller was
+    away (the Pi board shows its offline sign). It shows the sign when the stream says the controller went
+    offline, on a page opened meanwhile at once, and hides it when the controller is back."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    db = str(tmp_path / "events.db")
+    controller = ControllerService(cfg, db)
+    assert controller.start(wait=10)
+    app = create_app(cfg, test_config={"SECRET_KEY": "test-secret", "TESTING": True}, data_dir=tmp_path)
+    live = app.extensions["waitroom"]
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/display/?sound=0"
+    sign = "document.getElementById('offline').hidden"
+    try:
+        wait_for(lambda: live.state() is not None)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(url)
+            until(page, "window.waitroomDisplay && window.waitroomDisplay.online")
+            assert page.evaluate(sign) is True
+            controller.stop()
+            until(page, f"!{sign}")
+            assert "Keine Verbindung" in page.inner_text("#offline")
+            page.screenshot(path=str(artifacts / "display-browser-controller-offline.png"))
+            later = browser.new_page(viewport={"width": 1280, "height": 720})
+            later.goto(url)  # opened while the controller is away: the sign from the start
+            until(later, "document.getElementById('hero').children.length > 0")
+            assert later.evaluate(sign) is False and later.evaluate("window.waitroomDisplay.online") is False
+            controller = ControllerService(cfg, db)
+            assert controller.start(wait=10)
+            for pg in (page, later):
+                until(pg, sign)
+            browser.close()
+            assert [e for e in errors if "Content Security Policy" in e] == []  # the status fetch is allowed
+    finally:
+        server.shutdown()
+        live.close()
+        controller.stop()

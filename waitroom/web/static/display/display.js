@@ -9,7 +9,12 @@
   let state = boot.state;
   let live = [];            // call events not yet in a state snapshot
   const seen = new Set();   // event seqs (QoS 1 may deliver twice)
-  let blinkKey = null, blinkUntil = 0, online = !!state;
+  let blinkKey = null, blinkUntil = 0;
+  // the page shows the office as current only while its stream is up, the controller online and the web app
+  // on the broker (the stream's "controller" and "link" events); else the offline sign, as on the Pi board
+  let streamUp = !!state, heard = 0;
+  const office = Object.assign({ controller: true, link: true }, boot.office || {});
+  const isOnline = () => streamUp && office.controller && office.link;
   document.body.dataset.lang2 = boot.lang2 ? "1" : "0";
 
   const langs = boot.langs && boot.langs.length ? boot.langs : ["de", "en"];
@@ -151,7 +156,7 @@
       return d;
     }));
     if (state && state.name) document.getElementById("office").textContent = state.name;
-    document.getElementById("offline").hidden = online;
+    document.getElementById("offline").hidden = isOnline();
     hyphenate(document.getElementById("screen"));
   }
 
@@ -240,11 +245,32 @@
   // -- live updates
   function connect() {
     const es = new EventSource("/api/stream");
-    es.onopen = () => { online = true; render(); };
-    es.onerror = () => { online = false; render(); };
+    es.onopen = () => {
+      streamUp = true;
+      render();
+      // what changed while the stream was down (the web app restarted, the controller went away meanwhile)
+      const asked = heard;
+      fetch(me.dataset.status, { cache: "no-store" }).then((r) => r.json()).then((st) => {
+        if (heard !== asked || !st.ok) return;  // an event since is newer
+        office.controller = st.controller !== false;
+        office.link = st.link !== false;
+        render();
+      }).catch(() => {});
+    };
+    es.onerror = () => { streamUp = false; render(); };
+    es.addEventListener("controller", (e) => {
+      heard++;
+      office.controller = JSON.parse(e.data).status !== "offline";
+      render();
+    });
+    es.addEventListener("link", (e) => {
+      heard++;
+      office.link = JSON.parse(e.data).online !== false;
+      render();
+    });
     es.addEventListener("state", (e) => {
       state = JSON.parse(e.data);
-      online = true;
+      streamUp = true;
       live = live.filter((c) => typeof c.seq === "number" && c.seq > (state.seq || 0));
       render();
     });
@@ -265,6 +291,6 @@
   setInterval(tick, 1000);
   window.addEventListener("resize", render);  // a TV turned to portrait: other lines, other long words
   connect();
-  window.waitroomDisplay = { calls, queue, spokenTicket, syllableBreaks, get online() { return online; },
+  window.waitroomDisplay = { calls, queue, spokenTicket, syllableBreaks, get online() { return isOnline(); },
     get unlocked() { return unlocked; } };
 })();
