@@ -148,13 +148,17 @@ def test_through_create_app(cfg, controller, tmp_path):
         from waitroom.web import create_app
     except ImportError:
         pytest.skip("the web app is not there yet")
+    cfg.display.update(blink_s=4, call_gap_s=3, announce_missed_s=90)  # the office's timing, as on the Pi
     app = create_app(cfg, test_config={"SECRET_KEY": "test-secret", "TESTING": True}, data_dir=tmp_path)
     try:
         client = app.test_client()
         wait_for(lambda: app.extensions["waitroom"].state() is not None)
         resp = client.get("/display/")
         assert resp.status_code == 200
-        assert boot_of(resp.get_data(as_text=True))["state"]["name"] == "Bürgerbüro Mitte"
+        boot = boot_of(resp.get_data(as_text=True))
+        assert boot["state"]["name"] == "Bürgerbüro Mitte"
+        assert (boot["blink_ms"], boot["missed_ms"]) == (4000, 90000)
+        assert boot["pause"] == {"gong": 800, "phrase": 400, "call": 3000}
         assert client.get("/display/gong.wav").status_code == 200
         assert client.get("/display/status").get_json() == {"ok": True, "controller": True, "link": True}
     finally:
@@ -569,3 +573,98 @@ def test_browser_display_says_when_the_controller_is_gone(cfg, tmp_path, artifac
         server.shutdown()
         live.close()
         controller.stop()
+
+
+class PushLive(FixedLive):
+    """A fixed state, and call events pushed by the test to every open stream."""
+
+    def __init__(self, state: dict):
+        super().__init__(state)
+        self.queues: list[queue.Queue] = []
+
+    def subscribe(self) -> queue.Queue:
+        q: queue.Queue = queue.Queue()
+        self.queues.append(q)
+        return q
+
+    def push(self, name: str, data: dict) -> None:
+        for q in self.queues:
+            q.put((name, data))
+
+
+# A TV browser's autoplay rule: no sound before the first click on the page. Headless chromium plays sound
+# always, whatever --autoplay-policy or Permissions-Policy says, and counts the page as activated from the
+# start (tried), so the test page gets the rule of a TV browser, with a real click, before its script runs.
+TV_AUTOPLAY_RULE = """(() => {
+  let clicked = false;
+  addEventListener("click", (e) => { if (e.isTrusted) clicked = true; }, true);
+  const play = HTMLMediaElement.prototype.play;
+  HTMLMediaElement.prototype.play = function () {
+    if (clicked) return play.call(this);
+    return Promise.reject(new DOMException("play() failed: the user did not interact", "NotAllowedError"));
+  };
+})();"""
+
+
+@pytest.mark.browser
+def test_browser_display_waiting_for_the_sound_click_announces_only_current_calls(artifacts):
+    """A smart TV's browser refuses sound until somebody clicks "sound on". Every call meanwhile waited, and
+    the click played them all, one after another (at noon, every call since the morning), also a no-show's
+    number after its counter had called the next ticket. Now a call its counter has moved on from is not
+    announced (as on the Pi), and after the click only the calls of the last announce_missed_s (60 s) are."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    counters = [
+        {"id": f"c{i}", "name": {"de": f"Schalter {i}"}, "zone": "eg", "services": []} for i in (1, 2, 3)
+    ]
+    snap = {"name": "Bürgerbüro Mitte", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
+    snap |= {"counters": counters, "services": [], "calls": []}
+    live = PushLive(snap)
+    seq = iter(range(2, 100))
+
+    def call(ticket: str, counter: str) -> None:
+        live.push(
+            "call",
+            {"ticket": ticket, "counter": counter, "zone": "eg", "ts": 100.0 + next(seq), "seq": next(seq)},
+        )
+
+    server = make_server("127.0.0.1", 0, tiny_app(live), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/display/?sound=gong"
+    done = "!window.waitroomDisplay.playing && window.waitroomDisplay.announced.length >= {}"
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            for phase in ("superseded", "old"):
+                page = browser.new_page(viewport={"width": 1280, "height": 720})
+                page.add_init_script(TV_AUTOPLAY_RULE)
+                page.clock.install()
+                streams = len(live.queues)
+                page.goto(url)
+                wait_for(lambda n=streams: len(live.queues) > n)  # the page follows the stream
+                if phase == "superseded":
+                    call("A001", "c1")
+                    page.wait_for_selector("#sound-on", state="visible")  # the browser refused the gong
+                    call("A002", "c1")  # counter 1 moved on: A001 did not come
+                    call("B001", "c2")
+                    page.wait_for_function("document.getElementById('hero').dataset.ticket === 'B001'")
+                    want = ["A002", "B001"]
+                else:
+                    call("C001", "c3")
+                    page.wait_for_selector("#sound-on", state="visible")
+                    page.clock.fast_forward("02:00")  # nobody clicked for two minutes
+                    call("D001", "c2")
+                    page.wait_for_function("document.getElementById('hero').dataset.ticket === 'D001'")
+                    want = ["D001"]
+                assert page.evaluate("window.waitroomDisplay.announced") == []
+                page.click("#sound-on")
+                page.wait_for_function(done.format(len(want)), timeout=20000)
+                assert page.evaluate("window.waitroomDisplay.announced") == want, phase
+                page.close()
+            browser.close()
+    finally:
+        server.shutdown()

@@ -28,6 +28,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from displays.look import GONG_WAV
 from waitroom import hyphen, i18n
+from waitroom.errors import ConfigError
 from waitroom.web.security import limiter, public_limit
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,27 @@ def _state() -> dict[str, Any] | None:
     if live is None:
         return None
     return live.public_state() if hasattr(live, "public_state") else live.state()
+
+
+def _timing() -> dict[str, Any]:
+    """The office's display timing (its ``display:`` section, as on the Pi board) in milliseconds."""
+    from displays.settings import DisplaySettings, for_node
+
+    cfg = current_app.extensions.get("waitroom_config")
+    try:
+        s = for_node(cfg) if cfg is not None else DisplaySettings()
+    except ConfigError as exc:  # check-config says so; the page goes on with the defaults
+        log.warning("the browser display uses the default timing: %s", exc)
+        s = DisplaySettings()
+    return {
+        "blink_ms": _ms(s.blink_s),
+        "missed_ms": _ms(s.announce_missed_s),
+        "pause": {"gong": _ms(s.gong_pause_s), "phrase": _ms(s.phrase_pause_s), "call": _ms(s.call_gap_s)},
+    }
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
 
 
 def _office_status() -> dict[str, bool]:
@@ -150,6 +172,7 @@ def page() -> Any:
         "labels": _labels(),
         "hyphen": hyphen.rule(),
         "office": _office_status(),
+        **_timing(),
     }
     name = (state or {}).get("name", "") or (_office().name if _office() else "")
     return render_template(

@@ -5,7 +5,7 @@
   const boot = JSON.parse(document.getElementById("boot").textContent);
   const L = boot.labels;
   const zone = boot.zone;
-  const blinkMs = 10000;
+  const blinkMs = boot.blink_ms != null ? boot.blink_ms : 10000;
   let state = boot.state;
   let live = [];            // call events not yet in a state snapshot
   const seen = new Set();   // event seqs (QoS 1 may deliver twice)
@@ -172,9 +172,15 @@
     if (hero.classList.contains("blink") && Date.now() >= blinkUntil) render();
   }
 
-  // -- sound: gong, then the speech (a WAV from the server, else the browser's speechSynthesis), in order
-  const queue = [];
-  let playing = false;
+  // -- sound: gong, then the speech (a WAV from the server, else the browser's speechSynthesis), in order.
+  // As on the Pi (displays/announce.py): a call still waiting for its turn when its counter calls another
+  // ticket is not announced (it would send the citizen to a counter that calls somebody else). While the
+  // browser refuses sound until a click, calls wait; after the click only those of the last
+  // announce_missed_s are announced (the Pi's window for calls it missed), not every call since the morning.
+  const queue = [];         // {call, at: when it came (ms), held: it waited for the click}
+  const announced = [];     // tickets whose gong began, oldest first (the last 50)
+  const missedMs = boot.missed_ms != null ? boot.missed_ms : 60000;
+  let playing = false, blocked = false;
   let unlocked = false;
   const soundButton = document.getElementById("sound-on");
 
@@ -205,12 +211,14 @@
     return t("announce.ticket", lang, { letter, number: m[2] });
   }
 
-  // the same pauses as the Pi display (display.gong_pause_s, phrase_pause_s, call_gap_s defaults)
+  // the same pauses as the Pi display (the office's display.gong_pause_s, phrase_pause_s, call_gap_s)
   const pause = Object.assign({ gong: 800, phrase: 400, call: 1500 }, boot.pause || {});
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   async function announce(c) {
     await play(me.dataset.gong);
+    announced.push(c.ticket);
+    if (announced.length > 50) announced.shift();
     if (boot.sound !== "1") return;
     await sleep(pause.gong);
     // German (the first of ?speak=), then the ticket's language, then the other languages of ?speak=
@@ -228,13 +236,32 @@
     }
   }
 
+  function enqueue(c) {
+    for (let i = queue.length - 1; i >= 0; i--) {
+      if (queue[i].call.counter === c.counter && queue[i].call.ticket !== c.ticket) queue.splice(i, 1);
+    }
+    queue.push({ call: c, at: Date.now(), held: blocked });
+    drain();
+  }
+
   async function drain() {
     if (playing) return;
     playing = true;
     while (queue.length) {
-      try { await announce(queue[0]); queue.shift(); if (queue.length) await sleep(pause.call); } catch (err) {
-        if (err && err.name === "NotAllowedError") { soundButton.hidden = false; break; }  // needs a click
-        queue.shift();
+      const item = queue.shift();
+      if (item.held && Date.now() - item.at > missedMs) continue;  // nobody heard it; too old to call now
+      try {
+        await announce(item.call);
+        blocked = false;
+        if (queue.length) await sleep(pause.call);
+      } catch (err) {
+        if (err && err.name === "NotAllowedError") {  // needs a click
+          blocked = true;
+          queue.unshift(item);
+          for (const q of queue) q.held = true;
+          soundButton.hidden = false;
+          break;
+        }
       }
     }
     playing = false;
@@ -282,7 +309,7 @@
       blinkKey = key(c);
       blinkUntil = Date.now() + blinkMs;
       render();
-      if (boot.sound !== "0") { queue.push(c); drain(); }
+      if (boot.sound !== "0") enqueue(c);
     });
   }
 
@@ -291,6 +318,6 @@
   setInterval(tick, 1000);
   window.addEventListener("resize", render);  // a TV turned to portrait: other lines, other long words
   connect();
-  window.waitroomDisplay = { calls, queue, spokenTicket, syllableBreaks, get online() { return isOnline(); },
-    get unlocked() { return unlocked; } };
+  window.waitroomDisplay = { calls, queue, announced, spokenTicket, syllableBreaks, get playing() { return playing; },
+    get online() { return isOnline(); }, get unlocked() { return unlocked; } };
 })();
