@@ -435,6 +435,30 @@ LINES_OF = """(e) => {
   return lines;
 }"""
 
+
+def broken_between_syllables(lines: list[str], prefix: str, name: str, where: Any) -> bool:
+    """Whether ``name`` (after its service letter) was broken; asserts that every break is between two words,
+    after the name's own hyphen, or at a syllable of waitroom/hyphen.py's rule with a hyphen shown."""
+    from waitroom.hyphen import syllable_break
+
+    if len(lines) == 1:
+        return False
+    text = [lines[0].removeprefix(prefix), *lines[1:]]
+    at = 0
+    for line in text[:-1]:
+        if name[at:].startswith(line):  # between words, or after the name's own hyphen
+            assert line.endswith((" ", "-")) or name[at + len(line)] == " ", (where, lines)
+            at += len(line)
+            continue
+        assert line.endswith("-"), (where, lines)  # a syllable break, its hyphen shown
+        assert name[at:].startswith(line[:-1]), (where, lines)
+        at += len(line) - 1
+        head, tail = name[:at].split()[-1], name[at:].split()[0]
+        assert syllable_break(head + tail, len(head)), (where, lines)
+    assert name[at:] == text[-1], (where, lines)
+    return True
+
+
 OFFICE_SERVICES = [
     ("A", "Personalausweis / Reisepass"),
     ("B", "Meldeangelegenheiten"),
@@ -482,23 +506,7 @@ def test_browser_breaks_a_long_compound_between_syllables_with_a_hyphen(artifact
                 names = page.locator("#waits-list .name.l1")
                 broken = 0
                 for i, (prefix, name) in enumerate(OFFICE_SERVICES):
-                    lines = names.nth(i).evaluate(LINES_OF)
-                    if len(lines) == 1:
-                        continue
-                    broken += 1
-                    text = [lines[0].removeprefix(prefix), *lines[1:]]
-                    at = 0
-                    for line in text[:-1]:
-                        if name[at:].startswith(line):  # between words, or after the name's own hyphen
-                            assert line.endswith((" ", "-")) or name[at + len(line)] == " ", (w, h, lines)
-                            at += len(line)
-                            continue
-                        assert line.endswith("-"), (w, h, lines)  # a syllable break, its hyphen shown
-                        assert name[at:].startswith(line[:-1]), (w, h, lines)
-                        at += len(line) - 1
-                        head, tail = name[:at].split()[-1], name[at:].split()[0]
-                        assert syllable_break(head + tail, len(head)), (w, h, lines)
-                    assert name[at:] == text[-1], (w, h, lines)
+                    broken += broken_between_syllables(names.nth(i).evaluate(LINES_OF), prefix, name, (w, h))
                 assert broken, (w, h, "no long name was broken: the test shows nothing")
                 page.screenshot(path=str(artifacts / f"display-browser-hyphen-{w}x{h}.png"))
                 # the page's port of the rule breaks every word where waitroom/hyphen.py does
@@ -510,6 +518,62 @@ def test_browser_breaks_a_long_compound_between_syllables_with_a_hyphen(artifact
                 arabic = page.locator("#waits-list .name.l2").first.text_content()
                 assert "\u00ad" not in arabic, arabic
                 page.close()
+            browser.close()
+    finally:
+        server.shutdown()
+
+
+LANG_OF = """(e) => [e.lang, getComputedStyle(e).direction]"""
+
+
+@pytest.mark.browser
+def test_browser_display_in_arabic_marks_a_german_only_name_german(artifacts):
+    """Arabic first (?langs=ar,de): a service or counter name the office has only in German was marked Arabic
+    and right to left, so it was drawn as Arabic text: its letter glued to it ("EPersonalausweis"), the
+    ellipsis at its start ("…mmeldung und"), broken without a hyphen ("Personalausw" / "eis"), read by a
+    screen reader with an Arabic voice. Now it is marked German and left to right (as on the Pi board),
+    broken between syllables; a name the office has in Arabic stays Arabic, right to left."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    services = [
+        {"id": f"s{i}", "prefix": p, "name": {"de": n}, "waiting": 1 + i, "eta_min": 4}
+        for i, (p, n) in enumerate(OFFICE_SERVICES)
+    ]
+    services[3]["name"]["ar"] = "أمور أخرى"  # Sonstiges
+    counters = [
+        {"id": "c1", "name": {"de": "Schalter 1", "ar": "الشباك 1"}, "zone": "eg", "services": ["s0"]},
+        {"id": "c2", "name": {"de": "Schalter 2"}, "zone": "eg", "services": ["s1"]},
+    ]
+    calls = [
+        {"ticket": "A001", "counter": "c1", "ts": 100.0},
+        {"ticket": "B001", "counter": "c2", "ts": 99.0},
+    ]
+    snap = {"name": "Bürgerbüro Mitte", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
+    snap |= {"counters": counters, "services": services, "calls": calls}
+    server = make_server("127.0.0.1", 0, tiny_app(FixedLive(snap)), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs=ar,de")
+            page.wait_for_function("document.getElementById('hero').dataset.ticket === 'A001'")
+            page.screenshot(path=str(artifacts / "display-browser-720p-ar-german-names.png"))
+            names = page.locator("#waits-list .name.l1")
+            marks = [names.nth(i).evaluate(LANG_OF) for i in range(len(OFFICE_SERVICES))]
+            assert marks == [["de", "ltr"]] * 3 + [["ar", "rtl"]] + [["de", "ltr"]], marks
+            broken = 0
+            for i, (prefix, name) in enumerate(OFFICE_SERVICES):
+                if i != 3:
+                    broken += broken_between_syllables(names.nth(i).evaluate(LINES_OF), prefix, name, "ar,de")
+            assert broken, "no long name was broken: the test shows nothing"
+            assert page.locator("#hero .counter.l1").evaluate(LANG_OF) == ["ar", "rtl"]  # الشباك 1
+            assert page.locator("#hero .counter.l2").evaluate(LANG_OF) == ["de", "ltr"]  # Schalter 1
+            assert page.locator("#recent-list .name.l1").evaluate(LANG_OF) == ["de", "ltr"]  # Schalter 2
             browser.close()
     finally:
         server.shutdown()

@@ -29,17 +29,22 @@
   };
   const t = (key, lang, values, n) => fill(form((L[key] && (L[key][lang] || L[key].de)) || key, n), values || {});
   const pick = (names, lang) => (names && (names[lang] || names.de)) || "";
+  // the language a name is shown in: German when the office has it in German only (marked so, left to right)
+  const nameLang = (names, lang) => (names && names[lang] ? lang : "de");
   const key = (c) => c.ticket + "|" + c.counter + "|" + Number(c.ts).toFixed(3);
   const el = (tag, cls, text, lang) => { const e = document.createElement(tag); if (cls) e.className = cls;
     if (text !== undefined) e.textContent = text;
     if (lang) { e.lang = lang; e.dir = rtl.has(lang) ? "rtl" : "ltr"; }
     return e; };
-  // one text per screen language, each marked with its language; the second only when it says something else
-  const both = (cls, textOf) => {
-    const first = textOf(L1), out = [el("div", cls + " l1 clamp", first, L1)];
-    if (L2) { const second = textOf(L2); if (second && second !== first) out.push(el("div", cls + " l2 clamp", second, L2)); }
+  // one text per screen language, each marked with the language it is in (langOf: a name may be German only);
+  // the second only when it says something else
+  const both = (cls, textOf, langOf) => {
+    const mark = langOf || ((x) => x);
+    const first = textOf(L1), out = [el("div", cls + " l1 clamp", first, mark(L1))];
+    if (L2) { const second = textOf(L2); if (second && second !== first) out.push(el("div", cls + " l2 clamp", second, mark(L2))); }
     return out;
   };
+  const named = (cls, names) => both(cls, (x) => pick(names, x), (x) => nameLang(names, x));
 
   // -- long words: a kiosk chromium has no hyphenation dictionary, so a word wider than its line gets soft
   // hyphens (U+00AD) where the syllable rule of waitroom/hyphen.py (syllable_break, ported here; its letters
@@ -112,7 +117,7 @@
       hero.append(el("div", "label clamp", line(label).join("  ·  ")),
         el("div", "ticket", newest.ticket),
         el("div", "go clamp", line("display.please_go").join("  ·  ")),
-        ...both("counter", (x) => pick(newest.counter_name, x)));
+        ...named("counter", newest.counter_name));
       // the citizen's own language, when the screen does not show it anyway
       const own = newest.lang;
       if (own && own !== L1 && own !== L2 && L[label] && L[label][own]) {
@@ -129,7 +134,7 @@
     ol.replaceChildren(...list.slice(1).map((c) => {
       const li = el("li");
       const name = el("div", "counter");
-      name.append(...both("name", (x) => pick(c.counter_name, x)));
+      name.append(...named("name", c.counter_name));
       li.append(el("span", "ticket", c.ticket), name);
       return li;
     }));
@@ -150,7 +155,7 @@
           info.append(el("span", "", wait));
         }
       }
-      const names = both("name", (x) => pick(s.name, x));
+      const names = named("name", s.name);
       if (s.prefix) names[0].prepend(el("b", "prefix", s.prefix));
       d.append(...names, info);
       return d;
