@@ -148,14 +148,19 @@ def test_through_create_app(cfg, controller, tmp_path):
         from waitroom.web import create_app
     except ImportError:
         pytest.skip("the web app is not there yet")
+    cfg.display.update(blink_s=4, call_gap_s=3, announce_missed_s=90)  # the office's timing, as on the Pi
     app = create_app(cfg, test_config={"SECRET_KEY": "test-secret", "TESTING": True}, data_dir=tmp_path)
     try:
         client = app.test_client()
         wait_for(lambda: app.extensions["waitroom"].state() is not None)
         resp = client.get("/display/")
         assert resp.status_code == 200
-        assert boot_of(resp.get_data(as_text=True))["state"]["name"] == "Bürgerbüro Mitte"
+        boot = boot_of(resp.get_data(as_text=True))
+        assert boot["state"]["name"] == "Bürgerbüro Mitte"
+        assert (boot["blink_ms"], boot["missed_ms"]) == (4000, 90000)
+        assert boot["pause"] == {"gong": 800, "phrase": 400, "call": 3000}
         assert client.get("/display/gong.wav").status_code == 200
+        assert client.get("/display/status").get_json() == {"ok": True, "controller": True, "link": True}
     finally:
         app.extensions["waitroom"].close()
 
@@ -403,6 +408,327 @@ def test_browser_speaks_the_ticket_letter_as_the_server_does():
             }
             assert shown == {lang: [i18n.spoken_ticket(x, lang) for x in tickets] for lang in i18n.LANGUAGES}
             assert shown["ru"] == ["А 12", "Бэ 7", "Дубль-вэ 100", "Зет 1"] and shown["en"][0] == "A-12"
+            browser.close()
+    finally:
+        server.shutdown()
+
+
+# the text of an element line by line as chromium lays it out, from each character's last box; a soft hyphen
+# is "-" where it is drawn (at the end of a line) and nothing elsewhere
+LINES_OF = """(e) => {
+  const lines = [];
+  let top = null;
+  const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    for (let i = 0; i < n.data.length; i++) {
+      const r = document.createRange();
+      r.setStart(n, i);
+      r.setEnd(n, i + 1);
+      const boxes = r.getClientRects();
+      const box = boxes[boxes.length - 1];
+      if (!box) continue;
+      if (top === null || box.top > top + 2) { lines.push(""); top = box.top; }
+      if (n.data[i] !== "\\u00ad") lines[lines.length - 1] += n.data[i];
+      else if (box.width > 0) lines[lines.length - 1] += "-";
+    }
+  }
+  return lines;
+}"""
+
+
+def broken_between_syllables(lines: list[str], prefix: str, name: str, where: Any) -> bool:
+    """Whether ``name`` (after its service letter) was broken; asserts that every break is between two words,
+    after the name's own hyphen, or at a syllable of waitroom/hyphen.py's rule with a hyphen shown."""
+    from waitroom.hyphen import syllable_break
+
+    if len(lines) == 1:
+        return False
+    text = [lines[0].removeprefix(prefix), *lines[1:]]
+    at = 0
+    for line in text[:-1]:
+        if name[at:].startswith(line):  # between words, or after the name's own hyphen
+            assert line.endswith((" ", "-")) or name[at + len(line)] == " ", (where, lines)
+            at += len(line)
+            continue
+        assert line.endswith("-"), (where, lines)  # a syllable break, its hyphen shown
+        assert name[at:].startswith(line[:-1]), (where, lines)
+        at += len(line) - 1
+        head, tail = name[:at].split()[-1], name[at:].split()[0]
+        assert syllable_break(head + tail, len(head)), (where, lines)
+    assert name[at:] == text[-1], (where, lines)
+    return True
+
+
+OFFICE_SERVICES = [
+    ("A", "Personalausweis / Reisepass"),
+    ("B", "Meldeangelegenheiten"),
+    ("C", "Führerschein"),
+    ("D", "Sonstiges"),
+    ("E", "Staatsangehörigkeitsangelegenheiten"),
+]
+
+# words in the scripts the offices show (umlauts, Turkish, Cyrillic), with digits and hyphens
+RULE_WORDS = ["Kfz-Zulassungsstelle", "Fahrerlaubnisangelegenheiten", "Apfel", "STRASSENVERKEHRSAMT"]
+RULE_WORDS += ["Raum2.14", "Başvurularınız", "İkametgâh", "Регистрация", "Реєстрація", "Ausländerbehörde"]
+
+
+@pytest.mark.browser
+def test_browser_breaks_a_long_compound_between_syllables_with_a_hyphen(artifacts):
+    """Kiosk chromium has no German hyphenation dictionary: a service name longer than its column
+    ("Meldeangelegenheiten" at 720p) broke after any letter and without a hyphen ("Meldeangelegen" /
+    "heiten"). It breaks at a syllable of waitroom/hyphen.py's rule, with a hyphen shown, as on the Pi board;
+    a name that fits ("Schalter 3") is not hyphenated, and Arabic is never broken inside a word."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    from waitroom.hyphen import syllable_break
+
+    services = [
+        {"id": f"s{i}", "prefix": p, "name": {"de": n, "ar": "شؤون التسجيل"}, "waiting": 1 + i, "eta_min": 4}
+        for i, (p, n) in enumerate(OFFICE_SERVICES)
+    ]
+    counters = [{"id": "c3", "name": {"de": "Schalter 3"}, "zone": "eg", "services": ["s1"]}]
+    calls = [{"ticket": "B001", "counter": "c3", "ts": 100.0}]
+    snap = {"name": "Bürgerbüro Mitte", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
+    snap |= {"counters": counters, "services": services, "calls": calls}
+    server = make_server("127.0.0.1", 0, tiny_app(FixedLive(snap)), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            for w, h in ((1280, 720), (1080, 1920)):
+                page = browser.new_page(viewport={"width": w, "height": h})
+                page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs=de,ar")
+                page.wait_for_function("document.getElementById('hero').dataset.ticket === 'B001'")
+                names = page.locator("#waits-list .name.l1")
+                broken = 0
+                for i, (prefix, name) in enumerate(OFFICE_SERVICES):
+                    broken += broken_between_syllables(names.nth(i).evaluate(LINES_OF), prefix, name, (w, h))
+                assert broken, (w, h, "no long name was broken: the test shows nothing")
+                page.screenshot(path=str(artifacts / f"display-browser-hyphen-{w}x{h}.png"))
+                # the page's port of the rule breaks every word where waitroom/hyphen.py does
+                words = [n for _, name in OFFICE_SERVICES for n in name.split()] + RULE_WORDS
+                ported = page.evaluate("(ws) => ws.map(window.waitroomDisplay.syllableBreaks)", words)
+                assert ported == [[i for i in range(len(w)) if syllable_break(w, i)] for w in words]
+                hero = page.locator("#hero .counter.l1").inner_text()
+                assert hero == "Schalter 3", hero  # fits: no soft hyphen inside
+                arabic = page.locator("#waits-list .name.l2").first.text_content()
+                assert "\u00ad" not in arabic, arabic
+                page.close()
+            browser.close()
+    finally:
+        server.shutdown()
+
+
+LANG_OF = """(e) => [e.lang, getComputedStyle(e).direction]"""
+
+
+@pytest.mark.browser
+def test_browser_display_in_arabic_marks_a_german_only_name_german(artifacts):
+    """Arabic first (?langs=ar,de): a service or counter name the office has only in German was marked Arabic
+    and right to left, so it was drawn as Arabic text: its letter glued to it ("EPersonalausweis"), the
+    ellipsis at its start ("…mmeldung und"), broken without a hyphen ("Personalausw" / "eis"), read by a
+    screen reader with an Arabic voice. Now it is marked German and left to right (as on the Pi board),
+    broken between syllables; a name the office has in Arabic stays Arabic, right to left."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    services = [
+        {"id": f"s{i}", "prefix": p, "name": {"de": n}, "waiting": 1 + i, "eta_min": 4}
+        for i, (p, n) in enumerate(OFFICE_SERVICES)
+    ]
+    services[3]["name"]["ar"] = "أمور أخرى"  # Sonstiges
+    counters = [
+        {"id": "c1", "name": {"de": "Schalter 1", "ar": "الشباك 1"}, "zone": "eg", "services": ["s0"]},
+        {"id": "c2", "name": {"de": "Schalter 2"}, "zone": "eg", "services": ["s1"]},
+    ]
+    calls = [
+        {"ticket": "A001", "counter": "c1", "ts": 100.0},
+        {"ticket": "B001", "counter": "c2", "ts": 99.0},
+    ]
+    snap = {"name": "Bürgerbüro Mitte", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
+    snap |= {"counters": counters, "services": services, "calls": calls}
+    server = make_server("127.0.0.1", 0, tiny_app(FixedLive(snap)), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs=ar,de")
+            page.wait_for_function("document.getElementById('hero').dataset.ticket === 'A001'")
+            page.screenshot(path=str(artifacts / "display-browser-720p-ar-german-names.png"))
+            names = page.locator("#waits-list .name.l1")
+            marks = [names.nth(i).evaluate(LANG_OF) for i in range(len(OFFICE_SERVICES))]
+            assert marks == [["de", "ltr"]] * 3 + [["ar", "rtl"]] + [["de", "ltr"]], marks
+            broken = 0
+            for i, (prefix, name) in enumerate(OFFICE_SERVICES):
+                if i != 3:
+                    broken += broken_between_syllables(names.nth(i).evaluate(LINES_OF), prefix, name, "ar,de")
+            assert broken, "no long name was broken: the test shows nothing"
+            assert page.locator("#hero .counter.l1").evaluate(LANG_OF) == ["ar", "rtl"]  # الشباك 1
+            assert page.locator("#hero .counter.l2").evaluate(LANG_OF) == ["de", "ltr"]  # Schalter 1
+            assert page.locator("#recent-list .name.l1").evaluate(LANG_OF) == ["de", "ltr"]  # Schalter 2
+            browser.close()
+    finally:
+        server.shutdown()
+
+
+def until(page: Any, expression: str) -> Any:
+    """Wait for ``expression`` to be true in the page (polled from here: the web app's Content-Security-Policy
+    forbids the eval that Playwright's wait_for_function needs)."""
+    return wait_for(lambda: page.evaluate(expression), timeout=15)
+
+
+@pytest.mark.browser
+def test_browser_display_says_when_the_controller_is_gone(cfg, tmp_path, artifacts):
+    """The web app stays up and keeps the retained office state when the controller stops: the browser display
+    went on showing the old calls and waits as current, without a sign, for as long as the controller was
+    away (the Pi board shows its offline sign). It shows the sign when the stream says the controller went
+    offline, on a page opened meanwhile at once, and hides it when the controller is back."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    db = str(tmp_path / "events.db")
+    controller = ControllerService(cfg, db)
+    assert controller.start(wait=10)
+    app = create_app(cfg, test_config={"SECRET_KEY": "test-secret", "TESTING": True}, data_dir=tmp_path)
+    live = app.extensions["waitroom"]
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/display/?sound=0"
+    sign = "document.getElementById('offline').hidden"
+    try:
+        wait_for(lambda: live.state() is not None)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(url)
+            until(page, "window.waitroomDisplay && window.waitroomDisplay.online")
+            assert page.evaluate(sign) is True
+            controller.stop()
+            until(page, f"!{sign}")
+            assert "Keine Verbindung" in page.inner_text("#offline")
+            page.screenshot(path=str(artifacts / "display-browser-controller-offline.png"))
+            later = browser.new_page(viewport={"width": 1280, "height": 720})
+            later.goto(url)  # opened while the controller is away: the sign from the start
+            until(later, "document.getElementById('hero').children.length > 0")
+            assert later.evaluate(sign) is False and later.evaluate("window.waitroomDisplay.online") is False
+            controller = ControllerService(cfg, db)
+            assert controller.start(wait=10)
+            for pg in (page, later):
+                until(pg, sign)
+            browser.close()
+            assert [e for e in errors if "Content Security Policy" in e] == []  # the status fetch is allowed
+    finally:
+        server.shutdown()
+        live.close()
+        controller.stop()
+
+
+class PushLive(FixedLive):
+    """A fixed state, and call events pushed by the test to every open stream."""
+
+    def __init__(self, state: dict):
+        super().__init__(state)
+        self.queues: list[queue.Queue] = []
+
+    def subscribe(self) -> queue.Queue:
+        q: queue.Queue = queue.Queue()
+        self.queues.append(q)
+        return q
+
+    def push(self, name: str, data: dict) -> None:
+        for q in self.queues:
+            q.put((name, data))
+
+
+# A TV browser's autoplay rule: no sound before the first click on the page. Headless chromium plays sound
+# always, whatever --autoplay-policy or Permissions-Policy says, and counts the page as activated from the
+# start (tried), so the test page gets the rule of a TV browser, with a real click, before its script runs.
+TV_AUTOPLAY_RULE = """(() => {
+  let clicked = false;
+  addEventListener("click", (e) => { if (e.isTrusted) clicked = true; }, true);
+  const play = HTMLMediaElement.prototype.play;
+  HTMLMediaElement.prototype.play = function () {
+    if (clicked) return play.call(this);
+    return Promise.reject(new DOMException("play() failed: the user did not interact", "NotAllowedError"));
+  };
+})();"""
+
+
+@pytest.mark.browser
+def test_browser_display_waiting_for_the_sound_click_announces_only_current_calls(artifacts):
+    """A smart TV's browser refuses sound until somebody clicks "sound on". Every call meanwhile waited, and
+    the click played them all, one after another (at noon, every call since the morning), also a no-show's
+    number after its counter had called the next ticket. Now a call its counter has moved on from is not
+    announced (as on the Pi), and after the click only the calls of the last announce_missed_s (60 s) are."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    counters = [
+        {"id": f"c{i}", "name": {"de": f"Schalter {i}"}, "zone": "eg", "services": []} for i in (1, 2, 3)
+    ]
+    snap = {"name": "Bürgerbüro Mitte", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
+    snap |= {"counters": counters, "services": [], "calls": []}
+    live = PushLive(snap)
+    seq = iter(range(2, 100))
+
+    def call(ticket: str, counter: str) -> None:
+        live.push(
+            "call",
+            {"ticket": ticket, "counter": counter, "zone": "eg", "ts": 100.0 + next(seq), "seq": next(seq)},
+        )
+
+    server = make_server("127.0.0.1", 0, tiny_app(live), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/display/?sound=gong"
+    done = "!window.waitroomDisplay.playing && window.waitroomDisplay.announced.length >= {}"
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            for phase in ("superseded", "old"):
+                page = browser.new_page(viewport={"width": 1280, "height": 720})
+                page.add_init_script(TV_AUTOPLAY_RULE)
+                page.clock.install()
+                streams = len(live.queues)
+                page.goto(url)
+                wait_for(lambda n=streams: len(live.queues) > n)  # the page follows the stream
+                if phase == "superseded":
+                    call("A001", "c1")
+                    page.wait_for_selector("#sound-on", state="visible")  # the browser refused the gong
+                    call("A002", "c1")  # counter 1 moved on: A001 did not come
+                    call("B001", "c2")
+                    page.wait_for_function("document.getElementById('hero').dataset.ticket === 'B001'")
+                    want = ["A002", "B001"]
+                else:
+                    call("C001", "c3")
+                    page.wait_for_selector("#sound-on", state="visible")
+                    page.clock.fast_forward("02:00")  # nobody clicked for two minutes
+                    call("D001", "c2")
+                    page.wait_for_function("document.getElementById('hero').dataset.ticket === 'D001'")
+                    want = ["D001"]
+                assert page.evaluate("window.waitroomDisplay.announced") == []
+                page.click("#sound-on")
+                page.wait_for_function(done.format(len(want)), timeout=20000)
+                assert page.evaluate("window.waitroomDisplay.announced") == want, phase
+                page.close()
             browser.close()
     finally:
         server.shutdown()

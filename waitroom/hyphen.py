@@ -33,6 +33,12 @@ def keep_numbers(text: str) -> str:
     return NUMBER_SPACE.sub("\u00a0", text)
 
 
+def rule() -> dict[str, object]:
+    """The letters of the syllable rule, for the browser display's port of ``syllable_break``
+    (waitroom/web/static/display/display.js), so that both break a word at the same places."""
+    return {"vowels": "".join(sorted(_VOWELS)), "onsets": sorted(_ONSETS)}
+
+
 def _onset(cluster: str) -> bool:
     return len(cluster) == 1 or cluster.lower() in _ONSETS
 

@@ -9,6 +9,9 @@ browser's speechSynthesis. Browsers play sound only after a click, unless the ki
 Query parameters: ``zone`` (only the counters of that zone), ``n`` (earlier calls listed, 0-12), ``sound``
 (``1`` gong and speech, ``gong``, ``0`` silent), ``speak`` (spoken languages, ``de`` or ``de,en``),
 ``lang2`` (``0`` hides the English lines).
+
+The offline sign is shown while the stream is down, the controller offline or the web app off the broker
+(the stream's ``controller`` and ``link`` events; ``/display/status`` when the stream reconnects).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
 
 from displays.look import GONG_WAV
-from waitroom import i18n
+from waitroom import hyphen, i18n
+from waitroom.errors import ConfigError
 from waitroom.web.security import limiter, public_limit
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,37 @@ def _state() -> dict[str, Any] | None:
     if live is None:
         return None
     return live.public_state() if hasattr(live, "public_state") else live.state()
+
+
+def _timing() -> dict[str, Any]:
+    """The office's display timing (its ``display:`` section, as on the Pi board) in milliseconds."""
+    from displays.settings import DisplaySettings, for_node
+
+    cfg = current_app.extensions.get("waitroom_config")
+    try:
+        s = for_node(cfg) if cfg is not None else DisplaySettings()
+    except ConfigError as exc:  # check-config says so; the page goes on with the defaults
+        log.warning("the browser display uses the default timing: %s", exc)
+        s = DisplaySettings()
+    return {
+        "blink_ms": _ms(s.blink_s),
+        "missed_ms": _ms(s.announce_missed_s),
+        "pause": {"gong": _ms(s.gong_pause_s), "phrase": _ms(s.phrase_pause_s), "call": _ms(s.call_gap_s)},
+    }
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _office_status() -> dict[str, bool]:
+    """Whether the office the page shows is current: the controller online (its status topic) and this app on
+    the broker (waitroom.web.live); without them the retained state is the office of minutes or hours ago."""
+    live = _live()
+    return {
+        "controller": getattr(live, "controller_offline_since", None) is None,
+        "link": bool(getattr(live, "online", True)),
+    }
 
 
 def _labels() -> dict[str, dict[str, Any]]:
@@ -135,6 +170,9 @@ def page() -> Any:
         "speak": speak[:2],
         "lang2": request.args.get("lang2", "1") != "0",
         "labels": _labels(),
+        "hyphen": hyphen.rule(),
+        "office": _office_status(),
+        **_timing(),
     }
     name = (state or {}).get("name", "") or (_office().name if _office() else "")
     return render_template(
@@ -154,6 +192,13 @@ def _screen_languages() -> list[str] | None:
     if not 1 <= len(codes) <= 2 or None in codes or len(set(codes)) != len(codes):
         return None
     return [c for c in codes if c]
+
+
+@bp.get("/status")
+def status() -> Any:
+    """``{"ok": true, "controller": bool, "link": bool}``: asked by the page when its stream (re)connects,
+    since the stream says only when the controller's status or this app's broker link changes."""
+    return jsonify({"ok": True, **_office_status()})
 
 
 @bp.get("/gong.wav")

@@ -5,11 +5,16 @@
   const boot = JSON.parse(document.getElementById("boot").textContent);
   const L = boot.labels;
   const zone = boot.zone;
-  const blinkMs = 10000;
+  const blinkMs = boot.blink_ms != null ? boot.blink_ms : 10000;
   let state = boot.state;
   let live = [];            // call events not yet in a state snapshot
   const seen = new Set();   // event seqs (QoS 1 may deliver twice)
-  let blinkKey = null, blinkUntil = 0, online = !!state;
+  let blinkKey = null, blinkUntil = 0;
+  // the page shows the office as current only while its stream is up, the controller online and the web app
+  // on the broker (the stream's "controller" and "link" events); else the offline sign, as on the Pi board
+  let streamUp = !!state, heard = 0;
+  const office = Object.assign({ controller: true, link: true }, boot.office || {});
+  const isOnline = () => streamUp && office.controller && office.link;
   document.body.dataset.lang2 = boot.lang2 ? "1" : "0";
 
   const langs = boot.langs && boot.langs.length ? boot.langs : ["de", "en"];
@@ -24,17 +29,62 @@
   };
   const t = (key, lang, values, n) => fill(form((L[key] && (L[key][lang] || L[key].de)) || key, n), values || {});
   const pick = (names, lang) => (names && (names[lang] || names.de)) || "";
+  // the language a name is shown in: German when the office has it in German only (marked so, left to right)
+  const nameLang = (names, lang) => (names && names[lang] ? lang : "de");
   const key = (c) => c.ticket + "|" + c.counter + "|" + Number(c.ts).toFixed(3);
   const el = (tag, cls, text, lang) => { const e = document.createElement(tag); if (cls) e.className = cls;
     if (text !== undefined) e.textContent = text;
     if (lang) { e.lang = lang; e.dir = rtl.has(lang) ? "rtl" : "ltr"; }
     return e; };
-  // one text per screen language, each marked with its language; the second only when it says something else
-  const both = (cls, textOf) => {
-    const first = textOf(L1), out = [el("div", cls + " l1 clamp", first, L1)];
-    if (L2) { const second = textOf(L2); if (second && second !== first) out.push(el("div", cls + " l2 clamp", second, L2)); }
+  // one text per screen language, each marked with the language it is in (langOf: a name may be German only);
+  // the second only when it says something else
+  const both = (cls, textOf, langOf) => {
+    const mark = langOf || ((x) => x);
+    const first = textOf(L1), out = [el("div", cls + " l1 clamp", first, mark(L1))];
+    if (L2) { const second = textOf(L2); if (second && second !== first) out.push(el("div", cls + " l2 clamp", second, mark(L2))); }
     return out;
   };
+  const named = (cls, names) => both(cls, (x) => pick(names, x), (x) => nameLang(names, x));
+
+  // -- long words: a kiosk chromium has no hyphenation dictionary, so a word wider than its line gets soft
+  // hyphens (U+00AD) where the syllable rule of waitroom/hyphen.py (syllable_break, ported here; its letters
+  // come from the server) allows a break; the browser breaks there and shows the hyphen, as the Pi board does.
+  // A word that fits is left whole; right-to-left text is never broken inside a word.
+  const HY = boot.hyphen || { vowels: "", onsets: [] };
+  const vowels = new Set(Array.from(HY.vowels)), onsets = new Set(HY.onsets);
+  const isLetter = (ch) => /^\p{L}$/u.test(ch);
+  const onset = (cluster) => cluster.length === 1 || onsets.has(cluster.toLowerCase());
+  function syllableBreak(w, i) {  // w: the word's characters (code points)
+    if (i < 2 || w.length - i < 2 || !w.slice(i - 2, i + 2).every(isLetter) || vowels.has(w[i])) return false;
+    let j = i;
+    while (j < w.length && isLetter(w[j]) && !vowels.has(w[j])) j++;
+    if (j === w.length || !isLetter(w[j])) return false;  // no vowel follows: no syllable starts here
+    return onset(w.slice(i, j).join("")) && (vowels.has(w[i - 1]) || !onset(w.slice(i - 1, j).join("")));
+  }
+  const syllableBreaks = (word) => { const w = Array.from(word); return w.map((_, i) => i).filter((i) => syllableBreak(w, i)); };
+  function hyphenate(root) {
+    for (const e of root.querySelectorAll(".clamp")) {
+      if (getComputedStyle(e).direction === "rtl") continue;
+      const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        // a word the browser had to split across two lines (it did not fit a line, with the service
+        // letter before it) is broken between syllables instead
+        const long = new Set();
+        for (const m of n.data.matchAll(/[^\s\u00ad]+/g)) {
+          const r = document.createRange();
+          r.setStart(n, m.index);
+          r.setEnd(n, m.index + m[0].length);
+          if (r.getClientRects().length > 1) long.add(m[0]);
+        }
+        if (!long.size) continue;
+        n.data = n.data.replace(/[^\s\u00ad]+/g, (word) => {
+          if (!long.has(word)) return word;
+          const w = Array.from(word);
+          return w.map((ch, i) => (syllableBreak(w, i) ? "\u00ad" : "") + ch).join("");
+        });
+      }
+    }
+  }
 
   function counters() {
     const out = {};
@@ -67,7 +117,7 @@
       hero.append(el("div", "label clamp", line(label).join("  ·  ")),
         el("div", "ticket", newest.ticket),
         el("div", "go clamp", line("display.please_go").join("  ·  ")),
-        ...both("counter", (x) => pick(newest.counter_name, x)));
+        ...named("counter", newest.counter_name));
       // the citizen's own language, when the screen does not show it anyway
       const own = newest.lang;
       if (own && own !== L1 && own !== L2 && L[label] && L[label][own]) {
@@ -84,7 +134,7 @@
     ol.replaceChildren(...list.slice(1).map((c) => {
       const li = el("li");
       const name = el("div", "counter");
-      name.append(...both("name", (x) => pick(c.counter_name, x)));
+      name.append(...named("name", c.counter_name));
       li.append(el("span", "ticket", c.ticket), name);
       return li;
     }));
@@ -105,13 +155,14 @@
           info.append(el("span", "", wait));
         }
       }
-      const names = both("name", (x) => pick(s.name, x));
+      const names = named("name", s.name);
       if (s.prefix) names[0].prepend(el("b", "prefix", s.prefix));
       d.append(...names, info);
       return d;
     }));
     if (state && state.name) document.getElementById("office").textContent = state.name;
-    document.getElementById("offline").hidden = online;
+    document.getElementById("offline").hidden = isOnline();
+    hyphenate(document.getElementById("screen"));
   }
 
   // the office's time zone and the German date format, as on the Pi board (not the TV's own settings)
@@ -126,9 +177,15 @@
     if (hero.classList.contains("blink") && Date.now() >= blinkUntil) render();
   }
 
-  // -- sound: gong, then the speech (a WAV from the server, else the browser's speechSynthesis), in order
-  const queue = [];
-  let playing = false;
+  // -- sound: gong, then the speech (a WAV from the server, else the browser's speechSynthesis), in order.
+  // As on the Pi (displays/announce.py): a call still waiting for its turn when its counter calls another
+  // ticket is not announced (it would send the citizen to a counter that calls somebody else). While the
+  // browser refuses sound until a click, calls wait; after the click only those of the last
+  // announce_missed_s are announced (the Pi's window for calls it missed), not every call since the morning.
+  const queue = [];         // {call, at: when it came (ms), held: it waited for the click}
+  const announced = [];     // tickets whose gong began, oldest first (the last 50)
+  const missedMs = boot.missed_ms != null ? boot.missed_ms : 60000;
+  let playing = false, blocked = false;
   let unlocked = false;
   const soundButton = document.getElementById("sound-on");
 
@@ -159,12 +216,14 @@
     return t("announce.ticket", lang, { letter, number: m[2] });
   }
 
-  // the same pauses as the Pi display (display.gong_pause_s, phrase_pause_s, call_gap_s defaults)
+  // the same pauses as the Pi display (the office's display.gong_pause_s, phrase_pause_s, call_gap_s)
   const pause = Object.assign({ gong: 800, phrase: 400, call: 1500 }, boot.pause || {});
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   async function announce(c) {
     await play(me.dataset.gong);
+    announced.push(c.ticket);
+    if (announced.length > 50) announced.shift();
     if (boot.sound !== "1") return;
     await sleep(pause.gong);
     // German (the first of ?speak=), then the ticket's language, then the other languages of ?speak=
@@ -182,13 +241,32 @@
     }
   }
 
+  function enqueue(c) {
+    for (let i = queue.length - 1; i >= 0; i--) {
+      if (queue[i].call.counter === c.counter && queue[i].call.ticket !== c.ticket) queue.splice(i, 1);
+    }
+    queue.push({ call: c, at: Date.now(), held: blocked });
+    drain();
+  }
+
   async function drain() {
     if (playing) return;
     playing = true;
     while (queue.length) {
-      try { await announce(queue[0]); queue.shift(); if (queue.length) await sleep(pause.call); } catch (err) {
-        if (err && err.name === "NotAllowedError") { soundButton.hidden = false; break; }  // needs a click
-        queue.shift();
+      const item = queue.shift();
+      if (item.held && Date.now() - item.at > missedMs) continue;  // nobody heard it; too old to call now
+      try {
+        await announce(item.call);
+        blocked = false;
+        if (queue.length) await sleep(pause.call);
+      } catch (err) {
+        if (err && err.name === "NotAllowedError") {  // needs a click
+          blocked = true;
+          queue.unshift(item);
+          for (const q of queue) q.held = true;
+          soundButton.hidden = false;
+          break;
+        }
       }
     }
     playing = false;
@@ -199,11 +277,32 @@
   // -- live updates
   function connect() {
     const es = new EventSource("/api/stream");
-    es.onopen = () => { online = true; render(); };
-    es.onerror = () => { online = false; render(); };
+    es.onopen = () => {
+      streamUp = true;
+      render();
+      // what changed while the stream was down (the web app restarted, the controller went away meanwhile)
+      const asked = heard;
+      fetch(me.dataset.status, { cache: "no-store" }).then((r) => r.json()).then((st) => {
+        if (heard !== asked || !st.ok) return;  // an event since is newer
+        office.controller = st.controller !== false;
+        office.link = st.link !== false;
+        render();
+      }).catch(() => {});
+    };
+    es.onerror = () => { streamUp = false; render(); };
+    es.addEventListener("controller", (e) => {
+      heard++;
+      office.controller = JSON.parse(e.data).status !== "offline";
+      render();
+    });
+    es.addEventListener("link", (e) => {
+      heard++;
+      office.link = JSON.parse(e.data).online !== false;
+      render();
+    });
     es.addEventListener("state", (e) => {
       state = JSON.parse(e.data);
-      online = true;
+      streamUp = true;
       live = live.filter((c) => typeof c.seq === "number" && c.seq > (state.seq || 0));
       render();
     });
@@ -215,14 +314,15 @@
       blinkKey = key(c);
       blinkUntil = Date.now() + blinkMs;
       render();
-      if (boot.sound !== "0") { queue.push(c); drain(); }
+      if (boot.sound !== "0") enqueue(c);
     });
   }
 
   render();
   tick();
   setInterval(tick, 1000);
+  window.addEventListener("resize", render);  // a TV turned to portrait: other lines, other long words
   connect();
-  window.waitroomDisplay = { calls, queue, spokenTicket, get online() { return online; },
-    get unlocked() { return unlocked; } };
+  window.waitroomDisplay = { calls, queue, announced, spokenTicket, syllableBreaks, get playing() { return playing; },
+    get online() { return isOnline(); }, get unlocked() { return unlocked; } };
 })();
