@@ -209,13 +209,14 @@ def test_three_offices_live_stale_and_recommended(city, mock_pins, artifacts, tm
         def all_live() -> dict | None:
             doc = city.api("/api/v1/offices")
             offices = {o["id"]: o for o in doc["offices"]}
-            waiting = {
-                o: next((s["waiting"] for s in v["services"] if s["id"] == "pass"), -1)
-                for o, v in offices.items()
+            passes = {
+                o: next((s for s in v["services"] if s["id"] == "pass"), {}) for o, v in offices.items()
             }
             ok = (
                 all(v["status"] == "live" and v["link"] == "up" for v in offices.values())
-                and waiting == TICKETS
+                and {o: s.get("waiting") for o, s in passes.items()} == TICKETS
+                # and each controller's first forecast is out (on a busy machine it may follow the tickets)
+                and all(s.get("eta_min") is not None for s in passes.values())
             )
             return doc if ok else None
 
