@@ -38,8 +38,16 @@ before unseen.
 flashes): the second press of a double press, or an impatient one before the display showed the call, would
 call the next ticket and finish the one just called as served before its citizen had stood up.
 
+Number display (Platzanzeige; pin map revision ``display``: a multiplexed 7-segment display of 4 characters
+above the counter): the number called here (``A012``), blinking for ``display_blink_s`` after each call and
+recall, so that the citizen who hears "A 12, Schalter 3" finds the counter; dashes while the counter is paused
+or closed; nothing while it is open and nobody is called. While the controller is unreachable it keeps what it
+showed: the citizen at the counter is still being served. ``check-config`` refuses a service letter that a
+7-segment display cannot show (K, M, V, W, X, Z) when a counter node has one, naming the service.
+
 Node options (``OPTIONS``; docs/configuration.md): ``long_press_s``, ``assist_from_level``,
-``request_timeout_s``, ``retries``, ``next_guard_s``, and ``hardware`` (the pin map revision).
+``request_timeout_s``, ``retries``, ``next_guard_s``, ``display_blink_s``, ``display_common_anode``, and
+``hardware`` (the pin map revision).
 Any other key is an error naming it.
 """
 
@@ -51,7 +59,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from edge.hardware import Lamp, PressButton, SimInput, close_all
+from edge.hardware import CharDisplay, Lamp, PressButton, SimInput, close_all
 from waitroom.configbase import prepared
 from waitroom.contract import EventKind
 from waitroom.errors import CommandFailed, ConfigError, RequestTimeout
@@ -111,14 +119,27 @@ OPTIONS: dict[str, tuple[float, float, float, str]] = {
         "seconds after a call in which 'next' is taken as pressed twice and refused (red flashes), so the "
         "ticket just called is not finished before its citizen has stood up; 0: off",
     ),
+    "display_blink_s": (
+        5.0,
+        0,
+        60,
+        "seconds the number display blinks a number after it was called or recalled (0: steady at once)",
+    ),
+    "display_common_anode": (
+        0,
+        0,
+        1,
+        "1: the number display has a common anode (PNP transistors on the digit pins), 0: a common cathode",
+    ),
 }
+SEGMENT_PINS = ("seg_a", "seg_b", "seg_c", "seg_d", "seg_e", "seg_f", "seg_g", "seg_dp")
 # ``nodes[].options`` of an assistance node, as ``OPTIONS``.
 ASSIST_OPTIONS: dict[str, tuple[float, float, float, str]] = {
     "long_press_s": (2.0, 0.2, 10, "seconds the button must be held to cancel the open request"),
     "request_timeout_s": (2.0, 0.1, 30, "seconds to wait for the controller's reply to a press, per attempt"),
     "retries": (2, 0, 10, "repeats of a press (same request id) before it is refused visibly"),
 }
-INTEGER_OPTIONS = frozenset({"assist_from_level", "retries"})
+INTEGER_OPTIONS = frozenset({"assist_from_level", "retries", "display_common_anode"})
 PIN_OPTIONS = frozenset({"hardware"})
 
 
@@ -147,9 +168,31 @@ def prepare(cfg: Config, node: Node) -> dict[str, Any]:
     table = ASSIST_OPTIONS if node.role == "assist" else OPTIONS
     index = next((i for i, n in enumerate(cfg.nodes) if n.id == node.id), 0)
     errors = check_options(node, table, f"nodes[{index}].options")
+    pins = node_pins(node)
+    if node.role == "counter" and has_display(pins):
+        errors += check_letters(cfg, node)
     if errors:
         raise ConfigError(node.role, errors)
-    return {"pins": node_pins(node)}
+    return {"pins": pins}
+
+
+def has_display(pins: dict[str, Any]) -> bool:
+    return all(pins.get(n) is not None for n in SEGMENT_PINS[:7]) and pins.get("digit_1") is not None
+
+
+# The letters gpiozero's 7-segment font has (it has no K, M, V, W, X, Z: no seven segments can draw them).
+DISPLAY_LETTERS = frozenset("ABCDEFGHIJLNOPQRSTUY")
+
+
+def check_letters(cfg: Config, node: Node) -> list[str]:
+    """Errors for the services whose ticket letter a counter's number display cannot show: any ticket of the
+    office can come to this counter (a transfer), so every service counts."""
+    return [
+        f"services[{i}].prefix: the number display of counter node {node.id} cannot show the letter "
+        f"{svc.prefix!r} (a 7-segment display shows {''.join(sorted(DISPLAY_LETTERS))})"
+        for i, svc in enumerate(cfg.services)
+        if svc.prefix not in DISPLAY_LETTERS
+    ]
 
 
 def check_options(node: Node, table: dict[str, tuple[float, float, float, str]], path: str) -> list[str]:
@@ -224,6 +267,17 @@ class CounterNode:
             if pinmap.get("buzzer") is not None
             else None
         )
+        self.display_blink_s = _option(node, "display_blink_s", OPTIONS)
+        self.display: CharDisplay | None = None
+        if has_display(pinmap):
+            digits = sorted((k for k in pinmap if k.startswith("digit_") and pinmap[k] is not None), key=str)
+            self.display = CharDisplay(
+                [pinmap[n] for n in SEGMENT_PINS if pinmap.get(n) is not None],
+                [pinmap[k] for k in digits],
+                factory=pins,
+                common_anode=bool(_option(node, "display_common_anode", OPTIONS)),
+                name=f"{node.id}.display",
+            )
         self._wire()
         self.sim = SimInput(runtime, self.buttons) if simulate else None
         self._jobs: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
@@ -290,7 +344,8 @@ class CounterNode:
             self._feedback_timer.cancel()
         for lamp in [*self.lamps.values(), *([self.buzzer] if self.buzzer else [])]:
             lamp.set("off")
-        close_all([*self.buttons.values(), *self.lamps.values(), *([self.buzzer] if self.buzzer else [])])
+        extra = [d for d in (self.buzzer, self.display) if d is not None]
+        close_all([*self.buttons.values(), *self.lamps.values(), *extra])
 
     # -- actions
     def toggle_pause(self) -> None:
@@ -458,6 +513,12 @@ class CounterNode:
             self.buzzer.set("flash", n=2)
 
     def _on_event(self, kind: EventKind, event: dict[str, Any]) -> None:
+        if kind is EventKind.CALL and event.get("counter") == self.counter and self.display is not None:
+            ticket = event.get("ticket")
+            with self._lock:
+                if isinstance(ticket, str) and not self._closed:
+                    self.display.blink(ticket, self.display_blink_s)
+            return
         if kind is EventKind.ASSIST:
             log.info(
                 "%s: assistance %s at %s: %s (level %s)",
@@ -513,6 +574,7 @@ class CounterNode:
                 return
             mode, want = self._patterns()
             self.mode = mode
+            self._show_number(mode)
             if len(self.lamps) == 1:  # a single LED: fold the colours onto it
                 only = next(iter(self.lamps.values()))
                 single = {
@@ -532,6 +594,20 @@ class CounterNode:
                         self.lamps[colour].set(want.get(colour, "off"))
             if "blue" in self.lamps:
                 self.lamps["blue"].set({"pending": "blink", "mine": "on"}.get(self.assist_signal, "off"))
+
+    def _show_number(self, mode: str) -> None:
+        """The number display after the counter's state changed (a call event blinks it first)."""
+        d = self.display
+        if d is None or mode == "offline":  # the citizen at the counter is still being served
+            return
+        if mode in ("paused", "closed"):
+            text = "-" * d.width
+        elif mode == "serving":
+            text = str(((self.counter_state or {}).get("serving") or {}).get("ticket") or "")
+        else:
+            text = ""
+        if d.fit(text) != d.text:
+            d.show(text)
 
 
 def create(runtime: Any, cfg: Config, node: Node, *, pins: Any = None, simulate: bool = False) -> CounterNode:

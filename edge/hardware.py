@@ -5,6 +5,8 @@
 - ``PressButton``: a button with our own debounce (gpiozero's MockPin does not simulate contact bounce, and
   the kernel's edge timing differs per Pi model), short press and long press (hold) callbacks.
 - ``Lamp``: an LED with the patterns the nodes use (off, on, slow/fast blink, pulse count).
+- ``CharDisplay``: a multiplexed 7-segment display of a few characters (gpiozero's LEDMultiCharDisplay) that
+  shows a ticket number and blinks it for a while after a call.
 - ``SimInput``: the demo's virtual buttons. A JSON message on the node's ``sim`` topic drives the mock pin,
   so a press from the web page runs exactly the code path of a real press.
 """
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gpiozero import LED, Button, Device
+from gpiozero import LED, Button, Device, LEDCharDisplay, LEDMultiCharDisplay
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from waitroom import contract
@@ -222,6 +224,102 @@ class Lamp:
         self.led.close()
 
 
+# What gpiozero's default 7-segment font lacks and a counter display needs: the dash of "not open".
+EXTRA_GLYPHS = {"-": (False, False, False, False, False, False, True)}  # segments a..g: only g
+
+
+class CharDisplay:
+    """A 7-segment display of ``len(digits)`` characters, multiplexed by gpiozero (``LEDMultiCharDisplay``):
+    the segment pins ``segments`` (a..g, then the optional decimal point) are shared, each character's common
+    cathode (or anode) is switched through a transistor on its ``digits`` pin.
+
+    ``show(text)`` shows a text at once (right-aligned, as gpiozero does); ``blink(text, seconds)`` blinks
+    it (0.5 s on, 0.25 s off) for ``seconds``, then shows it steady. ``can_show(ch)`` tells whether the font
+    has a character (gpiozero's 7-segment font has no K, M, V, W, X, Z)."""
+
+    BLINK = (0.5, 0.25)
+
+    def __init__(
+        self,
+        segments: list[int | str],
+        digits: list[int | str],
+        *,
+        factory: Any = None,
+        common_anode: bool = False,
+        name: str = "",
+    ):
+        self.name = name or "display"
+        dp = segments[7] if len(segments) > 7 else None
+        char = LEDCharDisplay(*segments[:7], dp=dp, active_high=not common_anode, pin_factory=factory)
+        char.font = {**char.font, **EXTRA_GLYPHS}
+        if Device.pin_factory is None and factory is not None:
+            # gpiozero 2.0.1 builds the digit group of LEDMultiCharDisplay without the pin factory it was
+            # given, so that group falls back to the default factory (none on a laptop): lend it this one
+            Device.pin_factory = factory
+        # the digit pins switch transistors: NPN (high = on) for a common cathode, PNP (low = on) for an anode
+        self.device = LEDMultiCharDisplay(char, *digits, active_high=not common_anode, pin_factory=factory)
+        self.width = len(digits)
+        self.text = ""
+        self._lock = threading.Lock()
+        self._blink: threading.Thread | None = None
+        self._stop_blink = threading.Event()
+
+    def can_show(self, ch: str) -> bool:
+        return ch in self.device.char.font
+
+    def fit(self, text: str) -> str:
+        """``text`` as the display shows it: characters it cannot show as blanks, the last ``width`` kept."""
+        shown = "".join(ch if self.can_show(ch) else " " for ch in text.upper())
+        return shown[-self.width :] if len(shown) > self.width else shown
+
+    def _set(self, text: str) -> None:
+        self.device.value = text.rjust(self.width)
+
+    def show(self, text: str) -> None:
+        with self._lock:
+            self._cancel_blink()
+            self.text = self.fit(text)
+            self._set(self.text)
+
+    def blink(self, text: str, seconds: float) -> None:
+        with self._lock:
+            self._cancel_blink()
+            self.text = self.fit(text)
+            stop = self._stop_blink = threading.Event()
+            self._blink = threading.Thread(
+                target=self._blinking, args=(self.text, seconds, stop), name=f"{self.name}-blink", daemon=True
+            )
+            self._blink.start()
+
+    def _blinking(self, text: str, seconds: float, stop: threading.Event) -> None:
+        on, off = self.BLINK
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not stop.is_set():
+            self._set(text)
+            if stop.wait(on):
+                return
+            self._set("")
+            if stop.wait(off):
+                return
+        if not stop.is_set():  # a show() or blink() after this one sets the flag and waits for this thread
+            self._set(text)
+
+    def _cancel_blink(self) -> None:
+        self._stop_blink.set()
+        if self._blink is not None and self._blink is not threading.current_thread():
+            self._blink.join(timeout=1)
+        self._blink = None
+
+    @property
+    def blinking(self) -> bool:
+        return self._blink is not None and self._blink.is_alive()
+
+    def close(self) -> None:
+        with self._lock:
+            self._cancel_blink()
+        self.device.close()
+
+
 class SimInput:
     """Drive mock pins from the node's ``sim`` topic (the demo's virtual buttons).
 
@@ -271,4 +369,4 @@ def close_all(devices: list[Any]) -> None:
             log.debug("closing %r", d, exc_info=True)
 
 
-__all__ = ["Device", "Lamp", "PressButton", "SimInput", "close_all", "pin_factory"]
+__all__ = ["CharDisplay", "Device", "Lamp", "PressButton", "SimInput", "close_all", "pin_factory"]

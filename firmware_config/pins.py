@@ -10,6 +10,7 @@ A pin map is ``firmware_config/pinmaps/<role>.yaml``::
         buttons: {next: 17, recall: 27}
         leds: {status_green: 6}
         buzzers: {buzzer: 26}  # optional
+        display: {seg_a: 4, ..., seg_g: 21, digit_1: 25, ...}  # optional 7-segment number display
 
 or, for a role with one wiring, a flat mapping ``name: gpio`` (e.g. pinmaps/dispenser.yaml).
 
@@ -120,6 +121,9 @@ def bcm_number(pin: int | str) -> int:
     return n
 
 
+SEGMENTS = ("seg_a", "seg_b", "seg_c", "seg_d", "seg_e", "seg_f", "seg_g")
+
+
 class Revision(BaseModel):
     """One hardware revision of a role's wiring."""
 
@@ -129,6 +133,11 @@ class Revision(BaseModel):
     buttons: dict[Name, int] = Field(default_factory=dict, description="button name -> BCM GPIO (to ground)")
     leds: dict[Name, int] = Field(default_factory=dict, description="LED name -> BCM GPIO")
     buzzers: dict[Name, int] = Field(default_factory=dict, description="buzzer name -> BCM GPIO")
+    display: dict[Name, int] = Field(
+        default_factory=dict,
+        description="a multiplexed 7-segment display: seg_a..seg_g (seg_dp optional) -> BCM GPIO of the "
+        "segments, digit_1, digit_2, ... (left to right) -> BCM GPIO of each character's transistor",
+    )
     pins: dict[Name, int] = Field(default_factory=dict, description="other pins (flat pin maps) -> BCM GPIO")
 
     @model_validator(mode="after")
@@ -139,13 +148,21 @@ class Revision(BaseModel):
             if n in seen:
                 raise ValueError(f"{name} and {seen[n]} are both on GPIO {n}")
             seen[n] = name
-        names = [*self.buttons, *self.leds, *self.buzzers, *self.pins]
+        names = [*self.buttons, *self.leds, *self.buzzers, *self.display, *self.pins]
         if len(names) != len(set(names)):
             raise ValueError("a name is used for more than one pin")
+        if self.display:
+            digits = [n for n in self.display if re.fullmatch(r"digit_[1-9]", n)]
+            problems = [f"{s} missing" for s in SEGMENTS if s not in self.display]
+            problems += [f"{n} unknown" for n in self.display if n not in (*SEGMENTS, "seg_dp", *digits)]
+            problems += [] if digits else ["no digit_1"]
+            if problems:
+                need = "seg_a..seg_g (seg_dp optional) and digit_1, digit_2, ..."
+                raise ValueError(f"display needs {need}: {', '.join(problems)}")
         return self
 
     def all_pins(self) -> dict[str, int]:
-        return {**self.pins, **self.buttons, **self.leds, **self.buzzers}
+        return {**self.pins, **self.buttons, **self.leds, **self.buzzers, **self.display}
 
 
 class PinMap(BaseModel):

@@ -304,3 +304,82 @@ def test_a_long_recall_takes_only_a_request_signalled_here_else_it_recalls(count
     press(c.buttons["recall"], hold=0.45)
     wait_for(lambda: controller.office.state.calls and controller.office.state.calls[0].recall)
     assert controller.office.state.assists[aid].state == "pending"
+
+
+A_GLYPH = (True, True, True, False, True, True, True)  # segments a..g of "A" (d off)
+
+
+def multiplexed(c, digits: tuple[bool, ...], segments: tuple[bool, ...], within: float = 10.0) -> bool:
+    """Whether the mock pins show ``segments`` (a..g) while exactly ``digits`` are switched on, sampled while
+    gpiozero's thread multiplexes the characters."""
+    d = c.display.device
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        on = tuple(bool(x.pin.state) for x in d.plex)
+        if on == digits and tuple(bool(s.pin.state) for s in list(d.char)[:7]) == segments:
+            return True
+        time.sleep(0.0005)
+    return False
+
+
+def test_number_display_shows_the_called_number_blinks_it_and_dashes_when_paused(
+    counter_node, node, controller
+):
+    """The number display above the counter (pin map revision "display"): blank while idle; a call blinks
+    the number, then shows it steady, multiplexed on the real segment and digit pins; a recall blinks it
+    again; dashes while paused; the number stays while the controller is gone."""
+    c = counter_node(hardware="display", display_blink_s=0.8)
+    d = c.display
+    assert d is not None and d.width == 4
+    wait_for(lambda: c.mode == "idle")
+    assert d.device.value == (" ",) * 4
+    label = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]["number"]
+    press(c.buttons["next"])
+    wait_for(lambda: c.mode == "serving")
+    seen = set()
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:
+        seen.add(d.device.value)
+        time.sleep(0.02)
+    assert tuple(label) in seen and (" ",) * 4 in seen  # blinking
+    wait_for(lambda: not d.blinking)
+    assert d.device.value == tuple(label) and d.text == label
+    # the letter on the leftmost character: digit_1 switched on alone shows the segments of "A"
+    assert multiplexed(c, (True, False, False, False), A_GLYPH)
+    press(c.buttons["next"], hold=0.45)  # recall: blinks again
+    wait_for(lambda: d.blinking)
+    wait_for(lambda: not d.blinking)
+    assert d.device.value == tuple(label)
+    press(c.buttons["pause"])
+    wait_for(lambda: c.mode == "paused")
+    wait_for(lambda: d.device.value == ("-",) * 4)
+    press(c.buttons["pause"])
+    wait_for(lambda: c.mode == "idle")
+    wait_for(lambda: d.device.value == (" ",) * 4)
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    press(c.buttons["next"])
+    wait_for(lambda: c.mode == "serving" and not d.blinking and d.text.strip() != "")
+    shown = d.text
+    controller.stop()
+    wait_for(lambda: c.mode == "offline")
+    assert d.text == shown and d.device.value == tuple(shown)
+
+
+def test_number_display_on_the_pin_factory_it_is_given():
+    """As in a node process (`--pins mock`): no default pin factory is installed. gpiozero 2.0.1 builds the
+    digit group of LEDMultiCharDisplay without the factory it is given; the adapter lends it this one."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.hardware import CharDisplay
+
+    old, Device.pin_factory = Device.pin_factory, None
+    try:
+        d = CharDisplay([4, 12, 16, 18, 19, 20, 21], [25, 8, 7, 11], factory=MockFactory())
+        d.show("A12")
+        assert d.device.value == (" ", "A", "1", "2")
+        d.show("K-9")  # no K in a 7-segment font: a blank, not an error
+        assert d.device.value == (" ", " ", "-", "9")
+        d.close()
+    finally:
+        Device.pin_factory = old

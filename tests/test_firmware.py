@@ -121,6 +121,48 @@ def test_a_broken_pin_map_file_is_reported_by_path(tmp_path: Path) -> None:
         pins.load_file(tmp_path / "assist.yaml")
 
 
+def test_a_number_display_needs_its_segments_and_digits(tmp_path: Path) -> None:
+    segs = {f"seg_{c}": n for c, n in zip("abcdefg", (4, 12, 16, 18, 19, 20, 21), strict=True)}
+    ok = {"buttons": {"next": 17}, "display": {**segs, "digit_1": 25, "digit_2": 8}}
+    no_c = {**segs, "digit_1": 25}
+    del no_c["seg_c"]
+    bad = {
+        "role": "counter",
+        "default": "ok",
+        "revisions": {
+            "ok": ok,
+            "no_c": {"buttons": {"next": 17}, "display": no_c},
+            "no_digit": {"buttons": {"next": 17}, "display": segs},
+            "odd": {"buttons": {"next": 17}, "display": {**segs, "digit_1": 25, "colon": 8}},
+        },
+    }
+    (tmp_path / "counter.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError) as err:
+        pins.load_file(tmp_path / "counter.yaml")
+    text = "\n".join(err.value.errors)
+    assert "revisions.no_c" in text and "seg_c missing" in text
+    assert "revisions.no_digit" in text and "no digit_1" in text
+    assert "revisions.odd" in text and "colon unknown" in text
+    assert "revisions.ok" not in text
+
+
+def test_check_config_refuses_a_letter_the_number_display_cannot_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = example(**{"counter-1": {"options": {"hardware": "display"}}})
+    data["services"][1]["prefix"] = "M"
+    f = tmp_path / "office.yaml"
+    f.write_text(yaml.safe_dump(data, allow_unicode=True))
+    assert main(["check-config", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert "services[1].prefix: the number display of counter node counter-1 cannot show the letter 'M'" in (
+        err
+    )
+    data["nodes"][2]["options"] = {}  # without a display, M is a fine letter
+    f.write_text(yaml.safe_dump(data, allow_unicode=True))
+    assert main(["check-config", str(f)]) == 0
+
+
 def settings(path: Path) -> list[tuple[str, str, int]]:
     """(key, value, line number) of a config.txt fragment; only [all] sections and key=value lines allowed."""
     out = []
