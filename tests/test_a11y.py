@@ -217,13 +217,14 @@ def test_no_sideways_scrolling_on_phones_and_at_200_percent(server, browser, nod
 
 # Words (and "ca.\u00a012\u00a0Min.", one word for the browser) of the waiting-times table's shown headers and
 # figures drawn on more than one line: [cell text, word] for each.
-SPLIT_WORDS = """() => {
+SPLIT_WORDS = """(selector = "table.waits th, table.waits td[data-label]") => {
   const out = [];
-  for (const cell of document.querySelectorAll("table.waits th, table.waits td[data-label]")) {
+  for (const cell of document.querySelectorAll(selector)) {
     const head = cell.closest("thead");
     if (head && head.getBoundingClientRect().width <= 1) continue;  // headers kept for screen readers only
     const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (node.parentElement.getBoundingClientRect().width <= 1) continue;  // for screen readers only
       const re = /[^ \\n\\t]+/g;
       for (let m = re.exec(node.data); m; m = re.exec(node.data)) {
         const r = document.createRange();
@@ -262,6 +263,30 @@ def test_waiting_times_on_a_phone_keep_figures_whole_and_the_table_a_table(serve
         roles = [n.get("role", {}).get("value") for n in tree if not n.get("ignored")]
         assert roles.count("table") == 1 and roles.count("columnheader") == 3, (lang, roles)
         assert roles.count("cell") == 3 * len(share), (lang, roles)
+
+
+@pytest.mark.parametrize("width", [1024, 1280])
+def test_staff_tables_on_a_desktop_break_only_between_words(server, browser, node, width):
+    """On a desktop the admin's tables broke their headers and ids inside words ("Iss" / "ued", "counte" /
+    "r-1", "Versi" / "on") while the health column had room to spare: every cell could break anywhere, so
+    the table shrank its columns to a few letters. Now a cell breaks only between words on a desktop, and the
+    statistics table scrolls inside its own region where it is wider than the page."""
+    disp = node("disp-1")
+    for _ in range(3):
+        disp.request("ticket.issue", {"service": "pass"})
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    login(page, server)
+    split = {}
+    for lang in ("de", "en"):
+        for path in ("/admin/", "/admin/stats", "/staff/c1", "/booking/"):
+            page.goto(f"{server}{path}?lang={lang}")
+            page.wait_for_load_state("networkidle")
+            words = page.evaluate(SPLIT_WORDS, "table.list th, table.list td")
+            if words:
+                split[f"{path} [{lang}]"] = words[:6]
+            sw = page.evaluate("document.documentElement.scrollWidth")
+            assert sw <= width, (path, lang, sw)
+    assert split == {}, f"words broken across lines at {width} px: {split}"
 
 
 def test_keyboard_reaches_every_control_in_order(server, browser, node):
