@@ -123,6 +123,32 @@ def test_errors_come_back_as_replies_and_the_controller_survives(cfg, doc_client
     assert disp.send("x3", "ticket.issue", service="pass")["ok"] is True
 
 
+def test_a_request_that_got_no_reply_is_voided_and_arrives_too_late(cfg, doc_client):
+    """request.void as the doc describes it: a request the controller never had is voided for good; one it
+    decided is answered with what it decided; another node's or a missing id is one clear error."""
+    disp, display = doc_client("disp-1"), doc_client("display-1")
+    void = disp.send("lost-1-v", "request.void", request="lost-1")
+    assert void["ok"] and void["result"] == {"request": {"id": "lost-1", "state": "voided"}}
+    late = disp.send("lost-1", "ticket.issue", service="pass")  # a late packet, a redelivery
+    assert late["ok"] is False and late["error"]["code"] == "request_voided"
+    assert disp.send("lost-1-v", "request.void", request="lost-1") == {**void, "repeated": True}
+
+    first = disp.send("slow-1", "ticket.issue", service="pass")
+    done = disp.send("slow-1-v", "request.void", request="slow-1")["result"]["request"]
+    assert done == {"id": "slow-1", "state": "decided", "result": first["result"]}
+    assert first["result"]["ticket"]["number"] == "A001"  # the voided request took no number
+
+    refusals = [
+        disp.send("b-1", "request.void"),
+        disp.send("b-2", "request.void", request="slow-1", node="counter-1"),
+        disp.send("b-3", "request.void", request="not an id"),
+        display.send("b-4", "request.void", request="x-1"),
+    ]
+    codes = [r["error"]["code"] for r in refusals]
+    assert codes == ["bad_request", "forbidden", "bad_request", "forbidden"]
+    assert all(r["error"]["message"] for r in refusals)
+
+
 def test_status_birth_and_will_are_retained(cfg, broker, controller):
     base = f"waitroom/v1/{cfg.office.id}"
     watcher = DocClient(broker.port, cfg.office.id, "display-1")

@@ -600,3 +600,83 @@ def test_no_citizen_waits_for_a_closed_counter(cfg, tmp_path, office, clock):
     rebuilt = Office(cfg, office.store, clock=clock)
     assert rebuilt.state.ticket("A001").state == "called" and rebuilt.state.counters["c1"].current == t.id
     assert [x.number for x in rebuilt.state.waiting()] == ["A003"]
+
+
+# ------------------------------------------------------------------------- request.void (an orphaned request)
+def test_a_voided_request_that_arrives_later_issues_nothing_and_gets_request_voided(office, tmp_path, clock):
+    void = cmd(office, "disp-1", "request.void", rid="v-1", request="lost-1").reply
+    assert void["ok"] and void["result"] == {"request": {"id": "lost-1", "state": "voided"}}
+    late = cmd(office, "disp-1", "ticket.issue", rid="lost-1", service="pass").reply
+    assert late["ok"] is False and late["error"]["code"] == "request_voided"
+    assert late["id"] == "lost-1" and late["error"]["data"] == {"request": "lost-1"}
+    assert not office.state.tickets  # nothing issued, nothing to cancel
+    # idempotent: the void again (its own id: the stored reply; a new id: the same answer), the late one again
+    assert cmd(office, "disp-1", "request.void", rid="v-1", request="lost-1").reply == {
+        **void,
+        "repeated": True,
+    }
+    again = cmd(office, "disp-1", "request.void", rid="v-2", request="lost-1").reply
+    assert again["result"] == void["result"]
+    assert cmd(office, "disp-1", "ticket.issue", rid="lost-1", service="pass").reply == late
+    # the void is in the log's replies: a restarted controller still refuses the late command
+    restarted = Office(office.cfg, EventStore(tmp_path / "events.db"), clock=clock)
+    assert cmd(restarted, "disp-1", "ticket.issue", rid="lost-1", service="pass").reply == late
+    assert ok(restarted, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A001"  # no gap
+
+
+def test_voiding_a_decided_request_answers_what_was_decided(office):
+    first = cmd(office, "disp-1", "ticket.issue", rid="slow-1", service="pass").reply
+    done = cmd(office, "disp-1", "request.void", rid="v-1", request="slow-1").reply
+    assert done["result"] == {"request": {"id": "slow-1", "state": "decided", "result": first["result"]}}
+    assert office.state.tickets[first["result"]["ticket"]["id"]].state == "waiting"  # nothing undone by it
+    ok(office, "web", "intake.set", service="melde", open=False, reason="Annahmeschluss")
+    refused = cmd(office, "disp-1", "ticket.issue", rid="slow-2", service="melde").reply
+    assert refused["error"]["code"] == "intake_stopped"
+    done = cmd(office, "disp-1", "request.void", rid="v-2", request="slow-2").reply
+    assert done["result"]["request"] == {"id": "slow-2", "state": "decided", "error": refused["error"]}
+
+
+def test_a_void_and_its_request_in_one_batch_are_decided_in_order(office):
+    def batch(*items):
+        return [o.reply for o in office.handle_batch([("disp-1", contract.encode(c)) for c in items])]
+
+    issue = contract.command("ticket.issue", {"service": "pass"}, "in-1")
+    void = contract.command("request.void", {"request": "in-1"}, "in-1-v")
+    first, settled = batch(issue, void)
+    assert settled["result"]["request"]["state"] == "decided" and first["ok"]
+    issue = contract.command("ticket.issue", {"service": "pass"}, "in-2")
+    void = contract.command("request.void", {"request": "in-2"}, "in-2-v")
+    settled, late = batch(void, issue)
+    assert settled["result"]["request"]["state"] == "voided" and late["error"]["code"] == "request_voided"
+    assert [t.number for t in office.state.tickets.values()] == ["A001"]
+
+
+def test_a_node_voids_only_its_own_request_ids(office):
+    cmd(office, "web", "ticket.issue", rid="theirs", service="pass")
+
+    def void(rid: str, **args: object) -> dict:
+        return office.handle("disp-1", contract.encode(contract.command("request.void", args, rid))).reply
+
+    out = void("v-1", request="theirs", node="web")
+    assert out["error"]["code"] == "forbidden" and out["error"]["data"] == {"node": "web"}
+    # request ids are per node: the same id of disp-1 is another request, which never arrived
+    mine = void("v-2", request="theirs", node="disp-1")
+    assert mine["result"]["request"]["state"] == "voided"
+    assert cmd(office, "web", "ticket.issue", rid="theirs", service="pass").reply["repeated"] is True
+    assert err(office, "disp-1", "request.void") == "bad_request"  # no request id
+    assert err(office, "disp-1", "request.void", request="not a request id!") == "bad_request"
+    assert err(office, "disp-1", "request.void", request=7) == "bad_request"
+    assert err(office, "display-1", "request.void", request="x") == "forbidden"  # not its role
+    assert len(office.state.tickets) == 1
+
+
+def test_a_voided_request_id_is_kept_as_long_as_the_replies(office, clock):
+    cmd(office, "disp-1", "request.void", rid="v-1", request="lost-1")
+    clock.t += 86400  # a day later (the next office day): still void
+    office.tick()
+    assert cmd(office, "disp-1", "ticket.issue", rid="lost-1", service="pass").reply["error"]["code"] == (
+        "request_voided"
+    )
+    clock.t += 2 * 86400  # pruned with the replies of its time
+    office.tick()
+    assert office.store.reply_for("disp-1", "lost-1") is None

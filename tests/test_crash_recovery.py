@@ -28,9 +28,9 @@ PER_CLIENT = 20
 SERVICES = ["pass", "melde", "fuehrerschein", "sonstiges"]
 
 
-def write_config(tmp_path: Path, port: int) -> Path:
+def write_config(tmp_path: Path, port: int, office: str = "crash") -> Path:
     data = yaml.safe_load(config.EXAMPLE_CONFIG.read_text())
-    data["office"]["id"] = "crash"
+    data["office"]["id"] = office
     data["office"]["hours"] = {day: ["00:00", "23:59"] for day in config.WEEKDAYS}
     data["office"]["timezone"] = midday_zone(time.time())  # the burst never meets the office's midnight
     data["steering"] = {"intake_stop": {"enabled": False}}  # a burst of 400 tickets would pass closing time
@@ -126,3 +126,41 @@ def test_sigkill_mid_burst_loses_nothing(broker, tmp_path):
         assert nums == list(range(1, len(nums) + 1)), (prefix, nums)
     a_max = max(int(n[1:]) for n in numbers if n[0] == "A")
     assert after["number"] == f"A{a_max + 1:03d}"
+
+
+def test_a_voided_request_id_survives_a_sigkill(broker, tmp_path):
+    """request.void is answered only once the void is on disk: a controller killed right after it still
+    refuses the command that arrives late, and numbers it nothing."""
+    cfg_path = write_config(tmp_path, broker.port, office="crash-void")
+    cfg = config.load(cfg_path)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    proc = start_controller(cfg_path, data_dir)
+    rt = NodeRuntime(cfg, "disp-1")
+    assert rt.start(wait=10)
+    try:
+        void = rt.request_reply(
+            "request.void", {"request": "lost-1"}, request_id="lost-1-v", timeout=0.5, retries=60
+        )
+        assert void["result"] == {"request": {"id": "lost-1", "state": "voided"}}
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc = start_controller(cfg_path, data_dir)
+        late = rt.request_reply(
+            "ticket.issue", {"service": "pass"}, request_id="lost-1", timeout=0.5, retries=60
+        )
+        assert late["ok"] is False and late["error"]["code"] == "request_voided"
+        again = rt.request_reply(
+            "request.void", {"request": "lost-1"}, request_id="lost-1-v", timeout=0.5, retries=5
+        )
+        assert again == {**void, "repeated": True}
+        assert (
+            rt.request("ticket.issue", {"service": "pass"}, timeout=0.5, retries=5)["ticket"]["number"]
+            == "A001"
+        )
+    finally:
+        rt.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    db = sqlite3.connect(data_dir / "mitte.db")
+    assert db.execute("SELECT COUNT(*) FROM events WHERE type='ticket_issued'").fetchone()[0] == 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import socket
+import sqlite3
 import struct
 import threading
 import time
@@ -815,3 +817,107 @@ def test_a_stuck_button_released_is_no_longer_reported_stuck(cfg, controller, no
     pin.drive_high()
     wait_until(lambda: health[-1]["buttons_stuck"] == [])
     assert health[-1]["status"] != "error" and files(folder) == []  # and no ticket for the long press
+
+
+# ----------------------------------------------------------------------------- a ticket request without reply
+def stopped(pid: int) -> bool:
+    """Every thread of the process is stopped (SIGSTOP is delivered asynchronously)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return all(Path(t, "stat").read_text().rsplit(")", 1)[1].split()[0] == "T" for t in tasks)
+
+
+def settled(d: Dispenser) -> bool:
+    return d.store.deferred() == [] and d.health()["offline_unreported"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reached", [False, True], ids=["never-reached", "reply-lost"])
+def test_a_ticket_request_without_reply_is_settled_with_the_controller(cfg, broker, make, tmp_path, reached):
+    """The controller hangs while a citizen presses: the dispenser prints an offline number and keeps the
+    request as an orphan. If the controller never read it (killed by the watchdog), the orphan is voided:
+    nothing issued, nothing cancelled, the numbers go on without a gap (it was repeated as ticket.issue and
+    cancelled: a cancelled ticket per outage in the statistics and a number missing on the displays). If the
+    controller was only slow and issued it (its reply came too late), that ticket is withdrawn, as before."""
+    from tests.test_crash_recovery import start_controller, write_config
+    from waitroom import config
+    from waitroom.web.stats import compute
+
+    cfg_path = write_config(tmp_path, broker.port, office=cfg.office.id)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    proc = start_controller(cfg_path, data_dir)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    dcfg = with_dispenser(
+        config.load(cfg_path),
+        {"backend": "file", "file": {"path": str(folder)}},
+        request_timeout_s=0.5,
+        request_retries=0,
+    )
+    try:
+        d = make(dcfg, wait_leases=False)
+        wait_until(lambda: all(d.store.remaining(d.today(), s) > 0 for s in d.services), 30)
+        assert d.issue("pass").number == "A001"
+        os.kill(proc.pid, signal.SIGSTOP)  # hangs: the broker still has it connected and sends it the press
+        wait_until(lambda: stopped(proc.pid))
+        out = d.issue("pass")
+        assert (out.kind, out.number) == ("offline", "A900")
+        assert [kind for _, kind, _ in d.store.deferred()] == ["orphan"]
+        if reached:
+            os.kill(proc.pid, signal.SIGCONT)  # only slow: it reads the press now and issues A002
+        else:
+            os.kill(proc.pid, signal.SIGKILL)  # the watchdog: what it had not read is gone
+            proc.wait()
+            proc = start_controller(cfg_path, data_dir)
+        wait_until(lambda: settled(d), 30)
+        assert d.issue("pass").number == ("A003" if reached else "A002")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    db = data_dir / "mitte.db"
+    with contextlib.closing(sqlite3.connect(db)) as log:
+        rows = log.execute(
+            "SELECT type, json_extract(data, '$.number'), json_extract(data, '$.reason') FROM events "
+            "WHERE type IN ('ticket_issued', 'ticket_cancelled') ORDER BY seq"
+        ).fetchall()
+    issued = [n for kind, n, _ in rows if kind == "ticket_issued"]
+    cancelled = [why for kind, _, why in rows if kind == "ticket_cancelled"]
+    day = compute(db, dcfg, d.today())
+    if reached:
+        assert issued == ["A001", "A002", "A900", "A003"]  # the press first, then the report of A900
+        assert cancelled == ["offline_fallback"] and day.services["pass"].cancelled == 1
+    else:
+        assert issued == ["A001", "A900", "A002"] and cancelled == []
+        assert day.services["pass"].cancelled == 0 and day.services["pass"].issued == 3
+
+
+def test_against_a_controller_without_request_void_a_late_ticket_is_still_withdrawn(
+    cfg, controller, make, tmp_path, monkeypatch
+):
+    """A dispenser updated before its controller (one playbook run updates all hosts at once) is answered
+    unknown_op to request.void: it repeats the request, as before the void, and withdraws the ticket, so
+    none waits that nobody holds."""
+    from waitroom import contract
+    from waitroom.contract import ContractError, ErrorCode
+
+    parse = contract.parse_command
+
+    def older(data: dict, role: object) -> object:  # the controller of the last release
+        if data.get("op") == "request.void":
+            raise ContractError(ErrorCode.UNKNOWN_OP, "unknown operation 'request.void'")
+        return parse(data, role)
+
+    monkeypatch.setattr(contract, "parse_command", older)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    dcfg = with_dispenser(
+        cfg, {"backend": "file", "file": {"path": str(folder)}}, request_timeout_s=0.5, request_retries=0
+    )
+    d = make(dcfg)
+    assert d.issue("pass").number == "A001"
+    with controller.lock:  # the controller stalls: the press waits in its inbox, the dispenser gives up
+        out = d.issue("pass")
+    assert (out.kind, out.number) == ("offline", "A900")
+    wait_until(lambda: settled(d), 30)
+    tickets = {t.number: t for t in controller.office.state.tickets.values()}
+    assert tickets["A002"].state == "cancelled" and tickets["A900"].state == "waiting"

@@ -116,6 +116,7 @@ class ErrorCode(StrEnum):
     APPOINTMENT_CANCELLED = "appointment_cancelled"
     RESERVATIONS_FULL = "reservations_full"
     UNKNOWN_RESERVATION = "unknown_reservation"
+    REQUEST_VOIDED = "request_voided"
 
 
 # Refusals that say "not now, retry later": nothing was decided, so the reply is not stored for the request id
@@ -156,6 +157,8 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.APPOINTMENT_CANCELLED: "the appointment was cancelled",
     ErrorCode.RESERVATIONS_FULL: "the service holds as many open remote tickets as allowed (remote_tickets)",
     ErrorCode.UNKNOWN_RESERVATION: "no remote ticket with that reservation code today",
+    ErrorCode.REQUEST_VOIDED: "the node voided this request id (`request.void`) before the command arrived: "
+    "nothing was done, and nothing will be for this id; `data`: `request`",
 }
 
 
@@ -308,6 +311,23 @@ OPS: dict[str, Op] = {
             "Report a ticket issued offline from a leased block.",
             {"service": "pass", "number": 901, "issued_at": 1764000000.0},
             {"ticket": {"number": "A901", "service": "pass"}},
+        ),
+        Op(
+            "request.void",
+            frozenset({Role.DISPENSER}),
+            {
+                "request": "[str] the request id to settle: one of the sender's own (a command that got no "
+                "reply)",
+                "node": "[id] the node that sent that request: only the sender itself (the default); "
+                "another node's is refused with forbidden",
+            },
+            ("request",),
+            "Settle a request that got no reply without doing it: if the controller decided it, the stored "
+            "answer (`state` `decided` with its `result` or `error`); if not, the request id is voided for "
+            "good (`state` `voided`): the command arriving later does nothing and is answered "
+            "`request_voided`.",
+            {"request": "3f9a0c1d2e4b5a69"},
+            {"request": {"id": "3f9a0c1d2e4b5a69", "state": "voided"}},
         ),
         Op(
             "ticket.reserve",

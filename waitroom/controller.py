@@ -29,7 +29,15 @@ from waitroom.store import EventStore
 
 log = logging.getLogger(__name__)
 
+# Replies, and the request ids voided by their nodes (``request.void``), are kept this long. A ticket lives
+# until the end of its day, so a reply whose ticket may still be waiting is always there to be found; and a
+# command arrives within seconds of being sent, or not at all (every client has a clean session: the broker
+# keeps no command for a controller that is away, and one node's commands reach the controller in order).
 REPLY_KEEP_S = 2 * 86400
+# The digest stored for a request id its node voided (``request.void``). A real digest is 32 hex digits, so
+# no command can match it: the command with that id, arriving later, finds it and is answered
+# ``request_voided``.
+VOIDED = "void"
 CLOCK_TOLERANCE_S = 120.0  # how far the clock may be behind the last event (an NTP step) before refusing
 SUMMARY_TEXT = 40  # characters of a pause or intake reason in the summary (the detail topics carry all)
 
@@ -526,6 +534,11 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         )
         if seen is not None:
             old_digest, reply = seen
+            if old_digest == VOIDED:  # its node gave up on it (request.void): nothing is done for it
+                log.info(
+                    "%s %s from %s arrived after its node voided it: not done", cmd.op.name, cmd.id, node_id
+                )
+                return Outcome(reply)
             if old_digest != digest:
                 reply = contract.error_reply(
                     cmd.id, ErrorCode.DUPLICATE, f"request id {cmd.id} was already used for another command"
@@ -578,6 +591,40 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             batch.replies[(node_id, cmd.id)] = (digest, reply)
         batch.pending.append(outcome)
         return outcome
+
+    def op_request_void(self, node_id: str, role: Role, request: Any, node: Any = None) -> dict[str, Any]:
+        """``request.void``: settle a request of this node that got no reply, without doing it. Decided
+        already (a stored reply, in this batch or the log): that answer. Else the id is voided, in this
+        batch's group commit like a reply (``VOIDED``), so the command arriving later does nothing
+        (``_run``)."""
+        if node is not None and node != node_id:
+            raise OpError(
+                ErrorCode.FORBIDDEN,
+                f"{node_id} may void only its own request ids, not those of {node!r}",
+                data={"node": node} if isinstance(node, str) else None,
+            )
+        if not isinstance(request, str) or not contract.REQUEST_ID_RE.match(request):
+            raise OpError(ErrorCode.BAD_REQUEST, "request must be a request id of 1-64 [A-Za-z0-9_.:-]")
+        batch = self._batch
+        assert batch is not None
+        key = (node_id, request)
+        seen = batch.replies.get(key) or (self.store.reply_for(*key) if key in self._reply_keys else None)
+        if seen is None:
+            voided = contract.error_reply(
+                request,
+                ErrorCode.REQUEST_VOIDED,
+                f"request {request} was voided by {node_id} before it arrived; nothing done",
+                {"request": request},
+            )
+            voided["seq"] = self.state.seq
+            batch.replies[key] = (VOIDED, voided)
+            log.info("request %s of %s voided: it never arrived", request, node_id)
+            return {"request": {"id": request, "state": "voided"}}
+        digest, reply = seen
+        if digest == VOIDED:
+            return {"request": {"id": request, "state": "voided"}}
+        answer = {"result": reply.get("result") or {}} if reply.get("ok") else {"error": reply.get("error")}
+        return {"request": {"id": request, "state": "decided", **answer}}
 
     def _flush(self, rebuild: bool = False) -> None:
         """Commit what the batch decided so far; on failure every such command is answered ``internal``."""

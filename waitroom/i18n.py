@@ -267,6 +267,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("web.err.clock_behind"),
     N_("web.err.reservations_full"),
     N_("web.err.unknown_reservation"),
+    N_("web.err.request_voided"),
     N_("web.err.internal"),
     N_("web.ok.called"),
     N_("web.ok.served"),

@@ -418,7 +418,8 @@ class Dispenser:
                 return self._refuse("error", service, signal="beep")
             except RequestTimeout:
                 log.warning("controller did not answer ticket.issue %s: issuing offline", rid)
-                # It may still arrive there: repeat and cancel it later, so no ticket waits without a holder.
+                # It may have arrived there: settle it later (request.void), so no ticket waits without a
+                # holder, and none is issued if it never arrived.
                 try:
                     self.store.defer(rid, "orphan", args)
                 except sqlite3.Error as exc:
@@ -658,18 +659,7 @@ class Dispenser:
         for key, kind, args in self.store.deferred():
             try:
                 if kind == "orphan":
-                    result = self.runtime.request("ticket.issue", args, request_id=key, **kw)
-                    ticket = result["ticket"]
-                    self.runtime.request(
-                        "ticket.cancel",
-                        {"ticket": ticket["id"], "reason": "offline_fallback"},
-                        request_id=f"{key}-c",
-                        **kw,
-                    )
-                    log.warning(
-                        "ticket %s from a timed-out request cancelled (an offline number was given)",
-                        ticket["number"],
-                    )
+                    self._settle_orphan(key, args, kw)
                 elif kind == "cancel":
                     self.runtime.request("ticket.cancel", args, request_id=f"{key[:56]}-c", **kw)
             except CommandFailed as exc:
@@ -702,6 +692,40 @@ class Dispenser:
                         lease["first"] + lease["count"] - 1,
                     )
         self._changed()
+
+    def _settle_orphan(self, key: str, args: dict[str, Any], kw: dict[str, Any]) -> None:
+        """A ``ticket.issue`` that got no reply (the citizen got an offline number): ask the controller to
+        void it. If it never arrived, nothing was issued and nothing will be (no number taken, no cancelled
+        ticket); if it was decided, the ticket it issued is withdrawn, as nobody holds it. Raises what the
+        requests raise (CommandFailed, RequestTimeout): the orphan then stays for the next sync."""
+        try:
+            settled = self.runtime.request("request.void", {"request": key}, request_id=f"{key}-v", **kw)
+        except CommandFailed as exc:
+            if exc.code != ErrorCode.UNKNOWN_OP:
+                raise
+            # a controller older than request.void: repeat the request (its stored reply, or a new ticket)
+            settled = {
+                "request": {
+                    "state": "decided",
+                    "result": self.runtime.request("ticket.issue", args, request_id=key, **kw),
+                }
+            }
+        request = settled.get("request") or {}
+        ticket = (request.get("result") or {}).get("ticket") if request.get("state") == "decided" else None
+        if not isinstance(ticket, dict) or not ticket.get("id"):
+            log.info(
+                "timed-out ticket request %s settled: %s, no ticket to withdraw", key, request.get("state")
+            )
+            return
+        self.runtime.request(
+            "ticket.cancel",
+            {"ticket": ticket["id"], "reason": "offline_fallback"},
+            request_id=f"{key}-c",
+            **kw,
+        )
+        log.warning(
+            "ticket %s from a timed-out request cancelled (an offline number was given)", ticket.get("number")
+        )
 
     # ----------------------------------------------------------------------------- signals and health
     def _later(self, seconds: float, fn: Callable[[], None]) -> None:

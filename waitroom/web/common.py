@@ -51,6 +51,7 @@ HTTP_STATUS = {
     "numbers_used_up": 409,
     "reservations_full": 409,
     "unknown_reservation": 404,
+    "request_voided": 409,
     # "retry later": nothing was decided (contract.RETRY_LATER); the answer says when to try again
     "rate_limited": 429,
     "clock_behind": 503,
