@@ -240,6 +240,24 @@ def test_a_chart_says_no_value_as_a_dash_not_as_zero_minutes(office, clock, tmp_
     assert sum(1 for v in said.values() if v == "–") == len(waits) - 1
 
 
+def test_the_hours_chart_names_every_service_in_full_in_a_list(office, clock, tmp_path):
+    """The legend was drawn in the picture, 150 px a service: from the fifth service on it ran off the
+    picture's right edge, and every name was cut at 20 letters ("Registration of addr"). Now it is a list in
+    the page, beside the picture, with every name whole."""
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    day = stats.compute(tmp_path / "e.db", office.cfg, office.state.day)
+    long = "Beglaubigungen und Führungszeugnisse"
+    labels = {sid: f"{long} {i}" for i, sid in enumerate(day.services)}
+    labels.update({f"extra{i}": f"Extra {i}" for i in range(4)})
+    for i in range(4):
+        day.services[f"extra{i}"] = day.services[next(iter(day.services))]
+    html = stats.hours_chart(day, labels, "Nummern je Stunde")
+    svg, _, legend = html.partition("</svg>")
+    assert not re.search(r"<text[^>]*>Beglaubigungen", svg)  # no names drawn in the picture
+    names = re.findall(r"</svg> ([^<]+)</li>", legend)
+    assert names == [labels[sid] for sid in day.services] and len(names) == 8
+
+
 GEVENT_PROBE = """
 from gevent import monkey
 

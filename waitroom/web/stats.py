@@ -550,7 +550,7 @@ def hours_chart(s: DayStats, labels: dict[str, str], title: str) -> str:
     width, height, left, bottom = 640, 240, 36, 28
     bw = (width - left - 10) / max(len(hours), 1)
     parts = [
-        f'<svg viewBox="0 0 {width} {height + 40}" role="img" aria-label="{escape(title)}" '
+        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
         f'class="chart" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
     parts.append(
@@ -574,14 +574,17 @@ def hours_chart(s: DayStats, labels: dict[str, str], title: str) -> str:
             f'<text x="{x + (bw - 4) / 2:.1f}" y="{height - bottom + 14}" font-size="11" '
             f'text-anchor="middle">{h:02d}</text>'
         )
-    for j, sid in enumerate(sids):
-        lx = left + j * 150
-        parts.append(
-            f'<rect x="{lx}" y="{height + 8}" width="12" height="12" fill="{PALETTE[j % len(PALETTE)]}"/>'
-            f'<text x="{lx + 16}" y="{height + 18}" font-size="11">{escape(labels.get(sid, sid)[:20])}'
-            "</text>"
-        )
     parts.append("</svg>")
+    # the legend in the page, not the picture: it wraps with the page's width and names each service in full
+    # (in the picture it ran off its right edge from the fifth service on, each name cut at 20 letters)
+    parts.append('<ul class="legend">')
+    for j, sid in enumerate(sids):
+        parts.append(
+            '<li><svg width="12" height="12" aria-hidden="true" focusable="false">'
+            f'<rect width="12" height="12" fill="{PALETTE[j % len(PALETTE)]}"/></svg> '
+            f"{escape(labels.get(sid, sid))}</li>"
+        )
+    parts.append("</ul>")
     return "".join(parts)
 
 
