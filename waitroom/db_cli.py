@@ -1,8 +1,8 @@
 """``waitroom db ...``: check, back up, restore and salvage the controller's event log.
 
 Exit codes: 0 done / the log is fine, 65 (``dbsafe.EXIT_DAMAGED``) the log is damaged, 73
-(``dbsafe.EXIT_LOCKED``) a controller runs on the data directory (restore and recover need it stopped),
-1 anything else (a missing file, a bad argument), always with one line on stderr saying what to do.
+(``dbsafe.EXIT_LOCKED``) a controller runs on the data directory (restore, recover and forget need it
+stopped), 1 anything else (a missing file, a bad argument), always with one line on stderr saying what to do.
 """
 
 from __future__ import annotations
@@ -63,6 +63,17 @@ def cmd_recover(args: argparse.Namespace) -> int:
     use_cli = {"auto": None, "sqlite3": True, "python": False}[args.method]
     report = dbsafe.recover(db, data_dir=data_dir, use_cli=use_cli)
     print(report.summary())
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    data_dir, db = _paths(args)
+    db, previous = dbsafe.forget(data_dir, db if args.config else None)
+    was = f" (its last status: {previous.get('status')})" if previous else ""
+    print(
+        f"{db}: forgotten{was}. The controller's next start takes the log as it is now: "
+        + ("the one in its place." if db.exists() else "a new, empty log (ticket numbers begin again at 1).")
+    )
     return 0
 
 
@@ -135,6 +146,14 @@ def register(subparsers: Any) -> None:
         choices=["auto", "sqlite3", "python"],
         default="auto",
         help="auto: row by row plus sqlite3's .recover when it works (default)",
+    )
+
+    sp = cmd(
+        "forget",
+        cmd_forget,
+        "let the controller's next start begin a new, empty event log in place of a missing one, or go on "
+        "with another log put in its place (the controller must be stopped; the last status is kept in the "
+        "new one)",
     )
 
     sp = cmd("list", cmd_list, "list the backups and the last check result")

@@ -9,6 +9,14 @@ systemd unit lists in ``RestartPreventExitStatus=`` so it does not restart in a 
 ``waitroom db recover`` (or restores a backup) and starts the controller again. A data directory it cannot
 write (full, read-only) raises ``DataDirNotWritable``: exit ``EXIT_NOT_WRITABLE``, which systemd does restart.
 
+A log that is not there is a first start only when nothing says it existed, and a log that is there must be
+the one the controller used last. The status file is the witness: the controller records the log's identity
+(``log_id`` and ``created`` from the log's ``meta`` table) and its ``last_seq`` at start, once more after the
+first commit that writes events into a new log, and at a clean stop. A missing log whose status shows events
+raises ``DatabaseMissing``, a log with another identity or fewer events raises ``DatabaseReplaced`` (both exit
+``EXIT_DAMAGED``). ``forget`` (``waitroom db forget``) is the operator's one way to start a new log on
+purpose.
+
 ``recover`` copies every readable event and stored reply into a new log (SQLite's ``.recover`` through the
 ``sqlite3`` command line tool when it is installed, else row by row with Python's sqlite3 module), keeps the
 damaged file beside it and reports what could not be read (gaps in the event numbers).
@@ -43,7 +51,7 @@ from waitroom.errors import WaitroomError
 log = logging.getLogger(__name__)
 
 # Exit codes of a controller that must not be restarted by systemd (RestartPreventExitStatus=65 73).
-EXIT_DAMAGED = 65  # EX_DATAERR: the event log failed its integrity check
+EXIT_DAMAGED = 65  # EX_DATAERR: the event log failed its integrity check, is missing or was replaced
 EXIT_LOCKED = 73  # EX_CANTCREAT: another controller holds the data directory
 # Restarted by systemd (every RestartSec), so the controller is back by itself once there is room again:
 EXIT_NOT_WRITABLE = 74  # EX_IOERR: the data directory cannot be written (read-only, full, no permission)
@@ -85,8 +93,24 @@ class DatabaseMissing(DatabaseDamaged):
             f"The event log {self.path} is missing, but {evidence}. The controller does not start a new, "
             "empty log in its place: it would hand out today's ticket numbers again. Put the file back (is "
             "the data directory on a medium that is not mounted?), restore the newest backup (`waitroom db "
-            f"list{where}`, then `waitroom db restore{where} FILE`), or, to start a new log on purpose, "
-            f"remove {Path(data_dir) / STATUS_NAME} and move any {self.path.name}.broken-* aside first."
+            f"list{where}`, then `waitroom db restore{where} FILE`), or, to start a new, empty log on "
+            f"purpose, run `waitroom db forget{where}`."
+        )
+        super(DatabaseDamaged, self).__init__(self.message)
+
+
+class DatabaseReplaced(DatabaseDamaged):
+    """The event log is not the one the controller used last (another identity, or fewer events)."""
+
+    def __init__(self, path: Path, evidence: str, data_dir: Path):
+        self.path = Path(path)
+        self.problems = [f"not the log the controller used last: {evidence}"]
+        where = f" --data-dir {data_dir}"
+        self.message = (
+            f"The event log {self.path} is not the one the controller used last: {evidence}. The controller "
+            "does not start on it: the tickets after its end would be handed out again. Put the right file "
+            f"back, or restore the newest backup (`waitroom db list{where}`, then `waitroom db "
+            f"restore{where} FILE`); to go on with this log on purpose, run `waitroom db forget{where}`."
         )
         super(DatabaseDamaged, self).__init__(self.message)
 
@@ -148,6 +172,7 @@ class CheckResult:
     events: int | None = None
     replies: int | None = None
     last_seq: int | None = None
+    log_id: str | None = None  # the log's identity (meta table); None in a log of an older version
     full: bool = False
     seconds: float = 0.0
 
@@ -201,6 +226,9 @@ def quick_check(path: str | os.PathLike[str], *, full: bool = False) -> CheckRes
                 "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events"
             ).fetchone()
             res.replies = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+            if "meta" in tables:
+                row = db.execute("SELECT value FROM meta WHERE key='log_id'").fetchone()
+                res.log_id = str(row[0]) if row else None
             # Every row must be readable to the end (quick_check does not read every value).
             for table, col in (("events", "data"), ("replies", "reply")):
                 db.execute(f"SELECT SUM(LENGTH({col})) FROM {table}").fetchone()
@@ -293,15 +321,22 @@ def release_data_dir(data_dir: str | os.PathLike[str]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- status
-def write_status(data_dir: str | os.PathLike[str], status: str, **fields: Any) -> Path:
-    """The admin page's view of the event log: ``<data_dir>/database-status.json`` (atomic replace)."""
+def write_status(
+    data_dir: str | os.PathLike[str], status: str, *, durable: bool = False, **fields: Any
+) -> Path:
+    """The admin page's view of the event log: ``<data_dir>/database-status.json`` (atomic replace; with
+    ``durable`` synced to disk, for what later starts rely on)."""
     d = Path(data_dir)
     d.mkdir(parents=True, exist_ok=True)
     body = {"v": 1, "status": status, "ts": round(time.time(), 3), **fields}
     path = d / STATUS_NAME
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(body, ensure_ascii=False, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+    if durable:
+        _fsync_file(tmp)
     tmp.replace(path)
+    if durable:
+        _fsync_dir(d)
     return path
 
 
@@ -314,22 +349,74 @@ def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def note_log(data_dir: str | os.PathLike[str], path: str | os.PathLike[str], **fields: Any) -> None:
+    """Add what the running controller knows of its log to the status ``ok`` its start wrote: the log's
+    identity once it is open, ``last_seq`` after the first commit into a new log and at a clean stop.
+    Synced to disk: the next start relies on it. Never raises (a full disk: the journal says so)."""
+    d = Path(data_dir)
+    status = read_status(d) or {}
+    body = {k: v for k, v in status.items() if k not in ("v", "status", "ts")}
+    body.update(fields, path=str(path))
+    try:
+        write_status(d, "ok", durable=True, **body)
+    except OSError as exc:
+        log.warning("could not note the event log's state in %s: %s", d / STATUS_NAME, exc)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _names(status: dict[str, Any] | None, path: Path) -> bool:
+    """Whether ``status`` (of the data directory ``path`` lies in) is about the log ``path``: by its name, so
+    that a relative --data-dir and an absolute one (systemd) name the same log."""
+    named = status.get("path") if status else None
+    return isinstance(named, str) and Path(named).name == path.name
+
+
 def _log_was_here(data_dir: Path, path: Path) -> str | None:
     """Why a missing event log at ``path`` is no first start (None: nothing says it existed): a vanished log
-    (deleted, a recover or restore cut short by a power loss) must not silently become a new, empty one."""
+    (deleted, lost with its medium, a recover or restore cut short by a power loss) must not silently become a
+    new, empty one."""
     status = read_status(data_dir)
-    if status and status.get("path") == str(path):
-        if status.get("status") in ("damaged", "recovered", "restored", "missing"):
+    if status and _names(status, path):
+        if status.get("status") == "forgotten":  # `waitroom db forget`: a new log on purpose
+            return None
+        if status.get("status") == "missing" and isinstance(status.get("evidence"), str):
+            return str(status["evidence"])  # what the first refusal found, as it was
+        if status.get("status") in ("damaged", "recovered", "restored", "missing", "replaced"):
             return f"its last status in {data_dir / STATUS_NAME} is {status.get('status')!r}"
-        events = status.get("events")
-        if isinstance(events, int) and events > 0:
-            return f"it held {events} events at the controller's last start ({data_dir / STATUS_NAME})"
+        events, last_seq = _int(status.get("events")), _int(status.get("last_seq"))
+        if events > 0 or last_seq > 0:
+            return (
+                f"it held events up to seq {max(events, last_seq)} when the controller last noted it "
+                f"({data_dir / STATUS_NAME})"
+            )
     kept = sorted(path.parent.glob(f"{glob.escape(path.name)}.broken-*"))
     if kept:
         return f"a damaged copy of it, {kept[-1].name}, is beside it (a recover cut short?)"
     return None
 
 
+def _other_log(status: dict[str, Any] | None, path: Path, res: CheckResult) -> str | None:
+    """Why the log at ``path`` is not the one the controller used last (None: it is, or nothing says)."""
+    if not status or not _names(status, path) or status.get("status") not in ("ok", "replaced", "missing"):
+        return None  # restored, recovered, forgotten: a new log on purpose; or no status at all
+    want = status.get("log_id")
+    if isinstance(want, str) and res.log_id != want:
+        created = status.get("created")
+        when = f", created {_utc(float(created))}" if isinstance(created, int | float) else ""
+        return f"its identity is {res.log_id or 'none'}, the controller's last log was {want}{when}"
+    last_seq = _int(status.get("last_seq"))
+    if (res.last_seq or 0) < last_seq:
+        return (
+            f"it ends at seq {res.last_seq or 0}, but the controller's last log held events up to seq "
+            f"{last_seq} (an older copy?)"
+        )
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ start
 def _writable_status(data_dir: Path, status: str, **fields: Any) -> None:
     """``write_status`` at start, which also proves the data directory writable (else DataDirNotWritable)."""
     try:
@@ -338,12 +425,16 @@ def _writable_status(data_dir: Path, status: str, **fields: Any) -> None:
         raise DataDirNotWritable(data_dir / STATUS_NAME, exc) from None
 
 
-def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[str] = "events.db") -> Path:
+def open_checked(
+    data_dir: str | os.PathLike[str],
+    database: str | os.PathLike[str] = "events.db",
+) -> Path:
     """Lock the data directory and check the event log before the controller opens it.
 
     Returns the log's path (which need not exist yet: a first start). Raises DataDirLocked when another
-    controller runs on the same data (the status file is left to that one), DatabaseDamaged when the log
-    fails its check (status ``damaged`` with the problems and the operator message).
+    controller runs on the same data (the status file is left to that one), DatabaseMissing when the log is
+    gone but the status shows it held events, DatabaseReplaced when the log is not the one the controller
+    used last, DatabaseDamaged when the log fails its check (each with status and operator message).
     """
     d = Path(data_dir)
     path = Path(database) if Path(database).is_absolute() else d / database
@@ -355,8 +446,20 @@ def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[s
         evidence = _log_was_here(d, path)
         if evidence:
             exc = DatabaseMissing(path, evidence, d)
-            with contextlib.suppress(OSError):
-                write_status(d, "missing", code="database_missing", path=str(path), message=exc.message)
+            witness = {
+                k: v for k, v in (read_status(d) or {}).items() if k in ("log_id", "created", "last_seq")
+            }
+            with contextlib.suppress(OSError):  # the evidence stays: the next start refuses alike
+                write_status(
+                    d,
+                    "missing",
+                    code="database_missing",
+                    path=str(path),
+                    evidence=evidence,
+                    message=exc.message,
+                    exit_code=EXIT_DAMAGED,
+                    **witness,
+                )
             raise exc
         _writable_status(d, "ok", path=str(path), new=True, events=0)
         return path
@@ -375,6 +478,24 @@ def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[s
             )
         log.critical("%s", exc.message)
         raise exc
+    status = read_status(d)
+    evidence = _other_log(status, path, res)
+    if evidence and status is not None:
+        exc = DatabaseReplaced(path, evidence, d)
+        with contextlib.suppress(OSError):  # the last log's witness stays: the next start refuses too
+            write_status(
+                d,
+                "replaced",
+                code="database_replaced",
+                path=str(path),
+                log_id=status.get("log_id"),
+                created=status.get("created"),
+                last_seq=status.get("last_seq"),
+                found={"log_id": res.log_id, "last_seq": res.last_seq, "events": res.events},
+                message=exc.message,
+                exit_code=EXIT_DAMAGED,
+            )
+        raise exc
     _writable_status(
         d,
         "ok",
@@ -383,9 +504,31 @@ def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[s
         last_seq=res.last_seq,
         replies=res.replies,
         check_seconds=res.seconds,
+        **({"log_id": res.log_id} if res.log_id else {}),
     )
     log.info("event log %s checked in %.3f s: %d events", path, res.seconds, res.events or 0)
     return path
+
+
+def forget(
+    data_dir: str | os.PathLike[str],
+    database: str | os.PathLike[str] | None = None,
+) -> tuple[Path, dict[str, Any] | None]:
+    """Let the controller's next start take the event log as it is now: a new, empty log when it is missing,
+    or the log in its place when it is another one. The operator's one way to start over on purpose (a new
+    medium). The status before is kept in the new one (``previous``); returns the log's path and that status.
+    Takes the data directory's lock (the controller must be stopped). ``database``: the log's name or path;
+    None: the one the status names, else events.db."""
+    d = Path(data_dir)
+    lock_data_dir(d)
+    previous = read_status(d)
+    if database is None:
+        named = previous.get("path") if previous else None
+        database = Path(named).name if isinstance(named, str) and named else "events.db"
+    path = Path(database) if Path(database).is_absolute() else d / database
+    write_status(d, "forgotten", durable=True, code="database_forgotten", path=str(path), previous=previous)
+    log.warning("the data directory %s forgot its event log %s (was: %s)", d, path, previous)
+    return path, previous
 
 
 # ---------------------------------------------------------------------------------------------- recover
