@@ -521,6 +521,69 @@ def test_an_older_copy_or_another_log_in_its_place_is_refused(broker, tmp_path: 
     assert dbsafe.open_checked(d, db.name) == db and dbsafe.read_status(d)["status"] == "ok"
 
 
+def test_a_data_directory_on_a_medium_that_is_not_mounted_is_refused(broker, tmp_path: Path) -> None:
+    """The data directory on a USB SSD or a second partition that failed to mount: the controller used to
+    start on the empty mount point beneath and take it for a first start (A001 again, the day's tickets
+    gone). Now a data directory that /etc/fstab puts on a medium that is not mounted stops the start with one
+    line naming both, exit 66 (not restarted by systemd), and nothing is written on the mount point."""
+    cfg_path, d, db = office_files(tmp_path, broker.port, "unmounted")
+    d.mkdir()  # the empty mount point of the root file system
+    fstab = tmp_path / "fstab"
+    fstab.write_text(
+        "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        "proc /proc proc defaults 0 0\n"
+        "PARTUUID=0a1b2c3d-01 / ext4 defaults,noatime 0 1\n"
+        f"LABEL=WAITROOM {d} ext4 defaults,noatime,nofail 0 2\n"
+    )
+    line = refused_at_start(cfg_path, d, db, dbsafe.EXIT_NOT_MOUNTED, "--fstab", str(fstab))
+    assert f"{d} lies on {d}, which {fstab} mounts, but nothing is mounted there now" in line, line
+    assert f"`mount {d}`" in line and f"remove that entry from {fstab}" in line
+    assert list(d.iterdir()) == []  # no lock, no status, no log on the root file system
+    assert dbsafe.EXIT_NOT_MOUNTED == 66
+    # the operator's override refuses there too: a new log on the empty mount point is the mistake itself
+    with pytest.raises(dbsafe.DataDirNotMounted):
+        dbsafe.forget(d, fstab=fstab)
+    assert list(d.iterdir()) == []
+    # without that entry (the data lives on the root file system from now on) it is a first start
+    fstab.write_text("proc /proc proc defaults 0 0\n")
+    assert dbsafe.open_checked(d, db.name, fstab=fstab) == db and dbsafe.read_status(d)["new"] is True
+
+
+def test_which_mounts_the_data_directory_needs(tmp_path: Path) -> None:
+    d = tmp_path / "var lib" / "waitroom"
+    d.mkdir(parents=True)
+    fstab = tmp_path / "fstab"
+    units = tmp_path / "units"
+    units.mkdir()
+
+    def check(text: str, path: Path = d) -> tuple[str, str] | None:
+        fstab.write_text(text)
+        return dbsafe.not_mounted(path, fstab=fstab, mount_units=units)
+
+    assert check("") is None
+    assert (
+        check("/dev/sda1 / ext4 defaults 0 1\n# LABEL=X {d} ext4 defaults 0 2\n".replace("{d}", str(d)))
+        is None
+    )
+    assert check(f"UUID=1234 none swap sw 0 0\n/dev/sdb1 {tmp_path}/other ext4 defaults 0 2\n") is None
+    # a parent of the data directory (the mount point's space written as in fstab)
+    parent = str(tmp_path / "var lib").replace(" ", "\\040")
+    assert check(f"/dev/sdb1 {parent} ext4 defaults 0 2\n") == (str(tmp_path / "var lib"), str(fstab))
+    escaped = str(d).replace(" ", "\\040")
+    assert check(f"/dev/sdb1\t{escaped}/\text4\tdefaults\t0\t2\n") == (str(d), str(fstab))  # tabs, a slash
+    # mounted: fine (/proc is mounted wherever the tests run)
+    assert check("proc /proc proc defaults 0 0\n", Path("/proc/self")) is None
+    # a symlinked data directory counts where it leads
+    link = tmp_path / "link"
+    link.symlink_to(d)
+    assert check(f"/dev/sdb1 {parent} ext4 defaults 0 2\n", link) == (str(tmp_path / "var lib"), str(fstab))
+    # a systemd mount unit instead of an fstab line
+    (units / "srv-waitroom.mount").write_text(
+        f"[Unit]\nDescription=data\n\n[Mount]\nWhat=/dev/sdb1\nWhere={d}\n"
+    )
+    assert check("") == (str(d), str(units / "srv-waitroom.mount"))
+
+
 # ---------------------------------------------------------------------------------------------- recover
 @pytest.mark.parametrize("method", [None, False])
 def test_recover_a_truncated_log_keeps_every_readable_event(tmp_path: Path, method: bool | None) -> None:

@@ -172,8 +172,11 @@ def cmd_controller(args: argparse.Namespace) -> int:
         if getattr(args, "recover", False):
             report = dbsafe.recover(db, data_dir=db.parent)
             log.warning("event log recovered: %s", report)
-        # the lock, then the integrity check and the witness of the last log
-        db = dbsafe.open_checked(db.parent, db.name)
+        # the medium, the lock, then the integrity check and the witness of the last log
+        db = dbsafe.open_checked(db.parent, db.name, fstab=getattr(args, "fstab", None) or dbsafe.FSTAB)
+    except dbsafe.DataDirNotMounted as exc:
+        log.critical("%s", exc.message)
+        return dbsafe.EXIT_NOT_MOUNTED  # systemd does not restart on this (RestartPreventExitStatus)
     except dbsafe.DataDirLocked as exc:
         log.critical("%s", exc.message)
         return dbsafe.EXIT_LOCKED  # systemd does not restart on this (RestartPreventExitStatus)
@@ -313,6 +316,11 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
         "--clock-file",
         default=os.environ.get("WAITROOM_CLOCK_FILE"),
         help="tests only: take the time from the epoch seconds in this file (default $WAITROOM_CLOCK_FILE)",
+    )
+    p.add_argument(
+        "--fstab",
+        help="tests only: the fstab whose mounts must be there before the controller starts on its data "
+        "(default /etc/fstab)",
     )
     p.set_defaults(func=cmd_controller)
 

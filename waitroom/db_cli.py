@@ -1,6 +1,7 @@
 """``waitroom db ...``: check, back up, restore and salvage the controller's event log.
 
-Exit codes: 0 done / the log is fine, 65 (``dbsafe.EXIT_DAMAGED``) the log is damaged, 73
+Exit codes: 0 done / the log is fine, 65 (``dbsafe.EXIT_DAMAGED``) the log is damaged, 66
+(``dbsafe.EXIT_NOT_MOUNTED``) the data directory's medium is not mounted (``forget``), 73
 (``dbsafe.EXIT_LOCKED``) a controller runs on the data directory (restore, recover and forget need it
 stopped), 1 anything else (a missing file, a bad argument), always with one line on stderr saying what to do.
 """
@@ -95,6 +96,9 @@ def _run(func: Any) -> Any:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 1
+        except dbsafe.DataDirNotMounted as exc:
+            print(f"waitroom db: {exc.message}", file=sys.stderr)
+            return dbsafe.EXIT_NOT_MOUNTED
         except dbsafe.DataDirLocked as exc:
             print(f"waitroom db: {exc.message}", file=sys.stderr)
             return dbsafe.EXIT_LOCKED

@@ -14,8 +14,9 @@ the one the controller used last. The status file is the witness: the controller
 (``log_id`` and ``created`` from the log's ``meta`` table) and its ``last_seq`` at start, once more after the
 first commit that writes events into a new log, and at a clean stop. A missing log whose status shows events
 raises ``DatabaseMissing``, a log with another identity or fewer events raises ``DatabaseReplaced`` (both exit
-``EXIT_DAMAGED``). ``forget`` (``waitroom db forget``) is the operator's one way to start a new log on
-purpose.
+``EXIT_DAMAGED``). A data directory on a medium that ``/etc/fstab`` (or a systemd mount unit) mounts but that
+is not mounted raises ``DataDirNotMounted`` (exit ``EXIT_NOT_MOUNTED``, not restarted) before anything is
+written there. ``forget`` (``waitroom db forget``) is the operator's one way to start a new log on purpose.
 
 ``recover`` copies every readable event and stored reply into a new log (SQLite's ``.recover`` through the
 ``sqlite3`` command line tool when it is installed, else row by row with Python's sqlite3 module), keeps the
@@ -50,14 +51,17 @@ from waitroom.errors import WaitroomError
 
 log = logging.getLogger(__name__)
 
-# Exit codes of a controller that must not be restarted by systemd (RestartPreventExitStatus=65 73).
+# Exit codes of a controller that must not be restarted by systemd (RestartPreventExitStatus=65 66 73).
 EXIT_DAMAGED = 65  # EX_DATAERR: the event log failed its integrity check, is missing or was replaced
+EXIT_NOT_MOUNTED = 66  # EX_NOINPUT: the medium of the data directory (in /etc/fstab) is not mounted
 EXIT_LOCKED = 73  # EX_CANTCREAT: another controller holds the data directory
 # Restarted by systemd (every RestartSec), so the controller is back by itself once there is room again:
 EXIT_NOT_WRITABLE = 74  # EX_IOERR: the data directory cannot be written (read-only, full, no permission)
 LOCK_NAME = "controller.lock"
 STATUS_NAME = "database-status.json"
 BACKUP_DIR = "backups"
+FSTAB = Path("/etc/fstab")
+MOUNT_UNITS = Path("/etc/systemd/system")  # an administrator's *.mount units (Where=)
 TAG_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 MAX_PROBLEMS = 20  # integrity problems kept in the status file
 
@@ -113,6 +117,23 @@ class DatabaseReplaced(DatabaseDamaged):
             f"restore{where} FILE`); to go on with this log on purpose, run `waitroom db forget{where}`."
         )
         super(DatabaseDamaged, self).__init__(self.message)
+
+
+class DataDirNotMounted(DatabaseError):
+    """The data directory lies on a medium that /etc/fstab (or a mount unit) mounts, but it is not mounted."""
+
+    def __init__(self, path: Path, mount_point: str, source: str):
+        self.path = Path(path)
+        self.mount_point = mount_point
+        self.source = source
+        self.message = (
+            f"{self.path} lies on {mount_point}, which {source} mounts, but nothing is mounted there now (a "
+            "USB disk or partition that failed to mount?). The controller does not start on the empty folder "
+            "beneath: it would take it for a first start and hand out today's ticket numbers again. Mount it "
+            f"(`mount {mount_point}`; `journalctl -b` says why it failed), then start the controller again; "
+            f"if the data is to live on the file system beneath from now on, remove that entry from {source}."
+        )
+        super().__init__(self.message)
 
 
 class DataDirLocked(DatabaseError):
@@ -416,6 +437,73 @@ def _other_log(status: dict[str, Any] | None, path: Path, res: CheckResult) -> s
     return None
 
 
+# ------------------------------------------------------------------------------------------------ mount
+def _unescape(field_text: str) -> str:
+    """A path of /etc/fstab or /proc/self/mountinfo: a space is written \\040, a tab \\011."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field_text)
+
+
+def _declared_mounts(fstab: Path, mount_units: Path) -> list[tuple[str, str]]:
+    """(mount point, where it is declared) of /etc/fstab and the systemd mount units (``Where=``)."""
+    found: list[tuple[str, str]] = []
+    with contextlib.suppress(OSError):
+        for line in fstab.read_text(encoding="utf-8", errors="replace").splitlines():
+            fields = line.split()
+            if len(fields) < 2 or fields[0].startswith("#"):
+                continue
+            if fields[1].startswith("/") and (len(fields) < 3 or fields[2] != "swap"):
+                found.append((os.path.normpath(_unescape(fields[1])), str(fstab)))
+    with contextlib.suppress(OSError):
+        for unit in sorted(mount_units.glob("*.mount")):
+            with contextlib.suppress(OSError):
+                for line in unit.read_text(encoding="utf-8", errors="replace").splitlines():
+                    key, _, value = line.strip().partition("=")
+                    if key.strip() == "Where" and value.strip().startswith("/"):
+                        found.append((os.path.normpath(value.strip()), str(unit)))
+    return found
+
+
+def _mounted_now() -> set[str]:
+    """The mount points of this process's mount namespace (bind mounts included, which ismount misses)."""
+    points: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            fields = line.split()
+            if len(fields) > 4:
+                points.add(os.path.normpath(_unescape(fields[4])))
+    return points
+
+
+def not_mounted(
+    path: str | os.PathLike[str], *, fstab: str | os.PathLike[str] = FSTAB, mount_units: Path = MOUNT_UNITS
+) -> tuple[str, str] | None:
+    """(mount point, declared in) when ``path`` lies on a file system that /etc/fstab or a mount unit mounts
+    at ``path`` or above it, and nothing is mounted there now; None when all is mounted as declared."""
+    targets = {
+        os.path.abspath(path),
+        os.path.realpath(path),
+    }  # a symlinked data directory counts where it leads
+    mounted: set[str] | None = None
+    for point, source in sorted(_declared_mounts(Path(fstab), mount_units)):
+        if point == "/" or not any(t == point or t.startswith(point + os.sep) for t in targets):
+            continue
+        if os.path.ismount(point):
+            continue
+        if mounted is None:
+            mounted = _mounted_now()
+        if point not in mounted:
+            return point, source
+    return None
+
+
+def check_mounted(*paths: str | os.PathLike[str], fstab: str | os.PathLike[str] = FSTAB) -> None:
+    """Raise DataDirNotMounted for the first of ``paths`` whose declared medium is not mounted."""
+    for p in paths:
+        missing = not_mounted(p, fstab=fstab)
+        if missing:
+            raise DataDirNotMounted(Path(p), *missing)
+
+
 # ------------------------------------------------------------------------------------------------ start
 def _writable_status(data_dir: Path, status: str, **fields: Any) -> None:
     """``write_status`` at start, which also proves the data directory writable (else DataDirNotWritable)."""
@@ -428,16 +516,21 @@ def _writable_status(data_dir: Path, status: str, **fields: Any) -> None:
 def open_checked(
     data_dir: str | os.PathLike[str],
     database: str | os.PathLike[str] = "events.db",
+    *,
+    fstab: str | os.PathLike[str] = FSTAB,
 ) -> Path:
-    """Lock the data directory and check the event log before the controller opens it.
+    """Check the data directory's medium, lock the directory and check the event log before the controller
+    opens it.
 
-    Returns the log's path (which need not exist yet: a first start). Raises DataDirLocked when another
+    Returns the log's path (which need not exist yet: a first start). Raises DataDirNotMounted (nothing
+    written) when the medium /etc/fstab puts the data on is not mounted, DataDirLocked when another
     controller runs on the same data (the status file is left to that one), DatabaseMissing when the log is
     gone but the status shows it held events, DatabaseReplaced when the log is not the one the controller
     used last, DatabaseDamaged when the log fails its check (each with status and operator message).
     """
     d = Path(data_dir)
     path = Path(database) if Path(database).is_absolute() else d / database
+    check_mounted(d, path.parent, fstab=fstab)
     try:
         lock_data_dir(d)
     except OSError as exc:  # a read-only or full file system (DataDirLocked is no OSError)
@@ -513,19 +606,24 @@ def open_checked(
 def forget(
     data_dir: str | os.PathLike[str],
     database: str | os.PathLike[str] | None = None,
+    *,
+    fstab: str | os.PathLike[str] = FSTAB,
 ) -> tuple[Path, dict[str, Any] | None]:
     """Let the controller's next start take the event log as it is now: a new, empty log when it is missing,
     or the log in its place when it is another one. The operator's one way to start over on purpose (a new
     medium). The status before is kept in the new one (``previous``); returns the log's path and that status.
-    Takes the data directory's lock (the controller must be stopped). ``database``: the log's name or path;
-    None: the one the status names, else events.db."""
+    Takes the data directory's lock (the controller must be stopped); refuses while the data directory's
+    medium is not mounted. ``database``: the log's name or path; None: the one the status names, else
+    events.db."""
     d = Path(data_dir)
+    check_mounted(d, fstab=fstab)
     lock_data_dir(d)
     previous = read_status(d)
     if database is None:
         named = previous.get("path") if previous else None
         database = Path(named).name if isinstance(named, str) and named else "events.db"
     path = Path(database) if Path(database).is_absolute() else d / database
+    check_mounted(path.parent, fstab=fstab)
     write_status(d, "forgotten", durable=True, code="database_forgotten", path=str(path), previous=previous)
     log.warning("the data directory %s forgot its event log %s (was: %s)", d, path, previous)
     return path, previous
