@@ -384,7 +384,8 @@ def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
     ctl = (etc / "systemd/system/waitroom-controller.service").read_text()
     assert re.search(r"^Wants=.*\btime-sync\.target\b", ctl, re.M), ctl
     assert re.search(r"^After=.*\btime-sync\.target\b", ctl, re.M)
-    assert "RestartPreventExitStatus=65 73" in ctl
+    assert "RestartPreventExitStatus=65 66 73" in ctl
+    assert "\nRequiresMountsFor=/var/lib/waitroom\n" in ctl  # systemd mounts the data's medium first
     sysinit = etc / "systemd/system/sysinit.target.wants/systemd-time-wait-sync.service"
     assert sysinit.is_symlink(), "systemd-time-wait-sync enabled"
     assert (
@@ -639,6 +640,56 @@ def test_the_web_unit_runs_as_many_workers_as_the_office_file_gives_the_web_node
     assert proc.returncode == 0, proc.stdout[-3000:]
     args = cli.build_parser().parse_args((tmp_path / "exec").read_text().split())
     assert (args.node, args.workers) == ("web", 3)
+
+
+def test_the_controller_units_require_the_data_medium_mounted(tmp_path: Path) -> None:
+    """The data directory on a USB disk or a second partition that failed to mount: the controller used to
+    start on the empty mount point beneath and take it for a first start. Now its unit (and the nightly
+    backup's) require the file systems of the data folder, the event log's folder (controller.database may be
+    an absolute path on another medium) and the backup folder mounted first (RequiresMountsFor), and leave a
+    controller stopped that refused for a medium that is not mounted (exit 66) or a missing log (65)."""
+    office = yaml.safe_load((ANSIBLE / "inventory/example/office.yaml").read_text())
+    office.setdefault("controller", {})["database"] = "/srv/ssd/waitroom/mitte.db"
+    (tmp_path / "office.yaml").write_text(yaml.safe_dump(office, allow_unicode=True))
+    tasks = yaml.safe_load((ANSIBLE / "roles/controller/tasks/main.yml").read_text())
+    find = next(t for t in tasks if t["name"] == "Find the folder of the event log")
+    unit_vars = next(t for t in tasks if t["name"] == "Run the office controller")["vars"]
+    play_vars = {
+        **yaml.safe_load((ANSIBLE / "roles/common/defaults/main.yml").read_text()),
+        **yaml.safe_load((ANSIBLE / "roles/waitroom/defaults/main.yml").read_text()),
+        **yaml.safe_load((ANSIBLE / "roles/controller/defaults/main.yml").read_text()),
+        **unit_vars,
+        "waitroom_office_config": str(tmp_path / "office.yaml"),
+        "waitroom_backup_dir": "/media/backup-stick",
+        "waitroom_unit_node": "controller",
+    }
+    templates = {
+        "controller": ANSIBLE / "roles/waitroom/templates/waitroom.service.j2",
+        "backup": ANSIBLE / "roles/controller/templates/waitroom-db-backup.service.j2",
+    }
+    render = [
+        {"ansible.builtin.template": {"src": str(src), "dest": str(tmp_path / name)}}
+        for name, src in templates.items()
+    ]
+    (tmp_path / "play.yml").write_text(
+        yaml.safe_dump(
+            [{"hosts": "localhost", "gather_facts": False, "vars": play_vars, "tasks": [find, *render]}]
+        )
+    )
+    proc = subprocess.run(
+        [*(str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local"), str(tmp_path / "play.yml")],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    ctl = (tmp_path / "controller").read_text()
+    unit, service = ctl.split("[Service]")
+    assert "\nRequiresMountsFor=/var/lib/waitroom /srv/ssd/waitroom\n" in unit, ctl
+    assert "\nRestartPreventExitStatus=65 66 73\n" in service
+    backup = (tmp_path / "backup").read_text().split("[Service]")[0]
+    assert "\nRequiresMountsFor=/var/lib/waitroom /srv/ssd/waitroom /media/backup-stick\n" in backup
 
 
 @pytest.mark.parametrize(

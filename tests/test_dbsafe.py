@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -338,6 +339,249 @@ def test_the_lock_goes_with_a_killed_holder(tmp_path: Path) -> None:
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+# ------------------------------------------------------------------------- the last log's witness, the medium
+def office_files(tmp_path: Path, port: int, office: str) -> tuple[Path, Path, Path]:
+    """(office file, data dir, event log) of the example office on the broker at ``port``, open all day in a
+    zone where it is midday (the test never meets the office's midnight)."""
+    import yaml
+
+    from tests.conftest import midday_zone
+    from waitroom import config
+
+    data = yaml.safe_load(config.EXAMPLE_CONFIG.read_text())
+    data["office"]["id"] = office
+    data["office"]["hours"] = {day: ["00:00", "23:59"] for day in config.WEEKDAYS}
+    data["office"]["timezone"] = midday_zone(time.time())
+    data["broker"]["port"] = port
+    cfg_path = tmp_path / "office.yaml"
+    cfg_path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    d = tmp_path / "data"
+    return cfg_path, d, d / data["controller"]["database"]
+
+
+def waitroom_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "waitroom.cli", *args]
+
+
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+
+def start_controller(cfg_path: Path, d: Path, *extra: str) -> subprocess.Popen[bytes]:
+    d.mkdir(exist_ok=True)
+    log_file = (d.parent / "controller.log").open("wb")  # truncated: this start's lines only
+    args = waitroom_cmd("controller", "--config", str(cfg_path), "--data-dir", str(d), "--wait", "5", *extra)
+    return subprocess.Popen(args, stderr=log_file, env=ENV)
+
+
+def refused_at_start(cfg_path: Path, d: Path, missing: Path | None, code: int, *extra: str) -> str:
+    """Start the controller and expect it to refuse: exit ``code`` with one CRITICAL line (returned), and no
+    new log made meanwhile at ``missing`` (the harm the refusal prevents)."""
+    proc = start_controller(cfg_path, d, *extra)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            assert missing is None or not missing.exists(), "the controller began a new, empty log"
+            time.sleep(0.05)
+        assert proc.wait(30) == code, (d.parent / "controller.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = (d.parent / "controller.log").read_text()
+    critical = [line for line in text.splitlines() if "CRITICAL" in line]
+    assert len(critical) == 1 and "Traceback" not in text, text
+    return critical[0]
+
+
+def issue(rt: object, n: int) -> list[str]:
+    numbers = []
+    for _ in range(n):
+        reply = rt.request_reply("ticket.issue", {"service": "pass"}, timeout=0.5, retries=120)  # type: ignore[attr-defined]
+        assert reply["ok"], reply
+        numbers.append(reply["result"]["ticket"]["number"])
+    return numbers
+
+
+def remove_log(db: Path) -> None:
+    """The log is lost with its side files (deleted, or a card swapped)."""
+    for p in (db, *dbsafe._side_files(db)):
+        p.unlink(missing_ok=True)
+
+
+def test_a_log_lost_on_its_first_day_is_no_first_start(broker, tmp_path: Path) -> None:
+    """A new office's first day: the status of the start said the new log held nothing (events 0, new), so a
+    log written all day and then lost (deleted, a card swapped) was taken for a first start at the next start:
+    an empty office, A001 again, the day's tickets gone. Now the controller notes in its status that the log
+    holds events after its first commit (once; the controller here is killed, it never stops cleanly): the
+    next start refuses with the message, exit 65, status missing. `waitroom db forget` is the one way to
+    begin a new log on purpose."""
+    from waitroom import config
+    from waitroom.node import NodeRuntime
+
+    cfg_path, d, db = office_files(tmp_path, broker.port, "firstday")
+    rt = NodeRuntime(config.load(cfg_path), "disp-1")
+    assert rt.start(wait=10)
+    proc = start_controller(cfg_path, d)  # a fresh office: a first start
+    try:
+        assert issue(rt, 3) == ["A001", "A002", "A003"]
+        assert dbsafe.read_status(d)["status"] == "ok"
+    finally:
+        proc.kill()  # no clean stop: the note after the first commit is all the status has
+        proc.wait()
+    kept = dbsafe.backup(db, tmp_path / "copies")
+    remove_log(db)
+    for _ in range(2):  # and again: its own status now says "missing"
+        line = refused_at_start(cfg_path, d, db, dbsafe.EXIT_DAMAGED)
+        assert f"The event log {db} is missing, but it held events up to seq " in line, line
+        assert "waitroom db restore" in line and f"waitroom db forget --data-dir {d}" in line
+        assert dbsafe.read_status(d)["status"] == "missing"
+    # the file put back is taken
+    shutil.copyfile(kept, db)
+    assert dbsafe.open_checked(d, db.name) == db and dbsafe.read_status(d)["status"] == "ok"
+    dbsafe.release_data_dir(d)
+    remove_log(db)
+    assert refused_at_start(cfg_path, d, db, dbsafe.EXIT_DAMAGED)
+    # the operator's way to a new log on purpose (the controller's office file is not needed: the status
+    # names the log)
+    out = subprocess.run(
+        waitroom_cmd("db", "forget", "--data-dir", str(d)),
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
+    )
+    assert out.returncode == 0 and f"{db}: forgotten" in out.stdout and "new, empty log" in out.stdout, out
+    proc = start_controller(cfg_path, d)
+    try:
+        assert issue(rt, 1) == ["A001"]
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
+        rt.stop()
+    status = dbsafe.read_status(d)
+    assert status["status"] == "ok" and status["last_seq"] >= 2 and status["stopped"]
+
+
+def test_an_older_copy_or_another_log_in_its_place_is_refused(broker, tmp_path: Path) -> None:
+    """A log put in the place of the controller's own -- an older copy (copied back by hand instead of
+    `waitroom db restore`, which checks) or another office's -- used to be taken as it was: the tickets after
+    its end were handed out again. Now the status holds the log's identity and, after a clean stop, its last
+    seq."""
+    from waitroom import config
+    from waitroom.node import NodeRuntime
+
+    cfg_path, d, db = office_files(tmp_path, broker.port, "copied")
+    rt = NodeRuntime(config.load(cfg_path), "disp-1")
+    assert rt.start(wait=10)
+    proc = start_controller(cfg_path, d)
+    try:
+        assert issue(rt, 2) == ["A001", "A002"]
+        copy = dbsafe.backup(db, tmp_path / "copies")  # this morning's copy
+        assert issue(rt, 2) == ["A003", "A004"]
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
+        rt.stop()
+    last = seqs(db)[-1]
+    status = dbsafe.read_status(d)
+    assert status["last_seq"] == last and status["log_id"] and status["created"] and status["stopped"]
+    right = dbsafe.backup(db, tmp_path / "copies", tag="right")
+    remove_log(db)
+    shutil.copyfile(copy, db)
+    for _ in range(2):  # and again: its own status now says "replaced"
+        line = refused_at_start(cfg_path, d, None, dbsafe.EXIT_DAMAGED)
+        assert f"The event log {db} is not the one the controller used last: it ends at seq " in line, line
+        assert f"held events up to seq {last} (an older copy?)" in line and "waitroom db forget" in line
+        assert dbsafe.read_status(d)["status"] == "replaced"
+    assert seqs(db)[-1] < last  # left as it was
+    # another log (with its own identity) in its place
+    remove_log(db)
+    issue_tickets(db, 9, [T0])
+    with pytest.raises(
+        dbsafe.DatabaseReplaced, match=r"its identity is [0-9a-f]{32}, the controller's last log"
+    ):
+        dbsafe.open_checked(d, db.name)
+    dbsafe.release_data_dir(d)
+    # the right file back: it is taken
+    other = db.read_bytes()
+    remove_log(db)
+    shutil.copyfile(right, db)
+    assert dbsafe.open_checked(d, db.name) == db and dbsafe.read_status(d)["status"] == "ok"
+    dbsafe.release_data_dir(d)
+    # or, on purpose, the other log: `waitroom db forget`
+    remove_log(db)
+    db.write_bytes(other)
+    with pytest.raises(dbsafe.DatabaseReplaced):
+        dbsafe.open_checked(d, db.name)
+    dbsafe.release_data_dir(d)
+    dbsafe.forget(d)
+    dbsafe.release_data_dir(d)
+    assert dbsafe.open_checked(d, db.name) == db and dbsafe.read_status(d)["status"] == "ok"
+
+
+def test_a_data_directory_on_a_medium_that_is_not_mounted_is_refused(broker, tmp_path: Path) -> None:
+    """The data directory on a USB SSD or a second partition that failed to mount: the controller used to
+    start on the empty mount point beneath and take it for a first start (A001 again, the day's tickets
+    gone). Now a data directory that /etc/fstab puts on a medium that is not mounted stops the start with one
+    line naming both, exit 66 (not restarted by systemd), and nothing is written on the mount point."""
+    cfg_path, d, db = office_files(tmp_path, broker.port, "unmounted")
+    d.mkdir()  # the empty mount point of the root file system
+    fstab = tmp_path / "fstab"
+    fstab.write_text(
+        "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        "proc /proc proc defaults 0 0\n"
+        "PARTUUID=0a1b2c3d-01 / ext4 defaults,noatime 0 1\n"
+        f"LABEL=WAITROOM {d} ext4 defaults,noatime,nofail 0 2\n"
+    )
+    line = refused_at_start(cfg_path, d, db, dbsafe.EXIT_NOT_MOUNTED, "--fstab", str(fstab))
+    assert f"{d} lies on {d}, which {fstab} mounts, but nothing is mounted there now" in line, line
+    assert f"`mount {d}`" in line and f"remove that entry from {fstab}" in line
+    assert list(d.iterdir()) == []  # no lock, no status, no log on the root file system
+    assert dbsafe.EXIT_NOT_MOUNTED == 66
+    # the operator's override refuses there too: a new log on the empty mount point is the mistake itself
+    with pytest.raises(dbsafe.DataDirNotMounted):
+        dbsafe.forget(d, fstab=fstab)
+    assert list(d.iterdir()) == []
+    # without that entry (the data lives on the root file system from now on) it is a first start
+    fstab.write_text("proc /proc proc defaults 0 0\n")
+    assert dbsafe.open_checked(d, db.name, fstab=fstab) == db and dbsafe.read_status(d)["new"] is True
+
+
+def test_which_mounts_the_data_directory_needs(tmp_path: Path) -> None:
+    d = tmp_path / "var lib" / "waitroom"
+    d.mkdir(parents=True)
+    fstab = tmp_path / "fstab"
+    units = tmp_path / "units"
+    units.mkdir()
+
+    def check(text: str, path: Path = d) -> tuple[str, str] | None:
+        fstab.write_text(text)
+        return dbsafe.not_mounted(path, fstab=fstab, mount_units=units)
+
+    assert check("") is None
+    assert (
+        check("/dev/sda1 / ext4 defaults 0 1\n# LABEL=X {d} ext4 defaults 0 2\n".replace("{d}", str(d)))
+        is None
+    )
+    assert check(f"UUID=1234 none swap sw 0 0\n/dev/sdb1 {tmp_path}/other ext4 defaults 0 2\n") is None
+    # a parent of the data directory (the mount point's space written as in fstab)
+    parent = str(tmp_path / "var lib").replace(" ", "\\040")
+    assert check(f"/dev/sdb1 {parent} ext4 defaults 0 2\n") == (str(tmp_path / "var lib"), str(fstab))
+    escaped = str(d).replace(" ", "\\040")
+    assert check(f"/dev/sdb1\t{escaped}/\text4\tdefaults\t0\t2\n") == (str(d), str(fstab))  # tabs, a slash
+    # mounted: fine (/proc is mounted wherever the tests run)
+    assert check("proc /proc proc defaults 0 0\n", Path("/proc/self")) is None
+    # a symlinked data directory counts where it leads
+    link = tmp_path / "link"
+    link.symlink_to(d)
+    assert check(f"/dev/sdb1 {parent} ext4 defaults 0 2\n", link) == (str(tmp_path / "var lib"), str(fstab))
+    # a systemd mount unit instead of an fstab line
+    (units / "srv-waitroom.mount").write_text(
+        f"[Unit]\nDescription=data\n\n[Mount]\nWhat=/dev/sdb1\nWhere={d}\n"
+    )
+    assert check("") == (str(d), str(units / "srv-waitroom.mount"))
 
 
 # ---------------------------------------------------------------------------------------------- recover

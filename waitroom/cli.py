@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,11 @@ def cmd_controller(args: argparse.Namespace) -> int:
         if getattr(args, "recover", False):
             report = dbsafe.recover(db, data_dir=db.parent)
             log.warning("event log recovered: %s", report)
-        db = dbsafe.open_checked(db.parent, db.name)  # the lock, then the integrity check
+        # the medium, the lock, then the integrity check and the witness of the last log
+        db = dbsafe.open_checked(db.parent, db.name, fstab=getattr(args, "fstab", None) or dbsafe.FSTAB)
+    except dbsafe.DataDirNotMounted as exc:
+        log.critical("%s", exc.message)
+        return dbsafe.EXIT_NOT_MOUNTED  # systemd does not restart on this (RestartPreventExitStatus)
     except dbsafe.DataDirLocked as exc:
         log.critical("%s", exc.message)
         return dbsafe.EXIT_LOCKED  # systemd does not restart on this (RestartPreventExitStatus)
@@ -202,6 +207,13 @@ def cmd_controller(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.OperationalError) as exc:  # the log's first write (its WAL) on a full disk
         log.critical("%s", dbsafe.DataDirNotWritable(db, exc).message)
         return dbsafe.EXIT_NOT_WRITABLE
+    # The status witnesses this log: its identity now, that a new log holds events after its first commit
+    # (once, not per command), its last seq at a clean stop. A log lost later is then no first start.
+    store = svc.store
+    last_seq = store.last_seq()
+    dbsafe.note_log(db.parent, db, **store.identity(), last_seq=last_seq)
+    if last_seq == 0:
+        store.on_first_events = lambda seq: dbsafe.note_log(db.parent, db, last_seq=seq, new=False)
     # What the controller built so far (modules, configuration, the day's state rebuilt from the event log)
     # lives as long as the process: out of the collector's way, a full collection scans only what came since
     # (bench/bench_controller.py: 30-80 ms pauses of the engine became 3-8 ms at 1,000-3,000 waiting).
@@ -214,6 +226,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
     log.info("controller for office %s running (event log %s)", cfg.office.id, db)
     wait_for_signal(svc.alive, done=svc.stepped_down)
     svc.stop()
+    if svc.final_seq is not None:
+        dbsafe.note_log(db.parent, db, last_seq=svc.final_seq, stopped=round(time.time(), 3))
     if svc.stepped_down.is_set():
         log.critical("controller stopped: another controller of office %s is running", cfg.office.id)
         return dbsafe.EXIT_LOCKED  # systemd does not restart on this (RestartPreventExitStatus)
@@ -302,6 +316,11 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
         "--clock-file",
         default=os.environ.get("WAITROOM_CLOCK_FILE"),
         help="tests only: take the time from the epoch seconds in this file (default $WAITROOM_CLOCK_FILE)",
+    )
+    p.add_argument(
+        "--fstab",
+        help="tests only: the fstab whose mounts must be there before the controller starts on its data "
+        "(default /etc/fstab)",
     )
     p.set_defaults(func=cmd_controller)
 

@@ -1,8 +1,9 @@
 """``waitroom db ...``: check, back up, restore and salvage the controller's event log.
 
-Exit codes: 0 done / the log is fine, 65 (``dbsafe.EXIT_DAMAGED``) the log is damaged, 73
-(``dbsafe.EXIT_LOCKED``) a controller runs on the data directory (restore and recover need it stopped),
-1 anything else (a missing file, a bad argument), always with one line on stderr saying what to do.
+Exit codes: 0 done / the log is fine, 65 (``dbsafe.EXIT_DAMAGED``) the log is damaged, 66
+(``dbsafe.EXIT_NOT_MOUNTED``) the data directory's medium is not mounted (``forget``), 73
+(``dbsafe.EXIT_LOCKED``) a controller runs on the data directory (restore, recover and forget need it
+stopped), 1 anything else (a missing file, a bad argument), always with one line on stderr saying what to do.
 """
 
 from __future__ import annotations
@@ -66,6 +67,17 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    data_dir, db = _paths(args)
+    db, previous = dbsafe.forget(data_dir, db if args.config else None)
+    was = f" (its last status: {previous.get('status')})" if previous else ""
+    print(
+        f"{db}: forgotten{was}. The controller's next start takes the log as it is now: "
+        + ("the one in its place." if db.exists() else "a new, empty log (ticket numbers begin again at 1).")
+    )
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     data_dir, db = _paths(args)
     dest = Path(args.dest) if args.dest else data_dir / dbsafe.BACKUP_DIR
@@ -84,6 +96,9 @@ def _run(func: Any) -> Any:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 1
+        except dbsafe.DataDirNotMounted as exc:
+            print(f"waitroom db: {exc.message}", file=sys.stderr)
+            return dbsafe.EXIT_NOT_MOUNTED
         except dbsafe.DataDirLocked as exc:
             print(f"waitroom db: {exc.message}", file=sys.stderr)
             return dbsafe.EXIT_LOCKED
@@ -135,6 +150,14 @@ def register(subparsers: Any) -> None:
         choices=["auto", "sqlite3", "python"],
         default="auto",
         help="auto: row by row plus sqlite3's .recover when it works (default)",
+    )
+
+    sp = cmd(
+        "forget",
+        cmd_forget,
+        "let the controller's next start begin a new, empty event log in place of a missing one, or go on "
+        "with another log put in its place (the controller must be stopped; the last status is kept in the "
+        "new one)",
     )
 
     sp = cmd("list", cmd_list, "list the backups and the last check result")

@@ -9,6 +9,15 @@ systemd unit lists in ``RestartPreventExitStatus=`` so it does not restart in a 
 ``waitroom db recover`` (or restores a backup) and starts the controller again. A data directory it cannot
 write (full, read-only) raises ``DataDirNotWritable``: exit ``EXIT_NOT_WRITABLE``, which systemd does restart.
 
+A log that is not there is a first start only when nothing says it existed, and a log that is there must be
+the one the controller used last. The status file is the witness: the controller records the log's identity
+(``log_id`` and ``created`` from the log's ``meta`` table) and its ``last_seq`` at start, once more after the
+first commit that writes events into a new log, and at a clean stop. A missing log whose status shows events
+raises ``DatabaseMissing``, a log with another identity or fewer events raises ``DatabaseReplaced`` (both exit
+``EXIT_DAMAGED``). A data directory on a medium that ``/etc/fstab`` (or a systemd mount unit) mounts but that
+is not mounted raises ``DataDirNotMounted`` (exit ``EXIT_NOT_MOUNTED``, not restarted) before anything is
+written there. ``forget`` (``waitroom db forget``) is the operator's one way to start a new log on purpose.
+
 ``recover`` copies every readable event and stored reply into a new log (SQLite's ``.recover`` through the
 ``sqlite3`` command line tool when it is installed, else row by row with Python's sqlite3 module), keeps the
 damaged file beside it and reports what could not be read (gaps in the event numbers).
@@ -42,14 +51,17 @@ from waitroom.errors import WaitroomError
 
 log = logging.getLogger(__name__)
 
-# Exit codes of a controller that must not be restarted by systemd (RestartPreventExitStatus=65 73).
-EXIT_DAMAGED = 65  # EX_DATAERR: the event log failed its integrity check
+# Exit codes of a controller that must not be restarted by systemd (RestartPreventExitStatus=65 66 73).
+EXIT_DAMAGED = 65  # EX_DATAERR: the event log failed its integrity check, is missing or was replaced
+EXIT_NOT_MOUNTED = 66  # EX_NOINPUT: the medium of the data directory (in /etc/fstab) is not mounted
 EXIT_LOCKED = 73  # EX_CANTCREAT: another controller holds the data directory
 # Restarted by systemd (every RestartSec), so the controller is back by itself once there is room again:
 EXIT_NOT_WRITABLE = 74  # EX_IOERR: the data directory cannot be written (read-only, full, no permission)
 LOCK_NAME = "controller.lock"
 STATUS_NAME = "database-status.json"
 BACKUP_DIR = "backups"
+FSTAB = Path("/etc/fstab")
+MOUNT_UNITS = Path("/etc/systemd/system")  # an administrator's *.mount units (Where=)
 TAG_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 MAX_PROBLEMS = 20  # integrity problems kept in the status file
 
@@ -85,10 +97,43 @@ class DatabaseMissing(DatabaseDamaged):
             f"The event log {self.path} is missing, but {evidence}. The controller does not start a new, "
             "empty log in its place: it would hand out today's ticket numbers again. Put the file back (is "
             "the data directory on a medium that is not mounted?), restore the newest backup (`waitroom db "
-            f"list{where}`, then `waitroom db restore{where} FILE`), or, to start a new log on purpose, "
-            f"remove {Path(data_dir) / STATUS_NAME} and move any {self.path.name}.broken-* aside first."
+            f"list{where}`, then `waitroom db restore{where} FILE`), or, to start a new, empty log on "
+            f"purpose, run `waitroom db forget{where}`."
         )
         super(DatabaseDamaged, self).__init__(self.message)
+
+
+class DatabaseReplaced(DatabaseDamaged):
+    """The event log is not the one the controller used last (another identity, or fewer events)."""
+
+    def __init__(self, path: Path, evidence: str, data_dir: Path):
+        self.path = Path(path)
+        self.problems = [f"not the log the controller used last: {evidence}"]
+        where = f" --data-dir {data_dir}"
+        self.message = (
+            f"The event log {self.path} is not the one the controller used last: {evidence}. The controller "
+            "does not start on it: the tickets after its end would be handed out again. Put the right file "
+            f"back, or restore the newest backup (`waitroom db list{where}`, then `waitroom db "
+            f"restore{where} FILE`); to go on with this log on purpose, run `waitroom db forget{where}`."
+        )
+        super(DatabaseDamaged, self).__init__(self.message)
+
+
+class DataDirNotMounted(DatabaseError):
+    """The data directory lies on a medium that /etc/fstab (or a mount unit) mounts, but it is not mounted."""
+
+    def __init__(self, path: Path, mount_point: str, source: str):
+        self.path = Path(path)
+        self.mount_point = mount_point
+        self.source = source
+        self.message = (
+            f"{self.path} lies on {mount_point}, which {source} mounts, but nothing is mounted there now (a "
+            "USB disk or partition that failed to mount?). The controller does not start on the empty folder "
+            "beneath: it would take it for a first start and hand out today's ticket numbers again. Mount it "
+            f"(`mount {mount_point}`; `journalctl -b` says why it failed), then start the controller again; "
+            f"if the data is to live on the file system beneath from now on, remove that entry from {source}."
+        )
+        super().__init__(self.message)
 
 
 class DataDirLocked(DatabaseError):
@@ -148,6 +193,7 @@ class CheckResult:
     events: int | None = None
     replies: int | None = None
     last_seq: int | None = None
+    log_id: str | None = None  # the log's identity (meta table); None in a log of an older version
     full: bool = False
     seconds: float = 0.0
 
@@ -201,6 +247,9 @@ def quick_check(path: str | os.PathLike[str], *, full: bool = False) -> CheckRes
                 "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events"
             ).fetchone()
             res.replies = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+            if "meta" in tables:
+                row = db.execute("SELECT value FROM meta WHERE key='log_id'").fetchone()
+                res.log_id = str(row[0]) if row else None
             # Every row must be readable to the end (quick_check does not read every value).
             for table, col in (("events", "data"), ("replies", "reply")):
                 db.execute(f"SELECT SUM(LENGTH({col})) FROM {table}").fetchone()
@@ -293,15 +342,22 @@ def release_data_dir(data_dir: str | os.PathLike[str]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- status
-def write_status(data_dir: str | os.PathLike[str], status: str, **fields: Any) -> Path:
-    """The admin page's view of the event log: ``<data_dir>/database-status.json`` (atomic replace)."""
+def write_status(
+    data_dir: str | os.PathLike[str], status: str, *, durable: bool = False, **fields: Any
+) -> Path:
+    """The admin page's view of the event log: ``<data_dir>/database-status.json`` (atomic replace; with
+    ``durable`` synced to disk, for what later starts rely on)."""
     d = Path(data_dir)
     d.mkdir(parents=True, exist_ok=True)
     body = {"v": 1, "status": status, "ts": round(time.time(), 3), **fields}
     path = d / STATUS_NAME
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(body, ensure_ascii=False, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+    if durable:
+        _fsync_file(tmp)
     tmp.replace(path)
+    if durable:
+        _fsync_dir(d)
     return path
 
 
@@ -314,22 +370,141 @@ def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def note_log(data_dir: str | os.PathLike[str], path: str | os.PathLike[str], **fields: Any) -> None:
+    """Add what the running controller knows of its log to the status ``ok`` its start wrote: the log's
+    identity once it is open, ``last_seq`` after the first commit into a new log and at a clean stop.
+    Synced to disk: the next start relies on it. Never raises (a full disk: the journal says so)."""
+    d = Path(data_dir)
+    status = read_status(d) or {}
+    body = {k: v for k, v in status.items() if k not in ("v", "status", "ts")}
+    body.update(fields, path=str(path))
+    try:
+        write_status(d, "ok", durable=True, **body)
+    except OSError as exc:
+        log.warning("could not note the event log's state in %s: %s", d / STATUS_NAME, exc)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _names(status: dict[str, Any] | None, path: Path) -> bool:
+    """Whether ``status`` (of the data directory ``path`` lies in) is about the log ``path``: by its name, so
+    that a relative --data-dir and an absolute one (systemd) name the same log."""
+    named = status.get("path") if status else None
+    return isinstance(named, str) and Path(named).name == path.name
+
+
 def _log_was_here(data_dir: Path, path: Path) -> str | None:
     """Why a missing event log at ``path`` is no first start (None: nothing says it existed): a vanished log
-    (deleted, a recover or restore cut short by a power loss) must not silently become a new, empty one."""
+    (deleted, lost with its medium, a recover or restore cut short by a power loss) must not silently become a
+    new, empty one."""
     status = read_status(data_dir)
-    if status and status.get("path") == str(path):
-        if status.get("status") in ("damaged", "recovered", "restored", "missing"):
+    if status and _names(status, path):
+        if status.get("status") == "forgotten":  # `waitroom db forget`: a new log on purpose
+            return None
+        if status.get("status") == "missing" and isinstance(status.get("evidence"), str):
+            return str(status["evidence"])  # what the first refusal found, as it was
+        if status.get("status") in ("damaged", "recovered", "restored", "missing", "replaced"):
             return f"its last status in {data_dir / STATUS_NAME} is {status.get('status')!r}"
-        events = status.get("events")
-        if isinstance(events, int) and events > 0:
-            return f"it held {events} events at the controller's last start ({data_dir / STATUS_NAME})"
+        events, last_seq = _int(status.get("events")), _int(status.get("last_seq"))
+        if events > 0 or last_seq > 0:
+            return (
+                f"it held events up to seq {max(events, last_seq)} when the controller last noted it "
+                f"({data_dir / STATUS_NAME})"
+            )
     kept = sorted(path.parent.glob(f"{glob.escape(path.name)}.broken-*"))
     if kept:
         return f"a damaged copy of it, {kept[-1].name}, is beside it (a recover cut short?)"
     return None
 
 
+def _other_log(status: dict[str, Any] | None, path: Path, res: CheckResult) -> str | None:
+    """Why the log at ``path`` is not the one the controller used last (None: it is, or nothing says)."""
+    if not status or not _names(status, path) or status.get("status") not in ("ok", "replaced", "missing"):
+        return None  # restored, recovered, forgotten: a new log on purpose; or no status at all
+    want = status.get("log_id")
+    if isinstance(want, str) and res.log_id != want:
+        created = status.get("created")
+        when = f", created {_utc(float(created))}" if isinstance(created, int | float) else ""
+        return f"its identity is {res.log_id or 'none'}, the controller's last log was {want}{when}"
+    last_seq = _int(status.get("last_seq"))
+    if (res.last_seq or 0) < last_seq:
+        return (
+            f"it ends at seq {res.last_seq or 0}, but the controller's last log held events up to seq "
+            f"{last_seq} (an older copy?)"
+        )
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ mount
+def _unescape(field_text: str) -> str:
+    """A path of /etc/fstab or /proc/self/mountinfo: a space is written \\040, a tab \\011."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field_text)
+
+
+def _declared_mounts(fstab: Path, mount_units: Path) -> list[tuple[str, str]]:
+    """(mount point, where it is declared) of /etc/fstab and the systemd mount units (``Where=``)."""
+    found: list[tuple[str, str]] = []
+    with contextlib.suppress(OSError):
+        for line in fstab.read_text(encoding="utf-8", errors="replace").splitlines():
+            fields = line.split()
+            if len(fields) < 2 or fields[0].startswith("#"):
+                continue
+            if fields[1].startswith("/") and (len(fields) < 3 or fields[2] != "swap"):
+                found.append((os.path.normpath(_unescape(fields[1])), str(fstab)))
+    with contextlib.suppress(OSError):
+        for unit in sorted(mount_units.glob("*.mount")):
+            with contextlib.suppress(OSError):
+                for line in unit.read_text(encoding="utf-8", errors="replace").splitlines():
+                    key, _, value = line.strip().partition("=")
+                    if key.strip() == "Where" and value.strip().startswith("/"):
+                        found.append((os.path.normpath(value.strip()), str(unit)))
+    return found
+
+
+def _mounted_now() -> set[str]:
+    """The mount points of this process's mount namespace (bind mounts included, which ismount misses)."""
+    points: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            fields = line.split()
+            if len(fields) > 4:
+                points.add(os.path.normpath(_unescape(fields[4])))
+    return points
+
+
+def not_mounted(
+    path: str | os.PathLike[str], *, fstab: str | os.PathLike[str] = FSTAB, mount_units: Path = MOUNT_UNITS
+) -> tuple[str, str] | None:
+    """(mount point, declared in) when ``path`` lies on a file system that /etc/fstab or a mount unit mounts
+    at ``path`` or above it, and nothing is mounted there now; None when all is mounted as declared."""
+    targets = {
+        os.path.abspath(path),
+        os.path.realpath(path),
+    }  # a symlinked data directory counts where it leads
+    mounted: set[str] | None = None
+    for point, source in sorted(_declared_mounts(Path(fstab), mount_units)):
+        if point == "/" or not any(t == point or t.startswith(point + os.sep) for t in targets):
+            continue
+        if os.path.ismount(point):
+            continue
+        if mounted is None:
+            mounted = _mounted_now()
+        if point not in mounted:
+            return point, source
+    return None
+
+
+def check_mounted(*paths: str | os.PathLike[str], fstab: str | os.PathLike[str] = FSTAB) -> None:
+    """Raise DataDirNotMounted for the first of ``paths`` whose declared medium is not mounted."""
+    for p in paths:
+        missing = not_mounted(p, fstab=fstab)
+        if missing:
+            raise DataDirNotMounted(Path(p), *missing)
+
+
+# ------------------------------------------------------------------------------------------------ start
 def _writable_status(data_dir: Path, status: str, **fields: Any) -> None:
     """``write_status`` at start, which also proves the data directory writable (else DataDirNotWritable)."""
     try:
@@ -338,15 +513,24 @@ def _writable_status(data_dir: Path, status: str, **fields: Any) -> None:
         raise DataDirNotWritable(data_dir / STATUS_NAME, exc) from None
 
 
-def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[str] = "events.db") -> Path:
-    """Lock the data directory and check the event log before the controller opens it.
+def open_checked(
+    data_dir: str | os.PathLike[str],
+    database: str | os.PathLike[str] = "events.db",
+    *,
+    fstab: str | os.PathLike[str] = FSTAB,
+) -> Path:
+    """Check the data directory's medium, lock the directory and check the event log before the controller
+    opens it.
 
-    Returns the log's path (which need not exist yet: a first start). Raises DataDirLocked when another
-    controller runs on the same data (the status file is left to that one), DatabaseDamaged when the log
-    fails its check (status ``damaged`` with the problems and the operator message).
+    Returns the log's path (which need not exist yet: a first start). Raises DataDirNotMounted (nothing
+    written) when the medium /etc/fstab puts the data on is not mounted, DataDirLocked when another
+    controller runs on the same data (the status file is left to that one), DatabaseMissing when the log is
+    gone but the status shows it held events, DatabaseReplaced when the log is not the one the controller
+    used last, DatabaseDamaged when the log fails its check (each with status and operator message).
     """
     d = Path(data_dir)
     path = Path(database) if Path(database).is_absolute() else d / database
+    check_mounted(d, path.parent, fstab=fstab)
     try:
         lock_data_dir(d)
     except OSError as exc:  # a read-only or full file system (DataDirLocked is no OSError)
@@ -355,8 +539,20 @@ def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[s
         evidence = _log_was_here(d, path)
         if evidence:
             exc = DatabaseMissing(path, evidence, d)
-            with contextlib.suppress(OSError):
-                write_status(d, "missing", code="database_missing", path=str(path), message=exc.message)
+            witness = {
+                k: v for k, v in (read_status(d) or {}).items() if k in ("log_id", "created", "last_seq")
+            }
+            with contextlib.suppress(OSError):  # the evidence stays: the next start refuses alike
+                write_status(
+                    d,
+                    "missing",
+                    code="database_missing",
+                    path=str(path),
+                    evidence=evidence,
+                    message=exc.message,
+                    exit_code=EXIT_DAMAGED,
+                    **witness,
+                )
             raise exc
         _writable_status(d, "ok", path=str(path), new=True, events=0)
         return path
@@ -375,6 +571,24 @@ def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[s
             )
         log.critical("%s", exc.message)
         raise exc
+    status = read_status(d)
+    evidence = _other_log(status, path, res)
+    if evidence and status is not None:
+        exc = DatabaseReplaced(path, evidence, d)
+        with contextlib.suppress(OSError):  # the last log's witness stays: the next start refuses too
+            write_status(
+                d,
+                "replaced",
+                code="database_replaced",
+                path=str(path),
+                log_id=status.get("log_id"),
+                created=status.get("created"),
+                last_seq=status.get("last_seq"),
+                found={"log_id": res.log_id, "last_seq": res.last_seq, "events": res.events},
+                message=exc.message,
+                exit_code=EXIT_DAMAGED,
+            )
+        raise exc
     _writable_status(
         d,
         "ok",
@@ -383,9 +597,36 @@ def open_checked(data_dir: str | os.PathLike[str], database: str | os.PathLike[s
         last_seq=res.last_seq,
         replies=res.replies,
         check_seconds=res.seconds,
+        **({"log_id": res.log_id} if res.log_id else {}),
     )
     log.info("event log %s checked in %.3f s: %d events", path, res.seconds, res.events or 0)
     return path
+
+
+def forget(
+    data_dir: str | os.PathLike[str],
+    database: str | os.PathLike[str] | None = None,
+    *,
+    fstab: str | os.PathLike[str] = FSTAB,
+) -> tuple[Path, dict[str, Any] | None]:
+    """Let the controller's next start take the event log as it is now: a new, empty log when it is missing,
+    or the log in its place when it is another one. The operator's one way to start over on purpose (a new
+    medium). The status before is kept in the new one (``previous``); returns the log's path and that status.
+    Takes the data directory's lock (the controller must be stopped); refuses while the data directory's
+    medium is not mounted. ``database``: the log's name or path; None: the one the status names, else
+    events.db."""
+    d = Path(data_dir)
+    check_mounted(d, fstab=fstab)
+    lock_data_dir(d)
+    previous = read_status(d)
+    if database is None:
+        named = previous.get("path") if previous else None
+        database = Path(named).name if isinstance(named, str) and named else "events.db"
+    path = Path(database) if Path(database).is_absolute() else d / database
+    check_mounted(path.parent, fstab=fstab)
+    write_status(d, "forgotten", durable=True, code="database_forgotten", path=str(path), previous=previous)
+    log.warning("the data directory %s forgot its event log %s (was: %s)", d, path, previous)
+    return path, previous
 
 
 # ---------------------------------------------------------------------------------------------- recover

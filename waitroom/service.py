@@ -13,12 +13,14 @@ The one-second tick (new day, escalations, intake stop) runs on the same thread.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -256,6 +258,7 @@ class ControllerService:
         self._overflow_budget: dict[str, tuple[float, float]] = {}
         self._budget_lock = threading.Lock()
         self.flood_dropped = 0  # commands of a flooding node left without an answer
+        self.final_seq: int | None = None  # the log's last seq at stop
 
     def start(self, wait: float = 10.0) -> bool:
         # a command is taken once, live: one published with the retain flag is not taken again from the
@@ -331,6 +334,8 @@ class ControllerService:
         if self._engine:
             self._engine.join(timeout=5)
         self.link.stop()
+        with contextlib.suppress(sqlite3.Error):  # for the status (waitroom.dbsafe.note_log)
+            self.final_seq = self.store.last_seq()
         self.store.close()
 
     @property

@@ -11,7 +11,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,17 @@ class EventStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        # The log's identity, made once when the log is created (or first opened by this version) and kept by
+        # backups, restores and salvages: the controller records it in its data directory's status, so a
+        # different log put in this one's place is noticed at the next start (waitroom.dbsafe). One statement:
+        # one transaction, one fsync.
+        self.db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('schema', ?), ('log_id', ?), ('created', ?)",
+            (SCHEMA_VERSION, uuid.uuid4().hex, f"{time.time():.3f}"),
+        )
+        # Called once, with the last seq, after the first commit that writes events (then cleared): the
+        # controller notes in its status that a new log holds events (not per command: one check of None).
+        self.on_first_events: Callable[[int], None] | None = None
 
     @classmethod
     def reader(cls, path: str | Path) -> EventStore:
@@ -57,6 +68,7 @@ class EventStore:
         store.path = Path(path)
         uri = f"{store.path.resolve().as_uri()}?mode=ro"
         store.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        store.on_first_events = None
         return store
 
     def close(self) -> None:
@@ -67,6 +79,15 @@ class EventStore:
         recover`` salvaged."""
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
+
+    def identity(self) -> dict[str, Any]:
+        """The log's ``log_id`` and ``created`` (epoch seconds), made once when the log was created."""
+        created = self.meta("created")
+        try:
+            when: float | None = float(created) if created is not None else None
+        except ValueError:
+            when = None
+        return {"log_id": self.meta("log_id"), "created": when}
 
     def last_seq(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
@@ -103,6 +124,9 @@ class EventStore:
                         for node, rid, digest, body in replies
                     ],
                 )
+        if events and self.on_first_events is not None:
+            note, self.on_first_events = self.on_first_events, None
+            note(events[-1]["seq"])
 
     def reply_for(self, node: str, rid: str) -> tuple[str, dict[str, Any]] | None:
         row = self.db.execute(
