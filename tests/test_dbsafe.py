@@ -867,3 +867,59 @@ def test_waitroom_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["db", "restore", *d, str(tmp_path / "nope.db")]) == 1
     assert "nope.db" in capsys.readouterr().err
     assert main(["db", "check", "--data-dir", str(tmp_path / "empty")]) == 1
+
+
+def test_the_admin_page_says_why_the_controller_does_not_start(broker, tmp_path: Path) -> None:
+    """A controller stopped by its event log (missing here; damaged and replaced alike) showed on the admin
+    page only as "no connection to the controller": the reason and what to do were in the journal of another
+    machine's shell. The web app shares the data directory: the page now says it in words, with the
+    controller's message as the detail, and the alarm is gone once the controller starts again."""
+    from tests.test_clock import alarm_text
+    from tests.web_helpers import login
+    from waitroom import config
+    from waitroom.node import NodeRuntime
+    from waitroom.web import create_app
+
+    cfg_path, d, db = office_files(tmp_path, broker.port, "adminlog")
+    cfg = config.load(cfg_path)
+    rt = NodeRuntime(cfg, "disp-1")
+    assert rt.start(wait=10)
+    proc = start_controller(cfg_path, d)
+    try:
+        assert issue(rt, 2) == ["A001", "A002"]
+    finally:
+        proc.kill()
+        proc.wait()
+    app = create_app(
+        cfg, data_dir=d, test_config={"SECRET_KEY": "test-secret-key-0123456789", "TESTING": True}
+    )
+    app.extensions["waitroom_users"].add("admin", "correct-horse-1", "admin")
+    try:
+        admin = app.test_client()
+        assert login(admin, "admin").status_code == 302
+        assert 'id="alarm-event_log' not in admin.get("/admin/").get_data(as_text=True)
+        remove_log(db)
+        refused_at_start(cfg_path, d, db, dbsafe.EXIT_DAMAGED)
+        html = admin.get("/admin/").get_data(as_text=True)
+        assert alarm_text(html, "event_log_missing").startswith(
+            "Die Steuerung ist angehalten: Ihr Ereignisprotokoll fehlt."
+        )
+        assert f"waitroom db forget --data-dir {d}" in html.split('id="alarm-event_log_missing"')[1]  # detail
+        fragment = admin.get("/admin/alarms?lang=en").get_data(as_text=True)
+        assert alarm_text(fragment, "event_log_missing").startswith(
+            "The controller is stopped: its event log"
+        )
+        out = subprocess.run(
+            waitroom_cmd("db", "forget", "--data-dir", str(d)), capture_output=True, env=ENV, check=False
+        )
+        assert out.returncode == 0, out
+        proc = start_controller(cfg_path, d)
+        try:
+            assert issue(rt, 1) == ["A001"]
+            assert 'id="alarm-event_log' not in admin.get("/admin/").get_data(as_text=True)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    finally:
+        app.extensions["waitroom"].close()
+        rt.stop()

@@ -222,7 +222,9 @@ def test_admin_pages(app, admin, node):
     html = admin.get("/admin/").get_data(as_text=True)
     assert "disp-1" in html and "A001" in html
     assert health_lines(html, "disp-1")["printer"] == ("warn", "⚠ Achtung: Drucker: Papier geht zu Ende")
-    assert "<td>disp-1</td><td>Nummernausgabe</td>" in html  # the role in words, not "dispenser"
+    assert (
+        '<td class="nowrap">disp-1</td><td>Nummernausgabe</td>' in html
+    )  # the role in words, not "dispenser"
     assert '<th scope="col">Gerät</th>' in html  # the device table's first column, in German
     assert '<th scope="col">Letzte Meldung</th>' in html  # when it last reported
     nodes = admin.get("/api/nodes").json["nodes"]
@@ -795,7 +797,7 @@ def test_admin_shows_node_health_as_readable_lines(app, admin, node):
         health_lines(html, "counter-2")["mode"][1]
         == "⚠ Warning: Counter light: no connection to the controller"
     )
-    assert "<td>display-1</td><td>call display</td>" in html
+    assert '<td class="nowrap">display-1</td><td>call display</td>' in html
 
 
 def test_admin_says_node_faults_as_sentences_with_the_detail_folded_away(app, admin, node):

@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 
+from waitroom import dbsafe
 from waitroom.i18n import N_
 from waitroom.web import health, stats
 from waitroom.web.common import cfg, lang, live, login_required, run_command, tr, trn, users
@@ -116,9 +117,33 @@ def _alarms(state: dict[str, Any] | None, lv: LiveOffice) -> list[health.Alarm]:
     )
     if escalated:
         out.append(health.Alarm("help_escalated", trn("web.assist.escalated", escalated, count=escalated)))
+    log_alarm = _event_log_alarm()
+    if log_alarm:
+        out.append(log_alarm)
     healths = {row["id"]: row["health"] for row in lv.node_table()}
     ending = health.certificate_alarm(cfg(), lang(), healths, time.time())
     return out + ([ending] if ending else []) + health.alarms(cfg(), lang(), state)
+
+
+# the event log's states (``<data dir>/database-status.json``, waitroom.dbsafe) in which the controller does
+# not start: the page says so in words, with the controller's own message (what to do) as the detail
+EVENT_LOG_ALARMS = {
+    "damaged": N_("web.admin.alarm.log_damaged"),
+    "missing": N_("web.admin.alarm.log_missing"),
+    "replaced": N_("web.admin.alarm.log_replaced"),
+}
+
+
+def _event_log_alarm() -> health.Alarm | None:
+    """Why the controller does not start, when its event log stopped it: the status it wrote to the data
+    directory this app shares with it (waitroom.dbsafe). The admin page showed only "no connection to the
+    controller", and the reason was in the journal of another machine's shell."""
+    status = dbsafe.read_status(current_app.config["WAITROOM_DATA_DIR"]) or {}
+    key = EVENT_LOG_ALARMS.get(str(status.get("status")))
+    if key is None:
+        return None
+    message = status.get("message")
+    return health.Alarm(f"event_log_{status['status']}", tr(key), message if isinstance(message, str) else "")
 
 
 @bp.get("/config")
