@@ -325,6 +325,23 @@ def test_a_slot_not_offered_says_why(app, controller):
     assert len(controller.office.state.appointments) == booked
 
 
+def test_a_horizon_of_one_day_is_said_in_the_singular(app, controller):
+    """Booking further ahead than a horizon of one day: "höchstens 1 Tag im Voraus" (it said "1 Tage")."""
+    agent = client(app, "agent115")
+    slot = SLOT_RE.findall(agent.get("/booking/?service=pass").get_data(as_text=True))[0]
+    conf = app.extensions["waitroom_config"]
+    when = float(slot) + (conf.appointments.horizon_days + 2) * 86400  # beyond the controller's horizon too
+    app.extensions["waitroom_config"] = conf.model_copy(
+        update={"appointments": conf.appointments.model_copy(update={"horizon_days": 1})}
+    )
+    try:
+        r = post(agent, "/booking/book", {"service": "pass", "slot": repr(when)}, follow_redirects=True)
+        flashed = re.findall(r'class="flash error" role="alert">([^<]*)<', r.get_data(as_text=True))
+        assert flashed == ["Termine gibt es höchstens 1 Tag im Voraus."]
+    finally:
+        app.extensions["waitroom_config"] = conf
+
+
 def test_a_day_without_a_free_slot_says_so(cfg, tmp_path):
     """The agent opens a day on which the office is closed (or that is booked up): the page names the day
     and says that nothing is free on it, with the days that have free slots above (it showed the days and

@@ -3,6 +3,7 @@ every permission (anonymous, staff, admin, wrong counter), CSRF, errors from the
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -114,6 +115,7 @@ def test_staff_may_not_see_admin(staff, path):
 def test_staff_calls_next_and_finishes(app, staff, node):
     disp = node("disp-1")
     disp.request("ticket.issue", {"service": "pass"})
+    disp.request("ticket.issue", {"service": "pass"})
     r = post(staff, "/staff/c1/next", follow_redirects=True)
     html = r.get_data(as_text=True)
     assert r.status_code == 200 and "A001 aufgerufen" in html
@@ -121,6 +123,10 @@ def test_staff_calls_next_and_finishes(app, staff, node):
     wait_for(lambda: live.state()["counters"][0]["serving"])
     page = staff.get("/staff/c1/panel").get_data(as_text=True)
     assert 'id="serving-number">A001<' in page
+    # the waiting list says how long in the German unit (it said "0 min")
+    wait_for(lambda: "A002</td>" in staff.get("/staff/c1/panel").get_data(as_text=True))
+    page = staff.get("/staff/c1/panel").get_data(as_text=True)
+    assert re.search(r'<td class="number">A002</td>.*?<time data-since="[^"]+">\d+ Min\.</time>', page, re.S)
     # the steering decision is explained to staff
     reason = live.state()["counters"][0]["serving"]["reason"]
     assert reason and f'id="serving-why">Aufgerufen, weil: {reason}<' in page
