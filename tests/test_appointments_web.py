@@ -92,9 +92,7 @@ def test_a_slot_that_is_no_time_is_refused_with_a_clear_message(app, controller,
     the refused slot into the day to show again), and nothing is booked."""
     agent = client(app, "agent115")
     r = post(agent, "/booking/book", {"service": "pass", "slot": slot}, follow_redirects=True)
-    assert r.status_code == 200 and "Bitte eine Dienstleistung und eine Uhrzeit wählen." in r.get_data(
-        as_text=True
-    )
+    assert r.status_code == 200 and "Bitte ein Anliegen und eine Uhrzeit wählen." in r.get_data(as_text=True)
     assert not controller.office.state.appointments
 
 

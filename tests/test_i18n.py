@@ -190,6 +190,47 @@ def test_expected_wait_says_approximately_once() -> None:
         assert text.count(approx) == 1, (lang, text)
 
 
+# The staff and admin pages (German, the staff's language, and English): one word per thing, plain German
+# without English loan words or internal names where a German word exists. A pattern a staff text must not
+# contain -> the word to use instead. (The city portal is public and keeps its own "Dienstleistung".)
+STAFF_WORDING: dict[str, dict[str, str]] = {
+    "de": {
+        r"Dienstleistung": "Anliegen",
+        r"Controller": "Steuerung",
+        r"\b[Ll]ive\b|Live-": "aktuell, laufend",
+        r"Health|Servicelevel": "Zustand, Zielwartezeit",
+        r"\(MQTT\)": "(nothing: staff need not know the protocol)",
+        r"\bHilferuf\b(?!-)": "Hilfeanfrage (the request; the button is the Hilferuf-Taste)",
+        r"Abweisung|Abgewiesene Tastendr": "Ablehnung, abgelehnt",
+        r"Schaltertaster": "Schaltertasten",
+        r"\bTickets?\b": "Nummer, Bon (the paper)",
+        r"erneut versuchen": "noch einmal versuchen",
+        r"Regelsatz": "Regelwerk",
+        r"„(day|to)“": "the form's field names „Tag“, „bis“",
+    },
+    "en": {
+        r"(?i)\bnodes?\b(?!-)": "device",
+        r"\bhelp request": "assistance request",
+        r"^Bad request": "Invalid request",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", sorted(STAFF_WORDING))
+def test_staff_texts_use_one_word_per_thing(lang: str) -> None:
+    wrong = []
+    for m in po(lang):
+        key = key_of(m)
+        if not m.id or i18n.is_citizen_key(key) or key.startswith("city."):
+            continue
+        for text in forms_of(m):
+            text = re.sub(r"\{\w+\}", "", text)
+            wrong += [(key, text, use) for bad, use in STAFF_WORDING[lang].items() if re.search(bad, text)]
+    assert wrong == [], f"{lang}: staff texts with another word than the pages' one: {wrong}"
+    # column headers of the statistics start with a capital letter like their neighbours
+    assert all(i18n.t(f"web.stats.appt_{k}", lang)[0].isupper() for k in ("booked", "kept", "missed"))
+
+
 # Leichte Sprache (Netzwerk Leichte Sprache, Forschungsstelle Leichte Sprache): no abbreviations, long words
 # split with the Mediopunkt (not a hyphen), short sentences, no gender slashes ("Nächste/r")
 ABBREVIATIONS = re.compile(r"\b(ca|Min|Std|Nr|z\.\s?B|bzw|usw|ggf|evtl|inkl|d\.\s?h|u\.\s?a)\.")

@@ -135,7 +135,7 @@ def test_service_level_ageing_counts_waiting_time_against_the_target():
     day.issue("pass", 14)  # 70 % of its 20-minute target
     m = day.issue("melde", 8)  # 80 % of its 10-minute target
     ticket, rule, reason = day.call("c1")
-    assert (ticket, rule) == (m, "service_level") and reason == "Servicelevel: wartet 8 Min. (Ziel 10 Min.)"
+    assert (ticket, rule) == (m, "service_level") and reason == "Zielwartezeit: wartet 8 Min. (Ziel 10 Min.)"
     # a secondary skill counts at full weight once the ticket has waited ageing_from x its target
     day = Day(office(weights={"c4": {"pass": 0.5}}, ageing_from=0.75))
     day.issue("fuehrerschein", 12)

@@ -932,7 +932,7 @@ def test_a_dispenser_health_record_reads_as_words(cfg):
             True,
             "Offline-Nummern übrig: Meldeangelegenheiten: 899, Personalausweis / Reisepass: 0",
         ),
-        "refused": (False, "Abgewiesene Tastendrücke: Drucker nicht bereit: 4, zu schnell hintereinander: 1"),
+        "refused": (False, "Abgelehnte Tastendrücke: Drucker nicht bereit: 4, zu schnell hintereinander: 1"),
         "printer_backend": (False, "Druckeranschluss: network"),
         "uptime_s": (False, "Läuft seit: 2 Std. 5 Min."),
     }
