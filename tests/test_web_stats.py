@@ -217,7 +217,8 @@ def test_the_statistics_page_and_csv_take_a_range(cfg, controller, tmp_path, off
         for query, said in (
             ("day=2026-12-01&to=2026-11-23", "höchstens 366 Tage"),
             ("day=2026-01-01&to=2027-01-02", "höchstens 366 Tage"),
-            ("day=2026-11-23&to=bald", "„to“ fehlt oder ist ungültig"),
+            ("day=2026-11-23&to=bald", "Feld „bis“ fehlt oder ist ungültig"),  # the form's word (not „to“)
+            ("day=gestern", "Feld „Tag“ fehlt oder ist ungültig"),
         ):
             for path in ("/admin/stats", "/admin/stats.csv"):
                 r = c.get(f"{path}?{query}")
