@@ -207,6 +207,9 @@ STAFF_WORDING: dict[str, dict[str, str]] = {
         r"erneut versuchen": "noch einmal versuchen",
         r"Regelsatz": "Regelwerk",
         r"„(day|to)“": "the form's field names „Tag“, „bis“",
+        r"Zurückrufen": "Wieder aufrufen (a parked number; zurückrufen is a telephone call)",
+        r"Durchsagen in der Warteschlange": "anstehende Durchsagen (the Warteschlange is the citizens')",
+        r"Offline-Speicher": "Speicher für Offline-Nummern",
     },
     "en": {
         r"(?i)\bnodes?\b(?!-)": "device",

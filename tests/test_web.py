@@ -778,7 +778,7 @@ def test_admin_shows_node_health_as_readable_lines(app, admin, node):
         "audio": ("", "Ton: in Ordnung"),
         "speech": ("warn", "⚠ Achtung: Sprachansage: gestört, nur Gong (espeak-ng not found)"),
         "zone": ("", "Bereich: alle"),
-        "announce_queue": ("", "Durchsagen in der Warteschlange: 1"),
+        "announce_queue": ("", "Anstehende Durchsagen: 1"),  # not "in der Warteschlange": the citizens'
         "announce_skipped": ("", "Übersprungene Durchsagen (Schalter rief schon weiter): 2"),
         "announce_missed": ("", "Nachgeholte Durchsagen (nach einem Verbindungsausfall): 1"),
         "clock_offset_s": ("other", "clock_offset_s: 3"),
