@@ -334,7 +334,7 @@ def test_admin_statistics_and_csv(app, admin, node):
     for day in ("not-a-day", "2026-02-30", "9999-12-31"):  # 9999-12-31: 500 before (its end overflowed)
         for path in ("/admin/stats", "/admin/stats.csv"):
             r = admin.get(f"{path}?day={day}")
-            assert r.status_code == 400 and "„day“ fehlt oder ist ungültig" in r.get_data(as_text=True)
+            assert r.status_code == 400 and "Feld „Tag“ fehlt oder ist ungültig" in r.get_data(as_text=True)
 
 
 def test_statistics_unavailable_elsewhere(cfg, controller, tmp_path):
