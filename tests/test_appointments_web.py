@@ -92,9 +92,7 @@ def test_a_slot_that_is_no_time_is_refused_with_a_clear_message(app, controller,
     the refused slot into the day to show again), and nothing is booked."""
     agent = client(app, "agent115")
     r = post(agent, "/booking/book", {"service": "pass", "slot": slot}, follow_redirects=True)
-    assert r.status_code == 200 and "Bitte eine Dienstleistung und eine Uhrzeit wählen." in r.get_data(
-        as_text=True
-    )
+    assert r.status_code == 200 and "Bitte ein Anliegen und eine Uhrzeit wählen." in r.get_data(as_text=True)
     assert not controller.office.state.appointments
 
 
@@ -323,6 +321,23 @@ def test_a_slot_not_offered_says_why(app, controller):
         assert re.findall(r'class="flash error" role="alert">([^<]*)<', html) == [said]  # once, nothing else
     assert sum(1 for a in controller.office.state.appointments.values() if a.slot == float(slot)) == booked
     assert len(controller.office.state.appointments) == booked
+
+
+def test_a_horizon_of_one_day_is_said_in_the_singular(app, controller):
+    """Booking further ahead than a horizon of one day: "höchstens 1 Tag im Voraus" (it said "1 Tage")."""
+    agent = client(app, "agent115")
+    slot = SLOT_RE.findall(agent.get("/booking/?service=pass").get_data(as_text=True))[0]
+    conf = app.extensions["waitroom_config"]
+    when = float(slot) + (conf.appointments.horizon_days + 2) * 86400  # beyond the controller's horizon too
+    app.extensions["waitroom_config"] = conf.model_copy(
+        update={"appointments": conf.appointments.model_copy(update={"horizon_days": 1})}
+    )
+    try:
+        r = post(agent, "/booking/book", {"service": "pass", "slot": repr(when)}, follow_redirects=True)
+        flashed = re.findall(r'class="flash error" role="alert">([^<]*)<', r.get_data(as_text=True))
+        assert flashed == ["Termine gibt es höchstens 1 Tag im Voraus."]
+    finally:
+        app.extensions["waitroom_config"] = conf
 
 
 def test_a_day_without_a_free_slot_says_so(cfg, tmp_path):

@@ -443,6 +443,10 @@ def test_a_failing_frame_does_not_stop_the_display(controller, staff, node, cfg,
 
 
 COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
+# Russian and Ukrainian: 1 and 21 one, 2-4 few, 0, 5-20 and 100 many
+RU_PEOPLE = {n: "человека" if n in (2, 3) else "человек" for n in COUNTS}
+UK_PEOPLE = {0: "людей у черзі", 1: "людина в черзі", 2: "людини в черзі", 3: "людини в черзі"}
+UK_PEOPLE |= {5: "людей у черзі", 11: "людей у черзі", 21: "людина в черзі", 100: "людей у черзі"}
 
 
 @pytest.mark.parametrize(
@@ -451,18 +455,21 @@ COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
         (
             ("ar", "de"),
             {
-                0: "0 في الانتظار",
-                1: "1 في الانتظار  ·  حوالي دقيقة واحدة",
-                2: "2 في الانتظار  ·  حوالي دقيقتين",
-                3: "3 في الانتظار  ·  حوالي 3 دقائق",
-                5: "5 في الانتظار  ·  حوالي 5 دقائق",
-                11: "11 في الانتظار  ·  حوالي 11 دقيقة",
-                21: "21 في الانتظار  ·  حوالي 21 دقيقة",
-                100: "100 في الانتظار  ·  حوالي 100 دقيقة",
+                0: "لا أحد في الانتظار",
+                1: "شخص واحد في الانتظار  ·  حوالي دقيقة واحدة",
+                2: "شخصان في الانتظار  ·  حوالي دقيقتين",
+                3: "3 أشخاص في الانتظار  ·  حوالي 3 دقائق",
+                5: "5 أشخاص في الانتظار  ·  حوالي 5 دقائق",
+                11: "11 شخصًا في الانتظار  ·  حوالي 11 دقيقة",
+                21: "21 شخصًا في الانتظار  ·  حوالي 21 دقيقة",
+                100: "100 شخص في الانتظار  ·  حوالي 100 دقيقة",
             },
         ),
-        (("ru", "de"), {n: f"ожидают: {n}" + (f"  ·  ок. {n} мин" if n else "") for n in COUNTS}),
-        (("uk", "de"), {n: f"очікують: {n}" + (f"  ·  бл. {n} хв" if n else "") for n in COUNTS}),
+        (
+            ("ru", "de"),
+            {n: f"{n} {RU_PEOPLE[n]} в очереди" + (f"  ·  ок. {n} мин" if n else "") for n in COUNTS},
+        ),
+        (("uk", "de"), {n: f"{n} {UK_PEOPLE[n]}" + (f"  ·  бл. {n} хв" if n else "") for n in COUNTS}),
         (
             ("de-LS", "de"),
             {
@@ -478,7 +485,8 @@ COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
 )
 def test_waiting_counts_on_the_board_agree_with_their_number(langs, expected):
     """The board's line under each service for n = 0 ... 100 waiting and n minutes, as drawn: the nouns in
-    the form the count needs (Arabic 1 and 2 by the noun alone, 3-10 plural, 11 and more singular)."""
+    the form the count needs (Arabic 0, 1 and 2 in words, 3-10 plural, 11 and more singular; Russian and
+    Ukrainian one, few, many: the board said "ожидают: 1", a plural verb for one person)."""
     services = [
         {"id": f"s{n}", "prefix": "A", "name": {"de": f"Dienst {n}"}, "waiting": n, "eta_min": n}
         for n in COUNTS

@@ -305,6 +305,7 @@ def test_browser_display_layouts_with_long_names(langs, artifacts):
 
 COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
 AR_MINUTES = {1: "حوالي دقيقة واحدة", 2: "حوالي دقيقتين", 3: "حوالي 3 دقائق", 5: "حوالي 5 دقائق"}
+AR_PEOPLE = {0: "لا أحد في الانتظار", 1: "شخص واحد في الانتظار", 2: "شخصان في الانتظار"}
 
 
 def test_plural_labels_carry_every_form_and_the_rule(live):
@@ -344,7 +345,10 @@ def test_browser_board_counts_agree_with_their_number(artifacts):
     snap |= {"counters": [], "services": services, "calls": []}
     expected = {
         "ar": {
-            n: [f"{n} في الانتظار"]
+            n: [
+                AR_PEOPLE.get(n)
+                or f"{n} {'أشخاص' if 3 <= n % 100 <= 10 else 'شخصًا' if n % 100 >= 11 else 'شخص'} في الانتظار"
+            ]
             + ([AR_MINUTES.get(n) or f"حوالي {n} {'دقائق' if 3 <= n % 100 <= 10 else 'دقيقة'}"] if n else [])
             for n in counts
         },
@@ -353,7 +357,11 @@ def test_browser_board_counts_agree_with_their_number(artifacts):
             + ([f"ungefähr {n} Minute{'' if n == 1 else 'n'}"] if n else [])
             for n in counts
         },
-        "ru": {n: [f"ожидают: {n}"] + ([f"ок. {n} мин"] if n else []) for n in counts},
+        "ru": {
+            n: [f"{n} {'человека' if n % 10 in (2, 3, 4) and n % 100 // 10 != 1 else 'человек'} в очереди"]
+            + ([f"ок. {n} мин"] if n else [])
+            for n in counts
+        },
     }
     server = make_server("127.0.0.1", 0, tiny_app(FixedLive(snap)), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -13,6 +13,7 @@ import shutil
 import string
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,50 @@ def test_expected_wait_says_approximately_once() -> None:
         approx = i18n.tn("wait.minutes", 5, lang, minutes=5).split()[0]
         text = i18n.t("web.ticket.eta", lang, wait=i18n.wait_minutes(5, lang))
         assert text.count(approx) == 1, (lang, text)
+
+
+# The staff and admin pages (German, the staff's language, and English): one word per thing, plain German
+# without English loan words or internal names where a German word exists. A pattern a staff text must not
+# contain -> the word to use instead. (The city portal is public and keeps its own "Dienstleistung".)
+STAFF_WORDING: dict[str, dict[str, str]] = {
+    "de": {
+        r"Dienstleistung": "Anliegen",
+        r"Controller": "Steuerung",
+        r"\b[Ll]ive\b|Live-": "aktuell, laufend",
+        r"Health|Servicelevel": "Zustand, Zielwartezeit",
+        r"\(MQTT\)": "(nothing: staff need not know the protocol)",
+        r"\bHilferuf\b(?!-)": "Hilfeanfrage (the request; the button is the Hilferuf-Taste)",
+        r"Abweisung|Abgewiesene Tastendr": "Ablehnung, abgelehnt",
+        r"Schaltertaster": "Schaltertasten",
+        r"\bTickets?\b": "Nummer, Bon (the paper)",
+        r"erneut versuchen": "noch einmal versuchen",
+        r"Regelsatz": "Regelwerk",
+        r"„(day|to)“": "the form's field names „Tag“, „bis“",
+        r"Zurückrufen": "Wieder aufrufen (a parked number; zurückrufen is a telephone call)",
+        r"Durchsagen in der Warteschlange": "anstehende Durchsagen (the Warteschlange is the citizens')",
+        r"Offline-Speicher": "Speicher für Offline-Nummern",
+    },
+    "en": {
+        r"(?i)\bnodes?\b(?!-)": "device",
+        r"\bhelp request": "assistance request",
+        r"^Bad request": "Invalid request",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", sorted(STAFF_WORDING))
+def test_staff_texts_use_one_word_per_thing(lang: str) -> None:
+    wrong = []
+    for m in po(lang):
+        key = key_of(m)
+        if not m.id or i18n.is_citizen_key(key) or key.startswith("city."):
+            continue
+        for text in forms_of(m):
+            text = re.sub(r"\{\w+\}", "", text)
+            wrong += [(key, text, use) for bad, use in STAFF_WORDING[lang].items() if re.search(bad, text)]
+    assert wrong == [], f"{lang}: staff texts with another word than the pages' one: {wrong}"
+    # column headers of the statistics start with a capital letter like their neighbours
+    assert all(i18n.t(f"web.stats.appt_{k}", lang)[0].isupper() for k in ("booked", "kept", "missed"))
 
 
 # Leichte Sprache (Netzwerk Leichte Sprache, Forschungsstelle Leichte Sprache): no abbreviations, long words
@@ -430,7 +475,8 @@ def test_a_count_takes_the_form_that_agrees_with_it(lang: str) -> None:
     assert [i18n.tn("wait.minutes", n, lang, minutes=n) for n in COUNTS] == WAIT_FORMS[lang]
     for key in sorted(PLURAL_KEYS):  # every form of every count is a filled-in text with its number or word
         for n in COUNTS:
-            text = i18n.tn(key, n, lang, count=n, minutes=n, office="Bürgerbüro Süd")
+            values = {name: n for name in set().union(*map(i18n.placeholders, GERMAN_FORMS[key]))}
+            text = i18n.tn(key, n, lang, **values | {"office": "Bürgerbüro Süd"})
             assert text != key and "{" not in text, (lang, key, n, text)
     forms, plural = i18n.forms("wait.minutes", lang)
     assert len({plural(n) for n in range(1000)}) == len(forms)  # every form is used by some count
@@ -511,3 +557,110 @@ def test_a_po_file_edited_after_the_compile_gives_its_plural_forms(tmp_path: Pat
         assert i18n.tn("wait.minutes", 5, "ar", minutes=5) == "حوالي 5 دقائق"
     finally:
         i18n.catalog.cache_clear()
+
+
+# -- every count agrees with its words: the catalogs as real gettext reads them
+AGREEMENT_COUNTS = (0, 1, 2, 3, 5, 11, 21, 101)
+# the form each count takes, by the grammar of the language (CLDR categories, in gettext's order)
+FORM_OF_COUNT = {
+    "de": {0: 1, 1: 0, 2: 1, 3: 1, 5: 1, 11: 1, 21: 1, 101: 1},  # one, other
+    "ru": {0: 2, 1: 0, 2: 1, 3: 1, 5: 2, 11: 2, 21: 0, 101: 0},  # one (1, 21, 101), few (2-4), many
+    "ar": {0: 0, 1: 1, 2: 2, 3: 3, 5: 3, 11: 4, 21: 4, 101: 5},  # zero, one, two, few, many, other
+}
+FORM_OF_COUNT |= {"en": FORM_OF_COUNT["de"], "tr": FORM_OF_COUNT["de"], "de-LS": FORM_OF_COUNT["de"]}
+FORM_OF_COUNT["uk"] = FORM_OF_COUNT["ru"]
+# Plural messages whose text is the same for every count in a language, and why: an abbreviation that
+# agrees with every count (Min., min, dk., мин, хв), a label before the number ("Vor Ihnen: 5"), a
+# participle ("5 wartend"); Turkish keeps the noun singular after a number ("5 kişi"). Every other plural
+# message must change with the count where the language's grammar does.
+SAME_FOR_EVERY_COUNT: dict[str, set[str]] = {
+    "de": {"wait.minutes", "ticket.wait", "city.alternative", "ticket.ahead", "display.waiting_count"},
+    "ru": {"wait.minutes", "ticket.wait", "city.alternative"},
+    "ar": set(),
+    "de-LS": set(),
+}
+SAME_FOR_EVERY_COUNT |= {"en": SAME_FOR_EVERY_COUNT["de"], "tr": set(PLURAL_KEYS)}
+SAME_FOR_EVERY_COUNT["uk"] = SAME_FOR_EVERY_COUNT["ru"]
+
+
+def gnu(lang: str):  # type: ignore[no-untyped-def]
+    """The compiled catalog as the standard library's gettext reads it (as every node does)."""
+    import gettext
+
+    path = i18n.CATALOG_DIR / i18n.locale_dir(lang) / "LC_MESSAGES" / "messages.mo"
+    with path.open("rb") as f:
+        return gettext.GNUTranslations(f)
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_every_catalog_states_the_plural_rule_of_its_language(lang: str) -> None:
+    """The Plural-Forms header is written in the .po file (Leichte Sprache had none: gettext guessed) and
+    picks, for every whole count, the CLDR category of the language (German's for Leichte Sprache)."""
+    import gettext
+
+    from babel import Locale
+    from babel.plural import to_gettext
+
+    path = i18n.CATALOG_DIR / i18n.locale_dir(lang) / "LC_MESSAGES" / "messages.po"
+    header = path.read_text(encoding="utf-8").split("\n\n", 1)[0]
+    assert '"Plural-Forms: nplurals=' in header, f"{path}: no Plural-Forms header"
+    cldr = gettext.c2py(
+        to_gettext(Locale.parse(i18n.babel_locale(lang)).plural_form).split("plural=")[1].rstrip(";")
+    )
+    cat = po(lang)
+    ours = gettext.c2py(cat.plural_expr)
+    compiled = gnu(lang)
+    counts = range(10_000)
+    assert [ours(n) for n in counts] == [cldr(n) for n in counts] == [compiled.plural(n) for n in counts]
+    assert cat.num_plurals == len({cldr(n) for n in counts})
+    assert [compiled.plural(n) for n in AGREEMENT_COUNTS] == [
+        FORM_OF_COUNT[lang][n] for n in AGREEMENT_COUNTS
+    ]
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_every_plural_message_changes_with_the_count_where_the_language_needs_it(lang: str) -> None:
+    """Rendered with real gettext (ngettext over the .mo) for 0, 1, 2, 3, 5, 11, 21 and 101: each count takes
+    the form its category asks for, every form is filled in where the message is translated at all, and
+    a message whose noun or verb agrees with the count reads differently for counts of different
+    categories (before, Russian said "ожидают: 1", a plural verb for one person, in all three forms)."""
+    compiled = gnu(lang)
+    cat = po(lang)
+    for m in cat:
+        if not m.id or not isinstance(m.id, tuple | list):
+            continue
+        key, forms = key_of(m), forms_of(m)
+        assert len(forms) == cat.num_plurals, (lang, key)
+        if lang not in i18n.languages_for(key) and not any(forms):
+            continue  # a staff text: German and English only
+        assert all(x.strip() for x in forms), f"{lang} {key}: a form is empty {forms}"
+        shown = {n: compiled.ngettext(key, key, n) for n in AGREEMENT_COUNTS}
+        assert shown == {n: forms[FORM_OF_COUNT[lang][n]] for n in AGREEMENT_COUNTS}, (lang, key)
+        texts = {re.sub(r"\d+", "#", x.format_map(defaultdict(lambda n=n: n))) for n, x in shown.items()}
+        if key in SAME_FOR_EVERY_COUNT[lang]:
+            assert len(texts) == 1, f"{lang} {key}: forms differ, update SAME_FOR_EVERY_COUNT: {texts}"
+        else:
+            assert len(texts) > 1, f"{lang} {key}: the same words for every count: {texts}"
+
+
+# The words next to the number, per count of AGREEMENT_COUNTS: people waiting on the board and ahead on the
+# ticket (ru/uk: 1, 21, 101 one; 2-4 few; 0, 5-20 many; Arabic: 0 and 1 and 2 in words, 3-10 plural,
+# 11-99 accusative singular, 100-102 genitive singular)
+PEOPLE = {
+    "ru": ("человек", "человек", "человека", "человека", "человек", "человек", "человек", "человек"),
+    "uk": ("людей", "людина", "людини", "людини", "людей", "людей", "людина", "людина"),
+    "ar": ("لا أحد", "شخص واحد", "شخصان", "أشخاص", "أشخاص", "شخصًا", "شخصًا", "شخص"),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(PEOPLE))
+def test_people_waiting_agree_with_their_number(lang: str) -> None:
+    for key in ("display.waiting_count", "ticket.ahead"):
+        for n, word in zip(AGREEMENT_COUNTS, PEOPLE[lang], strict=True):
+            text = i18n.tn(key, n, lang, count=n)
+            assert re.search(rf"(^|\s){word}(\s|$)", text), (lang, key, n, text)
+            if lang != "ar" or n > 2:
+                assert str(n) in text.split(), (lang, key, n, text)
+    assert i18n.tn("display.waiting_count", 21, "ru", count=21) == "21 человек в очереди"
+    assert i18n.tn("display.waiting_count", 3, "uk", count=3) == "3 людини в черзі"
+    assert i18n.tn("ticket.ahead", 11, "ar", count=11) == "قبلك 11 شخصًا"

@@ -103,6 +103,19 @@ def test_priority_fairness_ratio_and_cap():
     assert day.call("c1")[:2] == (prio, "priority")
 
 
+def test_fairness_reason_agrees_with_the_number_of_normal_calls():
+    """The staff page's "Aufgerufen, weil ...": one normal call between two priority tickets is "nach 1
+    normalen Aufruf" (it said "nach 1 normalen Aufrufen")."""
+    for n, words in ((1, "nach 1 normalen Aufruf"), (2, "nach 2 normalen Aufrufen")):
+        day = Day(office(priority={"normal_per_priority": n, "max_wait_behind_priority_min": 30}))
+        normal, prio = day.issue("pass", 10), day.issue("pass", 2, priority=True)
+        day.issue("pass", 1, priority=True)  # a priority ticket still waits after the first
+        assert day.call("c1")[:2] == (prio, "priority")
+        ticket, rule, reason = day.call("c1")
+        assert (ticket, rule) == (normal, "fairness")
+        assert reason == f"am längsten wartend (10 Min.); Vorrang erst {words}"
+
+
 def test_priority_head_start_is_the_cap_and_never_leaves_a_priority_ticket_stuck():
     day = Day(office(priority={"normal_per_priority": 0, "max_wait_behind_priority_min": 30}, ageing_from=10))
     younger = day.issue("pass", 25)
@@ -122,7 +135,7 @@ def test_service_level_ageing_counts_waiting_time_against_the_target():
     day.issue("pass", 14)  # 70 % of its 20-minute target
     m = day.issue("melde", 8)  # 80 % of its 10-minute target
     ticket, rule, reason = day.call("c1")
-    assert (ticket, rule) == (m, "service_level") and reason == "Servicelevel: wartet 8 Min. (Ziel 10 Min.)"
+    assert (ticket, rule) == (m, "service_level") and reason == "Zielwartezeit: wartet 8 Min. (Ziel 10 Min.)"
     # a secondary skill counts at full weight once the ticket has waited ageing_from x its target
     day = Day(office(weights={"c4": {"pass": 0.5}}, ageing_from=0.75))
     day.issue("fuehrerschein", 12)

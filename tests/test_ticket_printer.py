@@ -689,21 +689,26 @@ def test_code_page_in_lower_case_prints_as_in_upper_case():
 
 COUNTS = (0, 1, 2, 3, 5, 11, 21, 100)
 AR_MINUTES = {0: "0 دقيقة", 1: "دقيقة واحدة", 2: "دقيقتين", 3: "3 دقائق", 5: "5 دقائق"}
+# people ahead: Arabic 3-10 plural, 11-99 accusative singular, 100 genitive singular; Ukrainian one, few, many
+AR_PEOPLE = lambda n: "أشخاص" if 3 <= n % 100 <= 10 else "شخصًا" if n % 100 >= 11 else "شخص"  # noqa: E731
+UK_PEOPLE = {1: "людина", 2: "людини", 3: "людини", 5: "людей", 11: "людей", 21: "людина", 100: "людей"}
 # every count's lines: (waiting time, people ahead, the city's shorter wait)
 TICKET_COUNT_LINES = {
     "ar": lambda n: (
         f"مدة الانتظار: حوالي {AR_MINUTES.get(n, f'{n} دقيقة')}",
-        f"عدد المنتظرين قبلك: {n}" if n else "دورك هو التالي",
+        ({1: "قبلك شخص واحد", 2: "قبلك شخصان"}.get(n) or f"قبلك {n} {AR_PEOPLE(n)}")
+        if n
+        else "دورك هو التالي",
         f"انتظار أقصر: Süd: حوالي {AR_MINUTES.get(n, f'{n} دقيقة')}",
     ),
     "ru": lambda n: (
         f"Время ожидания: ок. {n} мин",
-        f"Перед вами: {n}" if n else "Перед вами никого нет",
+        f"Перед вами {n} {'человека' if n in (2, 3) else 'человек'}" if n else "Перед вами никого нет",
         f"Меньше ждать: Süd: ок. {n} мин",
     ),
     "uk": lambda n: (
         f"Час очікування: бл. {n} хв",
-        f"Перед вами: {n}" if n else "Перед вами нікого немає",
+        f"Перед вами {n} {UK_PEOPLE[n]}" if n else "Перед вами нікого немає",
         f"Менше чекати: Süd: бл. {n} хв",
     ),
     "de-LS": lambda n: (

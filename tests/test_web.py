@@ -3,6 +3,7 @@ every permission (anonymous, staff, admin, wrong counter), CSRF, errors from the
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -114,6 +115,7 @@ def test_staff_may_not_see_admin(staff, path):
 def test_staff_calls_next_and_finishes(app, staff, node):
     disp = node("disp-1")
     disp.request("ticket.issue", {"service": "pass"})
+    disp.request("ticket.issue", {"service": "pass"})
     r = post(staff, "/staff/c1/next", follow_redirects=True)
     html = r.get_data(as_text=True)
     assert r.status_code == 200 and "A001 aufgerufen" in html
@@ -121,6 +123,10 @@ def test_staff_calls_next_and_finishes(app, staff, node):
     wait_for(lambda: live.state()["counters"][0]["serving"])
     page = staff.get("/staff/c1/panel").get_data(as_text=True)
     assert 'id="serving-number">A001<' in page
+    # the waiting list says how long in the German unit (it said "0 min")
+    wait_for(lambda: "A002</td>" in staff.get("/staff/c1/panel").get_data(as_text=True))
+    page = staff.get("/staff/c1/panel").get_data(as_text=True)
+    assert re.search(r'<td class="number">A002</td>.*?<time data-since="[^"]+">\d+ Min\.</time>', page, re.S)
     # the steering decision is explained to staff
     reason = live.state()["counters"][0]["serving"]["reason"]
     assert reason and f'id="serving-why">Aufgerufen, weil: {reason}<' in page
@@ -330,7 +336,7 @@ def test_admin_statistics_and_csv(app, admin, node):
     for day in ("not-a-day", "2026-02-30", "9999-12-31"):  # 9999-12-31: 500 before (its end overflowed)
         for path in ("/admin/stats", "/admin/stats.csv"):
             r = admin.get(f"{path}?day={day}")
-            assert r.status_code == 400 and "„day“ fehlt oder ist ungültig" in r.get_data(as_text=True)
+            assert r.status_code == 400 and "Feld „Tag“ fehlt oder ist ungültig" in r.get_data(as_text=True)
 
 
 def test_statistics_unavailable_elsewhere(cfg, controller, tmp_path):
@@ -774,7 +780,7 @@ def test_admin_shows_node_health_as_readable_lines(app, admin, node):
         "audio": ("", "Ton: in Ordnung"),
         "speech": ("warn", "⚠ Achtung: Sprachansage: gestört, nur Gong (espeak-ng not found)"),
         "zone": ("", "Bereich: alle"),
-        "announce_queue": ("", "Durchsagen in der Warteschlange: 1"),
+        "announce_queue": ("", "Anstehende Durchsagen: 1"),  # not "in der Warteschlange": the citizens'
         "announce_skipped": ("", "Übersprungene Durchsagen (Schalter rief schon weiter): 2"),
         "announce_missed": ("", "Nachgeholte Durchsagen (nach einem Verbindungsausfall): 1"),
         "clock_offset_s": ("other", "clock_offset_s: 3"),
@@ -928,7 +934,7 @@ def test_a_dispenser_health_record_reads_as_words(cfg):
             True,
             "Offline-Nummern übrig: Meldeangelegenheiten: 899, Personalausweis / Reisepass: 0",
         ),
-        "refused": (False, "Abgewiesene Tastendrücke: Drucker nicht bereit: 4, zu schnell hintereinander: 1"),
+        "refused": (False, "Abgelehnte Tastendrücke: Drucker nicht bereit: 4, zu schnell hintereinander: 1"),
         "printer_backend": (False, "Druckeranschluss: network"),
         "uptime_s": (False, "Läuft seit: 2 Std. 5 Min."),
     }

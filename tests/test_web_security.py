@@ -301,9 +301,9 @@ def test_login_lockout_of_one_minute_says_minute(cfg, controller, tmp_path):
     try:
         c = app.test_client()
         assert login(c, "anna", "wrong-password").status_code == 401
-        assert "Bitte in 1 Minute erneut versuchen." in login(c, "anna").get_data(as_text=True)
+        assert "Bitte in 1 Minute noch einmal versuchen." in login(c, "anna").get_data(as_text=True)
         c.get("/login?lang=en")
         assert "Please try again in 1 minute." in login(c, "anna").get_data(as_text=True)
     finally:
         app.extensions["waitroom"].close()
-    assert "Bitte in 15 Minuten erneut" in i18n.tn("web.login_locked", 15, "de", minutes=15)
+    assert "Bitte in 15 Minuten noch einmal" in i18n.tn("web.login_locked", 15, "de", minutes=15)

@@ -209,6 +209,7 @@ def test_the_statistics_page_and_csv_take_a_range(cfg, controller, tmp_path, off
         # every service together, below the table: issued, served, not appeared, cancelled, -, -, open
         total = re.search(r"<tfoot><tr><th scope=\"row\">Alle Anliegen</th>((?:<td>[^<]*</td>){7})", html)
         assert re.findall(r"<td>([^<]*)</td>", total.group(1)) == ["3", "1", "0", "0", "–", "–", "2"]
+        assert "<li>Mittlere Reaktionszeit: – (Max. –)</li>" in html  # it said "– min (max –)"
         r = c.get("/admin/stats.csv?day=2026-11-23&to=2026-12-01")
         assert r.headers["Content-Disposition"].endswith(f'{cfg.office.id}-2026-11-23-2026-12-01.csv"')
         days = {line.split(";")[0] for line in r.get_data(as_text=True).splitlines()[1:]}
@@ -216,7 +217,8 @@ def test_the_statistics_page_and_csv_take_a_range(cfg, controller, tmp_path, off
         for query, said in (
             ("day=2026-12-01&to=2026-11-23", "höchstens 366 Tage"),
             ("day=2026-01-01&to=2027-01-02", "höchstens 366 Tage"),
-            ("day=2026-11-23&to=bald", "„to“ fehlt oder ist ungültig"),
+            ("day=2026-11-23&to=bald", "Feld „bis“ fehlt oder ist ungültig"),  # the form's word (not „to“)
+            ("day=gestern", "Feld „Tag“ fehlt oder ist ungültig"),
         ):
             for path in ("/admin/stats", "/admin/stats.csv"):
                 r = c.get(f"{path}?{query}")

@@ -441,3 +441,16 @@ def test_more_days_than_allowed_is_refused_naming_the_limit(app, admin):
     assert r.status_code == 400 and r.json["error"]["field"] == "replications"
     r = submit(admin, form(admin, replications="3"))
     assert r.status_code == 200 and "3 simulierte Tage je Regelwerk" in r.get_data(as_text=True)
+
+
+def test_one_day_is_said_in_the_singular(app, admin):
+    """A limit of one day and a comparison of one day: "Höchstens 1 Tag", "1 simulierter Tag" (they said
+    "Höchstens 1 Tage je Regelsatz" and "1 simulierte Tage")."""
+    app.config["WAITROOM_WHATIF_MAX_DAYS"] = 1
+    r = submit(admin, form(admin, replications="2"))
+    html = unescape(r.get_data(as_text=True))
+    assert (
+        r.status_code == 400 and "Höchstens 1 Tag je Regelwerk (web.whatif_max_days); angefragt: 2." in html
+    )
+    r = submit(admin, form(admin, replications="1"))
+    assert r.status_code == 200 and "1 simulierter Tag je Regelwerk (Startwert" in r.get_data(as_text=True)

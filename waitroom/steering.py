@@ -38,6 +38,7 @@ from typing import Protocol
 
 from waitroom.config import Config
 from waitroom.i18n import t as tr
+from waitroom.i18n import tn
 from waitroom.model import OfficeState, Pool, Ticket, slot_key, walk_key
 
 log = logging.getLogger(__name__)
@@ -325,6 +326,8 @@ class RuleSelector:
         values = dict(choice.values)
         if "slot" in values:
             values["slot"] = dt.datetime.fromtimestamp(float(values["slot"]), cfg.office.tz).strftime("%H:%M")
+        if choice.rule == "fairness":  # "nach 1 normalen Aufruf", "nach 2 normalen Aufrufen"
+            return tn("steering.fairness", int(values["n"]), "de", **values)
         return tr(f"steering.{choice.rule}", "de", **values)
 
     # -- the core, shared with the predictor's forward simulation

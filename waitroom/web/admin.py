@@ -181,6 +181,9 @@ def _bad_request(message: str) -> NoReturn:
     abort(make_response(render_template("error.html", code=400, message=message), 400))
 
 
+STATS_FIELDS = {"day": "web.stats.day", "to": "web.stats.to"}  # a parameter -> its label on the form
+
+
 def _range_arg() -> tuple[str, str]:
     """The statistics' days: ``day`` (default today) and optionally ``to``, the last day of a range (both
     included, at most ``stats.MAX_RANGE_DAYS``)."""
@@ -191,7 +194,7 @@ def _range_arg() -> tuple[str, str]:
             given[name] = dt.date.fromisoformat(value).isoformat()  # 20261123 too, shown as 2026-11-23
             stats.day_bounds(cfg(), value)  # also a day whose end no calendar has (9999-12-31)
         except (ValueError, OverflowError):
-            _bad_request(tr("web.err.field", field=name))
+            _bad_request(tr("web.err.field", field=tr(STATS_FIELDS[name])))  # the form's word, not the URL's
     day, last = given["day"], given["to"]
     try:
         stats.range_days(day, last)

@@ -24,8 +24,8 @@ from werkzeug.wrappers import Response
 
 from waitroom import appointments as codes
 from waitroom.appointments import capacity
-from waitroom.i18n import N_
-from waitroom.web.common import CommandResult, cfg, lang, live, login_required, run_command, text, tr
+from waitroom.i18n import N_, Nn_
+from waitroom.web.common import CommandResult, cfg, lang, live, login_required, run_command, text, tr, trn
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def index() -> str:
 SLOT_REFUSALS = {
     "full": N_("web.booking.slot.full"),
     "past": N_("web.booking.slot.past"),
-    "beyond_horizon": N_("web.booking.slot.beyond_horizon"),
+    "beyond_horizon": Nn_("web.booking.slot.beyond_horizon"),
     "no_appointments": N_("web.booking.slot.no_appointments"),
 }
 
@@ -133,7 +133,10 @@ def _refusal(res: CommandResult) -> str:
     ahead); otherwise the refusal as every staff page says it."""
     reason = (res.data or {}).get("reason") if res.code == "slot_unavailable" else None
     key = SLOT_REFUSALS.get(reason) if isinstance(reason, str) else None
-    return tr(key, days=cfg().appointments.horizon_days) if key else res.message
+    if key is None:
+        return res.message
+    days = cfg().appointments.horizon_days  # "höchstens 1 Tag im Voraus", "höchstens 28 Tage im Voraus"
+    return trn(key, days, days=days) if reason == "beyond_horizon" else tr(key)
 
 
 FORM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")

@@ -34,7 +34,7 @@ from werkzeug.wrappers import Response
 
 from waitroom.config import EXAMPLE_CONFIG, Config
 from waitroom.errors import ConfigError, WaitroomError
-from waitroom.web.common import cfg, current_user, json_error, lang, login_required, tr
+from waitroom.web.common import cfg, current_user, json_error, lang, login_required, tr, trn
 from waitroom.web.stats import PALETTE
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,16 @@ SCENARIO_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 class WhatIfInputError(WaitroomError, ValueError):
     """A what-if request field is missing or out of range; ``key`` and ``values`` make the message."""
 
-    def __init__(self, field_name: str, text_key: str, **values: Any):
+    def __init__(self, field_name: str, text_key: str, *, count: int | None = None, **values: Any):
         self.field = field_name
         self.text_key = text_key
+        self.count = count  # a plural message's count (the text agrees with it), else None
         self.values = values
         super().__init__(f"{field_name}: {text_key} {values}")
 
     def message(self) -> str:
+        if self.count is not None:
+            return trn(self.text_key, self.count, **self.values)
         return tr(self.text_key, **self.values)
 
 
@@ -459,7 +462,7 @@ def start(office: Config, req: WhatIfRequest) -> str:
 
     if req.replications > max_days():
         raise WhatIfInputError(
-            "replications", "web.whatif.err.max_days", n=max_days(), wanted=req.replications
+            "replications", "web.whatif.err.max_days", count=max_days(), n=max_days(), wanted=req.replications
         )
     sc, sets = check_request(office, req)
     extra = {
