@@ -430,7 +430,9 @@ def test_a_count_takes_the_form_that_agrees_with_it(lang: str) -> None:
     assert [i18n.tn("wait.minutes", n, lang, minutes=n) for n in COUNTS] == WAIT_FORMS[lang]
     for key in sorted(PLURAL_KEYS):  # every form of every count is a filled-in text with its number or word
         for n in COUNTS:
-            text = i18n.tn(key, n, lang, count=n, minutes=n, office="Bürgerbüro Süd")
+            text = i18n.tn(
+                key, n, lang, count=n, minutes=n, office="Bürgerbüro Süd", service="Pass", since="9:05"
+            )
             assert text != key and "{" not in text, (lang, key, n, text)
     forms, plural = i18n.forms("wait.minutes", lang)
     assert len({plural(n) for n in range(1000)}) == len(forms)  # every form is used by some count

@@ -1085,3 +1085,73 @@ def test_a_check_in_s_refusals_are_said_in_words_on_the_admin_page(cfg, lang):
     for reason in sorted(own | passed_on):
         (line,) = describe(cfg, lang, {"refused": {reason: 2}})
         assert not line.value.startswith(f"{reason}:") and line.value.endswith(": 2"), (reason, line.value)
+
+
+def test_the_unstaffed_service_alarm_as_a_sentence(cfg):
+    from waitroom.web import health
+
+    alert = {"code": "unstaffed_service", "data": {"service": "pass", "waiting": 12, "since": 1795420800}}
+    one = {"code": "unstaffed_service", "data": {"service": "sonstiges", "waiting": 1, "since": 1795420800}}
+    (a, b) = health.alarms(cfg, "de", {"alerts": [alert, one]})
+    at = health.Describer(cfg, "de").clock(1795420800)
+    assert (a.ident, b.ident) == ("unstaffed_service-pass", "unstaffed_service-sonstiges")
+    assert a.text == (
+        f"Kein geöffneter Schalter ruft die Wartenden für Personalausweis / Reisepass auf (seit {at} Uhr): "
+        "12 Personen warten. Bitte einen Schalter für Personalausweis / Reisepass öffnen."
+    )
+    assert "1 Person wartet." in b.text
+    (a,) = health.alarms(cfg, "en", {"alerts": [alert]})
+    assert a.text.startswith("No open counter calls the citizens waiting for ID card / passport (since")
+    # a service this page does not know, or fields missing: said with its code
+    odd = {"code": "unstaffed_service", "data": {"service": "mond", "waiting": 3, "since": 1}}
+    (a,) = health.alarms(cfg, "de", {"alerts": [odd]})
+    assert "Code „unstaffed_service“" in a.text and a.ident == "unstaffed_service"
+
+
+def test_the_unstaffed_service_alarm_reaches_the_admin_page_in_german(cfg, tmp_path, node):
+    """Through the real broker: the last counter of a service closes while its citizens wait; with the grace
+    time at 0 the summary carries the alarm at once and the admin page says it in German; it ends when the
+    counter opens again."""
+    from tests.test_clock import alarm_text
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    cfg = cfg.model_copy(
+        update={"controller": cfg.controller.model_copy(update={"unstaffed_alarm_after_s": 0})}
+    )
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert svc.start(wait=10)
+    app = create_app(
+        cfg, data_dir=tmp_path, test_config={"SECRET_KEY": "test-secret-key-0123456789", "TESTING": True}
+    )
+    app.extensions["waitroom_users"].add("admin", PASSWORD, "admin")
+    live = app.extensions["waitroom"]
+    try:
+        disp, c3 = node("disp-1"), node("counter-3")
+        for _ in range(3):
+            disp.request("ticket.issue", {"service": "sonstiges"})
+        c3.request("counter.close", {"counter": "c3"})
+        wait_for(lambda: (live.state() or {}).get("alerts"), timeout=10)
+        (alert,) = live.state()["alerts"]
+        assert alert["code"] == "unstaffed_service"
+        assert {k: alert["data"][k] for k in ("service", "waiting")} == {"service": "sonstiges", "waiting": 3}
+        admin = app.test_client()
+        assert login(admin, "admin").status_code == 302
+        from waitroom.web.health import Describer
+
+        at = Describer(cfg, "de").clock(alert["data"]["since"])  # in the office's time zone
+        html = admin.get("/admin/").get_data(as_text=True)
+        assert alarm_text(html, "unstaffed_service-sonstiges") == (
+            f"Kein geöffneter Schalter ruft die Wartenden für Sonstiges auf (seit {at} Uhr): 3 Personen "
+            "warten. Bitte einen Schalter für Sonstiges öffnen."
+        )
+        fragment = admin.get("/admin/alarms").get_data(as_text=True)
+        assert alarm_text(fragment, "unstaffed_service-sonstiges") == alarm_text(
+            html, "unstaffed_service-sonstiges"
+        )
+        c3.request("counter.open", {"counter": "c3"})
+        wait_for(lambda: "alerts" not in (live.state() or {"alerts": 1}), timeout=10)
+        assert 'id="alarm-' not in admin.get("/admin/alarms").get_data(as_text=True)
+    finally:
+        live.close()
+        svc.stop()
