@@ -1087,6 +1087,64 @@ def test_a_check_in_s_refusals_are_said_in_words_on_the_admin_page(cfg, lang):
         assert not line.value.startswith(f"{reason}:") and line.value.endswith(": 2"), (reason, line.value)
 
 
+def _hidden_fields(html: str) -> dict[str, str]:
+    """The hidden fields of the page's forms (the question's form carries the action's fields again)."""
+    import re
+    from html import unescape
+
+    return {
+        m.group(1): unescape(m.group(2))
+        for m in re.finditer(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', html)
+    }
+
+
+def test_closing_the_last_counter_of_a_service_asks_first_without_javascript(app, staff, node, controller):
+    """c3 is the only counter for "Sonstiges": closing or pausing it while citizens wait answers with the
+    question as a page (the form posts the same fields again with the answer); the controller is not asked
+    until the clerk says yes. Cancelling is a link back to the workstation. A counter with a colleague for
+    each of its services closes without a question."""
+    disp = node("disp-1")
+    for _ in range(12):
+        disp.request("ticket.issue", {"service": "sonstiges"})
+    live = app.extensions["waitroom"]
+    wait_for(lambda: {s["id"]: s["waiting"] for s in live.state()["services"]}["sonstiges"] == 12)
+    state = controller.office.state
+    seq = state.seq
+    r = post(staff, "/staff/c3/close", {"current": ""})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and "no-store" in r.headers["Cache-Control"]
+    assert "12 Wartende für Sonstiges; kein anderer Schalter bedient Sonstiges." in html
+    assert "Trotzdem schließen?" in html and "Trotzdem schließen</button>" in html
+    assert 'href="/staff/c3" autofocus>Abbrechen (Schalter bleibt geöffnet)</a>' in html
+    assert state.counters["c3"].state == "open" and state.seq == seq  # nothing sent yet
+    fields = _hidden_fields(html)
+    assert fields["confirmed"] == "1" and fields["current"] == ""
+    r = staff.post("/staff/c3/close", data=fields)
+    assert r.status_code == 302
+    assert state.counters["c3"].state == "closed"
+    # a paused counter: the reason goes with the answer (a reason the office does not have is answered as
+    # such, not asked about)
+    post(staff, "/staff/c3/open")
+    wait_for(lambda: next(c for c in live.state()["counters"] if c["id"] == "c3")["state"] == "open")
+    html = post(staff, "/staff/c3/pause", {"reason": "nap"}, follow_redirects=True).get_data(as_text=True)
+    assert "Trotzdem pausieren</button>" not in html and _flash(html).startswith("Feld „")
+    html = post(staff, "/staff/c3/pause", {"reason": "besprechung"}).get_data(as_text=True)
+    assert "Trotzdem pausieren?" in html and state.counters["c3"].state == "open"
+    fields = _hidden_fields(html)
+    assert fields["reason"] == "besprechung"
+    assert staff.post("/staff/c3/pause", data=fields).status_code == 302
+    assert (state.counters["c3"].state, state.counters["c3"].pause_reason) == ("paused", "besprechung")
+    # in English; and c1 has c2 beside it for each of its services: no question
+    disp.request("ticket.issue", {"service": "pass"})
+    wait_for(lambda: {s["id"]: s["waiting"] for s in live.state()["services"]}["pass"] == 1)
+    post(staff, "/staff/c3/open")
+    staff.get("/staff/c3?lang=en")
+    html = post(staff, "/staff/c3/close").get_data(as_text=True)
+    assert "12 people are waiting for Other matters; no other counter serves Other matters." in html
+    assert post(staff, "/staff/c1/close").status_code == 302
+    assert state.counters["c1"].state == "closed"
+
+
 def test_the_unstaffed_service_alarm_as_a_sentence(cfg):
     from waitroom.web import health
 
