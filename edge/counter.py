@@ -27,6 +27,11 @@ does nothing (``invalid_state``), the light flashes red, and the next press acts
 "served" pressed just after a staff page finished that ticket and called the next one does not mark the new
 one as served before its citizen has reached the counter.
 
+A pause or close by button is not asked again, as the staff page asks before it closes or pauses the last open
+counter of a service with citizens waiting: a button has no screen to ask on, and a clerk who has to leave
+must be able to. The controller's ``unstaffed_service`` alarm (waitroom/staffing.py) tells the office when
+citizens then wait with no open counter for their service.
+
 Presses are never lost silently: each is sent with request/reply and retried with the same request id; when
 the controller stays silent the light blinks red fast (refused visibly), and a press while the broker is
 unreachable is refused at once the same way. A press of the same button (same command) again before the first

@@ -680,3 +680,141 @@ def test_a_voided_request_id_is_kept_as_long_as_the_replies(office, clock):
     clock.t += 2 * 86400  # pruned with the replies of its time
     office.tick()
     assert office.store.reply_for("disp-1", "lost-1") is None
+
+
+# ------------------------------------------------------------------------------------ unstaffed services
+def unstaffed(office: Office) -> dict[str, tuple[int, float]]:
+    """The unstaffed_service alarms of the summary: service -> (waiting, since)."""
+    return {
+        a["data"]["service"]: (a["data"]["waiting"], a["data"]["since"])
+        for a in office.snapshot().get("alerts", [])
+        if a["code"] == "unstaffed_service"
+    }
+
+
+def test_closing_the_last_counter_of_a_service_with_citizens_waiting_raises_an_alarm(office, clock):
+    """The last open counter of a service closes while its citizens wait: nothing refused (a clerk may have
+    to leave), but after the grace time the summary says which service, how many wait and since when; it
+    ends when a counter serving the service opens again."""
+    for _ in range(3):
+        ok(office, "disp-1", "ticket.issue", service="sonstiges")  # only c3 serves it
+    assert ok(office, "counter-3", "counter.close", counter="c3")["counter"]["state"] == "closed"
+    closed = clock.t
+    assert unstaffed(office) == {}  # not at once: a counter may be closed for a moment
+    clock.t += 119
+    office.tick()
+    assert unstaffed(office) == {}
+    clock.t += 1
+    office.tick()
+    assert unstaffed(office) == {"sonstiges": (3, closed)}
+    ok(office, "disp-1", "ticket.issue", service="sonstiges")
+    assert unstaffed(office) == {"sonstiges": (4, closed)}  # the count follows at once
+    assert office.alarms == {}  # the old English field knows only the clock
+    ok(office, "counter-3", "counter.open", counter="c3")
+    assert unstaffed(office) == {}  # at once, without waiting for a tick
+
+
+def test_a_pause_of_the_only_counter_raises_it_after_the_grace_time_and_a_short_one_never(office, clock):
+    ok(office, "disp-1", "ticket.issue", service="sonstiges")
+    ok(office, "counter-3", "counter.pause", counter="c3", reason="pause")
+    clock.t += 90
+    office.tick()
+    ok(office, "counter-3", "counter.open", counter="c3")  # back after a minute and a half: no alarm
+    clock.t += 60
+    office.tick()
+    assert unstaffed(office) == {}
+    ok(office, "counter-3", "counter.pause", counter="c3", reason="mittag")
+    paused = clock.t
+    clock.t += 120
+    office.tick()
+    assert unstaffed(office) == {"sonstiges": (1, paused)}
+    # another counter calls the ticket by its number: nobody waits any more, the alarm ends
+    ok(office, "counter-1", "counter.call_ticket", counter="c1", ticket="D001")
+    assert unstaffed(office) == {}
+    # a new citizen while it is still paused: waits unserved from now on
+    ok(office, "disp-1", "ticket.issue", service="sonstiges")
+    arrived = clock.t
+    clock.t += 120
+    office.tick()
+    assert unstaffed(office) == {"sonstiges": (1, arrived)}
+
+
+def test_an_alarm_needs_every_counter_of_the_service_away_and_ends_when_the_queue_empties(office, clock):
+    ok(office, "disp-1", "ticket.issue", service="fuehrerschein")  # c4 open, c5 closed (initially)
+    clock.t += 600
+    office.tick()
+    assert unstaffed(office) == {}
+    ok(office, "counter-4", "counter.close", counter="c4")
+    clock.t += 600
+    office.tick()
+    assert unstaffed(office) == {"fuehrerschein": (1, clock.t - 600)}
+    ok(office, "web", "ticket.cancel", ticket="C001")
+    assert unstaffed(office) == {}
+
+
+def test_a_transfer_or_a_check_in_to_a_service_without_an_open_counter_raises_it(office, clock):
+    ok(office, "web", "appointment.book", code="K7P2Q", service="sonstiges", slot=clock.t + 1800)
+    ok(office, "counter-3", "counter.close", counter="c3")
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    ok(office, "counter-1", "counter.call_next", counter="c1")
+    ok(office, "counter-1", "counter.transfer", counter="c1", service="sonstiges")
+    transferred = clock.t
+    clock.t += 60
+    assert ok(office, "disp-1", "appointment.checkin", code="K7P2Q")["ticket"]["appointment"]
+    clock.t += 60
+    office.tick()
+    assert unstaffed(office) == {"sonstiges": (2, transferred)}
+
+
+def test_a_ticket_transferred_to_a_counter_that_is_not_open_waits_for_nobody(office, clock):
+    """Only the named counter calls a ticket transferred to it: while it is paused, that ticket waits for
+    nobody, whether or not other counters serve its service; one transferred to an open counter that does
+    not serve its service is called there."""
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    ok(office, "counter-1", "counter.call_next", counter="c1")
+    ok(office, "counter-1", "counter.transfer", counter="c1", to_counter="c3")  # c3: no pass
+    clock.t += 600
+    office.tick()
+    assert unstaffed(office) == {}
+    ok(office, "counter-3", "counter.pause", counter="c3", reason="pause")
+    paused = clock.t
+    clock.t += 600
+    office.tick()
+    assert unstaffed(office) == {"pass": (1, paused)}  # A002 waits for c1, c2, c4: not counted
+    ok(office, "counter-3", "counter.close", counter="c3")  # it goes back to the pass queue: served
+    assert unstaffed(office) == {}
+
+
+def test_no_alarm_outside_opening_hours_and_the_morning_counts_from_the_opening(cfg, tmp_path, clock):
+    """Monday 08:00-16:00. A service nobody opened in the morning: from opening plus the grace time; after
+    closing the citizens still there are served, without an alarm."""
+    counters = [c.model_copy(update={"initially": "closed"}) if c.id == "c3" else c for c in cfg.counters]
+    cfg = cfg.model_copy(update={"counters": counters})
+    clock.t = MONDAY_9 - 3600  # 08:00, the opening
+    office = Office(cfg, EventStore(tmp_path / "e.db"), clock=clock)
+    ok(office, "disp-1", "ticket.issue", service="sonstiges")
+    clock.t += 119
+    office.tick()
+    assert unstaffed(office) == {}
+    clock.t += 1
+    office.tick()
+    assert unstaffed(office) == {"sonstiges": (1, MONDAY_9 - 3600)}
+    # the log rebuilds the same time (a restart does not start the grace time again)
+    assert unstaffed(Office(cfg, office.store, clock=clock)) == {"sonstiges": (1, MONDAY_9 - 3600)}
+    clock.t = MONDAY_9 + 7 * 3600 + 1  # 16:00:01: closed
+    office.tick()
+    assert office.state.n_waiting("sonstiges") == 1 and unstaffed(office) == {}
+    assert "alerts" not in office.snapshot()
+
+
+def test_the_summary_carries_at_most_three_unstaffed_services_the_longest_first(office, clock):
+    for sid in ("pass", "melde", "fuehrerschein", "sonstiges"):
+        ok(office, "disp-1", "ticket.issue", service=sid)
+    for c in ("c1", "c2", "c3", "c4"):
+        clock.t += 10
+        ok(office, f"counter-{c[1]}", "counter.close", counter=c)
+    clock.t += 300
+    office.tick()
+    # melde and sonstiges since c3 closed, then fuehrerschein and pass (c4), at the same time: by id
+    assert list(unstaffed(office)) == ["melde", "sonstiges", "fuehrerschein"]

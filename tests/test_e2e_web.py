@@ -396,3 +396,52 @@ def test_a_held_key_or_a_double_click_sends_one_action(web_server, browser, node
     assert posts[1:] == [f"{web_server}/staff/c1/served"], posts
     assert page.locator("main .flash.error").count() == 0
     assert page.inner_text("#serving-number").strip() == "Keine Nummer aufgerufen"
+
+
+def test_closing_the_last_counter_of_a_service_asks_in_a_dialog(
+    web_server, browser, controller, node, artifacts
+):
+    """c3 is the only counter for "Sonstiges", and 12 citizens wait for it: its close button opens a modal
+    dialog with the question (the focus on "cancel"); cancel (or Escape) sends nothing and gives the focus
+    back to the button, the counter stays open; the answer yes closes it. axe finds nothing with the dialog
+    open."""
+    from tests.test_a11y import axe_script, run_axe
+
+    disp = node("disp-1")
+    for _ in range(12):
+        disp.request("ticket.issue", {"service": "sonstiges"})
+    counters = controller.office.state.counters
+    page = browser.new_page(locale="de-DE", bypass_csp=True)  # bypass_csp: axe is injected
+    log_in(page, f"{web_server}/staff/c3", "anna", "**/staff/c3")
+    page.wait_for_selector("form[data-ask*='12 Wartende für Sonstiges']", timeout=10000)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+
+    close = "form[action='/staff/c3/close'] button[type=submit]"
+    page.click(close)
+    dialog = page.wait_for_selector("dialog#ask[open]")
+    said = dialog.inner_text()
+    assert "12 Wartende für Sonstiges; kein anderer Schalter bedient Sonstiges." in said
+    assert "Trotzdem schließen?" in said
+    assert page.evaluate("document.activeElement.textContent") == "Abbrechen (Schalter bleibt geöffnet)"
+    assert page.evaluate("document.getElementById('ask').matches(':modal')")
+    page.screenshot(path=str(artifacts / "e2e-staff-ask-close.png"), full_page=True)
+    assert run_axe(page, axe_script()) == []
+    page.click("dialog#ask button[value=cancel]")
+    page.wait_for_selector("dialog#ask", state="hidden")
+    assert page.evaluate(f'document.activeElement === document.querySelector("{close}")')
+    page.keyboard.press("p")  # pause (shortcut): asked too; Escape answers no
+    page.wait_for_selector("dialog#ask[open]")
+    assert "Trotzdem pausieren?" in page.inner_text("dialog#ask")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("dialog#ask", state="hidden")
+    assert posts == [] and counters["c3"].state == "open"
+
+    page.click(close)
+    page.wait_for_selector("dialog#ask[open]")
+    with page.expect_navigation():
+        page.click("dialog#ask button[value=yes]")
+    page.wait_for_load_state("load")
+    assert posts == [f"{web_server}/staff/c3/close"], posts
+    assert counters["c3"].state == "closed"
+    assert page.inner_text("main .flash.ok") == "Schalter geschlossen."

@@ -80,6 +80,25 @@ def check_index(office: Office) -> None:
             counts[t.service] = counts.get(t.service, 0) + 1
     assert {k: v for k, v in s.waiting_count.items() if v} == counts
     assert set(s.parked) == {t.id for t in s.tickets.values() if t.state == "parked"}
+    targeted: dict = {}
+    for t in s.tickets.values():
+        if t.state == "waiting" and t.target_counter is not None:
+            n = targeted.setdefault(t.target_counter, {})
+            n[t.service] = n.get(t.service, 0) + 1
+    assert s.pool.targeted_n == targeted
+    # the services whose waiting tickets no open counter can call, as a scan of every ticket says
+    open_ = {cid for cid, c in s.counters.items() if c.state == "open"}
+    stuck = {
+        t.service
+        for t in s.tickets.values()
+        if t.state == "waiting"
+        and (
+            t.target_counter not in open_
+            if t.target_counter is not None
+            else not open_ & {c.id for c in office.cfg.counters if t.service in c.services}
+        )
+    }
+    assert set(office.staffing.since) == stuck
     assert set(s.open_assists.values()) == {
         a.id for a in s.assists.values() if a.state in ("pending", "acknowledged")
     }
@@ -321,6 +340,15 @@ def test_every_message_stays_within_its_documented_bound_at_3000_waiting(tmp_pat
     assert len(alarmed) <= contract.STATE_BOUND_BYTES, len(alarmed)
     clock.t = good
     office.tick()
+    # and the unstaffed-service alarms on top: every counter but the first closed, so that all but a few
+    # services have nobody to call their citizens
+    for n in cfg.nodes[1:40]:
+        send(office, n.id, "counter.close", counter=n.counter)
+    clock.t += cfg.controller.unstaffed_alarm_after_s
+    office.tick()
+    alarmed = contract.encode(office.snapshot())
+    assert len(json.loads(alarmed)["alerts"]) == contract.SUMMARY_UNSTAFFED
+    assert len(alarmed) <= contract.STATE_BOUND_BYTES, len(alarmed)
     for sid in services:
         page = contract.encode(office.queue_page(sid))
         assert len(page) <= contract.QUEUE_BOUND_BYTES, (sid, len(page))

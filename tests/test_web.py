@@ -1093,3 +1093,131 @@ def test_a_check_in_s_refusals_are_said_in_words_on_the_admin_page(cfg, lang):
     for reason in sorted(own | passed_on):
         (line,) = describe(cfg, lang, {"refused": {reason: 2}})
         assert not line.value.startswith(f"{reason}:") and line.value.endswith(": 2"), (reason, line.value)
+
+
+def _hidden_fields(html: str) -> dict[str, str]:
+    """The hidden fields of the page's forms (the question's form carries the action's fields again)."""
+    import re
+    from html import unescape
+
+    return {
+        m.group(1): unescape(m.group(2))
+        for m in re.finditer(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', html)
+    }
+
+
+def test_closing_the_last_counter_of_a_service_asks_first_without_javascript(app, staff, node, controller):
+    """c3 is the only counter for "Sonstiges": closing or pausing it while citizens wait answers with the
+    question as a page (the form posts the same fields again with the answer); the controller is not asked
+    until the clerk says yes. Cancelling is a link back to the workstation. A counter with a colleague for
+    each of its services closes without a question."""
+    disp = node("disp-1")
+    for _ in range(12):
+        disp.request("ticket.issue", {"service": "sonstiges"})
+    live = app.extensions["waitroom"]
+    wait_for(lambda: {s["id"]: s["waiting"] for s in live.state()["services"]}["sonstiges"] == 12)
+    state = controller.office.state
+    seq = state.seq
+    r = post(staff, "/staff/c3/close", {"current": ""})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and "no-store" in r.headers["Cache-Control"]
+    assert "12 Wartende für Sonstiges; kein anderer Schalter bedient Sonstiges." in html
+    assert "Trotzdem schließen?" in html and "Trotzdem schließen</button>" in html
+    assert 'href="/staff/c3" autofocus>Abbrechen (Schalter bleibt geöffnet)</a>' in html
+    assert state.counters["c3"].state == "open" and state.seq == seq  # nothing sent yet
+    fields = _hidden_fields(html)
+    assert fields["confirmed"] == "1" and fields["current"] == ""
+    r = staff.post("/staff/c3/close", data=fields)
+    assert r.status_code == 302
+    assert state.counters["c3"].state == "closed"
+    # a paused counter: the reason goes with the answer (a reason the office does not have is answered as
+    # such, not asked about)
+    post(staff, "/staff/c3/open")
+    wait_for(lambda: next(c for c in live.state()["counters"] if c["id"] == "c3")["state"] == "open")
+    html = post(staff, "/staff/c3/pause", {"reason": "nap"}, follow_redirects=True).get_data(as_text=True)
+    assert "Trotzdem pausieren</button>" not in html and _flash(html).startswith("Feld „")
+    html = post(staff, "/staff/c3/pause", {"reason": "besprechung"}).get_data(as_text=True)
+    assert "Trotzdem pausieren?" in html and state.counters["c3"].state == "open"
+    fields = _hidden_fields(html)
+    assert fields["reason"] == "besprechung"
+    assert staff.post("/staff/c3/pause", data=fields).status_code == 302
+    assert (state.counters["c3"].state, state.counters["c3"].pause_reason) == ("paused", "besprechung")
+    # in English; and c1 has c2 beside it for each of its services: no question
+    disp.request("ticket.issue", {"service": "pass"})
+    wait_for(lambda: {s["id"]: s["waiting"] for s in live.state()["services"]}["pass"] == 1)
+    post(staff, "/staff/c3/open")
+    staff.get("/staff/c3?lang=en")
+    html = post(staff, "/staff/c3/close").get_data(as_text=True)
+    assert "12 people are waiting for Other matters; no other counter serves Other matters." in html
+    assert post(staff, "/staff/c1/close").status_code == 302
+    assert state.counters["c1"].state == "closed"
+
+
+def test_the_unstaffed_service_alarm_as_a_sentence(cfg):
+    from waitroom.web import health
+
+    alert = {"code": "unstaffed_service", "data": {"service": "pass", "waiting": 12, "since": 1795420800}}
+    one = {"code": "unstaffed_service", "data": {"service": "sonstiges", "waiting": 1, "since": 1795420800}}
+    (a, b) = health.alarms(cfg, "de", {"alerts": [alert, one]})
+    at = health.Describer(cfg, "de").clock(1795420800)
+    assert (a.ident, b.ident) == ("unstaffed_service-pass", "unstaffed_service-sonstiges")
+    assert a.text == (
+        f"Kein geöffneter Schalter ruft die Wartenden für Personalausweis / Reisepass auf (seit {at} Uhr): "
+        "12 Personen warten. Bitte einen Schalter für Personalausweis / Reisepass öffnen."
+    )
+    assert "1 Person wartet." in b.text
+    (a,) = health.alarms(cfg, "en", {"alerts": [alert]})
+    assert a.text.startswith("No open counter calls the citizens waiting for ID card / passport (since")
+    # a service this page does not know, or fields missing: said with its code
+    odd = {"code": "unstaffed_service", "data": {"service": "mond", "waiting": 3, "since": 1}}
+    (a,) = health.alarms(cfg, "de", {"alerts": [odd]})
+    assert "Code „unstaffed_service“" in a.text and a.ident == "unstaffed_service"
+
+
+def test_the_unstaffed_service_alarm_reaches_the_admin_page_in_german(cfg, tmp_path, node):
+    """Through the real broker: the last counter of a service closes while its citizens wait; with the grace
+    time at 0 the summary carries the alarm at once and the admin page says it in German; it ends when the
+    counter opens again."""
+    from tests.test_clock import alarm_text
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    cfg = cfg.model_copy(
+        update={"controller": cfg.controller.model_copy(update={"unstaffed_alarm_after_s": 0})}
+    )
+    svc = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert svc.start(wait=10)
+    app = create_app(
+        cfg, data_dir=tmp_path, test_config={"SECRET_KEY": "test-secret-key-0123456789", "TESTING": True}
+    )
+    app.extensions["waitroom_users"].add("admin", PASSWORD, "admin")
+    live = app.extensions["waitroom"]
+    try:
+        disp, c3 = node("disp-1"), node("counter-3")
+        for _ in range(3):
+            disp.request("ticket.issue", {"service": "sonstiges"})
+        c3.request("counter.close", {"counter": "c3"})
+        wait_for(lambda: (live.state() or {}).get("alerts"), timeout=10)
+        (alert,) = live.state()["alerts"]
+        assert alert["code"] == "unstaffed_service"
+        assert {k: alert["data"][k] for k in ("service", "waiting")} == {"service": "sonstiges", "waiting": 3}
+        admin = app.test_client()
+        assert login(admin, "admin").status_code == 302
+        from waitroom.web.health import Describer
+
+        at = Describer(cfg, "de").clock(alert["data"]["since"])  # in the office's time zone
+        html = admin.get("/admin/").get_data(as_text=True)
+        assert alarm_text(html, "unstaffed_service-sonstiges") == (
+            f"Kein geöffneter Schalter ruft die Wartenden für Sonstiges auf (seit {at} Uhr): 3 Personen "
+            "warten. Bitte einen Schalter für Sonstiges öffnen."
+        )
+        fragment = admin.get("/admin/alarms").get_data(as_text=True)
+        assert alarm_text(fragment, "unstaffed_service-sonstiges") == alarm_text(
+            html, "unstaffed_service-sonstiges"
+        )
+        c3.request("counter.open", {"counter": "c3"})
+        wait_for(lambda: "alerts" not in (live.state() or {"alerts": 1}), timeout=10)
+        assert 'id="alarm-' not in admin.get("/admin/alarms").get_data(as_text=True)
+    finally:
+        live.close()
+        svc.stop()

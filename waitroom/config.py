@@ -253,6 +253,14 @@ class ControllerSettings(Strict):
     assist_escalate_s: list[int] = Field(
         [120, 300], description="seconds unacknowledged until escalation level 1 (all counters), 2 (manager)"
     )
+    unstaffed_alarm_after_s: int = Field(
+        120,
+        ge=0,
+        le=3600,
+        description="seconds a service may have waiting citizens and no open counter (closed, paused, not "
+        "opened yet) during opening hours before the controller raises the alarm unstaffed_service; a short "
+        "pause (a file fetched, a colleague asked) should not make the alarm come and go",
+    )
 
 
 # -- steering rules (issue 6; docs/steering.md). Checked against services and counters in _check_steering.

@@ -47,6 +47,7 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 # queue page the first QUEUE_PAGE tickets of a service in call order and the last QUEUE_PARKED parked ones.
 SUMMARY_CALLS = 10
 SUMMARY_ASSISTS = 10
+SUMMARY_UNSTAFFED = 3  # unstaffed_service alarms in the summary (the longest first)
 QUEUE_PAGE = 100
 QUEUE_PARKED = 20
 STATE_BOUND_BYTES = 8 * 1024  # for up to 20 services and 40 counters with ids of up to 8 characters
@@ -168,6 +169,7 @@ class AlarmCode(StrEnum):
 
     CLOCK_BEHIND = "clock_behind"
     CLOCK_STEPPED_BACK = "clock_stepped_back"
+    UNSTAFFED_SERVICE = "unstaffed_service"
 
 
 ALARM_DESCRIPTIONS: dict[AlarmCode, str] = {
@@ -178,6 +180,12 @@ ALARM_DESCRIPTIONS: dict[AlarmCode, str] = {
     "while it ran: it goes on, and stamps events at the log's last time until the clock has caught up "
     "(waits and appointments stand still until then); `data`: `behind_s`, whole seconds the system clock "
     "is behind the log's last event",
+    AlarmCode.UNSTAFFED_SERVICE: "citizens wait for a service and no open counter can call them (every "
+    "counter serving it is closed or paused, or not opened yet; or they were transferred to a counter that "
+    "is not open), for `controller.unstaffed_alarm_after_s` during opening hours; one per service, at most "
+    "3 (the longest first); it ends when a counter serving it opens or nobody waits any more. The controller "
+    "refuses nothing for it. `data`: `service` (id), `waiting` (the tickets no open counter can call), "
+    "`since` (epoch seconds, whole: since when, at the earliest the opening time)",
 }
 
 

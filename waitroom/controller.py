@@ -24,6 +24,7 @@ from waitroom.model import EventError, OfficeState, Ticket, apply
 from waitroom.ops import AppointmentOps, AssistOps, CounterOps, IntakeOps, OpError, RemoteOps, TicketOps
 from waitroom.ops.base import iso
 from waitroom.predict import Forecast, Predictor, WaitPredictor
+from waitroom.staffing import StaffingWatch
 from waitroom.steering import RuleSelector, Selector
 from waitroom.store import EventStore
 
@@ -152,6 +153,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         # details (contract.AlarmCode), ``alarms`` the same in English (kept for readers of older versions)
         self.alerts: dict[str, dict[str, Any]] = {}
         self.alarms: dict[str, str] = {}
+        self.staffing = StaffingWatch(cfg)  # services whose waiting tickets no open counter can call
         self.rebuild()
 
     # ------------------------------------------------------------------------------------ state
@@ -191,6 +193,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         counter), and those are passed over, so the day goes on, numbered after its highest readable number.
         """
         self.state = OfficeState()
+        self.staffing.reset()
         n = 0
         if getattr(self, "learned", None) is not None and not self._learned_fresh:
             self.learned = self._learned_forecast()  # a fresh picture of the day for it too
@@ -201,7 +204,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             if salvaged and event.get("type") != "day_started":
                 self._day_lost(event)
             try:
-                apply(self.state, event)
+                self._apply(event)
             except (EventError, LookupError, TypeError, ValueError, AttributeError) as exc:
                 if not salvaged:
                     raise dbsafe.EventDoesNotFit(self.store.path, event, exc) from None
@@ -226,6 +229,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         self._fresh_n.clear()
         self.dirty_services.update(self.cfg.service_ids)
         self.dirty_counters.update(self.cfg.counter_ids)
+        self.staffing_alerts()
         log.info(
             "state rebuilt from %d events (seq %d, day %s, %d tickets)",
             n,
@@ -245,7 +249,12 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         if self.state.day is not None and day <= self.state.day:
             return
         log.warning("salvaged event log: the start of day %s was lost; rebuilt from its events", day)
-        apply(self.state, {"type": "day_started", "ts": ts, "seq": self.state.seq, **self._day_data(day, ts)})
+        self._apply({"type": "day_started", "ts": ts, "seq": self.state.seq, **self._day_data(day, ts)})
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        """Fold one event into the state and note what it changed for the staffing alarm."""
+        apply(self.state, event)
+        self.staffing.observe(self.state, event)
 
     def _day_data(self, day: str, now: float) -> dict[str, Any]:
         """The fields of a ``day_started`` event for ``day`` at ``now``."""
@@ -263,7 +272,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             t = self.state.tickets.get(tid)
             if t is not None:  # a page's parked list changed: the service publishes it without delay
                 self.parked_changed.add(t.service)
-        apply(self.state, event)
+        self._apply(event)
         self._pending.append(event)
         self._touch(event)
         return event
@@ -332,6 +341,31 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
 
     def _last_ts(self) -> float:
         return self.state.last_ts
+
+    def staffing_alerts(self) -> None:
+        """The ``unstaffed_service`` alarms in ``alerts``: services whose waiting citizens no open counter
+        can call, for ``controller.unstaffed_alarm_after_s`` during opening hours (so a short pause does not
+        make an alarm come and go); at most ``contract.SUMMARY_UNSTAFFED``, the longest first. After every
+        command batch (a counter that opens ends it at once) and every tick (the time passes, the office
+        opens or closes); O(services x counters)."""
+        due = self.staffing.due(
+            self.state, self.cfg, self.clock(), self.cfg.controller.unstaffed_alarm_after_s
+        )
+        due = due[: contract.SUMMARY_UNSTAFFED]
+        keys = {f"unstaffed:{sid}" for sid, _, _ in due}
+        for key in [k for k in self.alerts if k.startswith("unstaffed:") and k not in keys]:
+            sid = key.partition(":")[2]
+            log.info("service %s: an open counter serves its waiting citizens again (or none waits)", sid)
+            del self.alerts[key]
+        for sid, n, since in due:
+            key = f"unstaffed:{sid}"
+            if key not in self.alerts:
+                log.warning(
+                    "service %s: %d waiting and no open counter serves it since %s", sid, n, iso(since)
+                )
+            self.alerts[key] = contract.alert(
+                contract.AlarmCode.UNSTAFFED_SERVICE, service=sid, waiting=n, since=round(since)
+            )
 
     def _ensure_day(self) -> None:
         today = self.cfg.office.today(self.clock())
@@ -493,6 +527,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             for node_id, raw in items:
                 self._batch.outcomes.append(self._decide(node_id, raw))
             self._flush()
+            self.staffing_alerts()
             return self._batch.outcomes
         finally:
             self._batch = None
@@ -503,6 +538,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         try:
             self._batch.outcomes.append(self._run(node_id, role, cmd))
             self._flush()
+            self.staffing_alerts()
             return self._batch.outcomes[0]
         finally:
             self._batch = None
@@ -583,7 +619,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         if rebuild:
             self._flush(rebuild=True)  # commit the commands before this one, then undo this one's effects
             for e in events:
-                apply(self.state, e)
+                self._apply(e)
         reply["seq"] = self.state.seq
         outcome = Outcome(reply, events)
         batch.events += events
@@ -693,6 +729,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             if events:
                 self.store.commit(events, None)
                 self._observe(events)
+            self.staffing_alerts()
             return Outcome(None, events)
         except Exception:
             log.exception("tick failed")

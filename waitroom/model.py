@@ -147,15 +147,18 @@ class Pool:
 
     ``OfficeState`` keeps one up to date in ``apply``, so choosing the next ticket looks only at the heads of
     the lists of a counter's services: O(services x log n), whatever the length of the queue.
+    ``targeted_n`` counts the transferred tickets per counter and service (the unstaffed-service alarm asks
+    which waiting tickets no open counter can call without walking the lists).
     """
 
-    __slots__ = ("appointment", "normal", "priority", "targeted")
+    __slots__ = ("appointment", "normal", "priority", "targeted", "targeted_n")
 
     def __init__(self) -> None:
         self.normal: dict[str, SortedKeyList] = {}
         self.priority: dict[str, SortedKeyList] = {}
         self.appointment: dict[str, SortedKeyList] = {}
         self.targeted: dict[str, SortedKeyList] = {}
+        self.targeted_n: dict[str, dict[str, int]] = {}  # counter -> service -> tickets transferred to it
 
     def _bucket(self, t: Ticket) -> tuple[dict[str, SortedKeyList], str]:
         if t.target_counter is not None:
@@ -170,15 +173,26 @@ class Pool:
         if lst is None:
             lst = d[key] = SortedKeyList(key=slot_key if d is self.appointment else walk_key)
         lst.add(t)
+        if d is self.targeted:
+            n = self.targeted_n.setdefault(key, {})
+            n[t.service] = n.get(t.service, 0) + 1
 
     def discard(self, t: Ticket) -> None:
         d, key = self._bucket(t)
         lst = d.get(key)
         if lst:
+            before = len(lst)
             if lst[0] is t:  # the usual case: the head is called
                 del lst[0]
             else:
                 lst.discard(t)
+            if d is self.targeted and len(lst) < before:
+                n = self.targeted_n[key]
+                n[t.service] -= 1
+                if not n[t.service]:
+                    del n[t.service]
+                    if not n:
+                        del self.targeted_n[key]
 
     def position(self, t: Ticket) -> int:
         """Tickets before ``t`` in its own list (0 for the head)."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from waitroom.config import Config
 from waitroom.contract import FAULT_FIELDS, AlarmCode, FaultCode
-from waitroom.i18n import N_, t
+from waitroom.i18n import N_, Nn_, t, tn
 
 # the record's frame (shown in other columns or not at all)
 FRAME = frozenset({"node", "role", "version", "ts"})
@@ -161,6 +161,7 @@ FAULT_CODE_FIELDS = frozenset(FAULT_FIELDS.values())
 ALARMS = {
     AlarmCode.CLOCK_BEHIND: N_("web.admin.alarm.clock_behind"),
     AlarmCode.CLOCK_STEPPED_BACK: N_("web.admin.alarm.clock_stepped_back"),
+    AlarmCode.UNSTAFFED_SERVICE: Nn_("web.admin.alarm.unstaffed_service"),  # by the count of waiting
 }
 
 # the order of the lines: the overall state first, the known fields next, unknown ones last
@@ -469,6 +470,12 @@ class Alarm:
     code: str
     text: str
     detail: str = ""
+    what: str = ""  # what it is about, when a code can be there more than once (a service's id)
+
+    @property
+    def ident(self) -> str:
+        """Its element id on the admin page (the page merges its alarms by it)."""
+        return f"{self.code}-{self.what}" if self.what else self.code
 
 
 def certificate_alarm(
@@ -489,6 +496,26 @@ def certificate_alarm(
     return Alarm("certificate_ending", t("web.admin.alarm.certificate", lang, date=date, nodes=nodes))
 
 
+def _alarm_text(cfg: Config, lang: str, code: str, data: Mapping[str, Any]) -> str | None:
+    """A known alarm with the fields it needs as a sentence; None for anything else (said with its code)."""
+    if code in (AlarmCode.CLOCK_BEHIND, AlarmCode.CLOCK_STEPPED_BACK):
+        if _count(data.get("behind_s")) is None:
+            return None
+        return t(ALARMS[AlarmCode(code)], lang, behind=duration(data["behind_s"], lang))
+    if code == AlarmCode.UNSTAFFED_SERVICE:
+        n, since, sid = _count(data.get("waiting")), _count(data.get("since")), data.get("service")
+        if n is None or since is None or not isinstance(sid, str):
+            return None
+        said = Describer(cfg, lang)
+        if sid not in cfg.service_ids:
+            return None  # a service this page does not know (another configuration): said with its code
+        name = said.service(sid)
+        return tn(
+            ALARMS[AlarmCode.UNSTAFFED_SERVICE], n, lang, count=n, service=name, since=said.clock(since)
+        )
+    return None
+
+
 def alarms(cfg: Config, lang: str, state: Mapping[str, Any] | None) -> list[Alarm]:
     """The alarms of the office summary (``alerts``: stable codes with their details) as sentences; from a
     controller older than ``alerts``, its English ``alarms`` texts under the sentence they stand for."""
@@ -501,9 +528,10 @@ def alarms(cfg: Config, lang: str, state: Mapping[str, Any] | None) -> list[Alar
             if not isinstance(a, Mapping) or not isinstance(a.get("code"), str):
                 continue
             code, data = a["code"], a.get("data") if isinstance(a.get("data"), Mapping) else {}
-            if code in ALARMS and _count(data.get("behind_s")) is not None:
-                behind = duration(data["behind_s"], lang)
-                out.append(Alarm(code, t(ALARMS[AlarmCode(code)], lang, behind=behind)))
+            said = _alarm_text(cfg, lang, code, data)
+            if said is not None:
+                what = data.get("service") if code == AlarmCode.UNSTAFFED_SERVICE else ""
+                out.append(Alarm(code, said, what=what))
             else:
                 out.append(Alarm(code, t("web.admin.alarm.unknown", lang, code=code[:40]), raw(data or "")))
         return out

@@ -2,6 +2,9 @@
 
 Every button is a plain HTML form (works without JavaScript, CSRF-protected); the page refreshes its panel
 live from the SSE stream and has keyboard shortcuts. The same actions exist as JSON under /api/counter/.
+Closing or pausing the last open counter of a service with citizens waiting asks first (a dialog; without
+JavaScript a page with the same question); the JSON API and the counter's buttons do not ask, the
+controller's ``unstaffed_service`` alarm covers them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from flask import Blueprint, abort, flash, make_response, redirect, render_templ
 from flask import request as flask_request
 from werkzeug.wrappers import Response
 
+from waitroom.i18n import N_
 from waitroom.web.common import (
     CommandResult,
     cfg,
@@ -130,6 +134,49 @@ def perform(counter: str, action: str, data: Mapping[str, Any]) -> CommandResult
     return run_command(op, args)
 
 
+# Closing or pausing the last open counter of a service while citizens wait for it: the page asks first
+# (the controller refuses nothing: a clerk may have to leave; its unstaffed_service alarm tells the office).
+CONFIRMED = "confirmed"  # the form field that says the clerk answered the question with yes
+ASKS = frozenset({"close", "pause"})
+# the question's texts, named by the action in the templates (staff_confirm.html, staff_panel.html)
+ASK_TEXTS = (
+    N_("web.staff.confirm.close"),
+    N_("web.staff.confirm.pause"),
+    N_("web.staff.confirm.close_yes"),
+    N_("web.staff.confirm.pause_yes"),
+)
+
+
+def last_for(counter: str, state: Mapping[str, Any] | None) -> list[tuple[str, int]]:
+    """(service id, waiting) of the services with citizens waiting whose only open counter is ``counter``,
+    from the live summary; nothing when ``counter`` is not open itself (then it changes nothing). The count
+    is the summary's: it includes tickets transferred to one counter by name (the controller's alarm tells
+    those apart; here one number for the question is enough)."""
+    if not state:
+        return []
+    states = {c.get("id"): c.get("state") for c in state.get("counters", []) if isinstance(c, Mapping)}
+    if states.get(counter) != "open":
+        return []
+    waiting = {s.get("id"): s.get("waiting") for s in state.get("services", []) if isinstance(s, Mapping)}
+    out = []
+    for sid in cfg().counter(counter).services:
+        n = waiting.get(sid)
+        if not isinstance(n, int) or n <= 0:
+            continue
+        others = [c.id for c in cfg().counters if sid in c.services and c.id != counter]
+        if not any(states.get(cid) == "open" for cid in others):
+            out.append((sid, n))
+    return out
+
+
+def last_texts(counter: str, state: Mapping[str, Any] | None) -> list[str]:
+    """The sentences the question says: "12 Wartende für Pass; kein anderer Schalter bedient Pass."."""
+    from waitroom.web.common import trn
+
+    names = {s.id: s.name.get(lang()) for s in cfg().services}
+    return [trn("web.staff.unstaffed", n, count=n, service=names[sid]) for sid, n in last_for(counter, state)]
+
+
 def counter_view(counter: str) -> dict[str, Any]:
     """Everything the workstation shows for one counter, from the live snapshot (numbers only)."""
     c = cfg().counter(counter)
@@ -152,6 +199,7 @@ def counter_view(counter: str) -> dict[str, Any]:
         "reason_names": {r.id: r.name.model_dump() for r in cfg().office.pause_reasons},
         "seq": lv.seq,
         "closed": set(),
+        "last_for": [],
         "terminals": {
             n.id: (n.name.model_dump() if n.name else {"de": n.id}) for n in cfg().nodes if n.role == "assist"
         },
@@ -168,6 +216,7 @@ def counter_view(counter: str) -> dict[str, Any]:
     ]
     view["parked"] = [p for p in state.get("parked", []) if p["service"] in mine]
     view["assistance"] = list(state.get("assistance", []))
+    view["last_for"] = last_texts(counter, state)  # closing or pausing asks first (app.js)
     return view
 
 
@@ -221,6 +270,10 @@ def act(counter: str, action: str) -> Response:
     check_counter(counter)
     if action not in ACTIONS:
         abort(404)
+    if action in ASKS and flask_request.form.get(CONFIRMED) != "1" and _valid(counter, action):
+        texts = last_texts(counter, live().public_state())
+        if texts:  # ask first: the same form again, with the question and the answer yes
+            return _ask(counter, action, texts)
     res = perform(counter, action, flask_request.form)
     if res.seq is not None:
         session["seq"] = res.seq  # the page after the redirect shows a state at least this new
@@ -229,6 +282,33 @@ def act(counter: str, action: str) -> Response:
     else:
         flash(res.message, "error")
     return redirect(url_for("staff.workstation", counter=counter))
+
+
+def _valid(counter: str, action: str) -> bool:
+    """The form's fields make a command (a pause without a known reason is answered as such, not asked)."""
+    try:
+        ACTIONS[action][1](flask_request.form, counter)
+        _current(flask_request.form)
+    except ActionError:
+        return False
+    return True
+
+
+def _ask(counter: str, action: str, texts: list[str]) -> Response:
+    """The question as a page of its own (without JavaScript; app.js asks in a dialog before it posts): the
+    form posts the same fields again with the answer; cancelling goes back to the workstation, unchanged."""
+    fields = {k: v for k, v in flask_request.form.items() if k in ("current", "reason") and len(v) <= 80}
+    html = render_template(
+        "staff_confirm.html",
+        counter=cfg().counter(counter),
+        action=action,
+        texts=texts,
+        fields=fields,
+        confirmed=CONFIRMED,
+    )
+    resp = make_response(html)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def _success_text(action: str, result: dict[str, Any]) -> str:

@@ -128,10 +128,57 @@
     });
   });
 
+  // The staff page asks before closing or pausing the last open counter of a service with citizens waiting:
+  // a form with data-ask (the sentences, one a line; data-ask-question, data-ask-yes) opens the modal dialog
+  // #ask instead of posting (focus in the dialog on "cancel", Escape cancels, focus back on the button).
+  // Yes posts the fields as they were at the click with confirmed=1, from a form of its own: the live
+  // stream may have replaced the panel meanwhile. Without the dialog element the server asks (a page).
+  var ask = document.getElementById("ask");
+  if (ask && typeof ask.showModal === "function") {
+    document.addEventListener("submit", function (ev) {
+      var form = ev.target;
+      if (!form.dataset || !form.dataset.ask) { return; }
+      ev.preventDefault();
+      var action = form.getAttribute("action"), data = new FormData(form);
+      var text = document.getElementById("ask-text");
+      text.textContent = "";
+      form.dataset.ask.split("\n").concat([form.dataset.askQuestion]).forEach(function (line) {
+        var p = document.createElement("p");
+        p.textContent = line;
+        text.appendChild(p);
+      });
+      document.getElementById("ask-yes").textContent = form.dataset.askYes;
+      ask.returnValue = "";
+      ask.onclose = function () {
+        ask.onclose = null;
+        if (ask.returnValue !== "yes") {
+          var again = document.querySelector('form[action="' + action + '"] button[type="submit"]');
+          if (again) { again.focus(); }
+          return;
+        }
+        var post = document.createElement("form");
+        post.method = "post";
+        post.action = action;
+        data.append("confirmed", "1");
+        data.forEach(function (value, name) {
+          var field = document.createElement("input");
+          field.type = "hidden";
+          field.name = name;
+          field.value = value;
+          post.appendChild(field);
+        });
+        document.body.appendChild(post);
+        post.submit();
+      };
+      ask.showModal();
+    });
+  }
+
   // Keyboard shortcuts: a key presses the button with data-key="<key>" (not while typing in a field), once
   // per press: a key held down repeats its keydown, which sent the form again and again.
   document.addEventListener("keydown", function (ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
+    if (document.querySelector("dialog[open]")) { return; }  // a question is open: no key acts behind it
     var tag = (ev.target.tagName || "").toLowerCase();
     if (tag === "input" || tag === "select" || tag === "textarea") { return; }
     var btn = document.querySelector('[data-key="' + ev.key.toLowerCase() + '"]');
