@@ -482,3 +482,44 @@ def test_display_without_espeak_still_gongs_and_says_so_in_its_health(
     assert [(p.ticket, p.kind) for p in dn.announcer.played] == [("A001", "gong")]
     said = [h for h in health if h.get("speech", "").startswith("error: espeak-ng is not installed")]
     assert said and said[-1]["speech_fault"] == "speech_missing"
+
+
+def test_display_with_a_hanging_espeak_shows_and_gongs_the_call_and_reports_the_fault(
+    controller, node, cfg, monkeypatch, tmp_path
+):
+    """A display whose espeak-ng hangs (a real process that never ends): the call is on the screen and its
+    gong plays while the synthesis still hangs; the published health says speech_timeout."""
+    from displays.node import DisplayNode
+    from waitroom.contract import Topics, decode
+
+    started = tmp_path / "espeak-started"
+    monkeypatch.setenv("PATH", f"{fake_espeak(tmp_path / 'bin', f'touch {started}; sleep 30')}:/usr/bin:/bin")
+    health: list[dict] = []
+    node("web").subscribe(Topics(cfg.office.id).health("display-1"), lambda t, p: health.append(decode(p)))
+    settings = ds.parse({"screenshot_every_s": 0, "tts": "espeak-ng"})
+    dn = DisplayNode(
+        node("display-1"),
+        cfg,
+        cfg.node("display-1"),
+        settings=settings,
+        announcer=Announcer(settings, gong=short_gong(tmp_path)),
+        data_dir=tmp_path,
+    )
+    fault_at_gong: list[str] = []
+    dn.announcer.on_played.append(lambda p: fault_at_gong.append(dn.announcer.speech_fault))
+    dn.start()
+    try:
+        node("disp-1").request("ticket.issue", {"service": "pass"})
+        node("counter-1").request("counter.call_next", {"counter": "c1"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(h.get("speech_fault") for h in health):
+            time.sleep(0.05)
+        assert dn.announcer.wait_idle(timeout=15)
+    finally:
+        dn.stop()
+    assert started.exists()
+    assert [(p.ticket, p.kind) for p in dn.announcer.played] == [("A001", "gong")]
+    assert fault_at_gong == [""]  # the gong had played before the hung synthesis was given up
+    assert any(k[0] == "A001" for k in dn.shown)  # on a frame
+    said = [h for h in health if h.get("speech_fault")]
+    assert said[-1]["speech_fault"] == "speech_timeout" and said[-1]["speech"].startswith("error: ")
