@@ -234,6 +234,8 @@ class DisplayNode:
         self._announce(call)
 
     def _announce(self, call: CallView) -> None:
+        if not self.announcer.enabled:  # quiet: shown only (and kept ``keep_called_s`` after it came)
+            return
         if self.missed.window_s > 0:  # stored as heard once its first sound is played (_on_played)
             with self._playing_lock:
                 self._playing[(call.ticket, call.seq)] = call.key
