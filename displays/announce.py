@@ -1,8 +1,11 @@
 """Announcements: a gong, then the spoken call, synthesized offline with espeak-ng and played by pygame.
 
-Two worker threads form a pipeline, so the screen never waits for sound and a burst of calls plays without
-gaps: the *synthesis* worker turns each queued call into WAV files while the *player* worker plays the
-previous one. Both keep the order in which calls arrived; nothing is ever cut off. A call still waiting to
+Two worker threads, so the screen never waits for sound, the gong never waits for speech and a burst of calls
+plays without gaps: each queued call goes to both; the *synthesis* worker turns it into WAV files while the
+*player* worker plays the calls before it, and then its gong at once; after the gong and ``gong_pause_s`` the
+player takes the speech if it is ready by then or within ``synth_timeout`` of its text (espeak-ng needs 10-40
+ms for a call sentence on a PC, a few tenths of a second on a Pi 4). Both keep the order in which calls
+arrived; nothing is ever cut off. A call still waiting to
 be played when the same counter calls another ticket is skipped (a no-show's number after the counter has
 moved on would send a citizen to a counter that calls somebody else); the screen still lists it. A recall of
 the same ticket is announced after its call, as a repetition.
@@ -17,9 +20,11 @@ Speech synthesis (``Synthesizer``):
 - ``AutoSynth`` (default): pyttsx3, and the program from the first failure or hang on (a stuck pyttsx3 loop
   cannot be cancelled; its thread is abandoned and logged).
 
-A synthesis failure (no synthesizer at start, an error, a timeout) never silences the gong: that call and
-the calls of the next ``SPEECH_RETRY_S`` are announced with the gong alone, without waiting for speech, then
-speech is tried again; ``health()["speech"]`` says why and ``on_health`` callbacks hear of each change.
+A synthesis failure (no synthesizer at start, an error, a timeout) never silences or delays the gong: that
+call and the calls of the next ``SPEECH_RETRY_S`` are announced with the gong alone, without waiting for
+speech, then speech is tried again; ``health()["speech"]`` says why (fault ``speech_timeout`` for a synthesis
+that hung) and ``on_health`` callbacks hear of each change. ``on_start`` callbacks hear of a call just before
+its gong, ``on_done`` ones when its announcement is over (or skipped): the display keeps the board in step.
 
 Playback goes through an ``AudioSink`` (hardware is passed in): ``PygameSink`` plays through pygame.mixer;
 with ``SDL_AUDIODRIVER=dummy`` it plays in real time into nothing, which the tests and the demo use.
@@ -53,15 +58,26 @@ if TYPE_CHECKING:  # the schema (pydantic); a display node runs on a light recor
 
 log = logging.getLogger(__name__)
 
-SYNTH_TIMEOUT_S = 15.0
+# How long the synthesis of one phrase may take: espeak-ng needs 10-40 ms for a call sentence of about 55
+# characters on a PC (measured with the program and with pyttsx3) and a few tenths of a second on a Pi 4, so
+# 2 s and 20 ms a character (3.1 s for such a sentence) is ample and still short: the gong never waits for it,
+# and the speech of a call waits at most this long after the gong (see ``synth_timeout``).
+SYNTH_BASE_S = 2.0
+SYNTH_PER_CHAR_S = 0.02
+ENGINE_START_S = 15.0  # pyttsx3 loading libespeak-ng and its voices (once, at start)
 # After a speech synthesis failure (the program missing, crashing or hanging) calls are announced with the
-# gong alone for this long, then speech is tried again: a hanging espeak-ng delays one call, not every call
-# by ``SYNTH_TIMEOUT_S`` per phrase.
+# gong alone for this long, then speech is tried again: a hanging espeak-ng costs one call its speech, and
+# the calls after it neither wait for it nor lose their gong.
 SPEECH_RETRY_S = 300.0
 
 
 class AudioError(HardwareError):
     """Sound output or speech synthesis failed."""
+
+
+def synth_timeout(text: str) -> float:
+    """The longest a synthesis of ``text`` may take (tied to its length; see ``SYNTH_BASE_S``)."""
+    return SYNTH_BASE_S + SYNTH_PER_CHAR_S * len(text)
 
 
 def wav_seconds(path: str | Path) -> float:
@@ -108,11 +124,12 @@ class EspeakCliSynth:
             "--",
             text,
         ]
+        limit = synth_timeout(text)
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=SYNTH_TIMEOUT_S, check=False)
+            proc = subprocess.run(cmd, capture_output=True, timeout=limit, check=False)
         except subprocess.TimeoutExpired:
             raise AudioError(
-                f"espeak-ng took longer than {SYNTH_TIMEOUT_S:.0f} s for {text!r}",
+                f"espeak-ng took longer than {limit:.1f} s for {text!r}",
                 fault=FaultCode.SPEECH_TIMEOUT,
             ) from None
         if proc.returncode != 0 or not path.exists():
@@ -143,15 +160,15 @@ class Pyttsx3Synth:
 
     name = "pyttsx3"
 
-    def __init__(self, rate: int = 150, timeout: float = SYNTH_TIMEOUT_S):
+    def __init__(self, rate: int = 150, timeout: float | None = None):
         self.rate = rate
-        self.timeout = timeout
+        self.timeout = timeout  # per phrase; None: ``synth_timeout`` of its text
         self._jobs: queue.Queue[tuple[str, str, Path, Future[Path]] | None] = queue.Queue()
         self._ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, name="tts-pyttsx3", daemon=True)
         self._thread.start()
         try:
-            self._ready.result(timeout=timeout)
+            self._ready.result(timeout=ENGINE_START_S)
         except TimeoutError:
             raise AudioError("pyttsx3 did not initialise in time", fault=FaultCode.SPEECH_TIMEOUT) from None
         except Exception as exc:
@@ -195,11 +212,12 @@ class Pyttsx3Synth:
             raise AudioError("the pyttsx3 thread has stopped", fault=FaultCode.SPEECH_FAILED)
         fut: Future[Path] = Future()
         self._jobs.put((text, lang, path, fut))
+        limit = self.timeout if self.timeout is not None else synth_timeout(text)
         try:
-            return fut.result(timeout=self.timeout)
+            return fut.result(timeout=limit)
         except TimeoutError:
             raise AudioError(
-                f"pyttsx3 hung for {self.timeout:.0f} s on {text!r}", fault=FaultCode.SPEECH_TIMEOUT
+                f"pyttsx3 hung for {limit:.1f} s on {text!r}", fault=FaultCode.SPEECH_TIMEOUT
             ) from None
 
     def close(self) -> None:
@@ -328,6 +346,7 @@ class Announcement:
     seq: int | None = None
     lang: str | None = None  # the ticket's language (the call event's "lang"); None: German only
     at: str | None = None  # the counter's id: its call of another ticket supersedes this one while it waits
+    ref: Any = None  # the caller's key of the call (handed back to ``on_start`` and ``on_done``)
 
     def phrases(self, languages: tuple[str, ...]) -> list[tuple[str, str]]:
         return [
@@ -353,9 +372,44 @@ class Played:
 
 @dataclass
 class _Job:
+    """One call between the two workers: the synthesis worker adds its WAV files and sets ``done``; the player
+    takes what is there when it needs the speech and marks the job ``abandoned`` (a late file is deleted)."""
+
     item: Announcement
     queued: float
+    phrases: list[tuple[str, str]]  # (lang, text)
     files: list[tuple[str, str, Path]] = field(default_factory=list)  # (lang, text, wav)
+    finished: bool = False  # the synthesis worker is done with it (all files, an error, or no speech)
+    abandoned: bool = False
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def add(self, lang: str, text: str, path: Path) -> bool:
+        with self.changed:
+            if not self.abandoned:
+                self.files.append((lang, text, path))
+                self.changed.notify_all()
+                return True
+        path.unlink(missing_ok=True)  # the call was played without it
+        return False
+
+    def finish(self) -> None:
+        with self.changed:
+            self.finished = True
+            self.changed.notify_all()
+
+    def phrase(self, i: int, timeout: float) -> tuple[str, str, Path] | bool | None:
+        """Phrase ``i`` once synthesized; None when there is none (an error, no speech); False when it did not
+        come within ``timeout`` (a hung synthesis)."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.files) > i or self.finished, timeout):
+                return False
+            return self.files[i] if len(self.files) > i else None
+
+    def take(self) -> list[tuple[str, str, Path]]:
+        """Every file made for it; what comes later is dropped (the call has been played)."""
+        with self.changed:
+            self.abandoned = True
+            return list(self.files)
 
 
 class Announcer:
@@ -393,6 +447,9 @@ class Announcer:
         self._last_end: float | None = None
         self._stopping = threading.Event()
         self.on_played: list[Callable[[Played], None]] = []
+        self.on_start: list[Callable[[Announcement], None]] = []  # just before a call's gong (player thread)
+        self.on_done: list[Callable[[Announcement, bool], None]] = []  # announced (True) or skipped (False)
+        self._fail_lock = threading.Lock()
         self.speech_error = ""  # why calls are announced with the gong alone ("" = speech works)
         self.speech_fault = ""  # ... as a stable code (waitroom.contract.FaultCode)
         self._speech_retry_at = 0.0
@@ -430,6 +487,7 @@ class Announcer:
     def stop(self) -> None:
         self._stopping.set()
         self._to_synth.put(None)
+        self._to_play.put(None)
         for th in self._threads:
             th.join(timeout=5)
         self._threads.clear()
@@ -443,11 +501,14 @@ class Announcer:
         """Queue a call; returns False in quiet mode or when stopped."""
         if not self.enabled or not self._threads:
             return False
+        langs = self.settings.spoken_languages(i18n.normalize(item.lang))
+        job = _Job(item, self.clock(), item.phrases(langs) if self.settings.speech else [])
         with self._idle:
             self._pending += 1
             if item.at is not None:
                 self._newest[item.at] = item.ticket
-        self._to_synth.put(_Job(item, self.clock()))
+        self._to_synth.put(job)  # its speech is synthesized ...
+        self._to_play.put(job)  # ... while the calls before it play, and its gong needs none
         return True
 
     def _superseded(self, job: _Job) -> bool:
@@ -470,26 +531,36 @@ class Announcer:
         while True:
             job = self._to_synth.get()
             if job is None:
-                self._to_play.put(None)
                 return
-            if self._speaking() and not self._superseded(job):
-                langs = self.settings.spoken_languages(i18n.normalize(job.item.lang))
-                for lang, text in job.item.phrases(langs):
-                    self._count += 1
-                    path = self._tmp / f"{self._count:06d}-{lang}.wav"
-                    try:
-                        self._synth.synthesize(text, self.settings.voice(lang), path)  # type: ignore[union-attr]
-                        job.files.append((lang, text, path))
-                    except Exception as exc:  # the gong still plays, and the next calls without waiting
-                        self._speech_failed(exc, job.item.ticket)
-                        break
-                else:
-                    self._speech_works()
-            self._to_play.put(job)
+            try:
+                if job.phrases and not job.abandoned and self._speaking() and not self._superseded(job):
+                    self._synthesize(job)
+            finally:
+                job.finish()
+
+    def _synthesize(self, job: _Job) -> None:
+        for lang, text in job.phrases:
+            if job.abandoned:  # played meanwhile without its speech (it was late)
+                return
+            self._count += 1
+            path = self._tmp / f"{self._count:06d}-{lang}.wav"
+            try:
+                self._synth.synthesize(text, self.settings.voice(lang), path)  # type: ignore[union-attr]
+            except Exception as exc:  # the gong has played or still plays, and the next calls without waiting
+                path.unlink(missing_ok=True)
+                self._speech_failed(exc, job.item.ticket)
+                return
+            if not job.add(lang, text, path):
+                return
+        self._speech_works()
+
+    def _speech_off(self) -> bool:
+        """Speech is off, or failed within ``SPEECH_RETRY_S``: calls get their gong alone, without waiting."""
+        return not self.settings.speech or bool(self.speech_error and self.clock() < self._speech_retry_at)
 
     def _speaking(self) -> bool:
         """Whether to synthesize now: speech is on and did not fail within ``SPEECH_RETRY_S``."""
-        if not self.settings.speech or (self.speech_error and self.clock() < self._speech_retry_at):
+        if self._speech_off():
             return False
         if self._synth is None:  # it could not be made at start (espeak-ng not installed): try again
             try:
@@ -500,11 +571,14 @@ class Announcer:
         return True
 
     def _speech_failed(self, exc: BaseException, ticket: str = "") -> None:
-        first = not self.speech_error
-        self.speech_error = str(exc)[:200]
-        self.speech_fault = getattr(exc, "fault", "") or FaultCode.SPEECH_FAILED
-        self._speech_retry_at = self.clock() + SPEECH_RETRY_S
-        self.errors.append(f"tts: {exc}")
+        with self._fail_lock:  # both workers may find it (the player: speech late; the synthesis: its error)
+            first = not self.speech_error
+            if not first and self.clock() < self._speech_retry_at:
+                return  # the same fault, seen by the other worker
+            self.speech_error = str(exc)[:200]
+            self.speech_fault = getattr(exc, "fault", "") or FaultCode.SPEECH_FAILED
+            self._speech_retry_at = self.clock() + SPEECH_RETRY_S
+            self.errors.append(f"tts: {exc}")
         if first:  # one line, not one per phrase and call
             log.error(
                 "speech synthesis failed%s: %s; calls are announced with the gong alone, speech is tried "
@@ -535,6 +609,7 @@ class Announcer:
             job = self._to_play.get()
             if job is None:
                 return
+            announced = False
             try:
                 if self._superseded(job):
                     log.info(
@@ -542,39 +617,69 @@ class Announcer:
                     )
                     self.skipped += 1
                     continue
-                sounds = [("gong", "", "", self.gong)] + [
-                    ("speech", lang, text, p) for lang, text, p in job.files
-                ]
-                for i, (kind, lang, text, path) in enumerate(sounds):
-                    self._pause_before(i)
-                    start = self.clock()
-                    try:
-                        seconds = self._sink.play(path, self.settings.volume)
-                    except Exception as exc:
-                        log.error("playing %s failed: %s", path.name, exc)
-                        self.errors.append(f"play: {exc}")
-                        continue
-                    rec = Played(
-                        job.item.seq,
-                        job.item.ticket,
-                        kind,
-                        lang,
-                        text,
-                        job.queued,
-                        start,
-                        self.clock(),
-                        seconds,
-                    )
-                    self._last_end = rec.end
-                    self.played.append(rec)
-                    for cb in self.on_played:
-                        cb(rec)
+                self._pause_before(0)
+                self._notify(self.on_start, job.item)
+                announced = True
+                self._play(job, "gong", "", "", self.gong)  # at once: it never waits for the speech
+                if not job.phrases or (self._speech_off() and not job.files):
+                    continue  # the gong alone (speech off, or failed a moment ago)
+                self._pause_before(1)
+                for i in range(len(job.phrases)):
+                    speech = self._speech_of(job, i)
+                    if speech is None:
+                        break
+                    if i:
+                        self._pause_before(2)
+                    self._play(job, "speech", *speech)
             finally:
-                for _, _, p in job.files:
+                for _, _, p in job.take():
                     p.unlink(missing_ok=True)
+                self._notify(self.on_done, job.item, announced)
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()
+
+    def _speech_of(self, job: _Job, i: int) -> tuple[str, str, Path] | None:
+        """Phrase ``i`` of the call, after its gong: at once when it is ready; else waited for only while
+        speech works, and at most ``synth_timeout`` of its text (then a fault: the next calls do not wait)."""
+        speech = job.phrase(i, 0)
+        if speech is False and not self._speech_off():
+            limit = synth_timeout(job.phrases[i][1])
+            speech = job.phrase(i, limit)
+            if speech is False:
+                self._speech_failed(
+                    AudioError(
+                        f"speech synthesis hung: no speech for {job.item.ticket} {limit:.1f} s after it was "
+                        "needed",
+                        fault=FaultCode.SPEECH_TIMEOUT,
+                    ),
+                    job.item.ticket,
+                )
+        return speech or None
+
+    def _play(self, job: _Job, kind: str, lang: str, text: str, path: Path) -> None:
+        assert self._sink is not None
+        start = self.clock()
+        try:
+            seconds = self._sink.play(path, self.settings.volume)
+        except Exception as exc:
+            log.error("playing %s failed: %s", path.name, exc)
+            self.errors.append(f"play: {exc}")
+            return
+        rec = Played(
+            job.item.seq, job.item.ticket, kind, lang, text, job.queued, start, self.clock(), seconds
+        )
+        self._last_end = rec.end
+        self.played.append(rec)
+        for cb in self.on_played:
+            cb(rec)
+
+    def _notify(self, callbacks: list[Callable[..., None]], *args: Any) -> None:
+        for cb in callbacks:
+            try:
+                cb(*args)
+            except Exception:
+                log.exception("an announcement callback failed")
 
     def _pause_before(self, index: int) -> None:
         """Silence before sound ``index`` of a call: the gap after the previous call, the gong's tail, ..."""

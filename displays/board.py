@@ -3,6 +3,16 @@
 ``Board`` is the display's state machine without pygame or MQTT. The node feeds it snapshots, call events and
 connection changes (from MQTT threads); the renderer reads an immutable ``Screen`` whose ``version`` changes
 only when something visible changed, so text is rendered once per change and not every frame.
+
+The board and the announcements agree (a burst of calls at opening: every counter presses "next" at once, and
+the calls are announced one after the other, several seconds each). The node tells the board which calls wait
+for their announcement (``queued``), whose gong starts (``announcing``) and whose announcement is over
+(``announced``). The large panel shows the call being announced (between two announcements the one before),
+else the newest call. A call is never dropped from the screen while it waits for its announcement, nor within
+``keep_s`` after its announcement (or, on a quiet display, after it came), unless its counter has called
+another ticket since (that call is not announced either). The list then has more rows than ``recent`` (the
+renderer makes them lower, and adds a column when they would become too small to read), and the rows of calls
+still waiting for their announcement are highlighted.
 """
 
 from __future__ import annotations
@@ -64,7 +74,10 @@ class WaitView:
 class Screen:
     version: int = 0
     office: str = ""
-    calls: tuple[CallView, ...] = ()  # newest first, already filtered by zone and cut to N + 1
+    # the large panel's call first (being announced, else the newest), then the list, newest first: the
+    # ``recent`` newest and every call kept on the screen (waiting for its announcement, or just announced)
+    calls: tuple[CallView, ...] = ()
+    pending: frozenset[tuple[str, str, float]] = frozenset()  # keys of listed calls waiting to be announced
     waits: tuple[WaitView, ...] = ()
     offline: bool = True
     offline_reason: str = "starting"
@@ -78,6 +91,7 @@ class Board:
     zone: str | None = None
     recent: int = 6
     blink_s: float = 10.0
+    keep_s: float = 20.0  # a call stays on the screen at least this long after its announcement
     office_name: str = ""
     stale_after_s: float = 0.0
     clock: Callable[[], float] = time.monotonic
@@ -94,6 +108,10 @@ class Board:
     _state_at: float | None = None
     _blink_key: tuple[str, str, float] | None = None
     _blink_until: float = 0.0
+    _pending: dict[tuple[str, str, float], None] = field(default_factory=dict)  # waiting, in announcing order
+    _current: tuple[str, str, float] | None = None  # the call announced now or just before
+    _sounding: bool = False  # the current call's announcement is playing
+    _kept: dict[tuple[str, str, float], float] = field(default_factory=dict)  # key -> shown at least until
 
     def __post_init__(self) -> None:
         self._screen = Screen(office=self.office_name)
@@ -105,9 +123,13 @@ class Board:
             self._state_at = self.clock()
             self._counters = {c["id"]: c for c in snap.get("counters", []) if isinstance(c, dict)}
             day, seq = str(snap.get("day", "")), int(snap.get("seq", 0))
-            if day != self._day:
+            held = [c for c in (*self._live, *self._snap_calls) if self._held(c.key)]
+            if self._day and day != self._day:  # a new day (not the first state since the start)
                 self._live.clear()
                 self._seen_seq.clear()
+                self._pending.clear()
+                self._kept.clear()
+                self._current, self._sounding, held = None, False, []
             self._day, self._snap_seq = day, seq
             calls = []
             for c in snap.get("calls", []):
@@ -127,7 +149,9 @@ class Board:
                     )
                 )
             self._snap_calls = calls
+            # a call the snapshot no longer holds (it keeps the office's newest 10) stays while it is kept
             self._live = [c for c in self._live if c.seq is not None and c.seq > seq]
+            self._live += [c for c in held if c not in self._live]
             waits = tuple(
                 WaitView(
                     service=s["id"],
@@ -168,9 +192,38 @@ class Board:
             if any(c.key == call.key for c in self._snap_calls):
                 return None  # already in the snapshot (a late duplicate)
             self._live.append(call)
-            self._blink_key, self._blink_until = call.key, self.clock() + self.blink_s
+            self._kept[call.key] = self.clock() + self.keep_s
             self._publish()
+            if self._screen.calls[0].key == call.key:  # in the large panel now (nothing else to announce)
+                self._blink_key, self._blink_until = call.key, self.clock() + self.blink_s
             return call
+
+    def queued(self, key: tuple[str, str, float]) -> None:
+        """The call waits for its announcement: it stays on the screen, highlighted, until it is over."""
+        with self._lock:
+            self._pending[key] = None
+            self._publish()
+
+    def announcing(self, key: tuple[str, str, float]) -> int:
+        """The call's gong starts: it is shown in the large panel and blinks. Returns the screen's version."""
+        with self._lock:
+            self._pending.pop(key, None)
+            self._current, self._sounding = key, True
+            self._blink_key, self._blink_until = key, self.clock() + self.blink_s
+            self._publish()
+            return self._screen.version
+
+    def announced(self, key: tuple[str, str, float], *, played: bool = True) -> None:
+        """The call's announcement is over (``played``) or was skipped: kept ``keep_s`` longer when played."""
+        with self._lock:
+            self._pending.pop(key, None)
+            if played:
+                self._kept[key] = self.clock() + self.keep_s
+            if key == self._current:
+                self._sounding = False
+                if not self._pending:
+                    self._current = None  # nothing more to announce: the newest call takes the panel
+            self._publish()
 
     def flash(self, key: tuple[str, str, float]) -> None:
         """Let a call blink as a live one does (a call announced late); only the newest call blinks."""
@@ -193,8 +246,12 @@ class Board:
     def check_stale(self) -> None:
         """Called by the frame loop once a second: a state older than ``stale_after_s`` counts as offline."""
         with self._lock:
+            now = self.clock()
+            expired = [k for k, until in self._kept.items() if until <= now]
+            for k in expired:  # the list may go back to its ``recent`` rows
+                del self._kept[k]
             reason = self._offline_reason()
-            if reason != self._screen.offline_reason:
+            if reason != self._screen.offline_reason or expired:
                 self._publish()
 
     # -- outputs
@@ -229,16 +286,53 @@ class Board:
             return "stale"
         return ""
 
+    def _held(self, key: tuple[str, str, float]) -> bool:
+        """Whether a call must stay on the screen: waiting for (or in) its announcement, or kept."""
+        return key in self._pending or key == self._current or self._kept.get(key, 0.0) > self.clock()
+
+    def _hero(self, merged: dict[tuple[str, str, float], CallView]) -> CallView | None:
+        """The large panel's call: the one announced now (or just before, while more wait), else the next to
+        be announced, else the newest."""
+        if self._current in merged and (self._sounding or self._pending):
+            return merged[self._current]
+        waiting = [merged[k] for k in self._pending if k in merged]
+        if waiting and not self._sounding:
+            return waiting[0]
+        return max(merged.values(), key=lambda c: c.ts, default=None)
+
     def _publish(self, **changes: Any) -> None:
         merged: dict[tuple[str, str, float], CallView] = {}
         for c in [*self._live, *self._snap_calls]:
             merged.setdefault(c.key, c)
-        calls = tuple(sorted(merged.values(), key=lambda c: c.ts, reverse=True)[: self.recent + 1])
+        hero = self._hero(merged)
+        # one row per ticket and counter (a recall and its call are one row; not a row for the panel's call)
+        rows: dict[tuple[str, str], CallView] = {}
+        held: set[tuple[str, str]] = set()
+        pending: set[tuple[str, str]] = set()
+        serving: dict[str, str] = {}  # counter -> the ticket of its newest call
+        for c in sorted(merged.values(), key=lambda c: c.ts, reverse=True):
+            where = (c.ticket, c.counter)
+            serving.setdefault(c.counter, c.ticket)
+            if hero is not None and where == (hero.ticket, hero.counter):
+                continue
+            rows.setdefault(where, c)
+            if serving[c.counter] != c.ticket and c.key != self._current:
+                continue  # its counter has called another ticket since: not held (nor announced)
+            if self._held(c.key):
+                held.add(where)
+            if c.key in self._pending:
+                pending.add(where)
+        # every held call, and the newest others up to ``recent`` rows
+        others = [where for where in rows if where not in held][: max(0, self.recent - len(held))]
+        chosen = held | set(others)
+        listed = [c for where, c in rows.items() if where in chosen]
+        calls = (hero, *listed) if hero is not None else ()
         reason = self._offline_reason()
         self._screen = replace(
             self._screen,
             **changes,
             calls=calls,
+            pending=frozenset(c.key for c in listed if (c.ticket, c.counter) in pending),
             offline=bool(reason),
             offline_reason=reason,
             version=self._screen.version + 1,

@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # the schema (pydantic); a display node runs on light records
 
 log = logging.getLogger(__name__)
 PLAYING_KEEP = 200  # calls queued for their gong that are remembered (more than a queue ever holds)
+# How long a call's gong waits for the frame that shows the call in the large panel (a frame takes a few ms;
+# a display whose frames fail does not hold its announcements back longer than this).
+FRAME_WAIT_S = 0.5
 
 
 def prepare(cfg: Config, node: Node) -> dict[str, Any]:
@@ -120,6 +123,7 @@ class DisplayNode:
             zone=node.zone,
             recent=self.settings.recent_calls,
             blink_s=self.settings.blink_s,
+            keep_s=self.settings.keep_called_s,
             office_name=cfg.office.name,
             stale_after_s=self.settings.stale_after_s,
         )
@@ -137,6 +141,10 @@ class DisplayNode:
         self._playing: OrderedDict[tuple[str, int | None], CallKey] = OrderedDict()  # (ticket, seq) -> call
         self._playing_lock = threading.Lock()
         self.announcer.on_played.append(self._on_played)
+        self.announcer.on_start.append(self._on_start)
+        self.announcer.on_done.append(self._on_done)
+        self._drawn = threading.Condition()
+        self._drawn_version = -1  # the screen version of the last frame shown
         if self.missed.restored:
             n, path = self.missed.restored, self.heard_file.path if self.heard_file else None
             log.info("%d calls heard before the start (%s) are not announced again", n, path)
@@ -150,6 +158,7 @@ class DisplayNode:
         self.frames = 0
         self.draw_s: deque[float] = deque(maxlen=300)  # time per changed frame (benchmark)
         self.shown: dict[tuple[str, str, float], float] = {}  # call key -> monotonic time of its first frame
+        # (anywhere on it: in the large panel or in the list)
         self.received: dict[tuple[str, str, float], float] = {}  # call key -> monotonic time of its event
         self.on_frame: list[Callable[[Screen, Any], None]] = []
         self.screenshot_dir = self.settings.screenshot_path()
@@ -225,16 +234,40 @@ class DisplayNode:
         self._announce(call)
 
     def _announce(self, call: CallView) -> None:
+        if not self.announcer.enabled:  # quiet: shown only (and kept ``keep_called_s`` after it came)
+            return
         if self.missed.window_s > 0:  # stored as heard once its first sound is played (_on_played)
             with self._playing_lock:
                 self._playing[(call.ticket, call.seq)] = call.key
                 while len(self._playing) > PLAYING_KEEP:  # calls superseded or never played
                     self._playing.popitem(last=False)
-        self.announcer.announce(
-            Announcement(
-                call.ticket, dict(call.spoken), call.recall, call.seq, lang=call.lang, at=call.counter
-            )
+        self.board.queued(call.key)  # first: its gong may start before announce() returns
+        item = Announcement(
+            call.ticket,
+            dict(call.spoken),
+            call.recall,
+            call.seq,
+            lang=call.lang,
+            at=call.counter,
+            ref=call.key,
         )
+        if not self.announcer.announce(item):  # quiet, or the sound output could not start
+            self.board.announced(call.key, played=False)
+        self._wake.set()
+
+    def _on_start(self, item: Announcement) -> None:  # the announcer's play thread, just before the gong
+        """The call's gong is about to sound: the board shows it in the large panel first (bounded wait)."""
+        if item.ref is None:
+            return
+        version = self.board.announcing(item.ref)
+        self._wake.set()
+        with self._drawn:
+            self._drawn.wait_for(lambda: self._drawn_version >= version, FRAME_WAIT_S)
+
+    def _on_done(self, item: Announcement, played: bool) -> None:  # the announcer's play thread
+        if item.ref is not None:
+            self.board.announced(item.ref, played=played)
+            self._wake.set()
 
     def _on_played(self, rec: Played) -> None:  # the announcer's play thread
         with self._playing_lock:
@@ -304,8 +337,11 @@ class DisplayNode:
             out.show(r.frame)
             self.draw_s.append(time.perf_counter() - t0)
             self.frames += 1
-            if screen.calls and screen.calls[0].key not in self.shown:
-                self.shown[screen.calls[0].key] = time.monotonic()
+            for call in screen.calls:
+                self.shown.setdefault(call.key, time.monotonic())
+            with self._drawn:
+                self._drawn_version = screen.version
+                self._drawn.notify_all()
             for cb in self.on_frame:
                 cb(screen, r.frame)
         if (

@@ -65,6 +65,17 @@ def _bytes(surf: pygame.Surface) -> int:
 
 
 @dataclass(frozen=True)
+class CallDrawn:
+    """One call as drawn: in the large panel or as a row of the list (for the tests and the node)."""
+
+    ticket: str
+    counter: str
+    place: str  # "panel" or "row"
+    pending: bool  # a row highlighted: its announcement is still to come
+    rect: Rect
+
+
+@dataclass(frozen=True)
 class Drawn:
     """One label as drawn (kept for the layout tests and the benchmark)."""
 
@@ -126,6 +137,7 @@ class Renderer:
         self.static_builds = 0  # counts how often the state was drawn (tests, benchmark)
         self.min_pt = max(6, math.ceil(min(self.size) * MIN_TEXT))
         self.drawn: list[Drawn] = []  # the labels of the state and the hero as last drawn
+        self.calls_drawn: tuple[CallDrawn, ...] = ()  # the calls in the frame (replaced whole per change)
         self._recording = True
 
     # ------------------------------------------------------------------------------ text helpers
@@ -317,11 +329,15 @@ class Renderer:
         surf = self.frame
         surf.fill(t.background)
         self._draw_header(surf, screen)
-        self._draw_recent(surf, screen.calls[1 : 1 + self.s.recent_calls])
+        rows = self._draw_recent(surf, screen.calls[1:], screen.pending)
         if "waits" in self.rects:
             self._draw_waits(surf, screen.waits)
         newest = screen.calls[0] if screen.calls else None
         self._hero = {on: self._draw_hero(newest, on) for on in (True, False)}
+        panel = (
+            (CallDrawn(newest.ticket, newest.counter, "panel", False, self.rects["hero"]),) if newest else ()
+        )
+        self.calls_drawn = (*panel, *rows)
         self._recording = True
         self._static_version = screen.version
         self.static_builds += 1
@@ -394,7 +410,13 @@ class Renderer:
             self.label(surf, text, box(top, 0.145), fg, align="center", size=pt, origin=origin)
         return surf
 
-    def _draw_recent(self, surf: pygame.Surface, calls: tuple[CallView, ...]) -> None:
+    def _draw_recent(
+        self, surf: pygame.Surface, calls: tuple[CallView, ...], pending: frozenset[Any] = frozenset()
+    ) -> list[CallDrawn]:
+        """The list: ``recent_calls`` rows, or more when more calls must stay on the screen (waiting for their
+        announcement, or just announced): then the rows are lower, down to the height that still shows the
+        number at the minimum size (3 % of the screen; about 12 rows at 1080p), and then in more columns, so
+        every call stays readable from a distance; a row waiting for its announcement is highlighted."""
         t = self.theme
         x, y, w, h = self.rects["recent"]
         pygame.draw.rect(surf, t.panel, (x, y, w, h))
@@ -412,32 +434,44 @@ class Renderer:
             )
         else:
             self.label(surf, de, (x + pad, y, w - 2 * pad, title_h), t.text, bold=True, lines=1)
-        row_h = (h - title_h - pad) // n
+        avail = h - title_h - pad
+        count = max(n, len(calls))
+        per_column = max(1, avail // math.ceil(line / 0.8 + 2))  # rows whose number is still readable
+        columns = -(-count // per_column)
+        rows = -(-count // columns)
+        row_h, cw = avail // rows, w // columns
+        num_w = 0.36 if columns == 1 else 0.44  # a narrow column: the number keeps its minimum size
+        out: list[CallDrawn] = []
         for i, c in enumerate(calls):
-            ry = y + title_h + i * row_h
-            if i % 2 == 0:
-                pygame.draw.rect(surf, t.background, (x + pad // 2, ry, w - pad, row_h - 2))
+            col, r = divmod(i, rows)
+            cx, ry = x + col * cw, y + title_h + r * row_h
+            lit = c.key in pending
+            if lit:
+                pygame.draw.rect(surf, t.highlight, (cx + pad // 2, ry, cw - pad, row_h - 2))
+            elif r % 2 == 0:
+                pygame.draw.rect(surf, t.background, (cx + pad // 2, ry, cw - pad, row_h - 2))
+            number, text, muted = (t.highlight_text,) * 3 if lit else (t.accent, t.text, t.muted)
             self.put(
                 surf,
                 c.ticket,
-                (x + pad, ry + round(row_h * 0.1), round(w * 0.36), round(row_h * 0.8)),
-                t.accent,
+                (cx + pad, ry + round(row_h * 0.1), round(cw * num_w), round(row_h * 0.8)),
+                number,
                 bold=True,
             )
-            nx, nw = x + round(w * 0.40), w - round(w * 0.40) - pad
+            nx, nw = cx + round(cw * (num_w + 0.04)), cw - round(cw * (num_w + 0.04)) - pad
             first, second = self.name(c.name, self.lang), self.name(c.name, self.lang2)
             second_h = max(line, round(row_h * 0.42))
             if second and second != first and row_h - second_h - 2 >= line:
-                pt = self.label(
-                    surf, first, (nx, ry + 1, nw, row_h - second_h - 2), t.text, bold=True, lines=1
-                )
+                pt = self.label(surf, first, (nx, ry + 1, nw, row_h - second_h - 2), text, bold=True, lines=1)
                 self.label(
-                    surf, second, (nx, ry + row_h - second_h - 1, nw, second_h), t.muted, size=pt, lines=1
+                    surf, second, (nx, ry + row_h - second_h - 1, nw, second_h), muted, size=pt, lines=1
                 )
             else:
                 self.label(
-                    surf, first, (nx, ry + round(row_h * 0.04), nw, round(row_h * 0.92)), t.text, bold=True
+                    surf, first, (nx, ry + round(row_h * 0.04), nw, round(row_h * 0.92)), text, bold=True
                 )
+            out.append(CallDrawn(c.ticket, c.counter, "row", lit, (cx, ry, cw, row_h)))
+        return out
 
     def _draw_waits(self, surf: pygame.Surface, waits: tuple[WaitView, ...]) -> None:
         t = self.theme

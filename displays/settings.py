@@ -89,7 +89,18 @@ class DisplaySettings(DisplayMethods, BaseModel):
     )
     fullscreen: bool = Field(True, description="full screen on the Pi (ignored without a real screen)")
     recent_calls: int = Field(6, ge=0, le=12, description="earlier calls listed below the newest one")
-    blink_s: float = Field(10.0, ge=0, le=120, description="seconds the newest call blinks")
+    blink_s: float = Field(
+        10.0, ge=0, le=120, description="seconds the call in the large panel blinks (from its gong on)"
+    )
+    keep_called_s: float = Field(
+        20.0,
+        ge=0,
+        le=600,
+        description="a call stays on the screen at least this long after its announcement (on a quiet "
+        "display: after it came), and always until its announcement, however many calls come meanwhile: the "
+        "list then gets more, lower rows (in more columns when they would get too small to read) and "
+        "highlights the calls still to be announced",
+    )
     show_waits: bool = Field(True, description="show the waiting count and time per service")
     ticker: dict[str, str] | str | None = Field(
         None,

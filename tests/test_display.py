@@ -525,3 +525,244 @@ def test_a_wait_under_a_minute_on_the_board_is_said_so():
     board.apply_state(snap)
     r.draw(board.screen(), highlight=False, now=0, mono=0)
     assert "3 wartend  ·  weniger als 1 Min." in {d.text.replace("\xa0", " ") for d in r.drawn}
+
+
+# ------------------------------------------------------------------------------------------------ bursts
+class FakeClock:
+    """The board's clock (monotonic seconds), moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def burst_events(n: int, *, counters: int | None = None) -> list[dict]:
+    """``n`` call events within one second, counter c1, c2, ... (each its own unless ``counters``)."""
+    counters = counters or n
+    return [
+        {
+            "seq": 100 + i,
+            "ticket": f"A{i + 1:03d}",
+            "counter": f"c{i % counters + 1}",
+            "counter_name": {"de": f"Schalter {i % counters + 1}", "en": f"Counter {i % counters + 1}"},
+            "ts": 5000.0 + i * 0.08,
+        }
+        for i in range(n)
+    ]
+
+
+def drawn_calls(r: Renderer) -> dict[str, tuple[str, bool]]:
+    return {c.ticket: (c.place, c.pending) for c in r.calls_drawn}
+
+
+def test_a_burst_keeps_every_call_on_the_board_until_it_is_announced(artifacts):
+    """Twelve counters press "next" within a second; the calls are announced one after the other. At the
+    start of each announcement the frame shows that call in the large panel and every call still to be
+    announced as a highlighted row, even after the office state (which holds the newest 10 calls) came; an
+    announced call stays ``keep_called_s`` longer, then the list goes back to its six rows. (The board used to
+    show only the newest 7: the first calls left the screen before their announcement.)"""
+    s = ds.parse({})
+    clock = FakeClock()
+    r = Renderer(s)
+    board = Board(recent=s.recent_calls, blink_s=s.blink_s, keep_s=s.keep_called_s, clock=clock)
+    board.set_link(True)
+    events = burst_events(12)
+    counters = [
+        {"id": f"c{i}", "name": {"de": f"Schalter {i}", "en": f"Counter {i}"}, "services": ["pass"]}
+        for i in range(1, 13)
+    ]
+    snap = {
+        "name": "Bürgerbüro Mitte",
+        "day": "2026-01-05",
+        "seq": 112,
+        "counters": counters,
+        "services": [],
+        "calls": [{k: e[k] for k in ("ticket", "counter", "ts")} for e in events[::-1][:10]],
+    }
+    for e in events:
+        call = board.apply_call(e)
+        board.queued(call.key)
+    board.apply_state(snap)  # the office's newest 10 calls: A001 and A002 are not in it
+    keys = [(e["ticket"], e["counter"], round(e["ts"], 3)) for e in events]
+    theme = s.colours
+    for i, key in enumerate(keys):
+        board.announcing(key)
+        assert board.blinking()
+        assert r.draw(board.screen(), highlight=True, now=0, mono=i)
+        if i == 1:
+            save(r.frame, artifacts, "burst")
+            assert len(r.calls_drawn) == 12  # A001 just announced, A002 in the panel, 10 waiting
+        shown = drawn_calls(r)
+        assert shown[key[0]] == ("panel", False), (i, shown)
+        for later in keys[i + 1 :]:
+            assert shown.get(later[0]) == ("row", True), (i, later, shown)  # waiting: highlighted
+        for row in r.calls_drawn[1:]:
+            lit = share(r.frame, row.rect, theme.highlight)
+            assert (lit > 0.4) if row.pending else (lit < 0.1), (row, lit)
+        clock.now += 3.0  # gong and speech
+        board.announced(key)
+        clock.now += 1.5  # call_gap_s
+    # all announced: the last call in the panel, the list back to its six rows
+    clock.now += s.keep_called_s
+    board.check_stale()
+    r.draw(board.screen(), highlight=True, now=0, mono=21)
+    assert [c.ticket for c in board.screen().calls] == [f"A{n:03d}" for n in range(12, 5, -1)]
+    assert not board.screen().pending
+
+
+def test_many_waiting_calls_get_lower_rows_then_more_columns_never_unreadable():
+    """More calls waiting for their announcement than the list has rows: the rows get lower, down to the
+    height at which the number is still drawn at the minimum size (3 % of the screen), then more columns."""
+    for n, columns in ((10, 1), (20, 2), (30, 3)):
+        s = ds.parse({})
+        r, board = Renderer(s), Board(recent=s.recent_calls, clock=FakeClock())
+        board.set_link(True)
+        for e in burst_events(n):
+            board.queued(board.apply_call(e).key)
+        r.draw(board.screen(), highlight=True, now=0, mono=0)
+        rows = [c for c in r.calls_drawn if c.place == "row"]
+        assert len(rows) == n - 1
+        assert len({c.rect[0] for c in rows}) == columns, n
+        x, y, w, h = r.rects["recent"]
+        for c in rows:
+            cx, cy, cw, ch = c.rect
+            assert x <= cx and cx + cw <= x + w and y <= cy and cy + ch <= y + h, c
+            num_w = 0.36 if columns == 1 else 0.44
+            assert r.fit(c.ticket, True, round(cw * num_w), round(ch * 0.8)) >= r.min_pt, c  # readable
+
+
+def test_a_recall_in_a_burst_is_one_row_and_announced_in_its_turn():
+    """Counter 3 recalls its ticket while the burst is still being announced: the ticket is listed once (not
+    a second row for the recall), and the panel shows "recall" when the recall's own announcement starts, not
+    when it came."""
+    clock = FakeClock()
+    r, board = Renderer(ds.parse({})), Board(clock=clock)
+    board.set_link(True)
+    events = burst_events(5)
+    recall = dict(events[2], seq=200, ts=5001.0, recall=True)  # A003 at c3 again
+    keys = []
+    for e in [*events, recall]:
+        call = board.apply_call(e)
+        board.queued(call.key)
+        keys.append(call.key)
+    board.announcing(keys[0])
+    r.draw(board.screen(), highlight=True, now=0, mono=0)
+    tickets = [c.ticket for c in r.calls_drawn]
+    assert sorted(tickets) == ["A001", "A002", "A003", "A004", "A005"]  # A003 once
+    assert not any(d.text.startswith("Erneuter Aufruf") for d in r.drawn)
+    for key in keys[:-1]:
+        board.announcing(key)
+        board.announced(key)
+    board.announcing(keys[-1])  # the recall's turn
+    r.draw(board.screen(), highlight=True, now=0, mono=1)
+    assert r.calls_drawn[0].ticket == "A003" and r.calls_drawn[0].place == "panel"
+    assert [c.ticket for c in r.calls_drawn].count("A003") == 1
+    assert any(d.text.startswith("Erneuter Aufruf") for d in r.drawn)
+
+
+def burst_office(port: int, counters: int):
+    """The example office with ``counters`` counters in one zone, all serving ``pass``."""
+    from tests.conftest import office_config
+    from waitroom import config
+
+    base = config.load(config.EXAMPLE_CONFIG)
+    c1 = base.counters[0]
+    made = [
+        c1.model_copy(
+            update={
+                "id": f"c{i}",
+                "name": c1.name.model_copy(update={"de": f"Schalter {i}", "en": f"Counter {i}"}),
+                "spoken": c1.spoken.model_copy(update={"de": f"Schalter {i}", "en": f"counter {i}"}),
+                "services": ["pass"],
+                "initially": "open",
+            }
+        )
+        for i in range(1, counters + 1)
+    ]
+    return office_config(port, office_id=f"burst{time.monotonic_ns() % 10**6}", counters=made)
+
+
+@pytest.mark.slow
+def test_a_burst_on_the_node_shows_each_call_when_it_is_announced(broker, tmp_path, artifacts):
+    """At opening twelve counters press "next" within a second (a real controller and mosquitto; the office
+    state holds only the newest 10 calls). Each call is announced in order, none lost, with real espeak-ng
+    speech; at the start of each announcement the frame shows that call in the large panel (the gong waits
+    for that frame) and every call still to be announced as a highlighted row."""
+    from displays.announce import Announcer
+    from tests.conftest import require_tool
+    from tests.test_announce import short_gong
+    from waitroom.node import NodeRuntime
+    from waitroom.service import ControllerService
+
+    require_tool("espeak-ng", "espeak-ng")
+    cfg = burst_office(broker.port, 12)
+    ctl = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert ctl.start(wait=10)
+    runtimes = [NodeRuntime(cfg, n) for n in ("disp-1", "web", "display-1")]
+    for rt in runtimes:
+        assert rt.start(wait=10)
+    disp, web, drt = runtimes
+    settings = ds.parse(
+        {
+            "screenshot_every_s": 0,
+            "languages": ["de"],
+            "speech_rate": 260,
+            "gong_pause_s": 0.1,
+            "call_gap_s": 0.3,
+        }
+    )
+    dn = DisplayNode(
+        drt,
+        cfg,
+        cfg.node("display-1"),
+        settings=settings,
+        announcer=Announcer(settings, gong=short_gong(tmp_path)),
+        data_dir=tmp_path,
+    )
+    starts: list[tuple[str, float, dict[str, tuple[str, bool]], dict]] = []
+    try:
+        dn.start()
+        # after the node's own callback: the frame showing the call has been drawn
+        dn.announcer.on_start.append(
+            lambda item: starts.append(
+                (item.ticket, time.monotonic(), drawn_calls(dn.renderer), dict(dn.received))
+            )
+        )
+        wait_for(lambda: dn.board.screen().has_state and not dn.board.screen().offline, what="state")
+        for _ in range(12):
+            disp.request("ticket.issue", {"service": "pass"})
+        for i in range(1, 13):
+            web.request("counter.call_next", {"counter": f"c{i}"})
+        tickets = [f"A{n:03d}" for n in range(1, 13)]
+        wait_for(
+            lambda: len(starts) == 12 and dn.announcer.pending == 0, timeout=120, what="12 announcements"
+        )
+        save(dn.renderer.frame, artifacts, "burst-node")
+    finally:
+        dn.stop()
+        for rt in runtimes:
+            rt.stop()
+        ctl.stop()
+    played = [(p.ticket, p.kind) for p in dn.announcer.played]
+    assert played == [(t, k) for t in tickets for k in ("gong", "speech")]  # in order, none lost or skipped
+    assert [s[0] for s in starts] == tickets
+    checked = 0
+    for i, (ticket, _at, shown, received) in enumerate(starts):
+        assert shown[ticket] == ("panel", False), (ticket, shown)
+        if i == 0:
+            continue
+        before = starts[i - 1][1]  # calls that had come when the announcement before this one started
+        times = _times(received, tickets)
+        for j, later in enumerate(tickets):
+            if j > i and 0 < times[j] < before:
+                assert shown.get(later) == ("row", True), (ticket, later, shown)  # waiting: highlighted
+                checked += 1
+    assert checked  # (the calls came faster than they were announced)
+
+
+def _times(received: dict, tickets: list[str]) -> list[float]:
+    """When each ticket's call event came (0.0: not yet)."""
+    by_ticket = {key[0]: t for key, t in received.items()}
+    return [by_ticket.get(t, 0.0) for t in tickets]

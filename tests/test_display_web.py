@@ -148,7 +148,7 @@ def test_through_create_app(cfg, controller, tmp_path):
         from waitroom.web import create_app
     except ImportError:
         pytest.skip("the web app is not there yet")
-    cfg.display.update(blink_s=4, call_gap_s=3, announce_missed_s=90)  # the office's timing, as on the Pi
+    cfg.display.update(blink_s=4, call_gap_s=3, announce_missed_s=90, keep_called_s=30)  # as on the Pi
     app = create_app(cfg, test_config={"SECRET_KEY": "test-secret", "TESTING": True}, data_dir=tmp_path)
     try:
         client = app.test_client()
@@ -157,7 +157,7 @@ def test_through_create_app(cfg, controller, tmp_path):
         assert resp.status_code == 200
         boot = boot_of(resp.get_data(as_text=True))
         assert boot["state"]["name"] == "Bürgerbüro Mitte"
-        assert (boot["blink_ms"], boot["missed_ms"]) == (4000, 90000)
+        assert (boot["blink_ms"], boot["missed_ms"], boot["keep_ms"]) == (4000, 90000, 30000)
         assert boot["pause"] == {"gong": 800, "phrase": 400, "call": 3000}
         assert client.get("/display/gong.wav").status_code == 200
         assert client.get("/display/status").get_json() == {"ok": True, "controller": True, "link": True}
@@ -740,3 +740,70 @@ def test_browser_display_waiting_for_the_sound_click_announces_only_current_call
             browser.close()
     finally:
         server.shutdown()
+
+
+@pytest.mark.browser
+def test_browser_display_keeps_a_burst_on_the_screen_until_each_call_is_announced(artifacts):
+    """Twelve counters call within a second; the page announces one call after the other. When each gong
+    begins the large panel shows that call and every call still to be announced is a highlighted row, also
+    after a state that holds only the office's newest 10 calls (the page used to show the newest 7 only, and
+    the newest in the panel while the gong was for another)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    from tests.conftest import office_config
+
+    n = 12
+    counters = [
+        {"id": f"c{i}", "name": {"de": f"Schalter {i}"}, "zone": "eg", "services": []}
+        for i in range(1, n + 1)
+    ]
+    snap = {"name": "Bürgerbüro Mitte", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
+    snap |= {"counters": counters, "services": [], "calls": []}
+    live = PushLive(snap)
+    app = tiny_app(live)
+    app.extensions["waitroom_config"] = office_config(1883, display={"call_gap_s": 0.2, "gong_pause_s": 0})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tickets = [f"A{i:03d}" for i in range(1, n + 1)]
+    events = [
+        {"ticket": t, "counter": f"c{i}", "zone": "eg", "ts": 1767600100.0 + i / 10, "seq": 10 + i}
+        for i, t in enumerate(tickets, start=1)
+    ]
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=chromium, args=["--autoplay-policy=no-user-gesture-required", "--no-sandbox"]
+            )
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=gong")
+            wait_for(lambda: live.queues)  # the page follows the stream
+            for e in events:
+                live.push("call", e)
+            state = dict(
+                snap, seq=10 + n, calls=[{k: e[k] for k in ("ticket", "counter", "ts")} for e in events]
+            )
+            state["calls"] = state["calls"][::-1][:10]  # the office's newest 10: not A001 and A002
+            live.push("state", state)
+            page.wait_for_function("window.waitroomDisplay.starts.length >= 2", timeout=20000)
+            page.screenshot(path=str(artifacts / "display-web-burst.png"))
+            page.wait_for_function(
+                f"!window.waitroomDisplay.playing && window.waitroomDisplay.announced.length >= {n}",
+                timeout=90000,
+            )
+            starts = page.evaluate("window.waitroomDisplay.starts")
+            browser.close()
+    finally:
+        server.shutdown()
+    assert [s["ticket"] for s in starts] == tickets  # in order, none lost
+    for i, s in enumerate(starts):
+        assert s["panel"] == s["ticket"], s
+        rows = dict(s["rows"])
+        if i == 0:
+            continue  # (the first gong may begin before the last calls came)
+        for later in tickets[i + 1 :]:
+            assert rows.get(later) is True, (s["ticket"], later, rows)  # listed, highlighted
+        assert all(rows.get(t) is False for t in tickets[max(0, i - 2) : i]), rows  # just announced: kept

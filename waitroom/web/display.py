@@ -10,6 +10,9 @@ Query parameters: ``zone`` (only the counters of that zone), ``n`` (earlier call
 (``1`` gong and speech, ``gong``, ``0`` silent), ``speak`` (spoken languages, ``de`` or ``de,en``),
 ``lang2`` (``0`` hides the English lines).
 
+As on the Pi board, the large panel shows the call being announced, and a call still to be announced (or
+announced less than ``keep_called_s`` ago) never leaves the list, which then grows (highlighted rows).
+
 The offline sign is shown while the stream is down, the controller offline or the web app off the broker
 (the stream's ``controller`` and ``link`` events; ``/display/status`` when the stream reconnects).
 """
@@ -85,6 +88,7 @@ def _timing() -> dict[str, Any]:
         s = DisplaySettings()
     return {
         "blink_ms": _ms(s.blink_s),
+        "keep_ms": _ms(s.keep_called_s),
         "missed_ms": _ms(s.announce_missed_s),
         "pause": {"gong": _ms(s.gong_pause_s), "phrase": _ms(s.phrase_pause_s), "call": _ms(s.call_gap_s)},
     }

@@ -6,6 +6,7 @@
   const L = boot.labels;
   const zone = boot.zone;
   const blinkMs = boot.blink_ms != null ? boot.blink_ms : 10000;
+  const keepMs = boot.keep_ms != null ? boot.keep_ms : 20000;
   let state = boot.state;
   let live = [];            // call events not yet in a state snapshot
   const seen = new Set();   // event seqs (QoS 1 may deliver twice)
@@ -92,6 +93,15 @@
     return out;
   }
 
+  // -- the board and the announcements agree, as on the Pi board (displays/board.py): the large panel shows
+  // the call being announced (between two announcements the one before), else the newest; a call never leaves
+  // the screen while it waits for its announcement, nor keep_called_s after it (without sound: after it came),
+  // so in a burst the list grows (lower rows, then a second column) and highlights the calls still to come.
+  let current = null, sounding = false;  // the key of the call announced now (or just before)
+  const kept = new Map();                // key -> shown at least until (ms)
+  const waiting = () => queue.filter((q) => !q.held).map((q) => key(q.call));  // not those waiting for a click
+  const held = (k) => waiting().includes(k) || k === current || (kept.get(k) || 0) > Date.now();
+
   function calls() {
     const cs = counters();
     const merged = new Map();
@@ -101,7 +111,28 @@
       if (zone && info.zone !== zone) continue;
       if (!merged.has(key(c))) merged.set(key(c), Object.assign({ counter_name: info.name }, c));
     }
-    return [...merged.values()].sort((a, b) => b.ts - a.ts).slice(0, boot.recent + 1);
+    const all = [...merged.values()].sort((a, b) => b.ts - a.ts);
+    const next = waiting();
+    let hero = null;
+    if (current && merged.has(current) && (sounding || next.length)) hero = merged.get(current);
+    else if (!sounding) hero = next.map((k) => merged.get(k)).find(Boolean) || null;
+    hero = hero || all[0];
+    if (!hero) return [];
+    // one row per ticket and counter (a recall and its call are one row; none for the panel's call)
+    const rows = new Map(), keep = new Set(), pending = new Set(), serving = new Map();
+    for (const c of all) {
+      const where = c.ticket + "|" + c.counter;
+      if (!serving.has(c.counter)) serving.set(c.counter, c.ticket);
+      if (where === hero.ticket + "|" + hero.counter) continue;
+      if (!rows.has(where)) rows.set(where, c);
+      if (serving.get(c.counter) !== c.ticket && key(c) !== current) continue;  // its counter moved on
+      if (held(key(c))) keep.add(where);
+      if (next.includes(key(c))) pending.add(where);
+    }
+    const others = [...rows.keys()].filter((w) => !keep.has(w)).slice(0, Math.max(0, boot.recent - keep.size));
+    const listed = [...rows].filter(([w]) => keep.has(w) || others.includes(w))
+      .map(([w, c]) => Object.assign({}, c, { pending: pending.has(w) }));
+    return [hero, ...listed];
   }
 
   function render() {
@@ -130,9 +161,14 @@
       delete hero.dataset.ticket;
     }
     const ol = document.getElementById("recent-list");
-    ol.style.setProperty("--rows", String(Math.max(1, boot.recent)));
+    // more calls than rows: lower rows (a smaller number, still over 3 % of the screen), then more columns
+    const count = Math.max(1, boot.recent, list.length - 1), perColumn = 10;
+    const cols = Math.ceil(count / perColumn);
+    ol.style.setProperty("--rows", String(Math.ceil(count / cols)));
+    ol.style.setProperty("--cols", String(cols));
+    ol.classList.toggle("dense", count > Math.max(6, boot.recent));
     ol.replaceChildren(...list.slice(1).map((c) => {
-      const li = el("li");
+      const li = el("li", c.pending ? "pending" : "");
       const name = el("div", "counter");
       name.append(...named("name", c.counter_name));
       li.append(el("span", "ticket", c.ticket), name);
@@ -174,7 +210,9 @@
     document.getElementById("time").textContent = timeFmt.format(now);
     document.getElementById("date").textContent = dateFmt.format(now);
     const hero = document.getElementById("hero");
-    if (hero.classList.contains("blink") && Date.now() >= blinkUntil) render();
+    let expired = false;
+    for (const [k, until] of kept) if (until <= Date.now()) { kept.delete(k); expired = true; }
+    if (expired || (hero.classList.contains("blink") && Date.now() >= blinkUntil)) render();
   }
 
   // -- sound: gong, then the speech (a WAV from the server, else the browser's speechSynthesis), in order.
@@ -184,6 +222,7 @@
   // announce_missed_s are announced (the Pi's window for calls it missed), not every call since the morning.
   const queue = [];         // {call, at: when it came (ms), held: it waited for the click}
   const announced = [];     // tickets whose gong began, oldest first (the last 50)
+  const starts = [];        // what the screen showed as each gong began (the last 50; tests, support)
   const missedMs = boot.missed_ms != null ? boot.missed_ms : 60000;
   let playing = false, blocked = false;
   let unlocked = false;
@@ -254,13 +293,29 @@
     playing = true;
     while (queue.length) {
       const item = queue.shift();
-      if (item.held && Date.now() - item.at > missedMs) continue;  // nobody heard it; too old to call now
+      if (item.held && Date.now() - item.at > missedMs) { render(); continue; }  // too old to call now
+      const k = key(item.call);
+      current = k; sounding = true;  // the panel shows it from its gong on
+      blinkKey = k; blinkUntil = Date.now() + blinkMs;
+      render();
+      starts.push({ ticket: item.call.ticket, panel: document.getElementById("hero").dataset.ticket,
+        rows: [...document.querySelectorAll("#recent-list li")].map((li) =>
+          [li.querySelector(".ticket").textContent, li.classList.contains("pending")]) });
+      if (starts.length > 50) starts.shift();
       try {
         await announce(item.call);
         blocked = false;
+        sounding = false;
+        kept.set(k, Date.now() + keepMs);
+        if (!queue.length) current = null;  // nothing more to announce: the newest call takes the panel
+        render();
         if (queue.length) await sleep(pause.call);
       } catch (err) {
+        sounding = false;
+        current = null;
+        render();
         if (err && err.name === "NotAllowedError") {  // needs a click
+          starts.pop();  // (no gong began)
           blocked = true;
           queue.unshift(item);
           for (const q of queue) q.held = true;
@@ -303,7 +358,8 @@
     es.addEventListener("state", (e) => {
       state = JSON.parse(e.data);
       streamUp = true;
-      live = live.filter((c) => typeof c.seq === "number" && c.seq > (state.seq || 0));
+      // a call the state no longer holds (it keeps the office's newest 10) stays while it must be shown
+      live = live.filter((c) => (typeof c.seq === "number" && c.seq > (state.seq || 0)) || held(key(c)));
       render();
     });
     es.addEventListener("call", (e) => {
@@ -311,8 +367,8 @@
       if (typeof c.seq === "number") { if (seen.has(c.seq)) return; seen.add(c.seq); }
       if (zone && c.zone !== zone) return;
       live.push(c);
-      blinkKey = key(c);
-      blinkUntil = Date.now() + blinkMs;
+      kept.set(key(c), Date.now() + keepMs);
+      if (!sounding && !waiting().length) { blinkKey = key(c); blinkUntil = Date.now() + blinkMs; }  // in the panel now
       render();
       if (boot.sound !== "0") enqueue(c);
     });
@@ -323,6 +379,6 @@
   setInterval(tick, 1000);
   window.addEventListener("resize", render);  // a TV turned to portrait: other lines, other long words
   connect();
-  window.waitroomDisplay = { calls, queue, announced, spokenTicket, syllableBreaks, get playing() { return playing; },
+  window.waitroomDisplay = { calls, queue, announced, starts, spokenTicket, syllableBreaks, get playing() { return playing; },
     get online() { return isOnline(); }, get unlocked() { return unlocked; } };
 })();
