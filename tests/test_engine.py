@@ -363,6 +363,45 @@ def test_every_message_stays_within_its_documented_bound_at_3000_waiting(tmp_pat
     assert len(contract.encode(office.public())) <= contract.STATE_BOUND_BYTES
 
 
+def test_the_summary_keeps_its_bound_with_every_counter_paused_and_every_intake_stopped(tmp_path):
+    """The worst case of the summary's texts: all 40 counters paused and all 20 intakes stopped, each with a
+    long reason with umlauts, 10 help requests, 10 calls, the unstaffed and clock alarms. It was 9.3 KB (over
+    the 8 KiB bound): the reasons are cut shorter, then left out, only when they would pass the bound; the
+    counter's own topic keeps its whole reason."""
+    cfg = big_office()
+    clock = Clock()
+    office = Office(cfg, EventStore(tmp_path / "e.db"), clock=clock)
+    services = [s.id for s in cfg.services]
+    for i in range(600):
+        send(office, "disp-1", "ticket.issue", service=services[i % 20], lang="de-LS")
+    reason = "Rückfrage beim Straßenverkehrsamt zur Übergabe der Führerscheine"
+    counters = [n for n in cfg.nodes if n.role == "counter"]
+    for n in counters[:3]:  # a few paused counters keep their 40 characters
+        send(office, n.id, "counter.call_next", counter=n.counter)
+        send(office, n.id, "counter.pause", counter=n.counter, reason=reason)
+    assert [c["reason"] for c in office.snapshot()["counters"][:3]] == [reason[:40]] * 3
+    for n in cfg.nodes:
+        if n.role == "counter":
+            send(office, n.id, "counter.call_next", counter=n.counter)
+            send(office, n.id, "counter.pause", counter=n.counter, reason=reason)
+        elif n.role == "assist":
+            send(office, n.id, "assist.request", terminal=n.id)
+    for sid in services:
+        send(office, "web", "intake.set", service=sid, open=False, reason=reason * 2)
+    clock.t += 3600
+    office.tick()
+    good = clock.t
+    clock.t -= 10 * 365 * 86400  # a time sync steps the clock back while it runs
+    office.tick()
+    snap = office.snapshot()
+    assert {a["code"] for a in snap["alerts"]} == {"unstaffed_service", "clock_stepped_back"}
+    assert len(snap["calls"]) == 10 and len(snap["assistance"]) == 10
+    assert all(c["state"] == "paused" for c in snap["counters"])
+    assert len(contract.encode(snap)) <= contract.STATE_BOUND_BYTES, len(contract.encode(snap))
+    assert office.counter_detail(counters[0].counter)["reason"] == reason
+    clock.t = good
+
+
 def test_a_new_ticket_gets_its_position_and_wait_without_a_new_forecast(cfg, tmp_path):
     clock = Clock()
     office = Office(cfg, EventStore(tmp_path / "e.db"), clock=clock)

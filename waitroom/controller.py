@@ -41,6 +41,23 @@ REPLY_KEEP_S = 2 * 86400
 VOIDED = "void"
 CLOCK_TOLERANCE_S = 120.0  # how far the clock may be behind the last event (an NTP step) before refusing
 SUMMARY_TEXT = 40  # characters of a pause or intake reason in the summary (the detail topics carry all)
+SUMMARY_TEXT_SHORT = 12  # ... when many long ones at once would pass the summary's bound (then none at all)
+
+
+def _cut_reasons(summary: dict[str, Any]) -> None:
+    """Every counter paused and every intake stopped with a long reason at once: the summary would pass its
+    bound (contract.STATE_BOUND_BYTES; 10 KB with 40 counters and 20 intakes, 40 characters each). The
+    reasons get shorter, then go; ``counter/<id>`` and the admin page keep them whole."""
+    for keep in (SUMMARY_TEXT_SHORT, 0):
+        for svc in summary["services"]:
+            svc["intake_reason"] = svc["intake_reason"][:keep]
+        for c in summary["counters"]:
+            if "reason" in c:
+                c["reason"] = c["reason"][:keep]
+                if not c["reason"]:
+                    del c["reason"]
+        if len(contract.encode(summary)) <= contract.STATE_BOUND_BYTES:
+            return
 
 
 def _minutes(sec: float | None) -> int | None:
@@ -789,7 +806,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         open_ids = list(s.open_assists.values())
         open_ids.sort(key=lambda aid: s.assists[aid].requested_at)
         assists = [self._assist_info(aid) for aid in open_ids[: contract.SUMMARY_ASSISTS]]
-        return {
+        summary = {
             "v": contract.CONTRACT_VERSION,
             "office": cfg.office.id,
             "seq": s.seq,
@@ -803,6 +820,9 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             **({"alerts": list(self.alerts.values())} if self.alerts else {}),
             **({"alarms": {k: v[:200] for k, v in self.alarms.items()}} if self.alarms else {}),
         }
+        if len(contract.encode(summary)) > contract.STATE_BOUND_BYTES:
+            _cut_reasons(summary)
+        return summary
 
     def _new_eta(self, fc: Forecast, sid: str) -> float:
         """A ticket drawn now: behind the fresh tickets and the open reservations that can still come."""
