@@ -59,11 +59,13 @@ if TYPE_CHECKING:  # the schema (pydantic); a display node runs on a light recor
 log = logging.getLogger(__name__)
 
 # How long the synthesis of one phrase may take: espeak-ng needs 10-40 ms for a call sentence of about 55
-# characters on a PC (measured with the program and with pyttsx3) and a few tenths of a second on a Pi 4, so
-# 2 s and 20 ms a character (3.1 s for such a sentence) is ample and still short: the gong never waits for it,
-# and the speech of a call waits at most this long after the gong (see ``synth_timeout``).
-SYNTH_BASE_S = 2.0
-SYNTH_PER_CHAR_S = 0.02
+# characters on a PC (measured with the program and with pyttsx3) and a few tenths of a second on a Pi 4. The
+# gong never waits for it, so the limit can be generous: 6 s and 50 ms a character (8.8 s for such a
+# sentence). A shorter one (2 s + 20 ms) was passed on a 2-core machine at a load of 8 by pyttsx3 saying
+# "Nummer A 12", and a slow moment would cost the next 5 minutes their speech (``SPEECH_RETRY_S``); a hung
+# espeak-ng costs that one call's speech, and the calls queued behind it wait at most this long.
+SYNTH_BASE_S = 6.0
+SYNTH_PER_CHAR_S = 0.05
 ENGINE_START_S = 15.0  # pyttsx3 loading libespeak-ng and its voices (once, at start)
 # After a speech synthesis failure (the program missing, crashing or hanging) calls are announced with the
 # gong alone for this long, then speech is tried again: a hanging espeak-ng costs one call its speech, and

@@ -420,7 +420,7 @@ def test_a_hanging_espeak_never_holds_back_a_gong(tmp_path, monkeypatch, caplog)
     assert a.health()["speech_fault"] == "speech_timeout"
     assert a.health()["speech"].startswith("error: ")
     limit = announce.synth_timeout("Nummer B 1, bitte zu Schalter 1.")
-    assert 2.0 < limit < 4.0  # tied to the text's length (espeak-ng needs well under 0.1 s for it here)
+    assert 6.0 < limit < 10.0  # tied to the text's length (espeak-ng needs well under 0.1 s for it here)
 
 
 def test_speech_failing_then_back_is_tried_again(espeak, tmp_path, monkeypatch):
