@@ -511,6 +511,14 @@ def test_browser_breaks_a_long_compound_between_syllables_with_a_hyphen(artifact
                 page = browser.new_page(viewport={"width": w, "height": h})
                 page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs=de,ar")
                 page.wait_for_function("document.getElementById('hero').dataset.ticket === 'B001'")
+                # every name laid out with its text (on a loaded machine the list came after the hero, and a
+                # name without text measured no lines)
+                page.wait_for_function(
+                    "(n) => document.fonts.status === 'loaded' && "
+                    "[...document.querySelectorAll('#waits-list .name.l1')]"
+                    ".filter((e) => e.textContent.trim() && e.getClientRects().length).length === n",
+                    arg=len(OFFICE_SERVICES),
+                )
                 names = page.locator("#waits-list .name.l1")
                 broken = 0
                 for i, (prefix, name) in enumerate(OFFICE_SERVICES):
