@@ -46,23 +46,27 @@ class StaffingWatch:
     def reset(self) -> None:
         self.since.clear()
 
-    @staticmethod
-    def _open(state: OfficeState) -> set[str]:
-        return {cid for cid, c in state.counters.items() if c.state == "open"}
-
-    def unserved(self, state: OfficeState, sid: str, open_: set[str] | None = None) -> int:
+    def unserved(self, state: OfficeState, sid: str) -> int:
         """Waiting tickets of ``sid`` that no open counter can call: those transferred to a counter that is
-        not open, and, when no open counter serves the service, every other one too."""
-        if open_ is None:
-            open_ = self._open(state)
+        not open, and, when no open counter serves the service, every other one too. Looks only at the
+        service's own counters and the counters holding transferred tickets (usually none): an event costs a
+        few microseconds, not a walk over every counter of the office."""
+        counters = state.counters
+
+        def is_open(cid: str) -> bool:
+            c = counters.get(cid)
+            return c is not None and c.state == "open"
+
         stuck = at_open = 0
         for cid, per_service in state.pool.targeted_n.items():
             n = per_service.get(sid, 0)
-            if cid in open_:
+            if not n:
+                continue
+            if is_open(cid):
                 at_open += n
             else:
                 stuck += n
-        if any(cid in open_ for cid in self.servers.get(sid, ())):
+        if any(is_open(cid) for cid in self.servers.get(sid, ())):
             return stuck
         return state.n_waiting(sid) - at_open
 
@@ -86,10 +90,9 @@ class StaffingWatch:
                 self._check(state, (t.service,), event)
 
     def _check(self, state: OfficeState, services: Iterable[str], event: dict[str, Any]) -> None:
-        open_ = self._open(state)
         ts = event.get("ts") or 0.0
         for sid in services:
-            if self.unserved(state, sid, open_) > 0:
+            if self.unserved(state, sid) > 0:
                 self.since.setdefault(sid, ts)
             else:
                 self.since.pop(sid, None)
@@ -104,12 +107,11 @@ class StaffingWatch:
         hours = cfg.office.opening(now)
         if hours is None or not hours[0] <= now <= hours[1]:
             return []
-        open_ = self._open(state)
         out = []
         for sid, since in self.since.items():
             since = max(since, hours[0])  # waiting since before the office opened: counts from the opening
             if now - since >= after_s:
-                n = self.unserved(state, sid, open_)
+                n = self.unserved(state, sid)
                 if n > 0:
                     out.append((sid, n, since))
         out.sort(key=lambda x: (x[2], x[0]))
