@@ -756,7 +756,12 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
 
     # ------------------------------------------------------------------------------------ publishing
     def snapshot(self) -> dict[str, Any]:
-        """The retained office summary (topic ``state``) from which displays, counters and dispensers rebuild.
+        """The retained office summary (topic ``state``); ``state_message`` gives it with its bytes."""
+        return self.state_message()[0]
+
+    def state_message(self) -> tuple[dict[str, Any], bytes]:
+        """The retained office summary (topic ``state``) from which displays, counters and dispensers rebuild,
+        and its encoding (one encode: the controller publishes these bytes).
 
         Its size does not depend on the queue: counts and expected waits per service, the state of each
         counter, the recent calls and the open assistance requests (see docs/mqtt-contract.md for the bound).
@@ -820,9 +825,11 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             **({"alerts": list(self.alerts.values())} if self.alerts else {}),
             **({"alarms": {k: v[:200] for k, v in self.alarms.items()}} if self.alarms else {}),
         }
-        if len(contract.encode(summary)) > contract.STATE_BOUND_BYTES:
+        data = contract.encode(summary)
+        if len(data) > contract.STATE_BOUND_BYTES:
             _cut_reasons(summary)
-        return summary
+            data = contract.encode(summary)
+        return summary, data
 
     def _new_eta(self, fc: Forecast, sid: str) -> float:
         """A ticket drawn now: behind the fresh tickets and the open reservations that can still come."""

@@ -535,8 +535,8 @@ class ControllerService:
             if cid in self.cfg.counter_ids:
                 self.link.publish(self.topics.counter(cid), o.counter_detail(cid), "counter")
         o.dirty_counters.clear()
-        snap = o.snapshot()
-        self.link.publish(self.topics.state(), snap, "state")
+        snap, data = o.state_message()
+        self.link.publish(self.topics.state(), data, "state")
         self.link.publish(self.topics.public(), o.public(snap), "public")
 
     def _publish_queues(self, mono: float | None = None, yielding: bool = False) -> None:
