@@ -307,3 +307,47 @@ def test_login_lockout_of_one_minute_says_minute(cfg, controller, tmp_path):
     finally:
         app.extensions["waitroom"].close()
     assert "Bitte in 15 Minuten noch einmal" in i18n.tn("web.login_locked", 15, "de", minutes=15)
+
+
+def test_guessing_booking_codes_on_the_check_in_page_is_limited_per_network(cfg, controller, node, tmp_path):
+    """The public check-in page answered every code typed, 120 a minute per address: enough to find valid
+    booking codes (about 25 bits) of the book within hours. Unknown codes now count per client network
+    (web.checkin_failures_per_hour); past it every check-in from there is refused at the field, a right code
+    too, until the hour ends. Other networks, right codes and the dispenser are not affected."""
+    app = make_app(cfg, tmp_path, checkin_failures_per_hour=3)
+    try:
+        web = node("web")
+        soon = time.time() + 600
+        right = [web.request("appointment.book", {"service": "pass", "slot": soon})["appointment"]["code"]]
+        right += [web.request("appointment.book", {"service": "melde", "slot": soon})["appointment"]["code"]]
+        right += [web.request("appointment.book", {"service": "pass", "slot": soon})["appointment"]["code"]]
+
+        def checkin(client, code, addr):
+            token = csrf_token(client, "/checkin")
+            return client.post(
+                "/checkin", data={"code": code, "csrf_token": token}, environ_base={"REMOTE_ADDR": addr}
+            )
+
+        guesser = app.test_client()
+        assert [checkin(guesser, f"NOSUCH{i}", "203.0.113.9").status_code for i in range(3)] == [404] * 3
+        r = checkin(guesser, right[0], "203.0.113.9")  # the right code, but the network is locked
+        html = r.get_data(as_text=True)
+        assert r.status_code == 429 and r.headers["Retry-After"]
+        assert "Zu viele falsche Codes" in html and 'aria-invalid="true"' in html
+        assert controller.office.state.appointments[right[0]].ticket is None  # not checked in
+        # IPv6: one network is a /64 (a phone may use any address of it); the next /64 is another client
+        v6 = app.test_client()
+        codes = [checkin(v6, "NOSUCH7", f"2001:db8:1:2::{i}").status_code for i in (1, 2, 3)]
+        assert codes == [404] * 3
+        assert checkin(v6, right[0], "2001:db8:1:2:ffff::9").status_code == 429
+        r = checkin(app.test_client(), right[0], "2001:db8:1:3::1")
+        assert r.status_code == 302 and r.headers["Location"].startswith("/t/")
+        # a right code does not count: two typos and a check-in leave one more try
+        citizen = app.test_client()
+        assert checkin(citizen, "NOSUCH8", "198.51.100.4").status_code == 404
+        assert checkin(citizen, "NOSUCH9", "198.51.100.4").status_code == 404
+        assert checkin(citizen, right[1], "198.51.100.4").status_code == 302
+        assert checkin(citizen, "NOSUCHA", "198.51.100.4").status_code == 404
+        assert checkin(citizen, right[2], "198.51.100.4").status_code == 429
+    finally:
+        app.extensions["waitroom"].close()

@@ -263,6 +263,14 @@ def create_app(
                 minutes = max(1, round(settings.login_lockout_min))
                 flash(common.trn("web.login_locked", minutes, minutes=minutes), "error")
                 resp = app.make_response((render_template("login.html", username=""), 429))
+            elif code == 429 and request.endpoint == "public.checkin" and request.method == "POST":
+                # at the field, as every check-in error (what was typed stays: it may be right)
+                typed = request.form.get("code")
+                typed = typed.strip()[:40] if isinstance(typed, str) else ""
+                g.lang_query = {"code": typed}
+                error = common.tr("web.ticket.checkin_locked")
+                page = render_template("checkin.html", code=typed, error=error)
+                resp = app.make_response((page, 429))
             elif common.wants_json():
                 resp = common.json_error(
                     code,

@@ -17,7 +17,7 @@ from waitroom.errors import CommandFailed, RequestTimeout
 from waitroom.i18n import N_, both
 from waitroom.ops.remote import normalize_code
 from waitroom.web.common import cfg, json_error, lang, live, tr
-from waitroom.web.security import limiter, public_limit
+from waitroom.web.security import client_network, limiter, public_limit
 
 bp = Blueprint("public", __name__)
 
@@ -199,10 +199,31 @@ def checkin_code(code: str) -> str:
     return render_template("checkin.html", code=code[:40])
 
 
+def checkin_guesses() -> str:
+    """The budget of unknown codes per client network: a booking code has about 25 bits (six characters,
+    one a check), so the public budget alone (120 a minute) would find a valid code of the book within
+    hours; this budget makes that weeks per network."""
+    return f"{current_app.config['WAITROOM_SETTINGS'].checkin_failures_per_hour} per hour"
+
+
+def _unknown_code(resp: Response) -> bool:
+    return resp.status_code == 404
+
+
 @bp.route("/checkin", methods=["GET", "POST"])
+@limiter.limit(
+    checkin_guesses,
+    key_func=client_network,
+    methods=["POST"],
+    deduct_when=_unknown_code,
+    scope="checkin",
+    override_defaults=False,  # the public budget (the blueprint's) still counts
+)
 def checkin() -> str | Response | tuple[str, int]:
     """Check in with the booking code on a phone or the status page (the dispenser does the same): the
-    appointment's ticket is issued and its status page opens."""
+    appointment's ticket is issued and its status page opens. Unknown codes are counted per client network
+    (``web.checkin_failures_per_hour``); past that, every check-in from there answers 429 with a text at
+    the field until the hour ends (the dispenser's scanner and the reception still check in)."""
     from waitroom.web.common import run_command
 
     if request.method != "POST":  # GET, and HEAD (Flask answers it with this view: same as GET, no body)

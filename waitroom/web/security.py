@@ -20,6 +20,7 @@ checks and the trusted-proxy count.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import sqlite3
@@ -145,6 +146,22 @@ class SQLiteStorage(Storage):
 def client_address() -> str:
     """The client's address as seen through the configured number of trusted proxies (ProxyFix)."""
     return request.remote_addr or "-"
+
+
+def client_network() -> str:
+    """The client's network for limits on guessing: its IPv4 address, or the /64 of an IPv6 address (one
+    household or phone gets a whole /64 and may use any address in it). An IPv4 address mapped into IPv6
+    is the IPv4 address."""
+    addr = client_address()
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 limiter = Limiter(key_func=client_address, headers_enabled=True, strategy="fixed-window")

@@ -16,6 +16,7 @@ Every key is optional::
       login_failures_per_user: 5       # failed logins of one user name within login_lockout_min ...
       login_failures_per_address: 20   # ... or from one address, then 429 until the window ends
       login_lockout_min: 15
+      checkin_failures_per_hour: 30    # wrong codes on the public check-in page per client network, then 429
       max_streams: 5000          # open live streams per worker (each is a greenlet, a few kB)
       whatif_max_days: 20        # a what-if comparison of more days is refused with 400
 """
@@ -62,6 +63,14 @@ class WebSettings(BaseModel):
     login_failures_per_user: int = Field(5, ge=1, le=1000, description="failed logins per user name")
     login_failures_per_address: int = Field(20, ge=1, le=10000, description="failed logins per address")
     login_lockout_min: float = Field(15.0, gt=0, le=1440, description="window and lockout time in minutes")
+    checkin_failures_per_hour: int = Field(
+        30,
+        ge=1,
+        le=100000,
+        description="unknown codes typed on the public check-in page per client network (an IPv4 address, "
+        "an IPv6 /64) within an hour; then it answers 429 until the hour ends (the dispenser and the "
+        "reception still check in)",
+    )
     max_streams: int = Field(5000, ge=1, le=100000, description="open live streams per worker")
     whatif_max_days: int = Field(20, ge=1, le=365, description="most days one what-if comparison may run")
 
