@@ -185,3 +185,27 @@ def test_every_report_text_is_translated_in_every_language() -> None:
         assert i18n.languages_for(key) == i18n.LANGUAGES, key
         for lang in i18n.LANGUAGES:
             assert i18n.has(key, lang), (key, lang)
+
+
+def test_a_replayed_log_is_named_in_the_language_and_its_json_keeps_the_words(tmp_path) -> None:
+    """A replayed anonymous-bank log: the report says "Wiedergabe des Protokolls x.tsv", the JSON keeps its
+    "replay of x.tsv" (the machine format does not change with the language)."""
+    from tests.forecast_helpers import write_log
+
+    log = write_log(tmp_path / "syn.tsv", days=2, seed=4)
+    out = io.StringIO()
+    argv = [
+        "simulate",
+        str(log),
+        "--no-predict",
+        "--out",
+        str(tmp_path / "r"),
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(argv) == 0
+    assert out.getvalue().startswith("Wiedergabe des Protokolls syn.tsv: 2 simulierte Tage je Regelwerk")
+    page = Page((tmp_path / "r" / "index.html").read_text(encoding="utf-8"))
+    assert [p for p in page.of("p") if p.startswith("Wiedergabe des Protokolls syn.tsv: ")]
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["scenario"] == "replay of syn.tsv"

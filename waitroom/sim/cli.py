@@ -87,6 +87,7 @@ def _replay(path: str, args: argparse.Namespace) -> dict[str, Any]:
     from waitroom.sim import run_days
     from waitroom.sim.evaluate import summarize
     from waitroom.sim.replay import bank_days
+    from waitroom.sim.report import REPLAY
 
     cfg, plans, figures = bank_days(path)
     t0 = time.perf_counter()
@@ -94,7 +95,7 @@ def _replay(path: str, args: argparse.Namespace) -> dict[str, Any]:
     elapsed = time.perf_counter() - t0
     citizens = sum(len(d.records) for d in days)
     return {
-        "scenario": f"replay of {Path(path).name}",
+        "scenario": f"{REPLAY}{Path(path).name}",
         "office": cfg.office.id,
         "weekday": "-",
         "replications": len(days),

@@ -54,6 +54,18 @@ class Numbers:
         return format_percent(x, format=pattern, locale=self.locale, numbering_system="latn")
 
 
+#: The start of ``report["scenario"]`` of a replayed log (the JSON's words; the report shows them translated).
+REPLAY = "replay of "
+
+
+def scenario_label(report: dict[str, Any], lang: str) -> str:
+    """The scenario's name, or "Wiedergabe des Protokolls x.tsv" for a replayed log."""
+    name = str(report["scenario"])
+    if "recorded" in report and name.startswith(REPLAY):
+        return t("sim.report.replay", lang, log=name.removeprefix(REPLAY))
+    return name
+
+
 def rule_set_label(name: str, lang: str) -> str:
     """A rule set's name as the report shows it: the office's own rules are "Wie konfiguriert" (the what-if
     page's term); the scenario's rule sets keep their names."""
@@ -318,7 +330,7 @@ def summary(report: dict[str, Any], lang: str = DEFAULT_LANGUAGE) -> str:
         "web.whatif.summary",
         days,
         lang,
-        scenario=report["scenario"],
+        scenario=scenario_label(report, lang),
         days=num.integer(days),
         seed=report["seed"],
         citizens=num.integer(report["speed"]["citizens"]),
@@ -385,7 +397,7 @@ def write(
     title = t("web.whatif.title", lang)
     page = (
         f'<!doctype html><html lang="{lang}" dir="{i18n.text_dir(lang)}"><head><meta charset="utf-8">'
-        f"<title>{e(title)} {e(report['scenario'])}</title>"
+        f"<title>{e(title)} {e(scenario_label(report, lang))}</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #999;padding:.3em .6em;text-align:end}th[scope=row]{text-align:start}"
         "img{max-width:100%}</style></head><body>" + "\n".join(parts) + "</body></html>"
