@@ -106,8 +106,8 @@ def test_whatif_compares_rule_sets_on_the_same_days():
 
 def test_simulate_command_writes_the_report(tmp_path, capsys):
     assert main(["simulate", str(SCENARIO), "-r", "2", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "current" in out and "c4-also-melde" in out and "RASE" in out
+    out = capsys.readouterr().out  # German, the office's language, unless --lang says otherwise
+    assert "Wie konfiguriert" in out and "c4-also-melde" in out and "RASE" in out
     for name in ("index.html", "report.json", "waits.png", "wait_distribution.png", "predictors.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert (tmp_path / "waits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -291,11 +291,21 @@ def test_a_counter_busy_when_its_next_shift_starts_stays_open_and_counts_once():
 
 def test_simulate_json_file_has_every_figure_with_its_interval(tmp_path, capsys):
     out = tmp_path / "r.json"
-    argv = ["simulate", str(SCENARIO), "-r", "4", "--no-predict", "--out", str(tmp_path / "html")]
+    argv = [
+        "simulate",
+        str(SCENARIO),
+        "-r",
+        "4",
+        "--no-predict",
+        "--lang",
+        "en",
+        "--out",
+        str(tmp_path / "html"),
+    ]
     assert main([*argv, "--json", str(out), "--rule-set", "current", "--rule-set", "fifo"]) == 0
     text = capsys.readouterr().out
-    assert "appointments called <= 5 min after slot" in text and "[" in text
-    assert "predictor RASE: not evaluated (--no-predict)" in text and "None" not in text  # not "None/None"
+    assert "Appointments called at most 5 min after their time" in text and "[" in text
+    assert "Waiting-time forecast error: not evaluated (--no-predict)" in text and "None" not in text
     report = json.loads(out.read_text())
     assert set(report["rule_sets"]) == {"current", "fifo"}
     cur, fifo = report["rule_sets"]["current"], report["rule_sets"]["fifo"]
@@ -325,7 +335,7 @@ def test_simulate_json_file_has_every_figure_with_its_interval(tmp_path, capsys)
     assert f["appointments_within_5_min_of_slot"]["mean"] <= 1 - late
     assert fifo["figures"]["overtaken_max_wait_when_overtaken_min"]["worst"] == 0  # fifo never overtakes
     page = (tmp_path / "html" / "index.html").read_text()
-    assert "95 % CI" in page and "appointments called &lt;= 5 min after slot" in page
+    assert "95 % confidence interval" in page and "Appointments called at most 5 min after their time" in page
     assert main([*argv, "--json", str(tmp_path / "no" / "dir" / "r.json")]) == 1
     assert "cannot write" in capsys.readouterr().err
     assert main([*argv, "--arrival-scale", "0"]) == 1

@@ -111,6 +111,18 @@ CITIZEN_KEYS: frozenset[str] = frozenset(
     }
 )
 
+#: The what-if simulator's report and printed tables (``waitroom simulate --lang``) come in every language of
+#: LANGUAGES: its own keys and the what-if page's texts it shares (one term, one translation).
+REPORT_PREFIXES: tuple[str, ...] = ("sim.",)
+REPORT_KEYS: frozenset[str] = frozenset(
+    f"web.whatif.{k}"
+    for k in (
+        *("title", "intro", "summary", "all_services", "rule_set", "mean", "median", "max", "service_level"),
+        *("utilisation", "arrived", "abandoned", "turned_away", "per_service", "configured", "chart_waits"),
+        *("chart_cdf", "method"),
+    )
+)
+
 CATALOG_DIR = Path(__file__).with_name("translations")
 DOMAIN = "messages"
 PO_NEWER_S = 2.0  # a .po file this much newer than its .mo holds changes not compiled yet
@@ -358,9 +370,14 @@ def is_citizen_key(key: str) -> bool:
     return key in CITIZEN_KEYS or key.startswith(CITIZEN_PREFIXES)
 
 
+def is_report_key(key: str) -> bool:
+    return key in REPORT_KEYS or key.startswith(REPORT_PREFIXES)
+
+
 def languages_for(key: str) -> tuple[str, ...]:
-    """The languages ``key`` must be translated into: every language for citizen texts, else staff ones."""
-    return LANGUAGES if is_citizen_key(key) else STAFF_LANGUAGES
+    """The languages ``key`` must be translated into: every language for citizen texts and the simulator's
+    report, else staff ones."""
+    return LANGUAGES if is_citizen_key(key) or is_report_key(key) else STAFF_LANGUAGES
 
 
 def placeholders(text: str) -> set[str]:

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from waitroom import i18n
 from waitroom.config import EXAMPLE_CONFIG
 from waitroom.errors import ConfigError
+from waitroom.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +58,27 @@ def register(subparsers: Any) -> None:
         "day of the same kind; default: the scenario's)",
     )
     p.add_argument("--no-predict", action="store_true", help="skip the predictor evaluation (faster)")
+    p.add_argument(
+        "--lang",
+        choices=i18n.LANGUAGES,
+        default=i18n.LANGUAGES[0],
+        help="language of the report and of the printed tables (default: German, the office's language; "
+        "the JSON stays language-free)",
+    )
     p.set_defaults(func=cmd_simulate)
 
 
-def _bar(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} Tage / days")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+def _progress(lang: str) -> Any:
+    def bar(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        days = t("sim.cli.progress", lang, done=done, total=total)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {days}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return bar
 
 
 def _replay(path: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -74,14 +87,15 @@ def _replay(path: str, args: argparse.Namespace) -> dict[str, Any]:
     from waitroom.sim import run_days
     from waitroom.sim.evaluate import summarize
     from waitroom.sim.replay import bank_days
+    from waitroom.sim.report import REPLAY
 
     cfg, plans, figures = bank_days(path)
     t0 = time.perf_counter()
-    days = run_days(cfg, plans, predict=not args.no_predict, progress=_bar)
+    days = run_days(cfg, plans, predict=not args.no_predict, progress=_progress(args.lang))
     elapsed = time.perf_counter() - t0
     citizens = sum(len(d.records) for d in days)
     return {
-        "scenario": f"replay of {Path(path).name}",
+        "scenario": f"{REPLAY}{Path(path).name}",
         "office": cfg.office.id,
         "weekday": "-",
         "replications": len(days),
@@ -97,52 +111,44 @@ def _replay(path: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _print(report: dict[str, Any], *, predicted: bool = True) -> None:
-    from waitroom.sim.report import comparison
-
-    print(
-        f"{report['scenario']}: {report['replications']} days per rule set, "
-        f"{report['speed']['citizens']} citizens in {report['speed']['seconds']} s"
-    )
-    print(
-        f"{'rule set':<18}{'mean':>7}{'median':>8}{'p90':>7}{'p95':>7}{'max':>7}{'SL':>7}{'util':>7}"
-        f"{'aband.':>8}{'turned':>8}{'appt<=10':>10}"
-    )
-    for name, s in report["rule_sets"].items():
-        o = s["overall"]
-
-        def f(v: Any, pct: bool = False) -> str:
-            return "-" if v is None else (f"{v:.0%}" if pct else f"{v:g}")
-
+def _columns(rows: list[list[str]]) -> None:
+    """Print a table: the first column aligned to the start, the others (numbers) to the end."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
         print(
-            f"{name:<18}{f(o['mean_wait_min']):>7}{f(o['median_wait_min']):>8}{f(o['p90_wait_min']):>7}"
-            f"{f(o['p95_wait_min']):>7}{f(o['max_wait_min']):>7}{f(o.get('service_level'), True):>7}"
-            f"{f(s['utilisation_overall'], True):>7}{o['abandoned']:>8}{o['turned_away']:>8}"
-            f"{f(s['appointments']['within_10_min'], True):>10}"
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ).rstrip()
         )
+
+
+def _print(report: dict[str, Any], lang: str, *, predicted: bool = True) -> None:
+    from waitroom.sim.report import Numbers, comparison, overall, rule_set_label, summary
+
+    print(summary(report, lang))
+    head, rows = overall(report, lang)
+    _columns([head, *rows])
     if all("figures" in s for s in report["rule_sets"].values()):
-        head, rows = comparison(report)
-        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-        for r in [head, *rows]:
-            print(
-                "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(r, widths, strict=True))
-                )
-            )
+        print()
+        head, rows = comparison(report, lang)
+        _columns([head, *rows])
     if not predicted:
-        print("predictor RASE: not evaluated (--no-predict)")
+        print(t("sim.cli.not_predicted", lang))
         return
-    print("predictor RASE (all called / delayed only):")
-    for name, s in report["rule_sets"].items():
-        print(
-            f"  {name:<16}"
-            + "  ".join(
-                f"{p} {'-' if v['rase'] is None else v['rase']}/"
-                f"{'-' if v['rase_delayed'] is None else v['rase_delayed']}"
-                for p, v in s["predictors"].items()
-            )
+    print(t("sim.cli.predictors", lang))
+    num = Numbers(lang)
+    sets = report["rule_sets"]
+    names = list(next(iter(sets.values()))["predictors"])
+    rows = [[t("web.whatif.rule_set", lang), *names]]
+    for name, s in sets.items():
+        rows.append(
+            [rule_set_label(name, lang)]
+            + [
+                f"{num.decimal(v['rase'], 3)}/{num.decimal(v['rase_delayed'], 3)}"
+                for v in s["predictors"].values()
+            ]
         )
+    _columns(rows)
 
 
 def bundled(name: str) -> str:
@@ -158,16 +164,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from waitroom.sim.report import write
     from waitroom.sim.scenario import load
 
+    labels: dict[str, str] = {}
     try:
         if args.scenario.endswith(".tsv"):
             report = _replay(args.scenario, args)
         else:
             sc, cfg = load(bundled(args.scenario))
+            labels = {s.id: s.name.get(args.lang) for s in cfg.services}
             if args.arrival_scale is not None:
                 if not 0 < args.arrival_scale <= 10:
                     print(
-                        f"--arrival-scale {args.arrival_scale}: give a factor above 0 and at most 10",
-                        file=sys.stderr,
+                        t("sim.cli.err.arrival_scale", args.lang, value=args.arrival_scale), file=sys.stderr
                     )
                     return 1
                 sc = sc.model_copy(update={"arrival_scale": args.arrival_scale})
@@ -177,28 +184,39 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 unknown = [n for n in args.rule_sets if n not in known]
                 if unknown:
                     print(
-                        f"{args.scenario}: unknown rule set(s) {', '.join(unknown)} "
-                        f"(known: {', '.join(known)})",
+                        t(
+                            "sim.cli.err.rule_sets",
+                            args.lang,
+                            scenario=args.scenario,
+                            unknown=", ".join(unknown),
+                            known=", ".join(known),
+                        ),
                         file=sys.stderr,
                     )
                     return 1
                 sets = {n: known[n] for n in args.rule_sets}
             report = whatif(
-                cfg, sc, sets, args.replications, args.seed, progress=_bar, predict=not args.no_predict
+                cfg,
+                sc,
+                sets,
+                args.replications,
+                args.seed,
+                progress=_progress(args.lang),
+                predict=not args.no_predict,
             )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    page = write(report, args.out)
+    page = write(report, args.out, args.lang, labels)
     if args.json and args.json != "-":
         try:
             Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
         except OSError as exc:
-            print(f"--json {args.json}: cannot write: {exc.strerror}", file=sys.stderr)
+            print(t("sim.cli.err.json", args.lang, file=args.json, reason=exc.strerror), file=sys.stderr)
             return 1
     if args.json == "-":
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
-        _print(report, predicted=not args.no_predict)
-        print(f"report: {page}")
+        _print(report, args.lang, predicted=not args.no_predict)
+        print(t("sim.cli.report", args.lang, path=page))
     return 0
