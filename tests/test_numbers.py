@@ -221,3 +221,41 @@ def test_the_what_if_page_writes_numbers_and_shares_the_page_s_way(cfg, tmp_path
     assert re.fullmatch(r"\d+%", level.search(en).group(1)), level.search(en).group(1)
     assert f">50{NBSP}%</text>" in de and ">50%</text>" in en  # the chart's axis
     assert decimal_points(de) == []
+
+
+@pytest.mark.parametrize(("lang", "written"), [("de", "1.234"), ("en", "1,234")])
+def test_a_node_s_counts_on_the_admin_page_are_written_the_page_s_way(lang, written):
+    """The health lines of the admin page: a dispenser's day of 1,234 tickets, its refusals and the numbers
+    it has left for offline tickets (the node sends JSON integers)."""
+    from waitroom.web import health
+
+    cfg = config.load(config.EXAMPLE_CONFIG)
+    lines = {
+        line.key: line.value
+        for line in health.describe(
+            cfg,
+            lang,
+            {"issued": ISSUED, "refused": {"rate_limited": ISSUED}, "offline_numbers_left": {"pass": ISSUED}},
+        )
+    }
+    assert lines["issued"] == written
+    assert lines["refused"].endswith(f": {written}")
+    assert lines["offline_numbers_left"].endswith(f": {written}")
+
+
+@pytest.mark.parametrize(
+    ("lang", "waiting", "wait"), [("de", "1.234", "ca. 3.702 Min."), ("en", "1,234", "approx. 3,702 min")]
+)
+def test_the_city_view_writes_large_counts_and_waits_the_page_s_way(lang, waiting, wait):
+    """The city page of an office with 1,234 citizens waiting about 3,702 minutes for a passport (a
+    snowed-in day): its count and its wait in the page's way, in the table and in the wait's sentence."""
+    from tests.test_city import NOW, feed, make_cfg
+    from waitroom.city.view import CityView
+    from waitroom.city.web import create_app
+
+    cfg = make_cfg()
+    view = CityView(cfg, clock=lambda: NOW)
+    feed(view, "o0", **{"pass": 3 * ISSUED})  # the test feed has eta // 3 citizens waiting
+    client = create_app(cfg, view).test_client()
+    html = client.get(f"/?service=pass&lang={lang}").get_data(as_text=True).replace(NBSP, " ")
+    assert f">{waiting}</td>" in html and wait in html
