@@ -238,7 +238,7 @@ def test_a_chart_says_no_value_as_a_dash_not_as_zero_minutes(office, clock, tmp_
     called = next(k for k, v in waits.items() if v is not None)
     svg = stats.bars_chart(waits, {}, "Mittlere Wartezeit", "min")
     said = dict(re.findall(r'font-size="12">([a-z]+)</text>.*?font-size="12">([^<]*)</text>', svg))
-    assert said[called] == "3.0 min" and said["sonstiges"] == "–"
+    assert said[called] == "3,0 min" and said["sonstiges"] == "–"
     assert sum(1 for v in said.values() if v == "–") == len(waits) - 1
 
 

@@ -91,7 +91,14 @@ def cell(html: str, service: str, rule_set: str, metric: str = "mean") -> float:
     assert row, f"no row for {service}/{rule_set}"
     m = re.search(rf'data-metric="{metric}">([^<]+)<', row.group(1))
     assert m
-    return float(m.group(1))
+    return german_number(m.group(1))
+
+
+def german_number(text: str) -> float:
+    """A number as a German page writes it ("1.234,5") read back."""
+    from babel.numbers import parse_decimal
+
+    return float(parse_decimal(text.strip(), locale="de", strict=True))
 
 
 def overall(html: str, rule_set: str, metric: str) -> str:
@@ -144,6 +151,7 @@ def test_admin_gets_the_form_prefilled_with_the_office(admin, cfg):
 def test_compare_c3_also_takes_driving_licences(admin, cfg):
     """In the bundled Monday, letting counter 3 also take driving licences cuts their mean wait (the queue
     shares c4/c5 with passports) at the cost of registrations and other matters, which c3 served alone."""
+    from waitroom.i18n import fmt_number
     from waitroom.sim import whatif
 
     data = form(admin, v1_name="c3 + Führerschein", v1_skill_c3=C3_WITH_FS)
@@ -173,8 +181,8 @@ def test_compare_c3_also_takes_driving_licences(admin, cfg):
         predict=False,
     )
 
-    def shown(rs: str, sid: str) -> float:  # the page shows minutes to one decimal
-        return float(f"{ref['rule_sets'][rs]['per_service'][sid]['mean_wait_min']:.1f}")
+    def shown(rs: str, sid: str) -> float:  # the page shows minutes to one decimal, the German way
+        return german_number(fmt_number(ref["rule_sets"][rs]["per_service"][sid]["mean_wait_min"], "de", 1))
 
     assert base_fs == shown("current", "fuehrerschein")
     assert new_fs == shown("x", "fuehrerschein")
@@ -300,7 +308,7 @@ def test_pasted_and_office_scenarios(app, admin, tmp_path):
         ({"scenario_yaml": "name: x\narrivals: [unclosed"}, "Das Szenario ist ungültig", None),
         (
             {"scenario_yaml": "name: x\narrivals: {pass: {'08': 5000}}"},
-            "Das Szenario ist zu groß: etwa 5000",
+            "Das Szenario ist zu groß: etwa 5.000 Bürger:innen am Tag (höchstens 3.000)",
             None,
         ),
         ({"scenario_yaml": "name: x\narrivals: {pass: {'08': -5}}"}, "rates of at least 0", None),

@@ -24,6 +24,7 @@ accepted as an alias.
 
 from __future__ import annotations
 
+import copy
 import functools
 import gettext
 import logging
@@ -366,6 +367,53 @@ def babel_locale(lang: str) -> str:
     return "de" if lang == "de-LS" else lang
 
 
+# -- numbers for people: Babel's formats (CLDR) in the page's language
+#: Every number is written in Latin digits, Arabic too: the offices print ticket numbers and show clock times
+#: in Latin digits (A012, 10:30), so an Arabic page with Arabic-Indic digits in its counts and minutes would
+#: mix two digit systems on one screen. CLDR's Arabic with Latin digits ("latn") writes 1,234.5 and 80%.
+#: (CLDR's plain ``ar`` has had Latin digits by default since CLDR 42, its regional locales such as ``ar_EG``
+#: Arabic-Indic ones; the setting keeps Latin digits whatever the locale data says.)
+NUMBERING_SYSTEM = "latn"
+
+
+@functools.cache
+def _number_locale(lang: str) -> Any:
+    from babel import Locale  # imported here: a node process that never formats a number never loads Babel
+
+    return Locale.parse(locale_dir(babel_locale(normalize(lang) or "de")))
+
+
+def fmt_number(
+    value: float, lang: str | None = "de", digits: int | None = None, *, sign: bool = False
+) -> str:
+    """A number as ``lang`` writes it, for people (never for JSON, CSV, attributes or inputs): German
+    "1.234" and "12,5", English "1,234" and "12.5", Russian "1 234,5" (Babel's format_decimal, CLDR).
+    ``digits``: exactly that many decimals ("12,0" for 12 with digits=1); None: the locale's own pattern (a
+    whole number without decimals, a fraction with up to three). ``sign``: a plus sign before a positive
+    value (a difference: "+1,5")."""
+    from babel.numbers import format_decimal, get_plus_sign_symbol
+
+    loc = _number_locale(lang or "de")
+    if digits is None:
+        text = format_decimal(value, locale=loc, numbering_system=NUMBERING_SYSTEM)
+    else:
+        pattern = copy.copy(loc.decimal_formats[None])  # the locale's grouping, only the decimals fixed
+        pattern.frac_prec = (digits, digits)
+        text = pattern.apply(value, loc, numbering_system=NUMBERING_SYSTEM)
+    if sign and text[:1].isdigit() and any(c in "123456789" for c in text):  # not "+0,0"
+        text = get_plus_sign_symbol(loc, numbering_system=NUMBERING_SYSTEM) + text
+    return text
+
+
+def fmt_percent(fraction: float, lang: str | None = "de", digits: int = 0) -> str:
+    """A share (0.8) as ``lang`` writes a percentage: German "80 %" (with a no-break space, as CLDR says),
+    English "80%", Turkish "%80" (Babel's format_percent)."""
+    loc = _number_locale(lang or "de")
+    pattern = copy.copy(loc.percent_formats[None])
+    pattern.frac_prec = (digits, digits)
+    return pattern.apply(fraction, loc, numbering_system=NUMBERING_SYSTEM)
+
+
 def is_citizen_key(key: str) -> bool:
     return key in CITIZEN_KEYS or key.startswith(CITIZEN_PREFIXES)
 
@@ -535,20 +583,24 @@ TEXTS: Mapping[str, dict[str, str]] = _Texts()
 
 
 # -- displays and announcements: spoken text building (pure functions)
-def wait_minutes(minutes: int, lang: str | None = "de") -> str:
+def wait_minutes(minutes: int, lang: str | None = "de", *, formatted: bool = False) -> str:
     """An expected wait in words: "ca. 12 Min.", and "weniger als 1 Min." for one that rounds to 0 (not
-    "ca. 0 Min." for the first in line, or a service whose counters are free)."""
+    "ca. 0 Min." for the first in line, or a service whose counters are free). ``formatted``: the minutes
+    written as the language writes numbers ("ca. 1.234 Min.", fmt_number: loads Babel, for the web pages;
+    tickets and displays show waits far below a thousand minutes and keep their processes small)."""
     if minutes <= 0:
         return t("wait.under_minute", lang)
-    return tn("wait.minutes", minutes, lang, minutes=minutes)
+    shown = fmt_number(minutes, lang) if formatted else minutes
+    return tn("wait.minutes", minutes, lang, minutes=shown)
 
 
-def alternative(office: str, minutes: int, lang: str | None = "de") -> str:
+def alternative(office: str, minutes: int, lang: str | None = "de", *, formatted: bool = False) -> str:
     """The city's advice in words: "Kürzer warten: Bürgerbüro Süd: ca. 10 Min.", and "...: weniger als 1 Min."
-    for a wait that rounds to 0 (as ``wait_minutes``)."""
+    for a wait that rounds to 0 (as ``wait_minutes``, also ``formatted``)."""
     if minutes <= 0:
         return t("city.alternative_short", lang, office=office)
-    return tn("city.alternative", minutes, lang, office=office, minutes=minutes)
+    shown = fmt_number(minutes, lang) if formatted else minutes
+    return tn("city.alternative", minutes, lang, office=office, minutes=shown)
 
 
 def spoken_letter(letter: str, lang: str = "de") -> str:

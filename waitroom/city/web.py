@@ -32,7 +32,7 @@ from waitroom.city.view import CityView
 from waitroom.config import WEEKDAYS
 from waitroom.flaskjson import JSONProvider
 from waitroom.hyphen import keep_numbers
-from waitroom.i18n import LANGUAGE_NAMES, LANGUAGES, normalize, t, text_dir, tn, wait_minutes
+from waitroom.i18n import LANGUAGE_NAMES, LANGUAGES, fmt_number, normalize, t, text_dir, tn, wait_minutes
 
 SCHEMAS = Path(__file__).with_name("schemas")
 SCHEMA_NAMES = ("offices", "service", "open-data", "recommendation")
@@ -130,6 +130,11 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
 
     def lang() -> str:
         return normalize(request.args.get("lang")) or "de"
+
+    @app.template_filter("number")
+    def _number(value: float | None) -> str:
+        """A count for people in the page's language ("1.234" in German, "1,234" in English)."""
+        return "–" if value is None else fmt_number(value, lang())
 
     @app.before_request
     def _limit() -> Response | None:
@@ -281,7 +286,9 @@ def create_app(cfg: CityConfig, view: CityView, *, service: Any = None) -> Flask
             "dir": text_dir(lg),
             "t": lambda key, **v: t(key, lg, **v),
             "tn": lambda key, n, **v: tn(key, n, lg, **v),
-            "wait_minutes": lambda minutes: keep_numbers(wait_minutes(minutes, lg)),  # "ca. 12 Min." whole
+            "wait_minutes": lambda minutes: keep_numbers(
+                wait_minutes(minutes, lg, formatted=True)
+            ),  # "ca. 12 Min." whole
             "text": lambda texts: (texts or {}).get(lg) or (texts or {}).get("de", ""),
             "services": [(s, names[s]) for s in view.service_ids()],
             "selected": sid,

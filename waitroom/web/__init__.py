@@ -157,14 +157,20 @@ def create_app(
     else:
         app.register_blueprint(display.bp, url_prefix="/display")
 
+    # numbers for people in the page's language: {{ v|number(1) }} -> "12,5" / "12.5", {{ share|percent }}
+    app.add_template_filter(common.number, "number")
+    app.add_template_filter(common.percent, "percent")
+
     @app.context_processor
     def inject() -> dict[str, Any]:
         return {
             "t": common.tr,
             "tn": common.trn,
-            "wait_minutes": lambda minutes: hyphen.keep_numbers(i18n.wait_minutes(minutes, common.lang())),
+            "wait_minutes": lambda minutes: hyphen.keep_numbers(
+                i18n.wait_minutes(minutes, common.lang(), formatted=True)
+            ),
             "alternative": lambda office, minutes: hyphen.keep_numbers(
-                i18n.alternative(office, minutes, common.lang())
+                i18n.alternative(office, minutes, common.lang(), formatted=True)
             ),
             "lang": common.lang(),
             "user": common.current_user(),

@@ -224,18 +224,20 @@ def stats_page() -> str | tuple[str, int]:
         return render_template("admin_stats.html", **page, unavailable=said, data=None, days=[]), 200
     data = stats.as_dict(result)
     charts = {
-        "hours": stats.hours_chart(result, labels, tr("web.stats.per_hour")),
+        "hours": stats.hours_chart(result, labels, tr("web.stats.per_hour"), lang=lang()),
         "wait": stats.bars_chart(
             {k: v["wait"]["mean_min"] for k, v in data["services"].items()},
             labels,
             tr("web.stats.mean_wait"),
             "min",
+            lang=lang(),
         ),
         "service": stats.bars_chart(
             {k: v["service_time"]["mean_min"] for k, v in data["services"].items()},
             labels,
             tr("web.stats.mean_service"),
             "min",
+            lang=lang(),
         ),
     }
     return render_template(

@@ -105,13 +105,40 @@ def live_url(endpoint: str, **values: Any) -> str:
     return url_for(endpoint, **values, fragment=1, lang=lang())
 
 
+NO_VALUE = "–"  # what a table cell shows for a number nobody measured (no ticket was called, ...)
+
+
+def number(value: float | None, digits: int | None = None, sign: bool = False) -> str:
+    """A number for people in the page's language (the ``number`` filter): "12,5" and "1.234" on a German
+    page, "12.5" and "1,234" on an English one (i18n.fmt_number); None as a dash. Never for JSON, CSV,
+    attributes or form inputs: those keep the machine's "12.5"."""
+    return NO_VALUE if value is None else i18n.fmt_number(value, lang(), digits, sign=sign)
+
+
+def percent(fraction: float | None, digits: int = 0) -> str:
+    """A share (0.8) as the page's language writes a percentage (the ``percent`` filter): German "80 %"
+    with a no-break space, English "80%" (i18n.fmt_percent); None as a dash."""
+    return NO_VALUE if fraction is None else i18n.fmt_percent(fraction, lang(), digits)
+
+
+def _numbers(values: dict[str, Any]) -> dict[str, Any]:
+    """A sentence's values with every number written the page's way ("{minutes}" of 2.5 -> "2,5" in German);
+    a number that is a name (a seed, a year) is passed as a string and stays as it is."""
+    return {
+        k: i18n.fmt_number(v, lang()) if isinstance(v, int | float) and not isinstance(v, bool) else v
+        for k, v in values.items()
+    }
+
+
 def tr(key: str, **values: Any) -> str:
-    return t(key, lang(), **values)
+    """The text ``key`` in the page's language, its numbers written the page's way."""
+    return t(key, lang(), **_numbers(values))
 
 
 def trn(key: str, n: int, /, **values: Any) -> str:
-    """The plural message ``key`` for the count ``n`` in the page's language (i18n.tn)."""
-    return tn(key, n, lang(), **values)
+    """The plural message ``key`` for the count ``n`` in the page's language (i18n.tn), its numbers written
+    the page's way."""
+    return tn(key, n, lang(), **_numbers(values))
 
 
 def text(obj: dict[str, str] | None, fallback: str = "") -> str:

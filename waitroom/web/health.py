@@ -24,7 +24,7 @@ from typing import Any
 
 from waitroom.config import Config
 from waitroom.contract import FAULT_FIELDS, AlarmCode, FaultCode
-from waitroom.i18n import N_, Nn_, t, tn
+from waitroom.i18n import N_, Nn_, fmt_number, t, tn
 
 # the record's frame (shown in other columns or not at all)
 FRAME = frozenset({"node", "role", "version", "ts"})
@@ -312,6 +312,11 @@ class Describer:
     def tr(self, key: str, **values: Any) -> str:
         return t(key, self.lang, **values)
 
+    def count(self, value: Any) -> str:
+        """A count as the page's language writes it ("1.234"); anything else as the node sent it."""
+        n = _count(value)
+        return raw(value) if n is None else fmt_number(n, self.lang)
+
     def service(self, sid: Any) -> str:
         sid = str(sid)
         return self.cfg.service(sid).name.get(self.lang) if sid in self.cfg.service_ids else sid
@@ -370,7 +375,7 @@ class Describer:
             n = _count(value)
             if n is None:
                 return None if value is None else Line(key, tr(COUNTS[key]), raw(value), known=False)
-            return Line(key, tr(COUNTS[key]), str(n), key in BAD_COUNTS and n > 0)
+            return Line(key, tr(COUNTS[key]), fmt_number(n, self.lang), key in BAD_COUNTS and n > 0)
         if key in ("printer_error", "display_error", "heard_error"):
             if _empty(value) and _empty(code):
                 return None
@@ -407,7 +412,7 @@ class Describer:
             if not value:
                 return None
             low = any(_count(v) == 0 for v in value.values())
-            return Line(key, tr("web.health.offline_numbers_left"), self.per_service(value, raw), low)
+            return Line(key, tr("web.health.offline_numbers_left"), self.per_service(value, self.count), low)
         if key == "intake_stopped" and isinstance(value, dict):
             if not value:
                 return None
@@ -419,7 +424,10 @@ class Describer:
         if key == "refused" and isinstance(value, dict):
             if not value:
                 return None
-            parts = [f"{tr(REFUSALS[r]) if r in REFUSALS else r}: {raw(n)}" for r, n in sorted(value.items())]
+            parts = [
+                f"{tr(REFUSALS[r]) if r in REFUSALS else r}: {self.count(n)}"
+                for r, n in sorted(value.items())
+            ]
             return Line(key, tr("web.health.refused"), ", ".join(parts))
         if key == "last_refusal" and isinstance(value, dict):
             said = value.get("text")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from waitroom.config import Config
+from waitroom.i18n import fmt_number
 
 log = logging.getLogger(__name__)
 
@@ -542,8 +543,9 @@ def _csv(v: float | None) -> str:
 PALETTE = ("#1f5fa8", "#c2410c", "#15803d", "#7e22ce", "#a16207", "#0e7490", "#be123c", "#4d7c0f")
 
 
-def hours_chart(s: DayStats, labels: dict[str, str], title: str) -> str:
-    """A stacked bar chart (inline SVG, no scripts) of tickets per hour and service."""
+def hours_chart(s: DayStats, labels: dict[str, str], title: str, *, lang: str = "de") -> str:
+    """A stacked bar chart (inline SVG, no scripts) of tickets per hour and service; its counts written as
+    ``lang`` writes numbers ("1.234")."""
     hours = list(range(min(s.hours, default=8), max(s.hours, default=17) + 1))
     sids = list(s.services)
     top = max((sum(s.hours.get(h, {}).values()) for h in hours), default=0) or 1
@@ -557,7 +559,7 @@ def hours_chart(s: DayStats, labels: dict[str, str], title: str) -> str:
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - 5}" y2="{height - bottom}" stroke="#333"/>'
     )
     scale = (height - bottom - 10) / top
-    parts.append(f'<text x="4" y="16" font-size="11">{top}</text>')
+    parts.append(f'<text x="4" y="16" font-size="11">{fmt_number(top, lang)}</text>')
     for i, h in enumerate(hours):
         x, y = left + i * bw + 2, height - bottom
         for j, sid in enumerate(sids):
@@ -568,7 +570,7 @@ def hours_chart(s: DayStats, labels: dict[str, str], title: str) -> str:
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw - 4:.1f}" height="{hgt:.1f}" '
                     f'fill="{PALETTE[j % len(PALETTE)]}"><title>{h:02d}:00 {escape(labels.get(sid, sid))}'
-                    f": {n}</title></rect>"
+                    f": {fmt_number(n, lang)}</title></rect>"
                 )
         parts.append(
             f'<text x="{x + (bw - 4) / 2:.1f}" y="{height - bottom + 14}" font-size="11" '
@@ -588,9 +590,11 @@ def hours_chart(s: DayStats, labels: dict[str, str], title: str) -> str:
     return "".join(parts)
 
 
-def bars_chart(values: dict[str, float | None], labels: dict[str, str], title: str, unit: str) -> str:
-    """Horizontal bars, e.g. mean waiting minutes per service; a service without a value (nobody called) has
-    no bar and a dash, not "0.0 min"."""
+def bars_chart(
+    values: dict[str, float | None], labels: dict[str, str], title: str, unit: str, *, lang: str = "de"
+) -> str:
+    """Horizontal bars, e.g. mean waiting minutes per service, the values written as ``lang`` writes numbers
+    ("12,5 min"); a service without a value (nobody called) has no bar and a dash, not "0.0 min"."""
     width, row = 640, 26
     items = list(values.items())
     top = max((v for _, v in items if v is not None), default=0) or 1
@@ -602,7 +606,7 @@ def bars_chart(values: dict[str, float | None], labels: dict[str, str], title: s
     for i, (k, v) in enumerate(items):
         y = 5 + i * row
         w = 0.0 if v is None else (width - 260) * v / top
-        said = "–" if v is None else f"{v:.1f} {escape(unit)}"
+        said = "–" if v is None else f"{fmt_number(v, lang, 1)} {escape(unit)}"
         parts.append(
             f'<text x="0" y="{y + 16}" font-size="12">{escape(labels.get(k, k)[:28])}</text>'
             f'<rect x="200" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{PALETTE[i % 8]}"/>'

@@ -34,6 +34,7 @@ from werkzeug.wrappers import Response
 
 from waitroom.config import EXAMPLE_CONFIG, Config
 from waitroom.errors import ConfigError, WaitroomError
+from waitroom.i18n import fmt_number, fmt_percent
 from waitroom.web.common import cfg, current_user, json_error, lang, login_required, tr, trn
 from waitroom.web.stats import PALETTE
 
@@ -500,8 +501,9 @@ class WhatIfFailed(WaitroomError, RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------------ charts
-def waits_chart(report: dict[str, Any], labels: dict[str, str], title: str) -> str:
-    """Horizontal grouped bars: mean wait per service (and overall) per rule set, p90 as a tick."""
+def waits_chart(report: dict[str, Any], labels: dict[str, str], title: str, *, lang: str = "de") -> str:
+    """Horizontal grouped bars: mean wait per service (and overall) per rule set, p90 as a tick; the minutes
+    written as ``lang`` writes numbers ("12,5")."""
     sets = report["rule_sets"]
     names = list(sets)
     groups = [*next(iter(sets.values()))["per_service"], "__all__"]
@@ -539,15 +541,16 @@ def waits_chart(report: dict[str, Any], labels: dict[str, str], title: str) -> s
             data = sets[name]["overall"] if g == "__all__" else sets[name]["per_service"][g]
             mean, p90 = data.get("mean_wait_min") or 0.0, data.get("p90_wait_min") or 0.0
             w = mean * scale
+            said, said_p90 = fmt_number(mean, lang, 1), fmt_number(p90, lang, 1)
             parts.append(
                 f'<rect x="{left}" y="{y + 1}" width="{w:.1f}" height="{row - 3}" '
                 f'fill="{PALETTE[i % len(PALETTE)]}"><title>{e(labels.get(name, name))}, {e(label)}: '
-                f"{mean:.1f} min (p90 {p90:.1f})</title></rect>"
+                f"{said} min (p90 {said_p90})</title></rect>"
                 f'<line x1="{left + p90 * scale:.1f}" x2="{left + p90 * scale:.1f}" y1="{y}" '
                 f'y2="{y + row - 1}" '
                 f'stroke="#111" stroke-width="2"/>'
                 f'<text x="{left + max(w, p90 * scale) + 5:.1f}" y="{y + row - 4}" font-size="11">'
-                f"{mean:.1f} (p90 {p90:.1f})</text>"
+                f"{said} (p90 {said_p90})</text>"
             )
             y += row
         y += gap
@@ -555,8 +558,11 @@ def waits_chart(report: dict[str, Any], labels: dict[str, str], title: str) -> s
     return "".join(parts)
 
 
-def cdf_chart(report: dict[str, Any], labels: dict[str, str], title: str, bin_min: int = 5) -> str:
-    """The share of called citizens called within x minutes, one line per rule set."""
+def cdf_chart(
+    report: dict[str, Any], labels: dict[str, str], title: str, bin_min: int = 5, *, lang: str = "de"
+) -> str:
+    """The share of called citizens called within x minutes, one line per rule set (its axes written as
+    ``lang`` writes numbers and percentages: "50 %" in German, "50%" in English)."""
     sets = report["rule_sets"]
     hists = {name: s["overall"]["histogram"] for name, s in sets.items()}
     cums: dict[str, list[float]] = {}
@@ -582,13 +588,14 @@ def cdf_chart(report: dict[str, Any], labels: dict[str, str], title: str, bin_mi
         y = height - bottom - ys * pct / 100
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ccd"/>'
-            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{pct} %</text>'
+            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
+            f"{fmt_percent(pct / 100, lang)}</text>"
         )
     step = 3 if n_bins > 14 else 1
     for i in range(0, n_bins, step):
         parts.append(
             f'<text x="{left + i * xs:.1f}" y="{height - bottom + 16}" font-size="11" '
-            f'text-anchor="middle">{i * bin_min}</text>'
+            f'text-anchor="middle">{fmt_number(i * bin_min, lang)}</text>'
         )
     parts.append(f'<text x="{width - right}" y="{height - 2}" font-size="11" text-anchor="end">min</text>')
     for k, (name, cum) in enumerate(cums.items()):
@@ -666,8 +673,8 @@ def _page(
     charts = None
     if report is not None:
         charts = {
-            "waits": waits_chart(report, labels, tr("web.whatif.chart_waits")),
-            "cdf": cdf_chart(report, labels, tr("web.whatif.chart_cdf")),
+            "waits": waits_chart(report, labels, tr("web.whatif.chart_waits"), lang=lang()),
+            "cdf": cdf_chart(report, labels, tr("web.whatif.chart_cdf"), lang=lang()),
         }
     return render_template(
         "admin_whatif.html",
