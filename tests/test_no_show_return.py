@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import time
+from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.test_controller import Clock, cmd, err, ok
 from tests.test_crash_recovery import start_controller, write_config
-from tests.web_helpers import wait_for
+from tests.test_e2e_web import browser, cfg, clock, controller, web_server  # noqa: F401 (fixtures)
+from tests.test_web import anon, app, post, staff  # noqa: F401 (fixtures)
+from tests.web_helpers import log_in, wait_for
 from waitroom import config
 from waitroom.controller import Office
 from waitroom.node import NodeRuntime
@@ -233,3 +237,57 @@ def test_a_sigkill_keeps_the_no_show_and_its_call_back(broker, tmp_path, monkeyp
     )
     svc = day.services["pass"]
     assert (svc.issued, svc.served, svc.no_show) == (2, 1, 1)  # A001 served (by call_next), A002 not appeared
+
+
+# ------------------------------------------------------------------------------------ the web app
+def said(html: str) -> str:
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_the_ticket_page_says_come_back_by_then_or_take_a_new_one(app, anon, cfg, clock, node):  # noqa: F811
+    clock.fixed = time.time()
+    ticket = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]
+    desk = node("counter-1")
+    desk.request("counter.open", {"counter": "c1"})
+    desk.request("counter.call_next", {"counter": "c1"})
+    marked = clock.fixed
+    desk.request("counter.no_show", {"counter": "c1"})
+    until = dt.datetime.fromtimestamp(marked + 3600, cfg.office.tz).strftime("%H:%M")
+    page = wait_for(
+        lambda: (h := anon.get(f"/t/{ticket['id']}").get_data(as_text=True)) and "nicht da" in h and h
+    )
+    assert f"Bitte gehen Sie bis {until} Uhr zu einem Schalter oder zum Empfang." in said(page)
+    en = said(anon.get(f"/t/{ticket['id']}?lang=en").get_data(as_text=True))
+    assert f"Please go to a counter or ask at reception by {until}." in en
+    clock.fixed = marked + 3601  # the controller's next summary is past the window
+    node("disp-1").request("ticket.issue", {"service": "melde"})
+    page = wait_for(
+        lambda: (
+            (h := anon.get(f"/t/{ticket['id']}?lang=de").get_data(as_text=True)) and "verfallen" in h and h
+        )
+    )
+    assert "Diese Nummer ist verfallen. Bitte ziehen Sie eine neue Nummer." in said(page)
+    tr = said(anon.get(f"/t/{ticket['id']}?lang=tr").get_data(as_text=True))
+    assert "Lütfen yeni bir numara alın." in tr
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_staff_page_lists_the_no_show_and_its_button_calls_it(web_server, browser, node, artifacts):  # noqa: F811
+    disp, desk = node("disp-1"), node("counter-1")
+    disp.request("ticket.issue", {"service": "pass"})
+    disp.request("ticket.issue", {"service": "pass"})
+    desk.request("counter.open", {"counter": "c1"})
+    desk.request("counter.call_next", {"counter": "c1"})
+    desk.request("counter.no_show", {"counter": "c1"})
+
+    page = browser.new_page(locale="de-DE")
+    log_in(page, f"{web_server}/staff/c2", "anna", "**/staff/c2")
+    page.wait_for_selector("#no-show-h:has-text('Nicht erschienen (letzte 60 Min.)')")
+    item = page.locator("ul.no-shows li", has_text="A001")
+    assert item.count() == 1
+    page.screenshot(path=str(artifacts / "e2e-staff-no-show.png"), full_page=True)
+    item.get_by_role("button", name="Aufrufen A001").click()
+    page.wait_for_selector("#serving-number:has-text('A001')")
+    page.wait_for_selector("ul.no-shows", state="detached")  # called: no longer in the list
+    assert desk.state is not None
