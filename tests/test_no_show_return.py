@@ -291,3 +291,23 @@ def test_the_staff_page_lists_the_no_show_and_its_button_calls_it(web_server, br
     page.wait_for_selector("#serving-number:has-text('A001')")
     page.wait_for_selector("ul.no-shows", state="detached")  # called: no longer in the list
     assert desk.state is not None
+
+
+def test_the_number_field_calls_a_no_show_and_an_expired_one_reads_as_one_sentence(staff, clock, node):  # noqa: F811
+    clock.fixed = time.time()
+    disp, desk = node("disp-1"), node("counter-1")
+    disp.request("ticket.issue", {"service": "pass"})
+    disp.request("ticket.issue", {"service": "pass"})
+    desk.request("counter.open", {"counter": "c1"})
+    desk.request("counter.call_next", {"counter": "c1"})
+    desk.request("counter.no_show", {"counter": "c1"})
+    page = said(post(staff, "/staff/c2/call", {"ticket": "a1"}, follow_redirects=True).get_data(as_text=True))
+    assert "A001 aufgerufen." in page
+    desk.request("counter.call_next", {"counter": "c1"})  # A002, not there either
+    desk.request("counter.no_show", {"counter": "c1"})
+    clock.fixed += 3601
+    r = post(staff, "/staff/c2/call", {"ticket": "A002"}, follow_redirects=True)
+    assert (
+        "Die Nummer A002 wurde vor zu langer Zeit als nicht erschienen markiert und ist verfallen; "
+        "bitte eine neue Nummer ziehen lassen." in said(r.get_data(as_text=True))
+    )
