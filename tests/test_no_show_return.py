@@ -257,6 +257,8 @@ def test_the_ticket_page_says_come_back_by_then_or_take_a_new_one(app, anon, cfg
         lambda: (h := anon.get(f"/t/{ticket['id']}").get_data(as_text=True)) and "nicht da" in h and h
     )
     assert f"Bitte gehen Sie bis {until} Uhr zu einem Schalter oder zum Empfang." in said(page)
+    assert said(page).count("Bitte gehen Sie bis") == 1  # said once; the phone is told too (data-warn):
+    assert f'data-warn="Sie wurden aufgerufen, waren aber nicht da. Bitte gehen Sie bis {until}' in page
     en = said(anon.get(f"/t/{ticket['id']}?lang=en").get_data(as_text=True))
     assert f"Please go to a counter or ask at reception by {until}." in en
     clock.fixed = marked + 3601  # the controller's next summary is past the window
