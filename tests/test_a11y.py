@@ -142,8 +142,11 @@ def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, ar
         clock_offset_s=3,
     )
     first = disp.request("ticket.issue", {"service": "pass"})["ticket"]
-    disp.request("ticket.issue", {"service": "pass"})
+    missed = disp.request("ticket.issue", {"service": "pass"})["ticket"]
     node("counter-1").request("counter.call_next", {"counter": "c1"})
+    # a citizen marked not appeared: their ticket page, and the list on the staff page that calls them again
+    node("counter-2").request("counter.call_next", {"counter": "c2"})
+    node("counter-2").request("counter.no_show", {"counter": "c2"})
     booking = node("web").request("appointment.book", {"service": "pass", "slot": first["issued_at"] + 3600})
     staff_pages = [*STAFF_PAGES, f"/booking/c/{booking['appointment']['code']}"]
     code = node("web").request("ticket.reserve", {"service": "pass"})["reservation"]["code"]
@@ -152,7 +155,7 @@ def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, ar
     page.set_content('<html><body><input type="text"><img src="a.png"></body></html>')
     assert {"html-has-lang", "image-alt", "label"} <= {v["id"] for v in run_axe(page, script)}  # axe runs
     for lang in i18n.LANGUAGES:
-        for url in citizen_pages(server, first["id"], code):
+        for url in [*citizen_pages(server, first["id"], code), f"{server}/t/{missed['id']}"]:
             sep = "&" if "?" in url else "?"
             page.goto("about:blank")  # ends the previous page's live streams
             page.goto(f"{url}{sep}lang={lang}")
@@ -175,6 +178,8 @@ def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, ar
             page.goto(f"{server}{path}{'&' if '?' in path else '?'}lang={lang}")
             page.wait_for_load_state("networkidle")
             assert page.evaluate("document.documentElement.lang") == lang, path
+            if path == "/staff/c1":  # the list of the no-shows is there to be checked
+                assert page.locator("ul.no-shows li").count() == 1, lang
             violations = run_axe(page, script)
             if violations:
                 found[f"{path} [{lang}]"] = violations

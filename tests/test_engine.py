@@ -320,6 +320,9 @@ def test_every_message_stays_within_its_documented_bound_at_3000_waiting(tmp_pat
     for _ in range(100):  # many parked tickets
         send(office, "c-0000", "counter.call_next", counter="ctr-0000")
         send(office, "c-0000", "counter.park", counter="ctr-0000")
+    for _ in range(contract.QUEUE_NO_SHOW + 5):  # and more not appeared than a page lists
+        send(office, "c-0000", "counter.call_next", counter="ctr-0000")
+        send(office, "c-0000", "counter.no_show", counter="ctr-0000")
     send(office, "c-0000", "counter.call_next", counter="ctr-0000")
     send(office, "c-0001", "counter.pause", counter="ctr-0001", reason=reason[:80])
     send(office, "web", "intake.set", service=services[3], open=False, reason=reason)
@@ -358,6 +361,7 @@ def test_every_message_stays_within_its_documented_bound_at_3000_waiting(tmp_pat
     assert [t["ticket"] for t in page["tickets"]][:3] == sorted(t["ticket"] for t in page["tickets"])[:3]
     page = max(pages, key=lambda p: p["parked_total"])
     assert page["parked_total"] > contract.QUEUE_PARKED and len(page["parked"]) == contract.QUEUE_PARKED
+    assert max(len(p["no_show"]) for p in pages) == contract.QUEUE_NO_SHOW  # the newest ones only
     for c in cfg.counters:
         assert len(contract.encode(office.counter_detail(c.id))) <= 1024
     assert len(contract.encode(office.public())) <= contract.STATE_BOUND_BYTES

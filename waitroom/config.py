@@ -261,6 +261,14 @@ class ControllerSettings(Strict):
         "opened yet) during opening hours before the controller raises the alarm unstaffed_service; a short "
         "pause (a file fetched, a colleague asked) should not make the alarm come and go",
     )
+    no_show_return_min: int = Field(
+        60,
+        ge=0,
+        le=600,
+        description="minutes after a ticket was marked not appeared (counter.no_show) during which staff may "
+        "still call it (counter.call_ticket), for a citizen who was outside for a moment and comes back; "
+        "the same day only; 0 = never (the citizen takes a new ticket)",
+    )
 
 
 # -- steering rules (issue 6; docs/steering.md). Checked against services and counters in _check_steering.

@@ -44,12 +44,14 @@ ROOT = f"waitroom/v{CONTRACT_VERSION}"
 MAX_PAYLOAD_BYTES = 16 * 1024
 # Size bounds of what the controller publishes (docs/mqtt-contract.md, "Message sizes"); none depends on the
 # length of the queue. The summary holds at most SUMMARY_CALLS calls and SUMMARY_ASSISTS open requests; a
-# queue page the first QUEUE_PAGE tickets of a service in call order and the last QUEUE_PARKED parked ones.
+# queue page the first QUEUE_PAGE tickets of a service in call order, the last QUEUE_PARKED parked ones and
+# the last QUEUE_NO_SHOW marked not appeared within controller.no_show_return_min (staff may call them again).
 SUMMARY_CALLS = 10
 SUMMARY_ASSISTS = 10
 SUMMARY_UNSTAFFED = 3  # unstaffed_service alarms in the summary (the longest first)
 QUEUE_PAGE = 100
 QUEUE_PARKED = 20
+QUEUE_NO_SHOW = 10
 STATE_BOUND_BYTES = 8 * 1024  # for up to 20 services and 40 counters with ids of up to 8 characters
 QUEUE_BOUND_BYTES = 16 * 1024
 ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -133,7 +135,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.UNKNOWN_NODE: "the node id in the topic is not in the office configuration",
     ErrorCode.UNKNOWN_SERVICE: "no service with that id",
     ErrorCode.UNKNOWN_COUNTER: "no counter with that id",
-    ErrorCode.UNKNOWN_TICKET: "no ticket with that number or id today in a state the operation accepts",
+    ErrorCode.UNKNOWN_TICKET: "no ticket with that number or id today in a state the operation accepts; "
+    "`data`: `ticket` (when it looks like a number); for `counter.call_ticket` of a ticket marked not "
+    "appeared longer ago than `controller.no_show_return_min` minutes also `state`: `no_show` and "
+    "`reason`: `no_show_expired` (the citizen takes a new ticket)",
     ErrorCode.UNKNOWN_REQUEST: "no open assistance request with that id",
     ErrorCode.UNKNOWN_APPOINTMENT: "no appointment with that booking code",
     ErrorCode.APPOINTMENT_EXPIRED: "the appointment was on another day, or its check-in window has passed",
@@ -508,7 +513,10 @@ OPS: dict[str, Op] = {
             _STAFF,
             {"counter": "[id]", "ticket": "[str] number or id", "current": _CURRENT},
             ("counter", "ticket"),
-            "Call a specific waiting or parked ticket.",
+            "Call a specific waiting or parked ticket, or one marked not appeared (`counter.no_show`) "
+            "within the last `controller.no_show_return_min` minutes (the citizen came back; later: "
+            "`unknown_ticket` with `reason` `no_show_expired`). The ticket keeps its number, service, "
+            "arrival and appointment.",
             {"counter": "c3", "ticket": "A012"},
             {"call": {"ticket": "A012", "counter": "c3"}},
         ),

@@ -73,7 +73,8 @@ def generate() -> str:
         "many long ones at once would pass the bound: `counter/<id>` has the whole reason); "
         "`queue/<service>` <= "
         f"{contract.QUEUE_BOUND_BYTES} bytes (the first {contract.QUEUE_PAGE} tickets in call order, the "
-        f"last {contract.QUEUE_PARKED} parked); `counter/<id>` <= 1024 bytes; events and replies <= 1024 "
+        f"last {contract.QUEUE_PARKED} parked, the last {contract.QUEUE_NO_SHOW} not appeared that may be "
+        "called again); `counter/<id>` <= 1024 bytes; events and replies <= 1024 "
         f"bytes (an error message quoting a bad value is cut to {contract.REPLY_MESSAGE_BYTES} bytes), "
         "except the reply to `appointment.slots`, whose free slots of a day and days with free slots grow "
         "with the slot grid and the booking horizon.",

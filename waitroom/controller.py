@@ -285,9 +285,13 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
     def _emit(self, type_: str, **data: Any) -> dict[str, Any]:
         event = {"type": type_, "ts": round(self.clock(), 3), "seq": self.state.seq + 1, **data}
         tid = data.get("ticket")
-        if type_ == "ticket_parked" or (tid is not None and tid in self.state.parked):
+        if type_ in ("ticket_parked", "ticket_no_show") or (tid is not None and tid in self.state.parked):
             t = self.state.tickets.get(tid)
             if t is not None:  # a page's parked list changed: the service publishes it without delay
+                self.parked_changed.add(t.service)
+        elif type_ == "ticket_called" and tid is not None:
+            t = self.state.tickets.get(tid)
+            if t is not None and t.state == "no_show":  # called back: its page's no-show list changes
                 self.parked_changed.add(t.service)
         self._apply(event)
         self._pending.append(event)
@@ -871,7 +875,9 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
 
     def queue_page(self, sid: str) -> dict[str, Any]:
         """The retained ticket list of one service (topic ``queue/<service>``) for staff UIs: the first
-        ``QUEUE_PAGE`` tickets in the expected call order, the total, and the parked tickets."""
+        ``QUEUE_PAGE`` tickets in the expected call order, the total, the parked tickets, and the last
+        ``QUEUE_NO_SHOW`` marked not appeared that staff may still call
+        (``controller.no_show_return_min``)."""
         s = self.state
         fc = self.forecast()
         pool = s.pool
@@ -883,6 +889,13 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         heads.sort(key=lambda t: (etas[t.id], t.issued_at, t.number))
         parked = [t for t in s.parked.values() if t.service == sid]
         del fc
+        no_shows = []  # newest first, within the window in which staff may call them again
+        since = self.clock() - self.cfg.controller.no_show_return_min * 60
+        if self.cfg.controller.no_show_return_min:
+            for t in s.recent_no_shows(sid):
+                if len(no_shows) >= contract.QUEUE_NO_SHOW or (t.finished_at or 0.0) < since:
+                    break
+                no_shows.append({"ticket": t.number, "id": t.id, "at": t.finished_at})
         return {
             "v": contract.CONTRACT_VERSION,
             "office": self.cfg.office.id,
@@ -907,6 +920,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                 for t in parked[-contract.QUEUE_PARKED :]
             ],
             "parked_total": len(parked),
+            "no_show": no_shows,
         }
 
     def public(self, snap: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -233,6 +233,9 @@ class OfficeState:
     pool: Pool = field(default_factory=Pool)  # the waiting tickets, ordered for steering
     waiting_count: dict[str, int] = field(default_factory=dict)  # service -> waiting tickets
     parked: dict[str, Ticket] = field(default_factory=dict)  # ticket id -> parked ticket, in parking order
+    # service -> ticket id -> ticket marked not appeared, in marking order (the newest last): the recent ones
+    # may be called again (counter.call_ticket within controller.no_show_return_min), found without a scan
+    no_shows: dict[str, dict[str, Ticket]] = field(default_factory=dict)
     open_assists: dict[str, str] = field(default_factory=dict)  # terminal -> open assistance request id
     # service -> open reservations (not checked in, not lapsed), in reservation order
     open_reservations: dict[str, dict[str, Reservation]] = field(default_factory=dict)
@@ -278,12 +281,20 @@ class OfficeState:
             self.waiting_count[t.service] -= 1
         elif old == "parked":
             self.parked.pop(t.id, None)
+        elif old == "no_show":
+            self.no_shows.get(t.service, {}).pop(t.id, None)
         t.state = new
         if new == "waiting":
             self.pool.add(t)
             self.waiting_count[t.service] = self.waiting_count.get(t.service, 0) + 1
         elif new == "parked":
             self.parked[t.id] = t
+        elif new == "no_show":
+            self.no_shows.setdefault(t.service, {})[t.id] = t
+
+    def recent_no_shows(self, service: str) -> Iterator[Ticket]:
+        """The tickets of ``service`` marked not appeared today, the newest first (stop when old enough)."""
+        return reversed(self.no_shows.get(service, {}).values())
 
 
 def format_number(prefix: str, n: int) -> str:
@@ -332,6 +343,7 @@ def _day_started(s: OfficeState, e: dict[str, Any]) -> None:
     s.pool = Pool()
     s.waiting_count = {}
     s.parked = {}
+    s.no_shows = {}
     s.open_assists = {}
     s.day = e["day"]
     s.tickets.clear()
@@ -386,10 +398,11 @@ def _ticket_called(s: OfficeState, e: dict[str, Any]) -> None:
     c = s.counters[e["counter"]]
     _finish_current(s, c.id, e["ts"])
     t = _t(s, e["ticket"])
-    if t.state not in ("waiting", "parked"):
+    if t.state not in ("waiting", "parked", "no_show"):  # no_show: the citizen came back (op decides when)
         raise EventError(f"ticket {t.number} called in state {t.state}")
     s.set_state(t, "called")
     t.counter, t.called_at, t.reason = c.id, e["ts"], e.get("reason", "")
+    t.finished_at = None  # a ticket called back after its no-show is no longer finished
     t.target_counter = None
     c.current = t.id
     if c.state != "open":

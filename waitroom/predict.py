@@ -112,6 +112,7 @@ class ServiceTimes:
         self.exposure = 0.0  # seconds waited by the tickets called (until their first call)
         self.no_shows = 0
         self.no_show_time = [0.0, 0.0]  # [n, sum] of the seconds from a call to its no-show
+        self._no_showed: set[str] = set()  # tickets counted in no_shows today (one called back is taken out)
         self._tz = cfg.office.tz
 
     def hour(self, ts: float) -> int:
@@ -179,6 +180,9 @@ class ServiceTimes:
                 self._open.pop(e.get("counter", ""), None)
             elif kind == "ticket_called":
                 self._finish(e["counter"], e["ts"], True)
+                if e.get("ticket") in self._no_showed:  # the citizen came back: nobody gave up
+                    self._no_showed.discard(e["ticket"])
+                    self.no_shows -= 1
                 issued = self._issued.pop(e["ticket"], None)
                 if issued is not None:
                     self.exposure += max(e["ts"] - issued, 0.0)
@@ -191,6 +195,7 @@ class ServiceTimes:
                 running = self._open.get(e["counter"])
                 if kind == "ticket_no_show" and running is not None:
                     self.no_shows += 1
+                    self._no_showed.add(e.get("ticket", ""))
                     held = e["ts"] - running[1]
                     if 0 < held <= 3600:  # a no-show pressed an hour later says nothing of the wait for it
                         self.no_show_time[0] += 1
@@ -200,6 +205,7 @@ class ServiceTimes:
                 self._open.clear()
                 self._services.clear()
                 self._issued.clear()
+                self._no_showed.clear()
 
     def _finish(self, counter: str, ts: float, served: bool) -> None:
         running = self._open.pop(counter, None)

@@ -145,8 +145,29 @@ class CounterOps(OpsBase):
         cid = self._counter(node_id, role, counter)
         self._expect(cid, current)
         self._counter_open(cid)
-        t = self._ticket(ticket, ("waiting", "parked"))
+        t = self._ticket(ticket, ("waiting", "parked", "no_show"))
+        if t.state == "no_show":
+            self._no_show_returns(t)
+            return self._call(cid, t, "called back after not appearing")
         return self._call(cid, t, "called by staff" if t.state == "waiting" else "called back from parked")
+
+    def _no_show_returns(self, t: Ticket) -> None:
+        """A ticket marked not appeared may be called again within ``controller.no_show_return_min`` minutes
+        of its no-show (the state holds today's tickets only: another day's is not found at all); later, or
+        with 0, the citizen takes a new ticket. The refusal is the one for a ticket in a state the operation
+        does not accept (``unknown_ticket``), with ``data`` saying why: ``state`` ``no_show``, ``reason``
+        ``no_show_expired``."""
+        window = self.cfg.controller.no_show_return_min * 60
+        marked = t.finished_at or 0.0
+        if window and self.clock() - marked <= window:
+            return
+        raise OpError(
+            ErrorCode.UNKNOWN_TICKET,
+            f"ticket {t.number} was marked not appeared more than "
+            f"{self.cfg.controller.no_show_return_min} minutes ago (controller.no_show_return_min); "
+            "the citizen takes a new ticket",
+            data={"ticket": t.number, "state": "no_show", "reason": "no_show_expired"},
+        )
 
     def _counter_state(
         self, node_id: str, role: Role, counter: Any, kind: str, reason: str = "", current: Any = None

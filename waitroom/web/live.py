@@ -140,6 +140,9 @@ class LiveOffice:
         self.counter_details: dict[str, dict[str, Any]] = {}  # counter -> its latest detail
         self._left_queue: dict[str, int] = {}  # ticket number -> seq at which it stopped waiting (today)
         self._calls: dict[str, dict[str, Any]] = {}  # ticket id -> its latest call event (today)
+        # ticket id -> {ticket, service, at} of the tickets marked not appeared today, from the ticket events
+        # and the queue pages' "no_show" lists; one called again leaves (its status page, the staff list)
+        self._no_shows: dict[str, dict[str, Any]] = {}
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
         self._seq_cond = threading.Condition()
@@ -295,6 +298,8 @@ class LiveOffice:
                 "ahead": n - 1,
                 "eta_min": w.get("eta_min"),
             }
+        for tid, ns in self._no_shows.items():  # a live state below (called again) overrides it
+            index[tid] = {"state": "no_show", "ticket": ns["ticket"], "at": ns["at"]}
         for p in self.parked():
             index[p["id"]] = {"state": "parked", "ticket": p["ticket"]}
         summary_seq = st.get("seq", 0)
@@ -327,7 +332,40 @@ class LiveOffice:
         if found is None:
             number = self.tickets_seen.get(ticket_id)
             found = {"state": "done" if number else "unknown", "ticket": number}
+        elif found["state"] == "no_show":
+            found = self._no_show_status(found, st)
         return {**found, "ts": st.get("ts")}
+
+    def no_show_until(self, at: float) -> float | None:
+        """Until when a ticket marked not appeared at ``at`` may be called again (None: not at all)."""
+        window = self.cfg.controller.no_show_return_min * 60
+        return at + window if window else None
+
+    def _no_show_status(self, found: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
+        """A no-show's status page: come back to a counter by HH:MM while staff may call it again
+        (``controller.no_show_return_min``, on the controller's clock: the summary's ``ts``), else expired."""
+        import datetime as dt
+
+        until = self.no_show_until(found["at"])
+        if until is None or float(st.get("ts") or 0.0) > until:
+            return {"state": "expired", "ticket": found["ticket"]}
+        local = dt.datetime.fromtimestamp(until, self.cfg.office.tz).strftime("%H:%M")
+        return {"state": "no_show", "ticket": found["ticket"], "until": local}
+
+    def recent_no_shows(
+        self, services: set[str], limit: int = contract.QUEUE_NO_SHOW
+    ) -> list[dict[str, Any]]:
+        """The tickets of ``services`` marked not appeared that staff may still call, the newest first, at
+        most ``limit`` (ticket, service, at; no ids)."""
+        st = self.runtime.state or {}
+        now = float(st.get("ts") or 0.0)
+        out = []
+        for ns in self._no_shows.values():
+            until = self.no_show_until(ns["at"])
+            if ns["service"] in services and until is not None and now <= until:
+                out.append({k: ns[k] for k in ("ticket", "service", "at")})
+        out.sort(key=lambda n: -n["at"])
+        return out[:limit]
 
     def wait_for_seq(self, seq: int, timeout: float = 2.0) -> bool:
         """Block until the copy holds a state with ``seq`` or later; False after ``timeout`` seconds."""
@@ -547,6 +585,7 @@ class LiveOffice:
             self.queues = {k: v for k, v in self.queues.items() if v.get("day", day) == day}
             self._left_queue.clear()
             self._calls.clear()
+            self._no_shows.clear()
 
     def _remember(self, entries: list[dict[str, Any]]) -> None:
         for entry in entries:
@@ -582,7 +621,22 @@ class LiveOffice:
             return  # an older list delivered late
         self.queues[service] = q
         self._remember(tickets + parked)
+        self._page_no_shows(q, service)
         self._changed()
+
+    def _page_no_shows(self, q: dict[str, Any], service: str) -> None:
+        """The page's recent no-shows (a web app started after they were marked learns them here), unless
+        this app has seen a newer call of the ticket than the page."""
+        entries = q.get("no_show", [])
+        for ns in entries if isinstance(entries, list) else []:
+            if not (
+                isinstance(ns, dict) and isinstance(ns.get("id"), str) and isinstance(ns.get("ticket"), str)
+            ):
+                continue
+            call = self._calls.get(ns["id"])
+            if isinstance(ns.get("at"), int | float) and (call is None or call["seq"] <= q.get("seq", 0)):
+                self._no_shows[ns["id"]] = {"ticket": ns["ticket"], "service": service, "at": ns["at"]}
+                self.tickets_seen[ns["id"]] = ns["ticket"]
 
     def _on_counter(self, topic: str, raw: bytes) -> None:
         try:
@@ -609,11 +663,22 @@ class LiveOffice:
             if kind is EventKind.CALL and isinstance(event.get("ticket_id"), str):
                 self._calls[event["ticket_id"]] = {"seq": seq, "ticket": number, "counter": event["counter"]}
                 self.tickets_seen[event["ticket_id"]] = number
+                self._no_shows.pop(event["ticket_id"], None)  # called again: the citizen came back
             elif waiting:
                 self._left_queue.pop(number, None)
+            if kind is EventKind.TICKET and isinstance(event.get("ticket_id"), str):
+                self._note_no_show(event, number)
             self._changed()
         if kind.value in STREAM_EVENTS:
             self.broadcast(kind.value, public_event(event))
+
+    def _note_no_show(self, event: dict[str, Any], number: str) -> None:
+        """A ticket event: marked not appeared (kept with its time), or any other change (no longer)."""
+        tid = event["ticket_id"]
+        if event.get("state") == "no_show" and isinstance(event.get("ts"), int | float):
+            self._no_shows[tid] = {"ticket": number, "service": event.get("service", ""), "at": event["ts"]}
+        else:
+            self._no_shows.pop(tid, None)
 
     def _on_node_msg(self, topic: str, payload: bytes) -> None:
         try:

@@ -37,6 +37,7 @@ KEYS = (
     N_("web.err.counter_closed.closed"),
     N_("web.err.counter_closed.paused"),
     N_("web.err.unknown_ticket.detail"),
+    N_("web.err.unknown_ticket.no_show"),
     N_("web.err.unknown_counter.detail"),
     N_("web.err.unknown_service.detail"),
     N_("web.err.appointment_cancelled.detail"),

@@ -177,6 +177,18 @@ def last_texts(counter: str, state: Mapping[str, Any] | None) -> list[str]:
     return [trn("web.staff.unstaffed", n, count=n, service=names[sid]) for sid, n in last_for(counter, state)]
 
 
+def no_shows(services: set[str]) -> list[dict[str, Any]]:
+    """The recent no-shows of ``services`` that may still be called (the citizen came back): number, service
+    and the local time they were marked, the newest first, at most ``contract.QUEUE_NO_SHOW``."""
+    import datetime as dt
+
+    tz = cfg().office.tz
+    return [
+        {**n, "at_local": dt.datetime.fromtimestamp(n["at"], tz).strftime("%H:%M")}
+        for n in live().recent_no_shows(services)
+    ]
+
+
 def counter_view(counter: str) -> dict[str, Any]:
     """Everything the workstation shows for one counter, from the live snapshot (numbers only)."""
     c = cfg().counter(counter)
@@ -200,6 +212,8 @@ def counter_view(counter: str) -> dict[str, Any]:
         "seq": lv.seq,
         "closed": set(),
         "last_for": [],
+        "no_shows": [],
+        "no_show_min": cfg().controller.no_show_return_min,
         "terminals": {
             n.id: (n.name.model_dump() if n.name else {"de": n.id}) for n in cfg().nodes if n.role == "assist"
         },
@@ -215,6 +229,7 @@ def counter_view(counter: str) -> dict[str, Any]:
         if (w["service"] in mine and not w.get("to_counter")) or w.get("to_counter") == counter
     ]
     view["parked"] = [p for p in state.get("parked", []) if p["service"] in mine]
+    view["no_shows"] = no_shows(mine)
     view["assistance"] = list(state.get("assistance", []))
     view["last_for"] = last_texts(counter, state)  # closing or pausing asks first (app.js)
     return view

@@ -291,6 +291,8 @@ def _tally(cfg: Config, day: str, rows: list[dict[str, Any]]) -> DayStats:
                 release(counter, e["ts"])
                 if t["called"] is None:
                     svc.waits.append(max(0.0, e["ts"] - t["arrival"]))
+                if t["state"] == "no_show":  # called back after not appearing: it was no no-show after all
+                    svc.no_show -= 1
                 t["called"], t["state"], t["counter"] = e["ts"], "called", counter
                 serving[counter] = tid
             elif kind in ("ticket_served", "ticket_no_show"):

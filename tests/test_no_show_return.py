@@ -1,0 +1,315 @@
+"""A citizen marked "not appeared" who comes back is called again (``counter.call_ticket``) within
+``controller.no_show_return_min`` minutes of the no-show; later the number has expired.
+
+The rules on the real controller and a real SQLite log with a set clock; the same after a SIGKILL of
+the controller process (a real mosquitto, its time from a clock file); the staff page's list in a real
+chromium and the citizen's ticket page through the real web app."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import signal
+import time
+from html import unescape
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.test_controller import Clock, cmd, err, ok
+from tests.test_crash_recovery import start_controller, write_config
+from tests.test_e2e_web import browser, cfg, clock, controller, web_server  # noqa: F401 (fixtures)
+from tests.test_web import anon, app, post, staff  # noqa: F401 (fixtures)
+from tests.web_helpers import log_in, wait_for
+from waitroom import config
+from waitroom.controller import Office
+from waitroom.node import NodeRuntime
+from waitroom.predict import ServiceTimes
+from waitroom.store import EventStore
+from waitroom.web import stats
+
+TZ = ZoneInfo("Europe/Berlin")
+MONDAY_9 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=TZ).timestamp()
+
+
+@pytest.fixture
+def day_clock() -> Clock:
+    return Clock(MONDAY_9)
+
+
+def example(minutes: int | None = None) -> config.Config:
+    base = config.load(config.EXAMPLE_CONFIG)
+    if minutes is None:
+        return base
+    return base.model_copy(
+        update={"controller": base.controller.model_copy(update={"no_show_return_min": minutes})}
+    )
+
+
+@pytest.fixture
+def office(tmp_path, day_clock):
+    store = EventStore(tmp_path / "events.db")
+    yield Office(example(), store, clock=day_clock)
+    store.close()
+
+
+def step(clk: Clock, minutes: float) -> None:
+    clk.t += minutes * 60
+
+
+def no_show_a001(office: Office, clk: Clock) -> None:
+    """A001 drawn at 9:00, called at 9:10 at c1 and marked not appeared at 9:12; A002 waits behind it."""
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    step(clk, 10)
+    assert ok(office, "counter-1", "counter.call_next", counter="c1")["call"]["ticket"] == "A001"
+    step(clk, 2)
+    assert ok(office, "counter-1", "counter.no_show", counter="c1")["ticket"]["state"] == "no_show"
+
+
+def test_a_no_show_who_comes_back_is_called_again_and_counted_once_as_served(office, day_clock, tmp_path):
+    no_show_a001(office, day_clock)
+    t = office.state.ticket("A001")
+    before = (t.id, t.number, t.service, t.issued_at, t.appointment, t.priority, t.lang)
+    assert office.queue_page("pass")["no_show"] == [{"ticket": "A001", "id": t.id, "at": day_clock.t}]
+    step(day_clock, 20)  # back after 20 minutes, at another counter
+    call = ok(office, "counter-2", "counter.call_ticket", counter="c2", ticket="a1")["call"]
+    assert call["ticket"] == "A001" and call["counter"] == "c2" and "not appearing" in call["reason"]
+    assert (t.id, t.number, t.service, t.issued_at, t.appointment, t.priority, t.lang) == before
+    assert t.state == "called" and t.finished_at is None
+    assert office.queue_page("pass")["no_show"] == [] and office.state.no_shows.get("pass") == {}
+    step(day_clock, 5)
+    assert ok(office, "counter-2", "counter.served", counter="c2")["ticket"]["state"] == "served"
+    assert office.snapshot()["counters"][1]["served"] == 1
+
+    day = stats.compute(tmp_path / "events.db", office.cfg, office.state.day)
+    svc = day.services["pass"]
+    assert (svc.issued, svc.served, svc.no_show, svc.open) == (2, 1, 0, 1)
+    assert svc.waits == [600.0]  # the wait until its first call, not until it was called back
+    assert svc.service_times == [300.0]  # from the call back to served
+    learned = ServiceTimes.learned(office.store, office.cfg, day_clock.t)
+    assert learned.no_shows == 0  # nobody gave up waiting (the forecast's abandonment rate)
+    assert learned.no_show_time[0] == 1  # the call in vain still held counter 1 for two minutes
+
+
+def test_after_the_window_the_number_has_expired_and_nothing_changes(office, day_clock):
+    no_show_a001(office, day_clock)
+    t = office.state.ticket("A001")
+    step(day_clock, 60)  # exactly the window: still
+    assert office.queue_page("pass")["no_show"][0]["ticket"] == "A001"
+    step(day_clock, 0.02)
+    assert office.queue_page("pass")["no_show"] == []  # the staff list drops it with the window
+    seq = office.state.seq
+    out = cmd(office, "counter-2", "counter.call_ticket", counter="c2", ticket="A001").reply
+    assert out["ok"] is False and out["error"]["code"] == "unknown_ticket", out
+    assert out["error"]["data"] == {"ticket": "A001", "state": "no_show", "reason": "no_show_expired"}
+    assert "no_show_return_min" in out["error"]["message"]
+    assert t.state == "no_show" and t.counter == "c1" and office.state.seq == seq
+    assert office.state.counters["c2"].current is None
+    # served or waiting tickets are refused as before, without the no-show's reason
+    assert (
+        ok(office, "counter-2", "counter.call_ticket", counter="c2", ticket="A002")["call"]["ticket"]
+        == "A002"
+    )
+    ok(office, "counter-2", "counter.served", counter="c2")
+    refused = cmd(office, "counter-2", "counter.call_ticket", counter="c2", ticket="A002").reply
+    assert refused["error"] == {**refused["error"], "code": "unknown_ticket", "data": {"ticket": "A002"}}
+
+
+def test_another_day_or_a_window_of_zero_never_calls_it_again(tmp_path, day_clock):
+    office = Office(example(0), EventStore(tmp_path / "zero.db"), clock=day_clock)
+    no_show_a001(office, day_clock)
+    assert office.queue_page("pass")["no_show"] == []
+    assert err(office, "counter-1", "counter.call_ticket", counter="c1", ticket="A001") == "unknown_ticket"
+
+    office = Office(example(600), EventStore(tmp_path / "day.db"), clock=day_clock)
+    no_show_a001(office, day_clock)
+    day_clock.t = MONDAY_9 + 86400  # the next morning: yesterday's tickets are gone
+    out = cmd(office, "counter-1", "counter.call_ticket", counter="c1", ticket="A001").reply
+    assert out["error"]["code"] == "unknown_ticket" and out["error"]["data"] == {"ticket": "A001"}
+
+
+def test_the_call_back_is_in_the_log_replayed_and_answered_once_per_request_id(tmp_path, day_clock):
+    path = tmp_path / "events.db"
+    office = Office(example(), EventStore(path), clock=day_clock)
+    no_show_a001(office, day_clock)
+    step(day_clock, 3)
+    first = cmd(office, "web", "counter.call_ticket", rid="back-1", counter="c1", ticket="A001").reply
+    assert first["ok"], first
+    again = cmd(office, "web", "counter.call_ticket", rid="back-1", counter="c1", ticket="A001").reply
+    assert again == {**first, "repeated": True}
+    kinds = [e["type"] for e in office.store.events_since_day_start()]
+    assert kinds[-3:] == ["ticket_called", "ticket_no_show", "ticket_called"]
+    office.store.close()
+    rebuilt = Office(example(), EventStore(path), clock=day_clock)
+    t = rebuilt.state.ticket("A001")
+    assert (t.state, t.counter, t.called_at, t.finished_at) == ("called", "c1", day_clock.t, None)
+    assert rebuilt.state.counters["c1"].current == t.id and rebuilt.state.no_shows.get("pass") == {}
+    assert (
+        cmd(rebuilt, "web", "counter.call_ticket", rid="back-1", counter="c1", ticket="A001").reply == again
+    )
+
+
+def test_the_queue_page_keeps_its_bound_with_many_no_shows(tmp_path, day_clock):
+    """At most QUEUE_NO_SHOW of them, the newest first: a page never grows with the no-shows of the day."""
+    from waitroom import contract
+
+    office = Office(example(), EventStore(tmp_path / "events.db"), clock=day_clock)
+    for _ in range(30):
+        ok(office, "disp-1", "ticket.issue", service="pass")
+    for _ in range(25):
+        step(day_clock, 0.5)
+        ok(office, "counter-1", "counter.call_next", counter="c1")
+        ok(office, "counter-1", "counter.no_show", counter="c1")
+    page = office.queue_page("pass")
+    assert [n["ticket"] for n in page["no_show"]] == [f"A{n:03d}" for n in range(25, 15, -1)]
+    assert len(contract.encode(page)) <= contract.QUEUE_BOUND_BYTES
+
+
+# ------------------------------------------------------------------------------------ the real processes
+def write_clock(path, t: float) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{t:.3f}\n")
+    os.replace(tmp, path)
+
+
+@pytest.mark.slow
+def test_a_sigkill_keeps_the_no_show_and_its_call_back(broker, tmp_path, monkeypatch):
+    """Killed right after the no-show, the restarted controller still calls it back within the window (the
+    time it was marked comes from the log) and refuses it after; killed after the call back, the same request
+    id gets the same reply and the state has the same call."""
+    cfg_path = write_config(tmp_path, broker.port, office="noshow")
+    office_cfg = config.load(cfg_path)
+    clock_file = tmp_path / "clock"
+    t0 = time.time()
+    write_clock(clock_file, t0)
+    monkeypatch.setenv("WAITROOM_CLOCK_FILE", str(clock_file))
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    proc = start_controller(cfg_path, data_dir)
+    counter, disp = NodeRuntime(office_cfg, "counter-1"), NodeRuntime(office_cfg, "disp-1")
+    assert counter.start(wait=10) and disp.start(wait=10)
+
+    def request(rt, op, args, rid=None):
+        return rt.request_reply(op, args, request_id=rid, timeout=0.5, retries=60)
+
+    def restart(proc):
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return start_controller(cfg_path, data_dir)
+
+    try:
+        for _ in range(2):
+            assert request(disp, "ticket.issue", {"service": "pass"})["ok"]
+        assert request(counter, "counter.open", {"counter": "c1"})["ok"]
+        assert request(counter, "counter.call_next", {"counter": "c1"})["result"]["call"]["ticket"] == "A001"
+        write_clock(clock_file, t0 + 120)
+        assert request(counter, "counter.no_show", {"counter": "c1"})["ok"]
+        proc = restart(proc)
+        write_clock(clock_file, t0 + 120 + 59 * 60)  # 59 minutes after the no-show
+        back = request(counter, "counter.call_ticket", {"counter": "c1", "ticket": "A001"}, "back-1")
+        assert back["ok"] and back["result"]["call"]["ticket"] == "A001", back
+        proc = restart(proc)
+        again = request(counter, "counter.call_ticket", {"counter": "c1", "ticket": "A001"}, "back-1")
+        assert again == {**back, "repeated": True}
+        state = wait_for(
+            lambda: counter.state if (counter.state or {}).get("seq", 0) >= back["seq"] else None
+        )
+        c1 = next(c for c in state["counters"] if c["id"] == "c1")
+        assert c1["serving"] == {"ticket": "A001", "service": "pass"}
+        # A002 now: marked not appeared, then the clock passes its window before it comes back
+        assert request(counter, "counter.call_next", {"counter": "c1"})["result"]["call"]["ticket"] == "A002"
+        assert request(counter, "counter.no_show", {"counter": "c1"})["ok"]
+        proc = restart(proc)
+        write_clock(clock_file, t0 + 120 + 59 * 60 + 61 * 60)
+        late = request(counter, "counter.call_ticket", {"counter": "c1", "ticket": "A002"}, "late-1")
+        assert late["ok"] is False and late["error"]["data"]["reason"] == "no_show_expired", late
+    finally:
+        counter.stop()
+        disp.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    day = stats.compute(
+        data_dir / "mitte.db",
+        office_cfg,
+        dt.datetime.fromtimestamp(t0, office_cfg.office.tz).date().isoformat(),
+    )
+    svc = day.services["pass"]
+    assert (svc.issued, svc.served, svc.no_show) == (2, 1, 1)  # A001 served (by call_next), A002 not appeared
+
+
+# ------------------------------------------------------------------------------------ the web app
+def said(html: str) -> str:
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_the_ticket_page_says_come_back_by_then_or_take_a_new_one(app, anon, cfg, clock, node):  # noqa: F811
+    clock.fixed = time.time()
+    ticket = node("disp-1").request("ticket.issue", {"service": "pass"})["ticket"]
+    desk = node("counter-1")
+    desk.request("counter.open", {"counter": "c1"})
+    desk.request("counter.call_next", {"counter": "c1"})
+    marked = clock.fixed
+    desk.request("counter.no_show", {"counter": "c1"})
+    until = dt.datetime.fromtimestamp(marked + 3600, cfg.office.tz).strftime("%H:%M")
+    page = wait_for(
+        lambda: (h := anon.get(f"/t/{ticket['id']}").get_data(as_text=True)) and "nicht da" in h and h
+    )
+    assert f"Bitte gehen Sie bis {until} Uhr zu einem Schalter oder zum Empfang." in said(page)
+    assert said(page).count("Bitte gehen Sie bis") == 1  # said once; the phone is told too (data-warn):
+    assert f'data-warn="Sie wurden aufgerufen, waren aber nicht da. Bitte gehen Sie bis {until}' in page
+    en = said(anon.get(f"/t/{ticket['id']}?lang=en").get_data(as_text=True))
+    assert f"Please go to a counter or ask at reception by {until}." in en
+    clock.fixed = marked + 3601  # the controller's next summary is past the window
+    node("disp-1").request("ticket.issue", {"service": "melde"})
+    page = wait_for(
+        lambda: (
+            (h := anon.get(f"/t/{ticket['id']}?lang=de").get_data(as_text=True)) and "verfallen" in h and h
+        )
+    )
+    assert "Diese Nummer ist verfallen. Bitte ziehen Sie eine neue Nummer." in said(page)
+    tr = said(anon.get(f"/t/{ticket['id']}?lang=tr").get_data(as_text=True))
+    assert "Lütfen yeni bir numara alın." in tr
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_staff_page_lists_the_no_show_and_its_button_calls_it(web_server, browser, node, artifacts):  # noqa: F811
+    disp, desk = node("disp-1"), node("counter-1")
+    disp.request("ticket.issue", {"service": "pass"})
+    disp.request("ticket.issue", {"service": "pass"})
+    desk.request("counter.open", {"counter": "c1"})
+    desk.request("counter.call_next", {"counter": "c1"})
+    desk.request("counter.no_show", {"counter": "c1"})
+
+    page = browser.new_page(locale="de-DE")
+    log_in(page, f"{web_server}/staff/c2", "anna", "**/staff/c2")
+    page.wait_for_selector("#no-show-h:has-text('Nicht erschienen (letzte 60 Min.)')")
+    item = page.locator("ul.no-shows li", has_text="A001")
+    assert item.count() == 1
+    page.screenshot(path=str(artifacts / "e2e-staff-no-show.png"), full_page=True)
+    item.get_by_role("button", name="Aufrufen A001").click()
+    page.wait_for_selector("#serving-number:has-text('A001')")
+    page.wait_for_selector("ul.no-shows", state="detached")  # called: no longer in the list
+    assert desk.state is not None
+
+
+def test_the_number_field_calls_a_no_show_and_an_expired_one_reads_as_one_sentence(staff, clock, node):  # noqa: F811
+    clock.fixed = time.time()
+    disp, desk = node("disp-1"), node("counter-1")
+    disp.request("ticket.issue", {"service": "pass"})
+    disp.request("ticket.issue", {"service": "pass"})
+    desk.request("counter.open", {"counter": "c1"})
+    desk.request("counter.call_next", {"counter": "c1"})
+    desk.request("counter.no_show", {"counter": "c1"})
+    page = said(post(staff, "/staff/c2/call", {"ticket": "a1"}, follow_redirects=True).get_data(as_text=True))
+    assert "A001 aufgerufen." in page
+    desk.request("counter.call_next", {"counter": "c1"})  # A002, not there either
+    desk.request("counter.no_show", {"counter": "c1"})
+    clock.fixed += 3601
+    r = post(staff, "/staff/c2/call", {"ticket": "A002"}, follow_redirects=True)
+    assert (
+        "Die Nummer A002 wurde vor zu langer Zeit als nicht erschienen markiert und ist verfallen; "
+        "bitte eine neue Nummer ziehen lassen." in said(r.get_data(as_text=True))
+    )
