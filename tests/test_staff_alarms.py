@@ -21,7 +21,7 @@ from waitroom.contract import FaultCode
 # the browser test's fixtures: the web app under gunicorn, a controller on a settable clock, chromium
 web_server, controller, clock, browser = e2e.web_server, e2e.controller, e2e.clock, e2e.browser
 
-ALARM_RE = re.compile(r'<div class="flash error" role="alert" id="alarm-([^"]+)"><p>(.*?)</p></div>', re.S)
+ALARM_RE = re.compile(r'<div class="alarm" role="alert" id="alarm-([^"]+)"><p>(.*?)</p></div>', re.S)
 
 
 @pytest.fixture
