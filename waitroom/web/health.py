@@ -163,6 +163,12 @@ ALARMS = {
     AlarmCode.CLOCK_STEPPED_BACK: N_("web.admin.alarm.clock_stepped_back"),
     AlarmCode.UNSTAFFED_SERVICE: Nn_("web.admin.alarm.unstaffed_service"),  # by the count of waiting
 }
+# ... said to a clerk at a counter (the staff page), where the admin's words name a technician's task: what it
+# means at the counter and what to do; the others are said the same to both
+STAFF_ALARMS = {
+    AlarmCode.CLOCK_BEHIND: N_("web.staff.alarm.clock_behind"),
+    AlarmCode.CLOCK_STEPPED_BACK: N_("web.staff.alarm.clock_stepped_back"),
+}
 
 # the order of the lines: the overall state first, the known fields next, unknown ones last
 ORDER = (
@@ -479,6 +485,7 @@ class Alarm:
     text: str
     detail: str = ""
     what: str = ""  # what it is about, when a code can be there more than once (a service's id)
+    known: bool = True  # False: a code (or its fields) this app does not know, said with the code
 
     @property
     def ident(self) -> str:
@@ -504,12 +511,15 @@ def certificate_alarm(
     return Alarm("certificate_ending", t("web.admin.alarm.certificate", lang, date=date, nodes=nodes))
 
 
-def _alarm_text(cfg: Config, lang: str, code: str, data: Mapping[str, Any]) -> str | None:
+def _alarm_text(
+    cfg: Config, lang: str, code: str, data: Mapping[str, Any], for_staff: bool = False
+) -> str | None:
     """A known alarm with the fields it needs as a sentence; None for anything else (said with its code)."""
     if code in (AlarmCode.CLOCK_BEHIND, AlarmCode.CLOCK_STEPPED_BACK):
         if _count(data.get("behind_s")) is None:
             return None
-        return t(ALARMS[AlarmCode(code)], lang, behind=duration(data["behind_s"], lang))
+        key = (STAFF_ALARMS if for_staff else ALARMS)[AlarmCode(code)]
+        return t(key, lang, behind=duration(data["behind_s"], lang))
     if code == AlarmCode.UNSTAFFED_SERVICE:
         n, since, sid = _count(data.get("waiting")), _count(data.get("since")), data.get("service")
         if n is None or since is None or not isinstance(sid, str):
@@ -524,9 +534,12 @@ def _alarm_text(cfg: Config, lang: str, code: str, data: Mapping[str, Any]) -> s
     return None
 
 
-def alarms(cfg: Config, lang: str, state: Mapping[str, Any] | None) -> list[Alarm]:
+def alarms(
+    cfg: Config, lang: str, state: Mapping[str, Any] | None, *, for_staff: bool = False
+) -> list[Alarm]:
     """The alarms of the office summary (``alerts``: stable codes with their details) as sentences; from a
-    controller older than ``alerts``, its English ``alarms`` texts under the sentence they stand for."""
+    controller older than ``alerts``, its English ``alarms`` texts under the sentence they stand for.
+    ``for_staff``: in a clerk's words where they differ from the admin's (STAFF_ALARMS)."""
     if not state:
         return []
     out: list[Alarm] = []
@@ -536,14 +549,91 @@ def alarms(cfg: Config, lang: str, state: Mapping[str, Any] | None) -> list[Alar
             if not isinstance(a, Mapping) or not isinstance(a.get("code"), str):
                 continue
             code, data = a["code"], a.get("data") if isinstance(a.get("data"), Mapping) else {}
-            said = _alarm_text(cfg, lang, code, data)
+            said = _alarm_text(cfg, lang, code, data, for_staff)
             if said is not None:
                 what = data.get("service") if code == AlarmCode.UNSTAFFED_SERVICE else ""
                 out.append(Alarm(code, said, what=what))
             else:
-                out.append(Alarm(code, t("web.admin.alarm.unknown", lang, code=code[:40]), raw(data or "")))
+                said = t("web.admin.alarm.unknown", lang, code=code[:40])
+                out.append(Alarm(code, said, raw(data or ""), known=False))
         return out
     old = state.get("alarms")
     if isinstance(old, Mapping) and old.get("clock"):
-        out.append(Alarm(AlarmCode.CLOCK_BEHIND.value, t("web.admin.alarm_clock", lang), raw(old["clock"])))
+        said = t("web.admin.alarm_clock", lang)
+        out.append(Alarm(AlarmCode.CLOCK_BEHIND.value, said, raw(old["clock"]), known=False))
+    return out
+
+
+# The staff page's alarms beyond the controller's (web/staff.py picks the ones that concern its counter): the
+# web app's connection to the controller, the intake of a service, and the devices every counter relies on,
+# from their health records (node/<id>/health) and status. Each says what it means at the counter and what
+# the clerk does; the admin page shows the same states as warnings on the node's health lines.
+STAFF_OFFLINE = N_("web.staff.alarm.offline")
+INTAKE_STOPPED = N_("web.staff.alarm.intake_stopped")
+DEVICE_ALARMS = {
+    # a call display: calls do not reach the waiting room (or not its ears): the clerk calls out loud
+    "display_offline": N_("web.staff.alarm.display_offline"),
+    "display_fault": N_("web.staff.alarm.display_fault"),
+    "speech_fault": N_("web.staff.alarm.speech_fault"),
+    # the ticket dispenser: citizens get no number (or it reaches the queue late)
+    "dispenser_offline": N_("web.staff.alarm.dispenser_offline"),
+    "paper_out": N_("web.staff.alarm.paper_out"),
+    "cover_open": N_("web.staff.alarm.cover_open"),
+    "printer_fault": N_("web.staff.alarm.printer_fault"),
+    "paper_low": N_("web.staff.alarm.paper_low"),
+}
+
+
+def offline_alarm(lang: str) -> Alarm:
+    """The web app has no connection to the controller (the page shows the last known state)."""
+    return Alarm("controller_offline", t(STAFF_OFFLINE, lang))
+
+
+def intake_alarms(cfg: Config, lang: str, state: Mapping[str, Any] | None) -> list[Alarm]:
+    """One alarm for every service whose intake is stopped (the dispenser issues no numbers for it)."""
+    services = (state or {}).get("services")
+    said = Describer(cfg, lang)
+    return [
+        Alarm("intake_stopped", t(INTAKE_STOPPED, lang, service=said.service(s["id"])), what=s["id"])
+        for s in (services if isinstance(services, list) else ())
+        if isinstance(s, Mapping) and s.get("intake_open") is False and s.get("id") in cfg.service_ids
+    ]
+
+
+def _device_codes(role: str, online: bool, record: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a display or a dispenser (DEVICE_ALARMS), from its status and health record. The
+    display's ``audio`` is left out: it stays "error" after one failed sound until the node restarts."""
+    if not online:
+        return [f"{role}_offline"]
+    if role == "display":
+        codes = []
+        if record.get("display") == "error" or not _empty(record.get("display_fault")):
+            codes.append("display_fault")
+        speech = record.get("speech")
+        if (isinstance(speech, str) and speech.startswith("error")) or not _empty(record.get("speech_fault")):
+            codes.append("speech_fault")
+        return codes
+    printer = record.get("printer")
+    if printer in ("paper_out", "cover_open", "paper_low"):
+        return [str(printer)]
+    if printer in ("offline", "error") or not _empty(record.get("printer_fault")):
+        return ["printer_fault"]
+    return []
+
+
+def device_alarms(cfg: Config, lang: str, nodes: list[Mapping[str, Any]]) -> list[Alarm]:
+    """The alarms of the office's call displays and ticket dispensers (``nodes``: LiveOffice.node_table
+    rows), the device named as configured (its name, else its id). A node never heard of since this app
+    started (not installed yet, or the broker lost its retained status) is no alarm: the admin page lists
+    it."""
+    out = []
+    for row in nodes:
+        role, node = row.get("role"), str(row.get("id"))
+        if role not in ("display", "dispenser") or not row.get("known") or cfg.role_of(node) is None:
+            continue
+        name = cfg.node(node).name
+        device = name.get(lang) if name else node
+        record = row.get("health") if isinstance(row.get("health"), Mapping) else {}
+        for code in _device_codes(str(role), bool(row.get("online")), record):
+            out.append(Alarm(code, t(DEVICE_ALARMS[code], lang, device=device), what=node))
     return out

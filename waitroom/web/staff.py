@@ -268,7 +268,8 @@ def workstation(counter: str) -> Response:
     session["counter"] = counter
     _wait_for_action()
     view = counter_view(counter)
-    return _with_seq(render_template("staff.html", **view), view["seq"])
+    shown, rest = alarms_for(counter)
+    return _with_seq(render_template("staff.html", **view, alarms=shown, rest=rest), view["seq"])
 
 
 @bp.get("/<counter>/panel")
@@ -336,3 +337,86 @@ def _success_text(action: str, result: dict[str, Any]) -> str:
     if ticket:
         return tr(f"web.ok.{action}", ticket=ticket.get("number", ""))
     return tr(f"web.ok.{action}", ticket="")
+
+
+# The alarm area of the workstation: what is wrong in the office that concerns this counter, most urgent first
+# (waitroom.web.health decides each alarm and says it; here the subset and the order). At most MAX_ALARMS are
+# shown, the rest counted ("+2 weitere Meldungen"): staff open no admin page, so nothing links there.
+MAX_ALARMS = 3
+URGENCY = (
+    "controller_offline",  # nothing the page does reaches the controller
+    "clock_behind",  # the controller refuses commands until its clock is set
+    "display_offline",  # calls do not reach the waiting room: call out loud
+    "display_fault",
+    "unstaffed_service",  # citizens wait for a service of this counter and nobody calls them
+    "speech_fault",
+    "paper_out",  # nobody gets a number
+    "cover_open",
+    "printer_fault",
+    "dispenser_offline",
+    "clock_stepped_back",
+    "paper_low",
+    "intake_stopped",
+)
+
+
+def _concerns(counter: Any, alarm: Any) -> bool:
+    """Whether an alarm concerns the clerk at ``counter``: a service's alarm one of its services; a
+    display's, one that shows its calls (its zone, or all zones); a dispenser's, one that issues tickets for
+    its services; the controller's connection and clock, every counter. An alarm this page cannot say in
+    words (a code of a newer controller) is the admin's."""
+    if not alarm.known:
+        return False
+    if alarm.code in ("unstaffed_service", "intake_stopped"):
+        return alarm.what in counter.services
+    if alarm.code in ("display_offline", "display_fault", "speech_fault"):
+        return cfg().node(alarm.what).zone in (None, counter.zone)
+    if alarm.code in ("dispenser_offline", "paper_out", "cover_open", "printer_fault", "paper_low"):
+        services = cfg().node(alarm.what).services
+        return services is None or bool(set(services) & set(counter.services))
+    return alarm.code in ("controller_offline", "clock_behind", "clock_stepped_back")
+
+
+def alarms_for(counter: str) -> tuple[list[Any], list[Any]]:
+    """(shown, the rest) of the alarms that concern ``counter``, the most urgent first. No connection to the
+    controller is said only while the page shows a state: before the first one the panel says so already."""
+    from waitroom.web import health
+
+    c = cfg().counter(counter)
+    lv = live()
+    state = lv.public_state()
+    found = []
+    if state is not None and lv.office_status()[0] == "stale":
+        found.append(health.offline_alarm(lang()))
+    found += health.alarms(cfg(), lang(), state, for_staff=True)
+    found += health.device_alarms(cfg(), lang(), lv.node_table())
+    found += health.intake_alarms(cfg(), lang(), state)
+    mine = sorted((a for a in found if _concerns(c, a)), key=lambda a: URGENCY.index(a.code))
+    return mine[:MAX_ALARMS], mine[MAX_ALARMS:]
+
+
+@bp.get("/<counter>/alarms")
+@login_required("staff")
+def alarms_fragment(counter: str) -> Response:
+    """The alarm area (staff_alarms.html): app.js fetches it on every state, controller, link and node
+    message of the counter's stream and merges it into the page (a new alarm is said once)."""
+    check_counter(counter)
+    shown, rest = alarms_for(counter)
+    html = render_template("staff_alarms.html", counter=cfg().counter(counter), alarms=shown, rest=rest)
+    resp = make_response(html)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/<counter>/stream")
+@login_required("staff")
+def stream(counter: str) -> Response:
+    """The live stream of the alarm area: the general stream with the nodes' status and health (which the
+    public /api/stream gives admins only), for a clerk who may operate ``counter``."""
+    check_counter(counter)
+    try:
+        return live().sse_response(nodes=True)
+    except OverflowError:
+        from waitroom.web.common import json_error, tr
+
+        return json_error(503, "busy", tr("web.too_many"))

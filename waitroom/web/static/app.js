@@ -58,12 +58,24 @@
     node.remove();
     if (hadFocus && main) { main.focus(); }
   }
+  // The staff page shows a few alarms and counts the rest ("+2 weitere", an element without a role whose
+  // data-rest names them): an alarm that was counted and comes up when one above it ends is not new, and is
+  // inserted quietly. The admin page shows every alarm: there the alarms going are the ones shown.
+  function going(root) {
+    var ids = {};
+    Array.prototype.slice.call(root.children).forEach(function (node) {
+      ids[node.id] = true;
+      (node.dataset.rest || "").split(" ").forEach(function (id) { if (id) { ids[id] = true; } });
+    });
+    return ids;
+  }
   function mergeAlarms(el, html) {
     var tpl = document.createElement("template");
     tpl.innerHTML = html;
     var root = tpl.content.getElementById(el.id);
     if (!root) { return; }  // not the fragment (e.g. the login page after the session ended): keep what is shown
-    var keep = {}, prev = null;
+    var keep = {}, prev = null, before = el._going || going(el);
+    el._going = going(root);
     Array.prototype.slice.call(root.children).forEach(function (fresh) {
       keep[fresh.id] = true;
       var old = document.getElementById(fresh.id);
@@ -72,6 +84,7 @@
         prev = old;
         return;
       }
+      if (before[fresh.id]) { quiet(fresh); }  // going on, not shown until now: not said again
       el.insertBefore(fresh, prev ? prev.nextSibling : el.firstChild);  // a new alarm: said once, here
       prev = fresh;
     });
