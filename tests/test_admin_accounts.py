@@ -53,7 +53,9 @@ def shown_password(html: str) -> str:
 
 
 def flashes(client) -> str:
-    return said(client.get("/admin/accounts/").get_data(as_text=True))
+    """The flash messages of the accounts page the redirect leads to, as read."""
+    html = client.get("/admin/accounts/").get_data(as_text=True)
+    return " | ".join(said(m) for m in re.findall(r'<p class="flash [a-z]+" role="[a-z]+">(.*?)</p>', html))
 
 
 def test_a_new_clerk_chooses_a_password_first_and_operates_only_their_counter(app, caplog):
@@ -152,6 +154,14 @@ def test_role_and_counters_change_from_the_next_request(app):
     assert app.extensions["waitroom_users"].get("anna").counters == ("c1",)
     post(admin, "/admin/accounts/anna/role", {"role": "booking"})
     assert anna.get("/staff/c1").headers["Location"].endswith("/booking/")
+    # a role or a counter the page does not offer: one error, the account as it was
+    for data, error in (
+        ({"role": "root"}, "Bitte eine der angebotenen Rollen wählen."),
+        ({"role": "staff", "counters": ["c9"]}, "Unbekannter Schalter"),
+    ):
+        assert post(admin, "/admin/accounts/anna/role", data).status_code == 302
+        assert flashes(admin).count(error) == 1
+        assert app.extensions["waitroom_users"].get("anna").role == "booking"
 
 
 def test_a_removed_account_loses_its_session_and_its_login(app, caplog):
@@ -161,7 +171,11 @@ def test_a_removed_account_loses_its_session_and_its_login(app, caplog):
     r = post(admin, "/admin/accounts/anna/remove")
     assert r.status_code == 302 and "Konto anna gelöscht" in flashes(admin)
     assert "admin chefin removed account anna (role staff)" in caplog.text
+    assert login(app.test_client(), "anna").status_code == 401
+    # the session is revoked, not only ownerless: a new account of the same name does not inherit it
+    app.extensions["waitroom_users"].add("anna", "someone-else-1", "staff")
     assert "/login" in anna.get("/staff/c1").headers["Location"]
+    app.extensions["waitroom_users"].remove("anna")
     assert login(app.test_client(), "anna").status_code == 401
     assert post(admin, "/admin/accounts/anna/remove").status_code == 404
 
@@ -176,6 +190,11 @@ def test_the_last_admin_stays_and_nobody_removes_themselves(app):
     r = post(admin, "/admin/accounts/chefin/remove")
     assert r.status_code == 302 and "Ihr eigenes Konto können Sie nicht löschen" in flashes(admin)
     assert app.extensions["waitroom_users"].get("chefin") is not None
+    # the own password is changed on /account/password (a reset here would log the admin out)
+    r = post(admin, "/admin/accounts/chefin/password")
+    assert r.status_code == 302 and "Ihr eigenes Passwort ändern Sie unter" in flashes(admin)
+    assert not app.extensions["waitroom_users"].get("chefin").must_change
+    assert login(app.test_client(), "chefin").status_code == 302
     # with a second admin the first may step down, but still not remove their own account
     app.extensions["waitroom_users"].add("vize", PASSWORD, "admin")
     vize = logged_in(app, "vize")
