@@ -129,6 +129,7 @@ def citizen_pages(base: str, ticket_id: str, reservation: str | None = None) -> 
 
 
 STAFF_PAGES = ["/staff/", "/staff/c1", "/admin/", "/admin/config", "/admin/stats", "/admin/whatif", "/demo/"]
+STAFF_PAGES += ["/admin/accounts/"]
 STAFF_PAGES += ["/booking/", "/booking/?service=pass"]  # and a booking's confirmation (added in the test)
 
 

@@ -134,11 +134,12 @@ def create_app(
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
 
-    from waitroom.web import admin, api, auth, booking, public, staff, whatif
+    from waitroom.web import accounts, admin, api, auth, booking, public, staff, whatif
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(whatif.bp)

@@ -77,6 +77,8 @@ def login() -> str | Response | tuple[str, int]:
             session["lang"] = lang
         session.permanent = True
         log.info("%s logged in from %s", user.name, client_address())
+        if user.must_change:  # an admin set this password: the user chooses their own before anything else
+            return redirect(url_for("auth.password"))
         target = _safe_next(request.args.get("next"))
         return redirect(target or url_for("admin.index" if user.is_admin else "staff.index"))
     return render_template("login.html", username="")
@@ -113,6 +115,9 @@ def password() -> str | Response | tuple[str, int]:
         if users().verify(user.name, request.form.get("current", "")) is None:
             flash(tr("web.password.wrong"), "error")
             return render_template("password.html"), 401
+        if user.must_change and request.form.get("new") == request.form.get("current"):
+            flash(tr("web.password.same"), "error")  # the password an admin gave is to be replaced
+            return render_template("password.html"), 400
         try:
             users().set_password(user.name, request.form.get("new", ""))
         except UserError as exc:

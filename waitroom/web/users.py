@@ -1,7 +1,8 @@
 """Staff and admin accounts in a small SQLite file of the web app (hashed passwords, never plain text).
 
 A user has a role (``staff``, ``admin`` or ``booking``: the booking page only, for 115 agents) and optionally
-the counters they may operate (empty = all).
+the counters they may operate (empty = all). ``must_change``: the password was given by an admin (a new
+account, a reset); the user sets their own before any other page (waitroom.web.accounts).
 No personal data: a user name is a login such as ``schalter3`` or an employee short code.
 """
 
@@ -32,7 +33,8 @@ CREATE TABLE IF NOT EXISTS users (
     hash     TEXT NOT NULL,
     role     TEXT NOT NULL CHECK (role IN ('staff', 'admin', 'booking')),
     counters TEXT NOT NULL DEFAULT '',
-    created  REAL NOT NULL
+    created  REAL NOT NULL,
+    must_change INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -46,6 +48,7 @@ class User:
     name: str
     role: str
     counters: tuple[str, ...] = ()  # empty: every counter
+    must_change: bool = False  # the password was set by an admin: the user must choose their own first
 
     @property
     def is_admin(self) -> bool:
@@ -62,6 +65,27 @@ class User:
         return self.is_admin or not self.counters or counter in self.counters
 
 
+def _user(row: tuple[str, str, str, int]) -> User:
+    return User(row[0], row[1], tuple(c for c in row[2].split(",") if c), bool(row[3]))
+
+
+def check_name(name: str) -> None:
+    """The rules for a user name, for the command line and the accounts page alike."""
+    if not NAME_RE.match(name or ""):
+        raise UserError(f"user name {name!r} is not valid: use 2-32 of a-z 0-9 _ . -")
+
+
+def check_role(role: str) -> None:
+    if role not in ROLES:
+        raise UserError(f"role {role!r} is not valid: use staff, admin or booking")
+
+
+def check_password(password: str) -> None:
+    """The password policy, for the command line, the accounts page and the own password change."""
+    if len(password or "") < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
 class UserStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -72,6 +96,7 @@ class UserStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self._migrate_roles()
             self.db.executescript(SCHEMA)
+            self._migrate_must_change()
 
     def _migrate_roles(self) -> None:
         """A users table from before the booking role: rebuilt with the wider CHECK (rows kept)."""
@@ -82,7 +107,10 @@ class UserStore:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.execute(SCHEMA.replace("IF NOT EXISTS users", "users_new"))
-                self.db.execute("INSERT INTO users_new SELECT name, hash, role, counters, created FROM users")
+                self.db.execute(
+                    "INSERT INTO users_new (name, hash, role, counters, created) "
+                    "SELECT name, hash, role, counters, created FROM users"
+                )
                 self.db.execute("DROP TABLE users")
                 self.db.execute("ALTER TABLE users_new RENAME TO users")
                 self.db.execute("COMMIT")
@@ -90,6 +118,16 @@ class UserStore:
                 self.db.execute("ROLLBACK")
                 raise
         log.info("users table of %s now allows the booking role", self.path)
+
+    def _migrate_must_change(self) -> None:
+        """A users table from before accounts were managed on the admin page: the ``must_change`` column
+        added (0: the passwords in it were chosen on the command line)."""
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(users)")}
+        if "must_change" in columns:
+            return
+        with self._lock:
+            self.db.execute("ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0")
+        log.info("users table of %s now keeps the must-change-password flag", self.path)
 
     def close(self) -> None:
         self.db.close()
@@ -102,39 +140,69 @@ class UserStore:
         counters: list[str] | tuple[str, ...] = (),
         *,
         replace: bool = False,
+        must_change: bool = False,
     ) -> User:
-        if not NAME_RE.match(name or ""):
-            raise UserError(f"user name {name!r} is not valid: use 2-32 of a-z 0-9 _ . -")
-        if role not in ROLES:
-            raise UserError(f"role {role!r} is not valid: use staff, admin or booking")
-        if len(password or "") < MIN_PASSWORD:
-            raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
-        row = (name, generate_password_hash(password), role, ",".join(counters), time.time())
+        """Save an account. ``must_change``: the password was chosen by someone else (an admin on the
+        accounts page); the user must set their own before anything else."""
+        check_name(name)
+        check_role(role)
+        check_password(password)
+        row = (
+            name,
+            generate_password_hash(password),
+            role,
+            ",".join(counters),
+            time.time(),
+            int(must_change),
+        )
         with self._lock:
             old = self.get(name)
             if old is not None and not replace:
                 raise UserError(f"user {name!r} exists already")
             if old is not None and old.is_admin and role != "admin":
                 self._keep_an_admin(name)
-            self.db.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", row)
+            self.db.execute(
+                "INSERT OR REPLACE INTO users (name, hash, role, counters, created, must_change) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
         log.info("user %s saved with role %s", name, role)
-        return User(name, role, tuple(counters))
+        return User(name, role, tuple(counters), must_change)
 
-    def set_password(self, name: str, password: str) -> None:
-        """A new password for an existing account (the caller revokes the user's sessions)."""
-        if len(password or "") < MIN_PASSWORD:
-            raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+    def set_password(self, name: str, password: str, *, must_change: bool = False) -> None:
+        """A new password for an existing account (the caller revokes the user's sessions). ``must_change``:
+        an admin set it (a reset), the user must choose their own; the user's own choice clears the flag."""
+        check_password(password)
         with self._lock:
             cur = self.db.execute(
-                "UPDATE users SET hash=? WHERE name=?", (generate_password_hash(password), name)
+                "UPDATE users SET hash=?, must_change=? WHERE name=?",
+                (generate_password_hash(password), int(must_change), name),
             )
         if cur.rowcount == 0:
             raise UserError(f"no user {name!r}")
         log.info("password of %s changed", name)
 
+    def set_role(self, name: str, role: str, counters: list[str] | tuple[str, ...] = ()) -> User:
+        """Another role or other counters for an existing account (the password stays); the last admin
+        keeps the admin role."""
+        check_role(role)
+        with self._lock:
+            old = self.get(name)
+            if old is None:
+                raise UserError(f"no user {name!r}")
+            if old.is_admin and role != "admin":
+                self._keep_an_admin(name)
+            self.db.execute(
+                "UPDATE users SET role=?, counters=? WHERE name=?", (role, ",".join(counters), name)
+            )
+        log.info("user %s now has role %s, counters %s", name, role, ",".join(counters) or "all")
+        return User(name, role, tuple(counters), old.must_change)
+
     def get(self, name: str) -> User | None:
-        r = self.db.execute("SELECT name, role, counters FROM users WHERE name=?", (name,)).fetchone()
-        return User(r[0], r[1], tuple(c for c in r[2].split(",") if c)) if r else None
+        r = self.db.execute(
+            "SELECT name, role, counters, must_change FROM users WHERE name=?", (name,)
+        ).fetchone()
+        return _user(r) if r else None
 
     def verify(self, name: str, password: str) -> User | None:
         r = self.db.execute("SELECT hash FROM users WHERE name=?", (name,)).fetchone()
@@ -144,8 +212,8 @@ class UserStore:
         return self.get(name) if check_password_hash(r[0], password) else None
 
     def all(self) -> list[User]:
-        rows = self.db.execute("SELECT name, role, counters FROM users ORDER BY name").fetchall()
-        return [User(r[0], r[1], tuple(c for c in r[2].split(",") if c)) for r in rows]
+        rows = self.db.execute("SELECT name, role, counters, must_change FROM users ORDER BY name").fetchall()
+        return [_user(r) for r in rows]
 
     def remove(self, name: str) -> bool:
         with self._lock:
