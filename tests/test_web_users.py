@@ -29,6 +29,51 @@ def test_the_last_admin_can_be_neither_demoted_nor_removed(tmp_path: Path):
     assert store.remove("anna") and store.get("anna") is None  # staff accounts go as before
 
 
+@pytest.mark.parametrize("step", ["demote", "remove"])
+def test_two_workers_stepping_down_two_admins_at_once_leave_one(tmp_path: Path, step: str):
+    """Two web workers (two connections to the users database), each asked by an admin to demote or remove
+    the other admin at the same moment. The check "another admin remains" counted outside the change: both
+    counted two, both went ahead, and the office had no admin left (nobody could reach the admin pages). Now
+    the check and the change are one write transaction: the second worker waits, counts one, and refuses."""
+    import threading
+
+    first, second = UserStore(tmp_path / "u.db"), UserStore(tmp_path / "u.db")
+    first.add("chef", PASSWORD, "admin")
+    first.add("vize", PASSWORD, "admin")
+    outcome: list[BaseException | None] = []
+
+    def other_worker() -> None:
+        try:
+            if step == "demote":
+                second.set_role("vize", "staff")
+            else:
+                second.remove("vize")
+            outcome.append(None)
+        except BaseException as exc:  # the test reads it
+            outcome.append(exc)
+
+    count = first.count_admins
+
+    def counted_then_the_other_worker() -> int:
+        n = count()  # the first worker has counted...
+        worker = threading.Thread(target=other_worker)
+        worker.start()  # ...when the second one goes ahead
+        worker.join(timeout=1.0)  # it finishes here without the transaction, waits for it with one
+        first._racing = worker
+        return n
+
+    first.count_admins = counted_then_the_other_worker  # type: ignore[method-assign]
+    if step == "demote":
+        first.set_role("chef", "staff")
+    else:
+        first.remove("chef")
+    first._racing.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], UserError), outcome
+    assert second.count_admins() == 1
+    first.close()
+    second.close()
+
+
 def test_the_command_line_refuses_to_demote_the_last_admin(tmp_path, monkeypatch, capsys):
     from waitroom.cli import main
 

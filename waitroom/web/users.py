@@ -13,6 +13,8 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +134,20 @@ class UserStore:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction that holds SQLite's write lock from its first read (``BEGIN IMMEDIATE``):
+        the check "another admin remains" and the change it allows are one step for every worker process,
+        so two admins demoting each other at the same moment cannot leave the office without one."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
     def add(
         self,
         name: str,
@@ -155,7 +171,7 @@ class UserStore:
             time.time(),
             int(must_change),
         )
-        with self._lock:
+        with self._writing():
             old = self.get(name)
             if old is not None and not replace:
                 raise UserError(f"user {name!r} exists already")
@@ -186,7 +202,7 @@ class UserStore:
         """Another role or other counters for an existing account (the password stays); the last admin
         keeps the admin role."""
         check_role(role)
-        with self._lock:
+        with self._writing():
             old = self.get(name)
             if old is None:
                 raise UserError(f"no user {name!r}")
@@ -216,7 +232,7 @@ class UserStore:
         return [_user(r) for r in rows]
 
     def remove(self, name: str) -> bool:
-        with self._lock:
+        with self._writing():
             user = self.get(name)
             if user is not None and user.is_admin:
                 self._keep_an_admin(name)
