@@ -96,8 +96,16 @@
     if (el.dataset.liveMerge === "alarms") { mergeAlarms(el, html); } else { swap(el, html); }
   }
   function refresh(el) {
+    // data-live-min-ms: at most one fetch in that time (the staff page's alarms need no tenth of a second,
+    // and every clerk's page would fetch them on every state); the last event of a burst is fetched late
+    var min = Number(el.dataset.liveMinMs || 0), since = Date.now() - (el._last || 0);
+    if (min && since < min) {
+      if (!el._later) { el._later = setTimeout(function () { el._later = null; refresh(el); }, min - since); }
+      return;
+    }
     if (el._busy) { el._again = true; return; }
     el._busy = true;
+    el._last = Date.now();
     fetch(el.dataset.liveFragment, {credentials: "same-origin", headers: {"Accept": "text/html"}})
       .then(function (r) {
         if (!r.ok) { return null; }
