@@ -273,6 +273,28 @@ def test_the_ticket_page_says_come_back_by_then_or_take_a_new_one(app, anon, cfg
     assert "Lütfen yeni bir numara alın." in tr
 
 
+def test_a_call_back_the_web_missed_is_corrected_by_the_next_queue_page(app, anon, node):  # noqa: F811
+    """A web worker that misses the call event of a no-show called back (a broker reconnect: events are not
+    retained) kept it in the staff list and told the citizen's page "called and not found" until the day
+    ended. The service's next queue page, which lists the recent no-shows, now corrects it."""
+    lv = app.extensions["waitroom"]
+    disp, desk = node("disp-1"), node("counter-1")
+    ticket = disp.request("ticket.issue", {"service": "pass"})["ticket"]
+    desk.request("counter.open", {"counter": "c1"})
+    desk.request("counter.call_next", {"counter": "c1"})
+    desk.request("counter.no_show", {"counter": "c1"})
+    wait_for(lambda: [n["ticket"] for n in lv.recent_no_shows({"pass"})] == [ticket["number"]])
+    stale = dict(lv._no_shows[ticket["id"]])
+    desk.request("counter.call_ticket", {"counter": "c1", "ticket": ticket["number"]})
+    wait_for(lambda: ticket["id"] not in lv._no_shows)
+    lv._no_shows[ticket["id"]] = stale  # what a worker that missed the call event still holds
+    assert lv.recent_no_shows({"pass"})
+    disp.request("ticket.issue", {"service": "pass"})  # the service's next page
+    wait_for(lambda: not lv.recent_no_shows({"pass"}))
+    page = said(anon.get(f"/t/{ticket['id']}").get_data(as_text=True))
+    assert "nicht da" not in page and "Schalter" in page  # called at counter 1, not "come back by"
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_staff_page_lists_the_no_show_and_its_button_calls_it(web_server, browser, node, artifacts):  # noqa: F811

@@ -626,17 +626,42 @@ class LiveOffice:
 
     def _page_no_shows(self, q: dict[str, Any], service: str) -> None:
         """The page's recent no-shows (a web app started after they were marked learns them here), unless
-        this app has seen a newer call of the ticket than the page."""
+        this app has seen a newer call of the ticket than the page. And the page corrects this app: a no-show
+        it does not list although it would (within the window, among its newest ``QUEUE_NO_SHOW``, marked
+        before the page) was called again, also when this app missed that call event (a broker reconnect):
+        it leaves the staff list and its status page."""
         entries = q.get("no_show", [])
+        page_seq = q.get("seq", 0) if isinstance(q.get("seq"), int) else 0
+        listed: dict[str, float] = {}
         for ns in entries if isinstance(entries, list) else []:
             if not (
-                isinstance(ns, dict) and isinstance(ns.get("id"), str) and isinstance(ns.get("ticket"), str)
+                isinstance(ns, dict)
+                and isinstance(ns.get("id"), str)
+                and isinstance(ns.get("ticket"), str)
+                and isinstance(ns.get("at"), int | float)
             ):
                 continue
+            listed[ns["id"]] = ns["at"]
             call = self._calls.get(ns["id"])
-            if isinstance(ns.get("at"), int | float) and (call is None or call["seq"] <= q.get("seq", 0)):
-                self._no_shows[ns["id"]] = {"ticket": ns["ticket"], "service": service, "at": ns["at"]}
+            if call is None or call["seq"] <= page_seq:
+                self._no_shows[ns["id"]] = {
+                    "ticket": ns["ticket"],
+                    "service": service,
+                    "at": ns["at"],
+                    "seq": page_seq,
+                }
                 self.tickets_seen[ns["id"]] = ns["ticket"]
+        window = self.cfg.controller.no_show_return_min * 60
+        ts = q.get("ts")
+        if not window or not isinstance(ts, int | float):
+            return
+        oldest = min(listed.values()) if len(listed) >= contract.QUEUE_NO_SHOW else None
+        for tid, ns in list(self._no_shows.items()):
+            if ns["service"] != service or tid in listed or ns.get("seq", 0) > page_seq:
+                continue  # another service's, listed, or marked after the page (its event came first)
+            if ns["at"] < ts - window or (oldest is not None and ns["at"] < oldest):
+                continue  # expired (its page says so), or older than the page's newest ones
+            del self._no_shows[tid]
 
     def _on_counter(self, topic: str, raw: bytes) -> None:
         try:
@@ -676,7 +701,12 @@ class LiveOffice:
         """A ticket event: marked not appeared (kept with its time), or any other change (no longer)."""
         tid = event["ticket_id"]
         if event.get("state") == "no_show" and isinstance(event.get("ts"), int | float):
-            self._no_shows[tid] = {"ticket": number, "service": event.get("service", ""), "at": event["ts"]}
+            self._no_shows[tid] = {
+                "ticket": number,
+                "service": event.get("service", ""),
+                "at": event["ts"],
+                "seq": event.get("seq", 0),
+            }
         else:
             self._no_shows.pop(tid, None)
 
