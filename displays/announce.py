@@ -452,6 +452,7 @@ class Announcer:
         self.on_start: list[Callable[[Announcement], None]] = []  # just before a call's gong (player thread)
         self.on_done: list[Callable[[Announcement, bool], None]] = []  # announced (True) or skipped (False)
         self._fail_lock = threading.Lock()
+        self.audio_error = ""  # why the last sound did not play ("" = the last one played, or none yet)
         self.speech_error = ""  # why calls are announced with the gong alone ("" = speech works)
         self.speech_fault = ""  # ... as a stable code (waitroom.contract.FaultCode)
         self._speech_retry_at = 0.0
@@ -598,6 +599,14 @@ class Announcer:
             self.speech_fault = ""
             self._health_changed()
 
+    def sound_failed(self, why: str) -> None:
+        """No sound came out (the output could not be opened, or a sound did not play): the health says so
+        until a sound plays again."""
+        first = not self.audio_error
+        self.audio_error = why[:200] or "failed"
+        if first:
+            self._health_changed()
+
     def _health_changed(self) -> None:
         for cb in self.on_health:
             try:
@@ -667,7 +676,12 @@ class Announcer:
         except Exception as exc:
             log.error("playing %s failed: %s", path.name, exc)
             self.errors.append(f"play: {exc}")
+            self.sound_failed(str(exc))
             return
+        if self.audio_error:  # the sound works again (the device is back)
+            self.audio_error = ""
+            log.info("sound plays again")
+            self._health_changed()
         rec = Played(
             job.item.seq, job.item.ticket, kind, lang, text, job.queued, start, self.clock(), seconds
         )
@@ -703,7 +717,7 @@ class Announcer:
     def health(self) -> dict[str, Any]:
         speech = self._speech_health()
         return {
-            "audio": "quiet" if not self.enabled else ("error" if self.errors else "ok"),
+            "audio": "quiet" if not self.enabled else ("error" if self.audio_error else "ok"),
             "speech": speech,
             "speech_fault": (self.speech_fault or None) if speech.startswith("error") else None,
             "announce_queue": self._pending,

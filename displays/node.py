@@ -174,6 +174,7 @@ class DisplayNode:
         except AudioError as exc:
             log.error("announcements unavailable: %s", exc)
             self.announcer.errors.append(str(exc))
+            self.announcer.sound_failed(str(exc))
         rt.on_state(self._on_state)
         rt.on_event(self._on_event)
         rt.on_controller(self._on_controller)

@@ -450,6 +450,34 @@ def test_speech_failing_then_back_is_tried_again(espeak, tmp_path, monkeypatch):
     assert a.health()["speech"] == "ok" and a.health()["speech_fault"] is None
 
 
+def test_the_sound_health_says_error_while_sounds_fail_and_ok_once_one_plays(tmp_path):
+    """The health's ``audio`` was "error" for ever after one sound that did not play (or one failed speech
+    synthesis), until the node restarted: the admin page, and now the clerk's alarm, said "no sound" all day.
+    Now it says what the last sound did: the output closed under the player (as when the HDMI sink or the USB
+    sound card goes) gives "error", the next sound that plays gives "ok" again."""
+    import pygame
+
+    a = Announcer(ds.parse({"speech": False, "volume": 0.3}), gong=short_gong(tmp_path))
+    changes: list[str] = []
+    a.on_health.append(lambda: changes.append(a.health()["audio"]))
+    a.start()
+    try:
+        a.announce(Announcement("A001", {"de": "Schalter 1"}, seq=1))
+        assert a.wait_idle(timeout=10)
+        assert a.health()["audio"] == "ok"
+        pygame.mixer.quit()  # the sound output is gone
+        a.announce(Announcement("A002", {"de": "Schalter 2"}, seq=2))
+        assert a.wait_idle(timeout=10)
+        assert a.health()["audio"] == "error" and "mixer" in a.audio_error.lower()
+        pygame.mixer.init(frequency=22050, size=-16, channels=1, buffer=512)  # and back
+        a.announce(Announcement("A003", {"de": "Schalter 3"}, seq=3))
+        assert a.wait_idle(timeout=10)
+    finally:
+        a.stop()
+    assert [p.ticket for p in a.played] == ["A001", "A003"]
+    assert a.health()["audio"] == "ok" and changes == ["error", "ok"]
+
+
 def test_display_without_espeak_still_gongs_and_says_so_in_its_health(
     controller, node, cfg, monkeypatch, tmp_path
 ):

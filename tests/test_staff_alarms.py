@@ -121,6 +121,14 @@ def test_a_call_display_fault_says_call_out_loud_until_it_clears(app, staff, nod
     display.set_health(speech="ok", speech_fault=None)
     wait_for(lambda: alarms(staff, "c1") == {})
 
+    # no sound at all (the output lost, a sound that did not play): no gong and no speech, said once
+    display.set_health(audio="error", speech="error: timeout", speech_fault=FaultCode.SPEECH_TIMEOUT)
+    said = wait_for(lambda: alarms(staff, "c1").get("sound_fault-display-1"))
+    assert "gibt keinen Ton aus" in said and said.endswith("Rufen Sie die Nummern laut auf.")
+    assert "speech_fault-display-1" not in alarms(staff, "c1")
+    display.set_health(audio="ok", speech="ok", speech_fault=None)
+    wait_for(lambda: alarms(staff, "c1") == {})
+
     display.stop()  # a clean stop says offline (as the last will would)
     said = wait_for(lambda: alarms(staff, "c1").get("display_offline-display-1"))
     assert "ist aus oder ohne Verbindung" in said and said.endswith("Rufen Sie die Nummern laut auf.")

@@ -575,6 +575,7 @@ DEVICE_ALARMS = {
     "display_offline": N_("web.staff.alarm.display_offline"),
     "display_fault": N_("web.staff.alarm.display_fault"),
     "speech_fault": N_("web.staff.alarm.speech_fault"),
+    "sound_fault": N_("web.staff.alarm.sound_fault"),
     # the ticket dispenser: citizens get no number (or it reaches the queue late)
     "dispenser_offline": N_("web.staff.alarm.dispenser_offline"),
     "paper_out": N_("web.staff.alarm.paper_out"),
@@ -602,7 +603,8 @@ def intake_alarms(cfg: Config, lang: str, state: Mapping[str, Any] | None) -> li
 
 def _device_codes(role: str, online: bool, record: Mapping[str, Any]) -> list[str]:
     """What is wrong with a display or a dispenser (DEVICE_ALARMS), from its status and health record. The
-    display's ``audio`` is left out: it stays "error" after one failed sound until the node restarts."""
+    display's ``audio`` is "error" from a sound that did not play until one plays again: no gong, no speech
+    (its speech is then not said twice)."""
     if not online:
         return [f"{role}_offline"]
     if role == "display":
@@ -610,7 +612,10 @@ def _device_codes(role: str, online: bool, record: Mapping[str, Any]) -> list[st
         if record.get("display") == "error" or not _empty(record.get("display_fault")):
             codes.append("display_fault")
         speech = record.get("speech")
-        if (isinstance(speech, str) and speech.startswith("error")) or not _empty(record.get("speech_fault")):
+        speech_bad = isinstance(speech, str) and speech.startswith("error")
+        if record.get("audio") == "error":
+            codes.append("sound_fault")
+        elif speech_bad or not _empty(record.get("speech_fault")):
             codes.append("speech_fault")
         return codes
     printer = record.get("printer")

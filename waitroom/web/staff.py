@@ -349,6 +349,7 @@ URGENCY = (
     "display_offline",  # calls do not reach the waiting room: call out loud
     "display_fault",
     "unstaffed_service",  # citizens wait for a service of this counter and nobody calls them
+    "sound_fault",  # no gong and no speech
     "speech_fault",
     "paper_out",  # nobody gets a number
     "cover_open",
@@ -369,7 +370,7 @@ def _concerns(counter: Any, alarm: Any) -> bool:
         return False
     if alarm.code in ("unstaffed_service", "intake_stopped"):
         return alarm.what in counter.services
-    if alarm.code in ("display_offline", "display_fault", "speech_fault"):
+    if alarm.code in ("display_offline", "display_fault", "sound_fault", "speech_fault"):
         return cfg().node(alarm.what).zone in (None, counter.zone)
     if alarm.code in ("dispenser_offline", "paper_out", "cover_open", "printer_fault", "paper_low"):
         services = cfg().node(alarm.what).services
