@@ -145,8 +145,9 @@ def test_each_tab_s_live_updates_stay_in_that_tab_s_language(app, anon, staff, n
     # staff pages (German or English) likewise: an English workstation tab beside a German one
     station = staff.get("/staff/c1?lang=en").get_data(as_text=True)
     staff.get("/staff/c1?lang=de")
-    panel = staff.get(_attr(station, "data-live-fragment")).get_data(as_text=True)
+    panel = staff.get(_attr(station.split('id="panel"', 1)[1], "data-live-fragment")).get_data(as_text=True)
     assert t("web.staff.now", "en") in panel and t("web.staff.now", "de") not in panel
+    assert "lang=en" in _attr(station.split('id="alarms"', 1)[1], "data-live-fragment")  # its alarms too
     assert 'lang="de"' in staff.get("/staff/c1").get_data(as_text=True)
 
 
