@@ -197,7 +197,8 @@ def test_who_may_use_the_reception(app, controller):
     assert '<option value="tr" lang="tr" dir="ltr">Türkçe</option>' in english
 
 
-def test_the_log_names_number_and_service_only(app, controller, caplog):
+def test_the_reception_log_line_names_number_and_service_only(app, controller, caplog):
+    """The page's own line (common.run_command's line for every staff action names its arguments)."""
     staff = client(app, "anna")
     with caplog.at_level("INFO", logger="waitroom.web.reception"):
         r = post(staff, "/reception", {"form": form_id(staff), "service": "pass", "citizen_lang": "tr"})
