@@ -131,6 +131,16 @@ def citizen_pages(base: str, ticket_id: str, reservation: str | None = None) -> 
 STAFF_PAGES = ["/staff/", "/staff/c1", "/admin/", "/admin/config", "/admin/stats", "/admin/whatif", "/demo/"]
 STAFF_PAGES += ["/admin/accounts/"]
 STAFF_PAGES += ["/booking/", "/booking/?service=pass"]  # and a booking's confirmation (added in the test)
+STAFF_PAGES += ["/reception"]  # and a ticket it issued (added in the test: the result page is the session's)
+
+
+def reception_ticket(page, server: str) -> str:
+    """The path of the reception's result page of a ticket issued in this browser (it is the session's)."""
+    page.goto(f"{server}/reception")
+    page.check("#service-pass")
+    page.click("#issue")
+    page.wait_for_url("**/reception/t/*")
+    return page.url.removeprefix(server)
 
 
 def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, artifacts):
@@ -173,6 +183,7 @@ def test_axe_finds_nothing_on_any_page_in_any_language(server, browser, node, ar
             page.goto(f"{server}/waiting?lang={lang}")
             page.screenshot(path=str(artifacts / f"a11y-waiting-{lang}.png"), full_page=True)
     login(page, server)
+    staff_pages.append(reception_ticket(page, server))
     for lang in i18n.STAFF_LANGUAGES:
         for path in staff_pages:
             page.goto("about:blank")
@@ -212,7 +223,7 @@ def test_no_sideways_scrolling_on_phones_and_at_200_percent(server, browser, nod
             if sw > width:
                 wide[f"{url} [{lang}]"] = (sw, page.evaluate(WIDEST))
     login(page, server)
-    for path in STAFF_PAGES:
+    for path in [*STAFF_PAGES, reception_ticket(page, server)]:
         page.goto(f"{server}{path}{'&' if '?' in path else '?'}lang=de")
         page.wait_for_load_state("networkidle")
         sw = page.evaluate("document.documentElement.scrollWidth")

@@ -134,7 +134,7 @@ def create_app(
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
 
-    from waitroom.web import accounts, admin, api, auth, booking, public, staff, whatif
+    from waitroom.web import accounts, admin, api, auth, booking, public, reception, staff, whatif
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
@@ -144,6 +144,7 @@ def create_app(
     app.register_blueprint(api.bp)
     app.register_blueprint(whatif.bp)
     app.register_blueprint(booking.bp)
+    app.register_blueprint(reception.bp)
     if demo:
         from waitroom.web import demo as demo_bp
 

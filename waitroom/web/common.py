@@ -71,7 +71,7 @@ def users() -> UserStore:
     return cast(UserStore, current_app.extensions["waitroom_users"])
 
 
-STAFF_BLUEPRINTS = frozenset({"staff", "admin", "accounts", "whatif", "demo", "booking"})
+STAFF_BLUEPRINTS = frozenset({"staff", "admin", "accounts", "whatif", "demo", "booking", "reception"})
 
 
 def languages() -> tuple[str, ...]:
