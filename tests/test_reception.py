@@ -88,6 +88,35 @@ def test_staff_issue_a_priority_ticket_in_turkish(app, controller, cfg):
     assert t.number in anon.get(f"/t/{tid}").get_data(as_text=True)
 
 
+def receipt_text(page: str) -> str:
+    part = page.split('id="receipt-lines"', 1)[1].split(">", 1)[1].split("</div>", 1)[0]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", part)).split())
+
+
+def test_the_receipt_speaks_the_citizen_s_language_then_german(app, controller, cfg):
+    """The receipt a citizen takes from the desk was in the clerk's language: a Turkish citizen got "Vorrang"
+    and "Wartezeit". It now says what the dispenser's ticket says, in the citizen's language first and German
+    below (English below on a German ticket); Arabic right to left."""
+    staff = client(app, "anna")
+    r = post(
+        staff,
+        "/reception",
+        {"form": form_id(staff), "service": "melde", "priority": "1", "citizen_lang": "tr"},
+    )
+    page = staff.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'id="receipt-lines" lang="tr" dir="ltr"' in page
+    said = receipt_text(page)
+    assert said.startswith("Sıra numaranız") and "Öncelikli Vorrang" in said
+    assert "Lütfen ekranı takip edin Bitte achten Sie auf die Anzeige" in said
+    assert cfg.service("melde").name.de in said
+    r = post(staff, "/reception", {"form": form_id(staff), "service": "pass", "citizen_lang": "ar"})
+    page = staff.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'id="receipt-lines" lang="ar" dir="rtl"' in page and "رقمك" in receipt_text(page)
+    r = post(staff, "/reception", {"form": form_id(staff), "service": "pass", "citizen_lang": "de"})
+    said = receipt_text(staff.get(r.headers["Location"]).get_data(as_text=True))
+    assert said.startswith("Ihre Nummer") and "Bitte achten Sie auf die Anzeige Please" in said
+
+
 def test_the_same_form_sent_twice_is_one_ticket(app, controller):
     staff = client(app, "anna")
     fid = form_id(staff)
@@ -221,7 +250,7 @@ def test_the_printed_ticket_is_an_80_mm_receipt_and_nothing_else(server, browser
              .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : ''))"""
     )
     assert shown_outside == []
-    for part in ("#receipt-h", "#ticket-number", "#ticket-service", "#ticket-wait", "#ticket-issued", ".qr"):
+    for part in ("#receipt-h", "#ticket-number", "#receipt-lines", "#ticket-issued", ".qr"):
         assert page.locator(part).is_visible(), part
     assert page.evaluate("document.querySelector('.receipt').getBoundingClientRect().width") <= 80 / 25.4 * 96
     pdf = page.pdf(prefer_css_page_size=True)

@@ -102,13 +102,14 @@ def index() -> str:
 
 def _remember(ticket: dict[str, Any]) -> None:
     kept = [k for k in session.get("reception", []) if isinstance(k, dict) and k.get("id") != ticket["id"]]
-    shown = {k: ticket.get(k) for k in ("id", "number", "service", "ahead", "eta_min", "issued_at", "lang")}
+    keys = ("id", "number", "service", "ahead", "eta_min", "issued_at", "lang", "priority", "appointment")
+    shown = {k: ticket.get(k) for k in keys}
     session["reception"] = [*kept, shown][-KEEP:]
 
 
-def _issued(res: CommandResult) -> Response:
+def _issued(res: CommandResult, citizen: str | None = None) -> Response:
     issued = res.result["ticket"]
-    _remember(issued)
+    _remember({**issued, "lang": citizen or issued.get("lang") or "de"})
     log.info("reception: ticket %s for %s", issued["number"], issued["service"])
     return redirect(url_for("reception.result", ticket_id=issued["id"]))
 
@@ -126,7 +127,7 @@ def issue() -> str | Response | tuple[str, int]:
     res = run_command("ticket.issue", args, request_id=_form_request("reception"))
     if not res.ok:
         return render_template("reception.html", **_form(chosen=chosen, error=res.message)), res.status
-    return _issued(res)
+    return _issued(res, chosen["lang"])
 
 
 @bp.post("/checkin")
@@ -154,6 +155,40 @@ def _when(ts: float) -> str:
     return format_datetime(local, "dd.MM.yyyy, HH:mm" if lang() == "de" else "d MMM y, HH:mm")
 
 
+def receipt_lines(shown: dict[str, Any], service: dict[str, str]) -> list[tuple[str, str]]:
+    """What the printed receipt says below the number, as the dispenser's ticket does
+    (ticket_printer/layout.py): each line in the citizen's language, then in German (English on a German
+    ticket) unless it reads the same. The keys are the ticket's, translated into every language."""
+    citizen = i18n.normalize(shown.get("lang")) or "de"
+    other = "en" if citizen == "de" else "de"
+
+    def both(key: str, n: int | None = None, **values: Any) -> tuple[str, str]:
+        def say(code: str) -> str:
+            return i18n.t(key, code, **values) if n is None else i18n.tn(key, n, code, **values)
+
+        first, second = say(citizen), say(other)
+        return first, "" if second == first else second
+
+    german = service.get("de") or next(iter(service.values()), "")
+    first = service.get(citizen) or german
+    second = service.get(other) or (german if other == "de" else "")
+    lines = [(first, "" if second == first else second)]
+    if shown.get("priority"):
+        lines.append(both("ticket.priority"))
+    ahead, eta = shown.get("ahead"), shown.get("eta_min")
+    if shown.get("appointment") is not None:
+        slot = dt.datetime.fromtimestamp(shown["appointment"], cfg().office.tz).strftime("%H:%M")
+        lines.append(both("ticket.appointment", time=slot))
+    elif not isinstance(eta, int):
+        lines.append(both("ticket.wait_unknown"))
+    else:
+        if isinstance(ahead, int):
+            lines.append(both("ticket.ahead", ahead, count=ahead) if ahead > 0 else both("ticket.ahead_none"))
+        lines.append(both("ticket.wait_short") if eta <= 0 else both("ticket.wait", eta, minutes=eta))
+    lines.append(both("ticket.note"))
+    return lines
+
+
 @bp.get("/t/<ticket_id>")
 @login_required("staff")
 def result(ticket_id: str) -> str:
@@ -167,13 +202,20 @@ def result(ticket_id: str) -> str:
     if shown is None:
         abort(404)
     sid = shown["service"]
-    name = text(cfg().service(sid).name.model_dump(), sid) if sid in cfg().service_ids else sid
+    names = cfg().service(sid).name.model_dump() if sid in cfg().service_ids else {"de": sid}
+    name = text(names, sid)
+    citizen = i18n.normalize(shown.get("lang")) or "de"
     status_url = cfg().office.public_url.rstrip("/") + url_for("public.ticket_page", ticket_id=ticket_id)
     return render_template(
         "reception_ticket.html",
         ticket=shown,
         service_name=name,
         issued=_when(shown["issued_at"]) if isinstance(shown.get("issued_at"), int | float) else "",
+        citizen=citizen,
+        citizen_dir=i18n.text_dir(citizen),
+        lines=receipt_lines(shown, {k: v for k, v in names.items() if v}),
+        your_number=i18n.t("ticket.your_number", citizen),
+        status_qr=i18n.t("ticket.status_qr", citizen),
         qr=qr_data_uri(status_url),
         status_url=status_url,
     )
