@@ -7,43 +7,13 @@ import html
 import re
 import time
 
-import pytest
-
 from tests.test_a11y import browser, reception_ticket, server  # noqa: F401 (fixtures)
 from tests.test_a11y import login as a11y_login
+from tests.test_appointments_web import app, client  # noqa: F401 (the same app, with a booking-only account)
 from tests.test_web import post
-from tests.web_helpers import PASSWORD, csrf_token, login, wait_for
+from tests.web_helpers import csrf_token, wait_for
 
 FORM_RE = re.compile(r'name="form" value="([^"]+)"')
-
-
-@pytest.fixture
-def app(cfg, controller, tmp_path):
-    from waitroom.web import create_app
-
-    app = create_app(
-        cfg,
-        data_dir=tmp_path,
-        test_config={
-            "SECRET_KEY": "test-secret-key-0123456789",
-            "TESTING": True,
-            "WAITROOM_STATS_DB": tmp_path / "events.db",
-        },
-    )
-    users = app.extensions["waitroom_users"]
-    users.add("admin", PASSWORD, "admin")
-    users.add("anna", PASSWORD, "staff")
-    users.add("agent115", PASSWORD, "booking")
-    live = app.extensions["waitroom"]
-    wait_for(lambda: live.state() is not None)
-    yield app
-    live.close()
-
-
-def client(app, name):
-    c = app.test_client()
-    assert login(c, name).status_code == 302
-    return c
 
 
 def form_id(c) -> str:
@@ -60,7 +30,7 @@ def issued(controller, **match):
     ]
 
 
-def test_staff_issue_a_priority_ticket_in_turkish(app, controller, cfg):
+def test_staff_issue_a_priority_ticket_in_turkish(app, controller, cfg):  # noqa: F811
     staff = client(app, "anna")
     page = staff.get("/reception").get_data(as_text=True)
     name = cfg.service("melde").name.de
@@ -93,7 +63,7 @@ def receipt_text(page: str) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", part)).split())
 
 
-def test_the_receipt_speaks_the_citizen_s_language_then_german(app, controller, cfg):
+def test_the_receipt_speaks_the_citizen_s_language_then_german(app, controller, cfg):  # noqa: F811
     """The receipt a citizen takes from the desk was in the clerk's language: a Turkish citizen got "Vorrang"
     and "Wartezeit". It now says what the dispenser's ticket says, in the citizen's language first and German
     below (English below on a German ticket); Arabic right to left."""
@@ -117,7 +87,7 @@ def test_the_receipt_speaks_the_citizen_s_language_then_german(app, controller, 
     assert said.startswith("Ihre Nummer") and "Bitte achten Sie auf die Anzeige Please" in said
 
 
-def test_the_same_form_sent_twice_is_one_ticket(app, controller):
+def test_the_same_form_sent_twice_is_one_ticket(app, controller):  # noqa: F811
     staff = client(app, "anna")
     fid = form_id(staff)
     first = post(staff, "/reception", {"form": fid, "service": "pass", "citizen_lang": "de"})
@@ -130,7 +100,7 @@ def test_the_same_form_sent_twice_is_one_ticket(app, controller):
     assert len(issued(controller, service="pass")) == 2
 
 
-def test_a_stopped_intake_is_marked_and_refused_keeping_the_choice(app, controller, node):
+def test_a_stopped_intake_is_marked_and_refused_keeping_the_choice(app, controller, node):  # noqa: F811
     node("web").request("intake.set", {"service": "melde", "open": False, "reason": "Annahmeschluss"})
     live = app.extensions["waitroom"]
     wait_for(
@@ -162,7 +132,7 @@ def test_a_stopped_intake_is_marked_and_refused_keeping_the_choice(app, controll
     assert re.search(r'<option value="tr"[^>]* selected', r.get_data(as_text=True))
 
 
-def test_a_controller_that_does_not_answer_is_said_at_the_form(app, controller):
+def test_a_controller_that_does_not_answer_is_said_at_the_form(app, controller):  # noqa: F811
     staff = client(app, "anna")
     fid = form_id(staff)
     controller.stop()
@@ -180,7 +150,7 @@ def test_a_controller_that_does_not_answer_is_said_at_the_form(app, controller):
     assert FORM_RE.search(body).group(1) != fid  # a new request id: sending it again is a new attempt
 
 
-def test_a_booking_code_checked_in_at_the_desk(app, controller, node):
+def test_a_booking_code_checked_in_at_the_desk(app, controller, node):  # noqa: F811
     soon = time.time() + 600
     code = node("web").request("appointment.book", {"service": "pass", "slot": soon})["appointment"]["code"]
     staff = client(app, "anna")
@@ -197,7 +167,7 @@ def test_a_booking_code_checked_in_at_the_desk(app, controller, node):
     assert 'aria-invalid="true" aria-describedby="code-error' in body
 
 
-def test_who_may_use_the_reception(app, controller):
+def test_who_may_use_the_reception(app, controller):  # noqa: F811
     anon = app.test_client()
     r = anon.get("/reception")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
@@ -226,7 +196,7 @@ def test_who_may_use_the_reception(app, controller):
     assert '<option value="tr" lang="tr" dir="ltr">Türkçe</option>' in english
 
 
-def test_the_reception_log_line_names_number_and_service_only(app, controller, caplog):
+def test_the_reception_log_line_names_number_and_service_only(app, controller, caplog):  # noqa: F811
     """The page's own line (common.run_command's line for every staff action names its arguments)."""
     staff = client(app, "anna")
     with caplog.at_level("INFO", logger="waitroom.web.reception"):
