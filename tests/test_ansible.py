@@ -386,6 +386,8 @@ def check_deployed_root(root: Path, facts: dict[str, object]) -> None:
     assert re.search(r"^After=.*\btime-sync\.target\b", ctl, re.M)
     assert "RestartPreventExitStatus=65 66 73" in ctl
     assert "\nRequiresMountsFor=/var/lib/waitroom\n" in ctl  # systemd mounts the data's medium first
+    web = (etc / "systemd/system/waitroom-web.service").read_text()
+    assert "\nRequiresMountsFor=/var/lib/waitroom\n" in web  # its accounts and bookings live there too
     sysinit = etc / "systemd/system/sysinit.target.wants/systemd-time-wait-sync.service"
     assert sysinit.is_symlink(), "systemd-time-wait-sync enabled"
     assert (
