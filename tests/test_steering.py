@@ -275,6 +275,12 @@ def test_condition_makes_secondary_counters_call_the_service_first():
     assert reason == "Regel: längste Wartezeit Führerschein 31 Min. (über 30 Min.)"
     # c5 serves Führerschein as its only (primary) skill: the condition does not concern it
     assert RuleSelector().rules(cfg).counters["c5"].conditions == []
+    # named counters or all of them need no weights
+    for counters in (["c5"], "all"):
+        rules = office(
+            conditions=[{"service": "fuehrerschein", "longest_wait_over_min": 30, "counters": counters}]
+        )
+        assert RuleSelector().rules(rules).counters["c5"].conditions
 
 
 def test_transferred_ticket_goes_to_its_counter_only():
@@ -306,6 +312,13 @@ def test_order_is_what_an_all_skilled_counter_would_call():
         (
             {"conditions": [{"service": "boot", "longest_wait_over_min": 30}]},
             "steering.conditions[0].service",
+        ),
+        (  # Führerschein is the first skill of c4 and c5, nobody's second: the rule would never fire
+            {
+                "weights": {"c4": {"fuehrerschein": 1.0, "pass": 0.5}},
+                "conditions": [{"service": "fuehrerschein", "longest_wait_over_min": 30}],
+            },
+            "steering.conditions[0].counters: no counter has 'fuehrerschein' as a secondary skill",
         ),
         ({"service_levels": {"pass": {"percent": 120}}}, "steering.service_levels.pass.percent"),
         ({"priority": {"ratio": 2}}, "steering.priority.ratio: unknown key"),
