@@ -186,6 +186,34 @@ def test_an_appointment_not_yet_due_is_left_to_a_counter_free_in_time():
     assert day.call("c2", now=slot + 60)[:2] == (appt, "appointment")
 
 
+def test_a_long_walk_in_is_not_started_before_early_min_when_it_would_make_a_holder_late():
+    # a 30-minute service (Einbürgerung, Gewerbe) is longer than early_min: the planning looks as far ahead as
+    # the walk-in takes, not only from early_min before the slot
+    data = config.load(config.EXAMPLE_CONFIG).model_dump(mode="json")
+    data["services"][2]["mean_service_min"] = 30  # fuehrerschein, served by c4 and c5
+    data["steering"] = {"appointments": {"early_min": 10, "grace_min": 2}}
+    cfg = config.parse(data)
+    slot = T0 + 15 * 60  # 15 minutes away: not within early_min yet
+    day = Day(cfg)
+    _close(day, "c5")  # c4 is the only open counter for Führerschein
+    day.issue("fuehrerschein", 10)
+    appt = day.issue("fuehrerschein", 1, slot=slot)
+    # the walk-in would keep c4 until about 09:30, a quarter of an hour after the slot: the holder now
+    assert day.call("c4")[:3] == (appt, "appointment", "Termin um 09:15 Uhr")
+    # with c5 open and idle the holder is covered: c4 takes the walk-in, c5 the holder when it is due
+    day = Day(cfg)
+    walk = day.issue("fuehrerschein", 10)
+    appt = day.issue("fuehrerschein", 1, slot=slot)
+    assert day.call("c4")[0] == walk
+    assert day.call("c5", now=slot)[:2] == (appt, "appointment")
+    # a holder whose slot is further away than the walk-in takes waits for it
+    day = Day(cfg)
+    _close(day, "c5")
+    walk = day.issue("fuehrerschein", 10)
+    day.issue("fuehrerschein", 1, slot=T0 + 35 * 60)
+    assert day.call("c4")[0] == walk
+
+
 def test_an_appointment_holder_who_came_early_goes_first_when_nobody_else_waits():
     day = Day(office())
     appt = day.issue("pass", 1, slot=T0 + 45 * 60)
@@ -247,6 +275,12 @@ def test_condition_makes_secondary_counters_call_the_service_first():
     assert reason == "Regel: längste Wartezeit Führerschein 31 Min. (über 30 Min.)"
     # c5 serves Führerschein as its only (primary) skill: the condition does not concern it
     assert RuleSelector().rules(cfg).counters["c5"].conditions == []
+    # named counters or all of them need no weights
+    for counters in (["c5"], "all"):
+        rules = office(
+            conditions=[{"service": "fuehrerschein", "longest_wait_over_min": 30, "counters": counters}]
+        )
+        assert RuleSelector().rules(rules).counters["c5"].conditions
 
 
 def test_transferred_ticket_goes_to_its_counter_only():
@@ -278,6 +312,13 @@ def test_order_is_what_an_all_skilled_counter_would_call():
         (
             {"conditions": [{"service": "boot", "longest_wait_over_min": 30}]},
             "steering.conditions[0].service",
+        ),
+        (  # Führerschein is the first skill of c4 and c5, nobody's second: the rule would never fire
+            {
+                "weights": {"c4": {"fuehrerschein": 1.0, "pass": 0.5}},
+                "conditions": [{"service": "fuehrerschein", "longest_wait_over_min": 30}],
+            },
+            "steering.conditions[0].counters: no counter has 'fuehrerschein' as a secondary skill",
         ),
         ({"service_levels": {"pass": {"percent": 120}}}, "steering.service_levels.pass.percent"),
         ({"priority": {"ratio": 2}}, "steering.priority.ratio: unknown key"),

@@ -236,13 +236,16 @@ def test_rules_drop_weights_of_services_a_counter_no_longer_takes(cfg):
     data = cfg.model_dump(mode="json")
     data["steering"]["weights"] = {"c4": {"fuehrerschein": 1.0, "pass": 0.5}}
     data["steering"]["conditions"] = [
-        {"service": "pass", "longest_wait_over_min": 30, "counters": ["c4", "c1"]}
+        {"service": "pass", "longest_wait_over_min": 30, "counters": ["c4", "c1"]},
+        {"service": "pass", "longest_wait_over_min": 40, "counters": "secondary"},  # c4 only
     ]
     office = parse(data)
     v = Variant("x", {"c4": ["fuehrerschein"]}, {"pass": 15.0}, 1, 0.8)
     rs = rule_set(office, v)
     assert rs["steering"]["weights"] == {"c4": {"fuehrerschein": 1.0}}
-    assert rs["steering"]["conditions"][0]["counters"] == ["c1"]
+    # the list keeps c1; with pass gone from c4 nobody has it as a secondary skill: that condition goes
+    kept = {"service": "pass", "longest_wait_over_min": 30, "counters": ["c1"]}
+    assert rs["steering"]["conditions"] == [kept]
     applied = apply_rule_set(office, rs)
     assert applied.counter("c4").services == ["fuehrerschein"]
     assert applied.steering.target_s("pass") == 15 * 60 and applied.steering.target_s("melde") == 20 * 60

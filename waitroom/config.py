@@ -384,6 +384,16 @@ class Steering(Strict):
         return self.service_levels.get(service, self.default_service_level).within_min * 60.0
 
 
+def secondary_counters(cfg: Config, service: str) -> list[str]:
+    """The counters serving ``service`` as a secondary skill: its weight is below the counter's highest."""
+    st = cfg.steering
+    return [
+        c.id
+        for c in cfg.counters
+        if service in c.services and st.weight(c.id, service) < max(st.weight(c.id, s) for s in c.services)
+    ]
+
+
 def _check_steering(cfg: Config) -> list[str]:
     errors: list[str] = []
     st, sids, cids = cfg.steering, cfg.service_ids, cfg.counter_ids
@@ -406,6 +416,12 @@ def _check_steering(cfg: Config) -> list[str]:
     for i, c in enumerate(st.conditions):
         if c.service not in sids:
             errors.append(f"steering.conditions[{i}].service: unknown service {c.service!r}")
+        elif c.counters == "secondary" and not secondary_counters(cfg, c.service):
+            errors.append(
+                f"steering.conditions[{i}].counters: no counter has {c.service!r} as a secondary skill (a "
+                "weight below the counter's highest in steering.weights), so the condition would never fire; "
+                "give that weight, list the counters (counters: [c4]) or use counters: all"
+            )
         if isinstance(c.counters, list):
             for j, cid in enumerate(c.counters):
                 if cid not in cids:

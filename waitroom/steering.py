@@ -7,8 +7,9 @@ predictor, the simulator and the tests share the very same code. ``RuleSelector`
 1. a ticket transferred to this very counter;
 2. appointments planned into the counter's time: the counter calls the appointment holder due next (slot, or
    check-in if later) when a walk-in taken now would not be done by then plus ``appointments.grace_min``
-   (from ``appointments.early_min`` before the slot); otherwise it takes the walk-in, so appointments do not
-   jump the queue before they need to;
+   (looking as far ahead as the walk-in takes, which for a long service reaches beyond
+   ``appointments.early_min`` before the slot); otherwise it takes the walk-in, so appointments do not jump
+   the queue before they need to;
 3. a condition (``conditions``): the longest wait of a service passed its limit, and this counter is one of
    the counters the condition names;
 4. walk-ins by score = waiting time / the service's target (service-level ageing), times the counter's skill
@@ -387,7 +388,9 @@ class RuleSelector:
                 )
             assert r.means is not None
             back = now + r.means[walk.ticket.service] - r.grace_s  # this counter is back by then
-            if callable_ and due < back:
+            # planned as far ahead as the walk-in takes, not only from early_min before the slot: a walk-in
+            # longer than early_min (a 30-minute service) started just before the window would run past it
+            if due < back:
                 late = self._uncovered(r, cr, counter, pool, now, back, state)
                 if late is not None:
                     return Choice(late, "appointment", (("slot", late.appointment),))
@@ -410,10 +413,7 @@ class RuleSelector:
             (
                 lst[0]
                 for s in cr.services
-                if (lst := pool.appointment.get(s))
-                and lst[0].appointment is not None
-                and _due(lst[0]) < back
-                and now >= lst[0].appointment - r.early_s
+                if (lst := pool.appointment.get(s)) and lst[0].appointment is not None and _due(lst[0]) < back
             ),
             key=_due,
         )

@@ -362,7 +362,8 @@ def parse_json(office: Config, body: Any) -> WhatIfRequest:
 def rule_set(office: Config, v: Variant) -> dict[str, Any]:
     """The variant as a ``whatif`` rule set: the office's steering with the knobs applied, and the skills.
 
-    Weights and condition counters that name a service a counter no longer takes are dropped, as the config
+    Weights and condition counters that name a service a counter no longer takes are dropped, and so are
+    ``counters: secondary`` conditions once no counter takes the service as a secondary skill, as the config
     check would otherwise (rightly) refuse them.
     """
     st = dict(v.steering) if v.steering is not None else office.steering.model_dump(mode="json")
@@ -378,6 +379,13 @@ def rule_set(office: Config, v: Variant) -> dict[str, Any]:
     st["weights"] = {
         cid: {sid: w for sid, w in ws.items() if sid in takes.get(cid, [])} for cid, ws in weights.items()
     }
+
+    def secondary(sid: Any) -> bool:  # some counter still takes sid with a weight below its highest
+        def w(cid: str, s: str) -> float:
+            return float(st["weights"].get(cid, {}).get(s, 1.0))
+
+        return any(sid in ss and w(cid, sid) < max(w(cid, s) for s in ss) for cid, ss in takes.items() if ss)
+
     conditions = []
     for cond in st.get("conditions") or []:
         if isinstance(cond, dict) and isinstance(cond.get("counters"), list):
@@ -385,6 +393,12 @@ def rule_set(office: Config, v: Variant) -> dict[str, Any]:
             if not kept:
                 continue
             cond = {**cond, "counters": kept}
+        elif (
+            isinstance(cond, dict)
+            and cond.get("counters", "secondary") == "secondary"
+            and not secondary(cond.get("service"))
+        ):
+            continue  # the variant leaves nobody with it as a secondary skill
         conditions.append(cond)
     st["conditions"] = conditions
     out: dict[str, Any] = {"steering": st}
