@@ -21,6 +21,7 @@ from tests.test_controller import Clock, cmd, err, ok
 from tests.test_crash_recovery import start_controller, write_config
 from tests.test_e2e_web import browser, cfg, clock, controller, web_server  # noqa: F401 (fixtures)
 from tests.test_web import anon, app, post, staff  # noqa: F401 (fixtures)
+from tests.test_web_live import events
 from tests.web_helpers import log_in, wait_for
 from waitroom import config
 from waitroom.controller import Office
@@ -415,7 +416,7 @@ def test_a_web_app_started_later_knows_an_older_no_show(cfg, controller, clock, 
     web = started_web(cfg, tmp_path / "web-1")
     visitor = web.test_client()
     until = dt.datetime.fromtimestamp(marked + 3600, cfg.office.tz).strftime("%H:%M")
-    for _ in range(3):  # reloads, the JSON and the stream are answered from what the first view learned
+    for _ in range(3):  # reloads (and the JSON below) are answered from what the first view learned
         html = visitor.get(f"/t/{first['id']}").get_data(as_text=True)
         assert f"Bitte gehen Sie bis {until} Uhr zu einem Schalter oder zum Empfang." in said(html)
     assert visitor.get(f"/api/ticket/{first['id']}").get_json()["state"] == "no_show"
@@ -429,6 +430,11 @@ def test_a_web_app_started_later_knows_an_older_no_show(cfg, controller, clock, 
     disp.request("ticket.issue", {"service": "melde"})
     web = started_web(cfg, tmp_path / "web-2")
     try:
+        # the page's live stream, opened first (a phone reconnecting to the restarted app): expired
+        stream = web.test_client().get(f"/api/ticket/{first['id']}/stream", buffered=False)
+        name, data = next(events(stream.response))
+        stream.close()
+        assert (name, data["state"], data["ticket"]) == ("state", "expired", first["number"])
         html = web.test_client().get(f"/t/{first['id']}?lang=de").get_data(as_text=True)
         assert "Diese Nummer ist verfallen. Bitte ziehen Sie eine neue Nummer." in said(html)
     finally:
