@@ -415,24 +415,23 @@ class LiveOffice:
         """The controller's answer to ``ticket.show``: a no-show (with the time it was marked) joins the
         no-shows unless a later call of it is known; a finished ticket is one seen (no longer waiting)."""
         seq = seq if isinstance(seq, int) else 0
-        for t in tickets:
-            if not (
-                isinstance(t, dict) and isinstance(t.get("id"), str) and isinstance(t.get("number"), str)
-            ):
+        for entry in tickets:
+            named = isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("id", "number"))
+            if not named:
                 continue
-            tid, state = t["id"], t.get("state")
-            if state == "no_show" and isinstance(t.get("at"), int | float):
+            tid, state = entry["id"], entry.get("state")
+            if state == "no_show" and isinstance(entry.get("at"), int | float):
                 call = self._calls.get(tid)
                 if tid not in self._no_shows and (call is None or call["seq"] <= seq):
                     self._no_shows[tid] = {
-                        "ticket": t["number"],
-                        "service": str(t.get("service", "")),
-                        "at": t["at"],
+                        "ticket": entry["number"],
+                        "service": str(entry.get("service", "")),
+                        "at": entry["at"],
                         "seq": seq,
                     }
-                self.tickets_seen[tid] = t["number"]
+                self.tickets_seen[tid] = entry["number"]
             elif state in FINISHED:
-                self.tickets_seen[tid] = t["number"]
+                self.tickets_seen[tid] = entry["number"]
         self._changed()
 
     def no_show_until(self, at: float) -> float | None:
