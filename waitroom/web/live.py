@@ -151,6 +151,7 @@ class LiveOffice:
         # the ids still to ask, and the pages waiting for their answer
         self._asked: dict[str, float] = {}
         self._to_ask: dict[str, threading.Event] = {}
+        self._in_flight: dict[str, threading.Event] = {}  # the batch being asked
         self._ask_cond = threading.Condition()
         self._asker: threading.Thread | None = None
         self._subs: set[Subscription] = set()
@@ -363,9 +364,9 @@ class LiveOffice:
             return
         now = time.monotonic()
         with self._ask_cond:
-            if now - self._asked.get(ticket_id, -ASK_AGAIN_S) < ASK_AGAIN_S:
+            event = self._to_ask.get(ticket_id) or self._in_flight.get(ticket_id)
+            if event is None and now - self._asked.get(ticket_id, -ASK_AGAIN_S) < ASK_AGAIN_S:
                 return
-            event = self._to_ask.get(ticket_id)
             if event is None:
                 if len(self._to_ask) >= 10 * contract.SHOW_TICKETS * int(1 / ASK_PACE_S):
                     return  # more than ten seconds of asking queued up: this one says "not known" for now
@@ -387,7 +388,7 @@ class LiveOffice:
             with self._ask_cond:
                 while not self._to_ask and not self.closed:
                     self._ask_cond.wait(5.0)
-                batch = dict(list(self._to_ask.items())[: contract.SHOW_TICKETS])
+                batch = self._in_flight = dict(list(self._to_ask.items())[: contract.SHOW_TICKETS])
                 now = time.monotonic()
                 for tid in batch:
                     del self._to_ask[tid]
@@ -407,6 +408,8 @@ class LiveOffice:
             except WaitroomError as exc:  # no answer: asked again by the next page after ASK_AGAIN_S
                 log.warning("ticket.show: %s", exc)
             finally:
+                with self._ask_cond:
+                    self._in_flight = {}
                 for event in batch.values():
                     event.set()
             time.sleep(ASK_PACE_S)
