@@ -245,3 +245,38 @@ def test_an_old_users_table_gets_the_must_change_column(tmp_path):
     assert anna is not None and anna.counters == ("c1",) and not anna.must_change
     store.set_password("anna", "a-long-password", must_change=True)
     assert store.get("anna").must_change
+
+
+def test_a_password_replaced_on_the_command_line_is_changed_at_the_next_login(
+    app, tmp_path, monkeypatch, capsys
+):
+    """``waitroom web add-user --replace``: a password IT hands over is a temporary one, as after a reset on
+    the accounts page; ``--no-must-change`` when it is the user's own. The first admin (``create-admin``) and
+    a new account are not asked."""
+    from waitroom.cli import main
+
+    users = app.extensions["waitroom_users"]
+    assert users.path == tmp_path / "web-users.db"  # the command line writes the app's own user database
+    anna = logged_in(app, "anna")
+    monkeypatch.setenv("WAITROOM_USER_PASSWORD", "handed-over-1")
+    base = ["web", "add-user", "--data-dir", str(tmp_path), "--username"]
+    assert main([*base, "anna", "--replace"]) == 0
+    assert "must be chosen at the next login" in capsys.readouterr().out
+    assert users.get("anna").must_change
+    assert anna.get("/staff/c1").headers["Location"].startswith("/login")  # her sessions ended
+    r = login(app.test_client(), "anna", "handed-over-1")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/account/password")
+
+    monkeypatch.setenv("WAITROOM_USER_PASSWORD", "her-own-choice-1")
+    assert main([*base, "anna", "--replace", "--no-must-change"]) == 0
+    assert not users.get("anna").must_change
+    r = login(app.test_client(), "anna", "her-own-choice-1")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/staff/")
+
+    # the first admin types their own password; a new account too unless --must-change
+    assert main(["web", "create-admin", "--data-dir", str(tmp_path), "--username", "boss"]) == 0
+    assert main([*base, "bert", "--counters", "c1"]) == 0
+    assert main([*base, "carl", "--must-change"]) == 0
+    assert [users.get(n).must_change for n in ("boss", "bert", "carl")] == [False, False, True]
+    r = login(app.test_client(), "boss", "her-own-choice-1")
+    assert r.status_code == 302 and not r.headers["Location"].endswith("/account/password")

@@ -20,7 +20,9 @@ import pytest
 from flask import Flask, Response, stream_with_context
 
 from displays.settings import GONG_WAV
+from waitroom import i18n
 from waitroom.contract import EventKind
+from waitroom.i18n import fmt_number
 from waitroom.web import display
 
 
@@ -343,23 +345,36 @@ def test_browser_board_counts_agree_with_their_number(artifacts):
     ]
     snap = {"name": "Bürgerbüro", "day": "2026-01-05", "seq": 1, "ts": 1767600000.0}
     snap |= {"counters": [], "services": services, "calls": []}
+    # the numbers as the server writes them for the page's language (waitroom.i18n.fmt_number, Babel)
+    ar, ls, ru, de = ({n: fmt_number(n, lang) for n in counts} for lang in ("ar", "de-LS", "ru", "de"))
+    assert (ar[1000], ls[1002], ru[1000], de[1000]) == ("1,000", "1.002", "1\xa0000", "1.000")
+
+    def ar_people(n: int) -> str:
+        return "أشخاص" if 3 <= n % 100 <= 10 else "شخصًا" if n % 100 >= 11 else "شخص"
+
+    def ar_minutes(n: int) -> str:
+        return "دقائق" if 3 <= n % 100 <= 10 else "دقيقة"
+
+    def ru_people(n: int) -> str:
+        return "человека" if n % 10 in (2, 3, 4) and n % 100 // 10 != 1 else "человек"
+
     expected = {
         "ar": {
-            n: [
-                AR_PEOPLE.get(n)
-                or f"{n} {'أشخاص' if 3 <= n % 100 <= 10 else 'شخصًا' if n % 100 >= 11 else 'شخص'} في الانتظار"
-            ]
-            + ([AR_MINUTES.get(n) or f"حوالي {n} {'دقائق' if 3 <= n % 100 <= 10 else 'دقيقة'}"] if n else [])
+            n: [AR_PEOPLE.get(n) or f"{ar[n]} {ar_people(n)} في الانتظار"]
+            + ([AR_MINUTES.get(n) or f"حوالي {ar[n]} {ar_minutes(n)}"] if n else [])
             for n in counts
         },
         "de-LS": {
-            n: [f"{n} Mensch wartet" if n == 1 else f"{n} Menschen warten"]
-            + ([f"ungefähr {n} Minute{'' if n == 1 else 'n'}"] if n else [])
+            n: [f"{ls[n]} Mensch wartet" if n == 1 else f"{ls[n]} Menschen warten"]
+            + ([f"ungefähr {ls[n]} Minute{'' if n == 1 else 'n'}"] if n else [])
             for n in counts
         },
         "ru": {
-            n: [f"{n} {'человека' if n % 10 in (2, 3, 4) and n % 100 // 10 != 1 else 'человек'} в очереди"]
-            + ([f"ок. {n} мин"] if n else [])
+            n: [f"{ru[n]} {ru_people(n)} в очереди"] + ([f"ок. {ru[n]} мин"] if n else []) for n in counts
+        },
+        "de": {  # the same words as the server's (waitroom.i18n.tn with the number written by fmt_number)
+            n: [i18n.tn("display.waiting_count", n, "de", count=de[n])]
+            + ([i18n.tn("wait.minutes", n, "de", minutes=de[n])] if n else [])
             for n in counts
         },
     }
@@ -370,7 +385,8 @@ def test_browser_board_counts_agree_with_their_number(artifacts):
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             for lang, want in expected.items():
-                page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs={lang},de")
+                langs = "de,en" if lang == "de" else f"{lang},de"
+                page.goto(f"http://127.0.0.1:{server.server_port}/display/?sound=0&langs={langs}")
                 page.wait_for_function("document.querySelectorAll('#waits-list .info').length > 0")
                 shown = page.evaluate(
                     "[...document.querySelectorAll('#waits-list .info')]"

@@ -21,6 +21,7 @@ from tests.test_controller import Clock, cmd, err, ok
 from tests.test_crash_recovery import start_controller, write_config
 from tests.test_e2e_web import browser, cfg, clock, controller, web_server  # noqa: F401 (fixtures)
 from tests.test_web import anon, app, post, staff  # noqa: F401 (fixtures)
+from tests.test_web_live import events
 from tests.web_helpers import log_in, wait_for
 from waitroom import config
 from waitroom.controller import Office
@@ -165,6 +166,34 @@ def test_the_queue_page_keeps_its_bound_with_many_no_shows(tmp_path, day_clock):
     page = office.queue_page("pass")
     assert [n["ticket"] for n in page["no_show"]] == [f"A{n:03d}" for n in range(25, 15, -1)]
     assert len(contract.encode(page)) <= contract.QUEUE_BOUND_BYTES
+
+
+def test_ticket_show_answers_the_web_where_tickets_stand_by_id(office, day_clock):
+    """The query a web app sends about ticket ids its copy does not know: a no-show with the time it was
+    marked (the page's "come back by" or "expired"), a waiting one; unknown ids left out; web only."""
+    from waitroom import contract
+
+    no_show_a001(office, day_clock)
+    a1, a2 = office.state.ticket("A001"), office.state.ticket("A002")
+    seq = office.state.seq
+    got = ok(office, "web", "ticket.show", tickets=[a1.id, "0123456789", a2.id, a1.id])["tickets"]
+    assert got == [
+        {"id": a1.id, "number": "A001", "service": "pass", "state": "no_show", "at": day_clock.t},
+        {"id": a2.id, "number": "A002", "service": "pass", "state": "waiting"},
+    ]
+    assert office.state.seq == seq  # no effect
+    for bad in ([], "A001", [1], ["x"] * (contract.SHOW_TICKETS + 1)):
+        assert err(office, "web", "ticket.show", tickets=bad) == "bad_request"
+    assert err(office, "disp-1", "ticket.show", tickets=[a1.id]) == "forbidden"
+    # the reply's bound (contract: replies <= 1024 bytes): SHOW_TICKETS of the longest entries
+    longest = {"id": a1.id, "number": "Z9999", "service": "s" * 32, "state": "cancelled", "at": 1.0e9 / 3}
+    reply = {
+        "id": "r" * 64,
+        "ok": True,
+        "result": {"tickets": [longest] * contract.SHOW_TICKETS},
+        "seq": 10**8,
+    }
+    assert len(contract.encode(reply)) <= 1024
 
 
 # ------------------------------------------------------------------------------------ the real processes
@@ -335,3 +364,96 @@ def test_the_number_field_calls_a_no_show_and_an_expired_one_reads_as_one_senten
         "Die Nummer A002 wurde vor zu langer Zeit als nicht erschienen markiert und ist verfallen; "
         "bitte eine neue Nummer ziehen lassen." in said(r.get_data(as_text=True))
     )
+
+
+def started_web(office_cfg, data_dir):
+    """A web app started now: it knows only what the retained state and queue pages tell it."""
+    from waitroom.web import create_app
+
+    web = create_app(
+        office_cfg,
+        data_dir=data_dir,
+        test_config={"SECRET_KEY": "test-secret-key-0123456789", "TESTING": True},
+    )
+    lv = web.extensions["waitroom"]
+    wait_for(lambda: lv.state() is not None and len(lv.queues) == len(office_cfg.services))
+    return web
+
+
+def show_queries(db) -> int:
+    """The ticket.show queries the controller answered (its stored replies to the web node)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT reply FROM replies WHERE node = 'web'").fetchall()
+    return sum('"tickets": [' in r[0] or '"tickets":[' in r[0] for r in rows)
+
+
+def test_a_web_app_started_later_knows_an_older_no_show(cfg, controller, clock, node, tmp_path):  # noqa: F811
+    """No web app ran while A001 was marked not appeared; by the time one starts, ten newer no-shows have
+    pushed it off the service's queue page (which lists the last ten). Its page still says "come back by"
+    within the window and "expired" after it (a web app started then), not "not known today"; a ticket served
+    before the start is "no longer waiting". The controller is asked once per unknown ticket, not per view."""
+    from waitroom import contract
+
+    clock.fixed = time.time()
+    disp, desk = node("disp-1"), node("counter-1")
+    served = disp.request("ticket.issue", {"service": "pass"})["ticket"]
+    first = disp.request("ticket.issue", {"service": "pass"})["ticket"]
+    for _ in range(contract.QUEUE_NO_SHOW):
+        disp.request("ticket.issue", {"service": "pass"})
+    desk.request("counter.open", {"counter": "c1"})
+    desk.request("counter.call_next", {"counter": "c1"})
+    desk.request("counter.served", {"counter": "c1"})
+    marked = clock.fixed
+    for _ in range(contract.QUEUE_NO_SHOW + 1):  # A002 first, then ten more, a second apart
+        desk.request("counter.call_next", {"counter": "c1"})
+        desk.request("counter.no_show", {"counter": "c1"})
+        clock.fixed += 1
+    page = controller.office.queue_page("pass")
+    assert first["id"] not in [n["id"] for n in page["no_show"]] and len(page["no_show"]) == 10
+    # the broker holds that page (published at once when the no-show list changed) before the web app starts
+    pages: dict = {}
+    watcher = node("counter-2")
+    watcher.subscribe(
+        watcher.topics.queue("pass"), lambda _t, raw: pages.update(last=contract.decode(raw, limit=None))
+    )
+    wait_for(lambda: pages.get("last", {}).get("seq", 0) >= controller.office.state.seq)
+
+    web = started_web(cfg, tmp_path / "web-1")
+    visitor = web.test_client()
+    until = dt.datetime.fromtimestamp(marked + 3600, cfg.office.tz).strftime("%H:%M")
+    for _ in range(3):  # reloads (and the JSON below) are answered from what the first view learned
+        html = visitor.get(f"/t/{first['id']}").get_data(as_text=True)
+        assert f"Bitte gehen Sie bis {until} Uhr zu einem Schalter oder zum Empfang." in said(html)
+    assert visitor.get(f"/api/ticket/{first['id']}").get_json()["state"] == "no_show"
+    done = visitor.get(f"/t/{served['id']}")
+    assert done.status_code == 200 and "Diese Nummer wartet nicht mehr." in said(done.get_data(as_text=True))
+    assert visitor.get("/t/0123456789").status_code == 404  # made up: not known, as before
+    assert show_queries(tmp_path / "events.db") == 3  # one per unknown id, whatever the views
+    web.extensions["waitroom"].close()
+
+    clock.fixed = marked + 3601  # past A002's window; a summary on that clock
+    disp.request("ticket.issue", {"service": "melde"})
+    web = started_web(cfg, tmp_path / "web-2")
+    try:
+        # the page's live stream, opened first (a phone reconnecting to the restarted app): expired
+        lv = web.extensions["waitroom"]
+        wait_for(lambda: lv.state()["ts"] >= clock.fixed - 0.01)  # the summary on that clock
+        stream = web.test_client().get(f"/api/ticket/{first['id']}/stream", buffered=False)
+        name, data = next(events(stream.response))
+        stream.close()
+        assert (name, data["state"], data["ticket"]) == ("state", "expired", first["number"])
+        html = web.test_client().get(f"/t/{first['id']}?lang=de").get_data(as_text=True)
+        assert "Diese Nummer ist verfallen. Bitte ziehen Sie eine neue Nummer." in said(html)
+        # twenty phones at once on a ticket this app does not know: one question, twenty right answers
+        from concurrent.futures import ThreadPoolExecutor
+
+        def status(_: int) -> str:
+            return web.test_client().get(f"/api/ticket/{served['id']}").get_json()["state"]
+
+        with ThreadPoolExecutor(20) as pool:
+            assert list(pool.map(status, range(20))) == ["done"] * 20
+        assert show_queries(tmp_path / "events.db") == 3 + 2
+    finally:
+        web.extensions["waitroom"].close()

@@ -226,3 +226,32 @@ def test_the_printed_ticket_is_an_80_mm_receipt_and_nothing_else(server, browser
     pdf = page.pdf(prefer_css_page_size=True)
     width_pt = float(re.search(rb"/MediaBox \[0 0 ([\d.]+) ", pdf).group(1))
     assert abs(width_pt - 80 / 25.4 * 72) < 1, width_pt  # the page is 80 mm wide, not A4
+
+
+def top_nav(page: str) -> list[tuple[str, bool]]:
+    """The top navigation's links: (address, marked as the current page)."""
+    nav = re.search(r'<nav aria-label="[^"]*">(.*?)</nav>', page, re.S)
+    assert nav, "no top navigation"
+    return [
+        (m.group(1), 'aria-current="page"' in m.group(0))
+        for m in re.finditer(r'<a href="([^"]+)"[^>]*>', nav.group(1))
+    ]
+
+
+def test_the_reception_is_in_the_top_navigation_for_those_who_may_use_it(app, controller):  # noqa: F811
+    staff = client(app, "anna")
+    links = top_nav(staff.get("/reception").get_data(as_text=True))
+    assert ("/reception", True) in links  # on the reception page its link is the current page
+    assert ("/staff/", False) in links and [cur for _, cur in links].count(True) == 1
+    links = top_nav(staff.get("/staff/").get_data(as_text=True))
+    assert ("/reception", False) in links and ("/staff/", True) in links
+    admin = client(app, "admin")
+    assert ("/reception", False) in top_nav(admin.get("/admin/").get_data(as_text=True))
+    # a booking-only (115) account may not use it (login_required("staff")): no link
+    agent = client(app, "agent115")
+    links = top_nav(agent.get("/booking/").get_data(as_text=True))
+    assert ("/booking/", True) in links
+    assert not [a for a, _ in links if a.startswith(("/reception", "/staff"))]
+    # nobody logged in: no staff links at all
+    anon = top_nav(app.test_client().get("/waiting").get_data(as_text=True))
+    assert ("/waiting", True) in anon and "/reception" not in [a for a, _ in anon]

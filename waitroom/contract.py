@@ -52,6 +52,7 @@ SUMMARY_UNSTAFFED = 3  # unstaffed_service alarms in the summary (the longest fi
 QUEUE_PAGE = 100
 QUEUE_PARKED = 20
 QUEUE_NO_SHOW = 10
+SHOW_TICKETS = 6  # ticket ids per ticket.show: its reply stays within the 1024 bytes of a reply
 STATE_BOUND_BYTES = 8 * 1024  # for up to 20 services and 40 counters with ids of up to 8 characters
 QUEUE_BOUND_BYTES = 16 * 1024
 ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -375,6 +376,29 @@ OPS: dict[str, Op] = {
             "Where a remote ticket stands: reserved, checked_in (with its number), lapsed.",
             {"code": "K7P2QM"},
             {"reservation": {"code": "K7P2QM", "state": "checked_in", "number": "A014"}},
+        ),
+        Op(
+            "ticket.show",
+            frozenset({Role.WEB}),
+            {"tickets": f"[list of str] 1-{SHOW_TICKETS} ticket ids"},
+            ("tickets",),
+            "Where tickets of today stand, by id (no effect): number, service, state, and for one marked not "
+            "appeared when (`at`, as in the `no_show` list of `queue/<service>`); an id not known today is "
+            "left out. The web app asks only about ids its copy of the office does not know (a ticket page "
+            "opened after the app started, whose ticket left the `queue` pages before), once per id, in "
+            "batches: never per page view.",
+            {"tickets": ["7f3a9c2e1b", "0b1c2d3e4f"]},
+            {
+                "tickets": [
+                    {
+                        "id": "7f3a9c2e1b",
+                        "number": "A012",
+                        "service": "pass",
+                        "state": "no_show",
+                        "at": 1764000600.0,
+                    }
+                ]
+            },
         ),
         Op(
             "appointment.book",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from waitroom.contract import ErrorCode, Role
+from waitroom.contract import SHOW_TICKETS, ErrorCode, Role
 from waitroom.i18n import LANGUAGES, normalize
 from waitroom.model import Ticket, format_number
 from waitroom.ops.base import OpError, OpsBase, iso, local_time
@@ -49,6 +49,25 @@ class TicketOps(OpsBase):
             "counter": t.counter,
             "lang": t.lang,
         }
+
+    def op_ticket_show(self, node_id: str, role: Role, tickets: Any) -> dict[str, Any]:
+        """Where tickets of today stand, by id (no effect; the web asks about ids its copy does not know)."""
+        if (
+            not isinstance(tickets, list)
+            or not 1 <= len(tickets) <= SHOW_TICKETS
+            or not all(isinstance(x, str) for x in tickets)
+        ):
+            raise OpError(ErrorCode.BAD_REQUEST, f"tickets must be a list of 1-{SHOW_TICKETS} ticket ids")
+        out = []
+        for tid in dict.fromkeys(tickets):
+            t = self.state.tickets.get(tid)
+            if t is None:
+                continue
+            entry: dict[str, Any] = {"id": t.id, "number": t.number, "service": t.service, "state": t.state}
+            if t.state == "no_show":
+                entry["at"] = t.finished_at
+            out.append(entry)
+        return {"tickets": out}
 
     def _office_open(self, *, before_opening: bool = False) -> None:
         """Refuse with ``office_closed`` outside today's opening hours (``before_opening``: from midnight on,

@@ -3,6 +3,12 @@
     waitroom web [--config FILE] [--node web] [--bind 127.0.0.1:8080] [--workers 1] [--demo]
     waitroom web create-admin --username NAME     (password from a prompt or $WAITROOM_USER_PASSWORD)
     waitroom web add-user --username NAME [--role staff|admin|booking] [--counters c1,c2]
+                          [--replace [--no-must-change]]
+
+A password set with ``--replace`` is one handed over (IT resets a forgotten one): as after a reset on the
+admin's accounts page, the user must choose their own at the next login (``must_change``), unless
+``--no-must-change`` says it is the user's own. A new account without ``--replace`` (the first admin, typed
+by the person who will use it) is not marked; ``--must-change`` marks it.
 
 gunicorn runs the app with the **gevent** worker: every request and every open live stream (SSE) is a
 greenlet of a few kilobytes instead of a thread, so thousands of idle ticket-status streams cost little and
@@ -113,7 +119,15 @@ def cmd_add_user(args: argparse.Namespace, role: str | None = None) -> int:
         )
         return 1
     try:
-        user = store.add(args.username, _password(args), role or args.role, counters, replace=args.replace)
+        must_change = args.replace if args.must_change is None else args.must_change
+        user = store.add(
+            args.username,
+            _password(args),
+            role or args.role,
+            counters,
+            replace=args.replace,
+            must_change=must_change,
+        )
         if args.replace:  # a new password ends every login of that account, in every worker
             from waitroom.web.security import SessionStore
 
@@ -125,7 +139,8 @@ def cmd_add_user(args: argparse.Namespace, role: str | None = None) -> int:
         return 1
     finally:
         store.close()
-    print(f"user {user.name} ({user.role}) saved in {store.path}")
+    later = "; a new password must be chosen at the next login" if user.must_change else ""
+    print(f"user {user.name} ({user.role}) saved in {store.path}{later}")
     return 0
 
 
@@ -178,7 +193,18 @@ def register(subparsers: Any) -> None:
             required=True,
             help="login name (the password comes from a prompt or $WAITROOM_USER_PASSWORD)",
         )
-        q.add_argument("--replace", action="store_true", help="overwrite an existing account (new password)")
+        q.add_argument(
+            "--replace",
+            action="store_true",
+            help="overwrite an existing account (new password; the user must change it at the next login)",
+        )
+        q.add_argument(
+            "--must-change",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="the user must choose a new password at the next login (default: with --replace, a password "
+            "handed over is a temporary one); --no-must-change: the password is the user's own",
+        )
         if name == "add-user":
             q.add_argument(
                 "--role",

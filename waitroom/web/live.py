@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 STREAM_EVENTS = ("state", "call", "assist", "intake")
 COALESCE_S = 0.03  # changes within this window reach the streams in one flush
 FLUSH_BATCH = 100  # streams fed between two turns of the event loop
+ASK_AGAIN_S = 60.0  # a ticket id the controller did not know (or left open) is asked about again after this
+ASK_PACE_S = 0.05  # between two ticket.show requests: a crowd of unknown ids never crowds out staff commands
+ASK_WAIT_S = 1.0  # a ticket page waits at most this long for the answer (its stream gets it when it comes)
+FINISHED = ("served", "cancelled", "expired")  # the ticket page says "no longer waiting"
 
 
 def _without(entry: dict[str, Any], key: str) -> dict[str, Any]:
@@ -143,6 +147,13 @@ class LiveOffice:
         # ticket id -> {ticket, service, at} of the tickets marked not appeared today, from the ticket events
         # and the queue pages' "no_show" lists; one called again leaves (its status page, the staff list)
         self._no_shows: dict[str, dict[str, Any]] = {}
+        # ticket ids this copy did not know, asked of the controller (ticket.show): id -> when (monotonic),
+        # the ids still to ask, and the pages waiting for their answer
+        self._asked: dict[str, float] = {}
+        self._to_ask: dict[str, threading.Event] = {}
+        self._in_flight: dict[str, threading.Event] = {}  # the batch being asked
+        self._ask_cond = threading.Condition()
+        self._asker: threading.Thread | None = None
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
         self._seq_cond = threading.Condition()
@@ -181,6 +192,8 @@ class LiveOffice:
 
     def close(self) -> None:
         self.closed = True
+        with self._ask_cond:
+            self._ask_cond.notify_all()
         self.runtime.stop()
 
     @property
@@ -335,6 +348,94 @@ class LiveOffice:
         elif found["state"] == "no_show":
             found = self._no_show_status(found, st)
         return {**found, "ts": st.get("ts")}
+
+    def learn(self, ticket_id: str, wait: float = ASK_WAIT_S) -> None:
+        """A ticket page for an id this copy does not know: ask the controller (``ticket.show``) and wait a
+        moment for the answer. A web app started after a ticket left the queue pages (a no-show older than the
+        page's last ten, or one past its window; a ticket served before the start) knows nothing of it, and
+        its page would say "not known" instead of "come back by HH:MM", "expired" or "no longer waiting".
+
+        Never per page view: each unknown id is asked about once (again after ``ASK_AGAIN_S`` if the
+        controller did not know it), in batches of ``contract.SHOW_TICKETS`` ids paced ``ASK_PACE_S`` apart by
+        one thread, and never from a stream's flush. The answer goes into the copy (the no-shows, the numbers
+        seen), so the ticket's streams and later pages are served from memory as every other ticket's; a
+        stream opened before the answer gets it with the next flush."""
+        if self.runtime.state is None or self.known(ticket_id):
+            return
+        now = time.monotonic()
+        with self._ask_cond:
+            event = self._to_ask.get(ticket_id) or self._in_flight.get(ticket_id)
+            if event is None and now - self._asked.get(ticket_id, -ASK_AGAIN_S) < ASK_AGAIN_S:
+                return
+            if event is None:
+                if len(self._to_ask) >= 10 * contract.SHOW_TICKETS * int(1 / ASK_PACE_S):
+                    return  # more than ten seconds of asking queued up: this one says "not known" for now
+                event = self._to_ask[ticket_id] = threading.Event()
+                if self._asker is None or not self._asker.is_alive():
+                    self._asker = threading.Thread(target=self._ask_loop, name="ticket-show", daemon=True)
+                    self._asker.start()
+                self._ask_cond.notify()
+        if wait > 0:
+            event.wait(wait)
+
+    def known(self, ticket_id: str) -> bool:
+        return ticket_id in self._ticket_index() or ticket_id in self.tickets_seen
+
+    def _ask_loop(self) -> None:
+        from waitroom.errors import WaitroomError
+
+        while not self.closed:
+            with self._ask_cond:
+                while not self._to_ask and not self.closed:
+                    self._ask_cond.wait(5.0)
+                batch = self._in_flight = dict(list(self._to_ask.items())[: contract.SHOW_TICKETS])
+                now = time.monotonic()
+                for tid in batch:
+                    del self._to_ask[tid]
+                    self._asked[tid] = now
+                if len(self._asked) > 100_000:  # ids of a day; a flood of made-up ones is rate-limited before
+                    self._asked = {k: v for k, v in self._asked.items() if now - v < ASK_AGAIN_S}
+            if not batch:
+                continue
+            try:
+                reply = self.runtime.request_reply(
+                    "ticket.show", {"tickets": list(batch)}, timeout=2.0, retries=1
+                )
+                if reply.get("ok"):
+                    self._learned((reply.get("result") or {}).get("tickets") or [], reply.get("seq"))
+                else:
+                    log.warning("ticket.show refused: %s", (reply.get("error") or {}).get("code"))
+            except WaitroomError as exc:  # no answer: asked again by the next page after ASK_AGAIN_S
+                log.warning("ticket.show: %s", exc)
+            finally:
+                with self._ask_cond:
+                    self._in_flight = {}
+                for event in batch.values():
+                    event.set()
+            time.sleep(ASK_PACE_S)
+
+    def _learned(self, tickets: list[Any], seq: Any) -> None:
+        """The controller's answer to ``ticket.show``: a no-show (with the time it was marked) joins the
+        no-shows unless a later call of it is known; a finished ticket is one seen (no longer waiting)."""
+        seq = seq if isinstance(seq, int) else 0
+        for entry in tickets:
+            named = isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("id", "number"))
+            if not named:
+                continue
+            tid, state = entry["id"], entry.get("state")
+            if state == "no_show" and isinstance(entry.get("at"), int | float):
+                call = self._calls.get(tid)
+                if tid not in self._no_shows and (call is None or call["seq"] <= seq):
+                    self._no_shows[tid] = {
+                        "ticket": entry["number"],
+                        "service": str(entry.get("service", "")),
+                        "at": entry["at"],
+                        "seq": seq,
+                    }
+                self.tickets_seen[tid] = entry["number"]
+            elif state in FINISHED:
+                self.tickets_seen[tid] = entry["number"]
+        self._changed()
 
     def no_show_until(self, at: float) -> float | None:
         """Until when a ticket marked not appeared at ``at`` may be called again (None: not at all)."""
@@ -586,6 +687,8 @@ class LiveOffice:
             self._left_queue.clear()
             self._calls.clear()
             self._no_shows.clear()
+            with self._ask_cond:
+                self._asked.clear()
 
     def _remember(self, entries: list[dict[str, Any]]) -> None:
         for entry in entries:

@@ -93,8 +93,12 @@ def _ticket_warning() -> dict[str, Any]:
 
 
 def ticket_status(ticket_id: str) -> dict[str, Any]:
-    """Where a ticket stands: waiting (position, minutes), called (counter), parked, or done."""
-    return live().ticket_status(ticket_id)
+    """Where a ticket stands: waiting (position, minutes), called (counter), parked, not appeared (come
+    back by, or expired), or done. An id the web's copy does not know is asked of the controller once
+    (``LiveOffice.learn``): the ticket may have left the queue pages before this app started."""
+    lv = live()
+    lv.learn(ticket_id)
+    return lv.ticket_status(ticket_id)
 
 
 RESERVATION_CACHE_S = 5.0  # a reservation's state is asked of the controller at most this often per code
@@ -186,6 +190,8 @@ def ticket_stream(ticket_id: str) -> Response:
     """SSE ``state`` events for one ticket, sent whenever its status changes: the status as JSON with the
     rendered status fragment in ``html`` (the page swaps it in without another request)."""
     _check_id(ticket_id)
+    if normalize_code(ticket_id) is None:
+        live().learn(ticket_id)
     try:
         return live().sse_response(ticket=ticket_id)
     except OverflowError:

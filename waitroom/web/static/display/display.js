@@ -28,6 +28,14 @@
     const i = Math.abs(Math.trunc(Number(n) || 0));
     return tpl.forms[tpl.index[i < 200 ? i : 100 + (i % 100)]] || tpl.forms[tpl.forms.length - 1];
   };
+  // a count or minutes in a sentence, as the page's language writes numbers (the server's
+  // waitroom.i18n.fmt_number: CLDR, "1.000" in German, "1 000" in Russian, Latin digits in Arabic too)
+  const numberFmt = (() => {
+    const opts = { numberingSystem: "latn" };
+    try { return new Intl.NumberFormat(document.documentElement.lang || "de", opts); }
+    catch (e) { return new Intl.NumberFormat("de", opts); }  // a language tag the browser does not take
+  })();
+  const num = (n) => (typeof n === "number" && isFinite(n) ? numberFmt.format(n) : n);
   const t = (key, lang, values, n) => fill(form((L[key] && (L[key][lang] || L[key].de)) || key, n), values || {});
   const pick = (names, lang) => (names && (names[lang] || names.de)) || "";
   // the language a name is shown in: German when the office has it in German only (marked so, left to right)
@@ -185,9 +193,9 @@
       const info = el("div", "info", undefined, L1);
       if (s.intake_open === false) info.append(el("span", "closed", t("display.intake_closed", L1)));
       else {
-        info.append(el("span", "", t("display.waiting_count", L1, { count: s.waiting }, s.waiting)));
+        info.append(el("span", "", t("display.waiting_count", L1, { count: num(s.waiting) }, s.waiting)));
         if (s.waiting && s.eta_min != null) {
-          const wait = s.eta_min > 0 ? t("wait.minutes", L1, { minutes: s.eta_min }, s.eta_min) : t("wait.under_minute", L1);
+          const wait = s.eta_min > 0 ? t("wait.minutes", L1, { minutes: num(s.eta_min) }, s.eta_min) : t("wait.under_minute", L1);
           info.append(el("span", "", wait));
         }
       }
