@@ -111,6 +111,26 @@ def test_check_config_command(tmp_path):
     assert out.returncode == 1 and "(yaml)" in out.stderr
 
 
+def test_times_of_day_as_people_write_them():
+    """Unquoted 16:00 is the time, not YAML 1.1's base-60 number 960, and 7:30 is 07:30; what is no time of
+    day says so in words, at its key (pydantic would print its regular expression)."""
+    text = config.EXAMPLE_CONFIG.read_text().replace('["08:00", "16:00"]', "[7:30, 16:00]")
+    assert "[7:30, 16:00]" in text
+    cfg = config.loads(text)
+    assert cfg.office.hours["mon"] == ("07:30", "16:00")
+    with pytest.raises(ConfigError) as exc:
+        config.loads(text.replace("[7:30, 16:00]", '["8.00", 16:00]', 1))
+    assert exc.value.errors == [
+        "office.hours.mon[0]: '8.00' is not a time of day as HH:MM, 00:00 to 23:59, e.g. \"07:30\""
+    ]
+    data = example()
+    data["counters"][0]["id"] = "Schalter 1"
+    assert any(
+        e.startswith("counters[0].id: 'Schalter 1' is not an id of lower-case letters")
+        for e in errors_of(data)
+    )
+
+
 def test_opening_hours(tmp_path):
     import datetime as dt
     from zoneinfo import ZoneInfo

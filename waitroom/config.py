@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -35,7 +36,48 @@ from waitroom.paths import EXAMPLE_CONFIG, data_dir, in_data_dir, resolve_path  
 log = logging.getLogger(__name__)
 
 Id = Annotated[str, Field(pattern=ID_RE.pattern, description="id of [a-z0-9_-], 1-32 characters")]
-HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="time of day HH:MM")]
+HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+def _time_of_day(value: Any) -> Any:
+    """ "7:30" as "07:30": a time of day as people write it (the pattern checks the rest)."""
+    if isinstance(value, str) and len(value) == 4 and value[0].isdigit() and value[1] == ":":
+        return "0" + value
+    return value
+
+
+HHMM = Annotated[
+    str, BeforeValidator(_time_of_day), Field(pattern=HHMM_PATTERN, description="time of day HH:MM")
+]
+# what a pattern means, for the error message (pydantic would print the regular expression)
+_PATTERN_MEANS = {
+    HHMM_PATTERN: 'a time of day as HH:MM, 00:00 to 23:59, e.g. "07:30"',
+    ID_RE.pattern: 'an id of lower-case letters a-z, digits, _ and -, at most 32 characters, e.g. "c1"',
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as an office's IT writes it: an unquoted 16:00 is the text "16:00", not YAML 1.1's base-60
+    integer 960 (YAML 1.2 has no base-60 numbers either)."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
+        if ":" in node.value:
+            return self.construct_scalar(node)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
+        if ":" in node.value:
+            return self.construct_scalar(node)
+        return super().construct_yaml_float(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+
+
+def yaml_load(text: str) -> Any:
+    """A configuration file's YAML (office, city, scenario): times of day stay text (``_Loader``)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 class Strict(BaseModel):
@@ -711,6 +753,20 @@ def _fmt_loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def validation_errors(exc: ValidationError, doc: str = "docs/configuration.md") -> list[str]:
+    """pydantic's errors as "key.path: what is wrong", in words an office's IT can act on."""
+    errs = []
+    for e in exc.errors():
+        msg = e["msg"]
+        pattern = (e.get("ctx") or {}).get("pattern")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key (check the spelling; see {doc})"
+        elif e["type"] == "string_pattern_mismatch" and pattern in _PATTERN_MEANS:
+            msg = f"{e['input']!r} is not {_PATTERN_MEANS[pattern]}"
+        errs.append(f"{_fmt_loc(e['loc'])}: {msg}")
+    return errs
+
+
 def parse(data: Any, source: str = "<config>") -> Config:
     """Validate a decoded YAML document; raise ConfigError listing every problem by path."""
     if not isinstance(data, dict):
@@ -718,13 +774,7 @@ def parse(data: Any, source: str = "<config>") -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        errs = []
-        for e in exc.errors():
-            msg = e["msg"]
-            if e["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; see docs/configuration.md)"
-            errs.append(f"{_fmt_loc(e['loc'])}: {msg}")
-        raise ConfigError(source, errs) from None
+        raise ConfigError(source, validation_errors(exc)) from None
     errors = _cross_check(cfg)
     if errors:
         raise ConfigError(source, errors)
@@ -759,7 +809,7 @@ def decode_text(raw: bytes, source: str) -> str:
 def loads(text: str, source: str = "<config>") -> Config:
     """Validate an office configuration given as YAML text (``load`` once the file is read)."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"(yaml): {exc}"]) from None
     except RecursionError:

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from waitroom import config
 
 ID_PATTERN = config.ID_RE.pattern
-HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+HHMM_PATTERN = config.HHMM_PATTERN
 HARDWARE = (
     "pin map revision of `firmware_config/pinmaps/<role>.yaml` (e.g. `mini`); default: the map's `default`"
 )
@@ -48,7 +48,8 @@ One YAML file per office (example: `waitroom/examples/office.yaml`). Unknown key
 reported with its path, e.g. `counters[2].services[0]: unknown service 'nix'`. Check a file before a node
 restarts with `waitroom check-config FILE` (exit code 1 on errors): it checks every section below, also those
 a process validates only when it starts (`display`, `printer`, `web`, each node's `options` and `pins`).
-Types: *id* is 1-32 characters of `a-z 0-9 _ -`; a range such as `(0..899)` is the values the file may give.
+Types: *id* is 1-32 characters of `a-z 0-9 _ -`; *HH:MM* a time of day, quoted or not (`7:30` is read as
+`07:30`); a range such as `(0..899)` is the values the file may give.
 
 A counter, assistance, dispenser or display node validates the file in a short-lived process when it starts
 and keeps the result in `<data dir>/cache/node-<id>-<key>.json` (data dir: `$WAITROOM_DATA_DIR`, else

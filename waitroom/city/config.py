@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from waitroom.config import HHMM, WEEKDAYS, Broker, Id, Strict, Texts, _fmt_loc
+from waitroom.config import HHMM, WEEKDAYS, Broker, Id, Strict, Texts, validation_errors, yaml_load
 from waitroom.contract import CITY_ID
 from waitroom.errors import ConfigError
 
@@ -257,13 +257,7 @@ def parse(data: Any, source: str = "<city config>") -> CityConfig:
     try:
         cfg = CityConfig.model_validate(data)
     except ValidationError as exc:
-        errs = []
-        for e in exc.errors():
-            msg = e["msg"]
-            if e["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; see docs/city-api.md)"
-            errs.append(f"{_fmt_loc(e['loc'])}: {msg}")
-        raise ConfigError(source, errs) from None
+        raise ConfigError(source, validation_errors(exc, "docs/city-api.md")) from None
     errors = _cross_check(cfg)
     if errors:
         raise ConfigError(source, errors)
@@ -279,7 +273,7 @@ def load(path: str | os.PathLike[str]) -> CityConfig:
     except UnicodeDecodeError as exc:
         raise ConfigError(str(p), [f"(file): not UTF-8 text (byte {exc.start}): save it as UTF-8"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(str(p), [f"(yaml): {exc}"]) from None
     except RecursionError:

@@ -204,7 +204,7 @@ def load(path: str | Path) -> tuple[Scenario, Config]:
     p = Path(path)
     text = office_config.read_text(p)
     try:
-        data = yaml.safe_load(text)
+        data = office_config.yaml_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(str(p), [f"(yaml): {exc}"]) from None
     except RecursionError:
@@ -223,10 +223,7 @@ def parse(data: Any, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(
-            source,
-            [f"{'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()],
-        ) from None
+        raise ConfigError(source, office_config.validation_errors(exc, "docs/steering.md")) from None
 
 
 def check(sc: Scenario, cfg: Config, source: str = "<scenario>") -> None:

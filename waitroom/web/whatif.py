@@ -32,7 +32,7 @@ import yaml
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from waitroom.config import EXAMPLE_CONFIG, Config
+from waitroom.config import EXAMPLE_CONFIG, Config, yaml_load
 from waitroom.errors import ConfigError, WaitroomError
 from waitroom.i18n import fmt_number, fmt_percent
 from waitroom.web.common import cfg, current_user, json_error, lang, login_required, tr, trn
@@ -126,7 +126,7 @@ def scenario_options(office: Config) -> list[dict[str, Any]]:
     for sid, path in scenario_catalog().items():
         entry: dict[str, Any] = {"id": sid, "name": sid, "error": None, "replications": None}
         try:
-            sc = parse(yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
+            sc = parse(yaml_load(path.read_text(encoding="utf-8")), path.name)
             check(sc, office, path.name)
             entry.update(name=sc.name, replications=sc.replications)
         except (OSError, yaml.YAMLError) as exc:
@@ -224,7 +224,7 @@ def _common(office: Config, get: Any, scenario_yaml: str, scenario_id: str) -> t
     """Scenario, replications and seed, from the form or JSON."""
     if scenario_yaml.strip():
         try:
-            data = yaml.safe_load(scenario_yaml)
+            data = yaml_load(scenario_yaml)
         except yaml.YAMLError as exc:
             raise WhatIfInputError(
                 "scenario_yaml", "web.whatif.err.scenario_invalid", details=str(exc)[:300]
@@ -235,7 +235,7 @@ def _common(office: Config, get: Any, scenario_yaml: str, scenario_id: str) -> t
         if path is None:
             raise WhatIfInputError("scenario", "web.whatif.err.scenario", name=scenario_id[:80])
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise WhatIfInputError(
                 "scenario", "web.whatif.err.scenario_invalid", details=str(exc)[:300]
