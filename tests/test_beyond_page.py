@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.test_e2e_web import clock, controller  # noqa: F401 (fixtures)
+from tests.test_e2e_web import browser, clock, controller, web_server  # noqa: F401 (fixtures)
 from tests.test_no_show_return import said, show_queries
 from tests.test_web import anon, app  # noqa: F401 (fixtures)
 from tests.test_web_live import events
@@ -138,3 +138,47 @@ def test_a_ticket_beyond_the_queue_page_waits_on_its_page(app, anon, cfg, contro
     r = anon.get(f"/t/{missed['id']}")
     assert r.status_code == 200 and "Diese Nummer wartet nicht mehr." in said(r.get_data(as_text=True))
     assert missed["id"] not in lv._waiting_known  # and forgotten
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_page_beyond_the_queue_page_is_accessible_and_moves_onto_the_exact_form_live(
+    web_server,  # noqa: F811
+    browser,  # noqa: F811
+    node,
+    artifacts,
+):
+    """axe finds nothing on the page of a ticket beyond its service's queue page in any language, it fits a
+    320 px phone, and the open page takes its place and wait by its live stream once the queue shrinks."""
+    from tests.test_a11y import WIDEST, axe_script, run_axe
+    from waitroom import i18n
+
+    script = axe_script()
+    disp = node("disp-1")
+
+    def issue(_: int) -> dict:
+        return disp.request("ticket.issue", {"service": "pass"})["ticket"]
+
+    with ThreadPoolExecutor(8) as pool:
+        issued = {t["number"]: t for t in pool.map(issue, range(ISSUED))}
+    target = issued[f"A{PLACE:03d}"]
+    url = f"{web_server}/t/{target['id']}"
+    page = browser.new_page(viewport={"width": 320, "height": 640}, bypass_csp=True)  # axe is injected
+    found = {}
+    for lang in i18n.LANGUAGES:
+        page.goto("about:blank")  # ends the previous page's live stream
+        page.goto(f"{url}?lang={lang}")
+        page.wait_for_selector(f"#ticket [data-state=waiting]:has-text('{contract.QUEUE_PAGE}')")
+        assert page.evaluate(WIDEST) == [], lang  # no sideways scrolling on a small phone
+        violations = run_axe(page, script)
+        if violations:
+            found[lang] = violations
+    assert found == {}, found
+    page.goto(f"{url}?lang=de")
+    page.wait_for_selector("#ticket:has-text('Vor Ihnen warten mindestens 100 Personen.')")
+    page.screenshot(path=str(artifacts / "ticket-beyond-page.png"), full_page=True)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: disp.request("ticket.cancel", {"ticket": f"A{n:03d}"}), range(1, 40)))
+    page.wait_for_selector("#ticket:has-text('in der Warteschlange')", timeout=10_000)  # its place, live
+    assert "mindestens" not in page.inner_text("#ticket")
