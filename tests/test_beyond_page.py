@@ -138,6 +138,8 @@ def test_a_ticket_beyond_the_queue_page_waits_on_its_page(app, anon, cfg, contro
     r = anon.get(f"/t/{missed['id']}")
     assert r.status_code == 200 and "Diese Nummer wartet nicht mehr." in said(r.get_data(as_text=True))
     assert missed["id"] not in lv._waiting_known  # and forgotten
+    lv._new_day("2099-01-01")  # another day: what the app knew to wait is gone with the day's tickets
+    assert lv._waiting_known == {}
 
 
 @pytest.mark.browser

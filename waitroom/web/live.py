@@ -387,7 +387,8 @@ class LiveOffice:
             }
 
     def ticket_status(self, ticket_id: str) -> dict[str, Any]:
-        """Where a ticket stands: waiting (position, minutes), called (counter), parked, done or unknown."""
+        """Where a ticket stands: waiting (position, minutes; beyond its service's queue page at least so many
+        before it and at least so many minutes), called (counter), parked, done or unknown."""
         st = self.runtime.state
         if st is None:
             return {"state": "unknown"}
@@ -403,7 +404,9 @@ class LiveOffice:
         """A ticket page for an id this copy does not know: ask the controller (``ticket.show``) and wait a
         moment for the answer. A web app started after a ticket left the queue pages (a no-show older than the
         page's last ten, or one past its window; a ticket served before the start) knows nothing of it, and
-        its page would say "not known" instead of "come back by HH:MM", "expired" or "no longer waiting".
+        its page would say "not known" instead of "come back by HH:MM", "expired" or "no longer waiting"; nor
+        does it know a ticket waiting beyond its service's queue page (the first 100), which then waits on its
+        page with lower bounds (``_beyond_page``).
 
         Never per page view: each unknown id is asked about once (again after ``ASK_AGAIN_S`` if the
         controller did not know it), in batches of ``contract.SHOW_TICKETS`` ids paced ``ASK_PACE_S`` apart by
