@@ -574,8 +574,11 @@ FORM_OF_COUNT["uk"] = FORM_OF_COUNT["ru"]
 # participle ("5 wartend"); Turkish keeps the noun singular after a number ("5 kişi"). Every other plural
 # message must change with the count where the language's grammar does.
 SAME_FOR_EVERY_COUNT: dict[str, set[str]] = {
-    "de": {"wait.minutes", "ticket.wait", "city.alternative", "ticket.ahead", "display.waiting_count"},
-    "ru": {"wait.minutes", "ticket.wait", "city.alternative"},
+    "de": {
+        *("wait.minutes", "wait.at_least", "ticket.wait", "city.alternative", "ticket.ahead"),
+        "display.waiting_count",
+    },
+    "ru": {"wait.minutes", "wait.at_least", "ticket.wait", "city.alternative"},
     "ar": set(),
     "de-LS": set(),
 }

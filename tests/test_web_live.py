@@ -43,7 +43,8 @@ def test_ticket_stream_speaks_when_its_status_changes(app, node):
     first = disp.request("ticket.issue", {"service": "pass"})["ticket"]
     mine = disp.request("ticket.issue", {"service": "pass"})["ticket"]
     live = app.extensions["waitroom"]
-    wait_for(lambda: live.ticket_status(mine["id"])["state"] == "waiting")
+    # on its queue page (before it, the issued event alone says "waiting" without the place)
+    wait_for(lambda: live.ticket_status(mine["id"]).get("position") == 2)
     got: queue.Queue = queue.Queue()
 
     def reader() -> None:  # the stream in a thread of its own, as a server would run it

@@ -350,7 +350,7 @@ def test_the_ticket_page_names_the_service_and_says_what_the_minutes_are(app, an
 
     tid = node("disp-1").request("ticket.issue", {"service": "melde"})["ticket"]["id"]
     live = app.extensions["waitroom"]
-    wait_for(lambda: live.ticket_status(tid).get("state") == "waiting")
+    wait_for(lambda: live.ticket_status(tid).get("position") == 1)  # on its queue page: its place and wait
     de = anon.get(f"/t/{tid}?lang=de").get_data(as_text=True)
     assert '<p class="service" id="ticket-service">Meldeangelegenheiten</p>' in de
     eta = re.search(r'<p id="ticket-eta">Voraussichtliche Wartezeit: ([^<]*)</p>', de)

@@ -385,8 +385,8 @@ OPS: dict[str, Op] = {
             "Where tickets of today stand, by id (no effect): number, service, state, and for one marked not "
             "appeared when (`at`, as in the `no_show` list of `queue/<service>`); an id not known today is "
             "left out. The web app asks only about ids its copy of the office does not know (a ticket page "
-            "opened after the app started, whose ticket left the `queue` pages before), once per id, in "
-            "batches: never per page view.",
+            "opened after the app started, whose ticket left the `queue` pages before or waits beyond their "
+            "first 100), once per id, in batches: never per page view.",
             {"tickets": ["7f3a9c2e1b", "0b1c2d3e4f"]},
             {
                 "tickets": [

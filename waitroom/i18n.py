@@ -594,6 +594,13 @@ def wait_minutes(minutes: int, lang: str | None = "de", *, formatted: bool = Fal
     return tn("wait.minutes", minutes, lang, minutes=shown)
 
 
+def wait_at_least(minutes: int, lang: str | None = "de", *, formatted: bool = False) -> str:
+    """A lower bound of a wait in words: "mindestens 45 Min." (a ticket beyond its service's queue page
+    waits at least as long as the page's last ticket; ``formatted`` as in ``wait_minutes``)."""
+    shown = fmt_number(minutes, lang) if formatted else minutes
+    return tn("wait.at_least", minutes, lang, minutes=shown)
+
+
 def alternative(office: str, minutes: int, lang: str | None = "de", *, formatted: bool = False) -> str:
     """The city's advice in words: "Kürzer warten: Bürgerbüro Süd: ca. 10 Min.", and "...: weniger als 1 Min."
     for a wait that rounds to 0 (as ``wait_minutes``, also ``formatted``)."""

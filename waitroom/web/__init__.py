@@ -171,6 +171,9 @@ def create_app(
             "wait_minutes": lambda minutes: hyphen.keep_numbers(
                 i18n.wait_minutes(minutes, common.lang(), formatted=True)
             ),
+            "wait_at_least": lambda minutes: hyphen.keep_numbers(
+                i18n.wait_at_least(minutes, common.lang(), formatted=True)
+            ),
             "alternative": lambda office, minutes: hyphen.keep_numbers(
                 i18n.alternative(office, minutes, common.lang(), formatted=True)
             ),

@@ -12,7 +12,9 @@ the same object:
 - ``live.public_state()`` -> the same without ticket ids, with the names of services and counters from the
   configuration and the merged ``waiting`` / ``parked`` lists (cached until the next change);
 - ``live.waiting()`` / ``live.parked()`` -> the waiting lists (with ids; staff and ticket status only);
-- ``live.ticket_status(ticket_id)`` -> where one ticket stands (an index rebuilt once per change);
+- ``live.ticket_status(ticket_id)`` -> where one ticket stands (an index rebuilt once per change; a ticket
+  known to wait beyond its service's page -- the first 100 -- with lower bounds: ``ahead_at_least``,
+  ``eta_min_at_least``);
 - ``live.wait_for_seq(seq)`` -> block until the copy includes the state with that seq (staff pages);
 - ``live.sse_response(ticket=None, nodes=False)`` -> a streaming text/event-stream response.
 
@@ -147,6 +149,9 @@ class LiveOffice:
         # ticket id -> {ticket, service, at} of the tickets marked not appeared today, from the ticket events
         # and the queue pages' "no_show" lists; one called again leaves (its status page, the staff list)
         self._no_shows: dict[str, dict[str, Any]] = {}
+        # ticket id -> {ticket, service, seq} of tickets known to wait (an issued ticket event, a ticket.show
+        # answer), which may be beyond their service's queue page (its first QUEUE_PAGE): see _beyond_page
+        self._waiting_known: dict[str, dict[str, Any]] = {}
         # ticket ids this copy did not know, asked of the controller (ticket.show): id -> when (monotonic),
         # the ids still to ask, and the pages waiting for their answer
         self._asked: dict[str, float] = {}
@@ -301,8 +306,10 @@ class LiveOffice:
         index = {}
         st = self.state() or {}
         position: dict[str, int] = {}
+        last_eta: dict[str, Any] = {}  # service -> the expected wait of its page's last waiting ticket
         for w in self.waiting():
             n = position[w["service"]] = position.get(w["service"], 0) + 1
+            last_eta[w["service"]] = w.get("eta_min")
             index[w["id"]] = {
                 "state": "waiting",
                 "ticket": w["ticket"],
@@ -311,6 +318,7 @@ class LiveOffice:
                 "ahead": n - 1,
                 "eta_min": w.get("eta_min"),
             }
+        self._beyond_page(index, position, last_eta)
         for tid, ns in self._no_shows.items():  # a live state below (called again) overrides it
             index[tid] = {"state": "no_show", "ticket": ns["ticket"], "at": ns["at"]}
         for p in self.parked():
@@ -336,8 +344,51 @@ class LiveOffice:
         self._index = index
         return index
 
+    def _truncated(self, service: str) -> bool:
+        """Whether the service's queue page leaves waiting tickets out: its ``total`` (the summary's count of
+        the service while a controller sends none) is larger than its list. The page's own total, not the
+        newer summary's: the two describe the same moment."""
+        q = self.queues.get(service) or {}
+        total = q.get("total")
+        if not isinstance(total, int):
+            st = self.runtime.state or {}
+            total = next((s.get("waiting") for s in st.get("services", []) if s.get("id") == service), 0)
+        return isinstance(total, int) and total > len(q.get("tickets") or [])
+
+    def _beyond_page(
+        self, index: dict[str, dict[str, Any]], position: dict[str, int], last_eta: dict[str, Any]
+    ) -> None:
+        """The tickets known to wait that their service's page does not list (``index`` holds the page's):
+        beyond its first ``QUEUE_PAGE``, so "at least N before you" (N: the service's tickets on the page) and
+        at least the expected wait of the page's last ticket. Only while the page is truncated (or the ticket
+        is newer than the page) and no call or ticket event since it was known to wait says it left: a
+        ticket event this app missed is corrected by the pages (not truncated and not on it: not waiting)."""
+        if not self._waiting_known or not self.queues:
+            return  # (a controller that sends the lists inside the state lists every waiting ticket)
+        listed = {svc: {w.get("id") for w in q.get("tickets") or []} for svc, q in self.queues.items()}
+        cut = {svc: self._truncated(svc) for svc in self._service_names}
+        gone = self._left_queue
+        for tid, known in list(self._waiting_known.items()):
+            svc = known["service"]
+            if tid in index or tid in listed.get(svc, ()) or gone.get(known["ticket"], -1) > known["seq"]:
+                continue  # on the page (its exact place, or it left since), or it left by an event
+            page_seq = (self.queues.get(svc) or {}).get("seq", 0)
+            if not cut[svc] and known["seq"] <= page_seq:
+                continue  # the page lists every waiting ticket of its service, and not this one
+            index[tid] = {
+                "state": "waiting",
+                "ticket": known["ticket"],
+                "service": self._service_names.get(svc),
+                "position": None,
+                "ahead": None,
+                "eta_min": None,
+                "ahead_at_least": position.get(svc, 0),
+                "eta_min_at_least": last_eta.get(svc),
+            }
+
     def ticket_status(self, ticket_id: str) -> dict[str, Any]:
-        """Where a ticket stands: waiting (position, minutes), called (counter), parked, done or unknown."""
+        """Where a ticket stands: waiting (position, minutes; beyond its service's queue page at least so many
+        before it and at least so many minutes), called (counter), parked, done or unknown."""
         st = self.runtime.state
         if st is None:
             return {"state": "unknown"}
@@ -353,7 +404,9 @@ class LiveOffice:
         """A ticket page for an id this copy does not know: ask the controller (``ticket.show``) and wait a
         moment for the answer. A web app started after a ticket left the queue pages (a no-show older than the
         page's last ten, or one past its window; a ticket served before the start) knows nothing of it, and
-        its page would say "not known" instead of "come back by HH:MM", "expired" or "no longer waiting".
+        its page would say "not known" instead of "come back by HH:MM", "expired" or "no longer waiting"; nor
+        does it know a ticket waiting beyond its service's queue page (the first 100), which then waits on its
+        page with lower bounds (``_beyond_page``).
 
         Never per page view: each unknown id is asked about once (again after ``ASK_AGAIN_S`` if the
         controller did not know it), in batches of ``contract.SHOW_TICKETS`` ids paced ``ASK_PACE_S`` apart by
@@ -416,7 +469,9 @@ class LiveOffice:
 
     def _learned(self, tickets: list[Any], seq: Any) -> None:
         """The controller's answer to ``ticket.show``: a no-show (with the time it was marked) joins the
-        no-shows unless a later call of it is known; a finished ticket is one seen (no longer waiting)."""
+        no-shows unless a later call of it is known; a finished ticket is one seen (no longer waiting); a
+        waiting one is known to wait (beyond its service's page, ``_beyond_page``) unless a later call or
+        ticket event of it is known."""
         seq = seq if isinstance(seq, int) else 0
         for entry in tickets:
             named = isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("id", "number"))
@@ -435,6 +490,8 @@ class LiveOffice:
                 self.tickets_seen[tid] = entry["number"]
             elif state in FINISHED:
                 self.tickets_seen[tid] = entry["number"]
+            elif state == "waiting":  # not on its service's page (else it would be known): beyond it
+                self._wait_known(tid, entry["number"], entry.get("service"), seq)
         self._changed()
 
     def no_show_until(self, at: float) -> float | None:
@@ -687,6 +744,7 @@ class LiveOffice:
             self._left_queue.clear()
             self._calls.clear()
             self._no_shows.clear()
+            self._waiting_known.clear()
             with self._ask_cond:
                 self._asked.clear()
 
@@ -725,6 +783,7 @@ class LiveOffice:
         self.queues[service] = q
         self._remember(tickets + parked)
         self._page_no_shows(q, service)
+        self._page_waiting(q, service)
         self._changed()
 
     def _page_no_shows(self, q: dict[str, Any], service: str) -> None:
@@ -766,6 +825,28 @@ class LiveOffice:
                 continue  # expired (its page says so), or older than the page's newest ones
             del self._no_shows[tid]
 
+    def _page_waiting(self, q: dict[str, Any], service: str) -> None:
+        """A page that lists every waiting ticket of its service (not truncated) ends what this app knew to
+        wait there and the page does not list, if known before the page: it left (an event this app missed).
+        Listed or truncated, the entry stays (a ticket on the page may be pushed beyond it again)."""
+        if not self._waiting_known or self._truncated(service):
+            return
+        page_seq = q.get("seq", 0) if isinstance(q.get("seq"), int) else 0
+        listed = {w.get("id") for w in q.get("tickets") or [] if isinstance(w, dict)}
+        for tid, known in list(self._waiting_known.items()):
+            if known["service"] == service and known["seq"] <= page_seq and tid not in listed:
+                del self._waiting_known[tid]
+
+    def _wait_known(self, tid: str, number: str, service: Any, seq: int) -> None:
+        """A ticket known to wait in ``service`` since ``seq`` (an issued or returned ticket's event, a
+        ``ticket.show`` answer): its page shows it also beyond the service's queue page."""
+        if not isinstance(service, str) or service not in self._service_names:
+            return
+        old = self._waiting_known.get(tid)
+        if old is None or old["seq"] <= seq:
+            self._waiting_known[tid] = {"ticket": number, "service": service, "seq": seq}
+        self.tickets_seen[tid] = number
+
     def _on_counter(self, topic: str, raw: bytes) -> None:
         try:
             detail = contract.decode(raw, limit=None)
@@ -788,12 +869,16 @@ class LiveOffice:
             waiting = kind is EventKind.TICKET and event.get("state") == "waiting"
             if kind is EventKind.CALL or (kind is EventKind.TICKET and not waiting):
                 self._left_queue[number] = seq  # no longer waiting since seq
+                if isinstance(event.get("ticket_id"), str):
+                    self._waiting_known.pop(event["ticket_id"], None)
             if kind is EventKind.CALL and isinstance(event.get("ticket_id"), str):
                 self._calls[event["ticket_id"]] = {"seq": seq, "ticket": number, "counter": event["counter"]}
                 self.tickets_seen[event["ticket_id"]] = number
                 self._no_shows.pop(event["ticket_id"], None)  # called again: the citizen came back
             elif waiting:
                 self._left_queue.pop(number, None)
+                if isinstance(event.get("ticket_id"), str):
+                    self._wait_known(event["ticket_id"], number, event.get("service"), seq)
             if kind is EventKind.TICKET and isinstance(event.get("ticket_id"), str):
                 self._note_no_show(event, number)
             self._changed()
