@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.test_e2e_web import browser, clock, controller, web_server  # noqa: F401 (fixtures)
-from tests.test_no_show_return import said, show_queries
+from tests.test_no_show_return import said, spy_show
 from tests.test_web import anon, app  # noqa: F401 (fixtures)
 from tests.test_web_live import events
 from tests.web_helpers import wait_for
@@ -103,6 +103,7 @@ def test_a_ticket_beyond_the_queue_page_waits_on_its_page(app, anon, cfg, contro
     assert f"Expected wait: at least {eta} min" in en
 
     # (b) a web app started afterwards: it asks the controller once (ticket.show) and says the same
+    asked = spy_show(controller.office)
     later = second_web(cfg, tmp_path / "web-later")
     try:
         visitor = later.test_client()
@@ -110,7 +111,7 @@ def test_a_ticket_beyond_the_queue_page_waits_on_its_page(app, anon, cfg, contro
             r = visitor.get(f"/t/{target['id']}")
             assert r.status_code == 200
             beyond_texts(r.get_data(as_text=True), eta)
-        assert show_queries(tmp_path / "events.db") == 1  # once, whatever the views
+        assert asked == [[target["id"]]]  # once, whatever the views
     finally:
         later.extensions["waitroom"].close()
 

@@ -347,6 +347,26 @@ def test_same_request_id_has_its_effect_once(office):
     assert cmd(office, "web", "ticket.issue", rid="req-1", service="pass").reply["ok"]
 
 
+def test_a_query_changes_nothing_and_its_repeat_is_answered_anew(office):
+    """Queries (ticket.show, ticket.reservation, appointment.slots / .show) are asked by public pages and the
+    city: their replies are not stored, so a flood of them fills neither the disk nor the memory, and a
+    repeat says how things stand now."""
+    assert {n for n, op in contract.OPS.items() if op.query} == {
+        "ticket.reservation",
+        "ticket.show",
+        "appointment.slots",
+        "appointment.show",
+    }
+    tid = ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["id"]
+    first = cmd(office, "web", "ticket.show", rid="q-1", tickets=[tid]).reply
+    assert first["result"]["tickets"][0]["state"] == "waiting"
+    assert cmd(office, "web", "ticket.cancel", rid="c-1", ticket=tid).reply["ok"]
+    again = cmd(office, "web", "ticket.show", rid="q-1", tickets=[tid]).reply
+    assert "repeated" not in again and again["result"]["tickets"][0]["state"] == "cancelled"
+    assert office.store.reply_for("web", "q-1") is None
+    assert office.store.reply_for("web", "c-1") is not None  # a command's reply is stored as before
+
+
 def test_state_is_rebuilt_exactly_from_the_log(cfg, tmp_path, clock):
     path = tmp_path / "events.db"
     office = Office(cfg, EventStore(path), clock=clock)

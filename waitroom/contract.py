@@ -260,6 +260,9 @@ class Op:
     summary: str
     example_args: dict[str, Any] = field(default_factory=dict)
     example_result: dict[str, Any] = field(default_factory=dict)
+    # a query: it changes nothing, so its reply is not stored (a repeat is answered anew); public pages and
+    # the city ask these, and a flood of them must not fill the controller's disk or memory with replies
+    query: bool = False
 
 
 _STAFF = frozenset({Role.COUNTER, Role.WEB})
@@ -376,6 +379,7 @@ OPS: dict[str, Op] = {
             "Where a remote ticket stands: reserved, checked_in (with its number), lapsed.",
             {"code": "K7P2QM"},
             {"reservation": {"code": "K7P2QM", "state": "checked_in", "number": "A014"}},
+            query=True,
         ),
         Op(
             "ticket.show",
@@ -399,6 +403,7 @@ OPS: dict[str, Op] = {
                     }
                 ]
             },
+            query=True,
         ),
         Op(
             "appointment.book",
@@ -451,6 +456,7 @@ OPS: dict[str, Op] = {
             "book (no effect; the booking page asks).",
             {"service": "pass", "day": "2026-11-24"},
             {"slots": {"service": "pass", "day": "2026-11-24", "free": [[1764003600.0, 2]], "days": []}},
+            query=True,
         ),
         Op(
             "appointment.show",
@@ -460,6 +466,7 @@ OPS: dict[str, Op] = {
             "One appointment of the book (service, slot, state; no effect).",
             {"code": "K7P2QX"},
             {"appointment": {"code": "K7P2QX", "service": "pass", "slot": 1764003600.0, "state": "booked"}},
+            query=True,
         ),
         Op(
             "appointment.checkin",

@@ -85,6 +85,8 @@ def generate() -> str:
     for op in OPS.values():
         roles = ", ".join(sorted(r.value for r in op.roles))
         lines += [f"#### `{op.name}`", "", op.summary, "", f"- roles: {roles}"]
+        if op.query:
+            lines.append("- a query: changes nothing; its reply is not stored, a repeat is answered anew")
         for name, desc in op.args.items():
             req = "required" if name in op.required else "optional"
             lines.append(f"- `{name}` ({req}): {desc}")

@@ -644,7 +644,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         reply["seq"] = self.state.seq
         outcome = Outcome(reply, events)
         batch.events += events
-        if stored:
+        if stored and not cmd.op.query:  # a query's repeat is answered anew (contract.Op.query)
             batch.replies[(node_id, cmd.id)] = (digest, reply)
         batch.pending.append(outcome)
         return outcome
