@@ -470,3 +470,15 @@ def test_confidence_intervals_stay_within_what_a_figure_can_be() -> None:
     on_time = ci95([1.0, 1.0, 1.0, 0.5], high=1.0)
     assert on_time["ci95"][1] == 1.0 and on_time["ci95"][0] < on_time["mean"]
     assert ci95([2.0, 4.0])["ci95"] == [1.04, 4.96]  # 3 +- 1.96 * 1.414 / sqrt(2): nothing to cut
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "docs" / "steering-days").glob("s[0-9]-*.yaml")), ids=lambda p: p.stem
+)
+def test_the_documented_office_days_load(path):
+    """docs/steering.md reports figures for these office days: each stays a valid scenario for its office."""
+    from waitroom.sim.scenario import check, load
+
+    sc, cfg = load(path)
+    check(sc, cfg, str(path))
+    assert sc.name and cfg.counters
