@@ -4,6 +4,7 @@ inbox of the controller's link.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import threading
@@ -206,8 +207,65 @@ def test_chunked_socket_hands_out_what_it_read_and_reports_it_pending() -> None:
         b.close()
 
 
+def test_write_now_sends_in_order_and_keeps_what_the_socket_did_not_take() -> None:
+    """The controller's engine thread writes its replies and events itself (``write_now``): in order, what a
+    full socket did not take stays queued (as the rest of a packet), a QoS 0 publish or a DISCONNECT is
+    left to the network thread, and nothing is written while the network thread writes."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    client = mqtt._Client(CallbackAPIVersion.VERSION2, client_id="write-now")
+
+    def queued(command: int, qos: int, body: bytes) -> dict:
+        info = paho.MQTTMessageInfo(1)
+        return {
+            "command": command,
+            "mid": 1,
+            "qos": qos,
+            "pos": 0,
+            "to_process": len(body),
+            "packet": body,
+            "info": info,
+        }
+
+    rng = random.Random(3)
+    bodies = [bytes([0x32]) + rng.randbytes(20_000) for _ in range(100)]  # 2 MB: more than the socket takes
+    qos0, last = bytes([0x30]) + b"q0", bytes([0x32]) + b"last"
+    try:
+        client._sock = a
+        client._out_packet.extend(queued(0x32, 1, body) for body in bodies)
+        client._out_packet.append(queued(0x30, 0, qos0))
+        client._out_packet.append(queued(0x32, 1, last))
+        with client._write_lock:  # the network thread is writing: it writes everything
+            client.write_now()
+        assert len(client._out_packet) == 102
+        got = bytearray()
+        rounds = 0
+        while len(got) < sum(map(len, bodies)):
+            client.write_now()
+            rounds += 1
+            with contextlib.suppress(BlockingIOError):
+                while chunk := b.recv(1 << 20):
+                    got += chunk
+            assert rounds < 10_000
+        assert rounds > 1  # the socket took it in parts
+        assert bytes(got) == b"".join(bodies)
+        # the QoS 0 publish is the network thread's (paho reports it published after its write)
+        assert [p["packet"] for p in client._out_packet] == [qos0, last]
+        client.write_now()
+        assert [p["packet"] for p in client._out_packet] == [qos0, last]
+        assert client._packet_write() == paho.MQTT_ERR_SUCCESS
+        time.sleep(0.05)
+        assert b.recv(100) == qos0 + last
+    finally:
+        client._sock = None
+        a.close()
+        b.close()
+
+
 def test_bursts_both_ways_arrive_whole_and_in_order(broker) -> None:
-    """Hundreds of QoS 1 messages published from another thread in one burst (joined writes) and received
+    """Hundreds of QoS 1 messages published from another thread in one burst (joined writes, some written by
+    that thread itself) and received
     in one burst (chunked reads), with QoS 0 publishes between them: every one arrives, in order."""
     cfg = office_config(broker.port, office_id="burst")
     t = Topics("burst")
@@ -234,6 +292,8 @@ def test_bursts_both_ways_arrive_whole_and_in_order(broker) -> None:
                 qos0 += 1
             else:
                 sender.publish(t.event("call"), {"i": i}, "event")
+            if i % 7 == 3:
+                sender.write_now()  # as the controller's engine thread does, while the network thread writes
         assert done.wait(20), f"{len(got)} of {n} arrived"
         calls = [i for kind, i in got if kind == "call"]
         assert calls == [i for i in range(n) if i % 10 != 5]

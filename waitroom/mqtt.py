@@ -279,6 +279,13 @@ _PUBLISH, _DISCONNECT = 0x30, 0xE0
 COALESCE_MAX = 64
 
 
+def _plain(packet: Any) -> bool:
+    """A queued packet that paho does nothing more with once it is written: not a QoS 0 PUBLISH (paho
+    reports it published after the write) and not a DISCONNECT."""
+    kind = packet["command"] & 0xF0
+    return not (kind == _DISCONNECT or (kind == _PUBLISH and packet["qos"] == 0))
+
+
 class _Client(paho.Client):
     """paho's client with its TCP (or TLS) connection read in chunks (see ``_ChunkedSocket``) and the
     packets that wait to be sent written together.
@@ -289,19 +296,66 @@ class _Client(paho.Client):
     queue into one. Only packets that paho does nothing more with once they are written are joined: not a
     QoS 0 PUBLISH (paho reports it published after the write) and not a DISCONNECT."""
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # paho writes only from its network thread; ``write_now`` lets the thread that queued a packet write
+        # it too, so both take this lock (two writers could interleave the bytes of partly sent packets)
+        self._write_lock = threading.Lock()
+
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
         return sock if self._transport == "websockets" else _ChunkedSocket(sock)
 
+    def write_now(self) -> None:
+        """Write the queued packets from this thread, now, as far as the socket takes them.
+
+        A packet published from another thread waits for paho's network thread, which needs the GIL for it:
+        while the publishing thread goes on computing, that can take up to the interpreter's switch interval
+        (5 ms). The controller calls this right after a batch's replies and events, before it computes
+        anything else. Only packets that paho does nothing more with once written are written here (as in
+        ``_packet_write``); the rest, what the socket does not take now, and everything while the network
+        thread is writing are left to the network thread, which was woken when they were queued. A failed
+        write leaves its bytes queued: the network thread's next write meets the same error and reconnects."""
+        if (
+            self._sock is None
+            or self._transport == "websockets"
+            or not self._write_lock.acquire(blocking=False)
+        ):
+            return
+        try:
+            out = self._out_packet
+            while out:
+                joined: list[Any] = []
+                while out and len(joined) < COALESCE_MAX and _plain(out[0]):
+                    joined.append(out.popleft())
+                if not joined:
+                    return
+                data = b"".join(bytes(p["packet"][p["pos"] :]) for p in joined)
+                try:
+                    sent = self._sock_send(data)
+                except (OSError, ValueError, AttributeError):
+                    sent = 0
+                if sent > 0:
+                    with self._msgtime_mutex:
+                        self._last_msg_out = time.monotonic()
+                if sent < len(data):
+                    rest = data[sent:]
+                    out.appendleft({**joined[0], "pos": 0, "to_process": len(rest), "packet": rest})
+                    return
+        finally:
+            self._write_lock.release()
+
     def _packet_write(self) -> Any:
+        with self._write_lock:
+            return self._packet_write_locked()
+
+    def _packet_write_locked(self) -> Any:
         out = self._out_packet
         if len(out) > 1:
             joined: list[Any] = []
             # other threads only append on the right: taking from the left keeps the order
             while out and len(joined) < COALESCE_MAX:
-                head = out[0]
-                kind = head["command"] & 0xF0
-                if kind == _DISCONNECT or (kind == _PUBLISH and head["qos"] == 0):
+                if not _plain(out[0]):
                     break
                 joined.append(out.popleft())
             if len(joined) > 1:
@@ -520,6 +574,11 @@ class MqttLink:
             )
             return
         self.client.publish(topic, data, qos=contract.QOS[kind], retain=contract.RETAIN[kind])
+
+    def write_now(self) -> None:
+        """Send what was published so far from this thread, without waiting for the network thread (see
+        ``_Client.write_now``)."""
+        self.client.write_now()
 
     def subscribe(
         self,

@@ -497,6 +497,7 @@ class ControllerService:
                 self.link.publish(self.topics.reply(node_id), outcome.reply, "reply")
             if outcome.changed:
                 self._publish_events(outcome)
+        self.link.write_now()  # the replies and calls go out before the summary and forecast are computed
 
     def _publish_events(self, outcome: Outcome) -> None:
         for kind, payload in self.office.event_messages(outcome.events):
