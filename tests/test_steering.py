@@ -168,6 +168,46 @@ def test_appointments_are_planned_into_the_counters_time():
     assert day.call("c1", now=slot - 8 * 60)[0] == w
 
 
+def test_a_walk_in_that_waited_the_walk_in_cap_goes_before_appointments_due_after_it_came():
+    """``appointments.max_wait_behind_appointments_min``: on a day the appointment book fills the counters,
+    a walk-in that has waited the cap is called before the due holders (both ways of becoming due: the slot
+    came, or a walk-in would make the holder late); a holder due before the walk-in came keeps its place;
+    without the cap (the default) due holders always go first."""
+    slot = T0 - 5 * 60  # due 5 minutes ago
+    capped = office(appointments={"early_min": 10, "grace_min": 2, "max_wait_behind_appointments_min": 30})
+    day = Day(capped)
+    _close(day, "c2", "c4")  # c1 is the only open counter for Pass
+    young, old = day.issue("pass", 3), day.issue("pass", 35)
+    appt = day.issue("pass", 1, slot=slot)
+    ticket, rule, reason = day.call("c1")
+    assert (ticket, rule, reason) == (
+        old,
+        "behind_appointments",
+        "wartet 35 Min. hinter Terminen (Grenze 30 Min.)",
+    )
+    assert day.call("c1")[:2] == (appt, "appointment")  # the young walk-in has not waited the cap
+    assert day.call("c1")[0] == young
+    # the default: no cap, the due holder first
+    day = Day(office(appointments={"early_min": 10, "grace_min": 2}))
+    _close(day, "c2", "c4")
+    day.issue("pass", 35)
+    appt = day.issue("pass", 1, slot=slot)
+    assert day.call("c1")[:2] == (appt, "appointment")
+    # a holder due (slot 09:00) before the walk-in came (08:25 + 36 min): the holder keeps its place
+    day = Day(capped)
+    _close(day, "c2", "c4")
+    appt = day.issue("pass", 70, slot=T0 - 60 * 60)
+    day.issue("pass", 40)
+    assert day.call("c1")[:2] == (appt, "appointment")
+    # planned into the counter's time (not due yet, a walk-in would make it late): the capped walk-in first
+    day = Day(capped)
+    _close(day, "c2", "c4")
+    old = day.issue("pass", 31)
+    appt = day.issue("pass", 1, slot=T0 + 5 * 60)
+    assert day.call("c1")[:2] == (old, "behind_appointments")
+    assert day.call("c1")[:2] == (appt, "appointment")
+
+
 def test_an_appointment_not_yet_due_is_left_to_a_counter_free_in_time():
     cfg = office(appointments={"early_min": 10, "grace_min": 2})
     slot = T0 + 30 * 60

@@ -353,6 +353,14 @@ class AppointmentRules(Strict):
         description="recommended policy: a counter still calls a walk-in when it expects to be done by the "
         "next due appointment's slot (or check-in, if later) plus this many minutes",
     )
+    max_wait_behind_appointments_min: float | None = Field(
+        None,
+        gt=0,
+        le=480,
+        description="recommended policy: a walk-in who has waited this long is called before the "
+        "appointments that became due after it came (a bound on how long appointments hold the walk-ins "
+        "back, at the cost of their punctuality); null = no bound",
+    )
 
 
 class SteeringCondition(Strict):

@@ -307,6 +307,7 @@ KEYS_BUILT_AT_RUN_TIME = (
     N_("steering.condition"),
     N_("steering.service_level"),
     N_("steering.behind_priority"),
+    N_("steering.behind_appointments"),
     N_("steering.priority"),
     Nn_("steering.fairness"),
     N_("steering.longest"),

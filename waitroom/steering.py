@@ -9,7 +9,8 @@ predictor, the simulator and the tests share the very same code. ``RuleSelector`
    check-in if later) when a walk-in taken now would not be done by then plus ``appointments.grace_min``
    (looking as far ahead as the walk-in takes, which for a long service reaches beyond
    ``appointments.early_min`` before the slot); otherwise it takes the walk-in, so appointments do not jump
-   the queue before they need to;
+   the queue before they need to. With ``appointments.max_wait_behind_appointments_min`` set, a walk-in that
+   has waited that long goes before the appointments that became due after it came (``behind_appointments``);
 3. a condition (``conditions``): the longest wait of a service passed its limit, and this counter is one of
    the counters the condition names;
 4. walk-ins by score = waiting time / the service's target (service-level ageing), times the counter's skill
@@ -198,6 +199,7 @@ class _Rules:
     grace_s: float = 120.0
     means: dict[str, float] | None = None  # service -> configured mean service seconds
     servers: dict[str, tuple[str, ...]] | None = None  # service -> the counters serving it
+    walk_cap_s: float | None = None  # a walk-in waiting this long goes before appointments due after it came
 
 
 def compile_rules(cfg: Config) -> _Rules:
@@ -233,6 +235,9 @@ def compile_rules(cfg: Config) -> _Rules:
         grace_s=st.appointments.grace_min * 60.0,
         means={s.id: s.mean_service_min * 60.0 for s in cfg.services},
         servers={s.id: tuple(c.id for c in cfg.counters if s.id in c.services) for s in cfg.services},
+        walk_cap_s=None
+        if st.appointments.max_wait_behind_appointments_min is None
+        else st.appointments.max_wait_behind_appointments_min * 60.0,
     )
 
 
@@ -366,7 +371,8 @@ class RuleSelector:
                     appt, due = head, d
         callable_ = appt is not None and now >= appt.appointment - r.early_s  # type: ignore[operator]
         if callable_ and due <= now:  # due: before the walk-ins
-            return Choice(appt, "appointment", (("slot", appt.appointment),))  # type: ignore[union-attr,arg-type]
+            due_now = Choice(appt, "appointment", (("slot", appt.appointment),))  # type: ignore[union-attr,arg-type]
+            return self._unless_capped(r, cr, pool, now, appt, due_now)  # type: ignore[arg-type]
         walk = self._walk_in(r, cr, pool, now, since_priority, priority_calls)
         if appt is not None:
             if walk is None:
@@ -393,8 +399,33 @@ class RuleSelector:
             if due < back:
                 late = self._uncovered(r, cr, counter, pool, now, back, state)
                 if late is not None:
-                    return Choice(late, "appointment", (("slot", late.appointment),))
+                    return self._unless_capped(
+                        r, cr, pool, now, late, Choice(late, "appointment", (("slot", late.appointment),))
+                    )
         return walk
+
+    @staticmethod
+    def _unless_capped(
+        r: _Rules, cr: _CounterRules, pool: Pool | PoolView, now: float, appt: Ticket, choice: Choice
+    ) -> Choice:
+        """``appointments.max_wait_behind_appointments_min``: the longest waiting walk-in this counter may
+        call goes before the appointment ``appt`` when it has waited the cap and came before the holder was
+        due (a holder due before the walk-in came keeps its place)."""
+        if r.walk_cap_s is None:
+            return choice
+        oldest: Ticket | None = None
+        for s in cr.services:
+            for d in (pool.normal, pool.priority):
+                lst = d.get(s)
+                if lst and (oldest is None or _walk_key(lst[0]) < _walk_key(oldest)):
+                    oldest = lst[0]
+        if oldest is None or now - oldest.issued_at < r.walk_cap_s or oldest.issued_at >= _due(appt):
+            return choice
+        return Choice(
+            oldest,
+            "behind_appointments",
+            (("wait", _minutes(now - oldest.issued_at)), ("limit", _minutes(r.walk_cap_s))),
+        )
 
     def _uncovered(
         self,
