@@ -208,14 +208,15 @@ def test_json_endpoint(admin):
         "rule_sets": {
             "c3-fs": {"skills": {"c3": C3_WITH_FS}},
             "strict-priority": {"normal_per_priority": 0, "targets": {"pass": 15}, "ageing_from": 0.5},
+            "walk-in-bound": {"walk_in_bound": 30},
         },
     }
     r = admin.post("/admin/whatif.json", json=body, headers={"X-CSRFToken": token})
     assert r.status_code == 200, r.get_data(as_text=True)
     rep = r.json["report"]
-    assert rep["order"] == ["current", "c3-fs", "strict-priority"] and set(rep["rule_sets"]) == set(
-        rep["order"]
-    )
+    assert rep["order"] == ["current", "c3-fs", "strict-priority", "walk-in-bound"] and set(
+        rep["rule_sets"]
+    ) == set(rep["order"])
     assert rep["replications"] == 3 and rep["seed"] == 1
     fs = {k: v["per_service"]["fuehrerschein"]["mean_wait_min"] for k, v in rep["rule_sets"].items()}
     assert fs["c3-fs"] < fs["current"]
@@ -224,7 +225,30 @@ def test_json_endpoint(admin):
     assert strict["service_levels"]["pass"]["within_min"] == 15
     assert rep["rule_sets"]["strict-priority"]["per_service"]["pass"]["target_min"] == 15
     assert rep["inputs"]["c3-fs"]["skills"] == {"c3": C3_WITH_FS}
+    bound = rep["inputs"]["walk-in-bound"]["steering"]["appointments"]
+    assert (
+        bound["max_wait_behind_appointments_min"] == 30 and bound["early_min"] == 10
+    )  # the rest as configured
+    assert strict["appointments"]["max_wait_behind_appointments_min"] is None  # the office's: no bound
     assert rep["notes"] == []
+
+
+def test_the_form_s_walk_in_bound_reaches_the_rules(app, cfg):
+    """The variant's field "Grenze für Wartende ohne Termin hinter Terminen": minutes, or empty for none."""
+    from werkzeug.datastructures import MultiDict
+
+    from waitroom.sim.scenario import apply_rule_set
+    from waitroom.web.whatif import parse_form, rule_set
+
+    with app.test_request_context("/admin/whatif"):
+        for raw, want in (("45", 45.0), ("", None), ("  ", None)):
+            fields = [("scenario", "mitte-monday"), ("replications", "1"), ("v1_on", "1")]
+            fields += [(f"v1_skill_{c.id}", sid) for c in cfg.counters for sid in c.services]
+            form_data = MultiDict([*fields, ("v1_walk_in_bound", raw)])
+            req = parse_form(cfg, form_data)
+            assert req.variants[0].walk_in_bound == want
+            applied = apply_rule_set(cfg, rule_set(cfg, req.variants[0]))
+            assert applied.steering.appointments.max_wait_behind_appointments_min == want
 
 
 def test_rules_drop_weights_of_services_a_counter_no_longer_takes(cfg):
@@ -303,6 +327,11 @@ def test_pasted_and_office_scenarios(app, admin, tmp_path):
             None,
         ),
         ({"v1_skill_c3": []}, "Variante 1: Schalter 3 muss mindestens ein Anliegen nehmen.", None),
+        (
+            {"v1_walk_in_bound": "0,5"},
+            "hinter Terminen (Min., leer = keine): bitte eine Zahl von 1 bis 480",
+            "v1_walk_in_bound",
+        ),
         ({"v1_skill_c3": ["melde", "visa"]}, "Unbekanntes Anliegen visa.", None),
         ({"v1_on": ""}, "Bitte mindestens eine Variante zum Vergleichen auswählen.", None),
         ({"v1_name": "Wie konfiguriert"}, "Name „Wie konfiguriert“: bitte 1 bis 40 Zeichen", None),
@@ -361,6 +390,11 @@ def test_scenario_on_a_closed_day_is_refused(app):
             {"scenario": "mitte-monday", "rule_sets": {"x": {"normal_per_priority": True}}},
             "whole number",
             "normal_per_priority",
+        ),
+        (
+            {"scenario": "mitte-monday", "rule_sets": {"x": {"walk_in_bound": "soon"}}},
+            "x: Longest wait of walk-ins behind appointments (min, empty = no bound): please",
+            "walk_in_bound",
         ),
         (
             {"scenario": "mitte-monday", "rule_sets": {"x": {"wieghts": {}}}},

@@ -3,7 +3,8 @@
 - ``GET /admin/whatif``: the form -- a scenario (a bundled file, one of the office's own in
   ``<data dir>/scenarios/``, or pasted YAML), the simulated days per rule set, and up to three variants of the
   office's rules: per counter the services it takes, the service-level target per service, the priority ratio
-  (``priority.normal_per_priority``) and ``ageing_from``.
+  (``priority.normal_per_priority``), ``ageing_from`` and the walk-ins' bound behind appointments
+  (``appointments.max_wait_behind_appointments_min``, empty = none).
 - ``POST /admin/whatif`` (CSRF): runs the simulation in the request thread, bounded in time, and renders the
   comparison with the office as configured: waits (mean, median, p90, p95, max) per service and overall,
   service-level attainment, utilisation, citizens who left or were turned away, and two inline SVG charts.
@@ -11,7 +12,8 @@
 
       {"scenario": "mitte-monday", "replications": 10, "seed": 1,
        "rule_sets": {"c3-fs": {"skills": {"c3": ["melde", "sonstiges", "fuehrerschein"]},
-                               "targets": {"pass": 15}, "normal_per_priority": 2, "ageing_from": 0.75}}}
+                               "targets": {"pass": 15}, "normal_per_priority": 2, "ageing_from": 0.75,
+                               "walk_in_bound": 30}}}
 
   ``scenario`` may also be a scenario mapping. The office as configured is always compared as ``current``.
 
@@ -86,6 +88,7 @@ class Variant:
     normal_per_priority: int
     ageing_from: float
     steering: dict[str, Any] | None = None  # JSON only: a full steering mapping replacing the office's
+    walk_in_bound: float | None = None  # appointments.max_wait_behind_appointments_min (None: no bound)
 
 
 @dataclass
@@ -195,6 +198,15 @@ def _skills(office: Config, given: dict[str, Any], vname: str) -> dict[str, list
     return out
 
 
+def _bound(get: Any, vname: str, prefix: str, default: float | None) -> float | None:
+    """The walk-ins' bound behind appointments in minutes; empty (or JSON null) = no bound."""
+    raw = get(f"{prefix}walk_in_bound", default)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    label = f"{vname}: {tr('web.whatif.walk_in_bound')}"
+    return _number(raw, f"{prefix}walk_in_bound", label, 1, 480, integer=False)
+
+
 def _knobs(office: Config, get: Any, vname: str, prefix: str) -> tuple[dict[str, float], int, float]:
     targets = {}
     for s in office.services:
@@ -299,7 +311,8 @@ def parse_form(office: Config, form: Any) -> WhatIfRequest:
         given = {c.id: form.getlist(f"{prefix}skill_{c.id}") for c in office.counters}
         skills = _skills(office, given, vname)
         targets, npp, ageing = _knobs(office, form.get, vname, prefix)
-        variants.append(Variant(vname, skills, targets, npp, ageing))
+        bound = _bound(form.get, vname, prefix, None)
+        variants.append(Variant(vname, skills, targets, npp, ageing, walk_in_bound=bound))
     if not variants:
         raise WhatIfInputError("v1_on", "web.whatif.err.no_variant")
     return WhatIfRequest(data, label, reps, seed, variants)
@@ -332,7 +345,14 @@ def parse_json(office: Config, body: Any) -> WhatIfRequest:
         rs = {} if rs is None else rs  # null = the office's rules (a named copy of the baseline)
         if not isinstance(rs, dict):
             raise WhatIfInputError(f"rule_sets.{vname}", "web.whatif.err.json")
-        extra = set(rs) - {"skills", "targets", "normal_per_priority", "ageing_from", "steering"}
+        extra = set(rs) - {
+            "skills",
+            "targets",
+            "normal_per_priority",
+            "ageing_from",
+            "walk_in_bound",
+            "steering",
+        }
         if extra:
             key = f"rule_sets.{vname}.{sorted(extra)[0]}"
             raise WhatIfInputError(key, "web.whatif.err.key", name=key[:80])
@@ -354,7 +374,13 @@ def parse_json(office: Config, body: Any) -> WhatIfRequest:
 
         skills = _skills(office, skills_in, vname)
         targets, npp, ageing = _knobs(office, get, vname, "")
-        variants.append(Variant(vname, skills, targets, npp, ageing, steering))
+        # without the knob: the bound of the given steering (none when it has none), else the office's
+        given = office.steering.appointments.max_wait_behind_appointments_min
+        if steering is not None:
+            appts = steering.get("appointments")
+            given = appts.get("max_wait_behind_appointments_min") if isinstance(appts, dict) else None
+        bound = _bound(get, vname, "", given)
+        variants.append(Variant(vname, skills, targets, npp, ageing, steering, walk_in_bound=bound))
     return WhatIfRequest(data, label, reps, seed, variants)
 
 
@@ -369,6 +395,10 @@ def rule_set(office: Config, v: Variant) -> dict[str, Any]:
     st = dict(v.steering) if v.steering is not None else office.steering.model_dump(mode="json")
     st["ageing_from"] = v.ageing_from
     st["priority"] = {**(st.get("priority") or {}), "normal_per_priority": v.normal_per_priority}
+    st["appointments"] = {
+        **(st.get("appointments") or {}),
+        "max_wait_behind_appointments_min": v.walk_in_bound,
+    }
     levels = dict(st.get("service_levels") or {})
     default_pct = (st.get("default_service_level") or {}).get("percent", 80.0)
     for sid, minutes in v.targets.items():
@@ -646,6 +676,8 @@ def _form_defaults(office: Config) -> dict[str, Any]:
             values[f"{p}target_{s.id}"] = _fmt(round(office.steering.target_s(s.id) / 60.0, 2))
         values[f"{p}normal_per_priority"] = str(office.steering.priority.normal_per_priority)
         values[f"{p}ageing_from"] = _fmt(office.steering.ageing_from)
+        bound = office.steering.appointments.max_wait_behind_appointments_min
+        values[f"{p}walk_in_bound"] = "" if bound is None else _fmt(bound)
     return values
 
 
