@@ -239,6 +239,10 @@ def test_write_now_sends_in_order_and_keeps_what_the_socket_did_not_take() -> No
         with client._write_lock:  # the network thread is writing: it writes everything
             client.write_now()
         assert len(client._out_packet) == 102
+        client._ssl = True  # over TLS only the network thread touches the connection
+        client.write_now()
+        assert len(client._out_packet) == 102
+        client._ssl = False
         got = bytearray()
         rounds = 0
         while len(got) < sum(map(len, bodies)):

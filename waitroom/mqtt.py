@@ -315,9 +315,13 @@ class _Client(paho.Client):
         anything else. Only packets that paho does nothing more with once written are written here (as in
         ``_packet_write``); the rest, what the socket does not take now, and everything while the network
         thread is writing are left to the network thread, which was woken when they were queued. A failed
-        write leaves its bytes queued: the network thread's next write meets the same error and reconnects."""
+        write leaves its bytes queued: the network thread's next write meets the same error and reconnects.
+        Plain TCP only (the controller's local listener on the broker host): OpenSSL does not let one thread
+        write a TLS connection while another reads it, so over TLS (and websockets) everything stays with the
+        network thread, as paho does it."""
         if (
             self._sock is None
+            or self._ssl  # an SSL object must not be written while the network thread reads it
             or self._transport == "websockets"
             or not self._write_lock.acquire(blocking=False)
         ):
