@@ -236,8 +236,19 @@ def test_write_now_sends_in_order_and_keeps_what_the_socket_did_not_take() -> No
         client._out_packet.extend(queued(0x32, 1, body) for body in bodies)
         client._out_packet.append(queued(0x30, 0, qos0))
         client._out_packet.append(queued(0x32, 1, last))
-        with client._write_lock:  # the network thread is writing: it writes everything
-            client.write_now()
+        held, done = threading.Event(), threading.Event()
+
+        def network_thread_writes() -> None:
+            with client._write_lock:
+                held.set()
+                done.wait(10)
+
+        writer = threading.Thread(target=network_thread_writes)
+        writer.start()
+        held.wait(10)
+        client.write_now()  # the network thread is writing: it writes everything
+        done.set()
+        writer.join()
         assert len(client._out_packet) == 102
         client._ssl = True  # over TLS only the network thread touches the connection
         client.write_now()
@@ -265,6 +276,27 @@ def test_write_now_sends_in_order_and_keeps_what_the_socket_did_not_take() -> No
         client._sock = None
         a.close()
         b.close()
+
+
+def test_a_reconnect_holds_the_write_lock() -> None:
+    """A packet that a failed ``write_now`` puts back must not land on the new connection before its CONNECT:
+    a reconnect holds the lock, so ``write_now`` from another thread writes nothing meanwhile."""
+    client = mqtt._Client(CallbackAPIVersion.VERSION2, client_id="reconnect")
+    client.connect_async("127.0.0.1", 1)
+    seen: list[bool] = []
+
+    def create_socket() -> None:
+        other = threading.Thread(target=lambda: seen.append(client._write_lock.acquire(blocking=False)))
+        other.start()
+        other.join()
+        raise OSError("no broker here")
+
+    client._create_socket = create_socket  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        client.reconnect()
+    assert seen == [False]
+    assert client._write_lock.acquire(blocking=False)  # released again
+    client._write_lock.release()
 
 
 def test_bursts_both_ways_arrive_whole_and_in_order(broker) -> None:

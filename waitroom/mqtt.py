@@ -299,8 +299,10 @@ class _Client(paho.Client):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         # paho writes only from its network thread; ``write_now`` lets the thread that queued a packet write
-        # it too, so both take this lock (two writers could interleave the bytes of partly sent packets)
-        self._write_lock = threading.Lock()
+        # it too, so both take this lock (two writers could interleave the bytes of partly sent packets), and
+        # so does a reconnect (a packet put back after a failed write must not land on the new connection
+        # before its CONNECT). Re-entrant: without a network thread paho writes from within reconnect.
+        self._write_lock = threading.RLock()
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
@@ -352,6 +354,10 @@ class _Client(paho.Client):
     def _packet_write(self) -> Any:
         with self._write_lock:
             return self._packet_write_locked()
+
+    def reconnect(self) -> Any:
+        with self._write_lock:
+            return super().reconnect()
 
     def _packet_write_locked(self) -> Any:
         out = self._out_packet
