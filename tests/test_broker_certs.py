@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,53 @@ def test_a_node_with_its_own_certificate_connects_and_works(office: Office, tmp_
         called = nodes[1].request_reply("counter.call_next", {"counter": "c1"}, timeout=5, retries=1)
         assert called["ok"], called
         assert called["result"]["call"]["ticket"] == issued["result"]["ticket"]["number"]
+    finally:
+        for rt in nodes:
+            rt.stop()
+        svc.stop()
+
+
+def test_a_controller_on_the_tls_listener_answers_a_burst_from_two_nodes_whole(
+    office: Office, tmp_path: Path
+) -> None:
+    """The controller on the TLS listener with its own certificate: its engine thread writes each batch's
+    replies and calls itself (``MqttLink.write_now``) while paho's network thread reads the same TLS
+    connection, under the connection lock. Two nodes sending at once from their own threads get every reply
+    at the first attempt (a lost or stuck one would time out: no retries here), and every ticket number is
+    given once. (Their pace is that of a test, far over a node's rate limit, which is raised here: a flood's
+    refusals are answered at most 5 a second.)"""
+    cfg = tls_cfg(office)
+    controller = cfg.controller.model_copy(update={"node_commands_per_s": 10_000.0})
+    cfg = cfg.model_copy(update={"controller": controller})
+    svc = ControllerService(cfg, str(tmp_path / "events.db"), password="")
+    assert svc.start(wait=10)
+    nodes = [NodeRuntime(cfg, n, password="") for n in ("disp-1", "counter-1")]
+    replies: dict[str, list[dict]] = {"disp-1": [], "counter-1": []}
+    N = 120
+
+    def burst(rt: NodeRuntime, op: str, args: dict) -> None:
+        for _ in range(N):
+            replies[rt.node_id].append(rt.request_reply(op, args, timeout=5, retries=0))
+
+    try:
+        for rt in nodes:
+            assert rt.start(wait=10)
+        threads = [
+            threading.Thread(target=burst, args=(nodes[0], "ticket.issue", {"service": "pass"})),
+            threading.Thread(target=burst, args=(nodes[1], "counter.call_next", {"counter": "c1"})),
+        ]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        issued, calls = replies["disp-1"], replies["counter-1"]
+        assert len(issued) == N and len(calls) == N  # a thread that met a timeout stopped short
+        codes = {r["error"]["code"] for r in issued + calls if not r["ok"]}
+        assert codes <= {"nobody_waiting"}, codes
+        numbers = [r["result"]["ticket"]["number"] for r in issued if r["ok"]]
+        assert numbers and len(set(numbers)) == len(numbers)
+        called = [r["result"]["call"]["ticket"] for r in calls if r["ok"]]
+        assert called and len(set(called)) == len(called) and set(called) <= set(numbers)
     finally:
         for rt in nodes:
             rt.stop()

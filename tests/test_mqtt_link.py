@@ -239,7 +239,7 @@ def test_write_now_sends_in_order_and_keeps_what_the_socket_did_not_take() -> No
         held, done = threading.Event(), threading.Event()
 
         def network_thread_writes() -> None:
-            with client._write_lock:
+            with client._conn_lock:
                 held.set()
                 done.wait(10)
 
@@ -250,10 +250,6 @@ def test_write_now_sends_in_order_and_keeps_what_the_socket_did_not_take() -> No
         done.set()
         writer.join()
         assert len(client._out_packet) == 102
-        client._ssl = True  # over TLS only the network thread touches the connection
-        client.write_now()
-        assert len(client._out_packet) == 102
-        client._ssl = False
         got = bytearray()
         rounds = 0
         while len(got) < sum(map(len, bodies)):
@@ -278,7 +274,7 @@ def test_write_now_sends_in_order_and_keeps_what_the_socket_did_not_take() -> No
         b.close()
 
 
-def test_a_reconnect_holds_the_write_lock() -> None:
+def test_a_reconnect_holds_the_conn_lock() -> None:
     """A packet that a failed ``write_now`` puts back must not land on the new connection before its CONNECT:
     a reconnect holds the lock, so ``write_now`` from another thread writes nothing meanwhile."""
     client = mqtt._Client(CallbackAPIVersion.VERSION2, client_id="reconnect")
@@ -286,7 +282,7 @@ def test_a_reconnect_holds_the_write_lock() -> None:
     seen: list[bool] = []
 
     def create_socket() -> None:
-        other = threading.Thread(target=lambda: seen.append(client._write_lock.acquire(blocking=False)))
+        other = threading.Thread(target=lambda: seen.append(client._conn_lock.acquire(blocking=False)))
         other.start()
         other.join()
         raise OSError("no broker here")
@@ -295,8 +291,8 @@ def test_a_reconnect_holds_the_write_lock() -> None:
     with pytest.raises(OSError):
         client.reconnect()
     assert seen == [False]
-    assert client._write_lock.acquire(blocking=False)  # released again
-    client._write_lock.release()
+    assert client._conn_lock.acquire(blocking=False)  # released again
+    client._conn_lock.release()
 
 
 def test_bursts_both_ways_arrive_whole_and_in_order(broker) -> None:

@@ -244,20 +244,25 @@ class _ChunkedSocket:
     second those calls were most of its network thread, and every GIL hand-off delayed the engine thread.
     This wrapper reads up to ``CHUNK`` bytes at once and hands them out as paho asks. It reports what it
     holds through ``pending()``, the hook paho already uses for TLS sockets (which buffer decrypted data the
-    same way): paho then reads on instead of waiting in ``select`` for a socket that has nothing new."""
+    same way): paho then reads on instead of waiting in ``select`` for a socket that has nothing new.
+
+    ``lock``: the client's connection lock, held while the connection is read (and asked what it holds), so
+    that no other thread writes a TLS connection meanwhile (``_Client.write_now``)."""
 
     CHUNK = 65536
-    __slots__ = ("_buf", "_pos", "_sock")
+    __slots__ = ("_buf", "_lock", "_pos", "_sock")
 
-    def __init__(self, sock: Any):
+    def __init__(self, sock: Any, lock: Any = None):
         self._sock = sock
         self._buf = b""
         self._pos = 0
+        self._lock = lock if lock is not None else contextlib.nullcontext()
 
     def recv(self, bufsize: int) -> bytes:
         pos = self._pos
         if pos >= len(self._buf):
-            data = self._sock.recv(max(bufsize, self.CHUNK))  # BlockingIOError, TLS errors: as before
+            with self._lock:
+                data = self._sock.recv(max(bufsize, self.CHUNK))  # BlockingIOError, TLS errors: as before
             if len(data) <= bufsize:
                 return data  # all of it (b"" at the end of the connection)
             self._buf, self._pos = data, bufsize
@@ -267,7 +272,11 @@ class _ChunkedSocket:
         return self._buf[pos:end]
 
     def pending(self) -> int:
-        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        if hasattr(self._sock, "pending"):
+            with self._lock:
+                inner = self._sock.pending()
+        else:
+            inner = 0
         return len(self._buf) - self._pos + inner
 
     def __getattr__(self, name: str) -> Any:  # send, fileno, setblocking, setsockopt, close, ...
@@ -298,15 +307,17 @@ class _Client(paho.Client):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        # paho writes only from its network thread; ``write_now`` lets the thread that queued a packet write
-        # it too, so both take this lock (two writers could interleave the bytes of partly sent packets), and
-        # so does a reconnect (a packet put back after a failed write must not land on the new connection
-        # before its CONNECT). Re-entrant: without a network thread paho writes from within reconnect.
-        self._write_lock = threading.RLock()
+        # the connection lock: paho uses the connection only from its network thread; ``write_now`` lets the
+        # thread that queued a packet write it too, so every use of the connection takes this lock -- the
+        # writes (two writers could interleave the bytes of partly sent packets), the reads and pending()
+        # (OpenSSL: no write while another thread reads), a reconnect (a packet put back after a failed write
+        # must not land on the new connection before its CONNECT) and the close. Re-entrant: without a
+        # network thread paho writes from within reconnect.
+        self._conn_lock = threading.RLock()
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
-        return sock if self._transport == "websockets" else _ChunkedSocket(sock)
+        return sock if self._transport == "websockets" else _ChunkedSocket(sock, self._conn_lock)
 
     def write_now(self) -> None:
         """Write the queued packets from this thread, now, as far as the socket takes them.
@@ -318,18 +329,21 @@ class _Client(paho.Client):
         ``_packet_write``); the rest, what the socket does not take now, and everything while the network
         thread is writing are left to the network thread, which was woken when they were queued. A failed
         write leaves its bytes queued: the network thread's next write meets the same error and reconnects.
-        Plain TCP only (the controller's local listener on the broker host): OpenSSL does not let one thread
-        write a TLS connection while another reads it, so over TLS (and websockets) everything stays with the
-        network thread, as paho does it."""
+
+        Every use of the connection takes the client's connection lock: the writes (here and paho's own),
+        the reads and ``pending()`` (``_ChunkedSocket``), a reconnect (with its TLS handshake) and the close.
+        OpenSSL does not allow one thread to write a TLS connection while another reads it (paho 2 writes
+        only from its network thread for that reason), and a packet put back after a failed write must not
+        reach a new connection before its CONNECT. This thread only tries the lock: when the network thread
+        holds it, it does nothing. Not over websockets (paho's wrapper frames what it sends itself)."""
         if (
             self._sock is None
-            or self._ssl  # an SSL object must not be written while the network thread reads it
             or self._transport == "websockets"
-            or not self._write_lock.acquire(blocking=False)
+            or not self._conn_lock.acquire(blocking=False)
         ):
             return
+        out = self._out_packet
         try:
-            out = self._out_packet
             while out:
                 joined: list[Any] = []
                 while out and len(joined) < COALESCE_MAX and _plain(out[0]):
@@ -349,17 +363,27 @@ class _Client(paho.Client):
                     out.appendleft({**joined[0], "pos": 0, "to_process": len(rest), "packet": rest})
                     return
         finally:
-            self._write_lock.release()
+            self._conn_lock.release()
+            if out:
+                # what is left is the network thread's: it may have looked at the queue while this thread
+                # held the packets and be waiting in select without wanting to write; wake it, as paho's
+                # publish does
+                with contextlib.suppress(OSError, AttributeError):
+                    self._sockpairW.send(b"0")
 
     def _packet_write(self) -> Any:
-        with self._write_lock:
-            return self._packet_write_locked()
+        with self._conn_lock:
+            return self._packet_conn_locked()
 
     def reconnect(self) -> Any:
-        with self._write_lock:
+        with self._conn_lock:
             return super().reconnect()
 
-    def _packet_write_locked(self) -> Any:
+    def _sock_close(self) -> None:
+        with self._conn_lock:  # not while another thread writes: its bytes could reach a new connection
+            super()._sock_close()
+
+    def _packet_conn_locked(self) -> Any:
         out = self._out_packet
         if len(out) > 1:
             joined: list[Any] = []
