@@ -246,8 +246,8 @@ class _ChunkedSocket:
     holds through ``pending()``, the hook paho already uses for TLS sockets (which buffer decrypted data the
     same way): paho then reads on instead of waiting in ``select`` for a socket that has nothing new.
 
-    ``lock``: the client's connection lock, held while the connection is read (and asked what it holds), so
-    that no other thread writes a TLS connection meanwhile (``_Client.write_now``)."""
+    ``lock`` (TLS only): the client's connection lock, held while the connection is read (and asked what it
+    holds), so that no other thread writes the TLS connection meanwhile (``_Client.write_now``)."""
 
     CHUNK = 65536
     __slots__ = ("_buf", "_lock", "_pos", "_sock")
@@ -309,15 +309,19 @@ class _Client(paho.Client):
         super().__init__(*args, **kwargs)
         # the connection lock: paho uses the connection only from its network thread; ``write_now`` lets the
         # thread that queued a packet write it too, so every use of the connection takes this lock -- the
-        # writes (two writers could interleave the bytes of partly sent packets), the reads and pending()
-        # (OpenSSL: no write while another thread reads), a reconnect (a packet put back after a failed write
-        # must not land on the new connection before its CONNECT) and the close. Re-entrant: without a
-        # network thread paho writes from within reconnect.
+        # writes (two writers could interleave the bytes of partly sent packets), over TLS the reads and
+        # pending() (OpenSSL: no write while another thread reads), a reconnect (a packet put back after a
+        # failed write must not land on the new connection before its CONNECT) and the close. Re-entrant:
+        # without a network thread paho writes from within reconnect.
         self._conn_lock = threading.RLock()
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
-        return sock if self._transport == "websockets" else _ChunkedSocket(sock, self._conn_lock)
+        if self._transport == "websockets":
+            return sock
+        # reads take the connection lock only over TLS: a plain socket may be read and written at once, and
+        # a read that held the lock would send the engine's write back to the network thread
+        return _ChunkedSocket(sock, self._conn_lock if self._ssl else None)
 
     def write_now(self) -> None:
         """Write the queued packets from this thread, now, as far as the socket takes them.
@@ -331,7 +335,8 @@ class _Client(paho.Client):
         write leaves its bytes queued: the network thread's next write meets the same error and reconnects.
 
         Every use of the connection takes the client's connection lock: the writes (here and paho's own),
-        the reads and ``pending()`` (``_ChunkedSocket``), a reconnect (with its TLS handshake) and the close.
+        over TLS the reads and ``pending()`` (``_ChunkedSocket``), a reconnect (with its TLS handshake) and
+        the close.
         OpenSSL does not allow one thread to write a TLS connection while another reads it (paho 2 writes
         only from its network thread for that reason), and a packet put back after a failed write must not
         reach a new connection before its CONNECT. This thread only tries the lock: when the network thread
