@@ -336,11 +336,10 @@ class _Client(paho.Client):
 
         Every use of the connection takes the client's connection lock: the writes (here and paho's own),
         over TLS the reads and ``pending()`` (``_ChunkedSocket``), a reconnect (with its TLS handshake) and
-        the close.
-        OpenSSL does not allow one thread to write a TLS connection while another reads it (paho 2 writes
-        only from its network thread for that reason), and a packet put back after a failed write must not
-        reach a new connection before its CONNECT. This thread only tries the lock: when the network thread
-        holds it, it does nothing. Not over websockets (paho's wrapper frames what it sends itself)."""
+        the close. OpenSSL does not allow one thread to write a TLS connection while another reads it (paho 2
+        writes only from its network thread for that reason), and a packet put back after a failed write must
+        not reach a new connection before its CONNECT. This thread only tries the lock: when the network
+        thread holds it, it does nothing. Not over websockets (paho's wrapper frames what it sends itself)."""
         if (
             self._sock is None
             or self._transport == "websockets"
@@ -378,7 +377,7 @@ class _Client(paho.Client):
 
     def _packet_write(self) -> Any:
         with self._conn_lock:
-            return self._packet_conn_locked()
+            return self._packet_write_joined()
 
     def reconnect(self) -> Any:
         with self._conn_lock:
@@ -388,7 +387,7 @@ class _Client(paho.Client):
         with self._conn_lock:  # not while another thread writes: its bytes could reach a new connection
             super()._sock_close()
 
-    def _packet_conn_locked(self) -> Any:
+    def _packet_write_joined(self) -> Any:
         out = self._out_packet
         if len(out) > 1:
             joined: list[Any] = []
