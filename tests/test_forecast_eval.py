@@ -14,6 +14,7 @@ import pytest
 from tests.forecast_helpers import write_log
 from waitroom.cli import main
 from waitroom.forecast.evaluate import REFERENCE_CANDIDATES, evaluate_log
+from waitroom.predict_eval import format_report
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = next((c for c in REFERENCE_CANDIDATES if c.is_file()), None)
@@ -40,8 +41,12 @@ def test_predict_eval_on_a_slice_of_the_real_log(tmp_path, capsys):
     out = tmp_path / "report.json"
     assert main(["predict-eval", str(log), "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "waitroom" in text and "MEAN1h/all" in text and "80 % interval coverage" in text
+    assert "waitroom" in text and "MEAN1h/all" in text and "80-%-Intervall trifft" in text  # German: default
     r = json.loads(out.read_text())
+    english = format_report(r, "en")  # the tables are translated; the JSON is the same in every language
+    assert "80 % interval coverage" in english and "days predicted by the fallback" in english
+    rase = f"{r['waitroom']['rase']:.3f}"
+    assert rase in english and rase.replace(".", ",") in text
     assert r["population"]["n"] == r["population"]["reference_n"] > 1500
     assert set(r["classical_reference"]) == {
         "QL/all",

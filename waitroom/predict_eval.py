@@ -10,7 +10,9 @@ import math
 import sys
 from typing import Any
 
+from waitroom import i18n
 from waitroom.forecast.errors import ForecastError
+from waitroom.i18n import fmt_number, fmt_percent, t
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,12 @@ def register(subparsers: Any) -> None:
         help="classical_predictors.py (default: $WAITROOM_EVAL_REFERENCE, else ../shared/eval/ beside the "
         "repository)",
     )
+    p.add_argument(
+        "--lang",
+        choices=i18n.STAFF_LANGUAGES,
+        default=i18n.STAFF_LANGUAGES[0],
+        help="language of the printed tables (default: German; the JSON stays language-free)",
+    )
     p.set_defaults(func=cmd_predict_eval)
 
     from waitroom.cli import add_config_arg
@@ -48,48 +56,92 @@ def register(subparsers: Any) -> None:
     q.set_defaults(func=cmd_forecast_train)
 
 
-def _bar(done: int, total: int) -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\rTag / day {done}/{total}")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+def _bar(lang: str) -> Any:
+    def bar(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r" + t("forecast.eval.progress", lang, done=done, total=total))
+            if done >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    return bar
 
 
-def format_report(r: dict[str, Any]) -> str:
+def format_report(r: dict[str, Any], lang: str = "de") -> str:
+    """The printed tables of a report, in ``lang`` (the JSON stays language-free)."""
+
+    def num(x: float | None, digits: int | None = 1) -> str:
+        # NaN (None in the JSON): a figure of an empty group
+        return fmt_number(x, lang, digits) if x is not None and math.isfinite(x) else "–"
+
+    def pct(x: float | None) -> str:
+        return fmt_percent(x, lang, 1) if x is not None and math.isfinite(x) else "–"
+
     w = r["waitroom"]
     pop = r["population"]
-    lines = [
-        f"{r['log']}: {pop['n']} served queued calls on {r['days']} days, "
-        f"mean wait {pop['mean_wait_s']:.1f} s",
-        f"protocol: {r['protocol']}",
-        "",
-        f"  {'predictor':14s} {'RASE':>6s}",
-        f"  {'waitroom':14s} {w['rase']:6.3f}   80 % interval coverage {100 * w['coverage_80']:.1f} % "
-        f"(below {100 * w['below_lo']:.1f} %, above {100 * w['above_hi']:.1f} %, "
-        f"median width {w['median_width_s']:.0f} s)",
-    ]
-    lines += [f"  {k:14s} {v:6.3f}" for k, v in r["classical_reference"].items()]
     b = r["best_classical"]
-    lines += [
-        f"  waitroom / best classical ({b['name']} {b['rase']:.3f}) = {r['ratio_to_best_classical']:.3f}",
-        f"  days predicted by the fallback (no history yet): {100 * r['fallback_share']:.1f} % of calls; "
-        f"with a model only: RASE {r['with_model']['rase']:.3f}, "
-        f"coverage {100 * r['with_model']['coverage_80']:.1f} %",
+    wm = r["with_model"]
+    predictor, rase = t("forecast.eval.predictor", lang), "RASE"
+    kind, mean_s = t("forecast.eval.type", lang), t("forecast.eval.mean_s", lang)
+    best_head, cover = t("forecast.eval.best", lang), t("forecast.eval.cover", lang)
+    lines = [
+        t(
+            "forecast.eval.population",
+            lang,
+            log=r["log"],
+            n=num(pop["n"], None),
+            days=r["days"],
+            mean=num(pop["mean_wait_s"]),
+        ),
+        t("forecast.eval.protocol", lang),
         "",
-        f"  {'type':6s} {'n':>6s} {'mean s':>7s} {'waitroom':>9s} {'best classical':>22s} {'MEAN1h':>7s} "
-        f"{'cover':>6s}",
+        f"  {predictor:14s} {rase:>6s}",
+        f"  {'waitroom':14s} {num(w['rase'], 3):>6s}   "
+        + t(
+            "forecast.eval.coverage",
+            lang,
+            coverage=pct(w["coverage_80"]),
+            below=pct(w["below_lo"]),
+            above=pct(w["above_hi"]),
+            width=num(w["median_width_s"], 0),
+        ),
     ]
-    for s, t in r["per_type"].items():
-        best = t["best_classical"]
+    lines += [f"  {k:14s} {num(v, 3):>6s}" for k, v in r["classical_reference"].items()]
+    lines += [
+        "  "
+        + t(
+            "forecast.eval.ratio",
+            lang,
+            best=b["name"],
+            best_rase=num(b["rase"], 3),
+            ratio=num(r["ratio_to_best_classical"], 3),
+        ),
+        "  "
+        + t(
+            "forecast.eval.fallback",
+            lang,
+            share=pct(r["fallback_share"]),
+            rase=num(wm["rase"], 3),
+            coverage=pct(wm["coverage_80"]),
+        ),
+        "",
+        f"  {kind:6s} {'n':>6s} {mean_s:>9s} {'waitroom':>9s} {best_head:>22s} {'MEAN1h':>7s} {cover:>8s}",
+    ]
+    for s, ty in r["per_type"].items():
+        best = ty["best_classical"]
         lines.append(
-            f"  {s:6s} {t['n']:6d} {t['mean_wait_s']:7.1f} {t['rase']:9.3f} "
-            f"{best + ' ' + format(t['classical_rase'][best], '.3f'):>22s} "
-            f"{t['classical_rase']['MEAN1h/all']:7.3f} {100 * t['coverage_80']:5.1f}%"
+            f"  {s:6s} {ty['n']:6d} {num(ty['mean_wait_s']):>9s} {num(ty['rase'], 3):>9s} "
+            f"{best + ' ' + num(ty['classical_rase'][best], 3):>22s} "
+            f"{num(ty['classical_rase']['MEAN1h/all'], 3):>7s} {pct(ty['coverage_80']):>8s}"
         )
     lines.append(
-        f"  (per type the classical figures are recomputed by waitroom with the reference definitions; "
-        f"training {r['training_s']['median']:.1f} s median per night, {r['elapsed_s']:.0f} s in all)"
+        "  "
+        + t(
+            "forecast.eval.footer",
+            lang,
+            training=num(r["training_s"]["median"]),
+            elapsed=num(r["elapsed_s"], 0),
+        )
     )
     return "\n".join(lines)
 
@@ -98,11 +150,11 @@ def cmd_predict_eval(args: argparse.Namespace) -> int:
     from waitroom.forecast.evaluate import evaluate_log
 
     try:
-        report = evaluate_log(args.log, reference=args.reference, progress=_bar)
+        report = evaluate_log(args.log, reference=args.reference, progress=_bar(args.lang))
     except ForecastError as exc:
         print(f"waitroom predict-eval: {exc}", file=sys.stderr)
         return 1
-    print(format_report(report))
+    print(format_report(report, args.lang))
     if args.json:
         try:
             with open(args.json, "w", encoding="utf-8") as fh:
