@@ -323,6 +323,24 @@ def test_condition_makes_secondary_counters_call_the_service_first():
         assert RuleSelector().rules(rules).counters["c5"].conditions
 
 
+def test_many_conditions_cost_one_per_service_and_the_lowest_limit_decides():
+    # an office that writes a condition per counter and limit: a decision still looks at one per service
+    conditions = [
+        {"service": "fuehrerschein", "longest_wait_over_min": m, "counters": [c]}
+        for m in range(60, 20, -1)
+        for c in ("c4", "c5")
+    ] + [{"service": "pass", "longest_wait_over_min": 45, "counters": "all"}]
+    cfg = office(conditions=conditions)
+    c4 = RuleSelector().rules(cfg).counters["c4"].conditions
+    assert sorted((s, lim) for s, lim, _ in c4) == [("fuehrerschein", 21 * 60.0), ("pass", 45 * 60.0)]
+    day = Day(cfg)
+    day.issue("pass", 40)
+    dl = day.issue("fuehrerschein", 22)  # over the lowest limit (21) only
+    ticket, rule, reason = day.call("c4")
+    assert (ticket, rule) == (dl, "condition")
+    assert reason == "Regel: längste Wartezeit Führerschein 22 Min. (über 21 Min.)"
+
+
 def test_transferred_ticket_goes_to_its_counter_only():
     day = Day(office())
     t = day.issue("melde", 1)

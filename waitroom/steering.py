@@ -209,7 +209,10 @@ def compile_rules(cfg: Config) -> _Rules:
     for cid, services in specs:
         weights = {s: (st.weight(cid, s) if cid != ALL else 1.0) for s in services}
         primary = max(weights.values())
-        conds = []
+        # per service only the lowest limit that concerns the counter: it fires first and, above it, with
+        # the highest wait/limit, so the others never decide (one decision costs O(the counter's services),
+        # however many conditions the office writes)
+        conds: dict[str, tuple[str, float, float]] = {}
         for i, c in enumerate(st.conditions):
             if c.service not in services:
                 continue
@@ -219,8 +222,10 @@ def compile_rules(cfg: Config) -> _Rules:
                 or (isinstance(c.counters, list) and cid in c.counters)
                 or (c.counters == "secondary" and weights[c.service] < primary)
             ):
-                conds.append((c.service, c.longest_wait_over_min * 60.0, float(i)))
-        counters[cid] = _CounterRules(services, weights, primary, conds)
+                limit = c.longest_wait_over_min * 60.0
+                if c.service not in conds or limit < conds[c.service][1]:
+                    conds[c.service] = (c.service, limit, float(i))
+        counters[cid] = _CounterRules(services, weights, primary, list(conds.values()))
     return _Rules(
         counters=counters,
         targets={s.id: st.target_s(s.id) for s in cfg.services},
