@@ -467,6 +467,11 @@ def test_one_simulation_at_a_time(app, admin):
         assert st["state"] in ("queued", "running") and "Tagen" in st.get("text", "Tagen")
         time.sleep(0.1)
     assert st["state"] == "done" and st["report"]["replications"] == 40  # every requested day ran
+    # the job gave way to the controller and the pages on the same server (the job's log says what the
+    # kernel told it)
+    (job_log,) = (Path(app.config["WAITROOM_DATA_DIR"]) / "whatif-jobs").glob("*/job.log")
+    nice = re.search(r"what-if job \w+ at nice (\d+)", job_log.read_text())
+    assert nice and int(nice.group(1)) >= 10, job_log.read_text()[-2000:]
     assert seen == sorted(seen) and any(0 < d < 80 for d in seen)  # the progress moved in between
     r = submit(admin, data)
     assert r.status_code == 200 and "whatif-overall" in r.get_data(as_text=True)

@@ -1,4 +1,5 @@
-"""What-if comparisons as background jobs: one simulation process at a time, progress any worker can read.
+"""What-if comparisons as background jobs: one simulation process at a time (at nice 10: the controller and
+the pages on the same server go first), progress any worker can read.
 
 The web worker validates the request (waitroom.web.whatif), then starts ``python -m waitroom.web.whatif_jobs
 <job folder>``: a process of its own, so a simulation of many days never holds a gevent worker's event loop
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 JOB_ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789")
 KEEP_S = 24 * 3600  # finished jobs are kept a day
+#: The job's niceness: on the office server it shares the processors with the controller and the pages, which
+#: must answer at once; a what-if may take longer (as the nightly backup, Nice=10 in its unit).
+JOB_NICE = 10
 
 
 class JobBusy(RuntimeError):
@@ -155,6 +159,11 @@ def run_job(folder: Path) -> int:
     """The job process: simulate every requested day, writing progress after each."""
     from waitroom.sim import whatif
 
+    try:
+        os.nice(max(JOB_NICE - os.nice(0), 0))  # up to JOB_NICE from the web app's own; never back up
+    except OSError:  # nothing else in the job depends on it
+        log.warning("the what-if job could not lower its priority")
+    log.info("what-if job %s at nice %d", folder.name, os.nice(0))
     with (folder / "input.pickle").open("rb") as fh:
         job = pickle.load(fh)
     progress_path = folder / "progress.json"
