@@ -451,7 +451,7 @@ def test_one_simulation_at_a_time(app, admin):
     body = {"scenario": "mitte-monday", "replications": 40, "seed": 1, "rule_sets": {"x": None}}
     r = admin.post("/admin/whatif.json?async=1", json=body, headers=h)
     assert r.status_code == 202, r.json
-    status_url = r.json["status_url"]
+    status_url, job_id = r.json["status_url"], r.json["job"]
     data = form(admin, replications="1")
     r = admin.post("/admin/whatif", data={"csrf_token": csrf_token(admin), **data})
     assert r.status_code == 503 and "Es läuft bereits eine Simulation" in r.get_data(as_text=True)
@@ -469,7 +469,7 @@ def test_one_simulation_at_a_time(app, admin):
     assert st["state"] == "done" and st["report"]["replications"] == 40  # every requested day ran
     # the job gave way to the controller and the pages on the same server (the job's log says what the
     # kernel told it)
-    (job_log,) = (Path(app.config["WAITROOM_DATA_DIR"]) / "whatif-jobs").glob("*/job.log")
+    job_log = Path(app.config["WAITROOM_DATA_DIR"]) / "whatif-jobs" / job_id / "job.log"
     nice = re.search(r"what-if job \w+ at nice (\d+)", job_log.read_text())
     assert nice and int(nice.group(1)) >= 10, job_log.read_text()[-2000:]
     assert seen == sorted(seen) and any(0 < d < 80 for d in seen)  # the progress moved in between
