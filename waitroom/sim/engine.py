@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import heapq
 import logging
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
-
-from sortedcontainers import SortedList
 
 from waitroom.config import Config
 from waitroom.model import OfficeState, apply, format_number
@@ -30,7 +29,7 @@ log = logging.getLogger(__name__)
 PREDICTORS = ("waitroom", "QL", "LES", "HOL", "ZMS")
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One citizen of a simulated day (numbers only, like the real log)."""
 
@@ -93,7 +92,7 @@ class DaySim:
         # counters on shift and not serving, per service (an arrival finds a free counter without a scan);
         # taken in the configuration's order, as a scan of on_shift would
         self._order = {c.id: i for i, c in enumerate(cfg.counters)}
-        self._idle: dict[str, SortedList] = {}  # service -> (config order, counter) of idle counters
+        self._idle: dict[str, list[tuple[int, str]]] = {}  # service -> sorted (config order, counter) idle
         self.last_start: dict[
             str, float
         ] = {}  # service -> wait of the last citizen who entered service (LES)
@@ -186,11 +185,14 @@ class DaySim:
         for sid in self.serves[cid]:
             free = self._idle.get(sid)
             if free is None:
-                free = self._idle[sid] = SortedList()
+                free = self._idle[sid] = []
+            i = bisect_left(free, key)  # at most the counters of the office: a plain sorted list is quickest
+            present = i < len(free) and free[i] == key
             if not idle:
-                free.discard(key)
-            elif key not in free:
-                free.add(key)
+                if present:
+                    del free[i]
+            elif not present:
+                free.insert(i, key)
 
     def _close(self, cid: str) -> None:
         self.on_shift[cid] = None
