@@ -17,7 +17,7 @@ import pytest
 
 from tests.test_controller import Clock, cmd, ok
 from tests.test_web_stats import MONDAY_9, step
-from tests.web_helpers import PASSWORD, csrf_token, login
+from tests.web_helpers import PASSWORD, csrf_token, in_berlin, login
 from waitroom import config, i18n
 from waitroom.controller import Office
 from waitroom.store import EventStore
@@ -130,7 +130,7 @@ def stats_client(cfg, tmp_path):
     finally:
         store.close()
     app = create_app(
-        cfg,
+        in_berlin(cfg),  # the day is Berlin's, as that of the office that wrote the log
         data_dir=tmp_path / "web",
         test_config={"SECRET_KEY": "k" * 32, "TESTING": True, "WAITROOM_STATS_DB": tmp_path / "e.db"},
     )

@@ -188,12 +188,12 @@ def test_a_range_across_months_counts_each_day_on_its_own(office, clock, tmp_pat
 
 
 def test_the_statistics_page_and_csv_take_a_range(cfg, controller, tmp_path, office, clock):
-    from tests.web_helpers import PASSWORD, login
+    from tests.web_helpers import PASSWORD, in_berlin, login
     from waitroom.web import create_app
 
     two_days_a_week_apart(office, clock)
     app = create_app(
-        cfg,
+        in_berlin(cfg),  # the days are Berlin's, as those of the office that wrote the log
         data_dir=tmp_path / "web",
         test_config={"SECRET_KEY": "k" * 32, "TESTING": True, "WAITROOM_STATS_DB": tmp_path / "e.db"},
     )

@@ -27,6 +27,13 @@ def csrf_token(client: Any, path: str = "/waiting") -> str:
     return m.group(1)
 
 
+def in_berlin(cfg: Any) -> Any:
+    """``cfg`` in Berlin's time zone: for a web app that reads an event log written on a fake Berlin clock.
+    The test office's own zone is the one where it is noon now (conftest.midday_zone), and at some hours of
+    the day a Monday 09:00 in Berlin is still Sunday there."""
+    return cfg.model_copy(update={"office": cfg.office.model_copy(update={"timezone": "Europe/Berlin"})})
+
+
 def login(client: Any, name: str, password: str = PASSWORD) -> Any:
     token = csrf_token(client, "/login")
     return client.post("/login", data={"username": name, "password": password, "csrf_token": token})
