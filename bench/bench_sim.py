@@ -3,7 +3,7 @@
 1. M/M/8 at rho 0.9, 10-hour days: waitroom's simulator (the controller's own model, rules and predictor)
    with the predictors off (Ciw has none) and on, against Ciw's customers per second; repeated, min / median.
 2. Time per citizen as the day grows: 300 and 20,000 citizens a day at rho 0.9 (the counters scale with the
-   arrivals), predictors off and on.
+   arrivals), predictors off and on; each size over about 20,000 citizens (67 days of 300, one of 20,000).
 
     .venv/bin/python bench/bench_sim.py          (python -m bench sim)
 """
@@ -47,6 +47,8 @@ def main() -> None:
     servers = 8
     lam = servers * RHO / MEAN_MIN
     off, on, ref = [], [], []
+    ciw(servers, lam, 1)  # untimed: the first run imports Ciw (it made the first ratio ten times too good)
+    ours(servers, lam, 1, 1, True)
     for _ in range(REPEAT):
         ref.append(ciw(servers, lam, 10 * 5))
         off.append(ours(servers, lam, 10, 5, False)[0])
@@ -61,7 +63,10 @@ def main() -> None:
         for per_day in (300, 20000):
             lam = per_day / 600.0  # per minute over 10 hours
             c = max(1, round(lam * MEAN_MIN / RHO))
-            rates = [ours(c, lam, 10, 1, predict)[0] for _ in range(REPEAT)]
+            # as many days as make about 20,000 citizens: one day of 300 runs for a few milliseconds, too
+            # short to time alone on a shared machine
+            days = max(1, round(20000 / per_day))
+            rates = [ours(c, lam, 10, days, predict)[0] for _ in range(REPEAT)]
             per[per_day] = 1e6 / statistics.median(rates)
             print(
                 f"  {per_day:>6,} citizens/day ({c} counters), predictors {'on ' if predict else 'off'}: "
