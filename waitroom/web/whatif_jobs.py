@@ -1,5 +1,5 @@
-"""What-if comparisons as background jobs: one simulation process at a time (at nice 10: the controller and
-the pages on the same server go first), progress any worker can read.
+"""What-if comparisons as background jobs: one simulation process at a time (at nice 10: when the processors
+are short, the controller and the pages on the same server get them first), progress any worker can read.
 
 The web worker validates the request (waitroom.web.whatif), then starts ``python -m waitroom.web.whatif_jobs
 <job folder>``: a process of its own, so a simulation of many days never holds a gevent worker's event loop
