@@ -197,3 +197,18 @@ def test_subscribe_filters_are_validated(topic, ok):
 def test_ids_are_restricted(bad):
     with pytest.raises(contract.ContractError):
         contract.Topics(bad)
+
+
+def test_encode_writes_compact_utf8_json_whatever_the_payload_holds() -> None:
+    """Every message and stored event goes through ``contract.encode`` (orjson, with the standard library
+    for what orjson does not take): the same JSON as before, and never a payload a receiver refuses."""
+    payload = {"id": "r1", "ok": True, "result": {"number": "Ä 12", "wait": [10, 20.5], "note": None}}
+    raw = contract.encode(payload)
+    assert raw == json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    assert contract.decode(raw) == payload
+    # keys that are not strings (a histogram by minute) are written as the standard library writes them
+    assert json.loads(contract.encode({"h": {5: 2, 10: 1}})) == {"h": {"5": 2, "10": 1}}
+    # NaN is not JSON: the controller sends null instead of a message every receiver would refuse
+    assert contract.decode(contract.encode({"wait": float("nan")})) == {"wait": None}
+    with pytest.raises(UnicodeEncodeError):  # text with a lone surrogate cannot be sent
+        contract.encode({"t": "\ud800"})

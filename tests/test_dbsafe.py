@@ -669,7 +669,7 @@ def test_the_controller_goes_on_after_a_salvage_that_lost_the_start_of_the_day(
     start = store.db.execute("SELECT MAX(seq) FROM events WHERE type='day_started'").fetchone()[0]
     store.close()
     # the page that holds Tuesday's start (its text may linger on other pages too, in their free space)
-    pattern = b'"type": "day_started", "ts": ' + str(tuesday + 30).encode()
+    pattern = b'"type":"day_started","ts":' + str(tuesday + 30).encode()
     where = ["--config", str(config.EXAMPLE_CONFIG), "--data-dir", str(tmp_path)]
     original = db.read_bytes()
     for at in sorted({m.start() // PAGE for m in re.finditer(re.escape(pattern), original)}):

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from waitroom.contract import encode
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -114,15 +116,12 @@ class EventStore:
             if events:
                 self.db.executemany(
                     "INSERT INTO events (seq, ts, type, data) VALUES (?, ?, ?, ?)",
-                    [(e["seq"], e["ts"], e["type"], json.dumps(e, ensure_ascii=False)) for e in events],
+                    [(e["seq"], e["ts"], e["type"], encode(e).decode()) for e in events],
                 )
             if replies:
                 self.db.executemany(
                     "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (node, rid, digest, json.dumps(body, ensure_ascii=False), ts)
-                        for node, rid, digest, body in replies
-                    ],
+                    [(node, rid, digest, encode(body).decode(), ts) for node, rid, digest, body in replies],
                 )
         if events and self.on_first_events is not None:
             note, self.on_first_events = self.on_first_events, None
