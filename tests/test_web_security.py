@@ -91,6 +91,32 @@ def test_password_change_ends_every_session(app):
     assert login(app.test_client(), "anna", "another-horse-2").status_code == 302
 
 
+def test_a_refused_password_change_is_said_at_its_field_in_the_page_s_language(app):
+    """A new password under the policy's length was answered with the policy's English sentence ("the
+    password must have at least 10 characters") as a flash on a German page, tied to no field. A browser lets
+    such a password through: ``minlength`` counts UTF-16 units, the policy characters (five emoji are ten
+    units). Every refusal of the form is now said at its field, in the page's language."""
+    a = app.test_client()
+    assert login(a, "anna").status_code == 302
+    for lang, said in (
+        ("de", "Das neue Passwort braucht mindestens 10 Zeichen."),
+        ("en", "The new password needs at least 10 characters."),
+    ):
+        r = post(a, f"/account/password?lang={lang}", {"current": PASSWORD, "new": "\U0001f512" * 5})
+        assert r.status_code == 400
+        page = r.get_data(as_text=True)
+        assert f'<p class="flash error" id="new-error" role="alert">{said}</p>' in page
+        assert re.search(r'<input id="new"[^>]* aria-invalid="true" aria-describedby="new-error"', page)
+        assert "must have at least" not in page and 'id="current-error"' not in page
+    r = post(a, "/account/password?lang=de", {"current": "wrong-password", "new": "another-horse-2"})
+    assert r.status_code == 401
+    page = r.get_data(as_text=True)
+    wrong = "Das bisherige Passwort stimmt nicht."
+    assert f'<p class="flash error" id="current-error" role="alert">{wrong}</p>' in page
+    assert re.search(r'<input id="current"[^>]* aria-invalid="true" aria-describedby="current-error"', page)
+    assert login(app.test_client(), "anna").status_code == 302  # the password is the old one still
+
+
 def test_security_headers_and_no_inline_scripts(app):
     c = app.test_client()
     assert login(c, "admin").status_code == 302

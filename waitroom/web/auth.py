@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from waitroom.web.common import current_user, login_required, sessions, tr, users
 from waitroom.web.security import client_address, limiter, public_limit
+from waitroom.web.users import MIN_PASSWORD, UserError
 
 log = logging.getLogger(__name__)
 
@@ -106,23 +107,23 @@ def logout() -> Response:
     _per_user, key_func=lambda: "pw:" + (session.get("sid") or ""), methods=["POST"], deduct_when=_failed
 )
 def password() -> str | Response | tuple[str, int]:
-    """Change the own password; every session of the user ends (this one too)."""
-    from waitroom.web.users import UserError
-
+    """Change the own password; every session of the user ends (this one too). An error is said at its field
+    (aria-invalid, described by it, focused) in the page's language."""
     user = current_user()
     assert user is not None
     if request.method == "POST":
+        new = request.form.get("new", "")
         if users().verify(user.name, request.form.get("current", "")) is None:
-            flash(tr("web.password.wrong"), "error")
-            return render_template("password.html"), 401
-        if user.must_change and request.form.get("new") == request.form.get("current"):
-            flash(tr("web.password.same"), "error")  # the password an admin gave is to be replaced
-            return render_template("password.html"), 400
+            return _password_page(401, current=tr("web.password.wrong"))
+        if user.must_change and new == request.form.get("current"):
+            # the password an admin gave is to be replaced
+            return _password_page(400, new=tr("web.password.same"))
+        if len(new) < MIN_PASSWORD:  # the policy's own message (users.check_password) is English
+            return _password_page(400, new=tr("web.password.too_short", n=MIN_PASSWORD))
         try:
-            users().set_password(user.name, request.form.get("new", ""))
-        except UserError as exc:
-            flash(str(exc), "error")
-            return render_template("password.html"), 400
+            users().set_password(user.name, new)
+        except UserError:  # the account was removed meanwhile
+            abort(403)
         n = sessions().revoke_user(user.name)
         log.info("%s changed the password; %d session(s) ended", user.name, n)
         lang = session.get("lang")
@@ -131,4 +132,8 @@ def password() -> str | Response | tuple[str, int]:
             session["lang"] = lang
         flash(tr("web.password.changed"), "info")
         return redirect(url_for("auth.login"))
-    return render_template("password.html")
+    return _password_page(200)
+
+
+def _password_page(status: int, **errors: str) -> tuple[str, int]:
+    return render_template("password.html", errors=errors, min_password=MIN_PASSWORD), status
