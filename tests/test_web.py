@@ -247,6 +247,19 @@ def test_admin_pages(app, admin, node):
     assert admin.get("/staff/c5").status_code == 200
 
 
+def test_the_admin_queue_names_a_pause_reason_as_the_office_does(app, admin, staff):
+    """The counters of the admin page said a paused counter's reason by its id ("Paused (technik)", a German
+    id on an English page), where the staff page says the name of office.pause_reasons."""
+    live = app.extensions["waitroom"]
+    assert post(staff, "/staff/c1/pause", {"reason": "technik", "confirmed": "1"}).status_code == 302
+    wait_for(lambda: live.state()["counters"][0]["state"] == "paused")
+    for path in ("/admin/", "/admin/queue"):
+        for lang, said in (("de", "Pause (Technische Störung)"), ("en", "Paused (Technical problem)")):
+            html = admin.get(f"{path}?lang={lang}").get_data(as_text=True)
+            assert f"<td>{said}</td>" in html, (path, lang)
+            assert "(technik)" not in html
+
+
 def test_admin_queue_and_alarms_follow_the_office(cfg, tmp_path, node):
     """The admin page's queue and its alarms are fragments that the page fetches again on every state,
     controller and link event (before, both were as of the page's load, and "offline" meant only this app's

@@ -64,9 +64,15 @@ def index() -> str:
         now=time.time(),
         users=users().all(),
         service_names={s.id: s.name.model_dump() for s in cfg().services},
+        reason_names=_reason_names(),
         health_lines=_health_lines,
         role_name=_role_name,
     )
+
+
+def _reason_names() -> dict[str, dict[str, str]]:
+    """A paused counter's reason as the office names it (office.pause_reasons), not its id."""
+    return {r.id: r.name.model_dump() for r in cfg().office.pause_reasons}
 
 
 def _health_lines(record: dict[str, object]) -> list[health.Line]:
@@ -99,7 +105,7 @@ def alarms_fragment() -> str:
 def queue_fragment() -> str:
     """The queue section of the admin page (services, counters, waiting tickets), fetched on every state
     message; app.js does not swap it while the admin's focus is in it (an intake form being filled in)."""
-    return render_template("admin_queue.html", state=live().public_state())
+    return render_template("admin_queue.html", state=live().public_state(), reason_names=_reason_names())
 
 
 def _alarms(state: dict[str, Any] | None, lv: LiveOffice) -> list[health.Alarm]:
