@@ -323,6 +323,31 @@ def test_a_slot_not_offered_says_why(app, controller):
     assert len(controller.office.state.appointments) == booked
 
 
+def test_a_day_link_the_booking_page_no_longer_offers_says_why_and_shows_the_next_free_times(app):
+    """A booking page left open since yesterday: its day links (or a reload) ask for a day that has passed.
+    The page said "Die Angaben sind unvollständig oder ungültig." and showed no days and no times to choose
+    from. Now it says why and shows the first day with free times; so for a day beyond the horizon, and for
+    a day that does not exist."""
+    import datetime as dt
+
+    agent = client(app, "agent115")
+    conf = app.extensions["waitroom_config"]
+    days = conf.appointments.horizon_days
+    today = dt.datetime.now(conf.office.tz).date()
+    first = agent.get("/booking/?service=pass").get_data(as_text=True)
+    for day, said in (
+        (today - dt.timedelta(days=1), "Dieser Tag ist vorbei. Hier sind die nächsten freien Zeiten."),
+        (today + dt.timedelta(days=days + 1), f"Termine gibt es höchstens {days} Tage im Voraus."),
+        ("2026-02-30", "Diesen Tag gibt es nicht. Hier sind die nächsten freien Zeiten."),
+    ):
+        html = agent.get(f"/booking/?service=pass&day={day}").get_data(as_text=True)
+        assert re.findall(r'class="flash error" role="alert">([^<]*)<', html) == [said], day
+        assert SLOT_RE.findall(html) == SLOT_RE.findall(first) != [], day  # the first day's free times
+        assert '<ul class="days">' in html and 'aria-current="date"' in html
+    html = agent.get(f"/booking/?service=pass&day={today + dt.timedelta(days=days)}").get_data(as_text=True)
+    assert 'class="flash error"' not in html  # the horizon's last day is offered
+
+
 def test_a_horizon_of_one_day_is_said_in_the_singular(app, controller):
     """Booking further ahead than a horizon of one day: "höchstens 1 Tag im Voraus" (it said "1 Tage")."""
     agent = client(app, "agent115")

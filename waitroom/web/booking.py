@@ -93,8 +93,8 @@ def index() -> str:
     slots: dict[str, Any] | None = None
     if service:
         args: dict[str, Any] = {"service": service}
-        day = request.args.get("day")
-        if isinstance(day, str) and day:
+        day = _day_arg(request.args.get("day"))
+        if day:
             args["day"] = day
         res = run_command("appointment.slots", args)
         if res.ok:
@@ -117,6 +117,29 @@ def index() -> str:
         online=live().online,
         form_id=secrets.token_urlsafe(18),
     )
+
+
+def _day_arg(value: Any) -> str | None:
+    """The day whose slots the page shows: ``?day=`` if the booking horizon has it. A day it no longer has (a
+    page left open since yesterday, its day links then clicked or reloaded) or never had says why, and the
+    page shows the first day with free slots instead (the controller would refuse the day, and the page would
+    show no days to choose from at all)."""
+    if not isinstance(value, str) or not value:
+        return None
+    days = capacity.horizon(cfg(), time.time())
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        flash(tr("web.booking.bad_day"), "error")
+        return None
+    if day in days:
+        return day.isoformat()
+    if day < days[0]:
+        flash(tr("web.booking.day_past"), "error")
+    else:
+        n = cfg().appointments.horizon_days
+        flash(trn(SLOT_REFUSALS["beyond_horizon"], n, days=n), "error")
+    return None
 
 
 # why a slot is not offered (the reply's ``reason``), said so that the agent can tell the citizen on the phone
