@@ -213,6 +213,60 @@ def test_a_reservation_page_follows_its_ticket_in_its_own_language(cfg, tmp_path
         ctl.stop()
 
 
+def test_a_reserved_place_is_not_called_unknown_while_the_controller_is_away(
+    app,  # noqa: F811
+    anon,  # noqa: F811
+    node,
+    controller,
+    monkeypatch,
+):
+    """A remote ticket's page asks the controller about its code. Without an answer (a restart, an update)
+    it said "Diese Nummer ist heute nicht (mehr) bekannt." (404), and the open page of a citizen on the way
+    swapped that in at its next poll: as if the reservation had lapsed. Now only the controller's
+    ``unknown_reservation`` makes a code unknown; without an answer the page keeps the last status it had (the
+    "be there by" holds), and a code it never had is "no data" (503), not unknown."""
+    from waitroom.i18n import t
+    from waitroom.web import public
+
+    monkeypatch.setattr(public, "RESERVATION_CACHE_S", 0.0)  # ask the controller on every request
+    monkeypatch.setattr(public, "RESERVATION_ASK_S", 0.3)
+    web = node("web")
+    seen, never = (web.request("ticket.reserve", {"service": "pass"})["reservation"]["code"] for _ in "12")
+    reserved = html_mod.escape(t("web.ticket.reserved", "de"), quote=False)
+    assert reserved in anon.get(f"/t/{seen}").get_data(as_text=True)
+    controller.stop()
+    for path in (f"/t/{seen}", f"/t/{seen}?fragment=1"):
+        r = anon.get(path)
+        page = r.get_data(as_text=True)
+        assert r.status_code == 200 and reserved in page and seen in page, path
+        assert t("web.ticket.unknown", "de") not in page
+    assert anon.get(f"/api/ticket/{seen}").get_json()["state"] == "reserved"
+    for path in (f"/t/{never}", f"/t/{never}?fragment=1"):  # ticket.js keeps what it shows on a 503
+        r = anon.get(f"{path}{'&' if '?' in path else '?'}lang=en")
+        page = r.get_data(as_text=True)
+        assert r.status_code == 503 and t("web.no_state", "en") in page, path
+        assert t("web.ticket.unknown", "en") not in page
+    r = anon.get(f"/api/ticket/{never}")
+    assert r.status_code == 503 and r.get_json()["error"]["code"] == "unavailable"
+
+
+def test_a_ticket_page_before_the_office_s_state_is_here_says_no_data_not_unknown(cfg, tmp_path):
+    """A web app without the office's state (just started, or no broker yet) said of every ticket "not known
+    (any more) today" with a 404; it knows nothing of the office yet, so it says "no data yet" (503)."""
+    from waitroom.i18n import t
+    from waitroom.web import create_app
+
+    web = create_app(cfg, data_dir=tmp_path, test_config={"SECRET_KEY": "k" * 32, "TESTING": True})
+    try:
+        assert web.extensions["waitroom"].state() is None  # no controller runs for this office
+        r = web.test_client().get("/t/abcdef0123?lang=tr")
+        assert r.status_code == 503 and html_mod.escape(t("web.no_state", "tr")) in r.get_data(as_text=True)
+        r = web.test_client().get("/api/ticket/abcdef0123")
+        assert r.status_code == 503 and r.get_json()["error"]["code"] == "unavailable"
+    finally:
+        web.extensions["waitroom"].close()
+
+
 @pytest.mark.parametrize("lang", ["tr", "ar", "de-LS"])
 def test_an_unknown_ticket_is_a_404_that_says_so_in_the_page_s_language(app, anon, lang):  # noqa: F811
     """A ticket page for a number the office does not know (a typo, yesterday's ticket) answered 200, as if

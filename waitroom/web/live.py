@@ -388,10 +388,11 @@ class LiveOffice:
 
     def ticket_status(self, ticket_id: str) -> dict[str, Any]:
         """Where a ticket stands: waiting (position, minutes; beyond its service's queue page at least so many
-        before it and at least so many minutes), called (counter), parked, done or unknown."""
+        before it and at least so many minutes), called (counter), parked, done or unknown; ``unavailable``
+        while this copy has no state of the office yet (not "unknown": the ticket may well wait)."""
         st = self.runtime.state
         if st is None:
-            return {"state": "unknown"}
+            return {"state": "unavailable"}
         found = self._ticket_index().get(ticket_id)
         if found is None:
             number = self.tickets_seen.get(ticket_id)

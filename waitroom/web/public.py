@@ -102,6 +102,7 @@ def ticket_status(ticket_id: str) -> dict[str, Any]:
 
 
 RESERVATION_CACHE_S = 5.0  # a reservation's state is asked of the controller at most this often per code
+RESERVATION_ASK_S = 3.0  # how long one asking waits for the controller's answer (it is asked twice)
 _reservations: dict[str, tuple[float, dict[str, Any]]] = {}
 _reservations_lock = threading.Lock()
 
@@ -109,14 +110,19 @@ _reservations_lock = threading.Lock()
 def reservation_status(code: str) -> dict[str, Any]:
     """A remote ticket by its code (``ticket.reservation``, asked of the controller as the web node):
     ``reserved`` with "be there by" and the deadline, ``checked_in`` with its ticket id, ``lapsed``, or
-    ``unknown``. Cached for a few seconds, so reloading pages cannot flood the controller."""
+    ``unknown``. Cached for a few seconds, so reloading pages cannot flood the controller.
+
+    Only the controller's ``unknown_reservation`` makes a code unknown. Without its answer (no reply, a
+    restart, a refusal such as ``clock_behind``) the page keeps the last status it had of the code (its "be
+    there by" holds still), else it is ``unavailable``: a citizen whose place is reserved is never told that
+    the code is unknown because the controller was away for a moment."""
     now = time.monotonic()
     with _reservations_lock:
         hit = _reservations.get(code)
         if hit is not None and now - hit[0] < RESERVATION_CACHE_S:
-            return hit[1]
+            return _with_soon(hit[1])
     try:
-        r = live().request("ticket.reservation", {"code": code}, timeout=3.0)["reservation"]
+        r = live().request("ticket.reservation", {"code": code}, timeout=RESERVATION_ASK_S)["reservation"]
         status: dict[str, Any] = {
             "state": r["state"],
             "reservation": code,
@@ -125,18 +131,25 @@ def reservation_status(code: str) -> dict[str, Any]:
             "arrive_by": r["arrive_by"],
             "arrive_by_local": r["arrive_by_local"],
             "expires_local": r["expires_local"],
-            "soon": r["state"] == "reserved"
-            and r["arrive_by"] - time.time() <= cfg().remote_tickets.warn_min * 60,
+            "soon": False,
         }
-    except CommandFailed:
+    except (CommandFailed, RequestTimeout) as exc:
+        if not isinstance(exc, CommandFailed) or exc.code != "unknown_reservation":
+            # not cached: the controller may answer in a moment
+            return _with_soon(hit[1]) if hit is not None else {"state": "unavailable"}
         status = {"state": "unknown"}
-    except RequestTimeout:
-        return {"state": "unknown"}  # not cached: the controller may be back in a moment
     with _reservations_lock:
         if len(_reservations) > 10_000:
             _reservations.clear()
         _reservations[code] = (now, status)
-    return status
+    return _with_soon(status)
+
+
+def _with_soon(status: dict[str, Any]) -> dict[str, Any]:
+    """A reserved code's status with ``soon``: "be there by" is ``remote_tickets.warn_min`` away or past."""
+    if status.get("state") != "reserved":
+        return status
+    return {**status, "soon": status["arrive_by"] - time.time() <= cfg().remote_tickets.warn_min * 60}
 
 
 def _check_id(ticket_id: str) -> None:
@@ -170,6 +183,8 @@ def ticket_page(ticket_id: str) -> str | Response | tuple[str, int]:
     else:
         status = ticket_status(ticket_id)
         html = render_template(tpl, ticket_id=ticket_id, status=status)
+    if status["state"] == "unavailable":  # an open page keeps what it shows (ticket.js swaps only a 200)
+        return html, 503
     return (html, 404) if status["state"] == "unknown" and not fragment else html
 
 
@@ -178,6 +193,8 @@ def api_ticket(ticket_id: str) -> Response:
     _check_id(ticket_id)
     code = normalize_code(ticket_id)
     status = reservation_status(code) if code is not None else ticket_status(ticket_id)
+    if status["state"] == "unavailable":
+        return json_error(503, "unavailable", tr("web.no_state"))
     resp = jsonify(status)
     if status["state"] == "unknown":
         resp.status_code = 404
