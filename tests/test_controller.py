@@ -134,6 +134,18 @@ def test_park_and_call_back(office):
     assert call["ticket"] == "B001" and "parked" in call["reason"]
 
 
+def test_a_ticket_number_typed_as_the_display_shows_it_is_found(office):
+    """The display shows and the voice says "B 2"; staff who type that (or "b 002") call ticket B002."""
+    for _ in range(3):
+        ok(office, "disp-1", "ticket.issue", service="melde")
+    for typed, number in ((" B 2 ", "B002"), ("b 003", "B003"), ("B\t1", "B001")):
+        assert (
+            ok(office, "counter-3", "counter.call_ticket", counter="c3", ticket=typed)["call"]["ticket"]
+            == number
+        )
+    assert err(office, "counter-3", "counter.call_ticket", counter="c3", ticket="B 1 2") == "unknown_ticket"
+
+
 def test_a_ticket_number_is_ascii_letters_and_digits_and_a_bad_one_is_unknown(office, monkeypatch):
     ok(office, "disp-1", "ticket.issue", service="melde")
     ok(office, "counter-3", "counter.call_next", counter="c3")

@@ -256,10 +256,11 @@ class OfficeState:
         return self.waiting_count.get(service, 0)
 
     def ticket(self, ref: str) -> Ticket | None:
-        """Find today's ticket by id or by number (case-insensitive, 'A12' == 'A012')."""
+        """Find today's ticket by id or by number (case-insensitive, 'A12' == 'A012' == 'A 12', as the
+        display shows and the voice says it)."""
         if ref in self.tickets:
             return self.tickets[ref]
-        ref = ref.strip().upper()
+        ref = "".join(ref.split()).upper()
         if ref in self.by_number:
             return self.tickets[self.by_number[ref]]
         # ASCII only: "A٣" or "A²" is no ticket number (int() would read the first, fail on the second)
