@@ -101,7 +101,9 @@ def test_bad_commands_get_one_reply_each_and_bad_topics_none(cfg, controller, ca
         wire.close()
 
 
-@pytest.mark.parametrize("issued_at", ["0", "-1e308", "1e308", "NaN", "Infinity"])
+@pytest.mark.parametrize(
+    "issued_at", ["0", "-1e308", "1e308", "NaN", "Infinity", "1" + "0" * 400, "-" + "9" * 400]
+)
 def test_offline_times_outside_the_lease_are_refused_on_the_wire(cfg, controller, issued_at) -> None:
     wire = Wire(cfg.broker.port, cfg.office.id)
     try:

@@ -158,6 +158,7 @@ class TicketOps(OpsBase):
             or isinstance(number, bool)
             or not isinstance(issued_at, int | float)
             or isinstance(issued_at, bool)
+            or not -1e12 < issued_at < 1e12  # before float(): a JSON integer of 400 digits overflows it
             or not math.isfinite(float(issued_at))
         ):
             raise OpError(ErrorCode.BAD_REQUEST, "number must be an integer and issued_at epoch seconds")
