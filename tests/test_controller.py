@@ -634,6 +634,39 @@ def test_no_citizen_waits_for_a_closed_counter(cfg, tmp_path, office, clock):
     assert [x.number for x in rebuilt.state.waiting()] == ["A003"]
 
 
+def test_a_retry_in_the_batch_of_a_failed_commit_gets_no_ok_for_what_is_not_in_the_log(office):
+    """A node's retry decided in the same batch as the command it repeats (both waited in the inbox), and a
+    request decided after its node voided it in that batch: when the batch cannot be committed (the disk is
+    full), every answer says so. The retry used to get the first command's ``ok`` again, with a number that
+    was never written: the node printed it, and the next ticket.issue handed the same number out again."""
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A001"
+
+    def issue(rid: str) -> tuple[str, bytes]:
+        return ("disp-1", contract.encode(contract.command("ticket.issue", {"service": "pass"}, rid)))
+
+    void = contract.encode(contract.command("request.void", {"request": "late-1"}, "v-1"))
+    items = [issue("r-1"), issue("r-1"), ("disp-1", void), issue("late-1")]
+    items += [issue(f"pad-{i}") for i in range(40)]  # more than the log's free room
+    db = office.store.db
+    db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")  # the disk is full
+    try:
+        replies = [o.reply for o in office.handle_batch(items)]
+    finally:
+        db.execute("PRAGMA max_page_count=1073741823")
+    assert [r["id"] for r in replies[:4]] == ["r-1", "r-1", "v-1", "late-1"]
+    assert {(r["ok"], str(r.get("error"))) for r in replies} == {
+        (False, str({"code": "internal", "message": "event log not writable"}))
+    }, replies[:4]
+    assert [e["number"] for e in office.store.events() if e["type"] == "ticket_issued"] == ["A001"]
+    # the retries once there is room: decided now, and no number twice
+    assert (
+        cmd(office, "disp-1", "ticket.issue", rid="r-1", service="pass").reply["result"]["ticket"]["number"]
+        == "A002"
+    )
+    assert ok(office, "disp-1", "ticket.issue", service="pass")["ticket"]["number"] == "A003"
+    assert cmd(office, "disp-1", "ticket.issue", rid="late-1", service="pass").reply["ok"]  # not voided
+
+
 # ------------------------------------------------------------------------- request.void (an orphaned request)
 def test_a_voided_request_that_arrives_later_issues_nothing_and_gets_request_voided(office, tmp_path, clock):
     void = cmd(office, "disp-1", "request.void", rid="v-1", request="lost-1").reply

@@ -595,7 +595,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                 log.info(
                     "%s %s from %s arrived after its node voided it: not done", cmd.op.name, cmd.id, node_id
                 )
-                return Outcome(reply)
+                return self._again(key, reply)
             if old_digest != digest:
                 reply = contract.error_reply(
                     cmd.id, ErrorCode.DUPLICATE, f"request id {cmd.id} was already used for another command"
@@ -603,7 +603,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             else:  # the stored reply, marked: the command did nothing now (an importer counts it unchanged)
                 reply = {**reply, "repeated": True}
             log.info("repeated request %s from %s: same reply again", cmd.id, node_id)
-            return Outcome(reply)
+            return self._again(key, reply)
         self._pending = []
         keep = True
         rebuild = False
@@ -647,6 +647,16 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
         if stored and not cmd.op.query:  # a query's repeat is answered anew (contract.Op.query)
             batch.replies[(node_id, cmd.id)] = (digest, reply)
         batch.pending.append(outcome)
+        return outcome
+
+    def _again(self, key: tuple[str, str], reply: dict[str, Any]) -> Outcome:
+        """The answer to a request id decided before. Decided in this batch, it is not committed yet: if the
+        commit fails, this answer is ``internal`` too (``_flush``), as the first one is; a repeated ``ok``
+        would hand out a number that is not in the log and is issued again after the retry."""
+        outcome = Outcome(reply)
+        assert self._batch is not None
+        if key in self._batch.replies:
+            self._batch.pending.append(outcome)
         return outcome
 
     def op_request_void(self, node_id: str, role: Role, request: Any, node: Any = None) -> dict[str, Any]:
