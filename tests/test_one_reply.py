@@ -21,6 +21,7 @@ class Wire:
     def __init__(self, port: int, office: str):
         self.topics = Topics(office)
         self.replies: list[tuple[str, dict]] = []
+        self.sizes: list[int] = []  # of each reply, in bytes
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"wire-{time.monotonic_ns()}")
@@ -34,6 +35,7 @@ class Wire:
     def _on_message(self, c, u, msg) -> None:
         with self.lock:
             self.replies.append((msg.topic.split("/")[-2], json.loads(msg.payload)))
+            self.sizes.append(len(msg.payload))
 
     def send(self, node: str, payload: bytes, retain: bool = False) -> None:
         self.c.publish(f"{self.topics.base}/node/{node}/cmd", payload, qos=1, retain=retain).wait_for_publish(
@@ -97,6 +99,27 @@ def test_bad_commands_get_one_reply_each_and_bad_topics_none(cfg, controller, ca
         last = wire.replies_for("r-last")
         assert len(last) == 1 and last[0][1]["result"]["ticket"]["number"] == "A001"
         assert controller.alive() and len(controller.office.state.tickets) == 1
+    finally:
+        wire.close()
+
+
+def test_a_bad_request_id_of_any_length_gets_a_reply_within_the_bound(cfg, controller) -> None:
+    """An ``id`` that is not a request id is echoed in the ``bad_request`` reply (the node can tell which
+    command failed), but one of 15,000 characters was echoed whole: a reply of 15 KB, past the contract's
+    1,024 bytes, which a small node's MQTT buffer drops (then it never learns why). Now such an id is
+    answered with ``"id": null``, within the bound; a short bad id is still echoed."""
+    wire = Wire(cfg.broker.port, cfg.office.id)
+    try:
+        for rid in ("x" * 15000, "\u0000" * 2000, "r 42"):
+            payload = {"id": rid, "op": "ticket.issue", "args": {"service": "pass"}}
+            wire.send("disp-1", json.dumps(payload).encode())
+        wire.send("disp-1", b'{"id": "r-last", "op": "ticket.issue", "args": {"service": "pass"}}')
+        wait_until(lambda: wire.replies_for("r-last"))
+        time.sleep(0.3)
+        assert len(wire.replies) == 4 and max(wire.sizes) <= 1024, wire.sizes
+        assert [r["id"] for _, r in wire.replies] == [None, None, "r 42", "r-last"]
+        assert [r["error"]["code"] for _, r in wire.replies[:3]] == ["bad_request"] * 3
+        assert len(controller.office.state.tickets) == 1
     finally:
         wire.close()
 

@@ -570,7 +570,9 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             role = self.cfg.role_of(node_id)
             rid = contract.request_id_of(raw)  # so that even a broken command is answered with its id
             data = contract.decode(raw, max_depth=contract.MAX_DEPTH)
-            rid = data.get("id") if isinstance(data.get("id"), str) else None
+            # a bad id is answered with it (the node can tell which command failed), but not one longer
+            # than a request id: the reply would pass its bound (a small node's buffer) by the id alone
+            rid = data.get("id") if isinstance(data.get("id"), str) and len(data["id"]) <= 64 else None
             if role is None:
                 raise ContractError(
                     ErrorCode.UNKNOWN_NODE, f"node {node_id!r} is not in the office configuration"
