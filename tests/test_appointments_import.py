@@ -97,6 +97,20 @@ def test_ics_entries_time_zones_series_and_errors(cfg):
         ics.parse(b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:garbage\r\n", cfg, MONDAY_9)
 
 
+@pytest.mark.parametrize("tzid", ["Europe", "America/", "Etc"])
+def test_a_tzid_that_is_a_folder_of_the_zone_database_is_one_clear_feed_error(cfg, tmp_path, tzid):
+    """A TZID such as "Europe" (a folder of the time zone database, not a zone) made the calendar library
+    open that folder as a zone file: IsADirectoryError, not a FeedError, so ``waitroom appointments import``
+    ended with a traceback and ``--poll`` stopped importing. Now it is one error naming the TZID."""
+    text = (DATA / "appointments.ics").read_text("utf-8").replace("TZID=Europe/Berlin:", f"TZID={tzid}:")
+    assert f"TZID={tzid}:" in text
+    feed = tmp_path / "feed.ics"
+    feed.write_text(text, "utf-8")
+    name = tzid.rstrip("/").rsplit("/", 1)[-1]
+    with pytest.raises(FeedError, match=f"TZID of the calendar is '{name}', which is no time zone"):
+        import_once(cfg, str(feed), lambda *a: pytest.fail("nothing is sent"), now=MONDAY_9)
+
+
 def test_ics_import_update_cancel_and_idempotent_reimport(cfg, store, tmp_path):
     office = Office(cfg, store, clock=Clock(MONDAY_9))
     send = sender(office)

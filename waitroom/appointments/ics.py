@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from typing import Any
 
 import icalendar
@@ -49,6 +50,12 @@ def parse(data: bytes | str, cfg: Config, now: float) -> Parsed:
         cal = icalendar.Calendar.from_ical(data)
     except (ValueError, IndexError, KeyError) as exc:
         raise FeedError(f"not an iCalendar document: {exc}") from None
+    except OSError as exc:  # a TZID naming a folder of the time zone database ("Europe"): the library's
+        # look-up opens it as a zone file (other names that are no zone it handles itself)
+        name = os.path.basename(str(exc.filename or "")) or str(exc)
+        raise FeedError(
+            f"a TZID of the calendar is {name!r}, which is no time zone (e.g. Europe/Berlin)"
+        ) from None
     tz = cfg.office.tz
     bs = cfg.appointments.booking_system
     cancel_all = str(cal.get("METHOD", "")).upper() == "CANCEL"
