@@ -634,7 +634,7 @@ def test_no_citizen_waits_for_a_closed_counter(cfg, tmp_path, office, clock):
     assert [x.number for x in rebuilt.state.waiting()] == ["A003"]
 
 
-def test_a_retry_in_the_batch_of_a_failed_commit_gets_no_ok_for_what_is_not_in_the_log(office):
+def test_a_retry_in_the_batch_of_a_failed_commit_gets_no_ok_for_what_is_not_in_the_log(office, caplog):
     """A node's retry decided in the same batch as the command it repeats (both waited in the inbox), and a
     request decided after its node voided it in that batch: when the batch cannot be committed (the disk is
     full), every answer says so. The retry used to get the first command's ``ok`` again, with a number that
@@ -654,6 +654,9 @@ def test_a_retry_in_the_batch_of_a_failed_commit_gets_no_ok_for_what_is_not_in_t
     finally:
         db.execute("PRAGMA max_page_count=1073741823")
     assert [r["id"] for r in replies[:4]] == ["r-1", "r-1", "v-1", "late-1"]
+    # the log names the cause (the error SQLite rolled back for), not "cannot rollback" after it
+    failed = [r for r in caplog.records if r.getMessage().startswith("could not write the event log")]
+    assert len(failed) == 1 and "full" in str(failed[0].exc_info[1]), failed[0].exc_info
     assert {(r["ok"], str(r.get("error"))) for r in replies} == {
         (False, str({"code": "internal", "message": "event log not writable"}))
     }, replies[:4]

@@ -171,4 +171,7 @@ class _Tx:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:  # SQLite itself rolls back on some errors (a full disk): then the
+            self.db.execute("ROLLBACK")  # error to raise is that one, not "cannot rollback"
