@@ -296,6 +296,25 @@ def test_entries_gone_from_the_feed_are_cancelled(cfg, store, tmp_path):
     assert empty.cancelled == 0 and empty.errors and office.state.seq == seq
 
 
+def test_a_memory_that_cannot_be_written_is_one_error_and_the_import_is_done(cfg, store, tmp_path):
+    """The folder in which the import remembers a feed's bookings cannot be written (a full or read-only
+    disk; here a file in its place): the entries were sent, but the save raised OSError out of the import,
+    so ``waitroom appointments import`` ended with a traceback and ``--poll`` stopped. Now the report has
+    one error saying so and the import is counted."""
+    office = Office(cfg, store, clock=Clock(MONDAY_9))
+    memory = tmp_path / "memory"
+    memory.write_text("not a folder", encoding="utf-8")
+    feed = str(DATA / "appointments.ics")
+    rep = import_once(cfg, feed, sender(office), now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert rep.booked == 5 and "ZMS1001" in office.state.appointments
+    kept = [e.message for e in rep.errors if e.where == "(feed)"]
+    assert len(kept) == 1 and "cannot keep what this import booked" in kept[0], rep.errors
+    memory.unlink()  # room again: the next import remembers
+    rep = import_once(cfg, feed, sender(office), now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory)
+    assert rep.unchanged == 5 and list(memory.iterdir())
+    assert not [e for e in rep.errors if e.where == "(feed)"]
+
+
 # A city's export as it comes: columns the import does not map (a name, an e-mail address) before the mapped
 # ones, a blank line, a name with an unquoted separator, a row cut short. No real person: invented names.
 EXPORT = (

@@ -221,7 +221,16 @@ def _gone(cfg: Config, parsed: Parsed, memory: FeedMemory, send: Send, now: floa
             rep.cancelled += 1
         elif not reply.get("ok") and _code(reply) not in ("unknown_appointment", "invalid_state"):
             rep.errors.append(EntryError(gone.where, _message(reply)))
-    memory.save(keep)
+    try:
+        memory.save(keep)
+    except OSError as exc:  # a full or read-only disk: the import is done, only its memory is not kept
+        rep.errors.append(
+            EntryError(
+                "(feed)",
+                f"cannot keep what this import booked in {memory.path} ({exc.strerror or exc}): entries "
+                "that disappear from the feed before it can are not cancelled",
+            )
+        )
 
 
 def _latest(entries: Iterable[Entry]) -> list[Entry]:
