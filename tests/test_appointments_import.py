@@ -262,6 +262,60 @@ def test_feed_url_is_fetched_and_bad_sources_are_one_clear_error(cfg, store):
         import_once(cfg, "ftp://example.org/x.ics", sender(office), now=MONDAY_9)
 
 
+def test_a_feed_whose_transfer_breaks_off_cancels_nothing(cfg, store, tmp_path):
+    """The booking system's server (or the network) breaks the transfer off: fewer bytes than its
+    Content-Length. The short body was imported as the whole feed, so every appointment after the cut was
+    cancelled as gone from the feed, and its citizens came for nothing. Now it is one clear error and nothing
+    is cancelled; a chunked transfer that breaks off too (it raised http.client.IncompleteRead), and a feed
+    URL that is no URL (it raised ValueError or http.client.InvalidURL: a traceback, and --poll stopped)."""
+    import http.server
+    import threading
+
+    body = (DATA / "appointments.csv").read_bytes()
+    cut = body.index(b"\n88002;") + 1  # after the first appointment
+    serve = {"cut": False, "chunked": False}
+
+    class Feed(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            if serve["chunked"]:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"%x\r\n%s\r\n" % (cut, body[:cut]))  # and no last chunk
+            else:
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[:cut] if serve["cut"] else body)
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        office = Office(cfg, store, clock=Clock(MONDAY_9))
+        url, memory = f"http://127.0.0.1:{srv.server_port}/termine.csv", tmp_path / "memory"
+        rep = import_once(
+            cfg, url, sender(office), now=MONDAY_9, since_seq=office.state.seq, memory_dir=memory
+        )
+        assert rep.booked == 3
+        before = book(office)
+        for serve["cut"], serve["chunked"] in ((True, False), (False, True)):
+            with pytest.raises(FeedError, match="broke off"):
+                import_once(cfg, url, sender(office), now=MONDAY_9, memory_dir=memory)
+        assert book(office) == before  # nothing cancelled
+        for bad in ("http://127.0.0.1:port/x.ics", "http://[::1/x.ics", "http://exa mple.org/x.ics"):
+            with pytest.raises(FeedError, match="cannot fetch"):  # one line, no traceback
+                import_once(cfg, bad, sender(office), now=MONDAY_9)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_entries_gone_from_the_feed_are_cancelled(cfg, store, tmp_path):
     office = Office(cfg, store, clock=Clock(MONDAY_9))
     send, memory = sender(office), tmp_path / "memory"

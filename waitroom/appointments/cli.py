@@ -9,6 +9,7 @@ source) every ``poll_min`` minutes until stopped; each run is idempotent.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import logging
 import os
@@ -33,12 +34,19 @@ MAX_FEED_BYTES = 8 * 1024 * 1024
 def read_source(source: str, timeout: float = 30.0) -> bytes:
     """The bytes of a file or an http(s) URL (at most MAX_FEED_BYTES)."""
     if source.startswith(("http://", "https://")):
-        req = urllib.request.Request(source, headers={"User-Agent": "waitroom-appointments-import"})
         try:
+            req = urllib.request.Request(source, headers={"User-Agent": "waitroom-appointments-import"})
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 data = resp.read(MAX_FEED_BYTES + 1)
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                declared = resp.headers.get("Content-Length", "")
+        except http.client.IncompleteRead as exc:  # a chunked transfer that broke off
+            raise FeedError(f"the transfer of {source} broke off after {len(exc.partial)} bytes") from None
+        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError, ValueError) as exc:
             raise FeedError(f"cannot fetch {source}: {exc}") from None
+        # a body shorter than announced is a broken transfer, not the feed: imported, the entries after the
+        # break would be cancelled as gone from it
+        if declared.isdigit() and len(data) < int(declared) <= MAX_FEED_BYTES:
+            raise FeedError(f"the transfer of {source} broke off after {len(data)} of {declared} bytes")
     elif "://" in source:
         raise FeedError(f"{source}: only files and http(s) URLs can be imported")
     else:
