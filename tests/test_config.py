@@ -75,6 +75,19 @@ def test_bad_values_name_the_key(path, value, needle):
     assert any(e.startswith(needle) for e in errors_of(data)), errors_of(data)
 
 
+def test_walk_in_numbers_must_start_below_the_offline_numbers():
+    """``ticket_start`` at or above ``offline_numbers_from`` was accepted, and the controller then answered
+    every ticket.issue ``numbers_used_up`` from the first ticket of the day."""
+    data = example()
+    data["office"].update(ticket_start=500, offline_numbers_from=400)
+    assert errors_of(data) == [
+        "office.ticket_start: 500 leaves no walk-in number below office.offline_numbers_from (400); "
+        "make it smaller"
+    ]
+    data["office"].update(ticket_start=399)
+    assert config.parse(data).office.ticket_start == 399
+
+
 def test_duplicate_prefix_is_an_error():
     data = example()
     data["services"][1]["prefix"] = "A"

@@ -678,6 +678,12 @@ def _cross_check(cfg: Config) -> list[str]:
 
     dupes(cfg.services, "id", "services")
     dupes(cfg.services, "prefix", "services")
+    office = cfg.office
+    if office.ticket_start >= office.offline_numbers_from:  # else every walk-in is numbers_used_up
+        errors.append(
+            f"office.ticket_start: {office.ticket_start} leaves no walk-in number below "
+            f"office.offline_numbers_from ({office.offline_numbers_from}); make it smaller"
+        )
     dupes(cfg.counters, "id", "counters")
     dupes(cfg.nodes, "id", "nodes")
     sids, cids = cfg.service_ids, cfg.counter_ids
