@@ -670,6 +670,30 @@ def test_a_retry_in_the_batch_of_a_failed_commit_gets_no_ok_for_what_is_not_in_t
     assert cmd(office, "disp-1", "ticket.issue", rid="late-1", service="pass").reply["ok"]  # not voided
 
 
+def test_a_log_that_cannot_be_written_is_an_alarm_until_a_write_succeeds(office, clock):
+    """A full disk refuses every command ``internal``; the summary tells the admin and every counter
+    (``log_unwritable``, since the first failed write, with the database's words) until a write succeeds."""
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    db = office.store.db
+    db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")  # the disk is full
+    failed_at = int(clock())
+    try:
+        for _ in range(40):  # until the log's last page is full
+            if not cmd(office, "disp-1", "ticket.issue", service="pass").reply["ok"]:
+                break
+        else:
+            raise AssertionError("the log never filled up")
+        clock.t += 60
+        assert err(office, "disp-1", "ticket.issue", service="pass") == "internal"
+        (alert,) = office.state_message()[0]["alerts"]
+        assert alert["code"] == "log_unwritable" and "full" in alert["data"]["error"]
+        assert failed_at <= alert["data"]["since"] < failed_at + 60  # the first failed write, not the last
+    finally:
+        db.execute("PRAGMA max_page_count=1073741823")
+    ok(office, "disp-1", "ticket.issue", service="pass")
+    assert "alerts" not in office.state_message()[0]
+
+
 # ------------------------------------------------------------------------- request.void (an orphaned request)
 def test_a_voided_request_that_arrives_later_issues_nothing_and_gets_request_voided(office, tmp_path, clock):
     void = cmd(office, "disp-1", "request.void", rid="v-1", request="lost-1").reply

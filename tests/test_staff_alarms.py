@@ -369,3 +369,40 @@ def test_the_controllers_clock_in_the_clerks_words(cfg, tmp_path, node):
         clock.fixed = None
         live.close()
         ctl.stop()
+
+
+def test_an_event_log_that_cannot_be_written_is_said_at_every_counter(cfg, tmp_path, node):
+    """The controller's disk is full: every command is refused, so every clerk learns it (call out loud,
+    tell the system support) until a write succeeds again."""
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    ctl = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert ctl.start(wait=10)
+    app = create_app(cfg, data_dir=tmp_path, test_config={"SECRET_KEY": "k" * 32, "TESTING": True})
+    app.extensions["waitroom_users"].add("anna", PASSWORD, "staff")
+    live = app.extensions["waitroom"]
+    client = app.test_client()
+    db = ctl.office.store.db
+    try:
+        assert login(client, "anna").status_code == 302
+        disp = node("disp-1")
+        disp.request("ticket.issue", {"service": "pass"})
+        wait_for(lambda: live.state() is not None)
+        with ctl.lock:
+            db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")
+        for _ in range(40):  # until the log's last page is full
+            reply = disp.request_reply("ticket.issue", {"service": "pass"})
+            if not reply["ok"]:
+                break
+        assert reply["error"]["code"] == "internal"
+        for counter in ("c1", "c3"):
+            said = wait_for(lambda c=counter: alarms(client, c).get("log_unwritable"), timeout=10)
+            assert said.startswith("Achtung: Die Steuerung kann seit ") and "mündlich aufrufen" in said
+        with ctl.lock:
+            db.execute("PRAGMA max_page_count=1073741823")
+        disp.request("ticket.issue", {"service": "pass"})
+        wait_for(lambda: alarms(client, "c1") == {}, timeout=10)
+    finally:
+        live.close()
+        ctl.stop()

@@ -899,6 +899,22 @@ def test_the_controllers_alarms_as_sentences(cfg):
     assert health.alarms(cfg, "de", {"services": []}) == [] and health.alarms(cfg, "de", None) == []
 
 
+def test_an_event_log_that_cannot_be_written_as_a_sentence_for_the_admin_and_for_staff(cfg):
+    from waitroom.web import health
+
+    alert = {"code": "log_unwritable", "data": {"since": 1795420800, "error": "database or disk is full"}}
+    at = health.Describer(cfg, "de").clock(1795420800)
+    (admin,) = health.alarms(cfg, "de", {"alerts": [alert]})
+    assert admin.text.startswith(f"Die Steuerung kann seit {at} Uhr nicht in ihr Ereignisprotokoll schreiben")
+    assert "database or disk is full" in admin.detail  # the database's words, for the technician
+    (clerk,) = health.alarms(cfg, "de", {"alerts": [alert]}, for_staff=True)
+    assert clerk.text.startswith(f"Die Steuerung kann seit {at} Uhr nichts speichern")
+    (en,) = health.alarms(cfg, "en", {"alerts": [alert]})
+    assert en.text.startswith("The controller has not been able to write its event log since")
+    (odd,) = health.alarms(cfg, "de", {"alerts": [{"code": "log_unwritable", "data": {}}]})
+    assert "Code „log_unwritable“" in odd.text
+
+
 def test_every_fault_and_alarm_code_of_the_contract_has_its_sentence():
     from waitroom.contract import AlarmCode, FaultCode
     from waitroom.web import health

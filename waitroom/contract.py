@@ -178,6 +178,7 @@ class AlarmCode(StrEnum):
     CLOCK_BEHIND = "clock_behind"
     CLOCK_STEPPED_BACK = "clock_stepped_back"
     UNSTAFFED_SERVICE = "unstaffed_service"
+    LOG_UNWRITABLE = "log_unwritable"
 
 
 ALARM_DESCRIPTIONS: dict[AlarmCode, str] = {
@@ -194,6 +195,11 @@ ALARM_DESCRIPTIONS: dict[AlarmCode, str] = {
     "3 (the longest first); it ends when a counter serving it opens or nobody waits any more. The controller "
     "refuses nothing for it. `data`: `service` (id), `waiting` (the tickets no open counter can call), "
     "`since` (epoch seconds, whole: since when, at the earliest the opening time)",
+    AlarmCode.LOG_UNWRITABLE: "the controller cannot write its event log (a full or read-only disk, a "
+    "damaged database file): every command that changes something is refused `internal` (`event log not "
+    "writable`) and nothing is issued or called; it ends with the first write that succeeds. `data`: `since` "
+    "(epoch seconds, whole: the first failed write), `error` (the database's own words, English, at most 120 "
+    "characters)",
 }
 
 

@@ -703,8 +703,12 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
             records = [(node, rid, d, r) for (node, rid), (d, r) in batch.replies.items()]
             try:
                 self.store.commit_batch(batch.events, records, now=self.clock())
-            except Exception:
+            except Exception as exc:
                 log.exception("could not write the event log; %d command(s) not done", len(batch.pending))
+                if "log" not in self.alerts:  # the admin and every counter are told, until a write succeeds
+                    self.alerts["log"] = contract.alert(
+                        contract.AlarmCode.LOG_UNWRITABLE, since=int(self.clock()), error=str(exc)[:120]
+                    )
                 for o in batch.pending:
                     o.reply = contract.error_reply(
                         o.reply["id"] if o.reply else None, ErrorCode.INTERNAL, "event log not writable"
@@ -712,6 +716,7 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                     o.events = []
                 rebuild = True
             else:
+                self.alerts.pop("log", None)
                 self._reply_keys.update(batch.replies)
                 if batch.events:
                     self._observe(batch.events)

@@ -162,12 +162,14 @@ ALARMS = {
     AlarmCode.CLOCK_BEHIND: N_("web.admin.alarm.clock_behind"),
     AlarmCode.CLOCK_STEPPED_BACK: N_("web.admin.alarm.clock_stepped_back"),
     AlarmCode.UNSTAFFED_SERVICE: Nn_("web.admin.alarm.unstaffed_service"),  # by the count of waiting
+    AlarmCode.LOG_UNWRITABLE: N_("web.admin.alarm.log_unwritable"),
 }
 # ... said to a clerk at a counter (the staff page), where the admin's words name a technician's task: what it
 # means at the counter and what to do; the others are said the same to both
 STAFF_ALARMS = {
     AlarmCode.CLOCK_BEHIND: N_("web.staff.alarm.clock_behind"),
     AlarmCode.CLOCK_STEPPED_BACK: N_("web.staff.alarm.clock_stepped_back"),
+    AlarmCode.LOG_UNWRITABLE: N_("web.staff.alarm.log_unwritable"),
 }
 
 # the order of the lines: the overall state first, the known fields next, unknown ones last
@@ -520,6 +522,11 @@ def _alarm_text(
             return None
         key = (STAFF_ALARMS if for_staff else ALARMS)[AlarmCode(code)]
         return t(key, lang, behind=duration(data["behind_s"], lang))
+    if code == AlarmCode.LOG_UNWRITABLE:
+        if (since := _count(data.get("since"))) is None:
+            return None
+        key = (STAFF_ALARMS if for_staff else ALARMS)[AlarmCode.LOG_UNWRITABLE]
+        return t(key, lang, since=Describer(cfg, lang).clock(since))
     if code == AlarmCode.UNSTAFFED_SERVICE:
         n, since, sid = _count(data.get("waiting")), _count(data.get("since")), data.get("service")
         if n is None or since is None or not isinstance(sid, str):
@@ -552,7 +559,8 @@ def alarms(
             said = _alarm_text(cfg, lang, code, data, for_staff)
             if said is not None:
                 what = data.get("service") if code == AlarmCode.UNSTAFFED_SERVICE else ""
-                out.append(Alarm(code, said, what=what))
+                detail = raw(data.get("error", "")) if code == AlarmCode.LOG_UNWRITABLE else ""
+                out.append(Alarm(code, said, detail, what=what))
             else:
                 said = t("web.admin.alarm.unknown", lang, code=code[:40])
                 out.append(Alarm(code, said, raw(data or ""), known=False))

@@ -346,6 +346,7 @@ MAX_ALARMS = 3
 URGENCY = (
     "controller_offline",  # nothing the page does reaches the controller
     "clock_behind",  # the controller refuses commands until its clock is set
+    "log_unwritable",  # the controller refuses every command: its disk is full or broken
     "display_offline",  # calls do not reach the waiting room: call out loud
     "display_fault",
     "unstaffed_service",  # citizens wait for a service of this counter and nobody calls them
@@ -364,8 +365,8 @@ URGENCY = (
 def _concerns(counter: Any, alarm: Any) -> bool:
     """Whether an alarm concerns the clerk at ``counter``: a service's alarm one of its services; a
     display's, one that shows its calls (its zone, or all zones); a dispenser's, one that issues tickets for
-    its services; the controller's connection and clock, every counter. An alarm this page cannot say in
-    words (a code of a newer controller) is the admin's."""
+    its services; the controller's connection, clock and event log, every counter. An alarm this page cannot
+    say in words (a code of a newer controller) is the admin's."""
     if not alarm.known:
         return False
     if alarm.code in ("unstaffed_service", "intake_stopped"):
@@ -375,7 +376,7 @@ def _concerns(counter: Any, alarm: Any) -> bool:
     if alarm.code in ("dispenser_offline", "paper_out", "cover_open", "printer_fault", "paper_low"):
         services = cfg().node(alarm.what).services
         return services is None or bool(set(services) & set(counter.services))
-    return alarm.code in ("controller_offline", "clock_behind", "clock_stepped_back")
+    return alarm.code in ("controller_offline", "clock_behind", "clock_stepped_back", "log_unwritable")
 
 
 def alarms_for(counter: str) -> tuple[list[Any], list[Any]]:
