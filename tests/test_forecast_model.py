@@ -176,3 +176,20 @@ def test_first_training_after_a_quiet_first_day_calibrates_on_a_comparable_model
         _, lo, hi = model.predict_many(np.array([r.features for r in nxt]))
         covers.append(np.mean((y >= lo) & (y <= hi)))
     assert 0.77 <= np.mean(covers) <= 0.86, covers
+
+
+def test_the_nightly_training_reads_the_log_while_the_engine_writes(controller, node) -> None:
+    """The controller's nightly training reads the office's log on a connection of its own. It opened the
+    log as a writer (creating tables, stamping the log's identity): behind a write of the engine it waited
+    for the lock, and failed with "database is locked" after 5 s. Now it only reads."""
+    node("disp-1").request("ticket.issue", {"service": "pass"})
+    db = controller.office.store.db
+    with controller.lock:
+        db.execute("BEGIN IMMEDIATE")  # the engine is in the middle of a write
+        try:
+            t0 = time.monotonic()
+            rows = controller.trainer.rows()
+            assert time.monotonic() - t0 < 2.0  # not held up by the engine's write
+        finally:
+            db.execute("ROLLBACK")
+    assert isinstance(rows, list)

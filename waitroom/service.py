@@ -317,7 +317,7 @@ class ControllerService:
         db_path = self.store.path
 
         def rows() -> list:
-            store = EventStore(db_path)  # its own connection: the engine thread keeps writing
+            store = EventStore.reader(db_path)  # read-only: the engine thread keeps writing
             try:
                 return list(rows_from_store_events(store.events(), services, tz))
             finally:
