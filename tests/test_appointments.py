@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_controller import MONDAY_9, TZ, Clock, cmd, err, ok
 from waitroom import appointments as codes
-from waitroom import config
+from waitroom import config, contract
 from waitroom.controller import Office
 from waitroom.store import EventStore
 
@@ -166,6 +166,13 @@ def test_notes_can_be_switched_off(cfg, tmp_path, clock, office):
     assert err(office, "web", "appointment.book", service="pass", slot=at(1, "10:00"), note="x" * 81) == (
         "bad_request"
     )
+    # 200 characters of 4 bytes each (the most note_max allows): the reply would pass its 1024 bytes
+    wide = cfg.model_copy(update={"appointments": cfg.appointments.model_copy(update={"note_max": 200})})
+    office3 = Office(wide, EventStore(tmp_path / "wide.db"), clock=clock)
+    slot = {"service": "pass", "slot": at(1, "10:00")}
+    assert err(office3, "web", "appointment.book", **slot, note="\U0001f600" * 200) == "bad_request"
+    reply = cmd(office3, "web", "appointment.book", **slot, note="\U0001f600" * 100).reply
+    assert reply["ok"] and len(contract.encode(reply)) <= 1024
     off = cfg.model_copy(update={"appointments": cfg.appointments.model_copy(update={"notes": False})})
     office2 = Office(off, EventStore(tmp_path / "off.db"), clock=clock)
     b = ok(office2, "web", "appointment.book", service="pass", slot=at(1, "10:00"), note="Dolmetscher")

@@ -578,7 +578,9 @@ class AppointmentSettings(Strict):
         examples=[[["12:00", "12:30"]]],
     )
     notes: bool = Field(True, description="allow a short free-text note with a booking (no personal data)")
-    note_max: int = Field(80, ge=1, le=200, description="maximum characters of a note")
+    note_max: int = Field(
+        80, ge=1, le=200, description="maximum characters of a note (and at most 400 bytes of UTF-8)"
+    )
     code_length: int = Field(
         6, ge=4, le=12, description="characters of a generated booking code (incl. check)"
     )

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CONTRACT_VERSION = 1
 ROOT = f"waitroom/v{CONTRACT_VERSION}"
 MAX_PAYLOAD_BYTES = 16 * 1024
+NOTE_MAX_BYTES = 400  # an appointment's note in UTF-8: its reply and event stay within their 1024 bytes
 # Size bounds of what the controller publishes (docs/mqtt-contract.md, "Message sizes"); none depends on the
 # length of the queue. The summary holds at most SUMMARY_CALLS calls and SUMMARY_ASSISTS open requests; a
 # queue page the first QUEUE_PAGE tickets of a service in call order, the last QUEUE_PARKED parked ones and
@@ -422,7 +423,8 @@ OPS: dict[str, Op] = {
                 "slot": "[float] epoch seconds of the slot",
                 "check_slot": "[bool] refuse unless capacity offers the slot (the booking page); default "
                 "false: an entry of the booking system, taken as it is",
-                "note": "[str] short note (appointments.notes; no personal data)",
+                "note": "[str] short note (appointments.notes; at most `appointments.note_max` characters and 400 bytes "
+                "of UTF-8; no personal data)",
                 "version": "[int] revision of an imported entry (SEQUENCE); an older one changes nothing",
             },
             ("service", "slot"),

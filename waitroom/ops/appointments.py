@@ -14,6 +14,7 @@ import secrets
 from typing import Any
 
 from waitroom import appointments as codes
+from waitroom import contract
 from waitroom.appointments import capacity
 from waitroom.appointments.walkins import WalkInProfile
 from waitroom.contract import ErrorCode, Role
@@ -85,9 +86,16 @@ class AppointmentOps(TicketOps, CounterOps):
         if not settings.notes:
             return ""  # the office switched notes off: dropped, never stored
         note = " ".join(note.split())
-        if len(note) > settings.note_max or not note.isprintable():
+        # the bytes too: 200 characters of emoji would carry the reply and the event past their 1024 bytes
+        if (
+            len(note) > settings.note_max
+            or len(note.encode()) > contract.NOTE_MAX_BYTES
+            or not note.isprintable()
+        ):
             raise OpError(
-                ErrorCode.BAD_REQUEST, f"note must be at most {settings.note_max} printable characters"
+                ErrorCode.BAD_REQUEST,
+                f"note must be at most {settings.note_max} printable characters "
+                f"({contract.NOTE_MAX_BYTES} bytes of UTF-8)",
             )
         return note
 
