@@ -411,6 +411,14 @@ def test_snapshot_and_public_payloads(office):
     assert set(pub) == {"v", "office", "name", "ts", "services"}
     assert "waiting" not in pub and "calls" not in pub  # no ticket list in the public part
     assert pub["services"][0]["waiting"] == 1
+    assert not any("walk_in" in s for s in pub["services"])  # said only of a service by appointment only
+
+
+def test_the_public_part_marks_a_service_by_appointment_only(cfg, tmp_path, clock):
+    services = [s.model_copy(update={"walk_in": s.id != "fuehrerschein"}) for s in cfg.services]
+    office = Office(cfg.model_copy(update={"services": services}), EventStore(tmp_path / "e.db"), clock=clock)
+    pub = {s["id"]: s for s in office.public()["services"]}
+    assert pub["fuehrerschein"]["walk_in"] is False and "walk_in" not in pub["pass"]
 
 
 def test_stored_replies_are_pruned_after_two_days(office, clock):

@@ -393,6 +393,39 @@ def test_public_waits_and_api(app, anon, node):
     assert anon.get("/").headers["Location"].endswith("/waiting")
 
 
+def test_a_service_by_appointment_only_shows_no_wait_to_walk_ins(cfg, tmp_path, node):
+    """A service the dispensers do not offer (``walk_in: false``): the public page and its JSON said a wait
+    for it as for the others, and a citizen came in to wait for a number nobody gives out. It says "by
+    appointment only" instead, and the JSON for the city website and 115 marks it."""
+    from waitroom.service import ControllerService
+    from waitroom.web import create_app
+
+    services = [s.model_copy(update={"walk_in": s.id != "fuehrerschein"}) for s in cfg.services]
+    cfg = cfg.model_copy(update={"services": services})
+    ctl = ControllerService(cfg, str(tmp_path / "events.db"))
+    assert ctl.start(wait=10)
+    app = create_app(cfg, data_dir=tmp_path, test_config={"SECRET_KEY": "k" * 32, "TESTING": True})
+    live = app.extensions["waitroom"]
+    anon = app.test_client()
+    try:
+        node("disp-1").request("ticket.issue", {"service": "pass"})
+        wait_for(lambda: (live.state() or {}).get("seq", 0) >= 1 and live.public_state() is not None)
+        rows = {
+            " ".join(re.sub(r"<[^>]+>", " ", row).split())
+            for row in re.findall(
+                r"<tr role=\"row\">(.*?)</tr>", anon.get("/waiting").get_data(as_text=True), re.S
+            )
+        }
+        assert any(r.startswith("Führerschein") and r.endswith("Nur mit Termin") for r in rows), rows
+        assert not any(r.startswith("Personalausweis") and "Termin" in r for r in rows), rows
+        assert "By appointment only" in anon.get("/waiting?lang=en").get_data(as_text=True)
+        by_id = {s["id"]: s for s in anon.get("/api/public").json["offices"][0]["services"]}
+        assert by_id["fuehrerschein"]["walk_in"] is False and by_id["pass"]["walk_in"] is True
+    finally:
+        live.close()
+        ctl.stop()
+
+
 def test_ticket_status_page(app, anon, node, staff):
     disp = node("disp-1")
     t1 = disp.request("ticket.issue", {"service": "pass"})["ticket"]

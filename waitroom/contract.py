@@ -423,8 +423,8 @@ OPS: dict[str, Op] = {
                 "slot": "[float] epoch seconds of the slot",
                 "check_slot": "[bool] refuse unless capacity offers the slot (the booking page); default "
                 "false: an entry of the booking system, taken as it is",
-                "note": "[str] short note (appointments.notes; at most `appointments.note_max` characters and 400 bytes "
-                "of UTF-8; no personal data)",
+                "note": "[str] short note (appointments.notes; at most `appointments.note_max` characters "
+                "and 400 bytes of UTF-8; no personal data)",
                 "version": "[int] revision of an imported entry (SEQUENCE); an older one changes nothing",
             },
             ("service", "slot"),

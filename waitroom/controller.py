@@ -954,6 +954,8 @@ class Office(AppointmentOps, RemoteOps, TicketOps, CounterOps, AssistOps, Intake
                     "id": svc["id"],
                     "name": names[svc["id"]],
                     **{k: svc[k] for k in ("waiting", "eta_min", "intake_open")},
+                    # no walk-ins (the dispensers do not offer it): a wait on a public page would invite them
+                    **({} if self.cfg.service(svc["id"]).walk_in else {"walk_in": False}),
                 }
                 for svc in snap["services"]
             ],

@@ -30,6 +30,7 @@ limiter.shared_limit(public_limit, scope="public")(bp)  # one budget per client 
 def service_waits(state: dict[str, Any] | None) -> list[dict[str, Any]]:
     if state is None:
         return []
+    c = cfg()
     return [
         {
             "id": s["id"],
@@ -37,6 +38,8 @@ def service_waits(state: dict[str, Any] | None) -> list[dict[str, Any]]:
             "waiting": s["waiting"],
             "eta_min": s["eta_min"],
             "intake_open": s.get("intake_open", True),
+            # False: by appointment only (the dispensers do not offer it; a wait would invite walk-ins)
+            "walk_in": c.service(s["id"]).walk_in if s["id"] in c.service_ids else True,
         }
         for s in state.get("services", [])
     ]
