@@ -171,10 +171,54 @@ def test_a_configuration_error_on_a_miss_names_the_key_and_the_node_exits_1(data
     proc = run_node(office, "dispenser", "disp-1")
     assert proc.returncode == 1
     assert "nodes[0].options.lease_size: Input should be greater than or equal to 1" in proc.stderr
+    assert proc.stderr.startswith(f"{office}: 1 configuration error(s):")  # the file, not "dispenser:"
     assert cache_files(data, "disp-1") == []
     edit(office, lambda d: (d["nodes"][0]["options"].pop("lease_size"), d.update(printer={"width": 80})))
     proc = run_node(office, "dispenser", "disp-1")
     assert proc.returncode == 1 and "printer.width: unknown key" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("role", "node", "change", "needle"),
+    [
+        ("dispenser", "disp-1", {"options": {"bogus": 1}}, "nodes[0].options.bogus: unknown option"),
+        ("counter", "counter-2", {"options": {"next_guard_s": "x"}}, "nodes[3].options.next_guard_s:"),
+        (
+            "display",
+            "display-1",
+            {"options": {"volume": 5}},
+            "display (with nodes[display-1].options).volume",
+        ),
+    ],
+)
+def test_a_node_s_own_settings_are_named_by_their_file_as_check_config_names_them(
+    data: Path, office: Path, role: str, node: str, change: dict, needle: str
+):
+    edit(office, lambda d: next(n for n in d["nodes"] if n["id"] == node).update(change))
+    check = subprocess.run(
+        [sys.executable, "-m", "waitroom", "check-config", str(office)], capture_output=True, text=True
+    )
+    proc = run_node(office, role, node)
+    assert proc.returncode == check.returncode == 1
+    assert proc.stderr.startswith(f"{office}: 1 configuration error(s):\n  {needle}"), proc.stderr
+    assert check.stderr == proc.stderr
+
+
+def test_a_node_validating_in_its_own_process_names_the_file_too(
+    data: Path, office: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """No validating process in time (a hung SD card): the node validates its options itself, and says the
+    same, not "dispenser: 1 configuration error(s)"."""
+    from waitroom import cli
+
+    edit(office, lambda d: d["nodes"][0].update(options={"lease_size": 0}))
+    monkeypatch.setattr(nodeconfig, "VALIDATE_TIMEOUT_S", 0.01)
+    argv = ["node", "dispenser", "--config", str(office), "--node", "disp-1", "--pins", "mock"]
+    args = cli.build_parser(core_only=True).parse_args(argv)
+    assert args.func(args) == 1
+    err = capsys.readouterr().err
+    assert f"{office}: 1 configuration error(s):\n  nodes[0].options.lease_size:" in err, err
+    assert "dispenser: 1 configuration error(s)" not in err
 
 
 def test_a_schema_error_is_the_same_as_check_config(data: Path, office: Path):

@@ -272,7 +272,13 @@ def cmd_node(args: argparse.Namespace) -> int:
 
         pins = pin_factory(args.pins or os.environ.get("GPIOZERO_PIN_FACTORY"))
     extra = {"real_printer": True} if args.real_printer else {}
-    instance = resolve_factory(args.role)(runtime, cfg, node, pins=pins, simulate=args.simulate, **extra)
+    try:
+        instance = resolve_factory(args.role)(runtime, cfg, node, pins=pins, simulate=args.simulate, **extra)
+    except ConfigError as exc:  # validated here (no cache could be written): named as check-config names it
+        from waitroom.nodeconfig import in_file
+
+        print(in_file(exc, args.config), file=sys.stderr)
+        return 1
     runtime.start(wait=args.wait)
     instance.start()
     log.info("%s node %s running", args.role, node.id)

@@ -277,6 +277,18 @@ def load_for_node(config_file: str, node_id: str, role: str) -> Any | None:
 
 
 # ------------------------------------------------------------------------------- the validating process
+def in_file(exc: ValueError, config_file: str) -> ValueError:
+    """A node's own check's error (its options, pins, printer, display settings: raised as the role's or the
+    section's ``ConfigError``, or a ``ValueError`` naming its key) as the error of the file that holds them,
+    as ``waitroom check-config`` prints it. An error of another file (a pin map of firmware_config/) keeps its
+    own file's name."""
+    from waitroom.errors import ConfigError
+
+    if isinstance(exc, ConfigError) and Path(exc.source).is_file():
+        return exc
+    return ConfigError(config_file, exc.errors if isinstance(exc, ConfigError) else [str(exc)])
+
+
 def write_atomically(path: Path, doc: dict[str, Any], node_id: str) -> None:
     """Write the cache file whole or not at all (a node starting meanwhile reads the old one or none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -326,8 +338,8 @@ def build(config_file: str, node_id: str, role: str) -> tuple[int, Path | None]:
     module, _, func = PREPARE[role].partition(":")
     try:
         prepared = getattr(importlib.import_module(module), func)(cfg, node)
-    except (ConfigError, ValueError) as exc:
-        print(exc, file=sys.stderr)
+    except (ConfigError, ValueError) as exc:  # the node's own settings: named by file, as check-config does
+        print(in_file(exc, config_file), file=sys.stderr)
         return 1, None
     key = cache_key(raw, node_id, role)
     path = cache_path(node_id, key)
