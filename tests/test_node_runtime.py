@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import office_config
+from waitroom import config
 from waitroom.errors import CommandFailed, RequestTimeout
 from waitroom.node import NodeRuntime
 from waitroom.service import ControllerService
@@ -120,3 +127,33 @@ def test_two_handlers_on_one_topic_both_receive(cfg, broker, node):
     web.link.publish(web.topics.sim("disp-1"), {"button": "pass", "action": "press"}, "sim")
     assert wait_until(lambda: got["a"] and got["b"])
     assert len(got["a"]) == len(got["b"]) == 1
+
+
+def test_a_node_started_while_its_broker_is_down_says_so(tmp_path):
+    """A node whose broker cannot be reached (down, or a wrong ``broker.host``) does not only log that it
+    runs: one warning names the broker (every failed attempt is a debug line, retried in the background)."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    doc = yaml.safe_load(config.EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    doc["broker"]["port"] = port
+    office = tmp_path / "office.yaml"
+    office.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "WAITROOM_DATA_DIR": str(tmp_path / "var"), "PYTHONPATH": str(root)}
+    argv = [sys.executable, "-m", "waitroom", "node", "assist", "--config", str(office), "--node", "sb-1"]
+    proc = subprocess.Popen(
+        [*argv, "--pins", "mock", "--wait", "0.5"], stderr=subprocess.PIPE, text=True, env=env
+    )
+    lines: list[str] = []
+    try:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            lines.append(line)
+            if "node sb-1 running" in line:
+                break
+    finally:
+        proc.kill()
+        _, rest = proc.communicate(timeout=20)
+    text = "".join(lines) + rest
+    assert f"WARNING waitroom: MQTT broker 127.0.0.1:{port} not reachable yet" in text, text
+    assert "Traceback" not in text

@@ -279,7 +279,11 @@ def cmd_node(args: argparse.Namespace) -> int:
 
         print(in_file(exc, args.config), file=sys.stderr)
         return 1
-    runtime.start(wait=args.wait)
+    if not runtime.start(wait=args.wait):  # it goes on trying; each failed attempt is only a debug line
+        broker = cfg.broker
+        log.warning(
+            "MQTT broker %s:%d not reachable yet; retrying in the background", broker.host, broker.port
+        )
     instance.start()
     log.info("%s node %s running", args.role, node.id)
     wait_for_signal(runtime.alive)
