@@ -124,6 +124,39 @@ def test_check_config_command(tmp_path):
     assert out.returncode == 1 and "(yaml)" in out.stderr
 
 
+TWICE_IN_ONE_LINE = """\
+nodes:
+  - {id: disp-1, role: dispenser, services: [pass], services: [melde]}
+"""
+
+
+@pytest.mark.parametrize("command", [["check-config", "{f}"], ["city", "check-config", "{f}"]])
+def test_a_key_written_twice_is_an_error_naming_its_line_not_a_section_silently_lost(tmp_path, command):
+    """YAML keeps the second of two equal keys and drops the first without a word: a second ``display:``
+    added at the end of the file threw away the first one's settings, and check-config said OK."""
+    text = config.EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    office = tmp_path / "office.yaml"
+    office.write_text(text + "\ndisplay: {volume: 0.4}\ndisplay: {volume: 0.9}\n", encoding="utf-8")
+    line = text.count("\n") + 3
+    args = [a.replace("{f}", str(office)) for a in command]
+    out = subprocess.run([sys.executable, "-m", "waitroom.cli", *args], capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith(f"{office}: 1 configuration error(s):"), out.stderr
+    assert f"(yaml): line {line}: key 'display' appears twice in one section (also on line {line - 1})" in (
+        out.stderr
+    )
+    with pytest.raises(ConfigError, match=r"line 2: key 'services' appears twice .* \(also on line 2\)"):
+        config.loads(TWICE_IN_ONE_LINE)  # in a flow mapping of one line too
+
+
+def test_yaml_merge_keys_may_still_be_overridden():
+    """``<<: *base`` followed by one of base's keys is an override, not a key written twice."""
+    assert config.yaml_load("a: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 3\n") == {
+        "a": {"x": 1, "y": 2},
+        "c": {"x": 3, "y": 2},
+    }
+
+
 def test_times_of_day_as_people_write_them():
     """Unquoted 16:00 is the time, not YAML 1.1's base-60 number 960, and 7:30 is 07:30; what is no time of
     day says so in words, at its key (pydantic would print its regular expression)."""

@@ -56,9 +56,39 @@ _PATTERN_MEANS = {
 }
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A key written twice in one mapping: YAML would keep the second silently and drop the first."""
+
+    def __init__(self, key: Any, line: int, first: int):
+        super().__init__(key, line, first)
+        self.key, self.line, self.first = key, line, first
+
+    def __str__(self) -> str:
+        return (
+            f"line {self.line}: key {self.key!r} appears twice in one section (also on line {self.first}); "
+            "the second would silently replace the first: keep one"
+        )
+
+
 class _Loader(yaml.SafeLoader):
     """YAML as an office's IT writes it: an unquoted 16:00 is the text "16:00", not YAML 1.1's base-60
-    integer 960 (YAML 1.2 has no base-60 numbers either)."""
+    integer 960 (YAML 1.2 has no base-60 numbers either), and a key written twice in one mapping is an error
+    (``DuplicateKey``), not a section silently lost."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base": its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise DuplicateKey(key, line, seen[key])
+                seen[key] = line
+            except TypeError:  # a key that cannot be hashed: SafeLoader reports it
+                continue
+        return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
         if ":" in node.value:

@@ -44,10 +44,11 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 HEADER = """# Office configuration reference
 
-One YAML file per office (example: `waitroom/examples/office.yaml`). Unknown keys are errors; every error is
-reported with its path, e.g. `counters[2].services[0]: unknown service 'nix'`. Check a file before a node
-restarts with `waitroom check-config FILE` (exit code 1 on errors): it checks every section below, also those
-a process validates only when it starts (`display`, `printer`, `web`, each node's `options` and `pins`).
+One YAML file per office (example: `waitroom/examples/office.yaml`). Unknown keys are errors, and so is a key
+written twice in one section (YAML would keep the second silently); every error is reported with its path,
+e.g. `counters[2].services[0]: unknown service 'nix'`. Check a file before a node restarts with
+`waitroom check-config FILE` (exit code 1 on errors): it checks every section below, also those a process
+validates only when it starts (`display`, `printer`, `web`, each node's `options` and `pins`).
 Types: *id* is 1-32 characters of `a-z 0-9 _ -`; *HH:MM* a time of day, quoted or not (`7:30` is read as
 `07:30`); a range such as `(0..899)` is the values the file may give.
 
