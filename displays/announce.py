@@ -77,6 +77,31 @@ class AudioError(HardwareError):
     """Sound output or speech synthesis failed."""
 
 
+VOICE_CHECK_S = 5.0  # asking espeak-ng whether it has a voice (it answers in 10-100 ms)
+
+
+def espeak_has_voice(voice: str) -> bool | None:
+    """Whether the espeak-ng program has ``voice`` (a language code, a voice name, with a ``+variant``), or
+    None when it cannot tell: no program, no answer, or it fails with an English voice too (then the program
+    is broken, not the voice)."""
+    binary = shutil.which("espeak-ng") or shutil.which("espeak")
+    if binary is None:
+        return None
+
+    def speaks(v: str) -> bool | None:
+        try:
+            cmd = [binary, "-v", v, "-q", "--", "."]  # -q: nothing is played
+            proc = subprocess.run(cmd, capture_output=True, timeout=VOICE_CHECK_S, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.returncode == 0
+
+    found = speaks(voice)
+    if found is False and speaks("en") is not True:
+        return None
+    return found
+
+
 def synth_timeout(text: str) -> float:
     """The longest a synthesis of ``text`` may take (tied to its length; see ``SYNTH_BASE_S``)."""
     return SYNTH_BASE_S + SYNTH_PER_CHAR_S * len(text)
@@ -456,6 +481,7 @@ class Announcer:
         self.speech_error = ""  # why calls are announced with the gong alone ("" = speech works)
         self.speech_fault = ""  # ... as a stable code (waitroom.contract.FaultCode)
         self._speech_retry_at = 0.0
+        self._voices: dict[str, str | None] = {}  # language -> the voice that speaks it (None: no voice)
         # called when health() changes (speech failed, or works again)
         self.on_health: list[Callable[[], None]] = []
 
@@ -545,17 +571,55 @@ class Announcer:
         for lang, text in job.phrases:
             if job.abandoned:  # played meanwhile without its speech (it was late)
                 return
+            voice = self._voice(lang)
+            if voice is None:  # espeak-ng cannot speak this language: the call's other languages are spoken
+                continue
             self._count += 1
             path = self._tmp / f"{self._count:06d}-{lang}.wav"
             try:
-                self._synth.synthesize(text, self.settings.voice(lang), path)  # type: ignore[union-attr]
+                self._synth.synthesize(text, voice, path)  # type: ignore[union-attr]
             except Exception as exc:  # the gong has played or still plays, and the next calls without waiting
                 path.unlink(missing_ok=True)
+                if getattr(exc, "fault", "") == FaultCode.SPEECH_FAILED and espeak_has_voice(voice) is False:
+                    self._no_voice(lang, voice)  # this language's voice, not the speech: not a fault of all
+                    continue
                 self._speech_failed(exc, job.item.ticket)
                 return
             if not job.add(lang, text, path):
                 return
         self._speech_works()
+
+    def _voice(self, lang: str) -> str | None:
+        """The voice that speaks ``lang``: its voice of ``display.voices`` if espeak-ng has it, else the
+        language's own (a voice it does not have would fail every call with the espeak-ng program, and
+        pyttsx3 would read the text with the voice of the phrase before it)."""
+        if lang in self._voices:
+            return self._voices[lang]
+        voice = self.settings.voice(lang)
+        default = i18n.ESPEAK_VOICES.get(lang, "de")
+        if voice != default and espeak_has_voice(voice) is False:
+            log.error(
+                "display.voices.%s: espeak-ng has no voice %r (espeak-ng --voices lists them); %s is spoken "
+                "with its own voice %r",
+                lang,
+                voice,
+                lang,
+                default,
+            )
+            voice = default
+        self._voices[lang] = voice
+        return voice
+
+    def _no_voice(self, lang: str, voice: str) -> None:
+        self._voices[lang] = None
+        log.error(
+            "espeak-ng has no voice %r for %s: calls are not spoken in %s, their other languages are; "
+            "install the voice or set display.voices.%s",
+            voice,
+            lang,
+            lang,
+            lang,
+        )
 
     def _speech_off(self) -> bool:
         """Speech is off, or failed within ``SPEECH_RETRY_S``: calls get their gong alone, without waiting."""

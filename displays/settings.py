@@ -139,7 +139,8 @@ class DisplaySettings(DisplayMethods, BaseModel):
     )
     voices: dict[str, str] = Field(
         default_factory=dict,
-        description="espeak-ng voice per language, overriding the default (the language code itself)",
+        description="espeak-ng voice per language, overriding the default (the language code itself); one "
+        "espeak-ng does not have is logged at the first call in its language, which then gets the default",
         examples=[{"de": "de+f3", "ar": "ar", "tr": "tr+m2"}],
     )
     gong_pause_s: float = Field(0.8, ge=0, le=5, description="silence between the gong's tail and the speech")

@@ -450,6 +450,74 @@ def test_speech_failing_then_back_is_tried_again(espeak, tmp_path, monkeypatch):
     assert a.health()["speech"] == "ok" and a.health()["speech_fault"] is None
 
 
+def test_a_voice_espeak_ng_does_not_have_costs_neither_that_language_nor_the_next_calls_speech(
+    espeak, tmp_path, caplog
+):
+    """``display.voices`` naming a voice espeak-ng does not have (a typo: "turkce"): the program failed on
+    every Turkish phrase, and each failure turned all speech off for SPEECH_RETRY_S, German too; pyttsx3 read
+    the Turkish text with the voice of the phrase before it. Now the language's own voice speaks it, and one
+    log line names the key."""
+    import logging
+
+    caplog.set_level(logging.ERROR, logger="displays.announce")
+    settings = ds.parse({"tts": "espeak-ng", "speech_rate": 260, "voices": {"tr": "turkce"}})
+    assert settings.voice("tr") == "turkce"
+    a = Announcer(settings, gong=short_gong(tmp_path))
+    a.start()
+    try:
+        a.announce(Announcement("A012", {"de": "Schalter 3"}, seq=1, lang="tr"))
+        a.announce(Announcement("B004", {"de": "Schalter 4"}, seq=2, lang="tr"))
+        a.announce(Announcement("C001", {"de": "Schalter 5"}, seq=3))
+        assert a.wait_idle(timeout=60)
+    finally:
+        a.stop()
+    assert [(p.seq, p.kind, p.lang) for p in a.played] == [
+        (1, "gong", ""),
+        (1, "speech", "de"),
+        (1, "speech", "tr"),
+        (2, "gong", ""),
+        (2, "speech", "de"),
+        (2, "speech", "tr"),
+        (3, "gong", ""),
+        (3, "speech", "de"),
+    ]
+    assert a.health()["speech"] == "ok"
+    [line] = [r.getMessage() for r in caplog.records]  # once, not per call
+    assert line.startswith("display.voices.tr: espeak-ng has no voice 'turkce'") and "'tr'" in line
+    tr = EspeakCliSynth(260).synthesize(a.played[2].text, "tr", tmp_path / "tr.wav")
+    assert abs(a.played[2].seconds - wav_seconds(tr)) < 0.05  # spoken with the Turkish voice
+
+
+def test_a_language_espeak_ng_has_no_voice_for_is_left_out_and_the_rest_is_spoken(
+    espeak, tmp_path, monkeypatch
+):
+    """An espeak-ng without a Ukrainian voice (the real program, answering as it does for a voice it does not
+    have): a Ukrainian ticket's call is spoken in German, and the next calls are spoken too (the failure used
+    to turn all speech off for SPEECH_RETRY_S: the next calls had the gong alone)."""
+    body = (
+        'case " $* " in *" -v uk "*) echo "Error: The specified espeak-ng voice does not exist." >&2; '
+        f'exit 1;; esac\nexec "{espeak}" "$@"'
+    )
+    monkeypatch.setenv("PATH", f"{fake_espeak(tmp_path / 'bin', body)}:/usr/bin:/bin")
+    a = Announcer(
+        ds.parse({"tts": "espeak-ng", "speech_rate": 260, "second_language": "en"}), gong=short_gong(tmp_path)
+    )
+    a.start()
+    try:
+        a.announce(Announcement("A001", {"de": "Schalter 1", "en": "counter 1"}, seq=1, lang="uk"))
+        a.announce(Announcement("A002", {"de": "Schalter 2", "en": "counter 2"}, seq=2, lang="uk"))
+        a.announce(Announcement("A003", {"de": "Schalter 3", "en": "counter 3"}, seq=3))
+        assert a.wait_idle(timeout=60)
+    finally:
+        a.stop()
+    assert [(p.seq, p.kind, p.lang) for p in a.played] == [
+        (n, kind, lang)
+        for n in (1, 2, 3)
+        for kind, lang in (("gong", ""), ("speech", "de"), ("speech", "en"))
+    ]
+    assert a.health()["speech"] == "ok" and a.health()["speech_fault"] is None
+
+
 def test_the_sound_health_says_error_while_sounds_fail_and_ok_once_one_plays(tmp_path):
     """The health's ``audio`` was "error" for ever after one sound that did not play (or one failed speech
     synthesis), until the node restarted: the admin page, and now the clerk's alarm, said "no sound" all day.
