@@ -88,6 +88,38 @@ def test_walk_in_numbers_must_start_below_the_offline_numbers():
     assert config.parse(data).office.ticket_start == 399
 
 
+def test_a_pin_switched_off_with_yaml_s_off_or_no_is_an_error_not_gpio_0(tmp_path):
+    """``pins: {buzzer: off}`` unquoted is YAML's false, which the pin type took as GPIO 0 (true as GPIO 1):
+    check-config said OK and the dispenser drove its buzzer on GPIO 0 (the HAT's EEPROM pin). Now it is one
+    error naming the key and what to write; what is neither a number nor a name is one error, not one per
+    member of the pin type ("pins.button1.int: ..., pins.button1.str: ...")."""
+    from edge.dispenser.options import resolve_pins
+
+    text = config.EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    wiring = "options: {languages: [de, en, tr, ar, uk, ru, de-LS]}"
+    assert text.count(wiring) == 1
+    office = tmp_path / "office.yaml"
+    office.write_text(text.replace(wiring, "pins: {buzzer: off, lang: no, button2: [6]}"), encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "waitroom.cli", "check-config", str(office)], capture_output=True, text=True
+    )
+    assert out.returncode == 1, out.stdout
+    assert out.stderr.splitlines()[1:] == [
+        "  nodes[0].pins.buzzer: false is not a pin (YAML reads an unquoted off, no, false as false, and on, "
+        "yes, true as true): write none to leave the part out, or its GPIO number",
+        "  nodes[0].pins.lang: false is not a pin (YAML reads an unquoted off, no, false as false, and on, "
+        "yes, true as true): write none to leave the part out, or its GPIO number",
+        "  nodes[0].pins.button2: [6] is not a pin: a BCM GPIO number (17), GPIO17, BOARD11, or none",
+    ]
+    office.write_text(text.replace(wiring, "pins: {buzzer: none, button2: 6.0, lang: on}"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"nodes\[0\]\.pins\.lang: true is not a pin"):
+        config.load(office)
+    office.write_text(text.replace(wiring, "pins: {buzzer: none, button2: 6.0}"), encoding="utf-8")
+    cfg = config.load(office)
+    pins = resolve_pins(cfg, cfg.node("disp-1"))
+    assert pins["buzzer"] is None and pins["button2"] == 6
+
+
 def test_duplicate_prefix_is_an_error():
     data = example()
     data["services"][1]["prefix"] = "A"

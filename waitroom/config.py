@@ -25,6 +25,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from waitroom.configbase import WEEKDAYS, ConfigLookups, NodeMethods, OfficeMethods, TextsMethods
 from waitroom.contract import ID_RE, TLS_NODE_PLACEHOLDER, Role  # noqa: F401 (re-exported)
@@ -49,6 +50,32 @@ def _time_of_day(value: Any) -> Any:
 HHMM = Annotated[
     str, BeforeValidator(_time_of_day), Field(pattern=HHMM_PATTERN, description="time of day HH:MM")
 ]
+
+
+def _pin(value: Any) -> Any:
+    """A pin as a file gives it: a GPIO number or a name. YAML reads an unquoted off, no or false as false
+    (and on, yes, true as true), which the number type would take as GPIO 0 (or 1): the part meant to be
+    switched off would be driven on the HAT's EEPROM pin. A bool is an error, and so is what is neither a
+    number nor a name (one message, not one per member of the type)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "pin_bool",
+            "{word} is not a pin (YAML reads an unquoted off, no, false as false, and on, yes, true as "
+            "true): write none to leave the part out, or its GPIO number",
+            {"word": str(value).lower()},
+        )
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, int | str):
+        raise PydanticCustomError(
+            "pin_type",
+            "{value} is not a pin: a BCM GPIO number (17), GPIO17, BOARD11, or none",
+            {"value": value},
+        )
+    return value
+
+
+Pin = Annotated[int | str, BeforeValidator(_pin)]
 # what a pattern means, for the error message (pydantic would print the regular expression)
 _PATTERN_MEANS = {
     HHMM_PATTERN: 'a time of day as HH:MM, 00:00 to 23:59, e.g. "07:30"',
@@ -237,7 +264,7 @@ class Node(NodeMethods, Strict):
     services: list[Id] | None = Field(None, description="dispenser: services on its buttons, in order")
     zone: Id | None = Field(None, description="display: show only calls of counters in this zone")
     name: Texts | None = Field(None, description="assist terminal: name shown to staff")
-    pins: dict[str, int | str] = Field(
+    pins: dict[str, Pin] = Field(
         default_factory=dict,
         description="GPIO pin map (BCM numbers or names); default from the role's "
         "pin map in firmware_config/",
