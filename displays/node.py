@@ -23,6 +23,7 @@ from displays.heard import HeardFile, path_for
 from displays.missed import CallKey, MissedCalls, serving_of
 from waitroom.configbase import prepared
 from waitroom.contract import EventKind, FaultCode
+from waitroom.errors import HardwareError
 
 if TYPE_CHECKING:  # the schema (pydantic); a display node runs on light records of it (waitroom.nodeconfig)
     from displays.settings import DisplaySettings
@@ -57,6 +58,10 @@ def load_settings(cfg: Config, node: Node) -> DisplaySettings:
 def headless() -> bool:
     """True when SDL draws into nothing (no screen: tests, the demo on a server)."""
     return os.environ.get("SDL_VIDEODRIVER", "") in ("dummy", "offscreen")
+
+
+class ScreenError(HardwareError):
+    """The display has no screen to draw on (pygame's video output cannot be opened)."""
 
 
 class Output(Protocol):
@@ -184,8 +189,15 @@ class DisplayNode:
         self._thread = threading.Thread(target=self._frame_loop, name=f"{self.node.id}-frames", daemon=True)
         self._thread.start()
         self._ready.wait(15)
-        if self._error is not None:
-            raise self._error
+        if self._error is not None:  # no screen to draw on: one line saying so, not pygame's traceback
+            self.announcer.stop()
+            driver = os.environ.get("SDL_VIDEODRIVER") or "not set"
+            raise ScreenError(
+                f"display {self.node.id} has no screen to draw on: {type(self._error).__name__}: "
+                f"{self._error} (SDL_VIDEODRIVER={driver}); on a Pi it draws on the console (kmsdrm: the TV "
+                "plugged in and on at boot, no desktop holding it), on a machine without a screen set "
+                "SDL_VIDEODRIVER=dummy"
+            ) from self._error
         rt.set_health(display="ok", zone=self.node.zone or "all", **self.announcer.health())
         log.info(
             "display %s: %dx%d %s, zone %s, screenshots %s",

@@ -17,37 +17,67 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from gpiozero import LED, Button, Device, LEDCharDisplay, LEDMultiCharDisplay
+from gpiozero.exc import BadPinFactory
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from waitroom import contract
+from waitroom.errors import HardwareError
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+T = TypeVar("T")
+
+
+class PinError(HardwareError):
+    """The GPIO pins cannot be used: no library to drive them on this machine, or a pin that is busy."""
+
+
+FACTORIES = {
+    "lgpio": (
+        "gpiozero.pins.lgpio:LGPIOFactory",
+        "pip install 'waitroom[pi]' (or apt-get install python3-lgpio)",
+    ),
+    "rpigpio": ("gpiozero.pins.rpigpio:RPiGPIOFactory", "apt-get install python3-rpi.gpio"),
+    "native": ("gpiozero.pins.native:NativeFactory", "it ships with gpiozero"),
+}
+NO_GPIO_HINT = "on a Pi: pip install 'waitroom[pi]'; on a machine without GPIO pins: --pins mock"
 
 
 def pin_factory(name: str | None) -> Any:
-    """A gpiozero pin factory for ``name`` ('mock', 'lgpio', 'rpigpio', 'native'), or None for the default."""
+    """A gpiozero pin factory for ``name`` ('mock', 'lgpio', 'rpigpio', 'native'), or None for the default.
+    Raises PinError naming the factory and what to install (only the factory asked for is imported: a Pi
+    without lgpio, a Zero's armv6l, drives its pins with rpigpio)."""
     if name in (None, "", "default"):
         return None
     if name == "mock":
         return MockFactory()
-    from gpiozero.pins import lgpio, native  # noqa: F401 - availability differs per platform
-
-    factories = {
-        "lgpio": "gpiozero.pins.lgpio:LGPIOFactory",
-        "rpigpio": "gpiozero.pins.rpigpio:RPiGPIOFactory",
-        "native": "gpiozero.pins.native:NativeFactory",
-    }
-    if name not in factories:
-        raise ValueError(f"unknown pin factory {name!r}; use mock, lgpio, rpigpio or native")
-    module, cls = factories[name].split(":")
+    if name not in FACTORIES:
+        raise PinError(f"unknown pin factory {name!r}; use mock, lgpio, rpigpio or native")
+    ref, install = FACTORIES[name]
+    module, cls = ref.split(":")
     import importlib
 
-    return getattr(importlib.import_module(module), cls)()
+    try:
+        return getattr(importlib.import_module(module), cls)()
+    except ImportError as exc:
+        raise PinError(f"pin factory {name}: {exc}; {install}") from exc
+    except Exception as exc:  # e.g. no GPIO chip on this machine
+        raise PinError(f"pin factory {name} cannot drive pins here: {exc}; {NO_GPIO_HINT}") from exc
+
+
+def claim(what: str, pin: Any, make: Callable[[], T]) -> T:
+    """A gpiozero device for ``pin``, or PinError naming the part and the pin (no GPIO library on this
+    machine, a pin another process holds, ...), not a traceback from inside gpiozero."""
+    try:
+        return make()
+    except BadPinFactory as exc:
+        raise PinError(f"{what} on GPIO {pin}: {exc} ({NO_GPIO_HINT})") from exc
+    except Exception as exc:
+        raise PinError(f"{what} on GPIO {pin} cannot be used: {type(exc).__name__}: {exc}") from exc
 
 
 class PressButton:
@@ -83,7 +113,11 @@ class PressButton:
         self._timer: threading.Timer | None = None
         self._settle_timer: threading.Timer | None = None
         self._lock = threading.Lock()
-        self.button = Button(pin, pull_up=True, bounce_time=None, pin_factory=factory)
+        self.button = claim(
+            f"button {self.name}",
+            pin,
+            lambda: Button(pin, pull_up=True, bounce_time=None, pin_factory=factory),
+        )
         self.button.when_pressed = self._pressed
         self.button.when_released = self._released
         self.presses = 0  # accepted presses (for health and tests)
@@ -193,7 +227,7 @@ class Lamp:
 
     def __init__(self, pin: int | str, *, factory: Any = None, name: str = ""):
         self.name = name or str(pin)
-        self.led = LED(pin, pin_factory=factory)
+        self.led = claim(f"light {self.name}", pin, lambda: LED(pin, pin_factory=factory))
         self.pattern = "off"
 
     @property
@@ -250,14 +284,22 @@ class CharDisplay:
     ):
         self.name = name or "display"
         dp = segments[7] if len(segments) > 7 else None
-        char = LEDCharDisplay(*segments[:7], dp=dp, active_high=not common_anode, pin_factory=factory)
+        char = claim(
+            f"{self.name} segments",
+            ", ".join(map(str, segments)),
+            lambda: LEDCharDisplay(*segments[:7], dp=dp, active_high=not common_anode, pin_factory=factory),
+        )
         char.font = {**char.font, **EXTRA_GLYPHS}
         if Device.pin_factory is None and factory is not None:
             # gpiozero 2.0.1 builds the digit group of LEDMultiCharDisplay without the pin factory it was
             # given, so that group falls back to the default factory (none on a laptop): lend it this one
             Device.pin_factory = factory
         # the digit pins switch transistors: NPN (high = on) for a common cathode, PNP (low = on) for an anode
-        self.device = LEDMultiCharDisplay(char, *digits, active_high=not common_anode, pin_factory=factory)
+        self.device = claim(
+            f"{self.name} digits",
+            ", ".join(map(str, digits)),
+            lambda: LEDMultiCharDisplay(char, *digits, active_high=not common_anode, pin_factory=factory),
+        )
         self.width = len(digits)
         self.text = ""
         self._lock = threading.Lock()
@@ -369,4 +411,4 @@ def close_all(devices: list[Any]) -> None:
             log.debug("closing %r", d, exc_info=True)
 
 
-__all__ = ["CharDisplay", "Device", "Lamp", "PressButton", "SimInput", "close_all", "pin_factory"]
+__all__ = ["CharDisplay", "Device", "Lamp", "PinError", "PressButton", "SimInput", "close_all", "pin_factory"]

@@ -383,3 +383,33 @@ def test_number_display_on_the_pin_factory_it_is_given():
         d.close()
     finally:
         Device.pin_factory = old
+
+
+def test_a_pin_that_cannot_be_used_is_a_pin_error_naming_the_part_and_the_pin(mock_pins):
+    """A pin another device holds (on a Pi: another process, GPIO busy) or no pin library: PinError naming
+    the part and its GPIO, which the node's start prints as one line, not a traceback from inside gpiozero."""
+    from edge.hardware import Lamp, PinError, PressButton, pin_factory
+
+    held = Lamp(17, factory=mock_pins, name="led")
+    with pytest.raises(PinError, match=r"^button counter-3.next on GPIO 17 cannot be used: GPIOPinInUse: "):
+        PressButton(17, factory=mock_pins, name="counter-3.next")
+    with pytest.raises(PinError, match=r"^light counter-3.buzzer on GPIO 17 cannot be used: GPIOPinInUse"):
+        Lamp(17, factory=mock_pins, name="counter-3.buzzer")
+    held.close()
+    PressButton(17, factory=mock_pins, name="counter-3.next").close()  # free again
+    with pytest.raises(PinError, match="unknown pin factory 'pigpio'; use mock, lgpio, rpigpio or native"):
+        pin_factory("pigpio")
+
+
+@pytest.mark.parametrize(("name", "library"), [("rpigpio", "RPi"), ("lgpio", "lgpio")])
+def test_a_pin_factory_needs_only_its_own_library(name, library):
+    """``--pins rpigpio`` imported lgpio first (a Pi Zero's armv6l has no lgpio from the [pi] extra: its node
+    could not start at all, with "No module named 'lgpio'"); a missing library now says what to install."""
+    from importlib.util import find_spec
+
+    from edge.hardware import PinError, pin_factory
+
+    if find_spec(library) is not None:
+        pytest.skip(f"{library} is installed here")
+    with pytest.raises(PinError, match=rf"^pin factory {name}: No module named '{library}'; .*install"):
+        pin_factory(name)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,48 @@ def test_a_node_started_while_its_broker_is_down_says_so(tmp_path):
     text = "".join(lines) + rest
     assert f"WARNING waitroom: MQTT broker 127.0.0.1:{port} not reachable yet" in text, text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("role", "node_id", "args", "env", "why"),
+    [
+        ("counter", "counter-3", ["--pins", "nosuch"], {}, "unknown pin factory 'nosuch'"),
+        ("assist", "sb-1", ["--pins", "rpigpio"], {}, "pin factory rpigpio: No module named 'RPi'"),
+        (
+            "display",
+            "display-1",
+            [],
+            {"SDL_VIDEODRIVER": "nosuch"},
+            "has no screen to draw on: error: nosuch",
+        ),
+    ],
+    ids=["unknown-pin-factory", "pin-library-missing", "no-screen"],
+)
+def test_a_node_that_cannot_get_its_hardware_says_why_in_one_line_and_exits_1(
+    tmp_path, role, node_id, args, env, why
+):
+    """A pin factory that is unknown or whose library is missing, no screen for the display: one CRITICAL
+    line naming the node and the cause, exit code 1 (systemd starts it again), not gpiozero's or pygame's
+    traceback."""
+    if role == "assist" and find_spec("RPi") is not None:
+        pytest.skip("RPi.GPIO is installed here")
+    doc = yaml.safe_load(config.EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    with socket.socket() as s:  # no broker: the node must not need one to say this
+        s.bind(("127.0.0.1", 0))
+        doc["broker"]["port"] = s.getsockname()[1]
+    office = tmp_path / "office.yaml"
+    office.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "WAITROOM_DATA_DIR": str(tmp_path / "var"),
+        "PYTHONPATH": str(root),
+        "SDL_AUDIODRIVER": "dummy",
+        **env,
+    }
+    argv = [sys.executable, "-m", "waitroom", "node", role, "--config", str(office), "--node", node_id]
+    out = subprocess.run([*argv, *args, "--wait", "0.2"], capture_output=True, text=True, env=env, timeout=90)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert f"CRITICAL waitroom: {role} node {node_id} cannot start: " in out.stderr, out.stderr
+    assert why in out.stderr, out.stderr

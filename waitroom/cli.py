@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from waitroom import __version__, paths
-from waitroom.errors import ConfigError
+from waitroom.errors import ConfigError, HardwareError
 
 log = logging.getLogger("waitroom")
 
@@ -267,24 +267,32 @@ def cmd_node(args: argparse.Namespace) -> int:
         return 1
     runtime = NodeRuntime(cfg, node.id)
     pins = None
-    if args.role not in ROLES_WITHOUT_PINS:
-        from edge.hardware import pin_factory
-
-        pins = pin_factory(args.pins or os.environ.get("GPIOZERO_PIN_FACTORY"))
     extra = {"real_printer": True} if args.real_printer else {}
     try:
+        if args.role not in ROLES_WITHOUT_PINS:
+            from edge.hardware import pin_factory
+
+            pins = pin_factory(args.pins or os.environ.get("GPIOZERO_PIN_FACTORY"))
         instance = resolve_factory(args.role)(runtime, cfg, node, pins=pins, simulate=args.simulate, **extra)
     except ConfigError as exc:  # validated here (no cache could be written): named as check-config names it
         from waitroom.nodeconfig import in_file
 
         print(in_file(exc, args.config), file=sys.stderr)
         return 1
+    except HardwareError as exc:  # no GPIO library, a pin busy: one line, not a traceback from gpiozero
+        log.critical("%s node %s cannot start: %s", args.role, node.id, exc)
+        return 1
     if not runtime.start(wait=args.wait):  # it goes on trying; each failed attempt is only a debug line
         broker = cfg.broker
         log.warning(
             "MQTT broker %s:%d not reachable yet; retrying in the background", broker.host, broker.port
         )
-    instance.start()
+    try:
+        instance.start()
+    except HardwareError as exc:  # the display's screen, a dispenser's pins (made at start)
+        log.critical("%s node %s cannot start: %s", args.role, node.id, exc)
+        runtime.stop()
+        return 1
     log.info("%s node %s running", args.role, node.id)
     wait_for_signal(runtime.alive)
     instance.stop()
