@@ -921,3 +921,64 @@ def test_against_a_controller_without_request_void_a_late_ticket_is_still_withdr
     wait_until(lambda: settled(d), 30)
     tickets = {t.number: t for t in controller.office.state.tickets.values()}
     assert tickets["A002"].state == "cancelled" and tickets["A900"].state == "waiting"
+
+
+def test_a_closed_office_is_no_printer_fault_and_its_refused_leases_are_not_asked_every_5_s(
+    cfg, make, tmp_path, caplog, monkeypatch
+):
+    """Out of opening hours the controller refuses tickets and leases with office_closed. A press was told as
+    "Drucker gestört" (reason "error") on the admin page, and the dispenser asked for a lease for every
+    service every 5 s all night, each refusal a WARNING here and a line in the controller's log (about 3,000
+    lines an hour each). Now the refusal is named office_closed ("Geschlossen"), and a refused lease is asked
+    again after LEASE_RETRY_S, logged once per new reason."""
+    import logging
+
+    from edge.dispenser import node as dispenser_node
+    from waitroom.service import ControllerService
+
+    closed = cfg.model_copy(update={"office": cfg.office.model_copy(update={"hours": {}})})
+    svc = ControllerService(closed, str(tmp_path / "events.db"))
+    assert svc.start(wait=10)
+    caplog.set_level(logging.DEBUG, logger="edge.dispenser.node")
+    caplog.set_level(logging.INFO, logger="waitroom.controller")
+
+    def asked() -> int:
+        return sum(
+            "ticket.lease" in r.getMessage() for r in caplog.records if r.name == "waitroom.controller"
+        )
+
+    def warned() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "edge.dispenser.node"
+            and r.levelno == logging.WARNING
+            and "lease for" in r.getMessage()
+        ]
+
+    try:
+        folder = tmp_path / "raw"
+        folder.mkdir()
+        d = make(
+            with_dispenser(closed, {"backend": "file", "file": {"path": str(folder)}}), wait_leases=False
+        )
+        wait_until(lambda: len(warned()) == len(d.services), 10)
+        for _ in range(3):
+            d.sync()
+        time.sleep(0.3)
+        assert asked() == len(d.services)  # not again within LEASE_RETRY_S
+        assert len(warned()) == len(d.services) and "office_closed" in warned()[0]
+        monkeypatch.setattr(dispenser_node, "LEASE_RETRY_S", 0.2)
+        time.sleep(0.3)
+        d.sync()
+        assert asked() >= 2 * len(d.services)  # asked again later ...
+        assert len(warned()) == len(d.services)  # ... and the same refusal is not logged again
+
+        out = d.issue("pass")
+        assert (out.kind, out.reason) == ("refused", "office_closed")
+        refusal = d.health()["last_refusal"]
+        assert refusal["reason"] == "office_closed" and refusal["text"]["de"] == "Geschlossen"
+        assert d.health()["refused"] == {"office_closed": 1}
+        assert files(folder) == []
+    finally:
+        svc.stop()

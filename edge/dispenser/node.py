@@ -41,6 +41,24 @@ RETRY_CODES = frozenset({*(c.value for c in contract.RETRY_LATER), ErrorCode.INT
 QUEUED = ("waiting", "called", "parked")
 
 
+# What a refusal says (the health's ``last_refusal``), by reason. A refusal of the controller is its stable
+# code (waitroom.contract.ErrorCode); one not listed here has no text: the admin page names the code.
+REFUSAL_TEXTS = {
+    "rate_limited": "dispenser.rate_limited",
+    "busy": "dispenser.rate_limited",  # presses faster than tickets print: wait, then press again
+    "intake_stopped": "dispenser.intake_stopped",
+    "printer": "dispenser.printer_fault",
+    "print_failed": "dispenser.printer_fault",
+    "no_numbers": "dispenser.no_numbers",
+    "store": "dispenser.no_numbers",
+    "error": "dispenser.printer_fault",  # the dispenser itself failed: the citizen is sent to the reception
+    ErrorCode.OFFICE_CLOSED.value: "office.closed",
+}
+# A refused lease of offline numbers (the office closed tonight, ...) is asked for again after this long, and
+# logged once per new reason: it was asked, and logged, for every service every 5 s all night.
+LEASE_RETRY_S = 60.0
+
+
 # ------------------------------------------------------------------------------------------ node
 @dataclass
 class Outcome:
@@ -142,6 +160,7 @@ class Dispenser:
         self._busy: dict[str, float] = {}  # lamp name -> monotonic time its feedback flash ends
         self.stuck: set[str] = set()
         self.advice = Advice(cfg.office.id, clock=clock)  # the city's advice: a shorter wait elsewhere
+        self._lease_refused: dict[str, tuple[str, float]] = {}  # service -> (code, monotonic time)
 
     # ----------------------------------------------------------------------------- offline store
     def _open_store(self, path: Path) -> OfflineStore:
@@ -415,7 +434,9 @@ class Dispenser:
                     log.warning("ticket.issue for %s not taken now (%s): issuing offline", service, exc.code)
                     return self._issue_offline(service, priority, lang)
                 log.error("ticket.issue for %s refused: %s", service, exc)
-                return self._refuse("error", service, signal="beep")
+                # the controller's stable code (office_closed, unknown_service, ...): the health says what
+                # it was, not "printer fault"
+                return self._refuse(exc.code or "error", service, signal="beep")
             except RequestTimeout:
                 log.warning("controller did not answer ticket.issue %s: issuing offline", rid)
                 # It may have arrived there: settle it later (request.void), so no ticket waits without a
@@ -673,15 +694,27 @@ class Dispenser:
         if self.day == today and self.store.durable:
             for sid in self.services:
                 if self.store.remaining(today, sid) < max(1, opts.lease_low):
+                    refused = self._lease_refused.get(sid)
+                    if refused is not None and self.monotonic() - refused[1] < LEASE_RETRY_S:
+                        continue
                     try:
                         lease = self.runtime.request(
                             "ticket.lease", {"service": sid, "count": opts.lease_size}, **kw
                         )["lease"]
                     except CommandFailed as exc:
-                        log.warning("lease for %s refused: %s", sid, exc)
+                        new = refused is None or refused[0] != exc.code
+                        self._lease_refused[sid] = (exc.code, self.monotonic())
+                        log.log(
+                            logging.WARNING if new else logging.DEBUG,
+                            "lease for %s refused: %s (asked again every %.0f s)",
+                            sid,
+                            exc,
+                            LEASE_RETRY_S,
+                        )
                         continue
                     except RequestTimeout:
                         return
+                    self._lease_refused.pop(sid, None)
                     self.store.add_lease(lease["day"], sid, lease["prefix"], lease["first"], lease["count"])
                     self._store_ok()
                     log.info(
@@ -765,21 +798,14 @@ class Dispenser:
         values: dict[str, str] | None = None,
     ) -> Outcome:
         self.tally[f"refused_{reason}"] += 1
-        key = text_key or {
-            "rate_limited": "dispenser.rate_limited",
-            "busy": "dispenser.rate_limited",  # presses faster than tickets print: wait, then press again
-            "intake_stopped": "dispenser.intake_stopped",
-            "printer": "dispenser.printer_fault",
-            "print_failed": "dispenser.printer_fault",
-            "no_numbers": "dispenser.no_numbers",
-            "store": "dispenser.no_numbers",
-        }.get(reason, "dispenser.printer_fault")
+        key = text_key or REFUSAL_TEXTS.get(reason)
         name = self.cfg.service(service).name.get("de") if service in self.cfg.service_ids else ""
         self.last_refusal = {
             "reason": reason,
             "service": service or None,
             "ts": round(self.clock(), 3),
-            "text": both(key, **{"service": name, **(values or {})}),
+            # None for a refusal of the controller without a text of its own: the admin page names its code
+            "text": both(key, **{"service": name, **(values or {})}) if key else None,
             "number": number or None,
         }
         if service == "" or reason != "rate_limited":
