@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -230,8 +231,11 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
 
-def parse(data: dict[str, Any] | None, source: str = "display") -> DisplaySettings:
-    """Validate a ``display:`` mapping; raise ConfigError naming every bad key."""
+def parse(
+    data: dict[str, Any] | None, source: str = "display", where: Callable[[str], str] | None = None
+) -> DisplaySettings:
+    """Validate a ``display:`` mapping; raise ConfigError naming every bad key. ``where(key)``: the path of
+    the section a top-level key came from (default ``source``)."""
     if data is not None and not isinstance(data, dict):
         raise ConfigError(source, [f"{source}: must be a mapping"])
     try:
@@ -240,15 +244,19 @@ def parse(data: dict[str, Any] | None, source: str = "display") -> DisplaySettin
         errors = []
         for e in exc.errors():
             msg = "unknown key (check the spelling)" if e["type"] == "extra_forbidden" else e["msg"]
-            errors.append(f"{source}{_loc(e['loc'])}: {msg}")
+            prefix = where(str(e["loc"][0])) if where is not None and e["loc"] else source
+            errors.append(f"{prefix}{_loc(e['loc'])}: {msg}")
         raise ConfigError(source, errors) from None
 
 
 def for_node(cfg: Config, node: Node | None = None) -> DisplaySettings:
-    """One display node's settings: the office's ``display:`` section, overridden by the node's options."""
+    """One display node's settings: the office's ``display:`` section, overridden by the node's options. An
+    error names the key where the file has it: ``nodes[1].options.volume`` or ``display.volume`` (not a
+    ``display:`` key once per display node under another name)."""
     merged = dict(cfg.display)
-    source = "display"
-    if node is not None and node.options:
-        merged.update(node.options)
-        source = f"display (with nodes[{node.id}].options)"
-    return parse(merged, source)
+    if node is None or not node.options:
+        return parse(merged)
+    merged.update(node.options)
+    index = next((i for i, n in enumerate(cfg.nodes) if n.id == node.id), 0)
+    options = node.options
+    return parse(merged, where=lambda key: f"nodes[{index}].options" if key in options else "display")

@@ -120,6 +120,23 @@ def test_a_pin_switched_off_with_yaml_s_off_or_no_is_an_error_not_gpio_0(tmp_pat
     assert pins["buzzer"] is None and pins["button2"] == 6
 
 
+def test_a_display_setting_is_named_where_the_file_has_it_once():
+    """A bad key of the office's ``display:`` section was reported once for the section and once more for
+    every display node with options, as "display (with nodes[display-1].options).fps"; a node's own option
+    under that name too, not as the key path of the file."""
+    from waitroom.cli import check_sections
+
+    data = example()
+    data["nodes"][1]["options"] = {"recent_calls": 5, "blink_s": 999}
+    data["nodes"].append({"id": "display-2", "role": "display", "options": {"blink_s": 4}})
+    data["display"] = {"volume": 5, "fps": 0}
+    assert sorted(check_sections(config.parse(data))) == [
+        "display.fps: Input should be greater than or equal to 2",
+        "display.volume: Input should be less than or equal to 1",
+        "nodes[1].options.blink_s: Input should be less than or equal to 120",
+    ]
+
+
 def test_duplicate_prefix_is_an_error():
     data = example()
     data["services"][1]["prefix"] = "A"

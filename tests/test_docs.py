@@ -386,7 +386,7 @@ def test_no_documented_default_is_rejected():
         ("nodes[].options (dispenser)", "nodes[0].options.no_such_key"),
         ("nodes[].options (counter)", "nodes[2].options.no_such_key"),
         ("nodes[].options (assist)", "nodes[6].options.no_such_key"),
-        ("nodes[].options (display)", "display (with nodes[display-1].options).no_such_key"),
+        ("nodes[].options (display)", "nodes[1].options.no_such_key"),
         ("appointments.booking_system.csv.columns", "appointments.booking_system.csv.columns.no_such_key"),
     ],
 )

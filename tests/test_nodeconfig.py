@@ -187,7 +187,7 @@ def test_a_configuration_error_on_a_miss_names_the_key_and_the_node_exits_1(data
             "display",
             "display-1",
             {"options": {"volume": 5}},
-            "display (with nodes[display-1].options).volume",
+            "nodes[1].options.volume",
         ),
     ],
 )
