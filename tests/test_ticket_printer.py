@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -762,3 +763,61 @@ def test_counts_on_the_ticket_agree_with_their_number(lang):
         german = (f"Wartezeit: ca. {n} Min.", f"Waiting time: approx. {n} min")
         german = german if n else (i18n.t("ticket.wait_short"),)
         assert set(german) & set(texts), (german, texts)
+
+
+def test_a_logo_that_is_no_image_is_a_config_error_and_one_that_breaks_later_costs_no_ticket(
+    tmp_path, caplog
+):
+    """A logo Pillow cannot read (an SVG, as city logos often are) passed the start, and then every ticket
+    failed to render: each was cancelled at the controller and the citizen got a beep. Now the start says so,
+    naming the key; a logo replaced by something unreadable after the start is left off the tickets (one
+    error line), which still print, on paper and in the preview."""
+    from PIL import Image as PILImage
+
+    svg = tmp_path / "wappen.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg"/>', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"printer\.logo: .*wappen\.svg is no image Pillow can read"):
+        load_settings({"logo": str(svg)})
+
+    logo = tmp_path / "logo.png"
+    PILImage.new("L", (200, 60), 0).save(logo)
+    out = tmp_path / "out.bin"
+    printer = TicketPrinter(load_settings({"backend": "file", "file": {"path": str(out)}, "logo": str(logo)}))
+    preview = TicketPrinter(load_settings({"logo": str(logo)}), preview_folder=tmp_path / "png")
+    logo.write_bytes(svg.read_bytes())  # replaced after the start
+    with caplog.at_level(logging.ERROR, logger="ticket_printer.escpos_out"):
+        printer.print_ticket(ticket(number="A001"))
+        printer.print_ticket(ticket(number="A002"))
+        png = preview.print_ticket(ticket(number="A003")).path
+    data = out.read_bytes()
+    assert b"A001" in data and b"A002" in data and data.count(GS + b"V\x01") == 2
+    assert GS + b"v0" not in data  # no raster image: the logo is left off
+    assert png is not None and png.exists()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"printer.logo {logo} cannot be read (cannot identify image file '{logo}'): tickets are printed "
+        "without it"
+    ]
+
+
+def test_a_relative_logo_is_taken_beside_the_configuration_file_wherever_the_node_runs(tmp_path, monkeypatch):
+    """``logo: wappen.png`` was looked for in the node's working directory (its data directory under
+    systemd), not beside office.yaml: the dispenser did not start ("file wappen.png does not exist")."""
+    from PIL import Image as PILImage
+
+    from edge.dispenser.options import printer_settings
+    from waitroom import config, nodeconfig
+
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    PILImage.new("L", (200, 60), 0).save(etc / "wappen.png")
+    text = config.EXAMPLE_CONFIG.read_text(encoding="utf-8") + "\nprinter: {logo: wappen.png}\n"
+    (etc / "office.yaml").write_text(text, encoding="utf-8")
+    elsewhere = tmp_path / "var"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("WAITROOM_DATA_DIR", str(elsewhere))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))  # the validating process
+    cfg = config.load(etc / "office.yaml")
+    assert printer_settings(cfg).logo == str(etc / "wappen.png")
+    cached = nodeconfig.load_for_node(str(etc / "office.yaml"), "disp-1", "dispenser")  # the node's way
+    assert cached is not None and printer_settings(cached).logo == str(etc / "wappen.png")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from functools import cache
+from typing import Any
 
 from escpos.constants import (
     CODEPAGE_CHANGE,
@@ -57,6 +58,22 @@ def _logo(path: str, width_dots: int) -> object:
     if img.width > width_dots:
         img = img.resize((width_dots, round(img.height * width_dots / img.width)))
     return img
+
+
+_UNREADABLE_LOGOS: set[str] = set()
+
+
+def logo_image(path: str, width_dots: int) -> Any:
+    """The logo scaled to the paper, or None when it cannot be read (replaced by a file that is no image, or
+    removed, after the node checked it at start): the ticket is printed without it, not refused and
+    cancelled; one error line per file."""
+    try:
+        return _logo(path, width_dots)
+    except Exception as exc:  # Pillow raises OSError, ValueError, DecompressionBombError, ...
+        if path not in _UNREADABLE_LOGOS:
+            _UNREADABLE_LOGOS.add(path)
+            log.error("printer.logo %s cannot be read (%s): tickets are printed without it", path, exc)
+        return None
 
 
 class EscposRenderer:
@@ -196,8 +213,10 @@ class EscposRenderer:
                 else:
                     self._qr(out, b.content, max(1, b.size // 2) * 2, native=False, center=True)
             elif isinstance(b, Image):
-                self._style(out, align="center")
-                self._image(out, _logo(b.path, self.width_dots), center=True)
+                logo = logo_image(b.path, self.width_dots)
+                if logo is not None:
+                    self._style(out, align="center")
+                    self._image(out, logo, center=True)
             elif isinstance(b, Feed):
                 if b.lines < 0:
                     raise ValueError("a feed of fewer than 0 lines")

@@ -18,6 +18,7 @@ import qrcode
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
+from ticket_printer.escpos_out import logo_image
 from ticket_printer.layout import FONT_DOTS, Block, Cut, Feed, Image, Qr, Raster, Text, qr_module_size
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,9 @@ def render_png(blocks: list[Block], width_dots: int) -> PILImage.Image:
             row.paste(img, ((width_dots - img.width) // 2, 0))
             parts.append(row)
         elif isinstance(b, Image):
-            logo = PILImage.open(b.path).convert("L")
-            if logo.width > width_dots:
-                logo = logo.resize((width_dots, round(logo.height * width_dots / logo.width)))
+            logo = logo_image(b.path, width_dots)
+            if logo is None:  # printed without it, as on paper
+                continue
             row = PILImage.new("L", (width_dots, logo.height), 255)
             row.paste(logo, ((width_dots - logo.width) // 2, 0))
             parts.append(row)

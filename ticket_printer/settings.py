@@ -111,7 +111,11 @@ class PrinterSettings(PrinterSettingsMethods, _Strict):
     preview: PreviewSettings = Field(
         default_factory=PreviewSettings, description="PNG previews instead of printing (backend preview)"
     )
-    logo: str | None = Field(None, description="optional logo image printed at the top (PNG, scaled to fit)")
+    logo: str | None = Field(
+        None,
+        description="optional logo image printed at the top (PNG, JPEG or BMP, scaled to fit); a relative "
+        "path is relative to the configuration file",
+    )
     qr_size: int = Field(
         6,
         ge=2,
@@ -170,4 +174,14 @@ def load_settings(
         settings = settings.model_copy(update={"logo": str(Path(base_dir) / settings.logo)})
     if settings.logo and not Path(settings.logo).is_file():
         raise ConfigError(source, [f"printer.logo: file {settings.logo} does not exist"])
+    if settings.logo:
+        from PIL import Image as PILImage
+
+        try:
+            with PILImage.open(settings.logo) as img:
+                img.verify()
+        except Exception as exc:  # an SVG, a PDF, a damaged PNG: every ticket would fail to render
+            raise ConfigError(
+                source, [f"printer.logo: {settings.logo} is no image Pillow can read (PNG, JPEG, BMP): {exc}"]
+            ) from None
     return settings

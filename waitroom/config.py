@@ -857,8 +857,18 @@ def parse(data: Any, source: str = "<config>") -> Config:
 def load(path: str | os.PathLike[str]) -> Config:
     """Load and validate an office configuration file."""
     p = Path(path)
-    cfg = loads(read_text(p), str(p))
+    cfg = files_beside(loads(read_text(p), str(p)), p)
     log.debug("loaded configuration %s for office %s", p, cfg.office.id)
+    return cfg
+
+
+def files_beside(cfg: Config, config_file: str | os.PathLike[str]) -> Config:
+    """The configuration with a relative ``printer.logo`` taken relative to the configuration file's folder:
+    a node runs in its data directory (systemd's WorkingDirectory), not where the file and its logo are."""
+    logo = cfg.printer.get("logo")
+    if isinstance(logo, str) and logo and not Path(logo).is_absolute():
+        printer = {**cfg.printer, "logo": str(resolve_path(config_file, logo))}
+        return cfg.model_copy(update={"printer": printer})
     return cfg
 
 

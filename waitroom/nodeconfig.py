@@ -320,7 +320,9 @@ def build(config_file: str, node_id: str, role: str) -> tuple[int, Path | None]:
         print(ConfigError(config_file, [f"(file): cannot read: {exc.strerror}"]), file=sys.stderr)
         return 1, None
     try:
-        cfg = config.loads(config.decode_text(raw, config_file), config_file)
+        cfg = config.files_beside(
+            config.loads(config.decode_text(raw, config_file), config_file), config_file
+        )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1, None
