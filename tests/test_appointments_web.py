@@ -44,6 +44,14 @@ def client(app, name):
     return c
 
 
+def test_cancelling_a_code_the_office_does_not_know_says_so_once(app):
+    """The refusal was said twice: by the cancel, and again by the confirmation page it went back to."""
+    agent = client(app, "agent115")
+    page = post(agent, "/booking/c/ZZZZZZ/cancel", follow_redirects=True).get_data(as_text=True)
+    messages = re.findall(r'class="flash[^"]*"[^>]*>(.*?)<', page, re.S)
+    assert len(messages) == 1, messages
+
+
 def test_booking_role_books_moves_and_cancels(app, controller):
     agent = client(app, "agent115")
     # a booking account operates no counter and sees no admin page

@@ -273,4 +273,6 @@ def cancel(code: str) -> Response:
         flash(tr("web.booking.cancelled", code=codes.format_code(norm)), "ok")
     else:
         flash(res.message, "error")
+        if res.code == "unknown_appointment":  # no page to go back to (it would say the same again)
+            return redirect(url_for("booking.index"))
     return redirect(url_for("booking.confirmation", code=norm))
