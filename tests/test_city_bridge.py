@@ -9,8 +9,10 @@ import signal
 import time
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion
 
 from mqtt_broker import office as gen
 from mqtt_broker.local import Mosquitto, free_port
@@ -22,7 +24,10 @@ from tests.test_broker_acl import (
     readable_tmpdir,
     start_office_broker,
 )
+from waitroom.city import config as city_config
+from waitroom.city.broker import write_city_broker
 from waitroom.contract import CONTROLLER_NODE_ID, Topics
+from waitroom.mqtt import stop_loop
 
 PASSWORDS = {
     "office-cbr": "bridge-pw",
@@ -130,7 +135,13 @@ def test_recommendations_come_down_retained_and_accounts_keep_to_their_topics(tm
         assert probe("office-other", [own.recommend("pass")]) == {NOT_AUTHORIZED}
         assert probe("city-page", [t.recommend("pass"), t.public()]) == {NOT_AUTHORIZED}
 
-        # The office broker dies: the bridge's will tells the city at once.
+        # The office broker dies: the bridge's will tells the city at once. (The probe's city-service login
+        # above replaced svc's session: the client id is the user name, so svc logs in again.)
+        svc = Client("city-service", PASSWORDS["city-service"], city_port)
+        clients.append(svc)
+        assert svc.connect() == 0
+        svc.subscribe(["waitroom/v1/+/bridge"])
+        assert wait_until(lambda: t.bridge() in svc.received, 5), "the link state is retained"
         svc.received.clear()
         office.broker.proc.send_signal(signal.SIGKILL)
         office.broker.proc.wait(5)
@@ -141,4 +152,51 @@ def test_recommendations_come_down_retained_and_accounts_keep_to_their_topics(tm
         office.broker.stop()
         city.stop()
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(city_dir, ignore_errors=True)
+
+
+def test_no_city_login_can_take_over_another_accounts_session(tmp_path: Path) -> None:
+    """The city broker had no client id binding: the read-only city-page account (or any office's bridge
+    account) connecting with the city service's or another office bridge's client id disconnected it, as
+    often as it liked. The client id is now the user name: each login replaces only its own session."""
+    require_tool("mosquitto", "mosquitto", "/usr/sbin/mosquitto")
+    city_dir = readable_tmpdir("waitroom-cbr-cid-")
+    port = free_port()
+    cfg = city_config.parse(
+        {"city": {"name": "T"}, "offices": [{"id": "cbr", "name": "A"}, {"id": "other", "name": "B"}]}
+    )
+    write_city_broker(cfg, city_dir, PASSWORDS, port=port, tls=False)
+    give_to_mosquitto(city_dir / "data")
+    city = Mosquitto(port=port, config=city_dir / "mosquitto.conf", workdir=city_dir).start()
+    clients: list[paho.Client] = []
+    drops: dict[str, list[str]] = {}
+
+    def login(user: str, client_id: str) -> None:
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
+        c.username_pw_set(user, PASSWORDS[user])
+        c.reconnect_delay_set(60, 60)  # a dropped victim stays dropped for the test
+        c.on_disconnect = lambda *a, user=user: drops.setdefault(user, []).append(str(a[3]))
+        clients.append(c)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+
+    try:
+        login("city-service", "waitroom-city-service")
+        login("office-cbr", "waitroom-bridge-cbr")
+        time.sleep(0.5)
+        for attacker, victim_id in (
+            ("city-page", "waitroom-city-service"),
+            ("city-page", "waitroom-bridge-cbr"),
+            ("office-other", "waitroom-bridge-cbr"),
+        ):
+            login(attacker, victim_id)
+            time.sleep(0.5)
+        time.sleep(0.5)
+        assert clients[0].is_connected() and clients[1].is_connected(), drops
+        assert "city-service" not in drops and "office-cbr" not in drops, drops
+    finally:
+        for c in clients:
+            c.disconnect()
+            stop_loop(c)
+        city.stop()
         shutil.rmtree(city_dir, ignore_errors=True)

@@ -1,7 +1,8 @@
 """The city broker's files: mosquitto.conf, the ACL (``mqtt_broker.office.city_acl_text``) and the passwords.
 
 Accounts: ``office-<id>`` for each office's bridge, ``city-service`` for ``waitroom city run`` and
-``city-page`` (read-only public waits, e.g. for an office web app listing the other offices).
+``city-page`` (read-only public waits, e.g. for an office web app listing the other offices). The client id
+is the user name (``use_username_as_clientid``): a login can only replace its own earlier session.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def city_mosquitto_conf(cfg: CityConfig, folder: Path, *, port: int = 8883, tls:
         "",
         f"listener {port}" + ("" if tls else " 127.0.0.1"),
         f"max_connections {len(cfg.offices) * 2 + 50}",
+        # Without it any login (the read-only city-page account too) could connect with the city service's
+        # or an office bridge's client id and so disconnect it, again and again.
+        *gen.CLIENT_ID_LINES,
     ]
     if tls:
         lines += [
