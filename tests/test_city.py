@@ -547,3 +547,48 @@ def test_a_reservation_body_nested_too_deeply_is_a_400(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ts", -1e15),
+        ("ts", -1e11),
+        ("ts", "gestern"),
+        ("eta_min", 10**30),
+        ("eta_min", 1e300),
+        ("waiting", 10**40),
+    ],
+)
+def test_one_office_s_absurd_number_does_not_break_the_page_of_every_office(
+    field: str, value: object
+) -> None:
+    """A time before year 1 or a count of 29 digits and more in one office's public waits was accepted, and
+    the city page (every office, every service) answered 500: the time could not be written as a date,
+    Babel could not write the number. Such a payload is now rejected like a malformed one, and the office
+    keeps its last good data."""
+    cfg = make_cfg()
+    view = CityView(cfg, clock=lambda: NOW)
+    feed(view, "o0", **{"pass": 45})
+    feed(view, "o1", **{"pass": 10})
+    entry = {"id": "pass", "waiting": 15, "eta_min": 45, "intake_open": True}
+    data = {"v": 1, "office": "o0", "ts": NOW, "services": [entry]}
+    if field == "ts":
+        data["ts"] = value
+    else:
+        entry[field] = value
+    assert view.on_message(Topics("o0").public(), json.dumps(data).encode(), NOW) is False
+    assert view.offices["o0"].rejected == 1
+    client = create_app(cfg, view).test_client()
+    for path in (
+        "/",
+        "/?service=pass",
+        "/api/v1/offices",
+        "/api/v1/services/pass",
+        "/open-data/v1/waits.json",
+    ):
+        r = client.get(path)
+        assert r.status_code == 200, path
+    page = client.get("/?service=pass").get_data(as_text=True)
+    assert 'data-office="o0"' in page and 'data-office="o1"' in page
+    assert [o["eta_min"] for o in view.ranking("pass", NOW)["offices"]][:2] == [10, 45]

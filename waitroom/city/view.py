@@ -41,6 +41,10 @@ MAX_PUBLIC_BYTES = 256 * 1024
 MAX_SERVICES = 64
 MAX_NAME_CHARS = 200  # a service name in one language (longer ones are cut)
 MAX_REASON_CHARS = 100
+# A count or a wait beyond these is no office's real one; Babel cannot write numbers of 29 digits and more,
+# so one office's huge value made the city page a 500 for every office.
+MAX_WAITING = 100_000
+MAX_ETA_MIN = 100_000
 # A running controller republishes its public waits at least every 30 s; an office whose link and controller
 # say up but that sent none for this long is stale (see ``CityView.status``).
 SILENT_S = 300.0
@@ -70,6 +74,8 @@ def _int_or_none(v: Any) -> int | None:
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
         raise ValueError(f"{v!r} is not a number of minutes")
+    if v > MAX_ETA_MIN:
+        raise ValueError(f"{v!r} minutes, more than {MAX_ETA_MIN}")
     return round(v)
 
 
@@ -79,6 +85,11 @@ def parse_public(office: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]
     Extra keys are allowed (the contract may add some); missing or wrongly typed ones raise ValueError."""
     if data.get("office") not in (None, office):
         raise ValueError(f"payload names office {data.get('office')!r}, topic office {office!r}")
+    ts = data.get("ts")  # a time before 1970 (or before year 1) broke every page that says "as of"
+    if ts is not None and (
+        isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0
+    ):
+        raise ValueError(f"'ts' {str(ts)[:20]!r} is not a time (seconds since 1970)")
     services = data.get("services")
     if not isinstance(services, list):
         raise ValueError("'services' must be a list")
@@ -89,8 +100,8 @@ def parse_public(office: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]
         if not isinstance(s, dict) or not isinstance(s.get("id"), str) or not ID_RE.match(s["id"]):
             raise ValueError(f"services[{i}]: needs an 'id' of [a-z0-9_-]")
         waiting = s.get("waiting", 0)
-        if isinstance(waiting, bool) or not isinstance(waiting, int) or waiting < 0:
-            raise ValueError(f"services[{i}].waiting: {waiting!r} is not a count")
+        if isinstance(waiting, bool) or not isinstance(waiting, int) or not 0 <= waiting <= MAX_WAITING:
+            raise ValueError(f"services[{i}].waiting: {waiting!r} is not a count up to {MAX_WAITING}")
         try:
             eta = _int_or_none(s.get("eta_min"))
         except ValueError as exc:
@@ -212,10 +223,8 @@ class CityView:
             services = parse_public(live.id, data)
         except (ContractError, ValueError) as exc:
             return self._reject(live, "public waits", str(exc))
-        ts = data.get("ts")
-        as_of = now
-        if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts):
-            as_of = min(float(ts), now)  # never in the future; an old retained value stays old
+        ts = data.get("ts")  # checked by parse_public: None or a time
+        as_of = now if ts is None else min(float(ts), now)  # never in the future; an old value stays old
         live.public, live.services = data, services
         live.received_at, live.as_of = now, as_of
         live.warned = False
