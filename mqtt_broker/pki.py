@@ -18,8 +18,9 @@ mosquitto drops root and reads it as user mosquitto, so it is 0640 with group ``
 exists (on the broker host; Debian's mosquitto package creates it). Without the group (an admin machine) it
 stays 0600 and Ansible installs it as 0640 root:mosquitto. Existing keys get these modes again on every run.
 
-Existing files are kept (the CA is made once; a certificate is renewed when it is missing, expires within
-``renew_days`` or no longer carries the requested names), so running the command again changes nothing.
+Existing files are kept (the CA is made once, never over half of one; a certificate is renewed when it is
+missing, expires within ``renew_days`` or no longer carries the requested names, its key and certificate
+replaced together), so running the command again changes nothing.
 """
 
 from __future__ import annotations
@@ -167,10 +168,23 @@ class OfficePki:
         return self.folder / "revoked"
 
     def ensure_ca(self) -> bool:
-        """Create the office CA unless it exists. Returns whether it was created."""
+        """Create the office CA unless it exists. Returns whether it was created. Half of one (ca.crt
+        without ca.key: the key kept elsewhere, or the city's own CA; or the other way round) is an error:
+        a new CA over it would make every node refuse the broker."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.ca_key.exists() and self.ca_cert.exists():
             return False
+        if self.ca_cert.exists():
+            raise CertificateError(
+                f"{self.ca_key} is missing next to {self.ca_cert}: put the office CA's key back to issue "
+                "certificates (a new CA would make every node refuse the broker; with the city's own PKI, "
+                "put its broker certificate and key there instead)"
+            )
+        if self.ca_key.exists():
+            raise CertificateError(
+                f"{self.ca_cert} is missing next to {self.ca_key}: put the office CA's certificate back, or "
+                f"remove {self.ca_key.name} to make a new office CA (every node then needs the new ca.crt)"
+            )
         _new_key(self.ca_key)
         _run(
             "req",
@@ -208,7 +222,6 @@ class OfficePki:
         if not self._needs(cert, key, names):
             return False
         cert.parent.mkdir(parents=True, exist_ok=True)
-        _new_key(key)
         ext = [
             "basicConstraints=critical,CA:FALSE",
             "keyUsage=critical,digitalSignature,keyAgreement",
@@ -216,14 +229,19 @@ class OfficePki:
         ]
         if names:
             ext.append("subjectAltName=" + ",".join(san_entries(names)))
-        with tempfile.TemporaryDirectory() as tmp:
+        # The new key and certificate are made beside the old ones and replace them only when both are
+        # there: a signing that fails (ca.crt not matching ca.key, an interruption) left a new key beside
+        # the old certificate, a pair no broker or node can use, which the next run called unchanged.
+        with tempfile.TemporaryDirectory(dir=cert.parent, prefix=".new-") as tmp:
             csr, extfile = Path(tmp) / "req.csr", Path(tmp) / "ext.cnf"
+            new_key, new_cert = Path(tmp) / key.name, Path(tmp) / cert.name
+            _new_key(new_key)
             extfile.write_text("\n".join(ext) + "\n")
             _run(
                 "req",
                 "-new",
                 "-key",
-                str(key),
+                str(new_key),
                 "-subj",
                 f"/O=waitroom/OU={self.office}/CN={common_name}",
                 "-out",
@@ -245,9 +263,11 @@ class OfficePki:
                 "-extfile",
                 str(extfile),
                 "-out",
-                str(cert),
+                str(new_cert),
             )
-        cert.chmod(0o644)
+            new_cert.chmod(0o644)
+            new_key.replace(key)
+            new_cert.replace(cert)
         log.info("issued %s for %s", cert, common_name)
         return True
 

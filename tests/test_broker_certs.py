@@ -327,6 +327,60 @@ def test_broker_node_certs_command(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "ca.crt is missing" in missing.stderr
 
 
+def test_broker_certs_never_makes_a_new_ca_over_half_of_one(tmp_path: Path) -> None:
+    """With ca.crt but no ca.key (the key kept off this machine, as the docs advise) `broker certs` made a
+    new office CA over the old one and said "written": the new broker certificate, deployed, is refused by
+    every node. Half a CA is now one error naming the missing file, and nothing is written."""
+    from tests.conftest import ROOT
+
+    example = ROOT / "ansible/inventory/example/office.yaml"
+    folder = tmp_path / "pki"
+    cmd = [
+        sys.executable,
+        "-m",
+        "waitroom",
+        "broker",
+        "certs",
+        "--config",
+        str(example),
+        "--out",
+        str(folder),
+    ]
+    first = subprocess.run(
+        [*cmd, "--broker-host", "broker.local"], capture_output=True, text=True, timeout=120
+    )
+    assert first.returncode == 0, first.stderr
+    files = ("ca.crt", "ca.key", "broker.crt", "broker.key")
+    before = {name: (folder / name).read_bytes() for name in files}
+    for missing in ("ca.key", "ca.crt"):
+        (folder / missing).unlink()
+        again = [*cmd, "--broker-host", "broker.local", "--broker-host", "10.0.0.5"]  # a new name: reissue
+        proc = subprocess.run(again, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and not proc.stdout, proc.stdout
+        assert f"{folder / missing} is missing" in proc.stderr and "Traceback" not in proc.stderr
+        assert {n: (folder / n).read_bytes() for n in files if n != missing} == {
+            n: b for n, b in before.items() if n != missing
+        }, f"without {missing} nothing is written"
+        (folder / missing).write_bytes(before[missing])
+
+
+def test_a_failed_signing_keeps_the_old_key_and_certificate(tmp_path: Path) -> None:
+    """The new key replaced the old one before the certificate was signed: a signing that failed (here a
+    ca.crt that does not belong to ca.key) left the new key beside the old certificate, a pair the broker
+    cannot use, and the next run called it unchanged. Both are now replaced together or not at all."""
+    pki = OfficePki(tmp_path / "pki", "sign")
+    pki.broker(["broker.local"])
+    key, cert = (pki.folder / "broker.key").read_bytes(), (pki.folder / "broker.crt").read_bytes()
+    other = OfficePki(tmp_path / "other", "other")
+    other.ensure_ca()
+    shutil.copy(other.ca_cert, pki.ca_cert)
+    with pytest.raises(CertificateError, match="openssl x509 failed"):
+        pki.broker(["broker.local", "10.0.0.5"])
+    assert (pki.folder / "broker.key").read_bytes() == key
+    assert (pki.folder / "broker.crt").read_bytes() == cert
+    assert sorted(p.name for p in pki.folder.iterdir() if p.name.startswith(".")) == [], "no leftovers"
+
+
 def test_broker_passwords_completes_its_file_and_names_an_encrypted_one(tmp_path: Path) -> None:
     """docs/deployment.md: a new node gets a password and the others keep theirs. The file once told to
     encrypt it with ansible-vault; run again on the encrypted file, the command said only 'expected a mapping
