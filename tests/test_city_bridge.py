@@ -48,7 +48,9 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
     return predicate()
 
 
-def test_recommendations_come_down_retained_and_accounts_keep_to_their_topics(tmp_path: Path) -> None:
+def test_recommendations_come_down_retained_and_accounts_keep_to_their_topics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     require_tool("mosquitto", "mosquitto", "/usr/sbin/mosquitto")
     require_tool("openssl", "openssl")
     folder = readable_tmpdir("waitroom-cbr-")
@@ -70,9 +72,14 @@ def test_recommendations_come_down_retained_and_accounts_keep_to_their_topics(tm
     out = city_dir / "broker"
     args = ["city", "broker-files", "--config", str(cfg_file), "--out", str(out), "--passwords", str(pw_file)]
     assert main([*args, "--port", str(city_port), "--no-tls"]) == 0
-    # a missing password is one clear error
+    # a missing password is one clear error, and so is a file that is no mapping (it was a traceback)
     pw_file.write_text(yaml.safe_dump({"office-cbr": "x"}))
     assert main([*args, "--port", str(city_port), "--no-tls"]) == 1
+    for not_a_mapping in ("- office-cbr\n- other\n", "$ANSIBLE_VAULT;1.1;AES256\n3961\n"):
+        pw_file.write_text(not_a_mapping)
+        assert main([*args, "--port", str(city_port), "--no-tls"]) == 1
+        assert "must be a mapping account -> password" in capsys.readouterr().err
+    pw_file.write_text(yaml.safe_dump(PASSWORDS))
     give_to_mosquitto(out / "data")
     city = Mosquitto(port=city_port, config=out / "mosquitto.conf", workdir=out).start()
 

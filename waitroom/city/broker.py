@@ -64,6 +64,11 @@ def write_city_broker(
     cfg: CityConfig, folder: Path, passwords: Mapping[str, object], *, port: int = 8883, tls: bool = True
 ) -> list[Path]:
     """Write mosquitto.conf, acl and passwd into ``folder``; raise ValueError naming a missing password."""
+    if not isinstance(passwords, Mapping):  # a list, a bare string, an ansible-vault file read as YAML
+        raise ValueError(
+            f"the city broker passwords must be a mapping account -> password, not {type(passwords).__name__}"
+            " (an ansible-vault file must be decrypted first)"
+        )
     missing = [u for u in city_accounts(cfg) if not isinstance(passwords.get(u), str) or not passwords.get(u)]
     if missing:
         raise ValueError(f"city broker passwords missing for: {', '.join(missing)}")
