@@ -193,3 +193,74 @@ def test_a_reservation_reaches_the_controller_and_every_case_has_one_answer(setu
     r = client.post(url, json={"service": "pass"}, headers=auth)
     assert (r.status_code, r.get_json()["error"]["code"]) == (503, "office_unreachable")
     assert "office rem is stale" in r.get_json()["error"]["message"]  # not sent: no wait for a timeout
+
+
+def test_an_office_that_answers_garbage_gets_a_502_not_a_500(fresh_broker, tmp_path: Path) -> None:
+    """The reply comes from the office: a result or an error that was no object (or an error without a code)
+    made the city API answer 500. It is now 502 bad_reply naming the office, for each kind of garbage."""
+    import json
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from waitroom.contract import Topics, encode
+    from waitroom.mqtt import stop_loop
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{TOKEN}\n")
+    ccfg = city_config.parse(
+        {
+            "city": {"name": "Teststadt", "timezone": midday_zone(time.time())},
+            "broker": {"host": "127.0.0.1", "port": fresh_broker.port},
+            "offices": [{"id": "rem", "name": "Büro R", "hours": ALL_DAY}],
+            "remote_tickets": {
+                "enabled": True,
+                "token_file": str(tokens),
+                "offices": ["rem"],
+                "timeout_s": 3,
+            },
+        }
+    )
+    t = Topics("rem")
+    garbage = [
+        {"ok": True, "result": [1, 2]},
+        {"ok": True, "result": "reserved"},
+        {"ok": True, "result": {"reservation": "K7P2QM"}},
+        {"ok": False, "error": "boom"},
+        {"ok": False, "error": {"message": "no code"}},
+        {"ok": "yes"},
+    ]
+    answers = iter(garbage)
+    office = paho.Client(CallbackAPIVersion.VERSION2, client_id="hostile-rem", protocol=paho.MQTTv311)
+
+    def answer(_c, _u, msg) -> None:  # the "controller" of office rem, answering every command with garbage
+        request_id = json.loads(msg.payload)["id"]
+        office.publish(t.reply("city"), encode({"id": request_id, **next(answers)}), qos=1)
+
+    office.on_message = answer
+    office.connect("127.0.0.1", fresh_broker.port)
+    office.loop_start()
+    svc = CityService(ccfg)
+    try:
+        office.subscribe(t.cmd("city"), qos=1)
+        for topic, payload in (
+            (t.public(), encode({"v": 1, "office": "rem", "ts": time.time(), "services": [{"id": "pass"}]})),
+            (t.bridge(), b"1"),
+            (t.status("controller"), encode({"node": "controller", "status": "online"})),
+        ):
+            office.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+        assert svc.start(wait=10)
+        wait_until(lambda: svc.view.status(svc.view.offices["rem"], time.time())[0] == "live")
+        client = create_app(ccfg, svc.view, service=svc).test_client()
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        for reply in garbage:
+            r = client.post("/api/v1/offices/rem/reservations", json={"service": "pass"}, headers=auth)
+            assert (r.status_code, r.get_json()["error"]["code"]) == (502, "bad_reply"), reply
+            assert (
+                "office rem answered ticket.reserve with a malformed reply"
+                in r.get_json()["error"]["message"]
+            )
+    finally:
+        svc.stop()
+        office.disconnect()
+        stop_loop(office)

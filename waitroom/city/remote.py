@@ -195,14 +195,24 @@ def _forward(
         reply = commands.request(office, op, args, cfg.remote_tickets.timeout_s, request_id)
     except RequestTimeout as exc:
         return err(503, "office_unreachable", str(exc))
-    if reply.get("ok"):
-        result = dict(reply.get("result") or {})
-        if isinstance(result.get("reservation"), dict):  # the ticket's inner detail stays in the office
-            result["reservation"] = {k: v for k, v in result["reservation"].items() if k != "ticket"}
+    result, e = reply.get("result"), reply.get("error")
+    # What comes back is the office's word: a reply that is not one (a result or an error that is no
+    # object, an error without a code) was a 500 here; it is the office's fault, so a 502 that says so.
+    if (
+        reply.get("ok") is True
+        and isinstance(result, dict)
+        and isinstance(result.get("reservation", {}), dict)
+    ):
+        if "reservation" in result:  # the ticket's inner detail stays in the office
+            result = {
+                **result,
+                "reservation": {k: v for k, v in result["reservation"].items() if k != "ticket"},
+            }
         return ok_status, {"v": 1, "office": office, **result}
-    e = reply.get("error") or {}
-    code = str(e.get("code", "internal"))
-    message = str(e.get("message", ""))
+    if reply.get("ok") is not False or not isinstance(e, dict) or not isinstance(e.get("code"), str):
+        return err(502, "bad_reply", f"office {office} answered {op} with a malformed reply")
+    code = e["code"][:40]
+    message = str(e.get("message", ""))[:400]
     if code == "unknown_op":
         return err(501, "not_supported", f"the controller of {office} does not support {op} yet: {message}")
     return err(STATUS_FOR.get(code, 502), code, message)
