@@ -592,3 +592,42 @@ def test_one_office_s_absurd_number_does_not_break_the_page_of_every_office(
     page = client.get("/?service=pass").get_data(as_text=True)
     assert 'data-office="o0"' in page and 'data-office="o1"' in page
     assert [o["eta_min"] for o in view.ranking("pass", NOW)["offices"]][:2] == [10, 45]
+
+
+def test_a_token_file_that_cannot_serve_is_a_config_error(tmp_path: Path) -> None:
+    """check-config passed a remote_tickets.token_file that does not exist, and `waitroom city run` then
+    stopped with a FileNotFoundError traceback (the whole city view down); one with no token in it refused
+    every reservation. Both are now configuration errors naming the key."""
+    from waitroom.cli import main
+
+    def parse(token_file: Path) -> None:
+        city_config.parse(
+            {
+                "city": {"name": "X"},
+                "offices": [{"id": "a", "name": "A"}],
+                "remote_tickets": {"enabled": True, "token_file": str(token_file)},
+            }
+        )
+
+    empty = tmp_path / "empty.tokens"
+    empty.write_text("# 115 back end\n\n")
+    for token_file, why in (
+        (tmp_path / "missing.tokens", "cannot read"),
+        (tmp_path, "cannot read"),
+        (empty, "holds no token"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            parse(token_file)
+        assert [e for e in err.value.errors if e.startswith("remote_tickets.token_file: ")], err.value.errors
+        assert why in str(err.value)
+    good = tmp_path / "good.tokens"
+    good.write_text("# 115 back end\nt0ken\n")
+    parse(good)
+    city_file = tmp_path / "city.yaml"
+    city_file.write_text(
+        "city: {name: X}\noffices: [{id: a, name: A}]\n"
+        f"remote_tickets: {{enabled: true, token_file: {tmp_path / 'missing.tokens'}}}\n"
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main(["city", "check-config", str(city_file)])
+    assert exit_.value.code == 1

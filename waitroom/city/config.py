@@ -242,6 +242,19 @@ def _cross_check(cfg: CityConfig) -> list[str]:
     rt = cfg.remote_tickets
     if rt.enabled and not rt.token_file:
         errors.append("remote_tickets.token_file: required when remote tickets are enabled")
+    elif rt.enabled and rt.token_file:  # read at start: a missing file stopped `city run` with a traceback
+        try:
+            lines = Path(rt.token_file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            errors.append(f"remote_tickets.token_file: cannot read {rt.token_file}: {exc.strerror or exc}")
+        except UnicodeDecodeError:
+            errors.append(f"remote_tickets.token_file: {rt.token_file} is not UTF-8 text")
+        else:
+            if not any(ln.strip() and not ln.startswith("#") for ln in lines):
+                errors.append(
+                    f"remote_tickets.token_file: {rt.token_file} holds no token (one per line): "
+                    "every reservation would be refused"
+                )
     for i, oid in enumerate(rt.offices or []):
         if cfg.office(oid) is None:
             errors.append(f"remote_tickets.offices[{i}]: unknown office {oid!r}")
