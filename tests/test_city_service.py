@@ -4,6 +4,7 @@ an earlier run left behind."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import paho.mqtt.client as paho
@@ -172,3 +173,15 @@ def test_an_idle_controller_republishes_its_public_waits(broker, tmp_path, monke
         svc.stop()
         rec.disconnect()
         stop_loop(rec)
+
+
+def test_the_city_service_s_own_account_is_not_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Every start of `waitroom city run` logged "MQTT user 'city-service' is not the node id 'service': the
+    office broker's ACL and client ids need the node id", about the account the city broker is made with."""
+    cfg = cfg_for(1883, 1)
+    with caplog.at_level(logging.WARNING, logger="waitroom.mqtt"):
+        CityService(cfg)
+        CityService(
+            cfg.model_copy(update={"broker": cfg.broker.model_copy(update={"username": "city-service"})})
+        )
+    assert not [r for r in caplog.records if "is not the node id" in r.getMessage()]

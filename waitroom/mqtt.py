@@ -37,7 +37,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from waitroom import __version__, contract
-from waitroom.contract import Role, Topics
+from waitroom.contract import CITY_ID, Role, Topics
 from waitroom.errors import ConfigError
 
 if TYPE_CHECKING:  # the schema (pydantic); a node runs on light records of it (waitroom.nodeconfig)
@@ -504,7 +504,8 @@ class MqttLink:
         self.client.max_queued_messages_set(1000)
         # ``user``: one of the node's own accounts (a web worker: "web.2", see Node.accounts)
         user = user or broker.username or node_id
-        if user != node_id and not user.startswith(node_id + "."):
+        # The city service logs in to the city broker as city-service by design (waitroom.city.broker).
+        if office != CITY_ID and user != node_id and not user.startswith(node_id + "."):
             log.warning(
                 "MQTT user %r is not the node id %r: the office broker's ACL and client ids need the node id",
                 user,
