@@ -86,6 +86,13 @@ def test_a_long_value_is_not_sent_back_whole() -> None:
         r = client.get(path)
         assert r.status_code == 404 and len(r.data) < 400, path
         assert "x" * 40 + "…" in r.get_json()["error"]["message"]
+    # an unknown office in a reservation path was echoed whole (3 KB back for 3 KB sent)
+    for r in (
+        client.post(f"/api/v1/offices/{long}/reservations", json={"service": "pass"}),
+        client.get(f"/api/v1/offices/{long}/reservations/ABCDEF"),
+    ):
+        assert r.status_code == 404 and len(r.data) < 400, r.request.path[:60]
+        assert r.get_json()["error"]["message"] == f"no office {'x' * 40 + '…'!r} in this city"
     page = client.get(f"/?service={long}")
     assert page.status_code == 404 and "x" * 41 not in page.get_data(as_text=True)
 

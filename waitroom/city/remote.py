@@ -40,6 +40,14 @@ RESERVE_OP = "ticket.reserve"
 STATUS_OP = "ticket.reservation"
 CLIENT_REQUEST_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
 CODE_RE = re.compile(r"^[2-9A-Za-z-]{6,8}$")  # a reservation code as typed (waitroom.ops.remote.CODE_RE)
+SHOWN_CHARS = 40  # a value from the request is echoed in an error message at most this long
+
+
+def shown(value: str) -> str:
+    """A value from the request as an error message quotes it: bounded, so a long URL is not sent back."""
+    return repr(value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…")
+
+
 # Controller error codes -> HTTP status of the city API.
 STATUS_FOR = {
     "bad_request": 400,
@@ -134,7 +142,7 @@ def reserve(
 
     if commands is None or office not in cfg.remote_offices():
         if cfg.office(office) is None:
-            return err(404, "unknown_office", f"no office {office!r} in this city")
+            return err(404, "unknown_office", f"no office {shown(office)} in this city")
         return err(501, "not_supported", f"office {office} takes no remote tickets (remote_tickets)")
     if not isinstance(body, dict):
         return err(400, "bad_request", "the body must be a JSON object {service, lang}")
@@ -225,7 +233,7 @@ def reservation(
     stands (reserved, checked_in with its number, lapsed)."""
     if commands is None or office not in cfg.remote_offices():
         if cfg.office(office) is None:
-            return _err(404, "unknown_office", f"no office {office!r} in this city")
+            return _err(404, "unknown_office", f"no office {shown(office)} in this city")
         return _err(501, "not_supported", f"office {office} takes no remote tickets (remote_tickets)")
     if not CODE_RE.match(code):
         return _err(404, "unknown_reservation", "no remote ticket with that code")

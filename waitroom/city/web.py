@@ -27,7 +27,15 @@ from flask import Flask, Response, abort, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from waitroom.city.config import CityConfig
-from waitroom.city.remote import authorized, client_of, load_tokens, reservation, reserve
+from waitroom.city.remote import (
+    SHOWN_CHARS,
+    authorized,
+    client_of,
+    load_tokens,
+    reservation,
+    reserve,
+    shown,
+)
 from waitroom.city.view import CityView
 from waitroom.config import WEEKDAYS
 from waitroom.flaskjson import JSONProvider
@@ -59,14 +67,6 @@ class RateLimiter:
                 for k in [k for k, v in self.hits.items() if not v or v[-1] <= now - 60]:
                     del self.hits[k]
             return True
-
-
-SHOWN_CHARS = 40  # a value from the request is echoed in an error message at most this long
-
-
-def shown(value: str) -> str:
-    """A value from the request as an error message quotes it: bounded, so a long URL is not sent back."""
-    return repr(value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…")
 
 
 def _json(data: Any, status: int = 200) -> Response:
