@@ -264,3 +264,67 @@ def test_an_office_that_answers_garbage_gets_a_502_not_a_500(fresh_broker, tmp_p
         svc.stop()
         office.disconnect()
         stop_loop(office)
+
+
+def test_only_the_office_asked_may_answer(fresh_broker, tmp_path: Path) -> None:
+    """A reply was matched by its request id alone, whatever office's reply topic it came on. An office sees
+    in its own commands the ids a back end makes (``city-<client>-<request_id>``), so its bridge, which may
+    write its own reply topic, could answer another office's reservations with a code of its making. Now
+    only the office asked is heard: here it stays silent, so the answer is 503, not the foreign code."""
+    import json
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from waitroom.contract import Topics, encode
+    from waitroom.mqtt import stop_loop
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{TOKEN}\n")
+    ccfg = city_config.parse(
+        {
+            "city": {"name": "Teststadt", "timezone": midday_zone(time.time())},
+            "broker": {"host": "127.0.0.1", "port": fresh_broker.port},
+            "offices": [{"id": "rem", "name": "Büro R", "hours": ALL_DAY}, {"id": "far", "name": "Büro F"}],
+            "remote_tickets": {"enabled": True, "token_file": str(tokens), "timeout_s": 1.5},
+        }
+    )
+    rem, far = Topics("rem"), Topics("far")
+    forged = {"ok": True, "result": {"reservation": {"code": "FORGED", "state": "reserved"}}}
+    spy = paho.Client(CallbackAPIVersion.VERSION2, client_id="office-far-spy", protocol=paho.MQTTv311)
+    answered: list[str] = []
+
+    def answer(_c, _u, msg) -> None:  # office far answers rem's command on its own reply topic
+        request_id = json.loads(msg.payload)["id"]
+        answered.append(request_id)
+        spy.publish(far.reply("city"), encode({"id": request_id, **forged}), qos=1)
+
+    spy.on_message = answer
+    spy.connect("127.0.0.1", fresh_broker.port)
+    spy.loop_start()
+    svc = CityService(ccfg)
+    try:
+        spy.subscribe(rem.cmd("city"), qos=1)
+        for topic, payload in (
+            (
+                rem.public(),
+                encode({"v": 1, "office": "rem", "ts": time.time(), "services": [{"id": "pass"}]}),
+            ),
+            (rem.bridge(), b"1"),
+            (rem.status("controller"), encode({"node": "controller", "status": "online"})),
+        ):
+            spy.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+        assert svc.start(wait=10)
+        wait_until(lambda: svc.view.status(svc.view.offices["rem"], time.time())[0] == "live")
+        client = create_app(ccfg, svc.view, service=svc).test_client()
+        r = client.post(
+            "/api/v1/offices/rem/reservations",
+            json={"service": "pass", "request_id": "web-18"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert answered and answered[0].endswith("-web-18"), "the forged answer was sent"
+        assert (r.status_code, r.get_json()["error"]["code"]) == (503, "office_unreachable"), r.get_json()
+    finally:
+        svc.stop()
+        spy.disconnect()
+        stop_loop(spy)

@@ -70,19 +70,21 @@ class OfficeCommands:
 
     def __init__(self, link: Any):
         self.link = link
-        self._pending: dict[str, Future[dict[str, Any]]] = {}
+        # keyed by office and request id: only the office asked may answer (another office's bridge may
+        # write only its own reply topic, and it sees the ids of a back end in its own commands)
+        self._pending: dict[tuple[str, str], Future[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         link.subscribe(CITY_FILTERS["reply"], self._on_reply, qos=1)
 
     def _on_reply(self, topic: str, payload: bytes) -> None:
         try:
-            parse_city_topic(topic)
+            office, _ = parse_city_topic(topic)
             reply = decode(payload)
         except ContractError as exc:
             log.warning("ignored reply on %s: %s", topic, exc.message)
             return
         with self._lock:
-            fut = self._pending.pop(str(reply.get("id")), None)
+            fut = self._pending.pop((office, str(reply.get("id"))), None)
         if fut is not None and not fut.done():
             fut.set_result(reply)
 
@@ -94,7 +96,7 @@ class OfficeCommands:
         rid = "city-" + (request_id or uuid.uuid4().hex[:16])
         fut: Future[dict[str, Any]] = Future()
         with self._lock:
-            self._pending[rid] = fut
+            self._pending[(office, rid)] = fut
         try:
             self.link.publish(Topics(office).cmd(CITY_NODE_ID), {"id": rid, "op": op, "args": args}, "cmd")
             return fut.result(timeout=timeout)
@@ -102,7 +104,7 @@ class OfficeCommands:
             raise RequestTimeout(f"{op}: office {office} did not answer within {timeout} s") from None
         finally:
             with self._lock:
-                self._pending.pop(rid, None)
+                self._pending.pop((office, rid), None)
 
 
 def load_tokens(cfg: CityConfig) -> list[bytes]:
