@@ -34,6 +34,21 @@ def _emit(args: argparse.Namespace, text: str, mode: int = 0o644, group: str | N
     print(f"{args.out}: {'written' if changed else 'unchanged'}")
 
 
+def _days(value: str) -> int:
+    """--days: a certificate is renewed within ``renew_days`` (30) of its end, so a shorter validity was
+    issued already due (0: expired at birth, refused by every node) and reissued on every run."""
+    renew = OfficePki.renew_days
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days") from None
+    if days <= renew:
+        raise argparse.ArgumentTypeError(
+            f"{days} days: a certificate is renewed within {renew} days of its end, give more than {renew}"
+        )
+    return days
+
+
 def _read_secrets(source: str) -> dict[str, Any]:
     """A node id -> password mapping from a YAML/JSON file, or from stdin with ``-``."""
     try:
@@ -189,6 +204,13 @@ def _run(func: Any) -> Any:
         except (WaitroomError, CertificateError, ValueError) as exc:
             print(f"waitroom broker: {exc}", file=sys.stderr)
             return 1
+        except OSError as exc:  # --out a file where a folder goes, a folder that cannot be made, ...
+            name = exc.filename or args.out
+            if isinstance(exc, (FileExistsError, NotADirectoryError)):
+                print(f"waitroom broker: {name} is a file, not a folder (check --out)", file=sys.stderr)
+            else:
+                print(f"waitroom broker: cannot use {name}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
 
     return wrapped
 
@@ -276,7 +298,7 @@ def register(subparsers: Any) -> None:
         help="host name or IP address the nodes use for the broker (repeat for more)",
     )
     sp.add_argument("--nodes", action="store_true", help="also issue a client certificate per node")
-    sp.add_argument("--days", type=int, default=825, help="validity of broker and node certificates")
+    sp.add_argument("--days", type=_days, default=825, help="validity of broker and node certificates")
 
     sp = cmd(
         "node-certs",
@@ -286,7 +308,7 @@ def register(subparsers: Any) -> None:
         out="certificate folder with ca.crt (and ca.key to issue); the certificates go to nodes/",
     )
     sp._option_string_actions["--out"].required = True
-    sp.add_argument("--days", type=int, default=825, help="validity of new node certificates")
+    sp.add_argument("--days", type=_days, default=825, help="validity of new node certificates")
 
     sp = cmd(
         "revoke",

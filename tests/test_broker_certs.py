@@ -364,6 +364,51 @@ def test_broker_certs_never_makes_a_new_ca_over_half_of_one(tmp_path: Path) -> N
         (folder / missing).write_bytes(before[missing])
 
 
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["certs", "--broker-host", "b.local", "--days", "0"], 2, "--days: 0 days: a certificate is renewed"),
+        (["certs", "--broker-host", "b.local", "--days", "30"], 2, "give more than 30"),
+        (["node-certs", "--days", "many"], 2, "--days: 'many' is not a whole number of days"),
+        (
+            ["certs", "--broker-host", "b.local", "--out", "FILE"],
+            1,
+            "FILE is a file, not a folder (check --out)",
+        ),
+        (["acl", "--out", "FILE/acl"], 1, "FILE is a file, not a folder (check --out)"),
+        (["config", "--out", "/proc/nowhere/mosquitto.conf"], 1, "cannot use /proc/nowhere: No such file"),
+    ],
+)
+def test_bad_arguments_of_the_broker_commands_are_one_error(
+    tmp_path: Path, args: list[str], code: int, said: str
+) -> None:
+    """`broker certs --days 0` wrote a broker certificate that had expired when it was made (every node
+    refuses it), and one of 30 days or less was due at once and reissued on every run; an --out that is a
+    file, or a folder that cannot be made, ended in a FileExistsError traceback."""
+    from tests.conftest import ROOT
+
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    folder = tmp_path / "pki"
+    args = [str(afile) if a == "FILE" else a.replace("FILE/", f"{afile}/") for a in args]
+    if "--out" not in args:
+        args += ["--out", str(folder)]
+    said = said.replace("FILE", str(afile))
+    cmd = [
+        sys.executable,
+        "-m",
+        "waitroom",
+        "broker",
+        args[0],
+        "--config",
+        str(ROOT / "ansible/inventory/example/office.yaml"),
+    ]
+    proc = subprocess.run([*cmd, *args[1:]], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code and said in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not proc.stdout
+    assert not folder.exists() and afile.read_text() == "mine\n", "nothing written"
+
+
 def test_a_failed_signing_keeps_the_old_key_and_certificate(tmp_path: Path) -> None:
     """The new key replaced the old one before the certificate was signed: a signing that failed (here a
     ca.crt that does not belong to ca.key) left the new key beside the old certificate, a pair the broker
