@@ -441,6 +441,38 @@ def test_page_is_german_first_and_ordered(client_view) -> None:
     assert client.post("/api/v1/offices").get_json()["error"]["code"] == "method_not_allowed"
 
 
+def test_an_office_that_does_a_service_by_appointment_only_is_no_walk_in_alternative(client_view) -> None:
+    """Bürgerbüro 1 does passports by appointment only (its office file's ``walk_in: false``): its short wait
+    is its appointment holders'. The city sent the walk-ins of Bürgerbüro 0 there, and ranked it first for a
+    walk-in. Now it is ranked after the offices that take walk-ins, recommended to nobody, its own wait sends
+    nobody elsewhere, and the pages say "Nur mit Termin"."""
+    client, view = client_view
+    payload = {
+        "v": 1,
+        "office": "o1",
+        "ts": NOW,
+        "services": [{"id": "pass", "waiting": 2, "eta_min": 5, "intake_open": True, "walk_in": False}],
+    }
+    assert view.on_message(Topics("o1").public(), encode(payload), NOW)
+    feed(view, "o2", **{"pass": 60})
+    ranking = view.ranking("pass", NOW)
+    jsonschema.validate(ranking, schema("service"))
+    assert [(r["office"], r["available"], r["walk_in"]) for r in ranking["offices"]] == [
+        ("o0", True, True),
+        ("o2", True, True),
+        ("o1", False, False),
+    ]
+    recs = view.recommendations(NOW)
+    assert recs[("o2", "pass")]["office"] == "o0"  # not o1, whose 5 minutes are for appointments
+    assert recs[("o1", "pass")] is None
+    jsonschema.validate(view.document(NOW), schema("offices"))
+    jsonschema.validate(view.open_data(NOW), schema("open-data"))
+    page = client.get("/?service=pass").get_data(as_text=True)
+    row = page[page.index('data-office="o1"') :].split("</tr>")[0]
+    assert "Nur mit Termin" in row and "Min." not in row
+    assert "By appointment only" in client.get("/?service=pass&lang=en").get_data(as_text=True)
+
+
 def test_a_recommended_wait_under_a_minute_is_said_so(client_view) -> None:
     """The recommendation named the other office's wait as "(ca. 0 Min.)" (Arabic "(حوالي 0 د)"): it is
     said like every wait now, "(weniger als 1 Min.)", with the plural forms of each language."""

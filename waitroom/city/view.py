@@ -49,7 +49,15 @@ MAX_ETA_MIN = 100_000
 # say up but that sent none for this long is stale (see ``CityView.status``).
 SILENT_S = 300.0
 # Order of an office in a service ranking: where a citizen can go now first, by expected wait.
-GROUP_AVAILABLE, GROUP_NO_ETA, GROUP_INTAKE_STOPPED, GROUP_STALE, GROUP_CLOSED, GROUP_UNKNOWN = range(6)
+(
+    GROUP_AVAILABLE,
+    GROUP_NO_ETA,
+    GROUP_APPOINTMENT_ONLY,
+    GROUP_INTAKE_STOPPED,
+    GROUP_STALE,
+    GROUP_CLOSED,
+    GROUP_UNKNOWN,
+) = range(7)
 
 
 @dataclass
@@ -109,6 +117,11 @@ def parse_public(office: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]
         intake = s.get("intake_open", True)
         if not isinstance(intake, bool):
             raise ValueError(f"services[{i}].intake_open: {intake!r} is not true/false")
+        walk_in = s.get(
+            "walk_in", True
+        )  # false: by appointment only (the office's dispensers do not offer it)
+        if not isinstance(walk_in, bool):
+            raise ValueError(f"services[{i}].walk_in: {walk_in!r} is not true/false")
         name = s.get("name")
         if isinstance(name, dict) and isinstance(name.get("de"), str) and name["de"]:
             # texts only, in the known languages, each cut to a bound (a name is shown on every page)
@@ -121,6 +134,7 @@ def parse_public(office: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]
             "eta_min": eta,
             "intake_open": intake,
             "intake_reason": reason[:MAX_REASON_CHARS] if isinstance(reason, str) else None,
+            "walk_in": walk_in,
             "name": name,
         }
         out[s["id"]] = entry
@@ -357,6 +371,7 @@ class CityView:
                     "eta_min": s["eta_min"],
                     "intake_open": s["intake_open"],
                     "intake_reason": s["intake_reason"],
+                    "walk_in": s["walk_in"],
                 }
             )
         return {
@@ -408,6 +423,8 @@ class CityView:
             group = GROUP_STALE if open_now else GROUP_CLOSED
         elif not open_now:
             group = GROUP_CLOSED
+        elif not s["walk_in"]:
+            group = GROUP_APPOINTMENT_ONLY  # no number for a walk-in there, whatever its wait
         elif not s["intake_open"]:
             group = GROUP_INTAKE_STOPPED
         elif s["eta_min"] is None:
@@ -430,6 +447,7 @@ class CityView:
             "eta_min": s["eta_min"] if s else None,
             "intake_open": s["intake_open"] if s else None,
             "intake_reason": s["intake_reason"] if s else None,
+            "walk_in": s["walk_in"] if s else None,
             "_key": (group, s["eta_min"] if s and s["eta_min"] is not None else 10**6, office.name),
         }
 
@@ -469,6 +487,7 @@ class CityView:
                         "waiting": s["waiting"],
                         "eta_min": s["eta_min"],
                         "intake_open": s["intake_open"],
+                        "walk_in": s["walk_in"],
                     }
                     for sid, s in sorted((live.services or {}).items())
                     if office.services is None or sid in office.services
@@ -516,7 +535,12 @@ class CityView:
                 if not span or not span[0] <= now + reach < span[1]:
                     continue
                 for sid, s in (live.services or {}).items():
-                    if not (s["intake_open"] and s["eta_min"] is not None and self.offers(office, live, sid)):
+                    if not (
+                        s["intake_open"]
+                        and s["walk_in"]  # an office that does it by appointment only takes no walk-in
+                        and s["eta_min"] is not None
+                        and self.offers(office, live, sid)
+                    ):
                         continue
                     # served before closing: the way there and then its wait. An office open on arrival whose
                     # queue runs past closing has stopped intake by then (Annahmeschluss) and turns them away.
@@ -536,7 +560,8 @@ class CityView:
                     key = (office.id, sid)
                     eta = s["eta_min"]
                     limit = self.cfg.threshold(sid) - (rules.hysteresis_min if key in active else 0)
-                    on = rules.enabled and eta is not None and eta >= limit
+                    # the wait of a service by appointment only is its holders': nobody to send elsewhere
+                    on = rules.enabled and s["walk_in"] and eta is not None and eta >= limit
                     best = None
                     if on:
                         active.add(key)
