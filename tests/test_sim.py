@@ -482,3 +482,46 @@ def test_the_documented_office_days_load(path):
     sc, cfg = load(path)
     check(sc, cfg, str(path))
     assert sc.name and cfg.counters
+
+
+# ------------------------------------------------------------------------------------------------ audit
+def _corrupt(log: Path, line: int, column: str | None, value: str) -> None:
+    """Set ``column`` of the file's ``line`` (1 = the header) to ``value``; column None cuts the row short."""
+    lines = log.read_text(encoding="utf-8").split("\n")
+    head = lines[0].split("\t")
+    cells = lines[line - 1].split("\t")
+    if column is None:
+        cells = cells[:5]
+    else:
+        cells[head.index(column)] = value
+    lines[line - 1] = "\t".join(cells)
+    log.write_text("\n".join(lines), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "error"),
+    [
+        ("date", "99xx01", "line 4: date '99xx01' is not yymmdd"),
+        ("date", "991301", "line 4: date '991301' is not yymmdd"),
+        ("q_time", "abc", "line 4: q_time 'abc' is not a whole number of seconds"),
+        ("q_start", "8:xx:00", "line 4: q_start '8:xx:00' is not a time H:MM:SS"),
+        (None, "", "line 4: wrong number of columns"),
+    ],
+)
+def test_a_replayed_log_with_a_bad_row_is_one_error_naming_the_line(tmp_path, capsys, column, value, error):
+    """A bad date, time or number in a replayed log was a ValueError traceback (TypeError for a short row)."""
+    from tests.forecast_helpers import write_log
+
+    log = write_log(tmp_path / "syn.tsv", days=2, seed=4)
+    _corrupt(log, 4, column, value)
+    assert main(["simulate", str(log), "--no-predict", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"{log}: 1 configuration error(s):\n  {error}\n"
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_replayed_log_that_is_not_text_is_one_error(tmp_path, capsys):
+    log = tmp_path / "x.tsv"
+    log.write_bytes(b"vru+line\tcall_id\xff\n")
+    assert main(["simulate", str(log), "--no-predict", "--out", str(tmp_path / "r")]) == 1
+    assert "(file): not a text file" in capsys.readouterr().err

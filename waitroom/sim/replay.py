@@ -45,6 +45,8 @@ COLUMNS = (
     "ser_time",
     "server",
 )
+LINE = "\0line"  # the row's line in the file (for errors)
+MAX_ERRORS = 10
 
 
 def _secs(hms: str) -> int:
@@ -57,18 +59,60 @@ def _counter_id(name: str) -> str:
 
 
 def read_bank(path: str | Path) -> list[dict[str, str]]:
+    """The log's rows, each checked; a row that cannot be replayed is a ConfigError naming its line."""
     p = Path(path)
     try:
         with p.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
+            reader = csv.DictReader(f, delimiter="\t")
+            rows = []
+            for r in reader:
+                r[LINE] = str(reader.line_num)
+                rows.append(r)
     except OSError as exc:
         raise ConfigError(str(p), [f"(file): cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), [f"(file): not a text file ({exc.reason})"]) from None
+    except csv.Error as exc:
+        raise ConfigError(str(p), [f"(file): not a tab-separated file ({exc})"]) from None
     missing = [c for c in COLUMNS if rows and c not in rows[0]]
     if not rows or missing:
         raise ConfigError(
             str(p), [f"(columns): not an anonymous-bank log; missing {', '.join(missing) or 'rows'}"]
         )
+    errors = [e for e in (_row_error(r) for r in rows) if e]
+    if errors:
+        more = [f"... and {len(errors) - MAX_ERRORS} more"] if len(errors) > MAX_ERRORS else []
+        raise ConfigError(str(p), errors[:MAX_ERRORS] + more)
     return rows
+
+
+def _row_error(r: dict[str, Any]) -> str | None:
+    """What is wrong with one row (None: it can be replayed)."""
+    where = f"line {r[LINE]}"
+    if None in r or any(r.get(c) is None for c in COLUMNS):
+        return f"{where}: wrong number of columns"
+    try:
+        _date(r["date"])
+    except ValueError:
+        return f"{where}: date {r['date']!r} is not yymmdd"
+    if not r["q_time"].isdigit():
+        return f"{where}: q_time {r['q_time']!r} is not a whole number of seconds"
+    if r["outcome"] not in ("AGENT", "HANG"):
+        return None
+    cols = ("q_start", "ser_start") if r["outcome"] == "AGENT" else ("q_start",)
+    for col in cols:
+        if not re.fullmatch(r"\d{1,2}:[0-5]\d:[0-5]\d", r[col]):
+            return f"{where}: {col} {r[col]!r} is not a time H:MM:SS"
+    if r["outcome"] == "AGENT" and not r["ser_time"].isdigit():
+        return f"{where}: ser_time {r['ser_time']!r} is not a whole number of seconds"
+    return None
+
+
+def _date(yymmdd: str) -> dt.date:
+    if not re.fullmatch(r"\d{6}", yymmdd):
+        raise ValueError(yymmdd)
+    yy = int(yymmdd[:2])
+    return dt.date(1900 + yy if yy > 50 else 2000 + yy, int(yymmdd[2:4]), int(yymmdd[4:6]))
 
 
 def bank_config(agents: list[str]) -> Config:
@@ -102,11 +146,7 @@ def bank_days(
     plans: list[DayPlan] = []
     recorded_waits: list[float] = []
     for date in sorted(by_day)[:max_days]:
-        d = dt.date(
-            1900 + int(date[:2]) if int(date[:2]) > 50 else 2000 + int(date[:2]),
-            int(date[2:4]),
-            int(date[4:6]),
-        )
+        d = _date(date)
         midnight = dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
         arrivals: list[Arrival] = []
         services: dict[str, list[tuple[float, float]]] = defaultdict(list)
