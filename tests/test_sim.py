@@ -525,3 +525,39 @@ def test_a_replayed_log_that_is_not_text_is_one_error(tmp_path, capsys):
     log.write_bytes(b"vru+line\tcall_id\xff\n")
     assert main(["simulate", str(log), "--no-predict", "--out", str(tmp_path / "r")]) == 1
     assert "(file): not a text file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "error"),
+    [
+        (
+            "arrivals: {pass: {'08': .inf}}",
+            "arrivals.pass.08: give hours 00-23 and rates of at least 0 and at most 10000 walk-ins per hour",
+        ),
+        (
+            "arrivals: {pass: {'08': .nan}}",
+            "arrivals.pass.08: give hours 00-23 and rates of at least 0 and at most 10000 walk-ins per hour",
+        ),
+        (
+            "arrivals: {pass: {'08': 1e9}}",
+            "arrivals.pass.08: give hours 00-23 and rates of at least 0 and at most 10000 walk-ins per hour",
+        ),
+        (
+            "arrivals: {pass: {'08': 5}}\nbehaviour: {patience_min: .inf}",
+            "behaviour.patience_min: Input should be less than or equal to 1440",
+        ),
+        (
+            "arrivals: {pass: {'08': 5}}\nbehaviour: {patience: {dist: empirical, values_min: [.nan]}}",
+            "behaviour.patience: Value error, values_min must be above 0 and at most 1440",
+        ),
+    ],
+    ids=["rate-inf", "rate-nan", "rate-huge", "patience-inf", "patience-nan"],
+)
+def test_rates_and_patience_that_cannot_be_drawn_are_errors(tmp_path, capsys, yaml_text, error):
+    """An infinite walk-in rate drew arrivals for ever (the command hung, filling the memory), NaN drew none
+    without a word, an infinite patience_min was a ZeroDivisionError traceback, a NaN patience was used."""
+    f = tmp_path / "s.yaml"
+    f.write_text(f"name: x\n{yaml_text}\n")
+    assert main(["simulate", str(f), "-r", "1", "--no-predict", "--out", str(tmp_path / "r")]) == 1
+    assert capsys.readouterr().err == f"{f}: 1 configuration error(s):\n  {error}\n"
+    assert not (tmp_path / "r").exists()

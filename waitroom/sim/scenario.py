@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 # A fixed reference week for simulated days (Monday 2025-01-06); only the weekday and the time of day matter.
 REFERENCE_MONDAY = dt.date(2025, 1, 6)
+# Walk-ins per hour of one service at most: a higher, infinite or NaN rate is a typo, and an
+# infinite one drew arrivals for ever.
+MAX_RATE = 10000
 
 
 class _Strict(BaseModel):
@@ -81,8 +84,8 @@ class Patience(_Strict):
             raise ValueError(f"dist {self.dist} needs {', '.join(names)}")
         if self.dist == "uniform" and self.from_min > self.to_min:  # type: ignore[operator]
             raise ValueError("from must not be above to")
-        if self.values_min is not None and any(v <= 0 for v in self.values_min):
-            raise ValueError("values_min must be above 0")
+        if self.values_min is not None and not all(0 < v <= 1440 for v in self.values_min):
+            raise ValueError("values_min must be above 0 and at most 1440")
 
     def sample(self, rng: random.Random) -> float:
         if self.dist == "exponential":
@@ -107,7 +110,10 @@ class Behaviour(_Strict):
     no_show: float = Field(0.03, ge=0, le=1, description="share of walk-ins gone when called")
     no_show_min: float = Field(1.5, ge=0, le=30, description="minutes a counter loses on a no-show")
     patience_min: float | None = Field(
-        90, gt=0, description="mean patience of a waiting citizen (exponential); null = nobody leaves"
+        90,
+        gt=0,
+        le=1440,
+        description="mean patience of a waiting citizen (exponential); null = nobody leaves",
     )
     patience: Patience | None = Field(
         None,
@@ -236,8 +242,11 @@ def check(sc: Scenario, cfg: Config, source: str = "<scenario>") -> None:
                 errors.append(f"{key}.{sid}: unknown service {sid!r} (known: {', '.join(sorted(sids))})")
     for sid, rates in sc.arrivals.items():
         for hour, rate in rates.items():
-            if not (hour.isdigit() and 0 <= int(hour) <= 23) or rate < 0:
-                errors.append(f"arrivals.{sid}.{hour}: give hours 00-23 and rates of at least 0")
+            if not (hour.isdigit() and 0 <= int(hour) <= 23) or not 0 <= rate <= MAX_RATE:
+                errors.append(
+                    f"arrivals.{sid}.{hour}: give hours 00-23 and rates of at least 0 and at most "
+                    f"{MAX_RATE} walk-ins per hour"
+                )
     hours = cfg.office.hours.get(sc.weekday)
     if not hours:
         errors.append(f"weekday: the office is closed on {sc.weekday} (office.hours)")
