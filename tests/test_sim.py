@@ -561,3 +561,29 @@ def test_rates_and_patience_that_cannot_be_drawn_are_errors(tmp_path, capsys, ya
     assert main(["simulate", str(f), "-r", "1", "--no-predict", "--out", str(tmp_path / "r")]) == 1
     assert capsys.readouterr().err == f"{f}: 1 configuration error(s):\n  {error}\n"
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_a_report_folder_that_cannot_be_written_is_one_error(tmp_path, capsys, lang):
+    """--out under a file (or on a full or read-only disk) was a FileNotFoundError/NotADirectoryError
+    traceback after the whole simulation; -r 0 silently ran the scenario's 20 days, -r -1 was a
+    StatisticsError traceback."""
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\narrivals: {pass: {'08': 5}}\n")
+    (tmp_path / "file").write_text("")
+    argv = ["simulate", str(f), "--no-predict", "--lang", lang]
+    out = tmp_path / "file" / "report"
+    assert main([*argv, "-r", "1", "--out", str(out)]) == 1
+    want = {
+        "de": f"--out {out}: der Bericht kann nicht geschrieben werden: Not a directory\n",
+        "en": f"--out {out}: cannot write the report: Not a directory\n",
+    }[lang]
+    assert capsys.readouterr().err.endswith(want)
+    for reps in ("0", "-1", "10001"):
+        assert main([*argv, "-r", reps, "--out", str(tmp_path / "r")]) == 1
+        want = {
+            "de": f"--replications {reps}: Bitte eine ganze Zahl von 1 bis 10000 angeben.\n",
+            "en": f"--replications {reps}: give a whole number from 1 to 10000\n",
+        }[lang]
+        assert capsys.readouterr().err == want
+    assert not (tmp_path / "r").exists()

@@ -17,6 +17,7 @@ from waitroom.i18n import t
 log = logging.getLogger(__name__)
 
 BUNDLED = EXAMPLE_CONFIG.parent / "scenarios"
+MAX_REPLICATIONS = 10000  # as the scenario's own replications
 
 
 def register(subparsers: Any) -> None:
@@ -165,6 +166,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from waitroom.sim.scenario import load
 
     labels: dict[str, str] = {}
+    if args.replications is not None and not 1 <= args.replications <= MAX_REPLICATIONS:
+        print(
+            t("sim.cli.err.replications", args.lang, value=args.replications, max=MAX_REPLICATIONS),
+            file=sys.stderr,
+        )
+        return 1
     try:
         if args.scenario.endswith(".tsv"):
             report = _replay(args.scenario, args)
@@ -207,7 +214,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    page = write(report, args.out, args.lang, labels)
+    try:
+        page = write(report, args.out, args.lang, labels)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(t("sim.cli.err.out", args.lang, folder=args.out, reason=reason), file=sys.stderr)
+        return 1
     if args.json and args.json != "-":
         try:
             Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
