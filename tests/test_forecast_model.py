@@ -193,3 +193,25 @@ def test_the_nightly_training_reads_the_log_while_the_engine_writes(controller, 
         finally:
             db.execute("ROLLBACK")
     assert isinstance(rows, list)
+
+
+@pytest.mark.parametrize("pointer", [b"\xff\xfe\n", b"m\x00.json\n", b"deep.json\n"])
+def test_a_damaged_current_pointer_falls_back_with_one_log_line_and_training_repairs_it(
+    tmp_path, caplog, pointer
+):
+    """``current`` not UTF-8 or with a NUL byte raised UnicodeDecodeError/ValueError out of
+    ``ModelStore.current()`` (a traceback from ``waitroom forecast-train``), and the nightly training, which
+    reads the current model first, failed every night: the office never got a model again. A model file
+    nested too deeply raised RecursionError the same way."""
+    (tmp_path / "deep.json").write_text("[" * 100_000)
+    (tmp_path / "current").write_bytes(pointer)
+    with caplog.at_level("WARNING", logger="waitroom.forecast.train"):
+        assert ModelStore(tmp_path).current() is None
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "using the fallback until the next training" in warnings[0].message
+    got = []
+    trainer = Trainer(
+        lambda: synthetic_rows(1200, days=3), SERVICES, ModelStore(tmp_path), got.append, {"max_iter": 5}
+    )
+    assert trainer.train_now() is not None and len(got) == 1
+    assert ModelStore(tmp_path).current().meta["rows"] == 1200

@@ -45,8 +45,11 @@ class ModelStore:
         if not pointer.is_file():
             return None
         try:
-            return Model.load(self.dir / pointer.read_text(encoding="utf-8").strip())
-        except ModelFileError as exc:
+            name = pointer.read_text(encoding="utf-8").strip()
+            return Model.load(self.dir / name)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # ModelFileError is a ValueError
+            if not isinstance(exc, ModelFileError):  # the pointer itself is damaged (a NUL, not text)
+                exc = ModelFileError(f"{pointer}: damaged pointer to the model file ({exc})")
             log.warning("forecast: %s; using the fallback until the next training", exc)
             return None
 

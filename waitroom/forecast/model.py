@@ -278,6 +278,6 @@ class Model:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ModelFileError(f"{p}: no such model file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: a NUL in p
             raise ModelFileError(f"{p}: unreadable model file ({exc})") from None
         return cls.from_json(data, str(p))
