@@ -203,3 +203,17 @@ def test_minutes_range_for_the_ticket():
     assert minutes_range(0, 30) == (0, 5)
     assert minutes_range(600, 600) == (10, 15)  # never an empty range
     assert minutes_range(-5, 0) == (0, 5)
+
+
+def test_forecast_train_says_so_when_the_model_cannot_be_saved(tmp_path, capsys):
+    """A file where the model folder belongs (or a read-only, full disk) was a FileExistsError traceback."""
+    from waitroom.cli import main
+
+    store = EventStore(tmp_path / "mitte.db")
+    store.commit(synthetic_store_events(days=3, seed=9), None)
+    store.close()
+    (tmp_path / "forecast").write_text("not a folder")
+    assert main(["forecast-train", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"waitroom forecast-train: cannot save the model in {tmp_path / 'forecast'}: File exists\n"
+    assert (tmp_path / "forecast").read_text() == "not a folder"

@@ -178,9 +178,9 @@ def cmd_forecast_train(args: argparse.Namespace) -> int:
         print(f"waitroom forecast-train: no event log at {db}", file=sys.stderr)
         return 1
     services = tuple(s.id for s in cfg.services)
+    models = ModelStore(config.data_dir(args.data_dir) / "forecast")
     store = EventStore(db)
     try:
-        models = ModelStore(config.data_dir(args.data_dir) / "forecast")
         trainer = Trainer(
             lambda: rows_from_store_events(store.events(), services, cfg.office.tz),
             services,
@@ -190,6 +190,10 @@ def cmd_forecast_train(args: argparse.Namespace) -> int:
         model = trainer.train_now()
     except ForecastError as exc:
         print(f"waitroom forecast-train: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the model folder: a file in its way, read-only, full
+        where = exc.filename or models.dir
+        print(f"waitroom forecast-train: cannot save the model in {where}: {exc.strerror}", file=sys.stderr)
         return 1
     finally:
         store.close()
