@@ -90,6 +90,9 @@ GOOD_ROW = (
     "AA0101\t1\t0\t2\tPS\t990201\t8:09:16\t8:09:22\t6\t8:09:22\t8:09:27\t5"
     "\tAGENT\t8:09:27\t8:12:00\t153\tDANA"
 )
+HUNG_UP_ROW = GOOD_ROW.replace(
+    "\tAGENT\t8:09:27\t8:12:00\t153\tDANA", "\tHANG\t0:00:00\t0:00:00\t0\tNO_SERVER"
+)
 
 
 @pytest.mark.parametrize(
@@ -108,6 +111,10 @@ GOOD_ROW = (
         ((GOOD_HEADER + "\n" + GOOD_ROW.replace("990201", "99-02-01")).encode(), "line 2: date '99-02-01'"),
         ((GOOD_HEADER + "\n" + GOOD_ROW.rsplit("\t", 3)[0]).encode(), "line 2: wrong number of columns"),
         ((GOOD_HEADER + "\n").encode(), "no queued calls"),
+        (  # every queued caller hung up: there is no served call to score (was "the reference ... failed")
+            (GOOD_HEADER + "\n" + HUNG_UP_ROW + "\n" + HUNG_UP_ROW.replace("\t1\t", "\t2\t", 1)).encode(),
+            "no queued call was served (every caller hung up): nothing to learn or score",
+        ),
         (  # blank lines are skipped, but the message names the line of the file
             (GOOD_HEADER + "\n\n" + GOOD_ROW + "\r\n\r\n" + GOOD_ROW.replace("AGENT", "MAYBE")).encode(),
             "line 5: outcome 'MAYBE'",

@@ -148,6 +148,10 @@ def load(path: str | Path) -> BankLog:
         raise LogFormatError(f"{p}: not a tab-separated file ({exc})") from None
     if not calls:
         raise LogFormatError(f"{p}: no queued calls in the log")
+    if not any(c.served for c in calls):  # no wait was ever observed (the reference divided by zero)
+        raise LogFormatError(
+            f"{p}: no queued call was served (every caller hung up): nothing to learn or score"
+        )
     events.sort(key=sort_key)
     log.info("%s: %d queued calls on %d days", p, len(calls), len({c.day for c in calls}))
     return BankLog(str(p), events, calls, tuple(sorted(types)))
