@@ -587,3 +587,20 @@ def test_a_report_folder_that_cannot_be_written_is_one_error(tmp_path, capsys, l
         }[lang]
         assert capsys.readouterr().err == want
     assert not (tmp_path / "r").exists()
+
+
+def test_a_replayed_log_without_an_answered_call_names_the_log(tmp_path, capsys):
+    """Every caller hung up (or only PHANTOM rows): the replay said "<bank replay>: counters: List should have
+    at least 1 item", naming neither the log nor the cause."""
+    from tests.forecast_helpers import write_log
+
+    log = write_log(tmp_path / "syn.tsv", days=1, seed=4)
+    lines = log.read_text(encoding="utf-8").splitlines()
+    log.write_text(
+        "\n".join([lines[0]] + [ln for ln in lines[1:] if "\tHANG\t" in ln]) + "\n", encoding="utf-8"
+    )
+    assert main(["simulate", str(log), "--no-predict", "--out", str(tmp_path / "r")]) == 1
+    assert capsys.readouterr().err == (
+        f"{log}: 1 configuration error(s):\n"
+        "  (rows): no call was answered by an agent (outcome AGENT): nothing to replay\n"
+    )

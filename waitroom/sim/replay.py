@@ -142,6 +142,10 @@ def bank_days(
     for r in rows:
         by_day[r["date"]].append(r)
     agents = sorted({r["server"] for r in rows if r["server"] != "NO_SERVER" and r["outcome"] == "AGENT"})
+    if not agents:  # no agent to become a counter (was "<bank replay>: counters: List should have ...")
+        raise ConfigError(
+            str(path), ["(rows): no call was answered by an agent (outcome AGENT): nothing to replay"]
+        )
     cfg = bank_config(agents)
     plans: list[DayPlan] = []
     recorded_waits: list[float] = []
