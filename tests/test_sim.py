@@ -604,3 +604,18 @@ def test_a_replayed_log_without_an_answered_call_names_the_log(tmp_path, capsys)
         f"{log}: 1 configuration error(s):\n"
         "  (rows): no call was answered by an agent (outcome AGENT): nothing to replay\n"
     )
+
+
+@pytest.mark.parametrize("name", ["current", "fifo"])
+def test_a_scenario_rule_set_may_not_take_the_name_of_a_built_in_one(tmp_path, capsys, name):
+    """A scenario rule set named "current" silently replaced the office's own rules and the report called it
+    "Wie konfiguriert" (as configured); one named "fifo" replaced the FIFO baseline."""
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        f"name: x\narrivals: {{pass: {{'08': 5}}}}\nrule_sets:\n  {name}: {{skills: {{c1: [pass]}}}}\n"
+    )
+    assert main(["simulate", str(f), "-r", "1", "--no-predict", "--out", str(tmp_path / "r")]) == 1
+    assert capsys.readouterr().err == (
+        f"{f}: 1 configuration error(s):\n  rule_sets.{name}: the name is taken ('current' = the office as "
+        "configured, 'fifo' = its rules first come first served); choose another\n"
+    )

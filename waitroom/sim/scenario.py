@@ -30,6 +30,9 @@ REFERENCE_MONDAY = dt.date(2025, 1, 6)
 # Walk-ins per hour of one service at most: a higher, infinite or NaN rate is a typo, and an
 # infinite one drew arrivals for ever.
 MAX_RATE = 10000
+# Rule sets every comparison has (waitroom.sim.builtin_rule_sets): a scenario's own of the same name replaced
+# them, and "current" was then shown as the office as configured.
+RESERVED_RULE_SETS = ("current", "fifo")
 
 
 class _Strict(BaseModel):
@@ -267,6 +270,12 @@ def check(sc: Scenario, cfg: Config, source: str = "<scenario>") -> None:
                 f"{hours[0]}-{hours[1]} on {sc.weekday} (to is the first time without a slot)"
             )
     for name, rs in sc.rule_sets.items():
+        if name in RESERVED_RULE_SETS:
+            errors.append(
+                f"rule_sets.{name}: the name is taken ('current' = the office as configured, 'fifo' = "
+                "its rules first come first served); choose another"
+            )
+            continue
         try:
             apply_rule_set(cfg, rs)
         except ConfigError as exc:
