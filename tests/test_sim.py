@@ -619,3 +619,24 @@ def test_a_scenario_rule_set_may_not_take_the_name_of_a_built_in_one(tmp_path, c
         f"{f}: 1 configuration error(s):\n  rule_sets.{name}: the name is taken ('current' = the office as "
         "configured, 'fifo' = its rules first come first served); choose another\n"
     )
+
+
+def test_replications_limit_a_replayed_log_to_its_first_days(tmp_path):
+    """-r was ignored for a .tsv: every day of the log was replayed (all 28 of the real month)."""
+    from tests.forecast_helpers import write_log
+
+    log = write_log(tmp_path / "syn.tsv", days=3, seed=4)
+    argv = [
+        "simulate",
+        str(log),
+        "--no-predict",
+        "--out",
+        str(tmp_path / "r"),
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
+    assert main([*argv, "-r", "2"]) == 0
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["replications"] == 2 and report["rule_sets"]["fcfs"]["days"] == 2
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["replications"] == 3

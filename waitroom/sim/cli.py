@@ -33,7 +33,10 @@ def register(subparsers: Any) -> None:
         help="scenario YAML file or the name of a bundled one (mitte-monday), or an anonymous-bank .tsv log",
     )
     p.add_argument(
-        "--replications", "-r", type=int, help="simulated days per rule set (default: the scenario's)"
+        "--replications",
+        "-r",
+        type=int,
+        help="simulated days per rule set (default: the scenario's; of a .tsv log: its first N days)",
     )
     p.add_argument("--seed", type=int, help="seed of the first day (default: the scenario's)")
     p.add_argument(
@@ -90,7 +93,7 @@ def _replay(path: str, args: argparse.Namespace) -> dict[str, Any]:
     from waitroom.sim.replay import bank_days
     from waitroom.sim.report import REPLAY
 
-    cfg, plans, figures = bank_days(path)
+    cfg, plans, figures = bank_days(path, max_days=args.replications)  # -r N: the log's first N days
     t0 = time.perf_counter()
     days = run_days(cfg, plans, predict=not args.no_predict, progress=_progress(args.lang))
     elapsed = time.perf_counter() - t0
