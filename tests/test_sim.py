@@ -640,3 +640,25 @@ def test_replications_limit_a_replayed_log_to_its_first_days(tmp_path):
     assert report["replications"] == 2 and report["rule_sets"]["fcfs"]["days"] == 2
     assert main(argv) == 0
     assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["replications"] == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "options"),
+    [
+        (["--rule-set", "fifo"], "--rule-set"),
+        (["--arrival-scale", "2", "--seed", "3"], "--arrival-scale, --seed"),
+    ],
+)
+def test_options_that_do_not_apply_to_a_replayed_log_are_an_error(tmp_path, capsys, extra, options):
+    """--rule-set, --arrival-scale and --seed were silently ignored for a .tsv log: the report showed the
+    recorded day under first come first served, not what was asked for."""
+    from tests.forecast_helpers import write_log
+
+    log = write_log(tmp_path / "syn.tsv", days=1, seed=4)
+    argv = ["simulate", str(log), "--no-predict", "--out", str(tmp_path / "r"), "--lang", "en", *extra]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        f"{options}: does not apply to the replay of a log (.tsv), which plays the recorded day first come "
+        "first served\n"
+    )
+    assert not (tmp_path / "r").exists()

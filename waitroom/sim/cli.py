@@ -177,6 +177,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 1
     try:
         if args.scenario.endswith(".tsv"):
+            # a replay is the recorded day under first come first served, as it was: nothing to vary
+            ignored = [
+                opt
+                for opt, given in (
+                    ("--rule-set", args.rule_sets),
+                    ("--arrival-scale", args.arrival_scale is not None),
+                    ("--seed", args.seed is not None),
+                )
+                if given
+            ]
+            if ignored:
+                print(t("sim.cli.err.replay_options", args.lang, options=", ".join(ignored)), file=sys.stderr)
+                return 1
             report = _replay(args.scenario, args)
         else:
             sc, cfg = load(bundled(args.scenario))
