@@ -173,6 +173,7 @@ class OfficePki:
         a new CA over it would make every node refuse the broker."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.ca_key.exists() and self.ca_cert.exists():
+            self._check_ca_time()
             return False
         if self.ca_cert.exists():
             raise CertificateError(
@@ -207,6 +208,20 @@ class OfficePki:
         self.ca_cert.chmod(0o644)
         log.info("created office CA %s", self.ca_cert)
         return True
+
+    def _check_ca_time(self) -> None:
+        """A CA that has ended, or ends within ``renew_days``, signs nothing more: what it signed would be
+        refused with it (by every node and the broker), while the command said "written"."""
+        end = not_after(self.ca_cert)
+        left = end - dt.datetime.now(dt.UTC)
+        if left < dt.timedelta(days=self.renew_days):
+            when = "ended" if left.total_seconds() <= 0 else "ends"
+            raise CertificateError(
+                f"the office CA {self.ca_cert} {when} on {end:%Y-%m-%d}: certificates it signs would be "
+                f"refused with it. Make a new CA (move {self.ca_cert.name} and {self.ca_key.name} away and "
+                "run `waitroom broker certs` again), then deploy the new ca.crt and certificates to the "
+                "broker and every node"
+            )
 
     def _needs(self, cert: Path, key: Path, names: list[str]) -> bool:
         if not cert.exists() or not key.exists():

@@ -409,6 +409,17 @@ def test_bad_arguments_of_the_broker_commands_are_one_error(
     assert not folder.exists() and afile.read_text() == "mine\n", "nothing written"
 
 
+def test_a_ca_that_ends_soon_signs_nothing_more(tmp_path: Path) -> None:
+    """`broker certs` signed new certificates with an office CA that had ended (or was about to): they are
+    refused with it by every node and the broker, and the command said "written". Now it says the CA
+    ends and what to do, and writes nothing."""
+    pki = OfficePki(tmp_path / "pki", "old", ca_days=10)  # within renew_days (30) of its end
+    pki.ensure_ca()
+    with pytest.raises(CertificateError, match=r"the office CA .*ca\.crt ends on .*Make a new CA"):
+        pki.broker(["broker.local"])
+    assert not (pki.folder / "broker.crt").exists() and not (pki.folder / "broker.key").exists()
+
+
 def test_a_failed_signing_keeps_the_old_key_and_certificate(tmp_path: Path) -> None:
     """The new key replaced the old one before the certificate was signed: a signing that failed (here a
     ca.crt that does not belong to ca.key) left the new key beside the old certificate, a pair the broker
